@@ -1,1 +1,224 @@
-fn main() {}
+//! `sigil`: verify attestation documents and talk to an attested enclave.
+
+use std::process::ExitCode;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use clap::{Args, Parser, Subcommand};
+use sigil_attestation::{Policy, Verified};
+use sigil_client::{AttestedEnclave, Client, ClientError, TEST_ROOT_WARNING, policy};
+
+#[derive(Parser)]
+#[command(name = "sigil", version, about = "Verify and use sigil enclaves")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Offline operations on attestation documents.
+    Attestation {
+        #[command(subcommand)]
+        cmd: AttestationCmd,
+    },
+    /// Fetch a fresh attestation from an enclave (random nonce) and verify it.
+    Attest {
+        #[arg(long)]
+        endpoint: String,
+        #[command(flatten)]
+        trust: Trust,
+        /// Oldest acceptable document, in seconds.
+        #[arg(long, default_value_t = 300)]
+        max_age: u64,
+        /// Also write the raw document (CBOR) here.
+        #[arg(long)]
+        save_document: Option<String>,
+    },
+    /// Attest, then send an encapsulated ping and check the sealed echo.
+    Ping {
+        #[arg(long)]
+        endpoint: String,
+        #[command(flatten)]
+        trust: Trust,
+        #[arg(long, default_value = "hello from sigil")]
+        message: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum AttestationCmd {
+    /// Verify a document (raw CBOR or base64) offline.
+    Verify {
+        #[arg(long)]
+        document: String,
+        /// Verification time (default: now).
+        #[arg(long)]
+        at: Option<u64>,
+        #[command(flatten)]
+        trust: Trust,
+        /// The nonce the document must carry (hex).
+        #[arg(long)]
+        nonce: Option<String>,
+        /// Oldest acceptable document relative to --at, in seconds.
+        #[arg(long)]
+        max_age: Option<u64>,
+    },
+}
+
+#[derive(Args)]
+struct Trust {
+    /// pcr-manifest.json whose PCR0..2 the document must match.
+    #[arg(long)]
+    pcrs: Option<String>,
+    /// Pin one PCR: INDEX=HEX (repeatable).
+    #[arg(long = "pcr", value_name = "INDEX=HEX")]
+    pcr: Vec<String>,
+    /// Accept debug-mode documents (PCR0..2 all zero).
+    #[arg(long)]
+    allow_debug: bool,
+    /// Accept documents under the sigil test root (simulated NSM: local mode and the QEMU
+    /// harness). Such documents are always debug-mode, so this implies --allow-debug.
+    #[arg(long)]
+    trust_test_root: bool,
+}
+
+impl Trust {
+    fn policy(&self, at: u64) -> Result<Policy, String> {
+        let mut p = Policy::at(at);
+        p.expected_pcrs = policy::expected_pcrs(self.pcrs.as_deref(), &self.pcr)?;
+        p.allow_debug = self.allow_debug || self.trust_test_root;
+        p.trust_test_root = self.trust_test_root;
+        Ok(p)
+    }
+}
+
+enum Failure {
+    /// A check failed: exit 1 with one line naming it.
+    Check(String),
+    /// Bad usage or an unreadable input: exit 2.
+    Usage(String),
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn verified_json(v: &Verified) -> serde_json::Value {
+    let mut json: serde_json::Value =
+        serde_json::from_str(&v.to_json()).unwrap_or(serde_json::Value::Null);
+    if matches!(v.root, sigil_attestation::TrustedRoot::SigilTestRoot)
+        && let Some(obj) = json.as_object_mut()
+    {
+        obj.insert("warning".into(), TEST_ROOT_WARNING.into());
+    }
+    json
+}
+
+fn warn_if_test_root(v: &Verified) {
+    if matches!(v.root, sigil_attestation::TrustedRoot::SigilTestRoot) {
+        eprintln!("WARNING: {TEST_ROOT_WARNING}");
+    }
+}
+
+fn client_failure(e: ClientError) -> Failure {
+    match e {
+        ClientError::Verify(v) => Failure::Check(format!("attestation rejected: {v}")),
+        other => Failure::Check(other.to_string()),
+    }
+}
+
+fn attest(client: &Client, trust: &Trust, max_age: u64) -> Result<AttestedEnclave, Failure> {
+    let mut policy = trust.policy(now()).map_err(Failure::Usage)?;
+    policy.max_age_seconds = Some(max_age);
+    let enclave = client.attest(policy).map_err(client_failure)?;
+    warn_if_test_root(&enclave.verified);
+    Ok(enclave)
+}
+
+fn run(cli: Cli) -> Result<(), Failure> {
+    match cli.cmd {
+        Cmd::Attestation {
+            cmd:
+                AttestationCmd::Verify {
+                    document,
+                    at,
+                    trust,
+                    nonce,
+                    max_age,
+                },
+        } => {
+            let raw = std::fs::read(&document)
+                .map_err(|e| Failure::Usage(format!("--document {document}: {e}")))?;
+            let mut policy = trust
+                .policy(at.unwrap_or_else(now))
+                .map_err(Failure::Usage)?;
+            policy.max_age_seconds = max_age;
+            if let Some(n) = nonce {
+                policy.nonce =
+                    Some(hex::decode(&n).map_err(|e| Failure::Usage(format!("--nonce: {e}")))?);
+            }
+            let bytes = sigil_attestation::decode_input(&raw)
+                .map_err(|e| Failure::Check(format!("attestation rejected: {e}")))?;
+            let v = sigil_attestation::verify(&bytes, &policy)
+                .map_err(|e| Failure::Check(format!("attestation rejected: {e}")))?;
+            warn_if_test_root(&v);
+            println!("{}", verified_json(&v));
+            Ok(())
+        }
+        Cmd::Attest {
+            endpoint,
+            trust,
+            max_age,
+            save_document,
+        } => {
+            let client = Client::new(&endpoint).map_err(|e| Failure::Usage(e.to_string()))?;
+            let enclave = attest(&client, &trust, max_age)?;
+            if let Some(path) = save_document {
+                std::fs::write(&path, &enclave.raw)
+                    .map_err(|e| Failure::Usage(format!("--save-document {path}: {e}")))?;
+            }
+            let mut out = verified_json(&enclave.verified);
+            if let Some(obj) = out.as_object_mut() {
+                obj.insert("endpoint".into(), endpoint.into());
+                obj.insert("image".into(), enclave.image.to_json());
+            }
+            println!("{out}");
+            Ok(())
+        }
+        Cmd::Ping {
+            endpoint,
+            trust,
+            message,
+        } => {
+            let client = Client::new(&endpoint).map_err(|e| Failure::Usage(e.to_string()))?;
+            let enclave = attest(&client, &trust, 300)?;
+            let t = Instant::now();
+            let resp = client.ping(&enclave, &message).map_err(client_failure)?;
+            let out = serde_json::json!({
+                "message": resp.message,
+                "enclave_time_ms": resp.enclave_time_ms,
+                "round_trip_ms": t.elapsed().as_secs_f64() * 1e3,
+                "sealed_to": hex::encode(enclave.public_key),
+            });
+            println!("{out}");
+            Ok(())
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Check(m)) => {
+            eprintln!("sigil: {m}");
+            ExitCode::from(1)
+        }
+        Err(Failure::Usage(m)) => {
+            eprintln!("sigil: {m}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,236 @@
+//! The enclave's HTTP API.
+//!
+//! `GET /v1/health`, `GET /v1/attestation?nonce=HEX` and the encapsulated `POST /v1/ping`.
+//! Encapsulated bodies are HPKE-sealed to the per-boot key that the attestation document
+//! carries, and answers are sealed back under the same context: the parent that relays them
+//! sees only ciphertext and cannot forge an answer.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use http::Method;
+use serde::Serialize;
+use sigil_protocol::api::{
+    AttestationResponse, ENCAPSULATED_CONTENT_TYPE, MAX_NONCE_LEN, PATH_ATTESTATION, PATH_HEALTH,
+    PATH_PING, PingRequest, PingResponse, ROUTE_PING,
+};
+use sigil_protocol::encap::ServerKey;
+
+use crate::http::{Handler, Request, Response};
+use crate::log;
+use crate::nsm::Nsm;
+
+/// Longest message the ping echoes.
+pub const MAX_PING_MESSAGE: usize = 4096;
+
+pub struct App {
+    nsm: Box<dyn Nsm>,
+    key: ServerKey,
+    image_info: Vec<u8>,
+}
+
+impl App {
+    pub fn new(nsm: Box<dyn Nsm>, key: ServerKey, image_info: Vec<u8>) -> App {
+        App {
+            nsm,
+            key,
+            image_info,
+        }
+    }
+
+    fn health(&self) -> Response {
+        #[derive(Serialize)]
+        struct Health {
+            status: &'static str,
+            mode: &'static str,
+            version: &'static str,
+        }
+        Response::json(
+            200,
+            &Health {
+                status: "ok",
+                mode: self.nsm.mode().as_str(),
+                version: env!("CARGO_PKG_VERSION"),
+            },
+        )
+    }
+
+    fn attestation(&self, query: Option<&str>) -> Response {
+        let nonce = match parse_nonce(query) {
+            Ok(n) => n,
+            Err(r) => return r,
+        };
+        let public_key = self.key.public_key();
+        match self
+            .nsm
+            .attest(Some(&public_key), Some(&self.image_info), nonce.as_deref())
+        {
+            Ok(doc) => Response::json(
+                200,
+                &AttestationResponse {
+                    document: base64::engine::general_purpose::STANDARD.encode(doc),
+                    mode: self.nsm.mode().as_str().to_string(),
+                },
+            ),
+            Err(e) => {
+                log::warn(format_args!("attestation failed: {e}"));
+                Response::error(503, "nsm_failed", format!("attestation failed: {e}"))
+            }
+        }
+    }
+
+    fn ping(&self, req: &Request) -> Response {
+        if let Err(r) = require_encapsulated(req) {
+            return r;
+        }
+        let (plain, sealer) = match self.key.open_request(ROUTE_PING, &req.body) {
+            Ok(v) => v,
+            Err(e) => return Response::error(400, e.code(), e.to_string()),
+        };
+        let ping: PingRequest = match serde_json::from_slice(&plain) {
+            Ok(p) => p,
+            Err(e) => {
+                return Response::error(
+                    400,
+                    "malformed_json",
+                    format!("encapsulated body is not a ping request: {e}"),
+                );
+            }
+        };
+        if ping.message.len() > MAX_PING_MESSAGE {
+            return Response::error(
+                400,
+                "message_too_long",
+                format!("ping message exceeds {MAX_PING_MESSAGE} bytes"),
+            );
+        }
+        let answer = PingResponse {
+            message: ping.message,
+            enclave_time_ms: now_ms(),
+        };
+        let Ok(plain) = serde_json::to_vec(&answer) else {
+            return Response::error(500, "internal_error", "response could not be encoded");
+        };
+        match sealer.seal(ROUTE_PING, &plain) {
+            Ok(body) => Response {
+                status: 200,
+                content_type: ENCAPSULATED_CONTENT_TYPE,
+                body,
+            },
+            Err(e) => Response::error(500, e.code(), e.to_string()),
+        }
+    }
+}
+
+impl Handler for App {
+    fn handle(&self, req: Request) -> Response {
+        let path = req.path.as_str();
+        let allowed = match path {
+            PATH_HEALTH | PATH_ATTESTATION => Method::GET,
+            PATH_PING => Method::POST,
+            _ => {
+                return Response::error(404, "not_found", format!("no such endpoint: {path}"));
+            }
+        };
+        if req.method != allowed {
+            return Response::error(
+                405,
+                "method_not_allowed",
+                format!("{path} takes {allowed}, not {}", req.method),
+            );
+        }
+        match path {
+            PATH_HEALTH => self.health(),
+            PATH_ATTESTATION => self.attestation(req.query.as_deref()),
+            _ => self.ping(&req),
+        }
+    }
+}
+
+fn require_encapsulated(req: &Request) -> Result<(), Response> {
+    let ct = req
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if ct != ENCAPSULATED_CONTENT_TYPE {
+        return Err(Response::error(
+            415,
+            "unsupported_media_type",
+            format!(
+                "this endpoint takes {ENCAPSULATED_CONTENT_TYPE} bodies sealed to the attested key"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// `nonce=HEX` is the only query parameter; anything else is an error, not ignored, so a
+/// typo cannot silently produce a document without the caller's nonce.
+fn parse_nonce(query: Option<&str>) -> Result<Option<Vec<u8>>, Response> {
+    let Some(q) = query.filter(|q| !q.is_empty()) else {
+        return Ok(None);
+    };
+    let mut nonce = None;
+    for pair in q.split('&') {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        if k != "nonce" {
+            return Err(Response::error(
+                400,
+                "bad_query",
+                format!("unknown query parameter {k:?}; only nonce=HEX is accepted"),
+            ));
+        }
+        if nonce.is_some() {
+            return Err(Response::error(400, "bad_query", "nonce given twice"));
+        }
+        if v.len() > 2 * MAX_NONCE_LEN {
+            return Err(Response::error(
+                400,
+                "nonce_too_long",
+                format!("nonce exceeds {MAX_NONCE_LEN} bytes"),
+            ));
+        }
+        let bytes = hex::decode(v)
+            .map_err(|e| Response::error(400, "bad_nonce", format!("nonce is not hex: {e}")))?;
+        nonce = Some(bytes);
+    }
+    Ok(nonce)
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nonce_parsing() {
+        assert_eq!(parse_nonce(None).unwrap(), None);
+        assert_eq!(parse_nonce(Some("")).unwrap(), None);
+        assert_eq!(parse_nonce(Some("nonce=00ff")).unwrap(), Some(vec![0, 255]));
+        for (q, code) in [
+            ("nonce=zz", "bad_nonce"),
+            ("nonce=abc", "bad_nonce"),
+            ("foo=1", "bad_query"),
+            ("nonce=00&nonce=01", "bad_query"),
+        ] {
+            let r = parse_nonce(Some(q)).unwrap_err();
+            assert_eq!(r.status, 400);
+            assert!(String::from_utf8_lossy(&r.body).contains(code), "{q}");
+        }
+        let long = format!("nonce={}", "00".repeat(MAX_NONCE_LEN + 1));
+        let r = parse_nonce(Some(&long)).unwrap_err();
+        assert!(String::from_utf8_lossy(&r.body).contains("nonce_too_long"));
+        let max = format!("nonce={}", "00".repeat(MAX_NONCE_LEN));
+        assert_eq!(
+            parse_nonce(Some(&max)).unwrap().unwrap().len(),
+            MAX_NONCE_LEN
+        );
+    }
+}

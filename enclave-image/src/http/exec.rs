@@ -1,0 +1,215 @@
+//! The minimal executor that drives hyper without an async runtime.
+//!
+//! Each connection has its own thread and its own non-blocking socket. The connection's one
+//! future is polled until it needs the socket; then the thread sleeps in poll(2) on exactly
+//! the readiness hyper asked for, never past the connection's deadline. Nothing else is
+//! scheduled, so there is nothing to steal work from and no reactor to share.
+
+use std::cell::Cell;
+use std::future::Future;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, RawFd};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::{Duration, Instant};
+
+use hyper::rt::ReadBufCursor;
+
+use crate::transport::Stream;
+
+const WANT_READ: u8 = 1;
+const WANT_WRITE: u8 = 2;
+
+/// Why a connection's future was abandoned.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Abandoned {
+    /// The whole exchange took longer than the connection's deadline.
+    Deadline,
+    /// No byte moved for the idle timeout.
+    Idle,
+    /// poll(2) itself failed.
+    Poll(io::ErrorKind),
+}
+
+struct FlagWaker(AtomicBool);
+
+impl Wake for FlagWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.store(true, Ordering::Release);
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.store(true, Ordering::Release);
+    }
+}
+
+/// Runs `fut` to completion on this thread; `fd` is the socket it waits on and `io` records
+/// which readiness it waits for.
+pub fn block_on<F: Future>(
+    mut fut: Pin<&mut F>,
+    io: &IoInterest,
+    fd: RawFd,
+    deadline: Instant,
+    idle: Duration,
+) -> Result<F::Output, Abandoned> {
+    let flag = Arc::new(FlagWaker(AtomicBool::new(false)));
+    let waker = Waker::from(flag.clone());
+    let mut cx = Context::from_waker(&waker);
+    loop {
+        io.0.set(0);
+        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            return Ok(v);
+        }
+        if flag.0.swap(false, Ordering::Acquire) {
+            continue; // woken from inside the poll (hyper's internal body channel)
+        }
+        let wanted = io.0.get();
+        let mut events: libc::c_short = 0;
+        if wanted & WANT_READ != 0 || wanted == 0 {
+            events |= libc::POLLIN;
+        }
+        if wanted & WANT_WRITE != 0 {
+            events |= libc::POLLOUT;
+        }
+        let now = Instant::now();
+        let Some(left) = deadline
+            .checked_duration_since(now)
+            .filter(|d| !d.is_zero())
+        else {
+            return Err(Abandoned::Deadline);
+        };
+        let wait = left.min(idle);
+        let mut pfd = libc::pollfd {
+            fd,
+            events,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, count 1.
+        let rc = unsafe { libc::poll(&mut pfd, 1, wait.as_millis().min(i32::MAX as u128) as i32) };
+        if rc < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(Abandoned::Poll(e.kind()));
+        }
+        if rc == 0 {
+            return Err(if wait < idle {
+                Abandoned::Deadline
+            } else {
+                Abandoned::Idle
+            });
+        }
+    }
+}
+
+/// What the connection's future last waited for, and whether any response byte has been
+/// written; shared between [`HyperIo`], [`block_on`] and the connection handler.
+#[derive(Clone, Default)]
+pub struct IoInterest(Rc<Cell<u8>>, Rc<Cell<bool>>);
+
+impl IoInterest {
+    /// True once hyper has written part of a response: too late for an error response.
+    pub fn wrote(&self) -> bool {
+        self.1.get()
+    }
+}
+
+/// A non-blocking stream presented to hyper, with bytes already read (the request head that
+/// was checked before hyper saw it) replayed first.
+pub struct HyperIo {
+    stream: Stream,
+    prefix: Vec<u8>,
+    prefix_pos: usize,
+    interest: IoInterest,
+}
+
+impl HyperIo {
+    pub fn new(stream: Stream, prefix: Vec<u8>, interest: IoInterest) -> Self {
+        HyperIo {
+            stream,
+            prefix,
+            prefix_pos: 0,
+            interest,
+        }
+    }
+
+    fn want(&self, bit: u8) {
+        self.interest.0.set(self.interest.0.get() | bit);
+    }
+}
+
+impl hyper::rt::Read for HyperIo {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        mut buf: ReadBufCursor<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.prefix_pos < this.prefix.len() {
+            let rest = &this.prefix[this.prefix_pos..];
+            let n = rest.len().min(buf.remaining());
+            buf.put_slice(&rest[..n]);
+            this.prefix_pos += n;
+            return Poll::Ready(Ok(()));
+        }
+        let mut tmp = [0u8; 16 * 1024];
+        let want = tmp.len().min(buf.remaining());
+        loop {
+            match this.stream.read(&mut tmp[..want]) {
+                Ok(n) => {
+                    buf.put_slice(&tmp[..n]);
+                    return Poll::Ready(Ok(()));
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    this.want(WANT_READ);
+                    return Poll::Pending;
+                }
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+}
+
+impl hyper::rt::Write for HyperIo {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        loop {
+            match this.stream.write(buf) {
+                Ok(n) => {
+                    this.interest.1.set(true);
+                    return Poll::Ready(Ok(n));
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    this.want(WANT_WRITE);
+                    return Poll::Pending;
+                }
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // The peer may already be gone; the connection is ending either way.
+        let _ = self.stream.shutdown(std::net::Shutdown::Write);
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsRawFd for HyperIo {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.stream.as_raw_fd()
+    }
+}

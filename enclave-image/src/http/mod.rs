@@ -1,0 +1,9 @@
+//! HTTP/1.1 served by hyper on blocking threads: one thread per connection, a bounded number
+//! of connections, every size and time limited. Handlers are plain synchronous functions
+//! from a buffered [`Request`] to a [`Response`].
+
+mod exec;
+mod head;
+mod server;
+
+pub use server::{Handler, Limits, Request, Response, Server, Stopper};

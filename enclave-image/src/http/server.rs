@@ -1,0 +1,421 @@
+//! The accept loop and one connection's life.
+//!
+//! Threats handled here: slow or silent clients (an idle timeout and a whole-request deadline),
+//! floods (a bounded connection count; excess connections get an immediate 503), oversized
+//! heads and bodies (refused before they are buffered), junk (a JSON 400 and the connection
+//! closed), and a handler that panics (a JSON 500; the service keeps serving).
+
+use std::convert::Infallible;
+use std::io::{self, Write};
+use std::os::fd::AsRawFd;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper::body::Incoming;
+use hyper::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use serde::Serialize;
+use sigil_protocol::api::{ApiError, ErrorBody};
+
+use super::exec::{Abandoned, HyperIo, IoInterest, block_on};
+use super::head::{HeadError, read_head};
+use crate::log;
+use crate::transport::{Listener, ShutdownHandle, Stream};
+
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Request line plus headers.
+    pub max_head_bytes: usize,
+    pub max_body_bytes: usize,
+    pub max_connections: usize,
+    /// Longest silence from the client before the connection is dropped.
+    pub idle_timeout: Duration,
+    /// Longest a whole request/response exchange may take.
+    pub request_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_head_bytes: 16 * 1024,
+            // An encapsulated body is at most 1 MiB of ciphertext; leave room for its header.
+            max_body_bytes: (1 << 20) + 1024,
+            max_connections: 64,
+            idle_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A request with its body fully read (and bounded).
+#[derive(Debug)]
+pub struct Request {
+    pub method: http::Method,
+    pub path: String,
+    pub query: Option<String>,
+    pub headers: http::HeaderMap,
+    pub body: Bytes,
+}
+
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn json<T: Serialize>(status: u16, value: &T) -> Response {
+        match serde_json::to_vec(value) {
+            Ok(body) => Response {
+                status,
+                content_type: "application/json",
+                body,
+            },
+            Err(_) => Response::error(500, "internal_error", "response could not be encoded"),
+        }
+    }
+
+    pub fn error(status: u16, code: &str, message: impl Into<String>) -> Response {
+        let body = ErrorBody {
+            error: ApiError {
+                code: code.to_string(),
+                message: message.into(),
+            },
+        };
+        Response {
+            status,
+            content_type: "application/json",
+            // Serializing two strings cannot fail; an empty body is the fallback regardless.
+            body: serde_json::to_vec(&body).unwrap_or_default(),
+        }
+    }
+
+    /// The response as raw HTTP/1.1 bytes, for answers sent before hyper is involved.
+    fn to_raw(&self) -> Vec<u8> {
+        let reason = http::StatusCode::from_u16(self.status)
+            .ok()
+            .and_then(|s| s.canonical_reason())
+            .unwrap_or("Error");
+        let mut out = format!(
+            "HTTP/1.1 {} {}\r\ncontent-type: {}\r\ncontent-length: {}\r\ncache-control: no-store\r\nconnection: close\r\n\r\n",
+            self.status,
+            reason,
+            self.content_type,
+            self.body.len()
+        )
+        .into_bytes();
+        out.extend_from_slice(&self.body);
+        out
+    }
+}
+
+pub trait Handler: Send + Sync + 'static {
+    fn handle(&self, req: Request) -> Response;
+}
+
+/// Stops a running [`Server`] from another thread.
+#[derive(Clone)]
+pub struct Stopper {
+    stop: Arc<AtomicBool>,
+    handle: ShutdownHandle,
+}
+
+impl Stopper {
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Release);
+        self.handle.shutdown();
+    }
+}
+
+pub struct Server {
+    listener: Listener,
+    limits: Limits,
+    stop: Arc<AtomicBool>,
+    active: Arc<AtomicUsize>,
+}
+
+/// Frees a connection slot however the connection thread ends, panics included.
+struct Slot(Arc<AtomicUsize>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Server {
+    pub fn new(listener: Listener, limits: Limits) -> Server {
+        Server {
+            listener,
+            limits,
+            stop: Arc::new(AtomicBool::new(false)),
+            active: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    pub fn stopper(&self) -> Stopper {
+        Stopper {
+            stop: self.stop.clone(),
+            handle: self.listener.shutdown_handle(),
+        }
+    }
+
+    /// Accepts until stopped. Connection threads still running finish on their own deadlines.
+    pub fn serve(self, handler: Arc<dyn Handler>) -> io::Result<()> {
+        loop {
+            let stream = match self.listener.accept() {
+                Ok(s) => s,
+                Err(_) if self.stop.load(Ordering::Acquire) => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // EMFILE, ENOBUFS and the like pass; back off briefly instead of spinning.
+                    log::warn(format_args!("accept failed: {e}"));
+                    thread::sleep(Duration::from_millis(20));
+                    continue;
+                }
+            };
+            if self.stop.load(Ordering::Acquire) {
+                return Ok(());
+            }
+            if self.active.fetch_add(1, Ordering::AcqRel) >= self.limits.max_connections {
+                self.active.fetch_sub(1, Ordering::AcqRel);
+                refuse_busy(stream);
+                continue;
+            }
+            let slot = Slot(self.active.clone());
+            let handler = handler.clone();
+            let limits = self.limits;
+            let spawned = thread::Builder::new()
+                .name("sigil-conn".into())
+                .stack_size(256 * 1024)
+                .spawn(move || {
+                    let _slot = slot;
+                    connection(stream, handler, limits);
+                });
+            if let Err(e) = spawned {
+                log::warn(format_args!("could not start a connection thread: {e}"));
+            }
+        }
+    }
+}
+
+fn refuse_busy(mut stream: Stream) {
+    // Never block the accept loop on a client: the socket buffer of a fresh connection takes
+    // this small answer at once or not at all.
+    let _ = stream.set_nonblocking(true);
+    let r = Response::error(503, "busy", "too many connections; retry shortly");
+    let _ = stream.write_all(&r.to_raw());
+}
+
+fn send_raw(stream: &mut Stream, r: &Response, deadline: Instant) {
+    let _ = stream.set_nonblocking(false);
+    let left = deadline
+        .checked_duration_since(Instant::now())
+        .unwrap_or(Duration::from_millis(100))
+        .max(Duration::from_millis(100));
+    let _ = stream.set_timeouts(Some(left));
+    let _ = stream.write_all(&r.to_raw());
+    linger(stream.as_raw_fd());
+}
+
+/// Closes gracefully: stop sending, then read and drop what the client still sends for a
+/// short while. Closing a socket with unread input makes the kernel send a reset, which can
+/// destroy the error response before the client has read it (a client still uploading an
+/// oversized body would never learn why it was cut off).
+fn linger(fd: std::os::fd::RawFd) {
+    const MAX_LINGER: Duration = Duration::from_secs(1);
+    const MAX_DRAIN: usize = 1 << 20;
+    // SAFETY: shutdown(2) and recv(2) on a descriptor the caller keeps open; buf is a valid
+    // local buffer.
+    unsafe {
+        libc::shutdown(fd, libc::SHUT_WR);
+    }
+    let end = Instant::now() + MAX_LINGER;
+    let mut drained = 0usize;
+    let mut buf = [0u8; 8192];
+    while drained < MAX_DRAIN {
+        let Some(left) = end.checked_duration_since(Instant::now()) else {
+            return;
+        };
+        let mut pfd = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        if unsafe { libc::poll(&mut pfd, 1, left.as_millis().max(1) as i32) } <= 0 {
+            return;
+        }
+        let n = unsafe {
+            libc::recv(
+                fd,
+                buf.as_mut_ptr() as *mut libc::c_void,
+                buf.len(),
+                libc::MSG_DONTWAIT,
+            )
+        };
+        if n <= 0 {
+            return;
+        }
+        drained += n as usize;
+    }
+}
+
+fn connection(mut stream: Stream, handler: Arc<dyn Handler>, limits: Limits) {
+    let deadline = Instant::now() + limits.request_timeout;
+    if stream.set_nonblocking(true).is_err() {
+        return;
+    }
+    let head = match read_head(&mut stream, limits.max_head_bytes, deadline) {
+        Ok(h) => h,
+        Err(HeadError::Closed) | Err(HeadError::Io(_)) => return,
+        Err(e) => {
+            let r = match e {
+                HeadError::Timeout => Response::error(
+                    408,
+                    "request_timeout",
+                    format!(
+                        "request head not received within {} s",
+                        limits.request_timeout.as_secs()
+                    ),
+                ),
+                HeadError::TooLarge(n) => Response::error(
+                    431,
+                    "headers_too_large",
+                    format!("request line and headers exceed {n} bytes"),
+                ),
+                HeadError::TooManyHeaders => Response::error(
+                    431,
+                    "too_many_headers",
+                    format!("more than {} headers", super::head::MAX_HEADERS),
+                ),
+                HeadError::Malformed(m) => Response::error(
+                    400,
+                    "malformed_request",
+                    format!("not a valid HTTP/1.1 request head: {m}"),
+                ),
+                HeadError::Closed | HeadError::Io(_) => return,
+            };
+            send_raw(&mut stream, &r, deadline);
+            return;
+        }
+    };
+
+    let interest = IoInterest::default();
+    let fd = stream.as_raw_fd();
+    let io = HyperIo::new(stream, head, interest.clone());
+    let service = service_fn(move |req| {
+        let handler = handler.clone();
+        async move { Ok::<_, Infallible>(dispatch(req, handler, limits.max_body_bytes).await) }
+    });
+    let conn = http1::Builder::new()
+        // One request per connection: every request gets its head checked above.
+        .keep_alive(false)
+        .max_buf_size(limits.max_head_bytes.max(8192) + 1024)
+        .serve_connection(io, service);
+    let mut conn = pin!(conn);
+    match block_on(conn.as_mut(), &interest, fd, deadline, limits.idle_timeout) {
+        Ok(Ok(())) => linger(fd),
+        Ok(Err(e)) => {
+            log::debug(format_args!("connection ended with an error: {e}"));
+            linger(fd);
+        }
+        Err(why) => {
+            if !interest.wrote() {
+                // The client stalled mid-body: tell it why before closing. The socket is
+                // still open because `conn` (which owns it) is alive until this scope ends.
+                let r = match why {
+                    Abandoned::Deadline | Abandoned::Idle => {
+                        Response::error(408, "request_timeout", "request not completed in time")
+                    }
+                    Abandoned::Poll(_) => return,
+                };
+                let raw = r.to_raw();
+                // SAFETY: fd is open (owned by `conn`), raw is a valid buffer; one best-effort
+                // non-blocking send.
+                unsafe {
+                    libc::send(
+                        fd,
+                        raw.as_ptr() as *const libc::c_void,
+                        raw.len(),
+                        libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
+                    );
+                }
+                linger(fd);
+            }
+        }
+    }
+}
+
+async fn dispatch(
+    req: hyper::Request<Incoming>,
+    handler: Arc<dyn Handler>,
+    max_body: usize,
+) -> hyper::Response<Full<Bytes>> {
+    let r = match read_request(req, max_body).await {
+        Ok(req) => catch_unwind(AssertUnwindSafe(|| handler.handle(req))).unwrap_or_else(|_| {
+            log::warn(format_args!("a request handler panicked"));
+            Response::error(500, "internal_error", "internal error")
+        }),
+        Err(r) => r,
+    };
+    to_hyper(r)
+}
+
+async fn read_request(req: hyper::Request<Incoming>, max_body: usize) -> Result<Request, Response> {
+    let too_large = || {
+        Response::error(
+            413,
+            "body_too_large",
+            format!("request body exceeds {max_body} bytes"),
+        )
+    };
+    // Refuse a declared oversize body before reading any of it.
+    if let Some(len) = req.headers().get(CONTENT_LENGTH) {
+        let len = len
+            .to_str()
+            .ok()
+            .and_then(|s| s.parse::<u64>().ok())
+            .ok_or_else(|| Response::error(400, "malformed_request", "bad content-length"))?;
+        if len > max_body as u64 {
+            return Err(too_large());
+        }
+    }
+    let (parts, body) = req.into_parts();
+    let body = match Limited::new(body, max_body).collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => return Err(too_large()),
+        Err(e) => {
+            return Err(Response::error(
+                400,
+                "malformed_body",
+                format!("request body could not be read: {e}"),
+            ));
+        }
+    };
+    Ok(Request {
+        method: parts.method,
+        path: parts.uri.path().to_string(),
+        query: parts.uri.query().map(str::to_string),
+        headers: parts.headers,
+        body,
+    })
+}
+
+fn to_hyper(r: Response) -> hyper::Response<Full<Bytes>> {
+    let mut resp = hyper::Response::new(Full::new(Bytes::from(r.body)));
+    *resp.status_mut() =
+        http::StatusCode::from_u16(r.status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    let h = resp.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static(r.content_type));
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}

@@ -1,0 +1,14 @@
+//! sigil's enclave: the binary that is `/init` of the measured image (PID 1 on Nitro, and in
+//! the QEMU harness) and that also runs as an ordinary process in local mode.
+//!
+//! - [`transport`]: vsock (on `libc`), TCP and Unix sockets behind one type;
+//! - [`nsm`]: the Nitro Secure Module, real or simulated;
+//! - [`http`]: hyper driven by a per-connection minimal executor, with every limit enforced;
+//! - [`api`]: the endpoints.
+
+pub mod api;
+pub mod config;
+pub mod http;
+pub mod log;
+pub mod nsm;
+pub mod transport;

@@ -1,0 +1,149 @@
+//! Shared fixtures: locating the built binaries and running a local enclave.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+/// The workspace's target directory (tests run from target/<profile>/deps/).
+pub fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    exe.ancestors()
+        .find(|p| p.file_name().is_some_and(|n| n == "target"))
+        .map(Path::to_path_buf)
+        .expect("tests run inside the target directory")
+}
+
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> -> target/<profile>
+    exe.parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .expect("profile dir")
+}
+
+/// The statically linked enclave binary, as `scripts/test` builds it.
+pub fn static_enclave() -> PathBuf {
+    target_dir().join("x86_64-unknown-linux-gnu/release/sigil-enclave")
+}
+
+fn require(p: PathBuf) -> PathBuf {
+    assert!(
+        p.exists(),
+        "{} is missing: run the tests with scripts/test, which builds the binaries first",
+        p.display()
+    );
+    p
+}
+
+/// The enclave binary under test: the static product build when present.
+pub fn enclave_bin() -> PathBuf {
+    let s = static_enclave();
+    if s.exists() {
+        s
+    } else {
+        require(profile_dir().join("sigil-enclave"))
+    }
+}
+
+pub fn sigil_bin() -> PathBuf {
+    require(profile_dir().join("sigil"))
+}
+
+pub fn shared(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared")
+        .join(rel)
+}
+
+/// A local-mode enclave process, killed when dropped.
+pub struct Enclave {
+    child: Child,
+    /// `127.0.0.1:PORT`
+    pub addr: String,
+}
+
+impl Enclave {
+    pub fn start(extra: &[&str]) -> Enclave {
+        let mut child = Command::new(enclave_bin())
+            .args(["--listen", "tcp:127.0.0.1:0"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start sigil-enclave");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("read the listening line");
+        let addr = line
+            .trim()
+            .strip_prefix("listening tcp:")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_string();
+        Enclave { child, addr }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Sends raw bytes, optionally half-closes, and returns whatever comes back.
+    pub fn raw(&self, bytes: &[u8], half_close: bool) -> Vec<u8> {
+        let mut s = TcpStream::connect(&self.addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        // The server may answer and close before taking every byte; that is its right.
+        let _ = s.write_all(bytes);
+        if half_close {
+            let _ = s.shutdown(std::net::Shutdown::Write);
+        }
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        out
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().expect("try_wait").is_none()
+    }
+}
+
+impl Drop for Enclave {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs the sigil CLI.
+pub fn sigil(args: &[&str]) -> Output {
+    Command::new(sigil_bin())
+        .args(args)
+        .output()
+        .expect("run sigil")
+}
+
+/// Splits a raw HTTP response into (status, body as JSON).
+pub fn parse_response(raw: &[u8]) -> (u16, serde_json::Value) {
+    let text = String::from_utf8_lossy(raw);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("not an HTTP response: {text:?}"));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {head:?}"));
+    let json = serde_json::from_str(body).unwrap_or_else(|e| panic!("body of {head:?}: {e}"));
+    (status, json)
+}
+
+/// The error code of an error response.
+pub fn error_code(v: &serde_json::Value) -> &str {
+    v["error"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error code in {v}"))
+}

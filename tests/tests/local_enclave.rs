@@ -1,0 +1,345 @@
+//! The enclave as a local process, driven by the `sigil` CLI and the client library.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::thread;
+use std::time::Duration;
+
+use common::{Enclave, error_code, parse_response, sigil};
+use sigil_attestation::{Policy, TrustedRoot};
+use sigil_client::{Client, ClientError};
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn test_root_policy() -> Policy {
+    let mut p = Policy::at(now());
+    p.trust_test_root = true;
+    p.allow_debug = true;
+    p.max_age_seconds = Some(300);
+    p
+}
+
+#[test]
+fn cli_attests_a_local_enclave_only_with_the_test_root_trusted() {
+    let e = Enclave::start(&[]);
+    let out = sigil(&["attest", "--endpoint", &e.endpoint(), "--trust-test-root"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "attest failed: {stderr}");
+    let v: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON object");
+    assert_eq!(v["root"], "sigil-test-root");
+    assert!(v["module_id"].as_str().unwrap().contains("simulated"));
+    assert_eq!(v["image"]["mode"], "local");
+    assert_eq!(v["public_key"].as_str().unwrap().len(), 64);
+    assert_eq!(v["nonce"].as_str().unwrap().len(), 64);
+    assert!(
+        v["warning"]
+            .as_str()
+            .unwrap()
+            .contains("NOT FROM AWS HARDWARE")
+    );
+    assert!(stderr.contains("NOT FROM AWS HARDWARE"), "{stderr}");
+
+    // The same enclave without --trust-test-root is refused, naming the root check.
+    let out = sigil(&["attest", "--endpoint", &e.endpoint()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("root:"), "{stderr}");
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn cli_encapsulated_ping_round_trip() {
+    let e = Enclave::start(&[]);
+    let out = sigil(&[
+        "ping",
+        "--endpoint",
+        &e.endpoint(),
+        "--trust-test-root",
+        "--message",
+        "sealed hello",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["message"], "sealed hello");
+    assert!(v["enclave_time_ms"].as_u64().unwrap() > 1_600_000_000_000);
+
+    let out = sigil(&["ping", "--endpoint", &e.endpoint()]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "ping without trusting the test root"
+    );
+}
+
+#[test]
+fn a_saved_document_verifies_offline_with_its_nonce_and_not_later() {
+    let e = Enclave::start(&[]);
+    let dir = std::env::temp_dir().join(format!("sigil-e2e-doc-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let doc = dir.join("doc.cbor");
+    let out = sigil(&[
+        "attest",
+        "--endpoint",
+        &e.endpoint(),
+        "--trust-test-root",
+        "--save-document",
+        doc.to_str().unwrap(),
+    ]);
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let nonce = v["nonce"].as_str().unwrap();
+    let doc = doc.to_str().unwrap();
+    let ok = sigil(&[
+        "attestation",
+        "verify",
+        "--document",
+        doc,
+        "--trust-test-root",
+        "--nonce",
+        nonce,
+    ]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let wrong = sigil(&[
+        "attestation",
+        "verify",
+        "--document",
+        doc,
+        "--trust-test-root",
+        "--nonce",
+        "00",
+    ]);
+    assert_eq!(wrong.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("nonce:"));
+    // An hour later (the chain is still valid) the document is stale.
+    let later = (now() + 3_600).to_string();
+    let stale = sigil(&[
+        "attestation",
+        "verify",
+        "--document",
+        doc,
+        "--trust-test-root",
+        "--at",
+        &later,
+        "--max-age",
+        "300",
+    ]);
+    assert_eq!(stale.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&stale.stderr).contains("freshness:"));
+    // Pinned PCRs that a simulated (all-zero) document cannot match.
+    let pin = format!("0={}", "11".repeat(48));
+    let pinned = sigil(&[
+        "attestation",
+        "verify",
+        "--document",
+        doc,
+        "--trust-test-root",
+        "--pcr",
+        &pin,
+    ]);
+    assert_eq!(pinned.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&pinned.stderr).contains("pcr:"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn library_round_trip_and_each_boot_has_its_own_key() {
+    let a = Enclave::start(&[]);
+    let b = Enclave::start(&[]);
+    let ca = Client::new(&a.endpoint()).unwrap();
+    let cb = Client::new(&b.endpoint()).unwrap();
+    let ea = ca.attest(test_root_policy()).unwrap();
+    let eb = cb.attest(test_root_policy()).unwrap();
+    assert!(matches!(ea.verified.root, TrustedRoot::SigilTestRoot));
+    assert_ne!(ea.public_key, eb.public_key);
+    assert_eq!(ca.ping(&ea, "to a").unwrap().message, "to a");
+    // A request sealed to enclave A's key means nothing to enclave B.
+    match cb.ping(&ea, "misdirected") {
+        Err(ClientError::Api {
+            status: 400, code, ..
+        }) => {
+            assert_eq!(code, "encap_decrypt_failed")
+        }
+        other => panic!("expected a decrypt failure, got {other:?}"),
+    }
+}
+
+/// A parent in the middle that flips one byte of every response body: the client must notice
+/// that the answer was not sealed by the attested enclave.
+#[test]
+fn a_tampering_relay_cannot_forge_an_answer() {
+    let e = Enclave::start(&[]);
+    let relay = TcpListener::bind("127.0.0.1:0").unwrap();
+    let relay_addr = relay.local_addr().unwrap();
+    let upstream = e.addr.clone();
+    thread::spawn(move || {
+        for conn in relay.incoming().take(2) {
+            let mut down = conn.unwrap();
+            let mut up = TcpStream::connect(&upstream).unwrap();
+            let mut req = Vec::new();
+            let mut buf = [0u8; 65536];
+            // Read the request: head plus the declared body.
+            loop {
+                let n = down.read(&mut buf).unwrap();
+                req.extend_from_slice(&buf[..n]);
+                if let Some(p) = req.windows(4).position(|w| w == b"\r\n\r\n") {
+                    let head = String::from_utf8_lossy(&req[..p]).to_lowercase();
+                    let len = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length: "))
+                        .map(|v| v.trim().parse::<usize>().unwrap())
+                        .unwrap_or(0);
+                    if req.len() >= p + 4 + len {
+                        break;
+                    }
+                }
+            }
+            up.write_all(&req).unwrap();
+            let mut resp = Vec::new();
+            up.read_to_end(&mut resp).unwrap();
+            let is_ping = String::from_utf8_lossy(&req).starts_with("POST /v1/ping");
+            if is_ping && let Some(last) = resp.last_mut() {
+                *last ^= 1;
+            }
+            down.write_all(&resp).unwrap();
+        }
+    });
+    let client = Client::new(&format!("http://{relay_addr}")).unwrap();
+    let enclave = client.attest(test_root_policy()).unwrap();
+    match client.ping(&enclave, "tamper with me") {
+        Err(ClientError::Encap(e)) => assert!(e.to_string().contains("decrypt"), "{e}"),
+        other => panic!("a tampered answer was accepted: {other:?}"),
+    }
+}
+
+#[test]
+fn bad_requests_get_json_errors_and_the_service_keeps_serving() {
+    let mut e = Enclave::start(&["--max-body", "4096", "--request-timeout", "2"]);
+    let cases: Vec<(&str, Vec<u8>, bool, u16, &str)> = vec![
+        ("junk", b"\x16\x03\x01\x02\x00 not http at all\r\n\r\n".to_vec(), false, 400, "malformed_request"),
+        ("bad request line", b"GET\r\n\r\n".to_vec(), false, 400, "malformed_request"),
+        (
+            "oversized head",
+            [b"GET /v1/health HTTP/1.1\r\nX-Pad: ".as_slice(), &vec![b'a'; 20_000], b"\r\n\r\n"].concat(),
+            false,
+            431,
+            "headers_too_large",
+        ),
+        (
+            "declared oversized body",
+            b"POST /v1/ping HTTP/1.1\r\nHost: x\r\nContent-Type: application/sigil-encapsulated\r\nContent-Length: 100000\r\n\r\n".to_vec(),
+            false,
+            413,
+            "body_too_large",
+        ),
+        (
+            "chunked oversized body",
+            [
+                b"POST /v1/ping HTTP/1.1\r\nHost: x\r\nContent-Type: application/sigil-encapsulated\r\nTransfer-Encoding: chunked\r\n\r\n".as_slice(),
+                b"2000\r\n",
+                &vec![b'z'; 0x2000],
+                b"\r\n0\r\n\r\n",
+            ]
+            .concat(),
+            false,
+            413,
+            "body_too_large",
+        ),
+        (
+            "garbage sealed body",
+            b"POST /v1/ping HTTP/1.1\r\nHost: x\r\nContent-Type: application/sigil-encapsulated\r\nContent-Length: 5\r\n\r\nhello".to_vec(),
+            false,
+            400,
+            "encap_malformed",
+        ),
+        (
+            "wrong content type",
+            b"POST /v1/ping HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}".to_vec(),
+            false,
+            415,
+            "unsupported_media_type",
+        ),
+        ("unknown path", b"GET /v2/nothing HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(), false, 404, "not_found"),
+        ("wrong method", b"DELETE /v1/attestation HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(), false, 405, "method_not_allowed"),
+        ("bad nonce", b"GET /v1/attestation?nonce=xyz HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(), false, 400, "bad_nonce"),
+        (
+            "truncated body then silence",
+            b"POST /v1/ping HTTP/1.1\r\nHost: x\r\nContent-Type: application/sigil-encapsulated\r\nContent-Length: 50\r\n\r\nabc".to_vec(),
+            false,
+            408,
+            "request_timeout",
+        ),
+        ("truncated head then silence", b"GET /v1/hea".to_vec(), false, 408, "request_timeout"),
+    ];
+    for (name, bytes, half_close, status, code) in cases {
+        let raw = e.raw(&bytes, half_close);
+        assert!(!raw.is_empty(), "{name}: no response");
+        let (got, body) = parse_response(&raw);
+        assert_eq!(got, status, "{name}: {body}");
+        assert_eq!(error_code(&body), code, "{name}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{name}"
+        );
+    }
+    // A head cut off by the client closing gets no answer (there is nobody to answer).
+    assert!(e.raw(b"GET /v1/hea", true).is_empty());
+    assert!(e.is_running());
+    let (status, body) =
+        parse_response(&e.raw(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n", false));
+    assert_eq!((status, body["status"].as_str()), (200, Some("ok")));
+}
+
+#[test]
+fn connections_over_the_limit_get_busy_and_slots_come_back() {
+    let e = Enclave::start(&["--max-connections", "2", "--idle-timeout", "30"]);
+    let hold: Vec<TcpStream> = (0..2)
+        .map(|_| {
+            let s = TcpStream::connect(&e.addr).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            s
+        })
+        .collect();
+    // Both slots are taken once the server has accepted them; retry until it has.
+    let mut busy = None;
+    for _ in 0..100 {
+        let raw = e.raw(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n", false);
+        let (status, body) = parse_response(&raw);
+        if status == 503 {
+            busy = Some(body);
+            break;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    let busy = busy.expect("a third connection was never refused");
+    assert_eq!(error_code(&busy), "busy");
+    drop(hold);
+    let mut ok = false;
+    for _ in 0..100 {
+        let (status, _) =
+            parse_response(&e.raw(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n", false));
+        if status == 200 {
+            ok = true;
+            break;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert!(ok, "slots were not released after the clients left");
+}
