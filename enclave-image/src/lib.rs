@@ -4,11 +4,16 @@
 //! - [`transport`]: vsock (on `libc`), TCP and Unix sockets behind one type;
 //! - [`nsm`]: the Nitro Secure Module, real or simulated;
 //! - [`http`]: hyper driven by a per-connection minimal executor, with every limit enforced;
-//! - [`api`]: the endpoints.
+//! - [`api`]: the endpoints;
+//! - [`init`]: the PID-1 runtime (mounts, console, heartbeat, reaping, power-off);
+//! - [`measured_config`]: the deployment configuration from the measured ramdisk.
 
 pub mod api;
 pub mod config;
 pub mod http;
+pub mod init;
 pub mod log;
+pub mod measured_config;
 pub mod nsm;
+pub mod service;
 pub mod transport;

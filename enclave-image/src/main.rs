@@ -1,21 +1,21 @@
-//! `sigil-enclave`: starts the enclave service.
+//! `sigil-enclave`: as PID 1 it is the enclave image's `/init`; otherwise it runs the service
+//! as an ordinary process in local mode.
 
 use std::process::ExitCode;
-use std::sync::Arc;
 
-use sigil_enclave::api::App;
 use sigil_enclave::config::{self, Parsed, USAGE};
-use sigil_enclave::http::{Server, Stopper};
-use sigil_enclave::log;
-use sigil_enclave::nsm::{HardwareNsm, Mode, Nsm, SimulatedNsm};
+use sigil_enclave::http::Stopper;
+use sigil_enclave::nsm::{HardwareNsm, Mode, Nsm, SimulatedNsm, hardware_device};
 use sigil_enclave::transport::Listener;
-use sigil_protocol::encap::ServerKey;
-use sigil_protocol::user_data::{ImageInfo, PROTOCOL_VERSION};
-
-/// What this build can do; goes into every attestation's user_data.
-const CAPABILITIES: &[&str] = &["attestation", "encapsulated-ping"];
+use sigil_enclave::{init, log, service};
 
 fn main() -> ExitCode {
+    log::set_debug(std::env::var("SIGIL_LOG").is_ok_and(|v| v == "debug"));
+    if std::process::id() == 1 {
+        // The kernel passes unknown command-line words as arguments; PID 1 takes its
+        // configuration only from the measured image, never from arguments.
+        init::run();
+    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     let cfg = match config::parse(&args) {
         Ok(Ok(c)) => c,
@@ -42,7 +42,7 @@ fn main() -> ExitCode {
 }
 
 fn open_nsm() -> Result<Box<dyn Nsm>, String> {
-    if std::path::Path::new(sigil_enclave::nsm::hardware_device()).exists() {
+    if std::path::Path::new(hardware_device()).exists() {
         return HardwareNsm::open()
             .map(|n| Box::new(n) as Box<dyn Nsm>)
             .map_err(|e| e.to_string());
@@ -58,31 +58,20 @@ fn open_nsm() -> Result<Box<dyn Nsm>, String> {
 fn run(cfg: config::Config) -> Result<(), String> {
     let nsm = open_nsm()?;
     let mode = nsm.mode();
-    let key = ServerKey::generate().map_err(|e| format!("per-boot HPKE key: {e}"))?;
-    let info = ImageInfo {
-        protocol: PROTOCOL_VERSION,
-        sigil_version: env!("CARGO_PKG_VERSION").to_string(),
-        mode: mode.as_str().to_string(),
-        capabilities: CAPABILITIES.iter().map(|c| c.to_string()).collect(),
-    };
     let listener =
         Listener::bind(&cfg.listen).map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
     let bound = listener
         .local_addr()
         .map_err(|e| format!("bound address: {e}"))?;
-    let server = Server::new(listener, cfg.limits);
-    let stopper = server.stopper();
-    stop_on_signals(stopper)?;
-    let app = App::new(nsm, key, info.to_cbor());
+    let (server, app) = service::prepare(nsm, listener, cfg.limits)?;
+    stop_on_signals(server.stopper())?;
     log::info(format_args!(
         "listening on {bound} (mode {})",
         mode.as_str()
     ));
     // The bound address on stdout is what scripts wait for (port 0 picks a free port).
     println!("listening {bound}");
-    server
-        .serve(Arc::new(app))
-        .map_err(|e| format!("serving: {e}"))?;
+    server.serve(app).map_err(|e| format!("serving: {e}"))?;
     log::info(format_args!("stopped"));
     Ok(())
 }

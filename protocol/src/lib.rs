@@ -11,4 +11,5 @@
 pub mod api;
 pub mod encap;
 pub mod manifest;
+pub mod ports;
 pub mod user_data;

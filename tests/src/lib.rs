@@ -1,1 +1,6 @@
-//! End-to-end tests live in `tests/`; this crate has no library code.
+//! sigil's end-to-end test support: the QEMU harness that boots an EIF's own kernel, command
+//! line and initramfs (the very bytes that are measured), gives the guest vsock through
+//! vhost-device-vsock, answers the boot heartbeat, collects the enclave's logs and exposes its
+//! API on a local TCP port.
+
+pub mod harness;

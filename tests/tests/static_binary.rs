@@ -8,7 +8,7 @@ fn enclave_binary_is_static() {
     let path = common::static_enclave();
     assert!(
         path.exists(),
-        "{} is missing: scripts/test builds it with `cargo enclave-static`",
+        "{} is missing: scripts/test builds it with reproducible-build/build",
         path.display()
     );
     let bytes = std::fs::read(&path).unwrap();

@@ -26,9 +26,10 @@ fn profile_dir() -> PathBuf {
         .expect("profile dir")
 }
 
-/// The statically linked enclave binary, as `scripts/test` builds it.
+/// The statically linked enclave binary that goes into the image, as
+/// `reproducible-build/build` (run by `scripts/test`) builds it.
 pub fn static_enclave() -> PathBuf {
-    target_dir().join("x86_64-unknown-linux-gnu/release/sigil-enclave")
+    target_dir().join("reproducible/x86_64-unknown-linux-gnu/release/sigil-enclave")
 }
 
 fn require(p: PathBuf) -> PathBuf {

@@ -1,0 +1,87 @@
+//! The boot heartbeat nitro-cli waits for: connect to the parent on vsock port 9000, send
+//! 0xB7, read 0xB7 back. Without it `nitro-cli run-enclave` declares the boot failed; with a
+//! wrong answer we are not talking to the parent we expect, which is fatal too.
+
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use sigil_protocol::ports::{HEARTBEAT, HEARTBEAT_BYTE};
+
+use crate::transport::{VsockAddr, VsockStream};
+
+pub const ATTEMPTS: u32 = 5;
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One exchange over any stream (tested over a socket pair).
+pub fn exchange(s: &mut (impl Read + Write)) -> Result<(), String> {
+    s.write_all(&[HEARTBEAT_BYTE])
+        .map_err(|e| format!("heartbeat write: {e}"))?;
+    let mut b = [0u8; 1];
+    s.read_exact(&mut b)
+        .map_err(|e| format!("heartbeat read: {e}"))?;
+    if b[0] != HEARTBEAT_BYTE {
+        return Err(format!(
+            "heartbeat answered 0x{:02x}, expected 0x{HEARTBEAT_BYTE:02x}",
+            b[0]
+        ));
+    }
+    Ok(())
+}
+
+/// Sends the heartbeat to `parent_cid`, retrying briefly while the parent's listener may
+/// not be up yet.
+pub fn send(parent_cid: u32) -> Result<(), String> {
+    let addr = VsockAddr {
+        cid: parent_cid,
+        port: HEARTBEAT,
+    };
+    let mut last = String::new();
+    for attempt in 0..ATTEMPTS {
+        if attempt > 0 {
+            std::thread::sleep(Duration::from_secs(1));
+        }
+        match VsockStream::connect(addr) {
+            Ok(mut s) => {
+                s.set_timeouts(Some(TIMEOUT)).map_err(|e| e.to_string())?;
+                // A wrong answer is not retried: it is not a timing problem.
+                return exchange(&mut s);
+            }
+            Err(e) => last = e.to_string(),
+        }
+    }
+    Err(format!(
+        "no heartbeat peer after {ATTEMPTS} attempts: {last}"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::net::UnixStream;
+
+    #[test]
+    fn echoed_byte_passes_and_anything_else_fails() {
+        let (mut a, mut b) = UnixStream::pair().unwrap();
+        let t = std::thread::spawn(move || {
+            let mut x = [0u8; 1];
+            b.read_exact(&mut x).unwrap();
+            assert_eq!(x[0], 0xB7);
+            b.write_all(&x).unwrap();
+        });
+        exchange(&mut a).unwrap();
+        t.join().unwrap();
+
+        let (mut a, mut b) = UnixStream::pair().unwrap();
+        let t = std::thread::spawn(move || {
+            let mut x = [0u8; 1];
+            b.read_exact(&mut x).unwrap();
+            b.write_all(&[0x00]).unwrap();
+        });
+        assert!(exchange(&mut a).unwrap_err().contains("0x00"));
+        t.join().unwrap();
+
+        let (mut a, b) = UnixStream::pair().unwrap();
+        drop(b);
+        assert!(exchange(&mut a).is_err());
+    }
+}

@@ -1,0 +1,37 @@
+//! Forwards the log ring to the parent's log port (the shim, or the QEMU harness), so the
+//! console is never the only copy. Nobody listening is normal; the forwarder retries quietly
+//! and lines that wait too long are evicted from the bounded ring rather than buffered.
+
+use std::io::Write;
+use std::time::Duration;
+
+use crate::log::Ring;
+use crate::transport::{VsockAddr, VsockStream};
+
+pub fn start(ring: &'static Ring, parent: VsockAddr) -> Result<(), String> {
+    std::thread::Builder::new()
+        .name("sigil-logs".into())
+        .spawn(move || {
+            let mut next = 0u64;
+            loop {
+                let mut s = match VsockStream::connect(parent) {
+                    Ok(s) => s,
+                    Err(_) => {
+                        std::thread::sleep(Duration::from_secs(2));
+                        continue;
+                    }
+                };
+                let _ = s.set_timeouts(Some(Duration::from_secs(5)));
+                loop {
+                    let (lines, after) = ring.read_from(next, Duration::from_secs(1));
+                    if lines.iter().any(|l| s.write_all(l).is_err()) {
+                        break; // reconnect; the lines are still in the ring if not evicted
+                    }
+                    next = after;
+                }
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        })
+        .map(|_| ())
+        .map_err(|e| format!("log forwarder: {e}"))
+}

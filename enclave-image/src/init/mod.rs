@@ -1,0 +1,106 @@
+//! The PID-1 runtime: what `/init` does in the enclave image (on Nitro and in the QEMU
+//! harness) before and while it serves.
+//!
+//! Order: mount the pseudo file systems; switch logging to the bounded ring and the
+//! non-blocking console; start reaping; pick the NSM (real, or simulated in the harness, which
+//! is said loudly); wait for the kernel's entropy; read the measured configuration; bind the
+//! API; send the heartbeat; serve. Any failure logs its reason and powers the machine off:
+//! a half-started enclave that hangs is worse than one that visibly stops.
+
+mod heartbeat;
+mod logs;
+pub mod reaper;
+mod system;
+
+use std::time::Duration;
+
+use sigil_protocol::ports;
+
+use crate::log;
+use crate::measured_config::MeasuredConfig;
+use crate::nsm::{HardwareNsm, Mode, Nsm, SimulatedNsm, hardware_device};
+use crate::service;
+use crate::transport::{Addr, Listener, VMADDR_CID_ANY, VsockAddr};
+
+/// Runs as PID 1. Never returns: the machine powers off when serving ends or fails.
+pub fn run() -> ! {
+    // Before any thread exists, so every thread inherits the mask and only the reaper
+    // takes SIGCHLD.
+    let sigchld = reaper::block_sigchld();
+    match boot(sigchld) {
+        Ok(()) => log::warn(format_args!("the service stopped; powering off")),
+        Err(e) => log::warn(format_args!("fatal: {e}; powering off")),
+    }
+    // Give the log forwarder a moment to pass the reason on.
+    std::thread::sleep(Duration::from_millis(500));
+    system::power_off()
+}
+
+fn boot(sigchld: Result<libc::sigset_t, String>) -> Result<(), String> {
+    let mut mount_errors = Vec::new();
+    for m in system::MOUNTS {
+        if let Err(e) = system::mount(m) {
+            mount_errors.push(e.to_string());
+        }
+    }
+    let console = system::open_console().ok();
+    let ring = log::use_ring(console);
+    // A panic anywhere is logged through the ring (stderr goes nowhere from here on).
+    std::panic::set_hook(Box::new(|p| log::warn(format_args!("panic: {p}"))));
+    if let Err(e) = system::detach_stdio() {
+        log::warn(format_args!("stdio: {e}"));
+    }
+    log::info(format_args!(
+        "sigil-enclave {} starting as PID 1",
+        env!("CARGO_PKG_VERSION")
+    ));
+    if !mount_errors.is_empty() {
+        return Err(mount_errors.join("; "));
+    }
+    reaper::start(sigchld?)?;
+
+    let (nsm, parent_cid): (Box<dyn Nsm>, u32) = if std::path::Path::new(hardware_device()).exists()
+    {
+        let nsm = HardwareNsm::open().map_err(|e| e.to_string())?;
+        // Prove the device answers before serving anything that depends on it.
+        nsm.random(32)
+            .map_err(|e| format!("NSM present but not answering: {e}"))?;
+        log::info(format_args!("mode nitro: hardware NSM"));
+        (Box::new(nsm), ports::NITRO_PARENT_CID)
+    } else {
+        log::warn(format_args!(
+            "no {}: HARNESS MODE, attestation documents are simulated under the sigil test root (not AWS) with zero PCRs",
+            hardware_device()
+        ));
+        let nsm = SimulatedNsm::new(Mode::Harness).map_err(|e| e.to_string())?;
+        (Box::new(nsm), ports::HARNESS_HOST_CID)
+    };
+
+    let config = MeasuredConfig::load()?;
+    logs::start(
+        ring,
+        VsockAddr {
+            cid: parent_cid,
+            port: config.log_port,
+        },
+    )?;
+    let waited = system::wait_for_entropy(Duration::from_secs(60))?;
+    log::info(format_args!(
+        "kernel entropy ready after {} ms",
+        waited.as_millis()
+    ));
+
+    let addr = Addr::Vsock(VsockAddr {
+        cid: VMADDR_CID_ANY,
+        port: config.api_port,
+    });
+    let listener = Listener::bind(&addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let (server, app) = service::prepare(nsm, listener, config.limits())?;
+    // The listener is bound before the heartbeat: once nitro-cli (or the harness) sees the
+    // heartbeat, connections to the API are accepted.
+    heartbeat::send(parent_cid)?;
+    log::info(format_args!(
+        "heartbeat acknowledged by CID {parent_cid}; serving on {addr}"
+    ));
+    server.serve(app).map_err(|e| format!("serving: {e}"))
+}

@@ -1,0 +1,103 @@
+//! PID 1 inherits every orphan and must reap it, or zombies pile up. Children that sigil
+//! itself starts (bb, later) are registered here so their exit status reaches their owner
+//! instead of being swallowed by the reaper.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Condvar, Mutex, OnceLock};
+use std::time::Duration;
+
+use crate::log;
+
+struct Table {
+    managed: HashSet<libc::pid_t>,
+    exited: HashMap<libc::pid_t, libc::c_int>,
+}
+
+static TABLE: OnceLock<(Mutex<Table>, Condvar)> = OnceLock::new();
+
+fn table() -> &'static (Mutex<Table>, Condvar) {
+    TABLE.get_or_init(|| {
+        (
+            Mutex::new(Table {
+                managed: HashSet::new(),
+                exited: HashMap::new(),
+            }),
+            Condvar::new(),
+        )
+    })
+}
+
+/// Blocks SIGCHLD in the calling thread; call before any other thread starts so all inherit
+/// it and only the reaper takes it.
+pub fn block_sigchld() -> Result<libc::sigset_t, String> {
+    // SAFETY: local sigset manipulation and the calling thread's mask.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGCHLD);
+        if libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
+            return Err("cannot block SIGCHLD".into());
+        }
+        Ok(set)
+    }
+}
+
+/// Starts the reaper thread.
+pub fn start(set: libc::sigset_t) -> Result<(), String> {
+    std::thread::Builder::new()
+        .name("sigil-reaper".into())
+        .spawn(move || {
+            loop {
+                let mut sig = 0;
+                // SAFETY: set is a valid sigset_t holding SIGCHLD.
+                if unsafe { libc::sigwait(&set, &mut sig) } != 0 {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                reap_all();
+            }
+        })
+        .map(|_| ())
+        .map_err(|e| format!("reaper thread: {e}"))
+}
+
+fn reap_all() {
+    loop {
+        let mut status = 0;
+        // SAFETY: status is a valid out-pointer.
+        let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+        if pid <= 0 {
+            return;
+        }
+        let (lock, cv) = table();
+        let Ok(mut t) = lock.lock() else { return };
+        if t.managed.remove(&pid) {
+            t.exited.insert(pid, status);
+            cv.notify_all();
+        } else {
+            log::debug(format_args!("reaped orphan {pid}"));
+        }
+    }
+}
+
+/// Spawns `cmd` as a child whose exit status the reaper keeps for [`wait`]. The table is
+/// locked across the spawn, so a child that exits at once is still recognized.
+pub fn spawn(cmd: &mut std::process::Command) -> std::io::Result<libc::pid_t> {
+    let (lock, _) = table();
+    let mut t = lock
+        .lock()
+        .map_err(|_| std::io::Error::other("reaper table poisoned"))?;
+    let child = cmd.spawn()?;
+    let pid = child.id() as libc::pid_t;
+    t.managed.insert(pid);
+    Ok(pid)
+}
+
+/// Waits up to `limit` for a child from [`spawn`] to exit; returns its wait status.
+pub fn wait(pid: libc::pid_t, limit: Duration) -> Option<libc::c_int> {
+    let (lock, cv) = table();
+    let t = lock.lock().ok()?;
+    let (mut t, _) = cv
+        .wait_timeout_while(t, limit, |t| !t.exited.contains_key(&pid))
+        .ok()?;
+    t.exited.remove(&pid)
+}

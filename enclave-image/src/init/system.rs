@@ -1,0 +1,170 @@
+//! The few system calls PID 1 needs: mounts, the console, entropy, power-off.
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::time::Duration;
+
+pub struct Mount {
+    pub source: &'static str,
+    pub target: &'static str,
+    pub fstype: &'static str,
+    pub flags: libc::c_ulong,
+    pub data: &'static str,
+}
+
+/// What PID 1 mounts before anything else. proc hides other users' processes (hidepid=2);
+/// nothing is executable from the writable file systems except /tmp, where later stages stage
+/// nothing executable either (noexec would be set there once bb runs from the image).
+pub const MOUNTS: &[Mount] = &[
+    Mount {
+        source: "devtmpfs",
+        target: "/dev",
+        fstype: "devtmpfs",
+        flags: libc::MS_NOSUID,
+        data: "mode=0755",
+    },
+    Mount {
+        source: "proc",
+        target: "/proc",
+        fstype: "proc",
+        flags: libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+        data: "hidepid=2",
+    },
+    Mount {
+        source: "sysfs",
+        target: "/sys",
+        fstype: "sysfs",
+        flags: libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+        data: "",
+    },
+    Mount {
+        source: "tmpfs",
+        target: "/tmp",
+        fstype: "tmpfs",
+        flags: libc::MS_NOSUID | libc::MS_NODEV,
+        data: "mode=1777",
+    },
+    Mount {
+        source: "tmpfs",
+        target: "/run",
+        fstype: "tmpfs",
+        flags: libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+        data: "mode=0755",
+    },
+];
+
+fn cstr(s: &str) -> io::Result<CString> {
+    CString::new(s).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))
+}
+
+pub fn mount(m: &Mount) -> io::Result<()> {
+    match std::fs::create_dir(m.target) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(io::Error::new(e.kind(), format!("mkdir {}: {e}", m.target))),
+    }
+    let (src, tgt, fs, data) = (
+        cstr(m.source)?,
+        cstr(m.target)?,
+        cstr(m.fstype)?,
+        cstr(m.data)?,
+    );
+    // SAFETY: all pointers are valid NUL-terminated strings that outlive the call.
+    let rc = unsafe {
+        libc::mount(
+            src.as_ptr(),
+            tgt.as_ptr(),
+            fs.as_ptr(),
+            m.flags,
+            if m.data.is_empty() {
+                std::ptr::null()
+            } else {
+                data.as_ptr() as *const libc::c_void
+            },
+        )
+    };
+    if rc != 0 {
+        let e = io::Error::last_os_error();
+        // The kernel may have mounted devtmpfs itself (CONFIG_DEVTMPFS_MOUNT).
+        if e.raw_os_error() == Some(libc::EBUSY) {
+            return Ok(());
+        }
+        return Err(io::Error::new(
+            e.kind(),
+            format!("mount {} on {}: {e}", m.fstype, m.target),
+        ));
+    }
+    Ok(())
+}
+
+fn open(path: &str, flags: libc::c_int) -> io::Result<OwnedFd> {
+    let p = cstr(path)?;
+    // SAFETY: p is a valid C string; the result is checked.
+    let fd = unsafe { libc::open(p.as_ptr(), flags | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a fresh descriptor we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// The console, write-only and non-blocking: a console that cannot keep up must never stall
+/// PID 1 or the service.
+pub fn open_console() -> io::Result<OwnedFd> {
+    open(
+        "/dev/console",
+        libc::O_WRONLY | libc::O_NOCTTY | libc::O_NONBLOCK,
+    )
+}
+
+/// Points stdin, stdout and stderr at /dev/null, so nothing (a stray print, a child that
+/// inherits them) can block on the console the kernel handed to init.
+pub fn detach_stdio() -> io::Result<()> {
+    let null = open("/dev/null", libc::O_RDWR)?;
+    for fd in 0..3 {
+        // SAFETY: dup2 onto the standard descriptors; `null` stays open until after the loop.
+        if unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&null), fd) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Waits until the kernel's CSPRNG is initialized (every key is drawn from it), at most
+/// `limit`. On Nitro the NSM's hardware RNG and RDRAND seed it within moments of boot.
+pub fn wait_for_entropy(limit: Duration) -> Result<Duration, String> {
+    let start = std::time::Instant::now();
+    let mut b = [0u8; 1];
+    loop {
+        // SAFETY: b is a valid 1-byte buffer.
+        let n =
+            unsafe { libc::getrandom(b.as_mut_ptr() as *mut libc::c_void, 1, libc::GRND_NONBLOCK) };
+        if n == 1 {
+            return Ok(start.elapsed());
+        }
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EAGAIN) && e.kind() != io::ErrorKind::Interrupted {
+            return Err(format!("getrandom: {e}"));
+        }
+        if start.elapsed() > limit {
+            return Err(format!(
+                "the kernel's random number generator is not initialized after {} s",
+                limit.as_secs()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Flushes file systems and powers the machine off. Does not return; if the kernel refuses
+/// (not PID 1), the process exits instead.
+pub fn power_off() -> ! {
+    // SAFETY: sync and reboot take no pointers. RB_POWER_OFF ends the VM (Nitro: the enclave
+    // terminates; QEMU: the process exits).
+    unsafe {
+        libc::sync();
+        libc::reboot(libc::RB_POWER_OFF);
+    }
+    std::process::exit(1)
+}

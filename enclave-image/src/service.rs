@@ -1,0 +1,38 @@
+//! Putting the service together: the NSM, the per-boot key, the image description and the
+//! HTTP server. Shared by local mode and PID 1.
+
+use std::sync::Arc;
+
+use sigil_protocol::encap::ServerKey;
+use sigil_protocol::user_data::{ImageInfo, PROTOCOL_VERSION};
+
+use crate::api::App;
+use crate::http::{Limits, Server};
+use crate::nsm::Nsm;
+use crate::transport::Listener;
+
+/// What this build can do; goes into every attestation's user_data.
+pub const CAPABILITIES: &[&str] = &["attestation", "encapsulated-ping"];
+
+/// The image description a client reads from the attestation's user_data.
+pub fn image_info(nsm: &dyn Nsm) -> ImageInfo {
+    ImageInfo {
+        protocol: PROTOCOL_VERSION,
+        sigil_version: env!("CARGO_PKG_VERSION").to_string(),
+        mode: nsm.mode().as_str().to_string(),
+        capabilities: CAPABILITIES.iter().map(|c| c.to_string()).collect(),
+    }
+}
+
+/// A server ready to `serve`, and the application it will serve.
+pub fn prepare(
+    nsm: Box<dyn Nsm>,
+    listener: Listener,
+    limits: Limits,
+) -> Result<(Server, Arc<App>), String> {
+    // The per-boot key: generated here, never leaves memory, gone at power-off.
+    let key = ServerKey::generate().map_err(|e| format!("per-boot HPKE key: {e}"))?;
+    let info = image_info(nsm.as_ref());
+    let server = Server::new(listener, limits);
+    Ok((server, Arc::new(App::new(nsm, key, info.to_cbor()))))
+}

@@ -1,0 +1,528 @@
+//! The QEMU harness.
+//!
+//! Guest vsock comes from `vhost-device-vsock` in Unix-socket mode: the host reaches guest
+//! port P by connecting to `<uds>` and writing `CONNECT P\n` (answered `OK <port>\n`); guest
+//! connections to host port P arrive on `<uds>_P`. The host is CID 2 (vhost-device-vsock drops
+//! packets addressed to CID 3, Nitro's parent), which is why the harness-mode enclave talks to
+//! CID 2.
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpListener};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use sigil_protocol::ports::{API, HEARTBEAT, HEARTBEAT_BYTE, LOGS};
+
+/// The guest's CID in the harness.
+pub const GUEST_CID: u32 = 4;
+
+/// Words the harness appends to the EIF's command line. They change nothing the enclave
+/// does; they only make the QEMU microvm boot reliably under TCG (see the kernel README).
+pub const HARNESS_CMDLINE: &str = "";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Accel {
+    /// KVM when it really boots this kernel, TCG otherwise.
+    Auto,
+    Kvm,
+    Tcg,
+}
+
+impl std::str::FromStr for Accel {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(Accel::Auto),
+            "kvm" => Ok(Accel::Kvm),
+            "tcg" => Ok(Accel::Tcg),
+            o => Err(format!("unknown accelerator {o:?}: auto, kvm or tcg")),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub eif: PathBuf,
+    pub memory_mib: u32,
+    pub accel: Accel,
+    /// Longest wait from starting QEMU to the heartbeat.
+    pub boot_timeout: Duration,
+    /// Where the API is exposed (`127.0.0.1:0` picks a free port).
+    pub api_listen: String,
+    /// Echo the guest console and the enclave's log stream to stderr.
+    pub verbose: bool,
+}
+
+impl Options {
+    pub fn new(eif: impl Into<PathBuf>) -> Options {
+        Options {
+            eif: eif.into(),
+            memory_mib: 512,
+            accel: Accel::Auto,
+            boot_timeout: Duration::from_secs(90),
+            api_listen: "127.0.0.1:0".into(),
+            verbose: false,
+        }
+    }
+}
+
+fn tool(name: &str) -> PathBuf {
+    // cargo-installed tools live in ~/.cargo/bin, which a CI shell may not have on PATH.
+    if let Some(home) = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+    {
+        let p = home.join("bin").join(name);
+        if p.exists() {
+            return p;
+        }
+    }
+    PathBuf::from(name)
+}
+
+/// A booted enclave image. Dropping it stops the VM and cleans up.
+pub struct Harness {
+    pub endpoint: String,
+    pub accel: Accel,
+    /// Time from starting QEMU to the heartbeat.
+    pub boot_time: Duration,
+    qemu: Child,
+    backend: Child,
+    dir: PathBuf,
+    stop: Arc<AtomicBool>,
+    logs: Arc<Mutex<Vec<String>>>,
+    console: PathBuf,
+}
+
+struct Files {
+    dir: PathBuf,
+    kernel: PathBuf,
+    initrd: PathBuf,
+    cmdline: String,
+}
+
+fn unique_dir() -> io::Result<PathBuf> {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "sigil-harness-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// Unpacks the EIF: the harness boots exactly the kernel, command line and ramdisks that are
+/// measured into the PCRs. QEMU takes one initrd; Linux unpacks concatenated archives in order,
+/// which is how Nitro presents several ramdisks too.
+fn unpack(eif_path: &Path) -> Result<Files, String> {
+    let bytes = std::fs::read(eif_path).map_err(|e| format!("{}: {e}", eif_path.display()))?;
+    let eif =
+        sigil_eif::eif::parse_eif(&bytes).map_err(|e| format!("{}: {e}", eif_path.display()))?;
+    let kernel_bytes = eif.kernel().ok_or("the EIF has no kernel section")?;
+    let cmdline = eif
+        .cmdline()
+        .ok_or("the EIF has no command line")?
+        .trim_end_matches('\0')
+        .to_string();
+    let ramdisks = eif.ramdisks();
+    if ramdisks.is_empty() {
+        return Err("the EIF has no ramdisk".into());
+    }
+    let dir = unique_dir().map_err(|e| format!("work directory: {e}"))?;
+    let kernel = dir.join("bzImage");
+    let initrd = dir.join("initrd");
+    std::fs::write(&kernel, kernel_bytes).map_err(|e| e.to_string())?;
+    let mut all = Vec::new();
+    for r in ramdisks {
+        all.extend_from_slice(r);
+        // Each archive starts 4-byte aligned.
+        while all.len() % 4 != 0 {
+            all.push(0);
+        }
+    }
+    std::fs::write(&initrd, all).map_err(|e| e.to_string())?;
+    Ok(Files {
+        dir,
+        kernel,
+        initrd,
+        cmdline,
+    })
+}
+
+/// Makes a child die with the harness, so a crashed or killed harness leaves no VM behind.
+fn die_with_parent(c: &mut Command) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec here.
+    unsafe {
+        c.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    }
+}
+
+fn wait_for_path(p: &Path, limit: Duration) -> bool {
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        if p.exists() {
+            return true;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+/// Answers the boot heartbeat on `<uds>_9000` and reports each one.
+fn serve_heartbeat(l: UnixListener, beat: mpsc::Sender<()>, stop: Arc<AtomicBool>) {
+    thread::spawn(move || {
+        for conn in l.incoming() {
+            if stop.load(Ordering::Acquire) {
+                return;
+            }
+            let Ok(mut s) = conn else { continue };
+            let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+            let mut b = [0u8; 1];
+            if s.read_exact(&mut b).is_ok() && b[0] == HEARTBEAT_BYTE && s.write_all(&b).is_ok() {
+                let _ = beat.send(());
+            }
+        }
+    });
+}
+
+/// Takes the enclave's log stream on `<uds>_9001`.
+fn serve_logs(
+    l: UnixListener,
+    logs: Arc<Mutex<Vec<String>>>,
+    verbose: bool,
+    stop: Arc<AtomicBool>,
+) {
+    thread::spawn(move || {
+        for conn in l.incoming() {
+            if stop.load(Ordering::Acquire) {
+                return;
+            }
+            let Ok(s) = conn else { continue };
+            let logs = logs.clone();
+            thread::spawn(move || {
+                for line in BufReader::new(s).lines() {
+                    let Ok(line) = line else { return };
+                    if verbose {
+                        eprintln!("[enclave] {line}");
+                    }
+                    if let Ok(mut l) = logs.lock() {
+                        // Bounded like the enclave's own ring.
+                        if l.len() >= 10_000 {
+                            l.remove(0);
+                        }
+                        l.push(line);
+                    }
+                }
+            });
+        }
+    });
+}
+
+/// Connects to guest port `port` through vhost-device-vsock's Unix socket.
+pub fn connect_guest(uds: &Path, port: u32) -> io::Result<UnixStream> {
+    let mut s = UnixStream::connect(uds)?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    s.write_all(format!("CONNECT {port}\n").as_bytes())?;
+    // Read the answer byte by byte so no guest byte after it is consumed here.
+    let mut line = Vec::new();
+    let mut b = [0u8; 1];
+    while line.len() < 64 {
+        s.read_exact(&mut b)?;
+        if b[0] == b'\n' {
+            break;
+        }
+        line.push(b[0]);
+    }
+    let line = String::from_utf8_lossy(&line);
+    if !line.starts_with("OK ") {
+        return Err(io::Error::new(
+            io::ErrorKind::ConnectionRefused,
+            format!("vsock CONNECT {port}: {line:?}"),
+        ));
+    }
+    s.set_read_timeout(None)?;
+    Ok(s)
+}
+
+/// Copies bytes until EOF or an error, then half-closes the destination.
+fn pump<R: Read, W: Write>(mut from: R, mut to: W, close: impl FnOnce(&W)) {
+    let mut buf = [0u8; 32 * 1024];
+    loop {
+        match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if to.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    close(&to);
+}
+
+/// Forwards each TCP connection to the guest's API port (a minimal stand-in for the shim).
+fn serve_api(l: TcpListener, uds: PathBuf, stop: Arc<AtomicBool>) {
+    thread::spawn(move || {
+        for conn in l.incoming() {
+            if stop.load(Ordering::Acquire) {
+                return;
+            }
+            let Ok(tcp) = conn else { continue };
+            let uds = uds.clone();
+            thread::spawn(move || {
+                let Ok(guest) = connect_guest(&uds, API) else {
+                    let _ = tcp.shutdown(Shutdown::Both);
+                    return;
+                };
+                let (Ok(tcp_w), Ok(guest_w)) = (tcp.try_clone(), guest.try_clone()) else {
+                    return;
+                };
+                let up = thread::spawn(move || {
+                    pump(tcp, guest_w, |g| {
+                        let _ = g.shutdown(Shutdown::Write);
+                    })
+                });
+                pump(guest, tcp_w, |t| {
+                    let _ = t.shutdown(Shutdown::Write);
+                });
+                let _ = up.join();
+            });
+        }
+    });
+}
+
+fn qemu_command(
+    files: &Files,
+    accel: Accel,
+    memory_mib: u32,
+    vhost_sock: &Path,
+    console: &Path,
+) -> Command {
+    let mut cmdline = files.cmdline.clone();
+    if !HARNESS_CMDLINE.is_empty() {
+        cmdline.push(' ');
+        cmdline.push_str(HARNESS_CMDLINE);
+    }
+    let mut c = Command::new(tool("qemu-system-x86_64"));
+    let accel_arg = match accel {
+        Accel::Kvm => "kvm",
+        _ => "tcg",
+    };
+    c.args(["-M", "microvm,acpi=off,memory-backend=mem"])
+        .args(["-accel", accel_arg])
+        .args(["-cpu", if accel == Accel::Kvm { "host" } else { "max" }])
+        .args(["-smp", "2"])
+        .args(["-m", &format!("{memory_mib}M")])
+        .args([
+            "-object",
+            &format!("memory-backend-memfd,id=mem,size={memory_mib}M,share=on"),
+        ])
+        .args(["-nodefaults", "-no-user-config", "-nographic", "-no-reboot"])
+        .args(["-serial", &format!("file:{}", console.display())])
+        .arg("-kernel")
+        .arg(&files.kernel)
+        .arg("-initrd")
+        .arg(&files.initrd)
+        .args(["-append", &cmdline])
+        .args([
+            "-chardev",
+            &format!("socket,id=vsock0,path={}", vhost_sock.display()),
+        ])
+        .args(["-device", "vhost-user-vsock-device,chardev=vsock0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    c
+}
+
+impl Harness {
+    /// Boots the EIF and returns once the enclave has sent its heartbeat (its API is bound).
+    pub fn boot(opts: &Options) -> Result<Harness, String> {
+        let accels: &[Accel] = match opts.accel {
+            Accel::Auto if kvm_usable() => &[Accel::Kvm, Accel::Tcg],
+            Accel::Auto | Accel::Tcg => &[Accel::Tcg],
+            Accel::Kvm => &[Accel::Kvm],
+        };
+        let mut last = String::new();
+        for &accel in accels {
+            match Harness::boot_with(opts, accel) {
+                Ok(h) => return Ok(h),
+                Err(e) => {
+                    if opts.verbose {
+                        eprintln!("sigil-harness: boot with {accel:?} failed: {e}");
+                    }
+                    last = e;
+                }
+            }
+        }
+        Err(last)
+    }
+
+    fn boot_with(opts: &Options, accel: Accel) -> Result<Harness, String> {
+        let files = unpack(&opts.eif)?;
+        let dir = files.dir.clone();
+        let vhost_sock = dir.join("vhost.sock");
+        let uds = dir.join("vsock.sock");
+        let console = dir.join("console.log");
+        let stop = Arc::new(AtomicBool::new(false));
+        let logs = Arc::new(Mutex::new(Vec::new()));
+
+        // Host-side listeners exist before the guest boots, as nitro-cli's do.
+        let hb = UnixListener::bind(format!("{}_{HEARTBEAT}", uds.display()))
+            .map_err(|e| format!("heartbeat socket: {e}"))?;
+        let lg = UnixListener::bind(format!("{}_{LOGS}", uds.display()))
+            .map_err(|e| format!("log socket: {e}"))?;
+        let (beat_tx, beat_rx) = mpsc::channel();
+        serve_heartbeat(hb, beat_tx, stop.clone());
+        serve_logs(lg, logs.clone(), opts.verbose, stop.clone());
+
+        let mut backend = die_with_parent(&mut Command::new(tool("vhost-device-vsock")))
+            .arg("--vm")
+            .arg(format!(
+                "guest-cid={GUEST_CID},socket={},uds-path={}",
+                vhost_sock.display(),
+                uds.display()
+            ))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("vhost-device-vsock (cargo install vhost-device-vsock): {e}"))?;
+        if !wait_for_path(&vhost_sock, Duration::from_secs(10)) {
+            let _ = backend.kill();
+            let _ = backend.wait();
+            return Err("vhost-device-vsock did not create its socket".into());
+        }
+
+        let started = Instant::now();
+        let qemu = match qemu_command(&files, accel, opts.memory_mib, &vhost_sock, &console).spawn()
+        {
+            Ok(q) => q,
+            Err(e) => {
+                let _ = backend.kill();
+                let _ = backend.wait();
+                return Err(format!("qemu-system-x86_64: {e}"));
+            }
+        };
+        let mut h = Harness {
+            endpoint: String::new(),
+            accel,
+            boot_time: Duration::ZERO,
+            qemu,
+            backend,
+            dir,
+            stop,
+            logs,
+            console,
+        };
+        // Wait for the heartbeat, watching for QEMU dying first.
+        loop {
+            match beat_rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(()) => break,
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err("heartbeat listener ended".into());
+                }
+            }
+            if let Ok(Some(status)) = h.qemu.try_wait() {
+                let mut err = String::new();
+                if let Some(mut e) = h.qemu.stderr.take() {
+                    let _ = e.read_to_string(&mut err);
+                }
+                return Err(format!(
+                    "QEMU exited ({status}) before the heartbeat: {}\nconsole:\n{}",
+                    err.trim(),
+                    h.console_tail(30)
+                ));
+            }
+            if started.elapsed() > opts.boot_timeout {
+                return Err(format!(
+                    "no heartbeat within {} s\nconsole:\n{}",
+                    opts.boot_timeout.as_secs(),
+                    h.console_tail(30)
+                ));
+            }
+        }
+        h.boot_time = started.elapsed();
+
+        let api = TcpListener::bind(&opts.api_listen).map_err(|e| format!("API listener: {e}"))?;
+        h.endpoint = format!("http://{}", api.local_addr().map_err(|e| e.to_string())?);
+        serve_api(api, uds, h.stop.clone());
+        Ok(h)
+    }
+
+    /// The last `n` lines the guest printed on its serial console.
+    pub fn console_tail(&self, n: usize) -> String {
+        let text = std::fs::read_to_string(&self.console).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
+    }
+
+    /// The enclave's log lines received on the log port so far.
+    pub fn logs(&self) -> Vec<String> {
+        self.logs.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// Whether the VM is still running.
+    pub fn running(&mut self) -> bool {
+        matches!(self.qemu.try_wait(), Ok(None))
+    }
+
+    /// Stops the VM: SIGTERM lets QEMU exit cleanly; SIGKILL only if it does not.
+    pub fn shutdown(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        // QEMU exits on SIGTERM ("terminating on signal"); the vsock backend holds no state.
+        terminate(&mut self.qemu, Duration::from_secs(3));
+        terminate(&mut self.backend, Duration::from_secs(1));
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// SIGTERM, then SIGKILL after `grace`.
+fn terminate(c: &mut Child, grace: Duration) {
+    if let Ok(Some(_)) = c.try_wait() {
+        return;
+    }
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe {
+        libc::kill(c.id() as libc::pid_t, libc::SIGTERM);
+    }
+    let end = Instant::now() + grace;
+    while Instant::now() < end {
+        if let Ok(Some(_)) = c.try_wait() {
+            return;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    let _ = c.kill();
+    let _ = c.wait();
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// KVM is used only if /dev/kvm opens; whether it boots the kernel is then tried, and TCG is
+/// the fallback.
+fn kvm_usable() -> bool {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .is_ok()
+}
