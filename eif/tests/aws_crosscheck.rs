@@ -84,3 +84,36 @@ fn aws_builder_writes_the_same_bytes() {
     // 0.2.1 and nitro-cli print sha2 0.9's "Sha384 { ... }", which is what we print.
     println!("AWS crate HashAlgorithm label: {}", m["HashAlgorithm"]);
 }
+
+/// The image `reproducible-build/build` made (scripts/test builds it first): AWS's reader
+/// measures the same PCRs that `sigil-eif describe` prints and `pcr-manifest.json` publishes.
+#[test]
+fn aws_reader_agrees_with_describe_on_the_built_image() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let eif = root.join("target/eif/sigil.eif");
+    assert!(
+        eif.exists(),
+        "{} is missing: scripts/test builds it with reproducible-build/build",
+        eif.display()
+    );
+    let bytes = std::fs::read(&eif).unwrap();
+    let ours = sigil_eif::eif::parse_eif(&bytes)
+        .unwrap()
+        .describe()
+        .unwrap();
+    let ours = serde_json::to_value(&ours).unwrap();
+    let mut r = EifReader::from_eif(eif.to_str().unwrap().to_string()).unwrap();
+    assert!(r.check_crc());
+    let aws = r.get_measurements().unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("pcr-manifest.json")).unwrap())
+            .unwrap();
+    for pcr in ["PCR0", "PCR1", "PCR2"] {
+        assert_eq!(ours["Measurements"][pcr], aws[pcr].as_str(), "{pcr}");
+        assert_eq!(
+            manifest["Measurements"][pcr],
+            aws[pcr].as_str(),
+            "{pcr} vs manifest"
+        );
+    }
+}
