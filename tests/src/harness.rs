@@ -18,12 +18,31 @@ use std::time::{Duration, Instant};
 
 use sigil_protocol::ports::{API, HEARTBEAT, HEARTBEAT_BYTE, LOGS};
 
+/// Longest a KVM boot may take before the harness falls back to TCG.
+const KVM_ATTEMPT: Duration = Duration::from_secs(30);
+
 /// The guest's CID in the harness.
 pub const GUEST_CID: u32 = 4;
 
-/// Words the harness appends to the EIF's command line. They change nothing the enclave
-/// does; they only make the QEMU microvm boot reliably under TCG (see the kernel README).
-pub const HARNESS_CMDLINE: &str = "";
+/// Words the harness appends to the EIF's command line under TCG, and only there. They change
+/// nothing the enclave does: on a busy host the emulated TSC fails the kernel's calibration
+/// against the PIT and the boot hangs, so the guest is told the rate (the host's, which TCG's
+/// TSC follows) and not to second-guess it (see reproducible-build/kernel/README.md).
+pub fn tcg_cmdline_additions() -> String {
+    let khz = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("cpu MHz"))
+                .and_then(|l| l.split(':').nth(1))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+        })
+        .map(|mhz| (mhz * 1000.0) as u64);
+    match khz {
+        Some(k) if k > 0 => format!("tsc_early_khz={k} tsc=reliable"),
+        _ => String::new(),
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Accel {
@@ -56,6 +75,9 @@ pub struct Options {
     pub api_listen: String,
     /// Echo the guest console and the enclave's log stream to stderr.
     pub verbose: bool,
+    /// The byte the harness answers the heartbeat with (0xB7; anything else tests that the
+    /// enclave refuses to run with a parent that answers wrongly).
+    pub heartbeat_reply: u8,
 }
 
 impl Options {
@@ -67,6 +89,7 @@ impl Options {
             boot_timeout: Duration::from_secs(90),
             api_listen: "127.0.0.1:0".into(),
             verbose: false,
+            heartbeat_reply: HEARTBEAT_BYTE,
         }
     }
 }
@@ -182,7 +205,7 @@ fn wait_for_path(p: &Path, limit: Duration) -> bool {
 }
 
 /// Answers the boot heartbeat on `<uds>_9000` and reports each one.
-fn serve_heartbeat(l: UnixListener, beat: mpsc::Sender<()>, stop: Arc<AtomicBool>) {
+fn serve_heartbeat(l: UnixListener, reply: u8, beat: mpsc::Sender<()>, stop: Arc<AtomicBool>) {
     thread::spawn(move || {
         for conn in l.incoming() {
             if stop.load(Ordering::Acquire) {
@@ -191,7 +214,11 @@ fn serve_heartbeat(l: UnixListener, beat: mpsc::Sender<()>, stop: Arc<AtomicBool
             let Ok(mut s) = conn else { continue };
             let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
             let mut b = [0u8; 1];
-            if s.read_exact(&mut b).is_ok() && b[0] == HEARTBEAT_BYTE && s.write_all(&b).is_ok() {
+            if s.read_exact(&mut b).is_ok()
+                && b[0] == HEARTBEAT_BYTE
+                && s.write_all(&[reply]).is_ok()
+                && reply == HEARTBEAT_BYTE
+            {
                 let _ = beat.send(());
             }
         }
@@ -312,16 +339,23 @@ fn qemu_command(
     console: &Path,
 ) -> Command {
     let mut cmdline = files.cmdline.clone();
-    if !HARNESS_CMDLINE.is_empty() {
+    let extra = if accel == Accel::Tcg {
+        tcg_cmdline_additions()
+    } else {
+        String::new()
+    };
+    if !extra.is_empty() {
         cmdline.push(' ');
-        cmdline.push_str(HARNESS_CMDLINE);
+        cmdline.push_str(&extra);
     }
     let mut c = Command::new(tool("qemu-system-x86_64"));
     let accel_arg = match accel {
         Accel::Kvm => "kvm",
         _ => "tcg",
     };
-    c.args(["-M", "microvm,acpi=off,memory-backend=mem"])
+    // ACPI on (microvm's default): devices are found through it, and the guest's power-off
+    // (PID 1's answer to a fatal error) ends QEMU; with acpi=off the guest would only halt.
+    c.args(["-M", "microvm,acpi=on,memory-backend=mem"])
         .args(["-accel", accel_arg])
         .args(["-cpu", if accel == Accel::Kvm { "host" } else { "max" }])
         .args(["-smp", "2"])
@@ -386,7 +420,7 @@ impl Harness {
         let lg = UnixListener::bind(format!("{}_{LOGS}", uds.display()))
             .map_err(|e| format!("log socket: {e}"))?;
         let (beat_tx, beat_rx) = mpsc::channel();
-        serve_heartbeat(hb, beat_tx, stop.clone());
+        serve_heartbeat(hb, opts.heartbeat_reply, beat_tx, stop.clone());
         serve_logs(lg, logs.clone(), opts.verbose, stop.clone());
 
         let mut backend = die_with_parent(&mut Command::new(tool("vhost-device-vsock")))
@@ -448,10 +482,16 @@ impl Harness {
                     h.console_tail(30)
                 ));
             }
-            if started.elapsed() > opts.boot_timeout {
+            // A KVM that cannot run this kernel usually aborts at once; one that hangs gets a
+            // short leash so the TCG fallback still happens in reasonable time.
+            let limit = match accel {
+                Accel::Kvm => opts.boot_timeout.min(KVM_ATTEMPT),
+                _ => opts.boot_timeout,
+            };
+            if started.elapsed() > limit {
                 return Err(format!(
                     "no heartbeat within {} s\nconsole:\n{}",
-                    opts.boot_timeout.as_secs(),
+                    limit.as_secs(),
                     h.console_tail(30)
                 ));
             }

@@ -78,3 +78,19 @@ fn the_image_boots_attests_and_answers_sealed_requests() {
     h.shutdown();
     assert!(!h.running());
 }
+
+/// A parent that answers the heartbeat wrongly is not the parent the enclave expects: PID 1
+/// logs why and powers the machine off (QEMU exits by itself), it does not hang or serve.
+#[test]
+fn a_wrong_heartbeat_answer_powers_the_enclave_off() {
+    let mut opts = Options::new(eif());
+    opts.heartbeat_reply = 0x00;
+    opts.boot_timeout = std::time::Duration::from_secs(60);
+    let err = match Harness::boot(&opts) {
+        Ok(_) => panic!("the enclave served after a wrong heartbeat answer"),
+        Err(e) => e,
+    };
+    assert!(err.contains("QEMU exited (exit status: 0)"), "{err}");
+    assert!(err.contains("heartbeat answered 0x00"), "{err}");
+    assert!(err.contains("powering off"), "{err}");
+}
