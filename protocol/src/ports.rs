@@ -15,3 +15,10 @@ pub const HEARTBEAT_BYTE: u8 = 0xB7;
 pub const NITRO_PARENT_CID: u32 = 3;
 /// The host of the QEMU harness (vhost-device-vsock drops packets to CID 3).
 pub const HARNESS_HOST_CID: u32 = 2;
+
+/// The shim's blob store (opaque sealed blobs, compare-and-swap).
+pub const BLOBS: u32 = 9002;
+/// The shim's egress proxy (TLS to KMS terminates in the enclave, the shim only relays).
+pub const EGRESS: u32 = 9003;
+/// The shim's credentials endpoint (the instance role's temporary credentials).
+pub const CREDENTIALS: u32 = 9004;

@@ -1,0 +1,21 @@
+//! `sigil-kms`: the pieces the enclave needs to call AWS KMS with a Nitro attestation
+//! `Recipient` and open the answer.
+//!
+//! * [`sigv4`]: AWS Signature Version 4 request signing (HMAC-SHA256).
+//! * [`api`]: the awsJson1_1 request/response types and the signed KMS HTTP request.
+//! * [`recipient`]: the per-call RSA-2048 key whose SPKI goes in the attestation document.
+//! * [`cms`]: strict parser, decryptor and (for a development KMS) builder of the CMS
+//!   EnvelopedData that KMS returns as `CiphertextForRecipient`.
+//!
+//! Transport (TLS to KMS terminated inside the enclave) is not part of this crate.
+
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod cms;
+pub mod recipient;
+pub mod sigv4;
+
+pub use cms::{CmsError, EnvelopedData};
+pub use recipient::{RecipientError, RecipientKey};
+pub use sigv4::{Credentials, Request, SigV4Error, SigningParams, SigningTime};

@@ -1,0 +1,421 @@
+//! Configuration: a TOML file (`--config FILE`) and flags, a flag overriding the file's value.
+//! Every service is optional; one whose address is not set is not started. Every number is
+//! range-checked here, so the services can trust their limits.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Parser;
+use serde::Deserialize;
+
+use crate::addr::Addr;
+use crate::store;
+
+/// The file, field for field; unknown keys are refused so a typo is an error, not a default.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub region: Option<String>,
+    pub ingress_listen: Option<String>,
+    pub enclave_api: Option<String>,
+    pub blob_listen: Option<String>,
+    pub state_dir: Option<PathBuf>,
+    pub egress_listen: Option<String>,
+    pub egress_allow: Option<Vec<String>>,
+    pub log_listen: Option<String>,
+    pub max_connections: Option<usize>,
+    pub idle_timeout_secs: Option<u64>,
+    pub max_blob_bytes: Option<usize>,
+    pub max_blobs: Option<usize>,
+    pub credentials_listen: Option<String>,
+    pub credentials_source: Option<String>,
+}
+
+/// sigil-shim: forwards bytes to a sigil enclave and stores its sealed blobs. It never parses
+/// application payloads.
+#[derive(Debug, Parser)]
+#[command(name = "sigil-shim", version)]
+pub struct Cli {
+    /// TOML file with the settings below (flags override it).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// AWS region; the default egress allow-list is kms.<region>.amazonaws.com:443.
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Where clients connect (tcp:HOST:PORT).
+    #[arg(long, value_name = "ADDR")]
+    pub ingress_listen: Option<String>,
+    /// The enclave's API: vsock:CID:5000, vhost-uds:PATH:5000, tcp:..., unix:...
+    #[arg(long, value_name = "ADDR")]
+    pub enclave_api: Option<String>,
+    /// Blob service address (vsock:any:9002 on Nitro, unix:PATH locally).
+    #[arg(long, value_name = "ADDR")]
+    pub blob_listen: Option<String>,
+    /// Directory of the blob files.
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Egress proxy address (vsock:any:9003 on Nitro).
+    #[arg(long, value_name = "ADDR")]
+    pub egress_listen: Option<String>,
+    /// An allowed egress destination HOST:PORT (repeat for more; replaces the file's list).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub egress_allow: Vec<String>,
+    /// Enclave log sink address (vsock:any:9001 on Nitro).
+    #[arg(long, value_name = "ADDR")]
+    pub log_listen: Option<String>,
+    /// Most concurrent ingress and egress connections (each).
+    #[arg(long)]
+    pub max_connections: Option<usize>,
+    /// Seconds without a byte in either direction before a connection is closed.
+    #[arg(long)]
+    pub idle_timeout_secs: Option<u64>,
+    /// Largest blob in bytes (at most 4 MiB).
+    #[arg(long)]
+    pub max_blob_bytes: Option<usize>,
+    /// Most blobs in the store.
+    #[arg(long)]
+    pub max_blobs: Option<usize>,
+    /// Credentials service address (vsock:any:9004 on Nitro).
+    #[arg(long, value_name = "ADDR")]
+    pub credentials_listen: Option<String>,
+    /// Where credentials come from: imds (IMDSv2, the default) or env (AWS_ACCESS_KEY_ID, ...).
+    #[arg(long, value_name = "imds|env")]
+    pub credentials_source: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// (listen, enclave API)
+    pub ingress: Option<(Addr, Addr)>,
+    /// (listen, state directory)
+    pub blobs: Option<(Addr, PathBuf)>,
+    /// (listen, allow-list of lower-case host:port)
+    pub egress: Option<(Addr, Vec<String>)>,
+    pub logs: Option<Addr>,
+    pub credentials: Option<(Addr, crate::creds::Source)>,
+    pub max_connections: usize,
+    pub idle_timeout: Duration,
+    pub store: store::Limits,
+}
+
+pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
+pub const DEFAULT_IDLE_SECS: u64 = 300;
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/sigil";
+pub const DEFAULT_MAX_BLOBS: usize = 10_000;
+/// The config file is small; refusing a huge one avoids reading an arbitrary file into memory.
+const MAX_CONFIG_BYTES: u64 = 64 * 1024;
+
+fn addr(v: &Option<String>, key: &str) -> Result<Option<Addr>, String> {
+    v.as_deref()
+        .map(|s| s.parse::<Addr>().map_err(|e| format!("{key}: {e}")))
+        .transpose()
+}
+
+fn in_range<T: PartialOrd + std::fmt::Display + Copy>(
+    v: T,
+    lo: T,
+    hi: T,
+    key: &str,
+) -> Result<T, String> {
+    if v < lo || v > hi {
+        return Err(format!("{key} = {v} is outside {lo}..={hi}"));
+    }
+    Ok(v)
+}
+
+/// `host:port` with a DNS-name host, lower-cased (the allow-list compares exact strings).
+pub fn check_destination(d: &str) -> Result<String, String> {
+    let Some((host, port)) = d.rsplit_once(':') else {
+        return Err(format!("destination {d:?} needs HOST:PORT"));
+    };
+    if host.is_empty() || host.len() > 253 {
+        return Err(format!("destination host in {d:?} must be 1-253 bytes"));
+    }
+    if !host
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+    {
+        return Err(format!(
+            "destination host in {d:?} may hold only letters, digits, '.' and '-'"
+        ));
+    }
+    match port.parse::<u16>() {
+        Ok(p) if p > 0 => Ok(format!("{}:{p}", host.to_ascii_lowercase())),
+        _ => Err(format!("destination port in {d:?} is not 1-65535")),
+    }
+}
+
+pub fn load_file(path: &Path) -> Result<FileConfig, String> {
+    use std::io::Read;
+    let f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut text = String::new();
+    f.take(MAX_CONFIG_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    if text.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(format!(
+            "{}: larger than {MAX_CONFIG_BYTES} bytes",
+            path.display()
+        ));
+    }
+    toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+impl Cli {
+    /// Reads the file named by `--config` (if any), applies the flags over it and checks it.
+    pub fn settings(&self) -> Result<Settings, String> {
+        let f = match &self.config {
+            Some(p) => load_file(p)?,
+            None => FileConfig::default(),
+        };
+        merge(self, f)
+    }
+}
+
+fn merge(c: &Cli, f: FileConfig) -> Result<Settings, String> {
+    let pick = |flag: &Option<String>, file: Option<String>| flag.clone().or(file);
+    let region = pick(&c.region, f.region);
+    if let Some(r) = &region {
+        // The region becomes part of a host name: keep it to what AWS region names look like.
+        if r.is_empty()
+            || r.len() > 32
+            || !r
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        {
+            return Err(format!("region {r:?} is not a region name like eu-west-1"));
+        }
+    }
+    let max_connections = in_range(
+        c.max_connections
+            .or(f.max_connections)
+            .unwrap_or(DEFAULT_MAX_CONNECTIONS),
+        1,
+        10_000,
+        "max_connections",
+    )?;
+    let idle = in_range(
+        c.idle_timeout_secs
+            .or(f.idle_timeout_secs)
+            .unwrap_or(DEFAULT_IDLE_SECS),
+        1,
+        86_400,
+        "idle_timeout_secs",
+    )?;
+    let store = store::Limits {
+        max_blob_bytes: in_range(
+            c.max_blob_bytes
+                .or(f.max_blob_bytes)
+                .unwrap_or(crate::wire::MAX_DATA),
+            1,
+            crate::wire::MAX_DATA,
+            "max_blob_bytes",
+        )?,
+        max_blobs: in_range(
+            c.max_blobs.or(f.max_blobs).unwrap_or(DEFAULT_MAX_BLOBS),
+            1,
+            1_000_000,
+            "max_blobs",
+        )?,
+    };
+
+    let ingress = match (
+        addr(&pick(&c.ingress_listen, f.ingress_listen), "ingress_listen")?,
+        addr(&pick(&c.enclave_api, f.enclave_api), "enclave_api")?,
+    ) {
+        (Some(l), Some(e)) => Some((l, e)),
+        (Some(_), None) => return Err("ingress_listen is set but enclave_api is not".into()),
+        (None, _) => None,
+    };
+    let blobs = addr(&pick(&c.blob_listen, f.blob_listen), "blob_listen")?.map(|l| {
+        let dir = c
+            .state_dir
+            .clone()
+            .or(f.state_dir)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
+        (l, dir)
+    });
+    let egress = match addr(&pick(&c.egress_listen, f.egress_listen), "egress_listen")? {
+        None => None,
+        Some(l) => {
+            let list = if !c.egress_allow.is_empty() {
+                c.egress_allow.clone()
+            } else if let Some(list) = f.egress_allow {
+                list
+            } else if let Some(r) = &region {
+                vec![format!("kms.{r}.amazonaws.com:443")]
+            } else {
+                return Err("egress_listen is set but neither egress_allow nor region is".into());
+            };
+            if list.len() > 64 {
+                return Err("egress_allow holds more than 64 entries".into());
+            }
+            let list = list
+                .iter()
+                .map(|d| check_destination(d))
+                .collect::<Result<Vec<_>, _>>()?;
+            Some((l, list))
+        }
+    };
+    let logs = addr(&pick(&c.log_listen, f.log_listen), "log_listen")?;
+    let source = match pick(&c.credentials_source, f.credentials_source).as_deref() {
+        None | Some("imds") => crate::creds::Source::Imds(crate::creds::IMDS.into()),
+        Some("env") => crate::creds::Source::Env,
+        Some(other) => return Err(format!("credentials_source {other:?} is not imds or env")),
+    };
+    let credentials = addr(
+        &pick(&c.credentials_listen, f.credentials_listen),
+        "credentials_listen",
+    )?
+    .map(|a| (a, source));
+    if ingress.is_none()
+        && blobs.is_none()
+        && egress.is_none()
+        && logs.is_none()
+        && credentials.is_none()
+    {
+        return Err("nothing to do: set at least one of ingress_listen, blob_listen, egress_listen, log_listen, credentials_listen".into());
+    }
+    Ok(Settings {
+        ingress,
+        blobs,
+        egress,
+        logs,
+        credentials,
+        max_connections,
+        idle_timeout: Duration::from_secs(idle),
+        store,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cli(args: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("sigil-shim").chain(args.iter().copied())).unwrap()
+    }
+
+    fn write(name: &str, text: &str) -> PathBuf {
+        let p =
+            std::env::temp_dir().join(format!("sigil-shim-cfg-{}-{name}.toml", std::process::id()));
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn file_then_flags_override() {
+        let p = write(
+            "full",
+            r#"
+region = "eu-west-1"
+ingress_listen = "tcp:0.0.0.0:8443"
+enclave_api = "vsock:16:5000"
+blob_listen = "vsock:any:9002"
+state_dir = "/var/lib/sigil"
+egress_listen = "vsock:any:9003"
+log_listen = "vsock:any:9001"
+max_connections = 100
+idle_timeout_secs = 60
+"#,
+        );
+        let s = cli(&["--config", p.to_str().unwrap()]).settings().unwrap();
+        assert_eq!(s.ingress.as_ref().unwrap().1.to_string(), "vsock:16:5000");
+        assert_eq!(
+            s.egress.as_ref().unwrap().1,
+            ["kms.eu-west-1.amazonaws.com:443"]
+        );
+        assert_eq!(s.max_connections, 100);
+        assert_eq!(s.idle_timeout, Duration::from_secs(60));
+        let s = cli(&[
+            "--config",
+            p.to_str().unwrap(),
+            "--enclave-api",
+            "vhost-uds:/tmp/v.sock:5000",
+            "--egress-allow",
+            "KMS.us-east-1.amazonaws.com:443",
+            "--max-connections",
+            "7",
+        ])
+        .settings()
+        .unwrap();
+        assert_eq!(
+            s.ingress.unwrap().1.to_string(),
+            "vhost-uds:/tmp/v.sock:5000"
+        );
+        assert_eq!(s.egress.unwrap().1, ["kms.us-east-1.amazonaws.com:443"]);
+        assert_eq!(s.max_connections, 7);
+        let _ = std::fs::remove_file(p);
+    }
+
+    #[test]
+    fn errors_are_clear() {
+        let p = write("typo", "ingres_listen = \"tcp:0.0.0.0:1\"\n");
+        let e = cli(&["--config", p.to_str().unwrap()])
+            .settings()
+            .unwrap_err();
+        assert!(e.contains("unknown field"), "{e}");
+        let _ = std::fs::remove_file(p);
+        for (args, want) in [
+            (
+                &["--log-listen", "vsock:any:9001", "--max-connections", "0"][..],
+                "outside",
+            ),
+            (
+                &["--ingress-listen", "tcp:0.0.0.0:1"][..],
+                "enclave_api is not",
+            ),
+            (
+                &["--egress-listen", "vsock:any:9003"][..],
+                "neither egress_allow nor region",
+            ),
+            (
+                &["--log-listen", "vsock:1"][..],
+                "log_listen: vsock address",
+            ),
+            (
+                &["--egress-listen", "tcp:127.0.0.1:0", "--region", "eu/../x"][..],
+                "region",
+            ),
+            (
+                &[
+                    "--egress-listen",
+                    "tcp:127.0.0.1:0",
+                    "--egress-allow",
+                    "a b:1",
+                ][..],
+                "letters",
+            ),
+            (
+                &[
+                    "--egress-listen",
+                    "tcp:127.0.0.1:0",
+                    "--egress-allow",
+                    "host:0",
+                ][..],
+                "port",
+            ),
+            (
+                &["--blob-listen", "unix:/x", "--max-blob-bytes", "99999999"][..],
+                "max_blob_bytes",
+            ),
+            (&[][..], "nothing to do"),
+            (
+                &[
+                    "--credentials-listen",
+                    "tcp:127.0.0.1:0",
+                    "--credentials-source",
+                    "file",
+                ][..],
+                "not imds or env",
+            ),
+        ] {
+            let e = cli(args).settings().unwrap_err();
+            assert!(e.contains(want), "{args:?}: {e}");
+        }
+        let e = cli(&["--config", "/nonexistent/shim.toml"])
+            .settings()
+            .unwrap_err();
+        assert!(e.contains("/nonexistent/shim.toml"), "{e}");
+    }
+}

@@ -1,0 +1,15 @@
+//! sigil-shim: the parent-instance side of a sigil enclave. It forwards bytes (TCP <-> vsock),
+//! stores opaque sealed blobs, proxies allow-listed egress and prints the enclave's log lines.
+//! It is untrusted by design and never parses application payloads.
+
+pub mod addr;
+pub mod blobs;
+pub mod config;
+pub mod creds;
+pub mod egress;
+pub mod log;
+pub mod logsink;
+pub mod relay;
+pub mod store;
+pub mod transport;
+pub mod wire;

@@ -1,0 +1,62 @@
+//! sigil-shim: see the crate README. Starts the configured services and runs until killed.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+use sigil_shim::config::Cli;
+use sigil_shim::{blobs, creds, egress, log, logsink, relay, store};
+
+fn run() -> Result<(), String> {
+    let settings = Cli::parse().settings()?;
+    let idle = settings.idle_timeout;
+    let max = settings.max_connections;
+    if let Some((dir_addr, dir)) = &settings.blobs {
+        let st = Arc::new(
+            store::Store::open(dir, settings.store)
+                .map_err(|e| format!("state dir {}: {e}", dir.display()))?,
+        );
+        log::info("blobs", &format!("{} blobs in {}", st.len(), dir.display()));
+        relay::spawn_service("blobs", dir_addr, blobs::MAX_CONNECTIONS, move |s, _| {
+            blobs::serve_conn(&st, s, idle)
+        })
+        .map_err(|e| e.to_string())?;
+    }
+    if let Some((listen, upstream)) = settings.ingress.clone() {
+        relay::spawn_service("ingress", &listen, max, move |s, _| {
+            relay::forward(s, &upstream, idle)
+        })
+        .map_err(|e| e.to_string())?;
+    }
+    if let Some((listen, allow)) = settings.egress.clone() {
+        log::info("egress", &format!("allowed: {}", allow.join(", ")));
+        relay::spawn_service("egress", &listen, max, move |s, _| {
+            egress::handle(s, &allow, idle)
+        })
+        .map_err(|e| e.to_string())?;
+    }
+    if let Some(listen) = &settings.logs {
+        relay::spawn_service("logs", listen, logsink::MAX_CONNECTIONS, logsink::handle)
+            .map_err(|e| e.to_string())?;
+    }
+    if let Some((listen, source)) = settings.credentials.clone() {
+        relay::spawn_service("credentials", &listen, 4, move |s, _| {
+            creds::handle(s, &source)
+        })
+        .map_err(|e| e.to_string())?;
+    }
+    // The services run on their own threads; this one only keeps the process alive.
+    loop {
+        std::thread::park();
+    }
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sigil-shim: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

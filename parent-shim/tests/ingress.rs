@@ -1,0 +1,166 @@
+//! Ingress forwarding through the real relay, with TCP standing in for vsock.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{echo_server, random_bytes, round_trip};
+use sigil_shim::addr::Addr;
+use sigil_shim::relay;
+
+fn shim(upstream: &str, max: usize, idle: Duration) -> String {
+    let up: Addr = format!("tcp:{upstream}").parse().unwrap();
+    let bound = relay::spawn_service(
+        "ingress",
+        &"tcp:127.0.0.1:0".parse().unwrap(),
+        max,
+        move |s, _| relay::forward(s, &up, idle),
+    )
+    .unwrap();
+    bound.to_string().trim_start_matches("tcp:").to_string()
+}
+
+#[test]
+fn two_hundred_concurrent_clients_get_exactly_their_own_bytes() {
+    const CLIENTS: usize = 200;
+    const SIZE: usize = 64 * 1024;
+    let addr = shim(&echo_server(), 256, Duration::from_secs(30));
+    let start = Instant::now();
+    let handles: Vec<_> = (0..CLIENTS)
+        .map(|i| {
+            let addr = addr.clone();
+            thread::spawn(move || {
+                let data = random_bytes(i as u64 + 1, SIZE);
+                let got = round_trip(&addr, data.clone()).expect("round trip");
+                assert_eq!(got.len(), SIZE, "client {i}: length");
+                assert!(got == data, "client {i}: bytes differ (loss or mixing)");
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    eprintln!(
+        "{CLIENTS} clients x {} KiB echoed in {:?}",
+        SIZE / 1024,
+        start.elapsed()
+    );
+}
+
+#[test]
+fn half_close_is_propagated_both_ways() {
+    // The server reads until EOF (which it only sees if the shim propagates the client's
+    // shutdown(Write)), then answers and half-closes in turn.
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let up = l.local_addr().unwrap().to_string();
+    thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        let mut req = Vec::new();
+        s.read_to_end(&mut req).unwrap();
+        s.write_all(format!("got {} bytes", req.len()).as_bytes())
+            .unwrap();
+        s.shutdown(Shutdown::Write).unwrap();
+        // The client can still send after our half-close.
+        let mut late = Vec::new();
+        s.read_to_end(&mut late).unwrap();
+        assert!(late.is_empty());
+    });
+    let addr = shim(&up, 4, Duration::from_secs(30));
+    let mut c = TcpStream::connect(&addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    c.write_all(b"hello").unwrap();
+    c.shutdown(Shutdown::Write).unwrap();
+    let mut reply = String::new();
+    c.read_to_string(&mut reply).unwrap();
+    assert_eq!(reply, "got 5 bytes");
+}
+
+fn is_closed(s: &mut TcpStream) -> bool {
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut b = [0u8; 1];
+    match s.read(&mut b) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => matches!(
+            e.kind(),
+            std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted
+        ),
+    }
+}
+
+#[test]
+fn connections_past_the_limit_are_closed_at_once() {
+    // An upstream that holds every connection open and silent.
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let up = l.local_addr().unwrap().to_string();
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        for s in l.incoming() {
+            tx.send(s.unwrap()).unwrap();
+        }
+    });
+    let addr = shim(&up, 2, Duration::from_secs(30));
+    let mut held: Vec<TcpStream> = (0..2).map(|_| TcpStream::connect(&addr).unwrap()).collect();
+    let upstreams: Vec<TcpStream> = (0..2)
+        .map(|_| rx.recv_timeout(Duration::from_secs(5)).unwrap())
+        .collect();
+    let t = Instant::now();
+    let mut third = TcpStream::connect(&addr).unwrap();
+    assert!(is_closed(&mut third), "third connection must be closed");
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "closed at once, not after a timeout"
+    );
+    assert!(
+        rx.recv_timeout(Duration::from_millis(300)).is_err(),
+        "no upstream connection for it"
+    );
+    // The held ones still work.
+    held[0].write_all(b"x").unwrap();
+    let mut u0 = &upstreams[0];
+    let mut b = [0u8; 1];
+    u0.read_exact(&mut b).unwrap();
+    // Freeing a slot lets a new client in.
+    drop(held.pop());
+    drop(upstreams);
+    thread::sleep(Duration::from_millis(300));
+    let _fourth = TcpStream::connect(&addr).unwrap();
+    assert!(
+        rx.recv_timeout(Duration::from_secs(5)).is_ok(),
+        "a freed slot is reused"
+    );
+}
+
+#[test]
+fn idle_connections_are_closed() {
+    let addr = shim(&echo_server(), 4, Duration::from_secs(1));
+    let mut c = TcpStream::connect(&addr).unwrap();
+    c.write_all(b"ping").unwrap();
+    let mut b = [0u8; 4];
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    c.read_exact(&mut b).unwrap();
+    let t = Instant::now();
+    assert!(is_closed(&mut c));
+    let waited = t.elapsed();
+    assert!(
+        waited >= Duration::from_millis(800) && waited < Duration::from_secs(4),
+        "{waited:?}"
+    );
+}
+
+#[test]
+fn unreachable_enclave_closes_the_client() {
+    // A port with nobody listening.
+    let dead = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
+    let addr = shim(&dead, 4, Duration::from_secs(30));
+    let mut c = TcpStream::connect(&addr).unwrap();
+    assert!(is_closed(&mut c));
+}
