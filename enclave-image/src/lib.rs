@@ -15,5 +15,6 @@ pub mod init;
 pub mod log;
 pub mod measured_config;
 pub mod nsm;
+pub mod seal;
 pub mod service;
 pub mod transport;

@@ -1,15 +1,21 @@
 //! What the sigil enclave, the parent-instance shim and the client share: the encrypted
 //! request/response format ([`encap`]), the HTTP API's JSON shapes ([`api`]), the image
 //! description the enclave puts in its attestation `user_data` ([`user_data`]), and the
-//! reproducible-build PCR manifest ([`manifest`]).
+//! reproducible-build PCR manifest ([`manifest`]), and the enclave <-> shim blob-store frames
+//! ([`blob_wire`]).
 //!
 //! Everything here parses untrusted bytes, so every parser bounds its input before doing work
 //! and reports errors instead of panicking.
 
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "app")]
 pub mod api;
+pub mod blob_wire;
+#[cfg(feature = "app")]
 pub mod encap;
+#[cfg(feature = "app")]
 pub mod manifest;
 pub mod ports;
+#[cfg(feature = "app")]
 pub mod user_data;
