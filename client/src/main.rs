@@ -77,7 +77,8 @@ struct Trust {
     #[arg(long)]
     allow_debug: bool,
     /// Accept documents under the sigil test root (simulated NSM: local mode and the QEMU
-    /// harness). Such documents are always debug-mode, so this implies --allow-debug.
+    /// harness). Such documents are always debug-mode and are accepted as such; debug documents
+    /// from AWS hardware still need --allow-debug.
     #[arg(long)]
     trust_test_root: bool,
 }
@@ -86,9 +87,24 @@ impl Trust {
     fn policy(&self, at: u64) -> Result<Policy, String> {
         let mut p = Policy::at(at);
         p.expected_pcrs = policy::expected_pcrs(self.pcrs.as_deref(), &self.pcr)?;
+        // Test-root documents are always debug-mode, so the library is asked to accept debug
+        // documents here; `enforce_debug` then refuses AWS-rooted debug documents unless
+        // --allow-debug was given: trusting the test root must not relax real hardware.
         p.allow_debug = self.allow_debug || self.trust_test_root;
         p.trust_test_root = self.trust_test_root;
         Ok(p)
+    }
+
+    fn enforce_debug(&self, v: &Verified) -> Result<(), Failure> {
+        let aws = matches!(v.root, sigil_attestation::TrustedRoot::AwsNitroRootG1);
+        if aws && v.debug && !self.allow_debug {
+            return Err(Failure::Check(
+                "attestation rejected: debug: PCR0, PCR1 and PCR2 are all zero: the enclave runs in \
+                 debug mode, where the parent instance can read its memory (--allow-debug to accept)"
+                    .into(),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -134,6 +150,7 @@ fn attest(client: &Client, trust: &Trust, max_age: u64) -> Result<AttestedEnclav
     let mut policy = trust.policy(now()).map_err(Failure::Usage)?;
     policy.max_age_seconds = Some(max_age);
     let enclave = client.attest(policy).map_err(client_failure)?;
+    trust.enforce_debug(&enclave.verified)?;
     warn_if_test_root(&enclave.verified);
     Ok(enclave)
 }
@@ -164,6 +181,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 .map_err(|e| Failure::Check(format!("attestation rejected: {e}")))?;
             let v = sigil_attestation::verify(&bytes, &policy)
                 .map_err(|e| Failure::Check(format!("attestation rejected: {e}")))?;
+            trust.enforce_debug(&v)?;
             warn_if_test_root(&v);
             println!("{}", verified_json(&v));
             Ok(())
@@ -220,5 +238,60 @@ fn main() -> ExitCode {
             eprintln!("sigil: {m}");
             ExitCode::from(2)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sigil_attestation::{AttestationDocument, TrustedRoot};
+
+    fn verified(root: TrustedRoot, debug: bool) -> Verified {
+        Verified {
+            document: AttestationDocument {
+                module_id: "m".into(),
+                timestamp_ms: 1,
+                digest: "SHA384".into(),
+                pcrs: Default::default(),
+                certificate: vec![1],
+                cabundle: vec![vec![1]],
+                public_key: None,
+                user_data: None,
+                nonce: None,
+            },
+            root,
+            debug,
+        }
+    }
+
+    fn trust(allow_debug: bool, trust_test_root: bool) -> Trust {
+        Trust {
+            pcrs: None,
+            pcr: vec![],
+            allow_debug,
+            trust_test_root,
+        }
+    }
+
+    #[test]
+    fn trusting_the_test_root_does_not_accept_debug_documents_from_aws_hardware() {
+        let t = trust(false, true);
+        assert!(
+            t.enforce_debug(&verified(TrustedRoot::SigilTestRoot, true))
+                .is_ok()
+        );
+        assert!(
+            t.enforce_debug(&verified(TrustedRoot::AwsNitroRootG1, true))
+                .is_err()
+        );
+        assert!(
+            t.enforce_debug(&verified(TrustedRoot::AwsNitroRootG1, false))
+                .is_ok()
+        );
+        let t = trust(true, true);
+        assert!(
+            t.enforce_debug(&verified(TrustedRoot::AwsNitroRootG1, true))
+                .is_ok()
+        );
     }
 }
