@@ -76,6 +76,10 @@ struct Trust {
     /// Accept debug-mode documents (PCR0..2 all zero).
     #[arg(long)]
     allow_debug: bool,
+    /// Talk to a genuine Nitro enclave whatever image it runs (no PCR pinned). This gives no
+    /// protection: anyone can run their own image on AWS hardware.
+    #[arg(long)]
+    any_image: bool,
     /// Accept documents under the sigil test root (simulated NSM: local mode and the QEMU
     /// harness). Such documents are always debug-mode and are accepted as such; debug documents
     /// from AWS hardware still need --allow-debug.
@@ -93,6 +97,21 @@ impl Trust {
         p.allow_debug = self.allow_debug || self.trust_test_root;
         p.trust_test_root = self.trust_test_root;
         Ok(p)
+    }
+
+    /// Before anything is sent to an enclave: a genuine AWS document proves only that *some*
+    /// enclave answered; which image it runs is what PCR0 says. Without a pin, any image on
+    /// anyone's instance would be trusted with sealed data.
+    fn require_pinned_image(&self, v: &Verified, expected: &Policy) -> Result<(), Failure> {
+        let aws = matches!(v.root, sigil_attestation::TrustedRoot::AwsNitroRootG1);
+        if aws && !expected.expected_pcrs.contains_key(&0) && !self.any_image {
+            return Err(Failure::Check(
+                "attestation rejected: pcr: no image pinned: pass --pcrs pcr-manifest.json or \
+                 --pcr 0=HEX (or --any-image, which trusts whatever image answers)"
+                    .into(),
+            ));
+        }
+        Ok(())
     }
 
     fn enforce_debug(&self, v: &Verified) -> Result<(), Failure> {
@@ -149,8 +168,9 @@ fn client_failure(e: ClientError) -> Failure {
 fn attest(client: &Client, trust: &Trust, max_age: u64) -> Result<AttestedEnclave, Failure> {
     let mut policy = trust.policy(now()).map_err(Failure::Usage)?;
     policy.max_age_seconds = Some(max_age);
-    let enclave = client.attest(policy).map_err(client_failure)?;
+    let enclave = client.attest(policy.clone()).map_err(client_failure)?;
     trust.enforce_debug(&enclave.verified)?;
+    trust.require_pinned_image(&enclave.verified, &policy)?;
     warn_if_test_root(&enclave.verified);
     Ok(enclave)
 }
@@ -269,6 +289,7 @@ mod tests {
             pcrs: None,
             pcr: vec![],
             allow_debug,
+            any_image: false,
             trust_test_root,
         }
     }
@@ -293,5 +314,21 @@ mod tests {
             t.enforce_debug(&verified(TrustedRoot::AwsNitroRootG1, true))
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn an_aws_document_is_used_only_with_a_pinned_image() {
+        let mut t = trust(false, false);
+        let unpinned = Policy::at(0);
+        let mut pinned = Policy::at(0);
+        pinned.expected_pcrs.insert(0, vec![1; 48]);
+        let aws = verified(TrustedRoot::AwsNitroRootG1, false);
+        assert!(t.require_pinned_image(&aws, &unpinned).is_err());
+        assert!(t.require_pinned_image(&aws, &pinned).is_ok());
+        // Simulated documents have zero PCRs; pinning them means nothing.
+        let sim = verified(TrustedRoot::SigilTestRoot, true);
+        assert!(t.require_pinned_image(&sim, &unpinned).is_ok());
+        t.any_image = true;
+        assert!(t.require_pinned_image(&aws, &unpinned).is_ok());
     }
 }

@@ -122,7 +122,18 @@ impl App {
     }
 }
 
+/// Largest encapsulated ping: the message, JSON and HPKE overhead, with room to spare.
+pub const MAX_PING_BODY: usize = 32 * 1024;
+
 impl Handler for App {
+    fn body_limit(&self, method: &Method, path: &str) -> Option<usize> {
+        Some(match (method, path) {
+            (&Method::POST, PATH_PING) => MAX_PING_BODY,
+            // GET endpoints take no body.
+            _ => 0,
+        })
+    }
+
     fn handle(&self, req: Request) -> Response {
         let path = req.path.as_str();
         let allowed = match path {

@@ -5,7 +5,7 @@
 
 use std::io::{self, Read};
 use std::os::fd::AsRawFd;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::transport::Stream;
 
@@ -26,11 +26,13 @@ pub enum HeadError {
 }
 
 /// Reads from `stream` (non-blocking) until a full request head is buffered. Returns every
-/// byte read, which may include the start of the body.
+/// byte read, which may include the start of the body. `idle` bounds each silence, `deadline`
+/// the whole head: a client that sends nothing loses its slot after `idle`.
 pub fn read_head(
     stream: &mut Stream,
     max_head: usize,
     deadline: Instant,
+    idle: Duration,
 ) -> Result<Vec<u8>, HeadError> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 4096];
@@ -38,31 +40,30 @@ pub fn read_head(
         match stream.read(&mut chunk) {
             Ok(0) => return Err(HeadError::Closed),
             Ok(n) => {
-                let searched_from = buf.len().saturating_sub(3);
                 buf.extend_from_slice(&chunk[..n]);
-                if let Some(end) = find_head_end(&buf[searched_from..]) {
-                    let end = searched_from + end;
+                // Parse only when a line ended: httparse decides where the head ends (it
+                // accepts bare LF line ends too), junk fails at its first line, and the number
+                // of parses stays bounded by the number of lines, which MAX_HEADERS bounds.
+                if chunk[..n].contains(&b'\n')
+                    && let httparse::Status::Complete(end) = parse(&buf)?
+                {
                     if end > max_head {
                         return Err(HeadError::TooLarge(max_head));
                     }
-                    check(&buf[..end])?;
                     return Ok(buf);
                 }
                 if buf.len() > max_head {
                     return Err(HeadError::TooLarge(max_head));
                 }
-                // Fail fast on junk: once the request line is complete it must parse.
-                check_partial(&buf)?;
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => wait_readable(stream, deadline)?,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                let wait_until = deadline.min(Instant::now() + idle);
+                wait_readable(stream, wait_until)?
+            }
             Err(e) => return Err(HeadError::Io(e.to_string())),
         }
     }
-}
-
-fn find_head_end(b: &[u8]) -> Option<usize> {
-    b.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4)
 }
 
 fn wait_readable(stream: &Stream, deadline: Instant) -> Result<(), HeadError> {
@@ -106,23 +107,11 @@ fn parse(head: &[u8]) -> Result<httparse::Status<usize>, HeadError> {
     })
 }
 
-fn check(head: &[u8]) -> Result<(), HeadError> {
-    match parse(head)? {
-        httparse::Status::Complete(_) => Ok(()),
-        httparse::Status::Partial => Err(HeadError::Malformed("incomplete request head".into())),
-    }
-}
-
-fn check_partial(buf: &[u8]) -> Result<(), HeadError> {
-    parse(buf).map(|_| ())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::io::Write;
     use std::net::TcpListener;
-    use std::time::Duration;
 
     fn pair() -> (std::net::TcpStream, Stream) {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -131,6 +120,8 @@ mod tests {
         s.set_nonblocking(true).unwrap();
         (c, Stream::Tcp(s))
     }
+
+    const IDLE: Duration = Duration::from_secs(5);
 
     fn soon() -> Instant {
         Instant::now() + Duration::from_secs(5)
@@ -141,7 +132,7 @@ mod tests {
         let (mut c, mut s) = pair();
         c.write_all(b"POST /v1/ping HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc")
             .unwrap();
-        let got = read_head(&mut s, 16384, soon()).unwrap();
+        let got = read_head(&mut s, 16384, soon(), IDLE).unwrap();
         assert!(got.ends_with(b"\r\n\r\nabc"));
     }
 
@@ -154,7 +145,7 @@ mod tests {
             }
             c
         });
-        let got = read_head(&mut s, 16384, soon()).unwrap();
+        let got = read_head(&mut s, 16384, soon(), IDLE).unwrap();
         assert_eq!(got, b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n");
         drop(t.join());
     }
@@ -164,7 +155,7 @@ mod tests {
         let (mut c, mut s) = pair();
         c.write_all(b"\x00\x01\x02 garbage\r\n").unwrap();
         assert!(matches!(
-            read_head(&mut s, 16384, soon()),
+            read_head(&mut s, 16384, soon(), IDLE),
             Err(HeadError::Malformed(_))
         ));
     }
@@ -173,10 +164,14 @@ mod tests {
     fn oversized_head() {
         let (mut c, mut s) = pair();
         let mut req = b"GET / HTTP/1.1\r\n".to_vec();
-        req.extend(std::iter::repeat_n(b"X-Pad: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n", 40).flatten());
+        // 20 headers (under MAX_HEADERS) of 80 bytes: too large, not too many.
+        req.extend(
+            std::iter::repeat_n([b"X-Pad: ".as_slice(), &[b'a'; 71], b"\r\n"].concat(), 20)
+                .flatten(),
+        );
         c.write_all(&req).unwrap();
         assert_eq!(
-            read_head(&mut s, 1024, soon()),
+            read_head(&mut s, 1024, soon(), IDLE),
             Err(HeadError::TooLarge(1024))
         );
         // Also when the whole oversized head (terminator included) arrives before it is read.
@@ -185,7 +180,7 @@ mod tests {
         c.write_all(&req).unwrap();
         std::thread::sleep(Duration::from_millis(50));
         assert_eq!(
-            read_head(&mut s, 1024, soon()),
+            read_head(&mut s, 1024, soon(), IDLE),
             Err(HeadError::TooLarge(1024))
         );
     }
@@ -200,7 +195,7 @@ mod tests {
         req.extend_from_slice(b"\r\n");
         c.write_all(&req).unwrap();
         assert_eq!(
-            read_head(&mut s, 16384, soon()),
+            read_head(&mut s, 16384, soon(), IDLE),
             Err(HeadError::TooManyHeaders)
         );
     }
@@ -210,7 +205,10 @@ mod tests {
         let (mut c, mut s) = pair();
         c.write_all(b"GET /v1/hea").unwrap();
         drop(c);
-        assert_eq!(read_head(&mut s, 16384, soon()), Err(HeadError::Closed));
+        assert_eq!(
+            read_head(&mut s, 16384, soon(), IDLE),
+            Err(HeadError::Closed)
+        );
     }
 
     #[test]
@@ -218,6 +216,29 @@ mod tests {
         let (mut c, mut s) = pair();
         c.write_all(b"GET /v1/hea").unwrap();
         let deadline = Instant::now() + Duration::from_millis(100);
-        assert_eq!(read_head(&mut s, 16384, deadline), Err(HeadError::Timeout));
+        assert_eq!(
+            read_head(&mut s, 16384, deadline, IDLE),
+            Err(HeadError::Timeout)
+        );
+    }
+
+    #[test]
+    fn bare_lf_line_ends_complete_the_head() {
+        let (mut c, mut s) = pair();
+        c.write_all(b"GET /v1/health HTTP/1.1\nHost: x\n\n")
+            .unwrap();
+        assert!(read_head(&mut s, 16384, soon(), IDLE).is_ok());
+    }
+
+    #[test]
+    fn a_silent_client_loses_its_slot_after_the_idle_timeout() {
+        let (_c, mut s) = pair();
+        let start = Instant::now();
+        let far = Instant::now() + Duration::from_secs(30);
+        assert_eq!(
+            read_head(&mut s, 16384, far, Duration::from_millis(100)),
+            Err(HeadError::Timeout)
+        );
+        assert!(start.elapsed() < Duration::from_secs(5));
     }
 }

@@ -119,6 +119,12 @@ impl Response {
 
 pub trait Handler: Send + Sync + 'static {
     fn handle(&self, req: Request) -> Response;
+
+    /// The largest body this route takes, if smaller than the server-wide limit. Checked
+    /// before anything is buffered, so small endpoints cannot be used to fill memory.
+    fn body_limit(&self, _method: &http::Method, _path: &str) -> Option<usize> {
+        None
+    }
 }
 
 /// Stops a running [`Server`] from another thread.
@@ -274,7 +280,12 @@ fn connection(mut stream: Stream, handler: Arc<dyn Handler>, limits: Limits) {
     if stream.set_nonblocking(true).is_err() {
         return;
     }
-    let head = match read_head(&mut stream, limits.max_head_bytes, deadline) {
+    let head = match read_head(
+        &mut stream,
+        limits.max_head_bytes,
+        deadline,
+        limits.idle_timeout,
+    ) {
         Ok(h) => h,
         Err(HeadError::Closed) | Err(HeadError::Io(_)) => return,
         Err(e) => {
@@ -360,6 +371,9 @@ async fn dispatch(
     handler: Arc<dyn Handler>,
     max_body: usize,
 ) -> hyper::Response<Full<Bytes>> {
+    let max_body = handler
+        .body_limit(req.method(), req.uri().path())
+        .map_or(max_body, |l| l.min(max_body));
     let r = match read_request(req, max_body).await {
         Ok(req) => catch_unwind(AssertUnwindSafe(|| handler.handle(req))).unwrap_or_else(|_| {
             log::warn(format_args!("a request handler panicked"));
