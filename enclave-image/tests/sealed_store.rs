@@ -10,7 +10,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use sigil_enclave::seal::format::{self, DataKey, Kind};
-use sigil_enclave::seal::store::{BlobClient, SealedStore, SealedStoreError, blob_name};
+use sigil_enclave::seal::store::{
+    BlobClient, RollbackGuard, SealedStore, SealedStoreError, blob_name,
+};
 use sigil_enclave::transport::{Addr, Stream};
 use sigil_shim::{blobs, relay, store};
 
@@ -65,7 +67,7 @@ impl Shim {
 
 fn sealed_store(addr: &Addr, key: &DataKey, epoch: u32) -> SealedStore<Stream> {
     let c = BlobClient::connect(addr, Duration::from_secs(5)).unwrap();
-    SealedStore::new(c, key.clone(), epoch)
+    SealedStore::new(c, key.clone(), epoch, RollbackGuard::new())
 }
 
 fn code<T: std::fmt::Debug>(r: Result<T, SealedStoreError>) -> String {
@@ -190,7 +192,7 @@ fn rollback_what_is_caught_and_what_remains() {
     // which has seen version 2, refuses it...
     fs::write(&f, &v1_file).unwrap();
     let addr3 = shim.start();
-    *s.client() = BlobClient::connect(&addr3, Duration::from_secs(5)).unwrap();
+    s.reconnect(BlobClient::connect(&addr3, Duration::from_secs(5)).unwrap());
     assert!(matches!(
         s.get_sealed(Kind::Counter, "c"),
         Err(SealedStoreError::Rollback {
@@ -213,4 +215,32 @@ fn rollback_what_is_caught_and_what_remains() {
     // The header version is what the store's version is checked against.
     let h = format::parse_header(&v1_file[24..]).unwrap();
     assert_eq!(h.version, 1);
+}
+
+#[test]
+fn delete_then_put_and_a_replayed_old_blob_is_refused() {
+    let shim = Shim::new("delete");
+    let key = DataKey::from_bytes([0x66; 32]);
+    let addr = shim.start();
+    let guard = RollbackGuard::new();
+    let connect = |addr: &Addr| {
+        let c = BlobClient::connect(addr, Duration::from_secs(5)).unwrap();
+        SealedStore::new(c, key.clone(), 0, guard.clone())
+    };
+    let mut s = connect(&addr);
+    s.put_sealed(Kind::Config, "c", b"old 1").unwrap();
+    let f = shim.file(Kind::Config, "c");
+    let old1 = fs::read(&f).unwrap();
+    assert_eq!(s.put_sealed(Kind::Config, "c", b"old 2").unwrap(), 2);
+    s.delete_sealed(Kind::Config, "c").unwrap();
+    assert_eq!(code(s.get_sealed(Kind::Config, "c")), "not_found");
+    assert_eq!(s.put_sealed(Kind::Config, "c", b"new 1").unwrap(), 1);
+    let (v, pt) = s.get_sealed(Kind::Config, "c").unwrap();
+    assert_eq!((v, &pt[..]), (1, &b"new 1"[..]));
+    // The parent puts back the deleted incarnation's version 1; a store built on a new
+    // connection with the same guard refuses it.
+    fs::write(&f, &old1).unwrap();
+    let addr = shim.start();
+    let mut s = connect(&addr);
+    assert_eq!(code(s.get_sealed(Kind::Config, "c")), "equivocation");
 }

@@ -44,10 +44,15 @@
 //!   ([`SealError::VersionMismatch`]). `SealedStore::get_sealed` passes the version the store
 //!   reports, so the store's version and the sealed version must agree: a parent that serves
 //!   an old blob must also report (and keep reporting) the old version number;
-//! - within one enclave boot, `SealedStore` remembers the highest version it has written or
-//!   read per blob and refuses a lower one ([`super::store::SealedStoreError::Rollback`]);
-//!   the store's versions only grow while a blob exists, so this catches a rollback of a
-//!   single blob during the enclave's lifetime;
+//! - within one enclave boot, `SealedStore` (through its [`super::store::RollbackGuard`])
+//!   remembers the highest version it has written or read per blob, and that blob's nonce, and
+//!   refuses a lower version ([`super::store::SealedStoreError::Rollback`]) or another blob at
+//!   the same version ([`super::store::SealedStoreError::Equivocation`]); the store's versions
+//!   only grow while a blob exists, so this catches a rollback of a single blob during the
+//!   enclave's lifetime. The guarantee lasts for the boot as long as the same guard is used
+//!   (reconnect with `SealedStore::reconnect` or a clone of the guard, never a fresh one). A
+//!   write with an unknown outcome is resolved by reading the blob back, and blobs deleted with
+//!   `SealedStore::delete_sealed` are remembered, so their old versions stay refused;
 //! - across reboots the enclave has no memory of its own. The mitigation for a rollback of the
 //!   whole state is a monotonic counter kept outside the parent's control (a `counter` blob
 //!   whose value is anchored, e.g. in KMS or a quorum of peer enclaves) and a key-epoch bump:
@@ -57,8 +62,9 @@
 //! What remains: a freshly booted enclave that has no trusted anchor for the current version
 //! accepts any consistent older (blob, version) pair of the current epoch the parent kept, and
 //! a parent can roll back several blobs to a mutually inconsistent mix of versions. Deleting a
-//! blob resets its store version, so after a delete a later version-1 blob and an old
-//! version-1 blob of the same id are indistinguishable. Freshness across boots needs the
+//! blob resets its store version, so across a reboot (or without the guard that recorded the
+//! delete) a later version-1 blob and an old version-1 blob of the same id are
+//! indistinguishable. Freshness across boots needs the
 //! external counter; until that exists, state whose rollback is harmful (for example approval
 //! or nonce-use records) must not rely on sealed blobs alone.
 

@@ -9,8 +9,10 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::io::{self, Read, Write};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use ring::aead::NONCE_LEN;
 use sigil_protocol::blob_wire::{self as wire, FrameError, Op, Request, Response};
 use zeroize::Zeroizing;
 
@@ -233,16 +235,21 @@ impl<S: Read + Write> BlobClient<S> {
     }
 }
 
-/// Why a sealed put or get failed.
+/// Why a sealed put, get or delete failed.
 #[derive(Debug)]
 pub enum SealedStoreError {
     Store(StoreError),
     Seal(SealError),
     /// The store served a version lower than one this enclave already wrote or read for the
-    /// same blob: a rollback by the parent.
+    /// same blob (or an old version of a blob it deleted): a rollback by the parent.
     Rollback {
         known: u64,
         served: u64,
+    },
+    /// The store served a blob at the version this enclave already wrote or read, but not the
+    /// same blob (another nonce): the parent keeps two blobs sealed as one version.
+    Equivocation {
+        version: u64,
     },
 }
 
@@ -252,6 +259,7 @@ impl SealedStoreError {
             SealedStoreError::Store(e) => e.code(),
             SealedStoreError::Seal(e) => e.code(),
             SealedStoreError::Rollback { .. } => "rollback",
+            SealedStoreError::Equivocation { .. } => "equivocation",
         }
     }
 }
@@ -264,6 +272,11 @@ impl fmt::Display for SealedStoreError {
             SealedStoreError::Rollback { known, served } => write!(
                 f,
                 "rollback: the store served version {served}, this enclave has seen {known}"
+            ),
+            SealedStoreError::Equivocation { version } => write!(
+                f,
+                "equivocation: the store served another blob as version {version} than the one \
+                 this enclave has seen"
             ),
         }
     }
@@ -296,40 +309,206 @@ pub fn blob_name(kind: Kind, id: &str) -> Result<String, SealError> {
     Ok(name)
 }
 
-/// Sealed blobs in the shim's store, under one data key and key epoch. Remembers, for this
-/// boot, the highest version it has written or read of each blob and refuses to go back.
+/// The nonce of a sealed blob: it identifies the blob among blobs sealed as the same version.
+type BlobNonce = [u8; NONCE_LEN];
+
+/// A write whose outcome is unknown (the request may or may not have been applied).
+#[derive(Clone, Copy, Debug)]
+enum Pending {
+    Put { version: u64, nonce: BlobNonce },
+    Delete,
+}
+
+/// What this boot knows of one blob name.
+#[derive(Clone, Copy, Debug, Default)]
+struct Track {
+    /// The highest version written or read (0: none, or deleted by this enclave).
+    version: u64,
+    /// The nonce of the blob at `version` (`None` only while `version` is 0).
+    nonce: Option<BlobNonce>,
+    /// The highest version of an earlier incarnation this enclave deleted: versions in
+    /// `(version, floor]` can only be old blobs of that incarnation.
+    floor: u64,
+    /// The last put or delete has an unknown outcome; the next read resolves it.
+    pending: Option<Pending>,
+}
+
+impl Track {
+    /// Whether a served `version` (not yet opened) can be accepted on its number alone.
+    fn check_version(&self, served: u64) -> Result<(), SealedStoreError> {
+        if served < self.version {
+            return Err(SealedStoreError::Rollback {
+                known: self.version,
+                served,
+            });
+        }
+        let ours = matches!(self.pending, Some(Pending::Put { version, .. }) if version == served);
+        if served > self.version && served <= self.floor && !ours {
+            return Err(SealedStoreError::Rollback {
+                known: self.floor,
+                served,
+            });
+        }
+        Ok(())
+    }
+
+    /// Checks an opened blob (its authenticated version and nonce) and records it.
+    fn accept(&mut self, served: u64, nonce: BlobNonce) -> Result<(), SealedStoreError> {
+        self.check_version(served)?;
+        if served == self.version && self.nonce.is_some_and(|n| n != nonce) {
+            return Err(SealedStoreError::Equivocation { version: served });
+        }
+        if served > self.version
+            && served <= self.floor
+            && !matches!(self.pending, Some(Pending::Put { version, nonce: n })
+                if version == served && n == nonce)
+        {
+            return Err(SealedStoreError::Rollback {
+                known: self.floor,
+                served,
+            });
+        }
+        self.version = served;
+        self.nonce = Some(nonce);
+        self.pending = None;
+        Ok(())
+    }
+
+    /// Records that the store no longer holds the blob, deleted by this enclave at `version`.
+    fn deleted(&mut self) {
+        self.floor = self.floor.max(self.version);
+        self.version = 0;
+        self.nonce = None;
+        self.pending = None;
+    }
+}
+
+/// Within-boot rollback tracking of sealed blobs: for each blob name, the highest version
+/// (and which blob, by nonce) this enclave has written or read, the versions it deleted, and
+/// writes whose outcome is unknown. Cloning shares it. Create one per boot and pass it to
+/// every [`SealedStore`] (including the one built after a lost connection, or use
+/// [`SealedStore::reconnect`]): the guarantee lasts for the boot only as long as the same
+/// guard is used; a fresh guard knows nothing.
+#[derive(Clone, Debug, Default)]
+pub struct RollbackGuard {
+    tracks: Arc<Mutex<HashMap<String, Track>>>,
+}
+
+impl RollbackGuard {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn with<T>(&self, name: &str, f: impl FnOnce(&mut Track) -> T) -> T {
+        // A panic while holding the lock leaves a consistent map: every update is a plain
+        // assignment after its checks.
+        let mut map = self.tracks.lock().unwrap_or_else(|e| e.into_inner());
+        f(map.entry(name.to_string()).or_default())
+    }
+
+    fn get(&self, name: &str) -> Track {
+        self.with(name, |t| *t)
+    }
+}
+
+/// Whether a failed write may nevertheless have been applied by the store.
+fn outcome_unknown(e: &StoreError) -> bool {
+    matches!(
+        e,
+        StoreError::Io(_)
+            | StoreError::Protocol(_)
+            | StoreError::Storage(_)
+            | StoreError::Other { .. }
+    )
+}
+
+/// Sealed blobs in the shim's store, under one data key and key epoch.
+///
+/// With its [`RollbackGuard`] it remembers, for this boot, the highest version of each blob it
+/// has written or read and which blob that was (its nonce), and refuses an older version
+/// ([`SealedStoreError::Rollback`]) or another blob at the same version
+/// ([`SealedStoreError::Equivocation`]). This holds for the boot as long as the same guard is
+/// used: after a connection failure call [`SealedStore::reconnect`] (or build the new store
+/// with a clone of the guard), never a fresh guard.
+///
+/// A put or delete whose outcome is unknown (an I/O or protocol error after sending) marks the
+/// name unresolved; the next `get_sealed`, `put_sealed` or `delete_sealed` of it reads the blob
+/// back and accepts whichever version at or above the known one it finds (a version of a
+/// deleted incarnation only if it is the unresolved put's own blob), and records it.
+///
+/// After `delete_sealed`, the deleted version is kept as a floor: until this enclave writes
+/// past it again, a served version at or below it that this enclave did not write since the
+/// delete is an old blob and refused (a lower one as `Rollback`, the re-created blob's own
+/// version with another nonce as `Equivocation`).
 pub struct SealedStore<S> {
     client: BlobClient<S>,
     key: DataKey,
     epoch: u32,
-    known: HashMap<String, u64>,
+    guard: RollbackGuard,
 }
 
 impl<S: Read + Write> SealedStore<S> {
-    pub fn new(client: BlobClient<S>, key: DataKey, epoch: u32) -> Self {
+    /// A store over `client`, tracking rollback in `guard` (share one guard for the boot).
+    pub fn new(client: BlobClient<S>, key: DataKey, epoch: u32, guard: RollbackGuard) -> Self {
         SealedStore {
             client,
             key,
             epoch,
-            known: HashMap::new(),
+            guard,
         }
     }
 
-    /// The underlying client (e.g. to list names).
+    /// Replaces the connection (e.g. after an I/O error poisoned it), keeping the tracking.
+    pub fn reconnect(&mut self, client: BlobClient<S>) {
+        self.client = client;
+    }
+
+    /// The rollback tracking this store uses.
+    pub fn guard(&self) -> &RollbackGuard {
+        &self.guard
+    }
+
+    /// The underlying client (e.g. to list names). Writes through it bypass the tracking.
     pub fn client(&mut self) -> &mut BlobClient<S> {
         &mut self.client
     }
 
-    fn note(&mut self, name: &str, served: u64) -> Result<(), SealedStoreError> {
-        let known = self.known.entry(name.to_string()).or_insert(0);
-        if served < *known {
-            return Err(SealedStoreError::Rollback {
-                known: *known,
-                served,
-            });
+    /// Reads, opens, checks and records `name`. `NotFound` resolves an unknown-outcome delete
+    /// (or a first put that did not happen) and is returned as the error.
+    fn read(
+        &mut self,
+        kind: Kind,
+        id: &str,
+        name: &str,
+    ) -> Result<(u64, Zeroizing<Vec<u8>>), SealedStoreError> {
+        let (version, blob) = match self.client.get(name) {
+            Ok(r) => r,
+            Err(StoreError::NotFound) => {
+                self.guard.with(name, |t| match t.pending {
+                    Some(Pending::Delete) => t.deleted(),
+                    Some(Pending::Put { .. }) if t.version == 0 => t.pending = None,
+                    _ => {}
+                });
+                return Err(StoreError::NotFound.into());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        self.guard.get(name).check_version(version)?;
+        let pt = format::open(&self.key, kind, id, Some(version), self.epoch, &blob)?;
+        let nonce = format::parse_header(&blob)?.nonce;
+        self.guard.with(name, |t| t.accept(version, nonce))?;
+        Ok((version, pt))
+    }
+
+    /// Resolves an unknown-outcome write of `name` by reading it back.
+    fn resolve(&mut self, kind: Kind, id: &str, name: &str) -> Result<(), SealedStoreError> {
+        if self.guard.get(name).pending.is_none() {
+            return Ok(());
         }
-        *known = served;
-        Ok(())
+        match self.read(kind, id, name) {
+            Ok(_) | Err(SealedStoreError::Store(StoreError::NotFound)) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     /// Seals `plaintext` as (kind, id) at the next version and writes it with compare-and-swap;
@@ -342,49 +521,93 @@ impl<S: Read + Write> SealedStore<S> {
         plaintext: &[u8],
     ) -> Result<u64, SealedStoreError> {
         let name = blob_name(kind, id)?;
+        self.resolve(kind, id, &name)?;
         let mut current = match self.client.get(&name) {
             Ok((v, _)) => v,
             Err(StoreError::NotFound) => 0,
             Err(e) => return Err(e.into()),
         };
         for attempt in 0..2 {
-            self.note(&name, current)?;
+            self.guard.get(&name).check_version(current)?;
             let next = current
                 .checked_add(1)
                 .ok_or_else(|| StoreError::Limit("version counter exhausted".into()))?;
             let blob = format::seal(&self.key, kind, id, next, self.epoch, plaintext)?;
+            let nonce = format::parse_header(&blob)?.nonce;
             match self.client.put(&name, current, &blob) {
                 Ok(v) => {
-                    self.note(&name, v)?;
+                    self.guard.with(&name, |t| {
+                        // Our own write: it supersedes whatever we knew below `v`.
+                        if v < t.version {
+                            return Err(SealedStoreError::Rollback {
+                                known: t.version,
+                                served: v,
+                            });
+                        }
+                        t.version = v;
+                        t.nonce = Some(nonce);
+                        t.pending = None;
+                        Ok(())
+                    })?;
                     return Ok(v);
                 }
                 Err(StoreError::VersionConflict { current: c }) if attempt == 0 => current = c,
-                Err(e) => return Err(e.into()),
+                Err(e) => {
+                    if outcome_unknown(&e) {
+                        self.guard.with(&name, |t| {
+                            t.pending = Some(Pending::Put {
+                                version: next,
+                                nonce,
+                            })
+                        });
+                    }
+                    return Err(e.into());
+                }
             }
         }
         unreachable!("the second attempt returns")
     }
 
     /// Reads and opens (kind, id): (version, plaintext). The blob must have been sealed as the
-    /// version the store reports, and that version must not be below one seen this boot.
+    /// version the store reports, that version must not be below one seen this boot, and at
+    /// the version seen this boot it must be the same blob.
     pub fn get_sealed(
         &mut self,
         kind: Kind,
         id: &str,
     ) -> Result<(u64, Zeroizing<Vec<u8>>), SealedStoreError> {
         let name = blob_name(kind, id)?;
-        let (version, blob) = self.client.get(&name)?;
-        if let Some(&known) = self.known.get(&name)
-            && version < known
-        {
-            return Err(SealedStoreError::Rollback {
-                known,
-                served: version,
-            });
+        self.read(kind, id, &name)
+    }
+
+    /// Deletes (kind, id) at the version known this boot (read and checked first if none is
+    /// known, or the last write's outcome is unknown), and records the deletion: a later
+    /// `put_sealed` re-creates it from version 1, while old blobs of the deleted incarnation
+    /// stay refused (see [`SealedStore`]). An absent blob is `NotFound`.
+    pub fn delete_sealed(&mut self, kind: Kind, id: &str) -> Result<(), SealedStoreError> {
+        let name = blob_name(kind, id)?;
+        self.resolve(kind, id, &name)?;
+        let mut version = self.guard.get(&name).version;
+        if version == 0 {
+            version = self.read(kind, id, &name)?.0;
         }
-        let pt = format::open(&self.key, kind, id, Some(version), self.epoch, &blob)?;
-        self.note(&name, version)?;
-        Ok((version, pt))
+        match self.client.delete(&name, version) {
+            Ok(()) => {
+                self.guard.with(&name, |t| {
+                    if t.version == version {
+                        t.deleted();
+                    }
+                });
+                Ok(())
+            }
+            Err(e) => {
+                if outcome_unknown(&e) {
+                    self.guard
+                        .with(&name, |t| t.pending = Some(Pending::Delete));
+                }
+                Err(e.into())
+            }
+        }
     }
 }
 
@@ -531,7 +754,7 @@ mod tests {
             conflict(3),
             ok(Some(4)),
         ]);
-        let mut st = SealedStore::new(BlobClient::new(s), key.clone(), 0);
+        let mut st = SealedStore::new(BlobClient::new(s), key.clone(), 0, RollbackGuard::new());
         assert_eq!(st.put_sealed(Kind::Key, "k", b"v").unwrap(), 4);
         // The retry was sealed as version 4 and sent with expected_version 3.
         let mut out = &st.client.stream.out[..];
@@ -547,13 +770,194 @@ mod tests {
             conflict(3),
             conflict(5),
         ]);
-        let mut st = SealedStore::new(BlobClient::new(s), key, 0);
+        let mut st = SealedStore::new(BlobClient::new(s), key, 0, RollbackGuard::new());
         assert!(matches!(
             st.put_sealed(Kind::Key, "k", b"v"),
             Err(SealedStoreError::Store(StoreError::VersionConflict {
                 current: 5
             }))
         ));
+    }
+
+    fn get_reply(version: u64, data: Vec<u8>) -> Response {
+        Response {
+            ok: true,
+            version: Some(version),
+            data: Some(data),
+            ..Default::default()
+        }
+    }
+
+    fn sealed(key: &DataKey, version: u64, pt: &[u8]) -> Vec<u8> {
+        format::seal(key, Kind::Key, "k", version, 0, pt).unwrap()
+    }
+
+    /// The blob this store sent in its last request.
+    fn last_put(st: &SealedStore<Fake>) -> Vec<u8> {
+        let mut out = &st.client.stream.out[..];
+        let mut last = None;
+        while let Ok(f) = wire::read_frame(&mut out) {
+            let r = wire::decode_request(&f).unwrap();
+            if r.op == Op::Put {
+                last = r.data;
+            }
+        }
+        last.unwrap()
+    }
+
+    #[test]
+    fn reconnect_keeps_rollback_protection() {
+        let key = DataKey::from_bytes([2; 32]);
+        let guard = RollbackGuard::new();
+        let v2 = sealed(&key, 2, b"two");
+        let v1 = sealed(&key, 1, b"one");
+        // Read version 2, then the connection dies.
+        let s = Fake::new(vec![get_reply(2, v2.clone())]);
+        let mut st = SealedStore::new(BlobClient::new(s), key.clone(), 0, guard.clone());
+        assert_eq!(st.get_sealed(Kind::Key, "k").unwrap().0, 2);
+        assert_eq!(st.get_sealed(Kind::Key, "k").unwrap_err().code(), "io");
+        // The new connection serves the old version: still refused.
+        st.reconnect(BlobClient::new(Fake::new(vec![get_reply(1, v1.clone())])));
+        assert!(matches!(
+            st.get_sealed(Kind::Key, "k"),
+            Err(SealedStoreError::Rollback {
+                known: 2,
+                served: 1
+            })
+        ));
+        // So does a new store sharing the guard; only a fresh guard knows nothing.
+        let s = Fake::new(vec![get_reply(1, v1.clone())]);
+        let mut other = SealedStore::new(BlobClient::new(s), key.clone(), 0, guard);
+        assert_eq!(
+            other.get_sealed(Kind::Key, "k").unwrap_err().code(),
+            "rollback"
+        );
+        let s = Fake::new(vec![get_reply(1, v1)]);
+        let mut fresh = SealedStore::new(BlobClient::new(s), key, 0, RollbackGuard::new());
+        assert_eq!(fresh.get_sealed(Kind::Key, "k").unwrap().0, 1);
+    }
+
+    #[test]
+    fn equal_version_different_blob_is_refused() {
+        let key = DataKey::from_bytes([3; 32]);
+        let p1 = sealed(&key, 1, b"p1");
+        let p2 = sealed(&key, 1, b"p2");
+        let s = Fake::new(vec![
+            get_reply(1, p1.clone()),
+            get_reply(1, p1),
+            get_reply(1, p2),
+        ]);
+        let mut st = SealedStore::new(BlobClient::new(s), key, 0, RollbackGuard::new());
+        assert_eq!(&*st.get_sealed(Kind::Key, "k").unwrap().1, b"p1");
+        assert_eq!(&*st.get_sealed(Kind::Key, "k").unwrap().1, b"p1");
+        assert!(matches!(
+            st.get_sealed(Kind::Key, "k"),
+            Err(SealedStoreError::Equivocation { version: 1 })
+        ));
+    }
+
+    #[test]
+    fn unknown_outcome_put_is_resolved_by_reading_back() {
+        let key = DataKey::from_bytes([4; 32]);
+        let guard = RollbackGuard::new();
+        let v1 = sealed(&key, 1, b"one");
+        // Read version 1; the put of version 2 gets no reply (I/O error after sending).
+        let s = Fake::new(vec![get_reply(1, v1.clone()), get_reply(1, v1.clone())]);
+        let mut st = SealedStore::new(BlobClient::new(s), key.clone(), 0, guard.clone());
+        assert_eq!(st.get_sealed(Kind::Key, "k").unwrap().0, 1);
+        assert_eq!(
+            st.put_sealed(Kind::Key, "k", b"p1").unwrap_err().code(),
+            "io"
+        );
+        let p1 = last_put(&st);
+        // The parent kept P1 at version 2: the read back accepts and records it...
+        st.reconnect(BlobClient::new(Fake::new(vec![get_reply(2, p1.clone())])));
+        let (v, pt) = st.get_sealed(Kind::Key, "k").unwrap();
+        assert_eq!((v, &pt[..]), (2, &b"p1"[..]));
+        // ...so another blob sealed as version 2 (P2) is refused afterwards, and so is 1.
+        let p2 = sealed(&key, 2, b"p2");
+        st.reconnect(BlobClient::new(Fake::new(vec![
+            get_reply(2, p2),
+            get_reply(1, v1.clone()),
+        ])));
+        assert_eq!(
+            st.get_sealed(Kind::Key, "k").unwrap_err().code(),
+            "equivocation"
+        );
+        assert_eq!(
+            st.get_sealed(Kind::Key, "k").unwrap_err().code(),
+            "rollback"
+        );
+
+        // The other outcome: the put did not happen; a put_sealed first reads back version 1
+        // (the same blob), then writes version 2 and records it.
+        let guard = RollbackGuard::new();
+        let s = Fake::new(vec![get_reply(1, v1.clone()), get_reply(1, v1.clone())]);
+        let mut st = SealedStore::new(BlobClient::new(s), key.clone(), 0, guard);
+        st.get_sealed(Kind::Key, "k").unwrap();
+        assert_eq!(
+            st.put_sealed(Kind::Key, "k", b"lost").unwrap_err().code(),
+            "io"
+        );
+        st.reconnect(BlobClient::new(Fake::new(vec![
+            get_reply(1, v1.clone()), // resolve: not applied
+            get_reply(1, v1.clone()), // current version
+            ok(Some(2)),
+        ])));
+        assert_eq!(st.put_sealed(Kind::Key, "k", b"p2").unwrap(), 2);
+        let p2 = last_put(&st);
+        let stale = sealed(&key, 2, b"lost");
+        st.reconnect(BlobClient::new(Fake::new(vec![
+            get_reply(2, stale),
+            get_reply(2, p2),
+        ])));
+        assert_eq!(
+            st.get_sealed(Kind::Key, "k").unwrap_err().code(),
+            "equivocation"
+        );
+        assert_eq!(&*st.get_sealed(Kind::Key, "k").unwrap().1, b"p2");
+    }
+
+    #[test]
+    fn delete_then_put_works_and_old_blobs_stay_refused() {
+        let key = DataKey::from_bytes([5; 32]);
+        let v1 = sealed(&key, 1, b"one");
+        let v3 = sealed(&key, 3, b"three");
+        let s = Fake::new(vec![
+            get_reply(3, v3.clone()),
+            ok(None), // delete at version 3
+            Response::err("not_found", "x"),
+            ok(Some(1)),
+        ]);
+        let mut st = SealedStore::new(BlobClient::new(s), key.clone(), 0, RollbackGuard::new());
+        assert_eq!(st.get_sealed(Kind::Key, "k").unwrap().0, 3);
+        st.delete_sealed(Kind::Key, "k").unwrap();
+        assert_eq!(st.put_sealed(Kind::Key, "k", b"new").unwrap(), 1);
+        let new = last_put(&st);
+        {
+            let mut out = &st.client.stream.out[..];
+            let _get = wire::read_frame(&mut out).unwrap();
+            let del = wire::decode_request(&wire::read_frame(&mut out).unwrap()).unwrap();
+            assert_eq!((del.op, del.expected_version), (Op::Delete, Some(3)));
+        }
+        // The re-created blob reads; the deleted incarnation's blobs do not.
+        st.reconnect(BlobClient::new(Fake::new(vec![
+            get_reply(1, new),
+            get_reply(3, v3),
+            get_reply(1, v1),
+        ])));
+        assert_eq!(&*st.get_sealed(Kind::Key, "k").unwrap().1, b"new");
+        assert!(matches!(
+            st.get_sealed(Kind::Key, "k"),
+            Err(SealedStoreError::Rollback {
+                known: 3,
+                served: 3
+            })
+        ));
+        assert_eq!(
+            st.get_sealed(Kind::Key, "k").unwrap_err().code(),
+            "equivocation"
+        );
     }
 
     #[test]
