@@ -14,6 +14,11 @@ use sigil_protocol::api::{
 };
 use sigil_protocol::encap::{self, EncapError};
 use sigil_protocol::user_data::ImageInfo;
+use sigil_protocol::vault;
+
+pub use owner::OwnerKey;
+
+pub mod owner;
 
 /// Largest response body the client reads.
 pub const MAX_RESPONSE: u64 = 4 << 20;
@@ -173,8 +178,137 @@ impl Client {
             .header("content-type", ENCAPSULATED_CONTENT_TYPE)
             .send(&body[..])
             .map_err(|e| ClientError::Transport(e.to_string()))?;
-        let sealed = read_ok(resp)?;
-        opener.open(route, &sealed).map_err(ClientError::Encap)
+        let status = resp.status().as_u16();
+        let encapsulated = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            == Some(ENCAPSULATED_CONTENT_TYPE);
+        if status == 200 || !encapsulated {
+            let sealed = read_ok(resp)?;
+            return opener.open(route, &sealed).map_err(ClientError::Encap);
+        }
+        // An error the enclave sealed to us (it came after our request was opened).
+        let mut resp = resp;
+        let sealed = resp
+            .body_mut()
+            .with_config()
+            .limit(MAX_RESPONSE)
+            .read_to_vec()
+            .map_err(|e| ClientError::Transport(format!("reading response: {e}")))?;
+        let plain = opener.open(route, &sealed).map_err(ClientError::Encap)?;
+        let e: ErrorBody = serde_json::from_slice(&plain)
+            .map_err(|e| ClientError::Protocol(format!("sealed error body: {e}")))?;
+        Err(ClientError::Api {
+            status,
+            code: e.error.code,
+            message: e.error.message,
+        })
+    }
+
+    fn vault_call<T: serde::de::DeserializeOwned>(
+        &self,
+        enclave: &AttestedEnclave,
+        route: &str,
+        path: &str,
+        req: &impl serde::Serialize,
+    ) -> Result<T, ClientError> {
+        let body = zeroize::Zeroizing::new(
+            serde_json::to_vec(req).map_err(|e| ClientError::Protocol(e.to_string()))?,
+        );
+        let plain = zeroize::Zeroizing::new(self.call_encapsulated(enclave, route, path, &body)?);
+        serde_json::from_slice(&plain)
+            .map_err(|e| ClientError::Protocol(format!("vault response: {e}")))
+    }
+
+    /// Stores `value` under `name`, owned by `owner` (create: `expected_version` 0).
+    pub fn vault_put(
+        &self,
+        enclave: &AttestedEnclave,
+        owner: &OwnerKey,
+        name: &str,
+        value: &[u8],
+        expected_version: u64,
+    ) -> Result<vault::Written, ClientError> {
+        let not_after = owner.not_after();
+        let x = owner.x_only();
+        let d = vault::digest(
+            vault::Op::Put,
+            name,
+            expected_version,
+            Some(value),
+            Some(&x),
+            not_after,
+        );
+        let req = vault::PutRequest {
+            name: name.into(),
+            value: base64::engine::general_purpose::STANDARD.encode(value),
+            owner: hex::encode(x),
+            expected_version,
+            not_after,
+            signature: owner.sign(&d)?,
+        };
+        self.vault_call(enclave, vault::ROUTE_VAULT_PUT, vault::PATH_VAULT_PUT, &req)
+    }
+
+    /// Reads `name` (the owner's signature is required).
+    pub fn vault_get(
+        &self,
+        enclave: &AttestedEnclave,
+        owner: &OwnerKey,
+        name: &str,
+    ) -> Result<(Vec<u8>, u64), ClientError> {
+        let not_after = owner.not_after();
+        let d = vault::digest(vault::Op::Get, name, 0, None, None, not_after);
+        let req = vault::NameRequest {
+            name: name.into(),
+            expected_version: 0,
+            not_after,
+            signature: owner.sign(&d)?,
+        };
+        let e: vault::Entry =
+            self.vault_call(enclave, vault::ROUTE_VAULT_GET, vault::PATH_VAULT_GET, &req)?;
+        if e.name != name || e.owner != hex::encode(owner.x_only()) {
+            return Err(ClientError::Protocol(
+                "the vault answered for another entry".into(),
+            ));
+        }
+        let value = base64::engine::general_purpose::STANDARD
+            .decode(e.value.as_bytes())
+            .map_err(|e| ClientError::Protocol(format!("vault value: {e}")))?;
+        Ok((value, e.version))
+    }
+
+    /// Deletes `name` at `expected_version`.
+    pub fn vault_delete(
+        &self,
+        enclave: &AttestedEnclave,
+        owner: &OwnerKey,
+        name: &str,
+        expected_version: u64,
+    ) -> Result<(), ClientError> {
+        let not_after = owner.not_after();
+        let d = vault::digest(
+            vault::Op::Delete,
+            name,
+            expected_version,
+            None,
+            None,
+            not_after,
+        );
+        let req = vault::NameRequest {
+            name: name.into(),
+            expected_version,
+            not_after,
+            signature: owner.sign(&d)?,
+        };
+        let _: vault::Written = self.vault_call(
+            enclave,
+            vault::ROUTE_VAULT_DELETE,
+            vault::PATH_VAULT_DELETE,
+            &req,
+        )?;
+        Ok(())
     }
 
     pub fn ping(

@@ -5,7 +5,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use clap::{Args, Parser, Subcommand};
 use sigil_attestation::{Policy, Verified};
-use sigil_client::{AttestedEnclave, Client, ClientError, TEST_ROOT_WARNING, policy};
+use sigil_client::{AttestedEnclave, Client, ClientError, OwnerKey, TEST_ROOT_WARNING, policy};
 
 #[derive(Parser)]
 #[command(name = "sigil", version, about = "Verify and use sigil enclaves")]
@@ -42,6 +42,62 @@ enum Cmd {
         trust: Trust,
         #[arg(long, default_value = "hello from sigil")]
         message: String,
+    },
+    /// Owner keys: the secp256k1 keys whose signatures authorize vault operations.
+    OwnerKey {
+        #[command(subcommand)]
+        cmd: OwnerKeyCmd,
+    },
+    /// Secrets sealed by the enclave and given back only to their owner.
+    Vault {
+        #[arg(long)]
+        endpoint: String,
+        #[command(flatten)]
+        trust: Trust,
+        /// The owner key file (see `sigil owner-key new`).
+        #[arg(long)]
+        owner_key: String,
+        #[command(subcommand)]
+        cmd: VaultCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum OwnerKeyCmd {
+    /// Make a new owner key file (mode 0600, never overwritten); prints its public key.
+    New {
+        #[arg(long)]
+        out: String,
+    },
+    /// Print the x-only public key of a key file.
+    Show {
+        #[arg(long)]
+        key: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum VaultCmd {
+    /// Store a value (from --value-file, or stdin) under NAME.
+    Put {
+        name: String,
+        #[arg(long)]
+        value_file: Option<String>,
+        /// The version being replaced (0 creates).
+        #[arg(long, default_value_t = 0)]
+        expected_version: u64,
+    },
+    /// Write the value of NAME to stdout (or --out).
+    Get {
+        name: String,
+        #[arg(long)]
+        out: Option<String>,
+    },
+    /// Delete NAME at its current version.
+    Delete {
+        name: String,
+        #[arg(long)]
+        expected_version: u64,
     },
 }
 
@@ -242,6 +298,84 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 "sealed_to": hex::encode(enclave.public_key),
             });
             println!("{out}");
+            Ok(())
+        }
+        Cmd::OwnerKey { cmd } => {
+            let (key, path) = match cmd {
+                OwnerKeyCmd::New { out } => {
+                    let key = OwnerKey::generate().map_err(client_failure)?;
+                    key.save(&out).map_err(client_failure)?;
+                    (key, out)
+                }
+                OwnerKeyCmd::Show { key } => (OwnerKey::load(&key).map_err(client_failure)?, key),
+            };
+            println!(
+                "{}",
+                serde_json::json!({"key_file": path, "owner": hex::encode(key.x_only())})
+            );
+            Ok(())
+        }
+        Cmd::Vault {
+            endpoint,
+            trust,
+            owner_key,
+            cmd,
+        } => {
+            let owner = OwnerKey::load(&owner_key).map_err(client_failure)?;
+            let client = Client::new(&endpoint).map_err(|e| Failure::Usage(e.to_string()))?;
+            let enclave = attest(&client, &trust, 300)?;
+            match cmd {
+                VaultCmd::Put {
+                    name,
+                    value_file,
+                    expected_version,
+                } => {
+                    let value = match value_file {
+                        Some(f) => {
+                            std::fs::read(&f).map_err(|e| Failure::Usage(format!("{f}: {e}")))?
+                        }
+                        None => {
+                            let mut v = Vec::new();
+                            std::io::Read::read_to_end(&mut std::io::stdin(), &mut v)
+                                .map_err(|e| Failure::Usage(format!("stdin: {e}")))?;
+                            v
+                        }
+                    };
+                    let w = client
+                        .vault_put(&enclave, &owner, &name, &value, expected_version)
+                        .map_err(client_failure)?;
+                    println!(
+                        "{}",
+                        serde_json::json!({"name": w.name, "version": w.version})
+                    );
+                }
+                VaultCmd::Get { name, out } => {
+                    let (value, version) = client
+                        .vault_get(&enclave, &owner, &name)
+                        .map_err(client_failure)?;
+                    match out {
+                        Some(f) => {
+                            std::fs::write(&f, &value)
+                                .map_err(|e| Failure::Check(format!("{f}: {e}")))?;
+                            println!(
+                                "{}",
+                                serde_json::json!({"name": name, "version": version, "bytes": value.len()})
+                            );
+                        }
+                        None => std::io::Write::write_all(&mut std::io::stdout(), &value)
+                            .map_err(|e| Failure::Check(format!("stdout: {e}")))?,
+                    }
+                }
+                VaultCmd::Delete {
+                    name,
+                    expected_version,
+                } => {
+                    client
+                        .vault_delete(&enclave, &owner, &name, expected_version)
+                        .map_err(client_failure)?;
+                    println!("{}", serde_json::json!({"name": name, "deleted": true}));
+                }
+            }
             Ok(())
         }
     }

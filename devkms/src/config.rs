@@ -23,6 +23,11 @@ pub struct Config {
     /// Account id used in key ARNs. Default `111122223333`.
     #[serde(default = "default_account")]
     pub account_id: String,
+    /// Directory holding `ca.pem` and `ca.key` (PKCS#8), such as the committed development CA
+    /// `devkms/dev-ca`: the server certificate is then issued by that fixed CA, so clients can
+    /// pin it ahead of time. Absent: a throw-away CA generated at start.
+    #[serde(default)]
+    pub tls_ca_dir: Option<std::path::PathBuf>,
     /// The keys.
     pub keys: Vec<KeyConfig>,
 }

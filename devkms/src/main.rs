@@ -22,6 +22,10 @@ struct Args {
     /// Write the development CA certificate (PEM) here, for clients to pin.
     #[arg(long)]
     ca_out: Option<std::path::PathBuf>,
+    /// Issue the server certificate under the fixed CA in DIR (`ca.pem`, `ca.key`), e.g. the
+    /// committed `devkms/dev-ca`, instead of a throw-away CA (overrides the config).
+    #[arg(long, value_name = "DIR")]
+    dev_ca: Option<std::path::PathBuf>,
     /// Key id for the flag-configured key.
     #[arg(long, default_value = "sigil-dev-key")]
     key_id: String,
@@ -93,6 +97,9 @@ fn config_from(args: &Args) -> Result<Config, String> {
     if let Some(r) = &args.region {
         config.region = r.clone();
     }
+    if let Some(d) = &args.dev_ca {
+        config.tls_ca_dir = Some(d.clone());
+    }
     Ok(config)
 }
 
@@ -105,9 +112,13 @@ fn main() -> ExitCode {
             std::fs::write(p, server.ca_pem()).map_err(|e| format!("{}: {e}", p.display()))?;
         }
         eprintln!(
-            "sigil-devkms: DEVELOPMENT KMS, NOT FOR PRODUCTION; listening on https://{} (region {}, keys: {})",
+            "sigil-devkms: DEVELOPMENT KMS, NOT FOR PRODUCTION; listening on https://{} (region {}, CA {}, keys: {})",
             server.local_addr(),
             config.region,
+            match &config.tls_ca_dir {
+                Some(d) => d.display().to_string(),
+                None => "generated at start".into(),
+            },
             config
                 .keys
                 .iter()

@@ -1,40 +1,56 @@
 //! The enclave's HTTP API.
 //!
-//! `GET /v1/health`, `GET /v1/attestation?nonce=HEX` and the encapsulated `POST /v1/ping`.
+//! `GET /v1/health`, `GET /v1/attestation?nonce=HEX`, the encapsulated `POST /v1/ping` and
+//! the encapsulated vault (`POST /v1/vault/{put,get,delete}`, see [`crate::vault`]).
 //! Encapsulated bodies are HPKE-sealed to the per-boot key that the attestation document
 //! carries, and answers are sealed back under the same context: the parent that relays them
 //! sees only ciphertext and cannot forge an answer.
 
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use http::Method;
 use serde::Serialize;
+use sigil_protocol::api::ErrorBody;
 use sigil_protocol::api::{
     AttestationResponse, ENCAPSULATED_CONTENT_TYPE, MAX_NONCE_LEN, PATH_ATTESTATION, PATH_HEALTH,
     PATH_PING, PingRequest, PingResponse, ROUTE_PING,
 };
-use sigil_protocol::encap::ServerKey;
+use sigil_protocol::encap::{ResponseSealer, ServerKey};
+use sigil_protocol::vault::{
+    MAX_VALUE, PATH_VAULT_DELETE, PATH_VAULT_GET, PATH_VAULT_PUT, ROUTE_VAULT_DELETE,
+    ROUTE_VAULT_GET, ROUTE_VAULT_PUT,
+};
 
 use crate::http::{Handler, Request, Response};
 use crate::log;
 use crate::nsm::Nsm;
+use crate::sealing::Sealing;
+use crate::vault::{self, Refusal};
 
 /// Longest message the ping echoes.
 pub const MAX_PING_MESSAGE: usize = 4096;
 
 pub struct App {
-    nsm: Box<dyn Nsm>,
+    nsm: Arc<dyn Nsm>,
     key: ServerKey,
     image_info: Vec<u8>,
+    sealing: Arc<Sealing>,
 }
 
 impl App {
-    pub fn new(nsm: Box<dyn Nsm>, key: ServerKey, image_info: Vec<u8>) -> App {
+    pub fn new(
+        nsm: Arc<dyn Nsm>,
+        key: ServerKey,
+        image_info: Vec<u8>,
+        sealing: Arc<Sealing>,
+    ) -> App {
         App {
             nsm,
             key,
             image_info,
+            sealing,
         }
     }
 
@@ -44,6 +60,7 @@ impl App {
             status: &'static str,
             mode: &'static str,
             version: &'static str,
+            sealing: crate::sealing::Status,
         }
         Response::json(
             200,
@@ -51,6 +68,7 @@ impl App {
                 status: "ok",
                 mode: self.nsm.mode().as_str(),
                 version: env!("CARGO_PKG_VERSION"),
+                sealing: self.sealing.status(),
             },
         )
     }
@@ -120,15 +138,58 @@ impl App {
             Err(e) => Response::error(500, e.code(), e.to_string()),
         }
     }
+
+    /// An encapsulated vault call. Once the request has been opened, every answer (errors
+    /// included) is sealed to the requester: what failed is nobody else's business.
+    fn vault(&self, req: &Request, route: &str) -> Response {
+        if let Err(r) = require_encapsulated(req) {
+            return r;
+        }
+        let (plain, sealer) = match self.key.open_request(route, &req.body) {
+            Ok(v) => v,
+            Err(e) => return Response::error(400, e.code(), e.to_string()),
+        };
+        let answer = match route {
+            ROUTE_VAULT_PUT => vault::put(&self.sealing, &plain).map(|w| serde_json::to_vec(&w)),
+            ROUTE_VAULT_GET => vault::get(&self.sealing, &plain).map(|e| serde_json::to_vec(&e)),
+            _ => vault::delete(&self.sealing, &plain).map(|w| serde_json::to_vec(&w)),
+        };
+        match answer {
+            Ok(Ok(json)) => sealed(sealer, route, 200, &zeroize::Zeroizing::new(json)),
+            Ok(Err(_)) => Response::error(500, "internal_error", "answer could not be encoded"),
+            Err(Refusal {
+                status,
+                code,
+                message,
+            }) => {
+                let body = serde_json::to_vec(&ErrorBody::new(code, message)).unwrap_or_default();
+                sealed(sealer, route, status, &body)
+            }
+        }
+    }
+}
+
+fn sealed(sealer: ResponseSealer, route: &str, status: u16, plain: &[u8]) -> Response {
+    match sealer.seal(route, plain) {
+        Ok(body) => Response {
+            status,
+            content_type: ENCAPSULATED_CONTENT_TYPE,
+            body,
+        },
+        Err(e) => Response::error(500, e.code(), e.to_string()),
+    }
 }
 
 /// Largest encapsulated ping: the message, JSON and HPKE overhead, with room to spare.
 pub const MAX_PING_BODY: usize = 32 * 1024;
+/// Largest encapsulated vault request: a base64 value of [`MAX_VALUE`] bytes plus the fields.
+pub const MAX_VAULT_BODY: usize = MAX_VALUE / 3 * 4 + 8 * 1024;
 
 impl Handler for App {
     fn body_limit(&self, method: &Method, path: &str) -> Option<usize> {
         Some(match (method, path) {
             (&Method::POST, PATH_PING) => MAX_PING_BODY,
+            (&Method::POST, PATH_VAULT_PUT | PATH_VAULT_GET | PATH_VAULT_DELETE) => MAX_VAULT_BODY,
             // GET endpoints take no body.
             _ => 0,
         })
@@ -138,7 +199,7 @@ impl Handler for App {
         let path = req.path.as_str();
         let allowed = match path {
             PATH_HEALTH | PATH_ATTESTATION => Method::GET,
-            PATH_PING => Method::POST,
+            PATH_PING | PATH_VAULT_PUT | PATH_VAULT_GET | PATH_VAULT_DELETE => Method::POST,
             _ => {
                 return Response::error(404, "not_found", format!("no such endpoint: {path}"));
             }
@@ -153,7 +214,10 @@ impl Handler for App {
         match path {
             PATH_HEALTH => self.health(),
             PATH_ATTESTATION => self.attestation(req.query.as_deref()),
-            _ => self.ping(&req),
+            PATH_PING => self.ping(&req),
+            PATH_VAULT_PUT => self.vault(&req, ROUTE_VAULT_PUT),
+            PATH_VAULT_GET => self.vault(&req, ROUTE_VAULT_GET),
+            _ => self.vault(&req, ROUTE_VAULT_DELETE),
         }
     }
 }

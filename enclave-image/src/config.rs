@@ -13,15 +13,54 @@ usage: sigil-enclave --listen ADDR [options]
   --max-body BYTES         largest request body (default 1049600)
   --request-timeout SECS   longest one request may take (default 30)
   --idle-timeout SECS      longest silence from a client (default 10)
+  --config FILE            the JSON configuration an image measures (limits, kms section)
+  --blob-store ADDR        the shim's blob store (needed with a kms section)
+  --egress ADDR            the shim's egress proxy (needed with a kms section)
+  --credentials ADDR       the shim's credentials service (needed with a kms section)
+  --simulated-pcrs FILE    claim the PCRs of this pcr-manifest.json in simulated documents
   --help, --version
 
 Without /dev/nsm the enclave runs in local mode: a simulated NSM signs its attestation
-documents under the sigil test root (not AWS), with zero PCRs.";
+documents under the sigil test root (not AWS), with zero PCRs unless --simulated-pcrs.
+Limits given as flags override the configuration file's.";
 
 #[derive(Debug)]
 pub struct Config {
     pub listen: Addr,
-    pub limits: Limits,
+    /// Limits set by flags (each overrides the file's).
+    pub limit_flags: LimitFlags,
+    pub config_file: Option<String>,
+    pub blob_store: Option<Addr>,
+    pub egress: Option<Addr>,
+    pub credentials: Option<Addr>,
+    pub simulated_pcrs: Option<String>,
+}
+
+#[derive(Debug, Default)]
+pub struct LimitFlags {
+    pub max_connections: Option<usize>,
+    pub max_body_bytes: Option<usize>,
+    pub request_timeout: Option<Duration>,
+    pub idle_timeout: Option<Duration>,
+}
+
+impl LimitFlags {
+    /// `base` with the flags applied.
+    pub fn apply(&self, mut base: Limits) -> Limits {
+        if let Some(v) = self.max_connections {
+            base.max_connections = v;
+        }
+        if let Some(v) = self.max_body_bytes {
+            base.max_body_bytes = v;
+        }
+        if let Some(v) = self.request_timeout {
+            base.request_timeout = v;
+        }
+        if let Some(v) = self.idle_timeout {
+            base.idle_timeout = v;
+        }
+        base
+    }
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -32,7 +71,9 @@ pub enum Parsed {
 
 pub fn parse(args: &[String]) -> Result<Result<Config, Parsed>, String> {
     let mut listen = None;
-    let mut limits = Limits::default();
+    let mut limits = LimitFlags::default();
+    let (mut config_file, mut simulated_pcrs) = (None, None);
+    let (mut blob_store, mut egress, mut credentials) = (None, None, None);
     let mut it = args.iter();
     while let Some(flag) = it.next() {
         let mut value = |name: &str| {
@@ -54,22 +95,44 @@ pub fn parse(args: &[String]) -> Result<Result<Config, Parsed>, String> {
                 listen = Some(v.parse::<Addr>().map_err(|e| e.to_string())?);
             }
             "--max-connections" => {
-                limits.max_connections = number(flag, value(flag)?)?.min(4096) as usize
+                limits.max_connections = Some(number(flag, value(flag)?)?.min(4096) as usize)
             }
             "--max-body" => {
-                limits.max_body_bytes = number(flag, value(flag)?)?.min(64 << 20) as usize
+                limits.max_body_bytes = Some(number(flag, value(flag)?)?.min(64 << 20) as usize)
             }
             "--request-timeout" => {
-                limits.request_timeout = Duration::from_secs(number(flag, value(flag)?)?.min(3600))
+                limits.request_timeout =
+                    Some(Duration::from_secs(number(flag, value(flag)?)?.min(3600)))
             }
             "--idle-timeout" => {
-                limits.idle_timeout = Duration::from_secs(number(flag, value(flag)?)?.min(3600))
+                limits.idle_timeout =
+                    Some(Duration::from_secs(number(flag, value(flag)?)?.min(3600)))
+            }
+            "--config" => config_file = Some(value(flag)?),
+            "--simulated-pcrs" => simulated_pcrs = Some(value(flag)?),
+            "--blob-store" | "--egress" | "--credentials" => {
+                let a = value(flag)?
+                    .parse::<Addr>()
+                    .map_err(|e| format!("{flag}: {e}"))?;
+                match flag.as_str() {
+                    "--blob-store" => blob_store = Some(a),
+                    "--egress" => egress = Some(a),
+                    _ => credentials = Some(a),
+                }
             }
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
     let listen = listen.ok_or("--listen ADDR is required")?;
-    Ok(Ok(Config { listen, limits }))
+    Ok(Ok(Config {
+        listen,
+        limit_flags: limits,
+        config_file,
+        blob_store,
+        egress,
+        credentials,
+        simulated_pcrs,
+    }))
 }
 
 #[cfg(test)]
@@ -88,8 +151,10 @@ mod tests {
         .unwrap()
         .unwrap();
         assert_eq!(c.listen.to_string(), "tcp:127.0.0.1:0");
-        assert_eq!(c.limits.max_connections, 8);
-        assert_eq!(c.limits.request_timeout, Duration::from_secs(5));
+        let l = c.limit_flags.apply(Limits::default());
+        assert_eq!(l.max_connections, 8);
+        assert_eq!(l.request_timeout, Duration::from_secs(5));
+        assert_eq!(l.idle_timeout, Limits::default().idle_timeout);
         assert_eq!(parse(&args("--help")).unwrap().unwrap_err(), Parsed::Help);
     }
 

@@ -6,7 +6,10 @@
 //! - [`http`]: hyper driven by a per-connection minimal executor, with every limit enforced;
 //! - [`api`]: the endpoints;
 //! - [`init`]: the PID-1 runtime (mounts, console, heartbeat, reaping, power-off);
-//! - [`measured_config`]: the deployment configuration from the measured ramdisk.
+//! - [`measured_config`]: the deployment configuration from the measured ramdisk;
+//! - [`parent`]: clients for the parent's blob store, egress proxy and credentials;
+//! - [`seal`] and [`sealing`]: sealed state under a data key only KMS releases to this image;
+//! - [`vault`]: owner-signed secrets kept in the sealed state.
 
 pub mod api;
 pub mod config;
@@ -15,6 +18,9 @@ pub mod init;
 pub mod log;
 pub mod measured_config;
 pub mod nsm;
+pub mod parent;
 pub mod seal;
+pub mod sealing;
 pub mod service;
 pub mod transport;
+pub mod vault;

@@ -1,13 +1,19 @@
 //! `sigil-enclave`: as PID 1 it is the enclave image's `/init`; otherwise it runs the service
 //! as an ordinary process in local mode.
 
+use std::collections::BTreeMap;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use sigil_enclave::config::{self, Parsed, USAGE};
 use sigil_enclave::http::Stopper;
+use sigil_enclave::measured_config::MeasuredConfig;
 use sigil_enclave::nsm::{HardwareNsm, Mode, Nsm, SimulatedNsm, hardware_device};
+use sigil_enclave::parent::ParentServices;
+use sigil_enclave::sealing::Sealing;
 use sigil_enclave::transport::Listener;
 use sigil_enclave::{init, log, service};
+use sigil_protocol::manifest::PcrManifest;
 
 fn main() -> ExitCode {
     log::set_debug(std::env::var("SIGIL_LOG").is_ok_and(|v| v == "debug"));
@@ -41,29 +47,88 @@ fn main() -> ExitCode {
     }
 }
 
-fn open_nsm() -> Result<Box<dyn Nsm>, String> {
+fn open_nsm(simulated_pcrs: Option<&str>) -> Result<Arc<dyn Nsm>, String> {
     if std::path::Path::new(hardware_device()).exists() {
+        if simulated_pcrs.is_some() {
+            return Err("--simulated-pcrs is for local mode; this machine has an NSM".into());
+        }
         return HardwareNsm::open()
-            .map(|n| Box::new(n) as Box<dyn Nsm>)
+            .map(|n| Arc::new(n) as Arc<dyn Nsm>)
             .map_err(|e| e.to_string());
     }
+    let nsm = SimulatedNsm::new(Mode::Local).map_err(|e| e.to_string())?;
+    let Some(path) = simulated_pcrs else {
+        log::warn(format_args!(
+            "no NSM device: LOCAL MODE, attestation documents are simulated under the sigil test root (not AWS) with zero PCRs"
+        ));
+        return Ok(Arc::new(nsm));
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
+    let m = PcrManifest::from_json(&text).map_err(|e| format!("{path}: {e}"))?;
+    let mut pcrs = BTreeMap::new();
+    for (i, v) in [
+        (0u8, &m.measurements.pcr0),
+        (1, &m.measurements.pcr1),
+        (2, &m.measurements.pcr2),
+    ] {
+        pcrs.insert(
+            i,
+            hex::decode(v).map_err(|e| format!("{path}: PCR{i}: {e}"))?,
+        );
+    }
     log::warn(format_args!(
-        "no NSM device: LOCAL MODE, attestation documents are simulated under the sigil test root (not AWS) with zero PCRs"
+        "no NSM device: LOCAL MODE, attestation documents are simulated under the sigil test root (not AWS), claiming the PCRs of {path}"
     ));
-    SimulatedNsm::new(Mode::Local)
-        .map(|n| Box::new(n) as Box<dyn Nsm>)
-        .map_err(|e| e.to_string())
+    let nsm = nsm.with_pcrs(pcrs).map_err(|e| e.to_string())?;
+    Ok(Arc::new(nsm))
+}
+
+/// The sealed state in local mode: the configuration's kms section and the shim's addresses.
+fn local_sealing(
+    cfg: &config::Config,
+    file: &MeasuredConfig,
+    nsm: &Arc<dyn Nsm>,
+) -> Result<Arc<Sealing>, String> {
+    let Some(kms) = file.kms.clone() else {
+        if cfg.blob_store.is_some() || cfg.egress.is_some() || cfg.credentials.is_some() {
+            return Err(
+                "--blob-store/--egress/--credentials need a kms section in --config".into(),
+            );
+        }
+        return Ok(Sealing::disabled());
+    };
+    let need = |a: &Option<sigil_enclave::transport::Addr>, flag: &str| {
+        a.clone()
+            .ok_or_else(|| format!("the configuration has a kms section, so {flag} ADDR is needed"))
+    };
+    let services = ParentServices {
+        blobs: need(&cfg.blob_store, "--blob-store")?,
+        egress: need(&cfg.egress, "--egress")?,
+        credentials: need(&cfg.credentials, "--credentials")?,
+    };
+    Ok(Sealing::start(kms, nsm.clone(), nsm.mode(), services))
 }
 
 fn run(cfg: config::Config) -> Result<(), String> {
-    let nsm = open_nsm()?;
+    let file = match &cfg.config_file {
+        Some(path) => {
+            if !std::path::Path::new(path).exists() {
+                return Err(format!("--config {path}: no such file"));
+            }
+            MeasuredConfig::load_from(path)?
+        }
+        None => MeasuredConfig::default(),
+    };
+    let nsm = open_nsm(cfg.simulated_pcrs.as_deref())?;
     let mode = nsm.mode();
+    let sealing = local_sealing(&cfg, &file, &nsm)?;
     let listener =
         Listener::bind(&cfg.listen).map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
     let bound = listener
         .local_addr()
         .map_err(|e| format!("bound address: {e}"))?;
-    let (server, app) = service::prepare(nsm, listener, cfg.limits)?;
+    let limits = cfg.limit_flags.apply(file.limits());
+    let (server, app) = service::prepare(nsm, listener, limits, sealing)?;
     stop_on_signals(server.stopper())?;
     log::info(format_args!(
         "listening on {bound} (mode {})",

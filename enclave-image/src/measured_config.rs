@@ -2,6 +2,7 @@
 //! so it is measured into PCR2 (and PCR0). The parent can supply nothing that changes trust:
 //! there is no other source of configuration in the enclave.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -30,6 +31,64 @@ pub struct MeasuredConfig {
     pub request_timeout_secs: Option<u64>,
     #[serde(default)]
     pub idle_timeout_secs: Option<u64>,
+    /// Sealed state through KMS. Absent: the enclave keeps no state across restarts.
+    #[serde(default)]
+    pub kms: Option<KmsConfig>,
+}
+
+/// Which KMS key seals the enclave's state. Measured, so the parent cannot point the enclave
+/// at a key (or a KMS) of its choosing.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct KmsConfig {
+    /// AWS region, e.g. `eu-west-1`; the endpoint is `kms.<region>.amazonaws.com:443`.
+    pub region: String,
+    /// The key's ARN (or id / alias) that GenerateDataKey uses.
+    pub key_id: String,
+    /// Bound to the data key by KMS: Decrypt fails unless the same context is given.
+    #[serde(default)]
+    pub encryption_context: BTreeMap<String, String>,
+    /// Whose certificates the TLS connection to KMS accepts.
+    #[serde(default)]
+    pub trust: KmsTrust,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum KmsTrust {
+    /// The Amazon Trust Services roots (real KMS).
+    #[default]
+    Amazon,
+    /// The committed development CA of `sigil-devkms`, whose key is public: accepted only in
+    /// the harness and local mode, never on Nitro hardware (see `sealing`).
+    Development,
+}
+
+impl KmsConfig {
+    fn check(&self, src: &str) -> Result<(), String> {
+        let region_ok = !self.region.is_empty()
+            && self.region.len() <= 32
+            && self
+                .region
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        // The region becomes part of a host name (threat: a crafted region redirecting TLS).
+        if !region_ok {
+            return Err(format!(
+                "{src}: kms.region {:?} is not a region name like eu-west-1",
+                self.region
+            ));
+        }
+        if self.key_id.is_empty() || self.key_id.len() > 2048 {
+            return Err(format!("{src}: kms.key_id must be 1..2048 characters"));
+        }
+        if self.encryption_context.len() > 8 {
+            return Err(format!(
+                "{src}: kms.encryption_context has more than 8 pairs"
+            ));
+        }
+        Ok(())
+    }
 }
 
 fn default_api_port() -> u32 {
@@ -49,16 +108,22 @@ impl Default for MeasuredConfig {
             max_body_bytes: None,
             request_timeout_secs: None,
             idle_timeout_secs: None,
+            kms: None,
         }
     }
 }
 
 impl MeasuredConfig {
     pub fn parse(text: &[u8]) -> Result<MeasuredConfig, String> {
-        let c: MeasuredConfig = serde_json::from_slice(text).map_err(|e| format!("{PATH}: {e}"))?;
+        Self::parse_from(text, PATH)
+    }
+
+    /// Parses `text`, naming `src` in errors.
+    pub fn parse_from(text: &[u8], src: &str) -> Result<MeasuredConfig, String> {
+        let c: MeasuredConfig = serde_json::from_slice(text).map_err(|e| format!("{src}: {e}"))?;
         let check = |name: &str, v: Option<u64>, max: u64| match v {
-            Some(0) => Err(format!("{PATH}: {name} must be positive")),
-            Some(n) if n > max => Err(format!("{PATH}: {name} {n} exceeds {max}")),
+            Some(0) => Err(format!("{src}: {name} must be positive")),
+            Some(n) if n > max => Err(format!("{src}: {name} {n} exceeds {max}")),
             _ => Ok(()),
         };
         check("max_connections", c.max_connections.map(|v| v as u64), 4096)?;
@@ -70,28 +135,36 @@ impl MeasuredConfig {
         check("request_timeout_secs", c.request_timeout_secs, 3600)?;
         check("idle_timeout_secs", c.idle_timeout_secs, 3600)?;
         if c.api_port == 0 || c.api_port > u16::MAX as u32 {
-            return Err(format!("{PATH}: api_port {} out of range", c.api_port));
+            return Err(format!("{src}: api_port {} out of range", c.api_port));
+        }
+        if let Some(k) = &c.kms {
+            k.check(src)?;
         }
         Ok(c)
     }
 
     /// The file if the image has one, else the defaults.
     pub fn load() -> Result<MeasuredConfig, String> {
-        let meta = match std::fs::metadata(PATH) {
+        Self::load_from(PATH)
+    }
+
+    /// `path` if it exists, else the defaults. Larger files than [`MAX_BYTES`] are refused.
+    pub fn load_from(path: &str) -> Result<MeasuredConfig, String> {
+        let meta = match std::fs::metadata(path) {
             Ok(m) => m,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Ok(MeasuredConfig::default());
             }
-            Err(e) => return Err(format!("{PATH}: {e}")),
+            Err(e) => return Err(format!("{path}: {e}")),
         };
         if meta.len() > MAX_BYTES {
             return Err(format!(
-                "{PATH} is {} bytes; the limit is {MAX_BYTES}",
+                "{path} is {} bytes; the limit is {MAX_BYTES}",
                 meta.len()
             ));
         }
-        let text = std::fs::read(PATH).map_err(|e| format!("{PATH}: {e}"))?;
-        MeasuredConfig::parse(&text)
+        let text = std::fs::read(path).map_err(|e| format!("{path}: {e}"))?;
+        MeasuredConfig::parse_from(&text, path)
     }
 
     pub fn limits(&self) -> Limits {
@@ -124,6 +197,16 @@ mod tests {
             MeasuredConfig::parse(br#"{"max_connections": 8, "request_timeout_secs": 5}"#).unwrap();
         assert_eq!(c.limits().max_connections, 8);
         assert_eq!(c.limits().request_timeout, Duration::from_secs(5));
+        let c = MeasuredConfig::parse(
+            br#"{"kms": {"region": "eu-west-1", "key_id": "alias/sigil", "trust": "development",
+                "encryption_context": {"app": "sigil"}}}"#,
+        )
+        .unwrap();
+        let k = c.kms.unwrap();
+        assert_eq!(k.trust, KmsTrust::Development);
+        assert_eq!(k.encryption_context["app"], "sigil");
+        let c = MeasuredConfig::parse(br#"{"kms": {"region": "eu-west-1", "key_id": "k"}}"#);
+        assert_eq!(c.unwrap().kms.unwrap().trust, KmsTrust::Amazon);
     }
 
     #[test]
@@ -133,6 +216,12 @@ mod tests {
             (br#"{"max_connections": 0}"#, "positive"),
             (br#"{"api_port": 70000}"#, "out of range"),
             (br#"{"request_timeout_secs": 99999}"#, "exceeds"),
+            (br#"{"kms": {"region": "x/../y", "key_id": "k"}}"#, "region"),
+            (br#"{"kms": {"region": "eu-west-1"}}"#, "key_id"),
+            (
+                br#"{"kms": {"region": "eu-west-1", "key_id": "k", "trust": "any"}}"#,
+                "unknown variant",
+            ),
             (b"not json", "expected"),
         ] {
             let e = MeasuredConfig::parse(bad).unwrap_err();

@@ -9,10 +9,11 @@ use sigil_protocol::user_data::{ImageInfo, PROTOCOL_VERSION};
 use crate::api::App;
 use crate::http::{Limits, Server};
 use crate::nsm::Nsm;
+use crate::sealing::Sealing;
 use crate::transport::Listener;
 
 /// What this build can do; goes into every attestation's user_data.
-pub const CAPABILITIES: &[&str] = &["attestation", "encapsulated-ping"];
+pub const CAPABILITIES: &[&str] = &["attestation", "encapsulated-ping", "vault"];
 
 /// The image description a client reads from the attestation's user_data.
 pub fn image_info(nsm: &dyn Nsm) -> ImageInfo {
@@ -26,13 +27,17 @@ pub fn image_info(nsm: &dyn Nsm) -> ImageInfo {
 
 /// A server ready to `serve`, and the application it will serve.
 pub fn prepare(
-    nsm: Box<dyn Nsm>,
+    nsm: Arc<dyn Nsm>,
     listener: Listener,
     limits: Limits,
+    sealing: Arc<Sealing>,
 ) -> Result<(Server, Arc<App>), String> {
     // The per-boot key: generated here, never leaves memory, gone at power-off.
     let key = ServerKey::generate().map_err(|e| format!("per-boot HPKE key: {e}"))?;
     let info = image_info(nsm.as_ref());
     let server = Server::new(listener, limits);
-    Ok((server, Arc::new(App::new(nsm, key, info.to_cbor()))))
+    Ok((
+        server,
+        Arc::new(App::new(nsm, key, info.to_cbor(), sealing)),
+    ))
 }

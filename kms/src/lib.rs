@@ -6,16 +6,18 @@
 //! * [`recipient`]: the per-call RSA-2048 key whose SPKI goes in the attestation document.
 //! * [`cms`]: strict parser, decryptor and (for a development KMS) builder of the CMS
 //!   EnvelopedData that KMS returns as `CiphertextForRecipient`.
-//!
-//! Transport (TLS to KMS terminated inside the enclave) is not part of this crate.
+//! * [`client`]: the blocking client: HTTP/1.1 over TLS (rustls on ring) that terminates
+//!   inside the enclave, over any byte stream a [`client::Connector`] opens.
 
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod client;
 pub mod cms;
 pub mod recipient;
 pub mod sigv4;
 
+pub use client::{ClientError, Connector, FixedAddr, KmsClient, Trust};
 pub use cms::{CmsError, EnvelopedData};
 pub use recipient::{RecipientError, RecipientKey};
 pub use sigv4::{Credentials, Request, SigV4Error, SigningParams, SigningTime};

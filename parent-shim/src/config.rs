@@ -22,6 +22,7 @@ pub struct FileConfig {
     pub state_dir: Option<PathBuf>,
     pub egress_listen: Option<String>,
     pub egress_allow: Option<Vec<String>>,
+    pub egress_resolve: Option<Vec<String>>,
     pub log_listen: Option<String>,
     pub max_connections: Option<usize>,
     pub idle_timeout_secs: Option<u64>,
@@ -60,6 +61,11 @@ pub struct Cli {
     /// An allowed egress destination HOST:PORT (repeat for more; replaces the file's list).
     #[arg(long, value_name = "HOST:PORT")]
     pub egress_allow: Vec<String>,
+    /// Connect an allowed HOST:PORT to another address instead of resolving it
+    /// (HOST:PORT=IP:PORT, like curl's --resolve): for a development KMS on this machine.
+    /// The enclave still checks the TLS certificate against the name it asked for.
+    #[arg(long, value_name = "HOST:PORT=IP:PORT")]
+    pub egress_resolve: Vec<String>,
     /// Enclave log sink address (vsock:any:9001 on Nitro).
     #[arg(long, value_name = "ADDR")]
     pub log_listen: Option<String>,
@@ -91,6 +97,8 @@ pub struct Settings {
     pub blobs: Option<(Addr, PathBuf)>,
     /// (listen, allow-list of lower-case host:port)
     pub egress: Option<(Addr, Vec<String>)>,
+    /// Fixed addresses for allowed destinations: (host:port, ip:port).
+    pub egress_resolve: Vec<(String, String)>,
     pub logs: Option<Addr>,
     pub credentials: Option<(Addr, crate::creds::Source)>,
     pub max_connections: usize,
@@ -257,6 +265,30 @@ fn merge(c: &Cli, f: FileConfig) -> Result<Settings, String> {
             Some((l, list))
         }
     };
+    let resolve_list = if !c.egress_resolve.is_empty() {
+        c.egress_resolve.clone()
+    } else {
+        f.egress_resolve.unwrap_or_default()
+    };
+    let mut egress_resolve = Vec::new();
+    for r in &resolve_list {
+        let (dest, to) = r
+            .split_once('=')
+            .ok_or_else(|| format!("egress_resolve {r:?} must be HOST:PORT=IP:PORT"))?;
+        let dest = check_destination(dest)?;
+        let to: std::net::SocketAddr = to
+            .parse()
+            .map_err(|_| format!("egress_resolve {r:?}: {to:?} is not IP:PORT"))?;
+        match &egress {
+            Some((_, allow)) if allow.contains(&dest) => {}
+            _ => {
+                return Err(format!(
+                    "egress_resolve names {dest}, which is not on the egress allow-list"
+                ));
+            }
+        }
+        egress_resolve.push((dest, to.to_string()));
+    }
     let logs = addr(&pick(&c.log_listen, f.log_listen), "log_listen")?;
     let source = match pick(&c.credentials_source, f.credentials_source).as_deref() {
         None | Some("imds") => crate::creds::Source::Imds(crate::creds::IMDS.into()),
@@ -280,6 +312,7 @@ fn merge(c: &Cli, f: FileConfig) -> Result<Settings, String> {
         ingress,
         blobs,
         egress,
+        egress_resolve,
         logs,
         credentials,
         max_connections,

@@ -46,7 +46,13 @@ fn request_line(s: &mut Stream) -> Result<String, String> {
     String::from_utf8(line).map_err(|_| refuse(s, "bad_request", "request line is not UTF-8"))
 }
 
-pub fn handle(mut client: Stream, allow: &[String], idle: Duration) -> Result<(), String> {
+/// `resolve` maps allowed destinations to fixed `ip:port` addresses (development only).
+pub fn handle(
+    mut client: Stream,
+    allow: &[String],
+    resolve: &[(String, String)],
+    idle: Duration,
+) -> Result<(), String> {
     client
         .set_read_timeout(Some(REQUEST_TIMEOUT))
         .map_err(|e| e.to_string())?;
@@ -67,7 +73,12 @@ pub fn handle(mut client: Stream, allow: &[String], idle: Duration) -> Result<()
     }
     // Resolved afresh on every connection (Stream::connect does not cache), so a DNS change
     // at AWS takes effect without a restart.
-    let server = Stream::connect(&Addr::Tcp(dest.clone()))
+    let target = resolve
+        .iter()
+        .find(|(d, _)| *d == dest)
+        .map(|(_, to)| to.clone())
+        .unwrap_or_else(|| dest.clone());
+    let server = Stream::connect(&Addr::Tcp(target))
         .map_err(|e| refuse(&mut client, "connect_failed", &e.to_string()))?;
     client.write_all(b"OK\n").map_err(|e| e.to_string())?;
     relay::splice(client, server, idle).map_err(|e| format!("{dest}: {e}"))

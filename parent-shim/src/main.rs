@@ -30,8 +30,15 @@ fn run() -> Result<(), String> {
     }
     if let Some((listen, allow)) = settings.egress.clone() {
         log::info("egress", &format!("allowed: {}", allow.join(", ")));
+        let resolve = settings.egress_resolve.clone();
+        for (d, to) in &resolve {
+            log::info(
+                "egress",
+                &format!("{d} is connected to {to} (egress_resolve)"),
+            );
+        }
         relay::spawn_service("egress", &listen, max, move |s, _| {
-            egress::handle(s, &allow, idle)
+            egress::handle(s, &allow, &resolve, idle)
         })
         .map_err(|e| e.to_string())?;
     }

@@ -13,7 +13,7 @@ fn proxy(allow: Vec<String>) -> String {
         "egress",
         &"tcp:127.0.0.1:0".parse().unwrap(),
         8,
-        move |s, _| egress::handle(s, &allow, Duration::from_secs(30)),
+        move |s, _| egress::handle(s, &allow, &[], Duration::from_secs(30)),
     )
     .unwrap();
     bound.to_string().trim_start_matches("tcp:").to_string()

@@ -19,3 +19,5 @@ pub mod manifest;
 pub mod ports;
 #[cfg(feature = "app")]
 pub mod user_data;
+#[cfg(feature = "app")]
+pub mod vault;

@@ -100,9 +100,10 @@ fn main() {
         capabilities: vec!["attestation".into(), "encapsulated-ping".into()],
     };
     let app = App::new(
-        Box::new(nsm),
+        Arc::new(nsm),
         ServerKey::generate().unwrap(),
         info.to_cbor(),
+        sigil_enclave::sealing::Sealing::disabled(),
     );
     std::thread::spawn(move || server.serve(Arc::new(app)));
     let client = Client::new(&format!("http://{}", addr.trim_start_matches("tcp:"))).unwrap();

@@ -16,7 +16,9 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use sigil_protocol::ports::{API, HEARTBEAT, HEARTBEAT_BYTE, LOGS};
+use sigil_protocol::ports::{API, BLOBS, CREDENTIALS, EGRESS, HEARTBEAT, HEARTBEAT_BYTE, LOGS};
+
+use crate::shim::{Shim, ShimSetup};
 
 /// Longest a KVM boot may take before the harness falls back to TCG.
 const KVM_ATTEMPT: Duration = Duration::from_secs(30);
@@ -78,6 +80,23 @@ pub struct Options {
     /// The byte the harness answers the heartbeat with (0xB7; anything else tests that the
     /// enclave refuses to run with a parent that answers wrongly).
     pub heartbeat_reply: u8,
+    /// Run the real `sigil-shim` as the parent: ingress to the API, and the blob store,
+    /// egress proxy and credentials on the guest's parent ports. Without it, a minimal
+    /// forwarder serves the API and the enclave has no parent services.
+    pub shim: Option<ShimOptions>,
+}
+
+/// The parent shim in the harness.
+#[derive(Clone, Debug)]
+pub struct ShimOptions {
+    /// The `sigil-shim` binary.
+    pub bin: PathBuf,
+    /// Where the blobs live; reuse it across boots to keep the enclave's state.
+    pub state_dir: PathBuf,
+    /// The one allowed egress destination (the image's KMS endpoint, HOST:443).
+    pub egress_allow: String,
+    /// `HOST:PORT=IP:PORT`: where that destination really is (a development KMS).
+    pub egress_resolve: Option<String>,
 }
 
 impl Options {
@@ -90,6 +109,7 @@ impl Options {
             api_listen: "127.0.0.1:0".into(),
             verbose: false,
             heartbeat_reply: HEARTBEAT_BYTE,
+            shim: None,
         }
     }
 }
@@ -120,6 +140,7 @@ pub struct Harness {
     stop: Arc<AtomicBool>,
     logs: Arc<Mutex<Vec<String>>>,
     console: PathBuf,
+    shim: Option<Shim>,
 }
 
 struct Files {
@@ -300,7 +321,7 @@ fn pump<R: Read, W: Write>(mut from: R, mut to: W, close: impl FnOnce(&W)) {
     close(&to);
 }
 
-/// Forwards each TCP connection to the guest's API port (a minimal stand-in for the shim).
+/// Forwards each TCP connection to the guest's API port (the stand-in when there is no shim).
 fn serve_api(l: TcpListener, uds: PathBuf, stop: Arc<AtomicBool>) {
     thread::spawn(move || {
         for conn in l.incoming() {
@@ -441,6 +462,39 @@ impl Harness {
             return Err("vhost-device-vsock did not create its socket".into());
         }
 
+        // The shim's ingress port: picked free here, then handed to the shim.
+        let mut shim = None;
+        let mut shim_api = None;
+        if let Some(o) = &opts.shim {
+            let port = TcpListener::bind(&opts.api_listen)
+                .and_then(|l| l.local_addr())
+                .map_err(|e| format!("API listener: {e}"))?;
+            let sock = |p: u32| format!("unix:{}_{p}", uds.display());
+            let setup = ShimSetup {
+                bin: o.bin.clone(),
+                state_dir: o.state_dir.clone(),
+                blob_listen: sock(BLOBS),
+                egress_listen: sock(EGRESS),
+                credentials_listen: sock(CREDENTIALS),
+                egress_allow: o.egress_allow.clone(),
+                egress_resolve: o.egress_resolve.clone(),
+                ingress: Some((
+                    format!("tcp:{port}"),
+                    format!("vhost-uds:{}:{API}", uds.display()),
+                )),
+                log: dir.join("shim.log"),
+            };
+            match Shim::start(&setup) {
+                Ok(s) => shim = Some(s),
+                Err(e) => {
+                    let _ = backend.kill();
+                    let _ = backend.wait();
+                    return Err(e);
+                }
+            }
+            shim_api = Some(port);
+        }
+
         let started = Instant::now();
         let qemu = match qemu_command(&files, accel, opts.memory_mib, &vhost_sock, &console).spawn()
         {
@@ -461,6 +515,7 @@ impl Harness {
             stop,
             logs,
             console,
+            shim,
         };
         // Wait for the heartbeat, watching for QEMU dying first.
         loop {
@@ -498,6 +553,10 @@ impl Harness {
         }
         h.boot_time = started.elapsed();
 
+        if let Some(port) = shim_api {
+            h.endpoint = format!("http://{port}");
+            return Ok(h);
+        }
         let api = TcpListener::bind(&opts.api_listen).map_err(|e| format!("API listener: {e}"))?;
         h.endpoint = format!("http://{}", api.local_addr().map_err(|e| e.to_string())?);
         serve_api(api, uds, h.stop.clone());
@@ -527,6 +586,9 @@ impl Harness {
         // QEMU exits on SIGTERM ("terminating on signal"); the vsock backend holds no state.
         terminate(&mut self.qemu, Duration::from_secs(3));
         terminate(&mut self.backend, Duration::from_secs(1));
+        if let Some(s) = self.shim.take() {
+            s.kill();
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -1,6 +1,7 @@
 //! sigil's end-to-end test support: the QEMU harness that boots an EIF's own kernel, command
 //! line and initramfs (the very bytes that are measured), gives the guest vsock through
 //! vhost-device-vsock, answers the boot heartbeat, collects the enclave's logs and exposes its
-//! API on a local TCP port.
+//! API on a local TCP port; and [`shim`], the real parent shim for tests of sealed state.
 
 pub mod harness;
+pub mod shim;

@@ -94,3 +94,65 @@ fn a_wrong_heartbeat_answer_powers_the_enclave_off() {
     assert!(err.contains("heartbeat answered 0x00"), "{err}");
     assert!(err.contains("powering off"), "{err}");
 }
+
+/// The image's sealed state through the real shim in the harness: the enclave gets its data
+/// key from the development KMS over TLS through the shim's egress proxy (the image's
+/// measured configuration names it), seals a vault entry into the shim's blob store, is
+/// powered off, and a fresh boot of the same image recovers the key and reads the entry.
+#[test]
+fn sealed_state_survives_a_reboot_of_the_image() {
+    use sigil_client::{Client, OwnerKey};
+    use sigil_e2e::harness::ShimOptions;
+    use sigil_e2e::shim::{ACCESS_KEY_ID, SECRET_ACCESS_KEY};
+
+    let host = "kms.us-east-1.amazonaws.com:443";
+    let config = format!(
+        r#"{{"listen": "127.0.0.1:0", "region": "us-east-1",
+            "tls_ca_dir": "{}/../devkms/dev-ca",
+            "keys": [{{"key_id": "sigil-dev",
+                "master_key_hex": "{}",
+                "policy": {{"allowed_credentials": [{{"access_key_id": "{ACCESS_KEY_ID}",
+                    "secret_access_key": "{SECRET_ACCESS_KEY}"}}],
+                    "trust_test_root": true, "allow_debug": true}}}}]}}"#,
+        env!("CARGO_MANIFEST_DIR"),
+        "42".repeat(32)
+    );
+    let kms = sigil_devkms::start(&sigil_devkms::Config::from_json(config.as_bytes()).unwrap())
+        .expect("development KMS");
+    let state = common::target_dir()
+        .join("test-sealed")
+        .join(format!("harness-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&state);
+    std::fs::create_dir_all(&state).unwrap();
+    let mut opts = Options::new(eif());
+    opts.shim = Some(ShimOptions {
+        bin: common::profile_bin("sigil-shim"),
+        state_dir: state.clone(),
+        egress_allow: host.into(),
+        egress_resolve: Some(format!("{host}={}", kms.local_addr())),
+    });
+    let owner = OwnerKey::generate().unwrap();
+
+    for boot in 0..2 {
+        let mut h = Harness::boot(&opts).unwrap_or_else(|e| panic!("boot {boot}: {e}"));
+        let sealing = common::wait_sealing_ready(&h.endpoint, || h.console_tail(40));
+        assert_eq!(
+            sealing["origin"],
+            if boot == 0 { "generated" } else { "recovered" },
+            "{sealing}"
+        );
+        let client = Client::new(&h.endpoint).unwrap();
+        let enclave = client.attest(common::test_root_policy()).unwrap();
+        if boot == 0 {
+            let w = client
+                .vault_put(&enclave, &owner, "harness-entry", b"kept across boots", 0)
+                .unwrap();
+            assert_eq!(w.version, 1);
+        } else {
+            let (value, version) = client.vault_get(&enclave, &owner, "harness-entry").unwrap();
+            assert_eq!((value.as_slice(), version), (&b"kept across boots"[..], 1));
+        }
+        h.shutdown();
+    }
+    let _ = std::fs::remove_dir_all(&state);
+}

@@ -3,8 +3,8 @@
 //!
 //! Order: mount the pseudo file systems; switch logging to the bounded ring and the
 //! non-blocking console; start reaping; pick the NSM (real, or simulated in the harness, which
-//! is said loudly); wait for the kernel's entropy; read the measured configuration; bind the
-//! API; send the heartbeat; serve. Any failure logs its reason and powers the machine off:
+//! is said loudly); wait for the kernel's entropy; read the measured configuration; start
+//! fetching the data key (in the background); bind the API; send the heartbeat; serve. Any failure logs its reason and powers the machine off:
 //! a half-started enclave that hangs is worse than one that visibly stops.
 
 mod heartbeat;
@@ -12,6 +12,7 @@ mod logs;
 pub mod reaper;
 mod system;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use sigil_protocol::ports;
@@ -19,6 +20,8 @@ use sigil_protocol::ports;
 use crate::log;
 use crate::measured_config::MeasuredConfig;
 use crate::nsm::{HardwareNsm, Mode, Nsm, SimulatedNsm, hardware_device};
+use crate::parent::ParentServices;
+use crate::sealing::Sealing;
 use crate::service;
 use crate::transport::{Addr, Listener, VMADDR_CID_ANY, VsockAddr};
 
@@ -59,21 +62,21 @@ fn boot(sigchld: Result<libc::sigset_t, String>) -> Result<(), String> {
     }
     reaper::start(sigchld?)?;
 
-    let (nsm, parent_cid): (Box<dyn Nsm>, u32) = if std::path::Path::new(hardware_device()).exists()
+    let (nsm, parent_cid): (Arc<dyn Nsm>, u32) = if std::path::Path::new(hardware_device()).exists()
     {
         let nsm = HardwareNsm::open().map_err(|e| e.to_string())?;
         // Prove the device answers before serving anything that depends on it.
         nsm.random(32)
             .map_err(|e| format!("NSM present but not answering: {e}"))?;
         log::info(format_args!("mode nitro: hardware NSM"));
-        (Box::new(nsm), ports::NITRO_PARENT_CID)
+        (Arc::new(nsm), ports::NITRO_PARENT_CID)
     } else {
         log::warn(format_args!(
             "no {}: HARNESS MODE, attestation documents are simulated under the sigil test root (not AWS) with zero PCRs",
             hardware_device()
         ));
         let nsm = SimulatedNsm::new(Mode::Harness).map_err(|e| e.to_string())?;
-        (Box::new(nsm), ports::HARNESS_HOST_CID)
+        (Arc::new(nsm), ports::HARNESS_HOST_CID)
     };
 
     let config = MeasuredConfig::load()?;
@@ -95,7 +98,17 @@ fn boot(sigchld: Result<libc::sigset_t, String>) -> Result<(), String> {
         port: config.api_port,
     });
     let listener = Listener::bind(&addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-    let (server, app) = service::prepare(nsm, listener, config.limits())?;
+    let sealing = match config.kms.clone() {
+        Some(kms) => {
+            let mode = nsm.mode();
+            Sealing::start(kms, nsm.clone(), mode, ParentServices::vsock(parent_cid))
+        }
+        None => {
+            log::info(format_args!("no kms section: running without sealed state"));
+            Sealing::disabled()
+        }
+    };
+    let (server, app) = service::prepare(nsm, listener, config.limits(), sealing)?;
     // The listener is bound before the heartbeat: once nitro-cli (or the harness) sees the
     // heartbeat, connections to the API are accepted.
     heartbeat::send(parent_cid)?;

@@ -13,12 +13,32 @@ use super::{Mode, Nsm, NsmError, check_fields};
 pub struct SimulatedNsm {
     mode: Mode,
     issuer: SimulatedIssuer,
+    /// PCR values to claim instead of zeros (local mode's `--simulated-pcrs`), so tests can
+    /// play two different images against a key policy. Still under the test root: a verifier
+    /// that does not trust that root refuses these documents whatever PCRs they claim.
+    pcrs: Option<BTreeMap<u8, Vec<u8>>>,
 }
 
 impl SimulatedNsm {
     pub fn new(mode: Mode) -> Result<SimulatedNsm, NsmError> {
         let issuer = SimulatedIssuer::new().map_err(|e| NsmError::Failed(e.to_string()))?;
-        Ok(SimulatedNsm { mode, issuer })
+        Ok(SimulatedNsm {
+            mode,
+            issuer,
+            pcrs: None,
+        })
+    }
+
+    /// Claims these PCRs (index -> 48 bytes) in every document; the others stay zero.
+    pub fn with_pcrs(mut self, pcrs: BTreeMap<u8, Vec<u8>>) -> Result<SimulatedNsm, NsmError> {
+        if let Some((i, v)) = pcrs.iter().find(|(i, v)| **i > 15 || v.len() != 48) {
+            return Err(NsmError::Failed(format!(
+                "simulated PCR{i} must be index 0..15 with 48 bytes, not {} bytes",
+                v.len()
+            )));
+        }
+        self.pcrs = Some(pcrs);
+        Ok(self)
     }
 }
 
@@ -34,9 +54,21 @@ impl Nsm for SimulatedNsm {
         nonce: Option<&[u8]>,
     ) -> Result<Vec<u8>, NsmError> {
         check_fields(public_key, user_data, nonce)?;
-        self.issuer
-            .attest(public_key, user_data, nonce)
-            .map_err(|e| NsmError::Failed(e.to_string()))
+        let failed = |e: sigil_attestation::simulator::SimError| NsmError::Failed(e.to_string());
+        let Some(pcrs) = &self.pcrs else {
+            return self
+                .issuer
+                .attest(public_key, user_data, nonce)
+                .map_err(failed);
+        };
+        let mut doc = self
+            .issuer
+            .document(public_key, user_data, nonce)
+            .map_err(failed)?;
+        for (i, v) in pcrs {
+            doc.pcrs.insert(*i, v.clone());
+        }
+        self.issuer.sign_document(&doc).map_err(failed)
     }
 
     fn random(&self, len: usize) -> Result<Vec<u8>, NsmError> {
@@ -47,6 +79,10 @@ impl Nsm for SimulatedNsm {
     }
 
     fn describe_pcrs(&self) -> Result<BTreeMap<u8, Vec<u8>>, NsmError> {
-        Ok((0u8..16).map(|i| (i, vec![0u8; 48])).collect())
+        let mut all: BTreeMap<u8, Vec<u8>> = (0u8..16).map(|i| (i, vec![0u8; 48])).collect();
+        if let Some(pcrs) = &self.pcrs {
+            all.extend(pcrs.clone());
+        }
+        Ok(all)
     }
 }

@@ -104,6 +104,8 @@ pub enum Kind {
     DataKeyCiphertext = 4,
     /// A monotonic counter (rollback detection).
     Counter = 5,
+    /// A vault entry: its owner's public key and the value.
+    Secret = 6,
 }
 
 impl Kind {
@@ -114,6 +116,7 @@ impl Kind {
             3 => Kind::Config,
             4 => Kind::DataKeyCiphertext,
             5 => Kind::Counter,
+            6 => Kind::Secret,
             _ => return None,
         })
     }
@@ -130,6 +133,7 @@ impl Kind {
             Kind::Config => "config",
             Kind::DataKeyCiphertext => "data_key_ciphertext",
             Kind::Counter => "counter",
+            Kind::Secret => "secret",
         }
     }
 }

@@ -7,6 +7,7 @@
 //! cannot achieve.
 
 pub mod format;
+pub mod keyring;
 pub mod store;
 
 pub use format::{DataKey, Kind, SealError, open, seal};

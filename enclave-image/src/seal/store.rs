@@ -113,6 +113,11 @@ impl<S: Read + Write> BlobClient<S> {
         }
     }
 
+    /// Whether an earlier failure left the connection unusable (reconnect then).
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned
+    }
+
     fn call(&mut self, req: &Request) -> Result<Response, StoreError> {
         if self.poisoned {
             return Err(proto("the connection failed earlier; reconnect"));

@@ -148,3 +148,45 @@ pub fn error_code(v: &serde_json::Value) -> &str {
         .as_str()
         .unwrap_or_else(|| panic!("no error code in {v}"))
 }
+
+/// A binary of this workspace's current profile (built by `cargo build --workspace --bins`).
+pub fn profile_bin(name: &str) -> PathBuf {
+    require(profile_dir().join(name))
+}
+
+/// Accepts simulated documents (the sigil test root, debug PCRs), fresh within 5 minutes.
+pub fn test_root_policy() -> sigil_attestation::Policy {
+    let mut p = sigil_attestation::Policy::at(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+    );
+    p.trust_test_root = true;
+    p.allow_debug = true;
+    p.max_age_seconds = Some(300);
+    p
+}
+
+/// Polls `GET /v1/health` until the sealing is ready; `context` explains a timeout.
+pub fn wait_sealing_ready(endpoint: &str, context: impl Fn() -> String) -> serde_json::Value {
+    let start = std::time::Instant::now();
+    loop {
+        let h: Option<serde_json::Value> = ureq::get(format!("{endpoint}/v1/health"))
+            .call()
+            .ok()
+            .and_then(|mut r| r.body_mut().read_to_string().ok())
+            .and_then(|b| serde_json::from_str(&b).ok());
+        if let Some(h) = &h
+            && h["sealing"]["state"] == "ready"
+        {
+            return h["sealing"].clone();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "sealing not ready: {h:?}\n{}",
+            context()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

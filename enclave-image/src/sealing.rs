@@ -1,0 +1,275 @@
+//! The enclave's sealed state as a service: a background thread obtains the data key
+//! ([`seal::keyring`](crate::seal::keyring)) and then every caller reads and writes through one
+//! [`SealedStore`] on the parent's blob store.
+//!
+//! The API serves from the first moment (attestation does not need state); calls that need
+//! state answer `503 sealing_unavailable` with the reason until the key is there. KMS or the
+//! shim being down at boot is therefore a wait with retries, not a dead enclave.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sigil_kms::client::KmsClient;
+
+use crate::log;
+use crate::measured_config::KmsConfig;
+use crate::nsm::{Mode, Nsm};
+use crate::parent::egress::EgressConnector;
+use crate::parent::{ParentServices, TIMEOUT, credentials};
+use crate::seal::keyring::{self, EPOCH, Keyring, KeyringError, Origin};
+use crate::seal::store::RollbackGuard;
+use crate::seal::{BlobClient, SealedStore, SealedStoreError, StoreError};
+use crate::transport::Stream;
+
+/// Retry delays after a failed attempt to get the data key: quick at first (the shim may
+/// still be starting), then every 30 s.
+const BACKOFF_START: Duration = Duration::from_millis(500);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+enum State {
+    Disabled,
+    Starting {
+        attempts: u32,
+        last_error: Option<String>,
+    },
+    /// No retry helps (the configuration itself is refused).
+    Failed(String),
+    Ready {
+        store: Box<SealedStore<Stream>>,
+        origin: Origin,
+    },
+}
+
+/// What `GET /v1/health` shows of the sealing.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Status {
+    pub state: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub origin: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Why a call that needs state cannot be served.
+#[derive(Debug)]
+pub enum SealingError {
+    /// No `kms` section in the configuration.
+    Disabled,
+    /// The data key is not there (yet); the message says why.
+    Unavailable(String),
+    /// The store refused or failed.
+    Store(SealedStoreError),
+}
+
+impl std::fmt::Display for SealingError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SealingError::Disabled => {
+                f.write_str("this enclave is configured without sealed state (no kms section)")
+            }
+            SealingError::Unavailable(m) => write!(f, "sealed state is not available: {m}"),
+            SealingError::Store(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+pub struct Sealing {
+    state: Mutex<State>,
+    /// Where to reconnect to the blob store (`None` when disabled).
+    blobs: Option<crate::transport::Addr>,
+}
+
+impl Sealing {
+    /// No sealed state: every call that needs it is refused.
+    pub fn disabled() -> Arc<Sealing> {
+        Arc::new(Sealing {
+            state: Mutex::new(State::Disabled),
+            blobs: None,
+        })
+    }
+
+    /// Starts getting the data key in the background.
+    pub fn start(
+        config: KmsConfig,
+        nsm: Arc<dyn Nsm>,
+        mode: Mode,
+        services: ParentServices,
+    ) -> Arc<Sealing> {
+        let sealing = Arc::new(Sealing {
+            state: Mutex::new(State::Starting {
+                attempts: 0,
+                last_error: None,
+            }),
+            blobs: Some(services.blobs.clone()),
+        });
+        let me = sealing.clone();
+        let spawned = std::thread::Builder::new()
+            .name("sigil-sealing".into())
+            .spawn(move || me.run(&config, nsm.as_ref(), mode, &services));
+        if let Err(e) = spawned {
+            sealing.set(State::Failed(format!(
+                "cannot start the sealing thread: {e}"
+            )));
+        }
+        sealing
+    }
+
+    fn set(&self, s: State) {
+        *self.state.lock().unwrap_or_else(|p| p.into_inner()) = s;
+    }
+
+    fn run(&self, config: &KmsConfig, nsm: &dyn Nsm, mode: Mode, services: &ParentServices) {
+        let mut delay = BACKOFF_START;
+        for attempt in 1u32.. {
+            match attempt_once(config, nsm, mode, services) {
+                Ok((store, origin)) => {
+                    log::info(format_args!(
+                        "sealed state ready: data key {} (KMS key {}, region {})",
+                        match origin {
+                            Origin::Generated => "generated on this first boot",
+                            Origin::Recovered => "recovered",
+                        },
+                        config.key_id,
+                        config.region
+                    ));
+                    self.set(State::Ready {
+                        store: Box::new(store),
+                        origin,
+                    });
+                    return;
+                }
+                Err(e @ KeyringError::DevelopmentTrustOnNitro) => {
+                    log::warn(format_args!("sealing: {e}"));
+                    self.set(State::Failed(e.to_string()));
+                    return;
+                }
+                Err(e) => {
+                    log::warn(format_args!(
+                        "sealing attempt {attempt} failed: {e}; retrying in {} ms",
+                        delay.as_millis()
+                    ));
+                    self.set(State::Starting {
+                        attempts: attempt,
+                        last_error: Some(e.to_string()),
+                    });
+                }
+            }
+            std::thread::sleep(delay);
+            delay = (delay * 2).min(BACKOFF_MAX);
+        }
+    }
+
+    pub fn status(&self) -> Status {
+        let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        match &*st {
+            State::Disabled => Status {
+                state: "disabled",
+                origin: None,
+                attempts: None,
+                error: None,
+            },
+            State::Starting {
+                attempts,
+                last_error,
+            } => Status {
+                state: "starting",
+                origin: None,
+                attempts: Some(*attempts),
+                error: last_error.clone(),
+            },
+            State::Failed(e) => Status {
+                state: "failed",
+                origin: None,
+                attempts: None,
+                error: Some(e.clone()),
+            },
+            State::Ready { origin, .. } => Status {
+                state: "ready",
+                origin: Some(match origin {
+                    Origin::Generated => "generated",
+                    Origin::Recovered => "recovered",
+                }),
+                attempts: None,
+                error: None,
+            },
+        }
+    }
+
+    /// Runs `f` on the sealed store. One caller at a time: the store's rollback tracking and
+    /// the compare-and-swap checks the callers make are then atomic within this enclave.
+    pub fn with_store<R>(
+        &self,
+        mut f: impl FnMut(&mut SealedStore<Stream>) -> Result<R, SealedStoreError>,
+    ) -> Result<R, SealingError> {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let store = match &mut *st {
+            State::Disabled => return Err(SealingError::Disabled),
+            State::Starting { last_error, .. } => {
+                return Err(SealingError::Unavailable(
+                    last_error
+                        .clone()
+                        .unwrap_or_else(|| "the data key is being fetched from KMS".into()),
+                ));
+            }
+            State::Failed(e) => return Err(SealingError::Unavailable(e.clone())),
+            State::Ready { store, .. } => store,
+        };
+        // A call that fails on I/O (the shim restarted, a timeout) runs once more on a new
+        // connection: the callers' reads are idempotent and their writes compare-and-swap, so
+        // a write that did land the first time shows up as a version conflict, never twice.
+        for attempt in 0..2 {
+            self.reconnect_if_poisoned(store)?;
+            match f(store) {
+                Err(SealedStoreError::Store(StoreError::Io(_))) if attempt == 0 => continue,
+                r => return r.map_err(SealingError::Store),
+            }
+        }
+        unreachable!("the second attempt returns")
+    }
+
+    /// Replaces a connection that failed earlier. The rollback tracking stays, so a restarted
+    /// shim cannot serve older blobs than this boot has seen.
+    fn reconnect_if_poisoned(&self, store: &mut SealedStore<Stream>) -> Result<(), SealingError> {
+        if let (true, Some(addr)) = (store.client().is_poisoned(), &self.blobs) {
+            let client = BlobClient::connect(addr, TIMEOUT)?;
+            store.reconnect(client);
+        }
+        Ok(())
+    }
+}
+
+fn attempt_once(
+    config: &KmsConfig,
+    nsm: &dyn Nsm,
+    mode: Mode,
+    services: &ParentServices,
+) -> Result<(SealedStore<Stream>, Origin), KeyringError> {
+    let trust = keyring::trust(config, mode)?;
+    let kms = KmsClient::new(
+        EgressConnector {
+            proxy: services.egress.clone(),
+        },
+        &config.region,
+        trust,
+    )?;
+    let creds_addr = services.credentials.clone();
+    let fetch = move || credentials::fetch(&creds_addr);
+    let keyring = Keyring {
+        config,
+        nsm,
+        kms,
+        credentials: &fetch,
+    };
+    let mut blobs = BlobClient::connect(&services.blobs, TIMEOUT)?;
+    let (key, origin) = keyring.establish(&mut blobs)?;
+    let store = SealedStore::new(blobs, key, EPOCH, RollbackGuard::new());
+    Ok((store, origin))
+}
+
+impl From<StoreError> for SealingError {
+    fn from(e: StoreError) -> Self {
+        SealingError::Store(SealedStoreError::Store(e))
+    }
+}

@@ -1,0 +1,311 @@
+//! The vault endpoints: small owner-signed secrets sealed into the parent's blob store
+//! (formats and the threat model of the signatures in `sigil_protocol::vault`).
+//!
+//! A sealed entry is `owner (32 bytes) || value`, sealed as [`Kind::Secret`] under the entry's
+//! name: the parent cannot read it, and a blob moved to another name, replayed from an older
+//! version or altered is refused by the seal (see `seal::format`).
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use k256::schnorr::{Signature, VerifyingKey};
+use sigil_protocol::vault::{
+    self, Entry, MAX_VALIDITY_SECS, MAX_VALUE, NameRequest, Op, PutRequest, Written,
+};
+use zeroize::Zeroizing;
+
+use crate::seal::{Kind, SealedStoreError, StoreError};
+use crate::sealing::{Sealing, SealingError};
+
+/// An API error: status, stable code and a message for people.
+pub struct Refusal {
+    pub status: u16,
+    pub code: &'static str,
+    pub message: String,
+}
+
+fn refuse(status: u16, code: &'static str, message: impl Into<String>) -> Refusal {
+    Refusal {
+        status,
+        code,
+        message: message.into(),
+    }
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn owner_key(hex_owner: &str) -> Result<([u8; 32], VerifyingKey), Refusal> {
+    let bytes: [u8; 32] = hex::decode(hex_owner)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| {
+            refuse(
+                400,
+                "bad_owner",
+                "owner must be 32 bytes of hex (x-only key)",
+            )
+        })?;
+    let key = VerifyingKey::from_bytes(&bytes).map_err(|_| {
+        refuse(
+            400,
+            "bad_owner",
+            "owner is not a valid x-only secp256k1 key",
+        )
+    })?;
+    Ok((bytes, key))
+}
+
+/// Checks `not_after` and the owner's signature over `digest`. Threat: anyone who can reach
+/// the API (the parent included) acting on an entry they do not own; a leaked signature is
+/// usable until `not_after` only.
+fn check_signature(
+    key: &VerifyingKey,
+    digest: &[u8; 32],
+    signature: &str,
+    not_after: u64,
+    now: u64,
+) -> Result<(), Refusal> {
+    if not_after < now {
+        return Err(refuse(
+            401,
+            "signature_expired",
+            format!("not_after {not_after} has passed (enclave time {now})"),
+        ));
+    }
+    if not_after > now + MAX_VALIDITY_SECS {
+        return Err(refuse(
+            400,
+            "not_after_too_far",
+            format!("not_after may be at most {MAX_VALIDITY_SECS} s ahead (enclave time {now})"),
+        ));
+    }
+    let sig = hex::decode(signature)
+        .ok()
+        .and_then(|b| Signature::try_from(&b[..]).ok())
+        .ok_or_else(|| refuse(400, "bad_signature", "signature must be 64 bytes of hex"))?;
+    key.verify_raw(digest, &sig).map_err(|_| {
+        refuse(
+            401,
+            "bad_signature",
+            "the owner's signature does not verify",
+        )
+    })
+}
+
+fn sealing_refusal(e: SealingError) -> Refusal {
+    match e {
+        SealingError::Disabled => refuse(503, "sealing_disabled", e.to_string()),
+        SealingError::Unavailable(_) => refuse(503, "sealing_unavailable", e.to_string()),
+        SealingError::Store(SealedStoreError::Store(StoreError::NotFound)) => {
+            refuse(404, "not_found", "no such vault entry")
+        }
+        SealingError::Store(SealedStoreError::Store(StoreError::VersionConflict { current })) => {
+            refuse(
+                409,
+                "version_conflict",
+                format!("the current version is {current}"),
+            )
+        }
+        // The parent served something the seal refuses: tampered, moved or replayed.
+        SealingError::Store(ref s @ SealedStoreError::Seal(_)) => refuse(
+            502,
+            "sealed_blob_rejected",
+            format!("the parent's blob store served a blob that fails the seal: {s}"),
+        ),
+        SealingError::Store(
+            ref s @ (SealedStoreError::Rollback { .. } | SealedStoreError::Equivocation { .. }),
+        ) => refuse(502, "rollback_detected", s.to_string()),
+        SealingError::Store(s) => refuse(502, "blob_store_failed", s.to_string()),
+    }
+}
+
+/// The stored entry: owner and value, wiped when dropped.
+struct Stored {
+    owner: [u8; 32],
+    value: Zeroizing<Vec<u8>>,
+    version: u64,
+}
+
+fn load(sealing: &Sealing, name: &str) -> Result<Stored, Refusal> {
+    let (version, plain) = sealing
+        .with_store(|s| s.get_sealed(Kind::Secret, name))
+        .map_err(sealing_refusal)?;
+    if plain.len() < 32 {
+        // Only an enclave with the data key can seal, so this is a bug, not an attack.
+        return Err(refuse(
+            500,
+            "internal_error",
+            "vault entry shorter than its owner key",
+        ));
+    }
+    let mut owner = [0u8; 32];
+    owner.copy_from_slice(&plain[..32]);
+    Ok(Stored {
+        owner,
+        value: Zeroizing::new(plain[32..].to_vec()),
+        version,
+    })
+}
+
+fn blob_id(name: &str) -> Result<(), Refusal> {
+    vault::check_name(name).map_err(|m| refuse(400, "bad_name", m))
+}
+
+pub fn put(sealing: &Sealing, body: &[u8]) -> Result<Written, Refusal> {
+    let req: PutRequest = serde_json::from_slice(body).map_err(|e| {
+        refuse(
+            400,
+            "malformed_json",
+            format!("not a vault put request: {e}"),
+        )
+    })?;
+    blob_id(&req.name)?;
+    let value = Zeroizing::new(
+        B64.decode(req.value.as_bytes())
+            .map_err(|e| refuse(400, "bad_value", format!("value is not base64: {e}")))?,
+    );
+    if value.len() > MAX_VALUE {
+        return Err(refuse(
+            413,
+            "value_too_large",
+            format!("value is {} bytes; at most {MAX_VALUE}", value.len()),
+        ));
+    }
+    let (owner, key) = owner_key(&req.owner)?;
+    let digest = vault::digest(
+        Op::Put,
+        &req.name,
+        req.expected_version,
+        Some(&value),
+        Some(&owner),
+        req.not_after,
+    );
+    check_signature(&key, &digest, &req.signature, req.not_after, now_secs())?;
+
+    let mut plain = Zeroizing::new(Vec::with_capacity(32 + value.len()));
+    plain.extend_from_slice(&owner);
+    plain.extend_from_slice(&value);
+    let name = req.name.clone();
+    let expected = req.expected_version;
+    // Read, compare and write under one hold of the store: atomic within this enclave.
+    let version = sealing
+        .with_store(|s| {
+            let current = match s.get_sealed(Kind::Secret, &name) {
+                Ok((v, old)) => {
+                    if old.len() < 32 || old[..32] != owner {
+                        return Ok(Err(refuse(
+                            403,
+                            "not_owner",
+                            "the entry belongs to another owner",
+                        )));
+                    }
+                    v
+                }
+                Err(SealedStoreError::Store(StoreError::NotFound)) => 0,
+                Err(e) => return Err(e),
+            };
+            if current != expected {
+                return Ok(Err(refuse(
+                    409,
+                    "version_conflict",
+                    format!("the current version is {current}, the request expects {expected}"),
+                )));
+            }
+            s.put_sealed(Kind::Secret, &name, &plain).map(Ok)
+        })
+        .map_err(sealing_refusal)??;
+    Ok(Written {
+        name: req.name,
+        version,
+    })
+}
+
+pub fn get(sealing: &Sealing, body: &[u8]) -> Result<Entry, Refusal> {
+    let req: NameRequest = serde_json::from_slice(body).map_err(|e| {
+        refuse(
+            400,
+            "malformed_json",
+            format!("not a vault get request: {e}"),
+        )
+    })?;
+    blob_id(&req.name)?;
+    let stored = load(sealing, &req.name)?;
+    let key = VerifyingKey::from_bytes(&stored.owner)
+        .map_err(|_| refuse(500, "internal_error", "stored owner key is invalid"))?;
+    let digest = vault::digest(
+        Op::Get,
+        &req.name,
+        req.expected_version,
+        None,
+        None,
+        req.not_after,
+    );
+    check_signature(&key, &digest, &req.signature, req.not_after, now_secs())?;
+    Ok(Entry {
+        name: req.name,
+        value: B64.encode(&stored.value[..]),
+        owner: hex::encode(stored.owner),
+        version: stored.version,
+    })
+}
+
+pub fn delete(sealing: &Sealing, body: &[u8]) -> Result<Written, Refusal> {
+    let req: NameRequest = serde_json::from_slice(body).map_err(|e| {
+        refuse(
+            400,
+            "malformed_json",
+            format!("not a vault delete request: {e}"),
+        )
+    })?;
+    blob_id(&req.name)?;
+    let name = req.name.clone();
+    sealing
+        .with_store(|s| {
+            let (version, plain) = s.get_sealed(Kind::Secret, &name)?;
+            let Some(key) = plain
+                .get(..32)
+                .and_then(|o| VerifyingKey::from_bytes(o).ok())
+            else {
+                return Ok(Err(refuse(
+                    500,
+                    "internal_error",
+                    "stored owner key is invalid",
+                )));
+            };
+            let digest = vault::digest(
+                Op::Delete,
+                &name,
+                req.expected_version,
+                None,
+                None,
+                req.not_after,
+            );
+            if let Err(r) =
+                check_signature(&key, &digest, &req.signature, req.not_after, now_secs())
+            {
+                return Ok(Err(r));
+            }
+            if version != req.expected_version {
+                return Ok(Err(refuse(
+                    409,
+                    "version_conflict",
+                    format!(
+                        "the current version is {version}, the request expects {}",
+                        req.expected_version
+                    ),
+                )));
+            }
+            s.delete_sealed(Kind::Secret, &name).map(Ok)
+        })
+        .map_err(sealing_refusal)??;
+    Ok(Written {
+        name: req.name,
+        version: 0,
+    })
+}

@@ -1,0 +1,208 @@
+//! End-to-end latency and throughput of an in-process 3-party MuSig2 session (2 held keys with
+//! different owners + 1 external signer), from `create_session` to the verified signature.
+//!
+//! Run: `cargo bench -p sigil-signing --bench engine` (prints numbers; no harness). Set
+//! `SIGIL_BENCH_SESSIONS` to change the number of measured sessions (default 500).
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use sigil_signing::{
+    AggregateInfo, AggregateSpec, Engine, KeyOrder, MemoryVault, MessageSpec, ParticipantSpec,
+    SessionRequest, SessionState,
+};
+
+struct Timing {
+    total: Duration,
+    engine: Duration,
+    /// Engine time per phase: create, approvals, nonce exchange, partial signature + finish.
+    phases: [Duration; 4],
+}
+
+fn setup() -> (Engine<MemoryVault>, [Owner; 2], External, AggregateInfo) {
+    let engine = common::engine(2024);
+    let owners = [Owner::new(1), Owner::new(2)];
+    let ext = External::new(3);
+    let k1 = engine.generate_key(owners[0].xonly(), NOW).unwrap().id;
+    let k2 = engine.generate_key(owners[1].xonly(), NOW).unwrap().id;
+    let agg = engine
+        .create_aggregate(
+            &AggregateSpec {
+                participants: vec![
+                    ParticipantSpec::Held(k1),
+                    ParticipantSpec::Held(k2),
+                    ParticipantSpec::External(ext.pubkey),
+                ],
+                order: KeyOrder::Sorted,
+                tweaks: vec![sigil_signing::Tweak::TaprootUnspendable],
+            },
+            NOW,
+        )
+        .unwrap();
+    (engine, owners, ext, agg)
+}
+
+/// One session; `engine` counts only time spent inside engine calls (the owners' approvals and
+/// the external signer's work are client-side costs).
+fn one(
+    engine: &Engine<MemoryVault>,
+    owners: &[Owner; 2],
+    ext: &mut External,
+    agg: &AggregateInfo,
+    i: u64,
+) -> Timing {
+    let start = Instant::now();
+    let mut phases = [Duration::ZERO; 4];
+    let mut timed = |phase: usize, f: &mut dyn FnMut()| {
+        let t = Instant::now();
+        f();
+        phases[phase] += t.elapsed();
+    };
+    let msgs = vec![bytes32("bench-sighash", i).to_vec()];
+    let ext_index = agg
+        .participants
+        .iter()
+        .find(|p| p.held.is_none())
+        .unwrap()
+        .index;
+
+    let mut session = None;
+    timed(0, &mut || {
+        session = Some(
+            engine
+                .create_session(
+                    &SessionRequest {
+                        aggregate: agg.id,
+                        messages: vec![MessageSpec {
+                            message: msgs[0].clone(),
+                            tweak: None,
+                        }],
+                        adaptor_point: None,
+                        expires_at: NOW + 60,
+                    },
+                    NOW,
+                )
+                .unwrap(),
+        )
+    });
+    let session = session.unwrap();
+    for o in owners {
+        let sig = o.approve(&session.digest);
+        timed(1, &mut || {
+            engine.approve(&session.id, &o.xonly(), &sig, NOW).unwrap();
+        });
+    }
+    let nonces = ext.nonces(&msgs);
+    let mut round = None;
+    timed(2, &mut || {
+        engine.public_nonces(&session.id, NOW).unwrap();
+        engine
+            .submit_nonces(&session.id, ext_index, &nonces, NOW)
+            .unwrap();
+        round = Some(engine.nonce_round(&session.id, NOW).unwrap());
+    });
+    let round = round.unwrap();
+    let psigs = ext.sign(&contexts(agg, &[None]), &round.aggregated, &msgs, None);
+    let mut status = None;
+    timed(3, &mut || {
+        status = Some(
+            engine
+                .submit_partial_signatures(&session.id, &round.round_id, ext_index, &psigs, NOW)
+                .unwrap(),
+        );
+    });
+    let total = start.elapsed();
+    assert!(matches!(
+        status.unwrap().state,
+        SessionState::Completed { .. }
+    ));
+    Timing {
+        total,
+        engine: phases.iter().sum(),
+        phases,
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+fn report(name: &str, mut samples: Vec<Duration>) {
+    samples.sort();
+    let sum: Duration = samples.iter().sum();
+    let mean = sum / samples.len() as u32;
+    println!(
+        "{name:<36} p50 {:>8.3} ms  p99 {:>8.3} ms  mean {:>8.3} ms  => {:>7.1} sessions/s",
+        percentile(&samples, 0.50).as_secs_f64() * 1e3,
+        percentile(&samples, 0.99).as_secs_f64() * 1e3,
+        mean.as_secs_f64() * 1e3,
+        1.0 / mean.as_secs_f64(),
+    );
+}
+
+fn main() {
+    let n: u64 = std::env::var("SIGIL_BENCH_SESSIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(500);
+    let (engine, owners, mut ext, agg) = setup();
+    for i in 0..20 {
+        one(&engine, &owners, &mut ext, &agg, i);
+    }
+    let start = Instant::now();
+    let timings: Vec<Timing> = (0..n)
+        .map(|i| one(&engine, &owners, &mut ext, &agg, 1000 + i))
+        .collect();
+    let wall = start.elapsed();
+    println!("3-party session (2 held + 1 external, taproot, 1 message), {n} sessions, 1 thread:");
+    report(
+        "end to end (engine + clients)",
+        timings.iter().map(|t| t.total).collect(),
+    );
+    report(
+        "inside the engine only",
+        timings.iter().map(|t| t.engine).collect(),
+    );
+    for (i, name) in [
+        "  create_session",
+        "  2 approvals (+ nonce generation)",
+        "  nonce exchange (+ engine signing)",
+        "  partial sig (+ aggregate, verify)",
+    ]
+    .iter()
+    .enumerate()
+    {
+        report(name, timings.iter().map(|t| t.phases[i]).collect());
+    }
+    println!(
+        "sequential throughput: {:.1} sessions/s end to end",
+        n as f64 / wall.as_secs_f64()
+    );
+
+    // Two threads sharing one engine (the machine has 2 cores): sessions on different threads
+    // only contend on the session map.
+    let threads = 2;
+    let per_thread = n / threads;
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            let (engine, owners, agg) = (&engine, &owners, &agg);
+            s.spawn(move || {
+                let mut ext = External::with_stream(3, t + 1);
+                for i in 0..per_thread {
+                    one(engine, owners, &mut ext, agg, 100_000 * (t + 1) + i);
+                }
+            });
+        }
+    });
+    let wall = start.elapsed();
+    println!(
+        "parallel throughput ({threads} threads): {:.1} sessions/s end to end",
+        (per_thread * threads) as f64 / wall.as_secs_f64()
+    );
+    let _ = engine.prune_sessions(NOW + 3600);
+}

@@ -1,0 +1,522 @@
+//! The engine: the calls the enclave's HTTP API wraps. It owns the in-memory sessions and
+//! reaches keys and aggregates through the caller's [`Vault`].
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
+
+use musig2::secp::Point;
+use zeroize::Zeroizing;
+
+use crate::aggregate::{
+    AggregateInfo, AggregateRecord, AggregateSpec, ParticipantSpec, aggregate_record_name,
+    parse_point,
+};
+use crate::approval::{DigestInput, session_digest};
+use crate::codec::tagged_hash;
+use crate::entropy::{CheckedEntropy, Entropy};
+use crate::error::Error;
+use crate::keys::{AggregateId, HeldKey, KeyId, KeyInfo, key_record_name, parse_owner};
+use crate::session::{
+    NonceRound, ParticipantNonces, Role, Session, SessionEnv, SessionId, SessionInfo,
+    SessionMessage, SessionParticipant, SessionRequest, SessionStatus, SigningEvent,
+};
+use crate::vault::Vault;
+use crate::{
+    MAX_MESSAGE_LEN, MAX_MESSAGES, MAX_SESSION_TTL_SECS, MAX_SESSIONS, SIGNING_EVENT_LOG_LEN,
+};
+
+/// The MuSig2 engine. `Send + Sync`: calls take `&self` and lock per session, so different
+/// sessions proceed in parallel while calls on one session are serialized.
+pub struct Engine<V: Vault> {
+    vault: V,
+    entropy: CheckedEntropy,
+    /// Record names deleted in this process.
+    deleted: Mutex<HashSet<String>>,
+    sessions: Mutex<HashMap<SessionId, Arc<Mutex<Session>>>>,
+    counter: AtomicU64,
+    events: Mutex<EventLog>,
+}
+
+#[derive(Default)]
+struct EventLog {
+    recent: VecDeque<SigningEvent>,
+    total: u64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> Result<MutexGuard<'_, T>, Error> {
+    m.lock().map_err(|_| Error::Internal("lock poisoned"))
+}
+
+impl<V: Vault> Engine<V> {
+    /// A fresh engine over `vault`, with no sessions.
+    ///
+    /// Sessions (and the secret nonces inside them) are never persisted: an engine built after
+    /// a restart knows every key and aggregate in the vault but none of the sessions that were
+    /// running. Calls naming such a session get [`Error::UnknownSession`]; clients must start
+    /// a new session and collect fresh approvals. This is what makes nonce reuse across a
+    /// restart impossible.
+    pub fn new(vault: V, entropy: impl Entropy + 'static) -> Self {
+        Self {
+            vault,
+            entropy: CheckedEntropy::new(Box::new(entropy)),
+            deleted: Mutex::new(HashSet::new()),
+            sessions: Mutex::new(HashMap::new()),
+            counter: AtomicU64::new(0),
+            events: Mutex::new(EventLog::default()),
+        }
+    }
+
+    pub fn vault(&self) -> &V {
+        &self.vault
+    }
+
+    fn random16(&self) -> Result<[u8; 16], Error> {
+        let r = self.entropy.draw32()?;
+        let mut out = [0u8; 16];
+        out.copy_from_slice(&r[..16]);
+        Ok(out)
+    }
+
+    /// Threat: the untrusted parent stores the sealed blobs and could serve a deleted record
+    /// again (rollback). Names deleted in this process are refused before the vault is asked.
+    fn check_not_deleted(&self, name: &str) -> Result<(), Error> {
+        if lock(&self.deleted)?.contains(name) {
+            return Err(Error::Deleted(name.to_owned()));
+        }
+        Ok(())
+    }
+
+    /// A fresh id whose record name is neither in use nor deleted.
+    fn fresh_name<T>(
+        &self,
+        make: impl Fn([u8; 16]) -> T,
+        name: impl Fn(&T) -> String,
+    ) -> Result<T, Error> {
+        for _ in 0..4 {
+            let id = make(self.random16()?);
+            let n = name(&id);
+            if self.check_not_deleted(&n).is_ok() && self.vault.get(&n)?.is_none() {
+                return Ok(id);
+            }
+        }
+        Err(Error::Internal("could not find a free id"))
+    }
+
+    // ----- keys -----
+
+    /// Generates a key inside the engine from the caller's entropy and stores its record.
+    pub fn generate_key(&self, owner: [u8; 32], now: u64) -> Result<KeyInfo, Error> {
+        parse_owner(&owner)?;
+        for _ in 0..4 {
+            let secret = self.entropy.draw32()?;
+            match self.store_new_key(&secret, owner, now) {
+                // A draw at or above the curve order (probability ~2^-128): draw again.
+                Err(Error::InvalidSecretKey) => continue,
+                other => return other,
+            }
+        }
+        Err(Error::Internal("no valid secret key drawn"))
+    }
+
+    /// Imports a 32-byte secret (already decrypted by the caller from an HPKE request).
+    pub fn import_key(
+        &self,
+        secret: &Zeroizing<[u8; 32]>,
+        owner: [u8; 32],
+        now: u64,
+    ) -> Result<KeyInfo, Error> {
+        self.store_new_key(secret, owner, now)
+    }
+
+    fn store_new_key(
+        &self,
+        secret: &Zeroizing<[u8; 32]>,
+        owner: [u8; 32],
+        now: u64,
+    ) -> Result<KeyInfo, Error> {
+        let id = self.fresh_name(KeyId, key_record_name)?;
+        let key = HeldKey::from_secret(id, secret, owner, now)?;
+        self.vault.put(&key_record_name(&id), &key.to_record())?;
+        Ok(key.info())
+    }
+
+    pub(crate) fn load_key(&self, id: &KeyId) -> Result<HeldKey, Error> {
+        let name = key_record_name(id);
+        self.check_not_deleted(&name)?;
+        let bytes = self
+            .vault
+            .get(&name)?
+            .ok_or_else(|| Error::UnknownKey(id.to_string()))?;
+        HeldKey::from_record(&bytes, id)
+    }
+
+    /// Public facts about a key.
+    pub fn describe_key(&self, id: &KeyId) -> Result<KeyInfo, Error> {
+        Ok(self.load_key(id)?.info())
+    }
+
+    /// Ids of every key in the vault (not deleted in this process).
+    pub fn list_keys(&self) -> Result<Vec<KeyId>, Error> {
+        self.list_ids("key/", KeyId)
+    }
+
+    fn list_ids<T>(&self, prefix: &str, make: impl Fn([u8; 16]) -> T) -> Result<Vec<T>, Error> {
+        let deleted = lock(&self.deleted)?.clone();
+        Ok(self
+            .vault
+            .list(prefix)?
+            .into_iter()
+            .filter(|n| !deleted.contains(n))
+            // The vault is not trusted to honour the prefix: names that don't parse are skipped.
+            .filter_map(|n| {
+                n.strip_prefix(prefix)
+                    .and_then(crate::codec::parse_hex)
+                    .map(&make)
+            })
+            .collect())
+    }
+
+    /// Deletes a key: the vault removes the record and the engine refuses the id for the rest
+    /// of this process. Sessions that still need the key fail when they next reach for it.
+    pub fn delete_key(&self, id: &KeyId) -> Result<(), Error> {
+        self.delete_record(key_record_name(id), || Error::UnknownKey(id.to_string()))
+    }
+
+    fn delete_record(&self, name: String, unknown: impl Fn() -> Error) -> Result<(), Error> {
+        self.check_not_deleted(&name)?;
+        let existed = self.vault.delete(&name)?;
+        // Tombstone even if the vault had nothing: the id must never come back.
+        lock(&self.deleted)?.insert(name);
+        if existed { Ok(()) } else { Err(unknown()) }
+    }
+
+    // ----- aggregates -----
+
+    /// Creates and stores an aggregate key. Held participants must exist in the vault.
+    pub fn create_aggregate(&self, spec: &AggregateSpec, now: u64) -> Result<AggregateInfo, Error> {
+        let resolved = spec
+            .participants
+            .iter()
+            .enumerate()
+            .map(|(i, p)| match p {
+                ParticipantSpec::Held(id) => self.load_key(id).map(|k| k.public_key()),
+                ParticipantSpec::External(pk) => parse_point(pk, i as u32).map(|_| *pk),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let id = self.fresh_name(AggregateId, aggregate_record_name)?;
+        let rec = AggregateRecord::build(id, spec, &resolved, now)?;
+        self.vault
+            .put(&aggregate_record_name(&id), &rec.to_record())?;
+        Ok(rec.info().clone())
+    }
+
+    fn load_aggregate(&self, id: &AggregateId) -> Result<AggregateRecord, Error> {
+        let name = aggregate_record_name(id);
+        self.check_not_deleted(&name)?;
+        let bytes = self
+            .vault
+            .get(&name)?
+            .ok_or_else(|| Error::UnknownAggregate(id.to_string()))?;
+        AggregateRecord::from_record(&bytes, id)
+    }
+
+    pub fn describe_aggregate(&self, id: &AggregateId) -> Result<AggregateInfo, Error> {
+        Ok(self.load_aggregate(id)?.info().clone())
+    }
+
+    pub fn list_aggregates(&self) -> Result<Vec<AggregateId>, Error> {
+        self.list_ids("agg/", AggregateId)
+    }
+
+    pub fn delete_aggregate(&self, id: &AggregateId) -> Result<(), Error> {
+        self.delete_record(aggregate_record_name(id), || {
+            Error::UnknownAggregate(id.to_string())
+        })
+    }
+
+    // ----- sessions -----
+
+    /// Starts a session. Nothing secret is touched until every owner approves.
+    pub fn create_session(&self, request: &SessionRequest, now: u64) -> Result<SessionInfo, Error> {
+        if request.messages.is_empty() {
+            return Err(Error::InvalidRequest("at least one message is required"));
+        }
+        if request.messages.len() > MAX_MESSAGES {
+            return Err(Error::LimitExceeded("too many messages"));
+        }
+        if request
+            .messages
+            .iter()
+            .any(|m| m.message.len() > MAX_MESSAGE_LEN)
+        {
+            return Err(Error::LimitExceeded("message too long"));
+        }
+        if request.expires_at <= now {
+            return Err(Error::InvalidRequest("expiry is not in the future"));
+        }
+        if request.expires_at - now > MAX_SESSION_TTL_SECS {
+            return Err(Error::LimitExceeded("expiry too far in the future"));
+        }
+        let adaptor = match &request.adaptor_point {
+            None => None,
+            Some(p) => Some(
+                Point::try_from(p)
+                    .map_err(|_| Error::InvalidRequest("adaptor point is not a valid point"))?,
+            ),
+        };
+
+        let aggregate = self.load_aggregate(&request.aggregate)?;
+        let info = aggregate.info();
+        let mut participants = Vec::with_capacity(info.participants.len());
+        for p in &info.participants {
+            let point = parse_point(&p.public_key, p.index)?;
+            let role = match p.held {
+                None => Role::External,
+                Some(key_id) => {
+                    let key = self.load_key(&key_id)?;
+                    if key.public_key() != p.public_key {
+                        return Err(Error::InvalidRecord {
+                            kind: "key",
+                            reason: "public key differs from the aggregate's participant",
+                        });
+                    }
+                    Role::Held {
+                        key: key_id,
+                        owner: key.owner(),
+                    }
+                }
+            };
+            participants.push(SessionParticipant::new(*p, point, role));
+        }
+        if !participants
+            .iter()
+            .any(|p| matches!(p.role, Role::Held { .. }))
+        {
+            return Err(Error::NoHeldParticipant);
+        }
+
+        let mut messages = Vec::with_capacity(request.messages.len());
+        for (mi, spec) in request.messages.iter().enumerate() {
+            let ctx = match &spec.tweak {
+                None => aggregate.context().clone(),
+                Some(t) => t.apply(aggregate.context().clone(), mi as u32)?,
+            };
+            let output: Point = ctx.aggregated_pubkey();
+            messages.push(SessionMessage {
+                spec: spec.clone(),
+                ctx,
+                output,
+            });
+        }
+
+        // Unique per process even if the RNG repeated itself: the counter never does.
+        let random = self.entropy.draw32()?;
+        let count = self.counter.fetch_add(1, Ordering::Relaxed);
+        let id = SessionId(tagged_hash(
+            "sigil/musig2/session-id/v1",
+            &[
+                random.as_ref(),
+                &count.to_be_bytes(),
+                &now.to_be_bytes(),
+                &request.aggregate.0,
+            ],
+        ));
+        let digest = session_digest(&DigestInput {
+            session_id: &id,
+            internal_key: &info.keys.internal_key,
+            tweaks: &info.tweaks,
+            messages: &request.messages,
+            adaptor_point: request.adaptor_point.as_ref(),
+            expires_at: request.expires_at,
+        });
+        let session = Session::new(
+            id,
+            digest,
+            request.expires_at,
+            adaptor,
+            messages,
+            participants,
+        );
+        let out = SessionInfo {
+            id,
+            digest,
+            aggregate: request.aggregate,
+            approvers: session.approvers(),
+            participants: info.participants.clone(),
+            output_keys: session.output_keys(),
+            expires_at: request.expires_at,
+            status: session.status(),
+        };
+
+        self.prune_sessions(now)?;
+        let mut sessions = lock(&self.sessions)?;
+        // Threat: memory exhaustion by opening sessions; the count is bounded.
+        if sessions.len() >= MAX_SESSIONS {
+            return Err(Error::LimitExceeded("too many sessions"));
+        }
+        sessions.insert(id, Arc::new(Mutex::new(session)));
+        Ok(out)
+    }
+
+    /// Runs `f` on the session under its lock, after applying expiry.
+    fn with_session<T>(
+        &self,
+        id: &SessionId,
+        now: u64,
+        f: impl FnOnce(&mut Session, &dyn SessionEnv) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let session = lock(&self.sessions)?
+            .get(id)
+            .cloned()
+            .ok_or(Error::UnknownSession)?;
+        let mut guard = match session.lock() {
+            Ok(g) => g,
+            // A panic while the session was locked: its state can't be trusted, so fail it
+            // (which drops its secret nonces) rather than continue.
+            Err(poisoned) => {
+                let mut g = poisoned.into_inner();
+                g.abort();
+                g
+            }
+        };
+        guard.refresh(now);
+        f(&mut guard, &EngineEnv(self))
+    }
+
+    /// Current state of a session.
+    pub fn session_status(&self, id: &SessionId, now: u64) -> Result<SessionStatus, Error> {
+        self.with_session(id, now, |s, _| Ok(s.status()))
+    }
+
+    /// An owner's BIP-340 signature over the session digest.
+    pub fn approve(
+        &self,
+        id: &SessionId,
+        owner: &[u8; 32],
+        signature: &[u8; 64],
+        now: u64,
+    ) -> Result<SessionStatus, Error> {
+        self.with_session(id, now, |s, env| s.approve(owner, signature, env))
+    }
+
+    /// The engine's public nonces, one list per held participant.
+    pub fn public_nonces(&self, id: &SessionId, now: u64) -> Result<Vec<ParticipantNonces>, Error> {
+        self.with_session(id, now, |s, _| s.engine_nonces())
+    }
+
+    /// An external participant's public nonces, one per message.
+    pub fn submit_nonces(
+        &self,
+        id: &SessionId,
+        index: u32,
+        nonces: &[[u8; 66]],
+        now: u64,
+    ) -> Result<SessionStatus, Error> {
+        self.with_session(id, now, |s, env| s.submit_nonces(index, nonces, env))
+    }
+
+    /// The aggregated nonces and the round id partial signatures must cite.
+    pub fn nonce_round(&self, id: &SessionId, now: u64) -> Result<NonceRound, Error> {
+        self.with_session(id, now, |s, _| s.nonce_round())
+    }
+
+    /// An external participant's partial signatures, one per message.
+    pub fn submit_partial_signatures(
+        &self,
+        id: &SessionId,
+        round_id: &[u8; 32],
+        index: u32,
+        partial_signatures: &[[u8; 32]],
+        now: u64,
+    ) -> Result<SessionStatus, Error> {
+        self.with_session(id, now, |s, _| {
+            s.submit_partial_signatures(round_id, index, partial_signatures)
+        })
+    }
+
+    /// Ends a session now; its secret nonces are dropped.
+    pub fn abort_session(&self, id: &SessionId, now: u64) -> Result<SessionStatus, Error> {
+        self.with_session(id, now, |s, _| {
+            s.abort();
+            Ok(s.status())
+        })
+    }
+
+    /// Forgets a session now (for example once its client has fetched the signatures). Its
+    /// secret nonces, if any were left, are dropped with it. Returns whether it existed.
+    pub fn remove_session(&self, id: &SessionId) -> Result<bool, Error> {
+        let removed = lock(&self.sessions)?.remove(id);
+        if let Some(s) = &removed
+            && let Ok(mut g) = s.lock()
+        {
+            g.abort();
+        }
+        Ok(removed.is_some())
+    }
+
+    /// Forgets sessions past their expiry (completed ones included: their signatures were
+    /// available until then). Returns how many were removed.
+    pub fn prune_sessions(&self, now: u64) -> Result<usize, Error> {
+        let mut sessions = lock(&self.sessions)?;
+        let before = sessions.len();
+        sessions.retain(|_, s| match s.try_lock() {
+            Ok(mut g) => {
+                g.refresh(now);
+                now < g.expires_at
+            }
+            // Busy with a call right now: not idle, keep it for the next sweep.
+            Err(TryLockError::WouldBlock) => true,
+            Err(TryLockError::Poisoned(_)) => false,
+        });
+        Ok(before - sessions.len())
+    }
+
+    /// Number of sessions held in memory.
+    pub fn session_count(&self) -> usize {
+        self.sessions.lock().map(|s| s.len()).unwrap_or(0)
+    }
+
+    /// The most recent partial signatures produced with held keys (bounded log) and the total
+    /// ever produced by this engine. Public information, for audit.
+    pub fn signing_events(&self) -> (Vec<SigningEvent>, u64) {
+        match self.events.lock() {
+            Ok(e) => (e.recent.iter().cloned().collect(), e.total),
+            Err(_) => (Vec::new(), 0),
+        }
+    }
+}
+
+struct EngineEnv<'a, V: Vault>(&'a Engine<V>);
+
+impl<V: Vault> SessionEnv for EngineEnv<'_, V> {
+    fn load_key(&self, id: &KeyId) -> Result<HeldKey, Error> {
+        self.0.load_key(id)
+    }
+
+    fn fresh_seed(&self) -> Result<Zeroizing<[u8; 32]>, Error> {
+        Ok(self.0.entropy.draw32()?)
+    }
+
+    fn record(&self, event: SigningEvent) {
+        if let Ok(mut log) = self.0.events.lock() {
+            if log.recent.len() >= SIGNING_EVENT_LOG_LEN {
+                log.recent.pop_front();
+            }
+            log.recent.push_back(event);
+            log.total += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn engine_is_shareable_across_threads() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Engine<crate::MemoryVault>>();
+        assert_send_sync::<Engine<Arc<dyn Vault>>>();
+    }
+}

@@ -1,0 +1,58 @@
+//! sigil's MuSig2 engine: the pure, in-process part of the enclave's signing service.
+//!
+//! * [`keys`]: keys held by the enclave, each bound to an owner who approves every use;
+//! * [`aggregate`]: BIP-327 aggregate keys over held and external participants, with tweaks;
+//! * [`session`]: signing sessions (single or batch, optional adaptor point) from approvals
+//!   through nonce exchange to verified BIP-340 signatures;
+//! * [`approval`]: the session digest owners sign, and BIP-340 verification;
+//! * [`nonce`]: the secret-nonce rules (memory only, used at most once);
+//! * [`vault`]: the record store the enclave implements on its sealed storage.
+//!
+//! No networking, no clock: the caller passes the current time (unix seconds) into every call
+//! that depends on it, and supplies randomness through [`Entropy`].
+
+#![forbid(unsafe_code)]
+
+mod adaptor;
+pub mod aggregate;
+pub mod approval;
+mod codec;
+mod engine;
+mod entropy;
+mod error;
+pub mod keys;
+pub mod nonce;
+pub mod session;
+pub mod vault;
+
+pub use adaptor::{complete_adaptor_signature, reveal_adaptor_secret};
+pub use aggregate::{
+    AggregateInfo, AggregateKeys, AggregateRecord, AggregateSpec, KeyOrder, ParticipantInfo,
+    ParticipantSpec, Tweak, aggregate_keys, sort_keys,
+};
+pub use approval::{DigestInput, session_digest, verify_bip340};
+pub use engine::Engine;
+pub use entropy::{Entropy, EntropyError};
+pub use error::Error;
+pub use keys::{AggregateId, HeldKey, KeyId, KeyInfo};
+pub use nonce::aggregate_nonces;
+pub use session::{
+    FailureReason, FinalSignature, MessageSpec, NonceRound, ParticipantNonces, SessionId,
+    SessionInfo, SessionRequest, SessionState, SessionStatus, SignatureValue, SigningEvent,
+};
+pub use vault::{MemoryVault, Vault, VaultError};
+
+/// Most participants in one aggregate key.
+pub const MAX_PARTICIPANTS: usize = 64;
+/// Most tweaks on one aggregate key.
+pub const MAX_TWEAKS: usize = 8;
+/// Most messages in one session.
+pub const MAX_MESSAGES: usize = 64;
+/// Longest message (bytes); Bitcoin sighashes are 32.
+pub const MAX_MESSAGE_LEN: usize = 1024;
+/// Longest a session may live; secret nonces never outlive it.
+pub const MAX_SESSION_TTL_SECS: u64 = 3600;
+/// Most sessions held in memory at once.
+pub const MAX_SESSIONS: usize = 1024;
+/// How many recent signing events the engine keeps for audit.
+pub const SIGNING_EVENT_LOG_LEN: usize = 4096;

@@ -1,0 +1,123 @@
+//! Where key and aggregate records live between calls. The enclave implements [`Vault`] on its
+//! sealed store (records are encrypted and authenticated there); [`MemoryVault`] serves tests.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use zeroize::Zeroizing;
+
+/// Why the vault could not complete an operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VaultError(pub String);
+
+impl fmt::Display for VaultError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for VaultError {}
+
+/// A store of named byte records. Names are short ASCII (`key/<hex>`, `agg/<hex>`); key records
+/// contain secrets, so implementations must seal them and should zeroize buffers they own.
+pub trait Vault: Send + Sync {
+    /// Store `record` under `name`, replacing any previous record.
+    fn put(&self, name: &str, record: &[u8]) -> Result<(), VaultError>;
+    /// The record under `name`, if any.
+    fn get(&self, name: &str) -> Result<Option<Zeroizing<Vec<u8>>>, VaultError>;
+    /// Remove the record; `true` if it existed.
+    fn delete(&self, name: &str) -> Result<bool, VaultError>;
+    /// Names that start with `prefix`, in ascending order.
+    fn list(&self, prefix: &str) -> Result<Vec<String>, VaultError>;
+}
+
+impl<V: Vault + ?Sized> Vault for Arc<V> {
+    fn put(&self, name: &str, record: &[u8]) -> Result<(), VaultError> {
+        (**self).put(name, record)
+    }
+    fn get(&self, name: &str) -> Result<Option<Zeroizing<Vec<u8>>>, VaultError> {
+        (**self).get(name)
+    }
+    fn delete(&self, name: &str) -> Result<bool, VaultError> {
+        (**self).delete(name)
+    }
+    fn list(&self, prefix: &str) -> Result<Vec<String>, VaultError> {
+        (**self).list(prefix)
+    }
+}
+
+/// An in-memory vault. Clones share the same records, so a test can build a second engine over
+/// the first one's vault to simulate a restart.
+type Records = BTreeMap<String, Zeroizing<Vec<u8>>>;
+
+#[derive(Clone, Default)]
+pub struct MemoryVault {
+    records: Arc<Mutex<Records>>,
+}
+
+impl MemoryVault {
+    /// An empty vault.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Records>, VaultError> {
+        self.records
+            .lock()
+            .map_err(|_| VaultError("memory vault poisoned".into()))
+    }
+}
+
+impl fmt::Debug for MemoryVault {
+    // Records hold secrets: show only how many there are.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.records.lock().map(|r| r.len()).unwrap_or(0);
+        f.debug_struct("MemoryVault").field("records", &n).finish()
+    }
+}
+
+impl Vault for MemoryVault {
+    fn put(&self, name: &str, record: &[u8]) -> Result<(), VaultError> {
+        self.lock()?
+            .insert(name.to_owned(), Zeroizing::new(record.to_vec()));
+        Ok(())
+    }
+
+    fn get(&self, name: &str) -> Result<Option<Zeroizing<Vec<u8>>>, VaultError> {
+        Ok(self.lock()?.get(name).cloned())
+    }
+
+    fn delete(&self, name: &str) -> Result<bool, VaultError> {
+        Ok(self.lock()?.remove(name).is_some())
+    }
+
+    fn list(&self, prefix: &str) -> Result<Vec<String>, VaultError> {
+        Ok(self
+            .lock()?
+            .range(prefix.to_owned()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(k, _)| k.clone())
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_vault_put_get_list_delete() {
+        let v = MemoryVault::new();
+        v.put("key/01", b"a").unwrap();
+        v.put("key/02", b"b").unwrap();
+        v.put("agg/01", b"c").unwrap();
+        assert_eq!(v.get("key/01").unwrap().unwrap().as_slice(), b"a");
+        assert_eq!(v.list("key/").unwrap(), vec!["key/01", "key/02"]);
+        assert!(v.delete("key/01").unwrap());
+        assert!(!v.delete("key/01").unwrap());
+        assert!(v.get("key/01").unwrap().is_none());
+        let shared = v.clone();
+        assert_eq!(shared.list("").unwrap(), vec!["agg/01", "key/02"]);
+    }
+}

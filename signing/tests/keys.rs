@@ -1,0 +1,201 @@
+//! Held keys and aggregate records through the engine and its vault.
+
+mod common;
+
+use common::*;
+use sigil_signing::{
+    AggregateSpec, Error, HeldKey, KeyOrder, MemoryVault, MessageSpec, ParticipantSpec,
+    SessionRequest, Vault,
+};
+use zeroize::Zeroizing;
+
+fn snapshot(v: &MemoryVault) -> Vec<(String, Vec<u8>)> {
+    v.list("")
+        .unwrap()
+        .into_iter()
+        .map(|n| {
+            let b = v.get(&n).unwrap().unwrap().to_vec();
+            (n, b)
+        })
+        .collect()
+}
+
+#[test]
+fn generated_key_is_stored_sealable_and_describable() {
+    let vault = MemoryVault::new();
+    let engine = sigil_signing::Engine::new(vault.clone(), entropy(1));
+    let owner = Owner::new(1);
+    let a = engine.generate_key(owner.xonly(), NOW).unwrap();
+    let b = engine.generate_key(owner.xonly(), NOW + 1).unwrap();
+    assert_ne!(a.id, b.id);
+    assert_ne!(a.public_key, b.public_key);
+    assert_eq!(a.owner, owner.xonly());
+    assert_eq!(a.created, NOW);
+    assert_eq!(engine.describe_key(&a.id).unwrap(), a);
+    let mut ids = engine.list_keys().unwrap();
+    ids.sort();
+    let mut expected = vec![a.id, b.id];
+    expected.sort();
+    assert_eq!(ids, expected);
+
+    // The record under key/<id> parses back to the same key, and only under that id.
+    let record = vault.get(&format!("key/{}", a.id)).unwrap().unwrap();
+    let held = HeldKey::from_record(&record, &a.id).unwrap();
+    assert_eq!(held.info(), a);
+    assert!(HeldKey::from_record(&record, &b.id).is_err());
+    assert!(!format!("{held:?}").contains(&hex::encode(&record[21..53])));
+}
+
+#[test]
+fn swapped_or_tampered_records_are_refused() {
+    let vault = MemoryVault::new();
+    let engine = sigil_signing::Engine::new(vault.clone(), entropy(2));
+    let owner = Owner::new(2);
+    let a = engine.generate_key(owner.xonly(), NOW).unwrap();
+    let b = engine.generate_key(owner.xonly(), NOW).unwrap();
+    let ext = External::new(2);
+    let agg = engine
+        .create_aggregate(
+            &AggregateSpec {
+                participants: vec![
+                    ParticipantSpec::Held(a.id),
+                    ParticipantSpec::External(ext.pubkey),
+                ],
+                order: KeyOrder::AsGiven,
+                tweaks: vec![],
+            },
+            NOW,
+        )
+        .unwrap();
+
+    // The store serves a's record under b's name.
+    let rec_a = vault.get(&format!("key/{}", a.id)).unwrap().unwrap();
+    vault.put(&format!("key/{}", b.id), &rec_a).unwrap();
+    assert_eq!(
+        engine.describe_key(&b.id).unwrap_err().code(),
+        "invalid_record"
+    );
+
+    // The store flips a byte of the aggregate record.
+    let name = format!("agg/{}", agg.id);
+    let mut rec = vault.get(&name).unwrap().unwrap().to_vec();
+    rec[30] ^= 1;
+    vault.put(&name, &rec).unwrap();
+    assert_eq!(
+        engine.describe_aggregate(&agg.id).unwrap_err().code(),
+        "invalid_record"
+    );
+    let err = engine
+        .create_session(
+            &SessionRequest {
+                aggregate: agg.id,
+                messages: vec![MessageSpec {
+                    message: vec![1; 32],
+                    tweak: None,
+                }],
+                adaptor_point: None,
+                expires_at: NOW + 60,
+            },
+            NOW,
+        )
+        .unwrap_err();
+    assert_eq!(err.code(), "invalid_record");
+}
+
+#[test]
+fn import_validates_secret_and_owner() {
+    let engine = engine(3);
+    let owner = Owner::new(3);
+    let order_n: [u8; 32] =
+        hex::decode("fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141")
+            .unwrap()
+            .try_into()
+            .unwrap();
+    for bad in [[0u8; 32], order_n, [0xff; 32]] {
+        assert_eq!(
+            engine
+                .import_key(&Zeroizing::new(bad), owner.xonly(), NOW)
+                .unwrap_err(),
+            Error::InvalidSecretKey
+        );
+    }
+    let not_on_curve: [u8; 32] =
+        hex::decode("eefdea4cdb677750a420fee807eacf21eb9898ae79b9768766e4faa04a2d4a34")
+            .unwrap()
+            .try_into()
+            .unwrap();
+    assert_eq!(
+        engine
+            .import_key(&Zeroizing::new([1u8; 32]), not_on_curve, NOW)
+            .unwrap_err(),
+        Error::InvalidOwnerKey
+    );
+    // n - 1 is the largest valid secret.
+    let mut max = order_n;
+    max[31] -= 1;
+    assert!(
+        engine
+            .import_key(&Zeroizing::new(max), owner.xonly(), NOW)
+            .is_ok()
+    );
+    assert!(engine.list_keys().unwrap().len() == 1);
+}
+
+#[test]
+fn sessions_write_nothing_to_the_vault() {
+    let vault = MemoryVault::new();
+    let engine = sigil_signing::Engine::new(vault.clone(), entropy(4));
+    let owner = Owner::new(4);
+    let mut ext = External::new(4);
+    let key = engine.generate_key(owner.xonly(), NOW).unwrap();
+    let agg = engine
+        .create_aggregate(
+            &AggregateSpec {
+                participants: vec![
+                    ParticipantSpec::Held(key.id),
+                    ParticipantSpec::External(ext.pubkey),
+                ],
+                order: KeyOrder::Sorted,
+                tweaks: vec![],
+            },
+            NOW,
+        )
+        .unwrap();
+    let before = snapshot(&vault);
+    let msgs = vec![vec![7u8; 32]];
+    let session = engine
+        .create_session(
+            &SessionRequest {
+                aggregate: agg.id,
+                messages: vec![MessageSpec {
+                    message: msgs[0].clone(),
+                    tweak: None,
+                }],
+                adaptor_point: None,
+                expires_at: NOW + 60,
+            },
+            NOW,
+        )
+        .unwrap();
+    let idx = agg
+        .participants
+        .iter()
+        .find(|p| p.held.is_none())
+        .unwrap()
+        .index;
+    let status = run_session(
+        &engine,
+        &session,
+        &agg,
+        &[&owner],
+        &mut [(idx, &mut ext)],
+        &Job {
+            messages: &msgs,
+            tweaks: &[None],
+            adaptor: None,
+        },
+    );
+    assert_all_valid(&status, &agg, &msgs, &[None]);
+    // Secret nonces (and everything else about sessions) stayed in memory.
+    assert_eq!(snapshot(&vault), before);
+}
