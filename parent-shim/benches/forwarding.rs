@@ -1,0 +1,467 @@
+//! Benchmark: what the parent shim costs. `cargo bench -p sigil-shim` prints one table.
+//!
+//! The ingress runs in-process exactly as `sigil-shim --ingress-listen tcp:... --enclave-api
+//! tcp:...|unix:...` runs it (`relay::spawn_service` + `relay::forward`), in front of an echo
+//! server that stands in for the enclave (TCP, or a Unix socket as vsock's local stand-in).
+//! Every number is compared with a direct connection to the same echo server.
+//!
+//! (a) bulk throughput: 256 MiB in total, over 1 and over 16 parallel connections; each
+//!     client writes its share and reads it back at the same time (a full-duplex echo), and
+//!     MB/s counts the payload once (bytes written by the clients / wall time).
+//! (b) latency of a 64-byte request/response: on a persistent connection, and as
+//!     connect + request/response + orderly close per request.
+//! (c) the blob store over its Unix socket (`blobs::serve_conn`, as the tests run it):
+//!     put (replacing an existing blob, compare-and-swap), get and list for 1 KiB and 64 KiB
+//!     values. Put includes both fsyncs (the file and the directory) before the reply.
+//!
+//! Set `SIGIL_BENCH_DIR` to put the blob store elsewhere (default: cargo's target tmp dir, so
+//! the fsyncs hit a real disk rather than a tmpfs `/tmp`).
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use sigil_shim::addr::Addr;
+use sigil_shim::wire::{self, Op, Request, Response};
+use sigil_shim::{blobs, relay, store};
+
+const MIB: usize = 1024 * 1024;
+const BULK_TOTAL: usize = 256 * MIB;
+const BULK_REPS: usize = 3;
+const CHUNK: usize = 64 * 1024;
+const SMALL: usize = 64;
+const PERSISTENT_N: usize = 20_000;
+const CONNECT_N: usize = 2_000;
+const BLOBS_PER_SIZE: usize = 200;
+const PUT_N: usize = 400;
+const GET_N: usize = 2_000;
+const LIST_N: usize = 500;
+
+// ---------------------------------------------------------------------------------------------
+// The echo servers (the enclave's stand-in) and the shim in front of them.
+
+fn echo<S: Read + Write>(mut r: S, mut w: S, done: impl FnOnce(&S)) {
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        match r.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if w.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    done(&w);
+}
+
+/// TCP echo: copies until EOF, then half-closes (a well-behaved peer).
+fn tcp_echo() -> String {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(s) = s else { continue };
+            s.set_nodelay(true).unwrap();
+            let r = s.try_clone().unwrap();
+            thread::spawn(move || {
+                echo(r, s, |w| {
+                    let _ = w.shutdown(Shutdown::Write);
+                })
+            });
+        }
+    });
+    addr
+}
+
+fn unix_echo(path: PathBuf) {
+    let _ = std::fs::remove_file(&path);
+    let l = UnixListener::bind(&path).unwrap();
+    thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(s) = s else { continue };
+            let r = s.try_clone().unwrap();
+            thread::spawn(move || {
+                echo(r, s, |w| {
+                    let _ = w.shutdown(Shutdown::Write);
+                })
+            });
+        }
+    });
+}
+
+/// The shim's ingress in front of `upstream`; returns the `HOST:PORT` clients connect to.
+fn shim(upstream: Addr) -> String {
+    let bound = relay::spawn_service(
+        "ingress",
+        &"tcp:127.0.0.1:0".parse().unwrap(),
+        1024,
+        move |s, _| relay::forward(s, &upstream, Duration::from_secs(60)),
+    )
+    .unwrap();
+    bound.to_string().trim_start_matches("tcp:").to_string()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Measurements.
+
+/// Each of `conns` clients writes `BULK_TOTAL / conns` bytes and reads them back concurrently.
+/// Returns MB/s (10^6 bytes per second) of payload written.
+fn bulk(addr: &str, conns: usize, data: &Arc<Vec<u8>>) -> f64 {
+    let per = BULK_TOTAL / conns;
+    let start = Instant::now();
+    let handles: Vec<_> = (0..conns)
+        .map(|_| {
+            let addr = addr.to_string();
+            let data = data.clone();
+            thread::spawn(move || {
+                let s = TcpStream::connect(&addr).unwrap();
+                s.set_nodelay(true).unwrap();
+                let mut w = s.try_clone().unwrap();
+                let writer = thread::spawn(move || {
+                    let mut left = per;
+                    while left > 0 {
+                        let n = left.min(data.len());
+                        w.write_all(&data[..n]).unwrap();
+                        left -= n;
+                    }
+                    w.shutdown(Shutdown::Write).unwrap();
+                });
+                let mut r = s;
+                let mut buf = vec![0u8; CHUNK];
+                let mut got = 0usize;
+                loop {
+                    let n = r.read(&mut buf).unwrap();
+                    if n == 0 {
+                        break;
+                    }
+                    got += n;
+                }
+                writer.join().unwrap();
+                assert_eq!(got, per, "echo returned a different length");
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    let secs = start.elapsed().as_secs_f64();
+    BULK_TOTAL as f64 / secs / 1e6
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+struct Stats {
+    n: usize,
+    p50: Duration,
+    p99: Duration,
+    mean: Duration,
+}
+
+fn stats(mut t: Vec<Duration>) -> Stats {
+    t.sort();
+    let n = t.len();
+    let at = |q: f64| t[((n as f64 * q).ceil() as usize).clamp(1, n) - 1];
+    Stats {
+        n,
+        p50: at(0.50),
+        p99: at(0.99),
+        mean: t.iter().sum::<Duration>() / n as u32,
+    }
+}
+
+/// Runs `f` `n` times after `n / 10` warm-up runs and returns the per-call times.
+fn timed(n: usize, mut f: impl FnMut(usize)) -> Stats {
+    for i in 0..n / 10 {
+        f(i);
+    }
+    stats(
+        (0..n)
+            .map(|i| {
+                let s = Instant::now();
+                f(i);
+                s.elapsed()
+            })
+            .collect(),
+    )
+}
+
+fn persistent_rtt(addr: &str) -> Stats {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_nodelay(true).unwrap();
+    let req = [0x5au8; SMALL];
+    let mut resp = [0u8; SMALL];
+    timed(PERSISTENT_N, |_| {
+        s.write_all(&req).unwrap();
+        s.read_exact(&mut resp).unwrap();
+    })
+}
+
+/// connect, 64 B out, 64 B back, shutdown(Write), read to EOF: the whole life of a
+/// one-request connection, including the shim's upstream connect and its teardown.
+fn connect_rtt(addr: &str) -> Stats {
+    let req = [0xa5u8; SMALL];
+    timed(CONNECT_N, |_| {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_nodelay(true).unwrap();
+        s.write_all(&req).unwrap();
+        let mut resp = [0u8; SMALL];
+        s.read_exact(&mut resp).unwrap();
+        s.shutdown(Shutdown::Write).unwrap();
+        let mut rest = [0u8; 1];
+        assert_eq!(s.read(&mut rest).unwrap(), 0, "echo sent more than it got");
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// The blob store.
+
+fn call(s: &mut UnixStream, r: &Request) -> Response {
+    wire::write_frame(s, &wire::encode_request(r)).unwrap();
+    let body = wire::read_frame(s).unwrap_or_else(|e| panic!("reply: {e:?}"));
+    let resp = wire::decode_response(&body).unwrap();
+    assert!(resp.ok, "{:?}: {:?}", r.op, resp.error);
+    resp
+}
+
+fn req(op: Op, name: Option<String>, ev: Option<u64>, data: Option<Vec<u8>>) -> Request {
+    Request {
+        op,
+        name,
+        expected_version: ev,
+        data,
+        prefix: None,
+    }
+}
+
+struct BlobRows {
+    size: usize,
+    put: Stats,
+    get: Stats,
+    list: Stats,
+}
+
+fn blob_bench(sock: &Path, size: usize) -> BlobRows {
+    let mut s = UnixStream::connect(sock).unwrap();
+    let prefix = format!("bench/{}k/", size / 1024);
+    let data = random_bytes(size as u64, size);
+    let mut versions = vec![0u64; BLOBS_PER_SIZE];
+    for (i, v) in versions.iter_mut().enumerate() {
+        let r = call(
+            &mut s,
+            &req(
+                Op::Put,
+                Some(format!("{prefix}{i:04}")),
+                Some(0),
+                Some(data.clone()),
+            ),
+        );
+        *v = r.version.unwrap();
+    }
+    // Put: replace an existing blob (the common case: sealed state is rewritten), round robin.
+    let put = timed(PUT_N, |i| {
+        let k = i % BLOBS_PER_SIZE;
+        let r = call(
+            &mut s,
+            &req(
+                Op::Put,
+                Some(format!("{prefix}{k:04}")),
+                Some(versions[k]),
+                Some(data.clone()),
+            ),
+        );
+        versions[k] = r.version.unwrap();
+    });
+    let get = timed(GET_N, |i| {
+        let k = (i * 7919) % BLOBS_PER_SIZE;
+        let r = call(
+            &mut s,
+            &req(Op::Get, Some(format!("{prefix}{k:04}")), None, None),
+        );
+        assert_eq!(r.data.as_ref().map(Vec::len), Some(size));
+    });
+    let list = timed(LIST_N, |_| {
+        let mut r = req(Op::List, None, None, None);
+        r.prefix = Some(prefix.clone());
+        let r = call(&mut s, &r);
+        assert_eq!(r.names.map(|n| n.len()), Some(BLOBS_PER_SIZE));
+    });
+    BlobRows {
+        size,
+        put,
+        get,
+        list,
+    }
+}
+
+/// xorshift64*: reproducible payloads without a rand dependency.
+fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x >> 12;
+            x ^= x << 25;
+            x ^= x >> 27;
+            (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 56) as u8
+        })
+        .collect()
+}
+
+/// The file system a path lives on (longest mount-point prefix in /proc/self/mounts), so the
+/// reader knows whether an fsync reached a disk.
+fn fs_type(p: &Path) -> String {
+    let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") else {
+        return "unknown".into();
+    };
+    let p = std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    mounts
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let (dev, at, ty) = (f.next()?, f.next()?, f.next()?);
+            p.starts_with(at)
+                .then(|| (at.len(), format!("{ty} ({dev})")))
+        })
+        .max_by_key(|(len, _)| *len)
+        .map(|(_, t)| t)
+        .unwrap_or_else(|| "unknown".into())
+}
+
+// ---------------------------------------------------------------------------------------------
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+fn main() {
+    let started = Instant::now();
+    let cpus = thread::available_parallelism().map_or(0, |n| n.get());
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load: Vec<&str> = load.split_whitespace().take(3).collect();
+    println!("sigil-shim forwarding benchmark");
+    println!(
+        "machine: {cpus} CPU(s) visible, load average {} at start. CAVEAT: on the reference \
+         machine these are 2 cores shared with other engineers' builds; the shim, the echo \
+         server and the clients all run on them, so absolute numbers are noisy and low. \
+         Compare the shim column with the direct column of the same run.",
+        load.join(" ")
+    );
+    println!(
+        "ingress: in-process relay::spawn_service + relay::forward (TCP listen), echo server \
+         upstream over TCP or a Unix socket (vsock's local stand-in); loopback only."
+    );
+
+    let dir = std::env::var_os("SIGIL_BENCH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")))
+        .join(format!("sigil-shim-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+
+    let tcp_up = tcp_echo();
+    let unix_up = dir.join("echo.sock");
+    unix_echo(unix_up.clone());
+    let routes = [
+        ("direct (client -> echo, TCP)", tcp_up.clone()),
+        (
+            "shim TCP -> TCP echo",
+            shim(format!("tcp:{tcp_up}").parse().unwrap()),
+        ),
+        ("shim TCP -> Unix echo", shim(Addr::Unix(unix_up.clone()))),
+    ];
+
+    // (a) Throughput.
+    let data = Arc::new(random_bytes(1, 4 * MIB));
+    println!();
+    println!(
+        "(a) bulk echo throughput, {} MiB total per run, median of {BULK_REPS} runs (MB/s = \
+         10^6 payload bytes/s, each byte also comes back)",
+        BULK_TOTAL / MIB
+    );
+    println!("{:<32} {:>14} {:>14}", "path", "1 conn", "16 conns");
+    for (name, addr) in &routes {
+        let mut cols = Vec::new();
+        for conns in [1, 16] {
+            let runs: Vec<f64> = (0..BULK_REPS).map(|_| bulk(addr, conns, &data)).collect();
+            cols.push(median(runs));
+        }
+        println!("{name:<32} {:>9.0} MB/s {:>9.0} MB/s", cols[0], cols[1]);
+    }
+
+    // (b) Latency.
+    println!();
+    println!(
+        "(b) 64-byte request/response latency in microseconds (persistent: n={PERSISTENT_N} on \
+         one connection; per-connection: n={CONNECT_N} x connect, round trip, close)"
+    );
+    println!(
+        "{:<32} {:>9} {:>9} {:>9}   {:>9} {:>9} {:>9}",
+        "path", "pers p50", "p99", "mean", "conn p50", "p99", "mean"
+    );
+    for (name, addr) in &routes {
+        let p = persistent_rtt(addr);
+        let c = connect_rtt(addr);
+        println!(
+            "{name:<32} {:>9.1} {:>9.1} {:>9.1}   {:>9.1} {:>9.1} {:>9.1}",
+            us(p.p50),
+            us(p.p99),
+            us(p.mean),
+            us(c.p50),
+            us(c.p99),
+            us(c.mean)
+        );
+    }
+
+    // (c) Blob store.
+    let state = dir.join("state");
+    let sock = dir.join("blobs.sock");
+    let st = Arc::new(
+        store::Store::open(
+            &state,
+            store::Limits {
+                max_blob_bytes: wire::MAX_DATA,
+                max_blobs: 10_000,
+            },
+        )
+        .unwrap(),
+    );
+    relay::spawn_service("blobs", &Addr::Unix(sock.clone()), 4, move |s, _| {
+        blobs::serve_conn(&st, s, Duration::from_secs(60))
+    })
+    .unwrap();
+    println!();
+    println!(
+        "(c) blob store over its Unix socket, latency in microseconds, one client; put replaces \
+         an existing blob and INCLUDES fsync of the file and of the directory; list returns \
+         {BLOBS_PER_SIZE} names; state dir on {}",
+        fs_type(&state)
+    );
+    println!(
+        "{:<10} {:<5} {:>6} {:>10} {:>10} {:>10}",
+        "value", "op", "n", "p50", "p99", "mean"
+    );
+    for size in [1024, 64 * 1024] {
+        let rows = blob_bench(&sock, size);
+        for (op, s) in [("put", &rows.put), ("get", &rows.get), ("list", &rows.list)] {
+            println!(
+                "{:<10} {op:<5} {:>6} {:>10.1} {:>10.1} {:>10.1}",
+                format!("{} KiB", rows.size / 1024),
+                s.n,
+                us(s.p50),
+                us(s.p99),
+                us(s.mean)
+            );
+        }
+    }
+
+    let _ = std::fs::remove_dir_all(&dir);
+    println!();
+    println!("total bench time {:.1} s", started.elapsed().as_secs_f64());
+}
