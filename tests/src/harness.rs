@@ -580,6 +580,14 @@ impl Harness {
         matches!(self.qemu.try_wait(), Ok(None))
     }
 
+    /// Kills QEMU with SIGKILL at once, as a power cut would (nothing in the guest runs
+    /// after it), then cleans up like [`Harness::shutdown`].
+    pub fn power_cut(&mut self) {
+        let _ = self.qemu.kill();
+        let _ = self.qemu.wait();
+        self.shutdown();
+    }
+
     /// Stops the VM: SIGTERM lets QEMU exit cleanly; SIGKILL only if it does not.
     pub fn shutdown(&mut self) {
         self.stop.store(true, Ordering::Release);

@@ -100,7 +100,7 @@ fn a_wrong_heartbeat_answer_powers_the_enclave_off() {
 /// measured configuration names it), seals a vault entry into the shim's blob store, is
 /// powered off, and a fresh boot of the same image recovers the key and reads the entry.
 #[test]
-fn sealed_state_survives_a_reboot_of_the_image() {
+fn sealed_state_survives_reboots_and_a_power_cut_mid_write() {
     use sigil_client::{Client, OwnerKey};
     use sigil_e2e::harness::ShimOptions;
     use sigil_e2e::shim::{ACCESS_KEY_ID, SECRET_ACCESS_KEY};
@@ -132,8 +132,12 @@ fn sealed_state_survives_a_reboot_of_the_image() {
         egress_resolve: Some(format!("{host}={}", kms.local_addr())),
     });
     let owner = OwnerKey::generate().unwrap();
+    let mut acked = 0u64;
 
-    for boot in 0..2 {
+    // Boot 0 makes the data key and writes; boot 1 recovers it, reads, and is killed (SIGKILL
+    // to QEMU) in the middle of a stream of writes; boot 2 finds the last acknowledged write
+    // (or the one in flight), intact.
+    for boot in 0..3 {
         let mut h = Harness::boot(&opts).unwrap_or_else(|e| panic!("boot {boot}: {e}"));
         let sealing = common::wait_sealing_ready(&h.endpoint, || h.console_tail(40));
         assert_eq!(
@@ -145,14 +149,58 @@ fn sealed_state_survives_a_reboot_of_the_image() {
         let enclave = client.attest(common::test_root_policy()).unwrap();
         if boot == 0 {
             let w = client
-                .vault_put(&enclave, &owner, "harness-entry", b"kept across boots", 0)
+                .vault_put(&enclave, &owner, "harness-entry", b"value-1", 0)
                 .unwrap();
             assert_eq!(w.version, 1);
-        } else {
-            let (value, version) = client.vault_get(&enclave, &owner, "harness-entry").unwrap();
-            assert_eq!((value.as_slice(), version), (&b"kept across boots"[..], 1));
+            acked = 1;
+            h.shutdown();
+            continue;
         }
-        h.shutdown();
+        let (value, version) = client.vault_get(&enclave, &owner, "harness-entry").unwrap();
+        assert!(
+            version == acked || version == acked + 1,
+            "version {version} after {acked} acknowledged writes"
+        );
+        assert_eq!(value, format!("value-{version}").into_bytes());
+        acked = version;
+        if boot == 2 {
+            h.shutdown();
+            break;
+        }
+        let writer = std::thread::spawn({
+            let endpoint = h.endpoint.clone();
+            let secret = common::owner_secret(&owner);
+            move || {
+                let owner = OwnerKey::from_bytes(&secret).unwrap();
+                let client = Client::new(&endpoint).unwrap();
+                let mut last = acked;
+                loop {
+                    let next = last + 1;
+                    let value = format!("value-{next}");
+                    match client.vault_put(
+                        &enclave,
+                        &owner,
+                        "harness-entry",
+                        value.as_bytes(),
+                        last,
+                    ) {
+                        Ok(w) => {
+                            assert_eq!(w.version, next);
+                            last = next;
+                        }
+                        Err(_) => return last,
+                    }
+                }
+            }
+        });
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        h.power_cut();
+        let done = writer.join().unwrap();
+        assert!(
+            done > acked,
+            "no write was acknowledged before the power cut"
+        );
+        acked = done;
     }
     let _ = std::fs::remove_dir_all(&state);
 }

@@ -301,7 +301,7 @@ fn an_enclave_killed_mid_write_keeps_every_acknowledged_write() {
         }
         let endpoint = d.endpoint();
         let writer = std::thread::spawn({
-            let owner_bytes = owner_secret(&owner);
+            let owner_bytes = common::owner_secret(&owner);
             move || {
                 let owner = OwnerKey::from_bytes(&owner_bytes).unwrap();
                 let c = Client::new(&endpoint).unwrap();
@@ -336,22 +336,6 @@ fn an_enclave_killed_mid_write_keeps_every_acknowledged_write() {
     let (value, version) = c.vault_get(&e, &owner, "counter").unwrap();
     assert!(version == acked || version == acked + 1);
     assert_eq!(value, format!("value-{version}").into_bytes());
-}
-
-/// The owner key's secret bytes, to hand a copy to a writer thread.
-fn owner_secret(o: &OwnerKey) -> Vec<u8> {
-    let dir = target_dir().join("test-sealed");
-    std::fs::create_dir_all(&dir).unwrap();
-    let p = dir.join(format!(
-        "owner-{}-{}",
-        std::process::id(),
-        hex::encode(o.x_only())
-    ));
-    let _ = std::fs::remove_file(&p);
-    o.save(p.to_str().unwrap()).unwrap();
-    let hex_text = std::fs::read_to_string(&p).unwrap();
-    std::fs::remove_file(&p).unwrap();
-    hex::decode(hex_text.trim()).unwrap()
 }
 
 #[test]

@@ -190,3 +190,20 @@ pub fn wait_sealing_ready(endpoint: &str, context: impl Fn() -> String) -> serde
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// An owner key's secret bytes, to give a writer thread its own copy (through the key file
+/// format, so the test uses only the client's public API).
+pub fn owner_secret(o: &sigil_client::OwnerKey) -> Vec<u8> {
+    let dir = target_dir().join("test-sealed");
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join(format!(
+        "owner-{}-{}",
+        std::process::id(),
+        hex::encode(o.x_only())
+    ));
+    let _ = std::fs::remove_file(&p);
+    o.save(p.to_str().unwrap()).unwrap();
+    let hex_text = std::fs::read_to_string(&p).unwrap();
+    std::fs::remove_file(&p).unwrap();
+    hex::decode(hex_text.trim()).unwrap()
+}
