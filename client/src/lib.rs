@@ -19,6 +19,9 @@ use sigil_protocol::vault;
 pub use owner::OwnerKey;
 
 pub mod owner;
+pub mod signing;
+
+pub use signing::SignerKey;
 
 /// Largest response body the client reads.
 pub const MAX_RESPONSE: u64 = 4 << 20;

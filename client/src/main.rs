@@ -5,7 +5,13 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use clap::{Args, Parser, Subcommand};
 use sigil_attestation::{Policy, Verified};
-use sigil_client::{AttestedEnclave, Client, ClientError, OwnerKey, TEST_ROOT_WARNING, policy};
+use sigil_client::signing::{check_messages, parse_tweak_arg};
+use sigil_client::{
+    AttestedEnclave, Client, ClientError, OwnerKey, SignerKey, TEST_ROOT_WARNING, policy,
+};
+use sigil_protocol::signing::{
+    CreateAggregateRequest, CreateSessionRequest, MessageView, ParticipantSpec,
+};
 
 #[derive(Parser)]
 #[command(name = "sigil", version, about = "Verify and use sigil enclaves")]
@@ -59,6 +65,154 @@ enum Cmd {
         owner_key: String,
         #[command(subcommand)]
         cmd: VaultCmd,
+    },
+    /// Keys of external MuSig2 participants: they sign on this machine, never in the enclave.
+    SignerKey {
+        #[command(subcommand)]
+        cmd: SignerKeyCmd,
+    },
+    /// MuSig2: keys held by the enclave, aggregate keys and signing sessions.
+    Musig {
+        #[arg(long)]
+        endpoint: String,
+        #[command(flatten)]
+        trust: Trust,
+        #[command(subcommand)]
+        cmd: MusigCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum SignerKeyCmd {
+    /// Make a new signer key file (mode 0600, never overwritten); prints its public key.
+    New {
+        #[arg(long)]
+        out: String,
+    },
+    /// Print the compressed public key of a key file.
+    Show {
+        #[arg(long)]
+        key: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum MusigCmd {
+    /// Keys held by the enclave.
+    Key {
+        #[command(subcommand)]
+        cmd: KeyCmd,
+    },
+    /// Aggregate keys over held keys and external participants.
+    Aggregate {
+        #[command(subcommand)]
+        cmd: AggregateCmd,
+    },
+    /// Signing sessions.
+    Session {
+        #[command(subcommand)]
+        cmd: SessionCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeyCmd {
+    /// Generate a key inside the enclave, owned by --owner-key (its secret never leaves).
+    Generate {
+        #[arg(long)]
+        owner_key: String,
+    },
+    /// Import the secret of a signer key file, owned by --owner-key.
+    Import {
+        #[arg(long)]
+        owner_key: String,
+        /// A signer key file (see `sigil signer-key new`).
+        #[arg(long)]
+        secret_file: String,
+    },
+    List,
+    Describe {
+        id: String,
+    },
+    /// Delete a key (signed by its owner).
+    Delete {
+        id: String,
+        #[arg(long)]
+        owner_key: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum AggregateCmd {
+    /// Create an aggregate key.
+    Create {
+        /// `held:KEY_ID` or `external:PUBKEY_HEX`, in order (repeatable).
+        #[arg(long = "participant", required = true)]
+        participants: Vec<String>,
+        /// Sort the keys (BIP-327 KeySort) instead of keeping the given order.
+        #[arg(long)]
+        sorted: bool,
+        /// `plain:HEX`, `xonly:HEX`, `taproot:MERKLE_ROOT` or `taproot_unspendable` (repeatable).
+        #[arg(long = "tweak")]
+        tweaks: Vec<String>,
+    },
+    List,
+    Describe {
+        id: String,
+    },
+    /// Delete an aggregate (signed by the owner of one of its held keys).
+    Delete {
+        id: String,
+        #[arg(long)]
+        owner_key: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum SessionCmd {
+    /// Start a session signing --message (hex, repeatable) with an aggregate key.
+    Create {
+        #[arg(long)]
+        aggregate: String,
+        #[arg(long = "message", required = true)]
+        messages: Vec<String>,
+        /// Compressed adaptor point: the session yields adaptor pre-signatures.
+        #[arg(long)]
+        adaptor_point: Option<String>,
+        /// Seconds until the session expires (at most 3600).
+        #[arg(long, default_value_t = 600)]
+        ttl: u64,
+    },
+    /// Print the session's description and status.
+    Status { session: String },
+    /// Approve with an owner key file; refuses unless the session signs exactly --message.
+    Approve {
+        session: String,
+        #[arg(long)]
+        owner_key: String,
+        #[arg(long = "message", required = true)]
+        messages: Vec<String>,
+    },
+    /// Take part as an external signer with --signer-key: nonces, round, partial signatures.
+    /// The secret nonces stay in this process's memory; refuses unless the session signs
+    /// exactly --message.
+    Participate {
+        session: String,
+        #[arg(long)]
+        signer_key: String,
+        #[arg(long = "message", required = true)]
+        messages: Vec<String>,
+        /// Give up waiting for the other participants after this many seconds.
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+    },
+    /// Print the final signatures (fails unless the session completed).
+    Signature { session: String },
+    /// Abort a session (signed by one of its approvers).
+    Abort {
+        session: String,
+        #[arg(long)]
+        owner_key: String,
     },
 }
 
@@ -315,6 +469,31 @@ fn run(cli: Cli) -> Result<(), Failure> {
             );
             Ok(())
         }
+        Cmd::SignerKey { cmd } => {
+            let (key, path) = match cmd {
+                SignerKeyCmd::New { out } => {
+                    let key = SignerKey::generate().map_err(client_failure)?;
+                    key.save(&out).map_err(client_failure)?;
+                    (key, out)
+                }
+                SignerKeyCmd::Show { key } => (SignerKey::load(&key).map_err(client_failure)?, key),
+            };
+            println!(
+                "{}",
+                serde_json::json!({"key_file": path, "public_key": hex::encode(key.public_key())})
+            );
+            Ok(())
+        }
+        Cmd::Musig {
+            endpoint,
+            trust,
+            cmd,
+        } => {
+            let client = Client::new(&endpoint).map_err(|e| Failure::Usage(e.to_string()))?;
+            let enclave = attest(&client, &trust, 300)?;
+            println!("{}", musig(&client, &enclave, cmd)?);
+            Ok(())
+        }
         Cmd::Vault {
             endpoint,
             trust,
@@ -379,6 +558,164 @@ fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
     }
+}
+
+fn to_json(v: &impl serde::Serialize) -> String {
+    serde_json::to_string(v).unwrap_or_default()
+}
+
+fn musig(client: &Client, enclave: &AttestedEnclave, cmd: MusigCmd) -> Result<String, Failure> {
+    let owner = |path: &str| OwnerKey::load(path).map_err(client_failure);
+    let f = client_failure;
+    Ok(match cmd {
+        MusigCmd::Key { cmd } => match cmd {
+            KeyCmd::Generate { owner_key } => to_json(
+                &client
+                    .musig_generate_key(enclave, &owner(&owner_key)?)
+                    .map_err(f)?,
+            ),
+            KeyCmd::Import {
+                owner_key,
+                secret_file,
+            } => {
+                let secret = SignerKey::load(&secret_file).map_err(f)?;
+                to_json(
+                    &client
+                        .musig_import_key(enclave, &owner(&owner_key)?, &secret)
+                        .map_err(f)?,
+                )
+            }
+            KeyCmd::List => to_json(&client.musig_list_keys(enclave).map_err(f)?),
+            KeyCmd::Describe { id } => {
+                to_json(&client.musig_describe_key(enclave, &id).map_err(f)?)
+            }
+            KeyCmd::Delete { id, owner_key } => {
+                client
+                    .musig_delete_key(enclave, &owner(&owner_key)?, &id)
+                    .map_err(f)?;
+                serde_json::json!({"id": id, "deleted": true}).to_string()
+            }
+        },
+        MusigCmd::Aggregate { cmd } => match cmd {
+            AggregateCmd::Create {
+                participants,
+                sorted,
+                tweaks,
+            } => {
+                let participants = participants
+                    .iter()
+                    .map(|p| match p.split_once(':') {
+                        Some(("held", id)) => Ok(ParticipantSpec {
+                            key_id: Some(id.into()),
+                            public_key: None,
+                        }),
+                        Some(("external", pk)) => Ok(ParticipantSpec {
+                            key_id: None,
+                            public_key: Some(pk.into()),
+                        }),
+                        _ => Err(Failure::Usage(format!(
+                            "--participant {p}: use held:KEY_ID or external:PUBKEY_HEX"
+                        ))),
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                let req = CreateAggregateRequest {
+                    participants,
+                    order: if sorted { "sorted" } else { "as_given" }.into(),
+                    tweaks: tweaks.iter().map(|t| parse_tweak_arg(t)).collect(),
+                };
+                to_json(&client.musig_create_aggregate(enclave, &req).map_err(f)?)
+            }
+            AggregateCmd::List => to_json(&client.musig_list_aggregates(enclave).map_err(f)?),
+            AggregateCmd::Describe { id } => {
+                to_json(&client.musig_describe_aggregate(enclave, &id).map_err(f)?)
+            }
+            AggregateCmd::Delete { id, owner_key } => {
+                client
+                    .musig_delete_aggregate(enclave, &owner(&owner_key)?, &id)
+                    .map_err(f)?;
+                serde_json::json!({"id": id, "deleted": true}).to_string()
+            }
+        },
+        MusigCmd::Session { cmd } => match cmd {
+            SessionCmd::Create {
+                aggregate,
+                messages,
+                adaptor_point,
+                ttl,
+            } => {
+                let req = CreateSessionRequest {
+                    aggregate,
+                    messages: messages
+                        .into_iter()
+                        .map(|m| MessageView {
+                            message: m.to_lowercase(),
+                            tweak: None,
+                        })
+                        .collect(),
+                    adaptor_point,
+                    expires_at: now() + ttl,
+                };
+                to_json(&client.musig_create_session(enclave, &req).map_err(f)?)
+            }
+            SessionCmd::Status { session } => {
+                to_json(&client.musig_session(enclave, &session).map_err(f)?)
+            }
+            SessionCmd::Approve {
+                session,
+                owner_key,
+                messages,
+            } => {
+                let view = client.musig_session(enclave, &session).map_err(f)?;
+                check_messages(&view, &messages).map_err(f)?;
+                to_json(
+                    &client
+                        .musig_approve(enclave, &owner(&owner_key)?, &view)
+                        .map_err(f)?,
+                )
+            }
+            SessionCmd::Participate {
+                session,
+                signer_key,
+                messages,
+                timeout,
+            } => {
+                let signer = SignerKey::load(&signer_key).map_err(f)?;
+                let view = client.musig_session(enclave, &session).map_err(f)?;
+                check_messages(&view, &messages).map_err(f)?;
+                let deadline = Instant::now() + std::time::Duration::from_secs(timeout);
+                to_json(
+                    &client
+                        .musig_participate(
+                            enclave,
+                            &signer,
+                            &view,
+                            std::time::Duration::from_millis(500),
+                            deadline,
+                        )
+                        .map_err(f)?,
+                )
+            }
+            SessionCmd::Signature { session } => {
+                let view = client.musig_session(enclave, &session).map_err(f)?;
+                if view.status.state != "completed" {
+                    return Err(Failure::Check(format!(
+                        "session {session} is {}{}",
+                        view.status.state,
+                        view.status
+                            .failure
+                            .map(|r| format!(": {}", r.message))
+                            .unwrap_or_default()
+                    )));
+                }
+                to_json(&view.status.signatures)
+            }
+            SessionCmd::Abort { session, owner_key } => to_json(
+                &client
+                    .musig_abort(enclave, &owner(&owner_key)?, &session)
+                    .map_err(f)?,
+            ),
+        },
+    })
 }
 
 fn main() -> ExitCode {

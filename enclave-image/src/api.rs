@@ -1,7 +1,8 @@
 //! The enclave's HTTP API.
 //!
 //! `GET /v1/health`, `GET /v1/attestation?nonce=HEX`, the encapsulated `POST /v1/ping` and
-//! the encapsulated vault (`POST /v1/vault/{put,get,delete}`, see [`crate::vault`]).
+//! the encapsulated vault (`POST /v1/vault/{put,get,delete}`, see [`crate::vault`]) and the
+//! encapsulated MuSig2 signing service (`POST /v1/musig2/...`, see [`crate::signing_api`]).
 //! Encapsulated bodies are HPKE-sealed to the per-boot key that the attestation document
 //! carries, and answers are sealed back under the same context: the parent that relays them
 //! sees only ciphertext and cannot forge an answer.
@@ -18,6 +19,7 @@ use sigil_protocol::api::{
     PATH_PING, PingRequest, PingResponse, ROUTE_PING,
 };
 use sigil_protocol::encap::{ResponseSealer, ServerKey};
+use sigil_protocol::signing::route_of as signing_route;
 use sigil_protocol::vault::{
     MAX_VALUE, PATH_VAULT_DELETE, PATH_VAULT_GET, PATH_VAULT_PUT, ROUTE_VAULT_DELETE,
     ROUTE_VAULT_GET, ROUTE_VAULT_PUT,
@@ -27,6 +29,7 @@ use crate::http::{Handler, Request, Response};
 use crate::log;
 use crate::nsm::Nsm;
 use crate::sealing::Sealing;
+use crate::signing_api::{self, SigningApi};
 use crate::vault::{self, Refusal};
 
 /// Longest message the ping echoes.
@@ -37,6 +40,8 @@ pub struct App {
     key: ServerKey,
     image_info: Vec<u8>,
     sealing: Arc<Sealing>,
+    /// One MuSig2 engine per boot: its sessions die with this process.
+    signing: SigningApi,
 }
 
 impl App {
@@ -46,11 +51,13 @@ impl App {
         image_info: Vec<u8>,
         sealing: Arc<Sealing>,
     ) -> App {
+        let signing = SigningApi::new(nsm.clone(), sealing.clone());
         App {
             nsm,
             key,
             image_info,
             sealing,
+            signing,
         }
     }
 
@@ -149,6 +156,8 @@ impl App {
             Ok(v) => v,
             Err(e) => return Response::error(400, e.code(), e.to_string()),
         };
+        // The body may carry a secret value: wiped when the request is done.
+        let plain = zeroize::Zeroizing::new(plain);
         let answer = match route {
             ROUTE_VAULT_PUT => vault::put(&self.sealing, &plain).map(|w| serde_json::to_vec(&w)),
             ROUTE_VAULT_GET => vault::get(&self.sealing, &plain).map(|e| serde_json::to_vec(&e)),
@@ -157,6 +166,31 @@ impl App {
         match answer {
             Ok(Ok(json)) => sealed(sealer, route, 200, &zeroize::Zeroizing::new(json)),
             Ok(Err(_)) => Response::error(500, "internal_error", "answer could not be encoded"),
+            Err(Refusal {
+                status,
+                code,
+                message,
+            }) => {
+                let body = serde_json::to_vec(&ErrorBody::new(code, message)).unwrap_or_default();
+                sealed(sealer, route, status, &body)
+            }
+        }
+    }
+
+    /// An encapsulated signing call; as for the vault, every answer after the request has been
+    /// opened (errors included) is sealed to the requester.
+    fn signing(&self, req: &Request, route: &'static str) -> Response {
+        if let Err(r) = require_encapsulated(req) {
+            return r;
+        }
+        let (plain, sealer) = match self.key.open_request(route, &req.body) {
+            Ok(v) => v,
+            Err(e) => return Response::error(400, e.code(), e.to_string()),
+        };
+        // The plaintext may hold an imported secret key: wiped when dropped.
+        let plain = zeroize::Zeroizing::new(plain);
+        match self.signing.handle(route, &plain) {
+            Ok(json) => sealed(sealer, route, 200, &json),
             Err(Refusal {
                 status,
                 code,
@@ -190,6 +224,7 @@ impl Handler for App {
         Some(match (method, path) {
             (&Method::POST, PATH_PING) => MAX_PING_BODY,
             (&Method::POST, PATH_VAULT_PUT | PATH_VAULT_GET | PATH_VAULT_DELETE) => MAX_VAULT_BODY,
+            (&Method::POST, p) if signing_route(p).is_some() => signing_api::body_limit(p),
             // GET endpoints take no body.
             _ => 0,
         })
@@ -200,6 +235,7 @@ impl Handler for App {
         let allowed = match path {
             PATH_HEALTH | PATH_ATTESTATION => Method::GET,
             PATH_PING | PATH_VAULT_PUT | PATH_VAULT_GET | PATH_VAULT_DELETE => Method::POST,
+            p if signing_route(p).is_some() => Method::POST,
             _ => {
                 return Response::error(404, "not_found", format!("no such endpoint: {path}"));
             }
@@ -217,7 +253,11 @@ impl Handler for App {
             PATH_PING => self.ping(&req),
             PATH_VAULT_PUT => self.vault(&req, ROUTE_VAULT_PUT),
             PATH_VAULT_GET => self.vault(&req, ROUTE_VAULT_GET),
-            _ => self.vault(&req, ROUTE_VAULT_DELETE),
+            PATH_VAULT_DELETE => self.vault(&req, ROUTE_VAULT_DELETE),
+            p => match signing_route(p) {
+                Some(route) => self.signing(&req, route),
+                None => Response::error(404, "not_found", format!("no such endpoint: {p}")),
+            },
         }
     }
 }

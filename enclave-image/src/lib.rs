@@ -9,7 +9,8 @@
 //! - [`measured_config`]: the deployment configuration from the measured ramdisk;
 //! - [`parent`]: clients for the parent's blob store, egress proxy and credentials;
 //! - [`seal`] and [`sealing`]: sealed state under a data key only KMS releases to this image;
-//! - [`vault`]: owner-signed secrets kept in the sealed state.
+//! - [`vault`]: owner-signed secrets kept in the sealed state;
+//! - [`signing_api`]: MuSig2 keys, aggregate keys and signing sessions.
 
 pub mod api;
 pub mod config;
@@ -22,5 +23,6 @@ pub mod parent;
 pub mod seal;
 pub mod sealing;
 pub mod service;
+pub mod signing_api;
 pub mod transport;
 pub mod vault;

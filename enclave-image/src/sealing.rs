@@ -77,6 +77,9 @@ impl std::fmt::Display for SealingError {
 
 pub struct Sealing {
     state: Mutex<State>,
+    /// What `status` reports, kept apart from `state`: a parent that stalls a blob call holds
+    /// the state lock, and health must still answer.
+    summary: Mutex<Status>,
     /// Where to reconnect to the blob store (`None` when disabled).
     blobs: Option<crate::transport::Addr>,
 }
@@ -86,6 +89,7 @@ impl Sealing {
     pub fn disabled() -> Arc<Sealing> {
         Arc::new(Sealing {
             state: Mutex::new(State::Disabled),
+            summary: Mutex::new(summarize(&State::Disabled)),
             blobs: None,
         })
     }
@@ -97,11 +101,13 @@ impl Sealing {
         mode: Mode,
         services: ParentServices,
     ) -> Arc<Sealing> {
+        let starting = State::Starting {
+            attempts: 0,
+            last_error: None,
+        };
         let sealing = Arc::new(Sealing {
-            state: Mutex::new(State::Starting {
-                attempts: 0,
-                last_error: None,
-            }),
+            summary: Mutex::new(summarize(&starting)),
+            state: Mutex::new(starting),
             blobs: Some(services.blobs.clone()),
         });
         let me = sealing.clone();
@@ -117,20 +123,23 @@ impl Sealing {
     }
 
     fn set(&self, s: State) {
+        *self.summary.lock().unwrap_or_else(|p| p.into_inner()) = summarize(&s);
         *self.state.lock().unwrap_or_else(|p| p.into_inner()) = s;
     }
 
     fn run(&self, config: &KmsConfig, nsm: &dyn Nsm, mode: Mode, services: &ParentServices) {
         let mut delay = BACKOFF_START;
         for attempt in 1u32.. {
+            let started = std::time::Instant::now();
             match attempt_once(config, nsm, mode, services) {
                 Ok((store, origin)) => {
                     log::info(format_args!(
-                        "sealed state ready: data key {} (KMS key {}, region {})",
+                        "sealed state ready: data key {} in {} ms (KMS key {}, region {})",
                         match origin {
                             Origin::Generated => "generated on this first boot",
                             Origin::Recovered => "recovered",
                         },
+                        started.elapsed().as_millis(),
                         config.key_id,
                         config.region
                     ));
@@ -162,39 +171,10 @@ impl Sealing {
     }
 
     pub fn status(&self) -> Status {
-        let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        match &*st {
-            State::Disabled => Status {
-                state: "disabled",
-                origin: None,
-                attempts: None,
-                error: None,
-            },
-            State::Starting {
-                attempts,
-                last_error,
-            } => Status {
-                state: "starting",
-                origin: None,
-                attempts: Some(*attempts),
-                error: last_error.clone(),
-            },
-            State::Failed(e) => Status {
-                state: "failed",
-                origin: None,
-                attempts: None,
-                error: Some(e.clone()),
-            },
-            State::Ready { origin, .. } => Status {
-                state: "ready",
-                origin: Some(match origin {
-                    Origin::Generated => "generated",
-                    Origin::Recovered => "recovered",
-                }),
-                attempts: None,
-                error: None,
-            },
-        }
+        self.summary
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Runs `f` on the sealed store. One caller at a time: the store's rollback tracking and
@@ -237,6 +217,41 @@ impl Sealing {
             store.reconnect(client);
         }
         Ok(())
+    }
+}
+
+fn summarize(st: &State) -> Status {
+    match st {
+        State::Disabled => Status {
+            state: "disabled",
+            origin: None,
+            attempts: None,
+            error: None,
+        },
+        State::Starting {
+            attempts,
+            last_error,
+        } => Status {
+            state: "starting",
+            origin: None,
+            attempts: Some(*attempts),
+            error: last_error.clone(),
+        },
+        State::Failed(e) => Status {
+            state: "failed",
+            origin: None,
+            attempts: None,
+            error: Some(e.clone()),
+        },
+        State::Ready { origin, .. } => Status {
+            state: "ready",
+            origin: Some(match origin {
+                Origin::Generated => "generated",
+                Origin::Recovered => "recovered",
+            }),
+            attempts: None,
+            error: None,
+        },
     }
 }
 

@@ -13,7 +13,7 @@ use crate::sealing::Sealing;
 use crate::transport::Listener;
 
 /// What this build can do; goes into every attestation's user_data.
-pub const CAPABILITIES: &[&str] = &["attestation", "encapsulated-ping", "vault"];
+pub const CAPABILITIES: &[&str] = &["attestation", "encapsulated-ping", "vault", "musig2"];
 
 /// The image description a client reads from the attestation's user_data.
 pub fn image_info(nsm: &dyn Nsm) -> ImageInfo {

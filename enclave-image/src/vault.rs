@@ -2,8 +2,15 @@
 //! (formats and the threat model of the signatures in `sigil_protocol::vault`).
 //!
 //! A sealed entry is `owner (32 bytes) || value`, sealed as [`Kind::Secret`] under the entry's
-//! name: the parent cannot read it, and a blob moved to another name, replayed from an older
-//! version or altered is refused by the seal (see `seal::format`).
+//! name: the parent cannot read it, and a blob moved to another name or altered is refused by
+//! the seal (see `seal::format`); an older version is refused within a boot, while after a
+//! restart a parent can serve an older version it kept (what sealing cannot prevent; see
+//! `seal::format`).
+//!
+//! A delete writes a tombstone (an all-zero owner, which is no valid key) as the next version
+//! instead of removing the blob, so versions never restart: a replayed create
+//! (`expected_version` 0) or an old delete can never match again (threat: the parent
+//! replaying a captured request after the owner deleted or re-created the entry).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -125,6 +132,9 @@ fn sealing_refusal(e: SealingError) -> Refusal {
     }
 }
 
+/// The owner field of a deleted entry: no x-only key is all zeros.
+const TOMBSTONE: [u8; 32] = [0; 32];
+
 /// The stored entry: owner and value, wiped when dropped.
 struct Stored {
     owner: [u8; 32],
@@ -146,6 +156,15 @@ fn load(sealing: &Sealing, name: &str) -> Result<Stored, Refusal> {
     }
     let mut owner = [0u8; 32];
     owner.copy_from_slice(&plain[..32]);
+    if owner == TOMBSTONE {
+        return Err(refuse(
+            404,
+            "not_found",
+            format!(
+                "the entry was deleted at version {version}; create it again with expected_version {version}"
+            ),
+        ));
+    }
     Ok(Stored {
         owner,
         value: Zeroizing::new(plain[32..].to_vec()),
@@ -158,7 +177,7 @@ fn blob_id(name: &str) -> Result<(), Refusal> {
 }
 
 pub fn put(sealing: &Sealing, body: &[u8]) -> Result<Written, Refusal> {
-    let req: PutRequest = serde_json::from_slice(body).map_err(|e| {
+    let mut req: PutRequest = serde_json::from_slice(body).map_err(|e| {
         refuse(
             400,
             "malformed_json",
@@ -170,6 +189,8 @@ pub fn put(sealing: &Sealing, body: &[u8]) -> Result<Written, Refusal> {
         B64.decode(req.value.as_bytes())
             .map_err(|e| refuse(400, "bad_value", format!("value is not base64: {e}")))?,
     );
+    // The base64 text is the secret too.
+    zeroize::Zeroize::zeroize(&mut req.value);
     if value.len() > MAX_VALUE {
         return Err(refuse(
             413,
@@ -197,6 +218,8 @@ pub fn put(sealing: &Sealing, body: &[u8]) -> Result<Written, Refusal> {
     let version = sealing
         .with_store(|s| {
             let current = match s.get_sealed(Kind::Secret, &name) {
+                // A deleted entry may be created again, by anyone, at its tombstone's version.
+                Ok((v, old)) if old.len() == 32 && old[..] == TOMBSTONE => v,
                 Ok((v, old)) => {
                     if old.len() < 32 || old[..32] != owner {
                         return Ok(Err(refuse(
@@ -226,6 +249,9 @@ pub fn put(sealing: &Sealing, body: &[u8]) -> Result<Written, Refusal> {
     })
 }
 
+/// The owner is only known once the entry is loaded, so a caller without the owner's key
+/// learns whether a name exists (404 against 401); names are the owner's choice and should
+/// not be secrets. Values are never returned without the owner's signature.
 pub fn get(sealing: &Sealing, body: &[u8]) -> Result<Entry, Refusal> {
     let req: NameRequest = serde_json::from_slice(body).map_err(|e| {
         refuse(
@@ -265,9 +291,16 @@ pub fn delete(sealing: &Sealing, body: &[u8]) -> Result<Written, Refusal> {
     })?;
     blob_id(&req.name)?;
     let name = req.name.clone();
-    sealing
+    let version = sealing
         .with_store(|s| {
             let (version, plain) = s.get_sealed(Kind::Secret, &name)?;
+            if plain.get(..32) == Some(&TOMBSTONE[..]) {
+                return Ok(Err(refuse(
+                    404,
+                    "not_found",
+                    format!("the entry was already deleted at version {version}"),
+                )));
+            }
             let Some(key) = plain
                 .get(..32)
                 .and_then(|o| VerifyingKey::from_bytes(o).ok())
@@ -301,11 +334,12 @@ pub fn delete(sealing: &Sealing, body: &[u8]) -> Result<Written, Refusal> {
                     ),
                 )));
             }
-            s.delete_sealed(Kind::Secret, &name).map(Ok)
+            // The tombstone replaces the value in the store (the shim overwrites the file).
+            s.put_sealed(Kind::Secret, &name, &TOMBSTONE).map(Ok)
         })
         .map_err(sealing_refusal)??;
     Ok(Written {
         name: req.name,
-        version: 0,
+        version,
     })
 }

@@ -7,9 +7,10 @@
 //!
 //! What the signature defends against: the parent (or anyone who can reach the API) making
 //! its own encapsulated requests for an entry it does not own. `not_after` bounds how long a
-//! leaked signature stays usable ([`MAX_VALIDITY_SECS`]); a replayed write carries a stale
-//! `expected_version` and is refused by the compare-and-swap; a replayed read is answered
-//! under the original requester's key, which the replayer does not have.
+//! leaked signature stays usable ([`MAX_VALIDITY_SECS`]); a replayed write or delete carries
+//! a stale `expected_version` and is refused by the compare-and-swap (versions never restart:
+//! a delete leaves a tombstone version); a replayed read is answered under the original
+//! requester's key, which the replayer does not have.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -70,7 +71,8 @@ pub struct Entry {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Written {
     pub name: String,
-    /// The new version (0 after a delete).
+    /// The new version. A delete leaves a tombstone at this version: versions never restart,
+    /// and creating the entry again needs `expected_version` equal to it.
     pub version: u64,
 }
 

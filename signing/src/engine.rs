@@ -23,7 +23,8 @@ use crate::session::{
 };
 use crate::vault::Vault;
 use crate::{
-    MAX_MESSAGE_LEN, MAX_MESSAGES, MAX_SESSION_TTL_SECS, MAX_SESSIONS, SIGNING_EVENT_LOG_LEN,
+    MAX_MESSAGE_LEN, MAX_MESSAGES, MAX_SESSION_TTL_SECS, MAX_SESSION_UNITS, MAX_SESSIONS,
+    SIGNING_EVENT_LOG_LEN,
 };
 
 /// The MuSig2 engine. `Send + Sync`: calls take `&self` and lock per session, so different
@@ -296,6 +297,11 @@ impl<V: Vault> Engine<V> {
             return Err(Error::NoHeldParticipant);
         }
 
+        if participants.len() * request.messages.len() > MAX_SESSION_UNITS {
+            return Err(Error::LimitExceeded(
+                "participants x messages exceeds MAX_SESSION_UNITS (256) for one session",
+            ));
+        }
         let mut messages = Vec::with_capacity(request.messages.len());
         for (mi, spec) in request.messages.iter().enumerate() {
             let ctx = match &spec.tweak {

@@ -53,6 +53,11 @@ pub const MAX_MESSAGE_LEN: usize = 1024;
 /// Longest a session may live; secret nonces never outlive it.
 pub const MAX_SESSION_TTL_SECS: u64 = 3600;
 /// Most sessions held in memory at once.
-pub const MAX_SESSIONS: usize = 1024;
+pub const MAX_SESSIONS: usize = 256;
+/// Most participants x messages in one session. A session keeps a key-aggregation context
+/// per message (about 420 bytes per participant), so this bounds one session near 110 KiB
+/// and all of them near 28 MiB (threat: anyone who can reach the API opening sessions to
+/// exhaust the enclave's memory, which would take PID 1 and every session with it).
+pub const MAX_SESSION_UNITS: usize = 256;
 /// How many recent signing events the engine keeps for audit.
 pub const SIGNING_EVENT_LOG_LEN: usize = 4096;

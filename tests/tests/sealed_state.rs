@@ -274,10 +274,25 @@ fn state_survives_restarts_of_the_enclave_the_shim_and_both() {
     let (status, code, _) = api_code(c.vault_get(&e, &owner, "missing").unwrap_err());
     assert_eq!((status, code.as_str()), (404, "not_found"));
 
-    // Delete, then the name is free again.
+    // Delete leaves a tombstone at version 3: the entry reads as gone, and a replayed create
+    // (expected version 0) cannot bring it back; a create at the tombstone's version can.
     c.vault_delete(&e, &owner, "alpha", 2).unwrap();
-    let (status, _, _) = api_code(c.vault_get(&e, &owner, "alpha").unwrap_err());
+    let (status, _, m) = api_code(c.vault_get(&e, &owner, "alpha").unwrap_err());
+    assert_eq!(status, 404, "{m}");
+    let (status, code, _) = api_code(c.vault_put(&e, &owner, "alpha", b"one", 0).unwrap_err());
+    assert_eq!((status, code.as_str()), (409, "version_conflict"));
+    let (status, _, _) = api_code(c.vault_delete(&e, &owner, "alpha", 2).unwrap_err());
     assert_eq!(status, 404);
+    assert_eq!(
+        c.vault_put(&e, &stranger, "alpha", b"new", 3)
+            .unwrap()
+            .version,
+        4
+    );
+    assert_eq!(
+        c.vault_get(&e, &stranger, "alpha").unwrap(),
+        (b"new".to_vec(), 4)
+    );
 }
 
 #[test]

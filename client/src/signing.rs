@@ -1,0 +1,867 @@
+//! The client side of MuSig2 signing: calls to the enclave's `/v1/musig2` endpoints, approving
+//! a session with an owner key, and taking part in a session as an external signer whose key
+//! never reaches the enclave.
+//!
+//! Approvals and external signatures are computed here from the session's description, after
+//! the caller has checked that the session signs the messages they meant: the enclave's answer
+//! is sealed (the parent cannot alter it), but anyone may create a session, so what a session
+//! signs is the approver's to check.
+
+use musig2::secp::{MaybePoint, MaybeScalar, Point, Scalar};
+use musig2::{AggNonce, BinaryEncoding, KeyAggContext, PubNonce, SecNonce};
+use sigil_protocol::signing::{
+    self as wire, AbortRequest, AggregateView, ApproveRequest, CreateAggregateRequest,
+    CreateSessionRequest, DeleteAggregateRequest, DeleteKeyRequest, Deleted, GenerateKeyRequest,
+    IdList, IdRequest, ImportKeyRequest, KeyView, ListRequest, NoncesView, Op,
+    PartialSignaturesRequest, RoundView, SessionRef, SessionView, StatusView, SubmitNoncesRequest,
+    TweakSpec,
+};
+use sigil_signing::{DigestInput, MessageSpec, SessionId, Tweak, session_digest};
+use zeroize::Zeroizing;
+
+/// BIP-340 verification (k256) and adaptor completion, for checking what a session returns.
+pub use sigil_signing::{complete_adaptor_signature, verify_bip340};
+
+use crate::{AttestedEnclave, Client, ClientError, OwnerKey};
+
+fn proto(m: impl Into<String>) -> ClientError {
+    ClientError::Protocol(m.into())
+}
+
+fn hex_array<const N: usize>(what: &str, s: &str) -> Result<[u8; N], ClientError> {
+    let mut out = [0u8; N];
+    if s.len() != 2 * N || hex::decode_to_slice(s, &mut out).is_err() {
+        return Err(proto(format!("{what} is not {N} bytes of hex")));
+    }
+    Ok(out)
+}
+
+/// A tweak from its wire form.
+pub fn tweak_of(t: &TweakSpec) -> Result<Tweak, ClientError> {
+    let value = || {
+        t.value
+            .as_deref()
+            .ok_or_else(|| proto(format!("{} tweak without a value", t.kind)))
+            .and_then(|v| hex_array::<32>("tweak value", v))
+    };
+    match t.kind.as_str() {
+        "plain" => value().map(Tweak::Plain),
+        "xonly" => value().map(Tweak::XOnly),
+        "taproot" => value().map(Tweak::Taproot),
+        "taproot_unspendable" => Ok(Tweak::TaprootUnspendable),
+        other => Err(proto(format!("unknown tweak kind {other:?}"))),
+    }
+}
+
+/// Parses `KIND` or `KIND:HEX` (`plain:..`, `xonly:..`, `taproot:ROOT`, `taproot_unspendable`).
+pub fn parse_tweak_arg(s: &str) -> TweakSpec {
+    match s.split_once(':') {
+        Some((k, v)) => TweakSpec {
+            kind: k.into(),
+            value: Some(v.into()),
+        },
+        None => TweakSpec {
+            kind: s.into(),
+            value: None,
+        },
+    }
+}
+
+fn apply(ctx: KeyAggContext, t: &Tweak) -> Result<KeyAggContext, ClientError> {
+    let bad = |_| proto("tweak out of range");
+    let scalar = |v: &[u8; 32]| MaybeScalar::try_from(*v).map_err(|_| proto("tweak out of range"));
+    match t {
+        Tweak::Plain(v) => ctx.with_plain_tweak(scalar(v)?).map_err(bad),
+        Tweak::XOnly(v) => ctx.with_xonly_tweak(scalar(v)?).map_err(bad),
+        Tweak::Taproot(r) => ctx.with_taproot_tweak(r).map_err(bad),
+        Tweak::TaprootUnspendable => ctx.with_unspendable_taproot_tweak().map_err(bad),
+    }
+}
+
+/// The session's messages as the engine sees them.
+fn message_specs(view: &SessionView) -> Result<Vec<MessageSpec>, ClientError> {
+    view.messages
+        .iter()
+        .map(|m| {
+            Ok(MessageSpec {
+                message: hex::decode(&m.message).map_err(|_| proto("message is not hex"))?,
+                tweak: m.tweak.as_ref().map(tweak_of).transpose()?,
+            })
+        })
+        .collect()
+}
+
+/// Recomputes a session's approval digest from its description (never trusting the `digest`
+/// field it came with) and checks that the description says the same.
+pub fn recompute_digest(view: &SessionView) -> Result<[u8; 32], ClientError> {
+    let session_id = SessionId(hex_array::<32>("session id", &view.id)?);
+    let internal_key = hex_array::<33>("internal key", &view.internal_key)?;
+    let tweaks = view
+        .tweaks
+        .iter()
+        .map(tweak_of)
+        .collect::<Result<Vec<_>, _>>()?;
+    let messages = message_specs(view)?;
+    let adaptor = view
+        .adaptor_point
+        .as_deref()
+        .map(|p| hex_array::<33>("adaptor point", p))
+        .transpose()?;
+    let digest = session_digest(&DigestInput {
+        session_id: &session_id,
+        internal_key: &internal_key,
+        tweaks: &tweaks,
+        messages: &messages,
+        adaptor_point: adaptor.as_ref(),
+        expires_at: view.expires_at,
+    });
+    if hex::encode(digest) != view.digest {
+        return Err(proto("the session's digest does not match its description"));
+    }
+    Ok(digest)
+}
+
+/// Checks that the session signs exactly `expected` (hex messages, in order).
+pub fn check_messages(view: &SessionView, expected: &[String]) -> Result<(), ClientError> {
+    let got: Vec<String> = view
+        .messages
+        .iter()
+        .map(|m| m.message.to_lowercase())
+        .collect();
+    let want: Vec<String> = expected.iter().map(|m| m.to_lowercase()).collect();
+    if got != want {
+        return Err(proto(format!(
+            "the session signs {got:?}, not the expected {want:?}: refusing"
+        )));
+    }
+    Ok(())
+}
+
+/// The secp256k1 key of an external participant: it signs on this machine, the enclave only
+/// ever sees its public key, nonces and partial signatures. Kept in a file of 64 hex
+/// characters, as owner keys are.
+pub struct SignerKey {
+    /// Zeroized on drop by k256.
+    secret: k256::SecretKey,
+}
+
+impl SignerKey {
+    pub fn generate() -> Result<SignerKey, ClientError> {
+        loop {
+            let mut b = Zeroizing::new([0u8; 32]);
+            getrandom::fill(&mut b[..]).map_err(|e| proto(format!("no randomness: {e}")))?;
+            if let Ok(secret) = k256::SecretKey::from_slice(&b[..]) {
+                return Ok(SignerKey { secret });
+            }
+        }
+    }
+
+    pub fn from_bytes(b: &[u8]) -> Result<SignerKey, ClientError> {
+        k256::SecretKey::from_slice(b)
+            .map(|secret| SignerKey { secret })
+            .map_err(|_| proto("not a valid secp256k1 secret key"))
+    }
+
+    /// Reads a key file (64 hex characters, surrounding whitespace ignored).
+    pub fn load(path: &str) -> Result<SignerKey, ClientError> {
+        let text = Zeroizing::new(
+            std::fs::read_to_string(path).map_err(|e| proto(format!("key {path}: {e}")))?,
+        );
+        let bytes = Zeroizing::new(
+            hex::decode(text.trim())
+                .map_err(|_| proto(format!("key {path}: not 64 hex characters")))?,
+        );
+        SignerKey::from_bytes(&bytes)
+    }
+
+    /// Writes the key file, created with mode 0600 and never overwritten.
+    pub fn save(&self, path: &str) -> Result<(), ClientError> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| proto(format!("key {path}: {e}")))?;
+        let hex = Zeroizing::new(hex::encode(self.secret.to_bytes()));
+        writeln!(f, "{}", hex.as_str())
+            .and_then(|_| f.sync_all())
+            .map_err(|e| proto(format!("key {path}: {e}")))
+    }
+
+    /// The secret, for importing it into an enclave (`Client::musig_import_key`).
+    pub fn secret_bytes(&self) -> Zeroizing<[u8; 32]> {
+        Zeroizing::new(self.secret.to_bytes().into())
+    }
+
+    /// Compressed SEC1 public key: what goes into an aggregate as an external participant.
+    pub fn public_key(&self) -> [u8; 33] {
+        Point::from(self.secret.public_key()).serialize()
+    }
+
+    /// Joins `view` as the participant holding this key: builds each message's key context
+    /// (checked against the session's output keys) and draws fresh secret nonces.
+    pub fn join(&self, view: &SessionView) -> Result<Participation, ClientError> {
+        let me = hex::encode(self.public_key());
+        let p = view
+            .participants
+            .iter()
+            .find(|p| p.public_key == me && p.key_id.is_none())
+            .ok_or_else(|| proto("this key is not an external participant of the session"))?;
+        let points = view
+            .participants
+            .iter()
+            .map(|p| {
+                let b = hex_array::<33>("participant key", &p.public_key)?;
+                Point::try_from(&b).map_err(|_| proto("participant key is not a point"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut base = KeyAggContext::new(points).map_err(|_| proto("keys do not aggregate"))?;
+        for t in &view.tweaks {
+            base = apply(base, &tweak_of(t)?)?;
+        }
+        let messages = message_specs(view)?;
+        if messages.len() != view.output_keys.len() {
+            return Err(proto("one output key per message expected"));
+        }
+        let session_id = hex_array::<32>("session id", &view.id)?;
+        let mut contexts = Vec::with_capacity(messages.len());
+        let mut secnonces = Vec::with_capacity(messages.len());
+        let mut pubnonces = Vec::with_capacity(messages.len());
+        let seckey = Scalar::from(self.secret.clone());
+        for (mi, m) in messages.iter().enumerate() {
+            let ctx = match &m.tweak {
+                None => base.clone(),
+                Some(t) => apply(base.clone(), t)?,
+            };
+            let output: Point = ctx.aggregated_pubkey();
+            if hex::encode(output.serialize_xonly()) != view.output_keys[mi] {
+                return Err(proto(format!(
+                    "message {mi}: the output key does not match the session's"
+                )));
+            }
+            // BIP-327 NonceGen with every input: fresh randomness, the secret key, the
+            // aggregate key, the message and the session and signer (extra input). Threat: a
+            // weak RNG alone repeating a nonce, which would leak the key.
+            let mut seed = Zeroizing::new([0u8; 32]);
+            getrandom::fill(&mut seed[..]).map_err(|e| proto(format!("no randomness: {e}")))?;
+            let mut extra = session_id.to_vec();
+            extra.extend_from_slice(&p.index.to_be_bytes());
+            extra.extend_from_slice(&(mi as u32).to_be_bytes());
+            let sn = SecNonce::generate(*seed, seckey, output, &m.message, &extra);
+            pubnonces.push(sn.public_nonce());
+            secnonces.push(sn);
+            contexts.push(ctx);
+        }
+        let adaptor = match &view.adaptor_point {
+            None => MaybePoint::Infinity,
+            Some(p) => MaybePoint::Valid(
+                Point::try_from(&hex_array::<33>("adaptor point", p)?)
+                    .map_err(|_| proto("adaptor point is not a point"))?,
+            ),
+        };
+        Ok(Participation {
+            session: view.id.clone(),
+            index: p.index,
+            seckey: self.secret.clone(),
+            contexts,
+            messages: messages.into_iter().map(|m| m.message).collect(),
+            adaptor,
+            held: view
+                .participants
+                .iter()
+                .filter(|q| q.key_id.is_some())
+                .map(|q| q.index)
+                .collect(),
+            externals: view
+                .participants
+                .iter()
+                .filter(|q| q.key_id.is_none())
+                .count(),
+            pubnonces,
+            secnonces: Some(secnonces),
+        })
+    }
+}
+
+/// One external participant's part in one session.
+///
+/// Threat: nonce reuse leaks the signer's key. The secret nonces exist only in this value's
+/// memory: never serialized, written or sent; [`Participation::sign`] takes them out before
+/// signing, so a second call (a retry, a second round) finds none and fails.
+pub struct Participation {
+    session: String,
+    index: u32,
+    seckey: k256::SecretKey,
+    contexts: Vec<KeyAggContext>,
+    messages: Vec<Vec<u8>>,
+    adaptor: MaybePoint,
+    held: Vec<u32>,
+    externals: usize,
+    pubnonces: Vec<PubNonce>,
+    secnonces: Option<Vec<SecNonce>>,
+}
+
+impl Participation {
+    pub fn session(&self) -> &str {
+        &self.session
+    }
+
+    pub fn index(&self) -> u32 {
+        self.index
+    }
+
+    pub fn public_nonces(&self) -> Vec<[u8; 66]> {
+        self.pubnonces.iter().map(|n| n.to_bytes()).collect()
+    }
+
+    /// When this is the only external participant, the aggregated nonce must be the sum of the
+    /// engine's nonces and ours: checks `round` against `engine` (from `sessions/nonces`).
+    pub fn check_round(&self, engine: &NoncesView, round: &RoundView) -> Result<(), ClientError> {
+        if self.externals != 1 {
+            return Ok(());
+        }
+        let mut got: Vec<u32> = engine.participants.iter().map(|p| p.index).collect();
+        got.sort();
+        let mut want = self.held.clone();
+        want.sort();
+        if got != want {
+            return Err(proto(
+                "the engine's nonces are not for its held participants",
+            ));
+        }
+        for (mi, agg) in round.aggregated_nonces.iter().enumerate() {
+            let mut nonces = vec![
+                self.pubnonces
+                    .get(mi)
+                    .cloned()
+                    .ok_or_else(|| proto("the round has more aggregated nonces than messages"))?,
+            ];
+            for p in &engine.participants {
+                let n = p
+                    .nonces
+                    .get(mi)
+                    .ok_or_else(|| proto("engine nonce missing"))?;
+                nonces.push(
+                    PubNonce::from_bytes(&hex_array::<66>("nonce", n)?)
+                        .map_err(|_| proto("engine nonce does not parse"))?,
+                );
+            }
+            if hex::encode(AggNonce::sum(nonces).to_bytes()) != *agg {
+                return Err(proto(format!(
+                    "message {mi}: the aggregated nonce does not include ours"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Partial signatures on every message for `round`, spending the secret nonces.
+    pub fn sign(&mut self, round: &RoundView) -> Result<Vec<[u8; 32]>, ClientError> {
+        if round.aggregated_nonces.len() != self.messages.len() {
+            return Err(proto("one aggregated nonce per message expected"));
+        }
+        let secnonces = self
+            .secnonces
+            .take()
+            .ok_or_else(|| proto("this participation has already signed"))?;
+        let seckey = Scalar::from(self.seckey.clone());
+        let mut out = Vec::with_capacity(self.messages.len());
+        for (mi, sn) in secnonces.into_iter().enumerate() {
+            let agg = AggNonce::from_bytes(&hex_array::<66>(
+                "aggregated nonce",
+                &round.aggregated_nonces[mi],
+            )?)
+            .map_err(|_| proto("aggregated nonce does not parse"))?;
+            let psig: MaybeScalar = musig2::adaptor::sign_partial(
+                &self.contexts[mi],
+                seckey,
+                sn,
+                &agg,
+                self.adaptor,
+                &self.messages[mi],
+            )
+            .map_err(|e| proto(format!("partial signing failed: {e}")))?;
+            out.push(psig.serialize());
+        }
+        Ok(out)
+    }
+}
+
+impl Client {
+    fn musig_call<T: serde::de::DeserializeOwned>(
+        &self,
+        enclave: &AttestedEnclave,
+        route: &str,
+        path: &str,
+        req: &impl serde::Serialize,
+    ) -> Result<T, ClientError> {
+        let body = Zeroizing::new(serde_json::to_vec(req).map_err(|e| proto(e.to_string()))?);
+        let plain = Zeroizing::new(self.call_encapsulated(enclave, route, path, &body)?);
+        serde_json::from_slice(&plain).map_err(|e| proto(format!("musig2 response: {e}")))
+    }
+
+    /// A key generated inside the enclave, owned by `owner`.
+    pub fn musig_generate_key(
+        &self,
+        enclave: &AttestedEnclave,
+        owner: &OwnerKey,
+    ) -> Result<KeyView, ClientError> {
+        let not_after = owner.not_after();
+        let x = owner.x_only();
+        let d = wire::request_digest(Op::GenerateKey, &[&x], not_after);
+        let req = GenerateKeyRequest {
+            owner: hex::encode(x),
+            not_after,
+            signature: owner.sign(&d)?,
+        };
+        let k: KeyView = self.musig_call(
+            enclave,
+            wire::ROUTE_KEY_GENERATE,
+            wire::PATH_KEY_GENERATE,
+            &req,
+        )?;
+        if k.owner != req.owner {
+            return Err(proto("the key was created for another owner"));
+        }
+        Ok(k)
+    }
+
+    /// Imports `secret` (sealed to the attested enclave in transit), owned by `owner`.
+    pub fn musig_import_key(
+        &self,
+        enclave: &AttestedEnclave,
+        owner: &OwnerKey,
+        secret: &SignerKey,
+    ) -> Result<KeyView, ClientError> {
+        let not_after = owner.not_after();
+        let x = owner.x_only();
+        let public_key = secret.public_key();
+        let d = wire::request_digest(Op::ImportKey, &[&x, &public_key], not_after);
+        let req = ImportKeyRequest {
+            secret: hex::encode(*secret.secret_bytes()),
+            owner: hex::encode(x),
+            not_after,
+            signature: owner.sign(&d)?,
+        };
+        let r: Result<KeyView, _> =
+            self.musig_call(enclave, wire::ROUTE_KEY_IMPORT, wire::PATH_KEY_IMPORT, &req);
+        // The request held the secret in hex.
+        let mut req = req;
+        zeroize::Zeroize::zeroize(&mut req.secret);
+        let k = r?;
+        if k.public_key != hex::encode(public_key) || k.owner != req.owner {
+            return Err(proto("the enclave answered for another key"));
+        }
+        Ok(k)
+    }
+
+    pub fn musig_list_keys(&self, enclave: &AttestedEnclave) -> Result<Vec<String>, ClientError> {
+        let l: IdList = self.musig_call(
+            enclave,
+            wire::ROUTE_KEY_LIST,
+            wire::PATH_KEY_LIST,
+            &ListRequest {},
+        )?;
+        Ok(l.ids)
+    }
+
+    pub fn musig_describe_key(
+        &self,
+        enclave: &AttestedEnclave,
+        id: &str,
+    ) -> Result<KeyView, ClientError> {
+        self.musig_call(
+            enclave,
+            wire::ROUTE_KEY_DESCRIBE,
+            wire::PATH_KEY_DESCRIBE,
+            &IdRequest { id: id.into() },
+        )
+    }
+
+    /// Deletes a held key (signed by its owner).
+    pub fn musig_delete_key(
+        &self,
+        enclave: &AttestedEnclave,
+        owner: &OwnerKey,
+        id: &str,
+    ) -> Result<(), ClientError> {
+        let not_after = owner.not_after();
+        let raw = hex_array::<16>("key id", id)?;
+        let d = wire::request_digest(Op::DeleteKey, &[&raw], not_after);
+        let req = DeleteKeyRequest {
+            id: id.into(),
+            not_after,
+            signature: owner.sign(&d)?,
+        };
+        let _: Deleted =
+            self.musig_call(enclave, wire::ROUTE_KEY_DELETE, wire::PATH_KEY_DELETE, &req)?;
+        Ok(())
+    }
+
+    pub fn musig_create_aggregate(
+        &self,
+        enclave: &AttestedEnclave,
+        req: &CreateAggregateRequest,
+    ) -> Result<AggregateView, ClientError> {
+        self.musig_call(
+            enclave,
+            wire::ROUTE_AGGREGATE_CREATE,
+            wire::PATH_AGGREGATE_CREATE,
+            req,
+        )
+    }
+
+    pub fn musig_list_aggregates(
+        &self,
+        enclave: &AttestedEnclave,
+    ) -> Result<Vec<String>, ClientError> {
+        let l: IdList = self.musig_call(
+            enclave,
+            wire::ROUTE_AGGREGATE_LIST,
+            wire::PATH_AGGREGATE_LIST,
+            &ListRequest {},
+        )?;
+        Ok(l.ids)
+    }
+
+    pub fn musig_describe_aggregate(
+        &self,
+        enclave: &AttestedEnclave,
+        id: &str,
+    ) -> Result<AggregateView, ClientError> {
+        self.musig_call(
+            enclave,
+            wire::ROUTE_AGGREGATE_DESCRIBE,
+            wire::PATH_AGGREGATE_DESCRIBE,
+            &IdRequest { id: id.into() },
+        )
+    }
+
+    /// Deletes an aggregate (signed by the owner of one of its held keys).
+    pub fn musig_delete_aggregate(
+        &self,
+        enclave: &AttestedEnclave,
+        owner: &OwnerKey,
+        id: &str,
+    ) -> Result<(), ClientError> {
+        let not_after = owner.not_after();
+        let raw = hex_array::<16>("aggregate id", id)?;
+        let x = owner.x_only();
+        let d = wire::request_digest(Op::DeleteAggregate, &[&raw, &x], not_after);
+        let req = DeleteAggregateRequest {
+            id: id.into(),
+            owner: hex::encode(x),
+            not_after,
+            signature: owner.sign(&d)?,
+        };
+        let _: Deleted = self.musig_call(
+            enclave,
+            wire::ROUTE_AGGREGATE_DELETE,
+            wire::PATH_AGGREGATE_DELETE,
+            &req,
+        )?;
+        Ok(())
+    }
+
+    pub fn musig_create_session(
+        &self,
+        enclave: &AttestedEnclave,
+        req: &CreateSessionRequest,
+    ) -> Result<SessionView, ClientError> {
+        let v: SessionView = self.musig_call(
+            enclave,
+            wire::ROUTE_SESSION_CREATE,
+            wire::PATH_SESSION_CREATE,
+            req,
+        )?;
+        if v.messages != req.messages || v.aggregate != req.aggregate {
+            return Err(proto("the session was created for another request"));
+        }
+        recompute_digest(&v)?;
+        Ok(v)
+    }
+
+    /// The session's description and current status.
+    pub fn musig_session(
+        &self,
+        enclave: &AttestedEnclave,
+        session: &str,
+    ) -> Result<SessionView, ClientError> {
+        self.musig_call(
+            enclave,
+            wire::ROUTE_SESSION_STATUS,
+            wire::PATH_SESSION_STATUS,
+            &SessionRef {
+                session: session.into(),
+            },
+        )
+    }
+
+    /// Approves `view` with `owner`'s key: the digest is recomputed here from the description.
+    /// Callers check first (e.g. with [`check_messages`]) that it signs what they mean.
+    pub fn musig_approve(
+        &self,
+        enclave: &AttestedEnclave,
+        owner: &OwnerKey,
+        view: &SessionView,
+    ) -> Result<StatusView, ClientError> {
+        let digest = recompute_digest(view)?;
+        self.musig_approve_raw(enclave, owner, &view.id, &owner.sign(&digest)?)
+    }
+
+    /// Sends an approval signature as given (tests use it to send wrong ones).
+    pub fn musig_approve_raw(
+        &self,
+        enclave: &AttestedEnclave,
+        owner: &OwnerKey,
+        session: &str,
+        signature: &str,
+    ) -> Result<StatusView, ClientError> {
+        self.musig_call(
+            enclave,
+            wire::ROUTE_SESSION_APPROVE,
+            wire::PATH_SESSION_APPROVE,
+            &ApproveRequest {
+                session: session.into(),
+                owner: hex::encode(owner.x_only()),
+                signature: signature.into(),
+            },
+        )
+    }
+
+    /// The engine's public nonces (once every approval is in).
+    pub fn musig_nonces(
+        &self,
+        enclave: &AttestedEnclave,
+        session: &str,
+    ) -> Result<NoncesView, ClientError> {
+        self.musig_call(
+            enclave,
+            wire::ROUTE_SESSION_NONCES,
+            wire::PATH_SESSION_NONCES,
+            &SessionRef {
+                session: session.into(),
+            },
+        )
+    }
+
+    pub fn musig_submit_nonces(
+        &self,
+        enclave: &AttestedEnclave,
+        session: &str,
+        index: u32,
+        nonces: &[[u8; 66]],
+    ) -> Result<StatusView, ClientError> {
+        self.musig_call(
+            enclave,
+            wire::ROUTE_SESSION_SUBMIT_NONCES,
+            wire::PATH_SESSION_SUBMIT_NONCES,
+            &SubmitNoncesRequest {
+                session: session.into(),
+                index,
+                nonces: nonces.iter().map(hex::encode).collect(),
+            },
+        )
+    }
+
+    /// The aggregated nonces and round id (once every nonce is in).
+    pub fn musig_round(
+        &self,
+        enclave: &AttestedEnclave,
+        session: &str,
+    ) -> Result<RoundView, ClientError> {
+        self.musig_call(
+            enclave,
+            wire::ROUTE_SESSION_ROUND,
+            wire::PATH_SESSION_ROUND,
+            &SessionRef {
+                session: session.into(),
+            },
+        )
+    }
+
+    pub fn musig_submit_partial_signatures(
+        &self,
+        enclave: &AttestedEnclave,
+        session: &str,
+        round_id: &str,
+        index: u32,
+        partial_signatures: &[[u8; 32]],
+    ) -> Result<StatusView, ClientError> {
+        self.musig_call(
+            enclave,
+            wire::ROUTE_SESSION_PARTIAL_SIGNATURES,
+            wire::PATH_SESSION_PARTIAL_SIGNATURES,
+            &PartialSignaturesRequest {
+                session: session.into(),
+                round_id: round_id.into(),
+                index,
+                partial_signatures: partial_signatures.iter().map(hex::encode).collect(),
+            },
+        )
+    }
+
+    /// Aborts a session (signed by one of its approvers).
+    pub fn musig_abort(
+        &self,
+        enclave: &AttestedEnclave,
+        owner: &OwnerKey,
+        session: &str,
+    ) -> Result<StatusView, ClientError> {
+        let not_after = owner.not_after();
+        let raw = hex_array::<32>("session id", session)?;
+        let x = owner.x_only();
+        let d = wire::request_digest(Op::AbortSession, &[&raw, &x], not_after);
+        self.musig_call(
+            enclave,
+            wire::ROUTE_SESSION_ABORT,
+            wire::PATH_SESSION_ABORT,
+            &AbortRequest {
+                session: session.into(),
+                owner: hex::encode(x),
+                not_after,
+                signature: owner.sign(&d)?,
+            },
+        )
+    }
+
+    /// Takes part in a session as an external signer, start to finish: joins, submits its
+    /// nonces, waits (polling every `poll`) for the round, checks it, signs and submits.
+    /// Returns the status after its partial signatures were accepted.
+    pub fn musig_participate(
+        &self,
+        enclave: &AttestedEnclave,
+        signer: &SignerKey,
+        view: &SessionView,
+        poll: std::time::Duration,
+        deadline: std::time::Instant,
+    ) -> Result<StatusView, ClientError> {
+        let mut part = signer.join(view)?;
+        self.musig_submit_nonces(enclave, &view.id, part.index(), &part.public_nonces())?;
+        let round = loop {
+            match self.musig_round(enclave, &view.id) {
+                Ok(r) => break r,
+                Err(ClientError::Api {
+                    status: 409, code, ..
+                }) if code == "wrong_state" => {}
+                Err(e) => return Err(e),
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(proto("timed out waiting for the other participants"));
+            }
+            std::thread::sleep(poll);
+        };
+        let engine = self.musig_nonces(enclave, &view.id)?;
+        part.check_round(&engine, &round)?;
+        let psigs = part.sign(&round)?;
+        self.musig_submit_partial_signatures(
+            enclave,
+            &view.id,
+            &round.round_id,
+            part.index(),
+            &psigs,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tweak_arguments_parse() {
+        assert_eq!(
+            tweak_of(&parse_tweak_arg("taproot_unspendable")).unwrap(),
+            Tweak::TaprootUnspendable
+        );
+        let hex32 = "11".repeat(32);
+        assert_eq!(
+            tweak_of(&parse_tweak_arg(&format!("taproot:{hex32}"))).unwrap(),
+            Tweak::Taproot([0x11; 32])
+        );
+        assert!(tweak_of(&parse_tweak_arg("plain")).is_err());
+        assert!(tweak_of(&parse_tweak_arg("bogus:00")).is_err());
+    }
+
+    #[test]
+    fn a_participation_signs_at_most_once() {
+        let a = SignerKey::generate().unwrap();
+        let b = SignerKey::generate().unwrap();
+        let pks = [a.public_key(), b.public_key()];
+        let keys = sigil_signing::aggregate_keys(&pks, &[]).unwrap();
+        let message = "ab".repeat(32);
+        let view = SessionView {
+            id: "00".repeat(32),
+            digest: String::new(),
+            aggregate: "00".repeat(16),
+            internal_key: hex::encode(keys.internal_key),
+            tweaks: vec![],
+            messages: vec![wire::MessageView {
+                message: message.clone(),
+                tweak: None,
+            }],
+            adaptor_point: None,
+            expires_at: 1,
+            approvers: vec![],
+            participants: pks
+                .iter()
+                .enumerate()
+                .map(|(i, pk)| wire::ParticipantView {
+                    index: i as u32,
+                    public_key: hex::encode(pk),
+                    key_id: None,
+                })
+                .collect(),
+            output_keys: vec![hex::encode(keys.output_xonly)],
+            status: StatusView {
+                session: String::new(),
+                state: String::new(),
+                expires_at: 1,
+                missing_approvals: vec![],
+                missing_nonces: vec![],
+                missing_partial_signatures: vec![],
+                failure: None,
+                signatures: vec![],
+            },
+        };
+        let mut pa = a.join(&view).unwrap();
+        let mut pb = b.join(&view).unwrap();
+        let agg = sigil_signing::aggregate_nonces(&[pa.public_nonces()[0], pb.public_nonces()[0]])
+            .unwrap();
+        let round = RoundView {
+            session: view.id.clone(),
+            round_id: "00".repeat(32),
+            aggregated_nonces: vec![hex::encode(agg)],
+        };
+        let sa = pa.sign(&round).unwrap();
+        let sb = pb.sign(&round).unwrap();
+        assert!(
+            pa.sign(&round).is_err(),
+            "a second signature with spent nonces"
+        );
+        // The two partial signatures aggregate into a valid BIP-340 signature.
+        let ctx = KeyAggContext::new(
+            pks.iter()
+                .map(|k| Point::try_from(k).unwrap())
+                .collect::<Vec<_>>(),
+        )
+        .unwrap();
+        let sig: musig2::LiftedSignature = musig2::aggregate_partial_signatures(
+            &ctx,
+            &AggNonce::from_bytes(&agg).unwrap(),
+            [
+                MaybeScalar::try_from(sa[0]).unwrap(),
+                MaybeScalar::try_from(sb[0]).unwrap(),
+            ],
+            hex::decode(&message).unwrap(),
+        )
+        .unwrap();
+        assert!(verify_bip340(
+            &keys.output_xonly,
+            &hex::decode(&message).unwrap(),
+            &sig.to_bytes()
+        ));
+    }
+}

@@ -1,0 +1,949 @@
+//! The MuSig2 endpoints (`POST /v1/musig2/...`, shapes in `sigil_protocol::signing`): the HTTP
+//! face of the in-process engine `sigil_signing::Engine`.
+//!
+//! One engine per boot. Its keys and aggregate keys live in the sealed store (kinds
+//! [`Kind::Key`] and [`Kind::AggregateKey`]) and survive restarts; its sessions, and the secret
+//! nonces in them, live only in this process's memory, so a restart aborts every session in
+//! flight and clients start a new one (a session id from before answers `unknown_session`).
+//!
+//! Who may call what, and what defends it:
+//!
+//! - **Creating or deleting a held key** needs the owner's BIP-340 signature over
+//!   `request_digest` with a short `not_after` (as the vault does). Threat: anyone who can
+//!   reach the API (the parent included) binding keys to an owner who did not ask, or
+//!   destroying someone's key. An imported secret arrives only inside the encapsulated body.
+//! - **Using a held key** needs its owner's approval of the session digest, checked by the
+//!   engine (`Session::approve`); this layer passes the signature through untouched. Creating a
+//!   session or an aggregate grants nothing, so it is open: it only names keys.
+//! - **Deleting an aggregate** needs the signature of the owner of one of its held keys;
+//!   **aborting a session** that of one of its approvers. Threat: a stranger destroying or
+//!   cancelling what others depend on.
+//! - **External participants** are not authenticated here: they are authenticated by their
+//!   MuSig2 partial signatures, which the engine verifies with BIP-327 `PartialSigVerify`
+//!   before aggregating. Whoever submits nonces under an external index without that
+//!   participant's secret key cannot produce a valid partial signature for them, so the worst
+//!   they can do is make the session fail, and the failure names the signer index.
+//! - **Reading** (list, describe, status, nonces, round) is public information; the answers
+//!   are still sealed, so the relaying parent can neither read nor forge them.
+//! - **Denial of service** stays possible for anyone who can reach the API (the parent can
+//!   simply drop traffic anyway): sessions are open to create, so `MAX_SESSIONS` live sessions
+//!   (each for at most `MAX_SESSION_TTL_SECS`) exhaust the table and further creates answer
+//!   429 until they expire; external nonces can be front-run as described above.
+//!
+//! Every size is bounded: the body by [`body_limit`] (checked before HPKE opens it), and
+//! counts and lengths by the engine (`MAX_PARTICIPANTS`, `MAX_TWEAKS`, `MAX_MESSAGES`,
+//! `MAX_MESSAGE_LEN`, `MAX_SESSIONS`).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sigil_protocol::signing::{
+    self as wire, AbortRequest, AggregateView, ApproveRequest, CreateAggregateRequest,
+    CreateSessionRequest, DeleteAggregateRequest, DeleteKeyRequest, Deleted, FailureView,
+    GenerateKeyRequest, IdList, IdRequest, ImportKeyRequest, KeyView, ListRequest, NoncesView, Op,
+    PartialSignaturesRequest, ParticipantNoncesView, ParticipantView, RoundView, SessionRef,
+    SessionView, SignatureView, StatusView, SubmitNoncesRequest, TweakSpec,
+};
+use sigil_signing::{
+    AggregateId, AggregateInfo, AggregateSpec, Engine, Entropy, EntropyError, Error, FailureReason,
+    HeldKey, KeyId, KeyInfo, KeyOrder, MessageSpec, ParticipantInfo, SessionId, SessionRequest,
+    SessionState, SessionStatus, SignatureValue, Tweak, Vault, VaultError, verify_bip340,
+};
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::nsm::Nsm;
+use crate::seal::{Kind, SealedStoreError, StoreError};
+use crate::sealing::{Sealing, SealingError};
+use crate::vault::Refusal;
+
+/// Largest encapsulated `sessions/create`: `MAX_MESSAGES` messages of `MAX_MESSAGE_LEN` bytes
+/// in hex, each with a tweak, plus JSON and HPKE overhead.
+pub const MAX_SESSION_CREATE_BODY: usize = 256 * 1024;
+/// Largest encapsulated body of every other signing endpoint (64 participants, 64 nonces or
+/// partial signatures fit several times over).
+pub const MAX_SIGNING_BODY: usize = 32 * 1024;
+
+/// The body limit of a signing path (the HTTP layer refuses larger bodies before reading them).
+pub fn body_limit(path: &str) -> usize {
+    if path == wire::PATH_SESSION_CREATE {
+        MAX_SESSION_CREATE_BODY
+    } else {
+        MAX_SIGNING_BODY
+    }
+}
+
+fn refuse(status: u16, code: &'static str, message: impl Into<String>) -> Refusal {
+    Refusal {
+        status,
+        code,
+        message: message.into(),
+    }
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+// ----- randomness -----
+
+/// The engine's randomness: each 32-byte block is `SHA-256(tag || counter || NSM output ||
+/// kernel RNG output)`.
+///
+/// Threat: a weak or backdoored RNG makes secret keys and secret nonces guessable (and a
+/// repeated nonce leaks the key). Mixing two independent sources means both must fail for the
+/// output to be predictable; the engine additionally refuses all-zero and repeated draws, and
+/// derives nonces from the secret key, the messages and the session too (BIP-327 NonceGen).
+struct NsmEntropy(Arc<dyn Nsm>);
+
+const ENTROPY_TAG: &[u8] = b"sigil/musig2/entropy/v1";
+
+impl Entropy for NsmEntropy {
+    fn fill(&self, out: &mut [u8]) -> Result<(), EntropyError> {
+        for (i, chunk) in out.chunks_mut(32).enumerate() {
+            let hw = Zeroizing::new(
+                self.0
+                    .random(32)
+                    .map_err(|e| EntropyError(format!("NSM: {e}")))?,
+            );
+            if hw.len() != 32 {
+                return Err(EntropyError(format!(
+                    "NSM returned {} random bytes, not 32",
+                    hw.len()
+                )));
+            }
+            let mut os = Zeroizing::new([0u8; 32]);
+            getrandom::fill(&mut os[..]).map_err(|e| EntropyError(format!("kernel RNG: {e}")))?;
+            let mut h = ring::digest::Context::new(&ring::digest::SHA256);
+            h.update(ENTROPY_TAG);
+            h.update(&(i as u64).to_be_bytes());
+            h.update(&hw);
+            h.update(&os[..]);
+            let d = h.finish();
+            chunk.copy_from_slice(&d.as_ref()[..chunk.len()]);
+        }
+        Ok(())
+    }
+}
+
+// ----- the sealed vault -----
+
+/// The engine's [`Vault`] on the sealed store. Engine names `key/<hex>` and `agg/<hex>` map to
+/// sealed blobs of kind [`Kind::Key`] and [`Kind::AggregateKey`] with the hex as id: the seal
+/// binds kind and id, so the parent cannot serve a key record as an aggregate or under another
+/// id, and it cannot read either (key records hold secrets).
+///
+/// What the parent can still do (see `seal::format`): withhold or delete blobs (denial of
+/// service), hide names from a listing (the list comes from the blob store unauthenticated;
+/// invented names fail when they are opened), and, across a reboot, replay a deleted record.
+/// Within one boot the engine refuses ids it deleted and the store's rollback guard refuses
+/// older versions.
+pub struct SealedVault {
+    sealing: Arc<Sealing>,
+}
+
+fn blob_of(name: &str) -> Result<(Kind, &str), VaultError> {
+    if let Some(id) = name.strip_prefix("key/") {
+        Ok((Kind::Key, id))
+    } else if let Some(id) = name.strip_prefix("agg/") {
+        Ok((Kind::AggregateKey, id))
+    } else {
+        Err(VaultError(format!("no sealed kind for record {name:?}")))
+    }
+}
+
+fn vault_error(e: SealingError) -> VaultError {
+    VaultError(e.to_string())
+}
+
+impl Vault for SealedVault {
+    fn put(&self, name: &str, record: &[u8]) -> Result<(), VaultError> {
+        let (kind, id) = blob_of(name)?;
+        self.sealing
+            .with_store(|s| s.put_sealed(kind, id, record))
+            .map(|_| ())
+            .map_err(vault_error)
+    }
+
+    fn get(&self, name: &str) -> Result<Option<Zeroizing<Vec<u8>>>, VaultError> {
+        let (kind, id) = blob_of(name)?;
+        match self.sealing.with_store(|s| s.get_sealed(kind, id)) {
+            Ok((_, plain)) => Ok(Some(plain)),
+            Err(SealingError::Store(SealedStoreError::Store(StoreError::NotFound))) => Ok(None),
+            Err(e) => Err(vault_error(e)),
+        }
+    }
+
+    fn delete(&self, name: &str) -> Result<bool, VaultError> {
+        let (kind, id) = blob_of(name)?;
+        match self.sealing.with_store(|s| s.delete_sealed(kind, id)) {
+            Ok(()) => Ok(true),
+            Err(SealingError::Store(SealedStoreError::Store(StoreError::NotFound))) => Ok(false),
+            Err(e) => Err(vault_error(e)),
+        }
+    }
+
+    /// At most the blob store's list bound (`blob_wire::MAX_LIST`) names: the wire has no
+    /// cursor, so a deployment with more records lists only the first ones.
+    fn list(&self, prefix: &str) -> Result<Vec<String>, VaultError> {
+        let (kind, rest) = blob_of(prefix)?;
+        let engine_prefix = &prefix[..prefix.len() - rest.len()];
+        let blob_prefix = format!("seal/{}/{rest}", kind.as_str());
+        let (names, _more) = self
+            .sealing
+            .with_store(|s| Ok(s.client().list(&blob_prefix)?))
+            .map_err(vault_error)?;
+        let strip = format!("seal/{}/", kind.as_str());
+        let mut out: Vec<String> = names
+            .iter()
+            .filter_map(|n| n.strip_prefix(&strip))
+            .map(|id| format!("{engine_prefix}{id}"))
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+}
+
+// ----- the API -----
+
+/// The signing endpoints: the engine plus what the wire needs that the engine does not keep
+/// (each live session's request, so approvers and external signers can fetch what they sign).
+pub struct SigningApi {
+    engine: Engine<SealedVault>,
+    sealing: Arc<Sealing>,
+    /// Bounded like the engine's sessions: entries are added only for sessions the engine
+    /// accepted (at most `MAX_SESSIONS` live) and pruned at their expiry.
+    described: Mutex<HashMap<SessionId, SessionView>>,
+}
+
+impl SigningApi {
+    pub fn new(nsm: Arc<dyn Nsm>, sealing: Arc<Sealing>) -> SigningApi {
+        let vault = SealedVault {
+            sealing: sealing.clone(),
+        };
+        SigningApi {
+            engine: Engine::new(vault, NsmEntropy(nsm)),
+            sealing,
+            described: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Answers one opened request: the JSON to seal with status 200, or a refusal.
+    pub fn handle(&self, route: &str, body: &[u8]) -> Result<Vec<u8>, Refusal> {
+        let now = now_secs();
+        match route {
+            wire::ROUTE_KEY_GENERATE => json(&self.generate_key(parse(body)?, now)?),
+            wire::ROUTE_KEY_IMPORT => json(&self.import_key(parse(body)?, now)?),
+            wire::ROUTE_KEY_LIST => {
+                let ListRequest {} = parse(body)?;
+                self.need_sealing()?;
+                let ids = self.engine.list_keys().map_err(engine_refusal)?;
+                json(&IdList {
+                    ids: ids.iter().map(|i| i.to_string()).collect(),
+                })
+            }
+            wire::ROUTE_KEY_DESCRIBE => {
+                let IdRequest { id } = parse(body)?;
+                self.need_sealing()?;
+                let info = self
+                    .engine
+                    .describe_key(&key_id(&id)?)
+                    .map_err(engine_refusal)?;
+                json(&key_view(&info))
+            }
+            wire::ROUTE_KEY_DELETE => json(&self.delete_key(parse(body)?, now)?),
+            wire::ROUTE_AGGREGATE_CREATE => json(&self.create_aggregate(parse(body)?, now)?),
+            wire::ROUTE_AGGREGATE_LIST => {
+                let ListRequest {} = parse(body)?;
+                self.need_sealing()?;
+                let ids = self.engine.list_aggregates().map_err(engine_refusal)?;
+                json(&IdList {
+                    ids: ids.iter().map(|i| i.to_string()).collect(),
+                })
+            }
+            wire::ROUTE_AGGREGATE_DESCRIBE => {
+                let IdRequest { id } = parse(body)?;
+                self.need_sealing()?;
+                let info = self
+                    .engine
+                    .describe_aggregate(&aggregate_id(&id)?)
+                    .map_err(engine_refusal)?;
+                json(&aggregate_view(&info))
+            }
+            wire::ROUTE_AGGREGATE_DELETE => json(&self.delete_aggregate(parse(body)?, now)?),
+            wire::ROUTE_SESSION_CREATE => json(&self.create_session(parse(body)?, now)?),
+            wire::ROUTE_SESSION_STATUS => {
+                let SessionRef { session } = parse(body)?;
+                json(&self.session_view(&session_id(&session)?, now)?)
+            }
+            wire::ROUTE_SESSION_APPROVE => {
+                let r: ApproveRequest = parse(body)?;
+                let id = session_id(&r.session)?;
+                let owner = hex_array::<32>("owner", &r.owner)?;
+                let sig = hex_array::<64>("signature", &r.signature)?;
+                // The last approval loads the held keys: a vault outage must be a retryable
+                // 503, not a session failed for want of its keys.
+                self.need_sealing()?;
+                let st = self.engine.approve(&id, &owner, &sig, now);
+                json(&status_view(&self.session_result(&id, st)?))
+            }
+            wire::ROUTE_SESSION_NONCES => {
+                let SessionRef { session } = parse(body)?;
+                let id = session_id(&session)?;
+                let n = self.engine.public_nonces(&id, now);
+                let n = self.session_result(&id, n)?;
+                json(&NoncesView {
+                    session,
+                    participants: n
+                        .iter()
+                        .map(|p| ParticipantNoncesView {
+                            index: p.index,
+                            nonces: p.nonces.iter().map(hex::encode).collect(),
+                        })
+                        .collect(),
+                })
+            }
+            wire::ROUTE_SESSION_SUBMIT_NONCES => {
+                let r: SubmitNoncesRequest = parse(body)?;
+                let id = session_id(&r.session)?;
+                let nonces = r
+                    .nonces
+                    .iter()
+                    .map(|n| hex_array::<66>("nonce", n))
+                    .collect::<Result<Vec<_>, _>>()?;
+                // The last nonce makes the engine sign with its held keys (see approve).
+                self.need_sealing()?;
+                let st = self.engine.submit_nonces(&id, r.index, &nonces, now);
+                json(&status_view(&self.session_result(&id, st)?))
+            }
+            wire::ROUTE_SESSION_ROUND => {
+                let SessionRef { session } = parse(body)?;
+                let id = session_id(&session)?;
+                let round = self.engine.nonce_round(&id, now);
+                let round = self.session_result(&id, round)?;
+                json(&RoundView {
+                    session,
+                    round_id: hex::encode(round.round_id),
+                    aggregated_nonces: round.aggregated.iter().map(hex::encode).collect(),
+                })
+            }
+            wire::ROUTE_SESSION_PARTIAL_SIGNATURES => {
+                let r: PartialSignaturesRequest = parse(body)?;
+                let id = session_id(&r.session)?;
+                let round = hex_array::<32>("round_id", &r.round_id)?;
+                let psigs = r
+                    .partial_signatures
+                    .iter()
+                    .map(|s| hex_array::<32>("partial_signature", s))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let st = self
+                    .engine
+                    .submit_partial_signatures(&id, &round, r.index, &psigs, now);
+                json(&status_view(&self.session_result(&id, st)?))
+            }
+            wire::ROUTE_SESSION_ABORT => json(&self.abort(parse(body)?, now)?),
+            _ => Err(refuse(
+                404,
+                "not_found",
+                format!("no signing route {route}"),
+            )),
+        }
+    }
+
+    /// Key and aggregate operations need the sealed store: without it they answer 503 with
+    /// the sealing's own reason (as the vault does) rather than a generic store error.
+    fn need_sealing(&self) -> Result<(), Refusal> {
+        self.sealing.with_store(|_| Ok(())).map_err(|e| match e {
+            SealingError::Disabled => refuse(503, "sealing_disabled", e.to_string()),
+            SealingError::Unavailable(_) => refuse(503, "sealing_unavailable", e.to_string()),
+            SealingError::Store(_) => refuse(502, "blob_store_failed", e.to_string()),
+        })
+    }
+
+    fn generate_key(&self, r: GenerateKeyRequest, now: u64) -> Result<KeyView, Refusal> {
+        let owner = owner_key(&r.owner)?;
+        let d = wire::request_digest(Op::GenerateKey, &[&owner], r.not_after);
+        check_owner_signature(&owner, &d, &r.signature, r.not_after, now)?;
+        self.need_sealing()?;
+        let info = self
+            .engine
+            .generate_key(owner, now)
+            .map_err(engine_refusal)?;
+        Ok(key_view(&info))
+    }
+
+    fn import_key(&self, mut r: ImportKeyRequest, now: u64) -> Result<KeyView, Refusal> {
+        let secret = parse_secret(&r.secret);
+        r.secret.zeroize();
+        let secret = secret?;
+        let owner = owner_key(&r.owner)?;
+        // The public key the owner signs for is derived here, from the secret itself.
+        let public_key = HeldKey::from_secret(KeyId([0; 16]), &secret, owner, now)
+            .map_err(engine_refusal)?
+            .public_key();
+        let d = wire::request_digest(Op::ImportKey, &[&owner, &public_key], r.not_after);
+        check_owner_signature(&owner, &d, &r.signature, r.not_after, now)?;
+        self.need_sealing()?;
+        let info = self
+            .engine
+            .import_key(&secret, owner, now)
+            .map_err(engine_refusal)?;
+        Ok(key_view(&info))
+    }
+
+    fn delete_key(&self, r: DeleteKeyRequest, now: u64) -> Result<Deleted, Refusal> {
+        let id = key_id(&r.id)?;
+        self.need_sealing()?;
+        let info = self.engine.describe_key(&id).map_err(engine_refusal)?;
+        let d = wire::request_digest(Op::DeleteKey, &[&id.0], r.not_after);
+        check_owner_signature(&info.owner, &d, &r.signature, r.not_after, now)?;
+        self.engine.delete_key(&id).map_err(engine_refusal)?;
+        Ok(Deleted {
+            id: r.id,
+            deleted: true,
+        })
+    }
+
+    fn create_aggregate(
+        &self,
+        r: CreateAggregateRequest,
+        now: u64,
+    ) -> Result<AggregateView, Refusal> {
+        if r.participants.len() > sigil_signing::MAX_PARTICIPANTS {
+            return Err(refuse(
+                413,
+                "limit_exceeded",
+                format!(
+                    "{} participants; at most {}",
+                    r.participants.len(),
+                    sigil_signing::MAX_PARTICIPANTS
+                ),
+            ));
+        }
+        let participants =
+            r.participants
+                .iter()
+                .enumerate()
+                .map(|(i, p)| match (&p.key_id, &p.public_key) {
+                    (Some(k), None) => key_id(k).map(sigil_signing::ParticipantSpec::Held),
+                    (None, Some(pk)) => hex_array::<33>("public_key", pk)
+                        .map(sigil_signing::ParticipantSpec::External),
+                    _ => Err(refuse(
+                        400,
+                        "invalid_request",
+                        format!("participant {i}: give exactly one of key_id and public_key"),
+                    )),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+        let order = match r.order.as_str() {
+            "as_given" => KeyOrder::AsGiven,
+            "sorted" => KeyOrder::Sorted,
+            other => {
+                return Err(refuse(
+                    400,
+                    "invalid_request",
+                    format!("order {other:?}: use as_given or sorted"),
+                ));
+            }
+        };
+        let tweaks = r
+            .tweaks
+            .iter()
+            .map(tweak_of)
+            .collect::<Result<Vec<_>, _>>()?;
+        self.need_sealing()?;
+        let info = self
+            .engine
+            .create_aggregate(
+                &AggregateSpec {
+                    participants,
+                    order,
+                    tweaks,
+                },
+                now,
+            )
+            .map_err(engine_refusal)?;
+        Ok(aggregate_view(&info))
+    }
+
+    fn delete_aggregate(&self, r: DeleteAggregateRequest, now: u64) -> Result<Deleted, Refusal> {
+        let id = aggregate_id(&r.id)?;
+        let owner = owner_key(&r.owner)?;
+        self.need_sealing()?;
+        let info = self
+            .engine
+            .describe_aggregate(&id)
+            .map_err(engine_refusal)?;
+        // The owners of the held keys still present; a deleted key's owner has no say.
+        let is_owner = info
+            .participants
+            .iter()
+            .filter_map(|p| p.held)
+            .any(|k| self.engine.describe_key(&k).is_ok_and(|i| i.owner == owner));
+        if !is_owner {
+            return Err(refuse(
+                403,
+                "not_owner",
+                "the owner does not own any held key of this aggregate",
+            ));
+        }
+        let d = wire::request_digest(Op::DeleteAggregate, &[&id.0, &owner], r.not_after);
+        check_owner_signature(&owner, &d, &r.signature, r.not_after, now)?;
+        self.engine.delete_aggregate(&id).map_err(engine_refusal)?;
+        Ok(Deleted {
+            id: r.id,
+            deleted: true,
+        })
+    }
+
+    fn create_session(&self, r: CreateSessionRequest, now: u64) -> Result<SessionView, Refusal> {
+        let aggregate = aggregate_id(&r.aggregate)?;
+        if r.messages.len() > sigil_signing::MAX_MESSAGES {
+            return Err(refuse(
+                413,
+                "limit_exceeded",
+                format!(
+                    "{} messages; at most {}",
+                    r.messages.len(),
+                    sigil_signing::MAX_MESSAGES
+                ),
+            ));
+        }
+        let messages = r
+            .messages
+            .iter()
+            .map(|m| {
+                Ok(MessageSpec {
+                    message: hex::decode(&m.message).map_err(|e| {
+                        refuse(400, "invalid_request", format!("message is not hex: {e}"))
+                    })?,
+                    tweak: m.tweak.as_ref().map(tweak_of).transpose()?,
+                })
+            })
+            .collect::<Result<Vec<_>, Refusal>>()?;
+        let adaptor_point = r
+            .adaptor_point
+            .as_deref()
+            .map(|p| hex_array::<33>("adaptor_point", p))
+            .transpose()?;
+        self.need_sealing()?;
+        let agg = self
+            .engine
+            .describe_aggregate(&aggregate)
+            .map_err(engine_refusal)?;
+        let info = self
+            .engine
+            .create_session(
+                &SessionRequest {
+                    aggregate,
+                    messages,
+                    adaptor_point,
+                    expires_at: r.expires_at,
+                },
+                now,
+            )
+            .map_err(engine_refusal)?;
+        let view = SessionView {
+            id: info.id.to_string(),
+            digest: hex::encode(info.digest),
+            aggregate: r.aggregate,
+            internal_key: hex::encode(agg.keys.internal_key),
+            tweaks: agg.tweaks.iter().map(tweak_view).collect(),
+            messages: r.messages,
+            adaptor_point: r.adaptor_point,
+            expires_at: info.expires_at,
+            approvers: info.approvers.iter().map(hex::encode).collect(),
+            participants: info.participants.iter().map(participant_view).collect(),
+            output_keys: info.output_keys.iter().map(hex::encode).collect(),
+            status: status_view(&info.status),
+        };
+        let mut described = self.lock_described();
+        described.retain(|_, v| v.expires_at > now);
+        described.insert(info.id, view.clone());
+        Ok(view)
+    }
+
+    fn lock_described(&self) -> std::sync::MutexGuard<'_, HashMap<SessionId, SessionView>> {
+        self.described.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// An engine answer about a session; a session the engine no longer knows is forgotten
+    /// here too.
+    fn session_result<T>(&self, id: &SessionId, r: Result<T, Error>) -> Result<T, Refusal> {
+        if let Err(Error::UnknownSession) = r {
+            self.lock_described().remove(id);
+        }
+        r.map_err(engine_refusal)
+    }
+
+    fn session_view(&self, id: &SessionId, now: u64) -> Result<SessionView, Refusal> {
+        let st = self.engine.session_status(id, now);
+        let st = self.session_result(id, st)?;
+        let mut view = self
+            .lock_described()
+            .get(id)
+            .cloned()
+            .ok_or_else(|| engine_refusal(Error::UnknownSession))?;
+        view.status = status_view(&st);
+        Ok(view)
+    }
+
+    fn abort(&self, r: AbortRequest, now: u64) -> Result<StatusView, Refusal> {
+        let id = session_id(&r.session)?;
+        let owner = owner_key(&r.owner)?;
+        let view = self.session_view(&id, now)?;
+        if !view.approvers.contains(&hex::encode(owner)) {
+            return Err(refuse(
+                403,
+                "not_an_approver",
+                "only an approver of this session may abort it",
+            ));
+        }
+        let d = wire::request_digest(Op::AbortSession, &[&id.0, &owner], r.not_after);
+        check_owner_signature(&owner, &d, &r.signature, r.not_after, now)?;
+        let st = self.engine.abort_session(&id, now);
+        Ok(status_view(&self.session_result(&id, st)?))
+    }
+}
+
+// ----- parsing and views -----
+
+fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, Refusal> {
+    serde_json::from_slice(body).map_err(|e| {
+        refuse(
+            400,
+            "malformed_json",
+            format!("encapsulated body is not this endpoint's request: {e}"),
+        )
+    })
+}
+
+fn json(v: &impl Serialize) -> Result<Vec<u8>, Refusal> {
+    serde_json::to_vec(v).map_err(|_| refuse(500, "internal_error", "answer could not be encoded"))
+}
+
+fn hex_array<const N: usize>(what: &str, s: &str) -> Result<[u8; N], Refusal> {
+    let mut out = [0u8; N];
+    if s.len() != 2 * N || hex::decode_to_slice(s, &mut out).is_err() {
+        return Err(refuse(
+            400,
+            "invalid_request",
+            format!("{what} must be {N} bytes of hex"),
+        ));
+    }
+    Ok(out)
+}
+
+fn parse_secret(s: &str) -> Result<Zeroizing<[u8; 32]>, Refusal> {
+    let mut out = Zeroizing::new([0u8; 32]);
+    if s.len() != 64 || hex::decode_to_slice(s, &mut out[..]).is_err() {
+        return Err(refuse(
+            400,
+            "invalid_secret_key",
+            "secret must be 32 bytes of hex",
+        ));
+    }
+    Ok(out)
+}
+
+fn key_id(s: &str) -> Result<KeyId, Refusal> {
+    hex_array::<16>("key id", s).map(KeyId)
+}
+
+fn aggregate_id(s: &str) -> Result<AggregateId, Refusal> {
+    hex_array::<16>("aggregate id", s).map(AggregateId)
+}
+
+fn session_id(s: &str) -> Result<SessionId, Refusal> {
+    hex_array::<32>("session id", s).map(SessionId)
+}
+
+fn owner_key(s: &str) -> Result<[u8; 32], Refusal> {
+    let owner = hex_array::<32>("owner", s)?;
+    if k256::schnorr::VerifyingKey::from_bytes(&owner).is_err() {
+        return Err(refuse(
+            400,
+            "invalid_owner_key",
+            "owner is not a valid x-only secp256k1 key",
+        ));
+    }
+    Ok(owner)
+}
+
+/// `not_after` and the owner's BIP-340 signature over `digest`. Threat: a request made by
+/// someone other than the owner; a leaked signature stays usable only until `not_after`, at
+/// most `MAX_VALIDITY_SECS` ahead.
+fn check_owner_signature(
+    owner: &[u8; 32],
+    digest: &[u8; 32],
+    signature: &str,
+    not_after: u64,
+    now: u64,
+) -> Result<(), Refusal> {
+    if not_after < now {
+        return Err(refuse(
+            401,
+            "signature_expired",
+            format!("not_after {not_after} has passed (enclave time {now})"),
+        ));
+    }
+    if not_after > now + wire::MAX_VALIDITY_SECS {
+        return Err(refuse(
+            400,
+            "not_after_too_far",
+            format!(
+                "not_after may be at most {} s ahead (enclave time {now})",
+                wire::MAX_VALIDITY_SECS
+            ),
+        ));
+    }
+    let sig = hex_array::<64>("signature", signature)?;
+    if !verify_bip340(owner, digest, &sig) {
+        return Err(refuse(
+            401,
+            "bad_signature",
+            "the owner's signature does not verify",
+        ));
+    }
+    Ok(())
+}
+
+fn tweak_of(t: &TweakSpec) -> Result<Tweak, Refusal> {
+    let value = || {
+        t.value
+            .as_deref()
+            .ok_or_else(|| {
+                refuse(
+                    400,
+                    "invalid_tweak",
+                    format!("{} tweak needs a value", t.kind),
+                )
+            })
+            .and_then(|v| hex_array::<32>("tweak value", v))
+    };
+    match t.kind.as_str() {
+        "plain" => value().map(Tweak::Plain),
+        "xonly" => value().map(Tweak::XOnly),
+        "taproot" => value().map(Tweak::Taproot),
+        "taproot_unspendable" if t.value.is_none() => Ok(Tweak::TaprootUnspendable),
+        other => Err(refuse(
+            400,
+            "invalid_tweak",
+            format!(
+                "tweak {other:?} (with value: {}): use plain, xonly, taproot (with a value) or \
+                 taproot_unspendable (without)",
+                t.value.is_some()
+            ),
+        )),
+    }
+}
+
+fn tweak_view(t: &Tweak) -> TweakSpec {
+    let (kind, value) = match t {
+        Tweak::Plain(v) => ("plain", Some(v)),
+        Tweak::XOnly(v) => ("xonly", Some(v)),
+        Tweak::Taproot(v) => ("taproot", Some(v)),
+        Tweak::TaprootUnspendable => ("taproot_unspendable", None),
+    };
+    TweakSpec {
+        kind: kind.into(),
+        value: value.map(hex::encode),
+    }
+}
+
+fn key_view(k: &KeyInfo) -> KeyView {
+    KeyView {
+        id: k.id.to_string(),
+        public_key: hex::encode(k.public_key),
+        owner: hex::encode(k.owner),
+        created: k.created,
+    }
+}
+
+fn participant_view(p: &ParticipantInfo) -> ParticipantView {
+    ParticipantView {
+        index: p.index,
+        public_key: hex::encode(p.public_key),
+        key_id: p.held.map(|k| k.to_string()),
+    }
+}
+
+fn aggregate_view(a: &AggregateInfo) -> AggregateView {
+    AggregateView {
+        id: a.id.to_string(),
+        participants: a.participants.iter().map(participant_view).collect(),
+        order: match a.order {
+            KeyOrder::AsGiven => "as_given",
+            KeyOrder::Sorted => "sorted",
+        }
+        .into(),
+        tweaks: a.tweaks.iter().map(tweak_view).collect(),
+        internal_key: hex::encode(a.keys.internal_key),
+        internal_xonly: hex::encode(a.keys.internal_xonly),
+        output_key: hex::encode(a.keys.output_key),
+        output_xonly: hex::encode(a.keys.output_xonly),
+        created: a.created,
+    }
+}
+
+fn failure_view(r: &FailureReason) -> FailureView {
+    let (code, signer_index, message_index) = match r {
+        FailureReason::BadPartialSignature {
+            signer_index,
+            message_index,
+        } => (
+            "bad_partial_signature",
+            Some(*signer_index),
+            Some(*message_index),
+        ),
+        FailureReason::KeyUnavailable { signer_index } => {
+            ("key_unavailable", Some(*signer_index), None)
+        }
+        FailureReason::EntropyFailed => ("entropy_failed", None, None),
+        FailureReason::Aborted => ("aborted", None, None),
+        FailureReason::Internal(_) => ("internal", None, None),
+    };
+    FailureView {
+        code: code.into(),
+        message: r.to_string(),
+        signer_index,
+        message_index,
+    }
+}
+
+fn status_view(s: &SessionStatus) -> StatusView {
+    let (failure, signatures) = match &s.state {
+        SessionState::Failed { reason } => (Some(failure_view(reason)), Vec::new()),
+        SessionState::Completed { signatures } => (
+            None,
+            signatures
+                .iter()
+                .map(|f| {
+                    let (signature, adaptor_signature) = match f.value {
+                        SignatureValue::Schnorr(s) => (Some(hex::encode(s)), None),
+                        SignatureValue::Adaptor(a) => (None, Some(hex::encode(a))),
+                    };
+                    SignatureView {
+                        message_index: f.message_index,
+                        output_key: hex::encode(f.output_key),
+                        signature,
+                        adaptor_signature,
+                    }
+                })
+                .collect(),
+        ),
+        _ => (None, Vec::new()),
+    };
+    StatusView {
+        session: s.id.to_string(),
+        state: s.state.name().into(),
+        expires_at: s.expires_at,
+        missing_approvals: s.missing_approvals.iter().map(hex::encode).collect(),
+        missing_nonces: s.missing_nonces.clone(),
+        missing_partial_signatures: s.missing_partial_signatures.clone(),
+        failure,
+        signatures,
+    }
+}
+
+/// The HTTP status of an engine error; the code is the engine's stable one.
+fn engine_refusal(e: Error) -> Refusal {
+    let status = match &e {
+        Error::InvalidSecretKey
+        | Error::InvalidOwnerKey
+        | Error::InvalidPublicKey { .. }
+        | Error::InvalidTweak { .. }
+        | Error::InvalidRequest(_)
+        | Error::DuplicateParticipant { .. }
+        | Error::NoHeldParticipant
+        | Error::WrongParticipant { .. }
+        | Error::InvalidNonce { .. }
+        | Error::InvalidPartialSignature { .. }
+        | Error::BadPartialSignature { .. }
+        | Error::InvalidSignature => 400,
+        Error::BadApproval => 401,
+        Error::NotAnApprover => 403,
+        Error::UnknownKey(_) | Error::UnknownAggregate(_) | Error::UnknownSession => 404,
+        Error::SessionFailed(_)
+        | Error::WrongState { .. }
+        | Error::Conflict { .. }
+        | Error::RoundMismatch => 409,
+        Error::Deleted(_) | Error::SessionExpired => 410,
+        Error::LimitExceeded("too many sessions") => 429,
+        Error::LimitExceeded(_) => 413,
+        // The parent's store failed or served a record that does not parse.
+        Error::Vault(_) | Error::InvalidRecord { .. } => 502,
+        Error::Entropy(_) => 503,
+        _ => 500,
+    };
+    refuse(status, e.code(), e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tweaks_round_trip_and_bad_ones_are_refused() {
+        for t in [
+            Tweak::Plain([1; 32]),
+            Tweak::XOnly([2; 32]),
+            Tweak::Taproot([3; 32]),
+            Tweak::TaprootUnspendable,
+        ] {
+            assert_eq!(tweak_of(&tweak_view(&t)).ok(), Some(t));
+        }
+        for (kind, value) in [
+            ("plain", None),
+            ("taproot_unspendable", Some("00".repeat(32))),
+            ("nope", Some("00".repeat(32))),
+            ("xonly", Some("00".into())),
+        ] {
+            let spec = TweakSpec {
+                kind: kind.into(),
+                value,
+            };
+            assert_eq!(tweak_of(&spec).unwrap_err().status, 400, "{kind}");
+        }
+    }
+
+    #[test]
+    fn record_names_map_to_sealed_kinds() {
+        assert_eq!(blob_of("key/00ff").unwrap(), (Kind::Key, "00ff"));
+        assert_eq!(blob_of("agg/01").unwrap(), (Kind::AggregateKey, "01"));
+        assert!(blob_of("session/01").is_err());
+    }
+
+    #[test]
+    fn hex_fields_need_exact_lengths() {
+        assert!(hex_array::<2>("x", "00ff").is_ok());
+        assert!(hex_array::<2>("x", "00").is_err());
+        assert!(hex_array::<2>("x", "00zz").is_err());
+        assert!(parse_secret(&"00".repeat(31)).is_err());
+    }
+
+    #[test]
+    fn engine_errors_get_distinct_statuses() {
+        assert_eq!(engine_refusal(Error::UnknownSession).status, 404);
+        assert_eq!(engine_refusal(Error::BadApproval).status, 401);
+        assert_eq!(
+            engine_refusal(Error::LimitExceeded("too many sessions")).status,
+            429
+        );
+        assert_eq!(
+            engine_refusal(Error::Vault(VaultError("x".into()))).status,
+            502
+        );
+        let r = engine_refusal(Error::BadPartialSignature {
+            signer_index: 2,
+            message_index: 0,
+        });
+        assert_eq!((r.status, r.code), (400, "bad_partial_signature"));
+        assert!(r.message.contains("signer 2"));
+    }
+}

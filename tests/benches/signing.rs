@@ -1,0 +1,752 @@
+//! Benchmark: a 3-party MuSig2 session through the enclave's HTTP API, next to the same session
+//! run in-process through `sigil_signing::Engine`.
+//!
+//! The service side is a real local-mode deployment: the development KMS (in this process),
+//! the real `sigil-shim` and the `sigil-enclave` process, with sealed state. Each session has
+//! two keys held by the enclave (their owners approve) and one external participant driven
+//! here with the client library: create → external nonces → 2 approvals → round + engine
+//! nonces (checked) → partial signatures → final signature fetched and verified (BIP-340).
+//!
+//! The in-process side runs the same session shape on an `Engine<MemoryVault>` in this
+//! process, with the same owner keys and the external participant signing with the musig2
+//! crate directly. The ratio of the two is what the service costs on top of the MuSig2 work:
+//! HPKE-encapsulated requests over loopback HTTP (one connection per request), JSON, the
+//! attested client's checks.
+//!
+//! Needs release binaries of the same target directory as this bench:
+//! `cargo build --release -p sigil-enclave -p sigil-shim`, then
+//! `cargo bench -p sigil-e2e --bench signing`. `SIGIL_BENCH_SESSIONS` sets the number of
+//! measured sessions per run (default 100).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use musig2::secp::{MaybeScalar, Point, Scalar};
+use musig2::{AggNonce, BinaryEncoding, KeyAggContext, PubNonce, SecNonce};
+use sigil_client::signing::{check_messages, verify_bip340};
+use sigil_client::{AttestedEnclave, Client, OwnerKey, SignerKey};
+use sigil_e2e::shim::{ACCESS_KEY_ID, SECRET_ACCESS_KEY, Shim, ShimSetup};
+use sigil_protocol::signing::{
+    AggregateView, CreateAggregateRequest, CreateSessionRequest, MessageView, ParticipantSpec,
+    SessionView, TweakSpec,
+};
+use sigil_signing::{
+    AggregateInfo, AggregateSpec, DigestInput, Engine, EntropyError, KeyOrder, MemoryVault,
+    MessageSpec, SessionRequest, SessionState, SignatureValue, Tweak, session_digest,
+};
+
+const REGION: &str = "us-east-1";
+const KEY_ID: &str = "sigil-bench-key";
+const MASTER_KEY: &str = "5c1d3f0a9b8e7d6c5b4a39281706f5e4d3c2b1a09f8e7d6c5b4a392817060504";
+
+/// Sessions through the API live this long (seconds, so 2 to 3 s): the enclave keeps a
+/// completed session until its expiry and holds at most `MAX_SESSIONS`, so the bench lets each
+/// phase's sessions expire before the next one starts.
+const SESSION_TTL: u64 = 3;
+
+/// Waits until every API session created so far has expired (the enclave prunes them on the
+/// next session creation).
+fn drain_sessions() {
+    let until = now() + SESSION_TTL;
+    while now() < until {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Locating the binaries.
+
+/// `<target>/release`: the bench runs from `<target>/release/deps/`.
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("bench executable path");
+    exe.parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .expect("the bench runs from <target>/<profile>/deps")
+}
+
+fn missing(what: &str, looked: &[PathBuf]) -> ! {
+    eprintln!("signing bench: no {what} binary found; looked at:");
+    for p in looked {
+        eprintln!("  {}", p.display());
+    }
+    eprintln!(
+        "build the release binaries first, with the same CARGO_TARGET_DIR as the bench:\n  \
+         cargo build --release -p sigil-enclave -p sigil-shim"
+    );
+    std::process::exit(1);
+}
+
+/// The enclave binary: this target directory's release build (always the current source)
+/// when present, else the static reproducible build (which may be older than the source).
+fn enclave_bin() -> (PathBuf, &'static str) {
+    let profile = profile_dir();
+    let release = profile.join("sigil-enclave");
+    if release.exists() {
+        return (release, "release build");
+    }
+    let rel = "reproducible/x86_64-unknown-linux-gnu/release/sigil-enclave";
+    let mut looked = vec![release];
+    // The target directory of this bench, and the nearest one named `target` above it.
+    let roots = profile.parent().into_iter().chain(
+        profile
+            .ancestors()
+            .find(|p| p.file_name().is_some_and(|n| n == "target")),
+    );
+    for root in roots {
+        let p = root.join(rel);
+        if p.exists() {
+            return (p, "static reproducible build, may be stale");
+        }
+        looked.push(p);
+    }
+    missing("sigil-enclave", &looked)
+}
+
+fn shim_bin() -> PathBuf {
+    let p = profile_dir().join("sigil-shim");
+    if !p.exists() {
+        missing("sigil-shim", &[p]);
+    }
+    p
+}
+
+// ---------------------------------------------------------------------------------------------
+// The deployment: development KMS + sigil-shim + sigil-enclave, in local mode.
+
+struct Enclave {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Enclave {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Deployment {
+    dir: PathBuf,
+    // Dropped in this order: the enclave first, then the shim and the KMS.
+    enclave: Enclave,
+    _shim: Shim,
+    _kms: sigil_devkms::RunningServer,
+}
+
+impl Deployment {
+    fn start(enclave_bin: &Path, shim_bin: PathBuf) -> Deployment {
+        let dir = profile_dir()
+            .join("bench-signing")
+            .join(std::process::id().to_string());
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("state")).unwrap();
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let config = format!(
+            r#"{{"listen": "127.0.0.1:0", "region": "{REGION}", "tls_ca_dir": "{}",
+                "keys": [{{"key_id": "{KEY_ID}", "master_key_hex": "{MASTER_KEY}", "policy":
+                {{"allowed_credentials": [{{"access_key_id": "{ACCESS_KEY_ID}",
+                  "secret_access_key": "{SECRET_ACCESS_KEY}"}}],
+                  "trust_test_root": true, "allow_debug": true}}}}]}}"#,
+            workspace.join("devkms/dev-ca").display(),
+        );
+        let config = sigil_devkms::Config::from_json(config.as_bytes()).expect("devkms config");
+        let kms = sigil_devkms::start(&config).expect("start the development KMS");
+        let host = format!("kms.{REGION}.amazonaws.com:443");
+        let sock = |n: &str| format!("unix:{}", dir.join(n).display());
+        let shim = Shim::start(&ShimSetup {
+            bin: shim_bin,
+            state_dir: dir.join("state"),
+            blob_listen: sock("blobs.sock"),
+            egress_listen: sock("egress.sock"),
+            credentials_listen: sock("creds.sock"),
+            egress_resolve: Some(format!("{host}={}", kms.local_addr())),
+            egress_allow: host,
+            ingress: None,
+            log: dir.join("shim.log"),
+        })
+        .expect("start sigil-shim");
+
+        let enclave_config = dir.join("enclave.json");
+        std::fs::write(
+            &enclave_config,
+            format!(
+                r#"{{"kms": {{"region": "{REGION}",
+                    "key_id": "arn:aws:kms:{REGION}:111122223333:key/{KEY_ID}",
+                    "trust": "development", "encryption_context": {{"app": "sigil-bench"}}}}}}"#
+            ),
+        )
+        .unwrap();
+        let mut child = Command::new(enclave_bin)
+            .args(["--listen", "tcp:127.0.0.1:0", "--config"])
+            .arg(&enclave_config)
+            .args(["--blob-store", &sock("blobs.sock")])
+            .args(["--egress", &sock("egress.sock")])
+            .args(["--credentials", &sock("creds.sock")])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start sigil-enclave");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("read the listening line");
+        let addr = line
+            .trim()
+            .strip_prefix("listening tcp:")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_string();
+        let d = Deployment {
+            dir,
+            enclave: Enclave { child, addr },
+            _shim: shim,
+            _kms: kms,
+        };
+        d.wait_sealing_ready();
+        d
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://{}", self.enclave.addr)
+    }
+
+    fn wait_sealing_ready(&self) {
+        let start = Instant::now();
+        loop {
+            let h: Option<serde_json::Value> = ureq::get(format!("{}/v1/health", self.endpoint()))
+                .call()
+                .ok()
+                .and_then(|mut r| r.body_mut().read_to_string().ok())
+                .and_then(|b| serde_json::from_str(&b).ok());
+            if let Some(h) = &h
+                && h["sealing"]["state"] == "ready"
+            {
+                return;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(120),
+                "sealing did not become ready: {h:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Deployment {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shared by both sides.
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// The parties: two owners of held keys and the external signer.
+struct Parties {
+    alice: OwnerKey,
+    bob: OwnerKey,
+    external: SignerKey,
+}
+
+/// A distinct 32-byte "sighash" per session.
+fn message(stream: u64, i: u64) -> [u8; 32] {
+    let mut m = [0x5au8; 32];
+    m[..8].copy_from_slice(&stream.to_be_bytes());
+    m[8..16].copy_from_slice(&i.to_be_bytes());
+    m
+}
+
+fn sig64(hex_sig: &str) -> [u8; 64] {
+    hex::decode(hex_sig)
+        .expect("hex signature")
+        .try_into()
+        .expect("64-byte signature")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Through the HTTP API.
+
+fn setup_http(c: &Client, e: &AttestedEnclave, p: &Parties) -> AggregateView {
+    let k1 = c.musig_generate_key(e, &p.alice).expect("generate a key");
+    let k2 = c.musig_generate_key(e, &p.bob).expect("generate a key");
+    let held = |id: String| ParticipantSpec {
+        key_id: Some(id),
+        public_key: None,
+    };
+    c.musig_create_aggregate(
+        e,
+        &CreateAggregateRequest {
+            participants: vec![
+                held(k1.id),
+                held(k2.id),
+                ParticipantSpec {
+                    key_id: None,
+                    public_key: Some(hex::encode(p.external.public_key())),
+                },
+            ],
+            order: "as_given".into(),
+            tweaks: vec![TweakSpec {
+                kind: "taproot_unspendable".into(),
+                value: None,
+            }],
+        },
+    )
+    .expect("create the aggregate")
+}
+
+fn attest(endpoint: &str) -> (Client, AttestedEnclave) {
+    let client = Client::new(endpoint).unwrap();
+    let mut policy = sigil_attestation::Policy::at(now());
+    policy.trust_test_root = true;
+    policy.allow_debug = true;
+    let enclave = client.attest(policy).expect("attest the local enclave");
+    (client, enclave)
+}
+
+/// One session through the API, start to verified signature; returns its latency.
+fn http_session(
+    c: &Client,
+    e: &AttestedEnclave,
+    p: &Parties,
+    agg: &AggregateView,
+    msg: [u8; 32],
+) -> Duration {
+    let msg_hex = hex::encode(msg);
+    let start = Instant::now();
+    let s: SessionView = c
+        .musig_create_session(
+            e,
+            &CreateSessionRequest {
+                aggregate: agg.id.clone(),
+                messages: vec![MessageView {
+                    message: msg_hex.clone(),
+                    tweak: None,
+                }],
+                adaptor_point: None,
+                expires_at: now() + SESSION_TTL,
+            },
+        )
+        .expect("create a session");
+    // The external signer joins (fresh nonces) and sends its nonces.
+    let mut part = p.external.join(&s).expect("join");
+    c.musig_submit_nonces(e, &s.id, part.index(), &part.public_nonces())
+        .expect("submit nonces");
+    // Each owner checks what the session signs and approves (digest recomputed client-side).
+    let expected = [msg_hex.clone()];
+    for owner in [&p.alice, &p.bob] {
+        check_messages(&s, &expected).expect("the session signs our message");
+        c.musig_approve(e, owner, &s).expect("approve");
+    }
+    let round = c.musig_round(e, &s.id).expect("round");
+    let engine_nonces = c.musig_nonces(e, &s.id).expect("engine nonces");
+    part.check_round(&engine_nonces, &round)
+        .expect("round check");
+    let psigs = part.sign(&round).expect("partial signatures");
+    let st = c
+        .musig_submit_partial_signatures(e, &s.id, &round.round_id, part.index(), &psigs)
+        .expect("submit partial signatures");
+    assert_eq!(st.state, "completed", "{st:?}");
+    // The final signature, fetched and verified.
+    let view = c.musig_session(e, &s.id).expect("session");
+    let elapsed = start.elapsed();
+    let s0 = &view.status.signatures[0];
+    assert_eq!(s0.output_key, agg.output_xonly);
+    let key: [u8; 32] = hex::decode(&s0.output_key).unwrap().try_into().unwrap();
+    let sig = sig64(s0.signature.as_deref().expect("a BIP-340 signature"));
+    assert!(
+        verify_bip340(&key, &msg, &sig),
+        "the final signature verifies"
+    );
+    elapsed
+}
+
+// ---------------------------------------------------------------------------------------------
+// In-process, through `sigil_signing::Engine`.
+
+fn os_entropy(out: &mut [u8]) -> Result<(), EntropyError> {
+    getrandom::fill(out).map_err(|e| EntropyError(e.to_string()))
+}
+
+fn setup_local(p: &Parties) -> (Engine<MemoryVault>, AggregateInfo) {
+    let engine = Engine::new(MemoryVault::new(), os_entropy);
+    let k1 = engine.generate_key(p.alice.x_only(), now()).unwrap().id;
+    let k2 = engine.generate_key(p.bob.x_only(), now()).unwrap().id;
+    let agg = engine
+        .create_aggregate(
+            &AggregateSpec {
+                participants: vec![
+                    sigil_signing::ParticipantSpec::Held(k1),
+                    sigil_signing::ParticipantSpec::Held(k2),
+                    sigil_signing::ParticipantSpec::External(p.external.public_key()),
+                ],
+                order: KeyOrder::AsGiven,
+                tweaks: vec![Tweak::TaprootUnspendable],
+            },
+            now(),
+        )
+        .unwrap();
+    (engine, agg)
+}
+
+fn apply(ctx: KeyAggContext, t: &Tweak) -> KeyAggContext {
+    let scalar = |b: &[u8; 32]| MaybeScalar::try_from(*b).expect("tweak in range");
+    match t {
+        Tweak::Plain(b) => ctx.with_plain_tweak(scalar(b)),
+        Tweak::XOnly(b) => ctx.with_xonly_tweak(scalar(b)),
+        Tweak::Taproot(r) => ctx.with_taproot_tweak(r),
+        Tweak::TaprootUnspendable => ctx.with_unspendable_taproot_tweak(),
+    }
+    .expect("tweak")
+}
+
+struct LocalTiming {
+    total: Duration,
+    engine: Duration,
+}
+
+/// The same session in-process: the same client-side work (key context rebuilt and checked,
+/// fresh nonces, digest recomputed, owner signatures, round check, partial signature, final
+/// check), with engine calls in place of HTTP requests.
+fn local_session(
+    engine: &Engine<MemoryVault>,
+    p: &Parties,
+    ext_secret: Scalar,
+    agg: &AggregateInfo,
+    msg: [u8; 32],
+) -> LocalTiming {
+    let mut in_engine = Duration::ZERO;
+    let start = Instant::now();
+    macro_rules! eng {
+        ($e:expr) => {{
+            let s = Instant::now();
+            let r = $e;
+            in_engine += s.elapsed();
+            r
+        }};
+    }
+    let messages = vec![MessageSpec {
+        message: msg.to_vec(),
+        tweak: None,
+    }];
+    let t = now();
+    let session = eng!(engine.create_session(
+        &SessionRequest {
+            aggregate: agg.id,
+            messages: messages.clone(),
+            adaptor_point: None,
+            expires_at: t + 600,
+        },
+        t,
+    ))
+    .expect("create a session");
+
+    // The external signer joins: key context from the public description, checked against the
+    // session's output key, and a fresh nonce (BIP-327 NonceGen with every input).
+    let me = session
+        .participants
+        .iter()
+        .find(|q| q.held.is_none())
+        .expect("an external participant");
+    let points: Vec<Point> = session
+        .participants
+        .iter()
+        .map(|q| Point::try_from(&q.public_key).unwrap())
+        .collect();
+    let mut ctx = KeyAggContext::new(points).unwrap();
+    for tw in &agg.tweaks {
+        ctx = apply(ctx, tw);
+    }
+    let output: Point = ctx.aggregated_pubkey();
+    assert_eq!(output.serialize_xonly(), session.output_keys[0]);
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).unwrap();
+    let mut extra = session.id.0.to_vec();
+    extra.extend_from_slice(&me.index.to_be_bytes());
+    extra.extend_from_slice(&0u32.to_be_bytes());
+    let secnonce = SecNonce::generate(seed, ext_secret, output, msg, &extra);
+    let pubnonce = secnonce.public_nonce();
+    eng!(engine.submit_nonces(&session.id, me.index, &[pubnonce.to_bytes()], now()))
+        .expect("submit nonces");
+
+    // The owners recompute the digest from the description and approve.
+    let digest = session_digest(&DigestInput {
+        session_id: &session.id,
+        internal_key: &agg.keys.internal_key,
+        tweaks: &agg.tweaks,
+        messages: &messages,
+        adaptor_point: None,
+        expires_at: session.expires_at,
+    });
+    assert_eq!(digest, session.digest);
+    for owner in [&p.alice, &p.bob] {
+        let sig = sig64(&owner.sign(&digest).unwrap());
+        eng!(engine.approve(&session.id, &owner.x_only(), &sig, now())).expect("approve");
+    }
+
+    let round = eng!(engine.nonce_round(&session.id, now())).expect("round");
+    let engine_nonces = eng!(engine.public_nonces(&session.id, now())).expect("engine nonces");
+    let mut all = vec![pubnonce];
+    for q in &engine_nonces {
+        all.push(PubNonce::from_bytes(&q.nonces[0]).unwrap());
+    }
+    assert_eq!(AggNonce::sum(all).to_bytes(), round.aggregated[0]);
+    let aggnonce = AggNonce::from_bytes(&round.aggregated[0]).unwrap();
+    let psig: musig2::PartialSignature =
+        musig2::sign_partial(&ctx, ext_secret, secnonce, &aggnonce, msg).expect("partial sign");
+    let status = eng!(engine.submit_partial_signatures(
+        &session.id,
+        &round.round_id,
+        me.index,
+        &[psig.serialize()],
+        now(),
+    ))
+    .expect("submit partial signatures");
+    assert!(matches!(status.state, SessionState::Completed { .. }));
+
+    let status = eng!(engine.session_status(&session.id, now())).expect("status");
+    let total = start.elapsed();
+    let SessionState::Completed { signatures } = status.state else {
+        panic!("not completed: {:?}", status.state);
+    };
+    let SignatureValue::Schnorr(sig) = signatures[0].value else {
+        panic!("not a BIP-340 signature");
+    };
+    assert_eq!(signatures[0].output_key, agg.keys.output_xonly);
+    assert!(verify_bip340(&signatures[0].output_key, &msg, &sig));
+    // Keep the engine's session table small (outside the timing; the enclave prunes at expiry).
+    let _ = engine.remove_session(&session.id);
+    LocalTiming {
+        total,
+        engine: in_engine,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reporting.
+
+struct Stats {
+    p50: Duration,
+    p99: Duration,
+    mean: Duration,
+}
+
+fn stats(mut samples: Vec<Duration>) -> Stats {
+    samples.sort();
+    let at = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
+    Stats {
+        p50: at(0.50),
+        p99: at(0.99),
+        mean: samples.iter().sum::<Duration>() / samples.len() as u32,
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn row(name: &str, s: &Stats, sessions_per_s: f64) {
+    println!(
+        "{name:<44} {:>9.3} {:>9.3} {:>9.3} {:>11.1}",
+        ms(s.p50),
+        ms(s.p99),
+        ms(s.mean),
+        sessions_per_s
+    );
+}
+
+/// Runs `per_thread` sessions on each of `threads` threads; returns every latency and the
+/// throughput over the wall time.
+fn concurrent<S: Sync>(
+    threads: u64,
+    per_thread: u64,
+    state: impl Fn(u64) -> S + Sync,
+    one: impl Fn(&S, u64, u64) -> Duration + Sync,
+) -> (Vec<Duration>, f64) {
+    let start = Instant::now();
+    let all: Vec<Duration> = std::thread::scope(|sc| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let (state, one) = (&state, &one);
+                sc.spawn(move || {
+                    let s = state(t);
+                    (0..per_thread).map(|i| one(&s, t, i)).collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("bench thread"))
+            .collect()
+    });
+    let wall = start.elapsed();
+    let n = all.len() as f64;
+    (all, n / wall.as_secs_f64())
+}
+
+fn main() {
+    let n: u64 = std::env::var("SIGIL_BENCH_SESSIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(100);
+    let (enclave_bin, enclave_kind) = enclave_bin();
+    let shim_bin = shim_bin();
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+
+    println!("== sigil MuSig2 signing: HTTP API (local mode) vs in-process engine ==");
+    println!(
+        "machine: {cores} CPU(s) visible, shared with other work; absolute numbers vary from run \
+         to run, the ratio is the stable part"
+    );
+    println!("enclave: {} ({enclave_kind})", enclave_bin.display());
+    println!("shim:    {}", shim_bin.display());
+    println!(
+        "session: 3-party MuSig2 (2 held keys, owners approve + 1 external signer), taproot \
+         output, 1 message;\n         create -> ext nonces -> 2 approvals -> round + engine \
+         nonces -> partial sig -> final sig fetched + verified"
+    );
+    println!(
+        "service: KMS (dev) + sigil-shim + sigil-enclave, HPKE-sealed requests over loopback \
+         HTTP, one connection per request"
+    );
+    println!();
+
+    let parties = Parties {
+        alice: OwnerKey::generate().unwrap(),
+        bob: OwnerKey::generate().unwrap(),
+        external: SignerKey::generate().unwrap(),
+    };
+    let ext_secret = Scalar::try_from(*parties.external.secret_bytes()).unwrap();
+
+    // --- in-process ---
+    let (engine, local_agg) = setup_local(&parties);
+    for i in 0..20 {
+        local_session(&engine, &parties, ext_secret, &local_agg, message(99, i));
+    }
+    // More in-process sessions than HTTP ones: they are cheap and the numbers steadier.
+    let n_local = n * 5;
+    let start = Instant::now();
+    let local: Vec<LocalTiming> = (0..n_local)
+        .map(|i| local_session(&engine, &parties, ext_secret, &local_agg, message(0, i)))
+        .collect();
+    let local_seq_tput = n_local as f64 / start.elapsed().as_secs_f64();
+    let local_total = stats(local.iter().map(|t| t.total).collect());
+    let local_engine = stats(local.iter().map(|t| t.engine).collect());
+
+    // --- through the API ---
+    let setup_start = Instant::now();
+    let deployment = Deployment::start(&enclave_bin, shim_bin);
+    let endpoint = deployment.endpoint();
+    let (client, enclave) = attest(&endpoint);
+    let agg = setup_http(&client, &enclave, &parties);
+    let setup_time = setup_start.elapsed();
+    // Every phase's sessions (warm-up included) must fit in the enclave's session table.
+    let n_http = n.min(sigil_signing::MAX_SESSIONS as u64 * 3 / 4 - 10);
+    for i in 0..10 {
+        http_session(&client, &enclave, &parties, &agg, message(98, i));
+    }
+    let start = Instant::now();
+    let http: Vec<Duration> = (0..n_http)
+        .map(|i| http_session(&client, &enclave, &parties, &agg, message(1, i)))
+        .collect();
+    let http_seq_tput = n_http as f64 / start.elapsed().as_secs_f64();
+    let http_seq = stats(http);
+
+    println!(
+        "(deployment start + sealing ready + 2 key generations + aggregate: {:.2} s, not counted)",
+        setup_time.as_secs_f64()
+    );
+    println!();
+    println!(
+        "{:<44} {:>9} {:>9} {:>9} {:>11}",
+        "latency per session [ms]", "p50", "p99", "mean", "sessions/s"
+    );
+    println!("-- sequential (1 client) --");
+    row(
+        &format!("HTTP API, end to end (n={n_http})"),
+        &http_seq,
+        http_seq_tput,
+    );
+    row(
+        &format!("in-process engine + clients (n={n_local})"),
+        &local_total,
+        local_seq_tput,
+    );
+    row(
+        "  of which inside the engine",
+        &local_engine,
+        1.0 / local_engine.mean.as_secs_f64(),
+    );
+
+    let mut ratios = vec![(
+        "1".to_string(),
+        ms(http_seq.p50) / ms(local_total.p50),
+        local_seq_tput / http_seq_tput,
+    )];
+    for threads in [2u64, 3, 4] {
+        println!("-- {threads} concurrent clients --");
+        drain_sessions();
+        let per_thread = n_http / threads;
+        let (lat, tput) = concurrent(
+            threads,
+            per_thread,
+            |_| attest(&endpoint),
+            |(c, e), t, i| http_session(c, e, &parties, &agg, message(10 * threads + t, i)),
+        );
+        let h = stats(lat);
+        row(
+            &format!("HTTP API, end to end (n={})", threads * per_thread),
+            &h,
+            tput,
+        );
+        let local_per_thread = n_local.div_ceil(threads);
+        let (lat, ltput) = concurrent(
+            threads,
+            local_per_thread,
+            |_| (),
+            |_, t, i| {
+                local_session(
+                    &engine,
+                    &parties,
+                    ext_secret,
+                    &local_agg,
+                    message(100 * threads + t, i),
+                )
+                .total
+            },
+        );
+        let l = stats(lat);
+        row(
+            &format!(
+                "in-process engine + clients (n={})",
+                threads * local_per_thread
+            ),
+            &l,
+            ltput,
+        );
+        ratios.push((threads.to_string(), ms(h.p50) / ms(l.p50), ltput / tput));
+    }
+
+    println!();
+    println!("service overhead (HTTP API / in-process):");
+    for (clients, lat, tput) in &ratios {
+        println!(
+            "  {clients} client(s): p50 latency x{lat:.1}, throughput x{:.1} lower",
+            tput
+        );
+    }
+    println!(
+        "  HTTP p50 minus in-process p50 (sequential): {:.3} ms per session (8 requests)",
+        ms(http_seq.p50) - ms(local_total.p50)
+    );
+    drop(deployment);
+}

@@ -1,0 +1,575 @@
+//! MuSig2 signing through the enclave's real HTTP API in local mode, with sealed state (the
+//! development KMS, the real `sigil-shim` and the enclave process), driven by the client
+//! library and the `sigil` CLI.
+//!
+//! A 3-party session (two keys held by the enclave, one external signer driven by the test)
+//! completes with signatures checked by k256 outside the enclave; a wrong approval leaves the
+//! session waiting; a bad partial signature fails it naming the signer; a restart mid-session
+//! loses the session with a clear error while keys and aggregates survive.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::target_dir;
+use sigil_client::signing::{complete_adaptor_signature, verify_bip340};
+use sigil_client::{AttestedEnclave, Client, ClientError, OwnerKey, SignerKey};
+use sigil_e2e::shim::{ACCESS_KEY_ID, SECRET_ACCESS_KEY, Shim, ShimSetup};
+use sigil_protocol::signing::{
+    AggregateView, CreateAggregateRequest, CreateSessionRequest, MessageView, ParticipantSpec,
+    SessionView, TweakSpec,
+};
+
+/// A local-mode enclave process of this workspace's profile build (so it is always built from
+/// the current source, whatever static build lies around), killed when dropped.
+struct Enclave {
+    child: Child,
+    addr: String,
+}
+
+impl Enclave {
+    fn start(extra: &[&str]) -> Enclave {
+        let mut child = Command::new(common::profile_bin("sigil-enclave"))
+            .args(["--listen", "tcp:127.0.0.1:0"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start sigil-enclave");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("read the listening line");
+        let addr = line
+            .trim()
+            .strip_prefix("listening tcp:")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_string();
+        Enclave { child, addr }
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for Enclave {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const REGION: &str = "us-east-1";
+const KEY_ID: &str = "sigil-test-key";
+const MASTER_KEY: &str = "5c1d3f0a9b8e7d6c5b4a39281706f5e4d3c2b1a09f8e7d6c5b4a392817060504";
+
+/// KMS, shim and enclave in one directory (the fixture of `sealed_state.rs`, reduced to what
+/// these tests need).
+struct Deployment {
+    dir: PathBuf,
+    _kms: sigil_devkms::RunningServer,
+    _shim: Shim,
+    enclave: Option<Enclave>,
+}
+
+impl Deployment {
+    fn new(name: &str) -> Deployment {
+        let dir = target_dir()
+            .join("test-signing")
+            .join(format!("{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("state")).unwrap();
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let config = format!(
+            r#"{{"listen": "127.0.0.1:0", "region": "{REGION}", "tls_ca_dir": "{}",
+                "keys": [{{"key_id": "{KEY_ID}", "master_key_hex": "{MASTER_KEY}", "policy":
+                {{"allowed_credentials": [{{"access_key_id": "{ACCESS_KEY_ID}",
+                  "secret_access_key": "{SECRET_ACCESS_KEY}"}}],
+                  "trust_test_root": true, "allow_debug": true}}}}]}}"#,
+            workspace.join("devkms/dev-ca").display(),
+        );
+        let config = sigil_devkms::Config::from_json(config.as_bytes()).expect("devkms config");
+        let kms = sigil_devkms::start(&config).expect("start the development KMS");
+        let host = format!("kms.{REGION}.amazonaws.com:443");
+        let sock = |n: &str| format!("unix:{}", dir.join(n).display());
+        let shim = Shim::start(&ShimSetup {
+            bin: common::profile_bin("sigil-shim"),
+            state_dir: dir.join("state"),
+            blob_listen: sock("blobs.sock"),
+            egress_listen: sock("egress.sock"),
+            credentials_listen: sock("creds.sock"),
+            egress_resolve: Some(format!("{host}={}", kms.local_addr())),
+            egress_allow: host,
+            ingress: None,
+            log: dir.join("shim.log"),
+        })
+        .expect("start sigil-shim");
+        Deployment {
+            dir,
+            _kms: kms,
+            _shim: shim,
+            enclave: None,
+        }
+    }
+
+    fn sock(&self, name: &str) -> String {
+        format!("unix:{}", self.dir.join(name).display())
+    }
+
+    /// Starts the enclave and waits until its sealed state is ready.
+    fn start_enclave(&mut self) {
+        let config = self.dir.join("enclave.json");
+        std::fs::write(
+            &config,
+            format!(
+                r#"{{"kms": {{"region": "{REGION}",
+                    "key_id": "arn:aws:kms:{REGION}:111122223333:key/{KEY_ID}",
+                    "trust": "development", "encryption_context": {{"app": "sigil-test"}}}}}}"#
+            ),
+        )
+        .unwrap();
+        let config = config.display().to_string();
+        let (blobs, egress, creds) = (
+            self.sock("blobs.sock"),
+            self.sock("egress.sock"),
+            self.sock("creds.sock"),
+        );
+        self.enclave = Some(Enclave::start(&[
+            "--config",
+            &config,
+            "--blob-store",
+            &blobs,
+            "--egress",
+            &egress,
+            "--credentials",
+            &creds,
+        ]));
+        let start = Instant::now();
+        loop {
+            let h: serde_json::Value = serde_json::from_str(
+                &ureq::get(format!("{}/v1/health", self.endpoint()))
+                    .call()
+                    .expect("health")
+                    .body_mut()
+                    .read_to_string()
+                    .unwrap(),
+            )
+            .unwrap();
+            if h["sealing"]["state"] == "ready" {
+                return;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(120),
+                "sealing did not become ready: {h}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// SIGKILL, as a crash or a power cut would.
+    fn kill_enclave(&mut self) {
+        self.enclave = None;
+    }
+
+    fn endpoint(&self) -> String {
+        self.enclave.as_ref().expect("enclave running").endpoint()
+    }
+
+    fn file(&self, name: &str) -> String {
+        self.dir.join(name).display().to_string()
+    }
+}
+
+fn attest(endpoint: &str) -> (Client, AttestedEnclave) {
+    let client = Client::new(endpoint).unwrap();
+    let mut policy = sigil_attestation::Policy::at(now());
+    policy.trust_test_root = true;
+    policy.allow_debug = true;
+    let enclave = client.attest(policy).expect("attest the local enclave");
+    (client, enclave)
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn api_error(e: ClientError) -> (u16, String, String) {
+    match e {
+        ClientError::Api {
+            status,
+            code,
+            message,
+        } => (status, code, message),
+        other => panic!("expected an API error, got {other}"),
+    }
+}
+
+fn messages(n: u8) -> Vec<MessageView> {
+    (0..n)
+        .map(|i| MessageView {
+            message: hex::encode([0xa0 + i; 32]),
+            tweak: None,
+        })
+        .collect()
+}
+
+fn new_session(c: &Client, e: &AttestedEnclave, agg: &AggregateView, n: u8) -> SessionView {
+    c.musig_create_session(
+        e,
+        &CreateSessionRequest {
+            aggregate: agg.id.clone(),
+            messages: messages(n),
+            adaptor_point: None,
+            expires_at: now() + 600,
+        },
+    )
+    .expect("create a session")
+}
+
+/// Every final signature is a BIP-340 signature on its message under the aggregate's output
+/// key, checked here with k256 (outside the enclave).
+fn assert_signed(view: &SessionView, agg: &AggregateView) {
+    assert_eq!(view.status.state, "completed", "{:?}", view.status);
+    assert_eq!(view.status.signatures.len(), view.messages.len());
+    for s in &view.status.signatures {
+        assert_eq!(s.output_key, agg.output_xonly);
+        let key: [u8; 32] = hex::decode(&s.output_key).unwrap().try_into().unwrap();
+        let sig: [u8; 64] = hex::decode(s.signature.as_ref().expect("a BIP-340 signature"))
+            .unwrap()
+            .try_into()
+            .unwrap();
+        let msg = hex::decode(&view.messages[s.message_index as usize].message).unwrap();
+        assert!(verify_bip340(&key, &msg, &sig), "signature {s:?}");
+        // libsecp256k1: an implementation independent of k256 and the musig2 crate.
+        let pk = secp256k1::XOnlyPublicKey::from_byte_array(key).unwrap();
+        secp256k1::SECP256K1
+            .verify_schnorr(
+                &secp256k1::schnorr::Signature::from_byte_array(sig),
+                &msg,
+                &pk,
+            )
+            .unwrap_or_else(|e| panic!("libsecp256k1 refuses {s:?}: {e}"));
+        let mut bad = msg.clone();
+        bad[0] ^= 1;
+        assert!(!verify_bip340(&key, &bad, &sig));
+    }
+}
+
+#[test]
+fn three_party_sessions_through_the_api_and_the_cli() {
+    let mut d = Deployment::new("musig");
+    d.start_enclave();
+    let (c, e) = attest(&d.endpoint());
+    let (alice, bob, stranger) = (
+        OwnerKey::generate().unwrap(),
+        OwnerKey::generate().unwrap(),
+        OwnerKey::generate().unwrap(),
+    );
+    let external = SignerKey::generate().unwrap();
+
+    // Keys: one generated inside, one imported; both bound to their owner.
+    let k1 = c.musig_generate_key(&e, &alice).unwrap();
+    let imported = SignerKey::generate().unwrap();
+    let k2 = c.musig_import_key(&e, &bob, &imported).unwrap();
+    assert_eq!(k2.public_key, hex::encode(imported.public_key()));
+    assert_eq!(k1.owner, hex::encode(alice.x_only()));
+    let mut listed = c.musig_list_keys(&e).unwrap();
+    listed.sort();
+    let mut want = vec![k1.id.clone(), k2.id.clone()];
+    want.sort();
+    assert_eq!(listed, want);
+
+    // 2 held + 1 external, BIP-86-style taproot output.
+    let agg = c
+        .musig_create_aggregate(
+            &e,
+            &CreateAggregateRequest {
+                participants: vec![
+                    ParticipantSpec {
+                        key_id: Some(k1.id.clone()),
+                        public_key: None,
+                    },
+                    ParticipantSpec {
+                        key_id: Some(k2.id.clone()),
+                        public_key: None,
+                    },
+                    ParticipantSpec {
+                        key_id: None,
+                        public_key: Some(hex::encode(external.public_key())),
+                    },
+                ],
+                order: "as_given".into(),
+                tweaks: vec![TweakSpec {
+                    kind: "taproot_unspendable".into(),
+                    value: None,
+                }],
+            },
+        )
+        .unwrap();
+    assert_eq!(agg.participants.len(), 3);
+    assert_eq!(agg.participants[2].key_id, None);
+
+    // --- a batch session, completed ---
+    let s = new_session(&c, &e, &agg, 2);
+    assert_eq!(s.status.state, "waiting_for_approvals");
+    let mut approvers = s.approvers.clone();
+    approvers.sort();
+    let mut owners = vec![hex::encode(alice.x_only()), hex::encode(bob.x_only())];
+    owners.sort();
+    assert_eq!(approvers, owners);
+
+    // Wrong approvals leave the session waiting: a signature over another digest, and a key
+    // that approves nothing here.
+    let wrong = alice.sign(&[7u8; 32]).unwrap();
+    let (status, code, _) = api_error(c.musig_approve_raw(&e, &alice, &s.id, &wrong).unwrap_err());
+    assert_eq!((status, code.as_str()), (401, "bad_approval"));
+    let (status, code, _) = api_error(c.musig_approve(&e, &stranger, &s).unwrap_err());
+    assert_eq!((status, code.as_str()), (403, "not_an_approver"));
+    let st = c.musig_session(&e, &s.id).unwrap().status;
+    assert_eq!(st.state, "waiting_for_approvals");
+    assert_eq!(st.missing_approvals.len(), 2);
+    // Nothing secret was touched: the engine has no nonces yet.
+    let (status, code, _) = api_error(c.musig_nonces(&e, &s.id).unwrap_err());
+    assert_eq!((status, code.as_str()), (409, "wrong_state"));
+
+    // The external signer's nonces may come before the approvals.
+    let mut part = external.join(&s).unwrap();
+    assert_eq!(part.index(), 2);
+    c.musig_submit_nonces(&e, &s.id, 2, &part.public_nonces())
+        .unwrap();
+    let st = c.musig_approve(&e, &alice, &s).unwrap();
+    assert_eq!(st.state, "waiting_for_approvals");
+    let st = c.musig_approve(&e, &bob, &s).unwrap();
+    // The last approval made the engine sign with both held keys at once.
+    assert_eq!(st.state, "waiting_for_partial_signatures");
+    assert_eq!(st.missing_partial_signatures, vec![2]);
+
+    let round = c.musig_round(&e, &s.id).unwrap();
+    let engine_nonces = c.musig_nonces(&e, &s.id).unwrap();
+    part.check_round(&engine_nonces, &round).unwrap();
+    let psigs = part.sign(&round).unwrap();
+    // Spent nonces cannot sign again.
+    assert!(part.sign(&round).is_err());
+    let st = c
+        .musig_submit_partial_signatures(&e, &s.id, &round.round_id, 2, &psigs)
+        .unwrap();
+    assert_eq!(st.state, "completed");
+    // A replay of the same submission changes nothing.
+    let again = c
+        .musig_submit_partial_signatures(&e, &s.id, &round.round_id, 2, &psigs)
+        .unwrap();
+    assert_eq!(again, st);
+    assert_signed(&c.musig_session(&e, &s.id).unwrap(), &agg);
+
+    // --- a bad partial signature fails the session and names the signer ---
+    let s = new_session(&c, &e, &agg, 1);
+    c.musig_approve(&e, &alice, &s).unwrap();
+    c.musig_approve(&e, &bob, &s).unwrap();
+    let mut part = external.join(&s).unwrap();
+    c.musig_submit_nonces(&e, &s.id, 2, &part.public_nonces())
+        .unwrap();
+    let round = c.musig_round(&e, &s.id).unwrap();
+    let mut psigs = part.sign(&round).unwrap();
+    psigs[0][31] ^= 1;
+    let (status, code, message) = api_error(
+        c.musig_submit_partial_signatures(&e, &s.id, &round.round_id, 2, &psigs)
+            .unwrap_err(),
+    );
+    assert_eq!((status, code.as_str()), (400, "bad_partial_signature"));
+    assert!(message.contains("signer 2"), "{message}");
+    let st = c.musig_session(&e, &s.id).unwrap().status;
+    assert_eq!(st.state, "failed");
+    let failure = st.failure.expect("a failure reason");
+    assert_eq!(
+        (failure.code.as_str(), failure.signer_index),
+        ("bad_partial_signature", Some(2))
+    );
+    assert!(st.signatures.is_empty());
+
+    // --- a restart mid-session: the session is gone, keys and aggregate are not ---
+    let s = new_session(&c, &e, &agg, 1);
+    c.musig_approve(&e, &alice, &s).unwrap();
+    c.musig_approve(&e, &bob, &s).unwrap();
+    assert_eq!(
+        c.musig_session(&e, &s.id).unwrap().status.state,
+        "waiting_for_nonces"
+    );
+    d.kill_enclave();
+    d.start_enclave();
+    let (c, e) = attest(&d.endpoint());
+    let (status, code, message) = api_error(c.musig_session(&e, &s.id).unwrap_err());
+    assert_eq!((status, code.as_str()), (404, "unknown_session"));
+    assert!(message.contains("restart"), "{message}");
+    let (status, _, _) = api_error(
+        c.musig_submit_nonces(&e, &s.id, 2, &external.join(&s).unwrap().public_nonces())
+            .unwrap_err(),
+    );
+    assert_eq!(status, 404);
+    assert_eq!(c.musig_describe_key(&e, &k1.id).unwrap(), k1);
+    assert_eq!(c.musig_describe_key(&e, &k2.id).unwrap(), k2);
+    assert_eq!(c.musig_describe_aggregate(&e, &agg.id).unwrap(), agg);
+    assert_eq!(c.musig_list_aggregates(&e).unwrap(), vec![agg.id.clone()]);
+
+    // --- after the restart, a session driven entirely by the CLI signs with the same keys ---
+    let (alice_file, bob_file, ext_file) =
+        (d.file("alice.key"), d.file("bob.key"), d.file("ext.key"));
+    alice.save(&alice_file).unwrap();
+    bob.save(&bob_file).unwrap();
+    external.save(&ext_file).unwrap();
+    let endpoint = d.endpoint();
+    let cli = |args: &[&str]| -> serde_json::Value {
+        let mut all = vec!["musig", "--endpoint", &endpoint, "--trust-test-root"];
+        all.extend_from_slice(args);
+        let out = common::sigil(&all);
+        assert!(
+            out.status.success(),
+            "sigil {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("JSON on stdout")
+    };
+    let msg = hex::encode([0x5a; 32]);
+    let created = cli(&[
+        "session",
+        "create",
+        "--aggregate",
+        &agg.id,
+        "--message",
+        &msg,
+    ]);
+    let sid = created["id"].as_str().unwrap().to_string();
+    // The approver refuses a session that signs something else.
+    let other = hex::encode([0x5b; 32]);
+    let mut all = vec!["musig", "--endpoint", &endpoint, "--trust-test-root"];
+    all.extend_from_slice(&[
+        "session",
+        "approve",
+        &sid,
+        "--owner-key",
+        &alice_file,
+        "--message",
+        &other,
+    ]);
+    assert!(!common::sigil(&all).status.success());
+    for f in [&alice_file, &bob_file] {
+        cli(&[
+            "session",
+            "approve",
+            &sid,
+            "--owner-key",
+            f,
+            "--message",
+            &msg,
+        ]);
+    }
+    let st = cli(&[
+        "session",
+        "participate",
+        &sid,
+        "--signer-key",
+        &ext_file,
+        "--message",
+        &msg,
+    ]);
+    assert_eq!(st["state"], "completed", "{st}");
+    let sigs = cli(&["session", "signature", &sid]);
+    assert_eq!(sigs.as_array().map(Vec::len), Some(1));
+    assert_signed(&c.musig_session(&e, &sid).unwrap(), &agg);
+
+    // --- an adaptor session: the pre-signature completes with the adaptor secret ---
+    let adaptor = SignerKey::generate().unwrap();
+    let s = c
+        .musig_create_session(
+            &e,
+            &CreateSessionRequest {
+                aggregate: agg.id.clone(),
+                messages: messages(1),
+                adaptor_point: Some(hex::encode(adaptor.public_key())),
+                expires_at: now() + 600,
+            },
+        )
+        .unwrap();
+    c.musig_approve(&e, &alice, &s).unwrap();
+    // A replayed approval changes nothing.
+    assert_eq!(
+        c.musig_approve(&e, &alice, &s).unwrap().missing_approvals,
+        vec![hex::encode(bob.x_only())]
+    );
+    c.musig_approve(&e, &bob, &s).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let st = c
+        .musig_participate(&e, &external, &s, Duration::from_millis(50), deadline)
+        .unwrap();
+    assert_eq!(st.state, "completed");
+    let pre: [u8; 65] = hex::decode(st.signatures[0].adaptor_signature.as_ref().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    assert!(st.signatures[0].signature.is_none());
+    let key: [u8; 32] = hex::decode(&agg.output_xonly).unwrap().try_into().unwrap();
+    let msg = hex::decode(&s.messages[0].message).unwrap();
+    let sig = complete_adaptor_signature(&pre, &adaptor.secret_bytes(), &key, &msg).unwrap();
+    assert!(verify_bip340(&key, &msg, &sig));
+
+    // --- an expired session ends with a clear state and no signature ---
+    let s = c
+        .musig_create_session(
+            &e,
+            &CreateSessionRequest {
+                aggregate: agg.id.clone(),
+                messages: messages(1),
+                adaptor_point: None,
+                expires_at: now() + 2,
+            },
+        )
+        .unwrap();
+    c.musig_approve(&e, &alice, &s).unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    let st = c.musig_session(&e, &s.id).unwrap().status;
+    assert_eq!(st.state, "expired");
+    assert!(st.signatures.is_empty());
+    let (status, code, _) = api_error(c.musig_approve(&e, &bob, &s).unwrap_err());
+    assert_eq!((status, code.as_str()), (410, "session_expired"));
+
+    // --- deleting a key: only its owner, and the id is gone for good ---
+    let (status, code, _) = api_error(c.musig_delete_key(&e, &alice, &k2.id).unwrap_err());
+    assert_eq!((status, code.as_str()), (401, "bad_signature"));
+    c.musig_delete_key(&e, &bob, &k2.id).unwrap();
+    let (status, _, _) = api_error(c.musig_describe_key(&e, &k2.id).unwrap_err());
+    assert!(status == 404 || status == 410, "{status}");
+    // A session on the aggregate now cannot get the deleted key.
+    let (status, _, _) = api_error(
+        c.musig_create_session(
+            &e,
+            &CreateSessionRequest {
+                aggregate: agg.id.clone(),
+                messages: messages(1),
+                adaptor_point: None,
+                expires_at: now() + 600,
+            },
+        )
+        .unwrap_err(),
+    );
+    assert!(status == 404 || status == 410, "{status}");
+}
+
+#[test]
+fn without_sealed_state_key_operations_answer_503() {
+    let enclave = Enclave::start(&[]);
+    let (c, e) = attest(&enclave.endpoint());
+    let owner = OwnerKey::generate().unwrap();
+    let (status, code, _) = api_error(c.musig_generate_key(&e, &owner).unwrap_err());
+    assert_eq!((status, code.as_str()), (503, "sealing_disabled"));
+    let (status, code, _) = api_error(c.musig_list_aggregates(&e).unwrap_err());
+    assert_eq!((status, code.as_str()), (503, "sealing_disabled"));
+    // Sessions are in memory, but an unknown one is still a clear 404.
+    let (status, code, _) = api_error(c.musig_session(&e, &"00".repeat(32)).unwrap_err());
+    assert_eq!((status, code.as_str()), (404, "unknown_session"));
+}
