@@ -604,8 +604,8 @@ fn main() {
 
     println!("== sigil MuSig2 signing: HTTP API (local mode) vs in-process engine ==");
     println!(
-        "machine: {cores} CPU(s) visible, shared with other work; absolute numbers vary from run \
-         to run, the ratio is the stable part"
+        "machine: {cores} CPU(s) visible, shared with other work; numbers vary from run to run \
+         (compare within one run)"
     );
     println!("enclave: {} ({enclave_kind})", enclave_bin.display());
     println!("shim:    {}", shim_bin.display());
