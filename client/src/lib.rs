@@ -19,6 +19,7 @@ use sigil_protocol::vault;
 pub use owner::OwnerKey;
 
 pub mod owner;
+pub mod prove;
 pub mod signing;
 
 pub use signing::SignerKey;
@@ -132,6 +133,16 @@ impl Client {
         Ok(Client { agent, base })
     }
 
+    /// `GET path`: the body of a 200 answer, or the API error.
+    pub fn get_json(&self, path: &str) -> Result<Vec<u8>, ClientError> {
+        let resp = self
+            .agent
+            .get(&format!("{}{}", self.base, path))
+            .call()
+            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        read_ok(resp)
+    }
+
     /// Fetches a raw attestation document bound to `nonce`.
     pub fn attestation_document(&self, nonce: &[u8]) -> Result<Vec<u8>, ClientError> {
         let url = format!(
@@ -187,7 +198,7 @@ impl Client {
             .get("content-type")
             .and_then(|v| v.to_str().ok())
             == Some(ENCAPSULATED_CONTENT_TYPE);
-        if status == 200 || !encapsulated {
+        if (200..300).contains(&status) || !encapsulated {
             let sealed = read_ok(resp)?;
             return opener.open(route, &sealed).map_err(ClientError::Encap);
         }
@@ -343,7 +354,7 @@ fn read_ok(mut resp: ureq::http::Response<ureq::Body>) -> Result<Vec<u8>, Client
         .limit(MAX_RESPONSE)
         .read_to_vec()
         .map_err(|e| ClientError::Transport(format!("reading response: {e}")))?;
-    if status == 200 {
+    if (200..300).contains(&status) {
         return Ok(body);
     }
     match serde_json::from_slice::<ErrorBody>(&body) {

@@ -54,6 +54,29 @@ enum Cmd {
         #[command(subcommand)]
         cmd: OwnerKeyCmd,
     },
+    /// Prove with the enclave's bb: attest, send circuit and witness encrypted, wait, and write
+    /// `proof`, `public_inputs`, `vk` and `vk_hash` (bb's formats) into --out.
+    Prove {
+        #[arg(long)]
+        endpoint: String,
+        #[command(flatten)]
+        trust: Trust,
+        /// Noir's compiled program (target.json) or gzipped bytecode.
+        #[arg(long)]
+        circuit: String,
+        /// The gzipped witness.
+        #[arg(long)]
+        witness: String,
+        /// Where the outputs go (created if absent).
+        #[arg(long)]
+        out: String,
+        /// bb's verifier target: default (noir-recursive), evm, noir-recursive, ...
+        #[arg(long, default_value = "default")]
+        target: String,
+        /// Longest wait for the proof, seconds.
+        #[arg(long, default_value_t = 1800)]
+        timeout: u64,
+    },
     /// Secrets sealed by the enclave and given back only to their owner.
     Vault {
         #[arg(long)]
@@ -492,6 +515,65 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let client = Client::new(&endpoint).map_err(|e| Failure::Usage(e.to_string()))?;
             let enclave = attest(&client, &trust, 300)?;
             println!("{}", musig(&client, &enclave, cmd)?);
+            Ok(())
+        }
+        Cmd::Prove {
+            endpoint,
+            trust,
+            circuit,
+            witness,
+            out,
+            target,
+            timeout,
+        } => {
+            let read = |f: &str| std::fs::read(f).map_err(|e| Failure::Usage(format!("{f}: {e}")));
+            let (circuit_bytes, witness_bytes) = (read(&circuit)?, read(&witness)?);
+            let client = Client::new(&endpoint).map_err(|e| Failure::Usage(e.to_string()))?;
+            let enclave = attest(&client, &trust, 300)?;
+            let t = Instant::now();
+            let job = client
+                .prove_submit(&enclave, &circuit_bytes, &witness_bytes, &target)
+                .map_err(client_failure)?;
+            eprintln!("job {} submitted", job.submitted.id);
+            let mut last = String::new();
+            let proof = client
+                .prove_wait(&job, std::time::Duration::from_secs(timeout), |s| {
+                    let line = match (s.state.as_str(), s.queue_position, s.elapsed_ms) {
+                        ("queued", Some(p), _) => format!("queued ({p} ahead)"),
+                        ("running", _, Some(ms)) => format!("running {:.1} s", ms as f64 / 1e3),
+                        (state, _, _) => state.to_string(),
+                    };
+                    if line != last {
+                        eprintln!("  {line}");
+                        last = line;
+                    }
+                })
+                .map_err(client_failure)?;
+            std::fs::create_dir_all(&out).map_err(|e| Failure::Usage(format!("{out}: {e}")))?;
+            for (name, bytes) in [
+                ("proof", &proof.proof),
+                ("public_inputs", &proof.public_inputs),
+                ("vk", &proof.vk),
+                ("vk_hash", &proof.vk_hash),
+            ] {
+                let p = std::path::Path::new(&out).join(name);
+                std::fs::write(&p, bytes)
+                    .map_err(|e| Failure::Check(format!("{}: {e}", p.display())))?;
+            }
+            let r = &proof.result;
+            println!(
+                "{}",
+                serde_json::json!({
+                    "job": r.id,
+                    "out": out,
+                    "circuit_size": r.circuit_size,
+                    "vk_hash": hex::encode(&proof.vk_hash),
+                    "queued_ms": r.queued_ms,
+                    "prove_ms": r.prove_ms,
+                    "total_ms": t.elapsed().as_millis() as u64,
+                    "bb_version": r.bb_version,
+                })
+            );
             Ok(())
         }
         Cmd::Vault {

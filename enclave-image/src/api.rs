@@ -19,6 +19,7 @@ use sigil_protocol::api::{
     PATH_PING, PingRequest, PingResponse, ROUTE_PING,
 };
 use sigil_protocol::encap::{ResponseSealer, ServerKey};
+use sigil_protocol::prove::PATH_PROVE;
 use sigil_protocol::signing::route_of as signing_route;
 use sigil_protocol::vault::{
     MAX_VALUE, PATH_VAULT_DELETE, PATH_VAULT_GET, PATH_VAULT_PUT, ROUTE_VAULT_DELETE,
@@ -42,6 +43,10 @@ pub struct App {
     sealing: Arc<Sealing>,
     /// One MuSig2 engine per boot: its sessions die with this process.
     signing: SigningApi,
+    /// The prover's CRS, when the configuration has a `prover` section.
+    crs: Option<Arc<crate::prover::crs::CrsService>>,
+    /// The proving jobs, when `bb` is available.
+    prover: Option<Arc<crate::prover::jobs::Prover>>,
 }
 
 impl App {
@@ -58,7 +63,21 @@ impl App {
             image_info,
             sealing,
             signing,
+            crs: None,
+            prover: None,
         }
+    }
+
+    /// Adds the proving jobs (`/v1/prove`).
+    pub fn with_prover(mut self, prover: Arc<crate::prover::jobs::Prover>) -> App {
+        self.prover = Some(prover);
+        self
+    }
+
+    /// Adds the prover's CRS service (its state shows in `/v1/health`).
+    pub fn with_crs(mut self, crs: Arc<crate::prover::crs::CrsService>) -> App {
+        self.crs = Some(crs);
+        self
     }
 
     fn health(&self) -> Response {
@@ -68,6 +87,16 @@ impl App {
             mode: &'static str,
             version: &'static str,
             sealing: crate::sealing::Status,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            crs: Option<crate::prover::crs::Status>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            prover: Option<ProverLoad>,
+        }
+        #[derive(Serialize)]
+        struct ProverLoad {
+            bb_version: String,
+            queued: usize,
+            running: usize,
         }
         Response::json(
             200,
@@ -76,6 +105,15 @@ impl App {
                 mode: self.nsm.mode().as_str(),
                 version: env!("CARGO_PKG_VERSION"),
                 sealing: self.sealing.status(),
+                crs: self.crs.as_ref().map(|c| c.status()),
+                prover: self.prover.as_ref().map(|p| {
+                    let (queued, running) = p.load();
+                    ProverLoad {
+                        bb_version: p.settings().bb_version.clone(),
+                        queued,
+                        running,
+                    }
+                }),
             },
         )
     }
@@ -225,6 +263,7 @@ impl Handler for App {
             (&Method::POST, PATH_PING) => MAX_PING_BODY,
             (&Method::POST, PATH_VAULT_PUT | PATH_VAULT_GET | PATH_VAULT_DELETE) => MAX_VAULT_BODY,
             (&Method::POST, p) if signing_route(p).is_some() => signing_api::body_limit(p),
+            (&Method::POST, PATH_PROVE) => crate::prove_api::MAX_PROVE_BODY,
             // GET endpoints take no body.
             _ => 0,
         })
@@ -236,6 +275,8 @@ impl Handler for App {
             PATH_HEALTH | PATH_ATTESTATION => Method::GET,
             PATH_PING | PATH_VAULT_PUT | PATH_VAULT_GET | PATH_VAULT_DELETE => Method::POST,
             p if signing_route(p).is_some() => Method::POST,
+            PATH_PROVE => Method::POST,
+            p if crate::prove_api::status_id(p).is_some() => Method::GET,
             _ => {
                 return Response::error(404, "not_found", format!("no such endpoint: {path}"));
             }
@@ -254,6 +295,14 @@ impl Handler for App {
             PATH_VAULT_PUT => self.vault(&req, ROUTE_VAULT_PUT),
             PATH_VAULT_GET => self.vault(&req, ROUTE_VAULT_GET),
             PATH_VAULT_DELETE => self.vault(&req, ROUTE_VAULT_DELETE),
+            PATH_PROVE => match require_encapsulated(&req) {
+                Ok(()) => crate::prove_api::submit(self.prover.as_deref(), &self.key, &req),
+                Err(r) => r,
+            },
+            p if crate::prove_api::status_id(p).is_some() => crate::prove_api::status(
+                self.prover.as_deref(),
+                crate::prove_api::status_id(p).unwrap_or_default(),
+            ),
             p => match signing_route(p) {
                 Some(route) => self.signing(&req, route),
                 None => Response::error(404, "not_found", format!("no such endpoint: {p}")),

@@ -18,6 +18,7 @@ usage: sigil-enclave --listen ADDR [options]
   --egress ADDR            the shim's egress proxy (needed with a kms section)
   --credentials ADDR       the shim's credentials service (needed with a kms section)
   --simulated-pcrs FILE    claim the PCRs of this pcr-manifest.json in simulated documents
+  --bb PATH                the prover binary (instead of the configuration's bb_path)
   --help, --version
 
 Without /dev/nsm the enclave runs in local mode: a simulated NSM signs its attestation
@@ -34,6 +35,7 @@ pub struct Config {
     pub egress: Option<Addr>,
     pub credentials: Option<Addr>,
     pub simulated_pcrs: Option<String>,
+    pub bb: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Default)]
@@ -72,7 +74,7 @@ pub enum Parsed {
 pub fn parse(args: &[String]) -> Result<Result<Config, Parsed>, String> {
     let mut listen = None;
     let mut limits = LimitFlags::default();
-    let (mut config_file, mut simulated_pcrs) = (None, None);
+    let (mut config_file, mut simulated_pcrs, mut bb) = (None, None, None);
     let (mut blob_store, mut egress, mut credentials) = (None, None, None);
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -110,6 +112,7 @@ pub fn parse(args: &[String]) -> Result<Result<Config, Parsed>, String> {
             }
             "--config" => config_file = Some(value(flag)?),
             "--simulated-pcrs" => simulated_pcrs = Some(value(flag)?),
+            "--bb" => bb = Some(std::path::PathBuf::from(value(flag)?)),
             "--blob-store" | "--egress" | "--credentials" => {
                 let a = value(flag)?
                     .parse::<Addr>()
@@ -132,6 +135,7 @@ pub fn parse(args: &[String]) -> Result<Result<Config, Parsed>, String> {
         egress,
         credentials,
         simulated_pcrs,
+        bb,
     }))
 }
 

@@ -20,6 +20,8 @@ pub mod log;
 pub mod measured_config;
 pub mod nsm;
 pub mod parent;
+pub mod prove_api;
+pub mod prover;
 pub mod seal;
 pub mod sealing;
 pub mod service;

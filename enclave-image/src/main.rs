@@ -10,6 +10,7 @@ use sigil_enclave::http::Stopper;
 use sigil_enclave::measured_config::MeasuredConfig;
 use sigil_enclave::nsm::{HardwareNsm, Mode, Nsm, SimulatedNsm, hardware_device};
 use sigil_enclave::parent::ParentServices;
+use sigil_enclave::prover::crs::CrsService;
 use sigil_enclave::sealing::Sealing;
 use sigil_enclave::transport::Listener;
 use sigil_enclave::{init, log, service};
@@ -90,9 +91,14 @@ fn local_sealing(
     nsm: &Arc<dyn Nsm>,
 ) -> Result<Arc<Sealing>, String> {
     let Some(kms) = file.kms.clone() else {
-        if cfg.blob_store.is_some() || cfg.egress.is_some() || cfg.credentials.is_some() {
+        if cfg.egress.is_some()
+            || cfg.credentials.is_some()
+            || (cfg.blob_store.is_some() && file.prover.is_none())
+        {
             return Err(
-                "--blob-store/--egress/--credentials need a kms section in --config".into(),
+                "--egress and --credentials need a kms section in --config, and \
+                 --blob-store a kms or prover section"
+                    .into(),
             );
         }
         return Ok(Sealing::disabled());
@@ -128,7 +134,28 @@ fn run(cfg: config::Config) -> Result<(), String> {
         .local_addr()
         .map_err(|e| format!("bound address: {e}"))?;
     let limits = cfg.limit_flags.apply(file.limits());
-    let (server, app) = service::prepare(nsm, listener, limits, sealing)?;
+    let crs = match (&file.prover, &cfg.blob_store) {
+        (None, _) => None,
+        (Some(_), None) => {
+            return Err("the configuration has a prover section, so --blob-store ADDR is needed (the CRS comes from there)".into());
+        }
+        // Local mode keeps the CRS in a per-process temporary directory.
+        (Some(p), Some(blobs)) => Some(CrsService::start(
+            p.clone(),
+            blobs.clone(),
+            std::env::temp_dir().join(format!("sigil-enclave-{}/crs", std::process::id())),
+        )),
+    };
+    let prover = match (&file.prover, &crs) {
+        (Some(p), Some(c)) => Some(sigil_enclave::prover::start(
+            p,
+            c.clone(),
+            &std::env::temp_dir().join(format!("sigil-enclave-{}/jobs", std::process::id())),
+            cfg.bb.clone(),
+        )?),
+        _ => None,
+    };
+    let (server, app) = service::prepare(nsm, listener, limits, sealing, crs, prover)?;
     stop_on_signals(server.stopper())?;
     log::info(format_args!(
         "listening on {bound} (mode {})",
@@ -136,7 +163,12 @@ fn run(cfg: config::Config) -> Result<(), String> {
     ));
     // The bound address on stdout is what scripts wait for (port 0 picks a free port).
     println!("listening {bound}");
-    server.serve(app).map_err(|e| format!("serving: {e}"))?;
+    let served = server.serve(app).map_err(|e| format!("serving: {e}"));
+    // The local-mode CRS copy goes with the process (in the image it is in tmpfs anyway).
+    let _ = std::fs::remove_dir_all(
+        std::env::temp_dir().join(format!("sigil-enclave-{}", std::process::id())),
+    );
+    served?;
     log::info(format_args!("stopped"));
     Ok(())
 }

@@ -34,6 +34,63 @@ pub struct MeasuredConfig {
     /// Sealed state through KMS. Absent: the enclave keeps no state across restarts.
     #[serde(default)]
     pub kms: Option<KmsConfig>,
+    /// Delegated proving. Absent: no prover.
+    #[serde(default)]
+    pub prover: Option<ProverConfig>,
+}
+
+/// The prover's pinned inputs.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ProverConfig {
+    /// SHA-256 (hex) of the first `crs_points` points of `bn254_g1.dat`.
+    pub crs_sha256: String,
+    /// How many 64-byte points the enclave loads (a circuit of n gates needs about n + 1).
+    pub crs_points: u64,
+    /// The `bb` binary (in the image: `/usr/lib/sigil/bb`).
+    #[serde(default = "default_bb_path")]
+    pub bb_path: String,
+    /// Jobs proved at once (default 1).
+    #[serde(default)]
+    pub workers: Option<usize>,
+    /// Jobs waiting at most (default 8).
+    #[serde(default)]
+    pub max_queue: Option<usize>,
+    /// Longest one job may run, seconds (default 600).
+    #[serde(default)]
+    pub time_limit_secs: Option<u64>,
+    /// Address-space limit of bb, MiB (default 8192).
+    #[serde(default)]
+    pub memory_limit_mib: Option<u64>,
+}
+
+fn default_bb_path() -> String {
+    "/usr/lib/sigil/bb".into()
+}
+
+/// The largest CRS the enclave loads: 2^24 points, 1 GiB (it lives in memory).
+pub const MAX_CRS_POINTS: u64 = 1 << 24;
+
+impl ProverConfig {
+    fn check(&self, src: &str) -> Result<(), String> {
+        if self.crs_sha256.len() != 64 || !self.crs_sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(format!("{src}: prover.crs_sha256 must be 64 hex digits"));
+        }
+        let bounded = |name: &str, v: Option<u64>, max: u64| match v {
+            Some(n) if n == 0 || n > max => Err(format!("{src}: prover.{name} must be 1..={max}")),
+            _ => Ok(()),
+        };
+        bounded("workers", self.workers.map(|v| v as u64), 16)?;
+        bounded("max_queue", self.max_queue.map(|v| v as u64), 1024)?;
+        bounded("time_limit_secs", self.time_limit_secs, 24 * 3600)?;
+        bounded("memory_limit_mib", self.memory_limit_mib, 1 << 20)?;
+        if self.crs_points == 0 || self.crs_points > MAX_CRS_POINTS {
+            return Err(format!(
+                "{src}: prover.crs_points must be 1..={MAX_CRS_POINTS}"
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Which KMS key seals the enclave's state. Measured, so the parent cannot point the enclave
@@ -109,6 +166,7 @@ impl Default for MeasuredConfig {
             request_timeout_secs: None,
             idle_timeout_secs: None,
             kms: None,
+            prover: None,
         }
     }
 }
@@ -139,6 +197,9 @@ impl MeasuredConfig {
         }
         if let Some(k) = &c.kms {
             k.check(src)?;
+        }
+        if let Some(p) = &c.prover {
+            p.check(src)?;
         }
         Ok(c)
     }
@@ -217,6 +278,11 @@ mod tests {
             (br#"{"api_port": 70000}"#, "out of range"),
             (br#"{"request_timeout_secs": 99999}"#, "exceeds"),
             (br#"{"kms": {"region": "x/../y", "key_id": "k"}}"#, "region"),
+            (br#"{"prover": {"crs_sha256": "ab", "crs_points": 1}}"#, "64 hex"),
+            (
+                br#"{"prover": {"crs_sha256": "0000000000000000000000000000000000000000000000000000000000000000", "crs_points": 0}}"#,
+                "crs_points",
+            ),
             (br#"{"kms": {"region": "eu-west-1"}}"#, "key_id"),
             (
                 br#"{"kms": {"region": "eu-west-1", "key_id": "k", "trust": "any"}}"#,

@@ -31,13 +31,24 @@ pub fn prepare(
     listener: Listener,
     limits: Limits,
     sealing: Arc<Sealing>,
+    crs: Option<Arc<crate::prover::crs::CrsService>>,
+    prover: Option<Arc<crate::prover::jobs::Prover>>,
 ) -> Result<(Server, Arc<App>), String> {
     // The per-boot key: generated here, never leaves memory, gone at power-off.
     let key = ServerKey::generate().map_err(|e| format!("per-boot HPKE key: {e}"))?;
     let info = image_info(nsm.as_ref());
+    let mut limits = limits;
+    if prover.is_some() {
+        // Submissions carry whole circuits; every other route keeps its own smaller limit.
+        limits.max_body_bytes = limits.max_body_bytes.max(crate::prove_api::MAX_PROVE_BODY);
+    }
     let server = Server::new(listener, limits);
-    Ok((
-        server,
-        Arc::new(App::new(nsm, key, info.to_cbor(), sealing)),
-    ))
+    let mut app = App::new(nsm, key, info.to_cbor(), sealing);
+    if let Some(crs) = crs {
+        app = app.with_crs(crs);
+    }
+    if let Some(p) = prover {
+        app = app.with_prover(p);
+    }
+    Ok((server, Arc::new(app)))
 }

@@ -30,6 +30,7 @@ pub struct FileConfig {
     pub max_blobs: Option<usize>,
     pub credentials_listen: Option<String>,
     pub credentials_source: Option<String>,
+    pub crs_file: Option<PathBuf>,
 }
 
 /// sigil-shim: forwards bytes to a sigil enclave and stores its sealed blobs. It never parses
@@ -87,6 +88,9 @@ pub struct Cli {
     /// Where credentials come from: imds (IMDSv2, the default) or env (AWS_ACCESS_KEY_ID, ...).
     #[arg(long, value_name = "imds|env")]
     pub credentials_source: Option<String>,
+    /// The prover's CRS (bn254_g1.dat) to put into the blob store for the enclave.
+    #[arg(long = "crs", value_name = "FILE")]
+    pub crs_file: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug)]
@@ -101,6 +105,8 @@ pub struct Settings {
     pub egress_resolve: Vec<(String, String)>,
     pub logs: Option<Addr>,
     pub credentials: Option<(Addr, crate::creds::Source)>,
+    /// The CRS file imported into the blob store at start.
+    pub crs_file: Option<PathBuf>,
     pub max_connections: usize,
     pub idle_timeout: Duration,
     pub store: store::Limits,
@@ -300,6 +306,12 @@ fn merge(c: &Cli, f: FileConfig) -> Result<Settings, String> {
         "credentials_listen",
     )?
     .map(|a| (a, source));
+    let crs_file = c.crs_file.clone().or(f.crs_file);
+    if crs_file.is_some() && blobs.is_none() {
+        return Err(
+            "crs_file is set but blob_listen is not (the CRS goes into the blob store)".into(),
+        );
+    }
     if ingress.is_none()
         && blobs.is_none()
         && egress.is_none()
@@ -315,6 +327,7 @@ fn merge(c: &Cli, f: FileConfig) -> Result<Settings, String> {
         egress_resolve,
         logs,
         credentials,
+        crs_file,
         max_connections,
         idle_timeout: Duration::from_secs(idle),
         store,

@@ -6,6 +6,7 @@ pub mod addr;
 pub mod blobs;
 pub mod config;
 pub mod creds;
+pub mod crs;
 pub mod egress;
 pub mod log;
 pub mod logsink;

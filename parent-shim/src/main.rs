@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 use sigil_shim::config::Cli;
-use sigil_shim::{blobs, creds, egress, log, logsink, relay, store};
+use sigil_shim::{blobs, creds, crs, egress, log, logsink, relay, store};
 
 fn run() -> Result<(), String> {
     let settings = Cli::parse().settings()?;
@@ -17,6 +17,16 @@ fn run() -> Result<(), String> {
                 .map_err(|e| format!("state dir {}: {e}", dir.display()))?,
         );
         log::info("blobs", &format!("{} blobs in {}", st.len(), dir.display()));
+        if let Some(file) = &settings.crs_file {
+            let (points, written, kept) = crs::import(&st, file)?;
+            log::info(
+                "blobs",
+                &format!(
+                    "CRS {}: {points} points ({written} chunks stored, {kept} already present)",
+                    file.display()
+                ),
+            );
+        }
         relay::spawn_service("blobs", dir_addr, blobs::MAX_CONNECTIONS, move |s, _| {
             blobs::serve_conn(&st, s, idle)
         })

@@ -18,6 +18,8 @@ pub mod encap;
 pub mod manifest;
 pub mod ports;
 #[cfg(feature = "app")]
+pub mod prove;
+#[cfg(feature = "app")]
 pub mod signing;
 #[cfg(feature = "app")]
 pub mod user_data;

@@ -166,6 +166,7 @@ impl Deployment {
             egress_allow: host,
             ingress: None,
             log: dir.join("shim.log"),
+            crs: None,
         })
         .expect("start sigil-shim");
 

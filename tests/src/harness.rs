@@ -483,6 +483,7 @@ impl Harness {
                     format!("vhost-uds:{}:{API}", uds.display()),
                 )),
                 log: dir.join("shim.log"),
+                crs: None,
             };
             match Shim::start(&setup) {
                 Ok(s) => shim = Some(s),

@@ -28,6 +28,8 @@ pub struct ShimSetup {
     pub ingress: Option<(String, String)>,
     /// Where the shim's output goes (its log).
     pub log: PathBuf,
+    /// A CRS file the shim puts into the blob store for the prover (`--crs`).
+    pub crs: Option<PathBuf>,
 }
 
 /// A running shim, killed when dropped.
@@ -76,6 +78,9 @@ impl Shim {
             .stderr(log2);
         if let Some(r) = &s.egress_resolve {
             cmd.args(["--egress-resolve", r]);
+        }
+        if let Some(crs) = &s.crs {
+            cmd.arg("--crs").arg(crs);
         }
         if let Some((listen, api)) = &s.ingress {
             cmd.args(["--ingress-listen", listen, "--enclave-api", api]);

@@ -99,6 +99,7 @@ impl Deployment {
             egress_allow: host,
             ingress: None,
             log: self.dir.join("shim.log"),
+            crs: None,
         };
         self.shim = Some(Shim::start(&setup).expect("start sigil-shim"));
     }

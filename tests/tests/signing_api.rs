@@ -106,6 +106,7 @@ impl Deployment {
             egress_allow: host,
             ingress: None,
             log: dir.join("shim.log"),
+            crs: None,
         })
         .expect("start sigil-shim");
         Deployment {

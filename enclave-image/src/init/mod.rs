@@ -21,6 +21,7 @@ use crate::log;
 use crate::measured_config::MeasuredConfig;
 use crate::nsm::{HardwareNsm, Mode, Nsm, SimulatedNsm, hardware_device};
 use crate::parent::ParentServices;
+use crate::prover::crs::CrsService;
 use crate::sealing::Sealing;
 use crate::service;
 use crate::transport::{Addr, Listener, VMADDR_CID_ANY, VsockAddr};
@@ -108,7 +109,24 @@ fn boot(sigchld: Result<libc::sigset_t, String>) -> Result<(), String> {
             Sealing::disabled()
         }
     };
-    let (server, app) = service::prepare(nsm, listener, config.limits(), sealing)?;
+    // The CRS goes to tmpfs (/run): memory-backed, gone at power-off.
+    let crs = config.prover.clone().map(|p| {
+        CrsService::start(
+            p,
+            ParentServices::vsock(parent_cid).blobs,
+            std::path::PathBuf::from("/run/sigil/crs"),
+        )
+    });
+    let prover = match (&config.prover, &crs) {
+        (Some(p), Some(c)) => Some(crate::prover::start(
+            p,
+            c.clone(),
+            std::path::Path::new("/run/sigil/jobs"),
+            None,
+        )?),
+        _ => None,
+    };
+    let (server, app) = service::prepare(nsm, listener, config.limits(), sealing, crs, prover)?;
     // The listener is bound before the heartbeat: once nitro-cli (or the harness) sees the
     // heartbeat, connections to the API are accepted.
     heartbeat::send(parent_cid)?;

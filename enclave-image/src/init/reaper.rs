@@ -42,8 +42,16 @@ pub fn block_sigchld() -> Result<libc::sigset_t, String> {
     }
 }
 
+static RUNNING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether the reaper owns `waitpid` (PID 1): children must then go through [`spawn`].
+pub fn running() -> bool {
+    RUNNING.load(std::sync::atomic::Ordering::Acquire)
+}
+
 /// Starts the reaper thread.
 pub fn start(set: libc::sigset_t) -> Result<(), String> {
+    RUNNING.store(true, std::sync::atomic::Ordering::Release);
     std::thread::Builder::new()
         .name("sigil-reaper".into())
         .spawn(move || {

@@ -1,0 +1,137 @@
+//! Delegated proving from the client's side: submit encapsulated, poll, open the sealed
+//! result with the key only this client holds, and check it is for its own inputs.
+
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use sigil_protocol::prove::{
+    JobResult, JobStatus, PATH_PROVE, PATH_PROVE_STATUS_PREFIX, ProveRequest, ROUTE_PROVE,
+    Submitted, inputs_sha256, open_result,
+};
+use zeroize::Zeroizing;
+
+use crate::{AttestedEnclave, Client, ClientError};
+
+/// A job this client submitted: its id and the key its result is sealed under.
+pub struct Job {
+    pub submitted: Submitted,
+    key: Zeroizing<[u8; 32]>,
+    inputs_sha256: String,
+}
+
+/// The outputs of a successful job, in bb's own formats.
+pub struct Proof {
+    pub proof: Vec<u8>,
+    pub public_inputs: Vec<u8>,
+    pub vk: Vec<u8>,
+    pub vk_hash: Vec<u8>,
+    pub result: JobResult,
+}
+
+impl Client {
+    /// Submits a proving job: the circuit (Noir program JSON or gzipped bytecode) and the
+    /// gzipped witness, sealed to the attested enclave.
+    pub fn prove_submit(
+        &self,
+        enclave: &AttestedEnclave,
+        circuit: &[u8],
+        witness: &[u8],
+        target: &str,
+    ) -> Result<Job, ClientError> {
+        let mut key = Zeroizing::new([0u8; 32]);
+        getrandom::fill(&mut key[..])
+            .map_err(|e| ClientError::Protocol(format!("no randomness: {e}")))?;
+        let req = ProveRequest {
+            scheme: "ultra_honk".into(),
+            circuit: B64.encode(circuit),
+            witness: B64.encode(witness),
+            target: target.into(),
+            result_key: B64.encode(&key[..]),
+        };
+        let body = Zeroizing::new(
+            serde_json::to_vec(&req).map_err(|e| ClientError::Protocol(e.to_string()))?,
+        );
+        let plain = self.call_encapsulated(enclave, ROUTE_PROVE, PATH_PROVE, &body)?;
+        let submitted: Submitted = serde_json::from_slice(&plain)
+            .map_err(|e| ClientError::Protocol(format!("prove answer: {e}")))?;
+        let mine = inputs_sha256(circuit, witness);
+        if submitted.inputs_sha256 != mine {
+            return Err(ClientError::Protocol(
+                "the enclave acknowledged other inputs than the ones sent".into(),
+            ));
+        }
+        Ok(Job {
+            submitted,
+            key,
+            inputs_sha256: mine,
+        })
+    }
+
+    /// The job's state (no secrets: the result inside is sealed).
+    pub fn prove_status(&self, id: &str) -> Result<JobStatus, ClientError> {
+        let body = self.get_json(&format!("{PATH_PROVE_STATUS_PREFIX}{id}"))?;
+        serde_json::from_slice(&body).map_err(|e| ClientError::Protocol(format!("job status: {e}")))
+    }
+
+    /// Polls until the job ends (calling `progress` on every poll), then opens its result.
+    /// A failed job is an `Api` error with bb's reason.
+    pub fn prove_wait(
+        &self,
+        job: &Job,
+        limit: Duration,
+        mut progress: impl FnMut(&JobStatus),
+    ) -> Result<Proof, ClientError> {
+        let start = Instant::now();
+        let mut delay = Duration::from_millis(100);
+        let status = loop {
+            let s = self.prove_status(&job.submitted.id)?;
+            progress(&s);
+            if s.sealed.is_some() {
+                break s;
+            }
+            if start.elapsed() > limit {
+                return Err(ClientError::Transport(format!(
+                    "job {} still {} after {} s",
+                    s.id,
+                    s.state,
+                    limit.as_secs()
+                )));
+            }
+            std::thread::sleep(delay);
+            delay = (delay * 2).min(Duration::from_secs(2));
+        };
+        let sealed = B64
+            .decode(status.sealed.unwrap_or_default().as_bytes())
+            .map_err(|e| ClientError::Protocol(format!("sealed result: {e}")))?;
+        let plain = Zeroizing::new(
+            open_result(&job.key, &job.submitted.id, &sealed).map_err(ClientError::Protocol)?,
+        );
+        let result: JobResult = serde_json::from_slice(&plain)
+            .map_err(|e| ClientError::Protocol(format!("job result: {e}")))?;
+        if result.id != job.submitted.id || result.inputs_sha256 != job.inputs_sha256 {
+            return Err(ClientError::Protocol(
+                "the sealed result is for another job or other inputs".into(),
+            ));
+        }
+        if let Some(e) = &result.error {
+            return Err(ClientError::Api {
+                status: 422,
+                code: e.code.clone(),
+                message: e.message.clone(),
+            });
+        }
+        let field = |name: &str, v: &Option<String>| -> Result<Vec<u8>, ClientError> {
+            B64.decode(v.as_deref().unwrap_or("").as_bytes())
+                .map_err(|e| ClientError::Protocol(format!("{name}: {e}")))
+        };
+        Ok(Proof {
+            proof: field("proof", &result.proof)?,
+            public_inputs: field("public_inputs", &result.public_inputs)?,
+            vk: field("vk", &result.vk)?,
+            vk_hash: hex::decode(result.vk_hash.as_deref().unwrap_or(""))
+                .map_err(|e| ClientError::Protocol(format!("vk_hash: {e}")))?,
+            result,
+        })
+    }
+}

@@ -1,0 +1,661 @@
+//! Proving jobs: a bounded queue, a fixed number of workers, and `bb` run as a child process
+//! per job with its inputs in a private directory under memory-backed storage, a time limit
+//! and an address-space limit. Whatever happens, the job's directory is removed when the job
+//! ends (inputs and outputs are the client's secrets), and a failure becomes a clear error in
+//! the sealed result, never a hang.
+//!
+//! Results are sealed under the client's `result_key` (see `sigil_protocol::prove`) as soon
+//! as the job ends; the enclave then forgets the key and keeps only the sealed bytes until
+//! they expire ([`RESULT_TTL`]) or are pushed out ([`MAX_FINISHED`]).
+
+use std::collections::{HashMap, VecDeque};
+use std::io::Read;
+use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use sigil_protocol::api::ApiError;
+use sigil_protocol::prove::{JobResult, JobStatus, Submitted, inputs_sha256, seal_result};
+use zeroize::Zeroizing;
+
+use super::crs::CrsService;
+use crate::log;
+
+/// How long a finished job's sealed result is kept for the client to fetch.
+pub const RESULT_TTL: Duration = Duration::from_secs(3600);
+/// Most finished jobs kept; older ones are forgotten first.
+pub const MAX_FINISHED: usize = 256;
+/// Largest output file read back from bb (proofs and keys are tens of KiB).
+const MAX_OUTPUT: u64 = 4 << 20;
+/// How much of bb's stderr is kept for the error message.
+const STDERR_TAIL: usize = 2048;
+
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// The `bb` binary.
+    pub bb: PathBuf,
+    /// Its version, reported in results (and in the attestation's user_data).
+    pub bb_version: String,
+    /// Job directories go here (tmpfs in the image).
+    pub work_dir: PathBuf,
+    pub workers: usize,
+    /// Most jobs waiting (running ones not counted).
+    pub max_queue: usize,
+    pub time_limit: Duration,
+    /// Address-space limit of bb, bytes.
+    pub memory_limit: u64,
+}
+
+/// What a client submits (decoded and bounded by the API).
+pub struct Input {
+    pub circuit: Zeroizing<Vec<u8>>,
+    pub witness: Zeroizing<Vec<u8>>,
+    /// bb's `--verifier_target`.
+    pub target: &'static str,
+    pub result_key: Zeroizing<[u8; 32]>,
+}
+
+#[derive(Debug)]
+pub enum SubmitError {
+    QueueFull(usize),
+    CrsNotReady(String),
+}
+
+impl std::fmt::Display for SubmitError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SubmitError::QueueFull(n) => {
+                write!(f, "{n} jobs are already waiting; try again later")
+            }
+            SubmitError::CrsNotReady(m) => write!(f, "the prover's CRS is not ready: {m}"),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    Queued,
+    Running,
+    Done,
+    Failed,
+}
+
+struct Job {
+    state: State,
+    input: Option<Input>,
+    submitted: Instant,
+    started: Option<Instant>,
+    ended: Option<Instant>,
+    sealed: Option<Vec<u8>>,
+}
+
+struct Inner {
+    jobs: HashMap<String, Job>,
+    queue: VecDeque<String>,
+    finished: VecDeque<String>,
+}
+
+pub struct Prover {
+    settings: Settings,
+    crs: Arc<CrsService>,
+    inner: Mutex<Inner>,
+    wake: Condvar,
+}
+
+impl Prover {
+    /// Starts `settings.workers` worker threads.
+    pub fn start(settings: Settings, crs: Arc<CrsService>) -> Result<Arc<Prover>, String> {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&settings.work_dir)
+            .map_err(|e| format!("{}: {e}", settings.work_dir.display()))?;
+        let p = Arc::new(Prover {
+            settings,
+            crs,
+            inner: Mutex::new(Inner {
+                jobs: HashMap::new(),
+                queue: VecDeque::new(),
+                finished: VecDeque::new(),
+            }),
+            wake: Condvar::new(),
+        });
+        for i in 0..p.settings.workers.max(1) {
+            let me = p.clone();
+            std::thread::Builder::new()
+                .name(format!("sigil-prover-{i}"))
+                .spawn(move || me.work())
+                .map_err(|e| format!("prover worker: {e}"))?;
+        }
+        Ok(p)
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn submit(&self, input: Input) -> Result<Submitted, SubmitError> {
+        if self.crs.path().is_none() {
+            let st = self.crs.status();
+            return Err(SubmitError::CrsNotReady(
+                st.error.unwrap_or_else(|| "still loading".into()),
+            ));
+        }
+        let mut id = [0u8; 16];
+        getrandom::fill(&mut id).map_err(|e| SubmitError::CrsNotReady(format!("random: {e}")))?;
+        let id = hex::encode(id);
+        let inputs = inputs_sha256(&input.circuit, &input.witness);
+        let mut inner = self.lock();
+        expire(&mut inner);
+        if inner.queue.len() >= self.settings.max_queue {
+            return Err(SubmitError::QueueFull(inner.queue.len()));
+        }
+        inner.jobs.insert(
+            id.clone(),
+            Job {
+                state: State::Queued,
+                input: Some(input),
+                submitted: Instant::now(),
+                started: None,
+                ended: None,
+                sealed: None,
+            },
+        );
+        inner.queue.push_back(id.clone());
+        let position = (inner.queue.len() - 1) as u32;
+        drop(inner);
+        self.wake.notify_one();
+        Ok(Submitted {
+            id,
+            queue_position: position,
+            inputs_sha256: inputs,
+        })
+    }
+
+    pub fn status(&self, id: &str) -> Option<JobStatus> {
+        let mut inner = self.lock();
+        expire(&mut inner);
+        let position = inner.queue.iter().position(|q| q == id);
+        let job = inner.jobs.get(id)?;
+        let elapsed = job.started.map(|s| {
+            job.ended
+                .unwrap_or_else(Instant::now)
+                .duration_since(s)
+                .as_millis() as u64
+        });
+        Some(JobStatus {
+            id: id.to_string(),
+            state: match job.state {
+                State::Queued => "queued",
+                State::Running => "running",
+                State::Done => "done",
+                State::Failed => "failed",
+            }
+            .into(),
+            queue_position: position.map(|p| p as u32),
+            elapsed_ms: elapsed,
+            sealed: job.sealed.as_ref().map(|s| B64.encode(s)),
+        })
+    }
+
+    /// Jobs waiting and running (for health).
+    pub fn load(&self) -> (usize, usize) {
+        let inner = self.lock();
+        let running = inner
+            .jobs
+            .values()
+            .filter(|j| j.state == State::Running)
+            .count();
+        (inner.queue.len(), running)
+    }
+
+    fn work(&self) {
+        loop {
+            let (id, input, queued) = {
+                let mut inner = self.lock();
+                let id = loop {
+                    if let Some(id) = inner.queue.pop_front() {
+                        break id;
+                    }
+                    inner = self.wake.wait(inner).unwrap_or_else(|p| p.into_inner());
+                };
+                let Some(job) = inner.jobs.get_mut(&id) else {
+                    continue;
+                };
+                job.state = State::Running;
+                job.started = Some(Instant::now());
+                let queued = job.submitted.elapsed();
+                match job.input.take() {
+                    Some(input) => (id, input, queued),
+                    None => continue,
+                }
+            };
+            let started = Instant::now();
+            let outcome = self.prove(&id, &input);
+            let prove_ms = started.elapsed().as_millis() as u64;
+            let inputs = inputs_sha256(&input.circuit, &input.witness);
+            let mut result = JobResult {
+                id: id.clone(),
+                inputs_sha256: inputs,
+                state: "done".into(),
+                error: None,
+                proof: None,
+                public_inputs: None,
+                vk: None,
+                vk_hash: None,
+                circuit_size: None,
+                queued_ms: queued.as_millis() as u64,
+                prove_ms,
+                bb_version: self.settings.bb_version.clone(),
+            };
+            let failed = match outcome {
+                Ok(out) => {
+                    result.proof = Some(B64.encode(&out.proof));
+                    result.public_inputs = Some(B64.encode(&out.public_inputs));
+                    result.vk = Some(B64.encode(&out.vk));
+                    result.vk_hash = Some(hex::encode(&out.vk_hash));
+                    result.circuit_size = out.circuit_size;
+                    false
+                }
+                Err(e) => {
+                    log::info(format_args!("proving job {id} failed: {}", e.code));
+                    result.state = "failed".into();
+                    result.circuit_size = e.circuit_size;
+                    result.error = Some(ApiError {
+                        code: e.code.into(),
+                        message: e.message,
+                    });
+                    true
+                }
+            };
+            let plain = Zeroizing::new(serde_json::to_vec(&result).unwrap_or_default());
+            let mut nonce = [0u8; 12];
+            let sealed = getrandom::fill(&mut nonce)
+                .map_err(|e| e.to_string())
+                .and_then(|_| seal_result(&input.result_key, &id, nonce, &plain));
+            // The inputs and the key go here: only the sealed bytes remain.
+            drop(input);
+            let mut inner = self.lock();
+            if let Some(job) = inner.jobs.get_mut(&id) {
+                job.ended = Some(Instant::now());
+                match sealed {
+                    Ok(s) => {
+                        job.state = if failed { State::Failed } else { State::Done };
+                        job.sealed = Some(s);
+                    }
+                    Err(e) => {
+                        log::warn(format_args!("sealing the result of {id}: {e}"));
+                        job.state = State::Failed;
+                    }
+                }
+            }
+            inner.finished.push_back(id);
+            expire(&mut inner);
+        }
+    }
+
+    /// Runs bb for one job in its own directory, which is removed whatever happens.
+    fn prove(&self, id: &str, input: &Input) -> Result<Output, Failure> {
+        let dir = self.settings.work_dir.join(id);
+        let result = (|| {
+            std::fs::DirBuilder::new()
+                .mode(0o700)
+                .create(&dir)
+                .map_err(|e| Failure::internal(format!("job directory: {e}")))?;
+            // bb reads gzipped bytecode or Noir's program JSON from the same flag.
+            let circuit = dir.join(if input.circuit.starts_with(&[0x1f, 0x8b]) {
+                "circuit.gz"
+            } else {
+                "circuit.json"
+            });
+            write_private(&circuit, &input.circuit)?;
+            let witness = dir.join("witness.gz");
+            write_private(&witness, &input.witness)?;
+            let crs = self
+                .crs
+                .path()
+                .and_then(|p| p.parent().map(Path::to_path_buf))
+                .ok_or_else(|| Failure::internal("the CRS disappeared".into()))?;
+
+            let size = self.gates(&dir, &circuit)?;
+            let needed = size.map(points_needed);
+            if let Some(n) = needed
+                && n > self.crs.status().points
+            {
+                return Err(Failure {
+                    code: "crs_too_small",
+                    message: format!(
+                        "the circuit has {} gates and needs {n} CRS points; this enclave's CRS \
+                         has {}",
+                        size.unwrap_or(0),
+                        self.crs.status().points
+                    ),
+                    circuit_size: size,
+                });
+            }
+            let out = dir.join("out");
+            let mut cmd = Command::new(&self.settings.bb);
+            cmd.arg("prove")
+                .args(["--scheme", "ultra_honk"])
+                .arg("-b")
+                .arg(&circuit)
+                .arg("-w")
+                .arg(&witness)
+                .arg("-o")
+                .arg(&out)
+                .args(["--verifier_target", input.target])
+                .arg("--write_vk")
+                .arg("-c")
+                .arg(&crs);
+            self.run(&mut cmd, &dir, "prove").map_err(|mut f| {
+                f.circuit_size = size;
+                f
+            })?;
+            // bb proves an unsatisfying witness without complaint (its proof just does not
+            // verify), so every proof is verified here before it is returned.
+            let mut cmd = Command::new(&self.settings.bb);
+            cmd.arg("verify")
+                .args(["--scheme", "ultra_honk"])
+                .arg("-p")
+                .arg(out.join("proof"))
+                .arg("-i")
+                .arg(out.join("public_inputs"))
+                .arg("-k")
+                .arg(out.join("vk"))
+                .args(["--verifier_target", input.target])
+                .arg("-c")
+                .arg(&crs);
+            if let Err(f) = self.run(&mut cmd, &dir, "verify") {
+                return Err(Failure {
+                    code: "unsatisfied",
+                    message: format!(
+                        "the witness does not satisfy the circuit: the proof bb made from it does \
+                         not verify ({})",
+                        f.message
+                    ),
+                    circuit_size: size,
+                });
+            }
+            Ok(Output {
+                proof: read_output(&out.join("proof"))?,
+                public_inputs: read_output(&out.join("public_inputs"))?,
+                vk: read_output(&out.join("vk"))?,
+                vk_hash: read_output(&out.join("vk_hash"))?,
+                circuit_size: size,
+            })
+        })();
+        if let Err(e) = std::fs::remove_dir_all(&dir)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            log::warn(format_args!("removing {}: {e}", dir.display()));
+        }
+        result
+    }
+
+    /// `bb gates`: the circuit's size, checked against the CRS before proving. `None` if bb's
+    /// answer cannot be read (proving then says what is wrong).
+    fn gates(&self, dir: &Path, circuit: &Path) -> Result<Option<u64>, Failure> {
+        let mut cmd = Command::new(&self.settings.bb);
+        cmd.arg("gates")
+            .args(["--scheme", "ultra_honk"])
+            .arg("-b")
+            .arg(circuit);
+        let stdout = self.run(&mut cmd, dir, "gates")?;
+        let v: serde_json::Value = match serde_json::from_slice(&stdout) {
+            Ok(v) => v,
+            Err(_) => return Ok(None),
+        };
+        Ok(v["functions"][0]["circuit_size"].as_u64())
+    }
+
+    /// Runs a bb subcommand with the limits; returns its stdout.
+    fn run(&self, cmd: &mut Command, dir: &Path, what: &str) -> Result<Vec<u8>, Failure> {
+        let stdout_path = dir.join(format!("{what}.stdout"));
+        let stderr_path = dir.join(format!("{what}.stderr"));
+        let file = |p: &Path| {
+            std::fs::File::create(p).map_err(|e| Failure::internal(format!("{}: {e}", p.display())))
+        };
+        let limit = self.settings.memory_limit;
+        cmd.current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(file(&stdout_path)?)
+            .stderr(file(&stderr_path)?)
+            .env_clear()
+            .env("HOME", dir);
+        // SAFETY: setrlimit is async-signal-safe and touches only the child's limits.
+        unsafe {
+            cmd.pre_exec(move || {
+                let rl = libc::rlimit {
+                    rlim_cur: limit,
+                    rlim_max: limit,
+                };
+                if libc::setrlimit(libc::RLIMIT_AS, &rl) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let status = run_with_limit(cmd, self.settings.time_limit)
+            .map_err(|e| Failure::internal(format!("starting bb: {e}")))?;
+        let stderr = tail(&stderr_path);
+        match status {
+            Exit::TimedOut => Err(Failure {
+                code: "time_limit",
+                message: format!(
+                    "bb {what} did not finish within {} s and was stopped",
+                    self.settings.time_limit.as_secs()
+                ),
+                circuit_size: None,
+            }),
+            Exit::Code(0) => read_limited(&stdout_path, MAX_OUTPUT)
+                .map_err(|e| Failure::internal(format!("bb output: {e}"))),
+            Exit::Code(c) => Err(classify(what, &format!("exit code {c}"), &stderr)),
+            Exit::Signal(s) => Err(classify(what, &format!("signal {s}"), &stderr)),
+        }
+    }
+}
+
+/// Points of CRS an UltraHonk proof of `circuit_size` gates needs: the next power of two,
+/// plus one.
+pub fn points_needed(circuit_size: u64) -> u64 {
+    circuit_size.max(1).next_power_of_two() + 1
+}
+
+struct Output {
+    proof: Vec<u8>,
+    public_inputs: Vec<u8>,
+    vk: Vec<u8>,
+    vk_hash: Vec<u8>,
+    circuit_size: Option<u64>,
+}
+
+struct Failure {
+    code: &'static str,
+    message: String,
+    circuit_size: Option<u64>,
+}
+
+impl Failure {
+    fn internal(message: String) -> Failure {
+        Failure {
+            code: "prover_failed",
+            message,
+            circuit_size: None,
+        }
+    }
+}
+
+/// Turns bb's failure into a stable code with its own words.
+fn classify(what: &str, how: &str, stderr: &str) -> Failure {
+    let lower = stderr.to_ascii_lowercase();
+    let code = if lower.contains("bad_alloc") || lower.contains("out of memory") {
+        "memory_limit"
+    } else if lower.contains("unsatisf") || lower.contains("failed constraint") {
+        "unsatisfied"
+    } else if what == "gates"
+        || lower.contains("deserializ")
+        || lower.contains("bytecode")
+        || lower.contains("parse")
+    {
+        "bad_circuit"
+    } else if lower.contains("crs") || lower.contains("srs") {
+        "crs_too_small"
+    } else {
+        "prover_failed"
+    };
+    let last = stderr
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim();
+    Failure {
+        code,
+        message: format!("bb {what} failed ({how}): {last}"),
+        circuit_size: None,
+    }
+}
+
+fn write_private(path: &Path, data: &[u8]) -> Result<(), Failure> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut f| f.write_all(data))
+        .map_err(|e| Failure::internal(format!("{}: {e}", path.display())))
+}
+
+fn read_limited(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    std::fs::File::open(path)?
+        .take(max + 1)
+        .read_to_end(&mut out)?;
+    if out.len() as u64 > max {
+        return Err(std::io::Error::other(format!(
+            "{} is larger than {max} bytes",
+            path.display()
+        )));
+    }
+    Ok(out)
+}
+
+fn read_output(path: &Path) -> Result<Vec<u8>, Failure> {
+    read_limited(path, MAX_OUTPUT)
+        .map_err(|e| Failure::internal(format!("bb wrote no {}: {e}", path.display())))
+}
+
+/// The last [`STDERR_TAIL`] bytes of bb's stderr, as text.
+fn tail(path: &Path) -> String {
+    let data = std::fs::read(path).unwrap_or_default();
+    let start = data.len().saturating_sub(STDERR_TAIL);
+    String::from_utf8_lossy(&data[start..]).into_owned()
+}
+
+fn expire(inner: &mut Inner) {
+    while inner.finished.len() > MAX_FINISHED
+        || inner.finished.front().is_some_and(|id| {
+            inner
+                .jobs
+                .get(id)
+                .and_then(|j| j.ended)
+                .is_none_or(|e| e.elapsed() > RESULT_TTL)
+        })
+    {
+        if let Some(id) = inner.finished.pop_front() {
+            inner.jobs.remove(&id);
+        }
+    }
+}
+
+pub(crate) enum Exit {
+    Code(i32),
+    Signal(i32),
+    TimedOut,
+}
+
+/// Runs `cmd` to completion or kills it at `limit`. As PID 1 the reaper owns `waitpid`, so
+/// the child is registered with it; as an ordinary process the child is polled.
+pub(crate) fn run_with_limit(cmd: &mut Command, limit: Duration) -> std::io::Result<Exit> {
+    let decode = |status: libc::c_int| {
+        if libc::WIFEXITED(status) {
+            Exit::Code(libc::WEXITSTATUS(status))
+        } else {
+            Exit::Signal(libc::WTERMSIG(status))
+        }
+    };
+    if crate::init::reaper::running() {
+        let pid = crate::init::reaper::spawn(cmd)?;
+        if let Some(status) = crate::init::reaper::wait(pid, limit) {
+            return Ok(decode(status));
+        }
+        // SAFETY: kill(2) on our own child.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+        }
+        let _ = crate::init::reaper::wait(pid, Duration::from_secs(5));
+        return Ok(Exit::TimedOut);
+    }
+    let mut child = cmd.spawn()?;
+    let end = Instant::now() + limit;
+    loop {
+        if let Some(st) = child.try_wait()? {
+            use std::os::unix::process::ExitStatusExt;
+            return Ok(match (st.code(), st.signal()) {
+                (Some(c), _) => Exit::Code(c),
+                (None, Some(s)) => Exit::Signal(s),
+                (None, None) => Exit::Code(-1),
+            });
+        }
+        if Instant::now() >= end {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Ok(Exit::TimedOut);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn points_for_circuit_sizes() {
+        assert_eq!(points_needed(0), 2);
+        assert_eq!(points_needed(1000), 1025);
+        assert_eq!(points_needed(1024), 1025);
+        assert_eq!(points_needed(32_768), 32_769);
+        assert_eq!(points_needed(32_769), 65_537);
+    }
+
+    #[test]
+    fn failures_get_stable_codes() {
+        assert_eq!(
+            classify("prove", "x", "std::bad_alloc").code,
+            "memory_limit"
+        );
+        assert_eq!(
+            classify("prove", "x", "Error: Failed constraint at gate 3").code,
+            "unsatisfied"
+        );
+        assert_eq!(classify("gates", "x", "something").code, "bad_circuit");
+        assert_eq!(classify("prove", "x", "who knows").code, "prover_failed");
+        assert!(
+            classify("prove", "exit code 1", "a\nlast words\n\n")
+                .message
+                .ends_with("last words")
+        );
+    }
+}

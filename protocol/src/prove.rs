@@ -1,0 +1,188 @@
+//! Delegated proving: the client sends its circuit and witness encrypted to the attested
+//! enclave, and gets back a proof only it can read.
+//!
+//! - `POST /v1/prove` (encapsulated [`ProveRequest`]) queues a job and answers (sealed) with
+//!   a [`Submitted`]: the job id, and how many CRS points the circuit needs.
+//! - `GET /v1/prove/{id}` answers a [`JobStatus`] in the clear (state, queue position,
+//!   elapsed time: nothing about the inputs). Once the job has ended, `sealed` carries the
+//!   [`JobResult`] (proof, public inputs, verification key, timings, or the failure) under
+//!   AES-256-GCM with the client's `result_key`, which only the client and the enclave know:
+//!   the parent can neither read the result nor forge one.
+//!
+//! The job id is 16 random bytes; a proxy that times out loses nothing, the client polls.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+pub const PATH_PROVE: &str = "/v1/prove";
+pub const ROUTE_PROVE: &str = "POST /v1/prove";
+/// Status path prefix: `/v1/prove/<32 hex>`.
+pub const PATH_PROVE_STATUS_PREFIX: &str = "/v1/prove/";
+
+/// Largest circuit (bytecode JSON or gzip) accepted, in bytes.
+pub const MAX_CIRCUIT: usize = 4 << 20;
+/// Largest gzipped witness accepted, in bytes.
+pub const MAX_WITNESS: usize = 4 << 20;
+/// AAD prefix of the sealed result: the job id follows.
+pub const RESULT_AAD: &str = "sigil prove result v1 ";
+
+/// What the client asks for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProveRequest {
+    /// `ultra_honk` (the only scheme so far).
+    pub scheme: String,
+    /// The compiled circuit: Noir's program JSON, or its gzipped bytecode; base64.
+    pub circuit: String,
+    /// The gzipped witness (`nargo execute` / noir_js output); base64.
+    pub witness: String,
+    /// The verifier target: `evm`, `noir-recursive` or `default`.
+    #[serde(default = "default_target")]
+    pub target: String,
+    /// 32 random bytes (base64) the result is sealed under; never reuse one.
+    pub result_key: String,
+}
+
+fn default_target() -> String {
+    "default".into()
+}
+
+/// The sealed answer to a submission.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Submitted {
+    /// 32 hex digits.
+    pub id: String,
+    /// Jobs ahead of this one.
+    pub queue_position: u32,
+    /// SHA-256 (hex) of circuit || witness as received: the result repeats it, so the
+    /// client knows the proof is for its own inputs.
+    pub inputs_sha256: String,
+}
+
+/// `GET /v1/prove/{id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobStatus {
+    pub id: String,
+    /// `queued`, `running`, `done` or `failed`.
+    pub state: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue_position: Option<u32>,
+    /// Milliseconds since the job started running (running, done, failed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub elapsed_ms: Option<u64>,
+    /// Base64 of nonce (12) || AES-256-GCM ciphertext of the [`JobResult`] JSON, with AAD
+    /// [`RESULT_AAD`] followed by the id; present once the job has ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<String>,
+}
+
+/// What the sealed result holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobResult {
+    pub id: String,
+    /// Same as [`Submitted::inputs_sha256`].
+    pub inputs_sha256: String,
+    /// `done` or `failed`.
+    pub state: String,
+    /// When failed: a stable code (`unsatisfied`, `bad_circuit`, `crs_too_small`,
+    /// `time_limit`, `memory_limit`, `prover_failed`) and bb's explanation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<crate::api::ApiError>,
+    /// bb's output files, base64: `proof`, `public_inputs`, `vk`, and the vk hash (hex).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proof: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_inputs: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vk: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vk_hash: Option<String>,
+    /// Circuit size as bb counts it, and the CRS points it needs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub circuit_size: Option<u64>,
+    pub queued_ms: u64,
+    pub prove_ms: u64,
+    /// The bb version that ran (also in the attestation's user_data).
+    pub bb_version: String,
+}
+
+/// SHA-256 of the inputs as the enclave received them.
+pub fn inputs_sha256(circuit: &[u8], witness: &[u8]) -> String {
+    let mut h = Sha256::new();
+    h.update((circuit.len() as u64).to_be_bytes());
+    h.update(circuit);
+    h.update(witness);
+    let d: [u8; 32] = h.finalize().into();
+    hex::encode(d)
+}
+
+/// The AAD of a sealed result.
+pub fn result_aad(id: &str) -> Vec<u8> {
+    format!("{RESULT_AAD}{id}").into_bytes()
+}
+
+/// Seals `plain` under `key`: nonce (12) || ciphertext || tag (16).
+pub fn seal_result(
+    key: &[u8; 32],
+    id: &str,
+    nonce: [u8; 12],
+    plain: &[u8],
+) -> Result<Vec<u8>, String> {
+    use aes_gcm::aead::{AeadInOut, KeyInit};
+    let cipher = aes_gcm::Aes256Gcm::new_from_slice(key).map_err(|e| e.to_string())?;
+    let mut out = Vec::with_capacity(12 + plain.len() + 16);
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(plain);
+    let tag = cipher
+        .encrypt_inout_detached(&nonce.into(), &result_aad(id), out[12..].as_mut().into())
+        .map_err(|_| "sealing the result failed".to_string())?;
+    out.extend_from_slice(&tag);
+    Ok(out)
+}
+
+/// Opens a sealed result; fails if it was not sealed under `key` for this `id`.
+pub fn open_result(key: &[u8; 32], id: &str, sealed: &[u8]) -> Result<Vec<u8>, String> {
+    use aes_gcm::aead::{self, AeadInOut, KeyInit};
+    let bad = || "the result does not open under this job's key (tampered or another job)";
+    if sealed.len() < 12 + 16 {
+        return Err("sealed result is truncated".into());
+    }
+    let cipher = aes_gcm::Aes256Gcm::new_from_slice(key).map_err(|e| e.to_string())?;
+    let (nonce, rest) = sealed.split_at(12);
+    let (ct, tag) = rest.split_at(rest.len() - 16);
+    let nonce: [u8; 12] = nonce.try_into().map_err(|_| bad())?;
+    let tag = aead::Tag::<aes_gcm::Aes256Gcm>::try_from(tag).map_err(|_| bad())?;
+    let mut out = ct.to_vec();
+    cipher
+        .decrypt_inout_detached(
+            &nonce.into(),
+            &result_aad(id),
+            out.as_mut_slice().into(),
+            &tag,
+        )
+        .map_err(|_| bad().to_string())?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn results_open_only_under_their_key_and_id() {
+        let key = [7u8; 32];
+        let sealed = seal_result(&key, "aa", [1; 12], b"proof").unwrap();
+        assert_eq!(open_result(&key, "aa", &sealed).unwrap(), b"proof");
+        assert!(open_result(&[8; 32], "aa", &sealed).is_err());
+        assert!(open_result(&key, "bb", &sealed).is_err());
+        let mut t = sealed.clone();
+        t[20] ^= 1;
+        assert!(open_result(&key, "aa", &t).is_err());
+        assert!(open_result(&key, "aa", &sealed[..20]).is_err());
+    }
+
+    #[test]
+    fn inputs_hash_separates_circuit_from_witness() {
+        assert_ne!(inputs_sha256(b"ab", b"c"), inputs_sha256(b"a", b"bc"));
+    }
+}

@@ -1,0 +1,130 @@
+//! The prover's CRS in local mode: the real shim puts the shared BN254 CRS into its blob store
+//! (`--crs`), and the enclave loads it only if its SHA-256 matches the pin in its (measured)
+//! configuration, saying clearly what is wrong otherwise.
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use common::{Enclave, target_dir};
+use sigil_e2e::shim::{Shim, ShimSetup};
+
+fn shared_crs() -> PathBuf {
+    let p = common::shared("crs/bn254_g1.dat");
+    assert!(
+        p.exists(),
+        "{} is missing (../shared beside the checkout)",
+        p.display()
+    );
+    p
+}
+
+fn sha256_of_points(points: usize) -> String {
+    let bytes = std::fs::read(shared_crs()).unwrap();
+    hex::encode(ring::digest::digest(&ring::digest::SHA256, &bytes[..points * 64]).as_ref())
+}
+
+struct Setup {
+    dir: PathBuf,
+    _shim: Shim,
+}
+
+impl Setup {
+    fn new(name: &str) -> Setup {
+        let dir = target_dir()
+            .join("test-crs")
+            .join(format!("{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("state")).unwrap();
+        let sock = |n: &str| format!("unix:{}", dir.join(n).display());
+        let shim = Shim::start(&ShimSetup {
+            bin: common::profile_bin("sigil-shim"),
+            state_dir: dir.join("state"),
+            blob_listen: sock("blobs.sock"),
+            egress_listen: sock("egress.sock"),
+            credentials_listen: sock("creds.sock"),
+            egress_allow: "kms.us-east-1.amazonaws.com:443".into(),
+            egress_resolve: None,
+            ingress: None,
+            log: dir.join("shim.log"),
+            crs: Some(shared_crs()),
+        })
+        .expect("start sigil-shim");
+        Setup { dir, _shim: shim }
+    }
+
+    fn enclave(&self, sha: &str, points: usize) -> Enclave {
+        let config = self
+            .dir
+            .join(format!("enclave-{points}-{}.json", &sha[..8]));
+        std::fs::write(
+            &config,
+            format!(r#"{{"prover": {{"crs_sha256": "{sha}", "crs_points": {points}}}}}"#),
+        )
+        .unwrap();
+        let blobs = format!("unix:{}", self.dir.join("blobs.sock").display());
+        // The prover section needs bb (scripts/fetch-bb) as well as the CRS.
+        let bb = target_dir().join("bb/bb");
+        Enclave::start(&[
+            "--config",
+            config.to_str().unwrap(),
+            "--blob-store",
+            &blobs,
+            "--bb",
+            bb.to_str().unwrap(),
+        ])
+    }
+}
+
+/// Polls health until the CRS is ready, or has an error when `want_error`.
+fn crs_status(e: &Enclave, want_error: bool) -> serde_json::Value {
+    let start = Instant::now();
+    loop {
+        let body = ureq::get(format!("{}/v1/health", e.endpoint()))
+            .call()
+            .expect("health")
+            .body_mut()
+            .read_to_string()
+            .unwrap();
+        let h: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let crs = h["crs"].clone();
+        if crs["state"] == "ready" || (want_error && crs["error"].is_string()) {
+            return crs;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "CRS did not settle: {h}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn the_pinned_crs_is_loaded_and_anything_else_refused() {
+    let s = Setup::new("pins");
+    let total = (std::fs::metadata(shared_crs()).unwrap().len() / 64) as usize;
+
+    // The whole shared CRS (spanning three 1 MiB chunks), and a prefix of it.
+    for points in [total, 1000] {
+        let e = s.enclave(&sha256_of_points(points), points);
+        let st = crs_status(&e, false);
+        assert_eq!(st["state"], "ready", "{st}");
+        assert_eq!(st["points"], points as u64);
+    }
+
+    // A pin that is not this CRS's: refused, and said so.
+    let wrong = "ab".repeat(32);
+    let e = s.enclave(&wrong, total);
+    let st = crs_status(&e, true);
+    assert_eq!(st["state"], "loading", "{st}");
+    let err = st["error"].as_str().unwrap();
+    assert!(err.contains("refused") && err.contains(&wrong), "{err}");
+
+    // More points than the parent holds: how many there are, how many are needed, what to do.
+    let e = s.enclave(&wrong, total + 20_000);
+    let st = crs_status(&e, true);
+    let err = st["error"].as_str().unwrap();
+    let want = format!("has only {total} points");
+    assert!(err.contains(&want) && err.contains("--crs"), "{err}");
+}

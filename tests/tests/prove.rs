@@ -1,0 +1,314 @@
+//! Delegated proving in local mode: the enclave process with the real `bb` (fetched and
+//! checked by `scripts/fetch-bb`), its CRS from the real shim's blob store, driven by the
+//! `sigil` CLI and the client library. Every proof is checked on the host with `bb verify`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::{Enclave, target_dir};
+use sigil_client::{Client, ClientError};
+use sigil_e2e::shim::{Shim, ShimSetup};
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn bb() -> PathBuf {
+    let p = target_dir().join("bb/bb");
+    assert!(
+        p.exists(),
+        "{} is missing: scripts/setup fetches it (scripts/fetch-bb)",
+        p.display()
+    );
+    p
+}
+
+fn fixture(name: &str, file: &str) -> PathBuf {
+    workspace().join("fixtures").join(name).join(file)
+}
+
+fn shared_crs() -> PathBuf {
+    common::shared("crs/bn254_g1.dat")
+}
+
+fn sha256_of_points(points: usize) -> String {
+    let bytes = std::fs::read(shared_crs()).unwrap();
+    hex::encode(ring::digest::digest(&ring::digest::SHA256, &bytes[..points * 64]).as_ref())
+}
+
+struct Setup {
+    dir: PathBuf,
+    _shim: Shim,
+    enclave: Enclave,
+}
+
+impl Setup {
+    /// A shim holding the shared CRS and an enclave pinning its first `points` points (or
+    /// `sha` when given).
+    fn new(name: &str, points: usize, sha: Option<String>) -> Setup {
+        let dir = target_dir()
+            .join("test-prove")
+            .join(format!("{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("state")).unwrap();
+        let sock = |n: &str| format!("unix:{}", dir.join(n).display());
+        let shim = Shim::start(&ShimSetup {
+            bin: common::profile_bin("sigil-shim"),
+            state_dir: dir.join("state"),
+            blob_listen: sock("blobs.sock"),
+            egress_listen: sock("egress.sock"),
+            credentials_listen: sock("creds.sock"),
+            egress_allow: "kms.us-east-1.amazonaws.com:443".into(),
+            egress_resolve: None,
+            ingress: None,
+            log: dir.join("shim.log"),
+            crs: Some(shared_crs()),
+        })
+        .expect("start sigil-shim");
+        let sha = sha.unwrap_or_else(|| sha256_of_points(points));
+        let config = dir.join("enclave.json");
+        std::fs::write(
+            &config,
+            format!(
+                r#"{{"prover": {{"crs_sha256": "{sha}", "crs_points": {points},
+                    "time_limit_secs": 120}}}}"#
+            ),
+        )
+        .unwrap();
+        let blobs = sock("blobs.sock");
+        let bb = bb();
+        let enclave = Enclave::start(&[
+            "--config",
+            config.to_str().unwrap(),
+            "--blob-store",
+            &blobs,
+            "--bb",
+            bb.to_str().unwrap(),
+        ]);
+        Setup {
+            dir,
+            _shim: shim,
+            enclave,
+        }
+    }
+
+    fn endpoint(&self) -> String {
+        self.enclave.endpoint()
+    }
+
+    fn health(&self) -> serde_json::Value {
+        let body = ureq::get(format!("{}/v1/health", self.endpoint()))
+            .call()
+            .unwrap()
+            .body_mut()
+            .read_to_string()
+            .unwrap();
+        serde_json::from_str(&body).unwrap()
+    }
+
+    fn wait_crs(&self, want_ready: bool) -> serde_json::Value {
+        let start = Instant::now();
+        loop {
+            let crs = self.health()["crs"].clone();
+            if crs["state"] == "ready" || (!want_ready && crs["error"].is_string()) {
+                return crs;
+            }
+            assert!(start.elapsed() < Duration::from_secs(60), "CRS: {crs}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The enclave's job directories: none may remain once jobs have ended.
+    fn leftover_job_dirs(&self) -> Vec<PathBuf> {
+        let jobs = std::env::temp_dir()
+            .join(format!("sigil-enclave-{}", self.enclave.pid()))
+            .join("jobs");
+        std::fs::read_dir(&jobs)
+            .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+            .unwrap_or_default()
+    }
+}
+
+/// A CRS directory for the host's bb: a link to the shared file in a directory of our own,
+/// because bb writes a lock file (and more) into its CRS directory and `../shared` is not ours.
+fn host_crs_dir() -> PathBuf {
+    let dir = target_dir()
+        .join("test-prove")
+        .join(format!("host-crs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let link = dir.join("bn254_g1.dat");
+    if !link.exists() {
+        std::os::unix::fs::symlink(shared_crs(), &link).unwrap();
+    }
+    dir
+}
+
+/// `bb verify` on the host over what `sigil prove` wrote.
+fn host_verify(out: &Path) -> bool {
+    std::process::Command::new(bb())
+        .args(["verify", "--scheme", "ultra_honk", "-t", "noir-recursive"])
+        .arg("-p")
+        .arg(out.join("proof"))
+        .arg("-i")
+        .arg(out.join("public_inputs"))
+        .arg("-k")
+        .arg(out.join("vk"))
+        .arg("-c")
+        .arg(host_crs_dir())
+        .output()
+        .expect("run bb verify")
+        .status
+        .success()
+}
+
+fn prove_cli(s: &Setup, name: &str) -> (std::process::Output, PathBuf) {
+    let out = s.dir.join(format!("out-{name}"));
+    let o = common::sigil(&[
+        "prove",
+        "--endpoint",
+        &s.endpoint(),
+        "--trust-test-root",
+        "--circuit",
+        fixture(name, "target.json").to_str().unwrap(),
+        "--witness",
+        fixture(name, "witness.gz").to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    (o, out)
+}
+
+fn attest(endpoint: &str) -> (Client, sigil_client::AttestedEnclave) {
+    let c = Client::new(endpoint).unwrap();
+    let e = c.attest(common::test_root_policy()).unwrap();
+    (c, e)
+}
+
+#[test]
+fn proofs_made_in_the_enclave_verify_on_the_host_and_failures_are_clear() {
+    let s = Setup::new("main", 32_769, None);
+    s.wait_crs(true);
+
+    for name in ["tiny", "large"] {
+        let (o, out) = prove_cli(&s, name);
+        assert!(
+            o.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert!(v["circuit_size"].as_u64().unwrap() > 0, "{v}");
+        assert!(
+            host_verify(&out),
+            "{name}: the host's bb verify refuses the proof"
+        );
+        // The progress display went to stderr.
+        assert!(String::from_utf8_lossy(&o.stderr).contains("submitted"));
+    }
+
+    let (c, e) = attest(&s.endpoint());
+    let fail = |circuit: &[u8], witness: &[u8]| -> (String, String) {
+        let job = c.prove_submit(&e, circuit, witness, "default").unwrap();
+        match c.prove_wait(&job, Duration::from_secs(120), |_| {}) {
+            Err(ClientError::Api { code, message, .. }) => (code, message),
+            Ok(_) => panic!("a proof came back for bad inputs"),
+            Err(other) => panic!("{other}"),
+        }
+    };
+    let read = |n: &str, f: &str| std::fs::read(fixture(n, f)).unwrap();
+
+    // A witness that does not satisfy its circuit.
+    let (code, m) = fail(
+        &read("unsatisfied", "target.json"),
+        &read("unsatisfied", "witness.gz"),
+    );
+    assert_eq!(code, "unsatisfied", "{m}");
+    // A corrupt circuit.
+    let mut corrupt = read("tiny", "target.json");
+    corrupt.truncate(corrupt.len() / 2);
+    let (code, m) = fail(&corrupt, &read("tiny", "witness.gz"));
+    assert_eq!(code, "bad_circuit", "{m}");
+    // Nothing of any job is left behind.
+    assert!(
+        s.leftover_job_dirs().is_empty(),
+        "{:?}",
+        s.leftover_job_dirs()
+    );
+}
+
+#[test]
+fn a_crs_too_small_for_the_circuit_is_named_before_proving() {
+    let s = Setup::new("small", 1025, None);
+    s.wait_crs(true);
+    let (o, _) = prove_cli(&s, "large");
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("crs_too_small")
+            && err.contains("needs 32769 CRS points")
+            && err.contains("has 1025"),
+        "{err}"
+    );
+    assert!(s.leftover_job_dirs().is_empty());
+    // The tiny circuit fits.
+    let (o, out) = prove_cli(&s, "tiny");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(host_verify(&out));
+}
+
+#[test]
+fn a_wrong_crs_hash_stops_proving_with_the_reason() {
+    let s = Setup::new("wronghash", 32_769, Some("cd".repeat(32)));
+    let crs = s.wait_crs(false);
+    assert!(crs["error"].as_str().unwrap().contains("refused"), "{crs}");
+    let (o, _) = prove_cli(&s, "tiny");
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("crs_not_ready") && err.contains("refused"),
+        "{err}"
+    );
+}
+
+#[test]
+fn two_clients_at_once_are_queued_and_each_gets_its_own_proof() {
+    let s = Setup::new("two", 32_769, None);
+    s.wait_crs(true);
+    let endpoint = s.endpoint();
+    let runs: Vec<_> = ["large", "tiny"]
+        .into_iter()
+        .map(|name| {
+            let endpoint = endpoint.clone();
+            std::thread::spawn(move || {
+                let (c, e) = attest(&endpoint);
+                let circuit = std::fs::read(fixture(name, "target.json")).unwrap();
+                let witness = std::fs::read(fixture(name, "witness.gz")).unwrap();
+                let job = c.prove_submit(&e, &circuit, &witness, "default").unwrap();
+                let p = c
+                    .prove_wait(&job, Duration::from_secs(300), |_| {})
+                    .unwrap();
+                (name, p)
+            })
+        })
+        .collect();
+    let results: Vec<_> = runs.into_iter().map(|r| r.join().unwrap()).collect();
+    let mut sizes = Vec::new();
+    for (name, p) in &results {
+        let out = s.dir.join(format!("concurrent-{name}"));
+        std::fs::create_dir_all(&out).unwrap();
+        std::fs::write(out.join("proof"), &p.proof).unwrap();
+        std::fs::write(out.join("public_inputs"), &p.public_inputs).unwrap();
+        std::fs::write(out.join("vk"), &p.vk).unwrap();
+        assert!(host_verify(&out), "{name}");
+        sizes.push(p.result.circuit_size.unwrap());
+    }
+    // Each got the proof of its own circuit.
+    assert!(
+        sizes[0] > sizes[1],
+        "large {} vs tiny {}",
+        sizes[0],
+        sizes[1]
+    );
+}
