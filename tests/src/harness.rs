@@ -97,6 +97,8 @@ pub struct ShimOptions {
     pub egress_allow: String,
     /// `HOST:PORT=IP:PORT`: where that destination really is (a development KMS).
     pub egress_resolve: Option<String>,
+    /// The prover's CRS file, put into the blob store for the enclave.
+    pub crs: Option<PathBuf>,
 }
 
 impl Options {
@@ -483,7 +485,7 @@ impl Harness {
                     format!("vhost-uds:{}:{API}", uds.display()),
                 )),
                 log: dir.join("shim.log"),
-                crs: None,
+                crs: o.crs.clone(),
             };
             match Shim::start(&setup) {
                 Ok(s) => shim = Some(s),

@@ -130,6 +130,7 @@ fn sealed_state_survives_reboots_and_a_power_cut_mid_write() {
         state_dir: state.clone(),
         egress_allow: host.into(),
         egress_resolve: Some(format!("{host}={}", kms.local_addr())),
+        crs: None,
     });
     let owner = OwnerKey::generate().unwrap();
     let mut acked = 0u64;
@@ -202,5 +203,98 @@ fn sealed_state_survives_reboots_and_a_power_cut_mid_write() {
         );
         acked = done;
     }
+    let _ = std::fs::remove_dir_all(&state);
+}
+
+/// The image's own bb (pinned, in the first ramdisk with its loader and libc) proves inside the
+/// VM: the CRS comes from the shim's blob store and is checked against the image's measured
+/// pin, the inputs travel encrypted, and the proof verifies with the host's bb.
+#[test]
+fn the_image_proves_with_its_measured_bb() {
+    use sigil_client::Client;
+    use sigil_e2e::harness::ShimOptions;
+
+    let state = common::target_dir()
+        .join("test-sealed")
+        .join(format!("harness-prove-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&state);
+    std::fs::create_dir_all(&state).unwrap();
+    let mut opts = Options::new(eif());
+    opts.shim = Some(ShimOptions {
+        bin: common::profile_bin("sigil-shim"),
+        state_dir: state.clone(),
+        egress_allow: "kms.us-east-1.amazonaws.com:443".into(),
+        egress_resolve: None,
+        crs: Some(common::shared("crs/bn254_g1.dat")),
+    });
+    let mut h = Harness::boot(&opts).unwrap_or_else(|e| panic!("boot: {e}"));
+    let start = std::time::Instant::now();
+    let health = loop {
+        let h2: serde_json::Value = ureq::get(format!("{}/v1/health", h.endpoint))
+            .call()
+            .ok()
+            .and_then(|mut r| r.body_mut().read_to_string().ok())
+            .and_then(|b| serde_json::from_str(&b).ok())
+            .unwrap_or_default();
+        if h2["crs"]["state"] == "ready" {
+            break h2;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(120),
+            "CRS not ready: {h2}\n{}",
+            h.console_tail(40)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert!(
+        health["prover"]["bb_version"]
+            .as_str()
+            .unwrap()
+            .starts_with("5.0.0"),
+        "{health}"
+    );
+    let client = Client::new(&h.endpoint).unwrap();
+    let enclave = client.attest(common::test_root_policy()).unwrap();
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/tiny");
+    let job = client
+        .prove_submit(
+            &enclave,
+            &std::fs::read(fixtures.join("target.json")).unwrap(),
+            &std::fs::read(fixtures.join("witness.gz")).unwrap(),
+            "default",
+        )
+        .unwrap();
+    let proof = client
+        .prove_wait(&job, std::time::Duration::from_secs(300), |_| {})
+        .unwrap_or_else(|e| panic!("{e}\n{}", h.console_tail(40)));
+    h.shutdown();
+
+    let out = state.join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("proof"), &proof.proof).unwrap();
+    std::fs::write(out.join("public_inputs"), &proof.public_inputs).unwrap();
+    std::fs::write(out.join("vk"), &proof.vk).unwrap();
+    // The host's bb, with a CRS directory of our own (bb writes a lock file there).
+    let crs_dir = state.join("crs");
+    std::fs::create_dir_all(&crs_dir).unwrap();
+    std::os::unix::fs::symlink(
+        common::shared("crs/bn254_g1.dat"),
+        crs_dir.join("bn254_g1.dat"),
+    )
+    .unwrap();
+    let ok = std::process::Command::new(common::target_dir().join("bb/bb"))
+        .args(["verify", "--scheme", "ultra_honk", "-t", "noir-recursive"])
+        .arg("-p")
+        .arg(out.join("proof"))
+        .arg("-i")
+        .arg(out.join("public_inputs"))
+        .arg("-k")
+        .arg(out.join("vk"))
+        .arg("-c")
+        .arg(&crs_dir)
+        .status()
+        .expect("bb verify on the host")
+        .success();
+    assert!(ok, "the host's bb refuses the proof made in the image");
     let _ = std::fs::remove_dir_all(&state);
 }

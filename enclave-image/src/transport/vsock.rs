@@ -272,15 +272,22 @@ impl Read for VsockStream {
     }
 }
 
+/// Largest single send. Linux's virtio-vsock turns a larger send into non-linear packets
+/// (data split over several buffers), which some vsock devices drop: vhost-device-vsock, the
+/// QEMU harness's device, loses them silently and the sender stalls until its timeout. Packets
+/// of at most 16 KiB are linear everywhere; the cost is a few more system calls.
+const MAX_SEND: usize = 16 * 1024;
+
 impl Write for VsockStream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let len = buf.len().min(MAX_SEND);
         // MSG_NOSIGNAL: a parent that hangs up must give EPIPE, not kill PID 1 with SIGPIPE.
-        // SAFETY: buf is valid for reads of buf.len() bytes.
+        // SAFETY: buf is valid for reads of len <= buf.len() bytes.
         let n = unsafe {
             libc::send(
                 self.fd.as_raw_fd(),
                 buf.as_ptr() as *const libc::c_void,
-                buf.len(),
+                len,
                 libc::MSG_NOSIGNAL,
             )
         };

@@ -9,7 +9,7 @@ use sigil_e2e::shim::{ACCESS_KEY_ID, SECRET_ACCESS_KEY};
 
 const USAGE: &str = "\
 usage: sigil-harness --eif FILE [--listen HOST:PORT] [--memory MIB] [--accel auto|kvm|tcg]
-                     [--boot-timeout SECS] [--parent DIR] [--quiet]
+                     [--boot-timeout SECS] [--parent DIR [--crs FILE]] [--quiet]
 
 Boots the EIF's own kernel, command line and ramdisks under qemu-system-x86_64 -M microvm,
 answers the enclave's heartbeat, prints its log stream, and once it is ready prints
@@ -19,14 +19,18 @@ answers the enclave's heartbeat, prints its log stream, and once it is ready pri
 this binary) serves the API, the blob store (files in DIR/blobs), the egress proxy and the
 credentials, and a development KMS (the committed dev CA; its master key kept in
 DIR/devkms-master-key) stands in for AWS KMS. The enclave's sealed state then survives
-reboots that reuse DIR. Development only: nothing here is secret.";
+reboots that reuse DIR. --crs FILE gives the shim the prover's CRS (bn254_g1.dat) for the
+enclave to load. Development only: nothing here is secret.";
 
 /// The development KMS key the default image's configuration names.
 const DEV_KEY_ID: &str = "sigil-dev";
 const DEV_REGION: &str = "us-east-1";
 
 /// Starts the development KMS for `--parent DIR` and returns it with the shim options.
-fn dev_parent(dir: &std::path::Path) -> Result<(sigil_devkms::RunningServer, ShimOptions), String> {
+fn dev_parent(
+    dir: &std::path::Path,
+    crs: Option<std::path::PathBuf>,
+) -> Result<(sigil_devkms::RunningServer, ShimOptions), String> {
     std::fs::create_dir_all(dir.join("blobs")).map_err(|e| format!("{}: {e}", dir.display()))?;
     // The master key persists so a later run decrypts the data key of an earlier one.
     let key_file = dir.join("devkms-master-key");
@@ -77,6 +81,7 @@ fn dev_parent(dir: &std::path::Path) -> Result<(sigil_devkms::RunningServer, Shi
         state_dir: dir.join("blobs"),
         egress_resolve: Some(format!("{host}={}", kms.local_addr())),
         egress_allow: host,
+        crs,
     };
     Ok((kms, shim))
 }
@@ -99,6 +104,7 @@ fn main() -> ExitCode {
     let mut it = args.iter();
     let mut eif = None;
     let mut parent = None;
+    let mut crs = None;
     while let Some(a) = it.next() {
         let mut val = || it.next().cloned().ok_or(format!("{a} needs a value"));
         let r: Result<(), String> = (|| {
@@ -113,6 +119,7 @@ fn main() -> ExitCode {
                 }
                 "--quiet" => opts.verbose = false,
                 "--parent" => parent = Some(std::path::PathBuf::from(val()?)),
+                "--crs" => crs = Some(std::path::PathBuf::from(val()?)),
                 "--help" | "-h" => {
                     println!("{USAGE}");
                     std::process::exit(0);
@@ -132,7 +139,7 @@ fn main() -> ExitCode {
     };
     opts.eif = eif.into();
     let _kms = match &parent {
-        Some(dir) => match dev_parent(dir) {
+        Some(dir) => match dev_parent(dir, crs.clone()) {
             Ok((kms, shim)) => {
                 opts.shim = Some(shim);
                 Some(kms)
