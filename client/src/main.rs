@@ -789,7 +789,34 @@ fn musig(client: &Client, enclave: &AttestedEnclave, cmd: MusigCmd) -> Result<St
                             .unwrap_or_default()
                     )));
                 }
-                to_json(&view.status.signatures)
+                // Checked here too, not only by the enclave: a client acts on what it verified.
+                let mut out = Vec::new();
+                for sig in &view.status.signatures {
+                    let mut v = serde_json::to_value(sig)
+                        .map_err(|e| Failure::Check(format!("signature: {e}")))?;
+                    if let Some(hex_sig) = &sig.signature {
+                        let decode = |h: &str| hex::decode(h).ok();
+                        let msg = view
+                            .messages
+                            .get(sig.message_index as usize)
+                            .and_then(|m| decode(&m.message));
+                        let key: Option<[u8; 32]> =
+                            decode(&sig.output_key).and_then(|k| k.try_into().ok());
+                        let bytes: Option<[u8; 64]> =
+                            decode(hex_sig).and_then(|b| b.try_into().ok());
+                        let ok = matches!((msg, key, bytes), (Some(m), Some(k), Some(b))
+                            if sigil_client::signing::verify_bip340(&k, &m, &b));
+                        if !ok {
+                            return Err(Failure::Check(format!(
+                                "the enclave returned a signature for message {} that does not verify",
+                                sig.message_index
+                            )));
+                        }
+                        v["verified"] = serde_json::Value::Bool(true);
+                    }
+                    out.push(v);
+                }
+                to_json(&out)
             }
             SessionCmd::Abort { session, owner_key } => to_json(
                 &client

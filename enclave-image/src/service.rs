@@ -13,7 +13,13 @@ use crate::sealing::Sealing;
 use crate::transport::Listener;
 
 /// What this build can do; goes into every attestation's user_data.
-pub const CAPABILITIES: &[&str] = &["attestation", "encapsulated-ping", "vault", "musig2"];
+pub const CAPABILITIES: &[&str] = &[
+    "attestation",
+    "encapsulated-ping",
+    "vault",
+    "musig2",
+    "prove",
+];
 
 /// The image description a client reads from the attestation's user_data.
 pub fn image_info(nsm: &dyn Nsm) -> ImageInfo {
