@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use sigil_protocol::encap::ServerKey;
-use sigil_protocol::user_data::{ImageInfo, PROTOCOL_VERSION};
+use sigil_protocol::user_data::{BbInfo, ImageInfo, PROTOCOL_VERSION};
 
 use crate::api::App;
 use crate::http::{Limits, Server};
@@ -22,8 +22,9 @@ pub const CAPABILITIES: &[&str] = &[
 ];
 
 /// The image description a client reads from the attestation's user_data.
-pub fn image_info(nsm: &dyn Nsm) -> ImageInfo {
+pub fn image_info(nsm: &dyn Nsm, bb: Option<BbInfo>) -> ImageInfo {
     ImageInfo {
+        bb,
         protocol: PROTOCOL_VERSION,
         sigil_version: env!("CARGO_PKG_VERSION").to_string(),
         mode: nsm.mode().as_str().to_string(),
@@ -42,7 +43,11 @@ pub fn prepare(
 ) -> Result<(Server, Arc<App>), String> {
     // The per-boot key: generated here, never leaves memory, gone at power-off.
     let key = ServerKey::generate().map_err(|e| format!("per-boot HPKE key: {e}"))?;
-    let info = image_info(nsm.as_ref());
+    let bb = prover.as_ref().map(|p| BbInfo {
+        version: p.settings().bb_version.clone(),
+        sha256: p.settings().bb_sha256.clone(),
+    });
+    let info = image_info(nsm.as_ref(), bb);
     let mut limits = limits;
     if prover.is_some() {
         // Submissions carry whole circuits; every other route keeps its own smaller limit.

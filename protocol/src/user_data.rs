@@ -31,6 +31,9 @@ const KEY_PROTOCOL: &str = "protocol";
 const KEY_SIGIL: &str = "sigil";
 const KEY_MODE: &str = "mode";
 const KEY_CAPABILITIES: &str = "capabilities";
+const KEY_BB: &str = "bb";
+const KEY_BB_VERSION: &str = "version";
+const KEY_BB_SHA256: &str = "sha256";
 
 /// What the enclave image says about itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +45,15 @@ pub struct ImageInfo {
     /// "nitro", "harness" or "local".
     pub mode: String,
     pub capabilities: Vec<String>,
+    /// The prover the image runs, when it has one (the same binary PCR0/PCR1 measure).
+    pub bb: Option<BbInfo>,
+}
+
+/// `bb --version` and the sha256 (hex) of the bb binary the enclave runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BbInfo {
+    pub version: String,
+    pub sha256: String,
 }
 
 /// Why `user_data` was refused.
@@ -100,7 +112,8 @@ impl ImageInfo {
         }
         let strings = [&self.sigil_version, &self.mode]
             .into_iter()
-            .chain(self.capabilities.iter());
+            .chain(self.capabilities.iter())
+            .chain(self.bb.iter().flat_map(|b| [&b.version, &b.sha256]));
         for s in strings {
             if s.len() > MAX_STRING_LEN {
                 return Err(UserDataError::StringTooLong);
@@ -124,9 +137,14 @@ impl ImageInfo {
     }
 
     fn encode(&self, e: &mut Encoder<Vec<u8>>) -> Result<(), minicbor::encode::Error<Infallible>> {
-        // RFC 8949 §4.2.1 order: shorter encoded key first ("mode" < "sigil" < "protocol" <
-        // "capabilities").
-        e.map(4)?;
+        // RFC 8949 §4.2.1 order: shorter encoded key first ("bb" < "mode" < "sigil" <
+        // "protocol" < "capabilities"; inside bb, "sha256" < "version").
+        e.map(4 + u64::from(self.bb.is_some()))?;
+        if let Some(bb) = &self.bb {
+            e.str(KEY_BB)?.map(2)?;
+            e.str(KEY_BB_SHA256)?.str(&bb.sha256)?;
+            e.str(KEY_BB_VERSION)?.str(&bb.version)?;
+        }
         e.str(KEY_MODE)?.str(&self.mode)?;
         e.str(KEY_SIGIL)?.str(&self.sigil_version)?;
         e.str(KEY_PROTOCOL)?.u32(self.protocol)?;
@@ -158,6 +176,7 @@ impl ImageInfo {
         let mut sigil = None;
         let mut mode = None;
         let mut capabilities = None;
+        let mut bb = None;
         for _ in 0..entries {
             let key = bounded_str(&mut d)?;
             match key {
@@ -167,6 +186,7 @@ impl ImageInfo {
                 KEY_CAPABILITIES => {
                     set_once(&mut capabilities, KEY_CAPABILITIES, decode_caps(&mut d)?)?
                 }
+                KEY_BB => set_once(&mut bb, KEY_BB, decode_bb(&mut d)?)?,
                 // Forward compatibility. minicbor's skip is iterative (no recursion, so no
                 // stack exhaustion from deep nesting) and cannot read past the bounded input.
                 _ => d.skip()?,
@@ -181,18 +201,47 @@ impl ImageInfo {
             sigil_version: sigil.ok_or(UserDataError::MissingKey(KEY_SIGIL))?,
             mode: mode.ok_or(UserDataError::MissingKey(KEY_MODE))?,
             capabilities: capabilities.ok_or(UserDataError::MissingKey(KEY_CAPABILITIES))?,
+            bb,
         })
     }
 
     /// The same content as JSON, with the CBOR keys (for logs and the client's report).
     pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
+        let mut v = serde_json::json!({
             "protocol": self.protocol,
             "sigil": self.sigil_version,
             "mode": self.mode,
             "capabilities": self.capabilities,
-        })
+        });
+        if let Some(b) = &self.bb {
+            v["bb"] = serde_json::json!({"version": b.version, "sha256": b.sha256});
+        }
+        v
     }
+}
+
+/// `{"sha256": text, "version": text}`, both required, nothing else.
+fn decode_bb(d: &mut Decoder<'_>) -> Result<BbInfo, UserDataError> {
+    let n = d
+        .map()?
+        .ok_or_else(|| UserDataError::Malformed("indefinite-length bb map".into()))?;
+    if n != 2 {
+        return Err(UserDataError::Malformed(
+            "bb must hold sha256 and version".into(),
+        ));
+    }
+    let (mut version, mut sha256) = (None, None);
+    for _ in 0..2 {
+        match bounded_str(d)? {
+            KEY_BB_VERSION => set_once(&mut version, KEY_BB_VERSION, bounded_str(d)?.to_owned())?,
+            KEY_BB_SHA256 => set_once(&mut sha256, KEY_BB_SHA256, bounded_str(d)?.to_owned())?,
+            _ => return Err(UserDataError::Malformed("unknown key in bb".into())),
+        }
+    }
+    Ok(BbInfo {
+        version: version.ok_or(UserDataError::MissingKey(KEY_BB_VERSION))?,
+        sha256: sha256.ok_or(UserDataError::MissingKey(KEY_BB_SHA256))?,
+    })
 }
 
 /// A repeated key is refused: two parsers keeping first vs last value would disagree
@@ -243,7 +292,29 @@ mod tests {
             sigil_version: "0.1.0".into(),
             mode: "nitro".into(),
             capabilities: vec!["encap-hpke-x25519-aes256gcm".into(), "ping".into()],
+            bb: None,
         }
+    }
+
+    #[test]
+    fn bb_round_trips_and_is_strict() {
+        let mut info = sample();
+        info.bb = Some(BbInfo {
+            version: "5.0.0-nightly.20260710".into(),
+            sha256: "c3".repeat(32),
+        });
+        let cbor = info.to_cbor();
+        assert_eq!(ImageInfo::from_cbor(&cbor).unwrap(), info);
+        assert!(info.validate().is_ok());
+        // Deterministic order: "bb" is the shortest key, so it comes first.
+        assert_eq!(&cbor[1..4], &[0x62, b'b', b'b']);
+        // An image without bb still parses, as before.
+        assert_eq!(ImageInfo::from_cbor(&sample().to_cbor()).unwrap().bb, None);
+        // A bb map with another key is refused.
+        let mut bad = cbor.clone();
+        let at = bad.windows(6).position(|w| w == b"sha256").unwrap();
+        bad[at..at + 6].copy_from_slice(b"sha512");
+        assert!(ImageInfo::from_cbor(&bad).is_err());
     }
 
     /// Hand-rolled CBOR heads (RFC 8949 §3) so tests can build inputs our encoder never would.

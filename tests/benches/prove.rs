@@ -246,22 +246,13 @@ impl Bare {
         ])
     }
 
-    /// One warm-up run, then `runs` measured ones, each into a fresh output directory.
-    fn measure(&self, name: &str, runs: usize) -> BareTimes {
-        let mut t = BareTimes::default();
-        for i in 0..=runs {
-            let out = self.dir.join(format!("bare-{name}-{i}"));
-            let _ = std::fs::remove_dir_all(&out);
-            let g = self.gates(name);
-            let p = self.prove(name, &out);
-            let v = self.verify(&out);
-            if i > 0 {
-                t.gates.push(g);
-                t.prove.push(p);
-                t.verify.push(v);
-            }
-        }
-        t
+    /// One bare run (gates, prove, verify) into a fresh output directory.
+    fn once(&self, name: &str, tag: usize, t: &mut BareTimes) {
+        let out = self.dir.join(format!("bare-{name}-{tag}"));
+        let _ = std::fs::remove_dir_all(&out);
+        t.gates.push(self.gates(name));
+        t.prove.push(self.prove(name, &out));
+        t.verify.push(self.verify(&out));
     }
 
     /// Host check of a proof that came out of the enclave.
@@ -581,7 +572,8 @@ fn main() {
     println!(
         "service: sigil-shim (CRS in its blob store) + sigil-enclave --bb; HPKE-sealed POST \
          /v1/prove, GET /v1/prove/{{id}} polls, result opened;\n         prove_ms is the \
-         enclave's own time for bb gates + prove + verify; one warm-up run per fixture and side"
+         enclave's own time for bb gates + prove + verify;\n         one warm-up run per \
+         fixture and side, then the sides take turns in each round"
     );
     println!();
 
@@ -594,16 +586,20 @@ fn main() {
     let mut results = Vec::new();
     for &(name, runs) in FIXTURES {
         let inputs = Inputs::read(name);
-        let bare_times = bare.measure(name, runs);
-        // Warm-up, checked on the host.
+        // Warm-up of both sides (CRS in the page cache), the service's proof checked on the
+        // host.
+        bare.once(name, 0, &mut BareTimes::default());
         let warm = job_tight(&client, &enclave, &inputs);
         bare.check(name, &warm.proof);
-        let wait: Vec<JobTiming> = (0..runs)
-            .map(|_| job_client_wait(&client, &enclave, &inputs))
-            .collect();
-        let tight: Vec<JobTiming> = (0..runs)
-            .map(|_| job_tight(&client, &enclave, &inputs))
-            .collect();
+        // The sides take turns in every round, so that load from other work on the machine
+        // falls on both alike.
+        let mut bare_times = BareTimes::default();
+        let (mut wait, mut tight) = (Vec::new(), Vec::new());
+        for i in 1..=runs {
+            bare.once(name, i, &mut bare_times);
+            tight.push(job_tight(&client, &enclave, &inputs));
+            wait.push(job_client_wait(&client, &enclave, &inputs));
+        }
         results.push(FixtureResult {
             name,
             bare: bare_times,

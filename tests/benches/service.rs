@@ -98,6 +98,7 @@ fn main() {
         sigil_version: "bench".into(),
         mode: "local".into(),
         capabilities: vec!["attestation".into(), "encapsulated-ping".into()],
+        bb: None,
     };
     let app = App::new(
         Arc::new(nsm),

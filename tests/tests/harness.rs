@@ -267,6 +267,37 @@ fn the_image_proves_with_its_measured_bb() {
     let proof = client
         .prove_wait(&job, std::time::Duration::from_secs(300), |_| {})
         .unwrap_or_else(|e| panic!("{e}\n{}", h.console_tail(40)));
+    // The attestation names the bb that ran: the pinned binary the image carries.
+    let bb_bytes = std::fs::read(common::target_dir().join("bb/bb")).unwrap();
+    assert_eq!(
+        enclave.image.bb.as_ref().map(|b| b.sha256.clone()),
+        Some(hex::encode(
+            ring::digest::digest(&ring::digest::SHA256, &bb_bytes).as_ref()
+        ))
+    );
+    // Bad inputs fail with their codes inside the image too.
+    let fixtures_bad = fixtures.join("../unsatisfied");
+    for (circuit, witness, want) in [
+        (
+            std::fs::read(fixtures_bad.join("target.json")).unwrap(),
+            std::fs::read(fixtures_bad.join("witness.gz")).unwrap(),
+            "unsatisfied",
+        ),
+        (
+            b"{\"not\": \"a circuit\"}".to_vec(),
+            std::fs::read(fixtures.join("witness.gz")).unwrap(),
+            "bad_circuit",
+        ),
+    ] {
+        let job = client
+            .prove_submit(&enclave, &circuit, &witness, "default")
+            .unwrap();
+        match client.prove_wait(&job, std::time::Duration::from_secs(300), |_| {}) {
+            Err(sigil_client::ClientError::Api { code, .. }) => assert_eq!(code, want),
+            Err(e) => panic!("{want}: {e}"),
+            Ok(_) => panic!("{want}: a proof came back"),
+        }
+    }
     h.shutdown();
 
     let out = state.join("out");

@@ -209,6 +209,12 @@ fn proofs_made_in_the_enclave_verify_on_the_host_and_failures_are_clear() {
     }
 
     let (c, e) = attest(&s.endpoint());
+    // The attestation names the prover that runs: bb's version and the hash of its binary.
+    let bb_info = e.image.bb.clone().expect("user_data names bb");
+    let bytes = std::fs::read(bb()).unwrap();
+    let want = hex::encode(ring::digest::digest(&ring::digest::SHA256, &bytes).as_ref());
+    assert_eq!(bb_info.sha256, want);
+    assert!(bb_info.version.starts_with("5.0.0"), "{}", bb_info.version);
     let fail = |circuit: &[u8], witness: &[u8]| -> (String, String) {
         let job = c.prove_submit(&e, circuit, witness, "default").unwrap();
         match c.prove_wait(&job, Duration::from_secs(120), |_| {}) {

@@ -41,6 +41,8 @@ pub struct Settings {
     pub bb: PathBuf,
     /// Its version, reported in results (and in the attestation's user_data).
     pub bb_version: String,
+    /// SHA-256 (hex) of the binary, in the attestation's user_data.
+    pub bb_sha256: String,
     /// Job directories go here (tmpfs in the image).
     pub work_dir: PathBuf,
     pub workers: usize,

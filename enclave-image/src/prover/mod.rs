@@ -41,8 +41,27 @@ pub fn start(
         return Err(format!("{} --version failed", bb.display()));
     }
     let version = version.trim().to_string();
+    // The hash of what will run, for the attestation's user_data (PCR0/PCR1 measure the same
+    // bytes in the image; in local mode it is the only record of which bb ran).
+    let bb_sha256 = {
+        use std::io::Read;
+        let mut f = std::fs::File::open(&bb).map_err(|e| format!("{}: {e}", bb.display()))?;
+        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = f
+                .read(&mut buf)
+                .map_err(|e| format!("{}: {e}", bb.display()))?;
+            if n == 0 {
+                break;
+            }
+            ctx.update(&buf[..n]);
+        }
+        hex::encode(ctx.finish().as_ref())
+    };
     let settings = Settings {
         bb,
+        bb_sha256,
         bb_version: version.chars().take(64).collect(),
         work_dir: work_dir.to_path_buf(),
         workers: config.workers.unwrap_or(1),
