@@ -8,22 +8,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use common::{Enclave, target_dir};
-use sigil_e2e::shim::{Shim, ShimSetup};
-
-fn shared_crs() -> PathBuf {
-    let p = common::shared("crs/bn254_g1.dat");
-    assert!(
-        p.exists(),
-        "{} is missing (../shared beside the checkout)",
-        p.display()
-    );
-    p
-}
-
-fn sha256_of_points(points: usize) -> String {
-    let bytes = std::fs::read(shared_crs()).unwrap();
-    hex::encode(ring::digest::digest(&ring::digest::SHA256, &bytes[..points * 64]).as_ref())
-}
+use sigil_e2e::shim::Shim;
 
 struct Setup {
     dir: PathBuf,
@@ -32,25 +17,7 @@ struct Setup {
 
 impl Setup {
     fn new(name: &str) -> Setup {
-        let dir = target_dir()
-            .join("test-crs")
-            .join(format!("{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("state")).unwrap();
-        let sock = |n: &str| format!("unix:{}", dir.join(n).display());
-        let shim = Shim::start(&ShimSetup {
-            bin: common::profile_bin("sigil-shim"),
-            state_dir: dir.join("state"),
-            blob_listen: sock("blobs.sock"),
-            egress_listen: sock("egress.sock"),
-            credentials_listen: sock("creds.sock"),
-            egress_allow: "kms.us-east-1.amazonaws.com:443".into(),
-            egress_resolve: None,
-            ingress: None,
-            log: dir.join("shim.log"),
-            crs: Some(shared_crs()),
-        })
-        .expect("start sigil-shim");
+        let (dir, shim) = common::crs_shim("test-crs", name);
         Setup { dir, _shim: shim }
     }
 
@@ -103,11 +70,11 @@ fn crs_status(e: &Enclave, want_error: bool) -> serde_json::Value {
 #[test]
 fn the_pinned_crs_is_loaded_and_anything_else_refused() {
     let s = Setup::new("pins");
-    let total = (std::fs::metadata(shared_crs()).unwrap().len() / 64) as usize;
+    let total = (std::fs::metadata(common::shared_crs()).unwrap().len() / 64) as usize;
 
     // The whole shared CRS (spanning three 1 MiB chunks), and a prefix of it.
     for points in [total, 1000] {
-        let e = s.enclave(&sha256_of_points(points), points);
+        let e = s.enclave(&common::sha256_of_crs_points(points), points);
         let st = crs_status(&e, false);
         assert_eq!(st["state"], "ready", "{st}");
         assert_eq!(st["points"], points as u64);

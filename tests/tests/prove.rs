@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::{Enclave, target_dir};
 use sigil_client::{Client, ClientError};
-use sigil_e2e::shim::{Shim, ShimSetup};
+use sigil_e2e::shim::Shim;
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -29,15 +29,6 @@ fn fixture(name: &str, file: &str) -> PathBuf {
     workspace().join("fixtures").join(name).join(file)
 }
 
-fn shared_crs() -> PathBuf {
-    common::shared("crs/bn254_g1.dat")
-}
-
-fn sha256_of_points(points: usize) -> String {
-    let bytes = std::fs::read(shared_crs()).unwrap();
-    hex::encode(ring::digest::digest(&ring::digest::SHA256, &bytes[..points * 64]).as_ref())
-}
-
 struct Setup {
     dir: PathBuf,
     _shim: Shim,
@@ -48,26 +39,9 @@ impl Setup {
     /// A shim holding the shared CRS and an enclave pinning its first `points` points (or
     /// `sha` when given).
     fn new(name: &str, points: usize, sha: Option<String>) -> Setup {
-        let dir = target_dir()
-            .join("test-prove")
-            .join(format!("{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("state")).unwrap();
+        let (dir, shim) = common::crs_shim("test-prove", name);
         let sock = |n: &str| format!("unix:{}", dir.join(n).display());
-        let shim = Shim::start(&ShimSetup {
-            bin: common::profile_bin("sigil-shim"),
-            state_dir: dir.join("state"),
-            blob_listen: sock("blobs.sock"),
-            egress_listen: sock("egress.sock"),
-            credentials_listen: sock("creds.sock"),
-            egress_allow: "kms.us-east-1.amazonaws.com:443".into(),
-            egress_resolve: None,
-            ingress: None,
-            log: dir.join("shim.log"),
-            crs: Some(shared_crs()),
-        })
-        .expect("start sigil-shim");
-        let sha = sha.unwrap_or_else(|| sha256_of_points(points));
+        let sha = sha.unwrap_or_else(|| common::sha256_of_crs_points(points));
         let config = dir.join("enclave.json");
         std::fs::write(
             &config,
@@ -140,7 +114,7 @@ fn host_crs_dir() -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     let link = dir.join("bn254_g1.dat");
     if !link.exists() {
-        std::os::unix::fs::symlink(shared_crs(), &link).unwrap();
+        std::os::unix::fs::symlink(common::shared_crs(), &link).unwrap();
     }
     dir
 }

@@ -90,6 +90,8 @@ enum State {
 struct Job {
     state: State,
     input: Option<Input>,
+    /// Hashed once at submission (inputs are up to megabytes); the result repeats it.
+    inputs_sha256: String,
     submitted: Instant,
     started: Option<Instant>,
     ended: Option<Instant>,
@@ -166,6 +168,7 @@ impl Prover {
             Job {
                 state: State::Queued,
                 input: Some(input),
+                inputs_sha256: inputs.clone(),
                 submitted: Instant::now(),
                 started: None,
                 ended: None,
@@ -222,7 +225,7 @@ impl Prover {
 
     fn work(&self) {
         loop {
-            let (id, input, queued) = {
+            let (id, input, queued, inputs) = {
                 let mut inner = self.lock();
                 let id = loop {
                     if let Some(id) = inner.queue.pop_front() {
@@ -236,15 +239,15 @@ impl Prover {
                 job.state = State::Running;
                 job.started = Some(Instant::now());
                 let queued = job.submitted.elapsed();
+                let inputs = job.inputs_sha256.clone();
                 match job.input.take() {
-                    Some(input) => (id, input, queued),
+                    Some(input) => (id, input, queued, inputs),
                     None => continue,
                 }
             };
             let started = Instant::now();
             let outcome = self.prove(&id, &input);
             let prove_ms = started.elapsed().as_millis() as u64;
-            let inputs = inputs_sha256(&input.circuit, &input.witness);
             let mut result = JobResult {
                 id: id.clone(),
                 inputs_sha256: inputs,

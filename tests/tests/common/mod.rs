@@ -211,3 +211,46 @@ pub fn owner_secret(o: &sigil_client::OwnerKey) -> Vec<u8> {
     std::fs::remove_file(&p).unwrap();
     hex::decode(hex_text.trim()).unwrap()
 }
+
+/// The shared BN254 CRS prefix (32,769 points).
+pub fn shared_crs() -> PathBuf {
+    let p = shared("crs/bn254_g1.dat");
+    assert!(
+        p.exists(),
+        "{} is missing (../shared beside the checkout)",
+        p.display()
+    );
+    p
+}
+
+/// SHA-256 (hex) of the first `points` points of the shared CRS: the pin a prover
+/// configuration names.
+pub fn sha256_of_crs_points(points: usize) -> String {
+    let bytes = std::fs::read(shared_crs()).unwrap();
+    hex::encode(ring::digest::digest(&ring::digest::SHA256, &bytes[..points * 64]).as_ref())
+}
+
+/// A fresh directory `target/<group>/<name>-<pid>` holding a real shim that serves the shared
+/// CRS from its blob store (`<dir>/blobs.sock`).
+pub fn crs_shim(group: &str, name: &str) -> (PathBuf, sigil_e2e::shim::Shim) {
+    let dir = target_dir()
+        .join(group)
+        .join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("state")).unwrap();
+    let sock = |n: &str| format!("unix:{}", dir.join(n).display());
+    let shim = sigil_e2e::shim::Shim::start(&sigil_e2e::shim::ShimSetup {
+        bin: profile_bin("sigil-shim"),
+        state_dir: dir.join("state"),
+        blob_listen: sock("blobs.sock"),
+        egress_listen: sock("egress.sock"),
+        credentials_listen: sock("creds.sock"),
+        egress_allow: "kms.us-east-1.amazonaws.com:443".into(),
+        egress_resolve: None,
+        ingress: None,
+        log: dir.join("shim.log"),
+        crs: Some(shared_crs()),
+    })
+    .expect("start sigil-shim");
+    (dir, shim)
+}
