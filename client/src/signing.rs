@@ -410,9 +410,11 @@ impl Client {
     ) -> Result<KeyView, ClientError> {
         let not_after = owner.not_after();
         let x = owner.x_only();
-        let d = wire::request_digest(Op::GenerateKey, &[&x], not_after);
+        let request_id = fresh_request_id()?;
+        let d = wire::request_digest(Op::GenerateKey, &[&x, &request_id], not_after);
         let req = GenerateKeyRequest {
             owner: hex::encode(x),
+            request_id: hex::encode(request_id),
             not_after,
             signature: owner.sign(&d)?,
         };
@@ -425,6 +427,7 @@ impl Client {
         if k.owner != req.owner {
             return Err(proto("the key was created for another owner"));
         }
+        check_key_id(&k, &x, &request_id)?;
         Ok(k)
     }
 
@@ -438,10 +441,12 @@ impl Client {
         let not_after = owner.not_after();
         let x = owner.x_only();
         let public_key = secret.public_key();
-        let d = wire::request_digest(Op::ImportKey, &[&x, &public_key], not_after);
+        let request_id = fresh_request_id()?;
+        let d = wire::request_digest(Op::ImportKey, &[&x, &public_key, &request_id], not_after);
         let req = ImportKeyRequest {
             secret: hex::encode(*secret.secret_bytes()),
             owner: hex::encode(x),
+            request_id: hex::encode(request_id),
             not_after,
             signature: owner.sign(&d)?,
         };
@@ -454,6 +459,7 @@ impl Client {
         if k.public_key != hex::encode(public_key) || k.owner != req.owner {
             return Err(proto("the enclave answered for another key"));
         }
+        check_key_id(&k, &x, &request_id)?;
         Ok(k)
     }
 
@@ -764,6 +770,25 @@ impl Client {
             &psigs,
         )
     }
+}
+
+/// 16 random bytes naming one key-creation request (see `GenerateKeyRequest::request_id`).
+fn fresh_request_id() -> Result<[u8; 16], ClientError> {
+    let mut id = [0u8; 16];
+    getrandom::fill(&mut id).map_err(|e| proto(format!("no randomness: {e}")))?;
+    Ok(id)
+}
+
+/// The key's id must be the one the request names, so the client knows a retry or replay of
+/// this request can only ever return this key.
+fn check_key_id(k: &KeyView, owner: &[u8; 32], request_id: &[u8; 16]) -> Result<(), ClientError> {
+    let want = sigil_signing::key_id_for_request(owner, request_id);
+    if k.id != want.to_string() {
+        return Err(proto(
+            "the enclave named the key with an id its request does not derive",
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

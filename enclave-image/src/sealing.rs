@@ -30,10 +30,11 @@ enum State {
     Disabled,
     Starting {
         attempts: u32,
-        last_error: Option<String>,
+        /// The last attempt's error: its code and its text.
+        last_error: Option<(&'static str, String)>,
     },
-    /// No retry helps (the configuration itself is refused).
-    Failed(String),
+    /// No retry helps (the configuration itself is refused): code and text.
+    Failed(&'static str, String),
     Ready {
         store: Box<SealedStore<Stream>>,
         origin: Origin,
@@ -48,6 +49,9 @@ pub struct Status {
     pub origin: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attempts: Option<u32>,
+    /// A short stable code for the last error (see `KeyringError::code`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -115,9 +119,10 @@ impl Sealing {
             .name("sigil-sealing".into())
             .spawn(move || me.run(&config, nsm.as_ref(), mode, &services));
         if let Err(e) = spawned {
-            sealing.set(State::Failed(format!(
-                "cannot start the sealing thread: {e}"
-            )));
+            sealing.set(State::Failed(
+                "internal",
+                format!("cannot start the sealing thread: {e}"),
+            ));
         }
         sealing
     }
@@ -151,7 +156,7 @@ impl Sealing {
                 }
                 Err(e @ KeyringError::DevelopmentTrustOnNitro) => {
                     log::warn(format_args!("sealing: {e}"));
-                    self.set(State::Failed(e.to_string()));
+                    self.set(State::Failed(e.code(), e.to_string()));
                     return;
                 }
                 Err(e) => {
@@ -161,7 +166,7 @@ impl Sealing {
                     ));
                     self.set(State::Starting {
                         attempts: attempt,
-                        last_error: Some(e.to_string()),
+                        last_error: Some((e.code(), e.to_string())),
                     });
                 }
             }
@@ -189,11 +194,12 @@ impl Sealing {
             State::Starting { last_error, .. } => {
                 return Err(SealingError::Unavailable(
                     last_error
-                        .clone()
+                        .as_ref()
+                        .map(|(_, text)| text.clone())
                         .unwrap_or_else(|| "the data key is being fetched from KMS".into()),
                 ));
             }
-            State::Failed(e) => return Err(SealingError::Unavailable(e.clone())),
+            State::Failed(_, e) => return Err(SealingError::Unavailable(e.clone())),
             State::Ready { store, .. } => store,
         };
         // A call that fails on I/O (the shim restarted, a timeout) runs once more on a new
@@ -226,6 +232,7 @@ fn summarize(st: &State) -> Status {
             state: "disabled",
             origin: None,
             attempts: None,
+            error_code: None,
             error: None,
         },
         State::Starting {
@@ -235,12 +242,14 @@ fn summarize(st: &State) -> Status {
             state: "starting",
             origin: None,
             attempts: Some(*attempts),
-            error: last_error.clone(),
+            error_code: last_error.as_ref().map(|(code, _)| *code),
+            error: last_error.as_ref().map(|(_, text)| text.clone()),
         },
-        State::Failed(e) => Status {
+        State::Failed(code, e) => Status {
             state: "failed",
             origin: None,
             attempts: None,
+            error_code: Some(code),
             error: Some(e.clone()),
         },
         State::Ready { origin, .. } => Status {
@@ -250,6 +259,7 @@ fn summarize(st: &State) -> Status {
                 Origin::Recovered => "recovered",
             }),
             attempts: None,
+            error_code: None,
             error: None,
         },
     }

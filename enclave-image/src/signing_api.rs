@@ -367,12 +367,13 @@ impl SigningApi {
 
     fn generate_key(&self, r: GenerateKeyRequest, now: u64) -> Result<KeyView, Refusal> {
         let owner = owner_key(&r.owner)?;
-        let d = wire::request_digest(Op::GenerateKey, &[&owner], r.not_after);
+        let request_id = hex_array::<16>("request id", &r.request_id)?;
+        let d = wire::request_digest(Op::GenerateKey, &[&owner, &request_id], r.not_after);
         check_owner_signature(&owner, &d, &r.signature, r.not_after, now)?;
         self.need_sealing()?;
         let info = self
             .engine
-            .generate_key(owner, now)
+            .generate_key_for_request(owner, request_id, now)
             .map_err(engine_refusal)?;
         Ok(key_view(&info))
     }
@@ -386,12 +387,19 @@ impl SigningApi {
         let public_key = HeldKey::from_secret(KeyId([0; 16]), &secret, owner, now)
             .map_err(engine_refusal)?
             .public_key();
-        let d = wire::request_digest(Op::ImportKey, &[&owner, &public_key], r.not_after);
+        let request_id = hex_array::<16>("request id", &r.request_id)?;
+        let d = wire::request_digest(
+            Op::ImportKey,
+            &[&owner, &public_key, &request_id],
+            r.not_after,
+        );
         check_owner_signature(&owner, &d, &r.signature, r.not_after, now)?;
         self.need_sealing()?;
+        // A replay of this request (within its validity) returns the key it made; see
+        // `Engine::import_key_for_request`.
         let info = self
             .engine
-            .import_key(&secret, owner, now)
+            .import_key_for_request(&secret, owner, request_id, now)
             .map_err(engine_refusal)?;
         Ok(key_view(&info))
     }
@@ -872,7 +880,8 @@ fn engine_refusal(e: Error) -> Refusal {
         Error::SessionFailed(_)
         | Error::WrongState { .. }
         | Error::Conflict { .. }
-        | Error::RoundMismatch => 409,
+        | Error::RoundMismatch
+        | Error::RequestReused => 409,
         Error::Deleted(_) | Error::SessionExpired => 410,
         Error::LimitExceeded("too many sessions") => 429,
         Error::LimitExceeded(_) => 413,

@@ -68,9 +68,9 @@ pub const REQUEST_TAG: &str = "sigil/musig2/request/v1";
 /// What an owner-signed request does (the first field of [`request_digest`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Op {
-    /// Fields: owner (32 bytes).
+    /// Fields: owner (32 bytes), request id (16).
     GenerateKey,
-    /// Fields: owner (32), the imported key's compressed public key (33).
+    /// Fields: owner (32), the imported key's compressed public key (33), request id (16).
     ImportKey,
     /// Fields: key id (16).
     DeleteKey,
@@ -124,8 +124,12 @@ pub fn request_digest(op: Op, fields: &[&[u8]], not_after: u64) -> [u8; 32] {
 pub struct GenerateKeyRequest {
     /// Hex x-only key of the owner who will approve every use.
     pub owner: String,
+    /// Hex, 16 random bytes the client picks per key. The key's id derives from the owner and
+    /// this, so sending the request again (a retry, or a replay) returns the same key.
+    pub request_id: String,
     pub not_after: u64,
-    /// Hex BIP-340 signature by `owner` over `request_digest(GenerateKey, [owner])`.
+    /// Hex BIP-340 signature by `owner` over
+    /// `request_digest(GenerateKey, [owner, request_id])`.
     pub signature: String,
 }
 
@@ -137,8 +141,11 @@ pub struct ImportKeyRequest {
     /// Hex 32-byte secret key.
     pub secret: String,
     pub owner: String,
+    /// As in [`GenerateKeyRequest`]: a replayed import returns the first key instead of
+    /// storing a second copy of the secret; the same id with another secret is refused.
+    pub request_id: String,
     pub not_after: u64,
-    /// By `owner` over `request_digest(ImportKey, [owner, public_key])`.
+    /// By `owner` over `request_digest(ImportKey, [owner, public_key, request_id])`.
     pub signature: String,
 }
 
@@ -147,6 +154,7 @@ impl std::fmt::Debug for ImportKeyRequest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ImportKeyRequest")
             .field("owner", &self.owner)
+            .field("request_id", &self.request_id)
             .finish_non_exhaustive()
     }
 }

@@ -34,6 +34,9 @@ pub struct Engine<V: Vault> {
     entropy: CheckedEntropy,
     /// Record names deleted in this process.
     deleted: Mutex<HashSet<String>>,
+    /// Held while a key is created: the check for an earlier run of the same request and the
+    /// write must not interleave with another run of it.
+    creating: Mutex<()>,
     sessions: Mutex<HashMap<SessionId, Arc<Mutex<Session>>>>,
     counter: AtomicU64,
     events: Mutex<EventLog>,
@@ -49,6 +52,14 @@ fn lock<T>(m: &Mutex<T>) -> Result<MutexGuard<'_, T>, Error> {
     m.lock().map_err(|_| Error::Internal("lock poisoned"))
 }
 
+/// The id of the key that the owner's creation request `request_id` makes.
+pub fn key_id_for_request(owner: &[u8; 32], request_id: &[u8; 16]) -> KeyId {
+    let h = tagged_hash("sigil/musig2/key-request", &[owner, request_id]);
+    let mut id = [0u8; 16];
+    id.copy_from_slice(&h[..16]);
+    KeyId(id)
+}
+
 impl<V: Vault> Engine<V> {
     /// A fresh engine over `vault`, with no sessions.
     ///
@@ -62,6 +73,7 @@ impl<V: Vault> Engine<V> {
             vault,
             entropy: CheckedEntropy::new(Box::new(entropy)),
             deleted: Mutex::new(HashSet::new()),
+            creating: Mutex::new(()),
             sessions: Mutex::new(HashMap::new()),
             counter: AtomicU64::new(0),
             events: Mutex::new(EventLog::default()),
@@ -106,12 +118,32 @@ impl<V: Vault> Engine<V> {
 
     // ----- keys -----
 
-    /// Generates a key inside the engine from the caller's entropy and stores its record.
+    /// Generates a key inside the engine from the caller's entropy and stores its record,
+    /// under a fresh request id (see [`Engine::generate_key_for_request`]).
     pub fn generate_key(&self, owner: [u8; 32], now: u64) -> Result<KeyInfo, Error> {
+        let request_id = self.random16()?;
+        self.generate_key_for_request(owner, request_id, now)
+    }
+
+    /// Generates a key for the owner's request `request_id`. The key's id derives from the
+    /// owner and the request id, so repeating the request (a client's retry, or a replay of
+    /// the signed request within its validity) returns the key it made the first time
+    /// instead of making another.
+    pub fn generate_key_for_request(
+        &self,
+        owner: [u8; 32],
+        request_id: [u8; 16],
+        now: u64,
+    ) -> Result<KeyInfo, Error> {
         parse_owner(&owner)?;
+        let id = key_id_for_request(&owner, &request_id);
+        let _one_at_a_time = lock(&self.creating)?;
+        if let Some(existing) = self.made_by_request(&id, &owner)? {
+            return Ok(existing);
+        }
         for _ in 0..4 {
             let secret = self.entropy.draw32()?;
-            match self.store_new_key(&secret, owner, now) {
+            match self.store_key(id, &secret, owner, now) {
                 // A draw at or above the curve order (probability ~2^-128): draw again.
                 Err(Error::InvalidSecretKey) => continue,
                 other => return other,
@@ -120,23 +152,65 @@ impl<V: Vault> Engine<V> {
         Err(Error::Internal("no valid secret key drawn"))
     }
 
-    /// Imports a 32-byte secret (already decrypted by the caller from an HPKE request).
+    /// Imports a 32-byte secret (already decrypted by the caller from an HPKE request) under a
+    /// fresh request id.
     pub fn import_key(
         &self,
         secret: &Zeroizing<[u8; 32]>,
         owner: [u8; 32],
         now: u64,
     ) -> Result<KeyInfo, Error> {
-        self.store_new_key(secret, owner, now)
+        let request_id = self.random16()?;
+        self.import_key_for_request(secret, owner, request_id, now)
     }
 
-    fn store_new_key(
+    /// Imports a secret for the owner's request `request_id`. Threat: a replayed import (the
+    /// parent keeps the encapsulated request and sends it again within its validity) would
+    /// otherwise store a second copy of the secret under a new id, which survives deleting
+    /// the first. The id derives from the owner and the request id, so a repeat finds the
+    /// first key and returns it; the same request id with another secret is refused.
+    pub fn import_key_for_request(
         &self,
+        secret: &Zeroizing<[u8; 32]>,
+        owner: [u8; 32],
+        request_id: [u8; 16],
+        now: u64,
+    ) -> Result<KeyInfo, Error> {
+        parse_owner(&owner)?;
+        let id = key_id_for_request(&owner, &request_id);
+        let _one_at_a_time = lock(&self.creating)?;
+        if let Some(existing) = self.made_by_request(&id, &owner)? {
+            let public_key = HeldKey::from_secret(id, secret, owner, now)?.public_key();
+            if existing.public_key != public_key {
+                return Err(Error::RequestReused);
+            }
+            return Ok(existing);
+        }
+        self.store_key(id, secret, owner, now)
+    }
+
+    /// The key an earlier run of the same request made, if any. A deleted one stays deleted.
+    fn made_by_request(&self, id: &KeyId, owner: &[u8; 32]) -> Result<Option<KeyInfo>, Error> {
+        let name = key_record_name(id);
+        self.check_not_deleted(&name)?;
+        let Some(bytes) = self.vault.get(&name)? else {
+            return Ok(None);
+        };
+        let key = HeldKey::from_record(&bytes, id)?;
+        if key.info().owner != *owner {
+            // Only a hash collision gets here; never hand one owner's key to another.
+            return Err(Error::RequestReused);
+        }
+        Ok(Some(key.info()))
+    }
+
+    fn store_key(
+        &self,
+        id: KeyId,
         secret: &Zeroizing<[u8; 32]>,
         owner: [u8; 32],
         now: u64,
     ) -> Result<KeyInfo, Error> {
-        let id = self.fresh_name(KeyId, key_record_name)?;
         let key = HeldKey::from_secret(id, secret, owner, now)?;
         self.vault.put(&key_record_name(&id), &key.to_record())?;
         Ok(key.info())

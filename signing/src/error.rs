@@ -38,6 +38,8 @@ pub enum Error {
     UnknownAggregate(String),
     /// The id was deleted in this process and may not be used again.
     Deleted(String),
+    /// A key-creation request id already made a different key.
+    RequestReused,
     /// The same public key appears twice among the participants.
     DuplicateParticipant { index: u32 },
     /// The aggregate has no key held by this engine, so it has nothing to sign.
@@ -91,6 +93,7 @@ impl Error {
             Error::UnknownKey(_) => "unknown_key",
             Error::UnknownAggregate(_) => "unknown_aggregate",
             Error::Deleted(_) => "deleted",
+            Error::RequestReused => "request_reused",
             Error::DuplicateParticipant { .. } => "duplicate_participant",
             Error::NoHeldParticipant => "no_held_participant",
             Error::UnknownSession => "unknown_session",
@@ -130,6 +133,9 @@ impl fmt::Display for Error {
             Error::UnknownKey(id) => write!(f, "no key {id}"),
             Error::UnknownAggregate(id) => write!(f, "no aggregate {id}"),
             Error::Deleted(id) => write!(f, "{id} was deleted"),
+            Error::RequestReused => f.write_str(
+                "this request id already made another key: use a fresh request id per key",
+            ),
             Error::DuplicateParticipant { index } => {
                 write!(f, "participant {index} repeats an earlier public key")
             }

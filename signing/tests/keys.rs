@@ -199,3 +199,62 @@ fn sessions_write_nothing_to_the_vault() {
     // Secret nonces (and everything else about sessions) stayed in memory.
     assert_eq!(snapshot(&vault), before);
 }
+
+#[test]
+fn a_repeated_creation_request_returns_the_first_key_and_makes_no_copy() {
+    let vault = MemoryVault::new();
+    let engine = sigil_signing::Engine::new(vault.clone(), entropy(31));
+    let owner = Owner::new(31);
+    let other_owner = Owner::new(32);
+
+    // Generate: the same request twice is one key; another request id is another key.
+    let a = engine
+        .generate_key_for_request(owner.xonly(), [1; 16], NOW)
+        .unwrap();
+    let again = engine
+        .generate_key_for_request(owner.xonly(), [1; 16], NOW + 5)
+        .unwrap();
+    assert_eq!(again, a);
+    assert_eq!(
+        a.id,
+        sigil_signing::key_id_for_request(&owner.xonly(), &[1; 16])
+    );
+    let b = engine
+        .generate_key_for_request(owner.xonly(), [2; 16], NOW)
+        .unwrap();
+    assert_ne!(b.id, a.id);
+    // The same request id from another owner names another key.
+    let c = engine
+        .generate_key_for_request(other_owner.xonly(), [1; 16], NOW)
+        .unwrap();
+    assert_ne!(c.id, a.id);
+    assert_eq!(engine.list_keys().unwrap().len(), 3);
+
+    // Import: a replay stores nothing new and answers with the first key.
+    let secret = Zeroizing::new([0x42u8; 32]);
+    let before = snapshot(&vault).len();
+    let imported = engine
+        .import_key_for_request(&secret, owner.xonly(), [9; 16], NOW)
+        .unwrap();
+    let replayed = engine
+        .import_key_for_request(&secret, owner.xonly(), [9; 16], NOW + 60)
+        .unwrap();
+    assert_eq!(replayed, imported);
+    assert_eq!(snapshot(&vault).len(), before + 1);
+    // The same request id with another secret is refused, and the first key is untouched.
+    let other = Zeroizing::new([0x43u8; 32]);
+    let e = engine
+        .import_key_for_request(&other, owner.xonly(), [9; 16], NOW)
+        .unwrap_err();
+    assert!(matches!(e, Error::RequestReused), "{e}");
+    assert_eq!(e.code(), "request_reused");
+    assert_eq!(engine.describe_key(&imported.id).unwrap(), imported);
+
+    // Deleted, the key does not come back from a replay of its request.
+    engine.delete_key(&imported.id).unwrap();
+    let e = engine
+        .import_key_for_request(&secret, owner.xonly(), [9; 16], NOW)
+        .unwrap_err();
+    assert!(matches!(e, Error::Deleted(_)), "{e}");
+    assert_eq!(snapshot(&vault).len(), before);
+}

@@ -39,16 +39,18 @@ impl Setup {
     /// A shim holding the shared CRS and an enclave pinning its first `points` points (or
     /// `sha` when given).
     fn new(name: &str, points: usize, sha: Option<String>) -> Setup {
+        Setup::with_limits(name, points, sha, r#""time_limit_secs": 120"#)
+    }
+
+    /// As [`Setup::new`], with `limits` (JSON members) in the prover's configuration.
+    fn with_limits(name: &str, points: usize, sha: Option<String>, limits: &str) -> Setup {
         let (dir, shim) = common::crs_shim("test-prove", name);
         let sock = |n: &str| format!("unix:{}", dir.join(n).display());
         let sha = sha.unwrap_or_else(|| common::sha256_of_crs_points(points));
         let config = dir.join("enclave.json");
         std::fs::write(
             &config,
-            format!(
-                r#"{{"prover": {{"crs_sha256": "{sha}", "crs_points": {points},
-                    "time_limit_secs": 120}}}}"#
-            ),
+            format!(r#"{{"prover": {{"crs_sha256": "{sha}", "crs_points": {points}, {limits}}}}}"#),
         )
         .unwrap();
         let blobs = sock("blobs.sock");
@@ -291,4 +293,110 @@ fn two_clients_at_once_are_queued_and_each_gets_its_own_proof() {
         sizes[0],
         sizes[1]
     );
+}
+
+/// Submits `name` and waits for its failure.
+fn fail_with(s: &Setup, name: &str) -> (String, String) {
+    let (c, e) = attest(&s.endpoint());
+    let circuit = std::fs::read(fixture(name, "target.json")).unwrap();
+    let witness = std::fs::read(fixture(name, "witness.gz")).unwrap();
+    let job = c.prove_submit(&e, &circuit, &witness, "default").unwrap();
+    match c.prove_wait(&job, Duration::from_secs(120), |_| {}) {
+        Err(ClientError::Api { code, message, .. }) => (code, message),
+        Ok(_) => panic!("{name} was proven within the limits"),
+        Err(other) => panic!("{other}"),
+    }
+}
+
+#[test]
+fn a_prover_over_its_memory_limit_fails_clearly_and_the_next_job_runs() {
+    // bb proves `tiny` in about 13 MiB of heap and `large` in about 46 MiB; with its code and
+    // thread stacks, 64 MiB of address space is enough for the first and not the second.
+    let s = Setup::with_limits("memory", 32_769, None, r#""memory_limit_mib": 64"#);
+    s.wait_crs(true);
+    let (code, m) = fail_with(&s, "large");
+    assert_eq!(code, "memory_limit", "{m}");
+    assert!(m.contains("64 MiB"), "{m}");
+    assert!(s.leftover_job_dirs().is_empty());
+    let (o, out) = prove_cli(&s, "tiny");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(host_verify(&out));
+}
+
+#[test]
+fn a_prover_over_its_time_limit_is_stopped_and_the_next_job_runs() {
+    // `large` takes seconds to prove here; one second is not enough.
+    let s = Setup::with_limits("time", 32_769, None, r#""time_limit_secs": 1"#);
+    s.wait_crs(true);
+    let start = Instant::now();
+    let (code, m) = fail_with(&s, "large");
+    assert_eq!(code, "time_limit", "{m}");
+    assert!(m.contains("within 1 s"), "{m}");
+    // Stopped at the limit, not left to finish.
+    assert!(
+        start.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(s.leftover_job_dirs().is_empty());
+    let (o, out) = prove_cli(&s, "tiny");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(host_verify(&out));
+}
+
+#[test]
+fn a_full_queue_refuses_new_jobs_and_the_queued_ones_still_finish() {
+    // One worker, room for one waiting job.
+    let s = Setup::with_limits(
+        "queue",
+        32_769,
+        None,
+        r#""time_limit_secs": 120, "workers": 1, "max_queue": 1"#,
+    );
+    s.wait_crs(true);
+    let (c, e) = attest(&s.endpoint());
+    let read = |n: &str, f: &str| std::fs::read(fixture(n, f)).unwrap();
+    let submit = |name: &str| {
+        c.prove_submit(
+            &e,
+            &read(name, "target.json"),
+            &read(name, "witness.gz"),
+            "default",
+        )
+    };
+
+    let running = submit("large").unwrap();
+    // Wait until the worker has taken it, so the next one is the one waiting.
+    let start = Instant::now();
+    while c.prove_status(&running.submitted.id).unwrap().state == "queued" {
+        assert!(start.elapsed() < Duration::from_secs(30));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let waiting = submit("tiny").unwrap();
+    let st = c.prove_status(&waiting.submitted.id).unwrap();
+    assert_eq!(st.state, "queued", "{st:?}");
+    assert_eq!(st.queue_position, Some(0));
+
+    match submit("tiny") {
+        Err(ClientError::Api {
+            status,
+            code,
+            message,
+        }) => {
+            assert_eq!((status, code.as_str()), (503, "queue_full"), "{message}");
+        }
+        Ok(_) => panic!("a job was accepted past the queue's bound"),
+        Err(other) => panic!("{other}"),
+    }
+
+    for job in [running, waiting] {
+        let p = c
+            .prove_wait(&job, Duration::from_secs(300), |_| {})
+            .unwrap();
+        assert!(!p.proof.is_empty());
+    }
+    // With the queue drained, new work is accepted again.
+    let again = submit("tiny").unwrap();
+    c.prove_wait(&again, Duration::from_secs(120), |_| {})
+        .unwrap();
 }

@@ -460,6 +460,7 @@ fn an_enclave_with_other_pcrs_cannot_unseal() {
         assert_eq!(s["state"], "starting", "{s}");
         let err = s["error"].as_str().unwrap();
         assert!(err.contains("AccessDenied"), "{err}");
+        assert_eq!(s["error_code"], "kms_refused", "{s}");
         let (c, e) = d.attest();
         let (status, code, _) = api_code(c.vault_get(&e, &owner, "secret").unwrap_err());
         assert_eq!((status, code.as_str()), (503, "sealing_unavailable"));
@@ -486,5 +487,6 @@ fn the_shim_refuses_egress_the_allow_list_does_not_name() {
     let s = d.wait_sealing(false);
     let err = s["error"].as_str().unwrap();
     assert!(err.contains("not_allowed"), "{err}");
+    assert_eq!(s["error_code"], "kms_unreachable", "{s}");
     assert!(err.contains("kms.eu-west-1.amazonaws.com:443"), "{err}");
 }

@@ -574,3 +574,51 @@ fn without_sealed_state_key_operations_answer_503() {
     let (status, code, _) = api_error(c.musig_session(&e, &"00".repeat(32)).unwrap_err());
     assert_eq!((status, code.as_str()), (404, "unknown_session"));
 }
+
+#[test]
+fn a_replayed_key_import_returns_the_first_key_and_stores_no_copy() {
+    use sigil_protocol::signing::{self as wire, ImportKeyRequest, KeyView, Op};
+    let mut d = Deployment::new("replay");
+    d.start_enclave();
+    let (c, e) = attest(&d.endpoint());
+    let owner = OwnerKey::generate().unwrap();
+    let not_after = now() + 300;
+    let import = |secret: &SignerKey, request_id: [u8; 16]| {
+        let digest = wire::request_digest(
+            Op::ImportKey,
+            &[&owner.x_only(), &secret.public_key(), &request_id],
+            not_after,
+        );
+        let req = ImportKeyRequest {
+            secret: hex::encode(*secret.secret_bytes()),
+            owner: hex::encode(owner.x_only()),
+            request_id: hex::encode(request_id),
+            not_after,
+            signature: owner.sign(&digest).unwrap(),
+        };
+        // The same plaintext as a parent replaying the captured request would deliver.
+        c.call_encapsulated(
+            &e,
+            wire::ROUTE_KEY_IMPORT,
+            wire::PATH_KEY_IMPORT,
+            &serde_json::to_vec(&req).unwrap(),
+        )
+        .map(|plain| serde_json::from_slice::<KeyView>(&plain).unwrap())
+    };
+    let secret = SignerKey::generate().unwrap();
+    let first = import(&secret, [5; 16]).unwrap();
+    let replayed = import(&secret, [5; 16]).unwrap();
+    assert_eq!(replayed.id, first.id);
+    assert_eq!(c.musig_list_keys(&e).unwrap(), vec![first.id.clone()]);
+
+    // The same request id cannot carry another secret.
+    let (status, code, _) =
+        api_error(import(&SignerKey::generate().unwrap(), [5; 16]).unwrap_err());
+    assert_eq!((status, code.as_str()), (409, "request_reused"));
+
+    // Once deleted, a replay does not bring the key back.
+    c.musig_delete_key(&e, &owner, &first.id).unwrap();
+    let (status, code, _) = api_error(import(&secret, [5; 16]).unwrap_err());
+    assert_eq!((status, code.as_str()), (410, "deleted"));
+    assert!(c.musig_list_keys(&e).unwrap().is_empty());
+}

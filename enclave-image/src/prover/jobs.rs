@@ -463,9 +463,32 @@ impl Prover {
             }),
             Exit::Code(0) => read_limited(&stdout_path, MAX_OUTPUT)
                 .map_err(|e| Failure::internal(format!("bb output: {e}"))),
-            Exit::Code(c) => Err(classify(what, &format!("exit code {c}"), &stderr)),
-            Exit::Signal(s) => Err(classify(what, &format!("signal {s}"), &stderr)),
+            Exit::Code(c) => Err(self.explain(classify(what, &format!("exit code {c}"), &stderr))),
+            Exit::Signal(s) => {
+                let mut f = self.explain(classify(what, &format!("signal {s}"), &stderr));
+                if f.code == "prover_failed" && s == libc::SIGSEGV {
+                    // Under RLIMIT_AS a failed stack or mmap growth shows up as SIGSEGV with
+                    // nothing on stderr; say that the limit may be the cause.
+                    f.message.push_str(&format!(
+                        " (a crash like this can mean the {} MiB memory limit is too low)",
+                        self.settings.memory_limit >> 20
+                    ));
+                }
+                Err(f)
+            }
         }
+    }
+
+    /// Names the configured limit in a memory failure, so the client knows what to change.
+    fn explain(&self, mut f: Failure) -> Failure {
+        if f.code == "memory_limit" {
+            f.message = format!(
+                "{} (the prover's memory limit is {} MiB)",
+                f.message,
+                self.settings.memory_limit >> 20
+            );
+        }
+        f
     }
 }
 
@@ -502,7 +525,11 @@ impl Failure {
 /// Turns bb's failure into a stable code with its own words.
 fn classify(what: &str, how: &str, stderr: &str) -> Failure {
     let lower = stderr.to_ascii_lowercase();
-    let code = if lower.contains("bad_alloc") || lower.contains("out of memory") {
+    // With RLIMIT_AS, running out shows as bad_alloc, or as a thread that cannot get its stack.
+    let code = if lower.contains("bad_alloc")
+        || lower.contains("out of memory")
+        || lower.contains("thread constructor failed")
+    {
         "memory_limit"
     } else if lower.contains("unsatisf") || lower.contains("failed constraint") {
         "unsatisfied"
@@ -654,6 +681,15 @@ mod tests {
         assert_eq!(
             classify("prove", "x", "Error: Failed constraint at gate 3").code,
             "unsatisfied"
+        );
+        assert_eq!(
+            classify(
+                "prove",
+                "exit code 1",
+                "thread constructor failed: Resource temporarily unavailable"
+            )
+            .code,
+            "memory_limit"
         );
         assert_eq!(classify("gates", "x", "something").code, "bad_circuit");
         assert_eq!(classify("prove", "x", "who knows").code, "prover_failed");

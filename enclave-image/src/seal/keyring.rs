@@ -117,6 +117,29 @@ impl fmt::Display for KeyringError {
 
 impl std::error::Error for KeyringError {}
 
+impl KeyringError {
+    /// A short, stable code for `/v1/health`, so monitoring can match on it; the text beside
+    /// it is for people and may change.
+    pub fn code(&self) -> &'static str {
+        match self {
+            KeyringError::DevelopmentTrustOnNitro => "development_trust_on_nitro",
+            KeyringError::RecordMissing { .. } => "record_missing",
+            KeyringError::OtherKey { .. } => "other_kms_key",
+            KeyringError::BadRecord(_) => "bad_record",
+            KeyringError::Credentials(_) => "credentials",
+            KeyringError::Store(_) => "blob_store",
+            KeyringError::Nsm(_) => "attestation",
+            KeyringError::Kms(ClientError::Connect(_) | ClientError::Io(_)) => "kms_unreachable",
+            KeyringError::Kms(ClientError::Tls(_)) => "kms_tls",
+            KeyringError::Kms(ClientError::Http(_)) => "kms_bad_http",
+            KeyringError::Kms(ClientError::Api(_)) => "kms_refused",
+            KeyringError::Kms(ClientError::Sign(_)) => "kms_signing",
+            KeyringError::BadAnswer(_) => "kms_bad_answer",
+            KeyringError::Clock(_) => "clock",
+        }
+    }
+}
+
 impl From<StoreError> for KeyringError {
     fn from(e: StoreError) -> Self {
         KeyringError::Store(e)

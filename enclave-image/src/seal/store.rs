@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ring::aead::NONCE_LEN;
 use sigil_protocol::blob_wire::{self as wire, FrameError, Op, Request, Response};
@@ -21,6 +21,10 @@ use crate::transport::{Addr, Stream};
 
 /// Default bound on one read or write of a blob exchange.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Bound on one whole call. Threat: the parent answers a byte at a time, each within the
+/// socket timeout, and so holds the store (and everyone waiting on it) for as long as it
+/// likes. A frame is at most a few MiB over a local socket; 30 s is ample.
+pub const CALL_DEADLINE: Duration = Duration::from_secs(30);
 
 /// A blob-store operation that failed.
 #[derive(Debug)]
@@ -89,6 +93,49 @@ impl std::error::Error for StoreError {}
 pub struct BlobClient<S> {
     stream: S,
     poisoned: bool,
+    deadline: Duration,
+}
+
+/// The stream seen through one call's deadline: every read and write past it fails with
+/// `TimedOut`. With the socket timeout on each operation, a call ends at most one timeout
+/// after its deadline.
+struct Deadlined<'a, S> {
+    inner: &'a mut S,
+    end: Instant,
+    limit: Duration,
+}
+
+impl<S> Deadlined<'_, S> {
+    fn check(&self) -> io::Result<()> {
+        if Instant::now() >= self.end {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "the blob store did not complete the call within {} s",
+                    self.limit.as_secs_f32()
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl<S: Read> Read for Deadlined<'_, S> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.check()?;
+        self.inner.read(buf)
+    }
+}
+
+impl<S: Write> Write for Deadlined<'_, S> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.check()?;
+        self.inner.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.check()?;
+        self.inner.flush()
+    }
 }
 
 impl BlobClient<Stream> {
@@ -110,7 +157,14 @@ impl<S: Read + Write> BlobClient<S> {
         BlobClient {
             stream,
             poisoned: false,
+            deadline: CALL_DEADLINE,
         }
+    }
+
+    /// Sets the bound on one whole call (default [`CALL_DEADLINE`]).
+    pub fn with_deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = deadline;
+        self
     }
 
     /// Whether an earlier failure left the connection unusable (reconnect then).
@@ -132,8 +186,13 @@ impl<S: Read + Write> BlobClient<S> {
         }
         // Poisoned until a whole well-formed reply is read.
         self.poisoned = true;
-        wire::write_frame(&mut self.stream, &body).map_err(StoreError::Io)?;
-        let reply = match wire::read_frame(&mut self.stream) {
+        let mut stream = Deadlined {
+            inner: &mut self.stream,
+            end: Instant::now() + self.deadline,
+            limit: self.deadline,
+        };
+        wire::write_frame(&mut stream, &body).map_err(StoreError::Io)?;
+        let reply = match wire::read_frame(&mut stream) {
             Ok(b) => b,
             Err(FrameError::Eof) => {
                 return Err(StoreError::Io(io::ErrorKind::UnexpectedEof.into()));
@@ -710,6 +769,51 @@ mod tests {
         let first = wire::decode_request(&wire::read_frame(&mut out).unwrap()).unwrap();
         assert_eq!(first.op, Op::Put);
         assert_eq!(first.expected_version, Some(1));
+    }
+
+    /// Answers one byte per read, slowly: each read is within any socket timeout.
+    struct Dribble(Fake);
+
+    impl Read for Dribble {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            std::thread::sleep(Duration::from_millis(5));
+            let n = buf.len().min(1);
+            self.0.read(&mut buf[..n])
+        }
+    }
+    impl Write for Dribble {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.write(buf)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_store_that_dribbles_its_answer_is_cut_off_at_the_deadline() {
+        let reply = Response {
+            ok: true,
+            version: Some(1),
+            data: Some(vec![7u8; 4096]),
+            ..Default::default()
+        };
+        let mut c = BlobClient::new(Dribble(Fake::new(vec![reply.clone()])))
+            .with_deadline(Duration::from_millis(100));
+        let start = Instant::now();
+        match c.get("a") {
+            Err(StoreError::Io(e)) => {
+                assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+                assert!(e.to_string().contains("within 0.1 s"), "{e}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(start.elapsed() < Duration::from_secs(2));
+        assert!(c.is_poisoned());
+        // The same answer at full speed is read whole.
+        let mut c =
+            BlobClient::new(Fake::new(vec![reply])).with_deadline(Duration::from_millis(100));
+        assert_eq!(c.get("a").unwrap(), (1, vec![7u8; 4096]));
     }
 
     #[test]
