@@ -54,19 +54,24 @@ enum Cmd {
         #[command(subcommand)]
         cmd: OwnerKeyCmd,
     },
-    /// Prove with the enclave's bb: attest, send circuit and witness encrypted, wait, and write
-    /// `proof`, `public_inputs`, `vk` and `vk_hash` (bb's formats) into --out.
+    /// Prove with the enclave's bb: attest, send circuit and witness (or a chonk input stack)
+    /// encrypted, wait, and write `proof`, `public_inputs`, `vk` and `vk_hash` (bb's formats;
+    /// for chonk `proof` and `vk`) into --out
     Prove {
         #[arg(long)]
         endpoint: String,
         #[command(flatten)]
         trust: Trust,
-        /// Noir's compiled program (target.json) or gzipped bytecode.
-        #[arg(long)]
-        circuit: String,
-        /// The gzipped witness.
-        #[arg(long)]
-        witness: String,
+        /// Noir's compiled program (target.json) or gzipped bytecode (UltraHonk).
+        #[arg(long, required_unless_present = "ivc_inputs", requires = "witness")]
+        circuit: Option<String>,
+        /// The gzipped witness (UltraHonk).
+        #[arg(long, requires = "circuit")]
+        witness: Option<String>,
+        /// A chonk proof instead: bb's input stack (ivc-inputs.msgpack: the circuits,
+        /// witnesses and keys in folding order).
+        #[arg(long, conflicts_with_all = ["circuit", "witness"])]
+        ivc_inputs: Option<String>,
         /// Where the outputs go (created if absent).
         #[arg(long)]
         out: String,
@@ -522,18 +527,40 @@ fn run(cli: Cli) -> Result<(), Failure> {
             trust,
             circuit,
             witness,
+            ivc_inputs,
             out,
             target,
             timeout,
         } => {
             let read = |f: &str| std::fs::read(f).map_err(|e| Failure::Usage(format!("{f}: {e}")));
-            let (circuit_bytes, witness_bytes) = (read(&circuit)?, read(&witness)?);
+            enum Inputs {
+                UltraHonk(Vec<u8>, Vec<u8>),
+                Chonk(Vec<u8>),
+            }
+            // clap guarantees one of the two forms.
+            let inputs = match (ivc_inputs, circuit, witness) {
+                (Some(ivc), _, _) => Inputs::Chonk(read(&ivc)?),
+                (None, Some(c), Some(w)) => Inputs::UltraHonk(read(&c)?, read(&w)?),
+                _ => {
+                    return Err(Failure::Usage(
+                        "--circuit and --witness, or --ivc-inputs".into(),
+                    ));
+                }
+            };
+            let chonk = matches!(inputs, Inputs::Chonk(_));
+            if chonk && target != "default" {
+                return Err(Failure::Usage(
+                    "--target does not apply to chonk proofs (they have one verifier)".into(),
+                ));
+            }
             let client = Client::new(&endpoint).map_err(|e| Failure::Usage(e.to_string()))?;
             let enclave = attest(&client, &trust, 300)?;
             let t = Instant::now();
-            let job = client
-                .prove_submit(&enclave, &circuit_bytes, &witness_bytes, &target)
-                .map_err(client_failure)?;
+            let job = match &inputs {
+                Inputs::UltraHonk(c, w) => client.prove_submit(&enclave, c, w, &target),
+                Inputs::Chonk(ivc) => client.prove_submit_chonk(&enclave, ivc),
+            }
+            .map_err(client_failure)?;
             eprintln!("job {} submitted", job.submitted.id);
             let mut last = String::new();
             let proof = client
@@ -550,12 +577,16 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 })
                 .map_err(client_failure)?;
             std::fs::create_dir_all(&out).map_err(|e| Failure::Usage(format!("{out}: {e}")))?;
+            // A chonk proof comes without public_inputs and vk_hash files, as bb writes it.
             for (name, bytes) in [
                 ("proof", &proof.proof),
                 ("public_inputs", &proof.public_inputs),
                 ("vk", &proof.vk),
                 ("vk_hash", &proof.vk_hash),
             ] {
+                if chonk && bytes.is_empty() && name != "proof" && name != "vk" {
+                    continue;
+                }
                 let p = std::path::Path::new(&out).join(name);
                 std::fs::write(&p, bytes)
                     .map_err(|e| Failure::Check(format!("{}: {e}", p.display())))?;

@@ -7,7 +7,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use sigil_protocol::prove::{
     JobResult, JobStatus, PATH_PROVE, PATH_PROVE_STATUS_PREFIX, ProveRequest, ROUTE_PROVE,
-    Submitted, inputs_sha256, open_result,
+    Submitted, chonk_inputs_sha256, inputs_sha256, open_result,
 };
 use zeroize::Zeroizing;
 
@@ -20,13 +20,22 @@ pub struct Job {
     inputs_sha256: String,
 }
 
-/// The outputs of a successful job, in bb's own formats.
+/// The outputs of a successful job, in bb's own formats. A chonk proof has no separate
+/// public inputs and no vk hash: those are empty.
 pub struct Proof {
     pub proof: Vec<u8>,
     pub public_inputs: Vec<u8>,
     pub vk: Vec<u8>,
     pub vk_hash: Vec<u8>,
     pub result: JobResult,
+}
+
+/// A new key for one job's result; never reused.
+fn fresh_result_key() -> Result<Zeroizing<[u8; 32]>, ClientError> {
+    let mut key = Zeroizing::new([0u8; 32]);
+    getrandom::fill(&mut key[..])
+        .map_err(|e| ClientError::Protocol(format!("no randomness: {e}")))?;
+    Ok(key)
 }
 
 impl Client {
@@ -39,23 +48,50 @@ impl Client {
         witness: &[u8],
         target: &str,
     ) -> Result<Job, ClientError> {
-        let mut key = Zeroizing::new([0u8; 32]);
-        getrandom::fill(&mut key[..])
-            .map_err(|e| ClientError::Protocol(format!("no randomness: {e}")))?;
+        let key = fresh_result_key()?;
         let req = ProveRequest {
             scheme: "ultra_honk".into(),
             circuit: B64.encode(circuit),
             witness: B64.encode(witness),
+            ivc_inputs: None,
             target: target.into(),
             result_key: B64.encode(&key[..]),
         };
+        self.prove_send(enclave, req, key, inputs_sha256(circuit, witness))
+    }
+
+    /// Submits a chonk job: bb's input stack (`ivc-inputs.msgpack`), sealed to the attested
+    /// enclave.
+    pub fn prove_submit_chonk(
+        &self,
+        enclave: &AttestedEnclave,
+        ivc_inputs: &[u8],
+    ) -> Result<Job, ClientError> {
+        let key = fresh_result_key()?;
+        let req = ProveRequest {
+            scheme: "chonk".into(),
+            circuit: String::new(),
+            witness: String::new(),
+            ivc_inputs: Some(B64.encode(ivc_inputs)),
+            target: "default".into(),
+            result_key: B64.encode(&key[..]),
+        };
+        self.prove_send(enclave, req, key, chonk_inputs_sha256(ivc_inputs))
+    }
+
+    fn prove_send(
+        &self,
+        enclave: &AttestedEnclave,
+        req: ProveRequest,
+        key: Zeroizing<[u8; 32]>,
+        mine: String,
+    ) -> Result<Job, ClientError> {
         let body = Zeroizing::new(
             serde_json::to_vec(&req).map_err(|e| ClientError::Protocol(e.to_string()))?,
         );
         let plain = self.call_encapsulated(enclave, ROUTE_PROVE, PATH_PROVE, &body)?;
         let submitted: Submitted = serde_json::from_slice(&plain)
             .map_err(|e| ClientError::Protocol(format!("prove answer: {e}")))?;
-        let mine = inputs_sha256(circuit, witness);
         if submitted.inputs_sha256 != mine {
             return Err(ClientError::Protocol(
                 "the enclave acknowledged other inputs than the ones sent".into(),

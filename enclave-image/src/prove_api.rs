@@ -1,7 +1,7 @@
 //! `POST /v1/prove` and `GET /v1/prove/{id}` (formats in `sigil_protocol::prove`).
 //!
-//! The submission is encapsulated: circuit, witness and the client's result key reach only
-//! the attested enclave. The status is in the clear except the result, which is sealed under
+//! The submission is encapsulated: circuit and witness (or a chonk input stack) and the
+//! client's result key reach only the attested enclave. The status is in the clear except the result, which is sealed under
 //! the client's key: the parent relays it but cannot read or forge it.
 
 use base64::Engine;
@@ -9,12 +9,12 @@ use base64::engine::general_purpose::STANDARD as B64;
 use sigil_protocol::api::ErrorBody;
 use sigil_protocol::encap::{ResponseSealer, ServerKey};
 use sigil_protocol::prove::{
-    MAX_CIRCUIT, MAX_WITNESS, PATH_PROVE_STATUS_PREFIX, ProveRequest, ROUTE_PROVE,
+    MAX_CIRCUIT, MAX_IVC_INPUTS, MAX_WITNESS, PATH_PROVE_STATUS_PREFIX, ProveRequest, ROUTE_PROVE,
 };
 use zeroize::Zeroizing;
 
 use crate::http::{Request, Response};
-use crate::prover::jobs::{Input, Prover, SubmitError};
+use crate::prover::jobs::{Input, Prover, SubmitError, Work};
 
 /// Largest encapsulated submission: base64 of the largest circuit and witness, plus JSON and
 /// HPKE overhead.
@@ -74,17 +74,31 @@ pub fn submit(prover: Option<&Prover>, key: &ServerKey, req: &Request) -> Respon
             );
         }
     };
-    if r.scheme != "ultra_honk" {
-        return sealed_error(
-            sealer,
-            400,
-            "bad_scheme",
-            format!("scheme {:?}: only ultra_honk is supported", r.scheme),
-        );
-    }
-    let target = match r.target.as_str() {
-        "default" => "noir-recursive",
-        t => match TARGETS.iter().find(|x| **x == t) {
+    let chonk = match r.scheme.as_str() {
+        "ultra_honk" => false,
+        "chonk" => true,
+        other => {
+            return sealed_error(
+                sealer,
+                400,
+                "bad_scheme",
+                format!("scheme {other:?}: one of ultra_honk, chonk"),
+            );
+        }
+    };
+    let target = match (chonk, r.target.as_str()) {
+        (false, "default") => "noir-recursive",
+        // A chonk proof has one verifier; bb takes no target for it.
+        (true, "default") => "default",
+        (true, t) => {
+            return sealed_error(
+                sealer,
+                400,
+                "bad_target",
+                format!("verifier target {t:?}: chonk proofs take only default"),
+            );
+        }
+        (false, t) => match TARGETS.iter().find(|x| **x == t) {
             Some(x) => x,
             None => {
                 return sealed_error(
@@ -100,36 +114,55 @@ pub fn submit(prover: Option<&Prover>, key: &ServerKey, req: &Request) -> Respon
         },
     };
     let fields = (|| {
-        let circuit = decode("circuit", &r.circuit, MAX_CIRCUIT)?;
-        let witness = decode("witness", &r.witness, MAX_WITNESS)?;
         let key = decode("result_key", &r.result_key, 32)?;
         let key: [u8; 32] = key[..]
             .try_into()
             .map_err(|_| (400, "result_key must be 32 bytes".to_string()))?;
-        Ok((circuit, witness, Zeroizing::new(key)))
+        let key = Zeroizing::new(key);
+        let work = if chonk {
+            if !r.circuit.is_empty() || !r.witness.is_empty() {
+                return Err((
+                    400,
+                    "a chonk request carries its circuits and witnesses in ivc_inputs; \
+                     circuit and witness must be empty"
+                        .to_string(),
+                ));
+            }
+            let ivc = r.ivc_inputs.as_deref().unwrap_or("");
+            let ivc_inputs = decode("ivc_inputs", ivc, MAX_IVC_INPUTS)?;
+            if ivc_inputs.is_empty() {
+                return Err((400, "a chonk request needs ivc_inputs".to_string()));
+            }
+            Work::Chonk { ivc_inputs }
+        } else {
+            if r.ivc_inputs.is_some() {
+                return Err((400, "ivc_inputs are for scheme chonk only".to_string()));
+            }
+            let circuit = decode("circuit", &r.circuit, MAX_CIRCUIT)?;
+            let witness = decode("witness", &r.witness, MAX_WITNESS)?;
+            if circuit.is_empty() || witness.is_empty() {
+                return Err((400, "circuit and witness must not be empty".to_string()));
+            }
+            Work::UltraHonk {
+                circuit,
+                witness,
+                target,
+            }
+        };
+        Ok((work, key))
     })();
     // The base64 texts are the secrets too.
     zeroize::Zeroize::zeroize(&mut r.circuit);
     zeroize::Zeroize::zeroize(&mut r.witness);
+    if let Some(ivc) = r.ivc_inputs.as_mut() {
+        zeroize::Zeroize::zeroize(ivc);
+    }
     zeroize::Zeroize::zeroize(&mut r.result_key);
-    let (circuit, witness, result_key) = match fields {
+    let (work, result_key) = match fields {
         Ok(f) => f,
         Err((status, m)) => return sealed_error(sealer, status, "bad_input", m),
     };
-    if circuit.is_empty() || witness.is_empty() {
-        return sealed_error(
-            sealer,
-            400,
-            "bad_input",
-            "circuit and witness must not be empty".into(),
-        );
-    }
-    match prover.submit(Input {
-        circuit,
-        witness,
-        target,
-        result_key,
-    }) {
+    match prover.submit(Input { work, result_key }) {
         Ok(s) => sealed(sealer, 202, &serde_json::to_vec(&s).unwrap_or_default()),
         Err(e @ SubmitError::QueueFull(_)) => {
             sealed_error(sealer, 503, "queue_full", e.to_string())

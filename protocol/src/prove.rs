@@ -23,6 +23,9 @@ pub const PATH_PROVE_STATUS_PREFIX: &str = "/v1/prove/";
 pub const MAX_CIRCUIT: usize = 4 << 20;
 /// Largest gzipped witness accepted, in bytes.
 pub const MAX_WITNESS: usize = 4 << 20;
+/// Largest chonk input stack (bb's `ivc-inputs.msgpack`) accepted, in bytes: the same budget
+/// as an UltraHonk circuit and witness together.
+pub const MAX_IVC_INPUTS: usize = MAX_CIRCUIT + MAX_WITNESS;
 /// AAD prefix of the sealed result: the job id follows.
 pub const RESULT_AAD: &str = "sigil prove result v1 ";
 
@@ -30,13 +33,20 @@ pub const RESULT_AAD: &str = "sigil prove result v1 ";
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProveRequest {
-    /// `ultra_honk` (the only scheme so far).
+    /// `ultra_honk` (one circuit and its witness) or `chonk` (Aztec's client IVC: a stack of
+    /// circuits folded into one proof, given as `ivc_inputs`).
     pub scheme: String,
-    /// The compiled circuit: Noir's program JSON, or its gzipped bytecode; base64.
+    /// ultra_honk: the compiled circuit: Noir's program JSON, or its gzipped bytecode; base64.
+    #[serde(default)]
     pub circuit: String,
-    /// The gzipped witness (`nargo execute` / noir_js output); base64.
+    /// ultra_honk: the gzipped witness (`nargo execute` / noir_js output); base64.
+    #[serde(default)]
     pub witness: String,
-    /// The verifier target: `evm`, `noir-recursive` or `default`.
+    /// chonk: bb's input stack (`--ivc_inputs_path`), base64: a msgpack array of
+    /// `{bytecode, witness, vk, functionName}` maps in folding order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ivc_inputs: Option<String>,
+    /// The verifier target: `evm`, `noir-recursive` or `default` (chonk: only `default`).
     #[serde(default = "default_target")]
     pub target: String,
     /// 32 random bytes (base64) the result is sealed under; never reuse one.
@@ -54,8 +64,8 @@ pub struct Submitted {
     pub id: String,
     /// Jobs ahead of this one.
     pub queue_position: u32,
-    /// SHA-256 (hex) of circuit || witness as received: the result repeats it, so the
-    /// client knows the proof is for its own inputs.
+    /// [`inputs_sha256`] (or [`chonk_inputs_sha256`]) of the inputs as received: the result
+    /// repeats it, so the client knows the proof is for its own inputs.
     pub inputs_sha256: String,
 }
 
@@ -89,6 +99,8 @@ pub struct JobResult {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<crate::api::ApiError>,
     /// bb's output files, base64: `proof`, `public_inputs`, `vk`, and the vk hash (hex).
+    /// A chonk proof has no separate public inputs (they are inside the proof) and bb
+    /// writes no vk hash for it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proof: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -112,6 +124,16 @@ pub fn inputs_sha256(circuit: &[u8], witness: &[u8]) -> String {
     h.update((circuit.len() as u64).to_be_bytes());
     h.update(circuit);
     h.update(witness);
+    let d: [u8; 32] = h.finalize().into();
+    hex::encode(d)
+}
+
+/// SHA-256 of a chonk input stack as the enclave received it. The length field is
+/// `u64::MAX`, which no circuit length in [`inputs_sha256`] can be, so the two never collide.
+pub fn chonk_inputs_sha256(ivc_inputs: &[u8]) -> String {
+    let mut h = Sha256::new();
+    h.update(u64::MAX.to_be_bytes());
+    h.update(ivc_inputs);
     let d: [u8; 32] = h.finalize().into();
     hex::encode(d)
 }
@@ -184,5 +206,12 @@ mod tests {
     #[test]
     fn inputs_hash_separates_circuit_from_witness() {
         assert_ne!(inputs_sha256(b"ab", b"c"), inputs_sha256(b"a", b"bc"));
+    }
+
+    #[test]
+    fn chonk_inputs_hash_apart_from_ultra_honk_inputs() {
+        assert_ne!(chonk_inputs_sha256(b"abc"), inputs_sha256(b"abc", b""));
+        assert_ne!(chonk_inputs_sha256(b"abc"), inputs_sha256(b"", b"abc"));
+        assert_ne!(chonk_inputs_sha256(b"abc"), chonk_inputs_sha256(b"abd"));
     }
 }

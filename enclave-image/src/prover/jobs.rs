@@ -20,7 +20,9 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use sigil_protocol::api::ApiError;
-use sigil_protocol::prove::{JobResult, JobStatus, Submitted, inputs_sha256, seal_result};
+use sigil_protocol::prove::{
+    JobResult, JobStatus, Submitted, chonk_inputs_sha256, inputs_sha256, seal_result,
+};
 use zeroize::Zeroizing;
 
 use super::crs::CrsService;
@@ -55,12 +57,27 @@ pub struct Settings {
 
 /// What a client submits (decoded and bounded by the API).
 pub struct Input {
-    pub circuit: Zeroizing<Vec<u8>>,
-    pub witness: Zeroizing<Vec<u8>>,
-    /// bb's `--verifier_target`.
-    pub target: &'static str,
+    pub work: Work,
     pub result_key: Zeroizing<[u8; 32]>,
 }
+
+/// The proof asked for.
+pub enum Work {
+    /// One circuit and its witness.
+    UltraHonk {
+        circuit: Zeroizing<Vec<u8>>,
+        witness: Zeroizing<Vec<u8>>,
+        /// bb's `--verifier_target`.
+        target: &'static str,
+    },
+    /// Aztec's client IVC: bb's msgpack stack of circuits, witnesses and keys.
+    Chonk { ivc_inputs: Zeroizing<Vec<u8>> },
+}
+
+/// CRS points every chonk proof needs with bb 5.0.0, whatever the circuits: its translator
+/// circuit has a fixed 2^17 rows. bigger stacks need more, and bb says so (it then tries to
+/// download them, which fails inside the enclave: no network).
+pub const CHONK_MIN_CRS_POINTS: u64 = 1 << 17;
 
 #[derive(Debug)]
 pub enum SubmitError {
@@ -157,7 +174,12 @@ impl Prover {
         let mut id = [0u8; 16];
         getrandom::fill(&mut id).map_err(|e| SubmitError::CrsNotReady(format!("random: {e}")))?;
         let id = hex::encode(id);
-        let inputs = inputs_sha256(&input.circuit, &input.witness);
+        let inputs = match &input.work {
+            Work::UltraHonk {
+                circuit, witness, ..
+            } => inputs_sha256(circuit, witness),
+            Work::Chonk { ivc_inputs } => chonk_inputs_sha256(ivc_inputs),
+        };
         let mut inner = self.lock();
         expire(&mut inner);
         if inner.queue.len() >= self.settings.max_queue {
@@ -265,9 +287,9 @@ impl Prover {
             let failed = match outcome {
                 Ok(out) => {
                     result.proof = Some(B64.encode(&out.proof));
-                    result.public_inputs = Some(B64.encode(&out.public_inputs));
+                    result.public_inputs = out.public_inputs.map(|p| B64.encode(&p));
                     result.vk = Some(B64.encode(&out.vk));
-                    result.vk_hash = Some(hex::encode(&out.vk_hash));
+                    result.vk_hash = out.vk_hash.map(hex::encode);
                     result.circuit_size = out.circuit_size;
                     false
                 }
@@ -316,87 +338,15 @@ impl Prover {
                 .mode(0o700)
                 .create(&dir)
                 .map_err(|e| Failure::internal(format!("job directory: {e}")))?;
-            // bb reads gzipped bytecode or Noir's program JSON from the same flag.
-            let circuit = dir.join(if input.circuit.starts_with(&[0x1f, 0x8b]) {
-                "circuit.gz"
-            } else {
-                "circuit.json"
-            });
-            write_private(&circuit, &input.circuit)?;
-            let witness = dir.join("witness.gz");
-            write_private(&witness, &input.witness)?;
-            let crs = self
-                .crs
-                .path()
-                .and_then(|p| p.parent().map(Path::to_path_buf))
-                .ok_or_else(|| Failure::internal("the CRS disappeared".into()))?;
-
-            let size = self.gates(&dir, &circuit)?;
-            let needed = size.map(points_needed);
-            if let Some(n) = needed
-                && n > self.crs.status().points
-            {
-                return Err(Failure {
-                    code: "crs_too_small",
-                    message: format!(
-                        "the circuit has {} gates and needs {n} CRS points; this enclave's CRS \
-                         has {}",
-                        size.unwrap_or(0),
-                        self.crs.status().points
-                    ),
-                    circuit_size: size,
-                });
+            let crs = self.job_crs_dir(&dir)?;
+            match &input.work {
+                Work::UltraHonk {
+                    circuit,
+                    witness,
+                    target,
+                } => self.prove_ultra_honk(&dir, &crs, circuit, witness, target),
+                Work::Chonk { ivc_inputs } => self.prove_chonk(&dir, &crs, ivc_inputs),
             }
-            let out = dir.join("out");
-            let mut cmd = Command::new(&self.settings.bb);
-            cmd.arg("prove")
-                .args(["--scheme", "ultra_honk"])
-                .arg("-b")
-                .arg(&circuit)
-                .arg("-w")
-                .arg(&witness)
-                .arg("-o")
-                .arg(&out)
-                .args(["--verifier_target", input.target])
-                .arg("--write_vk")
-                .arg("-c")
-                .arg(&crs);
-            self.run(&mut cmd, &dir, "prove").map_err(|mut f| {
-                f.circuit_size = size;
-                f
-            })?;
-            // bb proves an unsatisfying witness without complaint (its proof just does not
-            // verify), so every proof is verified here before it is returned.
-            let mut cmd = Command::new(&self.settings.bb);
-            cmd.arg("verify")
-                .args(["--scheme", "ultra_honk"])
-                .arg("-p")
-                .arg(out.join("proof"))
-                .arg("-i")
-                .arg(out.join("public_inputs"))
-                .arg("-k")
-                .arg(out.join("vk"))
-                .args(["--verifier_target", input.target])
-                .arg("-c")
-                .arg(&crs);
-            if let Err(f) = self.run(&mut cmd, &dir, "verify") {
-                return Err(Failure {
-                    code: "unsatisfied",
-                    message: format!(
-                        "the witness does not satisfy the circuit: the proof bb made from it does \
-                         not verify ({})",
-                        f.message
-                    ),
-                    circuit_size: size,
-                });
-            }
-            Ok(Output {
-                proof: read_output(&out.join("proof"))?,
-                public_inputs: read_output(&out.join("public_inputs"))?,
-                vk: read_output(&out.join("vk"))?,
-                vk_hash: read_output(&out.join("vk_hash"))?,
-                circuit_size: size,
-            })
         })();
         if let Err(e) = std::fs::remove_dir_all(&dir)
             && e.kind() != std::io::ErrorKind::NotFound
@@ -404,6 +354,168 @@ impl Prover {
             log::warn(format_args!("removing {}: {e}", dir.display()));
         }
         result
+    }
+
+    /// The job's own CRS directory: a link to the checked points. bb writes into its CRS
+    /// directory (a lock file; for chonk the Grumpkin points it derives; points it downloads
+    /// when it has too few), and none of that may touch the shared, checked copy or another
+    /// job.
+    fn job_crs_dir(&self, dir: &Path) -> Result<PathBuf, Failure> {
+        let points = self
+            .crs
+            .path()
+            .ok_or_else(|| Failure::internal("the CRS disappeared".into()))?;
+        let crs = dir.join("crs");
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&crs)
+            .and_then(|_| std::os::unix::fs::symlink(&points, crs.join("bn254_g1.dat")))
+            .map_err(|e| Failure::internal(format!("job CRS directory: {e}")))?;
+        Ok(crs)
+    }
+
+    fn prove_ultra_honk(
+        &self,
+        dir: &Path,
+        crs: &Path,
+        circuit: &[u8],
+        witness: &[u8],
+        target: &str,
+    ) -> Result<Output, Failure> {
+        // bb reads gzipped bytecode or Noir's program JSON from the same flag.
+        let circuit_path = dir.join(if circuit.starts_with(&[0x1f, 0x8b]) {
+            "circuit.gz"
+        } else {
+            "circuit.json"
+        });
+        write_private(&circuit_path, circuit)?;
+        let witness_path = dir.join("witness.gz");
+        write_private(&witness_path, witness)?;
+
+        let size = self.gates(dir, &circuit_path)?;
+        let needed = size.map(points_needed);
+        let have = self.crs.status().points;
+        if let Some(n) = needed
+            && n > have
+        {
+            return Err(Failure {
+                code: "crs_too_small",
+                message: format!(
+                    "the circuit has {} gates and needs {n} CRS points; this enclave's CRS has \
+                     {have}",
+                    size.unwrap_or(0),
+                ),
+                circuit_size: size,
+            });
+        }
+        let out = dir.join("out");
+        let mut cmd = Command::new(&self.settings.bb);
+        cmd.arg("prove")
+            .args(["--scheme", "ultra_honk"])
+            .arg("-b")
+            .arg(&circuit_path)
+            .arg("-w")
+            .arg(&witness_path)
+            .arg("-o")
+            .arg(&out)
+            .args(["--verifier_target", target])
+            .arg("--write_vk")
+            .arg("-c")
+            .arg(crs);
+        self.run(&mut cmd, dir, "prove").map_err(|mut f| {
+            f.circuit_size = size;
+            f
+        })?;
+        // bb proves an unsatisfying witness without complaint (its proof just does not
+        // verify), so every proof is verified here before it is returned.
+        let mut cmd = Command::new(&self.settings.bb);
+        cmd.arg("verify")
+            .args(["--scheme", "ultra_honk"])
+            .arg("-p")
+            .arg(out.join("proof"))
+            .arg("-i")
+            .arg(out.join("public_inputs"))
+            .arg("-k")
+            .arg(out.join("vk"))
+            .args(["--verifier_target", target])
+            .arg("-c")
+            .arg(crs);
+        if let Err(f) = self.run(&mut cmd, dir, "verify") {
+            return Err(Failure {
+                code: "unsatisfied",
+                message: format!(
+                    "the witness does not satisfy the circuit: the proof bb made from it does \
+                     not verify ({})",
+                    f.message
+                ),
+                circuit_size: size,
+            });
+        }
+        Ok(Output {
+            proof: read_output(&out.join("proof"))?,
+            public_inputs: Some(read_output(&out.join("public_inputs"))?),
+            vk: read_output(&out.join("vk"))?,
+            vk_hash: Some(read_output(&out.join("vk_hash"))?),
+            circuit_size: size,
+        })
+    }
+
+    /// A chonk proof of a stack of circuits. bb checks the proof it made before writing it
+    /// (an unsatisfied step fails there); it is verified once more here, as for UltraHonk.
+    fn prove_chonk(&self, dir: &Path, crs: &Path, ivc_inputs: &[u8]) -> Result<Output, Failure> {
+        let have = self.crs.status().points;
+        if have < CHONK_MIN_CRS_POINTS {
+            return Err(Failure {
+                code: "crs_too_small",
+                message: format!(
+                    "chonk proofs need at least {CHONK_MIN_CRS_POINTS} CRS points (bb's \
+                     translator circuit alone has 2^17 rows); this enclave's CRS has {have}"
+                ),
+                circuit_size: None,
+            });
+        }
+        let inputs = dir.join("ivc-inputs.msgpack");
+        write_private(&inputs, ivc_inputs)?;
+        let out = dir.join("out");
+        let mut cmd = Command::new(&self.settings.bb);
+        cmd.arg("prove")
+            .args(["--scheme", "chonk"])
+            .arg("--ivc_inputs_path")
+            .arg(&inputs)
+            .arg("-o")
+            .arg(&out)
+            .arg("--write_vk")
+            .arg("-c")
+            .arg(crs);
+        self.run(&mut cmd, dir, "prove")?;
+        let mut cmd = Command::new(&self.settings.bb);
+        cmd.arg("verify")
+            .args(["--scheme", "chonk"])
+            .arg("-p")
+            .arg(out.join("proof"))
+            .arg("-k")
+            .arg(out.join("vk"))
+            .arg("-c")
+            .arg(crs);
+        if let Err(f) = self.run(&mut cmd, dir, "verify") {
+            return Err(Failure {
+                code: "unsatisfied",
+                message: format!("the chonk proof bb made does not verify ({})", f.message),
+                circuit_size: None,
+            });
+        }
+        let vk_hash = out.join("vk_hash");
+        Ok(Output {
+            proof: read_output(&out.join("proof"))?,
+            public_inputs: None,
+            vk: read_output(&out.join("vk"))?,
+            vk_hash: if vk_hash.exists() {
+                Some(read_output(&vk_hash)?)
+            } else {
+                None
+            },
+            circuit_size: None,
+        })
     }
 
     /// `bb gates`: the circuit's size, checked against the CRS before proving. `None` if bb's
@@ -500,9 +612,10 @@ pub fn points_needed(circuit_size: u64) -> u64 {
 
 struct Output {
     proof: Vec<u8>,
-    public_inputs: Vec<u8>,
+    /// None for chonk (its public inputs are inside the proof).
+    public_inputs: Option<Vec<u8>>,
     vk: Vec<u8>,
-    vk_hash: Vec<u8>,
+    vk_hash: Option<Vec<u8>>,
     circuit_size: Option<u64>,
 }
 
@@ -531,12 +644,27 @@ fn classify(what: &str, how: &str, stderr: &str) -> Failure {
         || lower.contains("thread constructor failed")
     {
         "memory_limit"
-    } else if lower.contains("unsatisf") || lower.contains("failed constraint") {
+    } else if lower.contains("unsatisf")
+        || lower.contains("failed constraint")
+        // chonk: a step whose witness does not satisfy its circuit.
+        || lower.contains("builder failure")
+    {
         "unsatisfied"
+    } else if lower.contains("failed to verify the generated proof") {
+        // chonk: bb's own check of its proof failed without naming a step; with the pinned
+        // CRS the inputs are at fault (a wrong key in the stack, say), but bb does not say.
+        "prover_failed"
+    } else if lower.contains("downloading bn254 crs") {
+        // bb wanted more points than the CRS directory has and tried the network.
+        "crs_too_small"
     } else if what == "gates"
         || lower.contains("deserializ")
         || lower.contains("bytecode")
         || lower.contains("parse")
+        // chonk: a stack that is not bb's msgpack, cut short, or too short.
+        || lower.contains("msgpack")
+        || lower.contains("insufficient bytes")
+        || lower.contains("number of circuits")
     {
         "bad_circuit"
     } else if lower.contains("crs") || lower.contains("srs") {
@@ -692,6 +820,28 @@ mod tests {
             "memory_limit"
         );
         assert_eq!(classify("gates", "x", "something").code, "bad_circuit");
+        // chonk's words for the same failures.
+        for (stderr, code) in [
+            (
+                "WARNING: Builder failure when we have real witnesses!\nFailed to verify",
+                "unsatisfied",
+            ),
+            (
+                "downloading bn254 crs...\nHTTP request failed for http://crs",
+                "crs_too_small",
+            ),
+            (
+                "uncaught exception of type msgpack::v1::type_error",
+                "bad_circuit",
+            ),
+            ("insufficient bytes", "bad_circuit"),
+            (
+                "Reason : Number of circuits must be at least 4",
+                "bad_circuit",
+            ),
+        ] {
+            assert_eq!(classify("prove", "x", stderr).code, code, "{stderr}");
+        }
         assert_eq!(classify("prove", "x", "who knows").code, "prover_failed");
         assert!(
             classify("prove", "exit code 1", "a\nlast words\n\n")

@@ -233,6 +233,11 @@ pub fn sha256_of_crs_points(points: usize) -> String {
 /// A fresh directory `target/<group>/<name>-<pid>` holding a real shim that serves the shared
 /// CRS from its blob store (`<dir>/blobs.sock`).
 pub fn crs_shim(group: &str, name: &str) -> (PathBuf, sigil_e2e::shim::Shim) {
+    crs_shim_with(group, name, shared_crs())
+}
+
+/// As [`crs_shim`], serving the points in `crs`.
+pub fn crs_shim_with(group: &str, name: &str, crs: PathBuf) -> (PathBuf, sigil_e2e::shim::Shim) {
     let dir = target_dir()
         .join(group)
         .join(format!("{name}-{}", std::process::id()));
@@ -249,7 +254,7 @@ pub fn crs_shim(group: &str, name: &str) -> (PathBuf, sigil_e2e::shim::Shim) {
         egress_resolve: None,
         ingress: None,
         log: dir.join("shim.log"),
-        crs: Some(shared_crs()),
+        crs: Some(crs),
     })
     .expect("start sigil-shim");
     (dir, shim)
