@@ -150,19 +150,25 @@ impl App {
             Ok(v) => v,
             Err(e) => return Response::error(400, e.code(), e.to_string()),
         };
+        // Once the request is open, errors are sealed like answers: only the client reads them,
+        // and the parent cannot substitute its own.
+        let refuse = |sealer, code: &str, message: String| {
+            let body = serde_json::to_vec(&ErrorBody::new(code, message)).unwrap_or_default();
+            sealed(sealer, ROUTE_PING, 400, &body)
+        };
         let ping: PingRequest = match serde_json::from_slice(&plain) {
             Ok(p) => p,
             Err(e) => {
-                return Response::error(
-                    400,
+                return refuse(
+                    sealer,
                     "malformed_json",
                     format!("encapsulated body is not a ping request: {e}"),
                 );
             }
         };
         if ping.message.len() > MAX_PING_MESSAGE {
-            return Response::error(
-                400,
+            return refuse(
+                sealer,
                 "message_too_long",
                 format!("ping message exceeds {MAX_PING_MESSAGE} bytes"),
             );
@@ -174,14 +180,7 @@ impl App {
         let Ok(plain) = serde_json::to_vec(&answer) else {
             return Response::error(500, "internal_error", "response could not be encoded");
         };
-        match sealer.seal(ROUTE_PING, &plain) {
-            Ok(body) => Response {
-                status: 200,
-                content_type: ENCAPSULATED_CONTENT_TYPE,
-                body,
-            },
-            Err(e) => Response::error(500, e.code(), e.to_string()),
-        }
+        sealed(sealer, ROUTE_PING, 200, &plain)
     }
 
     /// An encapsulated vault call. Once the request has been opened, every answer (errors

@@ -11,6 +11,8 @@ usage: sigil-enclave --listen ADDR [options]
   --listen ADDR            tcp:HOST:PORT, unix:PATH or vsock:CID:PORT (CID any|host|parent|N)
   --max-connections N      concurrent connections (default 64)
   --max-body BYTES         largest request body (default 1049600)
+  --max-body-in-flight BYTES
+                           request body bytes held at once, all connections (default 64 MiB)
   --request-timeout SECS   longest one request may take (default 30)
   --idle-timeout SECS      longest silence from a client (default 10)
   --config FILE            the JSON configuration an image measures (limits, kms section)
@@ -42,6 +44,7 @@ pub struct Config {
 pub struct LimitFlags {
     pub max_connections: Option<usize>,
     pub max_body_bytes: Option<usize>,
+    pub max_body_bytes_in_flight: Option<usize>,
     pub request_timeout: Option<Duration>,
     pub idle_timeout: Option<Duration>,
 }
@@ -54,6 +57,9 @@ impl LimitFlags {
         }
         if let Some(v) = self.max_body_bytes {
             base.max_body_bytes = v;
+        }
+        if let Some(v) = self.max_body_bytes_in_flight {
+            base.max_body_bytes_in_flight = v;
         }
         if let Some(v) = self.request_timeout {
             base.request_timeout = v;
@@ -101,6 +107,10 @@ pub fn parse(args: &[String]) -> Result<Result<Config, Parsed>, String> {
             }
             "--max-body" => {
                 limits.max_body_bytes = Some(number(flag, value(flag)?)?.min(64 << 20) as usize)
+            }
+            "--max-body-in-flight" => {
+                limits.max_body_bytes_in_flight =
+                    Some(number(flag, value(flag)?)?.min(1 << 30) as usize)
             }
             "--request-timeout" => {
                 limits.request_timeout =

@@ -27,6 +27,9 @@ pub struct MeasuredConfig {
     pub max_connections: Option<usize>,
     #[serde(default)]
     pub max_body_bytes: Option<usize>,
+    /// Request body bytes held at once across connections (default 64 MiB).
+    #[serde(default)]
+    pub max_body_bytes_in_flight: Option<usize>,
     #[serde(default)]
     pub request_timeout_secs: Option<u64>,
     #[serde(default)]
@@ -163,6 +166,7 @@ impl Default for MeasuredConfig {
             log_port: ports::LOGS,
             max_connections: None,
             max_body_bytes: None,
+            max_body_bytes_in_flight: None,
             request_timeout_secs: None,
             idle_timeout_secs: None,
             kms: None,
@@ -189,6 +193,11 @@ impl MeasuredConfig {
             "max_body_bytes",
             c.max_body_bytes.map(|v| v as u64),
             64 << 20,
+        )?;
+        check(
+            "max_body_bytes_in_flight",
+            c.max_body_bytes_in_flight.map(|v| v as u64),
+            1 << 30,
         )?;
         check("request_timeout_secs", c.request_timeout_secs, 3600)?;
         check("idle_timeout_secs", c.idle_timeout_secs, 3600)?;
@@ -235,6 +244,9 @@ impl MeasuredConfig {
         }
         if let Some(v) = self.max_body_bytes {
             l.max_body_bytes = v;
+        }
+        if let Some(v) = self.max_body_bytes_in_flight {
+            l.max_body_bytes_in_flight = v;
         }
         if let Some(v) = self.request_timeout_secs {
             l.request_timeout = Duration::from_secs(v);

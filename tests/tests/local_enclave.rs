@@ -268,6 +268,14 @@ fn bad_requests_get_json_errors_and_the_service_keeps_serving() {
             "encap_malformed",
         ),
         (
+            // The client shuts its sending side after the body and waits for the answer.
+            "garbage sealed body, then a half close",
+            b"POST /v1/ping HTTP/1.1\r\nHost: x\r\nContent-Type: application/sigil-encapsulated\r\nContent-Length: 5\r\n\r\nhello".to_vec(),
+            true,
+            400,
+            "encap_malformed",
+        ),
+        (
             "wrong content type",
             b"POST /v1/ping HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}".to_vec(),
             false,
@@ -342,4 +350,95 @@ fn connections_over_the_limit_get_busy_and_slots_come_back() {
         thread::sleep(Duration::from_millis(20));
     }
     assert!(ok, "slots were not released after the clients left");
+}
+
+/// Errors found after the request was opened come back sealed, like answers: only the client
+/// can read them and a relay cannot substitute its own.
+#[test]
+fn ping_errors_after_decryption_are_sealed() {
+    use sigil_protocol::api::{ENCAPSULATED_CONTENT_TYPE, ErrorBody};
+    use sigil_protocol::encap::seal_request;
+    let e = Enclave::start(&[]);
+    let c = Client::new(&e.endpoint()).unwrap();
+    let attested = c.attest(test_root_policy()).unwrap();
+    let long = format!(r#"{{"message": "{}"}}"#, "x".repeat(5000));
+    for (plain, want) in [
+        (b"not json".to_vec(), "malformed_json"),
+        (long.into_bytes(), "message_too_long"),
+    ] {
+        let (body, opener) = seal_request(&attested.public_key, "POST /v1/ping", &plain).unwrap();
+        let mut resp = ureq::post(format!("{}/v1/ping", e.endpoint()))
+            .header("content-type", ENCAPSULATED_CONTENT_TYPE)
+            .config()
+            .http_status_as_error(false)
+            .build()
+            .send(&body[..])
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 400);
+        assert_eq!(
+            resp.headers()
+                .get("content-type")
+                .unwrap()
+                .to_str()
+                .unwrap(),
+            ENCAPSULATED_CONTENT_TYPE
+        );
+        let sealed = resp.body_mut().read_to_vec().unwrap();
+        let err: ErrorBody =
+            serde_json::from_slice(&opener.open("POST /v1/ping", &sealed).unwrap()).unwrap();
+        assert_eq!(err.error.code, want);
+    }
+}
+
+/// Body bytes are budgeted across connections: while one slow upload holds most of the
+/// budget, another large one is told `busy` at once, small requests still pass, a body that
+/// could never fit gets 413, and the budget comes back when the slow upload ends.
+#[test]
+fn request_bodies_in_flight_share_one_budget() {
+    let e = Enclave::start(&["--max-body-in-flight", "20000"]);
+    let head = |len: usize| {
+        format!(
+            "POST /v1/ping HTTP/1.1\r\nHost: x\r\nContent-Type: application/sigil-encapsulated\r\nContent-Length: {len}\r\n\r\n"
+        )
+    };
+    // A slow upload declaring 15,000 bytes: it sends its head and a little, then waits.
+    let mut slow = TcpStream::connect(&e.addr).unwrap();
+    slow.write_all(head(15_000).as_bytes()).unwrap();
+    slow.write_all(&[b'x'; 100]).unwrap();
+    thread::sleep(Duration::from_millis(500));
+
+    // 10,000 more do not fit now.
+    let raw = e.raw(head(10_000).as_bytes(), true);
+    let (status, v) = parse_response(&raw);
+    assert_eq!((status, error_code(&v)), (503, "busy"), "{v}");
+    // More than the whole budget never fits.
+    let raw = e.raw(head(30_000).as_bytes(), true);
+    let (status, v) = parse_response(&raw);
+    assert_eq!((status, error_code(&v)), (413, "body_too_large"), "{v}");
+    // A small request still does.
+    let c = Client::new(&e.endpoint()).unwrap();
+    let attested = c.attest(test_root_policy()).unwrap();
+    assert_eq!(c.ping(&attested, "small").unwrap().message, "small");
+
+    // The slow upload gives up; its bytes come back.
+    drop(slow);
+    let start = std::time::Instant::now();
+    loop {
+        let raw = e.raw(
+            &[head(10_000).as_bytes(), &vec![b'y'; 10_000]].concat(),
+            true,
+        );
+        let (status, v) = parse_response(&raw);
+        if status != 503 {
+            // Past the budget, the garbage body is refused for what it is.
+            assert_eq!(status, 400, "{v}");
+            assert!(error_code(&v).starts_with("encap_"), "{v}");
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "budget never came back"
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
 }

@@ -10,8 +10,8 @@ use std::io::{self, Write};
 use std::os::fd::AsRawFd;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -39,6 +39,8 @@ pub struct Limits {
     pub idle_timeout: Duration,
     /// Longest a whole request/response exchange may take.
     pub request_timeout: Duration,
+    /// Request body bytes held at once across all connections (see [`BodyBudget`]).
+    pub max_body_bytes_in_flight: usize,
 }
 
 impl Default for Limits {
@@ -50,6 +52,7 @@ impl Default for Limits {
             max_connections: 64,
             idle_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
+            max_body_bytes_in_flight: 64 << 20,
         }
     }
 }
@@ -127,6 +130,50 @@ pub trait Handler: Send + Sync + 'static {
     }
 }
 
+/// Request body bytes held at once, across connections. Threat: the per-route limits bound one
+/// request, not many: 64 connections each sending the largest proving submission (about 11 MiB)
+/// would hold over 700 MiB. A request reserves its declared length (or its route's limit when
+/// the length is not declared) before its body is read and keeps it until it is answered; a
+/// request that does not fit gets 503 `busy` at once.
+pub struct BodyBudget {
+    limit: usize,
+    used: Mutex<usize>,
+}
+
+/// Bytes reserved from a [`BodyBudget`], given back on drop (panics included).
+pub struct Reservation {
+    budget: Arc<BodyBudget>,
+    bytes: usize,
+}
+
+impl BodyBudget {
+    pub fn new(limit: usize) -> Arc<BodyBudget> {
+        Arc::new(BodyBudget {
+            limit,
+            used: Mutex::new(0),
+        })
+    }
+
+    pub fn reserve(self: &Arc<Self>, bytes: usize) -> Option<Reservation> {
+        let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
+        if bytes > self.limit.saturating_sub(*used) {
+            return None;
+        }
+        *used += bytes;
+        Some(Reservation {
+            budget: self.clone(),
+            bytes,
+        })
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        let mut used = self.budget.used.lock().unwrap_or_else(|p| p.into_inner());
+        *used = used.saturating_sub(self.bytes);
+    }
+}
+
 /// Stops a running [`Server`] from another thread.
 #[derive(Clone)]
 pub struct Stopper {
@@ -146,6 +193,7 @@ pub struct Server {
     limits: Limits,
     stop: Arc<AtomicBool>,
     active: Arc<AtomicUsize>,
+    bodies: Arc<BodyBudget>,
 }
 
 /// Frees a connection slot however the connection thread ends, panics included.
@@ -164,6 +212,7 @@ impl Server {
             limits,
             stop: Arc::new(AtomicBool::new(false)),
             active: Arc::new(AtomicUsize::new(0)),
+            bodies: BodyBudget::new(limits.max_body_bytes_in_flight),
         }
     }
 
@@ -199,12 +248,13 @@ impl Server {
             let slot = Slot(self.active.clone());
             let handler = handler.clone();
             let limits = self.limits;
+            let bodies = self.bodies.clone();
             let spawned = thread::Builder::new()
                 .name("sigil-conn".into())
                 .stack_size(256 * 1024)
                 .spawn(move || {
                     let _slot = slot;
-                    connection(stream, handler, limits);
+                    connection(stream, handler, limits, bodies);
                 });
             if let Err(e) = spawned {
                 log::warn(format_args!("could not start a connection thread: {e}"));
@@ -275,7 +325,12 @@ fn linger(fd: std::os::fd::RawFd) {
     }
 }
 
-fn connection(mut stream: Stream, handler: Arc<dyn Handler>, limits: Limits) {
+fn connection(
+    mut stream: Stream,
+    handler: Arc<dyn Handler>,
+    limits: Limits,
+    bodies: Arc<BodyBudget>,
+) {
     let deadline = Instant::now() + limits.request_timeout;
     if stream.set_nonblocking(true).is_err() {
         return;
@@ -325,11 +380,15 @@ fn connection(mut stream: Stream, handler: Arc<dyn Handler>, limits: Limits) {
     let io = HyperIo::new(stream, head, interest.clone());
     let service = service_fn(move |req| {
         let handler = handler.clone();
-        async move { Ok::<_, Infallible>(dispatch(req, handler, limits.max_body_bytes).await) }
+        let bodies = bodies.clone();
+        async move { Ok::<_, Infallible>(dispatch(req, handler, limits.max_body_bytes, &bodies).await) }
     });
     let conn = http1::Builder::new()
         // One request per connection: every request gets its head checked above.
         .keep_alive(false)
+        // A client may shut its sending side once the request is out (`nc -N`, scripts); it
+        // still reads the answer, so a read EOF must not abort the exchange.
+        .half_close(true)
         .max_buf_size(limits.max_head_bytes.max(8192) + 1024)
         .serve_connection(io, service);
     let mut conn = pin!(conn);
@@ -370,10 +429,38 @@ async fn dispatch(
     req: hyper::Request<Incoming>,
     handler: Arc<dyn Handler>,
     max_body: usize,
+    bodies: &Arc<BodyBudget>,
 ) -> hyper::Response<Full<Bytes>> {
     let max_body = handler
         .body_limit(req.method(), req.uri().path())
         .map_or(max_body, |l| l.min(max_body));
+    // What this request may hold: its declared length when that is within the route's limit
+    // (a larger one is refused below), else the limit. Held until the answer is built.
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|s| s.parse::<usize>().ok());
+    let want = declared.map_or(max_body, |n| n.min(max_body));
+    if want > bodies.limit {
+        // Would never fit, however long the client waits.
+        return to_hyper(Response::error(
+            413,
+            "body_too_large",
+            format!(
+                "request body of up to {want} bytes exceeds the server's {} bytes for all \
+                 requests in flight",
+                bodies.limit
+            ),
+        ));
+    }
+    let Some(_reserved) = bodies.reserve(want) else {
+        return to_hyper(Response::error(
+            503,
+            "busy",
+            "too many large requests are being received; retry shortly",
+        ));
+    };
     let r = match read_request(req, max_body).await {
         Ok(req) => catch_unwind(AssertUnwindSafe(|| handler.handle(req))).unwrap_or_else(|_| {
             log::warn(format_args!("a request handler panicked"));
