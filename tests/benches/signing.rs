@@ -18,16 +18,14 @@
 //! `cargo bench -p sigil-e2e --bench signing`. `SIGIL_BENCH_SESSIONS` sets the number of
 //! measured sessions per run (default 100).
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use musig2::secp::{MaybeScalar, Point, Scalar};
 use musig2::{AggNonce, BinaryEncoding, KeyAggContext, PubNonce, SecNonce};
 use sigil_client::signing::{check_messages, verify_bip340};
 use sigil_client::{AttestedEnclave, Client, OwnerKey, SignerKey};
-use sigil_e2e::shim::{ACCESS_KEY_ID, SECRET_ACCESS_KEY, Shim, ShimSetup};
+use sigil_e2e::deployment::Deployment;
 use sigil_protocol::signing::{
     AggregateView, CreateAggregateRequest, CreateSessionRequest, MessageView, ParticipantSpec,
     SessionView, TweakSpec,
@@ -36,10 +34,6 @@ use sigil_signing::{
     AggregateInfo, AggregateSpec, DigestInput, Engine, EntropyError, KeyOrder, MemoryVault,
     MessageSpec, SessionRequest, SessionState, SignatureValue, Tweak, session_digest,
 };
-
-const REGION: &str = "us-east-1";
-const KEY_ID: &str = "sigil-bench-key";
-const MASTER_KEY: &str = "5c1d3f0a9b8e7d6c5b4a39281706f5e4d3c2b1a09f8e7d6c5b4a392817060504";
 
 /// Sessions through the API live this long (seconds, so 2 to 3 s): the enclave keeps a
 /// completed session until its expiry and holds at most `MAX_SESSIONS`, so the bench lets each
@@ -116,128 +110,30 @@ fn shim_bin() -> PathBuf {
 // ---------------------------------------------------------------------------------------------
 // The deployment: development KMS + sigil-shim + sigil-enclave, in local mode.
 
-struct Enclave {
-    child: Child,
-    addr: String,
-}
+/// The shared fixture, started with sealed state ready; its directory goes when it ends.
+struct BenchDeployment(Deployment);
 
-impl Drop for Enclave {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-struct Deployment {
-    dir: PathBuf,
-    // Dropped in this order: the enclave first, then the shim and the KMS.
-    enclave: Enclave,
-    _shim: Shim,
-    _kms: sigil_devkms::RunningServer,
-}
-
-impl Deployment {
-    fn start(enclave_bin: &Path, shim_bin: PathBuf) -> Deployment {
+impl BenchDeployment {
+    fn start(enclave_bin: &Path, shim_bin: PathBuf) -> BenchDeployment {
         let dir = profile_dir()
             .join("bench-signing")
             .join(std::process::id().to_string());
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("state")).unwrap();
-        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let config = format!(
-            r#"{{"listen": "127.0.0.1:0", "region": "{REGION}", "tls_ca_dir": "{}",
-                "keys": [{{"key_id": "{KEY_ID}", "master_key_hex": "{MASTER_KEY}", "policy":
-                {{"allowed_credentials": [{{"access_key_id": "{ACCESS_KEY_ID}",
-                  "secret_access_key": "{SECRET_ACCESS_KEY}"}}],
-                  "trust_test_root": true, "allow_debug": true}}}}]}}"#,
-            workspace.join("devkms/dev-ca").display(),
-        );
-        let config = sigil_devkms::Config::from_json(config.as_bytes()).expect("devkms config");
-        let kms = sigil_devkms::start(&config).expect("start the development KMS");
-        let host = format!("kms.{REGION}.amazonaws.com:443");
-        let sock = |n: &str| format!("unix:{}", dir.join(n).display());
-        let shim = Shim::start(&ShimSetup {
-            bin: shim_bin,
-            state_dir: dir.join("state"),
-            blob_listen: sock("blobs.sock"),
-            egress_listen: sock("egress.sock"),
-            credentials_listen: sock("creds.sock"),
-            egress_resolve: Some(format!("{host}={}", kms.local_addr())),
-            egress_allow: host,
-            ingress: None,
-            log: dir.join("shim.log"),
-            crs: None,
-        })
-        .expect("start sigil-shim");
-
-        let enclave_config = dir.join("enclave.json");
-        std::fs::write(
-            &enclave_config,
-            format!(
-                r#"{{"kms": {{"region": "{REGION}",
-                    "key_id": "arn:aws:kms:{REGION}:111122223333:key/{KEY_ID}",
-                    "trust": "development", "encryption_context": {{"app": "sigil-bench"}}}}}}"#
-            ),
-        )
-        .unwrap();
-        let mut child = Command::new(enclave_bin)
-            .args(["--listen", "tcp:127.0.0.1:0", "--config"])
-            .arg(&enclave_config)
-            .args(["--blob-store", &sock("blobs.sock")])
-            .args(["--egress", &sock("egress.sock")])
-            .args(["--credentials", &sock("creds.sock")])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start sigil-enclave");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("read the listening line");
-        let addr = line
-            .trim()
-            .strip_prefix("listening tcp:")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_string();
-        let d = Deployment {
-            dir,
-            enclave: Enclave { child, addr },
-            _shim: shim,
-            _kms: kms,
-        };
-        d.wait_sealing_ready();
-        d
+        let mut d = Deployment::new(dir, enclave_bin.to_path_buf(), shim_bin, None);
+        d.start_enclave();
+        d.wait_sealing(true);
+        BenchDeployment(d)
     }
 
     fn endpoint(&self) -> String {
-        format!("http://{}", self.enclave.addr)
-    }
-
-    fn wait_sealing_ready(&self) {
-        let start = Instant::now();
-        loop {
-            let h: Option<serde_json::Value> = ureq::get(format!("{}/v1/health", self.endpoint()))
-                .call()
-                .ok()
-                .and_then(|mut r| r.body_mut().read_to_string().ok())
-                .and_then(|b| serde_json::from_str(&b).ok());
-            if let Some(h) = &h
-                && h["sealing"]["state"] == "ready"
-            {
-                return;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(120),
-                "sealing did not become ready: {h:?}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        self.0.endpoint()
     }
 }
 
-impl Drop for Deployment {
+impl Drop for BenchDeployment {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
+        self.0.kill_enclave();
+        self.0.kill_shim();
+        let _ = std::fs::remove_dir_all(&self.0.dir);
     }
 }
 
@@ -645,7 +541,7 @@ fn main() {
 
     // --- through the API ---
     let setup_start = Instant::now();
-    let deployment = Deployment::start(&enclave_bin, shim_bin);
+    let deployment = BenchDeployment::start(&enclave_bin, shim_bin);
     let endpoint = deployment.endpoint();
     let (client, enclave) = attest(&endpoint);
     let agg = setup_http(&client, &enclave, &parties);

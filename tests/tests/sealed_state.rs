@@ -8,184 +8,37 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{Enclave, target_dir};
+use common::target_dir;
 use sigil_client::{AttestedEnclave, Client, ClientError, OwnerKey};
-use sigil_e2e::shim::{ACCESS_KEY_ID, SECRET_ACCESS_KEY, Shim, ShimSetup};
-
-const REGION: &str = "us-east-1";
-const KEY_ID: &str = "sigil-test-key";
-/// A fixed master key, so a restarted development KMS decrypts what it made before.
-const MASTER_KEY: &str = "5c1d3f0a9b8e7d6c5b4a39281706f5e4d3c2b1a09f8e7d6c5b4a392817060504";
-
-fn key_arn() -> String {
-    format!("arn:aws:kms:{REGION}:111122223333:key/{KEY_ID}")
-}
+use sigil_e2e::deployment::Deployment;
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// The key policy of the development KMS, as JSON.
-fn policy(pcr0: Option<&str>) -> String {
-    let pcrs = match pcr0 {
-        Some(p) => format!(r#""allowed_pcrs": {{"0": "{p}"}}, "allow_debug": false"#),
-        None => r#""allow_debug": true"#.into(),
-    };
-    format!(
-        r#"{{"allowed_credentials": [{{"access_key_id": "{ACCESS_KEY_ID}", "secret_access_key": "{SECRET_ACCESS_KEY}"}}],
-            "trust_test_root": true, {pcrs}}}"#
+/// A fresh deployment (development KMS, shim; the enclave started by the test) in
+/// `target/test-sealed/<name>-<pid>`.
+fn deployment(name: &str, pcr0_policy: Option<&str>) -> Deployment {
+    Deployment::new(
+        target_dir()
+            .join("test-sealed")
+            .join(format!("{name}-{}", std::process::id())),
+        common::enclave_bin(),
+        common::profile_bin("sigil-shim"),
+        pcr0_policy,
     )
 }
 
-struct Deployment {
-    dir: PathBuf,
-    kms: Option<sigil_devkms::RunningServer>,
-    kms_addr: String,
-    shim: Option<Shim>,
-    enclave: Option<Enclave>,
-    region: &'static str,
-    simulated_pcrs: Option<PathBuf>,
+/// What these tests do with a deployment beyond the fixture.
+trait SealedTests {
+    fn attest(&self) -> (Client, AttestedEnclave);
+    /// The shim's file holding the sealed vault entry `name`.
+    fn blob_file(&self, name: &str) -> PathBuf;
 }
 
-impl Deployment {
-    fn new(name: &str, pcr0_policy: Option<&str>) -> Deployment {
-        let dir = target_dir()
-            .join("test-sealed")
-            .join(format!("{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("state")).unwrap();
-        let mut d = Deployment {
-            dir,
-            kms: None,
-            kms_addr: String::new(),
-            shim: None,
-            enclave: None,
-            region: REGION,
-            simulated_pcrs: None,
-        };
-        d.start_kms(pcr0_policy);
-        d.start_shim();
-        d
-    }
-
-    fn start_kms(&mut self, pcr0_policy: Option<&str>) {
-        let config = format!(
-            r#"{{"listen": "127.0.0.1:0", "region": "{REGION}", "tls_ca_dir": "{}",
-                "keys": [{{"key_id": "{KEY_ID}", "master_key_hex": "{MASTER_KEY}", "policy": {}}}]}}"#,
-            workspace().join("devkms/dev-ca").display(),
-            policy(pcr0_policy)
-        );
-        let config = sigil_devkms::Config::from_json(config.as_bytes()).expect("devkms config");
-        let kms = sigil_devkms::start(&config).expect("start the development KMS");
-        self.kms_addr = kms.local_addr().to_string();
-        self.kms = Some(kms);
-    }
-
-    fn sock(&self, name: &str) -> String {
-        format!("unix:{}", self.dir.join(name).display())
-    }
-
-    fn start_shim(&mut self) {
-        let host = format!("kms.{REGION}.amazonaws.com:443");
-        let setup = ShimSetup {
-            bin: common::profile_bin("sigil-shim"),
-            state_dir: self.dir.join("state"),
-            blob_listen: self.sock("blobs.sock"),
-            egress_listen: self.sock("egress.sock"),
-            credentials_listen: self.sock("creds.sock"),
-            egress_resolve: Some(format!("{host}={}", self.kms_addr)),
-            egress_allow: host,
-            ingress: None,
-            log: self.dir.join("shim.log"),
-            crs: None,
-        };
-        self.shim = Some(Shim::start(&setup).expect("start sigil-shim"));
-    }
-
-    fn kill_shim(&mut self) {
-        if let Some(s) = self.shim.take() {
-            s.kill();
-        }
-    }
-
-    fn start_enclave(&mut self) -> &Enclave {
-        let config = self.dir.join("enclave.json");
-        std::fs::write(
-            &config,
-            format!(
-                r#"{{"kms": {{"region": "{}", "key_id": "{}", "trust": "development",
-                    "encryption_context": {{"app": "sigil-test"}}}}}}"#,
-                self.region,
-                key_arn()
-            ),
-        )
-        .unwrap();
-        let config = config.display().to_string();
-        let (blobs, egress, creds) = (
-            self.sock("blobs.sock"),
-            self.sock("egress.sock"),
-            self.sock("creds.sock"),
-        );
-        let mut args = vec![
-            "--config",
-            &config,
-            "--blob-store",
-            &blobs,
-            "--egress",
-            &egress,
-            "--credentials",
-            &creds,
-        ];
-        let pcrs = self
-            .simulated_pcrs
-            .as_ref()
-            .map(|p| p.display().to_string());
-        if let Some(p) = &pcrs {
-            args.extend(["--simulated-pcrs", p]);
-        }
-        self.enclave = Some(Enclave::start(&args));
-        self.enclave.as_ref().unwrap()
-    }
-
-    /// SIGKILL, as a crash or a power cut would.
-    fn kill_enclave(&mut self) {
-        self.enclave = None;
-    }
-
-    fn endpoint(&self) -> String {
-        self.enclave.as_ref().expect("enclave running").endpoint()
-    }
-
-    fn health(&self) -> serde_json::Value {
-        let body = ureq::get(format!("{}/v1/health", self.endpoint()))
-            .call()
-            .expect("health")
-            .body_mut()
-            .read_to_string()
-            .unwrap();
-        serde_json::from_str(&body).unwrap()
-    }
-
-    /// Waits until the sealing settles: "ready" or an error that has been retried.
-    fn wait_sealing(&self, want_ready: bool) -> serde_json::Value {
-        let start = Instant::now();
-        loop {
-            let h = self.health();
-            let s = &h["sealing"];
-            if s["state"] == "ready" || (!want_ready && s["error"].is_string()) {
-                return s.clone();
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(120),
-                "sealing did not settle: {h}\nshim log:\n{}",
-                std::fs::read_to_string(self.dir.join("shim.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
+impl SealedTests for Deployment {
     fn attest(&self) -> (Client, AttestedEnclave) {
         let client = Client::new(&self.endpoint()).unwrap();
         let mut policy = sigil_attestation::Policy::at(now());
@@ -220,7 +73,7 @@ fn api_code(e: ClientError) -> (u16, String, String) {
 
 #[test]
 fn state_survives_restarts_of_the_enclave_the_shim_and_both() {
-    let mut d = Deployment::new("restarts", None);
+    let mut d = deployment("restarts", None);
     d.start_enclave();
     assert_eq!(d.wait_sealing(true)["origin"], "generated");
     let owner = OwnerKey::generate().unwrap();
@@ -298,7 +151,7 @@ fn state_survives_restarts_of_the_enclave_the_shim_and_both() {
 
 #[test]
 fn an_enclave_killed_mid_write_keeps_every_acknowledged_write() {
-    let mut d = Deployment::new("sigkill", None);
+    let mut d = deployment("sigkill", None);
     let owner = OwnerKey::generate().unwrap();
     let mut acked = 0u64;
     for round in 0..3u64 {
@@ -356,7 +209,7 @@ fn an_enclave_killed_mid_write_keeps_every_acknowledged_write() {
 
 #[test]
 fn tampered_swapped_and_replayed_blobs_are_refused() {
-    let mut d = Deployment::new("tamper", None);
+    let mut d = deployment("tamper", None);
     d.start_enclave();
     d.wait_sealing(true);
     let owner = OwnerKey::generate().unwrap();
@@ -438,7 +291,7 @@ fn manifest_with_pcr0(dir: &Path, pcr0: &str) -> PathBuf {
 fn an_enclave_with_other_pcrs_cannot_unseal() {
     let good = "11".repeat(48);
     let other = "22".repeat(48);
-    let mut d = Deployment::new("pcrs", Some(&good));
+    let mut d = deployment("pcrs", Some(&good));
     let good_manifest = manifest_with_pcr0(&d.dir, &good);
     let other_manifest = manifest_with_pcr0(&d.dir, &other);
 
@@ -480,7 +333,7 @@ fn an_enclave_with_other_pcrs_cannot_unseal() {
 
 #[test]
 fn the_shim_refuses_egress_the_allow_list_does_not_name() {
-    let mut d = Deployment::new("egress", None);
+    let mut d = deployment("egress", None);
     // The enclave asks for another region's KMS; the shim allows only us-east-1's.
     d.region = "eu-west-1";
     d.start_enclave();

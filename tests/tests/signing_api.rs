@@ -9,180 +9,40 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::target_dir;
 use sigil_client::signing::{complete_adaptor_signature, verify_bip340};
 use sigil_client::{AttestedEnclave, Client, ClientError, OwnerKey, SignerKey};
-use sigil_e2e::shim::{ACCESS_KEY_ID, SECRET_ACCESS_KEY, Shim, ShimSetup};
+use sigil_e2e::deployment::{Deployment, LocalEnclave};
 use sigil_protocol::signing::{
     AggregateView, CreateAggregateRequest, CreateSessionRequest, MessageView, ParticipantSpec,
     SessionView, TweakSpec,
 };
 
-/// A local-mode enclave process of this workspace's profile build (so it is always built from
-/// the current source, whatever static build lies around), killed when dropped.
-struct Enclave {
-    child: Child,
-    addr: String,
-}
-
-impl Enclave {
-    fn start(extra: &[&str]) -> Enclave {
-        let mut child = Command::new(common::profile_bin("sigil-enclave"))
-            .args(["--listen", "tcp:127.0.0.1:0"])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start sigil-enclave");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("read the listening line");
-        let addr = line
-            .trim()
-            .strip_prefix("listening tcp:")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_string();
-        Enclave { child, addr }
-    }
-
-    fn endpoint(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-}
-
-impl Drop for Enclave {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-const REGION: &str = "us-east-1";
-const KEY_ID: &str = "sigil-test-key";
-const MASTER_KEY: &str = "5c1d3f0a9b8e7d6c5b4a39281706f5e4d3c2b1a09f8e7d6c5b4a392817060504";
-
-/// KMS, shim and enclave in one directory (the fixture of `sealed_state.rs`, reduced to what
-/// these tests need).
-struct Deployment {
-    dir: PathBuf,
-    _kms: sigil_devkms::RunningServer,
-    _shim: Shim,
-    enclave: Option<Enclave>,
-}
-
-impl Deployment {
-    fn new(name: &str) -> Deployment {
-        let dir = target_dir()
+/// A fresh deployment in `target/test-signing/<name>-<pid>`. Its enclave is this workspace's
+/// profile build, so it is always built from the current source, whatever static build lies
+/// around.
+fn deployment(name: &str) -> Deployment {
+    Deployment::new(
+        target_dir()
             .join("test-signing")
-            .join(format!("{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("state")).unwrap();
-        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let config = format!(
-            r#"{{"listen": "127.0.0.1:0", "region": "{REGION}", "tls_ca_dir": "{}",
-                "keys": [{{"key_id": "{KEY_ID}", "master_key_hex": "{MASTER_KEY}", "policy":
-                {{"allowed_credentials": [{{"access_key_id": "{ACCESS_KEY_ID}",
-                  "secret_access_key": "{SECRET_ACCESS_KEY}"}}],
-                  "trust_test_root": true, "allow_debug": true}}}}]}}"#,
-            workspace.join("devkms/dev-ca").display(),
-        );
-        let config = sigil_devkms::Config::from_json(config.as_bytes()).expect("devkms config");
-        let kms = sigil_devkms::start(&config).expect("start the development KMS");
-        let host = format!("kms.{REGION}.amazonaws.com:443");
-        let sock = |n: &str| format!("unix:{}", dir.join(n).display());
-        let shim = Shim::start(&ShimSetup {
-            bin: common::profile_bin("sigil-shim"),
-            state_dir: dir.join("state"),
-            blob_listen: sock("blobs.sock"),
-            egress_listen: sock("egress.sock"),
-            credentials_listen: sock("creds.sock"),
-            egress_resolve: Some(format!("{host}={}", kms.local_addr())),
-            egress_allow: host,
-            ingress: None,
-            log: dir.join("shim.log"),
-            crs: None,
-        })
-        .expect("start sigil-shim");
-        Deployment {
-            dir,
-            _kms: kms,
-            _shim: shim,
-            enclave: None,
-        }
-    }
+            .join(format!("{name}-{}", std::process::id())),
+        common::profile_bin("sigil-enclave"),
+        common::profile_bin("sigil-shim"),
+        None,
+    )
+}
 
-    fn sock(&self, name: &str) -> String {
-        format!("unix:{}", self.dir.join(name).display())
-    }
+/// Starts the deployment's enclave and waits until its sealed state is ready.
+fn start_ready(d: &mut Deployment) {
+    d.start_enclave();
+    d.wait_sealing(true);
+}
 
-    /// Starts the enclave and waits until its sealed state is ready.
-    fn start_enclave(&mut self) {
-        let config = self.dir.join("enclave.json");
-        std::fs::write(
-            &config,
-            format!(
-                r#"{{"kms": {{"region": "{REGION}",
-                    "key_id": "arn:aws:kms:{REGION}:111122223333:key/{KEY_ID}",
-                    "trust": "development", "encryption_context": {{"app": "sigil-test"}}}}}}"#
-            ),
-        )
-        .unwrap();
-        let config = config.display().to_string();
-        let (blobs, egress, creds) = (
-            self.sock("blobs.sock"),
-            self.sock("egress.sock"),
-            self.sock("creds.sock"),
-        );
-        self.enclave = Some(Enclave::start(&[
-            "--config",
-            &config,
-            "--blob-store",
-            &blobs,
-            "--egress",
-            &egress,
-            "--credentials",
-            &creds,
-        ]));
-        let start = Instant::now();
-        loop {
-            let h: serde_json::Value = serde_json::from_str(
-                &ureq::get(format!("{}/v1/health", self.endpoint()))
-                    .call()
-                    .expect("health")
-                    .body_mut()
-                    .read_to_string()
-                    .unwrap(),
-            )
-            .unwrap();
-            if h["sealing"]["state"] == "ready" {
-                return;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(120),
-                "sealing did not become ready: {h}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    /// SIGKILL, as a crash or a power cut would.
-    fn kill_enclave(&mut self) {
-        self.enclave = None;
-    }
-
-    fn endpoint(&self) -> String {
-        self.enclave.as_ref().expect("enclave running").endpoint()
-    }
-
-    fn file(&self, name: &str) -> String {
-        self.dir.join(name).display().to_string()
-    }
+/// A file in the deployment's directory.
+fn file(d: &Deployment, name: &str) -> String {
+    d.dir.join(name).display().to_string()
 }
 
 fn attest(endpoint: &str) -> (Client, AttestedEnclave) {
@@ -265,8 +125,8 @@ fn assert_signed(view: &SessionView, agg: &AggregateView) {
 
 #[test]
 fn three_party_sessions_through_the_api_and_the_cli() {
-    let mut d = Deployment::new("musig");
-    d.start_enclave();
+    let mut d = deployment("musig");
+    start_ready(&mut d);
     let (c, e) = attest(&d.endpoint());
     let (alice, bob, stranger) = (
         OwnerKey::generate().unwrap(),
@@ -403,7 +263,7 @@ fn three_party_sessions_through_the_api_and_the_cli() {
         "waiting_for_nonces"
     );
     d.kill_enclave();
-    d.start_enclave();
+    start_ready(&mut d);
     let (c, e) = attest(&d.endpoint());
     let (status, code, message) = api_error(c.musig_session(&e, &s.id).unwrap_err());
     assert_eq!((status, code.as_str()), (404, "unknown_session"));
@@ -419,8 +279,11 @@ fn three_party_sessions_through_the_api_and_the_cli() {
     assert_eq!(c.musig_list_aggregates(&e).unwrap(), vec![agg.id.clone()]);
 
     // --- after the restart, a session driven entirely by the CLI signs with the same keys ---
-    let (alice_file, bob_file, ext_file) =
-        (d.file("alice.key"), d.file("bob.key"), d.file("ext.key"));
+    let (alice_file, bob_file, ext_file) = (
+        file(&d, "alice.key"),
+        file(&d, "bob.key"),
+        file(&d, "ext.key"),
+    );
     alice.save(&alice_file).unwrap();
     bob.save(&bob_file).unwrap();
     external.save(&ext_file).unwrap();
@@ -563,7 +426,7 @@ fn three_party_sessions_through_the_api_and_the_cli() {
 
 #[test]
 fn without_sealed_state_key_operations_answer_503() {
-    let enclave = Enclave::start(&[]);
+    let enclave = LocalEnclave::start(&common::profile_bin("sigil-enclave"), &[]);
     let (c, e) = attest(&enclave.endpoint());
     let owner = OwnerKey::generate().unwrap();
     let (status, code, _) = api_error(c.musig_generate_key(&e, &owner).unwrap_err());
@@ -578,8 +441,8 @@ fn without_sealed_state_key_operations_answer_503() {
 #[test]
 fn a_replayed_key_import_returns_the_first_key_and_stores_no_copy() {
     use sigil_protocol::signing::{self as wire, ImportKeyRequest, KeyView, Op};
-    let mut d = Deployment::new("replay");
-    d.start_enclave();
+    let mut d = deployment("replay");
+    start_ready(&mut d);
     let (c, e) = attest(&d.endpoint());
     let owner = OwnerKey::generate().unwrap();
     let not_after = now() + 300;

@@ -1,0 +1,241 @@
+//! A local deployment for tests and benchmarks: the development KMS (in-process, TLS under the
+//! committed development CA), the real `sigil-shim` (blob store, egress proxy, credentials)
+//! and `sigil-enclave` in local mode with a `kms` section, all in one directory. Each part can
+//! be stopped and started again, as crashes and restarts do.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::shim::{ACCESS_KEY_ID, SECRET_ACCESS_KEY, Shim, ShimSetup};
+
+pub const REGION: &str = "us-east-1";
+pub const KEY_ID: &str = "sigil-test-key";
+/// A fixed master key, so a restarted development KMS decrypts what it made before.
+pub const MASTER_KEY: &str = "5c1d3f0a9b8e7d6c5b4a39281706f5e4d3c2b1a09f8e7d6c5b4a392817060504";
+
+/// The ARN the enclave's configuration names.
+pub fn key_arn() -> String {
+    format!("arn:aws:kms:{REGION}:111122223333:key/{KEY_ID}")
+}
+
+/// The development KMS's key policy, as JSON: the shim's test credentials, the sigil test
+/// root, and either any (debug) PCRs or exactly `pcr0`.
+pub fn kms_policy(pcr0: Option<&str>) -> String {
+    let pcrs = match pcr0 {
+        Some(p) => format!(r#""allowed_pcrs": {{"0": "{p}"}}, "allow_debug": false"#),
+        None => r#""allow_debug": true"#.into(),
+    };
+    format!(
+        r#"{{"allowed_credentials": [{{"access_key_id": "{ACCESS_KEY_ID}", "secret_access_key": "{SECRET_ACCESS_KEY}"}}],
+            "trust_test_root": true, {pcrs}}}"#
+    )
+}
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// `sigil-enclave` as a local process on a free TCP port; killed (SIGKILL) on drop.
+pub struct LocalEnclave {
+    child: Child,
+    addr: String,
+}
+
+impl LocalEnclave {
+    pub fn start(bin: &Path, args: &[&str]) -> LocalEnclave {
+        let mut child = Command::new(bin)
+            .args(["--listen", "tcp:127.0.0.1:0"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {}: {e}", bin.display()));
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("read the listening line");
+        let addr = line
+            .trim()
+            .strip_prefix("listening tcp:")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_string();
+        LocalEnclave { child, addr }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for LocalEnclave {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub struct Deployment {
+    pub dir: PathBuf,
+    /// The region the enclave's configuration names (the shim allows only [`REGION`]'s KMS).
+    pub region: &'static str,
+    /// Makes the simulated attestation claim this manifest's PCRs.
+    pub simulated_pcrs: Option<PathBuf>,
+    enclave_bin: PathBuf,
+    shim_bin: PathBuf,
+    // Dropped in this order: the enclave first, then the shim, then the KMS.
+    enclave: Option<LocalEnclave>,
+    shim: Option<Shim>,
+    _kms: sigil_devkms::RunningServer,
+    kms_addr: String,
+}
+
+impl Deployment {
+    /// A fresh `dir` with the development KMS (its policy allowing `pcr0`, or any debug
+    /// image) and the shim running; the enclave is started by [`Deployment::start_enclave`].
+    pub fn new(
+        dir: PathBuf,
+        enclave_bin: PathBuf,
+        shim_bin: PathBuf,
+        pcr0_policy: Option<&str>,
+    ) -> Deployment {
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("state")).unwrap();
+        let config = format!(
+            r#"{{"listen": "127.0.0.1:0", "region": "{REGION}", "tls_ca_dir": "{}",
+                "keys": [{{"key_id": "{KEY_ID}", "master_key_hex": "{MASTER_KEY}", "policy": {}}}]}}"#,
+            workspace().join("devkms/dev-ca").display(),
+            kms_policy(pcr0_policy)
+        );
+        let config = sigil_devkms::Config::from_json(config.as_bytes()).expect("devkms config");
+        let kms = sigil_devkms::start(&config).expect("start the development KMS");
+        let mut d = Deployment {
+            dir,
+            region: REGION,
+            simulated_pcrs: None,
+            enclave_bin,
+            shim_bin,
+            enclave: None,
+            shim: None,
+            kms_addr: kms.local_addr().to_string(),
+            _kms: kms,
+        };
+        d.start_shim();
+        d
+    }
+
+    pub fn sock(&self, name: &str) -> String {
+        format!("unix:{}", self.dir.join(name).display())
+    }
+
+    pub fn start_shim(&mut self) {
+        let host = format!("kms.{REGION}.amazonaws.com:443");
+        let setup = ShimSetup {
+            bin: self.shim_bin.clone(),
+            state_dir: self.dir.join("state"),
+            blob_listen: self.sock("blobs.sock"),
+            egress_listen: self.sock("egress.sock"),
+            credentials_listen: self.sock("creds.sock"),
+            egress_resolve: Some(format!("{host}={}", self.kms_addr)),
+            egress_allow: host,
+            ingress: None,
+            log: self.dir.join("shim.log"),
+            crs: None,
+        };
+        self.shim = Some(Shim::start(&setup).expect("start sigil-shim"));
+    }
+
+    pub fn kill_shim(&mut self) {
+        if let Some(s) = self.shim.take() {
+            s.kill();
+        }
+    }
+
+    /// Starts the enclave (it fetches its data key in the background; see
+    /// [`Deployment::wait_sealing`]).
+    pub fn start_enclave(&mut self) -> &LocalEnclave {
+        let config = self.dir.join("enclave.json");
+        std::fs::write(
+            &config,
+            format!(
+                r#"{{"kms": {{"region": "{}", "key_id": "{}", "trust": "development",
+                    "encryption_context": {{"app": "sigil-test"}}}}}}"#,
+                self.region,
+                key_arn()
+            ),
+        )
+        .unwrap();
+        let config = config.display().to_string();
+        let (blobs, egress, creds) = (
+            self.sock("blobs.sock"),
+            self.sock("egress.sock"),
+            self.sock("creds.sock"),
+        );
+        let mut args = vec![
+            "--config",
+            &config,
+            "--blob-store",
+            &blobs,
+            "--egress",
+            &egress,
+            "--credentials",
+            &creds,
+        ];
+        let pcrs = self
+            .simulated_pcrs
+            .as_ref()
+            .map(|p| p.display().to_string());
+        if let Some(p) = &pcrs {
+            args.extend(["--simulated-pcrs", p]);
+        }
+        self.enclave = Some(LocalEnclave::start(&self.enclave_bin, &args));
+        self.enclave.as_ref().unwrap()
+    }
+
+    /// SIGKILL, as a crash or a power cut would.
+    pub fn kill_enclave(&mut self) {
+        self.enclave = None;
+    }
+
+    pub fn enclave(&self) -> &LocalEnclave {
+        self.enclave.as_ref().expect("enclave running")
+    }
+
+    pub fn endpoint(&self) -> String {
+        self.enclave().endpoint()
+    }
+
+    pub fn health(&self) -> serde_json::Value {
+        let body = ureq::get(format!("{}/v1/health", self.endpoint()))
+            .call()
+            .expect("health")
+            .body_mut()
+            .read_to_string()
+            .unwrap();
+        serde_json::from_str(&body).unwrap()
+    }
+
+    /// Waits until the sealing settles: "ready", or (unless `want_ready`) an error that has
+    /// been retried. Returns the health's `sealing` object.
+    pub fn wait_sealing(&self, want_ready: bool) -> serde_json::Value {
+        let start = Instant::now();
+        loop {
+            let h = self.health();
+            let s = &h["sealing"];
+            if s["state"] == "ready" || (!want_ready && s["error"].is_string()) {
+                return s.clone();
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(120),
+                "sealing did not settle: {h}\nshim log:\n{}",
+                std::fs::read_to_string(self.dir.join("shim.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
