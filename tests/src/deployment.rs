@@ -68,8 +68,17 @@ impl LocalEnclave {
         format!("http://{}", self.addr)
     }
 
+    /// `127.0.0.1:PORT`
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().expect("try_wait").is_none()
     }
 }
 

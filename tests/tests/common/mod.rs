@@ -2,10 +2,10 @@
 
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::Duration;
 
 /// The workspace's target directory (tests run from target/<profile>/deps/).
@@ -61,36 +61,22 @@ pub fn shared(rel: &str) -> PathBuf {
         .join(rel)
 }
 
-/// A local-mode enclave process, killed when dropped.
+/// A local-mode enclave process of [`enclave_bin`], killed when dropped.
 pub struct Enclave {
-    child: Child,
+    inner: sigil_e2e::deployment::LocalEnclave,
     /// `127.0.0.1:PORT`
     pub addr: String,
 }
 
 impl Enclave {
     pub fn start(extra: &[&str]) -> Enclave {
-        let mut child = Command::new(enclave_bin())
-            .args(["--listen", "tcp:127.0.0.1:0"])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start sigil-enclave");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("read the listening line");
-        let addr = line
-            .trim()
-            .strip_prefix("listening tcp:")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_string();
-        Enclave { child, addr }
+        let inner = sigil_e2e::deployment::LocalEnclave::start(&enclave_bin(), extra);
+        let addr = inner.addr().to_string();
+        Enclave { inner, addr }
     }
 
     pub fn endpoint(&self) -> String {
-        format!("http://{}", self.addr)
+        self.inner.endpoint()
     }
 
     /// Sends raw bytes, optionally half-closes, and returns whatever comes back.
@@ -108,18 +94,11 @@ impl Enclave {
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.inner.pid()
     }
 
     pub fn is_running(&mut self) -> bool {
-        self.child.try_wait().expect("try_wait").is_none()
-    }
-}
-
-impl Drop for Enclave {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.inner.is_running()
     }
 }
 
