@@ -86,6 +86,11 @@ impl Drop for LocalEnclave {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // A killed enclave cannot clean up its local-mode directory (its CRS copy, job
+        // directories); do it for it, so test runs do not fill the temporary directory.
+        let _ = std::fs::remove_dir_all(
+            std::env::temp_dir().join(format!("sigil-enclave-{}", self.child.id())),
+        );
     }
 }
 
