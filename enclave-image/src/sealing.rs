@@ -204,7 +204,8 @@ impl Sealing {
         };
         // A call that fails on I/O (the shim restarted, a timeout) runs once more on a new
         // connection: the callers' reads are idempotent and their writes compare-and-swap, so
-        // a write that did land the first time shows up as a version conflict, never twice.
+        // a write that did land the first time is never made twice (the vault recognises its
+        // own write at expected + 1 and reports it done).
         for attempt in 0..2 {
             self.reconnect_if_poisoned(store)?;
             match f(store) {

@@ -228,6 +228,12 @@ pub fn put(sealing: &Sealing, body: &[u8]) -> Result<Written, Refusal> {
                             "the entry belongs to another owner",
                         )));
                     }
+                    // This very write is already the current version: the request was sent
+                    // again (a client retry, or an internal retry after the store's answer
+                    // was lost). Report it as done rather than as a conflict with itself.
+                    if v == expected.saturating_add(1) && old[..] == plain[..] {
+                        return Ok(Ok(v));
+                    }
                     v
                 }
                 Err(SealedStoreError::Store(StoreError::NotFound)) => 0,

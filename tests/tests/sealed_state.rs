@@ -125,6 +125,16 @@ fn state_survives_restarts_of_the_enclave_the_shim_and_both() {
     assert_eq!((status, code.as_str()), (403, "not_owner"));
     let (status, code, _) = api_code(c.vault_put(&e, &owner, "alpha", b"x", 1).unwrap_err());
     assert_eq!((status, code.as_str()), (409, "version_conflict"));
+    // The write that made version 2, sent again (a retry whose first answer was lost): it is
+    // done already, so it is reported done, and nothing new is written.
+    assert_eq!(
+        c.vault_put(&e, &owner, "alpha", b"two", 1).unwrap().version,
+        2
+    );
+    assert_eq!(
+        c.vault_get(&e, &owner, "alpha").unwrap(),
+        (b"two".to_vec(), 2)
+    );
     let (status, code, _) = api_code(c.vault_get(&e, &owner, "missing").unwrap_err());
     assert_eq!((status, code.as_str()), (404, "not_found"));
 
