@@ -1,8 +1,9 @@
 //! `POST /v1/prove` and `GET /v1/prove/{id}` (formats in `sigil_protocol::prove`).
 //!
 //! The submission is encapsulated: circuit and witness (or a chonk input stack) and the
-//! client's result key reach only the attested enclave. The status is in the clear except the result, which is sealed under
-//! the client's key: the parent relays it but cannot read or forge it.
+//! client's result key reach only the attested enclave. The status is in the clear except the
+//! result, which is sealed under the client's key: the parent relays it but cannot read or
+//! forge it.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;

@@ -75,7 +75,7 @@ pub enum Work {
 }
 
 /// CRS points every chonk proof needs with bb 5.0.0, whatever the circuits: its translator
-/// circuit has a fixed 2^17 rows. bigger stacks need more, and bb says so (it then tries to
+/// circuit has a fixed 2^17 rows. Bigger stacks need more, and bb says so (it then tries to
 /// download them, which fails inside the enclave: no network).
 pub const CHONK_MIN_CRS_POINTS: u64 = 1 << 17;
 
