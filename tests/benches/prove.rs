@@ -23,13 +23,13 @@
 //! `cargo bench -p sigil-e2e --bench prove`. `SIGIL_BENCH_SUBMISSIONS` sets the number of
 //! measured tiny submissions for the job API latencies (default 20).
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sigil_client::prove::{Job, Proof};
 use sigil_client::{AttestedEnclave, Client};
+use sigil_e2e::deployment::LocalEnclave;
 use sigil_e2e::shim::{Shim, ShimSetup};
 
 /// Measured runs per fixture (after one warm-up run each).
@@ -270,21 +270,9 @@ impl Bare {
 // The deployment: sigil-shim (blob store with the CRS) + sigil-enclave with a prover, in local
 // mode.
 
-struct Enclave {
-    child: Child,
-    addr: String,
-}
-
-impl Drop for Enclave {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 struct Deployment {
     // Dropped in this order: the enclave first, then the shim.
-    enclave: Enclave,
+    enclave: LocalEnclave,
     _shim: Shim,
 }
 
@@ -323,27 +311,14 @@ impl Deployment {
             ),
         )
         .unwrap();
-        let mut child = Command::new(enclave_bin)
-            .args(["--listen", "tcp:127.0.0.1:0", "--config"])
-            .arg(&config)
-            .args(["--blob-store", &sock("blobs.sock")])
-            .arg("--bb")
-            .arg(bb)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start sigil-enclave");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("read the listening line");
-        let addr = line
-            .trim()
-            .strip_prefix("listening tcp:")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_string();
+        let config = config.display().to_string();
+        let (blobs, bb) = (sock("blobs.sock"), bb.display().to_string());
+        let enclave = LocalEnclave::start(
+            enclave_bin,
+            &["--config", &config, "--blob-store", &blobs, "--bb", &bb],
+        );
         let d = Deployment {
-            enclave: Enclave { child, addr },
+            enclave,
             _shim: shim,
         };
         d.wait_crs_ready();
@@ -351,7 +326,7 @@ impl Deployment {
     }
 
     fn endpoint(&self) -> String {
-        format!("http://{}", self.enclave.addr)
+        self.enclave.endpoint()
     }
 
     fn wait_crs_ready(&self) {
