@@ -1,30 +1,27 @@
 //! sigil's enclave: the binary that is `/init` of the measured image (PID 1 on Nitro, and in
 //! the QEMU harness) and that also runs as an ordinary process in local mode.
 //!
-//! - [`transport`]: vsock (on `libc`), TCP and Unix sockets behind one type;
-//! - [`nsm`]: the Nitro Secure Module, real or simulated;
-//! - [`http`]: hyper driven by a per-connection minimal executor, with every limit enforced;
-//! - [`api`]: the endpoints;
+//! Layers, from the outside in:
+//!
+//! - [`boot`]: the composition root shared by local mode and PID 1, the command line
+//!   ([`boot::args`]) and the measured configuration ([`boot::config`]);
 //! - [`init`]: the PID-1 runtime (mounts, console, heartbeat, reaping, power-off);
-//! - [`measured_config`]: the deployment configuration from the measured ramdisk;
-//! - [`parent`]: clients for the parent's blob store, egress proxy and credentials;
-//! - [`seal`] and [`sealing`]: sealed state under a data key only KMS releases to this image;
-//! - [`vault`]: owner-signed secrets kept in the sealed state;
-//! - [`signing_api`]: MuSig2 keys, aggregate keys and signing sessions.
+//! - [`http`]: hyper driven by a per-connection minimal executor, with every limit enforced;
+//! - [`api`]: one module per endpoint group (health, attestation and ping in [`api`] itself,
+//!   [`api::vault`], [`api::musig2`], [`api::prove`]);
+//! - the services the handlers use: [`seal`] (the sealed-blob format, the data key, the
+//!   store and [`seal::service`]), [`parent`] (the parent's egress proxy and credentials),
+//!   [`prover`] (the CRS and the proving jobs), [`nsm`] (the Nitro Secure Module, real or
+//!   simulated);
+//! - [`transport`]: vsock, TCP and Unix sockets behind one type; [`log`]: the bounded log.
 
 pub mod api;
-pub mod config;
+pub mod boot;
 pub mod http;
 pub mod init;
 pub mod log;
-pub mod measured_config;
 pub mod nsm;
 pub mod parent;
-pub mod prove_api;
 pub mod prover;
 pub mod seal;
-pub mod sealing;
-pub mod service;
-pub mod signing_api;
 pub mod transport;
-pub mod vault;

@@ -5,15 +5,13 @@ use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use sigil_enclave::config::{self, Parsed, USAGE};
+use sigil_enclave::boot::args::{self, Parsed, USAGE};
+use sigil_enclave::boot::config::MeasuredConfig;
 use sigil_enclave::http::Stopper;
-use sigil_enclave::measured_config::MeasuredConfig;
 use sigil_enclave::nsm::{HardwareNsm, Mode, Nsm, SimulatedNsm, hardware_device};
 use sigil_enclave::parent::ParentServices;
-use sigil_enclave::prover::crs::CrsService;
-use sigil_enclave::sealing::Sealing;
-use sigil_enclave::transport::Listener;
-use sigil_enclave::{init, log, service};
+use sigil_enclave::transport::{Addr, Listener};
+use sigil_enclave::{boot, init, log};
 use sigil_protocol::manifest::PcrManifest;
 
 fn main() -> ExitCode {
@@ -24,7 +22,7 @@ fn main() -> ExitCode {
         init::run();
     }
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let cfg = match config::parse(&args) {
+    let cfg = match args::parse(&args) {
         Ok(Ok(c)) => c,
         Ok(Err(Parsed::Help)) => {
             println!("{USAGE}");
@@ -84,13 +82,14 @@ fn open_nsm(simulated_pcrs: Option<&str>) -> Result<Arc<dyn Nsm>, String> {
     Ok(Arc::new(nsm))
 }
 
-/// The sealed state in local mode: the configuration's kms section and the shim's addresses.
-fn local_sealing(
-    cfg: &config::Config,
+/// The parent services in local mode: the shim's addresses from the flags, checked against
+/// what the configuration needs (a kms section needs all three, a prover section the blob
+/// store).
+fn local_services(
+    cfg: &args::Config,
     file: &MeasuredConfig,
-    nsm: &Arc<dyn Nsm>,
-) -> Result<Arc<Sealing>, String> {
-    let Some(kms) = file.kms.clone() else {
+) -> Result<Option<ParentServices>, String> {
+    if file.kms.is_none() {
         if cfg.egress.is_some()
             || cfg.credentials.is_some()
             || (cfg.blob_store.is_some() && file.prover.is_none())
@@ -101,21 +100,20 @@ fn local_sealing(
                     .into(),
             );
         }
-        return Ok(Sealing::disabled());
-    };
-    let need = |a: &Option<sigil_enclave::transport::Addr>, flag: &str| {
+        return Ok(None);
+    }
+    let need = |a: &Option<Addr>, flag: &str| {
         a.clone()
             .ok_or_else(|| format!("the configuration has a kms section, so {flag} ADDR is needed"))
     };
-    let services = ParentServices {
+    Ok(Some(ParentServices {
         blobs: need(&cfg.blob_store, "--blob-store")?,
         egress: need(&cfg.egress, "--egress")?,
         credentials: need(&cfg.credentials, "--credentials")?,
-    };
-    Ok(Sealing::start(kms, nsm.clone(), nsm.mode(), services))
+    }))
 }
 
-fn run(cfg: config::Config) -> Result<(), String> {
+fn run(cfg: args::Config) -> Result<(), String> {
     let file = match &cfg.config_file {
         Some(path) => {
             if !std::path::Path::new(path).exists() {
@@ -127,35 +125,25 @@ fn run(cfg: config::Config) -> Result<(), String> {
     };
     let nsm = open_nsm(cfg.simulated_pcrs.as_deref())?;
     let mode = nsm.mode();
-    let sealing = local_sealing(&cfg, &file, &nsm)?;
+    let sealing_services = local_services(&cfg, &file)?;
     let listener =
         Listener::bind(&cfg.listen).map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
     let bound = listener
         .local_addr()
         .map_err(|e| format!("bound address: {e}"))?;
     let limits = cfg.limit_flags.apply(file.limits());
-    let crs = match (&file.prover, &cfg.blob_store) {
-        (None, _) => None,
-        (Some(_), None) => {
-            return Err("the configuration has a prover section, so --blob-store ADDR is needed (the CRS comes from there)".into());
-        }
-        // Local mode keeps the CRS in a per-process temporary directory.
-        (Some(p), Some(blobs)) => Some(CrsService::start(
-            p.clone(),
-            blobs.clone(),
-            std::env::temp_dir().join(format!("sigil-enclave-{}/crs", std::process::id())),
-        )),
-    };
-    let prover = match (&file.prover, &crs) {
-        (Some(p), Some(c)) => Some(sigil_enclave::prover::start(
-            p,
-            c.clone(),
-            &std::env::temp_dir().join(format!("sigil-enclave-{}/jobs", std::process::id())),
-            cfg.bb.clone(),
-        )?),
-        _ => None,
-    };
-    let (server, app) = service::prepare(nsm, listener, limits, sealing, crs, prover)?;
+    // Local mode keeps the CRS and the jobs in a per-process temporary directory.
+    let state_dir = std::env::temp_dir().join(format!("sigil-enclave-{}", std::process::id()));
+    let (server, app) = boot::assemble(boot::Parts {
+        nsm,
+        config: file,
+        limits,
+        listener,
+        sealing_services,
+        blobs: cfg.blob_store.clone(),
+        state_dir: state_dir.clone(),
+        bb: cfg.bb.clone(),
+    })?;
     stop_on_signals(server.stopper())?;
     log::info(format_args!(
         "listening on {bound} (mode {})",
@@ -165,9 +153,7 @@ fn run(cfg: config::Config) -> Result<(), String> {
     println!("listening {bound}");
     let served = server.serve(app).map_err(|e| format!("serving: {e}"));
     // The local-mode CRS copy goes with the process (in the image it is in tmpfs anyway).
-    let _ = std::fs::remove_dir_all(
-        std::env::temp_dir().join(format!("sigil-enclave-{}", std::process::id())),
-    );
+    let _ = std::fs::remove_dir_all(&state_dir);
     served?;
     log::info(format_args!("stopped"));
     Ok(())

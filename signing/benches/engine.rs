@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use sigil_signing::{
-    AggregateInfo, AggregateSpec, Engine, KeyOrder, MemoryVault, MessageSpec, ParticipantSpec,
+    AggregateInfo, AggregateSpec, Engine, KeyOrder, MemoryRecords, MessageSpec, ParticipantSpec,
     SessionRequest, SessionState,
 };
 
@@ -22,7 +22,7 @@ struct Timing {
     phases: [Duration; 4],
 }
 
-fn setup() -> (Engine<MemoryVault>, [Owner; 2], External, AggregateInfo) {
+fn setup() -> (Engine<MemoryRecords>, [Owner; 2], External, AggregateInfo) {
     let engine = common::engine(2024);
     let owners = [Owner::new(1), Owner::new(2)];
     let ext = External::new(3);
@@ -48,7 +48,7 @@ fn setup() -> (Engine<MemoryVault>, [Owner; 2], External, AggregateInfo) {
 /// One session; `engine` counts only time spent inside engine calls (the owners' approvals and
 /// the external signer's work are client-side costs).
 fn one(
-    engine: &Engine<MemoryVault>,
+    engine: &Engine<MemoryRecords>,
     owners: &[Owner; 2],
     ext: &mut External,
     agg: &AggregateInfo,

@@ -208,7 +208,7 @@ const AGG_VERSION: u8 = 1;
 
 impl AggregateRecord {
     /// Orders the participants, refuses duplicates, aggregates and tweaks. `resolved[i]` is the
-    /// public key of `spec.participants[i]` (the engine looks held keys up in its vault).
+    /// public key of `spec.participants[i]` (the engine looks held keys up in its record store).
     pub(crate) fn build(
         id: AggregateId,
         spec: &AggregateSpec,

@@ -1,5 +1,5 @@
 //! The engine: the calls the enclave's HTTP API wraps. It owns the in-memory sessions and
-//! reaches keys and aggregates through the caller's [`Vault`].
+//! reaches keys and aggregates through the caller's [`RecordStore`].
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,11 +17,11 @@ use crate::codec::tagged_hash;
 use crate::entropy::{CheckedEntropy, Entropy};
 use crate::error::Error;
 use crate::keys::{AggregateId, HeldKey, KeyId, KeyInfo, key_record_name, parse_owner};
+use crate::records::RecordStore;
 use crate::session::{
     NonceRound, ParticipantNonces, Role, Session, SessionEnv, SessionId, SessionInfo,
     SessionMessage, SessionParticipant, SessionRequest, SessionStatus, SigningEvent,
 };
-use crate::vault::Vault;
 use crate::{
     MAX_MESSAGE_LEN, MAX_MESSAGES, MAX_SESSION_TTL_SECS, MAX_SESSION_UNITS, MAX_SESSIONS,
     SIGNING_EVENT_LOG_LEN,
@@ -29,8 +29,8 @@ use crate::{
 
 /// The MuSig2 engine. `Send + Sync`: calls take `&self` and lock per session, so different
 /// sessions proceed in parallel while calls on one session are serialized.
-pub struct Engine<V: Vault> {
-    vault: V,
+pub struct Engine<V: RecordStore> {
+    records: V,
     entropy: CheckedEntropy,
     /// Record names deleted in this process.
     deleted: Mutex<HashSet<String>>,
@@ -60,17 +60,17 @@ pub fn key_id_for_request(owner: &[u8; 32], request_id: &[u8; 16]) -> KeyId {
     KeyId(id)
 }
 
-impl<V: Vault> Engine<V> {
-    /// A fresh engine over `vault`, with no sessions.
+impl<V: RecordStore> Engine<V> {
+    /// A fresh engine over `records`, with no sessions.
     ///
     /// Sessions (and the secret nonces inside them) are never persisted: an engine built after
-    /// a restart knows every key and aggregate in the vault but none of the sessions that were
+    /// a restart knows every key and aggregate in the record store but none of the sessions that were
     /// running. Calls naming such a session get [`Error::UnknownSession`]; clients must start
     /// a new session and collect fresh approvals. This is what makes nonce reuse across a
     /// restart impossible.
-    pub fn new(vault: V, entropy: impl Entropy + 'static) -> Self {
+    pub fn new(records: V, entropy: impl Entropy + 'static) -> Self {
         Self {
-            vault,
+            records,
             entropy: CheckedEntropy::new(Box::new(entropy)),
             deleted: Mutex::new(HashSet::new()),
             creating: Mutex::new(()),
@@ -80,8 +80,8 @@ impl<V: Vault> Engine<V> {
         }
     }
 
-    pub fn vault(&self) -> &V {
-        &self.vault
+    pub fn records(&self) -> &V {
+        &self.records
     }
 
     fn random16(&self) -> Result<[u8; 16], Error> {
@@ -92,7 +92,7 @@ impl<V: Vault> Engine<V> {
     }
 
     /// Threat: the untrusted parent stores the sealed blobs and could serve a deleted record
-    /// again (rollback). Names deleted in this process are refused before the vault is asked.
+    /// again (rollback). Names deleted in this process are refused before the record store is asked.
     fn check_not_deleted(&self, name: &str) -> Result<(), Error> {
         if lock(&self.deleted)?.contains(name) {
             return Err(Error::Deleted(name.to_owned()));
@@ -109,7 +109,7 @@ impl<V: Vault> Engine<V> {
         for _ in 0..4 {
             let id = make(self.random16()?);
             let n = name(&id);
-            if self.check_not_deleted(&n).is_ok() && self.vault.get(&n)?.is_none() {
+            if self.check_not_deleted(&n).is_ok() && self.records.get(&n)?.is_none() {
                 return Ok(id);
             }
         }
@@ -193,7 +193,7 @@ impl<V: Vault> Engine<V> {
     fn made_by_request(&self, id: &KeyId, owner: &[u8; 32]) -> Result<Option<KeyInfo>, Error> {
         let name = key_record_name(id);
         self.check_not_deleted(&name)?;
-        let Some(bytes) = self.vault.get(&name)? else {
+        let Some(bytes) = self.records.get(&name)? else {
             return Ok(None);
         };
         let key = HeldKey::from_record(&bytes, id)?;
@@ -212,7 +212,7 @@ impl<V: Vault> Engine<V> {
         now: u64,
     ) -> Result<KeyInfo, Error> {
         let key = HeldKey::from_secret(id, secret, owner, now)?;
-        self.vault.put(&key_record_name(&id), &key.to_record())?;
+        self.records.put(&key_record_name(&id), &key.to_record())?;
         Ok(key.info())
     }
 
@@ -220,7 +220,7 @@ impl<V: Vault> Engine<V> {
         let name = key_record_name(id);
         self.check_not_deleted(&name)?;
         let bytes = self
-            .vault
+            .records
             .get(&name)?
             .ok_or_else(|| Error::UnknownKey(id.to_string()))?;
         HeldKey::from_record(&bytes, id)
@@ -231,7 +231,7 @@ impl<V: Vault> Engine<V> {
         Ok(self.load_key(id)?.info())
     }
 
-    /// Ids of every key in the vault (not deleted in this process).
+    /// Ids of every key in the record store (not deleted in this process).
     pub fn list_keys(&self) -> Result<Vec<KeyId>, Error> {
         self.list_ids("key/", KeyId)
     }
@@ -239,11 +239,11 @@ impl<V: Vault> Engine<V> {
     fn list_ids<T>(&self, prefix: &str, make: impl Fn([u8; 16]) -> T) -> Result<Vec<T>, Error> {
         let deleted = lock(&self.deleted)?.clone();
         Ok(self
-            .vault
+            .records
             .list(prefix)?
             .into_iter()
             .filter(|n| !deleted.contains(n))
-            // The vault is not trusted to honour the prefix: names that don't parse are skipped.
+            // The record store is not trusted to honour the prefix: names that don't parse are skipped.
             .filter_map(|n| {
                 n.strip_prefix(prefix)
                     .and_then(crate::codec::parse_hex)
@@ -252,7 +252,7 @@ impl<V: Vault> Engine<V> {
             .collect())
     }
 
-    /// Deletes a key: the vault removes the record and the engine refuses the id for the rest
+    /// Deletes a key: the record store removes the record and the engine refuses the id for the rest
     /// of this process. Sessions that still need the key fail when they next reach for it.
     pub fn delete_key(&self, id: &KeyId) -> Result<(), Error> {
         self.delete_record(key_record_name(id), || Error::UnknownKey(id.to_string()))
@@ -260,15 +260,15 @@ impl<V: Vault> Engine<V> {
 
     fn delete_record(&self, name: String, unknown: impl Fn() -> Error) -> Result<(), Error> {
         self.check_not_deleted(&name)?;
-        let existed = self.vault.delete(&name)?;
-        // Tombstone even if the vault had nothing: the id must never come back.
+        let existed = self.records.delete(&name)?;
+        // Tombstone even if the record store had nothing: the id must never come back.
         lock(&self.deleted)?.insert(name);
         if existed { Ok(()) } else { Err(unknown()) }
     }
 
     // ----- aggregates -----
 
-    /// Creates and stores an aggregate key. Held participants must exist in the vault.
+    /// Creates and stores an aggregate key. Held participants must exist in the record store.
     pub fn create_aggregate(&self, spec: &AggregateSpec, now: u64) -> Result<AggregateInfo, Error> {
         let resolved = spec
             .participants
@@ -281,7 +281,7 @@ impl<V: Vault> Engine<V> {
             .collect::<Result<Vec<_>, _>>()?;
         let id = self.fresh_name(AggregateId, aggregate_record_name)?;
         let rec = AggregateRecord::build(id, spec, &resolved, now)?;
-        self.vault
+        self.records
             .put(&aggregate_record_name(&id), &rec.to_record())?;
         Ok(rec.info().clone())
     }
@@ -290,7 +290,7 @@ impl<V: Vault> Engine<V> {
         let name = aggregate_record_name(id);
         self.check_not_deleted(&name)?;
         let bytes = self
-            .vault
+            .records
             .get(&name)?
             .ok_or_else(|| Error::UnknownAggregate(id.to_string()))?;
         AggregateRecord::from_record(&bytes, id)
@@ -567,9 +567,9 @@ impl<V: Vault> Engine<V> {
     }
 }
 
-struct EngineEnv<'a, V: Vault>(&'a Engine<V>);
+struct EngineEnv<'a, V: RecordStore>(&'a Engine<V>);
 
-impl<V: Vault> SessionEnv for EngineEnv<'_, V> {
+impl<V: RecordStore> SessionEnv for EngineEnv<'_, V> {
     fn load_key(&self, id: &KeyId) -> Result<HeldKey, Error> {
         self.0.load_key(id)
     }
@@ -596,7 +596,7 @@ mod tests {
     #[test]
     fn engine_is_shareable_across_threads() {
         fn assert_send_sync<T: Send + Sync>() {}
-        assert_send_sync::<Engine<crate::MemoryVault>>();
-        assert_send_sync::<Engine<Arc<dyn Vault>>>();
+        assert_send_sync::<Engine<crate::MemoryRecords>>();
+        assert_send_sync::<Engine<Arc<dyn RecordStore>>>();
     }
 }

@@ -4,8 +4,8 @@
 use std::fmt;
 
 use crate::entropy::EntropyError;
+use crate::records::RecordStoreError;
 use crate::session::FailureReason;
-use crate::vault::VaultError;
 
 /// Everything an engine call can refuse. None of these carries secret material.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,8 +13,8 @@ use crate::vault::VaultError;
 pub enum Error {
     /// The caller-supplied entropy source failed or returned an implausible value.
     Entropy(EntropyError),
-    /// The caller's vault failed.
-    Vault(VaultError),
+    /// The caller's record store failed.
+    RecordStore(RecordStoreError),
     /// A 32-byte secret is zero or not below the curve order.
     InvalidSecretKey,
     /// An owner key is not a valid x-only BIP-340 public key.
@@ -82,7 +82,7 @@ impl Error {
     pub fn code(&self) -> &'static str {
         match self {
             Error::Entropy(_) => "entropy_failed",
-            Error::Vault(_) => "vault_error",
+            Error::RecordStore(_) => "vault_error",
             Error::InvalidSecretKey => "invalid_secret_key",
             Error::InvalidOwnerKey => "invalid_owner_key",
             Error::InvalidPublicKey { .. } => "invalid_public_key",
@@ -118,7 +118,7 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Entropy(e) => write!(f, "entropy source failed: {e}"),
-            Error::Vault(e) => write!(f, "vault: {e}"),
+            Error::RecordStore(e) => write!(f, "record store: {e}"),
             Error::InvalidSecretKey => {
                 f.write_str("secret key is zero or not below the curve order")
             }
@@ -177,9 +177,9 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
-impl From<VaultError> for Error {
-    fn from(e: VaultError) -> Self {
-        Error::Vault(e)
+impl From<RecordStoreError> for Error {
+    fn from(e: RecordStoreError) -> Self {
+        Error::RecordStore(e)
     }
 }
 

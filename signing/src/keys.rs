@@ -44,7 +44,7 @@ macro_rules! hex_id {
 hex_id!(KeyId, "KeyId");
 hex_id!(AggregateId, "AggregateId");
 
-/// Vault record name of a key.
+/// RecordStore record name of a key.
 pub(crate) fn key_record_name(id: &KeyId) -> String {
     format!("key/{id}")
 }

@@ -6,7 +6,7 @@
 //!   through nonce exchange to verified BIP-340 signatures;
 //! * [`approval`]: the session digest owners sign, and BIP-340 verification;
 //! * [`nonce`]: the secret-nonce rules (memory only, used at most once);
-//! * [`vault`]: the record store the enclave implements on its sealed storage.
+//! * [`records`]: the record store the enclave implements on its sealed storage.
 //!
 //! No networking, no clock: the caller passes the current time (unix seconds) into every call
 //! that depends on it, and supplies randomness through [`Entropy`].
@@ -22,8 +22,8 @@ mod entropy;
 mod error;
 pub mod keys;
 pub mod nonce;
+pub mod records;
 pub mod session;
-pub mod vault;
 
 pub use adaptor::{complete_adaptor_signature, reveal_adaptor_secret};
 pub use aggregate::{
@@ -36,11 +36,11 @@ pub use entropy::{Entropy, EntropyError};
 pub use error::Error;
 pub use keys::{AggregateId, HeldKey, KeyId, KeyInfo};
 pub use nonce::aggregate_nonces;
+pub use records::{MemoryRecords, RecordStore, RecordStoreError};
 pub use session::{
     FailureReason, FinalSignature, MessageSpec, NonceRound, ParticipantNonces, SessionId,
     SessionInfo, SessionRequest, SessionState, SessionStatus, SignatureValue, SigningEvent,
 };
-pub use vault::{MemoryVault, Vault, VaultError};
 
 /// Most participants in one aggregate key.
 pub const MAX_PARTICIPANTS: usize = 64;

@@ -4,13 +4,13 @@ mod common;
 
 use common::*;
 use sigil_signing::{
-    AggregateInfo, AggregateSpec, Engine, Error, FailureReason, KeyOrder, MemoryVault, MessageSpec,
-    ParticipantSpec, SessionInfo, SessionRequest, SessionState, Vault,
+    AggregateInfo, AggregateSpec, Engine, Error, FailureReason, KeyOrder, MemoryRecords,
+    MessageSpec, ParticipantSpec, RecordStore, SessionInfo, SessionRequest, SessionState,
 };
 
 struct Setup {
-    engine: Engine<MemoryVault>,
-    vault: MemoryVault,
+    engine: Engine<MemoryRecords>,
+    vault: MemoryRecords,
     owner: Owner,
     externals: Vec<External>,
     agg: AggregateInfo,
@@ -18,7 +18,7 @@ struct Setup {
 
 /// One held key (owned by `owner`) followed by `n_ext` external participants, in that order.
 fn setup(seed: u64, n_ext: u64) -> Setup {
-    let vault = MemoryVault::new();
+    let vault = MemoryRecords::new();
     let engine = Engine::new(vault.clone(), entropy(seed));
     let owner = Owner::new(seed);
     let key = engine.generate_key(owner.xonly(), NOW).unwrap();
@@ -712,7 +712,7 @@ fn requests_are_validated() {
 
 #[test]
 fn broken_entropy_is_refused() {
-    let engine = Engine::new(MemoryVault::new(), |out: &mut [u8]| {
+    let engine = Engine::new(MemoryRecords::new(), |out: &mut [u8]| {
         out.fill(0);
         Ok(())
     });
@@ -723,7 +723,7 @@ fn broken_entropy_is_refused() {
             .code(),
         "entropy_failed"
     );
-    let stuck = Engine::new(MemoryVault::new(), |out: &mut [u8]| {
+    let stuck = Engine::new(MemoryRecords::new(), |out: &mut [u8]| {
         out.fill(1);
         Ok(())
     });

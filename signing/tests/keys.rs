@@ -4,12 +4,12 @@ mod common;
 
 use common::*;
 use sigil_signing::{
-    AggregateSpec, Error, HeldKey, KeyOrder, MemoryVault, MessageSpec, ParticipantSpec,
-    SessionRequest, Vault,
+    AggregateSpec, Error, HeldKey, KeyOrder, MemoryRecords, MessageSpec, ParticipantSpec,
+    RecordStore, SessionRequest,
 };
 use zeroize::Zeroizing;
 
-fn snapshot(v: &MemoryVault) -> Vec<(String, Vec<u8>)> {
+fn snapshot(v: &MemoryRecords) -> Vec<(String, Vec<u8>)> {
     v.list("")
         .unwrap()
         .into_iter()
@@ -22,7 +22,7 @@ fn snapshot(v: &MemoryVault) -> Vec<(String, Vec<u8>)> {
 
 #[test]
 fn generated_key_is_stored_sealable_and_describable() {
-    let vault = MemoryVault::new();
+    let vault = MemoryRecords::new();
     let engine = sigil_signing::Engine::new(vault.clone(), entropy(1));
     let owner = Owner::new(1);
     let a = engine.generate_key(owner.xonly(), NOW).unwrap();
@@ -48,7 +48,7 @@ fn generated_key_is_stored_sealable_and_describable() {
 
 #[test]
 fn swapped_or_tampered_records_are_refused() {
-    let vault = MemoryVault::new();
+    let vault = MemoryRecords::new();
     let engine = sigil_signing::Engine::new(vault.clone(), entropy(2));
     let owner = Owner::new(2);
     let a = engine.generate_key(owner.xonly(), NOW).unwrap();
@@ -143,7 +143,7 @@ fn import_validates_secret_and_owner() {
 
 #[test]
 fn sessions_write_nothing_to_the_vault() {
-    let vault = MemoryVault::new();
+    let vault = MemoryRecords::new();
     let engine = sigil_signing::Engine::new(vault.clone(), entropy(4));
     let owner = Owner::new(4);
     let mut ext = External::new(4);
@@ -202,7 +202,7 @@ fn sessions_write_nothing_to_the_vault() {
 
 #[test]
 fn a_repeated_creation_request_returns_the_first_key_and_makes_no_copy() {
-    let vault = MemoryVault::new();
+    let vault = MemoryRecords::new();
     let engine = sigil_signing::Engine::new(vault.clone(), entropy(31));
     let owner = Owner::new(31);
     let other_owner = Owner::new(32);

@@ -13,7 +13,7 @@ use std::collections::{HashMap, HashSet};
 
 use common::*;
 use sigil_signing::{
-    AggregateInfo, AggregateSpec, Engine, Error, KeyOrder, MemoryVault, MessageSpec,
+    AggregateInfo, AggregateSpec, Engine, Error, KeyOrder, MemoryRecords, MessageSpec,
     ParticipantSpec, SessionId, SessionInfo, SessionRequest, SessionState, SigningEvent,
 };
 
@@ -54,8 +54,8 @@ struct Tracked {
 }
 
 struct World {
-    vault: MemoryVault,
-    engine: Engine<MemoryVault>,
+    vault: MemoryRecords,
+    engine: Engine<MemoryRecords>,
     owners: Vec<Owner>,
     aggs: Vec<AggregateInfo>,
     sessions: Vec<Tracked>,
@@ -71,7 +71,7 @@ struct World {
 }
 
 fn world(seed: u64) -> World {
-    let vault = MemoryVault::new();
+    let vault = MemoryRecords::new();
     let engine = Engine::new(vault.clone(), entropy(seed));
     let owners = vec![Owner::new(seed * 10 + 1), Owner::new(seed * 10 + 2)];
     let k0 = engine.generate_key(owners[0].xonly(), NOW).unwrap().id;

@@ -7,7 +7,7 @@ mod common;
 use common::*;
 use sha2::{Digest, Sha256};
 use sigil_signing::{
-    AggregateInfo, AggregateSpec, DigestInput, Engine, KeyOrder, MemoryVault, MessageSpec,
+    AggregateInfo, AggregateSpec, DigestInput, Engine, KeyOrder, MemoryRecords, MessageSpec,
     ParticipantSpec, SessionRequest, SessionState, SignatureValue, Tweak,
     complete_adaptor_signature, reveal_adaptor_secret, session_digest,
 };
@@ -19,7 +19,7 @@ enum Who<'a> {
 }
 
 fn aggregate(
-    engine: &Engine<MemoryVault>,
+    engine: &Engine<MemoryRecords>,
     who: &[Who<'_>],
     order: KeyOrder,
     tweaks: Vec<Tweak>,

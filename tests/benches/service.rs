@@ -104,7 +104,7 @@ fn main() {
         Arc::new(nsm),
         ServerKey::generate().unwrap(),
         info.to_cbor(),
-        sigil_enclave::sealing::Sealing::disabled(),
+        sigil_enclave::seal::service::Sealing::disabled(),
     );
     std::thread::spawn(move || server.serve(Arc::new(app)));
     let client = Client::new(&format!("http://{}", addr.trim_start_matches("tcp:"))).unwrap();

@@ -7,7 +7,7 @@
 //! here with the client library: create → external nonces → 2 approvals → round + engine
 //! nonces (checked) → partial signatures → final signature fetched and verified (BIP-340).
 //!
-//! The in-process side runs the same session shape on an `Engine<MemoryVault>` in this
+//! The in-process side runs the same session shape on an `Engine<MemoryRecords>` in this
 //! process, with the same owner keys and the external participant signing with the musig2
 //! crate directly. The ratio of the two is what the service costs on top of the MuSig2 work:
 //! HPKE-encapsulated requests over loopback HTTP (one connection per request), JSON, the
@@ -31,7 +31,7 @@ use sigil_protocol::signing::{
     SessionView, TweakSpec,
 };
 use sigil_signing::{
-    AggregateInfo, AggregateSpec, DigestInput, Engine, EntropyError, KeyOrder, MemoryVault,
+    AggregateInfo, AggregateSpec, DigestInput, Engine, EntropyError, KeyOrder, MemoryRecords,
     MessageSpec, SessionRequest, SessionState, SignatureValue, Tweak, session_digest,
 };
 
@@ -273,8 +273,8 @@ fn os_entropy(out: &mut [u8]) -> Result<(), EntropyError> {
     getrandom::fill(out).map_err(|e| EntropyError(e.to_string()))
 }
 
-fn setup_local(p: &Parties) -> (Engine<MemoryVault>, AggregateInfo) {
-    let engine = Engine::new(MemoryVault::new(), os_entropy);
+fn setup_local(p: &Parties) -> (Engine<MemoryRecords>, AggregateInfo) {
+    let engine = Engine::new(MemoryRecords::new(), os_entropy);
     let k1 = engine.generate_key(p.alice.x_only(), now()).unwrap().id;
     let k2 = engine.generate_key(p.bob.x_only(), now()).unwrap().id;
     let agg = engine
@@ -314,7 +314,7 @@ struct LocalTiming {
 /// fresh nonces, digest recomputed, owner signatures, round check, partial signature, final
 /// check), with engine calls in place of HTTP requests.
 fn local_session(
-    engine: &Engine<MemoryVault>,
+    engine: &Engine<MemoryRecords>,
     p: &Parties,
     ext_secret: Scalar,
     agg: &AggregateInfo,

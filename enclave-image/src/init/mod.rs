@@ -17,13 +17,11 @@ use std::time::Duration;
 
 use sigil_protocol::ports;
 
+use crate::boot;
+use crate::boot::config::MeasuredConfig;
 use crate::log;
-use crate::measured_config::MeasuredConfig;
 use crate::nsm::{HardwareNsm, Mode, Nsm, SimulatedNsm, hardware_device};
 use crate::parent::ParentServices;
-use crate::prover::crs::CrsService;
-use crate::sealing::Sealing;
-use crate::service;
 use crate::transport::{Addr, Listener, VMADDR_CID_ANY, VsockAddr};
 
 /// Runs as PID 1. Never returns: the machine powers off when serving ends or fails.
@@ -99,34 +97,19 @@ fn boot(sigchld: Result<libc::sigset_t, String>) -> Result<(), String> {
         port: config.api_port,
     });
     let listener = Listener::bind(&addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-    let sealing = match config.kms.clone() {
-        Some(kms) => {
-            let mode = nsm.mode();
-            Sealing::start(kms, nsm.clone(), mode, ParentServices::vsock(parent_cid))
-        }
-        None => {
-            log::info(format_args!("no kms section: running without sealed state"));
-            Sealing::disabled()
-        }
-    };
-    // The CRS goes to tmpfs (/run): memory-backed, gone at power-off.
-    let crs = config.prover.clone().map(|p| {
-        CrsService::start(
-            p,
-            ParentServices::vsock(parent_cid).blobs,
-            std::path::PathBuf::from("/run/sigil/crs"),
-        )
-    });
-    let prover = match (&config.prover, &crs) {
-        (Some(p), Some(c)) => Some(crate::prover::start(
-            p,
-            c.clone(),
-            std::path::Path::new("/run/sigil/jobs"),
-            None,
-        )?),
-        _ => None,
-    };
-    let (server, app) = service::prepare(nsm, listener, config.limits(), sealing, crs, prover)?;
+    let limits = config.limits();
+    let services = ParentServices::vsock(parent_cid);
+    let (server, app) = boot::assemble(boot::Parts {
+        nsm,
+        config,
+        limits,
+        listener,
+        blobs: Some(services.blobs.clone()),
+        sealing_services: Some(services),
+        // tmpfs: memory-backed, gone at power-off.
+        state_dir: std::path::PathBuf::from("/run/sigil"),
+        bb: None,
+    })?;
     // The listener is bound before the heartbeat: once nitro-cli (or the harness) sees the
     // heartbeat, connections to the API are accepted.
     heartbeat::send(parent_cid)?;

@@ -15,8 +15,8 @@ use std::time::Duration;
 use ring::digest::{Context, SHA256};
 use serde::Serialize;
 
+use crate::boot::config::ProverConfig;
 use crate::log;
-use crate::measured_config::ProverConfig;
 use crate::parent::TIMEOUT;
 use crate::seal::{BlobClient, StoreError};
 use crate::transport::Addr;

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::measured_config::ProverConfig;
+use crate::boot::config::ProverConfig;
 use crs::CrsService;
 use jobs::{Prover, Settings};
 

@@ -37,7 +37,7 @@ use sigil_kms::{Credentials, RecipientKey, SigningTime, cms};
 
 use super::format::DataKey;
 use super::store::{BlobClient, StoreError};
-use crate::measured_config::{KmsConfig, KmsTrust};
+use crate::boot::config::{KmsConfig, KmsTrust};
 use crate::nsm::{Mode, Nsm};
 use crate::transport::Stream;
 

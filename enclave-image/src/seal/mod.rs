@@ -8,7 +8,9 @@
 
 pub mod format;
 pub mod keyring;
+pub mod service;
 pub mod store;
 
 pub use format::{DataKey, Kind, SealError, open, seal};
+pub use service::{Sealing, SealingError};
 pub use store::{BlobClient, SealedStore, SealedStoreError, StoreError};

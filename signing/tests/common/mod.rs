@@ -9,7 +9,7 @@ use musig2::secp::{MaybePoint, Point, Scalar};
 use musig2::{AggNonce, BinaryEncoding, KeyAggContext, PubNonce, SecNonce};
 use sha2::{Digest, Sha256};
 use sigil_signing::{
-    AggregateInfo, Engine, EntropyError, MemoryVault, SessionInfo, SessionStatus, SignatureValue,
+    AggregateInfo, Engine, EntropyError, MemoryRecords, SessionInfo, SessionStatus, SignatureValue,
     Tweak,
 };
 
@@ -33,8 +33,8 @@ pub fn entropy(
     }
 }
 
-pub fn engine(seed: u64) -> Engine<MemoryVault> {
-    Engine::new(MemoryVault::new(), entropy(seed))
+pub fn engine(seed: u64) -> Engine<MemoryRecords> {
+    Engine::new(MemoryRecords::new(), entropy(seed))
 }
 
 pub fn bytes32(tag: &str, i: u64) -> [u8; 32] {
@@ -184,7 +184,7 @@ pub struct Job<'a> {
 /// Drives a session with every owner approving and every external co-signing. Returns the
 /// final status.
 pub fn run_session(
-    engine: &Engine<MemoryVault>,
+    engine: &Engine<MemoryRecords>,
     session: &SessionInfo,
     agg: &AggregateInfo,
     owners: &[&Owner],

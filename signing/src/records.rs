@@ -1,5 +1,5 @@
-//! Where key and aggregate records live between calls. The enclave implements [`Vault`] on its
-//! sealed store (records are encrypted and authenticated there); [`MemoryVault`] serves tests.
+//! Where key and aggregate records live between calls. The enclave implements [`RecordStore`] on its
+//! sealed store (records are encrypted and authenticated there); [`MemoryRecords`] serves tests.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -7,92 +7,94 @@ use std::sync::{Arc, Mutex};
 
 use zeroize::Zeroizing;
 
-/// Why the vault could not complete an operation.
+/// Why the record store could not complete an operation.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VaultError(pub String);
+pub struct RecordStoreError(pub String);
 
-impl fmt::Display for VaultError {
+impl fmt::Display for RecordStoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
 }
 
-impl std::error::Error for VaultError {}
+impl std::error::Error for RecordStoreError {}
 
 /// A store of named byte records. Names are short ASCII (`key/<hex>`, `agg/<hex>`); key records
 /// contain secrets, so implementations must seal them and should zeroize buffers they own.
-pub trait Vault: Send + Sync {
+pub trait RecordStore: Send + Sync {
     /// Store `record` under `name`, replacing any previous record.
-    fn put(&self, name: &str, record: &[u8]) -> Result<(), VaultError>;
+    fn put(&self, name: &str, record: &[u8]) -> Result<(), RecordStoreError>;
     /// The record under `name`, if any.
-    fn get(&self, name: &str) -> Result<Option<Zeroizing<Vec<u8>>>, VaultError>;
+    fn get(&self, name: &str) -> Result<Option<Zeroizing<Vec<u8>>>, RecordStoreError>;
     /// Remove the record; `true` if it existed.
-    fn delete(&self, name: &str) -> Result<bool, VaultError>;
+    fn delete(&self, name: &str) -> Result<bool, RecordStoreError>;
     /// Names that start with `prefix`, in ascending order.
-    fn list(&self, prefix: &str) -> Result<Vec<String>, VaultError>;
+    fn list(&self, prefix: &str) -> Result<Vec<String>, RecordStoreError>;
 }
 
-impl<V: Vault + ?Sized> Vault for Arc<V> {
-    fn put(&self, name: &str, record: &[u8]) -> Result<(), VaultError> {
+impl<V: RecordStore + ?Sized> RecordStore for Arc<V> {
+    fn put(&self, name: &str, record: &[u8]) -> Result<(), RecordStoreError> {
         (**self).put(name, record)
     }
-    fn get(&self, name: &str) -> Result<Option<Zeroizing<Vec<u8>>>, VaultError> {
+    fn get(&self, name: &str) -> Result<Option<Zeroizing<Vec<u8>>>, RecordStoreError> {
         (**self).get(name)
     }
-    fn delete(&self, name: &str) -> Result<bool, VaultError> {
+    fn delete(&self, name: &str) -> Result<bool, RecordStoreError> {
         (**self).delete(name)
     }
-    fn list(&self, prefix: &str) -> Result<Vec<String>, VaultError> {
+    fn list(&self, prefix: &str) -> Result<Vec<String>, RecordStoreError> {
         (**self).list(prefix)
     }
 }
 
-/// An in-memory vault. Clones share the same records, so a test can build a second engine over
-/// the first one's vault to simulate a restart.
+/// An in-memory record store. Clones share the same records, so a test can build a second engine over
+/// the first one's records to simulate a restart.
 type Records = BTreeMap<String, Zeroizing<Vec<u8>>>;
 
 #[derive(Clone, Default)]
-pub struct MemoryVault {
+pub struct MemoryRecords {
     records: Arc<Mutex<Records>>,
 }
 
-impl MemoryVault {
-    /// An empty vault.
+impl MemoryRecords {
+    /// An empty store.
     pub fn new() -> Self {
         Self::default()
     }
 
-    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Records>, VaultError> {
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Records>, RecordStoreError> {
         self.records
             .lock()
-            .map_err(|_| VaultError("memory vault poisoned".into()))
+            .map_err(|_| RecordStoreError("memory record store poisoned".into()))
     }
 }
 
-impl fmt::Debug for MemoryVault {
+impl fmt::Debug for MemoryRecords {
     // Records hold secrets: show only how many there are.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.records.lock().map(|r| r.len()).unwrap_or(0);
-        f.debug_struct("MemoryVault").field("records", &n).finish()
+        f.debug_struct("MemoryRecords")
+            .field("records", &n)
+            .finish()
     }
 }
 
-impl Vault for MemoryVault {
-    fn put(&self, name: &str, record: &[u8]) -> Result<(), VaultError> {
+impl RecordStore for MemoryRecords {
+    fn put(&self, name: &str, record: &[u8]) -> Result<(), RecordStoreError> {
         self.lock()?
             .insert(name.to_owned(), Zeroizing::new(record.to_vec()));
         Ok(())
     }
 
-    fn get(&self, name: &str) -> Result<Option<Zeroizing<Vec<u8>>>, VaultError> {
+    fn get(&self, name: &str) -> Result<Option<Zeroizing<Vec<u8>>>, RecordStoreError> {
         Ok(self.lock()?.get(name).cloned())
     }
 
-    fn delete(&self, name: &str) -> Result<bool, VaultError> {
+    fn delete(&self, name: &str) -> Result<bool, RecordStoreError> {
         Ok(self.lock()?.remove(name).is_some())
     }
 
-    fn list(&self, prefix: &str) -> Result<Vec<String>, VaultError> {
+    fn list(&self, prefix: &str) -> Result<Vec<String>, RecordStoreError> {
         Ok(self
             .lock()?
             .range(prefix.to_owned()..)
@@ -107,8 +109,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn memory_vault_put_get_list_delete() {
-        let v = MemoryVault::new();
+    fn memory_store_put_get_list_delete() {
+        let v = MemoryRecords::new();
         v.put("key/01", b"a").unwrap();
         v.put("key/02", b"b").unwrap();
         v.put("agg/01", b"c").unwrap();

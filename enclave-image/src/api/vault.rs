@@ -22,8 +22,8 @@ use sigil_protocol::vault::{
 };
 use zeroize::Zeroizing;
 
+use crate::seal::service::{Sealing, SealingError};
 use crate::seal::{Kind, SealedStoreError, StoreError};
-use crate::sealing::{Sealing, SealingError};
 
 /// An API error: status, stable code and a message for people.
 pub struct Refusal {

@@ -1,11 +1,15 @@
 //! The enclave's HTTP API.
 //!
 //! `GET /v1/health`, `GET /v1/attestation?nonce=HEX`, the encapsulated `POST /v1/ping` and
-//! the encapsulated vault (`POST /v1/vault/{put,get,delete}`, see [`crate::vault`]) and the
-//! encapsulated MuSig2 signing service (`POST /v1/musig2/...`, see [`crate::signing_api`]).
+//! the encapsulated vault (`POST /v1/vault/{put,get,delete}`, see [`crate::api::vault`]) and the
+//! encapsulated MuSig2 signing service (`POST /v1/musig2/...`, see [`crate::api::musig2`]).
 //! Encapsulated bodies are HPKE-sealed to the per-boot key that the attestation document
 //! carries, and answers are sealed back under the same context: the parent that relays them
 //! sees only ciphertext and cannot forge an answer.
+
+pub mod musig2;
+pub mod prove;
+pub mod vault;
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -29,9 +33,9 @@ use sigil_protocol::vault::{
 use crate::http::{Handler, Request, Response};
 use crate::log;
 use crate::nsm::Nsm;
-use crate::sealing::Sealing;
-use crate::signing_api::{self, SigningApi};
-use crate::vault::{self, Refusal};
+use crate::seal::service::Sealing;
+use musig2::SigningApi;
+use vault::Refusal;
 
 /// Longest message the ping echoes.
 pub const MAX_PING_MESSAGE: usize = 4096;
@@ -86,7 +90,7 @@ impl App {
             status: &'static str,
             mode: &'static str,
             version: &'static str,
-            sealing: crate::sealing::Status,
+            sealing: crate::seal::service::Status,
             #[serde(skip_serializing_if = "Option::is_none")]
             crs: Option<crate::prover::crs::Status>,
             #[serde(skip_serializing_if = "Option::is_none")]
@@ -261,8 +265,8 @@ impl Handler for App {
         Some(match (method, path) {
             (&Method::POST, PATH_PING) => MAX_PING_BODY,
             (&Method::POST, PATH_VAULT_PUT | PATH_VAULT_GET | PATH_VAULT_DELETE) => MAX_VAULT_BODY,
-            (&Method::POST, p) if signing_route(p).is_some() => signing_api::body_limit(p),
-            (&Method::POST, PATH_PROVE) => crate::prove_api::MAX_PROVE_BODY,
+            (&Method::POST, p) if signing_route(p).is_some() => musig2::body_limit(p),
+            (&Method::POST, PATH_PROVE) => crate::api::prove::MAX_PROVE_BODY,
             // GET endpoints take no body.
             _ => 0,
         })
@@ -275,7 +279,7 @@ impl Handler for App {
             PATH_PING | PATH_VAULT_PUT | PATH_VAULT_GET | PATH_VAULT_DELETE => Method::POST,
             p if signing_route(p).is_some() => Method::POST,
             PATH_PROVE => Method::POST,
-            p if crate::prove_api::status_id(p).is_some() => Method::GET,
+            p if crate::api::prove::status_id(p).is_some() => Method::GET,
             _ => {
                 return Response::error(404, "not_found", format!("no such endpoint: {path}"));
             }
@@ -295,12 +299,12 @@ impl Handler for App {
             PATH_VAULT_GET => self.vault(&req, ROUTE_VAULT_GET),
             PATH_VAULT_DELETE => self.vault(&req, ROUTE_VAULT_DELETE),
             PATH_PROVE => match require_encapsulated(&req) {
-                Ok(()) => crate::prove_api::submit(self.prover.as_deref(), &self.key, &req),
+                Ok(()) => crate::api::prove::submit(self.prover.as_deref(), &self.key, &req),
                 Err(r) => r,
             },
-            p if crate::prove_api::status_id(p).is_some() => crate::prove_api::status(
+            p if crate::api::prove::status_id(p).is_some() => crate::api::prove::status(
                 self.prover.as_deref(),
-                crate::prove_api::status_id(p).unwrap_or_default(),
+                crate::api::prove::status_id(p).unwrap_or_default(),
             ),
             p => match signing_route(p) {
                 Some(route) => self.signing(&req, route),

@@ -49,15 +49,15 @@ use sigil_protocol::signing::{
 };
 use sigil_signing::{
     AggregateId, AggregateInfo, AggregateSpec, Engine, Entropy, EntropyError, Error, FailureReason,
-    HeldKey, KeyId, KeyInfo, KeyOrder, MessageSpec, ParticipantInfo, SessionId, SessionRequest,
-    SessionState, SessionStatus, SignatureValue, Tweak, Vault, VaultError, verify_bip340,
+    HeldKey, KeyId, KeyInfo, KeyOrder, MessageSpec, ParticipantInfo, RecordStore, RecordStoreError,
+    SessionId, SessionRequest, SessionState, SessionStatus, SignatureValue, Tweak, verify_bip340,
 };
 use zeroize::{Zeroize, Zeroizing};
 
+use crate::api::vault::Refusal;
 use crate::nsm::Nsm;
+use crate::seal::service::{Sealing, SealingError};
 use crate::seal::{Kind, SealedStoreError, StoreError};
-use crate::sealing::{Sealing, SealingError};
-use crate::vault::Refusal;
 
 /// Largest encapsulated `sessions/create`: `MAX_MESSAGES` messages of `MAX_MESSAGE_LEN` bytes
 /// in hex, each with a tweak, plus JSON and HPKE overhead.
@@ -131,9 +131,9 @@ impl Entropy for NsmEntropy {
     }
 }
 
-// ----- the sealed vault -----
+// ----- the engine's records in the sealed store -----
 
-/// The engine's [`Vault`] on the sealed store. Engine names `key/<hex>` and `agg/<hex>` map to
+/// The engine's [`RecordStore`] on the sealed store. Engine names `key/<hex>` and `agg/<hex>` map to
 /// sealed blobs of kind [`Kind::Key`] and [`Kind::AggregateKey`] with the hex as id: the seal
 /// binds kind and id, so the parent cannot serve a key record as an aggregate or under another
 /// id, and it cannot read either (key records hold secrets).
@@ -143,26 +143,28 @@ impl Entropy for NsmEntropy {
 /// invented names fail when they are opened), and, across a reboot, replay a deleted record.
 /// Within one boot the engine refuses ids it deleted and the store's rollback guard refuses
 /// older versions.
-pub struct SealedVault {
+pub struct SealedRecords {
     sealing: Arc<Sealing>,
 }
 
-fn blob_of(name: &str) -> Result<(Kind, &str), VaultError> {
+fn blob_of(name: &str) -> Result<(Kind, &str), RecordStoreError> {
     if let Some(id) = name.strip_prefix("key/") {
         Ok((Kind::Key, id))
     } else if let Some(id) = name.strip_prefix("agg/") {
         Ok((Kind::AggregateKey, id))
     } else {
-        Err(VaultError(format!("no sealed kind for record {name:?}")))
+        Err(RecordStoreError(format!(
+            "no sealed kind for record {name:?}"
+        )))
     }
 }
 
-fn vault_error(e: SealingError) -> VaultError {
-    VaultError(e.to_string())
+fn vault_error(e: SealingError) -> RecordStoreError {
+    RecordStoreError(e.to_string())
 }
 
-impl Vault for SealedVault {
-    fn put(&self, name: &str, record: &[u8]) -> Result<(), VaultError> {
+impl RecordStore for SealedRecords {
+    fn put(&self, name: &str, record: &[u8]) -> Result<(), RecordStoreError> {
         let (kind, id) = blob_of(name)?;
         self.sealing
             .with_store(|s| s.put_sealed(kind, id, record))
@@ -170,7 +172,7 @@ impl Vault for SealedVault {
             .map_err(vault_error)
     }
 
-    fn get(&self, name: &str) -> Result<Option<Zeroizing<Vec<u8>>>, VaultError> {
+    fn get(&self, name: &str) -> Result<Option<Zeroizing<Vec<u8>>>, RecordStoreError> {
         let (kind, id) = blob_of(name)?;
         match self.sealing.with_store(|s| s.get_sealed(kind, id)) {
             Ok((_, plain)) => Ok(Some(plain)),
@@ -179,7 +181,7 @@ impl Vault for SealedVault {
         }
     }
 
-    fn delete(&self, name: &str) -> Result<bool, VaultError> {
+    fn delete(&self, name: &str) -> Result<bool, RecordStoreError> {
         let (kind, id) = blob_of(name)?;
         match self.sealing.with_store(|s| s.delete_sealed(kind, id)) {
             Ok(()) => Ok(true),
@@ -190,7 +192,7 @@ impl Vault for SealedVault {
 
     /// At most the blob store's list bound (`blob_wire::MAX_LIST`) names: the wire has no
     /// cursor, so a deployment with more records lists only the first ones.
-    fn list(&self, prefix: &str) -> Result<Vec<String>, VaultError> {
+    fn list(&self, prefix: &str) -> Result<Vec<String>, RecordStoreError> {
         let (kind, rest) = blob_of(prefix)?;
         let engine_prefix = &prefix[..prefix.len() - rest.len()];
         let blob_prefix = format!("seal/{}/{rest}", kind.as_str());
@@ -214,7 +216,7 @@ impl Vault for SealedVault {
 /// The signing endpoints: the engine plus what the wire needs that the engine does not keep
 /// (each live session's request, so approvers and external signers can fetch what they sign).
 pub struct SigningApi {
-    engine: Engine<SealedVault>,
+    engine: Engine<SealedRecords>,
     sealing: Arc<Sealing>,
     /// Bounded like the engine's sessions: entries are added only for sessions the engine
     /// accepted (at most `MAX_SESSIONS` live) and pruned at their expiry.
@@ -223,11 +225,11 @@ pub struct SigningApi {
 
 impl SigningApi {
     pub fn new(nsm: Arc<dyn Nsm>, sealing: Arc<Sealing>) -> SigningApi {
-        let vault = SealedVault {
+        let records = SealedRecords {
             sealing: sealing.clone(),
         };
         SigningApi {
-            engine: Engine::new(vault, NsmEntropy(nsm)),
+            engine: Engine::new(records, NsmEntropy(nsm)),
             sealing,
             described: Mutex::new(HashMap::new()),
         }
@@ -886,7 +888,7 @@ fn engine_refusal(e: Error) -> Refusal {
         Error::LimitExceeded("too many sessions") => 429,
         Error::LimitExceeded(_) => 413,
         // The parent's store failed or served a record that does not parse.
-        Error::Vault(_) | Error::InvalidRecord { .. } => 502,
+        Error::RecordStore(_) | Error::InvalidRecord { .. } => 502,
         Error::Entropy(_) => 503,
         _ => 500,
     };
@@ -945,7 +947,7 @@ mod tests {
             429
         );
         assert_eq!(
-            engine_refusal(Error::Vault(VaultError("x".into()))).status,
+            engine_refusal(Error::RecordStore(RecordStoreError("x".into()))).status,
             502
         );
         let r = engine_refusal(Error::BadPartialSignature {

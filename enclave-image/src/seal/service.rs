@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use sigil_kms::client::KmsClient;
 
+use crate::boot::config::KmsConfig;
 use crate::log;
-use crate::measured_config::KmsConfig;
 use crate::nsm::{Mode, Nsm};
 use crate::parent::egress::EgressConnector;
 use crate::parent::{ParentServices, TIMEOUT, credentials};

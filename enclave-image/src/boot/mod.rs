@@ -1,0 +1,141 @@
+//! The composition root: putting the service together from the NSM, the per-boot key, the
+//! image description, the sealed state, the prover and the HTTP server. Shared by local mode
+//! and PID 1 ([`crate::init`]). [`args`] is the local-mode command line; [`config`] the
+//! measured configuration PID 1 reads from the image.
+//!
+//! Local mode ([`args`], `main.rs`) and PID 1 ([`crate::init`]) differ only in where their
+//! inputs come from (flags and a file, or the measured image and vsock); both hand them to
+//! [`assemble`], so what is served is wired in one place.
+
+pub mod args;
+pub mod config;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use sigil_protocol::encap::ServerKey;
+use sigil_protocol::user_data::{BbInfo, ImageInfo, PROTOCOL_VERSION};
+
+use crate::api::App;
+use crate::http::{Limits, Server};
+use crate::log;
+use crate::nsm::Nsm;
+use crate::parent::ParentServices;
+use crate::prover::crs::CrsService;
+use crate::seal::service::Sealing;
+use crate::transport::{Addr, Listener};
+use config::MeasuredConfig;
+
+/// What this build can do; goes into every attestation's user_data.
+pub const CAPABILITIES: &[&str] = &[
+    "attestation",
+    "encapsulated-ping",
+    "vault",
+    "musig2",
+    "prove",
+];
+
+/// The image description a client reads from the attestation's user_data.
+pub fn image_info(nsm: &dyn Nsm, bb: Option<BbInfo>) -> ImageInfo {
+    ImageInfo {
+        bb,
+        protocol: PROTOCOL_VERSION,
+        sigil_version: env!("CARGO_PKG_VERSION").to_string(),
+        mode: nsm.mode().as_str().to_string(),
+        capabilities: CAPABILITIES.iter().map(|c| c.to_string()).collect(),
+    }
+}
+
+/// A server ready to `serve`, and the application it will serve.
+pub fn prepare(
+    nsm: Arc<dyn Nsm>,
+    listener: Listener,
+    limits: Limits,
+    sealing: Arc<Sealing>,
+    crs: Option<Arc<crate::prover::crs::CrsService>>,
+    prover: Option<Arc<crate::prover::jobs::Prover>>,
+) -> Result<(Server, Arc<App>), String> {
+    // The per-boot key: generated here, never leaves memory, gone at power-off.
+    let key = ServerKey::generate().map_err(|e| format!("per-boot HPKE key: {e}"))?;
+    let bb = prover.as_ref().map(|p| BbInfo {
+        version: p.settings().bb_version.clone(),
+        sha256: p.settings().bb_sha256.clone(),
+    });
+    let info = image_info(nsm.as_ref(), bb);
+    let mut limits = limits;
+    if prover.is_some() {
+        // Submissions carry whole circuits; every other route keeps its own smaller limit.
+        limits.max_body_bytes = limits.max_body_bytes.max(crate::api::prove::MAX_PROVE_BODY);
+    }
+    let server = Server::new(listener, limits);
+    let mut app = App::new(nsm, key, info.to_cbor(), sealing);
+    if let Some(crs) = crs {
+        app = app.with_crs(crs);
+    }
+    if let Some(p) = prover {
+        app = app.with_prover(p);
+    }
+    Ok((server, Arc::new(app)))
+}
+
+/// Everything the service is made from, whichever mode supplies it.
+pub struct Parts {
+    pub nsm: Arc<dyn Nsm>,
+    pub config: MeasuredConfig,
+    pub limits: Limits,
+    pub listener: Listener,
+    /// The parent's blob store, egress proxy and credentials, for sealed state (needed when
+    /// the configuration has a `kms` section).
+    pub sealing_services: Option<ParentServices>,
+    /// The parent's blob store, for the prover's CRS (needed with a `prover` section).
+    pub blobs: Option<Addr>,
+    /// Where the CRS and the proving jobs' directories go (tmpfs in the image).
+    pub state_dir: PathBuf,
+    /// A prover binary that replaces the configuration's `bb_path` (local mode only).
+    pub bb: Option<PathBuf>,
+}
+
+/// Starts the background services the configuration asks for (the data key, the CRS, the
+/// proving workers) and returns the server with the application it will serve.
+pub fn assemble(parts: Parts) -> Result<(Server, Arc<App>), String> {
+    let Parts {
+        nsm,
+        config,
+        limits,
+        listener,
+        sealing_services,
+        blobs,
+        state_dir,
+        bb,
+    } = parts;
+    let sealing = match (config.kms.clone(), sealing_services) {
+        (Some(kms), Some(services)) => {
+            let mode = nsm.mode();
+            Sealing::start(kms, nsm.clone(), mode, services)
+        }
+        (Some(_), None) => {
+            return Err("the configuration has a kms section but no parent services".into());
+        }
+        (None, _) => {
+            log::info(format_args!("no kms section: running without sealed state"));
+            Sealing::disabled()
+        }
+    };
+    let crs = match (config.prover.clone(), blobs) {
+        (None, _) => None,
+        (Some(_), None) => {
+            return Err("the configuration has a prover section, so --blob-store ADDR is needed (the CRS comes from there)".into());
+        }
+        (Some(p), Some(blobs)) => Some(CrsService::start(p, blobs, state_dir.join("crs"))),
+    };
+    let prover = match (&config.prover, &crs) {
+        (Some(p), Some(c)) => Some(crate::prover::start(
+            p,
+            c.clone(),
+            &state_dir.join("jobs"),
+            bb,
+        )?),
+        _ => None,
+    };
+    prepare(nsm, listener, limits, sealing, crs, prover)
+}
