@@ -3,34 +3,17 @@
 //! data key only to an attested enclave (`Recipient`), so these credentials alone are worth
 //! no more to the enclave than they already are to the parent.
 //!
-//! Protocol: the enclave connects; the shim sends one frame (4-byte big-endian length + CBOR
-//! map) and closes. There is no request to parse: the connection is the request.
-//! `{v: 1, ok: true, access_key_id, secret_access_key, session_token?, expiration?}` or
-//! `{v: 1, ok: false, error: {code, message}}`.
+//! Protocol: [`sigil_protocol::parent::credentials`]: the enclave connects, the shim sends
+//! one frame and closes. There is no request to parse: the connection is the request.
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
-use minicbor::Encoder;
+use sigil_protocol::parent::credentials::{self as frame, Refusal};
+use zeroize::Zeroizing;
 
-#[derive(Clone, PartialEq, Eq)]
-pub struct Credentials {
-    pub access_key_id: String,
-    pub secret_access_key: String,
-    pub session_token: Option<String>,
-    pub expiration: Option<String>,
-}
-
-// Never print the secret parts (they would end up in the journal).
-impl std::fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credentials")
-            .field("access_key_id", &self.access_key_id)
-            .field("expiration", &self.expiration)
-            .finish_non_exhaustive()
-    }
-}
+pub use sigil_protocol::parent::credentials::Credentials;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Source {
@@ -53,8 +36,10 @@ pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<Credentials, Str
     };
     Ok(Credentials {
         access_key_id: need("AWS_ACCESS_KEY_ID")?,
-        secret_access_key: need("AWS_SECRET_ACCESS_KEY")?,
-        session_token: get("AWS_SESSION_TOKEN").filter(|v| !v.is_empty()),
+        secret_access_key: Zeroizing::new(need("AWS_SECRET_ACCESS_KEY")?),
+        session_token: get("AWS_SESSION_TOKEN")
+            .filter(|v| !v.is_empty())
+            .map(Zeroizing::new),
         expiration: None,
     })
 }
@@ -188,54 +173,23 @@ pub fn parse_imds_credentials(body: &str) -> Result<Credentials, String> {
     }
     Ok(Credentials {
         access_key_id: j.access_key_id,
-        secret_access_key: j.secret_access_key,
-        session_token: j.token,
+        secret_access_key: Zeroizing::new(j.secret_access_key),
+        session_token: j.token.map(Zeroizing::new),
         expiration: j.expiration,
     })
-}
-
-pub fn encode(r: &Result<Credentials, String>) -> Vec<u8> {
-    let mut e = Encoder::new(Vec::new());
-    // Writing to a Vec cannot fail.
-    let _ = (|| -> Result<(), minicbor::encode::Error<std::convert::Infallible>> {
-        match r {
-            Ok(c) => {
-                let n =
-                    4 + u64::from(c.session_token.is_some()) + u64::from(c.expiration.is_some());
-                e.map(n)?.str("v")?.u8(1)?.str("ok")?.bool(true)?;
-                e.str("access_key_id")?.str(&c.access_key_id)?;
-                e.str("secret_access_key")?.str(&c.secret_access_key)?;
-                if let Some(t) = &c.session_token {
-                    e.str("session_token")?.str(t)?;
-                }
-                if let Some(x) = &c.expiration {
-                    e.str("expiration")?.str(x)?;
-                }
-            }
-            Err(m) => {
-                e.map(3)?
-                    .str("v")?
-                    .u8(1)?
-                    .str("ok")?
-                    .bool(false)?
-                    .str("error")?
-                    .map(2)?;
-                e.str("code")?.str("unavailable")?.str("message")?.str(m)?;
-            }
-        }
-        Ok(())
-    })();
-    e.into_writer()
 }
 
 /// Serves one request: fetch fresh (temporary credentials rotate), send, close.
 pub fn handle(mut s: crate::transport::Stream, source: &Source) -> Result<(), String> {
     s.set_write_timeout(Some(IMDS_TIMEOUT))
         .map_err(|e| e.to_string())?;
-    let r = fetch(source);
-    crate::wire::write_frame(&mut s, &encode(&r)).map_err(|e| e.to_string())?;
+    let answer = fetch(source).map_err(|m| Refusal {
+        code: frame::UNAVAILABLE.into(),
+        message: m,
+    });
+    frame::write(&mut s, &answer).map_err(|e| e.to_string())?;
     // The error text is ours (no secret in it); the credentials themselves are never logged.
-    r.map(|_| ())
+    answer.map(|_| ()).map_err(|r| r.message)
 }
 
 #[cfg(test)]
@@ -292,8 +246,11 @@ mod tests {
     fn imdsv2_against_a_local_fake() {
         let c = fetch(&Source::Imds(fake_imds())).unwrap();
         assert_eq!(c.access_key_id, "ASIAEXAMPLE");
-        assert_eq!(c.secret_access_key, "secretEXAMPLE");
-        assert_eq!(c.session_token.as_deref(), Some("tokenEXAMPLE"));
+        assert_eq!(c.secret_access_key.as_str(), "secretEXAMPLE");
+        assert_eq!(
+            c.session_token.as_deref().map(|t| t.as_str()),
+            Some("tokenEXAMPLE")
+        );
         assert_eq!(c.expiration.as_deref(), Some("2026-11-21T16:00:00Z"));
         assert!(
             !format!("{c:?}").contains("secret"),
@@ -329,7 +286,7 @@ mod tests {
     }
 
     #[test]
-    fn environment_and_encoding() {
+    fn environment() {
         let env = |k: &str| match k {
             "AWS_ACCESS_KEY_ID" => Some("AKIA".to_string()),
             "AWS_SECRET_ACCESS_KEY" => Some("s".to_string()),
@@ -342,12 +299,5 @@ mod tests {
                 .unwrap_err()
                 .contains("AWS_ACCESS_KEY_ID")
         );
-        // Same framing conventions as the blob replies: a map with v and ok.
-        let enc = encode(&Ok(c));
-        let mut d = minicbor::Decoder::new(&enc);
-        assert_eq!(d.map().unwrap(), Some(4));
-        assert_eq!(d.str().unwrap(), "v");
-        let err = encode(&Err("no role".into()));
-        assert!(err.windows(7).any(|w| w == b"no role"));
     }
 }
