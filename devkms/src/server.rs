@@ -4,6 +4,16 @@
 //! most [`MAX_HEAD`] bytes and 64 headers, `Content-Length` bodies of at most [`MAX_BODY`]
 //! (no chunked encoding), [`IO_TIMEOUT`] per socket operation, [`REQUEST_DEADLINE`] to receive
 //! one whole request, [`MAX_REQUESTS_PER_CONNECTION`] keep-alive requests.
+//!
+//! Why this stays a small codec rather than a server crate: the request head is parsed by
+//! `httparse` (the parser hyper uses); what is written here is only the body framing and the
+//! response line, for a development tool that never runs in the enclave or on a parent. The
+//! candidates do not fit better: `tiny_http` brings its own TLS binding (its rustls feature
+//! pins an older rustls than the 0.23 `ServerConfig` on ring built in `tls.rs`), and hyper 1
+//! needs an executor and an I/O adapter for blocking rustls streams that would be as large
+//! as this module, while a per-request deadline and a per-connection request count would
+//! still have to be written by hand around it. The client side, which does run in the
+//! enclave, is ureq (`sigil_kms::client`), so the two ends are no longer the same code.
 
 use crate::service::{DevKms, HttpRequest, HttpResponse, KmsError};
 use crate::tls::DevTls;

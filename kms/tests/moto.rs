@@ -11,7 +11,6 @@ use sigil_kms::client::{ClientError, FixedAddr, KmsClient, Trust};
 use sigil_kms::sigv4::{self, Request, SigningParams};
 use sigil_kms::{Credentials, SigningTime};
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -148,37 +147,27 @@ impl Moto {
             &SigningParams::new(REGION, "kms", now()),
         )
         .unwrap();
-        let mut wire = format!("{} {} HTTP/1.1\r\n", req.method, req.path).into_bytes();
+        // The signed request as it is, over plain HTTP to moto (ureq, as the client uses).
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .proxy(None)
+            .timeout_global(Some(Duration::from_secs(10)))
+            .build()
+            .into();
+        let mut call = agent.post(format!("http://{}{}", self.addr, req.path));
         for (n, v) in &req.headers {
-            wire.extend_from_slice(format!("{n}: {v}\r\n").as_bytes());
+            call = call.header(n.as_str(), v.as_str());
         }
-        wire.extend_from_slice(
-            format!(
-                "Content-Length: {}\r\nConnection: close\r\n\r\n",
-                req.body.len()
-            )
-            .as_bytes(),
-        );
-        wire.extend_from_slice(&req.body);
-
-        let mut s = TcpStream::connect(self.addr).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        s.write_all(&wire).unwrap();
-        let mut resp = Vec::new();
-        s.read_to_end(&mut resp).unwrap();
-        let mut headers = [httparse::EMPTY_HEADER; 32];
-        let mut parsed = httparse::Response::new(&mut headers);
-        let n = match parsed.parse(&resp).unwrap() {
-            httparse::Status::Complete(n) => n,
-            httparse::Status::Partial => panic!("partial CreateKey response"),
-        };
-        assert_eq!(
-            parsed.code,
-            Some(200),
-            "{}",
-            String::from_utf8_lossy(&resp[n..])
-        );
-        let body: serde_json::Value = serde_json::from_slice(&resp[n..]).unwrap();
+        let mut resp = call.send(&req.body[..]).unwrap();
+        let status = resp.status().as_u16();
+        let text = resp
+            .body_mut()
+            .with_config()
+            .limit(1 << 20)
+            .read_to_string()
+            .unwrap();
+        assert_eq!(status, 200, "{text}");
+        let body: serde_json::Value = serde_json::from_str(&text).unwrap();
         body["KeyMetadata"]["KeyId"].as_str().unwrap().to_string()
     }
 }

@@ -1,10 +1,13 @@
-//! The enclave's log stream: each incoming line goes to stdout with a prefix.
+//! The enclave's log stream ([`sigil_protocol::parent::logs`]): each incoming line goes to
+//! stdout with a prefix.
 
 use std::io::{self, Read, Write};
 use std::sync::Mutex;
 
+use sigil_protocol::parent::logs::LineSplitter;
+
 /// Longest line printed; the rest of a longer line is dropped (memory and journal flooding).
-pub const MAX_LINE: usize = 4096;
+pub use sigil_protocol::parent::logs::MAX_LINE;
 /// Concurrent log connections: the enclave opens one; a few allow a reconnect overlap.
 pub const MAX_CONNECTIONS: usize = 4;
 
@@ -14,39 +17,25 @@ static STDOUT_LOCK: Mutex<()> = Mutex::new(());
 /// (or whatever reaches this port) cannot forge extra log lines with '\r' or drive the
 /// operator's terminal with escape sequences.
 pub fn copy_lines(mut r: impl Read, out: &mut dyn FnMut(&str), prefix: &str) -> io::Result<()> {
-    let mut line: Vec<u8> = Vec::with_capacity(256);
-    let mut truncated = false;
-    let mut buf = [0u8; 8192];
-    let emit = |line: &mut Vec<u8>, truncated: &mut bool, out: &mut dyn FnMut(&str)| {
+    let mut lines = LineSplitter::new();
+    let mut emit = |line: &[u8], truncated: bool| {
         let text: String = String::from_utf8_lossy(line)
             .chars()
             .map(|c| if c.is_control() && c != '\t' { '?' } else { c })
             .collect();
-        let mark = if *truncated { " [truncated]" } else { "" };
+        let mark = if truncated { " [truncated]" } else { "" };
         out(&format!("{prefix}{text}{mark}"));
-        line.clear();
-        *truncated = false;
     };
+    let mut buf = [0u8; 8192];
     loop {
-        let n = match r.read(&mut buf) {
+        match r.read(&mut buf) {
             Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Ok(n) => lines.push(&buf[..n], &mut emit),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
-        };
-        for &b in &buf[..n] {
-            if b == b'\n' {
-                emit(&mut line, &mut truncated, out);
-            } else if line.len() < MAX_LINE {
-                line.push(b);
-            } else {
-                truncated = true;
-            }
         }
     }
-    if !line.is_empty() || truncated {
-        emit(&mut line, &mut truncated, out);
-    }
+    lines.finish(&mut emit);
     Ok(())
 }
 

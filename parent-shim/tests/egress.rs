@@ -1,7 +1,7 @@
 //! The egress proxy: allow-listed destinations are reached, others refused before any
 //! connection attempt.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::thread;
 use std::time::Duration;
@@ -23,11 +23,16 @@ fn ask(proxy: &str, line: &[u8]) -> (TcpStream, String) {
     let mut s = TcpStream::connect(proxy).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     s.write_all(line).unwrap();
-    let mut answer = String::new();
-    BufReader::new(s.try_clone().unwrap())
-        .read_line(&mut answer)
-        .unwrap();
-    (s, answer)
+    // A byte at a time: a buffered reader could swallow relayed bytes behind the answer.
+    let mut answer = Vec::new();
+    let mut b = [0u8; 1];
+    while s.read(&mut b).unwrap() == 1 {
+        answer.push(b[0]);
+        if b[0] == b'\n' {
+            break;
+        }
+    }
+    (s, String::from_utf8(answer).unwrap())
 }
 
 #[test]

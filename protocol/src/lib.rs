@@ -1,8 +1,8 @@
 //! What the sigil enclave, the parent-instance shim and the client share: the encrypted
 //! request/response format ([`encap`]), the HTTP API's JSON shapes ([`api`]), the image
 //! description the enclave puts in its attestation `user_data` ([`user_data`]), and the
-//! reproducible-build PCR manifest ([`manifest`]), and the enclave <-> shim blob-store frames
-//! ([`blob_wire`]).
+//! reproducible-build PCR manifest ([`manifest`]), and every enclave <-> parent format
+//! ([`parent`]: blobs, credentials, egress, logs) beside the vsock [`ports`].
 //!
 //! Everything here parses untrusted bytes, so every parser bounds its input before doing work
 //! and reports errors instead of panicking.
@@ -11,11 +11,11 @@
 
 #[cfg(feature = "app")]
 pub mod api;
-pub mod blob_wire;
 #[cfg(feature = "app")]
 pub mod encap;
 #[cfg(feature = "app")]
 pub mod manifest;
+pub mod parent;
 pub mod ports;
 #[cfg(feature = "app")]
 pub mod prove;
@@ -25,3 +25,6 @@ pub mod signing;
 pub mod user_data;
 #[cfg(feature = "app")]
 pub mod vault;
+
+/// The blob-store frames under their first path, kept for the code that already names it.
+pub use parent::blobs as blob_wire;

@@ -1,12 +1,18 @@
 //! Forwards the log ring to the parent's log port (the shim, or the QEMU harness), so the
 //! console is never the only copy. Nobody listening is normal; the forwarder retries quietly
 //! and lines that wait too long are evicted from the bounded ring rather than buffered.
+//!
+//! The stream is [`sigil_protocol::parent::logs`]: the ring's lines, each ending in `\n`.
 
 use std::io::Write;
 use std::time::Duration;
 
 use crate::log::Ring;
 use crate::transport::{VsockAddr, VsockStream};
+
+// Every line the enclave logs (cut at `log::MAX_LINE`, plus the cut mark) reaches the parent
+// whole: the reader keeps `logs::MAX_LINE` bytes of a line.
+const _: () = assert!(crate::log::MAX_LINE + 16 <= sigil_protocol::parent::logs::MAX_LINE);
 
 pub fn start(ring: &'static Ring, parent: VsockAddr) -> Result<(), String> {
     std::thread::Builder::new()

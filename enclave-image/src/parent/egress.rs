@@ -1,17 +1,16 @@
-//! The shim's egress proxy as a [`sigil_kms::client::Connector`]: the enclave names
-//! `HOST:PORT` on the first line, the shim answers `OK` or `ERR <code> <message>` and then
-//! relays bytes. TLS runs inside the enclave on top of this stream, so the shim (and anyone
-//! it connects to instead of KMS) sees ciphertext and cannot pass the certificate check.
+//! The shim's egress proxy as a [`sigil_kms::client::Connector`]: the handshake is
+//! [`sigil_protocol::parent::egress`] (the enclave names `HOST:PORT`, the shim answers `OK` or
+//! refuses), then the shim relays bytes. TLS runs inside the enclave on top of this stream, so
+//! the shim (and anyone it connects to instead of KMS) sees ciphertext and cannot pass the
+//! certificate check.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 
 use sigil_kms::client::Connector;
+use sigil_protocol::parent::egress as wire;
 
 use super::TIMEOUT;
 use crate::transport::{Addr, Stream};
-
-/// Longest answer line the shim sends.
-const MAX_ANSWER: usize = 512;
 
 pub struct EgressConnector {
     pub proxy: Addr,
@@ -21,59 +20,25 @@ impl Connector for EgressConnector {
     type Conn = Stream;
 
     fn connect(&self, host: &str, port: u16) -> io::Result<Stream> {
+        let request = wire::encode_request(host, port)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let mut s = Stream::connect(&self.proxy)
             .map_err(|e| io::Error::new(e.kind(), format!("egress proxy {}: {e}", self.proxy)))?;
         s.set_timeouts(Some(TIMEOUT))?;
-        s.write_all(format!("{host}:{port}\n").as_bytes())?;
-        let line = read_line(&mut s)?;
-        if line == "OK" {
-            return Ok(s);
-        }
-        // The shim's refusal is shown as it is (bounded, printable): it names the reason,
-        // for instance a destination missing from the allow-list.
-        let shown: String = line
-            .chars()
-            .map(|c| {
-                if c.is_ascii_graphic() || c == ' ' {
-                    c
-                } else {
-                    '?'
-                }
-            })
-            .collect();
-        Err(io::Error::new(
-            io::ErrorKind::ConnectionRefused,
-            format!("egress proxy refused {host}:{port}: {shown}"),
-        ))
-    }
-}
-
-/// Reads one `\n`-terminated line a byte at a time, so no byte of the TLS stream that
-/// follows is consumed.
-fn read_line(s: &mut Stream) -> io::Result<String> {
-    let mut line = Vec::with_capacity(16);
-    loop {
-        let mut b = [0u8; 1];
-        match s.read(&mut b) {
-            Ok(0) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "egress proxy closed without answering",
-                ));
-            }
-            Ok(_) if b[0] == b'\n' => break,
-            Ok(_) if line.len() >= MAX_ANSWER => {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    "egress proxy answer is too long",
-                ));
-            }
-            Ok(_) => line.push(b[0]),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+        s.write_all(&request)?;
+        match wire::read_answer(&mut s) {
+            Ok(Ok(())) => Ok(s),
+            // The shim's refusal is shown as it is (bounded, printable): it names the reason,
+            // for instance a destination missing from the allow-list.
+            Ok(Err(refusal)) => Err(io::Error::new(
+                io::ErrorKind::ConnectionRefused,
+                format!("egress proxy refused {host}:{port}: {refusal}"),
+            )),
+            Err(wire::EgressError::Io(e)) => Err(e),
+            Err(e) => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("egress proxy: {e}"),
+            )),
         }
     }
-    Ok(String::from_utf8_lossy(&line)
-        .trim_end_matches('\r')
-        .to_string())
 }

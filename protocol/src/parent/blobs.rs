@@ -1,5 +1,5 @@
-//! Enclave <-> shim blob frames: a 4-byte big-endian length, then a CBOR map with text keys.
-//! One definition shared by the shim (which serves them) and the enclave (which sends them).
+//! Blob-store frames (enclave <-> shim, port `BLOBS`): a 4-byte big-endian length, then a CBOR
+//! map with text keys. The enclave sends requests; the shim serves them from its store.
 //!
 //! Request:  `{v: 1, op: "put"|"get"|"list"|"delete", name?, expected_version?, data?, prefix?}`
 //! Response: `{v: 1, ok: bool, version?, data?, names?, more?, error?: {code, message}}`
@@ -10,6 +10,8 @@
 use std::io::{self, Read, Write};
 
 use minicbor::{Decoder, Encoder};
+
+pub use super::FrameError;
 
 pub const VERSION: u8 = 1;
 /// Largest blob the protocol carries.
@@ -83,14 +85,9 @@ impl Response {
 }
 
 /// A frame or message that could not be decoded; becomes a `bad_request` error frame.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
 pub struct DecodeError(pub String);
-
-impl std::fmt::Display for DecodeError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
 
 fn de<E: std::fmt::Display>(what: &str) -> impl Fn(E) -> DecodeError + '_ {
     move |e| DecodeError(format!("{what}: {e}"))
@@ -324,58 +321,20 @@ pub fn decode_response(body: &[u8]) -> Result<Response, DecodeError> {
     Ok(r)
 }
 
-/// Echoing hostile text back in errors is fine, but only a bounded prefix of it.
 fn truncate(s: &str) -> &str {
-    let mut end = s.len().min(40);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
-}
-
-/// Why a frame could not be read.
-#[derive(Debug)]
-pub enum FrameError {
-    /// The peer closed cleanly between frames.
-    Eof,
-    /// A forged or broken length prefix: the stream cannot be resynchronised.
-    TooLarge(usize),
-    Io(io::Error),
+    super::clip(s, 40)
 }
 
 /// Reads one frame body. The length is checked before the body is allocated.
 pub fn read_frame(r: &mut impl Read) -> Result<Vec<u8>, FrameError> {
-    let mut len = [0u8; 4];
-    let mut got = 0;
-    while got < 4 {
-        match r.read(&mut len[got..]) {
-            Ok(0) if got == 0 => return Err(FrameError::Eof),
-            Ok(0) => return Err(FrameError::Io(io::ErrorKind::UnexpectedEof.into())),
-            Ok(n) => got += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(FrameError::Io(e)),
-        }
-    }
-    let n = u32::from_be_bytes(len) as usize;
-    if n > MAX_FRAME {
-        return Err(FrameError::TooLarge(n));
-    }
+    let n = super::read_len(r, MAX_FRAME)?;
     let mut body = vec![0u8; n];
-    r.read_exact(&mut body).map_err(FrameError::Io)?;
+    r.read_exact(&mut body)?;
     Ok(body)
 }
 
 pub fn write_frame(w: &mut impl Write, body: &[u8]) -> io::Result<()> {
-    let n = u32::try_from(body.len())
-        .ok()
-        .filter(|&n| n as usize <= MAX_FRAME)
-        .ok_or_else(|| {
-            io::Error::new(io::ErrorKind::InvalidInput, "frame larger than MAX_FRAME")
-        })?;
-    let mut out = Vec::with_capacity(4 + body.len());
-    out.extend_from_slice(&n.to_be_bytes());
-    out.extend_from_slice(body);
-    w.write_all(&out)
+    super::write_frame_with(w, body, MAX_FRAME)
 }
 
 #[cfg(test)]
