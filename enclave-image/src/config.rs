@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::http::Limits;
-use crate::transport::Addr;
+use sigil_sys::Addr;
 
 pub const USAGE: &str = "\
 usage: sigil-enclave --listen ADDR [options]

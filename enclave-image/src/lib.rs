@@ -1,7 +1,7 @@
 //! sigil's enclave: the binary that is `/init` of the measured image (PID 1 on Nitro, and in
 //! the QEMU harness) and that also runs as an ordinary process in local mode.
 //!
-//! - [`transport`]: vsock (on `libc`), TCP and Unix sockets behind one type;
+//! - addresses and sockets (vsock, TCP, Unix) come from `sigil-sys`;
 //! - [`nsm`]: the Nitro Secure Module, real or simulated;
 //! - [`http`]: hyper driven by a per-connection minimal executor, with every limit enforced;
 //! - [`api`]: the endpoints;
@@ -26,5 +26,4 @@ pub mod seal;
 pub mod sealing;
 pub mod service;
 pub mod signing_api;
-pub mod transport;
 pub mod vault;

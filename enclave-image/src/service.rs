@@ -10,7 +10,7 @@ use crate::api::App;
 use crate::http::{Limits, Server};
 use crate::nsm::Nsm;
 use crate::sealing::Sealing;
-use crate::transport::Listener;
+use sigil_sys::Listener;
 
 /// What this build can do; goes into every attestation's user_data.
 pub const CAPABILITIES: &[&str] = &[

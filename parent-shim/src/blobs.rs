@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use crate::store::Store;
-use crate::transport::Stream;
 use crate::wire::{self, FrameError, Response};
+use sigil_sys::Stream;
 
 /// At most this many blob connections at once: each may hold one maximum-size frame in
 /// memory, so this bounds the service's memory (~16 x 4 MiB).

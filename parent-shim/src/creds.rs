@@ -229,7 +229,7 @@ pub fn encode(r: &Result<Credentials, String>) -> Vec<u8> {
 }
 
 /// Serves one request: fetch fresh (temporary credentials rotate), send, close.
-pub fn handle(mut s: crate::transport::Stream, source: &Source) -> Result<(), String> {
+pub fn handle(mut s: sigil_sys::Stream, source: &Source) -> Result<(), String> {
     s.set_write_timeout(Some(IMDS_TIMEOUT))
         .map_err(|e| e.to_string())?;
     let r = fetch(source);

@@ -8,10 +8,10 @@
 use std::io::{Read, Write};
 use std::time::Duration;
 
-use crate::addr::Addr;
 use crate::config::check_destination;
 use crate::relay;
-use crate::transport::Stream;
+use sigil_sys::Addr;
+use sigil_sys::Stream;
 
 /// Longest request line: a 253-byte host, ':' and a port fit with room to spare.
 pub const MAX_REQUEST: usize = 300;

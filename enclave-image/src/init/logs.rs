@@ -6,7 +6,8 @@ use std::io::Write;
 use std::time::Duration;
 
 use crate::log::Ring;
-use crate::transport::{VsockAddr, VsockStream};
+use sigil_sys::VsockAddr;
+use sigil_sys::vsock::VsockStream;
 
 pub fn start(ring: &'static Ring, parent: VsockAddr) -> Result<(), String> {
     std::thread::Builder::new()

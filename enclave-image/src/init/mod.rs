@@ -24,7 +24,9 @@ use crate::parent::ParentServices;
 use crate::prover::crs::CrsService;
 use crate::sealing::Sealing;
 use crate::service;
-use crate::transport::{Addr, Listener, VMADDR_CID_ANY, VsockAddr};
+use sigil_sys::addr::VMADDR_CID_ANY;
+use sigil_sys::signals::SignalSet;
+use sigil_sys::{Addr, Listener, VsockAddr};
 
 /// Runs as PID 1. Never returns: the machine powers off when serving ends or fails.
 pub fn run() -> ! {
@@ -40,7 +42,7 @@ pub fn run() -> ! {
     system::power_off()
 }
 
-fn boot(sigchld: Result<libc::sigset_t, String>) -> Result<(), String> {
+fn boot(sigchld: Result<SignalSet, String>) -> Result<(), String> {
     let mut mount_errors = Vec::new();
     for m in system::MOUNTS {
         if let Err(e) = system::mount(m) {
@@ -98,7 +100,7 @@ fn boot(sigchld: Result<libc::sigset_t, String>) -> Result<(), String> {
         cid: VMADDR_CID_ANY,
         port: config.api_port,
     });
-    let listener = Listener::bind(&addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let listener = Listener::bind(&addr).map_err(|e| format!("cannot listen: {e}"))?;
     let sealing = match config.kms.clone() {
         Some(kms) => {
             let mode = nsm.mode();

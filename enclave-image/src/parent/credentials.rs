@@ -13,7 +13,7 @@ use sigil_kms::Credentials;
 use zeroize::Zeroizing;
 
 use super::TIMEOUT;
-use crate::transport::{Addr, Stream};
+use sigil_sys::{Addr, Stream};
 
 /// A credentials frame is a few hundred bytes (a session token is up to ~2 KiB).
 const MAX_FRAME: usize = 16 * 1024;

@@ -3,12 +3,13 @@
 //! relays bytes. TLS runs inside the enclave on top of this stream, so the shim (and anyone
 //! it connects to instead of KMS) sees ciphertext and cannot pass the certificate check.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 
 use sigil_kms::client::Connector;
 
 use super::TIMEOUT;
-use crate::transport::{Addr, Stream};
+use sigil_sys::io::{LineError, read_bounded_line};
+use sigil_sys::{Addr, Stream};
 
 /// Longest answer line the shim sends.
 const MAX_ANSWER: usize = 512;
@@ -48,31 +49,19 @@ impl Connector for EgressConnector {
     }
 }
 
-/// Reads one `\n`-terminated line a byte at a time, so no byte of the TLS stream that
-/// follows is consumed.
+/// Reads the answer line; no byte of the TLS stream that follows is consumed.
 fn read_line(s: &mut Stream) -> io::Result<String> {
-    let mut line = Vec::with_capacity(16);
-    loop {
-        let mut b = [0u8; 1];
-        match s.read(&mut b) {
-            Ok(0) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "egress proxy closed without answering",
-                ));
-            }
-            Ok(_) if b[0] == b'\n' => break,
-            Ok(_) if line.len() >= MAX_ANSWER => {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    "egress proxy answer is too long",
-                ));
-            }
-            Ok(_) => line.push(b[0]),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
+    let line = read_bounded_line(s, MAX_ANSWER).map_err(|e| match e {
+        LineError::Closed => io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "egress proxy closed without answering",
+        ),
+        LineError::TooLong(_) => io::Error::new(
+            io::ErrorKind::InvalidData,
+            "egress proxy answer is too long",
+        ),
+        LineError::Io(e) => e,
+    })?;
     Ok(String::from_utf8_lossy(&line)
         .trim_end_matches('\r')
         .to_string())

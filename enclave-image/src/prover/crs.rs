@@ -19,7 +19,7 @@ use crate::log;
 use crate::measured_config::ProverConfig;
 use crate::parent::TIMEOUT;
 use crate::seal::{BlobClient, StoreError};
-use crate::transport::Addr;
+use sigil_sys::Addr;
 
 /// Bytes per chunk in the blob store (the shim's `crs::CHUNK`).
 pub const CHUNK: u64 = 1 << 20;

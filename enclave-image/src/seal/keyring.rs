@@ -39,7 +39,7 @@ use super::format::DataKey;
 use super::store::{BlobClient, StoreError};
 use crate::measured_config::{KmsConfig, KmsTrust};
 use crate::nsm::{Mode, Nsm};
-use crate::transport::Stream;
+use sigil_sys::Stream;
 
 /// Blob-store name of the data-key record (not sealed: it holds KMS ciphertext only).
 pub const RECORD_NAME: &str = "kms/data-key";

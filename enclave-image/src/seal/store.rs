@@ -17,7 +17,7 @@ use sigil_protocol::blob_wire::{self as wire, FrameError, Op, Request, Response}
 use zeroize::Zeroizing;
 
 use super::format::{self, DataKey, Kind, SealError, check_id};
-use crate::transport::{Addr, Stream};
+use sigil_sys::{Addr, Stream};
 
 /// Default bound on one read or write of a blob exchange.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
