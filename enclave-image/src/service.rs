@@ -5,12 +5,12 @@ use std::sync::Arc;
 
 use sigil_protocol::encap::ServerKey;
 use sigil_protocol::user_data::{BbInfo, ImageInfo, PROTOCOL_VERSION};
+use sigil_sys::Listener;
 
 use crate::api::App;
 use crate::http::{Limits, Server};
 use crate::nsm::Nsm;
 use crate::sealing::Sealing;
-use sigil_sys::Listener;
 
 /// What this build can do; goes into every attestation's user_data.
 pub const CAPABILITIES: &[&str] = &[

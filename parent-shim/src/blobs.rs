@@ -3,9 +3,10 @@
 
 use std::time::Duration;
 
+use sigil_sys::Stream;
+
 use crate::store::Store;
 use crate::wire::{self, FrameError, Response};
-use sigil_sys::Stream;
 
 /// At most this many blob connections at once: each may hold one maximum-size frame in
 /// memory, so this bounds the service's memory (~16 x 4 MiB).

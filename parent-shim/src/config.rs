@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use clap::Parser;
 use serde::Deserialize;
+use sigil_sys::Addr;
 
 use crate::store;
-use sigil_sys::Addr;
 
 /// The file, field for field; unknown keys are refused so a typo is an error, not a default.
 #[derive(Debug, Default, Deserialize)]

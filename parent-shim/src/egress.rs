@@ -8,10 +8,11 @@
 use std::io::{Read, Write};
 use std::time::Duration;
 
-use crate::config::check_destination;
-use crate::relay;
 use sigil_sys::Addr;
 use sigil_sys::Stream;
+
+use crate::config::check_destination;
+use crate::relay;
 
 /// Longest request line: a 253-byte host, ':' and a port fit with room to spare.
 pub const MAX_REQUEST: usize = 300;

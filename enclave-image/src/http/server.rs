@@ -23,11 +23,11 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use serde::Serialize;
 use sigil_protocol::api::{ApiError, ErrorBody};
+use sigil_sys::{Listener, ShutdownHandle, Stream};
 
 use super::exec::{Abandoned, HyperIo, IoInterest, block_on};
 use super::head::{HeadError, read_head};
 use crate::log;
-use sigil_sys::{Listener, ShutdownHandle, Stream};
 
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {

@@ -5,9 +5,10 @@
 use std::io::Write;
 use std::time::Duration;
 
-use crate::log::Ring;
 use sigil_sys::VsockAddr;
 use sigil_sys::vsock::VsockStream;
+
+use crate::log::Ring;
 
 pub fn start(ring: &'static Ring, parent: VsockAddr) -> Result<(), String> {
     std::thread::Builder::new()

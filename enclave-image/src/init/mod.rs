@@ -16,6 +16,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sigil_protocol::ports;
+use sigil_sys::addr::VMADDR_CID_ANY;
+use sigil_sys::signals::SignalSet;
+use sigil_sys::{Addr, Listener, VsockAddr};
 
 use crate::log;
 use crate::measured_config::MeasuredConfig;
@@ -24,9 +27,6 @@ use crate::parent::ParentServices;
 use crate::prover::crs::CrsService;
 use crate::sealing::Sealing;
 use crate::service;
-use sigil_sys::addr::VMADDR_CID_ANY;
-use sigil_sys::signals::SignalSet;
-use sigil_sys::{Addr, Listener, VsockAddr};
 
 /// Runs as PID 1. Never returns: the machine powers off when serving ends or fails.
 pub fn run() -> ! {

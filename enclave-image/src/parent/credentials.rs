@@ -10,10 +10,10 @@ use std::io::Read;
 use minicbor::Decoder;
 use minicbor::data::Type;
 use sigil_kms::Credentials;
+use sigil_sys::{Addr, Stream};
 use zeroize::Zeroizing;
 
 use super::TIMEOUT;
-use sigil_sys::{Addr, Stream};
 
 /// A credentials frame is a few hundred bytes (a session token is up to ~2 KiB).
 const MAX_FRAME: usize = 16 * 1024;

@@ -6,10 +6,10 @@
 use std::io::{self, Write};
 
 use sigil_kms::client::Connector;
-
-use super::TIMEOUT;
 use sigil_sys::io::{LineError, read_bounded_line};
 use sigil_sys::{Addr, Stream};
+
+use super::TIMEOUT;
 
 /// Longest answer line the shim sends.
 const MAX_ANSWER: usize = 512;
