@@ -567,7 +567,7 @@ impl Prover {
             Exit::Code(c) => Err(self.explain(classify(what, &format!("exit code {c}"), &stderr))),
             Exit::Signal(s) => {
                 let mut f = self.explain(classify(what, &format!("signal {s}"), &stderr));
-                if f.code == "prover_failed" && s == libc::SIGSEGV {
+                if f.code == "prover_failed" && s == signals::SIGSEGV {
                     // Under RLIMIT_AS a failed stack or mmap growth shows up as SIGSEGV with
                     // nothing on stderr; say that the limit may be the cause.
                     f.message.push_str(&format!(
@@ -737,12 +737,9 @@ pub(crate) enum Exit {
 /// Runs `cmd` to completion or kills it at `limit`. As PID 1 the reaper owns `waitpid`, so
 /// the child is registered with it; as an ordinary process the child is polled.
 pub(crate) fn run_with_limit(cmd: &mut Command, limit: Duration) -> std::io::Result<Exit> {
-    let decode = |status: libc::c_int| {
-        if libc::WIFEXITED(status) {
-            Exit::Code(libc::WEXITSTATUS(status))
-        } else {
-            Exit::Signal(libc::WTERMSIG(status))
-        }
+    let decode = |status| match process::Exit::from_wait_status(status) {
+        process::Exit::Code(c) => Exit::Code(c),
+        process::Exit::Signal(s) => Exit::Signal(s),
     };
     if crate::init::reaper::running() {
         let pid = crate::init::reaper::spawn(cmd)?;
