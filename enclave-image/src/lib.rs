@@ -13,7 +13,7 @@
 //!   store and [`seal::service`]), [`parent`] (the parent's egress proxy and credentials),
 //!   [`prover`] (the CRS and the proving jobs), [`nsm`] (the Nitro Secure Module, real or
 //!   simulated);
-//! - [`transport`]: vsock, TCP and Unix sockets behind one type; [`log`]: the bounded log.
+//! - [`log`]: the bounded log. Addresses and sockets (vsock, TCP, Unix) come from `sigil-sys`.
 
 pub mod api;
 pub mod boot;
@@ -24,4 +24,3 @@ pub mod nsm;
 pub mod parent;
 pub mod prover;
 pub mod seal;
-pub mod transport;

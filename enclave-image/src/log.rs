@@ -7,8 +7,8 @@
 
 use std::collections::VecDeque;
 use std::fmt::Arguments;
+use std::fs::File;
 use std::io::Write;
-use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, OnceLock};
 
@@ -24,7 +24,7 @@ static SINK: OnceLock<Ring> = OnceLock::new();
 pub struct Ring {
     inner: Mutex<RingInner>,
     more: Condvar,
-    console: Option<OwnedFd>,
+    console: Option<File>,
     console_dropped: AtomicU64,
 }
 
@@ -37,17 +37,10 @@ struct RingInner {
 
 impl Ring {
     fn push(&self, line: Vec<u8>) {
-        if let Some(fd) = &self.console {
-            // O_NONBLOCK console: EAGAIN means it is full; drop the line for the console only.
-            // SAFETY: fd is open for the process lifetime; line is a valid buffer.
-            let n = unsafe {
-                libc::write(
-                    fd.as_raw_fd(),
-                    line.as_ptr() as *const libc::c_void,
-                    line.len(),
-                )
-            };
-            if n < 0 || (n as usize) < line.len() {
+        if let Some(mut console) = self.console.as_ref() {
+            // O_NONBLOCK console: one write(2); EAGAIN or a short write means it is full, and
+            // the line is dropped for the console only.
+            if !matches!(console.write(&line), Ok(n) if n == line.len()) {
                 self.console_dropped.fetch_add(1, Ordering::Relaxed);
             }
         }
@@ -98,7 +91,7 @@ impl Ring {
 }
 
 /// Switches logging to the ring (and `console`, which must be non-blocking). Once only.
-pub fn use_ring(console: Option<OwnedFd>) -> &'static Ring {
+pub fn use_ring(console: Option<File>) -> &'static Ring {
     SINK.get_or_init(|| Ring {
         inner: Mutex::new(RingInner {
             lines: VecDeque::new(),
@@ -191,15 +184,9 @@ mod tests {
     #[test]
     fn a_full_console_drops_lines_instead_of_blocking() {
         // A pipe nobody reads, non-blocking: after its buffer fills, writes fail with EAGAIN.
-        let mut fds = [0; 2];
-        assert_eq!(
-            unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK) },
-            0
-        );
-        let (rd, wr) = unsafe {
-            use std::os::fd::FromRawFd;
-            (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1]))
-        };
+        let (rd, wr) = std::io::pipe().unwrap();
+        sigil_sys::io::set_nonblocking(&wr, true).unwrap();
+        let wr = File::from(std::os::fd::OwnedFd::from(wr));
         let mut r = ring();
         r.console = Some(wr);
         let start = std::time::Instant::now();

@@ -10,9 +10,10 @@ use sigil_enclave::boot::config::MeasuredConfig;
 use sigil_enclave::http::Stopper;
 use sigil_enclave::nsm::{HardwareNsm, Mode, Nsm, SimulatedNsm, hardware_device};
 use sigil_enclave::parent::ParentServices;
-use sigil_enclave::transport::{Addr, Listener};
 use sigil_enclave::{boot, init, log};
 use sigil_protocol::manifest::PcrManifest;
+use sigil_sys::signals::{self, SignalSet};
+use sigil_sys::{Addr, Listener};
 
 fn main() -> ExitCode {
     log::set_debug(std::env::var("SIGIL_LOG").is_ok_and(|v| v == "debug"));
@@ -126,8 +127,7 @@ fn run(cfg: args::Config) -> Result<(), String> {
     let nsm = open_nsm(cfg.simulated_pcrs.as_deref())?;
     let mode = nsm.mode();
     let sealing_services = local_services(&cfg, &file)?;
-    let listener =
-        Listener::bind(&cfg.listen).map_err(|e| format!("cannot listen on {}: {e}", cfg.listen))?;
+    let listener = Listener::bind(&cfg.listen).map_err(|e| format!("cannot listen: {e}"))?;
     let bound = listener
         .local_addr()
         .map_err(|e| format!("bound address: {e}"))?;
@@ -162,24 +162,13 @@ fn run(cfg: args::Config) -> Result<(), String> {
 /// SIGINT and SIGTERM stop the accept loop so the listener is closed cleanly (a Unix socket
 /// file is removed). The signals are blocked in every thread and taken by one waiter thread.
 fn stop_on_signals(stopper: Stopper) -> Result<(), String> {
-    // SAFETY: sigset manipulation on a local, zero-initialized set; pthread_sigmask on the
-    // calling thread before any other thread exists, so all later threads inherit the mask.
-    let set = unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGINT);
-        libc::sigaddset(&mut set, libc::SIGTERM);
-        if libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
-            return Err("cannot block signals".into());
-        }
-        set
-    };
+    // Threads started after this inherit the mask; one waiter thread takes the signals.
+    let set = SignalSet::block(&[signals::SIGINT, signals::SIGTERM])
+        .map_err(|e| format!("cannot block signals: {e}"))?;
     std::thread::Builder::new()
         .name("sigil-signals".into())
         .spawn(move || {
-            let mut sig: libc::c_int = 0;
-            // SAFETY: set is a valid sigset_t; sig is a valid out-pointer.
-            if unsafe { libc::sigwait(&set, &mut sig) } == 0 {
+            if let Ok(sig) = set.wait() {
                 log::info(format_args!("signal {sig}: stopping"));
                 stopper.stop();
             }

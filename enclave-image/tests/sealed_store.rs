@@ -13,8 +13,8 @@ use sigil_enclave::seal::format::{self, DataKey, Kind};
 use sigil_enclave::seal::store::{
     BlobClient, RollbackGuard, SealedStore, SealedStoreError, blob_name,
 };
-use sigil_enclave::transport::{Addr, Stream};
 use sigil_shim::{blobs, relay, store};
+use sigil_sys::{Addr, Stream};
 
 static SEQ: AtomicUsize = AtomicUsize::new(0);
 
@@ -48,12 +48,9 @@ impl Shim {
             )
             .unwrap(),
         );
-        relay::spawn_service(
-            "blobs",
-            &sigil_shim::addr::Addr::Unix(sock.clone()),
-            4,
-            move |s, _| blobs::serve_conn(&st, s, Duration::from_secs(5)),
-        )
+        relay::spawn_service("blobs", &Addr::Unix(sock.clone()), 4, move |s, _| {
+            blobs::serve_conn(&st, s, Duration::from_secs(5))
+        })
         .unwrap();
         Addr::Unix(sock)
     }

@@ -25,9 +25,9 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use sigil_shim::addr::Addr;
 use sigil_shim::wire::{self, Op, Request, Response};
 use sigil_shim::{blobs, relay, store};
+use sigil_sys::Addr;
 
 const MIB: usize = 1024 * 1024;
 const BULK_TOTAL: usize = 256 * MIB;

@@ -3,8 +3,9 @@
 
 use std::time::Duration;
 
+use sigil_sys::Stream;
+
 use crate::store::Store;
-use crate::transport::Stream;
 use crate::wire::{self, FrameError, Response};
 
 /// At most this many blob connections at once: each may hold one maximum-size frame in

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use clap::Parser;
 use serde::Deserialize;
+use sigil_sys::Addr;
 
-use crate::addr::Addr;
 use crate::store;
 
 /// The file, field for field; unknown keys are refused so a typo is an error, not a default.

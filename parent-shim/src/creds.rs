@@ -169,7 +169,7 @@ pub fn parse_imds_credentials(body: &str) -> Result<Credentials, String> {
 }
 
 /// Serves one request: fetch fresh (temporary credentials rotate), send, close.
-pub fn handle(mut s: crate::transport::Stream, source: &Source) -> Result<(), String> {
+pub fn handle(mut s: sigil_sys::Stream, source: &Source) -> Result<(), String> {
     s.set_write_timeout(Some(IMDS_TIMEOUT))
         .map_err(|e| e.to_string())?;
     let answer = fetch(source).map_err(|m| Refusal {

@@ -10,11 +10,10 @@ use std::time::Duration;
 use sigil_protocol::parent::egress::{
     self as wire, BAD_REQUEST, CONNECT_FAILED, EgressError, NOT_ALLOWED, Refusal,
 };
+use sigil_sys::{Addr, Stream};
 
-use crate::addr::Addr;
 use crate::config::check_destination;
 use crate::relay;
-use crate::transport::Stream;
 
 /// Time allowed for the request line (slowloris on the handshake).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);

@@ -2,7 +2,6 @@
 //! stores opaque sealed blobs, proxies allow-listed egress and prints the enclave's log lines.
 //! It is untrusted by design and never parses application payloads.
 
-pub mod addr;
 pub mod blobs;
 pub mod config;
 pub mod creds;
@@ -12,5 +11,4 @@ pub mod log;
 pub mod logsink;
 pub mod relay;
 pub mod store;
-pub mod transport;
 pub mod wire;

@@ -7,9 +7,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::addr::Addr;
+use sigil_sys::Addr;
+use sigil_sys::{Listener, Stream};
+
 use crate::log;
-use crate::transport::{Listener, Stream};
 
 /// Size of each direction's copy buffer: one per direction per connection, so memory is
 /// bounded by `max_connections * 2 * COPY_BUF`.

@@ -13,9 +13,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{random_bytes, temp_dir};
-use sigil_shim::addr::Addr;
 use sigil_shim::wire::{self, Op, Request, Response};
 use sigil_shim::{blobs, relay, store};
+use sigil_sys::Addr;
 
 fn call(s: &mut UnixStream, r: &Request) -> std::io::Result<Response> {
     wire::write_frame(s, &wire::encode_request(r))?;

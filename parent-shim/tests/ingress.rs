@@ -9,8 +9,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{echo_server, random_bytes, round_trip};
-use sigil_shim::addr::Addr;
 use sigil_shim::relay;
+use sigil_sys::Addr;
 
 fn shim(upstream: &str, max: usize, idle: Duration) -> String {
     let up: Addr = format!("tcp:{upstream}").parse().unwrap();

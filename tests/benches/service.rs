@@ -12,10 +12,10 @@ use sigil_client::Client;
 use sigil_enclave::api::App;
 use sigil_enclave::http::{Limits, Server};
 use sigil_enclave::nsm::{Mode, Nsm, SimulatedNsm};
-use sigil_enclave::transport::{Addr, Listener};
 use sigil_protocol::api::ROUTE_PING;
 use sigil_protocol::encap::{ServerKey, seal_request};
 use sigil_protocol::user_data::{ImageInfo, PROTOCOL_VERSION};
+use sigil_sys::{Addr, Listener};
 
 fn measure(name: &str, n: usize, mut f: impl FnMut()) {
     for _ in 0..(n / 10).max(3) {

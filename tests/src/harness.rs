@@ -204,16 +204,7 @@ fn unpack(eif_path: &Path) -> Result<Files, String> {
 
 /// Makes a child die with the harness, so a crashed or killed harness leaves no VM behind.
 fn die_with_parent(c: &mut Command) -> &mut Command {
-    use std::os::unix::process::CommandExt;
-    // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec here.
-    unsafe {
-        c.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(())
-        })
-    }
+    sigil_sys::process::kill_child_with_parent(c)
 }
 
 fn wait_for_path(p: &Path, limit: Duration) -> bool {
@@ -283,28 +274,7 @@ fn serve_logs(
 
 /// Connects to guest port `port` through vhost-device-vsock's Unix socket.
 pub fn connect_guest(uds: &Path, port: u32) -> io::Result<UnixStream> {
-    let mut s = UnixStream::connect(uds)?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    s.write_all(format!("CONNECT {port}\n").as_bytes())?;
-    // Read the answer byte by byte so no guest byte after it is consumed here.
-    let mut line = Vec::new();
-    let mut b = [0u8; 1];
-    while line.len() < 64 {
-        s.read_exact(&mut b)?;
-        if b[0] == b'\n' {
-            break;
-        }
-        line.push(b[0]);
-    }
-    let line = String::from_utf8_lossy(&line);
-    if !line.starts_with("OK ") {
-        return Err(io::Error::new(
-            io::ErrorKind::ConnectionRefused,
-            format!("vsock CONNECT {port}: {line:?}"),
-        ));
-    }
-    s.set_read_timeout(None)?;
-    Ok(s)
+    sigil_sys::net::connect_vhost_uds(uds, port)
 }
 
 /// Copies bytes until EOF or an error, then half-closes the destination.
@@ -609,10 +579,8 @@ fn terminate(c: &mut Child, grace: Duration) {
     if let Ok(Some(_)) = c.try_wait() {
         return;
     }
-    // SAFETY: kill(2) on our own child's pid.
-    unsafe {
-        libc::kill(c.id() as libc::pid_t, libc::SIGTERM);
-    }
+    // Not yet reaped (try_wait above found it running), so the pid is still this child's.
+    let _ = sigil_sys::process::signal(c.id(), sigil_sys::signals::SIGTERM);
     let end = Instant::now() + grace;
     while Instant::now() < end {
         if let Ok(Some(_)) = c.try_wait() {

@@ -2,8 +2,9 @@
 
 use std::time::Duration;
 
+use sigil_sys::Addr;
+
 use crate::http::Limits;
-use crate::transport::Addr;
 
 pub const USAGE: &str = "\
 usage: sigil-enclave --listen ADDR [options]

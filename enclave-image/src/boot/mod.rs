@@ -23,8 +23,8 @@ use crate::nsm::Nsm;
 use crate::parent::ParentServices;
 use crate::prover::crs::CrsService;
 use crate::seal::service::Sealing;
-use crate::transport::{Addr, Listener};
 use config::MeasuredConfig;
+use sigil_sys::{Addr, Listener};
 
 /// What this build can do; goes into every attestation's user_data.
 pub const CAPABILITIES: &[&str] = &[

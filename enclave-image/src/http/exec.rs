@@ -8,7 +8,6 @@
 use std::cell::Cell;
 use std::future::Future;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsRawFd, RawFd};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -18,7 +17,8 @@ use std::time::{Duration, Instant};
 
 use hyper::rt::ReadBufCursor;
 
-use crate::transport::Stream;
+use sigil_sys::Stream;
+use sigil_sys::poll::{self, Interest};
 
 const WANT_READ: u8 = 1;
 const WANT_WRITE: u8 = 2;
@@ -45,12 +45,12 @@ impl Wake for FlagWaker {
     }
 }
 
-/// Runs `fut` to completion on this thread; `fd` is the socket it waits on and `io` records
+/// Runs `fut` to completion on this thread; `socket` is the one it waits on and `io` records
 /// which readiness it waits for.
 pub fn block_on<F: Future>(
     mut fut: Pin<&mut F>,
     io: &IoInterest,
-    fd: RawFd,
+    socket: &Stream,
     deadline: Instant,
     idle: Duration,
 ) -> Result<F::Output, Abandoned> {
@@ -66,13 +66,14 @@ pub fn block_on<F: Future>(
             continue; // woken from inside the poll (hyper's internal body channel)
         }
         let wanted = io.0.get();
-        let mut events: libc::c_short = 0;
-        if wanted & WANT_READ != 0 || wanted == 0 {
-            events |= libc::POLLIN;
-        }
-        if wanted & WANT_WRITE != 0 {
-            events |= libc::POLLOUT;
-        }
+        let interest = match (
+            wanted & WANT_READ != 0 || wanted == 0,
+            wanted & WANT_WRITE != 0,
+        ) {
+            (true, true) => Interest::ReadWrite,
+            (false, true) => Interest::Write,
+            _ => Interest::Read,
+        };
         let now = Instant::now();
         let Some(left) = deadline
             .checked_duration_since(now)
@@ -81,26 +82,17 @@ pub fn block_on<F: Future>(
             return Err(Abandoned::Deadline);
         };
         let wait = left.min(idle);
-        let mut pfd = libc::pollfd {
-            fd,
-            events,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd, count 1.
-        let rc = unsafe { libc::poll(&mut pfd, 1, wait.as_millis().min(i32::MAX as u128) as i32) };
-        if rc < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
+        match poll::wait(socket, interest, wait) {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(if wait < idle {
+                    Abandoned::Deadline
+                } else {
+                    Abandoned::Idle
+                });
             }
-            return Err(Abandoned::Poll(e.kind()));
-        }
-        if rc == 0 {
-            return Err(if wait < idle {
-                Abandoned::Deadline
-            } else {
-                Abandoned::Idle
-            });
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Abandoned::Poll(e.kind())),
         }
     }
 }
@@ -120,14 +112,16 @@ impl IoInterest {
 /// A non-blocking stream presented to hyper, with bytes already read (the request head that
 /// was checked before hyper saw it) replayed first.
 pub struct HyperIo {
-    stream: Stream,
+    // Shared with the connection handler, which waits on, answers on and lingers on the same
+    // socket while hyper owns this.
+    stream: Rc<Stream>,
     prefix: Vec<u8>,
     prefix_pos: usize,
     interest: IoInterest,
 }
 
 impl HyperIo {
-    pub fn new(stream: Stream, prefix: Vec<u8>, interest: IoInterest) -> Self {
+    pub fn new(stream: Rc<Stream>, prefix: Vec<u8>, interest: IoInterest) -> Self {
         HyperIo {
             stream,
             prefix,
@@ -158,7 +152,7 @@ impl hyper::rt::Read for HyperIo {
         let mut tmp = [0u8; 16 * 1024];
         let want = tmp.len().min(buf.remaining());
         loop {
-            match this.stream.read(&mut tmp[..want]) {
+            match (&*this.stream).read(&mut tmp[..want]) {
                 Ok(n) => {
                     buf.put_slice(&tmp[..n]);
                     return Poll::Ready(Ok(()));
@@ -182,7 +176,7 @@ impl hyper::rt::Write for HyperIo {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         loop {
-            match this.stream.write(buf) {
+            match (&*this.stream).write(buf) {
                 Ok(n) => {
                     this.interest.1.set(true);
                     return Poll::Ready(Ok(n));
@@ -205,11 +199,5 @@ impl hyper::rt::Write for HyperIo {
         // The peer may already be gone; the connection is ending either way.
         let _ = self.stream.shutdown(std::net::Shutdown::Write);
         Poll::Ready(Ok(()))
-    }
-}
-
-impl AsRawFd for HyperIo {
-    fn as_raw_fd(&self) -> std::os::fd::RawFd {
-        self.stream.as_raw_fd()
     }
 }

@@ -4,10 +4,10 @@
 //! valid head is; hyper then parses the same bytes again.
 
 use std::io::{self, Read};
-use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-use crate::transport::Stream;
+use sigil_sys::Stream;
+use sigil_sys::poll::{self, Interest};
 
 /// Most headers a request may carry.
 pub const MAX_HEADERS: usize = 32;
@@ -71,30 +71,11 @@ fn wait_readable(stream: &Stream, deadline: Instant) -> Result<(), HeadError> {
         .checked_duration_since(Instant::now())
         .filter(|d| !d.is_zero())
         .ok_or(HeadError::Timeout)?;
-    let mut pfd = libc::pollfd {
-        fd: stream.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd.
-    let rc = unsafe {
-        libc::poll(
-            &mut pfd,
-            1,
-            left.as_millis().clamp(1, i32::MAX as u128) as i32,
-        )
-    };
-    match rc {
-        0 => Err(HeadError::Timeout),
-        n if n < 0 => {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                Ok(())
-            } else {
-                Err(HeadError::Io(e.to_string()))
-            }
-        }
-        _ => Ok(()),
+    match poll::wait(stream, Interest::Read, left.max(Duration::from_millis(1))) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(HeadError::Timeout),
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(()),
+        Err(e) => Err(HeadError::Io(e.to_string())),
     }
 }
 

@@ -7,9 +7,9 @@
 
 use std::convert::Infallible;
 use std::io::{self, Write};
-use std::os::fd::AsRawFd;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::pin;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -23,11 +23,11 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use serde::Serialize;
 use sigil_protocol::api::{ApiError, ErrorBody};
+use sigil_sys::{Listener, ShutdownHandle, Stream};
 
 use super::exec::{Abandoned, HyperIo, IoInterest, block_on};
 use super::head::{HeadError, read_head};
 use crate::log;
-use crate::transport::{Listener, ShutdownHandle, Stream};
 
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
@@ -227,7 +227,7 @@ impl Server {
     pub fn serve(self, handler: Arc<dyn Handler>) -> io::Result<()> {
         loop {
             let stream = match self.listener.accept() {
-                Ok(s) => s,
+                Ok((s, _)) => s,
                 Err(_) if self.stop.load(Ordering::Acquire) => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
@@ -279,50 +279,15 @@ fn send_raw(stream: &mut Stream, r: &Response, deadline: Instant) {
         .max(Duration::from_millis(100));
     let _ = stream.set_timeouts(Some(left));
     let _ = stream.write_all(&r.to_raw());
-    linger(stream.as_raw_fd());
+    linger(stream);
 }
 
-/// Closes gracefully: stop sending, then read and drop what the client still sends for a
-/// short while. Closing a socket with unread input makes the kernel send a reset, which can
-/// destroy the error response before the client has read it (a client still uploading an
-/// oversized body would never learn why it was cut off).
-fn linger(fd: std::os::fd::RawFd) {
+/// Closes gracefully (see [`Stream::linger`]): the client still uploading an oversized body
+/// reads the error response instead of a reset.
+fn linger(stream: &Stream) {
     const MAX_LINGER: Duration = Duration::from_secs(1);
     const MAX_DRAIN: usize = 1 << 20;
-    // SAFETY: shutdown(2) and recv(2) on a descriptor the caller keeps open; buf is a valid
-    // local buffer.
-    unsafe {
-        libc::shutdown(fd, libc::SHUT_WR);
-    }
-    let end = Instant::now() + MAX_LINGER;
-    let mut drained = 0usize;
-    let mut buf = [0u8; 8192];
-    while drained < MAX_DRAIN {
-        let Some(left) = end.checked_duration_since(Instant::now()) else {
-            return;
-        };
-        let mut pfd = libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd.
-        if unsafe { libc::poll(&mut pfd, 1, left.as_millis().max(1) as i32) } <= 0 {
-            return;
-        }
-        let n = unsafe {
-            libc::recv(
-                fd,
-                buf.as_mut_ptr() as *mut libc::c_void,
-                buf.len(),
-                libc::MSG_DONTWAIT,
-            )
-        };
-        if n <= 0 {
-            return;
-        }
-        drained += n as usize;
-    }
+    stream.linger(MAX_LINGER, MAX_DRAIN);
 }
 
 fn connection(
@@ -376,8 +341,8 @@ fn connection(
     };
 
     let interest = IoInterest::default();
-    let fd = stream.as_raw_fd();
-    let io = HyperIo::new(stream, head, interest.clone());
+    let stream = Rc::new(stream);
+    let io = HyperIo::new(stream.clone(), head, interest.clone());
     let service = service_fn(move |req| {
         let handler = handler.clone();
         let bodies = bodies.clone();
@@ -392,34 +357,31 @@ fn connection(
         .max_buf_size(limits.max_head_bytes.max(8192) + 1024)
         .serve_connection(io, service);
     let mut conn = pin!(conn);
-    match block_on(conn.as_mut(), &interest, fd, deadline, limits.idle_timeout) {
-        Ok(Ok(())) => linger(fd),
+    match block_on(
+        conn.as_mut(),
+        &interest,
+        &stream,
+        deadline,
+        limits.idle_timeout,
+    ) {
+        Ok(Ok(())) => linger(&stream),
         Ok(Err(e)) => {
             log::debug(format_args!("connection ended with an error: {e}"));
-            linger(fd);
+            linger(&stream);
         }
         Err(why) => {
             if !interest.wrote() {
                 // The client stalled mid-body: tell it why before closing. The socket is
-                // still open because `conn` (which owns it) is alive until this scope ends.
+                // still open: this function holds it as well as `conn`.
                 let r = match why {
                     Abandoned::Deadline | Abandoned::Idle => {
                         Response::error(408, "request_timeout", "request not completed in time")
                     }
                     Abandoned::Poll(_) => return,
                 };
-                let raw = r.to_raw();
-                // SAFETY: fd is open (owned by `conn`), raw is a valid buffer; one best-effort
-                // non-blocking send.
-                unsafe {
-                    libc::send(
-                        fd,
-                        raw.as_ptr() as *const libc::c_void,
-                        raw.len(),
-                        libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
-                    );
-                }
-                linger(fd);
+                // One best-effort send that never blocks: the client has stalled.
+                let _ = stream.send_nowait(&r.to_raw());
+                linger(&stream);
             }
         }
     }

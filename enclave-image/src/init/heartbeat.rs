@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use sigil_protocol::ports::{HEARTBEAT, HEARTBEAT_BYTE};
 
-use crate::transport::{VsockAddr, VsockStream};
+use sigil_sys::VsockAddr;
+use sigil_sys::vsock::VsockStream;
 
 pub const ATTEMPTS: u32 = 5;
 pub const TIMEOUT: Duration = Duration::from_secs(10);

@@ -7,8 +7,10 @@
 use std::io::Write;
 use std::time::Duration;
 
+use sigil_sys::VsockAddr;
+use sigil_sys::vsock::VsockStream;
+
 use crate::log::Ring;
-use crate::transport::{VsockAddr, VsockStream};
 
 // Every line the enclave logs (cut at `log::MAX_LINE`, plus the cut mark) reaches the parent
 // whole: the reader keeps `logs::MAX_LINE` bytes of a line.

@@ -16,13 +16,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sigil_protocol::ports;
+use sigil_sys::addr::VMADDR_CID_ANY;
+use sigil_sys::signals::SignalSet;
+use sigil_sys::{Addr, Listener, VsockAddr};
 
 use crate::boot;
 use crate::boot::config::MeasuredConfig;
 use crate::log;
 use crate::nsm::{HardwareNsm, Mode, Nsm, SimulatedNsm, hardware_device};
 use crate::parent::ParentServices;
-use crate::transport::{Addr, Listener, VMADDR_CID_ANY, VsockAddr};
 
 /// Runs as PID 1. Never returns: the machine powers off when serving ends or fails.
 pub fn run() -> ! {
@@ -38,7 +40,7 @@ pub fn run() -> ! {
     system::power_off()
 }
 
-fn boot(sigchld: Result<libc::sigset_t, String>) -> Result<(), String> {
+fn boot(sigchld: Result<SignalSet, String>) -> Result<(), String> {
     let mut mount_errors = Vec::new();
     for m in system::MOUNTS {
         if let Err(e) = system::mount(m) {
@@ -96,7 +98,7 @@ fn boot(sigchld: Result<libc::sigset_t, String>) -> Result<(), String> {
         cid: VMADDR_CID_ANY,
         port: config.api_port,
     });
-    let listener = Listener::bind(&addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let listener = Listener::bind(&addr).map_err(|e| format!("cannot listen: {e}"))?;
     let limits = config.limits();
     let services = ParentServices::vsock(parent_cid);
     let (server, app) = boot::assemble(boot::Parts {

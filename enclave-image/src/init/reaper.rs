@@ -6,11 +6,14 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::Duration;
 
+use sigil_sys::process;
+use sigil_sys::signals::{self, SignalSet};
+
 use crate::log;
 
 struct Table {
-    managed: HashSet<libc::pid_t>,
-    exited: HashMap<libc::pid_t, libc::c_int>,
+    managed: HashSet<u32>,
+    exited: HashMap<u32, libc::c_int>,
 }
 
 static TABLE: OnceLock<(Mutex<Table>, Condvar)> = OnceLock::new();
@@ -29,17 +32,8 @@ fn table() -> &'static (Mutex<Table>, Condvar) {
 
 /// Blocks SIGCHLD in the calling thread; call before any other thread starts so all inherit
 /// it and only the reaper takes it.
-pub fn block_sigchld() -> Result<libc::sigset_t, String> {
-    // SAFETY: local sigset manipulation and the calling thread's mask.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGCHLD);
-        if libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
-            return Err("cannot block SIGCHLD".into());
-        }
-        Ok(set)
-    }
+pub fn block_sigchld() -> Result<SignalSet, String> {
+    SignalSet::block(&[signals::SIGCHLD]).map_err(|e| format!("cannot block SIGCHLD: {e}"))
 }
 
 static RUNNING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
@@ -50,15 +44,13 @@ pub fn running() -> bool {
 }
 
 /// Starts the reaper thread.
-pub fn start(set: libc::sigset_t) -> Result<(), String> {
+pub fn start(set: SignalSet) -> Result<(), String> {
     RUNNING.store(true, std::sync::atomic::Ordering::Release);
     std::thread::Builder::new()
         .name("sigil-reaper".into())
         .spawn(move || {
             loop {
-                let mut sig = 0;
-                // SAFETY: set is a valid sigset_t holding SIGCHLD.
-                if unsafe { libc::sigwait(&set, &mut sig) } != 0 {
+                if set.wait().is_err() {
                     std::thread::sleep(Duration::from_millis(100));
                 }
                 reap_all();
@@ -69,13 +61,7 @@ pub fn start(set: libc::sigset_t) -> Result<(), String> {
 }
 
 fn reap_all() {
-    loop {
-        let mut status = 0;
-        // SAFETY: status is a valid out-pointer.
-        let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
-        if pid <= 0 {
-            return;
-        }
+    while let Some((pid, status)) = process::reap_any() {
         let (lock, cv) = table();
         let Ok(mut t) = lock.lock() else { return };
         if t.managed.remove(&pid) {
@@ -89,19 +75,19 @@ fn reap_all() {
 
 /// Spawns `cmd` as a child whose exit status the reaper keeps for [`wait`]. The table is
 /// locked across the spawn, so a child that exits at once is still recognized.
-pub fn spawn(cmd: &mut std::process::Command) -> std::io::Result<libc::pid_t> {
+pub fn spawn(cmd: &mut std::process::Command) -> std::io::Result<u32> {
     let (lock, _) = table();
     let mut t = lock
         .lock()
         .map_err(|_| std::io::Error::other("reaper table poisoned"))?;
     let child = cmd.spawn()?;
-    let pid = child.id() as libc::pid_t;
+    let pid = child.id();
     t.managed.insert(pid);
     Ok(pid)
 }
 
 /// Waits up to `limit` for a child from [`spawn`] to exit; returns its wait status.
-pub fn wait(pid: libc::pid_t, limit: Duration) -> Option<libc::c_int> {
+pub fn wait(pid: u32, limit: Duration) -> Option<libc::c_int> {
     let (lock, cv) = table();
     let t = lock.lock().ok()?;
     let (mut t, _) = cv

@@ -1,8 +1,9 @@
 //! The few system calls PID 1 needs: mounts, the console, entropy, power-off.
 
 use std::ffi::CString;
+use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::time::Duration;
 
 pub struct Mount {
@@ -58,6 +59,9 @@ fn cstr(s: &str) -> io::Result<CString> {
     CString::new(s).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))
 }
 
+// PID 1's own system calls: mount(2) has no safe wrapper worth a crate of its own, and the
+// SAFETY argument is local to this function.
+#[allow(unsafe_code)]
 pub fn mount(m: &Mount) -> io::Result<()> {
     match std::fs::create_dir(m.target) {
         Ok(()) => {}
@@ -98,54 +102,32 @@ pub fn mount(m: &Mount) -> io::Result<()> {
     Ok(())
 }
 
-fn open(path: &str, flags: libc::c_int) -> io::Result<OwnedFd> {
-    let p = cstr(path)?;
-    // SAFETY: p is a valid C string; the result is checked.
-    let fd = unsafe { libc::open(p.as_ptr(), flags | libc::O_CLOEXEC) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a fresh descriptor we own.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
 /// The console, write-only and non-blocking: a console that cannot keep up must never stall
 /// PID 1 or the service.
-pub fn open_console() -> io::Result<OwnedFd> {
-    open(
-        "/dev/console",
-        libc::O_WRONLY | libc::O_NOCTTY | libc::O_NONBLOCK,
-    )
+pub fn open_console() -> io::Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NOCTTY | libc::O_NONBLOCK)
+        .open("/dev/console")
 }
 
 /// Points stdin, stdout and stderr at /dev/null, so nothing (a stray print, a child that
 /// inherits them) can block on the console the kernel handed to init.
 pub fn detach_stdio() -> io::Result<()> {
-    let null = open("/dev/null", libc::O_RDWR)?;
-    for fd in 0..3 {
-        // SAFETY: dup2 onto the standard descriptors; `null` stays open until after the loop.
-        if unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&null), fd) } < 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok(())
+    let null = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")?;
+    sigil_sys::io::redirect_stdio(&null)
 }
 
 /// Waits until the kernel's CSPRNG is initialized (every key is drawn from it), at most
 /// `limit`. On Nitro the NSM's hardware RNG and RDRAND seed it within moments of boot.
 pub fn wait_for_entropy(limit: Duration) -> Result<Duration, String> {
     let start = std::time::Instant::now();
-    let mut b = [0u8; 1];
     loop {
-        // SAFETY: b is a valid 1-byte buffer.
-        let n =
-            unsafe { libc::getrandom(b.as_mut_ptr() as *mut libc::c_void, 1, libc::GRND_NONBLOCK) };
-        if n == 1 {
+        if sigil_sys::io::kernel_rng_ready().map_err(|e| format!("getrandom: {e}"))? {
             return Ok(start.elapsed());
-        }
-        let e = io::Error::last_os_error();
-        if e.raw_os_error() != Some(libc::EAGAIN) && e.kind() != io::ErrorKind::Interrupted {
-            return Err(format!("getrandom: {e}"));
         }
         if start.elapsed() > limit {
             return Err(format!(
@@ -159,6 +141,8 @@ pub fn wait_for_entropy(limit: Duration) -> Result<Duration, String> {
 
 /// Flushes file systems and powers the machine off. Does not return; if the kernel refuses
 /// (not PID 1), the process exits instead.
+// PID 1's own system calls: reboot(2) ends the machine; nothing else in sigil needs it.
+#[allow(unsafe_code)]
 pub fn power_off() -> ! {
     // SAFETY: sync and reboot take no pointers. RB_POWER_OFF ends the VM (Nitro: the enclave
     // terminates; QEMU: the process exits).

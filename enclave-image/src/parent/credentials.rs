@@ -7,9 +7,9 @@
 
 use sigil_kms::Credentials;
 use sigil_protocol::parent::credentials as frame;
+use sigil_sys::{Addr, Stream};
 
 use super::TIMEOUT;
-use crate::transport::{Addr, Stream};
 
 pub fn fetch(addr: &Addr) -> Result<Credentials, String> {
     let mut s = Stream::connect(addr).map_err(|e| format!("credentials service {addr}: {e}"))?;

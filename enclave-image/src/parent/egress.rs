@@ -8,9 +8,9 @@ use std::io::{self, Write};
 
 use sigil_kms::client::Connector;
 use sigil_protocol::parent::egress as wire;
+use sigil_sys::{Addr, Stream};
 
 use super::TIMEOUT;
-use crate::transport::{Addr, Stream};
 
 pub struct EgressConnector {
     pub proxy: Addr,

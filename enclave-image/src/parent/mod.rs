@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use sigil_protocol::ports;
 
-use crate::transport::{Addr, VsockAddr};
+use sigil_sys::{Addr, VsockAddr};
 
 /// Bound on every exchange with a parent service: they answer in milliseconds, and a hung
 /// parent must not hold a request thread.

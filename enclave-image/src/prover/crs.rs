@@ -14,12 +14,12 @@ use std::time::Duration;
 
 use ring::digest::{Context, SHA256};
 use serde::Serialize;
+use sigil_sys::Addr;
 
 use crate::boot::config::ProverConfig;
 use crate::log;
 use crate::parent::TIMEOUT;
 use crate::seal::{BlobClient, StoreError};
-use crate::transport::Addr;
 
 /// Bytes per chunk in the blob store (the shim's `crs::CHUNK`).
 pub const CHUNK: u64 = 1 << 20;

@@ -11,7 +11,6 @@
 use std::collections::{HashMap, VecDeque};
 use std::io::Read;
 use std::os::unix::fs::DirBuilderExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
@@ -23,6 +22,8 @@ use sigil_protocol::api::ApiError;
 use sigil_protocol::prove::{
     JobResult, JobStatus, Submitted, chonk_inputs_sha256, inputs_sha256, seal_result,
 };
+use sigil_sys::process::{self, Rlimit};
+use sigil_sys::signals;
 use zeroize::Zeroizing;
 
 use super::crs::CrsService;
@@ -548,19 +549,7 @@ impl Prover {
             .stderr(file(&stderr_path)?)
             .env_clear()
             .env("HOME", dir);
-        // SAFETY: setrlimit is async-signal-safe and touches only the child's limits.
-        unsafe {
-            cmd.pre_exec(move || {
-                let rl = libc::rlimit {
-                    rlim_cur: limit,
-                    rlim_max: limit,
-                };
-                if libc::setrlimit(libc::RLIMIT_AS, &rl) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        process::set_rlimits_before_exec(cmd, &[Rlimit::AddressSpace(limit)]);
         let status = run_with_limit(cmd, self.settings.time_limit)
             .map_err(|e| Failure::internal(format!("starting bb: {e}")))?;
         let stderr = tail(&stderr_path);
@@ -578,7 +567,7 @@ impl Prover {
             Exit::Code(c) => Err(self.explain(classify(what, &format!("exit code {c}"), &stderr))),
             Exit::Signal(s) => {
                 let mut f = self.explain(classify(what, &format!("signal {s}"), &stderr));
-                if f.code == "prover_failed" && s == libc::SIGSEGV {
+                if f.code == "prover_failed" && s == signals::SIGSEGV {
                     // Under RLIMIT_AS a failed stack or mmap growth shows up as SIGSEGV with
                     // nothing on stderr; say that the limit may be the cause.
                     f.message.push_str(&format!(
@@ -748,22 +737,18 @@ pub(crate) enum Exit {
 /// Runs `cmd` to completion or kills it at `limit`. As PID 1 the reaper owns `waitpid`, so
 /// the child is registered with it; as an ordinary process the child is polled.
 pub(crate) fn run_with_limit(cmd: &mut Command, limit: Duration) -> std::io::Result<Exit> {
-    let decode = |status: libc::c_int| {
-        if libc::WIFEXITED(status) {
-            Exit::Code(libc::WEXITSTATUS(status))
-        } else {
-            Exit::Signal(libc::WTERMSIG(status))
-        }
+    let decode = |status| match process::Exit::from_wait_status(status) {
+        process::Exit::Code(c) => Exit::Code(c),
+        process::Exit::Signal(s) => Exit::Signal(s),
     };
     if crate::init::reaper::running() {
         let pid = crate::init::reaper::spawn(cmd)?;
         if let Some(status) = crate::init::reaper::wait(pid, limit) {
             return Ok(decode(status));
         }
-        // SAFETY: kill(2) on our own child.
-        unsafe {
-            libc::kill(pid, libc::SIGKILL);
-        }
+        // Our own child, registered with the reaper and not yet reaped (wait found no
+        // status), so the pid cannot have been reused.
+        let _ = process::signal(pid, signals::SIGKILL);
         let _ = crate::init::reaper::wait(pid, Duration::from_secs(5));
         return Ok(Exit::TimedOut);
     }

@@ -34,12 +34,12 @@ use sigil_kms::api::{
 };
 use sigil_kms::client::{ClientError, Connector, KmsClient, Trust};
 use sigil_kms::{Credentials, RecipientKey, SigningTime, cms};
+use sigil_sys::Stream;
 
 use super::format::DataKey;
 use super::store::{BlobClient, StoreError};
 use crate::boot::config::{KmsConfig, KmsTrust};
 use crate::nsm::{Mode, Nsm};
-use crate::transport::Stream;
 
 /// Blob-store name of the data-key record (not sealed: it holds KMS ciphertext only).
 pub const RECORD_NAME: &str = "kms/data-key";

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sigil_kms::client::KmsClient;
+use sigil_sys::Stream;
 
 use crate::boot::config::KmsConfig;
 use crate::log;
@@ -19,7 +20,6 @@ use crate::parent::{ParentServices, TIMEOUT, credentials};
 use crate::seal::keyring::{self, EPOCH, Keyring, KeyringError, Origin};
 use crate::seal::store::RollbackGuard;
 use crate::seal::{BlobClient, SealedStore, SealedStoreError, StoreError};
-use crate::transport::Stream;
 
 /// Retry delays after a failed attempt to get the data key: quick at first (the shim may
 /// still be starting), then every 30 s.
@@ -85,7 +85,7 @@ pub struct Sealing {
     /// the state lock, and health must still answer.
     summary: Mutex<Status>,
     /// Where to reconnect to the blob store (`None` when disabled).
-    blobs: Option<crate::transport::Addr>,
+    blobs: Option<sigil_sys::Addr>,
 }
 
 impl Sealing {

@@ -14,10 +14,10 @@ use std::time::{Duration, Instant};
 
 use ring::aead::NONCE_LEN;
 use sigil_protocol::blob_wire::{self as wire, FrameError, Op, Request, Response};
+use sigil_sys::{Addr, Stream};
 use zeroize::Zeroizing;
 
 use super::format::{self, DataKey, Kind, SealError, check_id};
-use crate::transport::{Addr, Stream};
 
 /// Default bound on one read or write of a blob exchange.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);

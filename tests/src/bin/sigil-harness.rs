@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use sigil_e2e::harness::{Harness, Options, ShimOptions};
 use sigil_e2e::shim::{ACCESS_KEY_ID, SECRET_ACCESS_KEY};
+use sigil_sys::signals::{self, SignalSet};
 
 const USAGE: &str = "\
 usage: sigil-harness --eif FILE [--listen HOST:PORT] [--memory MIB] [--accel auto|kvm|tcg]
@@ -153,14 +154,12 @@ fn main() -> ExitCode {
     };
 
     // Block SIGINT/SIGTERM before any thread starts; the main thread waits for them.
-    // SAFETY: local sigset and the calling thread's mask.
-    let set = unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGINT);
-        libc::sigaddset(&mut set, libc::SIGTERM);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-        set
+    let set = match SignalSet::block(&[signals::SIGINT, signals::SIGTERM]) {
+        Ok(set) => set,
+        Err(e) => {
+            eprintln!("sigil-harness: cannot block signals: {e}");
+            return ExitCode::FAILURE;
+        }
     };
     let mut h = match Harness::boot(&opts) {
         Ok(h) => h,
@@ -175,11 +174,7 @@ fn main() -> ExitCode {
         h.accel
     );
     println!("ready {}", h.endpoint);
-    let mut sig = 0;
-    // SAFETY: valid sigset and out-pointer.
-    unsafe {
-        libc::sigwait(&set, &mut sig);
-    }
+    let _ = set.wait();
     eprintln!("sigil-harness: stopping the VM");
     h.shutdown();
     ExitCode::SUCCESS
