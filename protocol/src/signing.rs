@@ -1,7 +1,8 @@
 //! MuSig2 signing over the HTTP API: keys held by the enclave, aggregate keys and signing
 //! sessions (the engine is `sigil-signing`; this module is only the wire).
 //!
-//! Every endpoint is `POST` with an encapsulated body (see [`crate::encap`]): the plaintext
+//! Every endpoint is `POST` with an encapsulated body (see [`crate::encap`]; the endpoints are
+//! declared in [`crate::endpoint`]): the plaintext
 //! inside is the JSON request below, the route string is the HPKE associated data, and the
 //! answer (errors included, as [`crate::api::ErrorBody`]) is sealed back to the requester.
 //! Keys, nonces, signatures and ids are lowercase hex; messages are hex bytes.
@@ -23,42 +24,6 @@
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-
-macro_rules! routes {
-    ($($path:ident, $route:ident = $p:literal;)*) => {
-        $(
-            pub const $path: &str = $p;
-            pub const $route: &str = concat!("POST ", $p);
-        )*
-        /// Every (path, route) pair of the signing API.
-        pub const ROUTES: &[(&str, &str)] = &[$(($path, $route)),*];
-    };
-}
-
-routes! {
-    PATH_KEY_GENERATE, ROUTE_KEY_GENERATE = "/v1/musig2/keys/generate";
-    PATH_KEY_IMPORT, ROUTE_KEY_IMPORT = "/v1/musig2/keys/import";
-    PATH_KEY_LIST, ROUTE_KEY_LIST = "/v1/musig2/keys/list";
-    PATH_KEY_DESCRIBE, ROUTE_KEY_DESCRIBE = "/v1/musig2/keys/describe";
-    PATH_KEY_DELETE, ROUTE_KEY_DELETE = "/v1/musig2/keys/delete";
-    PATH_AGGREGATE_CREATE, ROUTE_AGGREGATE_CREATE = "/v1/musig2/aggregates/create";
-    PATH_AGGREGATE_LIST, ROUTE_AGGREGATE_LIST = "/v1/musig2/aggregates/list";
-    PATH_AGGREGATE_DESCRIBE, ROUTE_AGGREGATE_DESCRIBE = "/v1/musig2/aggregates/describe";
-    PATH_AGGREGATE_DELETE, ROUTE_AGGREGATE_DELETE = "/v1/musig2/aggregates/delete";
-    PATH_SESSION_CREATE, ROUTE_SESSION_CREATE = "/v1/musig2/sessions/create";
-    PATH_SESSION_STATUS, ROUTE_SESSION_STATUS = "/v1/musig2/sessions/status";
-    PATH_SESSION_APPROVE, ROUTE_SESSION_APPROVE = "/v1/musig2/sessions/approve";
-    PATH_SESSION_NONCES, ROUTE_SESSION_NONCES = "/v1/musig2/sessions/nonces";
-    PATH_SESSION_SUBMIT_NONCES, ROUTE_SESSION_SUBMIT_NONCES = "/v1/musig2/sessions/nonces/submit";
-    PATH_SESSION_ROUND, ROUTE_SESSION_ROUND = "/v1/musig2/sessions/round";
-    PATH_SESSION_PARTIAL_SIGNATURES, ROUTE_SESSION_PARTIAL_SIGNATURES = "/v1/musig2/sessions/partial-signatures";
-    PATH_SESSION_ABORT, ROUTE_SESSION_ABORT = "/v1/musig2/sessions/abort";
-}
-
-/// The route of a signing-API path, if it is one.
-pub fn route_of(path: &str) -> Option<&'static str> {
-    ROUTES.iter().find(|(p, _)| *p == path).map(|(_, r)| *r)
-}
 
 /// A signature over [`request_digest`] may be valid for at most this long into the future.
 pub const MAX_VALIDITY_SECS: u64 = 600;
@@ -435,16 +400,6 @@ pub struct RoundView {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn routes_are_unique_and_resolve() {
-        for (p, r) in ROUTES {
-            assert_eq!(route_of(p), Some(*r));
-            assert_eq!(*r, format!("POST {p}"));
-            assert_eq!(ROUTES.iter().filter(|(q, _)| q == p).count(), 1);
-        }
-        assert_eq!(route_of("/v1/musig2/nope"), None);
-    }
 
     #[test]
     fn request_digest_separates_ops_fields_and_expiry() {
