@@ -37,21 +37,10 @@ fn hex_array<const N: usize>(what: &str, s: &str) -> Result<[u8; N], ClientError
     Ok(out)
 }
 
-/// A tweak from its wire form.
+/// A tweak from its wire form (the same conversion the enclave makes, so a spec the enclave
+/// would refuse is refused here first).
 pub fn tweak_of(t: &TweakSpec) -> Result<Tweak, ClientError> {
-    let value = || {
-        t.value
-            .as_deref()
-            .ok_or_else(|| proto(format!("{} tweak without a value", t.kind)))
-            .and_then(|v| hex_array::<32>("tweak value", v))
-    };
-    match t.kind.as_str() {
-        "plain" => value().map(Tweak::Plain),
-        "xonly" => value().map(Tweak::XOnly),
-        "taproot" => value().map(Tweak::Taproot),
-        "taproot_unspendable" => Ok(Tweak::TaprootUnspendable),
-        other => Err(proto(format!("unknown tweak kind {other:?}"))),
-    }
+    t.to_tweak().map_err(|e| proto(e.to_string()))
 }
 
 /// Parses `KIND` or `KIND:HEX` (`plain:..`, `xonly:..`, `taproot:ROOT`, `taproot_unspendable`).
@@ -741,6 +730,13 @@ mod tests {
         );
         assert!(tweak_of(&parse_tweak_arg("plain")).is_err());
         assert!(tweak_of(&parse_tweak_arg("bogus:00")).is_err());
+        // As the enclave: an unspendable taproot tweak carries no value.
+        let e = tweak_of(&parse_tweak_arg(&format!("taproot_unspendable:{hex32}")));
+        assert!(
+            e.unwrap_err()
+                .to_string()
+                .contains("taproot_unspendable (without)")
+        );
     }
 
     #[test]

@@ -43,7 +43,7 @@ use sigil_protocol::signing::{
     CreateSessionRequest, DeleteAggregateRequest, DeleteKeyRequest, Deleted, FailureView,
     GenerateKeyRequest, IdList, IdRequest, ImportKeyRequest, KeyView, ListRequest, NoncesView, Op,
     PartialSignaturesRequest, ParticipantNoncesView, ParticipantView, RoundView, SessionRef,
-    SessionView, SignatureView, StatusView, SubmitNoncesRequest, TweakSpec,
+    SessionView, SignatureView, StatusView, SubmitNoncesRequest, TweakError, TweakSpec,
 };
 use sigil_signing::{
     AggregateId, AggregateInfo, AggregateSpec, Engine, Entropy, EntropyError, Error, FailureReason,
@@ -648,44 +648,17 @@ fn check_owner_signature(
 }
 
 fn tweak_of(t: &TweakSpec) -> Result<Tweak, ApiError> {
-    let value = || {
-        t.value
-            .as_deref()
-            .ok_or_else(|| {
-                refuse(
-                    Code::InvalidTweak,
-                    format!("{} tweak needs a value", t.kind),
-                )
-            })
-            .and_then(|v| hex_array::<32>("tweak value", v))
-    };
-    match t.kind.as_str() {
-        "plain" => value().map(Tweak::Plain),
-        "xonly" => value().map(Tweak::XOnly),
-        "taproot" => value().map(Tweak::Taproot),
-        "taproot_unspendable" if t.value.is_none() => Ok(Tweak::TaprootUnspendable),
-        other => Err(refuse(
-            Code::InvalidTweak,
-            format!(
-                "tweak {other:?} (with value: {}): use plain, xonly, taproot (with a value) or \
-                 taproot_unspendable (without)",
-                t.value.is_some()
-            ),
-        )),
-    }
+    t.to_tweak().map_err(|e| {
+        let code = match e {
+            TweakError::BadValue => Code::InvalidRequest,
+            TweakError::MissingValue(_) | TweakError::Unknown { .. } => Code::InvalidTweak,
+        };
+        ApiError::new(code, e.to_string())
+    })
 }
 
 fn tweak_view(t: &Tweak) -> TweakSpec {
-    let (kind, value) = match t {
-        Tweak::Plain(v) => ("plain", Some(v)),
-        Tweak::XOnly(v) => ("xonly", Some(v)),
-        Tweak::Taproot(v) => ("taproot", Some(v)),
-        Tweak::TaprootUnspendable => ("taproot_unspendable", None),
-    };
-    TweakSpec {
-        kind: kind.into(),
-        value: value.map(hex::encode),
-    }
+    TweakSpec::from_tweak(t)
 }
 
 fn key_view(k: &KeyInfo) -> KeyView {

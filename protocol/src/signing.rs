@@ -191,6 +191,65 @@ pub struct TweakSpec {
     pub value: Option<String>,
 }
 
+/// Why a [`TweakSpec`] is refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TweakError {
+    #[error("{0} tweak needs a value")]
+    MissingValue(String),
+    #[error("tweak value must be 32 bytes of hex")]
+    BadValue,
+    #[error(
+        "tweak {kind:?} (with value: {with_value}): use plain, xonly, taproot (with a value) or \
+         taproot_unspendable (without)"
+    )]
+    Unknown { kind: String, with_value: bool },
+}
+
+impl TweakSpec {
+    /// The engine's tweak: the one conversion, used by the enclave and the client alike, so
+    /// both refuse the same specs (`taproot_unspendable` takes no value: a value there would
+    /// be silently ignored, and the signer would not get the tweak they asked for).
+    pub fn to_tweak(&self) -> Result<sigil_signing::Tweak, TweakError> {
+        use sigil_signing::Tweak;
+        let value = || {
+            let v = self
+                .value
+                .as_deref()
+                .ok_or_else(|| TweakError::MissingValue(self.kind.clone()))?;
+            let mut out = [0u8; 32];
+            if v.len() != 64 || hex::decode_to_slice(v, &mut out).is_err() {
+                return Err(TweakError::BadValue);
+            }
+            Ok(out)
+        };
+        match self.kind.as_str() {
+            "plain" => value().map(Tweak::Plain),
+            "xonly" => value().map(Tweak::XOnly),
+            "taproot" => value().map(Tweak::Taproot),
+            "taproot_unspendable" if self.value.is_none() => Ok(Tweak::TaprootUnspendable),
+            other => Err(TweakError::Unknown {
+                kind: other.into(),
+                with_value: self.value.is_some(),
+            }),
+        }
+    }
+
+    /// The wire form of the engine's tweak.
+    pub fn from_tweak(t: &sigil_signing::Tweak) -> TweakSpec {
+        use sigil_signing::Tweak;
+        let (kind, value) = match t {
+            Tweak::Plain(v) => ("plain", Some(v)),
+            Tweak::XOnly(v) => ("xonly", Some(v)),
+            Tweak::Taproot(v) => ("taproot", Some(v)),
+            Tweak::TaprootUnspendable => ("taproot_unspendable", None),
+        };
+        TweakSpec {
+            kind: kind.into(),
+            value: value.map(hex::encode),
+        }
+    }
+}
+
 /// `aggregates/create`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -400,6 +459,40 @@ pub struct RoundView {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tweaks_round_trip_and_bad_ones_are_refused() {
+        use sigil_signing::Tweak;
+        for t in [
+            Tweak::Plain([1; 32]),
+            Tweak::XOnly([2; 32]),
+            Tweak::Taproot([3; 32]),
+            Tweak::TaprootUnspendable,
+        ] {
+            assert_eq!(TweakSpec::from_tweak(&t).to_tweak(), Ok(t));
+        }
+        let spec = |kind: &str, value: Option<String>| TweakSpec {
+            kind: kind.into(),
+            value,
+        };
+        assert_eq!(
+            spec("plain", None).to_tweak(),
+            Err(TweakError::MissingValue("plain".into()))
+        );
+        assert_eq!(
+            spec("xonly", Some("00".into())).to_tweak(),
+            Err(TweakError::BadValue)
+        );
+        // The case the client once accepted and the enclave refused.
+        assert_eq!(
+            spec("taproot_unspendable", Some("00".repeat(32))).to_tweak(),
+            Err(TweakError::Unknown {
+                kind: "taproot_unspendable".into(),
+                with_value: true
+            })
+        );
+        assert!(spec("nope", None).to_tweak().is_err());
+    }
 
     #[test]
     fn request_digest_separates_ops_fields_and_expiry() {
