@@ -8,13 +8,15 @@ use std::time::Duration;
 
 use base64::Engine;
 use sigil_attestation::{Policy, TrustedRoot, Verified, VerifyError};
-use sigil_protocol::api::{
-    AttestationResponse, ENCAPSULATED_CONTENT_TYPE, ErrorBody, PATH_ATTESTATION, PATH_PING,
-    PingRequest, PingResponse, ROUTE_PING,
-};
+use sigil_protocol::api::{AttestationQuery, ENCAPSULATED_CONTENT_TYPE, ErrorBody, PingRequest};
 use sigil_protocol::encap::{self, EncapError};
+use sigil_protocol::endpoint::{self as ep, Endpoint, Method};
 use sigil_protocol::user_data::ImageInfo;
 use sigil_protocol::vault;
+use zeroize::Zeroizing;
+
+pub use sigil_protocol::api::PingResponse;
+pub use sigil_protocol::error::{Code, ServerCode};
 
 pub use owner::OwnerKey;
 
@@ -30,41 +32,41 @@ pub const MAX_RESPONSE: u64 = 4 << 20;
 /// What a user is told whenever a document chains to the sigil test root.
 pub const TEST_ROOT_WARNING: &str = "NOT FROM AWS HARDWARE: this document is signed by the sigil test root (a simulated NSM), so it proves nothing about what code runs where";
 
-#[derive(Debug)]
+/// Everything a call to an enclave can fail with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ClientError {
     /// The endpoint could not be reached or answered with something that is not HTTP.
+    #[error("transport: {0}")]
     Transport(String),
-    /// The enclave answered with an API error.
+    /// The enclave answered with an API error. `code` is one of [`Code`], or text this build
+    /// does not know (an enclave of another version).
+    #[error("enclave error {status} {code}: {message}")]
     Api {
         status: u16,
-        code: String,
+        code: ServerCode,
         message: String,
     },
     /// The answer was not what the protocol says.
+    #[error("protocol: {0}")]
     Protocol(String),
     /// The attestation document did not verify.
-    Verify(VerifyError),
+    #[error("{0}")]
+    Verify(#[from] VerifyError),
     /// Encapsulation failed (including an answer not sealed by the attested enclave).
-    Encap(EncapError),
+    #[error("encapsulation: {0}")]
+    Encap(#[from] EncapError),
 }
 
-impl std::fmt::Display for ClientError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl ClientError {
+    /// The API error's code, if the enclave answered with one.
+    pub fn code(&self) -> Option<&ServerCode> {
         match self {
-            ClientError::Transport(m) => write!(f, "transport: {m}"),
-            ClientError::Api {
-                status,
-                code,
-                message,
-            } => write!(f, "enclave error {status} {code}: {message}"),
-            ClientError::Protocol(m) => write!(f, "protocol: {m}"),
-            ClientError::Verify(e) => write!(f, "{e}"),
-            ClientError::Encap(e) => write!(f, "encapsulation: {e}"),
+            ClientError::Api { code, .. } => Some(code),
+            _ => None,
         }
     }
 }
-
-impl std::error::Error for ClientError {}
 
 /// An enclave whose attestation verified: its per-boot key and what it says it is.
 #[derive(Debug)]
@@ -133,32 +135,59 @@ impl Client {
         Ok(Client { agent, base })
     }
 
-    /// `GET path`: the body of a 200 answer, or the API error.
-    pub fn get_json(&self, path: &str) -> Result<Vec<u8>, ClientError> {
-        let resp = self
-            .agent
-            .get(&format!("{}{}", self.base, path))
-            .call()
-            .map_err(|e| ClientError::Transport(e.to_string()))?;
-        read_ok(resp)
+    /// Calls endpoint `E`: sealed to the attested enclave when `E` is encapsulated (and the
+    /// answer opened), in the clear otherwise.
+    pub fn call<E: Endpoint>(
+        &self,
+        enclave: &AttestedEnclave,
+        request: &E::Request,
+    ) -> Result<E::Response, ClientError> {
+        if !E::ENCAPSULATED {
+            return self.call_plain::<E>(request);
+        }
+        let body = Zeroizing::new(
+            serde_json::to_vec(request).map_err(|e| ClientError::Protocol(e.to_string()))?,
+        );
+        let plain = Zeroizing::new(self.call_raw::<E>(enclave, &body)?);
+        serde_json::from_slice(&plain)
+            .map_err(|e| ClientError::Protocol(format!("{} answer: {e}", E::ROUTE)))
+    }
+
+    /// Calls a plain endpoint (no attested enclave needed: nothing in it is secret, and a
+    /// client must verify what it gets, e.g. the attestation document).
+    pub fn call_plain<E: Endpoint>(
+        &self,
+        request: &E::Request,
+    ) -> Result<E::Response, ClientError> {
+        if E::ENCAPSULATED {
+            return Err(ClientError::Protocol(format!(
+                "{} is encapsulated: call it with an attested enclave",
+                E::ROUTE
+            )));
+        }
+        let url = format!("{}{}", self.base, E::target(request));
+        let resp = match E::METHOD {
+            Method::Get => self.agent.get(&url).call(),
+            Method::Post => {
+                let body = serde_json::to_vec(request)
+                    .map_err(|e| ClientError::Protocol(e.to_string()))?;
+                self.agent
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .send(&body[..])
+            }
+        }
+        .map_err(|e| ClientError::Transport(e.to_string()))?;
+        let body = read_ok(resp)?;
+        serde_json::from_slice(&body)
+            .map_err(|e| ClientError::Protocol(format!("{} answer: {e}", E::ROUTE)))
     }
 
     /// Fetches a raw attestation document bound to `nonce`.
     pub fn attestation_document(&self, nonce: &[u8]) -> Result<Vec<u8>, ClientError> {
-        let url = format!(
-            "{}{}?nonce={}",
-            self.base,
-            PATH_ATTESTATION,
-            hex::encode(nonce)
-        );
-        let resp = self
-            .agent
-            .get(&url)
-            .call()
-            .map_err(|e| ClientError::Transport(e.to_string()))?;
-        let body = read_ok(resp)?;
-        let r: AttestationResponse = serde_json::from_slice(&body)
-            .map_err(|e| ClientError::Protocol(format!("attestation response: {e}")))?;
+        let r = self.call_plain::<ep::Attestation>(&AttestationQuery {
+            nonce: Some(hex::encode(nonce)),
+        })?;
         base64::engine::general_purpose::STANDARD
             .decode(r.document.as_bytes())
             .map_err(|e| ClientError::Protocol(format!("attestation document base64: {e}")))
@@ -176,19 +205,19 @@ impl Client {
         AttestedEnclave::from_verified(doc, verified)
     }
 
-    /// Sends `plaintext` sealed to the enclave's attested key and opens its sealed answer.
-    pub fn call_encapsulated(
+    /// Sends `plaintext` to `E` sealed to the enclave's attested key and opens its sealed
+    /// answer. [`Client::call`] is the typed form; this one sends any bytes (tests use it to
+    /// send what the typed request cannot express).
+    pub fn call_raw<E: Endpoint>(
         &self,
         enclave: &AttestedEnclave,
-        route: &str,
-        path: &str,
         plaintext: &[u8],
     ) -> Result<Vec<u8>, ClientError> {
-        let (body, opener) = encap::seal_request(&enclave.public_key, route, plaintext)
-            .map_err(ClientError::Encap)?;
+        let route = E::ROUTE;
+        let (body, opener) = encap::seal_request(&enclave.public_key, route, plaintext)?;
         let resp = self
             .agent
-            .post(&format!("{}{}", self.base, path))
+            .post(&format!("{}{}", self.base, E::PATH))
             .header("content-type", ENCAPSULATED_CONTENT_TYPE)
             .send(&body[..])
             .map_err(|e| ClientError::Transport(e.to_string()))?;
@@ -200,7 +229,7 @@ impl Client {
             == Some(ENCAPSULATED_CONTENT_TYPE);
         if (200..300).contains(&status) || !encapsulated {
             let sealed = read_ok(resp)?;
-            return opener.open(route, &sealed).map_err(ClientError::Encap);
+            return Ok(opener.open(route, &sealed)?);
         }
         // An error the enclave sealed to us (it came after our request was opened).
         let mut resp = resp;
@@ -210,7 +239,7 @@ impl Client {
             .limit(MAX_RESPONSE)
             .read_to_vec()
             .map_err(|e| ClientError::Transport(format!("reading response: {e}")))?;
-        let plain = opener.open(route, &sealed).map_err(ClientError::Encap)?;
+        let plain = opener.open(route, &sealed)?;
         let e: ErrorBody = serde_json::from_slice(&plain)
             .map_err(|e| ClientError::Protocol(format!("sealed error body: {e}")))?;
         Err(ClientError::Api {
@@ -218,21 +247,6 @@ impl Client {
             code: e.error.code,
             message: e.error.message,
         })
-    }
-
-    fn vault_call<T: serde::de::DeserializeOwned>(
-        &self,
-        enclave: &AttestedEnclave,
-        route: &str,
-        path: &str,
-        req: &impl serde::Serialize,
-    ) -> Result<T, ClientError> {
-        let body = zeroize::Zeroizing::new(
-            serde_json::to_vec(req).map_err(|e| ClientError::Protocol(e.to_string()))?,
-        );
-        let plain = zeroize::Zeroizing::new(self.call_encapsulated(enclave, route, path, &body)?);
-        serde_json::from_slice(&plain)
-            .map_err(|e| ClientError::Protocol(format!("vault response: {e}")))
     }
 
     /// Stores `value` under `name`, owned by `owner` (create: `expected_version` 0).
@@ -262,7 +276,7 @@ impl Client {
             not_after,
             signature: owner.sign(&d)?,
         };
-        self.vault_call(enclave, vault::ROUTE_VAULT_PUT, vault::PATH_VAULT_PUT, &req)
+        self.call::<ep::VaultPut>(enclave, &req)
     }
 
     /// Reads `name` (the owner's signature is required).
@@ -280,8 +294,7 @@ impl Client {
             not_after,
             signature: owner.sign(&d)?,
         };
-        let e: vault::Entry =
-            self.vault_call(enclave, vault::ROUTE_VAULT_GET, vault::PATH_VAULT_GET, &req)?;
+        let e = self.call::<ep::VaultGet>(enclave, &req)?;
         if e.name != name || e.owner != hex::encode(owner.x_only()) {
             return Err(ClientError::Protocol(
                 "the vault answered for another entry".into(),
@@ -316,12 +329,7 @@ impl Client {
             not_after,
             signature: owner.sign(&d)?,
         };
-        let _: vault::Written = self.vault_call(
-            enclave,
-            vault::ROUTE_VAULT_DELETE,
-            vault::PATH_VAULT_DELETE,
-            &req,
-        )?;
+        self.call::<ep::VaultDelete>(enclave, &req)?;
         Ok(())
     }
 
@@ -330,13 +338,12 @@ impl Client {
         enclave: &AttestedEnclave,
         message: &str,
     ) -> Result<PingResponse, ClientError> {
-        let req = serde_json::to_vec(&PingRequest {
-            message: message.to_string(),
-        })
-        .map_err(|e| ClientError::Protocol(e.to_string()))?;
-        let plain = self.call_encapsulated(enclave, ROUTE_PING, PATH_PING, &req)?;
-        let resp: PingResponse = serde_json::from_slice(&plain)
-            .map_err(|e| ClientError::Protocol(format!("ping response: {e}")))?;
+        let resp = self.call::<ep::Ping>(
+            enclave,
+            &PingRequest {
+                message: message.to_string(),
+            },
+        )?;
         if resp.message != message {
             return Err(ClientError::Protocol(
                 "ping echoed a different message".into(),
@@ -365,7 +372,7 @@ fn read_ok(mut resp: ureq::http::Response<ureq::Body>) -> Result<Vec<u8>, Client
         }),
         Err(_) => Err(ClientError::Api {
             status,
-            code: "unknown".into(),
+            code: ServerCode::Other("unknown".into()),
             message: String::from_utf8_lossy(&body).chars().take(200).collect(),
         }),
     }

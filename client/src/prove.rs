@@ -5,9 +5,10 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
+use sigil_protocol::endpoint as ep;
 use sigil_protocol::prove::{
-    JobResult, JobStatus, PATH_PROVE, PATH_PROVE_STATUS_PREFIX, ProveRequest, ROUTE_PROVE,
-    Submitted, chonk_inputs_sha256, inputs_sha256, open_result,
+    JobRef, JobResult, JobStatus, ProveRequest, Submitted, chonk_inputs_sha256, inputs_sha256,
+    open_result,
 };
 use zeroize::Zeroizing;
 
@@ -86,12 +87,16 @@ impl Client {
         key: Zeroizing<[u8; 32]>,
         mine: String,
     ) -> Result<Job, ClientError> {
-        let body = Zeroizing::new(
-            serde_json::to_vec(&req).map_err(|e| ClientError::Protocol(e.to_string()))?,
-        );
-        let plain = self.call_encapsulated(enclave, ROUTE_PROVE, PATH_PROVE, &body)?;
-        let submitted: Submitted = serde_json::from_slice(&plain)
-            .map_err(|e| ClientError::Protocol(format!("prove answer: {e}")))?;
+        let mut req = req;
+        let submitted = self.call::<ep::ProveSubmit>(enclave, &req);
+        // The request held the inputs and the result key in base64.
+        zeroize::Zeroize::zeroize(&mut req.circuit);
+        zeroize::Zeroize::zeroize(&mut req.witness);
+        if let Some(ivc) = req.ivc_inputs.as_mut() {
+            zeroize::Zeroize::zeroize(ivc);
+        }
+        zeroize::Zeroize::zeroize(&mut req.result_key);
+        let submitted = submitted?;
         if submitted.inputs_sha256 != mine {
             return Err(ClientError::Protocol(
                 "the enclave acknowledged other inputs than the ones sent".into(),
@@ -106,8 +111,7 @@ impl Client {
 
     /// The job's state (no secrets: the result inside is sealed).
     pub fn prove_status(&self, id: &str) -> Result<JobStatus, ClientError> {
-        let body = self.get_json(&format!("{PATH_PROVE_STATUS_PREFIX}{id}"))?;
-        serde_json::from_slice(&body).map_err(|e| ClientError::Protocol(format!("job status: {e}")))
+        self.call_plain::<ep::ProveStatus>(&JobRef { id: id.into() })
     }
 
     /// Polls until the job ends (calling `progress` on every poll), then opens its result.
@@ -141,7 +145,8 @@ impl Client {
             .decode(status.sealed.unwrap_or_default().as_bytes())
             .map_err(|e| ClientError::Protocol(format!("sealed result: {e}")))?;
         let plain = Zeroizing::new(
-            open_result(&job.key, &job.submitted.id, &sealed).map_err(ClientError::Protocol)?,
+            open_result(&job.key, &job.submitted.id, &sealed)
+                .map_err(|e| ClientError::Protocol(e.to_string()))?,
         );
         let result: JobResult = serde_json::from_slice(&plain)
             .map_err(|e| ClientError::Protocol(format!("job result: {e}")))?;
@@ -151,9 +156,10 @@ impl Client {
             ));
         }
         if let Some(e) = &result.error {
+            // A job failure's code is the prover's (see `JobFailure`), kept as text.
             return Err(ClientError::Api {
                 status: 422,
-                code: e.code.clone(),
+                code: e.code.as_str().into(),
                 message: e.message.clone(),
             });
         }

@@ -9,6 +9,7 @@
 
 use musig2::secp::{MaybePoint, MaybeScalar, Point, Scalar};
 use musig2::{AggNonce, BinaryEncoding, KeyAggContext, PubNonce, SecNonce};
+use sigil_protocol::endpoint as ep;
 use sigil_protocol::signing::{
     self as wire, AbortRequest, AggregateView, ApproveRequest, CreateAggregateRequest,
     CreateSessionRequest, DeleteAggregateRequest, DeleteKeyRequest, Deleted, GenerateKeyRequest,
@@ -22,7 +23,7 @@ use zeroize::Zeroizing;
 /// BIP-340 verification (k256) and adaptor completion, for checking what a session returns.
 pub use sigil_signing::{complete_adaptor_signature, verify_bip340};
 
-use crate::{AttestedEnclave, Client, ClientError, OwnerKey};
+use crate::{AttestedEnclave, Client, ClientError, Code, OwnerKey};
 
 fn proto(m: impl Into<String>) -> ClientError {
     ClientError::Protocol(m.into())
@@ -36,21 +37,10 @@ fn hex_array<const N: usize>(what: &str, s: &str) -> Result<[u8; N], ClientError
     Ok(out)
 }
 
-/// A tweak from its wire form.
+/// A tweak from its wire form (the same conversion the enclave makes, so a spec the enclave
+/// would refuse is refused here first).
 pub fn tweak_of(t: &TweakSpec) -> Result<Tweak, ClientError> {
-    let value = || {
-        t.value
-            .as_deref()
-            .ok_or_else(|| proto(format!("{} tweak without a value", t.kind)))
-            .and_then(|v| hex_array::<32>("tweak value", v))
-    };
-    match t.kind.as_str() {
-        "plain" => value().map(Tweak::Plain),
-        "xonly" => value().map(Tweak::XOnly),
-        "taproot" => value().map(Tweak::Taproot),
-        "taproot_unspendable" => Ok(Tweak::TaprootUnspendable),
-        other => Err(proto(format!("unknown tweak kind {other:?}"))),
-    }
+    t.to_tweak().map_err(|e| proto(e.to_string()))
 }
 
 /// Parses `KIND` or `KIND:HEX` (`plain:..`, `xonly:..`, `taproot:ROOT`, `taproot_unspendable`).
@@ -390,18 +380,6 @@ impl Participation {
 }
 
 impl Client {
-    fn musig_call<T: serde::de::DeserializeOwned>(
-        &self,
-        enclave: &AttestedEnclave,
-        route: &str,
-        path: &str,
-        req: &impl serde::Serialize,
-    ) -> Result<T, ClientError> {
-        let body = Zeroizing::new(serde_json::to_vec(req).map_err(|e| proto(e.to_string()))?);
-        let plain = Zeroizing::new(self.call_encapsulated(enclave, route, path, &body)?);
-        serde_json::from_slice(&plain).map_err(|e| proto(format!("musig2 response: {e}")))
-    }
-
     /// A key generated inside the enclave, owned by `owner`.
     pub fn musig_generate_key(
         &self,
@@ -418,12 +396,7 @@ impl Client {
             not_after,
             signature: owner.sign(&d)?,
         };
-        let k: KeyView = self.musig_call(
-            enclave,
-            wire::ROUTE_KEY_GENERATE,
-            wire::PATH_KEY_GENERATE,
-            &req,
-        )?;
+        let k: KeyView = self.call::<ep::KeyGenerate>(enclave, &req)?;
         if k.owner != req.owner {
             return Err(proto("the key was created for another owner"));
         }
@@ -450,8 +423,7 @@ impl Client {
             not_after,
             signature: owner.sign(&d)?,
         };
-        let r: Result<KeyView, _> =
-            self.musig_call(enclave, wire::ROUTE_KEY_IMPORT, wire::PATH_KEY_IMPORT, &req);
+        let r = self.call::<ep::KeyImport>(enclave, &req);
         // The request held the secret in hex.
         let mut req = req;
         zeroize::Zeroize::zeroize(&mut req.secret);
@@ -464,12 +436,7 @@ impl Client {
     }
 
     pub fn musig_list_keys(&self, enclave: &AttestedEnclave) -> Result<Vec<String>, ClientError> {
-        let l: IdList = self.musig_call(
-            enclave,
-            wire::ROUTE_KEY_LIST,
-            wire::PATH_KEY_LIST,
-            &ListRequest {},
-        )?;
+        let l: IdList = self.call::<ep::KeyList>(enclave, &ListRequest {})?;
         Ok(l.ids)
     }
 
@@ -478,12 +445,7 @@ impl Client {
         enclave: &AttestedEnclave,
         id: &str,
     ) -> Result<KeyView, ClientError> {
-        self.musig_call(
-            enclave,
-            wire::ROUTE_KEY_DESCRIBE,
-            wire::PATH_KEY_DESCRIBE,
-            &IdRequest { id: id.into() },
-        )
+        self.call::<ep::KeyDescribe>(enclave, &IdRequest { id: id.into() })
     }
 
     /// Deletes a held key (signed by its owner).
@@ -501,8 +463,7 @@ impl Client {
             not_after,
             signature: owner.sign(&d)?,
         };
-        let _: Deleted =
-            self.musig_call(enclave, wire::ROUTE_KEY_DELETE, wire::PATH_KEY_DELETE, &req)?;
+        let _: Deleted = self.call::<ep::KeyDelete>(enclave, &req)?;
         Ok(())
     }
 
@@ -511,24 +472,14 @@ impl Client {
         enclave: &AttestedEnclave,
         req: &CreateAggregateRequest,
     ) -> Result<AggregateView, ClientError> {
-        self.musig_call(
-            enclave,
-            wire::ROUTE_AGGREGATE_CREATE,
-            wire::PATH_AGGREGATE_CREATE,
-            req,
-        )
+        self.call::<ep::AggregateCreate>(enclave, req)
     }
 
     pub fn musig_list_aggregates(
         &self,
         enclave: &AttestedEnclave,
     ) -> Result<Vec<String>, ClientError> {
-        let l: IdList = self.musig_call(
-            enclave,
-            wire::ROUTE_AGGREGATE_LIST,
-            wire::PATH_AGGREGATE_LIST,
-            &ListRequest {},
-        )?;
+        let l: IdList = self.call::<ep::AggregateList>(enclave, &ListRequest {})?;
         Ok(l.ids)
     }
 
@@ -537,12 +488,7 @@ impl Client {
         enclave: &AttestedEnclave,
         id: &str,
     ) -> Result<AggregateView, ClientError> {
-        self.musig_call(
-            enclave,
-            wire::ROUTE_AGGREGATE_DESCRIBE,
-            wire::PATH_AGGREGATE_DESCRIBE,
-            &IdRequest { id: id.into() },
-        )
+        self.call::<ep::AggregateDescribe>(enclave, &IdRequest { id: id.into() })
     }
 
     /// Deletes an aggregate (signed by the owner of one of its held keys).
@@ -562,12 +508,7 @@ impl Client {
             not_after,
             signature: owner.sign(&d)?,
         };
-        let _: Deleted = self.musig_call(
-            enclave,
-            wire::ROUTE_AGGREGATE_DELETE,
-            wire::PATH_AGGREGATE_DELETE,
-            &req,
-        )?;
+        let _: Deleted = self.call::<ep::AggregateDelete>(enclave, &req)?;
         Ok(())
     }
 
@@ -576,12 +517,7 @@ impl Client {
         enclave: &AttestedEnclave,
         req: &CreateSessionRequest,
     ) -> Result<SessionView, ClientError> {
-        let v: SessionView = self.musig_call(
-            enclave,
-            wire::ROUTE_SESSION_CREATE,
-            wire::PATH_SESSION_CREATE,
-            req,
-        )?;
+        let v: SessionView = self.call::<ep::SessionCreate>(enclave, req)?;
         if v.messages != req.messages || v.aggregate != req.aggregate {
             return Err(proto("the session was created for another request"));
         }
@@ -595,10 +531,8 @@ impl Client {
         enclave: &AttestedEnclave,
         session: &str,
     ) -> Result<SessionView, ClientError> {
-        self.musig_call(
+        self.call::<ep::SessionStatus>(
             enclave,
-            wire::ROUTE_SESSION_STATUS,
-            wire::PATH_SESSION_STATUS,
             &SessionRef {
                 session: session.into(),
             },
@@ -625,10 +559,8 @@ impl Client {
         session: &str,
         signature: &str,
     ) -> Result<StatusView, ClientError> {
-        self.musig_call(
+        self.call::<ep::SessionApprove>(
             enclave,
-            wire::ROUTE_SESSION_APPROVE,
-            wire::PATH_SESSION_APPROVE,
             &ApproveRequest {
                 session: session.into(),
                 owner: hex::encode(owner.x_only()),
@@ -643,10 +575,8 @@ impl Client {
         enclave: &AttestedEnclave,
         session: &str,
     ) -> Result<NoncesView, ClientError> {
-        self.musig_call(
+        self.call::<ep::SessionNonces>(
             enclave,
-            wire::ROUTE_SESSION_NONCES,
-            wire::PATH_SESSION_NONCES,
             &SessionRef {
                 session: session.into(),
             },
@@ -660,10 +590,8 @@ impl Client {
         index: u32,
         nonces: &[[u8; 66]],
     ) -> Result<StatusView, ClientError> {
-        self.musig_call(
+        self.call::<ep::SessionSubmitNonces>(
             enclave,
-            wire::ROUTE_SESSION_SUBMIT_NONCES,
-            wire::PATH_SESSION_SUBMIT_NONCES,
             &SubmitNoncesRequest {
                 session: session.into(),
                 index,
@@ -678,10 +606,8 @@ impl Client {
         enclave: &AttestedEnclave,
         session: &str,
     ) -> Result<RoundView, ClientError> {
-        self.musig_call(
+        self.call::<ep::SessionRound>(
             enclave,
-            wire::ROUTE_SESSION_ROUND,
-            wire::PATH_SESSION_ROUND,
             &SessionRef {
                 session: session.into(),
             },
@@ -696,10 +622,8 @@ impl Client {
         index: u32,
         partial_signatures: &[[u8; 32]],
     ) -> Result<StatusView, ClientError> {
-        self.musig_call(
+        self.call::<ep::SessionPartialSignatures>(
             enclave,
-            wire::ROUTE_SESSION_PARTIAL_SIGNATURES,
-            wire::PATH_SESSION_PARTIAL_SIGNATURES,
             &PartialSignaturesRequest {
                 session: session.into(),
                 round_id: round_id.into(),
@@ -720,10 +644,8 @@ impl Client {
         let raw = hex_array::<32>("session id", session)?;
         let x = owner.x_only();
         let d = wire::request_digest(Op::AbortSession, &[&raw, &x], not_after);
-        self.musig_call(
+        self.call::<ep::SessionAbort>(
             enclave,
-            wire::ROUTE_SESSION_ABORT,
-            wire::PATH_SESSION_ABORT,
             &AbortRequest {
                 session: session.into(),
                 owner: hex::encode(x),
@@ -751,7 +673,7 @@ impl Client {
                 Ok(r) => break r,
                 Err(ClientError::Api {
                     status: 409, code, ..
-                }) if code == "wrong_state" => {}
+                }) if code == Code::WrongState => {}
                 Err(e) => return Err(e),
             }
             if std::time::Instant::now() >= deadline {
@@ -808,6 +730,13 @@ mod tests {
         );
         assert!(tweak_of(&parse_tweak_arg("plain")).is_err());
         assert!(tweak_of(&parse_tweak_arg("bogus:00")).is_err());
+        // As the enclave: an unspendable taproot tweak carries no value.
+        let e = tweak_of(&parse_tweak_arg(&format!("taproot_unspendable:{hex32}")));
+        assert!(
+            e.unwrap_err()
+                .to_string()
+                .contains("taproot_unspendable (without)")
+        );
     }
 
     #[test]

@@ -2,14 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Route strings: the AEAD associated data of encapsulated bodies (see [`crate::encap`]),
-/// so a body sealed for one endpoint is refused by every other.
-pub const ROUTE_ATTESTATION: &str = "GET /v1/attestation";
-pub const ROUTE_PING: &str = "POST /v1/ping";
-
-pub const PATH_ATTESTATION: &str = "/v1/attestation";
-pub const PATH_PING: &str = "/v1/ping";
-pub const PATH_HEALTH: &str = "/v1/health";
+use crate::error::{ApiError, Code, ServerCode};
 
 /// Content type of an encapsulated request or response body.
 pub const ENCAPSULATED_CONTENT_TYPE: &str = "application/sigil-encapsulated";
@@ -23,11 +16,12 @@ pub const MODE_NITRO: &str = "nitro";
 pub const MODE_HARNESS: &str = "harness";
 pub const MODE_LOCAL: &str = "local";
 
-/// The `error` member of every error body.
+/// The `error` member of every error body, as a client reads it: the code may be one this
+/// build does not know (see [`ServerCode`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ApiError {
-    /// Stable snake_case code (e.g. [`crate::encap::EncapError::code`]).
-    pub code: String,
+pub struct ErrorDetail {
+    /// Stable snake_case code from the registry ([`crate::error::Code`]).
+    pub code: ServerCode,
     /// One human-readable line.
     pub message: String,
 }
@@ -35,24 +29,85 @@ pub struct ApiError {
 /// Body of every error response: `{"error":{"code":..,"message":..}}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {
-    pub error: ApiError,
+    pub error: ErrorDetail,
 }
 
 impl ErrorBody {
-    pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
         ErrorBody {
-            error: ApiError {
-                code: code.into(),
+            error: ErrorDetail {
+                code: ServerCode::Known(code),
                 message: message.into(),
             },
         }
     }
 }
 
-impl From<crate::encap::EncapError> for ErrorBody {
-    fn from(e: crate::encap::EncapError) -> Self {
-        ErrorBody::new(e.code(), e.to_string())
+impl From<ApiError> for ErrorBody {
+    fn from(e: ApiError) -> Self {
+        ErrorBody::new(e.code, e.message)
     }
+}
+
+/// The query of `GET /v1/attestation`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttestationQuery {
+    /// Hex, at most [`MAX_NONCE_LEN`] bytes; put into the document.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
+}
+
+/// Body of `GET /v1/health`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthResponse {
+    /// Always `ok`: the enclave answers.
+    pub status: String,
+    /// As [`AttestationResponse::mode`] (informational only).
+    pub mode: String,
+    pub version: String,
+    pub sealing: SealingHealth,
+    /// Present when the image has a prover.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crs: Option<CrsHealth>,
+    /// Present when the image has a prover.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prover: Option<ProverHealth>,
+}
+
+/// The sealing service's state in [`HealthResponse`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SealingHealth {
+    /// `disabled`, `starting`, `failed` or `ready`.
+    pub state: String,
+    /// `generated` or `recovered`, once ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<u32>,
+    /// A short stable code of the last error, for monitoring.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
+    /// The last error in words (may change between versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The prover's CRS in [`HealthResponse`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CrsHealth {
+    /// `loading`, `ready` or `failed`.
+    pub state: String,
+    pub points: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The prover's load in [`HealthResponse`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProverHealth {
+    pub bb_version: String,
+    pub queued: usize,
+    pub running: usize,
 }
 
 /// Body of `GET /v1/attestation`.
@@ -84,7 +139,7 @@ mod tests {
 
     #[test]
     fn error_body_shape() {
-        let b = ErrorBody::new("encap_too_large", "body too large");
+        let b = ErrorBody::new(Code::EncapTooLarge, "body too large");
         let j = serde_json::to_value(&b).unwrap();
         assert_eq!(
             j,
@@ -96,7 +151,7 @@ mod tests {
 
     #[test]
     fn error_body_from_encap_error() {
-        let b = ErrorBody::from(crate::encap::EncapError::DecryptFailed);
+        let b = ErrorBody::from(ApiError::from(crate::encap::EncapError::DecryptFailed));
         assert_eq!(b.error.code, "encap_decrypt_failed");
         assert_eq!(
             b.error.message,
@@ -125,11 +180,5 @@ mod tests {
             r#"{"document":"AAAA","mode":"nitro"}"#
         );
         assert!(serde_json::from_str::<PingRequest>("{}").is_err());
-    }
-
-    #[test]
-    fn routes_match_paths() {
-        assert_eq!(ROUTE_PING, format!("POST {PATH_PING}"));
-        assert_eq!(ROUTE_ATTESTATION, format!("GET {PATH_ATTESTATION}"));
     }
 }

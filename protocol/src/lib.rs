@@ -1,5 +1,6 @@
 //! What the sigil enclave, the parent-instance shim and the client share: the encrypted
-//! request/response format ([`encap`]), the HTTP API's JSON shapes ([`api`]), the image
+//! request/response format ([`encap`]), the HTTP API's endpoint table ([`endpoint`]), error
+//! registry ([`error`]) and JSON shapes ([`api`] and the modules per service), the image
 //! description the enclave puts in its attestation `user_data` ([`user_data`]), and the
 //! reproducible-build PCR manifest ([`manifest`]), and every enclave <-> parent format
 //! ([`parent`]: blobs, credentials, egress, logs) beside the vsock [`ports`].
@@ -13,6 +14,10 @@
 pub mod api;
 #[cfg(feature = "app")]
 pub mod encap;
+#[cfg(feature = "app")]
+pub mod endpoint;
+#[cfg(feature = "app")]
+pub mod error;
 #[cfg(feature = "app")]
 pub mod manifest;
 pub mod parent;

@@ -14,9 +14,8 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-pub const PATH_PROVE: &str = "/v1/prove";
-pub const ROUTE_PROVE: &str = "POST /v1/prove";
-/// Status path prefix: `/v1/prove/<32 hex>`.
+/// Status path prefix: `/v1/prove/<32 hex>` (the endpoint is
+/// [`crate::endpoint::ProveStatus`]).
 pub const PATH_PROVE_STATUS_PREFIX: &str = "/v1/prove/";
 
 /// Largest circuit (bytecode JSON or gzip) accepted, in bytes.
@@ -69,6 +68,13 @@ pub struct Submitted {
     pub inputs_sha256: String,
 }
 
+/// What `GET /v1/prove/{id}` asks for: the job id travels in the path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobRef {
+    /// 32 lowercase hex digits.
+    pub id: String,
+}
+
 /// `GET /v1/prove/{id}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobStatus {
@@ -97,7 +103,7 @@ pub struct JobResult {
     /// When failed: a stable code (`unsatisfied`, `bad_circuit`, `crs_too_small`,
     /// `time_limit`, `memory_limit`, `prover_failed`) and bb's explanation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<crate::api::ApiError>,
+    pub error: Option<JobFailure>,
     /// bb's output files, base64: `proof`, `public_inputs`, `vk`, and the vk hash (hex).
     /// A chonk proof has no separate public inputs (they are inside the proof) and bb
     /// writes no vk hash for it.
@@ -116,6 +122,25 @@ pub struct JobResult {
     pub prove_ms: u64,
     /// The bb version that ran (also in the attestation's user_data).
     pub bb_version: String,
+}
+
+/// Why a job failed (in [`JobResult::error`]). Its codes are the prover's, not API error
+/// codes: the job failed, the request that submitted it did not.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobFailure {
+    pub code: String,
+    pub message: String,
+}
+
+/// A sealed result that cannot be made or opened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ResultSealError {
+    #[error("sealing the result failed")]
+    Seal,
+    #[error("sealed result is truncated")]
+    Truncated,
+    #[error("the result does not open under this job's key (tampered or another job)")]
+    Open,
 }
 
 /// SHA-256 of the inputs as the enclave received them.
@@ -149,27 +174,27 @@ pub fn seal_result(
     id: &str,
     nonce: [u8; 12],
     plain: &[u8],
-) -> Result<Vec<u8>, String> {
+) -> Result<Vec<u8>, ResultSealError> {
     use aes_gcm::aead::{AeadInOut, KeyInit};
-    let cipher = aes_gcm::Aes256Gcm::new_from_slice(key).map_err(|e| e.to_string())?;
+    let cipher = aes_gcm::Aes256Gcm::new_from_slice(key).map_err(|_| ResultSealError::Seal)?;
     let mut out = Vec::with_capacity(12 + plain.len() + 16);
     out.extend_from_slice(&nonce);
     out.extend_from_slice(plain);
     let tag = cipher
         .encrypt_inout_detached(&nonce.into(), &result_aad(id), out[12..].as_mut().into())
-        .map_err(|_| "sealing the result failed".to_string())?;
+        .map_err(|_| ResultSealError::Seal)?;
     out.extend_from_slice(&tag);
     Ok(out)
 }
 
 /// Opens a sealed result; fails if it was not sealed under `key` for this `id`.
-pub fn open_result(key: &[u8; 32], id: &str, sealed: &[u8]) -> Result<Vec<u8>, String> {
+pub fn open_result(key: &[u8; 32], id: &str, sealed: &[u8]) -> Result<Vec<u8>, ResultSealError> {
     use aes_gcm::aead::{self, AeadInOut, KeyInit};
-    let bad = || "the result does not open under this job's key (tampered or another job)";
+    let bad = || ResultSealError::Open;
     if sealed.len() < 12 + 16 {
-        return Err("sealed result is truncated".into());
+        return Err(ResultSealError::Truncated);
     }
-    let cipher = aes_gcm::Aes256Gcm::new_from_slice(key).map_err(|e| e.to_string())?;
+    let cipher = aes_gcm::Aes256Gcm::new_from_slice(key).map_err(|_| bad())?;
     let (nonce, rest) = sealed.split_at(12);
     let (ct, tag) = rest.split_at(rest.len() - 16);
     let nonce: [u8; 12] = nonce.try_into().map_err(|_| bad())?;
@@ -182,7 +207,7 @@ pub fn open_result(key: &[u8; 32], id: &str, sealed: &[u8]) -> Result<Vec<u8>, S
             out.as_mut_slice().into(),
             &tag,
         )
-        .map_err(|_| bad().to_string())?;
+        .map_err(|_| bad())?;
     Ok(out)
 }
 

@@ -1,7 +1,8 @@
 //! MuSig2 signing over the HTTP API: keys held by the enclave, aggregate keys and signing
 //! sessions (the engine is `sigil-signing`; this module is only the wire).
 //!
-//! Every endpoint is `POST` with an encapsulated body (see [`crate::encap`]): the plaintext
+//! Every endpoint is `POST` with an encapsulated body (see [`crate::encap`]; the endpoints are
+//! declared in [`crate::endpoint`]): the plaintext
 //! inside is the JSON request below, the route string is the HPKE associated data, and the
 //! answer (errors included, as [`crate::api::ErrorBody`]) is sealed back to the requester.
 //! Keys, nonces, signatures and ids are lowercase hex; messages are hex bytes.
@@ -23,42 +24,6 @@
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-
-macro_rules! routes {
-    ($($path:ident, $route:ident = $p:literal;)*) => {
-        $(
-            pub const $path: &str = $p;
-            pub const $route: &str = concat!("POST ", $p);
-        )*
-        /// Every (path, route) pair of the signing API.
-        pub const ROUTES: &[(&str, &str)] = &[$(($path, $route)),*];
-    };
-}
-
-routes! {
-    PATH_KEY_GENERATE, ROUTE_KEY_GENERATE = "/v1/musig2/keys/generate";
-    PATH_KEY_IMPORT, ROUTE_KEY_IMPORT = "/v1/musig2/keys/import";
-    PATH_KEY_LIST, ROUTE_KEY_LIST = "/v1/musig2/keys/list";
-    PATH_KEY_DESCRIBE, ROUTE_KEY_DESCRIBE = "/v1/musig2/keys/describe";
-    PATH_KEY_DELETE, ROUTE_KEY_DELETE = "/v1/musig2/keys/delete";
-    PATH_AGGREGATE_CREATE, ROUTE_AGGREGATE_CREATE = "/v1/musig2/aggregates/create";
-    PATH_AGGREGATE_LIST, ROUTE_AGGREGATE_LIST = "/v1/musig2/aggregates/list";
-    PATH_AGGREGATE_DESCRIBE, ROUTE_AGGREGATE_DESCRIBE = "/v1/musig2/aggregates/describe";
-    PATH_AGGREGATE_DELETE, ROUTE_AGGREGATE_DELETE = "/v1/musig2/aggregates/delete";
-    PATH_SESSION_CREATE, ROUTE_SESSION_CREATE = "/v1/musig2/sessions/create";
-    PATH_SESSION_STATUS, ROUTE_SESSION_STATUS = "/v1/musig2/sessions/status";
-    PATH_SESSION_APPROVE, ROUTE_SESSION_APPROVE = "/v1/musig2/sessions/approve";
-    PATH_SESSION_NONCES, ROUTE_SESSION_NONCES = "/v1/musig2/sessions/nonces";
-    PATH_SESSION_SUBMIT_NONCES, ROUTE_SESSION_SUBMIT_NONCES = "/v1/musig2/sessions/nonces/submit";
-    PATH_SESSION_ROUND, ROUTE_SESSION_ROUND = "/v1/musig2/sessions/round";
-    PATH_SESSION_PARTIAL_SIGNATURES, ROUTE_SESSION_PARTIAL_SIGNATURES = "/v1/musig2/sessions/partial-signatures";
-    PATH_SESSION_ABORT, ROUTE_SESSION_ABORT = "/v1/musig2/sessions/abort";
-}
-
-/// The route of a signing-API path, if it is one.
-pub fn route_of(path: &str) -> Option<&'static str> {
-    ROUTES.iter().find(|(p, _)| *p == path).map(|(_, r)| *r)
-}
 
 /// A signature over [`request_digest`] may be valid for at most this long into the future.
 pub const MAX_VALIDITY_SECS: u64 = 600;
@@ -224,6 +189,65 @@ pub struct TweakSpec {
     pub kind: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
+}
+
+/// Why a [`TweakSpec`] is refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TweakError {
+    #[error("{0} tweak needs a value")]
+    MissingValue(String),
+    #[error("tweak value must be 32 bytes of hex")]
+    BadValue,
+    #[error(
+        "tweak {kind:?} (with value: {with_value}): use plain, xonly, taproot (with a value) or \
+         taproot_unspendable (without)"
+    )]
+    Unknown { kind: String, with_value: bool },
+}
+
+impl TweakSpec {
+    /// The engine's tweak: the one conversion, used by the enclave and the client alike, so
+    /// both refuse the same specs (`taproot_unspendable` takes no value: a value there would
+    /// be silently ignored, and the signer would not get the tweak they asked for).
+    pub fn to_tweak(&self) -> Result<sigil_signing::Tweak, TweakError> {
+        use sigil_signing::Tweak;
+        let value = || {
+            let v = self
+                .value
+                .as_deref()
+                .ok_or_else(|| TweakError::MissingValue(self.kind.clone()))?;
+            let mut out = [0u8; 32];
+            if v.len() != 64 || hex::decode_to_slice(v, &mut out).is_err() {
+                return Err(TweakError::BadValue);
+            }
+            Ok(out)
+        };
+        match self.kind.as_str() {
+            "plain" => value().map(Tweak::Plain),
+            "xonly" => value().map(Tweak::XOnly),
+            "taproot" => value().map(Tweak::Taproot),
+            "taproot_unspendable" if self.value.is_none() => Ok(Tweak::TaprootUnspendable),
+            other => Err(TweakError::Unknown {
+                kind: other.into(),
+                with_value: self.value.is_some(),
+            }),
+        }
+    }
+
+    /// The wire form of the engine's tweak.
+    pub fn from_tweak(t: &sigil_signing::Tweak) -> TweakSpec {
+        use sigil_signing::Tweak;
+        let (kind, value) = match t {
+            Tweak::Plain(v) => ("plain", Some(v)),
+            Tweak::XOnly(v) => ("xonly", Some(v)),
+            Tweak::Taproot(v) => ("taproot", Some(v)),
+            Tweak::TaprootUnspendable => ("taproot_unspendable", None),
+        };
+        TweakSpec {
+            kind: kind.into(),
+            value: value.map(hex::encode),
+        }
+    }
 }
 
 /// `aggregates/create`.
@@ -437,13 +461,37 @@ mod tests {
     use super::*;
 
     #[test]
-    fn routes_are_unique_and_resolve() {
-        for (p, r) in ROUTES {
-            assert_eq!(route_of(p), Some(*r));
-            assert_eq!(*r, format!("POST {p}"));
-            assert_eq!(ROUTES.iter().filter(|(q, _)| q == p).count(), 1);
+    fn tweaks_round_trip_and_bad_ones_are_refused() {
+        use sigil_signing::Tweak;
+        for t in [
+            Tweak::Plain([1; 32]),
+            Tweak::XOnly([2; 32]),
+            Tweak::Taproot([3; 32]),
+            Tweak::TaprootUnspendable,
+        ] {
+            assert_eq!(TweakSpec::from_tweak(&t).to_tweak(), Ok(t));
         }
-        assert_eq!(route_of("/v1/musig2/nope"), None);
+        let spec = |kind: &str, value: Option<String>| TweakSpec {
+            kind: kind.into(),
+            value,
+        };
+        assert_eq!(
+            spec("plain", None).to_tweak(),
+            Err(TweakError::MissingValue("plain".into()))
+        );
+        assert_eq!(
+            spec("xonly", Some("00".into())).to_tweak(),
+            Err(TweakError::BadValue)
+        );
+        // The case the client once accepted and the enclave refused.
+        assert_eq!(
+            spec("taproot_unspendable", Some("00".repeat(32))).to_tweak(),
+            Err(TweakError::Unknown {
+                kind: "taproot_unspendable".into(),
+                with_value: true
+            })
+        );
+        assert!(spec("nope", None).to_tweak().is_err());
     }
 
     #[test]

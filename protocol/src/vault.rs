@@ -15,13 +15,6 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-pub const PATH_VAULT_PUT: &str = "/v1/vault/put";
-pub const PATH_VAULT_GET: &str = "/v1/vault/get";
-pub const PATH_VAULT_DELETE: &str = "/v1/vault/delete";
-pub const ROUTE_VAULT_PUT: &str = "POST /v1/vault/put";
-pub const ROUTE_VAULT_GET: &str = "POST /v1/vault/get";
-pub const ROUTE_VAULT_DELETE: &str = "POST /v1/vault/delete";
-
 /// Largest value, in bytes.
 pub const MAX_VALUE: usize = 64 * 1024;
 /// Longest name; names are `[A-Za-z0-9._-]`, not starting with `.`.
@@ -125,17 +118,26 @@ pub fn digest(
     h.finalize().into()
 }
 
+/// Why a vault name is refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum NameError {
+    #[error("name must be 1..{MAX_NAME} characters")]
+    Length,
+    #[error("name may hold only A-Z a-z 0-9 . _ - and must not start with '.'")]
+    Characters,
+}
+
 /// Checks a vault name: `[A-Za-z0-9._-]{1,64}`, not starting with `.`.
-pub fn check_name(name: &str) -> Result<(), String> {
+pub fn check_name(name: &str) -> Result<(), NameError> {
     if name.is_empty() || name.len() > MAX_NAME {
-        return Err(format!("name must be 1..{MAX_NAME} characters"));
+        return Err(NameError::Length);
     }
     if name.starts_with('.')
         || !name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
     {
-        return Err("name may hold only A-Z a-z 0-9 . _ - and must not start with '.'".into());
+        return Err(NameError::Characters);
     }
     Ok(())
 }

@@ -433,7 +433,7 @@ impl<V: RecordStore> Engine<V> {
         let mut sessions = lock(&self.sessions)?;
         // Threat: memory exhaustion by opening sessions; the count is bounded.
         if sessions.len() >= MAX_SESSIONS {
-            return Err(Error::LimitExceeded("too many sessions"));
+            return Err(Error::TooManySessions);
         }
         sessions.insert(id, Arc::new(Mutex::new(session)));
         Ok(out)

@@ -32,6 +32,9 @@ pub enum Error {
     InvalidRequest(&'static str),
     /// A request exceeds a bound (the text names which).
     LimitExceeded(&'static str),
+    /// The live-session table is full: not the request's fault, and it frees up as sessions
+    /// expire (so the API answers "retry later", not "too large").
+    TooManySessions,
     /// No key record with this id.
     UnknownKey(String),
     /// No aggregate record with this id.
@@ -82,14 +85,14 @@ impl Error {
     pub fn code(&self) -> &'static str {
         match self {
             Error::Entropy(_) => "entropy_failed",
-            Error::RecordStore(_) => "vault_error",
+            Error::RecordStore(_) => "record_store_failed",
             Error::InvalidSecretKey => "invalid_secret_key",
             Error::InvalidOwnerKey => "invalid_owner_key",
             Error::InvalidPublicKey { .. } => "invalid_public_key",
             Error::InvalidTweak { .. } => "invalid_tweak",
             Error::InvalidRecord { .. } => "invalid_record",
             Error::InvalidRequest(_) => "invalid_request",
-            Error::LimitExceeded(_) => "limit_exceeded",
+            Error::LimitExceeded(_) | Error::TooManySessions => "limit_exceeded",
             Error::UnknownKey(_) => "unknown_key",
             Error::UnknownAggregate(_) => "unknown_aggregate",
             Error::Deleted(_) => "deleted",
@@ -130,6 +133,7 @@ impl fmt::Display for Error {
             Error::InvalidRecord { kind, reason } => write!(f, "{kind} record: {reason}"),
             Error::InvalidRequest(what) => write!(f, "invalid request: {what}"),
             Error::LimitExceeded(what) => write!(f, "limit exceeded: {what}"),
+            Error::TooManySessions => f.write_str("limit exceeded: too many sessions"),
             Error::UnknownKey(id) => write!(f, "no key {id}"),
             Error::UnknownAggregate(id) => write!(f, "no aggregate {id}"),
             Error::Deleted(id) => write!(f, "{id} was deleted"),

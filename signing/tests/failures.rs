@@ -753,7 +753,7 @@ fn session_count_is_bounded() {
             NOW,
         )
         .unwrap_err();
-    assert_eq!(err, Error::LimitExceeded("too many sessions"));
+    assert_eq!(err, Error::TooManySessions);
     // Once they expire they are pruned and room frees up.
     let later = s.engine.create_session(
         &SessionRequest {

@@ -12,8 +12,8 @@ use sigil_client::Client;
 use sigil_enclave::api::App;
 use sigil_enclave::http::{Limits, Server};
 use sigil_enclave::nsm::{Mode, Nsm, SimulatedNsm};
-use sigil_protocol::api::ROUTE_PING;
 use sigil_protocol::encap::{ServerKey, seal_request};
+use sigil_protocol::endpoint::{Endpoint, Ping};
 use sigil_protocol::user_data::{ImageInfo, PROTOCOL_VERSION};
 use sigil_sys::{Addr, Listener};
 
@@ -82,10 +82,10 @@ fn main() {
         "HPKE seal request + open + seal/open response",
         1000,
         || {
-            let (body, opener) = seal_request(&pk, ROUTE_PING, msg).unwrap();
-            let (plain, sealer) = key.open_request(ROUTE_PING, &body).unwrap();
-            let resp = sealer.seal(ROUTE_PING, &plain).unwrap();
-            opener.open(ROUTE_PING, &resp).unwrap();
+            let (body, opener) = seal_request(&pk, Ping::ROUTE, msg).unwrap();
+            let (plain, sealer) = key.open_request(Ping::ROUTE, &body).unwrap();
+            let resp = sealer.seal(Ping::ROUTE, &plain).unwrap();
+            opener.open(Ping::ROUTE, &resp).unwrap();
         },
     );
 

@@ -199,7 +199,7 @@ fn proofs_made_in_the_enclave_verify_on_the_host_and_failures_are_clear() {
     let fail = |circuit: &[u8], witness: &[u8]| -> (String, String) {
         let job = c.prove_submit(&e, circuit, witness, "default").unwrap();
         match c.prove_wait(&job, Duration::from_secs(120), |_| {}) {
-            Err(ClientError::Api { code, message, .. }) => (code, message),
+            Err(ClientError::Api { code, message, .. }) => (code.to_string(), message),
             Ok(_) => panic!("a proof came back for bad inputs"),
             Err(other) => panic!("{other}"),
         }
@@ -307,7 +307,7 @@ fn fail_with(s: &Setup, name: &str) -> (String, String) {
     let witness = std::fs::read(fixture(name, "witness.gz")).unwrap();
     let job = c.prove_submit(&e, &circuit, &witness, "default").unwrap();
     match c.prove_wait(&job, Duration::from_secs(120), |_| {}) {
-        Err(ClientError::Api { code, message, .. }) => (code, message),
+        Err(ClientError::Api { code, message, .. }) => (code.to_string(), message),
         Ok(_) => panic!("{name} was proven within the limits"),
         Err(other) => panic!("{other}"),
     }
@@ -418,7 +418,7 @@ fn chonk(s: &Setup, ivc_inputs: &[u8]) -> Result<sigil_client::prove::Proof, (St
     let job = c.prove_submit_chonk(&e, ivc_inputs).unwrap();
     match c.prove_wait(&job, Duration::from_secs(300), |_| {}) {
         Ok(p) => Ok(p),
-        Err(ClientError::Api { code, message, .. }) => Err((code, message)),
+        Err(ClientError::Api { code, message, .. }) => Err((code.to_string(), message)),
         Err(other) => panic!("{other}"),
     }
 }
@@ -426,18 +426,14 @@ fn chonk(s: &Setup, ivc_inputs: &[u8]) -> Result<sigil_client::prove::Proof, (St
 /// Sends a raw prove request (to see what the API refuses before any job exists).
 fn raw_prove(s: &Setup, req: serde_json::Value) -> (u16, String, String) {
     let (c, e) = attest(&s.endpoint());
-    let r = c.call_encapsulated(
-        &e,
-        sigil_protocol::prove::ROUTE_PROVE,
-        sigil_protocol::prove::PATH_PROVE,
-        &serde_json::to_vec(&req).unwrap(),
-    );
+    let r =
+        c.call_raw::<sigil_protocol::endpoint::ProveSubmit>(&e, &serde_json::to_vec(&req).unwrap());
     match r {
         Err(ClientError::Api {
             status,
             code,
             message,
-        }) => (status, code, message),
+        }) => (status, code.to_string(), message),
         Ok(_) => panic!("accepted: {req}"),
         Err(other) => panic!("{other}"),
     }

@@ -66,7 +66,7 @@ fn api_code(e: ClientError) -> (u16, String, String) {
             status,
             code,
             message,
-        } => (status, code, message),
+        } => (status, code.to_string(), message),
         other => panic!("expected an API error, got {other}"),
     }
 }

@@ -67,7 +67,7 @@ fn api_error(e: ClientError) -> (u16, String, String) {
             status,
             code,
             message,
-        } => (status, code, message),
+        } => (status, code.to_string(), message),
         other => panic!("expected an API error, got {other}"),
     }
 }
@@ -440,7 +440,7 @@ fn without_sealed_state_key_operations_answer_503() {
 
 #[test]
 fn a_replayed_key_import_returns_the_first_key_and_stores_no_copy() {
-    use sigil_protocol::signing::{self as wire, ImportKeyRequest, KeyView, Op};
+    use sigil_protocol::signing::{self as wire, ImportKeyRequest, Op};
     let mut d = deployment("replay");
     start_ready(&mut d);
     let (c, e) = attest(&d.endpoint());
@@ -460,13 +460,7 @@ fn a_replayed_key_import_returns_the_first_key_and_stores_no_copy() {
             signature: owner.sign(&digest).unwrap(),
         };
         // The same plaintext as a parent replaying the captured request would deliver.
-        c.call_encapsulated(
-            &e,
-            wire::ROUTE_KEY_IMPORT,
-            wire::PATH_KEY_IMPORT,
-            &serde_json::to_vec(&req).unwrap(),
-        )
-        .map(|plain| serde_json::from_slice::<KeyView>(&plain).unwrap())
+        c.call::<sigil_protocol::endpoint::KeyImport>(&e, &req)
     };
     let secret = SignerKey::generate().unwrap();
     let first = import(&secret, [5; 16]).unwrap();

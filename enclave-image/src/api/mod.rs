@@ -1,8 +1,12 @@
 //! The enclave's HTTP API.
 //!
-//! `GET /v1/health`, `GET /v1/attestation?nonce=HEX`, the encapsulated `POST /v1/ping` and
-//! the encapsulated vault (`POST /v1/vault/{put,get,delete}`, see [`crate::api::vault`]) and the
-//! encapsulated MuSig2 signing service (`POST /v1/musig2/...`, see [`crate::api::musig2`]).
+//! The endpoints are declared once in `sigil_protocol::endpoint`: the router, the body limits
+//! and the method check (405 with `Allow`) come from that table, and every encapsulated
+//! endpoint runs through one pipeline ([`App::sealed_call`]) around a typed handler:
+//! `GET /v1/health`, `GET /v1/attestation?nonce=HEX`, the encapsulated `POST /v1/ping`, the
+//! vault (see [`vault`]), MuSig2 (`/v1/musig2/...`, see [`musig2`]) and
+//! proving (see [`prove`]). Errors are `sigil_protocol::error::ApiError`s: a code
+//! from the registry and its status.
 //! Encapsulated bodies are HPKE-sealed to the per-boot key that the attestation document
 //! carries, and answers are sealed back under the same context: the parent that relays them
 //! sees only ciphertext and cannot forge an answer.
@@ -15,27 +19,21 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
-use http::Method;
-use serde::Serialize;
-use sigil_protocol::api::ErrorBody;
 use sigil_protocol::api::{
-    AttestationResponse, ENCAPSULATED_CONTENT_TYPE, MAX_NONCE_LEN, PATH_ATTESTATION, PATH_HEALTH,
-    PATH_PING, PingRequest, PingResponse, ROUTE_PING,
+    AttestationResponse, CrsHealth, ENCAPSULATED_CONTENT_TYPE, ErrorBody, HealthResponse,
+    MAX_NONCE_LEN, PingRequest, PingResponse, ProverHealth,
 };
 use sigil_protocol::encap::{ResponseSealer, ServerKey};
-use sigil_protocol::prove::PATH_PROVE;
-use sigil_protocol::signing::route_of as signing_route;
-use sigil_protocol::vault::{
-    MAX_VALUE, PATH_VAULT_DELETE, PATH_VAULT_GET, PATH_VAULT_PUT, ROUTE_VAULT_DELETE,
-    ROUTE_VAULT_GET, ROUTE_VAULT_PUT,
-};
+use sigil_protocol::endpoint::{self as ep, Endpoint, EndpointInfo, Lookup};
+use sigil_protocol::error::{ApiError, Code};
+use sigil_protocol::prove::JobRef;
+use zeroize::Zeroizing;
 
 use crate::http::{Handler, Request, Response};
 use crate::log;
 use crate::nsm::Nsm;
 use crate::seal::service::Sealing;
 use musig2::SigningApi;
-use vault::Refusal;
 
 /// Longest message the ping echoes.
 pub const MAX_PING_MESSAGE: usize = 4096;
@@ -84,164 +82,210 @@ impl App {
         self
     }
 
-    fn health(&self) -> Response {
-        #[derive(Serialize)]
-        struct Health {
-            status: &'static str,
-            mode: &'static str,
-            version: &'static str,
-            sealing: crate::seal::service::Status,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            crs: Option<crate::prover::crs::Status>,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            prover: Option<ProverLoad>,
-        }
-        #[derive(Serialize)]
-        struct ProverLoad {
-            bb_version: String,
-            queued: usize,
-            running: usize,
-        }
-        Response::json(
-            200,
-            &Health {
-                status: "ok",
-                mode: self.nsm.mode().as_str(),
-                version: env!("CARGO_PKG_VERSION"),
-                sealing: self.sealing.status(),
-                crs: self.crs.as_ref().map(|c| c.status()),
-                prover: self.prover.as_ref().map(|p| {
-                    let (queued, running) = p.load();
-                    ProverLoad {
-                        bb_version: p.settings().bb_version.clone(),
-                        queued,
-                        running,
-                    }
-                }),
+    fn health(&self) -> HealthResponse {
+        let sealing = self.sealing.status();
+        HealthResponse {
+            status: "ok".into(),
+            mode: self.nsm.mode().as_str().into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            sealing: sigil_protocol::api::SealingHealth {
+                state: sealing.state.into(),
+                origin: sealing.origin.map(Into::into),
+                attempts: sealing.attempts,
+                error_code: sealing.error_code.map(Into::into),
+                error: sealing.error,
             },
-        )
+            crs: self.crs.as_ref().map(|c| {
+                let s = c.status();
+                CrsHealth {
+                    state: s.state.into(),
+                    points: s.points,
+                    error: s.error,
+                }
+            }),
+            prover: self.prover.as_ref().map(|p| {
+                let (queued, running) = p.load();
+                ProverHealth {
+                    bb_version: p.settings().bb_version.clone(),
+                    queued,
+                    running,
+                }
+            }),
+        }
     }
 
-    fn attestation(&self, query: Option<&str>) -> Response {
-        let nonce = match parse_nonce(query) {
-            Ok(n) => n,
-            Err(r) => return r,
-        };
+    fn attestation(&self, query: Option<&str>) -> Result<AttestationResponse, ApiError> {
+        let nonce = parse_nonce(query)?;
         let public_key = self.key.public_key();
         match self
             .nsm
             .attest(Some(&public_key), Some(&self.image_info), nonce.as_deref())
         {
-            Ok(doc) => Response::json(
-                200,
-                &AttestationResponse {
-                    document: base64::engine::general_purpose::STANDARD.encode(doc),
-                    mode: self.nsm.mode().as_str().to_string(),
-                },
-            ),
+            Ok(doc) => Ok(AttestationResponse {
+                document: base64::engine::general_purpose::STANDARD.encode(doc),
+                mode: self.nsm.mode().as_str().to_string(),
+            }),
             Err(e) => {
                 log::warn(format_args!("attestation failed: {e}"));
-                Response::error(503, "nsm_failed", format!("attestation failed: {e}"))
+                Err(ApiError::new(
+                    Code::NsmFailed,
+                    format!("attestation failed: {e}"),
+                ))
             }
         }
     }
 
-    fn ping(&self, req: &Request) -> Response {
-        if let Err(r) = require_encapsulated(req) {
-            return r;
-        }
-        let (plain, sealer) = match self.key.open_request(ROUTE_PING, &req.body) {
-            Ok(v) => v,
-            Err(e) => return Response::error(400, e.code(), e.to_string()),
-        };
-        // Once the request is open, errors are sealed like answers: only the client reads them,
-        // and the parent cannot substitute its own.
-        let refuse = |sealer, code: &str, message: String| {
-            let body = serde_json::to_vec(&ErrorBody::new(code, message)).unwrap_or_default();
-            sealed(sealer, ROUTE_PING, 400, &body)
-        };
-        let ping: PingRequest = match serde_json::from_slice(&plain) {
-            Ok(p) => p,
-            Err(e) => {
-                return refuse(
-                    sealer,
-                    "malformed_json",
-                    format!("encapsulated body is not a ping request: {e}"),
-                );
-            }
-        };
+    fn ping(ping: PingRequest) -> Result<PingResponse, ApiError> {
         if ping.message.len() > MAX_PING_MESSAGE {
-            return refuse(
-                sealer,
-                "message_too_long",
+            return Err(ApiError::new(
+                Code::MessageTooLong,
                 format!("ping message exceeds {MAX_PING_MESSAGE} bytes"),
-            );
+            ));
         }
-        let answer = PingResponse {
+        Ok(PingResponse {
             message: ping.message,
             enclave_time_ms: now_ms(),
-        };
-        let Ok(plain) = serde_json::to_vec(&answer) else {
-            return Response::error(500, "internal_error", "response could not be encoded");
-        };
-        sealed(sealer, ROUTE_PING, 200, &plain)
+        })
     }
 
-    /// An encapsulated vault call. Once the request has been opened, every answer (errors
-    /// included) is sealed to the requester: what failed is nobody else's business.
-    fn vault(&self, req: &Request, route: &str) -> Response {
+    /// The one pipeline of every encapsulated endpoint: content type, open the request under
+    /// the endpoint's route, decode its JSON, handle it, and seal the answer back. Once the
+    /// request is open every answer, errors included, is sealed to the requester: what failed
+    /// is nobody else's business, and the relaying parent cannot substitute its own answer.
+    fn sealed_call<E: Endpoint>(
+        &self,
+        req: &Request,
+        handle: impl FnOnce(E::Request) -> Result<E::Response, ApiError>,
+    ) -> Response {
         if let Err(r) = require_encapsulated(req) {
             return r;
         }
-        let (plain, sealer) = match self.key.open_request(route, &req.body) {
+        let (plain, sealer) = match self.key.open_request(E::ROUTE, &req.body) {
             Ok(v) => v,
-            Err(e) => return Response::error(400, e.code(), e.to_string()),
+            Err(e) => return error(ApiError::from(e)),
         };
-        // The body may carry a secret value: wiped when the request is done.
-        let plain = zeroize::Zeroizing::new(plain);
-        let answer = match route {
-            ROUTE_VAULT_PUT => vault::put(&self.sealing, &plain).map(|w| serde_json::to_vec(&w)),
-            ROUTE_VAULT_GET => vault::get(&self.sealing, &plain).map(|e| serde_json::to_vec(&e)),
-            _ => vault::delete(&self.sealing, &plain).map(|w| serde_json::to_vec(&w)),
-        };
+        // The plaintext may hold secrets (a vault value, an imported key, a witness): wiped
+        // once decoded. Handlers wipe the secret fields they take out of the request.
+        let plain = Zeroizing::new(plain);
+        let request = serde_json::from_slice::<E::Request>(&plain).map_err(|e| {
+            ApiError::new(
+                Code::MalformedJson,
+                format!("encapsulated body is not a {} request: {e}", E::ROUTE),
+            )
+        });
+        drop(plain);
+        let answer = request.and_then(handle).and_then(|r| {
+            serde_json::to_vec(&r)
+                .map(Zeroizing::new)
+                .map_err(|_| ApiError::new(Code::InternalError, "answer could not be encoded"))
+        });
         match answer {
-            Ok(Ok(json)) => sealed(sealer, route, 200, &zeroize::Zeroizing::new(json)),
-            Ok(Err(_)) => Response::error(500, "internal_error", "answer could not be encoded"),
-            Err(Refusal {
-                status,
-                code,
-                message,
-            }) => {
-                let body = serde_json::to_vec(&ErrorBody::new(code, message)).unwrap_or_default();
-                sealed(sealer, route, status, &body)
+            Ok(json) => sealed(sealer, E::ROUTE, E::SUCCESS, &json),
+            Err(e) => {
+                let status = e.status;
+                let body = serde_json::to_vec(&ErrorBody::from(e)).unwrap_or_default();
+                sealed(sealer, E::ROUTE, status, &body)
             }
         }
     }
 
-    /// An encapsulated signing call; as for the vault, every answer after the request has been
-    /// opened (errors included) is sealed to the requester.
-    fn signing(&self, req: &Request, route: &'static str) -> Response {
-        if let Err(r) = require_encapsulated(req) {
-            return r;
-        }
-        let (plain, sealer) = match self.key.open_request(route, &req.body) {
-            Ok(v) => v,
-            Err(e) => return Response::error(400, e.code(), e.to_string()),
-        };
-        // The plaintext may hold an imported secret key: wiped when dropped.
-        let plain = zeroize::Zeroizing::new(plain);
-        match self.signing.handle(route, &plain) {
-            Ok(json) => sealed(sealer, route, 200, &json),
-            Err(Refusal {
-                status,
-                code,
-                message,
-            }) => {
-                let body = serde_json::to_vec(&ErrorBody::new(code, message)).unwrap_or_default();
-                sealed(sealer, route, status, &body)
-            }
+    /// A plain (not encapsulated) endpoint: its JSON answer or its error.
+    fn plain_call<E: Endpoint>(answer: Result<E::Response, ApiError>) -> Response {
+        match answer {
+            Ok(r) => Response::json(E::SUCCESS, &r),
+            Err(e) => error(e),
         }
     }
+
+    fn dispatch(&self, info: &EndpointInfo, param: Option<&str>, req: &Request) -> Response {
+        let now = now_secs();
+        let musig = &self.signing;
+        let sealing = &self.sealing;
+        match info.route {
+            ep::Health::ROUTE => Self::plain_call::<ep::Health>(Ok(self.health())),
+            ep::Attestation::ROUTE => {
+                Self::plain_call::<ep::Attestation>(self.attestation(req.query.as_deref()))
+            }
+            ep::Ping::ROUTE => self.sealed_call::<ep::Ping>(req, Self::ping),
+            ep::VaultPut::ROUTE => {
+                self.sealed_call::<ep::VaultPut>(req, |r| vault::put(sealing, r))
+            }
+            ep::VaultGet::ROUTE => {
+                self.sealed_call::<ep::VaultGet>(req, |r| vault::get(sealing, r))
+            }
+            ep::VaultDelete::ROUTE => {
+                self.sealed_call::<ep::VaultDelete>(req, |r| vault::delete(sealing, r))
+            }
+            ep::KeyGenerate::ROUTE => {
+                self.sealed_call::<ep::KeyGenerate>(req, |r| musig.generate_key(r, now))
+            }
+            ep::KeyImport::ROUTE => {
+                self.sealed_call::<ep::KeyImport>(req, |r| musig.import_key(r, now))
+            }
+            ep::KeyList::ROUTE => self.sealed_call::<ep::KeyList>(req, |r| musig.list_keys(r)),
+            ep::KeyDescribe::ROUTE => {
+                self.sealed_call::<ep::KeyDescribe>(req, |r| musig.describe_key(r))
+            }
+            ep::KeyDelete::ROUTE => {
+                self.sealed_call::<ep::KeyDelete>(req, |r| musig.delete_key(r, now))
+            }
+            ep::AggregateCreate::ROUTE => {
+                self.sealed_call::<ep::AggregateCreate>(req, |r| musig.create_aggregate(r, now))
+            }
+            ep::AggregateList::ROUTE => {
+                self.sealed_call::<ep::AggregateList>(req, |r| musig.list_aggregates(r))
+            }
+            ep::AggregateDescribe::ROUTE => {
+                self.sealed_call::<ep::AggregateDescribe>(req, |r| musig.describe_aggregate(r))
+            }
+            ep::AggregateDelete::ROUTE => {
+                self.sealed_call::<ep::AggregateDelete>(req, |r| musig.delete_aggregate(r, now))
+            }
+            ep::SessionCreate::ROUTE => {
+                self.sealed_call::<ep::SessionCreate>(req, |r| musig.create_session(r, now))
+            }
+            ep::SessionStatus::ROUTE => {
+                self.sealed_call::<ep::SessionStatus>(req, |r| musig.session_status(r, now))
+            }
+            ep::SessionApprove::ROUTE => {
+                self.sealed_call::<ep::SessionApprove>(req, |r| musig.approve(r, now))
+            }
+            ep::SessionNonces::ROUTE => {
+                self.sealed_call::<ep::SessionNonces>(req, |r| musig.nonces(r, now))
+            }
+            ep::SessionSubmitNonces::ROUTE => {
+                self.sealed_call::<ep::SessionSubmitNonces>(req, |r| musig.submit_nonces(r, now))
+            }
+            ep::SessionRound::ROUTE => {
+                self.sealed_call::<ep::SessionRound>(req, |r| musig.round(r, now))
+            }
+            ep::SessionPartialSignatures::ROUTE => self
+                .sealed_call::<ep::SessionPartialSignatures>(req, |r| {
+                    musig.submit_partial_signatures(r, now)
+                }),
+            ep::SessionAbort::ROUTE => {
+                self.sealed_call::<ep::SessionAbort>(req, |r| musig.abort(r, now))
+            }
+            ep::ProveSubmit::ROUTE => self
+                .sealed_call::<ep::ProveSubmit>(req, |r| prove::submit(self.prover.as_deref(), r)),
+            ep::ProveStatus::ROUTE => {
+                let id = JobRef {
+                    id: param.unwrap_or_default().to_string(),
+                };
+                Self::plain_call::<ep::ProveStatus>(prove::status(self.prover.as_deref(), id))
+            }
+            // Declared in the table but not served: a bug, which the tests catch.
+            route => error(ApiError::new(
+                Code::InternalError,
+                format!("{route} is declared but not served"),
+            )),
+        }
+    }
+}
+
+/// An error answered in the clear (before a request is open, or on a plain endpoint).
+fn error(e: ApiError) -> Response {
+    Response::error(e.status, e.code.as_str(), e.message)
 }
 
 fn sealed(sealer: ResponseSealer, route: &str, status: u16, plain: &[u8]) -> Response {
@@ -250,66 +294,36 @@ fn sealed(sealer: ResponseSealer, route: &str, status: u16, plain: &[u8]) -> Res
             status,
             content_type: ENCAPSULATED_CONTENT_TYPE,
             body,
+            allow: None,
         },
-        Err(e) => Response::error(500, e.code(), e.to_string()),
+        Err(e) => error(ApiError::from(e).with_status(500)),
     }
 }
 
-/// Largest encapsulated ping: the message, JSON and HPKE overhead, with room to spare.
-pub const MAX_PING_BODY: usize = 32 * 1024;
-/// Largest encapsulated vault request: a base64 value of [`MAX_VALUE`] bytes plus the fields.
-pub const MAX_VAULT_BODY: usize = MAX_VALUE / 3 * 4 + 8 * 1024;
-
 impl Handler for App {
-    fn body_limit(&self, method: &Method, path: &str) -> Option<usize> {
-        Some(match (method, path) {
-            (&Method::POST, PATH_PING) => MAX_PING_BODY,
-            (&Method::POST, PATH_VAULT_PUT | PATH_VAULT_GET | PATH_VAULT_DELETE) => MAX_VAULT_BODY,
-            (&Method::POST, p) if signing_route(p).is_some() => musig2::body_limit(p),
-            (&Method::POST, PATH_PROVE) => crate::api::prove::MAX_PROVE_BODY,
-            // GET endpoints take no body.
+    /// From the endpoint table; a path that is no endpoint takes no body.
+    fn body_limit(&self, method: &http::Method, path: &str) -> Option<usize> {
+        Some(match ep::lookup(method.as_str(), path) {
+            Lookup::Found(e, _) => e.max_body,
             _ => 0,
         })
     }
 
     fn handle(&self, req: Request) -> Response {
-        let path = req.path.as_str();
-        let allowed = match path {
-            PATH_HEALTH | PATH_ATTESTATION => Method::GET,
-            PATH_PING | PATH_VAULT_PUT | PATH_VAULT_GET | PATH_VAULT_DELETE => Method::POST,
-            p if signing_route(p).is_some() => Method::POST,
-            PATH_PROVE => Method::POST,
-            p if crate::api::prove::status_id(p).is_some() => Method::GET,
-            _ => {
-                return Response::error(404, "not_found", format!("no such endpoint: {path}"));
+        match ep::lookup(req.method.as_str(), &req.path) {
+            Lookup::Found(info, param) => self.dispatch(info, param, &req),
+            Lookup::MethodNotAllowed { allow } => {
+                let mut r = error(ApiError::new(
+                    Code::MethodNotAllowed,
+                    format!("{} takes {allow}, not {}", req.path, req.method),
+                ));
+                r.allow = Some(allow);
+                r
             }
-        };
-        if req.method != allowed {
-            return Response::error(
-                405,
-                "method_not_allowed",
-                format!("{path} takes {allowed}, not {}", req.method),
-            );
-        }
-        match path {
-            PATH_HEALTH => self.health(),
-            PATH_ATTESTATION => self.attestation(req.query.as_deref()),
-            PATH_PING => self.ping(&req),
-            PATH_VAULT_PUT => self.vault(&req, ROUTE_VAULT_PUT),
-            PATH_VAULT_GET => self.vault(&req, ROUTE_VAULT_GET),
-            PATH_VAULT_DELETE => self.vault(&req, ROUTE_VAULT_DELETE),
-            PATH_PROVE => match require_encapsulated(&req) {
-                Ok(()) => crate::api::prove::submit(self.prover.as_deref(), &self.key, &req),
-                Err(r) => r,
-            },
-            p if crate::api::prove::status_id(p).is_some() => crate::api::prove::status(
-                self.prover.as_deref(),
-                crate::api::prove::status_id(p).unwrap_or_default(),
-            ),
-            p => match signing_route(p) {
-                Some(route) => self.signing(&req, route),
-                None => Response::error(404, "not_found", format!("no such endpoint: {p}")),
-            },
+            Lookup::NotFound => error(ApiError::new(
+                Code::NotFound,
+                format!("no such endpoint: {}", req.path),
+            )),
         }
     }
 }
@@ -321,20 +335,19 @@ fn require_encapsulated(req: &Request) -> Result<(), Response> {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     if ct != ENCAPSULATED_CONTENT_TYPE {
-        return Err(Response::error(
-            415,
-            "unsupported_media_type",
+        return Err(error(ApiError::new(
+            Code::UnsupportedMediaType,
             format!(
                 "this endpoint takes {ENCAPSULATED_CONTENT_TYPE} bodies sealed to the attested key"
             ),
-        ));
+        )));
     }
     Ok(())
 }
 
 /// `nonce=HEX` is the only query parameter; anything else is an error, not ignored, so a
 /// typo cannot silently produce a document without the caller's nonce.
-fn parse_nonce(query: Option<&str>) -> Result<Option<Vec<u8>>, Response> {
+fn parse_nonce(query: Option<&str>) -> Result<Option<Vec<u8>>, ApiError> {
     let Some(q) = query.filter(|q| !q.is_empty()) else {
         return Ok(None);
     };
@@ -342,27 +355,32 @@ fn parse_nonce(query: Option<&str>) -> Result<Option<Vec<u8>>, Response> {
     for pair in q.split('&') {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         if k != "nonce" {
-            return Err(Response::error(
-                400,
-                "bad_query",
+            return Err(ApiError::new(
+                Code::BadQuery,
                 format!("unknown query parameter {k:?}; only nonce=HEX is accepted"),
             ));
         }
         if nonce.is_some() {
-            return Err(Response::error(400, "bad_query", "nonce given twice"));
+            return Err(ApiError::new(Code::BadQuery, "nonce given twice"));
         }
         if v.len() > 2 * MAX_NONCE_LEN {
-            return Err(Response::error(
-                400,
-                "nonce_too_long",
+            return Err(ApiError::new(
+                Code::NonceTooLong,
                 format!("nonce exceeds {MAX_NONCE_LEN} bytes"),
             ));
         }
         let bytes = hex::decode(v)
-            .map_err(|e| Response::error(400, "bad_nonce", format!("nonce is not hex: {e}")))?;
+            .map_err(|e| ApiError::new(Code::BadNonce, format!("nonce is not hex: {e}")))?;
         nonce = Some(bytes);
     }
     Ok(nonce)
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 fn now_ms() -> u64 {
@@ -389,11 +407,11 @@ mod tests {
         ] {
             let r = parse_nonce(Some(q)).unwrap_err();
             assert_eq!(r.status, 400);
-            assert!(String::from_utf8_lossy(&r.body).contains(code), "{q}");
+            assert_eq!(r.code.as_str(), code, "{q}");
         }
         let long = format!("nonce={}", "00".repeat(MAX_NONCE_LEN + 1));
         let r = parse_nonce(Some(&long)).unwrap_err();
-        assert!(String::from_utf8_lossy(&r.body).contains("nonce_too_long"));
+        assert_eq!(r.code, Code::NonceTooLong);
         let max = format!("nonce={}", "00".repeat(MAX_NONCE_LEN));
         assert_eq!(
             parse_nonce(Some(&max)).unwrap().unwrap().len(),

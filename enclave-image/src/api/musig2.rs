@@ -36,16 +36,14 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde::Serialize;
-use serde::de::DeserializeOwned;
+use sigil_protocol::error::{ApiError, Code};
 use sigil_protocol::signing::{
     self as wire, AbortRequest, AggregateView, ApproveRequest, CreateAggregateRequest,
     CreateSessionRequest, DeleteAggregateRequest, DeleteKeyRequest, Deleted, FailureView,
     GenerateKeyRequest, IdList, IdRequest, ImportKeyRequest, KeyView, ListRequest, NoncesView, Op,
     PartialSignaturesRequest, ParticipantNoncesView, ParticipantView, RoundView, SessionRef,
-    SessionView, SignatureView, StatusView, SubmitNoncesRequest, TweakSpec,
+    SessionView, SignatureView, StatusView, SubmitNoncesRequest, TweakError, TweakSpec,
 };
 use sigil_signing::{
     AggregateId, AggregateInfo, AggregateSpec, Engine, Entropy, EntropyError, Error, FailureReason,
@@ -54,40 +52,12 @@ use sigil_signing::{
 };
 use zeroize::{Zeroize, Zeroizing};
 
-use crate::api::vault::Refusal;
 use crate::nsm::Nsm;
 use crate::seal::service::{Sealing, SealingError};
 use crate::seal::{Kind, SealedStoreError, StoreError};
 
-/// Largest encapsulated `sessions/create`: `MAX_MESSAGES` messages of `MAX_MESSAGE_LEN` bytes
-/// in hex, each with a tweak, plus JSON and HPKE overhead.
-pub const MAX_SESSION_CREATE_BODY: usize = 256 * 1024;
-/// Largest encapsulated body of every other signing endpoint (64 participants, 64 nonces or
-/// partial signatures fit several times over).
-pub const MAX_SIGNING_BODY: usize = 32 * 1024;
-
-/// The body limit of a signing path (the HTTP layer refuses larger bodies before reading them).
-pub fn body_limit(path: &str) -> usize {
-    if path == wire::PATH_SESSION_CREATE {
-        MAX_SESSION_CREATE_BODY
-    } else {
-        MAX_SIGNING_BODY
-    }
-}
-
-fn refuse(status: u16, code: &'static str, message: impl Into<String>) -> Refusal {
-    Refusal {
-        status,
-        code,
-        message: message.into(),
-    }
-}
-
-fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+fn refuse(code: Code, message: impl Into<String>) -> ApiError {
+    ApiError::new(code, message)
 }
 
 // ----- randomness -----
@@ -159,7 +129,7 @@ fn blob_of(name: &str) -> Result<(Kind, &str), RecordStoreError> {
     }
 }
 
-fn vault_error(e: SealingError) -> RecordStoreError {
+fn record_error(e: SealingError) -> RecordStoreError {
     RecordStoreError(e.to_string())
 }
 
@@ -169,7 +139,7 @@ impl RecordStore for SealedRecords {
         self.sealing
             .with_store(|s| s.put_sealed(kind, id, record))
             .map(|_| ())
-            .map_err(vault_error)
+            .map_err(record_error)
     }
 
     fn get(&self, name: &str) -> Result<Option<Zeroizing<Vec<u8>>>, RecordStoreError> {
@@ -177,7 +147,7 @@ impl RecordStore for SealedRecords {
         match self.sealing.with_store(|s| s.get_sealed(kind, id)) {
             Ok((_, plain)) => Ok(Some(plain)),
             Err(SealingError::Store(SealedStoreError::Store(StoreError::NotFound))) => Ok(None),
-            Err(e) => Err(vault_error(e)),
+            Err(e) => Err(record_error(e)),
         }
     }
 
@@ -186,7 +156,7 @@ impl RecordStore for SealedRecords {
         match self.sealing.with_store(|s| s.delete_sealed(kind, id)) {
             Ok(()) => Ok(true),
             Err(SealingError::Store(SealedStoreError::Store(StoreError::NotFound))) => Ok(false),
-            Err(e) => Err(vault_error(e)),
+            Err(e) => Err(record_error(e)),
         }
     }
 
@@ -199,7 +169,7 @@ impl RecordStore for SealedRecords {
         let (names, _more) = self
             .sealing
             .with_store(|s| Ok(s.client().list(&blob_prefix)?))
-            .map_err(vault_error)?;
+            .map_err(record_error)?;
         let strip = format!("seal/{}/", kind.as_str());
         let mut out: Vec<String> = names
             .iter()
@@ -235,139 +205,129 @@ impl SigningApi {
         }
     }
 
-    /// Answers one opened request: the JSON to seal with status 200, or a refusal.
-    pub fn handle(&self, route: &str, body: &[u8]) -> Result<Vec<u8>, Refusal> {
-        let now = now_secs();
-        match route {
-            wire::ROUTE_KEY_GENERATE => json(&self.generate_key(parse(body)?, now)?),
-            wire::ROUTE_KEY_IMPORT => json(&self.import_key(parse(body)?, now)?),
-            wire::ROUTE_KEY_LIST => {
-                let ListRequest {} = parse(body)?;
-                self.need_sealing()?;
-                let ids = self.engine.list_keys().map_err(engine_refusal)?;
-                json(&IdList {
-                    ids: ids.iter().map(|i| i.to_string()).collect(),
+    pub fn list_keys(&self, _: ListRequest) -> Result<IdList, ApiError> {
+        self.need_sealing()?;
+        let ids = self.engine.list_keys()?;
+        Ok(IdList {
+            ids: ids.iter().map(|i| i.to_string()).collect(),
+        })
+    }
+
+    pub fn describe_key(&self, IdRequest { id }: IdRequest) -> Result<KeyView, ApiError> {
+        self.need_sealing()?;
+        Ok(key_view(&self.engine.describe_key(&key_id(&id)?)?))
+    }
+
+    pub fn list_aggregates(&self, _: ListRequest) -> Result<IdList, ApiError> {
+        self.need_sealing()?;
+        let ids = self.engine.list_aggregates()?;
+        Ok(IdList {
+            ids: ids.iter().map(|i| i.to_string()).collect(),
+        })
+    }
+
+    pub fn describe_aggregate(
+        &self,
+        IdRequest { id }: IdRequest,
+    ) -> Result<AggregateView, ApiError> {
+        self.need_sealing()?;
+        Ok(aggregate_view(
+            &self.engine.describe_aggregate(&aggregate_id(&id)?)?,
+        ))
+    }
+
+    pub fn session_status(&self, r: SessionRef, now: u64) -> Result<SessionView, ApiError> {
+        self.session_view(&session_id(&r.session)?, now)
+    }
+
+    pub fn approve(&self, r: ApproveRequest, now: u64) -> Result<StatusView, ApiError> {
+        let id = session_id(&r.session)?;
+        let owner = hex_array::<32>("owner", &r.owner)?;
+        let sig = hex_array::<64>("signature", &r.signature)?;
+        // The last approval loads the held keys: a vault outage must be a retryable 503, not a
+        // session failed for want of its keys.
+        self.need_sealing()?;
+        let st = self.engine.approve(&id, &owner, &sig, now);
+        Ok(status_view(&self.session_result(&id, st)?))
+    }
+
+    pub fn nonces(
+        &self,
+        SessionRef { session }: SessionRef,
+        now: u64,
+    ) -> Result<NoncesView, ApiError> {
+        let id = session_id(&session)?;
+        let n = self.engine.public_nonces(&id, now);
+        let n = self.session_result(&id, n)?;
+        Ok(NoncesView {
+            session,
+            participants: n
+                .iter()
+                .map(|p| ParticipantNoncesView {
+                    index: p.index,
+                    nonces: p.nonces.iter().map(hex::encode).collect(),
                 })
-            }
-            wire::ROUTE_KEY_DESCRIBE => {
-                let IdRequest { id } = parse(body)?;
-                self.need_sealing()?;
-                let info = self
-                    .engine
-                    .describe_key(&key_id(&id)?)
-                    .map_err(engine_refusal)?;
-                json(&key_view(&info))
-            }
-            wire::ROUTE_KEY_DELETE => json(&self.delete_key(parse(body)?, now)?),
-            wire::ROUTE_AGGREGATE_CREATE => json(&self.create_aggregate(parse(body)?, now)?),
-            wire::ROUTE_AGGREGATE_LIST => {
-                let ListRequest {} = parse(body)?;
-                self.need_sealing()?;
-                let ids = self.engine.list_aggregates().map_err(engine_refusal)?;
-                json(&IdList {
-                    ids: ids.iter().map(|i| i.to_string()).collect(),
-                })
-            }
-            wire::ROUTE_AGGREGATE_DESCRIBE => {
-                let IdRequest { id } = parse(body)?;
-                self.need_sealing()?;
-                let info = self
-                    .engine
-                    .describe_aggregate(&aggregate_id(&id)?)
-                    .map_err(engine_refusal)?;
-                json(&aggregate_view(&info))
-            }
-            wire::ROUTE_AGGREGATE_DELETE => json(&self.delete_aggregate(parse(body)?, now)?),
-            wire::ROUTE_SESSION_CREATE => json(&self.create_session(parse(body)?, now)?),
-            wire::ROUTE_SESSION_STATUS => {
-                let SessionRef { session } = parse(body)?;
-                json(&self.session_view(&session_id(&session)?, now)?)
-            }
-            wire::ROUTE_SESSION_APPROVE => {
-                let r: ApproveRequest = parse(body)?;
-                let id = session_id(&r.session)?;
-                let owner = hex_array::<32>("owner", &r.owner)?;
-                let sig = hex_array::<64>("signature", &r.signature)?;
-                // The last approval loads the held keys: a vault outage must be a retryable
-                // 503, not a session failed for want of its keys.
-                self.need_sealing()?;
-                let st = self.engine.approve(&id, &owner, &sig, now);
-                json(&status_view(&self.session_result(&id, st)?))
-            }
-            wire::ROUTE_SESSION_NONCES => {
-                let SessionRef { session } = parse(body)?;
-                let id = session_id(&session)?;
-                let n = self.engine.public_nonces(&id, now);
-                let n = self.session_result(&id, n)?;
-                json(&NoncesView {
-                    session,
-                    participants: n
-                        .iter()
-                        .map(|p| ParticipantNoncesView {
-                            index: p.index,
-                            nonces: p.nonces.iter().map(hex::encode).collect(),
-                        })
-                        .collect(),
-                })
-            }
-            wire::ROUTE_SESSION_SUBMIT_NONCES => {
-                let r: SubmitNoncesRequest = parse(body)?;
-                let id = session_id(&r.session)?;
-                let nonces = r
-                    .nonces
-                    .iter()
-                    .map(|n| hex_array::<66>("nonce", n))
-                    .collect::<Result<Vec<_>, _>>()?;
-                // The last nonce makes the engine sign with its held keys (see approve).
-                self.need_sealing()?;
-                let st = self.engine.submit_nonces(&id, r.index, &nonces, now);
-                json(&status_view(&self.session_result(&id, st)?))
-            }
-            wire::ROUTE_SESSION_ROUND => {
-                let SessionRef { session } = parse(body)?;
-                let id = session_id(&session)?;
-                let round = self.engine.nonce_round(&id, now);
-                let round = self.session_result(&id, round)?;
-                json(&RoundView {
-                    session,
-                    round_id: hex::encode(round.round_id),
-                    aggregated_nonces: round.aggregated.iter().map(hex::encode).collect(),
-                })
-            }
-            wire::ROUTE_SESSION_PARTIAL_SIGNATURES => {
-                let r: PartialSignaturesRequest = parse(body)?;
-                let id = session_id(&r.session)?;
-                let round = hex_array::<32>("round_id", &r.round_id)?;
-                let psigs = r
-                    .partial_signatures
-                    .iter()
-                    .map(|s| hex_array::<32>("partial_signature", s))
-                    .collect::<Result<Vec<_>, _>>()?;
-                let st = self
-                    .engine
-                    .submit_partial_signatures(&id, &round, r.index, &psigs, now);
-                json(&status_view(&self.session_result(&id, st)?))
-            }
-            wire::ROUTE_SESSION_ABORT => json(&self.abort(parse(body)?, now)?),
-            _ => Err(refuse(
-                404,
-                "not_found",
-                format!("no signing route {route}"),
-            )),
-        }
+                .collect(),
+        })
+    }
+
+    pub fn submit_nonces(&self, r: SubmitNoncesRequest, now: u64) -> Result<StatusView, ApiError> {
+        let id = session_id(&r.session)?;
+        let nonces = r
+            .nonces
+            .iter()
+            .map(|n| hex_array::<66>("nonce", n))
+            .collect::<Result<Vec<_>, _>>()?;
+        // The last nonce makes the engine sign with its held keys (see approve).
+        self.need_sealing()?;
+        let st = self.engine.submit_nonces(&id, r.index, &nonces, now);
+        Ok(status_view(&self.session_result(&id, st)?))
+    }
+
+    pub fn round(
+        &self,
+        SessionRef { session }: SessionRef,
+        now: u64,
+    ) -> Result<RoundView, ApiError> {
+        let id = session_id(&session)?;
+        let round = self.engine.nonce_round(&id, now);
+        let round = self.session_result(&id, round)?;
+        Ok(RoundView {
+            session,
+            round_id: hex::encode(round.round_id),
+            aggregated_nonces: round.aggregated.iter().map(hex::encode).collect(),
+        })
+    }
+
+    pub fn submit_partial_signatures(
+        &self,
+        r: PartialSignaturesRequest,
+        now: u64,
+    ) -> Result<StatusView, ApiError> {
+        let id = session_id(&r.session)?;
+        let round = hex_array::<32>("round_id", &r.round_id)?;
+        let psigs = r
+            .partial_signatures
+            .iter()
+            .map(|s| hex_array::<32>("partial_signature", s))
+            .collect::<Result<Vec<_>, _>>()?;
+        let st = self
+            .engine
+            .submit_partial_signatures(&id, &round, r.index, &psigs, now);
+        Ok(status_view(&self.session_result(&id, st)?))
     }
 
     /// Key and aggregate operations need the sealed store: without it they answer 503 with
     /// the sealing's own reason (as the vault does) rather than a generic store error.
-    fn need_sealing(&self) -> Result<(), Refusal> {
+    fn need_sealing(&self) -> Result<(), ApiError> {
         self.sealing.with_store(|_| Ok(())).map_err(|e| match e {
-            SealingError::Disabled => refuse(503, "sealing_disabled", e.to_string()),
-            SealingError::Unavailable(_) => refuse(503, "sealing_unavailable", e.to_string()),
-            SealingError::Store(_) => refuse(502, "blob_store_failed", e.to_string()),
+            // Nothing was looked up: any store failure is the store's.
+            SealingError::Store(_) => refuse(Code::BlobStoreFailed, e.to_string()),
+            e => ApiError::from(e),
         })
     }
 
-    fn generate_key(&self, r: GenerateKeyRequest, now: u64) -> Result<KeyView, Refusal> {
+    pub fn generate_key(&self, r: GenerateKeyRequest, now: u64) -> Result<KeyView, ApiError> {
         let owner = owner_key(&r.owner)?;
         let request_id = hex_array::<16>("request id", &r.request_id)?;
         let d = wire::request_digest(Op::GenerateKey, &[&owner, &request_id], r.not_after);
@@ -375,20 +335,17 @@ impl SigningApi {
         self.need_sealing()?;
         let info = self
             .engine
-            .generate_key_for_request(owner, request_id, now)
-            .map_err(engine_refusal)?;
+            .generate_key_for_request(owner, request_id, now)?;
         Ok(key_view(&info))
     }
 
-    fn import_key(&self, mut r: ImportKeyRequest, now: u64) -> Result<KeyView, Refusal> {
+    pub fn import_key(&self, mut r: ImportKeyRequest, now: u64) -> Result<KeyView, ApiError> {
         let secret = parse_secret(&r.secret);
         r.secret.zeroize();
         let secret = secret?;
         let owner = owner_key(&r.owner)?;
         // The public key the owner signs for is derived here, from the secret itself.
-        let public_key = HeldKey::from_secret(KeyId([0; 16]), &secret, owner, now)
-            .map_err(engine_refusal)?
-            .public_key();
+        let public_key = HeldKey::from_secret(KeyId([0; 16]), &secret, owner, now)?.public_key();
         let request_id = hex_array::<16>("request id", &r.request_id)?;
         let d = wire::request_digest(
             Op::ImportKey,
@@ -401,33 +358,31 @@ impl SigningApi {
         // `Engine::import_key_for_request`.
         let info = self
             .engine
-            .import_key_for_request(&secret, owner, request_id, now)
-            .map_err(engine_refusal)?;
+            .import_key_for_request(&secret, owner, request_id, now)?;
         Ok(key_view(&info))
     }
 
-    fn delete_key(&self, r: DeleteKeyRequest, now: u64) -> Result<Deleted, Refusal> {
+    pub fn delete_key(&self, r: DeleteKeyRequest, now: u64) -> Result<Deleted, ApiError> {
         let id = key_id(&r.id)?;
         self.need_sealing()?;
-        let info = self.engine.describe_key(&id).map_err(engine_refusal)?;
+        let info = self.engine.describe_key(&id)?;
         let d = wire::request_digest(Op::DeleteKey, &[&id.0], r.not_after);
         check_owner_signature(&info.owner, &d, &r.signature, r.not_after, now)?;
-        self.engine.delete_key(&id).map_err(engine_refusal)?;
+        self.engine.delete_key(&id)?;
         Ok(Deleted {
             id: r.id,
             deleted: true,
         })
     }
 
-    fn create_aggregate(
+    pub fn create_aggregate(
         &self,
         r: CreateAggregateRequest,
         now: u64,
-    ) -> Result<AggregateView, Refusal> {
+    ) -> Result<AggregateView, ApiError> {
         if r.participants.len() > sigil_signing::MAX_PARTICIPANTS {
             return Err(refuse(
-                413,
-                "limit_exceeded",
+                Code::LimitExceeded,
                 format!(
                     "{} participants; at most {}",
                     r.participants.len(),
@@ -444,8 +399,7 @@ impl SigningApi {
                     (None, Some(pk)) => hex_array::<33>("public_key", pk)
                         .map(sigil_signing::ParticipantSpec::External),
                     _ => Err(refuse(
-                        400,
-                        "invalid_request",
+                        Code::InvalidRequest,
                         format!("participant {i}: give exactly one of key_id and public_key"),
                     )),
                 })
@@ -455,8 +409,7 @@ impl SigningApi {
             "sorted" => KeyOrder::Sorted,
             other => {
                 return Err(refuse(
-                    400,
-                    "invalid_request",
+                    Code::InvalidRequest,
                     format!("order {other:?}: use as_given or sorted"),
                 ));
             }
@@ -467,28 +420,26 @@ impl SigningApi {
             .map(tweak_of)
             .collect::<Result<Vec<_>, _>>()?;
         self.need_sealing()?;
-        let info = self
-            .engine
-            .create_aggregate(
-                &AggregateSpec {
-                    participants,
-                    order,
-                    tweaks,
-                },
-                now,
-            )
-            .map_err(engine_refusal)?;
+        let info = self.engine.create_aggregate(
+            &AggregateSpec {
+                participants,
+                order,
+                tweaks,
+            },
+            now,
+        )?;
         Ok(aggregate_view(&info))
     }
 
-    fn delete_aggregate(&self, r: DeleteAggregateRequest, now: u64) -> Result<Deleted, Refusal> {
+    pub fn delete_aggregate(
+        &self,
+        r: DeleteAggregateRequest,
+        now: u64,
+    ) -> Result<Deleted, ApiError> {
         let id = aggregate_id(&r.id)?;
         let owner = owner_key(&r.owner)?;
         self.need_sealing()?;
-        let info = self
-            .engine
-            .describe_aggregate(&id)
-            .map_err(engine_refusal)?;
+        let info = self.engine.describe_aggregate(&id)?;
         // The owners of the held keys still present; a deleted key's owner has no say.
         let is_owner = info
             .participants
@@ -497,26 +448,28 @@ impl SigningApi {
             .any(|k| self.engine.describe_key(&k).is_ok_and(|i| i.owner == owner));
         if !is_owner {
             return Err(refuse(
-                403,
-                "not_owner",
+                Code::NotOwner,
                 "the owner does not own any held key of this aggregate",
             ));
         }
         let d = wire::request_digest(Op::DeleteAggregate, &[&id.0, &owner], r.not_after);
         check_owner_signature(&owner, &d, &r.signature, r.not_after, now)?;
-        self.engine.delete_aggregate(&id).map_err(engine_refusal)?;
+        self.engine.delete_aggregate(&id)?;
         Ok(Deleted {
             id: r.id,
             deleted: true,
         })
     }
 
-    fn create_session(&self, r: CreateSessionRequest, now: u64) -> Result<SessionView, Refusal> {
+    pub fn create_session(
+        &self,
+        r: CreateSessionRequest,
+        now: u64,
+    ) -> Result<SessionView, ApiError> {
         let aggregate = aggregate_id(&r.aggregate)?;
         if r.messages.len() > sigil_signing::MAX_MESSAGES {
             return Err(refuse(
-                413,
-                "limit_exceeded",
+                Code::LimitExceeded,
                 format!(
                     "{} messages; at most {}",
                     r.messages.len(),
@@ -530,34 +483,28 @@ impl SigningApi {
             .map(|m| {
                 Ok(MessageSpec {
                     message: hex::decode(&m.message).map_err(|e| {
-                        refuse(400, "invalid_request", format!("message is not hex: {e}"))
+                        refuse(Code::InvalidRequest, format!("message is not hex: {e}"))
                     })?,
                     tweak: m.tweak.as_ref().map(tweak_of).transpose()?,
                 })
             })
-            .collect::<Result<Vec<_>, Refusal>>()?;
+            .collect::<Result<Vec<_>, ApiError>>()?;
         let adaptor_point = r
             .adaptor_point
             .as_deref()
             .map(|p| hex_array::<33>("adaptor_point", p))
             .transpose()?;
         self.need_sealing()?;
-        let agg = self
-            .engine
-            .describe_aggregate(&aggregate)
-            .map_err(engine_refusal)?;
-        let info = self
-            .engine
-            .create_session(
-                &SessionRequest {
-                    aggregate,
-                    messages,
-                    adaptor_point,
-                    expires_at: r.expires_at,
-                },
-                now,
-            )
-            .map_err(engine_refusal)?;
+        let agg = self.engine.describe_aggregate(&aggregate)?;
+        let info = self.engine.create_session(
+            &SessionRequest {
+                aggregate,
+                messages,
+                adaptor_point,
+                expires_at: r.expires_at,
+            },
+            now,
+        )?;
         let view = SessionView {
             id: info.id.to_string(),
             digest: hex::encode(info.digest),
@@ -584,33 +531,32 @@ impl SigningApi {
 
     /// An engine answer about a session; a session the engine no longer knows is forgotten
     /// here too.
-    fn session_result<T>(&self, id: &SessionId, r: Result<T, Error>) -> Result<T, Refusal> {
+    fn session_result<T>(&self, id: &SessionId, r: Result<T, Error>) -> Result<T, ApiError> {
         if let Err(Error::UnknownSession) = r {
             self.lock_described().remove(id);
         }
-        r.map_err(engine_refusal)
+        Ok(r?)
     }
 
-    fn session_view(&self, id: &SessionId, now: u64) -> Result<SessionView, Refusal> {
+    fn session_view(&self, id: &SessionId, now: u64) -> Result<SessionView, ApiError> {
         let st = self.engine.session_status(id, now);
         let st = self.session_result(id, st)?;
         let mut view = self
             .lock_described()
             .get(id)
             .cloned()
-            .ok_or_else(|| engine_refusal(Error::UnknownSession))?;
+            .ok_or_else(|| ApiError::from(Error::UnknownSession))?;
         view.status = status_view(&st);
         Ok(view)
     }
 
-    fn abort(&self, r: AbortRequest, now: u64) -> Result<StatusView, Refusal> {
+    pub fn abort(&self, r: AbortRequest, now: u64) -> Result<StatusView, ApiError> {
         let id = session_id(&r.session)?;
         let owner = owner_key(&r.owner)?;
         let view = self.session_view(&id, now)?;
         if !view.approvers.contains(&hex::encode(owner)) {
             return Err(refuse(
-                403,
-                "not_an_approver",
+                Code::NotAnApprover,
                 "only an approver of this session may abort it",
             ));
         }
@@ -623,62 +569,45 @@ impl SigningApi {
 
 // ----- parsing and views -----
 
-fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, Refusal> {
-    serde_json::from_slice(body).map_err(|e| {
-        refuse(
-            400,
-            "malformed_json",
-            format!("encapsulated body is not this endpoint's request: {e}"),
-        )
-    })
-}
-
-fn json(v: &impl Serialize) -> Result<Vec<u8>, Refusal> {
-    serde_json::to_vec(v).map_err(|_| refuse(500, "internal_error", "answer could not be encoded"))
-}
-
-fn hex_array<const N: usize>(what: &str, s: &str) -> Result<[u8; N], Refusal> {
+fn hex_array<const N: usize>(what: &str, s: &str) -> Result<[u8; N], ApiError> {
     let mut out = [0u8; N];
     if s.len() != 2 * N || hex::decode_to_slice(s, &mut out).is_err() {
         return Err(refuse(
-            400,
-            "invalid_request",
+            Code::InvalidRequest,
             format!("{what} must be {N} bytes of hex"),
         ));
     }
     Ok(out)
 }
 
-fn parse_secret(s: &str) -> Result<Zeroizing<[u8; 32]>, Refusal> {
+fn parse_secret(s: &str) -> Result<Zeroizing<[u8; 32]>, ApiError> {
     let mut out = Zeroizing::new([0u8; 32]);
     if s.len() != 64 || hex::decode_to_slice(s, &mut out[..]).is_err() {
         return Err(refuse(
-            400,
-            "invalid_secret_key",
+            Code::InvalidSecretKey,
             "secret must be 32 bytes of hex",
         ));
     }
     Ok(out)
 }
 
-fn key_id(s: &str) -> Result<KeyId, Refusal> {
+fn key_id(s: &str) -> Result<KeyId, ApiError> {
     hex_array::<16>("key id", s).map(KeyId)
 }
 
-fn aggregate_id(s: &str) -> Result<AggregateId, Refusal> {
+fn aggregate_id(s: &str) -> Result<AggregateId, ApiError> {
     hex_array::<16>("aggregate id", s).map(AggregateId)
 }
 
-fn session_id(s: &str) -> Result<SessionId, Refusal> {
+fn session_id(s: &str) -> Result<SessionId, ApiError> {
     hex_array::<32>("session id", s).map(SessionId)
 }
 
-fn owner_key(s: &str) -> Result<[u8; 32], Refusal> {
+fn owner_key(s: &str) -> Result<[u8; 32], ApiError> {
     let owner = hex_array::<32>("owner", s)?;
     if k256::schnorr::VerifyingKey::from_bytes(&owner).is_err() {
         return Err(refuse(
-            400,
-            "invalid_owner_key",
+            Code::InvalidOwnerKey,
             "owner is not a valid x-only secp256k1 key",
         ));
     }
@@ -694,18 +623,16 @@ fn check_owner_signature(
     signature: &str,
     not_after: u64,
     now: u64,
-) -> Result<(), Refusal> {
+) -> Result<(), ApiError> {
     if not_after < now {
         return Err(refuse(
-            401,
-            "signature_expired",
+            Code::SignatureExpired,
             format!("not_after {not_after} has passed (enclave time {now})"),
         ));
     }
     if not_after > now + wire::MAX_VALIDITY_SECS {
         return Err(refuse(
-            400,
-            "not_after_too_far",
+            Code::NotAfterTooFar,
             format!(
                 "not_after may be at most {} s ahead (enclave time {now})",
                 wire::MAX_VALIDITY_SECS
@@ -715,55 +642,25 @@ fn check_owner_signature(
     let sig = hex_array::<64>("signature", signature)?;
     if !verify_bip340(owner, digest, &sig) {
         return Err(refuse(
-            401,
-            "bad_signature",
+            Code::BadSignature,
             "the owner's signature does not verify",
         ));
     }
     Ok(())
 }
 
-fn tweak_of(t: &TweakSpec) -> Result<Tweak, Refusal> {
-    let value = || {
-        t.value
-            .as_deref()
-            .ok_or_else(|| {
-                refuse(
-                    400,
-                    "invalid_tweak",
-                    format!("{} tweak needs a value", t.kind),
-                )
-            })
-            .and_then(|v| hex_array::<32>("tweak value", v))
-    };
-    match t.kind.as_str() {
-        "plain" => value().map(Tweak::Plain),
-        "xonly" => value().map(Tweak::XOnly),
-        "taproot" => value().map(Tweak::Taproot),
-        "taproot_unspendable" if t.value.is_none() => Ok(Tweak::TaprootUnspendable),
-        other => Err(refuse(
-            400,
-            "invalid_tweak",
-            format!(
-                "tweak {other:?} (with value: {}): use plain, xonly, taproot (with a value) or \
-                 taproot_unspendable (without)",
-                t.value.is_some()
-            ),
-        )),
-    }
+fn tweak_of(t: &TweakSpec) -> Result<Tweak, ApiError> {
+    t.to_tweak().map_err(|e| {
+        let code = match e {
+            TweakError::BadValue => Code::InvalidRequest,
+            TweakError::MissingValue(_) | TweakError::Unknown { .. } => Code::InvalidTweak,
+        };
+        ApiError::new(code, e.to_string())
+    })
 }
 
 fn tweak_view(t: &Tweak) -> TweakSpec {
-    let (kind, value) = match t {
-        Tweak::Plain(v) => ("plain", Some(v)),
-        Tweak::XOnly(v) => ("xonly", Some(v)),
-        Tweak::Taproot(v) => ("taproot", Some(v)),
-        Tweak::TaprootUnspendable => ("taproot_unspendable", None),
-    };
-    TweakSpec {
-        kind: kind.into(),
-        value: value.map(hex::encode),
-    }
+    TweakSpec::from_tweak(t)
 }
 
 fn key_view(k: &KeyInfo) -> KeyView {
@@ -861,40 +758,6 @@ fn status_view(s: &SessionStatus) -> StatusView {
     }
 }
 
-/// The HTTP status of an engine error; the code is the engine's stable one.
-fn engine_refusal(e: Error) -> Refusal {
-    let status = match &e {
-        Error::InvalidSecretKey
-        | Error::InvalidOwnerKey
-        | Error::InvalidPublicKey { .. }
-        | Error::InvalidTweak { .. }
-        | Error::InvalidRequest(_)
-        | Error::DuplicateParticipant { .. }
-        | Error::NoHeldParticipant
-        | Error::WrongParticipant { .. }
-        | Error::InvalidNonce { .. }
-        | Error::InvalidPartialSignature { .. }
-        | Error::BadPartialSignature { .. }
-        | Error::InvalidSignature => 400,
-        Error::BadApproval => 401,
-        Error::NotAnApprover => 403,
-        Error::UnknownKey(_) | Error::UnknownAggregate(_) | Error::UnknownSession => 404,
-        Error::SessionFailed(_)
-        | Error::WrongState { .. }
-        | Error::Conflict { .. }
-        | Error::RoundMismatch
-        | Error::RequestReused => 409,
-        Error::Deleted(_) | Error::SessionExpired => 410,
-        Error::LimitExceeded("too many sessions") => 429,
-        Error::LimitExceeded(_) => 413,
-        // The parent's store failed or served a record that does not parse.
-        Error::RecordStore(_) | Error::InvalidRecord { .. } => 502,
-        Error::Entropy(_) => 503,
-        _ => 500,
-    };
-    refuse(status, e.code(), e.to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -936,25 +799,5 @@ mod tests {
         assert!(hex_array::<2>("x", "00").is_err());
         assert!(hex_array::<2>("x", "00zz").is_err());
         assert!(parse_secret(&"00".repeat(31)).is_err());
-    }
-
-    #[test]
-    fn engine_errors_get_distinct_statuses() {
-        assert_eq!(engine_refusal(Error::UnknownSession).status, 404);
-        assert_eq!(engine_refusal(Error::BadApproval).status, 401);
-        assert_eq!(
-            engine_refusal(Error::LimitExceeded("too many sessions")).status,
-            429
-        );
-        assert_eq!(
-            engine_refusal(Error::RecordStore(RecordStoreError("x".into()))).status,
-            502
-        );
-        let r = engine_refusal(Error::BadPartialSignature {
-            signer_index: 2,
-            message_index: 0,
-        });
-        assert_eq!((r.status, r.code), (400, "bad_partial_signature"));
-        assert!(r.message.contains("signer 2"));
     }
 }

@@ -1,4 +1,5 @@
-//! `POST /v1/prove` and `GET /v1/prove/{id}` (formats in `sigil_protocol::prove`).
+//! `POST /v1/prove` and `GET /v1/prove/{id}` (formats in `sigil_protocol::prove`, the
+//! endpoints in `sigil_protocol::endpoint`).
 //!
 //! The submission is encapsulated: circuit and witness (or a chonk input stack) and the
 //! client's result key reach only the attested enclave. The status is in the clear except the
@@ -7,37 +8,29 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use sigil_protocol::api::ErrorBody;
-use sigil_protocol::encap::{ResponseSealer, ServerKey};
+use sigil_protocol::error::{ApiError, Code};
 use sigil_protocol::prove::{
-    MAX_CIRCUIT, MAX_IVC_INPUTS, MAX_WITNESS, PATH_PROVE_STATUS_PREFIX, ProveRequest, ROUTE_PROVE,
+    JobRef, JobStatus, MAX_CIRCUIT, MAX_IVC_INPUTS, MAX_WITNESS, ProveRequest, Submitted,
 };
 use zeroize::Zeroizing;
 
-use crate::http::{Request, Response};
 use crate::prover::jobs::{Input, Prover, SubmitError, Work};
-
-/// Largest encapsulated submission: base64 of the largest circuit and witness, plus JSON and
-/// HPKE overhead.
-pub const MAX_PROVE_BODY: usize = (MAX_CIRCUIT + MAX_WITNESS) / 3 * 4 + 64 * 1024;
 
 /// The verifier targets bb is asked for; anything else is refused before bb runs.
 const TARGETS: &[&str] = &["evm", "evm-no-zk", "noir-recursive", "noir-recursive-no-zk"];
 
-fn sealed(sealer: ResponseSealer, status: u16, plain: &[u8]) -> Response {
-    match sealer.seal(ROUTE_PROVE, plain) {
-        Ok(body) => Response {
-            status,
-            content_type: sigil_protocol::api::ENCAPSULATED_CONTENT_TYPE,
-            body,
-        },
-        Err(e) => Response::error(500, e.code(), e.to_string()),
+impl From<SubmitError> for ApiError {
+    fn from(e: SubmitError) -> Self {
+        let code = match e {
+            SubmitError::QueueFull(_) => Code::QueueFull,
+            SubmitError::CrsNotReady(_) => Code::CrsNotReady,
+        };
+        ApiError::new(code, e.to_string())
     }
 }
 
-fn sealed_error(sealer: ResponseSealer, status: u16, code: &str, message: String) -> Response {
-    let body = serde_json::to_vec(&ErrorBody::new(code, message)).unwrap_or_default();
-    sealed(sealer, status, &body)
+fn bad_input(status: u16, message: String) -> ApiError {
+    ApiError::new(Code::BadInput, message).with_status(status)
 }
 
 /// Decodes base64 into a wiped buffer, bounded before decoding.
@@ -50,41 +43,34 @@ fn decode(field: &str, text: &str, max: usize) -> Result<Zeroizing<Vec<u8>>, (u1
         .map_err(|e| (400, format!("{field} is not base64: {e}")))
 }
 
-pub fn submit(prover: Option<&Prover>, key: &ServerKey, req: &Request) -> Response {
-    let (plain, sealer) = match key.open_request(ROUTE_PROVE, &req.body) {
-        Ok(v) => v,
-        Err(e) => return Response::error(400, e.code(), e.to_string()),
-    };
-    let plain = Zeroizing::new(plain);
+/// `POST /v1/prove`, opened: the job is queued, or the reason it is not.
+pub fn submit(prover: Option<&Prover>, mut r: ProveRequest) -> Result<Submitted, ApiError> {
+    let result = check_and_submit(prover, &r);
+    // The base64 texts are the secrets too.
+    zeroize::Zeroize::zeroize(&mut r.circuit);
+    zeroize::Zeroize::zeroize(&mut r.witness);
+    if let Some(ivc) = r.ivc_inputs.as_mut() {
+        zeroize::Zeroize::zeroize(ivc);
+    }
+    zeroize::Zeroize::zeroize(&mut r.result_key);
+    result
+}
+
+fn check_and_submit(prover: Option<&Prover>, r: &ProveRequest) -> Result<Submitted, ApiError> {
     let Some(prover) = prover else {
-        return sealed_error(
-            sealer,
-            503,
-            "prover_disabled",
-            "this enclave is configured without a prover (no prover section)".into(),
-        );
-    };
-    let mut r: ProveRequest = match serde_json::from_slice(&plain) {
-        Ok(r) => r,
-        Err(e) => {
-            return sealed_error(
-                sealer,
-                400,
-                "malformed_json",
-                format!("not a prove request: {e}"),
-            );
-        }
+        return Err(ApiError::new(
+            Code::ProverDisabled,
+            "this enclave is configured without a prover (no prover section)",
+        ));
     };
     let chonk = match r.scheme.as_str() {
         "ultra_honk" => false,
         "chonk" => true,
         other => {
-            return sealed_error(
-                sealer,
-                400,
-                "bad_scheme",
+            return Err(ApiError::new(
+                Code::BadScheme,
                 format!("scheme {other:?}: one of ultra_honk, chonk"),
-            );
+            ));
         }
     };
     let target = match (chonk, r.target.as_str()) {
@@ -92,25 +78,21 @@ pub fn submit(prover: Option<&Prover>, key: &ServerKey, req: &Request) -> Respon
         // A chonk proof has one verifier; bb takes no target for it.
         (true, "default") => "default",
         (true, t) => {
-            return sealed_error(
-                sealer,
-                400,
-                "bad_target",
+            return Err(ApiError::new(
+                Code::BadTarget,
                 format!("verifier target {t:?}: chonk proofs take only default"),
-            );
+            ));
         }
         (false, t) => match TARGETS.iter().find(|x| **x == t) {
             Some(x) => x,
             None => {
-                return sealed_error(
-                    sealer,
-                    400,
-                    "bad_target",
+                return Err(ApiError::new(
+                    Code::BadTarget,
                     format!(
                         "verifier target {t:?}: one of default, {}",
                         TARGETS.join(", ")
                     ),
-                );
+                ));
             }
         },
     };
@@ -152,48 +134,22 @@ pub fn submit(prover: Option<&Prover>, key: &ServerKey, req: &Request) -> Respon
         };
         Ok((work, key))
     })();
-    // The base64 texts are the secrets too.
-    zeroize::Zeroize::zeroize(&mut r.circuit);
-    zeroize::Zeroize::zeroize(&mut r.witness);
-    if let Some(ivc) = r.ivc_inputs.as_mut() {
-        zeroize::Zeroize::zeroize(ivc);
-    }
-    zeroize::Zeroize::zeroize(&mut r.result_key);
-    let (work, result_key) = match fields {
-        Ok(f) => f,
-        Err((status, m)) => return sealed_error(sealer, status, "bad_input", m),
-    };
-    match prover.submit(Input { work, result_key }) {
-        Ok(s) => sealed(sealer, 202, &serde_json::to_vec(&s).unwrap_or_default()),
-        Err(e @ SubmitError::QueueFull(_)) => {
-            sealed_error(sealer, 503, "queue_full", e.to_string())
-        }
-        Err(e @ SubmitError::CrsNotReady(_)) => {
-            sealed_error(sealer, 503, "crs_not_ready", e.to_string())
-        }
-    }
+    let (work, result_key) = fields.map_err(|(status, m)| bad_input(status, m))?;
+    Ok(prover.submit(Input { work, result_key })?)
 }
 
-/// The job id from `/v1/prove/<32 hex>`, if the path is one.
-pub fn status_id(path: &str) -> Option<&str> {
-    let id = path.strip_prefix(PATH_PROVE_STATUS_PREFIX)?;
-    (id.len() == 32
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()))
-    .then_some(id)
-}
-
-pub fn status(prover: Option<&Prover>, id: &str) -> Response {
+/// `GET /v1/prove/{id}` (the router checked the id's form).
+pub fn status(prover: Option<&Prover>, r: JobRef) -> Result<JobStatus, ApiError> {
     let Some(prover) = prover else {
-        return Response::error(503, "prover_disabled", "this enclave has no prover");
+        return Err(ApiError::new(
+            Code::ProverDisabled,
+            "this enclave has no prover",
+        ));
     };
-    match prover.status(id) {
-        Some(s) => Response::json(200, &s),
-        None => Response::error(
-            404,
-            "unknown_job",
+    prover.status(&r.id).ok_or_else(|| {
+        ApiError::new(
+            Code::UnknownJob,
             "no such job (never submitted, or its result expired after an hour, or the enclave restarted)",
-        ),
-    }
+        )
+    })
 }

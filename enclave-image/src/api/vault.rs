@@ -17,6 +17,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use k256::schnorr::{Signature, VerifyingKey};
+use sigil_protocol::error::{ApiError, Code};
 use sigil_protocol::vault::{
     self, Entry, MAX_VALIDITY_SECS, MAX_VALUE, NameRequest, Op, PutRequest, Written,
 };
@@ -25,19 +26,8 @@ use zeroize::Zeroizing;
 use crate::seal::service::{Sealing, SealingError};
 use crate::seal::{Kind, SealedStoreError, StoreError};
 
-/// An API error: status, stable code and a message for people.
-pub struct Refusal {
-    pub status: u16,
-    pub code: &'static str,
-    pub message: String,
-}
-
-fn refuse(status: u16, code: &'static str, message: impl Into<String>) -> Refusal {
-    Refusal {
-        status,
-        code,
-        message: message.into(),
-    }
+fn refuse(code: Code, message: impl Into<String>) -> ApiError {
+    ApiError::new(code, message)
 }
 
 fn now_secs() -> u64 {
@@ -47,21 +37,19 @@ fn now_secs() -> u64 {
         .unwrap_or(0)
 }
 
-fn owner_key(hex_owner: &str) -> Result<([u8; 32], VerifyingKey), Refusal> {
+fn owner_key(hex_owner: &str) -> Result<([u8; 32], VerifyingKey), ApiError> {
     let bytes: [u8; 32] = hex::decode(hex_owner)
         .ok()
         .and_then(|b| b.try_into().ok())
         .ok_or_else(|| {
             refuse(
-                400,
-                "bad_owner",
+                Code::InvalidOwnerKey,
                 "owner must be 32 bytes of hex (x-only key)",
             )
         })?;
     let key = VerifyingKey::from_bytes(&bytes).map_err(|_| {
         refuse(
-            400,
-            "bad_owner",
+            Code::InvalidOwnerKey,
             "owner is not a valid x-only secp256k1 key",
         )
     })?;
@@ -77,58 +65,35 @@ fn check_signature(
     signature: &str,
     not_after: u64,
     now: u64,
-) -> Result<(), Refusal> {
+) -> Result<(), ApiError> {
     if not_after < now {
         return Err(refuse(
-            401,
-            "signature_expired",
+            Code::SignatureExpired,
             format!("not_after {not_after} has passed (enclave time {now})"),
         ));
     }
     if not_after > now + MAX_VALIDITY_SECS {
         return Err(refuse(
-            400,
-            "not_after_too_far",
+            Code::NotAfterTooFar,
             format!("not_after may be at most {MAX_VALIDITY_SECS} s ahead (enclave time {now})"),
         ));
     }
     let sig = hex::decode(signature)
         .ok()
         .and_then(|b| Signature::try_from(&b[..]).ok())
-        .ok_or_else(|| refuse(400, "bad_signature", "signature must be 64 bytes of hex"))?;
-    key.verify_raw(digest, &sig).map_err(|_| {
-        refuse(
-            401,
-            "bad_signature",
-            "the owner's signature does not verify",
-        )
-    })
+        .ok_or_else(|| {
+            refuse(Code::BadSignature, "signature must be 64 bytes of hex").with_status(400)
+        })?;
+    key.verify_raw(digest, &sig)
+        .map_err(|_| refuse(Code::BadSignature, "the owner's signature does not verify"))
 }
 
-fn sealing_refusal(e: SealingError) -> Refusal {
+fn sealing_refusal(e: SealingError) -> ApiError {
     match e {
-        SealingError::Disabled => refuse(503, "sealing_disabled", e.to_string()),
-        SealingError::Unavailable(_) => refuse(503, "sealing_unavailable", e.to_string()),
         SealingError::Store(SealedStoreError::Store(StoreError::NotFound)) => {
-            refuse(404, "not_found", "no such vault entry")
+            refuse(Code::NotFound, "no such vault entry")
         }
-        SealingError::Store(SealedStoreError::Store(StoreError::VersionConflict { current })) => {
-            refuse(
-                409,
-                "version_conflict",
-                format!("the current version is {current}"),
-            )
-        }
-        // The parent served something the seal refuses: tampered, moved or replayed.
-        SealingError::Store(ref s @ SealedStoreError::Seal(_)) => refuse(
-            502,
-            "sealed_blob_rejected",
-            format!("the parent's blob store served a blob that fails the seal: {s}"),
-        ),
-        SealingError::Store(
-            ref s @ (SealedStoreError::Rollback { .. } | SealedStoreError::Equivocation { .. }),
-        ) => refuse(502, "rollback_detected", s.to_string()),
-        SealingError::Store(s) => refuse(502, "blob_store_failed", s.to_string()),
+        e => ApiError::from(e),
     }
 }
 
@@ -142,15 +107,14 @@ struct Stored {
     version: u64,
 }
 
-fn load(sealing: &Sealing, name: &str) -> Result<Stored, Refusal> {
+fn load(sealing: &Sealing, name: &str) -> Result<Stored, ApiError> {
     let (version, plain) = sealing
         .with_store(|s| s.get_sealed(Kind::Secret, name))
         .map_err(sealing_refusal)?;
     if plain.len() < 32 {
         // Only an enclave with the data key can seal, so this is a bug, not an attack.
         return Err(refuse(
-            500,
-            "internal_error",
+            Code::InternalError,
             "vault entry shorter than its owner key",
         ));
     }
@@ -158,8 +122,7 @@ fn load(sealing: &Sealing, name: &str) -> Result<Stored, Refusal> {
     owner.copy_from_slice(&plain[..32]);
     if owner == TOMBSTONE {
         return Err(refuse(
-            404,
-            "not_found",
+            Code::NotFound,
             format!(
                 "the entry was deleted at version {version}; create it again with expected_version {version}"
             ),
@@ -172,29 +135,21 @@ fn load(sealing: &Sealing, name: &str) -> Result<Stored, Refusal> {
     })
 }
 
-fn blob_id(name: &str) -> Result<(), Refusal> {
-    vault::check_name(name).map_err(|m| refuse(400, "bad_name", m))
+fn blob_id(name: &str) -> Result<(), ApiError> {
+    vault::check_name(name).map_err(|m| refuse(Code::BadName, m.to_string()))
 }
 
-pub fn put(sealing: &Sealing, body: &[u8]) -> Result<Written, Refusal> {
-    let mut req: PutRequest = serde_json::from_slice(body).map_err(|e| {
-        refuse(
-            400,
-            "malformed_json",
-            format!("not a vault put request: {e}"),
-        )
-    })?;
+pub fn put(sealing: &Sealing, mut req: PutRequest) -> Result<Written, ApiError> {
     blob_id(&req.name)?;
     let value = Zeroizing::new(
         B64.decode(req.value.as_bytes())
-            .map_err(|e| refuse(400, "bad_value", format!("value is not base64: {e}")))?,
+            .map_err(|e| refuse(Code::BadValue, format!("value is not base64: {e}")))?,
     );
     // The base64 text is the secret too.
     zeroize::Zeroize::zeroize(&mut req.value);
     if value.len() > MAX_VALUE {
         return Err(refuse(
-            413,
-            "value_too_large",
+            Code::ValueTooLarge,
             format!("value is {} bytes; at most {MAX_VALUE}", value.len()),
         ));
     }
@@ -223,8 +178,7 @@ pub fn put(sealing: &Sealing, body: &[u8]) -> Result<Written, Refusal> {
                 Ok((v, old)) => {
                     if old.len() < 32 || old[..32] != owner {
                         return Ok(Err(refuse(
-                            403,
-                            "not_owner",
+                            Code::NotOwner,
                             "the entry belongs to another owner",
                         )));
                     }
@@ -241,8 +195,7 @@ pub fn put(sealing: &Sealing, body: &[u8]) -> Result<Written, Refusal> {
             };
             if current != expected {
                 return Ok(Err(refuse(
-                    409,
-                    "version_conflict",
+                    Code::VersionConflict,
                     format!("the current version is {current}, the request expects {expected}"),
                 )));
             }
@@ -258,18 +211,11 @@ pub fn put(sealing: &Sealing, body: &[u8]) -> Result<Written, Refusal> {
 /// The owner is only known once the entry is loaded, so a caller without the owner's key
 /// learns whether a name exists (404 against 401); names are the owner's choice and should
 /// not be secrets. Values are never returned without the owner's signature.
-pub fn get(sealing: &Sealing, body: &[u8]) -> Result<Entry, Refusal> {
-    let req: NameRequest = serde_json::from_slice(body).map_err(|e| {
-        refuse(
-            400,
-            "malformed_json",
-            format!("not a vault get request: {e}"),
-        )
-    })?;
+pub fn get(sealing: &Sealing, req: NameRequest) -> Result<Entry, ApiError> {
     blob_id(&req.name)?;
     let stored = load(sealing, &req.name)?;
     let key = VerifyingKey::from_bytes(&stored.owner)
-        .map_err(|_| refuse(500, "internal_error", "stored owner key is invalid"))?;
+        .map_err(|_| refuse(Code::InternalError, "stored owner key is invalid"))?;
     let digest = vault::digest(
         Op::Get,
         &req.name,
@@ -287,14 +233,7 @@ pub fn get(sealing: &Sealing, body: &[u8]) -> Result<Entry, Refusal> {
     })
 }
 
-pub fn delete(sealing: &Sealing, body: &[u8]) -> Result<Written, Refusal> {
-    let req: NameRequest = serde_json::from_slice(body).map_err(|e| {
-        refuse(
-            400,
-            "malformed_json",
-            format!("not a vault delete request: {e}"),
-        )
-    })?;
+pub fn delete(sealing: &Sealing, req: NameRequest) -> Result<Written, ApiError> {
     blob_id(&req.name)?;
     let name = req.name.clone();
     let version = sealing
@@ -302,8 +241,7 @@ pub fn delete(sealing: &Sealing, body: &[u8]) -> Result<Written, Refusal> {
             let (version, plain) = s.get_sealed(Kind::Secret, &name)?;
             if plain.get(..32) == Some(&TOMBSTONE[..]) {
                 return Ok(Err(refuse(
-                    404,
-                    "not_found",
+                    Code::NotFound,
                     format!("the entry was already deleted at version {version}"),
                 )));
             }
@@ -312,8 +250,7 @@ pub fn delete(sealing: &Sealing, body: &[u8]) -> Result<Written, Refusal> {
                 .and_then(|o| VerifyingKey::from_bytes(o).ok())
             else {
                 return Ok(Err(refuse(
-                    500,
-                    "internal_error",
+                    Code::InternalError,
                     "stored owner key is invalid",
                 )));
             };
@@ -332,8 +269,7 @@ pub fn delete(sealing: &Sealing, body: &[u8]) -> Result<Written, Refusal> {
             }
             if version != req.expected_version {
                 return Ok(Err(refuse(
-                    409,
-                    "version_conflict",
+                    Code::VersionConflict,
                     format!(
                         "the current version is {version}, the request expects {}",
                         req.expected_version

@@ -65,7 +65,9 @@ pub fn prepare(
     let mut limits = limits;
     if prover.is_some() {
         // Submissions carry whole circuits; every other route keeps its own smaller limit.
-        limits.max_body_bytes = limits.max_body_bytes.max(crate::api::prove::MAX_PROVE_BODY);
+        limits.max_body_bytes = limits
+            .max_body_bytes
+            .max(sigil_protocol::endpoint::MAX_PROVE_BODY);
     }
     let server = Server::new(listener, limits);
     let mut app = App::new(nsm, key, info.to_cbor(), sealing);

@@ -22,7 +22,7 @@ use hyper::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use serde::Serialize;
-use sigil_protocol::api::{ApiError, ErrorBody};
+use sigil_protocol::api::{ErrorBody, ErrorDetail};
 use sigil_sys::{Listener, ShutdownHandle, Stream};
 
 use super::exec::{Abandoned, HyperIo, IoInterest, block_on};
@@ -72,6 +72,8 @@ pub struct Response {
     pub status: u16,
     pub content_type: &'static str,
     pub body: Vec<u8>,
+    /// The `Allow` header of a 405: the methods the path takes.
+    pub allow: Option<String>,
 }
 
 impl Response {
@@ -81,6 +83,7 @@ impl Response {
                 status,
                 content_type: "application/json",
                 body,
+                allow: None,
             },
             Err(_) => Response::error(500, "internal_error", "response could not be encoded"),
         }
@@ -88,8 +91,8 @@ impl Response {
 
     pub fn error(status: u16, code: &str, message: impl Into<String>) -> Response {
         let body = ErrorBody {
-            error: ApiError {
-                code: code.to_string(),
+            error: ErrorDetail {
+                code: code.into(),
                 message: message.into(),
             },
         };
@@ -98,6 +101,7 @@ impl Response {
             content_type: "application/json",
             // Serializing two strings cannot fail; an empty body is the fallback regardless.
             body: serde_json::to_vec(&body).unwrap_or_default(),
+            allow: None,
         }
     }
 
@@ -480,5 +484,8 @@ fn to_hyper(r: Response) -> hyper::Response<Full<Bytes>> {
     let h = resp.headers_mut();
     h.insert(CONTENT_TYPE, HeaderValue::from_static(r.content_type));
     h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Some(allow) = r.allow.and_then(|a| HeaderValue::from_str(&a).ok()) {
+        h.insert(http::header::ALLOW, allow);
+    }
     resp
 }

@@ -18,9 +18,8 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use sigil_protocol::api::ApiError;
 use sigil_protocol::prove::{
-    JobResult, JobStatus, Submitted, chonk_inputs_sha256, inputs_sha256, seal_result,
+    JobFailure, JobResult, JobStatus, Submitted, chonk_inputs_sha256, inputs_sha256, seal_result,
 };
 use sigil_sys::process::{self, Rlimit};
 use sigil_sys::signals;
@@ -298,7 +297,7 @@ impl Prover {
                     log::info(format_args!("proving job {id} failed: {}", e.code));
                     result.state = "failed".into();
                     result.circuit_size = e.circuit_size;
-                    result.error = Some(ApiError {
+                    result.error = Some(JobFailure {
                         code: e.code.into(),
                         message: e.message,
                     });
@@ -309,7 +308,9 @@ impl Prover {
             let mut nonce = [0u8; 12];
             let sealed = getrandom::fill(&mut nonce)
                 .map_err(|e| e.to_string())
-                .and_then(|_| seal_result(&input.result_key, &id, nonce, &plain));
+                .and_then(|_| {
+                    seal_result(&input.result_key, &id, nonce, &plain).map_err(|e| e.to_string())
+                });
             // The inputs and the key go here: only the sealed bytes remain.
             drop(input);
             let mut inner = self.lock();

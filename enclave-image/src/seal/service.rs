@@ -67,6 +67,41 @@ pub enum SealingError {
     Store(SealedStoreError),
 }
 
+impl From<SealingError> for sigil_protocol::error::ApiError {
+    fn from(e: SealingError) -> Self {
+        use sigil_protocol::error::{ApiError, Code};
+        let code = match &e {
+            SealingError::Disabled => Code::SealingDisabled,
+            SealingError::Unavailable(_) => Code::SealingUnavailable,
+            SealingError::Store(SealedStoreError::Store(StoreError::NotFound)) => Code::NotFound,
+            SealingError::Store(SealedStoreError::Store(StoreError::VersionConflict {
+                current,
+            })) => {
+                return ApiError::new(
+                    Code::VersionConflict,
+                    format!("the current version is {current}"),
+                );
+            }
+            // The parent served something the seal refuses: tampered, moved or replayed.
+            SealingError::Store(s @ SealedStoreError::Seal(_)) => {
+                return ApiError::new(
+                    Code::SealedBlobRejected,
+                    format!("the parent's blob store served a blob that fails the seal: {s}"),
+                );
+            }
+            SealingError::Store(
+                s @ (SealedStoreError::Rollback { .. } | SealedStoreError::Equivocation { .. }),
+            ) => return ApiError::new(Code::RollbackDetected, s.to_string()),
+            SealingError::Store(_) => Code::BlobStoreFailed,
+        };
+        let message = match e {
+            SealingError::Store(s) => s.to_string(),
+            e => e.to_string(),
+        };
+        ApiError::new(code, message)
+    }
+}
+
 impl std::fmt::Display for SealingError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
