@@ -50,6 +50,18 @@ impl Setup {
 
     /// A shim serving the points in `crs`, and an enclave pinning `points` of them by `sha`.
     fn with_crs(name: &str, crs: PathBuf, points: usize, sha: &str, limits: &str) -> Setup {
+        Setup::with_bb(name, crs, points, sha, limits, |_| bb())
+    }
+
+    /// As [`Setup::with_crs`], with the prover binary that `bb` makes in the test directory.
+    fn with_bb(
+        name: &str,
+        crs: PathBuf,
+        points: usize,
+        sha: &str,
+        limits: &str,
+        bb: impl FnOnce(&Path) -> PathBuf,
+    ) -> Setup {
         let (dir, shim) = common::crs_shim_with("test-prove", name, crs);
         let sock = |n: &str| format!("unix:{}", dir.join(n).display());
         let config = dir.join("enclave.json");
@@ -59,7 +71,7 @@ impl Setup {
         )
         .unwrap();
         let blobs = sock("blobs.sock");
-        let bb = bb();
+        let bb = bb(&dir);
         let enclave = Enclave::start(&[
             "--config",
             config.to_str().unwrap(),
@@ -330,8 +342,33 @@ fn a_prover_over_its_memory_limit_fails_clearly_and_the_next_job_runs() {
 
 #[test]
 fn a_prover_over_its_time_limit_is_stopped_and_the_next_job_runs() {
-    // `large` takes seconds to prove here; one second is not enough.
-    let s = Setup::with_limits("time", 32_769, None, r#""time_limit_secs": 1"#);
+    // A real proof can finish within any limit a fast machine gives it, so the first `prove`
+    // goes to a bb that stalls (as a hostile or stuck input would make it) before doing the
+    // real work; every later call is bb itself.
+    let sha = common::sha256_of_crs_points(32_769);
+    let s = Setup::with_bb(
+        "time",
+        common::shared_crs(),
+        32_769,
+        &sha,
+        r#""time_limit_secs": 1"#,
+        |dir| {
+            let wrapper = dir.join("stalling-bb");
+            let marker = dir.join("stalled-once");
+            std::fs::write(
+                &wrapper,
+                format!(
+                    "#!/bin/sh\nif [ \"$1\" = prove ] && [ ! -e '{m}' ]; then\n  : > '{m}'\n  exec /bin/sleep 60\nfi\nexec '{bb}' \"$@\"\n",
+                    m = marker.display(),
+                    bb = bb().display()
+                ),
+            )
+            .unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+            wrapper
+        },
+    );
     s.wait_crs(true);
     let start = Instant::now();
     let (code, m) = fail_with(&s, "large");
