@@ -1,19 +1,4 @@
-//! AWS Nitro Enclaves attestation documents for sigil.
-//!
-//! This crate decides whether a byte string is a genuine, current attestation document from a
-//! Nitro enclave running the code we expect. It parses the COSE_Sign1 envelope and the CBOR
-//! payload strictly, validates the certificate chain up to a **pinned** root (the AWS Nitro
-//! Enclaves Root-G1, or — only on explicit request — the public "sigil test root"), checks the
-//! ES384 signature, and then applies the caller's policy (PCRs, nonce, freshness, debug mode).
-//!
-//! With the `simulator` feature it can also *issue* documents under the sigil test root
-//! ([`simulator::SimulatedIssuer`]) for development without Nitro hardware. The test root's
-//! private key is committed to the repository, so such documents prove nothing about the
-//! platform; verifiers accept them only when [`Policy::trust_test_root`] is set.
-//!
-//! Every input is untrusted: parsing never panics, every length is capped before anything is
-//! allocated, and an error names the check that failed ([`VerifyError::check`]).
-
+#![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 // Untrusted input must never be able to abort the process: forbid the panicking shortcuts in

@@ -1,6 +1,4 @@
-//! The sigil client: verifies an enclave's attestation before trusting it, then talks to it
-//! through bodies sealed to the attested key, so the untrusted parent in between sees only
-//! ciphertext and cannot forge answers.
+#![doc = include_str!("../README.md")]
 
 pub mod policy;
 

@@ -1,15 +1,4 @@
-//! `sigil-devkms`: a development stand-in for AWS KMS. It speaks the KMS `awsJson1_1`
-//! protocol (SigV4-signed `TrentService.GenerateDataKey`, `Decrypt`, `GenerateRandom`) over
-//! TLS under a throw-away CA or the committed development CA, verifies Nitro attestation `Recipient`s and enforces a key
-//! policy modelled on the `kms:RecipientAttestation:*` condition keys. Never for production:
-//! its keys live in process memory and its CA is generated on the spot or has a public key.
-//!
-//! * [`config`]: the JSON configuration and key policy.
-//! * [`service`]: the operations, independent of transport ([`DevKms::handle`]).
-//! * [`blob`]: the authenticated `CiphertextBlob` format (AES-256-GCM).
-//! * [`tls`]: the development CA and server certificate.
-//! * [`server`]: the blocking HTTP/1.1-over-TLS server ([`start`]).
-
+#![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
 pub mod blob;

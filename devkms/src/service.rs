@@ -58,7 +58,7 @@ impl KmsError {
     fn signature(m: impl Into<String>) -> Self {
         Self::new("InvalidSignatureException", m)
     }
-    fn internal(m: impl Into<String>) -> Self {
+    pub(crate) fn internal(m: impl Into<String>) -> Self {
         Self::new("KMSInternalException", m)
     }
     fn invalid_ciphertext() -> Self {

@@ -10,7 +10,7 @@ use sigil_kms::api::{
     self, DecryptRequest, GenerateDataKeyRequest, GenerateRandomRequest, KeySpec, KmsApiError,
     RecipientInfo,
 };
-use sigil_kms::client::{ClientError, FixedAddr, KmsClient, Trust};
+use sigil_kms::client::{FixedAddr, KmsClient, KmsError, Trust};
 use sigil_kms::{Credentials, RecipientKey, SigningTime, cms};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -125,9 +125,9 @@ fn ctx(v: &str) -> Option<BTreeMap<String, String>> {
     Some(BTreeMap::from([("sigil:purpose".into(), v.into())]))
 }
 
-fn service_code(e: ClientError) -> String {
+fn service_code(e: KmsError) -> String {
     match e {
-        ClientError::Api(KmsApiError::Service { status, code, .. }) => {
+        KmsError::Api(KmsApiError::Service { status, code, .. }) => {
             assert_eq!(status, 400);
             code
         }
@@ -276,7 +276,7 @@ fn expect_tls(c: &KmsClient<FixedAddr>) -> String {
         )
         .unwrap_err();
     match e {
-        ClientError::Tls(m) => m,
+        KmsError::Tls(m) => m,
         other => panic!("expected a TLS error, got {other:?}"),
     }
 }
@@ -321,10 +321,7 @@ fn plain_http_to_a_tls_server_fails_cleanly() {
             },
         )
         .unwrap_err();
-    assert!(
-        matches!(e, ClientError::Http(_) | ClientError::Io(_)),
-        "{e:?}"
-    );
+    assert!(matches!(e, KmsError::Http(_) | KmsError::Io(_)), "{e:?}");
 }
 
 #[test]
@@ -362,7 +359,7 @@ fn wrong_credentials_are_aws_style_api_errors() {
     };
     assert!(matches!(
         c.generate_random(&bad, now(), &req),
-        Err(ClientError::Sign(_))
+        Err(KmsError::Sign(_))
     ));
 }
 
@@ -389,5 +386,5 @@ fn connection_refused_is_a_connect_error() {
             },
         )
         .unwrap_err();
-    assert!(matches!(e, ClientError::Connect(_)), "{e:?}");
+    assert!(matches!(e, KmsError::Connect(_)), "{e:?}");
 }

@@ -125,6 +125,13 @@ fn send_raw(op: Operation, body: Vec<u8>, secret: &str, time: u64) -> (u16, Vec<
 }
 
 fn exchange(wire: &[u8]) -> (u16, Vec<u8>) {
+    let (status, _, body) = exchange_all(wire).swap_remove(0);
+    (status, body)
+}
+
+/// Writes `wire` on one TLS connection and reads until the server closes it; returns every
+/// response as (status, whether it said `Connection: close`, body).
+fn exchange_all(wire: &[u8]) -> Vec<(u16, bool, Vec<u8>)> {
     let e = env();
     let mut roots = RootCertStore::empty();
     roots
@@ -148,19 +155,29 @@ fn exchange(wire: &[u8]) -> (u16, Vec<u8>) {
         Err(err) if err.kind() == std::io::ErrorKind::UnexpectedEof => {}
         Err(err) => panic!("read: {err}"),
     }
-    let mut headers = [httparse::EMPTY_HEADER; 32];
-    let mut parsed = httparse::Response::new(&mut headers);
-    let n = match parsed.parse(&resp).unwrap() {
-        httparse::Status::Complete(n) => n,
-        httparse::Status::Partial => panic!("partial response"),
-    };
-    let cl: usize = parsed
-        .headers
-        .iter()
-        .find(|h| h.name.eq_ignore_ascii_case("content-length"))
-        .map(|h| std::str::from_utf8(h.value).unwrap().parse().unwrap())
-        .unwrap();
-    (parsed.code.unwrap(), resp[n..n + cl].to_vec())
+    let mut out = Vec::new();
+    let mut rest = &resp[..];
+    while !rest.is_empty() {
+        let mut headers = [httparse::EMPTY_HEADER; 32];
+        let mut parsed = httparse::Response::new(&mut headers);
+        let n = match parsed.parse(rest).unwrap() {
+            httparse::Status::Complete(n) => n,
+            httparse::Status::Partial => panic!("partial response"),
+        };
+        let header = |name: &str| {
+            parsed
+                .headers
+                .iter()
+                .find(|h| h.name.eq_ignore_ascii_case(name))
+                .map(|h| std::str::from_utf8(h.value).unwrap().to_string())
+        };
+        let cl: usize = header("content-length").unwrap().parse().unwrap();
+        let close = header("connection").is_some_and(|v| v.eq_ignore_ascii_case("close"));
+        out.push((parsed.code.unwrap(), close, rest[n..n + cl].to_vec()));
+        rest = &rest[n + cl..];
+    }
+    assert!(!out.is_empty(), "no response");
+    out
 }
 
 fn call<T: serde::de::DeserializeOwned>(
@@ -411,4 +428,51 @@ fn oversized_body_is_refused() {
     );
     let (status, _) = exchange(wire.as_bytes());
     assert_eq!(status, 413);
+}
+
+#[test]
+fn oversized_chunked_body_is_refused_after_the_limit() {
+    // The chunk announces more than the limit; one byte over it is sent, then nothing.
+    let over = sigil_devkms::server::MAX_BODY + 1;
+    let mut wire = format!(
+        "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n",
+        2 * over
+    )
+    .into_bytes();
+    wire.resize(wire.len() + over, b'a');
+    let responses = exchange_all(&wire);
+    assert_eq!(responses.len(), 1);
+    let (status, close, body) = &responses[0];
+    assert_eq!((*status, *close), (413, true));
+    let err = api::parse_response::<DecryptResponse>(400, body).unwrap_err();
+    assert!(
+        matches!(&err, KmsApiError::Service { code, .. } if code == "ValidationException"),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn a_keep_alive_connection_serves_a_bounded_number_of_requests() {
+    let max = sigil_devkms::server::MAX_REQUESTS_PER_CONNECTION;
+    let one = "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}";
+    let responses = exchange_all(one.repeat(max).as_bytes());
+    assert_eq!(responses.len(), max);
+    for (i, (status, close, body)) in responses.iter().enumerate() {
+        assert_eq!(*status, 400);
+        assert_eq!(*close, i + 1 == max, "response {i}");
+        let err = api::parse_response::<DecryptResponse>(*status, body).unwrap_err();
+        assert!(
+            matches!(&err, KmsApiError::Service { code, .. } if code == "MissingAuthenticationTokenException"),
+            "{err:?}"
+        );
+    }
+}
+
+#[test]
+fn shutdown_closes_the_listener() {
+    let server = sigil_devkms::start(&config()).unwrap();
+    let addr = server.local_addr();
+    TcpStream::connect(addr).unwrap();
+    server.shutdown();
+    assert!(TcpStream::connect(addr).is_err());
 }

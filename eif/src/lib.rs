@@ -1,11 +1,4 @@
-//! Reproducible AWS Nitro Enclave images without AWS's tool chain at build time.
-//!
-//! - [`cpio`]: deterministic initramfs archives (newc) and gzip;
-//! - [`eif`]: the Enclave Image Format v4, written byte for byte as AWS's `eif_build` writes
-//!   it, and read back with strict bounds and CRC checks;
-//! - [`pcr`]: the boot measurements PCR0/1/2 that attestation documents carry.
-//!
-//! Everything works on in-memory buffers; the `sigil-eif` binary adds file handling.
+#![doc = include_str!("../README.md")]
 
 pub mod cpio;
 pub mod eif;

@@ -5,7 +5,6 @@
 //! blocking: a console that cannot keep up loses lines (counted), the service does not stall.
 //! Levels are few on purpose; `SIGIL_LOG=debug` adds the per-connection noise.
 
-use std::collections::VecDeque;
 use std::fmt::Arguments;
 use std::fs::File;
 use std::io::Write;
@@ -14,6 +13,9 @@ use std::sync::{Condvar, Mutex, OnceLock};
 
 /// Bytes of log kept in memory as PID 1.
 pub const RING_BYTES: usize = 256 * 1024;
+/// Lines kept at most, whatever their size: the ring's slots are allocated once, at boot, and
+/// never grow (a flood of short lines cannot make the ring reallocate).
+pub const RING_LINES: usize = 1024;
 /// Longest line kept (longer ones are cut): a huge message must not evict the whole ring.
 pub const MAX_LINE: usize = 2048;
 
@@ -29,7 +31,7 @@ pub struct Ring {
 }
 
 struct RingInner {
-    lines: VecDeque<(u64, Vec<u8>)>,
+    lines: heapless::Deque<(u64, Vec<u8>), RING_LINES>,
     bytes: usize,
     next_seq: u64,
     dropped: u64,
@@ -45,10 +47,17 @@ impl Ring {
             }
         }
         let Ok(mut g) = self.inner.lock() else { return };
-        g.bytes += line.len();
         let seq = g.next_seq;
         g.next_seq += 1;
-        g.lines.push_back((seq, line));
+        if g.lines.is_full()
+            && let Some((_, old)) = g.lines.pop_front()
+        {
+            g.bytes -= old.len();
+            g.dropped += 1;
+        }
+        g.bytes += line.len();
+        // Cannot fail: a slot was freed above when the ring was full.
+        let _ = g.lines.push_back((seq, line));
         while g.bytes > RING_BYTES {
             match g.lines.pop_front() {
                 Some((_, old)) => {
@@ -94,7 +103,7 @@ impl Ring {
 pub fn use_ring(console: Option<File>) -> &'static Ring {
     SINK.get_or_init(|| Ring {
         inner: Mutex::new(RingInner {
-            lines: VecDeque::new(),
+            lines: heapless::Deque::new(),
             bytes: 0,
             next_seq: 0,
             dropped: 0,
@@ -152,7 +161,7 @@ mod tests {
     fn ring() -> Ring {
         Ring {
             inner: Mutex::new(RingInner {
-                lines: VecDeque::new(),
+                lines: heapless::Deque::new(),
                 bytes: 0,
                 next_seq: 0,
                 dropped: 0,
@@ -179,6 +188,20 @@ mod tests {
         let (none, again) = r.read_from(next, Duration::from_millis(10));
         assert!(none.is_empty());
         assert_eq!(again, next);
+    }
+
+    #[test]
+    fn ring_keeps_at_most_its_line_count_of_short_lines() {
+        let r = ring();
+        for i in 0..(RING_LINES as u64 + 10) {
+            r.push(format!("{i}\n").into_bytes());
+        }
+        let (lines, next) = r.read_from(0, Duration::ZERO);
+        assert_eq!(lines.len(), RING_LINES);
+        assert_eq!(next, RING_LINES as u64 + 10);
+        // The oldest went first.
+        assert_eq!(lines[0], b"10\n");
+        assert_eq!(r.dropped().0, 10);
     }
 
     #[test]

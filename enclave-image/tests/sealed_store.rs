@@ -42,7 +42,7 @@ impl Shim {
             store::Store::open(
                 &self.state(),
                 store::Limits {
-                    max_blob_bytes: sigil_protocol::blob_wire::MAX_DATA,
+                    max_blob_bytes: sigil_protocol::parent::blobs::MAX_DATA,
                     max_blobs: 100,
                 },
             )

@@ -64,55 +64,26 @@ pub enum Trust {
 
 /// Why a KMS call failed. Messages carry no secret: no credentials, no plaintext, and what
 /// comes from the server is clipped by [`api::parse_response`].
-#[derive(Debug)]
-pub enum ClientError {
+#[derive(Debug, thiserror::Error)]
+pub enum KmsError {
     /// The connector could not open the stream.
+    #[error("cannot connect to KMS: {0}")]
     Connect(String),
     /// TLS setup, the handshake (e.g. an untrusted certificate) or a TLS record failed.
+    #[error("TLS with KMS failed: {0}")]
     Tls(String),
     /// Sending or receiving failed after connecting (reset, timeout, deadline).
+    #[error("KMS connection failed: {0}")]
     Io(String),
     /// The response is not acceptable HTTP/1.1 (bad framing, too large a head, cut short).
+    #[error("bad HTTP response from KMS: {0}")]
     Http(String),
     /// KMS answered with an error, or with a body that is not the expected JSON.
-    Api(KmsApiError),
+    #[error("{0}")]
+    Api(#[from] KmsApiError),
     /// The request could not be signed (bad region, credentials or time).
-    Sign(SigV4Error),
-}
-
-impl fmt::Display for ClientError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ClientError::Connect(e) => write!(f, "cannot connect to KMS: {e}"),
-            ClientError::Tls(e) => write!(f, "TLS with KMS failed: {e}"),
-            ClientError::Io(e) => write!(f, "KMS connection failed: {e}"),
-            ClientError::Http(e) => write!(f, "bad HTTP response from KMS: {e}"),
-            ClientError::Api(e) => write!(f, "{e}"),
-            ClientError::Sign(e) => write!(f, "cannot sign the KMS request: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for ClientError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            ClientError::Api(e) => Some(e),
-            ClientError::Sign(e) => Some(e),
-            _ => None,
-        }
-    }
-}
-
-impl From<KmsApiError> for ClientError {
-    fn from(e: KmsApiError) -> Self {
-        ClientError::Api(e)
-    }
-}
-
-impl From<SigV4Error> for ClientError {
-    fn from(e: SigV4Error) -> Self {
-        ClientError::Sign(e)
-    }
+    #[error("cannot sign the KMS request: {0}")]
+    Sign(#[from] SigV4Error),
 }
 
 /// Tests and development only: connects to one fixed address whatever the host name, with
@@ -227,9 +198,9 @@ pub struct KmsClient<C: Connector> {
 
 impl<C: Connector> KmsClient<C> {
     /// Builds the client for `region`, trusting `trust`.
-    pub fn new(connector: C, region: &str, trust: Trust) -> Result<Self, ClientError> {
+    pub fn new(connector: C, region: &str, trust: Trust) -> Result<Self, KmsError> {
         if !valid_region(region) {
-            return Err(ClientError::Sign(SigV4Error::BadScope));
+            return Err(KmsError::Sign(SigV4Error::BadScope));
         }
         let host = api::host(region);
         let roots = match trust {
@@ -237,7 +208,7 @@ impl<C: Connector> KmsClient<C> {
             Trust::AmazonRoots => {
                 let anchors = amazon_anchors();
                 if anchors.len() < MIN_AMAZON_ROOTS {
-                    return Err(ClientError::Tls(format!(
+                    return Err(KmsError::Tls(format!(
                         "webpki-roots has {} of the Amazon roots, expected at least {MIN_AMAZON_ROOTS}",
                         anchors.len()
                     )));
@@ -248,12 +219,12 @@ impl<C: Connector> KmsClient<C> {
             }
             Trust::Custom(ders) => {
                 if ders.is_empty() {
-                    return Err(ClientError::Tls("no trust anchors given".into()));
+                    return Err(KmsError::Tls("no trust anchors given".into()));
                 }
                 let mut roots = RootCertStore::empty();
                 for (i, der) in ders.into_iter().enumerate() {
                     roots.add(CertificateDer::from(der)).map_err(|e| {
-                        ClientError::Tls(format!("trust anchor {i} is not usable: {e}"))
+                        KmsError::Tls(format!("trust anchor {i} is not usable: {e}"))
                     })?;
                 }
                 Some(roots)
@@ -267,11 +238,11 @@ impl<C: Connector> KmsClient<C> {
                 let provider = Arc::new(rustls::crypto::ring::default_provider());
                 let config = ClientConfig::builder_with_provider(provider)
                     .with_safe_default_protocol_versions()
-                    .map_err(|e| ClientError::Tls(e.to_string()))?
+                    .map_err(|e| KmsError::Tls(e.to_string()))?
                     .with_root_certificates(roots)
                     .with_no_client_auth();
                 let name = ServerName::try_from(host.clone())
-                    .map_err(|e| ClientError::Tls(format!("server name: {e}")))?;
+                    .map_err(|e| KmsError::Tls(format!("server name: {e}")))?;
                 Some((Arc::new(config), name))
             }
         };
@@ -328,7 +299,7 @@ impl<C: Connector> KmsClient<C> {
         creds: &Credentials,
         time: SigningTime,
         req: &GenerateDataKeyRequest,
-    ) -> Result<GenerateDataKeyResponse, ClientError> {
+    ) -> Result<GenerateDataKeyResponse, KmsError> {
         self.call(
             Operation::GenerateDataKey,
             creds,
@@ -344,7 +315,7 @@ impl<C: Connector> KmsClient<C> {
         creds: &Credentials,
         time: SigningTime,
         req: &DecryptRequest,
-    ) -> Result<DecryptResponse, ClientError> {
+    ) -> Result<DecryptResponse, KmsError> {
         self.call(
             Operation::Decrypt,
             creds,
@@ -360,7 +331,7 @@ impl<C: Connector> KmsClient<C> {
         creds: &Credentials,
         time: SigningTime,
         req: &GenerateRandomRequest,
-    ) -> Result<GenerateRandomResponse, ClientError> {
+    ) -> Result<GenerateRandomResponse, KmsError> {
         self.call(
             Operation::GenerateRandom,
             creds,
@@ -377,13 +348,13 @@ impl<C: Connector> KmsClient<C> {
         time: SigningTime,
         req: &Q,
         with_recipient: bool,
-    ) -> Result<R, ClientError>
+    ) -> Result<R, KmsError>
     where
         Q: serde::Serialize,
         R: serde::de::DeserializeOwned + RecipientResponse,
     {
         let body = serde_json::to_vec(req)
-            .map_err(|e| ClientError::Http(format!("request encoding: {e}")))?;
+            .map_err(|e| KmsError::Http(format!("request encoding: {e}")))?;
         let signed = api::request(op, body, &self.region, creds, time)?;
         let (status, body) = self.send(&signed)?;
         let resp: R = api::parse_response(status, &body)?;
@@ -396,10 +367,7 @@ impl<C: Connector> KmsClient<C> {
     }
 
     /// Sends the signed `POST /` and reads one response: `(status, body)`.
-    fn send(
-        &self,
-        signed: &crate::sigv4::Request,
-    ) -> Result<(u16, Zeroizing<Vec<u8>>), ClientError> {
+    fn send(&self, signed: &crate::sigv4::Request) -> Result<(u16, Zeroizing<Vec<u8>>), KmsError> {
         let mut req = self.agent.post(&self.url);
         // The header values were validated by the signer (no CR/LF); `Host` is among them.
         for (n, v) in &signed.headers {
@@ -410,7 +378,7 @@ impl<C: Connector> KmsClient<C> {
         // We never send `Expect: 100-continue` nor ask for an upgrade, so an interim response
         // means the peer is not the KMS we talk to.
         if !(200..=599).contains(&status) {
-            return Err(ClientError::Http(format!("unexpected status {status}")));
+            return Err(KmsError::Http(format!("unexpected status {status}")));
         }
         check_framing(resp.headers())?;
         let mut reader = resp
@@ -430,7 +398,7 @@ impl<C: Connector> KmsClient<C> {
                 Err(e) => return Err(from_ureq(ureq::Error::from(e))),
             }
             if len > api::MAX_RESPONSE {
-                return Err(ClientError::Api(KmsApiError::TooLarge));
+                return Err(KmsError::Api(KmsApiError::TooLarge));
             }
         }
         body.truncate(len);
@@ -442,7 +410,7 @@ impl<C: Connector> KmsClient<C> {
 /// and `Transfer-Encoding`, two different lengths, or a coding other than one `chunked`
 /// (threat: two parties disagreeing on where the body ends, the root of response smuggling).
 /// A declared length over [`api::MAX_RESPONSE`] is refused before any body byte is read.
-fn check_framing(headers: &ureq::http::HeaderMap) -> Result<(), ClientError> {
+fn check_framing(headers: &ureq::http::HeaderMap) -> Result<(), KmsError> {
     let mut length: Option<usize> = None;
     for v in headers.get_all(ureq::http::header::CONTENT_LENGTH) {
         let v = v
@@ -451,9 +419,9 @@ fn check_framing(headers: &ureq::http::HeaderMap) -> Result<(), ClientError> {
             .map(str::trim)
             .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
             .and_then(|v| v.parse::<usize>().ok())
-            .ok_or_else(|| ClientError::Http("bad Content-Length".into()))?;
+            .ok_or_else(|| KmsError::Http("bad Content-Length".into()))?;
         if length.replace(v).is_some_and(|old| old != v) {
-            return Err(ClientError::Http("conflicting Content-Length".into()));
+            return Err(KmsError::Http("conflicting Content-Length".into()));
         }
     }
     let codings: Vec<_> = headers
@@ -466,51 +434,50 @@ fn check_framing(headers: &ureq::http::HeaderMap) -> Result<(), ClientError> {
             .to_str()
             .is_ok_and(|v| v.trim().eq_ignore_ascii_case("chunked")) => {}
         _ => {
-            return Err(ClientError::Http(
+            return Err(KmsError::Http(
                 "unsupported Transfer-Encoding (only a single chunked)".into(),
             ));
         }
     }
     match (length, codings.is_empty()) {
-        (Some(_), false) => Err(ClientError::Http(
+        (Some(_), false) => Err(KmsError::Http(
             "both Content-Length and Transfer-Encoding".into(),
         )),
-        (Some(n), true) if n > api::MAX_RESPONSE => Err(ClientError::Api(KmsApiError::TooLarge)),
+        (Some(n), true) if n > api::MAX_RESPONSE => Err(KmsError::Api(KmsApiError::TooLarge)),
         _ => Ok(()),
     }
 }
 
 /// ureq's error as ours. What this module's connector and transport raised comes back as it
 /// was; the rest is sorted by kind.
-fn from_ureq(e: ureq::Error) -> ClientError {
+fn from_ureq(e: ureq::Error) -> KmsError {
     match e {
-        ureq::Error::Other(inner) => match inner.downcast::<ClientError>() {
+        ureq::Error::Other(inner) => match inner.downcast::<KmsError>() {
             Ok(ours) => *ours,
-            Err(other) => ClientError::Http(other.to_string()),
+            Err(other) => KmsError::Http(other.to_string()),
         },
-        ureq::Error::Io(io) => match io.get_ref().and_then(|i| i.downcast_ref::<ClientError>()) {
-            Some(_) => {
-                from_ureq(ureq::Error::Other(io.into_inner().unwrap_or_else(|| {
-                    Box::new(ClientError::Io("lost error".into()))
-                })))
-            }
+        ureq::Error::Io(io) => match io.get_ref().and_then(|i| i.downcast_ref::<KmsError>()) {
+            Some(_) => from_ureq(ureq::Error::Other(
+                io.into_inner()
+                    .unwrap_or_else(|| Box::new(KmsError::Io("lost error".into()))),
+            )),
             None if io.kind() == io::ErrorKind::UnexpectedEof => {
-                ClientError::Http("connection closed before the response was complete".into())
+                KmsError::Http("connection closed before the response was complete".into())
             }
-            None => ClientError::Io(io.to_string()),
+            None => KmsError::Io(io.to_string()),
         },
-        ureq::Error::Timeout(_) => ClientError::Io(format!(
+        ureq::Error::Timeout(_) => KmsError::Io(format!(
             "no complete response within {} s",
             CALL_DEADLINE.as_secs()
         )),
-        ureq::Error::BodyExceedsLimit(_) => ClientError::Api(KmsApiError::TooLarge),
-        ureq::Error::LargeResponseHeader(..) => ClientError::Http("response head too large".into()),
-        ureq::Error::Protocol(p) => ClientError::Http(format!("malformed response: {p}")),
-        other => ClientError::Http(other.to_string()),
+        ureq::Error::BodyExceedsLimit(_) => KmsError::Api(KmsApiError::TooLarge),
+        ureq::Error::LargeResponseHeader(..) => KmsError::Http("response head too large".into()),
+        ureq::Error::Protocol(p) => KmsError::Http(format!("malformed response: {p}")),
+        other => KmsError::Http(other.to_string()),
     }
 }
 
-fn boxed(e: ClientError) -> ureq::Error {
+fn boxed(e: KmsError) -> ureq::Error {
     ureq::Error::Other(Box::new(e))
 }
 
@@ -563,18 +530,18 @@ impl<C: Connector> transport::Connector for StreamConnector<C> {
         let mut sock = self
             .connector
             .connect(&self.host, self.port)
-            .map_err(|e| boxed(ClientError::Connect(e.to_string())))?;
+            .map_err(|e| boxed(KmsError::Connect(e.to_string())))?;
         let Some((config, name)) = &self.tls else {
             return Ok(Some(StreamTransport::new(Io::Plain(sock))));
         };
         let mut conn = ClientConnection::new(config.clone(), name.clone())
-            .map_err(|e| boxed(ClientError::Tls(e.to_string())))?;
+            .map_err(|e| boxed(KmsError::Tls(e.to_string())))?;
         // The handshake is driven here, not lazily by the first write, so that an untrusted
         // certificate is reported as Tls whatever I/O error it surfaces as.
         while conn.is_handshaking() {
             deadline.check().map_err(boxed)?;
             conn.complete_io(&mut sock)
-                .map_err(|e| boxed(ClientError::Tls(e.to_string())))?;
+                .map_err(|e| boxed(KmsError::Tls(e.to_string())))?;
         }
         Ok(Some(StreamTransport::new(Io::Tls(Box::new(
             StreamOwned::new(conn, sock),
@@ -596,9 +563,9 @@ impl From<NextTimeout> for Deadline {
 }
 
 impl Deadline {
-    fn check(&self) -> Result<(), ClientError> {
+    fn check(&self) -> Result<(), KmsError> {
         match self.0 {
-            Some(d) if Instant::now() >= d => Err(ClientError::Io(format!(
+            Some(d) if Instant::now() >= d => Err(KmsError::Io(format!(
                 "no complete response within {} s",
                 CALL_DEADLINE.as_secs()
             ))),
@@ -655,10 +622,10 @@ impl<S: Read + Write> fmt::Debug for StreamTransport<S> {
 
 /// I/O errors carrying a rustls error (bad record, alert) are TLS failures; the rest are
 /// transport failures.
-fn io_error(e: io::Error) -> ClientError {
+fn io_error(e: io::Error) -> KmsError {
     match e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
-        Some(t) => ClientError::Tls(t.to_string()),
-        None => ClientError::Io(e.to_string()),
+        Some(t) => KmsError::Tls(t.to_string()),
+        None => KmsError::Io(e.to_string()),
     }
 }
 
@@ -681,7 +648,7 @@ impl<S: Read + Write + Send + Sync + 'static> Transport for StreamTransport<S> {
         }
         let buf = self.buffers.input_append_buf();
         if buf.is_empty() {
-            return Err(boxed(ClientError::Http("response head too large".into())));
+            return Err(boxed(KmsError::Http("response head too large".into())));
         }
         loop {
             return match self.io.read(buf) {
@@ -700,7 +667,7 @@ impl<S: Read + Write + Send + Sync + 'static> Transport for StreamTransport<S> {
                     if e.kind() == io::ErrorKind::UnexpectedEof
                         && matches!(self.io, Io::Tls(_)) =>
                 {
-                    Err(boxed(ClientError::Tls(
+                    Err(boxed(KmsError::Tls(
                         "connection closed without close_notify (response may be truncated)".into(),
                     )))
                 }
@@ -848,7 +815,7 @@ mod tests {
         }
     }
 
-    fn run(input: &[u8]) -> Result<(u16, Vec<u8>), ClientError> {
+    fn run(input: &[u8]) -> Result<(u16, Vec<u8>), KmsError> {
         // Small and large reads must agree: framing may not depend on read sizes. (Big
         // inputs skip 1-byte reads: they are slow in debug builds.)
         let steps = if input.len() <= 4096 {
@@ -940,18 +907,18 @@ mod tests {
         for region in ["", "EU-WEST-1", "evil.example/x", "eu-west-1.attacker.com"] {
             assert!(matches!(
                 KmsClient::new(fixed(), region, Trust::PlainHttpForTests),
-                Err(ClientError::Sign(SigV4Error::BadScope))
+                Err(KmsError::Sign(SigV4Error::BadScope))
             ));
         }
         assert!(matches!(
             KmsClient::new(fixed(), "eu-west-1", Trust::Custom(vec![])),
-            Err(ClientError::Tls(_))
+            Err(KmsError::Tls(_))
         ));
         let e = KmsClient::new(fixed(), "eu-west-1", Trust::Custom(vec![vec![0x30, 0x00]]))
             .err()
             .unwrap();
         assert!(
-            matches!(e, ClientError::Tls(ref m) if m.contains("trust anchor 0")),
+            matches!(e, KmsError::Tls(ref m) if m.contains("trust anchor 0")),
             "{e}"
         );
     }
@@ -977,7 +944,7 @@ mod tests {
             b"garbage\r\n\r\n",
         ] {
             assert!(
-                matches!(run(bad), Err(ClientError::Http(_))),
+                matches!(run(bad), Err(KmsError::Http(_))),
                 "{:?}",
                 String::from_utf8_lossy(bad)
             );
@@ -997,7 +964,7 @@ mod tests {
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nab",
         ] {
             assert!(
-                matches!(run(bad), Err(ClientError::Http(_))),
+                matches!(run(bad), Err(KmsError::Http(_))),
                 "{:?}",
                 String::from_utf8_lossy(bad)
             );
@@ -1019,7 +986,7 @@ mod tests {
         );
         assert!(matches!(
             run(big.as_bytes()),
-            Err(ClientError::Api(KmsApiError::TooLarge))
+            Err(KmsError::Api(KmsApiError::TooLarge))
         ));
         // Chunks adding up to more than the limit, and an endless close-delimited body.
         let mut chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
@@ -1030,16 +997,16 @@ mod tests {
         }
         assert!(matches!(
             run(&chunked),
-            Err(ClientError::Api(KmsApiError::TooLarge))
+            Err(KmsError::Api(KmsApiError::TooLarge))
         ));
         let mut endless = b"HTTP/1.1 200 OK\r\n\r\n".to_vec();
         endless.resize(2 * api::MAX_RESPONSE + MAX_HEAD, b'a');
         assert!(matches!(
             run(&endless),
-            Err(ClientError::Api(KmsApiError::TooLarge))
+            Err(KmsError::Api(KmsApiError::TooLarge))
         ));
         let mut head = b"HTTP/1.1 200 OK\r\n".to_vec();
         head.resize(MAX_HEAD + 100, b'a');
-        assert!(matches!(run(&head), Err(ClientError::Http(_))));
+        assert!(matches!(run(&head), Err(KmsError::Http(_))));
     }
 }

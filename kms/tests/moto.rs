@@ -7,7 +7,7 @@ use sigil_kms::api::{
     self, DecryptRequest, GenerateDataKeyRequest, GenerateRandomRequest, KeySpec, KmsApiError,
     RecipientInfo,
 };
-use sigil_kms::client::{ClientError, FixedAddr, KmsClient, Trust};
+use sigil_kms::client::{FixedAddr, KmsClient, KmsError, Trust};
 use sigil_kms::sigv4::{self, Request, SigningParams};
 use sigil_kms::{Credentials, SigningTime};
 use std::collections::BTreeMap;
@@ -172,9 +172,9 @@ impl Moto {
     }
 }
 
-fn service_code(e: ClientError) -> String {
+fn service_code(e: KmsError) -> String {
     match e {
-        ClientError::Api(KmsApiError::Service { status, code, .. }) => {
+        KmsError::Api(KmsApiError::Service { status, code, .. }) => {
             assert_eq!(status, 400);
             code
         }
@@ -279,7 +279,7 @@ fn data_keys_and_errors_against_moto() {
         .generate_data_key(&creds(), now(), &with_recipient)
         .unwrap_err();
     assert!(
-        matches!(e, ClientError::Api(KmsApiError::UnexpectedPlaintext)),
+        matches!(e, KmsError::Api(KmsApiError::UnexpectedPlaintext)),
         "{e:?}"
     );
 }

@@ -1,6 +1,4 @@
-//! sigil-shim: the parent-instance side of a sigil enclave. It forwards bytes (TCP <-> vsock),
-//! stores opaque sealed blobs, proxies allow-listed egress and prints the enclave's log lines.
-//! It is untrusted by design and never parses application payloads.
+#![doc = include_str!("../README.md")]
 
 pub mod blobs;
 pub mod config;

@@ -1,16 +1,4 @@
-//! sigil's MuSig2 engine: the pure, in-process part of the enclave's signing service.
-//!
-//! * [`keys`]: keys held by the enclave, each bound to an owner who approves every use;
-//! * [`aggregate`]: BIP-327 aggregate keys over held and external participants, with tweaks;
-//! * [`session`]: signing sessions (single or batch, optional adaptor point) from approvals
-//!   through nonce exchange to verified BIP-340 signatures;
-//! * [`approval`]: the session digest owners sign, and BIP-340 verification;
-//! * [`nonce`]: the secret-nonce rules (memory only, used at most once);
-//! * [`records`]: the record store the enclave implements on its sealed storage.
-//!
-//! No networking, no clock: the caller passes the current time (unix seconds) into every call
-//! that depends on it, and supplies randomness through [`Entropy`].
-
+#![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
 mod adaptor;

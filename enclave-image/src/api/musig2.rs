@@ -160,7 +160,7 @@ impl RecordStore for SealedRecords {
         }
     }
 
-    /// At most the blob store's list bound (`blob_wire::MAX_LIST`) names: the wire has no
+    /// At most the blob store's list bound (`parent::blobs::MAX_LIST`) names: the wire has no
     /// cursor, so a deployment with more records lists only the first ones.
     fn list(&self, prefix: &str) -> Result<Vec<String>, RecordStoreError> {
         let (kind, rest) = blob_of(prefix)?;

@@ -82,7 +82,7 @@ pub const MAX_ID: usize = 128;
 pub const TAG_LEN: usize = 16;
 /// Largest plaintext: a sealed blob must fit in one blob-store frame.
 pub const MAX_PLAINTEXT: usize =
-    sigil_protocol::blob_wire::MAX_DATA - (FIXED_HEADER + MAX_ID + TAG_LEN);
+    sigil_protocol::parent::blobs::MAX_DATA - (FIXED_HEADER + MAX_ID + TAG_LEN);
 /// Header bytes other than the id: magic, format, kind, id length, version, epoch, nonce.
 const FIXED_HEADER: usize = 8 + 1 + 1 + 1 + 8 + 4 + NONCE_LEN;
 
@@ -514,7 +514,7 @@ mod tests {
         let max_id = "x".repeat(MAX_ID);
         let big = vec![0xa5; MAX_PLAINTEXT];
         let b = seal(&key(), Kind::Config, &max_id, 1, 0, &big).unwrap();
-        assert!(b.len() <= sigil_protocol::blob_wire::MAX_DATA);
+        assert!(b.len() <= sigil_protocol::parent::blobs::MAX_DATA);
         assert_eq!(
             &*open(&key(), Kind::Config, &max_id, Some(1), 0, &b).unwrap(),
             &big

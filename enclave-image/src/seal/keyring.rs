@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 use sigil_kms::api::{
     self, DecryptRequest, GenerateDataKeyRequest, KeySpec, RecipientInfo, recipient_ciphertext,
 };
-use sigil_kms::client::{ClientError, Connector, KmsClient, Trust};
+use sigil_kms::client::{Connector, KmsClient, KmsError, Trust};
 use sigil_kms::{Credentials, RecipientKey, SigningTime, cms};
 use sigil_sys::Stream;
 
@@ -80,7 +80,7 @@ pub enum KeyringError {
     /// The attestation for the Recipient failed.
     Nsm(String),
     /// KMS refused or could not be reached.
-    Kms(ClientError),
+    Kms(KmsError),
     /// KMS answered, but not with a usable data key.
     BadAnswer(String),
     /// The enclave's clock cannot date a SigV4 request.
@@ -129,11 +129,11 @@ impl KeyringError {
             KeyringError::Credentials(_) => "credentials",
             KeyringError::Store(_) => "blob_store",
             KeyringError::Nsm(_) => "attestation",
-            KeyringError::Kms(ClientError::Connect(_) | ClientError::Io(_)) => "kms_unreachable",
-            KeyringError::Kms(ClientError::Tls(_)) => "kms_tls",
-            KeyringError::Kms(ClientError::Http(_)) => "kms_bad_http",
-            KeyringError::Kms(ClientError::Api(_)) => "kms_refused",
-            KeyringError::Kms(ClientError::Sign(_)) => "kms_signing",
+            KeyringError::Kms(KmsError::Connect(_) | KmsError::Io(_)) => "kms_unreachable",
+            KeyringError::Kms(KmsError::Tls(_)) => "kms_tls",
+            KeyringError::Kms(KmsError::Http(_)) => "kms_bad_http",
+            KeyringError::Kms(KmsError::Api(_)) => "kms_refused",
+            KeyringError::Kms(KmsError::Sign(_)) => "kms_signing",
             KeyringError::BadAnswer(_) => "kms_bad_answer",
             KeyringError::Clock(_) => "clock",
         }
@@ -146,8 +146,8 @@ impl From<StoreError> for KeyringError {
     }
 }
 
-impl From<ClientError> for KeyringError {
-    fn from(e: ClientError) -> Self {
+impl From<KmsError> for KeyringError {
+    fn from(e: KmsError) -> Self {
         KeyringError::Kms(e)
     }
 }

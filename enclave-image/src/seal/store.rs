@@ -1,5 +1,5 @@
 //! A blocking client for the parent shim's blob store ([`BlobClient`], frames from
-//! `sigil_protocol::blob_wire`) and [`SealedStore`], which seals what it puts and opens what it
+//! `sigil_protocol::parent::blobs`) and [`SealedStore`], which seals what it puts and opens what it
 //! gets.
 //!
 //! The store is untrusted: every reply is bounded (frame size, names, data) and checked for
@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ring::aead::NONCE_LEN;
-use sigil_protocol::blob_wire::{self as wire, FrameError, Op, Request, Response};
+use sigil_protocol::parent::blobs::{self as wire, FrameError, Op, Request, Response};
 use sigil_sys::{Addr, Stream};
 use zeroize::Zeroizing;
 

@@ -1,0 +1,102 @@
+//! `ARCHITECTURE.md` is a map a newcomer trusts: every crate and path it names must exist, and
+//! every crate of the workspace must be on it. A renamed module or a new crate that the map
+//! does not follow fails here.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the tests crate sits in the workspace")
+        .to_path_buf()
+}
+
+/// Every `code span` of the document.
+fn code_spans(text: &str) -> Vec<String> {
+    let mut spans = Vec::new();
+    let mut in_fence = false;
+    for line in text.lines() {
+        if line.trim_start().starts_with("```") {
+            in_fence = !in_fence;
+            continue;
+        }
+        if in_fence {
+            continue;
+        }
+        // Odd-numbered pieces between backticks are the spans of the line.
+        spans.extend(
+            line.split('`')
+                .enumerate()
+                .filter(|(i, _)| i % 2 == 1)
+                .map(|(_, s)| s.to_string()),
+        );
+    }
+    spans
+}
+
+/// `(package name, directory)` of every workspace member, from the manifests.
+fn members() -> Vec<(String, String)> {
+    let manifest = std::fs::read_to_string(root().join("Cargo.toml")).expect("Cargo.toml");
+    let start = manifest.find("members = [").expect("members list");
+    let end = start + manifest[start..].find(']').expect("end of members");
+    manifest[start + "members = [".len()..end]
+        .split(',')
+        .map(|m| m.trim().trim_matches('"').to_string())
+        .filter(|m| !m.is_empty())
+        .map(|dir| {
+            let text = std::fs::read_to_string(root().join(&dir).join("Cargo.toml"))
+                .unwrap_or_else(|e| panic!("{dir}/Cargo.toml: {e}"));
+            let name = text
+                .lines()
+                .find_map(|l| l.strip_prefix("name = "))
+                .unwrap_or_else(|| panic!("{dir}/Cargo.toml has no name"))
+                .trim_matches('"')
+                .to_string();
+            (name, dir)
+        })
+        .collect()
+}
+
+#[test]
+fn every_path_and_crate_named_exists_and_every_crate_is_named() {
+    let text = std::fs::read_to_string(root().join("ARCHITECTURE.md")).expect("ARCHITECTURE.md");
+    let spans = code_spans(&text);
+    let members = members();
+    let names: BTreeSet<&str> = members.iter().map(|(n, _)| n.as_str()).collect();
+    let mut wrong = Vec::new();
+    for span in &spans {
+        // A path: relative to the workspace root, with a slash (`enclave-image/src/api/`) or a
+        // file name with an extension we keep in the tree.
+        let looks_like_path = span.contains('/') && !span.contains(' ') && !span.contains("::");
+        if looks_like_path && !span.starts_with('/') && !span.contains("{") {
+            if !root().join(span.trim_end_matches('/')).exists() {
+                wrong.push(format!("path `{span}` does not exist"));
+            }
+        } else if span.starts_with("sigil-") && !span.contains(' ') {
+            // Crate names; binaries with the same prefix are named by their crate's table.
+            let bins = ["sigil-harness"];
+            if !names.contains(span.as_str()) && !bins.contains(&span.as_str()) {
+                wrong.push(format!("crate `{span}` is not a workspace member"));
+            }
+        }
+    }
+    for (name, dir) in &members {
+        if !spans.iter().any(|s| s == name) {
+            wrong.push(format!(
+                "workspace crate `{name}` ({dir}/) is not on the map"
+            ));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "ARCHITECTURE.md disagrees with the tree:\n{}",
+        wrong.join("\n")
+    );
+}
+
+#[test]
+fn the_span_reader_finds_what_the_check_relies_on() {
+    let spans = code_spans("a `x/y` b `sigil-z` c\n```\n`not/this`\n```\n`last`");
+    assert_eq!(spans, ["x/y", "sigil-z", "last"]);
+}
