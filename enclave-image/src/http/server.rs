@@ -105,7 +105,11 @@ impl Response {
         }
     }
 
-    /// The response as raw HTTP/1.1 bytes, for answers sent before hyper is involved.
+    /// The response as raw HTTP/1.1 bytes, for answers sent before hyper is involved (a
+    /// connection over the limit, a client that stalls or sends an oversized head). This is
+    /// the project's one hand-written HTTP codec, and it only writes: handing such a
+    /// connection to hyper would mean reading from a peer we have already decided not to
+    /// serve, so one fixed-form status line and body are written without a read.
     fn to_raw(&self) -> Vec<u8> {
         let reason = http::StatusCode::from_u16(self.status)
             .ok()
