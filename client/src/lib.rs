@@ -13,6 +13,7 @@ use sigil_protocol::encap::{self, EncapError};
 use sigil_protocol::endpoint::{self as ep, Endpoint, Method};
 use sigil_protocol::user_data::ImageInfo;
 use sigil_protocol::vault;
+use sigil_protocol::wire::{Hex, SecretBase64};
 use zeroize::Zeroizing;
 
 pub use sigil_protocol::api::PingResponse;
@@ -270,8 +271,8 @@ impl Client {
         );
         let req = vault::PutRequest {
             name: name.into(),
-            value: base64::engine::general_purpose::STANDARD.encode(value),
-            owner: hex::encode(x),
+            value: SecretBase64::copy_of(value),
+            owner: Hex(x),
             expected_version,
             not_after,
             signature: owner.sign(&d)?,
@@ -295,15 +296,12 @@ impl Client {
             signature: owner.sign(&d)?,
         };
         let e = self.call::<ep::VaultGet>(enclave, &req)?;
-        if e.name != name || e.owner != hex::encode(owner.x_only()) {
+        if e.name != name || e.owner != owner.x_only() {
             return Err(ClientError::Protocol(
                 "the vault answered for another entry".into(),
             ));
         }
-        let value = base64::engine::general_purpose::STANDARD
-            .decode(e.value.as_bytes())
-            .map_err(|e| ClientError::Protocol(format!("vault value: {e}")))?;
-        Ok((value, e.version))
+        Ok((e.value.expose().to_vec(), e.version))
     }
 
     /// Deletes `name` at `expected_version`.

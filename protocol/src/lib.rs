@@ -30,6 +30,8 @@ pub mod signing;
 pub mod user_data;
 #[cfg(feature = "app")]
 pub mod vault;
+#[cfg(feature = "app")]
+pub mod wire;
 
 /// The blob-store frames under their first path, kept for the code that already names it.
 pub use parent::blobs as blob_wire;

@@ -28,8 +28,9 @@ use sigil_client::{AttestedEnclave, Client, OwnerKey, SignerKey};
 use sigil_e2e::deployment::Deployment;
 use sigil_protocol::signing::{
     AggregateView, CreateAggregateRequest, CreateSessionRequest, MessageView, ParticipantSpec,
-    SessionView, TweakSpec,
+    SessionView, TweakKind, TweakSpec,
 };
+use sigil_protocol::wire::{Hex, HexBytes};
 use sigil_signing::{
     AggregateInfo, AggregateSpec, DigestInput, Engine, EntropyError, KeyOrder, MemoryRecords,
     MessageSpec, SessionRequest, SessionState, SignatureValue, Tweak, session_digest,
@@ -162,37 +163,23 @@ fn message(stream: u64, i: u64) -> [u8; 32] {
     m
 }
 
-fn sig64(hex_sig: &str) -> [u8; 64] {
-    hex::decode(hex_sig)
-        .expect("hex signature")
-        .try_into()
-        .expect("64-byte signature")
-}
-
 // ---------------------------------------------------------------------------------------------
 // Through the HTTP API.
 
 fn setup_http(c: &Client, e: &AttestedEnclave, p: &Parties) -> AggregateView {
     let k1 = c.musig_generate_key(e, &p.alice).expect("generate a key");
     let k2 = c.musig_generate_key(e, &p.bob).expect("generate a key");
-    let held = |id: String| ParticipantSpec {
-        key_id: Some(id),
-        public_key: None,
-    };
     c.musig_create_aggregate(
         e,
         &CreateAggregateRequest {
             participants: vec![
-                held(k1.id),
-                held(k2.id),
-                ParticipantSpec {
-                    key_id: None,
-                    public_key: Some(hex::encode(p.external.public_key())),
-                },
+                ParticipantSpec::Held(k1.id),
+                ParticipantSpec::Held(k2.id),
+                ParticipantSpec::External(Hex(p.external.public_key())),
             ],
-            order: "as_given".into(),
+            order: sigil_protocol::signing::KeyOrder::AsGiven,
             tweaks: vec![TweakSpec {
-                kind: "taproot_unspendable".into(),
+                kind: TweakKind::TaprootUnspendable,
                 value: None,
             }],
         },
@@ -217,13 +204,13 @@ fn http_session(
     agg: &AggregateView,
     msg: [u8; 32],
 ) -> Duration {
-    let msg_hex = hex::encode(msg);
+    let msg_hex = HexBytes(msg.to_vec());
     let start = Instant::now();
     let s: SessionView = c
         .musig_create_session(
             e,
             &CreateSessionRequest {
-                aggregate: agg.id.clone(),
+                aggregate: agg.id,
                 messages: vec![MessageView {
                     message: msg_hex.clone(),
                     tweak: None,
@@ -257,8 +244,8 @@ fn http_session(
     let elapsed = start.elapsed();
     let s0 = &view.status.signatures[0];
     assert_eq!(s0.output_key, agg.output_xonly);
-    let key: [u8; 32] = hex::decode(&s0.output_key).unwrap().try_into().unwrap();
-    let sig = sig64(s0.signature.as_deref().expect("a BIP-340 signature"));
+    let key = s0.output_key.0;
+    let sig = s0.signature.expect("a BIP-340 signature").0;
     assert!(
         verify_bip340(&key, &msg, &sig),
         "the final signature verifies"
@@ -385,7 +372,7 @@ fn local_session(
     });
     assert_eq!(digest, session.digest);
     for owner in [&p.alice, &p.bob] {
-        let sig = sig64(&owner.sign(&digest).unwrap());
+        let sig = owner.sign(&digest).unwrap().0;
         eng!(engine.approve(&session.id, &owner.x_only(), &sig, now())).expect("approve");
     }
 

@@ -16,9 +16,10 @@ use sigil_client::signing::{complete_adaptor_signature, verify_bip340};
 use sigil_client::{AttestedEnclave, Client, ClientError, OwnerKey, SignerKey};
 use sigil_e2e::deployment::{Deployment, LocalEnclave};
 use sigil_protocol::signing::{
-    AggregateView, CreateAggregateRequest, CreateSessionRequest, MessageView, ParticipantSpec,
-    SessionView, TweakSpec,
+    AggregateView, CreateAggregateRequest, CreateSessionRequest, KeyOrder, MessageView,
+    ParticipantSpec, SessionView, TweakKind, TweakSpec,
 };
+use sigil_protocol::wire::{Hex, HexBytes};
 
 /// A fresh deployment in `target/test-signing/<name>-<pid>`. Its enclave is this workspace's
 /// profile build, so it is always built from the current source, whatever static build lies
@@ -75,7 +76,7 @@ fn api_error(e: ClientError) -> (u16, String, String) {
 fn messages(n: u8) -> Vec<MessageView> {
     (0..n)
         .map(|i| MessageView {
-            message: hex::encode([0xa0 + i; 32]),
+            message: HexBytes(vec![0xa0 + i; 32]),
             tweak: None,
         })
         .collect()
@@ -85,7 +86,7 @@ fn new_session(c: &Client, e: &AttestedEnclave, agg: &AggregateView, n: u8) -> S
     c.musig_create_session(
         e,
         &CreateSessionRequest {
-            aggregate: agg.id.clone(),
+            aggregate: agg.id,
             messages: messages(n),
             adaptor_point: None,
             expires_at: now() + 600,
@@ -101,12 +102,9 @@ fn assert_signed(view: &SessionView, agg: &AggregateView) {
     assert_eq!(view.status.signatures.len(), view.messages.len());
     for s in &view.status.signatures {
         assert_eq!(s.output_key, agg.output_xonly);
-        let key: [u8; 32] = hex::decode(&s.output_key).unwrap().try_into().unwrap();
-        let sig: [u8; 64] = hex::decode(s.signature.as_ref().expect("a BIP-340 signature"))
-            .unwrap()
-            .try_into()
-            .unwrap();
-        let msg = hex::decode(&view.messages[s.message_index as usize].message).unwrap();
+        let key = s.output_key.0;
+        let sig = s.signature.expect("a BIP-340 signature").0;
+        let msg = view.messages[s.message_index as usize].message.0.clone();
         assert!(verify_bip340(&key, &msg, &sig), "signature {s:?}");
         // libsecp256k1: an implementation independent of k256 and the musig2 crate.
         let pk = secp256k1::XOnlyPublicKey::from_byte_array(key).unwrap();
@@ -139,11 +137,11 @@ fn three_party_sessions_through_the_api_and_the_cli() {
     let k1 = c.musig_generate_key(&e, &alice).unwrap();
     let imported = SignerKey::generate().unwrap();
     let k2 = c.musig_import_key(&e, &bob, &imported).unwrap();
-    assert_eq!(k2.public_key, hex::encode(imported.public_key()));
-    assert_eq!(k1.owner, hex::encode(alice.x_only()));
+    assert_eq!(k2.public_key, imported.public_key());
+    assert_eq!(k1.owner, alice.x_only());
     let mut listed = c.musig_list_keys(&e).unwrap();
     listed.sort();
-    let mut want = vec![k1.id.clone(), k2.id.clone()];
+    let mut want = vec![k1.id, k2.id];
     want.sort();
     assert_eq!(listed, want);
 
@@ -153,22 +151,13 @@ fn three_party_sessions_through_the_api_and_the_cli() {
             &e,
             &CreateAggregateRequest {
                 participants: vec![
-                    ParticipantSpec {
-                        key_id: Some(k1.id.clone()),
-                        public_key: None,
-                    },
-                    ParticipantSpec {
-                        key_id: Some(k2.id.clone()),
-                        public_key: None,
-                    },
-                    ParticipantSpec {
-                        key_id: None,
-                        public_key: Some(hex::encode(external.public_key())),
-                    },
+                    ParticipantSpec::Held(k1.id),
+                    ParticipantSpec::Held(k2.id),
+                    ParticipantSpec::External(Hex(external.public_key())),
                 ],
-                order: "as_given".into(),
+                order: KeyOrder::AsGiven,
                 tweaks: vec![TweakSpec {
-                    kind: "taproot_unspendable".into(),
+                    kind: TweakKind::TaprootUnspendable,
                     value: None,
                 }],
             },
@@ -182,7 +171,7 @@ fn three_party_sessions_through_the_api_and_the_cli() {
     assert_eq!(s.status.state, "waiting_for_approvals");
     let mut approvers = s.approvers.clone();
     approvers.sort();
-    let mut owners = vec![hex::encode(alice.x_only()), hex::encode(bob.x_only())];
+    let mut owners = vec![Hex(alice.x_only()), Hex(bob.x_only())];
     owners.sort();
     assert_eq!(approvers, owners);
 
@@ -276,7 +265,7 @@ fn three_party_sessions_through_the_api_and_the_cli() {
     assert_eq!(c.musig_describe_key(&e, &k1.id).unwrap(), k1);
     assert_eq!(c.musig_describe_key(&e, &k2.id).unwrap(), k2);
     assert_eq!(c.musig_describe_aggregate(&e, &agg.id).unwrap(), agg);
-    assert_eq!(c.musig_list_aggregates(&e).unwrap(), vec![agg.id.clone()]);
+    assert_eq!(c.musig_list_aggregates(&e).unwrap(), vec![agg.id]);
 
     // --- after the restart, a session driven entirely by the CLI signs with the same keys ---
     let (alice_file, bob_file, ext_file) = (
@@ -304,11 +293,12 @@ fn three_party_sessions_through_the_api_and_the_cli() {
         "session",
         "create",
         "--aggregate",
-        &agg.id,
+        &agg.id.to_string(),
         "--message",
         &msg,
     ]);
     let sid = created["id"].as_str().unwrap().to_string();
+    let session: Hex<32> = sid.parse().unwrap();
     // The approver refuses a session that signs something else.
     let other = hex::encode([0x5b; 32]);
     let mut all = vec!["musig", "--endpoint", &endpoint, "--trust-test-root"];
@@ -345,7 +335,7 @@ fn three_party_sessions_through_the_api_and_the_cli() {
     assert_eq!(st["state"], "completed", "{st}");
     let sigs = cli(&["session", "signature", &sid]);
     assert_eq!(sigs.as_array().map(Vec::len), Some(1));
-    assert_signed(&c.musig_session(&e, &sid).unwrap(), &agg);
+    assert_signed(&c.musig_session(&e, &session).unwrap(), &agg);
 
     // --- an adaptor session: the pre-signature completes with the adaptor secret ---
     let adaptor = SignerKey::generate().unwrap();
@@ -353,9 +343,9 @@ fn three_party_sessions_through_the_api_and_the_cli() {
         .musig_create_session(
             &e,
             &CreateSessionRequest {
-                aggregate: agg.id.clone(),
+                aggregate: agg.id,
                 messages: messages(1),
-                adaptor_point: Some(hex::encode(adaptor.public_key())),
+                adaptor_point: Some(Hex(adaptor.public_key())),
                 expires_at: now() + 600,
             },
         )
@@ -364,7 +354,7 @@ fn three_party_sessions_through_the_api_and_the_cli() {
     // A replayed approval changes nothing.
     assert_eq!(
         c.musig_approve(&e, &alice, &s).unwrap().missing_approvals,
-        vec![hex::encode(bob.x_only())]
+        vec![Hex(bob.x_only())]
     );
     c.musig_approve(&e, &bob, &s).unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -372,13 +362,10 @@ fn three_party_sessions_through_the_api_and_the_cli() {
         .musig_participate(&e, &external, &s, Duration::from_millis(50), deadline)
         .unwrap();
     assert_eq!(st.state, "completed");
-    let pre: [u8; 65] = hex::decode(st.signatures[0].adaptor_signature.as_ref().unwrap())
-        .unwrap()
-        .try_into()
-        .unwrap();
+    let pre = st.signatures[0].adaptor_signature.unwrap().0;
     assert!(st.signatures[0].signature.is_none());
-    let key: [u8; 32] = hex::decode(&agg.output_xonly).unwrap().try_into().unwrap();
-    let msg = hex::decode(&s.messages[0].message).unwrap();
+    let key = agg.output_xonly.0;
+    let msg = s.messages[0].message.0.clone();
     let sig = complete_adaptor_signature(&pre, &adaptor.secret_bytes(), &key, &msg).unwrap();
     assert!(verify_bip340(&key, &msg, &sig));
 
@@ -387,7 +374,7 @@ fn three_party_sessions_through_the_api_and_the_cli() {
         .musig_create_session(
             &e,
             &CreateSessionRequest {
-                aggregate: agg.id.clone(),
+                aggregate: agg.id,
                 messages: messages(1),
                 adaptor_point: None,
                 expires_at: now() + 2,
@@ -413,7 +400,7 @@ fn three_party_sessions_through_the_api_and_the_cli() {
         c.musig_create_session(
             &e,
             &CreateSessionRequest {
-                aggregate: agg.id.clone(),
+                aggregate: agg.id,
                 messages: messages(1),
                 adaptor_point: None,
                 expires_at: now() + 600,
@@ -434,7 +421,7 @@ fn without_sealed_state_key_operations_answer_503() {
     let (status, code, _) = api_error(c.musig_list_aggregates(&e).unwrap_err());
     assert_eq!((status, code.as_str()), (503, "sealing_disabled"));
     // Sessions are in memory, but an unknown one is still a clear 404.
-    let (status, code, _) = api_error(c.musig_session(&e, &"00".repeat(32)).unwrap_err());
+    let (status, code, _) = api_error(c.musig_session(&e, &Hex([0; 32])).unwrap_err());
     assert_eq!((status, code.as_str()), (404, "unknown_session"));
 }
 
@@ -453,9 +440,9 @@ fn a_replayed_key_import_returns_the_first_key_and_stores_no_copy() {
             not_after,
         );
         let req = ImportKeyRequest {
-            secret: hex::encode(*secret.secret_bytes()),
-            owner: hex::encode(owner.x_only()),
-            request_id: hex::encode(request_id),
+            secret: sigil_protocol::wire::SecretHex::new(secret.secret_bytes()),
+            owner: Hex(owner.x_only()),
+            request_id: Hex(request_id),
             not_after,
             signature: owner.sign(&digest).unwrap(),
         };
@@ -466,7 +453,7 @@ fn a_replayed_key_import_returns_the_first_key_and_stores_no_copy() {
     let first = import(&secret, [5; 16]).unwrap();
     let replayed = import(&secret, [5; 16]).unwrap();
     assert_eq!(replayed.id, first.id);
-    assert_eq!(c.musig_list_keys(&e).unwrap(), vec![first.id.clone()]);
+    assert_eq!(c.musig_list_keys(&e).unwrap(), vec![first.id]);
 
     // The same request id cannot carry another secret.
     let (status, code, _) =
