@@ -21,11 +21,11 @@ pub use sigil_protocol::error::{Code, ServerCode};
 
 pub use owner::OwnerKey;
 
+pub mod musig2;
 pub mod owner;
 pub mod prove;
-pub mod signing;
 
-pub use signing::SignerKey;
+pub use musig2::SignerKey;
 
 /// Largest response body the client reads.
 pub const MAX_RESPONSE: u64 = 4 << 20;

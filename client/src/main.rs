@@ -5,11 +5,11 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use clap::{Args, Parser, Subcommand};
 use sigil_attestation::{Policy, Verified};
-use sigil_client::signing::check_messages;
+use sigil_client::musig2::check_messages;
 use sigil_client::{
     AttestedEnclave, Client, ClientError, OwnerKey, SignerKey, TEST_ROOT_WARNING, policy,
 };
-use sigil_protocol::signing::{
+use sigil_protocol::musig2::{
     CreateAggregateRequest, CreateSessionRequest, KeyOrder, MessageView, ParticipantSpec,
     SessionState, TweakSpec,
 };
@@ -102,13 +102,15 @@ enum Cmd {
         cmd: SignerKeyCmd,
     },
     /// MuSig2: keys held by the enclave, aggregate keys and signing sessions.
-    Musig {
+    // `musig` was this command's first name; scripts that use it keep working.
+    #[command(alias = "musig")]
+    Musig2 {
         #[arg(long)]
         endpoint: String,
         #[command(flatten)]
         trust: Trust,
         #[command(subcommand)]
-        cmd: MusigCmd,
+        cmd: Musig2Cmd,
     },
 }
 
@@ -127,7 +129,7 @@ enum SignerKeyCmd {
 }
 
 #[derive(Subcommand)]
-enum MusigCmd {
+enum Musig2Cmd {
     /// Keys held by the enclave.
     Key {
         #[command(subcommand)]
@@ -514,14 +516,14 @@ fn run(cli: Cli) -> Result<(), Failure> {
             );
             Ok(())
         }
-        Cmd::Musig {
+        Cmd::Musig2 {
             endpoint,
             trust,
             cmd,
         } => {
             let client = Client::new(&endpoint).map_err(|e| Failure::Usage(e.to_string()))?;
             let enclave = attest(&client, &trust, 300)?;
-            println!("{}", musig(&client, &enclave, cmd)?);
+            println!("{}", musig2(&client, &enclave, cmd)?);
             Ok(())
         }
         Cmd::Prove {
@@ -679,14 +681,14 @@ fn to_json(v: &impl serde::Serialize) -> String {
     serde_json::to_string(v).unwrap_or_default()
 }
 
-fn musig(client: &Client, enclave: &AttestedEnclave, cmd: MusigCmd) -> Result<String, Failure> {
+fn musig2(client: &Client, enclave: &AttestedEnclave, cmd: Musig2Cmd) -> Result<String, Failure> {
     let owner = |path: &str| OwnerKey::load(path).map_err(client_failure);
     let f = client_failure;
     Ok(match cmd {
-        MusigCmd::Key { cmd } => match cmd {
+        Musig2Cmd::Key { cmd } => match cmd {
             KeyCmd::Generate { owner_key } => to_json(
                 &client
-                    .musig_generate_key(enclave, &owner(&owner_key)?)
+                    .musig2_generate_key(enclave, &owner(&owner_key)?)
                     .map_err(f)?,
             ),
             KeyCmd::Import {
@@ -696,22 +698,22 @@ fn musig(client: &Client, enclave: &AttestedEnclave, cmd: MusigCmd) -> Result<St
                 let secret = SignerKey::load(&secret_file).map_err(f)?;
                 to_json(
                     &client
-                        .musig_import_key(enclave, &owner(&owner_key)?, &secret)
+                        .musig2_import_key(enclave, &owner(&owner_key)?, &secret)
                         .map_err(f)?,
                 )
             }
-            KeyCmd::List => to_json(&client.musig_list_keys(enclave).map_err(f)?),
+            KeyCmd::List => to_json(&client.musig2_list_keys(enclave).map_err(f)?),
             KeyCmd::Describe { id } => {
-                to_json(&client.musig_describe_key(enclave, &id).map_err(f)?)
+                to_json(&client.musig2_describe_key(enclave, &id).map_err(f)?)
             }
             KeyCmd::Delete { id, owner_key } => {
                 client
-                    .musig_delete_key(enclave, &owner(&owner_key)?, &id)
+                    .musig2_delete_key(enclave, &owner(&owner_key)?, &id)
                     .map_err(f)?;
                 serde_json::json!({"id": id, "deleted": true}).to_string()
             }
         },
-        MusigCmd::Aggregate { cmd } => match cmd {
+        Musig2Cmd::Aggregate { cmd } => match cmd {
             AggregateCmd::Create {
                 participants,
                 sorted,
@@ -726,20 +728,20 @@ fn musig(client: &Client, enclave: &AttestedEnclave, cmd: MusigCmd) -> Result<St
                     },
                     tweaks,
                 };
-                to_json(&client.musig_create_aggregate(enclave, &req).map_err(f)?)
+                to_json(&client.musig2_create_aggregate(enclave, &req).map_err(f)?)
             }
-            AggregateCmd::List => to_json(&client.musig_list_aggregates(enclave).map_err(f)?),
+            AggregateCmd::List => to_json(&client.musig2_list_aggregates(enclave).map_err(f)?),
             AggregateCmd::Describe { id } => {
-                to_json(&client.musig_describe_aggregate(enclave, &id).map_err(f)?)
+                to_json(&client.musig2_describe_aggregate(enclave, &id).map_err(f)?)
             }
             AggregateCmd::Delete { id, owner_key } => {
                 client
-                    .musig_delete_aggregate(enclave, &owner(&owner_key)?, &id)
+                    .musig2_delete_aggregate(enclave, &owner(&owner_key)?, &id)
                     .map_err(f)?;
                 serde_json::json!({"id": id, "deleted": true}).to_string()
             }
         },
-        MusigCmd::Session { cmd } => match cmd {
+        Musig2Cmd::Session { cmd } => match cmd {
             SessionCmd::Create {
                 aggregate,
                 messages,
@@ -758,21 +760,21 @@ fn musig(client: &Client, enclave: &AttestedEnclave, cmd: MusigCmd) -> Result<St
                     adaptor_point,
                     expires_at: now() + ttl,
                 };
-                to_json(&client.musig_create_session(enclave, &req).map_err(f)?)
+                to_json(&client.musig2_create_session(enclave, &req).map_err(f)?)
             }
             SessionCmd::Status { session } => {
-                to_json(&client.musig_session(enclave, &session).map_err(f)?)
+                to_json(&client.musig2_session(enclave, &session).map_err(f)?)
             }
             SessionCmd::Approve {
                 session,
                 owner_key,
                 messages,
             } => {
-                let view = client.musig_session(enclave, &session).map_err(f)?;
+                let view = client.musig2_session(enclave, &session).map_err(f)?;
                 check_messages(&view, &messages).map_err(f)?;
                 to_json(
                     &client
-                        .musig_approve(enclave, &owner(&owner_key)?, &view)
+                        .musig2_approve(enclave, &owner(&owner_key)?, &view)
                         .map_err(f)?,
                 )
             }
@@ -783,12 +785,12 @@ fn musig(client: &Client, enclave: &AttestedEnclave, cmd: MusigCmd) -> Result<St
                 timeout,
             } => {
                 let signer = SignerKey::load(&signer_key).map_err(f)?;
-                let view = client.musig_session(enclave, &session).map_err(f)?;
+                let view = client.musig2_session(enclave, &session).map_err(f)?;
                 check_messages(&view, &messages).map_err(f)?;
                 let deadline = Instant::now() + std::time::Duration::from_secs(timeout);
                 to_json(
                     &client
-                        .musig_participate(
+                        .musig2_participate(
                             enclave,
                             &signer,
                             &view,
@@ -799,7 +801,7 @@ fn musig(client: &Client, enclave: &AttestedEnclave, cmd: MusigCmd) -> Result<St
                 )
             }
             SessionCmd::Signature { session } => {
-                let view = client.musig_session(enclave, &session).map_err(f)?;
+                let view = client.musig2_session(enclave, &session).map_err(f)?;
                 if view.status.state != SessionState::Completed {
                     return Err(Failure::Check(format!(
                         "session {session} is {}{}",
@@ -818,7 +820,7 @@ fn musig(client: &Client, enclave: &AttestedEnclave, cmd: MusigCmd) -> Result<St
                     if let Some(bytes) = &sig.signature {
                         let msg = view.messages.get(sig.message_index as usize);
                         let ok = matches!(msg, Some(m)
-                            if sigil_client::signing::verify_bip340(
+                            if sigil_client::musig2::verify_bip340(
                                 &sig.output_key.0, &m.message.0, &bytes.0));
                         if !ok {
                             return Err(Failure::Check(format!(
@@ -834,7 +836,7 @@ fn musig(client: &Client, enclave: &AttestedEnclave, cmd: MusigCmd) -> Result<St
             }
             SessionCmd::Abort { session, owner_key } => to_json(
                 &client
-                    .musig_abort(enclave, &owner(&owner_key)?, &session)
+                    .musig2_abort(enclave, &owner(&owner_key)?, &session)
                     .map_err(f)?,
             ),
         },

@@ -14,13 +14,13 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::api::{AttestationResponse, HealthResponse, PingRequest, PingResponse};
-use crate::prove::{JobRef, JobStatus, MAX_CIRCUIT, MAX_WITNESS, ProveRequest, Submitted};
-use crate::signing::{
+use crate::musig2::{
     AbortRequest, AggregateView, ApproveRequest, CreateAggregateRequest, CreateSessionRequest,
     DeleteAggregateRequest, DeleteKeyRequest, Deleted, GenerateKeyRequest, IdList, IdRequest,
     ImportKeyRequest, KeyView, ListRequest, NoncesView, PartialSignaturesRequest, RoundView,
     SessionRef, SessionView, StatusView, SubmitNoncesRequest,
 };
+use crate::prove::{JobRef, JobStatus, MAX_CIRCUIT, MAX_WITNESS, ProveRequest, Submitted};
 use crate::vault::{Entry, MAX_VALUE, NameRequest, PutRequest, Written};
 
 /// The methods the API uses.

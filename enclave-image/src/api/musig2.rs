@@ -1,4 +1,4 @@
-//! The MuSig2 endpoints (`POST /v1/musig2/...`, shapes in `sigil_protocol::signing`): the HTTP
+//! The MuSig2 endpoints (`POST /v1/musig2/...`, shapes in `sigil_protocol::musig2`): the HTTP
 //! face of the in-process engine `sigil_signing::Engine`.
 //!
 //! One engine per boot. Its keys and aggregate keys live in the sealed store (kinds
@@ -38,7 +38,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use sigil_protocol::error::{ApiError, Code};
-use sigil_protocol::signing::{
+use sigil_protocol::musig2::{
     self as wire, AbortRequest, AggregateView, ApproveRequest, CreateAggregateRequest,
     CreateSessionRequest, DeleteAggregateRequest, DeleteKeyRequest, Deleted, FailureCode,
     FailureView, GenerateKeyRequest, IdList, IdRequest, ImportKeyRequest, KeyView, ListRequest,
@@ -696,7 +696,7 @@ mod tests {
         ] {
             assert_eq!(tweak_of(&TweakSpec::from(&t)).ok(), Some(t));
         }
-        use sigil_protocol::signing::TweakKind;
+        use sigil_protocol::musig2::TweakKind;
         for (kind, value) in [
             (TweakKind::Plain, None),
             (TweakKind::TaprootUnspendable, Some(Hex([0; 32]))),

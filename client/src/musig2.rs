@@ -10,7 +10,7 @@
 use musig2::secp::{MaybePoint, MaybeScalar, Point, Scalar};
 use musig2::{AggNonce, BinaryEncoding, KeyAggContext, PubNonce, SecNonce};
 use sigil_protocol::endpoint as ep;
-use sigil_protocol::signing::{
+use sigil_protocol::musig2::{
     self as wire, AbortRequest, AggregateView, ApproveRequest, CreateAggregateRequest,
     CreateSessionRequest, DeleteAggregateRequest, DeleteKeyRequest, Deleted, GenerateKeyRequest,
     IdList, IdRequest, ImportKeyRequest, KeyView, ListRequest, NoncesView, Op,
@@ -152,7 +152,7 @@ impl SignerKey {
             .map_err(|e| proto(format!("key {path}: {e}")))
     }
 
-    /// The secret, for importing it into an enclave (`Client::musig_import_key`).
+    /// The secret, for importing it into an enclave (`Client::musig2_import_key`).
     pub fn secret_bytes(&self) -> Zeroizing<[u8; 32]> {
         Zeroizing::new(self.secret.to_bytes().into())
     }
@@ -348,7 +348,7 @@ impl Participation {
 
 impl Client {
     /// A key generated inside the enclave, owned by `owner`.
-    pub fn musig_generate_key(
+    pub fn musig2_generate_key(
         &self,
         enclave: &AttestedEnclave,
         owner: &OwnerKey,
@@ -372,7 +372,7 @@ impl Client {
     }
 
     /// Imports `secret` (sealed to the attested enclave in transit), owned by `owner`.
-    pub fn musig_import_key(
+    pub fn musig2_import_key(
         &self,
         enclave: &AttestedEnclave,
         owner: &OwnerKey,
@@ -399,12 +399,12 @@ impl Client {
         Ok(k)
     }
 
-    pub fn musig_list_keys(&self, enclave: &AttestedEnclave) -> Result<Vec<Id>, ClientError> {
+    pub fn musig2_list_keys(&self, enclave: &AttestedEnclave) -> Result<Vec<Id>, ClientError> {
         let l: IdList = self.call::<ep::KeyList>(enclave, &ListRequest {})?;
         Ok(l.ids)
     }
 
-    pub fn musig_describe_key(
+    pub fn musig2_describe_key(
         &self,
         enclave: &AttestedEnclave,
         id: &Id,
@@ -413,7 +413,7 @@ impl Client {
     }
 
     /// Deletes a held key (signed by its owner).
-    pub fn musig_delete_key(
+    pub fn musig2_delete_key(
         &self,
         enclave: &AttestedEnclave,
         owner: &OwnerKey,
@@ -430,7 +430,7 @@ impl Client {
         Ok(())
     }
 
-    pub fn musig_create_aggregate(
+    pub fn musig2_create_aggregate(
         &self,
         enclave: &AttestedEnclave,
         req: &CreateAggregateRequest,
@@ -438,12 +438,15 @@ impl Client {
         self.call::<ep::AggregateCreate>(enclave, req)
     }
 
-    pub fn musig_list_aggregates(&self, enclave: &AttestedEnclave) -> Result<Vec<Id>, ClientError> {
+    pub fn musig2_list_aggregates(
+        &self,
+        enclave: &AttestedEnclave,
+    ) -> Result<Vec<Id>, ClientError> {
         let l: IdList = self.call::<ep::AggregateList>(enclave, &ListRequest {})?;
         Ok(l.ids)
     }
 
-    pub fn musig_describe_aggregate(
+    pub fn musig2_describe_aggregate(
         &self,
         enclave: &AttestedEnclave,
         id: &Id,
@@ -452,7 +455,7 @@ impl Client {
     }
 
     /// Deletes an aggregate (signed by the owner of one of its held keys).
-    pub fn musig_delete_aggregate(
+    pub fn musig2_delete_aggregate(
         &self,
         enclave: &AttestedEnclave,
         owner: &OwnerKey,
@@ -471,7 +474,7 @@ impl Client {
         Ok(())
     }
 
-    pub fn musig_create_session(
+    pub fn musig2_create_session(
         &self,
         enclave: &AttestedEnclave,
         req: &CreateSessionRequest,
@@ -485,7 +488,7 @@ impl Client {
     }
 
     /// The session's description and current status.
-    pub fn musig_session(
+    pub fn musig2_session(
         &self,
         enclave: &AttestedEnclave,
         session: &Hex32,
@@ -495,18 +498,18 @@ impl Client {
 
     /// Approves `view` with `owner`'s key: the digest is recomputed here from the description.
     /// Callers check first (e.g. with [`check_messages`]) that it signs what they mean.
-    pub fn musig_approve(
+    pub fn musig2_approve(
         &self,
         enclave: &AttestedEnclave,
         owner: &OwnerKey,
         view: &SessionView,
     ) -> Result<StatusView, ClientError> {
         let digest = recompute_digest(view)?;
-        self.musig_approve_raw(enclave, owner, &view.id, &owner.sign(&digest)?)
+        self.musig2_approve_raw(enclave, owner, &view.id, &owner.sign(&digest)?)
     }
 
     /// Sends an approval signature as given (tests use it to send wrong ones).
-    pub fn musig_approve_raw(
+    pub fn musig2_approve_raw(
         &self,
         enclave: &AttestedEnclave,
         owner: &OwnerKey,
@@ -524,7 +527,7 @@ impl Client {
     }
 
     /// The engine's public nonces (once every approval is in).
-    pub fn musig_nonces(
+    pub fn musig2_nonces(
         &self,
         enclave: &AttestedEnclave,
         session: &Hex32,
@@ -532,7 +535,7 @@ impl Client {
         self.call::<ep::SessionNonces>(enclave, &SessionRef { session: *session })
     }
 
-    pub fn musig_submit_nonces(
+    pub fn musig2_submit_nonces(
         &self,
         enclave: &AttestedEnclave,
         session: &Hex32,
@@ -550,7 +553,7 @@ impl Client {
     }
 
     /// The aggregated nonces and round id (once every nonce is in).
-    pub fn musig_round(
+    pub fn musig2_round(
         &self,
         enclave: &AttestedEnclave,
         session: &Hex32,
@@ -558,7 +561,7 @@ impl Client {
         self.call::<ep::SessionRound>(enclave, &SessionRef { session: *session })
     }
 
-    pub fn musig_submit_partial_signatures(
+    pub fn musig2_submit_partial_signatures(
         &self,
         enclave: &AttestedEnclave,
         session: &Hex32,
@@ -578,7 +581,7 @@ impl Client {
     }
 
     /// Aborts a session (signed by one of its approvers).
-    pub fn musig_abort(
+    pub fn musig2_abort(
         &self,
         enclave: &AttestedEnclave,
         owner: &OwnerKey,
@@ -601,7 +604,7 @@ impl Client {
     /// Takes part in a session as an external signer, start to finish: joins, submits its
     /// nonces, waits (polling every `poll`) for the round, checks it, signs and submits.
     /// Returns the status after its partial signatures were accepted.
-    pub fn musig_participate(
+    pub fn musig2_participate(
         &self,
         enclave: &AttestedEnclave,
         signer: &SignerKey,
@@ -610,9 +613,9 @@ impl Client {
         deadline: std::time::Instant,
     ) -> Result<StatusView, ClientError> {
         let mut part = signer.join(view)?;
-        self.musig_submit_nonces(enclave, &view.id, part.index(), &part.public_nonces())?;
+        self.musig2_submit_nonces(enclave, &view.id, part.index(), &part.public_nonces())?;
         let round = loop {
-            match self.musig_round(enclave, &view.id) {
+            match self.musig2_round(enclave, &view.id) {
                 Ok(r) => break r,
                 Err(ClientError::Api {
                     status: 409, code, ..
@@ -624,10 +627,10 @@ impl Client {
             }
             std::thread::sleep(poll);
         };
-        let engine = self.musig_nonces(enclave, &view.id)?;
+        let engine = self.musig2_nonces(enclave, &view.id)?;
         part.check_round(&engine, &round)?;
         let psigs = part.sign(&round)?;
-        self.musig_submit_partial_signatures(
+        self.musig2_submit_partial_signatures(
             enclave,
             &view.id,
             &round.round_id,
