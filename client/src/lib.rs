@@ -6,14 +6,13 @@ pub mod policy;
 
 use std::time::Duration;
 
-use base64::Engine;
 use sigil_attestation::{Policy, TrustedRoot, Verified, VerifyError};
 use sigil_protocol::api::{AttestationQuery, ENCAPSULATED_CONTENT_TYPE, ErrorBody, PingRequest};
 use sigil_protocol::encap::{self, EncapError};
 use sigil_protocol::endpoint::{self as ep, Endpoint, Method};
 use sigil_protocol::user_data::ImageInfo;
 use sigil_protocol::vault;
-use sigil_protocol::wire::{Hex, SecretBase64};
+use sigil_protocol::wire::{Hex, HexBytes, SecretBase64};
 use zeroize::Zeroizing;
 
 pub use sigil_protocol::api::PingResponse;
@@ -187,11 +186,9 @@ impl Client {
     /// Fetches a raw attestation document bound to `nonce`.
     pub fn attestation_document(&self, nonce: &[u8]) -> Result<Vec<u8>, ClientError> {
         let r = self.call_plain::<ep::Attestation>(&AttestationQuery {
-            nonce: Some(hex::encode(nonce)),
+            nonce: Some(HexBytes(nonce.to_vec())),
         })?;
-        base64::engine::general_purpose::STANDARD
-            .decode(r.document.as_bytes())
-            .map_err(|e| ClientError::Protocol(format!("attestation document base64: {e}")))
+        Ok(r.document.0)
     }
 
     /// Attests the enclave with a fresh random nonce and verifies the answer under `policy`

@@ -433,13 +433,15 @@ mod tests {
         );
         assert_eq!(
             Attestation::target(&crate::api::AttestationQuery {
-                nonce: Some("00ff".into())
+                nonce: Some(crate::wire::HexBytes(vec![0, 255]))
             }),
             "/v1/attestation?nonce=00ff"
         );
         assert_eq!(
-            ProveStatus::target(&JobRef { id: "ab".into() }),
-            "/v1/prove/ab"
+            ProveStatus::target(&JobRef {
+                id: crate::wire::Hex([0xab; 16])
+            }),
+            format!("/v1/prove/{}", "ab".repeat(16))
         );
     }
 }
