@@ -4,13 +4,13 @@ pub mod policy;
 
 use std::time::Duration;
 
-use base64::Engine;
 use sigil_attestation::{Policy, TrustedRoot, Verified, VerifyError};
 use sigil_protocol::api::{AttestationQuery, ENCAPSULATED_CONTENT_TYPE, ErrorBody, PingRequest};
 use sigil_protocol::encap::{self, EncapError};
 use sigil_protocol::endpoint::{self as ep, Endpoint, Method};
 use sigil_protocol::user_data::ImageInfo;
 use sigil_protocol::vault;
+use sigil_protocol::wire::{Hex, HexBytes, SecretBase64};
 use zeroize::Zeroizing;
 
 pub use sigil_protocol::api::PingResponse;
@@ -18,11 +18,11 @@ pub use sigil_protocol::error::{Code, ServerCode};
 
 pub use owner::OwnerKey;
 
+pub mod musig2;
 pub mod owner;
 pub mod prove;
-pub mod signing;
 
-pub use signing::SignerKey;
+pub use musig2::SignerKey;
 
 /// Largest response body the client reads.
 pub const MAX_RESPONSE: u64 = 4 << 20;
@@ -184,11 +184,9 @@ impl Client {
     /// Fetches a raw attestation document bound to `nonce`.
     pub fn attestation_document(&self, nonce: &[u8]) -> Result<Vec<u8>, ClientError> {
         let r = self.call_plain::<ep::Attestation>(&AttestationQuery {
-            nonce: Some(hex::encode(nonce)),
+            nonce: Some(HexBytes(nonce.to_vec())),
         })?;
-        base64::engine::general_purpose::STANDARD
-            .decode(r.document.as_bytes())
-            .map_err(|e| ClientError::Protocol(format!("attestation document base64: {e}")))
+        Ok(r.document.0)
     }
 
     /// Attests the enclave with a fresh random nonce and verifies the answer under `policy`
@@ -268,8 +266,8 @@ impl Client {
         );
         let req = vault::PutRequest {
             name: name.into(),
-            value: base64::engine::general_purpose::STANDARD.encode(value),
-            owner: hex::encode(x),
+            value: SecretBase64::copy_of(value),
+            owner: Hex(x),
             expected_version,
             not_after,
             signature: owner.sign(&d)?,
@@ -293,15 +291,12 @@ impl Client {
             signature: owner.sign(&d)?,
         };
         let e = self.call::<ep::VaultGet>(enclave, &req)?;
-        if e.name != name || e.owner != hex::encode(owner.x_only()) {
+        if e.name != name || e.owner != owner.x_only() {
             return Err(ClientError::Protocol(
                 "the vault answered for another entry".into(),
             ));
         }
-        let value = base64::engine::general_purpose::STANDARD
-            .decode(e.value.as_bytes())
-            .map_err(|e| ClientError::Protocol(format!("vault value: {e}")))?;
-        Ok((value, e.version))
+        Ok((e.value.expose().to_vec(), e.version))
     }
 
     /// Deletes `name` at `expected_version`.

@@ -5,13 +5,15 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use clap::{Args, Parser, Subcommand};
 use sigil_attestation::{Policy, Verified};
-use sigil_client::signing::{check_messages, parse_tweak_arg};
+use sigil_client::musig2::check_messages;
 use sigil_client::{
     AttestedEnclave, Client, ClientError, OwnerKey, SignerKey, TEST_ROOT_WARNING, policy,
 };
-use sigil_protocol::signing::{
-    CreateAggregateRequest, CreateSessionRequest, MessageView, ParticipantSpec,
+use sigil_protocol::musig2::{
+    CreateAggregateRequest, CreateSessionRequest, KeyOrder, MessageView, ParticipantSpec,
+    SessionState, TweakSpec,
 };
+use sigil_protocol::wire::{Hex32, HexBytes, Id, Point};
 
 #[derive(Parser)]
 #[command(name = "sigil", version, about = "Verify and use sigil enclaves")]
@@ -100,13 +102,15 @@ enum Cmd {
         cmd: SignerKeyCmd,
     },
     /// MuSig2: keys held by the enclave, aggregate keys and signing sessions.
-    Musig {
+    // `musig` was this command's first name; scripts that use it keep working.
+    #[command(alias = "musig")]
+    Musig2 {
         #[arg(long)]
         endpoint: String,
         #[command(flatten)]
         trust: Trust,
         #[command(subcommand)]
-        cmd: MusigCmd,
+        cmd: Musig2Cmd,
     },
 }
 
@@ -125,7 +129,7 @@ enum SignerKeyCmd {
 }
 
 #[derive(Subcommand)]
-enum MusigCmd {
+enum Musig2Cmd {
     /// Keys held by the enclave.
     Key {
         #[command(subcommand)]
@@ -160,11 +164,11 @@ enum KeyCmd {
     },
     List,
     Describe {
-        id: String,
+        id: Id,
     },
     /// Delete a key (signed by its owner).
     Delete {
-        id: String,
+        id: Id,
         #[arg(long)]
         owner_key: String,
     },
@@ -175,22 +179,22 @@ enum AggregateCmd {
     /// Create an aggregate key.
     Create {
         /// `held:KEY_ID` or `external:PUBKEY_HEX`, in order (repeatable).
-        #[arg(long = "participant", required = true)]
-        participants: Vec<String>,
+        #[arg(long = "participant", required = true, value_parser = parse_participant)]
+        participants: Vec<ParticipantSpec>,
         /// Sort the keys (BIP-327 KeySort) instead of keeping the given order.
         #[arg(long)]
         sorted: bool,
         /// `plain:HEX`, `xonly:HEX`, `taproot:MERKLE_ROOT` or `taproot_unspendable` (repeatable).
         #[arg(long = "tweak")]
-        tweaks: Vec<String>,
+        tweaks: Vec<TweakSpec>,
     },
     List,
     Describe {
-        id: String,
+        id: Id,
     },
     /// Delete an aggregate (signed by the owner of one of its held keys).
     Delete {
-        id: String,
+        id: Id,
         #[arg(long)]
         owner_key: String,
     },
@@ -201,44 +205,44 @@ enum SessionCmd {
     /// Start a session signing --message (hex, repeatable) with an aggregate key.
     Create {
         #[arg(long)]
-        aggregate: String,
-        #[arg(long = "message", required = true)]
-        messages: Vec<String>,
+        aggregate: Id,
+        #[arg(long = "message", required = true, value_parser = parse_message)]
+        messages: Vec<HexBytes>,
         /// Compressed adaptor point: the session yields adaptor pre-signatures.
         #[arg(long)]
-        adaptor_point: Option<String>,
+        adaptor_point: Option<Point>,
         /// Seconds until the session expires (at most 3600).
         #[arg(long, default_value_t = 600)]
         ttl: u64,
     },
     /// Print the session's description and status.
-    Status { session: String },
+    Status { session: Hex32 },
     /// Approve with an owner key file; refuses unless the session signs exactly --message.
     Approve {
-        session: String,
+        session: Hex32,
         #[arg(long)]
         owner_key: String,
-        #[arg(long = "message", required = true)]
-        messages: Vec<String>,
+        #[arg(long = "message", required = true, value_parser = parse_message)]
+        messages: Vec<HexBytes>,
     },
     /// Take part as an external signer with --signer-key: nonces, round, partial signatures.
     /// The secret nonces stay in this process's memory; refuses unless the session signs
     /// exactly --message.
     Participate {
-        session: String,
+        session: Hex32,
         #[arg(long)]
         signer_key: String,
-        #[arg(long = "message", required = true)]
-        messages: Vec<String>,
+        #[arg(long = "message", required = true, value_parser = parse_message)]
+        messages: Vec<HexBytes>,
         /// Give up waiting for the other participants after this many seconds.
         #[arg(long, default_value_t = 300)]
         timeout: u64,
     },
     /// Print the final signatures (fails unless the session completed).
-    Signature { session: String },
+    Signature { session: Hex32 },
     /// Abort a session (signed by one of its approvers).
     Abort {
-        session: String,
+        session: Hex32,
         #[arg(long)]
         owner_key: String,
     },
@@ -512,14 +516,14 @@ fn run(cli: Cli) -> Result<(), Failure> {
             );
             Ok(())
         }
-        Cmd::Musig {
+        Cmd::Musig2 {
             endpoint,
             trust,
             cmd,
         } => {
             let client = Client::new(&endpoint).map_err(|e| Failure::Usage(e.to_string()))?;
             let enclave = attest(&client, &trust, 300)?;
-            println!("{}", musig(&client, &enclave, cmd)?);
+            println!("{}", musig2(&client, &enclave, cmd)?);
             Ok(())
         }
         Cmd::Prove {
@@ -677,14 +681,14 @@ fn to_json(v: &impl serde::Serialize) -> String {
     serde_json::to_string(v).unwrap_or_default()
 }
 
-fn musig(client: &Client, enclave: &AttestedEnclave, cmd: MusigCmd) -> Result<String, Failure> {
+fn musig2(client: &Client, enclave: &AttestedEnclave, cmd: Musig2Cmd) -> Result<String, Failure> {
     let owner = |path: &str| OwnerKey::load(path).map_err(client_failure);
     let f = client_failure;
     Ok(match cmd {
-        MusigCmd::Key { cmd } => match cmd {
+        Musig2Cmd::Key { cmd } => match cmd {
             KeyCmd::Generate { owner_key } => to_json(
                 &client
-                    .musig_generate_key(enclave, &owner(&owner_key)?)
+                    .musig2_generate_key(enclave, &owner(&owner_key)?)
                     .map_err(f)?,
             ),
             KeyCmd::Import {
@@ -694,62 +698,50 @@ fn musig(client: &Client, enclave: &AttestedEnclave, cmd: MusigCmd) -> Result<St
                 let secret = SignerKey::load(&secret_file).map_err(f)?;
                 to_json(
                     &client
-                        .musig_import_key(enclave, &owner(&owner_key)?, &secret)
+                        .musig2_import_key(enclave, &owner(&owner_key)?, &secret)
                         .map_err(f)?,
                 )
             }
-            KeyCmd::List => to_json(&client.musig_list_keys(enclave).map_err(f)?),
+            KeyCmd::List => to_json(&client.musig2_list_keys(enclave).map_err(f)?),
             KeyCmd::Describe { id } => {
-                to_json(&client.musig_describe_key(enclave, &id).map_err(f)?)
+                to_json(&client.musig2_describe_key(enclave, &id).map_err(f)?)
             }
             KeyCmd::Delete { id, owner_key } => {
                 client
-                    .musig_delete_key(enclave, &owner(&owner_key)?, &id)
+                    .musig2_delete_key(enclave, &owner(&owner_key)?, &id)
                     .map_err(f)?;
                 serde_json::json!({"id": id, "deleted": true}).to_string()
             }
         },
-        MusigCmd::Aggregate { cmd } => match cmd {
+        Musig2Cmd::Aggregate { cmd } => match cmd {
             AggregateCmd::Create {
                 participants,
                 sorted,
                 tweaks,
             } => {
-                let participants = participants
-                    .iter()
-                    .map(|p| match p.split_once(':') {
-                        Some(("held", id)) => Ok(ParticipantSpec {
-                            key_id: Some(id.into()),
-                            public_key: None,
-                        }),
-                        Some(("external", pk)) => Ok(ParticipantSpec {
-                            key_id: None,
-                            public_key: Some(pk.into()),
-                        }),
-                        _ => Err(Failure::Usage(format!(
-                            "--participant {p}: use held:KEY_ID or external:PUBKEY_HEX"
-                        ))),
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
                 let req = CreateAggregateRequest {
                     participants,
-                    order: if sorted { "sorted" } else { "as_given" }.into(),
-                    tweaks: tweaks.iter().map(|t| parse_tweak_arg(t)).collect(),
+                    order: if sorted {
+                        KeyOrder::Sorted
+                    } else {
+                        KeyOrder::AsGiven
+                    },
+                    tweaks,
                 };
-                to_json(&client.musig_create_aggregate(enclave, &req).map_err(f)?)
+                to_json(&client.musig2_create_aggregate(enclave, &req).map_err(f)?)
             }
-            AggregateCmd::List => to_json(&client.musig_list_aggregates(enclave).map_err(f)?),
+            AggregateCmd::List => to_json(&client.musig2_list_aggregates(enclave).map_err(f)?),
             AggregateCmd::Describe { id } => {
-                to_json(&client.musig_describe_aggregate(enclave, &id).map_err(f)?)
+                to_json(&client.musig2_describe_aggregate(enclave, &id).map_err(f)?)
             }
             AggregateCmd::Delete { id, owner_key } => {
                 client
-                    .musig_delete_aggregate(enclave, &owner(&owner_key)?, &id)
+                    .musig2_delete_aggregate(enclave, &owner(&owner_key)?, &id)
                     .map_err(f)?;
                 serde_json::json!({"id": id, "deleted": true}).to_string()
             }
         },
-        MusigCmd::Session { cmd } => match cmd {
+        Musig2Cmd::Session { cmd } => match cmd {
             SessionCmd::Create {
                 aggregate,
                 messages,
@@ -760,29 +752,29 @@ fn musig(client: &Client, enclave: &AttestedEnclave, cmd: MusigCmd) -> Result<St
                     aggregate,
                     messages: messages
                         .into_iter()
-                        .map(|m| MessageView {
-                            message: m.to_lowercase(),
+                        .map(|message| MessageView {
+                            message,
                             tweak: None,
                         })
                         .collect(),
                     adaptor_point,
                     expires_at: now() + ttl,
                 };
-                to_json(&client.musig_create_session(enclave, &req).map_err(f)?)
+                to_json(&client.musig2_create_session(enclave, &req).map_err(f)?)
             }
             SessionCmd::Status { session } => {
-                to_json(&client.musig_session(enclave, &session).map_err(f)?)
+                to_json(&client.musig2_session(enclave, &session).map_err(f)?)
             }
             SessionCmd::Approve {
                 session,
                 owner_key,
                 messages,
             } => {
-                let view = client.musig_session(enclave, &session).map_err(f)?;
+                let view = client.musig2_session(enclave, &session).map_err(f)?;
                 check_messages(&view, &messages).map_err(f)?;
                 to_json(
                     &client
-                        .musig_approve(enclave, &owner(&owner_key)?, &view)
+                        .musig2_approve(enclave, &owner(&owner_key)?, &view)
                         .map_err(f)?,
                 )
             }
@@ -793,12 +785,12 @@ fn musig(client: &Client, enclave: &AttestedEnclave, cmd: MusigCmd) -> Result<St
                 timeout,
             } => {
                 let signer = SignerKey::load(&signer_key).map_err(f)?;
-                let view = client.musig_session(enclave, &session).map_err(f)?;
+                let view = client.musig2_session(enclave, &session).map_err(f)?;
                 check_messages(&view, &messages).map_err(f)?;
                 let deadline = Instant::now() + std::time::Duration::from_secs(timeout);
                 to_json(
                     &client
-                        .musig_participate(
+                        .musig2_participate(
                             enclave,
                             &signer,
                             &view,
@@ -809,8 +801,8 @@ fn musig(client: &Client, enclave: &AttestedEnclave, cmd: MusigCmd) -> Result<St
                 )
             }
             SessionCmd::Signature { session } => {
-                let view = client.musig_session(enclave, &session).map_err(f)?;
-                if view.status.state != "completed" {
+                let view = client.musig2_session(enclave, &session).map_err(f)?;
+                if view.status.state != SessionState::Completed {
                     return Err(Failure::Check(format!(
                         "session {session} is {}{}",
                         view.status.state,
@@ -825,18 +817,11 @@ fn musig(client: &Client, enclave: &AttestedEnclave, cmd: MusigCmd) -> Result<St
                 for sig in &view.status.signatures {
                     let mut v = serde_json::to_value(sig)
                         .map_err(|e| Failure::Check(format!("signature: {e}")))?;
-                    if let Some(hex_sig) = &sig.signature {
-                        let decode = |h: &str| hex::decode(h).ok();
-                        let msg = view
-                            .messages
-                            .get(sig.message_index as usize)
-                            .and_then(|m| decode(&m.message));
-                        let key: Option<[u8; 32]> =
-                            decode(&sig.output_key).and_then(|k| k.try_into().ok());
-                        let bytes: Option<[u8; 64]> =
-                            decode(hex_sig).and_then(|b| b.try_into().ok());
-                        let ok = matches!((msg, key, bytes), (Some(m), Some(k), Some(b))
-                            if sigil_client::signing::verify_bip340(&k, &m, &b));
+                    if let Some(bytes) = &sig.signature {
+                        let msg = view.messages.get(sig.message_index as usize);
+                        let ok = matches!(msg, Some(m)
+                            if sigil_client::musig2::verify_bip340(
+                                &sig.output_key.0, &m.message.0, &bytes.0));
                         if !ok {
                             return Err(Failure::Check(format!(
                                 "the enclave returned a signature for message {} that does not verify",
@@ -851,11 +836,33 @@ fn musig(client: &Client, enclave: &AttestedEnclave, cmd: MusigCmd) -> Result<St
             }
             SessionCmd::Abort { session, owner_key } => to_json(
                 &client
-                    .musig_abort(enclave, &owner(&owner_key)?, &session)
+                    .musig2_abort(enclave, &owner(&owner_key)?, &session)
                     .map_err(f)?,
             ),
         },
     })
+}
+
+/// `held:KEY_ID` or `external:PUBKEY_HEX`.
+fn parse_participant(s: &str) -> Result<ParticipantSpec, String> {
+    match s.split_once(':') {
+        Some(("held", id)) => id
+            .parse()
+            .map(ParticipantSpec::Held)
+            .map_err(|e| format!("key id: {e}")),
+        Some(("external", pk)) => pk
+            .parse()
+            .map(ParticipantSpec::External)
+            .map_err(|e| format!("public key: {e}")),
+        _ => Err("use held:KEY_ID or external:PUBKEY_HEX".into()),
+    }
+}
+
+/// A message to sign, in hex of either case (the wire form is lowercase).
+fn parse_message(s: &str) -> Result<HexBytes, String> {
+    s.to_ascii_lowercase()
+        .parse()
+        .map_err(|e| format!("message: {e}"))
 }
 
 fn main() -> ExitCode {

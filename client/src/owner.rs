@@ -5,6 +5,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use k256::schnorr::SigningKey;
+use sigil_protocol::wire::{Hex, Signature};
 use zeroize::Zeroizing;
 
 use crate::ClientError;
@@ -76,8 +77,8 @@ impl OwnerKey {
             + VALIDITY_SECS
     }
 
-    /// BIP-340 signature (hex) over a 32-byte digest, with fresh auxiliary randomness.
-    pub fn sign(&self, digest: &[u8; 32]) -> Result<String, ClientError> {
+    /// BIP-340 signature over a 32-byte digest, with fresh auxiliary randomness.
+    pub fn sign(&self, digest: &[u8; 32]) -> Result<Signature, ClientError> {
         let mut aux = [0u8; 32];
         getrandom::fill(&mut aux)
             .map_err(|e| ClientError::Protocol(format!("no randomness: {e}")))?;
@@ -85,6 +86,6 @@ impl OwnerKey {
             .key
             .sign_raw(digest, &aux)
             .map_err(|e| ClientError::Protocol(format!("signing: {e}")))?;
-        Ok(hex::encode(sig.to_bytes()))
+        Ok(Hex(sig.to_bytes()))
     }
 }

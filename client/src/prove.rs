@@ -3,13 +3,12 @@
 
 use std::time::{Duration, Instant};
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as B64;
 use sigil_protocol::endpoint as ep;
 use sigil_protocol::prove::{
-    JobRef, JobResult, JobStatus, ProveRequest, Submitted, chonk_inputs_sha256, inputs_sha256,
-    open_result,
+    JobRef, JobResult, JobStatus, ProveRequest, Scheme, Submitted, Target, chonk_inputs_sha256,
+    inputs_sha256, open_result,
 };
+use sigil_protocol::wire::{Hex32, Id, Open, SecretBase64};
 use zeroize::Zeroizing;
 
 use crate::{AttestedEnclave, Client, ClientError};
@@ -18,7 +17,7 @@ use crate::{AttestedEnclave, Client, ClientError};
 pub struct Job {
     pub submitted: Submitted,
     key: Zeroizing<[u8; 32]>,
-    inputs_sha256: String,
+    inputs_sha256: Hex32,
 }
 
 /// The outputs of a successful job, in bb's own formats. A chonk proof has no separate
@@ -51,12 +50,15 @@ impl Client {
     ) -> Result<Job, ClientError> {
         let key = fresh_result_key()?;
         let req = ProveRequest {
-            scheme: "ultra_honk".into(),
-            circuit: B64.encode(circuit),
-            witness: B64.encode(witness),
+            scheme: Scheme::UltraHonk.into(),
+            circuit: SecretBase64::copy_of(circuit),
+            witness: SecretBase64::copy_of(witness),
             ivc_inputs: None,
-            target: target.into(),
-            result_key: B64.encode(&key[..]),
+            // A target this build does not know is sent as given: the enclave names it.
+            target: target
+                .parse::<Target>()
+                .map_or_else(|_| Open::Unknown(target.into()), Open::Known),
+            result_key: SecretBase64::copy_of(&key[..]),
         };
         self.prove_send(enclave, req, key, inputs_sha256(circuit, witness))
     }
@@ -70,12 +72,12 @@ impl Client {
     ) -> Result<Job, ClientError> {
         let key = fresh_result_key()?;
         let req = ProveRequest {
-            scheme: "chonk".into(),
-            circuit: String::new(),
-            witness: String::new(),
-            ivc_inputs: Some(B64.encode(ivc_inputs)),
-            target: "default".into(),
-            result_key: B64.encode(&key[..]),
+            scheme: Scheme::Chonk.into(),
+            circuit: SecretBase64::default(),
+            witness: SecretBase64::default(),
+            ivc_inputs: Some(SecretBase64::copy_of(ivc_inputs)),
+            target: Target::Default.into(),
+            result_key: SecretBase64::copy_of(&key[..]),
         };
         self.prove_send(enclave, req, key, chonk_inputs_sha256(ivc_inputs))
     }
@@ -85,18 +87,10 @@ impl Client {
         enclave: &AttestedEnclave,
         req: ProveRequest,
         key: Zeroizing<[u8; 32]>,
-        mine: String,
+        mine: Hex32,
     ) -> Result<Job, ClientError> {
-        let mut req = req;
-        let submitted = self.call::<ep::ProveSubmit>(enclave, &req);
-        // The request held the inputs and the result key in base64.
-        zeroize::Zeroize::zeroize(&mut req.circuit);
-        zeroize::Zeroize::zeroize(&mut req.witness);
-        if let Some(ivc) = req.ivc_inputs.as_mut() {
-            zeroize::Zeroize::zeroize(ivc);
-        }
-        zeroize::Zeroize::zeroize(&mut req.result_key);
-        let submitted = submitted?;
+        // The request's inputs and result key are wiped when it drops.
+        let submitted = self.call::<ep::ProveSubmit>(enclave, &req)?;
         if submitted.inputs_sha256 != mine {
             return Err(ClientError::Protocol(
                 "the enclave acknowledged other inputs than the ones sent".into(),
@@ -110,8 +104,8 @@ impl Client {
     }
 
     /// The job's state (no secrets: the result inside is sealed).
-    pub fn prove_status(&self, id: &str) -> Result<JobStatus, ClientError> {
-        self.call_plain::<ep::ProveStatus>(&JobRef { id: id.into() })
+    pub fn prove_status(&self, id: &Id) -> Result<JobStatus, ClientError> {
+        self.call_plain::<ep::ProveStatus>(&JobRef { id: *id })
     }
 
     /// Polls until the job ends (calling `progress` on every poll), then opens its result.
@@ -141,11 +135,9 @@ impl Client {
             std::thread::sleep(delay);
             delay = (delay * 2).min(Duration::from_secs(2));
         };
-        let sealed = B64
-            .decode(status.sealed.unwrap_or_default().as_bytes())
-            .map_err(|e| ClientError::Protocol(format!("sealed result: {e}")))?;
+        let sealed = status.sealed.unwrap_or_default();
         let plain = Zeroizing::new(
-            open_result(&job.key, &job.submitted.id, &sealed)
+            open_result(&job.key, &job.submitted.id.to_string(), &sealed.0)
                 .map_err(|e| ClientError::Protocol(e.to_string()))?,
         );
         let result: JobResult = serde_json::from_slice(&plain)
@@ -163,16 +155,11 @@ impl Client {
                 message: e.message.clone(),
             });
         }
-        let field = |name: &str, v: &Option<String>| -> Result<Vec<u8>, ClientError> {
-            B64.decode(v.as_deref().unwrap_or("").as_bytes())
-                .map_err(|e| ClientError::Protocol(format!("{name}: {e}")))
-        };
         Ok(Proof {
-            proof: field("proof", &result.proof)?,
-            public_inputs: field("public_inputs", &result.public_inputs)?,
-            vk: field("vk", &result.vk)?,
-            vk_hash: hex::decode(result.vk_hash.as_deref().unwrap_or(""))
-                .map_err(|e| ClientError::Protocol(format!("vk_hash: {e}")))?,
+            proof: result.proof.clone().unwrap_or_default().0,
+            public_inputs: result.public_inputs.clone().unwrap_or_default().0,
+            vk: result.vk.clone().unwrap_or_default().0,
+            vk_hash: result.vk_hash.clone().unwrap_or_default().0,
             result,
         })
     }

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ApiError, Code, ServerCode};
+use crate::wire::{Base64Bytes, HexBytes};
 
 /// Content type of an encapsulated request or response body.
 pub const ENCAPSULATED_CONTENT_TYPE: &str = "application/sigil-encapsulated";
@@ -52,9 +53,10 @@ impl From<ApiError> for ErrorBody {
 /// The query of `GET /v1/attestation`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AttestationQuery {
-    /// Hex, at most [`MAX_NONCE_LEN`] bytes; put into the document.
+    /// At most [`MAX_NONCE_LEN`] bytes; put into the document. (The enclave reads the query
+    /// itself, to answer `bad_nonce` and `nonce_too_long`.)
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub nonce: Option<String>,
+    pub nonce: Option<HexBytes>,
 }
 
 /// Body of `GET /v1/health`.
@@ -114,7 +116,7 @@ pub struct ProverHealth {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AttestationResponse {
     /// COSE_Sign1 attestation document, base64 (standard alphabet, padded).
-    pub document: String,
+    pub document: Base64Bytes,
     /// [`MODE_NITRO`], [`MODE_HARNESS`] or [`MODE_LOCAL`]. Informational only: a client must
     /// decide trust from the verified document, never from this field (a lying host can set it).
     pub mode: String,
@@ -172,7 +174,7 @@ mod tests {
             r#"{"message":"hi","enclave_time_ms":42}"#
         );
         let a = AttestationResponse {
-            document: "AAAA".into(),
+            document: Base64Bytes(vec![0; 3]),
             mode: MODE_NITRO.into(),
         };
         assert_eq!(

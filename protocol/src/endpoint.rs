@@ -14,13 +14,13 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::api::{AttestationResponse, HealthResponse, PingRequest, PingResponse};
-use crate::prove::{JobRef, JobStatus, MAX_CIRCUIT, MAX_WITNESS, ProveRequest, Submitted};
-use crate::signing::{
+use crate::musig2::{
     AbortRequest, AggregateView, ApproveRequest, CreateAggregateRequest, CreateSessionRequest,
     DeleteAggregateRequest, DeleteKeyRequest, Deleted, GenerateKeyRequest, IdList, IdRequest,
     ImportKeyRequest, KeyView, ListRequest, NoncesView, PartialSignaturesRequest, RoundView,
     SessionRef, SessionView, StatusView, SubmitNoncesRequest,
 };
+use crate::prove::{JobRef, JobStatus, MAX_CIRCUIT, MAX_WITNESS, ProveRequest, Submitted};
 use crate::vault::{Entry, MAX_VALUE, NameRequest, PutRequest, Written};
 
 /// The methods the API uses.
@@ -433,13 +433,15 @@ mod tests {
         );
         assert_eq!(
             Attestation::target(&crate::api::AttestationQuery {
-                nonce: Some("00ff".into())
+                nonce: Some(crate::wire::HexBytes(vec![0, 255]))
             }),
             "/v1/attestation?nonce=00ff"
         );
         assert_eq!(
-            ProveStatus::target(&JobRef { id: "ab".into() }),
-            "/v1/prove/ab"
+            ProveStatus::target(&JobRef {
+                id: crate::wire::Hex([0xab; 16])
+            }),
+            format!("/v1/prove/{}", "ab".repeat(16))
         );
     }
 }

@@ -11,13 +11,15 @@ pub mod endpoint;
 pub mod error;
 #[cfg(feature = "app")]
 pub mod manifest;
+#[cfg(feature = "app")]
+pub mod musig2;
 pub mod parent;
 pub mod ports;
 #[cfg(feature = "app")]
 pub mod prove;
 #[cfg(feature = "app")]
-pub mod signing;
-#[cfg(feature = "app")]
 pub mod user_data;
 #[cfg(feature = "app")]
 pub mod vault;
+#[cfg(feature = "app")]
+pub mod wire;

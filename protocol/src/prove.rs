@@ -14,6 +14,8 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::wire::{Base64Bytes, Hex, Hex32, HexBytes, Id, Open, SecretBase64, wire_enum};
+
 /// Status path prefix: `/v1/prove/<32 hex>` (the endpoint is
 /// [`crate::endpoint::ProveStatus`]).
 pub const PATH_PROVE_STATUS_PREFIX: &str = "/v1/prove/";
@@ -28,78 +30,110 @@ pub const MAX_IVC_INPUTS: usize = MAX_CIRCUIT + MAX_WITNESS;
 /// AAD prefix of the sealed result: the job id follows.
 pub const RESULT_AAD: &str = "sigil prove result v1 ";
 
-/// What the client asks for.
+wire_enum! {
+    /// The proof system.
+    pub enum Scheme ("scheme") {
+        /// One circuit and its witness.
+        UltraHonk = "ultra_honk",
+        /// Aztec's client IVC: a stack of circuits folded into one proof.
+        Chonk = "chonk",
+    }
+}
+
+wire_enum! {
+    /// bb's verifier target (`--verifier_target`).
+    pub enum Target ("verifier target") {
+        /// UltraHonk: `noir-recursive`; chonk: its one verifier.
+        Default = "default",
+        Evm = "evm",
+        EvmNoZk = "evm-no-zk",
+        NoirRecursive = "noir-recursive",
+        NoirRecursiveNoZk = "noir-recursive-no-zk",
+    }
+}
+
+wire_enum! {
+    /// Where a proving job is.
+    pub enum JobState ("job state") {
+        Queued = "queued",
+        Running = "running",
+        Done = "done",
+        Failed = "failed",
+    }
+}
+
+/// What the client asks for. The inputs and the key are secrets: wiped when dropped, never
+/// printed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProveRequest {
     /// `ultra_honk` (one circuit and its witness) or `chonk` (Aztec's client IVC: a stack of
-    /// circuits folded into one proof, given as `ivc_inputs`).
-    pub scheme: String,
+    /// circuits folded into one proof, given as `ivc_inputs`). Kept as given when unknown, so
+    /// the enclave refuses it with `bad_scheme`.
+    pub scheme: Open<Scheme>,
     /// ultra_honk: the compiled circuit: Noir's program JSON, or its gzipped bytecode; base64.
     #[serde(default)]
-    pub circuit: String,
+    pub circuit: SecretBase64,
     /// ultra_honk: the gzipped witness (`nargo execute` / noir_js output); base64.
     #[serde(default)]
-    pub witness: String,
+    pub witness: SecretBase64,
     /// chonk: bb's input stack (`--ivc_inputs_path`), base64: a msgpack array of
     /// `{bytecode, witness, vk, functionName}` maps in folding order.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ivc_inputs: Option<String>,
+    pub ivc_inputs: Option<SecretBase64>,
     /// The verifier target: `evm`, `noir-recursive` or `default` (chonk: only `default`).
+    /// Kept as given when unknown, so the enclave refuses it with `bad_target`.
     #[serde(default = "default_target")]
-    pub target: String,
+    pub target: Open<Target>,
     /// 32 random bytes (base64) the result is sealed under; never reuse one.
-    pub result_key: String,
+    pub result_key: SecretBase64,
 }
 
-fn default_target() -> String {
-    "default".into()
+fn default_target() -> Open<Target> {
+    Open::Known(Target::Default)
 }
 
 /// The sealed answer to a submission.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Submitted {
-    /// 32 hex digits.
-    pub id: String,
+    pub id: Id,
     /// Jobs ahead of this one.
     pub queue_position: u32,
     /// [`inputs_sha256`] (or [`chonk_inputs_sha256`]) of the inputs as received: the result
     /// repeats it, so the client knows the proof is for its own inputs.
-    pub inputs_sha256: String,
+    pub inputs_sha256: Hex32,
 }
 
 /// What `GET /v1/prove/{id}` asks for: the job id travels in the path.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobRef {
-    /// 32 lowercase hex digits.
-    pub id: String,
+    pub id: Id,
 }
 
 /// `GET /v1/prove/{id}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobStatus {
-    pub id: String,
-    /// `queued`, `running`, `done` or `failed`.
-    pub state: String,
+    pub id: Id,
+    pub state: JobState,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queue_position: Option<u32>,
     /// Milliseconds since the job started running (running, done, failed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub elapsed_ms: Option<u64>,
-    /// Base64 of nonce (12) || AES-256-GCM ciphertext of the [`JobResult`] JSON, with AAD
+    /// nonce (12) || AES-256-GCM ciphertext of the [`JobResult`] JSON, with AAD
     /// [`RESULT_AAD`] followed by the id; present once the job has ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sealed: Option<String>,
+    pub sealed: Option<Base64Bytes>,
 }
 
 /// What the sealed result holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobResult {
-    pub id: String,
+    pub id: Id,
     /// Same as [`Submitted::inputs_sha256`].
-    pub inputs_sha256: String,
+    pub inputs_sha256: Hex32,
     /// `done` or `failed`.
-    pub state: String,
+    pub state: JobState,
     /// When failed: a stable code (`unsatisfied`, `bad_circuit`, `crs_too_small`,
     /// `time_limit`, `memory_limit`, `prover_failed`) and bb's explanation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -108,13 +142,13 @@ pub struct JobResult {
     /// A chonk proof has no separate public inputs (they are inside the proof) and bb
     /// writes no vk hash for it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub proof: Option<String>,
+    pub proof: Option<Base64Bytes>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub public_inputs: Option<String>,
+    pub public_inputs: Option<Base64Bytes>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub vk: Option<String>,
+    pub vk: Option<Base64Bytes>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub vk_hash: Option<String>,
+    pub vk_hash: Option<HexBytes>,
     /// Circuit size as bb counts it, and the CRS points it needs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub circuit_size: Option<u64>,
@@ -144,23 +178,21 @@ pub enum ResultSealError {
 }
 
 /// SHA-256 of the inputs as the enclave received them.
-pub fn inputs_sha256(circuit: &[u8], witness: &[u8]) -> String {
+pub fn inputs_sha256(circuit: &[u8], witness: &[u8]) -> Hex32 {
     let mut h = Sha256::new();
     h.update((circuit.len() as u64).to_be_bytes());
     h.update(circuit);
     h.update(witness);
-    let d: [u8; 32] = h.finalize().into();
-    hex::encode(d)
+    Hex(h.finalize().into())
 }
 
 /// SHA-256 of a chonk input stack as the enclave received it. The length field is
 /// `u64::MAX`, which no circuit length in [`inputs_sha256`] can be, so the two never collide.
-pub fn chonk_inputs_sha256(ivc_inputs: &[u8]) -> String {
+pub fn chonk_inputs_sha256(ivc_inputs: &[u8]) -> Hex32 {
     let mut h = Sha256::new();
     h.update(u64::MAX.to_be_bytes());
     h.update(ivc_inputs);
-    let d: [u8; 32] = h.finalize().into();
-    hex::encode(d)
+    Hex(h.finalize().into())
 }
 
 /// The AAD of a sealed result.
@@ -226,6 +258,28 @@ mod tests {
         t[20] ^= 1;
         assert!(open_result(&key, "aa", &t).is_err());
         assert!(open_result(&key, "aa", &sealed[..20]).is_err());
+    }
+
+    #[test]
+    fn requests_keep_their_json_and_unknown_names_reach_the_handler() {
+        let json = r#"{"scheme":"ultra_honk","circuit":"AQI=","witness":"Aw==","target":"evm","result_key":"BAU="}"#;
+        let r: ProveRequest = serde_json::from_str(json).unwrap();
+        assert_eq!(r.scheme, Open::Known(Scheme::UltraHonk));
+        assert_eq!(r.target, Open::Known(Target::Evm));
+        assert_eq!(r.circuit.expose(), &[1, 2]);
+        assert_eq!(serde_json::to_string(&r).unwrap(), json);
+        assert!(!format!("{r:?}").contains("AQI="));
+        let r: ProveRequest =
+            serde_json::from_str(r#"{"scheme":"plonk","result_key":"","target":"x"}"#).unwrap();
+        assert_eq!(r.scheme.known(), Err("plonk"));
+        assert_eq!(r.target.known(), Err("x"));
+        let r: ProveRequest =
+            serde_json::from_str(r#"{"scheme":"chonk","result_key":""}"#).unwrap();
+        assert_eq!(r.target, Open::Known(Target::Default));
+        assert!(r.circuit.is_empty());
+        assert!(
+            serde_json::from_str::<ProveRequest>(r#"{"scheme":"chonk","result_key":"!"}"#).is_err()
+        );
     }
 
     #[test]

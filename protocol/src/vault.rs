@@ -15,6 +15,8 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::wire::{Hex32, SecretBase64, Signature};
+
 /// Largest value, in bytes.
 pub const MAX_VALUE: usize = 64 * 1024;
 /// Longest name; names are `[A-Za-z0-9._-]`, not starting with `.`.
@@ -29,15 +31,15 @@ pub const TAG: &str = "sigil/vault/v1";
 #[serde(deny_unknown_fields)]
 pub struct PutRequest {
     pub name: String,
-    /// Base64 (standard, padded).
-    pub value: String,
-    /// Hex x-only public key; must equal the stored owner when replacing.
-    pub owner: String,
+    /// Base64 (standard, padded); wiped once used.
+    pub value: SecretBase64,
+    /// The x-only public key; must equal the stored owner when replacing.
+    pub owner: Hex32,
     pub expected_version: u64,
     /// Unix seconds after which the signature is refused.
     pub not_after: u64,
-    /// Hex BIP-340 signature over [`digest`] by `owner`.
-    pub signature: String,
+    /// BIP-340 signature over [`digest`] by `owner`.
+    pub signature: Signature,
 }
 
 /// `POST /v1/vault/get` and `POST /v1/vault/delete` (delete needs `expected_version`).
@@ -48,15 +50,15 @@ pub struct NameRequest {
     #[serde(default)]
     pub expected_version: u64,
     pub not_after: u64,
-    pub signature: String,
+    pub signature: Signature,
 }
 
 /// The answer to a get.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
     pub name: String,
-    pub value: String,
-    pub owner: String,
+    pub value: SecretBase64,
+    pub owner: Hex32,
     pub version: u64,
 }
 

@@ -597,7 +597,8 @@ fn main() {
             let t = Instant::now();
             let s = client.prove_status(&j.proof.result.id).expect("job status");
             done_polls.push(t.elapsed());
-            sealed_len = s.sealed.map_or(0, |s| s.len());
+            // The length on the wire: base64 of the sealed bytes.
+            sealed_len = s.sealed.map_or(0, |s| s.0.len().div_ceil(3) * 4);
         }
     }
 

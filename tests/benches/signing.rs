@@ -23,13 +23,14 @@ use std::time::{Duration, Instant};
 
 use musig2::secp::{MaybeScalar, Point, Scalar};
 use musig2::{AggNonce, BinaryEncoding, KeyAggContext, PubNonce, SecNonce};
-use sigil_client::signing::{check_messages, verify_bip340};
+use sigil_client::musig2::{check_messages, verify_bip340};
 use sigil_client::{AttestedEnclave, Client, OwnerKey, SignerKey};
 use sigil_e2e::deployment::Deployment;
-use sigil_protocol::signing::{
+use sigil_protocol::musig2::{
     AggregateView, CreateAggregateRequest, CreateSessionRequest, MessageView, ParticipantSpec,
-    SessionView, TweakSpec,
+    SessionView, TweakKind, TweakSpec,
 };
+use sigil_protocol::wire::{Hex, HexBytes};
 use sigil_signing::{
     AggregateInfo, AggregateSpec, DigestInput, Engine, EntropyError, KeyOrder, MemoryRecords,
     MessageSpec, SessionRequest, SessionState, SignatureValue, Tweak, session_digest,
@@ -162,37 +163,23 @@ fn message(stream: u64, i: u64) -> [u8; 32] {
     m
 }
 
-fn sig64(hex_sig: &str) -> [u8; 64] {
-    hex::decode(hex_sig)
-        .expect("hex signature")
-        .try_into()
-        .expect("64-byte signature")
-}
-
 // ---------------------------------------------------------------------------------------------
 // Through the HTTP API.
 
 fn setup_http(c: &Client, e: &AttestedEnclave, p: &Parties) -> AggregateView {
-    let k1 = c.musig_generate_key(e, &p.alice).expect("generate a key");
-    let k2 = c.musig_generate_key(e, &p.bob).expect("generate a key");
-    let held = |id: String| ParticipantSpec {
-        key_id: Some(id),
-        public_key: None,
-    };
-    c.musig_create_aggregate(
+    let k1 = c.musig2_generate_key(e, &p.alice).expect("generate a key");
+    let k2 = c.musig2_generate_key(e, &p.bob).expect("generate a key");
+    c.musig2_create_aggregate(
         e,
         &CreateAggregateRequest {
             participants: vec![
-                held(k1.id),
-                held(k2.id),
-                ParticipantSpec {
-                    key_id: None,
-                    public_key: Some(hex::encode(p.external.public_key())),
-                },
+                ParticipantSpec::Held(k1.id),
+                ParticipantSpec::Held(k2.id),
+                ParticipantSpec::External(Hex(p.external.public_key())),
             ],
-            order: "as_given".into(),
+            order: sigil_protocol::musig2::KeyOrder::AsGiven,
             tweaks: vec![TweakSpec {
-                kind: "taproot_unspendable".into(),
+                kind: TweakKind::TaprootUnspendable,
                 value: None,
             }],
         },
@@ -217,13 +204,13 @@ fn http_session(
     agg: &AggregateView,
     msg: [u8; 32],
 ) -> Duration {
-    let msg_hex = hex::encode(msg);
+    let msg_hex = HexBytes(msg.to_vec());
     let start = Instant::now();
     let s: SessionView = c
-        .musig_create_session(
+        .musig2_create_session(
             e,
             &CreateSessionRequest {
-                aggregate: agg.id.clone(),
+                aggregate: agg.id,
                 messages: vec![MessageView {
                     message: msg_hex.clone(),
                     tweak: None,
@@ -235,30 +222,30 @@ fn http_session(
         .expect("create a session");
     // The external signer joins (fresh nonces) and sends its nonces.
     let mut part = p.external.join(&s).expect("join");
-    c.musig_submit_nonces(e, &s.id, part.index(), &part.public_nonces())
+    c.musig2_submit_nonces(e, &s.id, part.index(), &part.public_nonces())
         .expect("submit nonces");
     // Each owner checks what the session signs and approves (digest recomputed client-side).
     let expected = [msg_hex.clone()];
     for owner in [&p.alice, &p.bob] {
         check_messages(&s, &expected).expect("the session signs our message");
-        c.musig_approve(e, owner, &s).expect("approve");
+        c.musig2_approve(e, owner, &s).expect("approve");
     }
-    let round = c.musig_round(e, &s.id).expect("round");
-    let engine_nonces = c.musig_nonces(e, &s.id).expect("engine nonces");
+    let round = c.musig2_round(e, &s.id).expect("round");
+    let engine_nonces = c.musig2_nonces(e, &s.id).expect("engine nonces");
     part.check_round(&engine_nonces, &round)
         .expect("round check");
     let psigs = part.sign(&round).expect("partial signatures");
     let st = c
-        .musig_submit_partial_signatures(e, &s.id, &round.round_id, part.index(), &psigs)
+        .musig2_submit_partial_signatures(e, &s.id, &round.round_id, part.index(), &psigs)
         .expect("submit partial signatures");
     assert_eq!(st.state, "completed", "{st:?}");
     // The final signature, fetched and verified.
-    let view = c.musig_session(e, &s.id).expect("session");
+    let view = c.musig2_session(e, &s.id).expect("session");
     let elapsed = start.elapsed();
     let s0 = &view.status.signatures[0];
     assert_eq!(s0.output_key, agg.output_xonly);
-    let key: [u8; 32] = hex::decode(&s0.output_key).unwrap().try_into().unwrap();
-    let sig = sig64(s0.signature.as_deref().expect("a BIP-340 signature"));
+    let key = s0.output_key.0;
+    let sig = s0.signature.expect("a BIP-340 signature").0;
     assert!(
         verify_bip340(&key, &msg, &sig),
         "the final signature verifies"
@@ -385,7 +372,7 @@ fn local_session(
     });
     assert_eq!(digest, session.digest);
     for owner in [&p.alice, &p.bob] {
-        let sig = sig64(&owner.sign(&digest).unwrap());
+        let sig = owner.sign(&digest).unwrap().0;
         eng!(engine.approve(&session.id, &owner.x_only(), &sig, now())).expect("approve");
     }
 

@@ -1,5 +1,6 @@
-//! `sigil attestation verify` on the real Nitro documents: accepted at their own time,
-//! refused now and in every tampered or mismatched variant, each with the failing check named.
+//! The `sigil` CLI: `sigil attestation verify` on the real Nitro documents (accepted at their own
+//! time, refused now and in every tampered or mismatched variant, each with the failing check
+//! named), and the names of its commands.
 
 mod common;
 
@@ -235,4 +236,37 @@ fn usage_errors_exit_2() {
         "99=00",
     ]);
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// The MuSig2 commands are `sigil musig2`; `sigil musig`, their first name, still works for old
+/// scripts but is not advertised.
+#[test]
+fn musig2_is_the_command_and_musig_a_hidden_alias() {
+    let out = sigil(&["musig2", "--help"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let help = String::from_utf8_lossy(&out.stdout);
+    for sub in ["key", "aggregate", "session"] {
+        assert!(
+            help.contains(sub),
+            "`sigil musig2 --help` lacks {sub}: {help}"
+        );
+    }
+    let out = sigil(&["musig", "--help"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), help);
+    let top = sigil(&["--help"]);
+    let top = String::from_utf8_lossy(&top.stdout);
+    assert!(top.contains("musig2"), "{top}");
+    assert!(
+        !top.lines().any(|l| l.trim_start().starts_with("musig ")),
+        "the old name is listed: {top}"
+    );
 }

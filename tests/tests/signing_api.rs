@@ -12,13 +12,14 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::target_dir;
-use sigil_client::signing::{complete_adaptor_signature, verify_bip340};
+use sigil_client::musig2::{complete_adaptor_signature, verify_bip340};
 use sigil_client::{AttestedEnclave, Client, ClientError, OwnerKey, SignerKey};
 use sigil_e2e::deployment::{Deployment, LocalEnclave};
-use sigil_protocol::signing::{
-    AggregateView, CreateAggregateRequest, CreateSessionRequest, MessageView, ParticipantSpec,
-    SessionView, TweakSpec,
+use sigil_protocol::musig2::{
+    AggregateView, CreateAggregateRequest, CreateSessionRequest, KeyOrder, MessageView,
+    ParticipantSpec, SessionView, TweakKind, TweakSpec,
 };
+use sigil_protocol::wire::{Hex, HexBytes};
 
 /// A fresh deployment in `target/test-signing/<name>-<pid>`. Its enclave is this workspace's
 /// profile build, so it is always built from the current source, whatever static build lies
@@ -75,17 +76,17 @@ fn api_error(e: ClientError) -> (u16, String, String) {
 fn messages(n: u8) -> Vec<MessageView> {
     (0..n)
         .map(|i| MessageView {
-            message: hex::encode([0xa0 + i; 32]),
+            message: HexBytes(vec![0xa0 + i; 32]),
             tweak: None,
         })
         .collect()
 }
 
 fn new_session(c: &Client, e: &AttestedEnclave, agg: &AggregateView, n: u8) -> SessionView {
-    c.musig_create_session(
+    c.musig2_create_session(
         e,
         &CreateSessionRequest {
-            aggregate: agg.id.clone(),
+            aggregate: agg.id,
             messages: messages(n),
             adaptor_point: None,
             expires_at: now() + 600,
@@ -101,12 +102,9 @@ fn assert_signed(view: &SessionView, agg: &AggregateView) {
     assert_eq!(view.status.signatures.len(), view.messages.len());
     for s in &view.status.signatures {
         assert_eq!(s.output_key, agg.output_xonly);
-        let key: [u8; 32] = hex::decode(&s.output_key).unwrap().try_into().unwrap();
-        let sig: [u8; 64] = hex::decode(s.signature.as_ref().expect("a BIP-340 signature"))
-            .unwrap()
-            .try_into()
-            .unwrap();
-        let msg = hex::decode(&view.messages[s.message_index as usize].message).unwrap();
+        let key = s.output_key.0;
+        let sig = s.signature.expect("a BIP-340 signature").0;
+        let msg = view.messages[s.message_index as usize].message.0.clone();
         assert!(verify_bip340(&key, &msg, &sig), "signature {s:?}");
         // libsecp256k1: an implementation independent of k256 and the musig2 crate.
         let pk = secp256k1::XOnlyPublicKey::from_byte_array(key).unwrap();
@@ -136,39 +134,30 @@ fn three_party_sessions_through_the_api_and_the_cli() {
     let external = SignerKey::generate().unwrap();
 
     // Keys: one generated inside, one imported; both bound to their owner.
-    let k1 = c.musig_generate_key(&e, &alice).unwrap();
+    let k1 = c.musig2_generate_key(&e, &alice).unwrap();
     let imported = SignerKey::generate().unwrap();
-    let k2 = c.musig_import_key(&e, &bob, &imported).unwrap();
-    assert_eq!(k2.public_key, hex::encode(imported.public_key()));
-    assert_eq!(k1.owner, hex::encode(alice.x_only()));
-    let mut listed = c.musig_list_keys(&e).unwrap();
+    let k2 = c.musig2_import_key(&e, &bob, &imported).unwrap();
+    assert_eq!(k2.public_key, imported.public_key());
+    assert_eq!(k1.owner, alice.x_only());
+    let mut listed = c.musig2_list_keys(&e).unwrap();
     listed.sort();
-    let mut want = vec![k1.id.clone(), k2.id.clone()];
+    let mut want = vec![k1.id, k2.id];
     want.sort();
     assert_eq!(listed, want);
 
     // 2 held + 1 external, BIP-86-style taproot output.
     let agg = c
-        .musig_create_aggregate(
+        .musig2_create_aggregate(
             &e,
             &CreateAggregateRequest {
                 participants: vec![
-                    ParticipantSpec {
-                        key_id: Some(k1.id.clone()),
-                        public_key: None,
-                    },
-                    ParticipantSpec {
-                        key_id: Some(k2.id.clone()),
-                        public_key: None,
-                    },
-                    ParticipantSpec {
-                        key_id: None,
-                        public_key: Some(hex::encode(external.public_key())),
-                    },
+                    ParticipantSpec::Held(k1.id),
+                    ParticipantSpec::Held(k2.id),
+                    ParticipantSpec::External(Hex(external.public_key())),
                 ],
-                order: "as_given".into(),
+                order: KeyOrder::AsGiven,
                 tweaks: vec![TweakSpec {
-                    kind: "taproot_unspendable".into(),
+                    kind: TweakKind::TaprootUnspendable,
                     value: None,
                 }],
             },
@@ -182,70 +171,70 @@ fn three_party_sessions_through_the_api_and_the_cli() {
     assert_eq!(s.status.state, "waiting_for_approvals");
     let mut approvers = s.approvers.clone();
     approvers.sort();
-    let mut owners = vec![hex::encode(alice.x_only()), hex::encode(bob.x_only())];
+    let mut owners = vec![Hex(alice.x_only()), Hex(bob.x_only())];
     owners.sort();
     assert_eq!(approvers, owners);
 
     // Wrong approvals leave the session waiting: a signature over another digest, and a key
     // that approves nothing here.
     let wrong = alice.sign(&[7u8; 32]).unwrap();
-    let (status, code, _) = api_error(c.musig_approve_raw(&e, &alice, &s.id, &wrong).unwrap_err());
+    let (status, code, _) = api_error(c.musig2_approve_raw(&e, &alice, &s.id, &wrong).unwrap_err());
     assert_eq!((status, code.as_str()), (401, "bad_approval"));
-    let (status, code, _) = api_error(c.musig_approve(&e, &stranger, &s).unwrap_err());
+    let (status, code, _) = api_error(c.musig2_approve(&e, &stranger, &s).unwrap_err());
     assert_eq!((status, code.as_str()), (403, "not_an_approver"));
-    let st = c.musig_session(&e, &s.id).unwrap().status;
+    let st = c.musig2_session(&e, &s.id).unwrap().status;
     assert_eq!(st.state, "waiting_for_approvals");
     assert_eq!(st.missing_approvals.len(), 2);
     // Nothing secret was touched: the engine has no nonces yet.
-    let (status, code, _) = api_error(c.musig_nonces(&e, &s.id).unwrap_err());
+    let (status, code, _) = api_error(c.musig2_nonces(&e, &s.id).unwrap_err());
     assert_eq!((status, code.as_str()), (409, "wrong_state"));
 
     // The external signer's nonces may come before the approvals.
     let mut part = external.join(&s).unwrap();
     assert_eq!(part.index(), 2);
-    c.musig_submit_nonces(&e, &s.id, 2, &part.public_nonces())
+    c.musig2_submit_nonces(&e, &s.id, 2, &part.public_nonces())
         .unwrap();
-    let st = c.musig_approve(&e, &alice, &s).unwrap();
+    let st = c.musig2_approve(&e, &alice, &s).unwrap();
     assert_eq!(st.state, "waiting_for_approvals");
-    let st = c.musig_approve(&e, &bob, &s).unwrap();
+    let st = c.musig2_approve(&e, &bob, &s).unwrap();
     // The last approval made the engine sign with both held keys at once.
     assert_eq!(st.state, "waiting_for_partial_signatures");
     assert_eq!(st.missing_partial_signatures, vec![2]);
 
-    let round = c.musig_round(&e, &s.id).unwrap();
-    let engine_nonces = c.musig_nonces(&e, &s.id).unwrap();
+    let round = c.musig2_round(&e, &s.id).unwrap();
+    let engine_nonces = c.musig2_nonces(&e, &s.id).unwrap();
     part.check_round(&engine_nonces, &round).unwrap();
     let psigs = part.sign(&round).unwrap();
     // Spent nonces cannot sign again.
     assert!(part.sign(&round).is_err());
     let st = c
-        .musig_submit_partial_signatures(&e, &s.id, &round.round_id, 2, &psigs)
+        .musig2_submit_partial_signatures(&e, &s.id, &round.round_id, 2, &psigs)
         .unwrap();
     assert_eq!(st.state, "completed");
     // A replay of the same submission changes nothing.
     let again = c
-        .musig_submit_partial_signatures(&e, &s.id, &round.round_id, 2, &psigs)
+        .musig2_submit_partial_signatures(&e, &s.id, &round.round_id, 2, &psigs)
         .unwrap();
     assert_eq!(again, st);
-    assert_signed(&c.musig_session(&e, &s.id).unwrap(), &agg);
+    assert_signed(&c.musig2_session(&e, &s.id).unwrap(), &agg);
 
     // --- a bad partial signature fails the session and names the signer ---
     let s = new_session(&c, &e, &agg, 1);
-    c.musig_approve(&e, &alice, &s).unwrap();
-    c.musig_approve(&e, &bob, &s).unwrap();
+    c.musig2_approve(&e, &alice, &s).unwrap();
+    c.musig2_approve(&e, &bob, &s).unwrap();
     let mut part = external.join(&s).unwrap();
-    c.musig_submit_nonces(&e, &s.id, 2, &part.public_nonces())
+    c.musig2_submit_nonces(&e, &s.id, 2, &part.public_nonces())
         .unwrap();
-    let round = c.musig_round(&e, &s.id).unwrap();
+    let round = c.musig2_round(&e, &s.id).unwrap();
     let mut psigs = part.sign(&round).unwrap();
     psigs[0][31] ^= 1;
     let (status, code, message) = api_error(
-        c.musig_submit_partial_signatures(&e, &s.id, &round.round_id, 2, &psigs)
+        c.musig2_submit_partial_signatures(&e, &s.id, &round.round_id, 2, &psigs)
             .unwrap_err(),
     );
     assert_eq!((status, code.as_str()), (400, "bad_partial_signature"));
     assert!(message.contains("signer 2"), "{message}");
-    let st = c.musig_session(&e, &s.id).unwrap().status;
+    let st = c.musig2_session(&e, &s.id).unwrap().status;
     assert_eq!(st.state, "failed");
     let failure = st.failure.expect("a failure reason");
     assert_eq!(
@@ -256,27 +245,27 @@ fn three_party_sessions_through_the_api_and_the_cli() {
 
     // --- a restart mid-session: the session is gone, keys and aggregate are not ---
     let s = new_session(&c, &e, &agg, 1);
-    c.musig_approve(&e, &alice, &s).unwrap();
-    c.musig_approve(&e, &bob, &s).unwrap();
+    c.musig2_approve(&e, &alice, &s).unwrap();
+    c.musig2_approve(&e, &bob, &s).unwrap();
     assert_eq!(
-        c.musig_session(&e, &s.id).unwrap().status.state,
+        c.musig2_session(&e, &s.id).unwrap().status.state,
         "waiting_for_nonces"
     );
     d.kill_enclave();
     start_ready(&mut d);
     let (c, e) = attest(&d.endpoint());
-    let (status, code, message) = api_error(c.musig_session(&e, &s.id).unwrap_err());
+    let (status, code, message) = api_error(c.musig2_session(&e, &s.id).unwrap_err());
     assert_eq!((status, code.as_str()), (404, "unknown_session"));
     assert!(message.contains("restart"), "{message}");
     let (status, _, _) = api_error(
-        c.musig_submit_nonces(&e, &s.id, 2, &external.join(&s).unwrap().public_nonces())
+        c.musig2_submit_nonces(&e, &s.id, 2, &external.join(&s).unwrap().public_nonces())
             .unwrap_err(),
     );
     assert_eq!(status, 404);
-    assert_eq!(c.musig_describe_key(&e, &k1.id).unwrap(), k1);
-    assert_eq!(c.musig_describe_key(&e, &k2.id).unwrap(), k2);
-    assert_eq!(c.musig_describe_aggregate(&e, &agg.id).unwrap(), agg);
-    assert_eq!(c.musig_list_aggregates(&e).unwrap(), vec![agg.id.clone()]);
+    assert_eq!(c.musig2_describe_key(&e, &k1.id).unwrap(), k1);
+    assert_eq!(c.musig2_describe_key(&e, &k2.id).unwrap(), k2);
+    assert_eq!(c.musig2_describe_aggregate(&e, &agg.id).unwrap(), agg);
+    assert_eq!(c.musig2_list_aggregates(&e).unwrap(), vec![agg.id]);
 
     // --- after the restart, a session driven entirely by the CLI signs with the same keys ---
     let (alice_file, bob_file, ext_file) = (
@@ -289,7 +278,7 @@ fn three_party_sessions_through_the_api_and_the_cli() {
     external.save(&ext_file).unwrap();
     let endpoint = d.endpoint();
     let cli = |args: &[&str]| -> serde_json::Value {
-        let mut all = vec!["musig", "--endpoint", &endpoint, "--trust-test-root"];
+        let mut all = vec!["musig2", "--endpoint", &endpoint, "--trust-test-root"];
         all.extend_from_slice(args);
         let out = common::sigil(&all);
         assert!(
@@ -304,13 +293,15 @@ fn three_party_sessions_through_the_api_and_the_cli() {
         "session",
         "create",
         "--aggregate",
-        &agg.id,
+        &agg.id.to_string(),
         "--message",
         &msg,
     ]);
     let sid = created["id"].as_str().unwrap().to_string();
+    let session: Hex<32> = sid.parse().unwrap();
     // The approver refuses a session that signs something else.
     let other = hex::encode([0x5b; 32]);
+    // Under the command's first name, which scripts may still use.
     let mut all = vec!["musig", "--endpoint", &endpoint, "--trust-test-root"];
     all.extend_from_slice(&[
         "session",
@@ -345,75 +336,72 @@ fn three_party_sessions_through_the_api_and_the_cli() {
     assert_eq!(st["state"], "completed", "{st}");
     let sigs = cli(&["session", "signature", &sid]);
     assert_eq!(sigs.as_array().map(Vec::len), Some(1));
-    assert_signed(&c.musig_session(&e, &sid).unwrap(), &agg);
+    assert_signed(&c.musig2_session(&e, &session).unwrap(), &agg);
 
     // --- an adaptor session: the pre-signature completes with the adaptor secret ---
     let adaptor = SignerKey::generate().unwrap();
     let s = c
-        .musig_create_session(
+        .musig2_create_session(
             &e,
             &CreateSessionRequest {
-                aggregate: agg.id.clone(),
+                aggregate: agg.id,
                 messages: messages(1),
-                adaptor_point: Some(hex::encode(adaptor.public_key())),
+                adaptor_point: Some(Hex(adaptor.public_key())),
                 expires_at: now() + 600,
             },
         )
         .unwrap();
-    c.musig_approve(&e, &alice, &s).unwrap();
+    c.musig2_approve(&e, &alice, &s).unwrap();
     // A replayed approval changes nothing.
     assert_eq!(
-        c.musig_approve(&e, &alice, &s).unwrap().missing_approvals,
-        vec![hex::encode(bob.x_only())]
+        c.musig2_approve(&e, &alice, &s).unwrap().missing_approvals,
+        vec![Hex(bob.x_only())]
     );
-    c.musig_approve(&e, &bob, &s).unwrap();
+    c.musig2_approve(&e, &bob, &s).unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     let st = c
-        .musig_participate(&e, &external, &s, Duration::from_millis(50), deadline)
+        .musig2_participate(&e, &external, &s, Duration::from_millis(50), deadline)
         .unwrap();
     assert_eq!(st.state, "completed");
-    let pre: [u8; 65] = hex::decode(st.signatures[0].adaptor_signature.as_ref().unwrap())
-        .unwrap()
-        .try_into()
-        .unwrap();
+    let pre = st.signatures[0].adaptor_signature.unwrap().0;
     assert!(st.signatures[0].signature.is_none());
-    let key: [u8; 32] = hex::decode(&agg.output_xonly).unwrap().try_into().unwrap();
-    let msg = hex::decode(&s.messages[0].message).unwrap();
+    let key = agg.output_xonly.0;
+    let msg = s.messages[0].message.0.clone();
     let sig = complete_adaptor_signature(&pre, &adaptor.secret_bytes(), &key, &msg).unwrap();
     assert!(verify_bip340(&key, &msg, &sig));
 
     // --- an expired session ends with a clear state and no signature ---
     let s = c
-        .musig_create_session(
+        .musig2_create_session(
             &e,
             &CreateSessionRequest {
-                aggregate: agg.id.clone(),
+                aggregate: agg.id,
                 messages: messages(1),
                 adaptor_point: None,
                 expires_at: now() + 2,
             },
         )
         .unwrap();
-    c.musig_approve(&e, &alice, &s).unwrap();
+    c.musig2_approve(&e, &alice, &s).unwrap();
     std::thread::sleep(Duration::from_secs(3));
-    let st = c.musig_session(&e, &s.id).unwrap().status;
+    let st = c.musig2_session(&e, &s.id).unwrap().status;
     assert_eq!(st.state, "expired");
     assert!(st.signatures.is_empty());
-    let (status, code, _) = api_error(c.musig_approve(&e, &bob, &s).unwrap_err());
+    let (status, code, _) = api_error(c.musig2_approve(&e, &bob, &s).unwrap_err());
     assert_eq!((status, code.as_str()), (410, "session_expired"));
 
     // --- deleting a key: only its owner, and the id is gone for good ---
-    let (status, code, _) = api_error(c.musig_delete_key(&e, &alice, &k2.id).unwrap_err());
+    let (status, code, _) = api_error(c.musig2_delete_key(&e, &alice, &k2.id).unwrap_err());
     assert_eq!((status, code.as_str()), (401, "bad_signature"));
-    c.musig_delete_key(&e, &bob, &k2.id).unwrap();
-    let (status, _, _) = api_error(c.musig_describe_key(&e, &k2.id).unwrap_err());
+    c.musig2_delete_key(&e, &bob, &k2.id).unwrap();
+    let (status, _, _) = api_error(c.musig2_describe_key(&e, &k2.id).unwrap_err());
     assert!(status == 404 || status == 410, "{status}");
     // A session on the aggregate now cannot get the deleted key.
     let (status, _, _) = api_error(
-        c.musig_create_session(
+        c.musig2_create_session(
             &e,
             &CreateSessionRequest {
-                aggregate: agg.id.clone(),
+                aggregate: agg.id,
                 messages: messages(1),
                 adaptor_point: None,
                 expires_at: now() + 600,
@@ -429,18 +417,18 @@ fn without_sealed_state_key_operations_answer_503() {
     let enclave = LocalEnclave::start(&common::profile_bin("sigil-enclave"), &[]);
     let (c, e) = attest(&enclave.endpoint());
     let owner = OwnerKey::generate().unwrap();
-    let (status, code, _) = api_error(c.musig_generate_key(&e, &owner).unwrap_err());
+    let (status, code, _) = api_error(c.musig2_generate_key(&e, &owner).unwrap_err());
     assert_eq!((status, code.as_str()), (503, "sealing_disabled"));
-    let (status, code, _) = api_error(c.musig_list_aggregates(&e).unwrap_err());
+    let (status, code, _) = api_error(c.musig2_list_aggregates(&e).unwrap_err());
     assert_eq!((status, code.as_str()), (503, "sealing_disabled"));
     // Sessions are in memory, but an unknown one is still a clear 404.
-    let (status, code, _) = api_error(c.musig_session(&e, &"00".repeat(32)).unwrap_err());
+    let (status, code, _) = api_error(c.musig2_session(&e, &Hex([0; 32])).unwrap_err());
     assert_eq!((status, code.as_str()), (404, "unknown_session"));
 }
 
 #[test]
 fn a_replayed_key_import_returns_the_first_key_and_stores_no_copy() {
-    use sigil_protocol::signing::{self as wire, ImportKeyRequest, Op};
+    use sigil_protocol::musig2::{self as wire, ImportKeyRequest, Op};
     let mut d = deployment("replay");
     start_ready(&mut d);
     let (c, e) = attest(&d.endpoint());
@@ -453,9 +441,9 @@ fn a_replayed_key_import_returns_the_first_key_and_stores_no_copy() {
             not_after,
         );
         let req = ImportKeyRequest {
-            secret: hex::encode(*secret.secret_bytes()),
-            owner: hex::encode(owner.x_only()),
-            request_id: hex::encode(request_id),
+            secret: sigil_protocol::wire::SecretHex::new(secret.secret_bytes()),
+            owner: Hex(owner.x_only()),
+            request_id: Hex(request_id),
             not_after,
             signature: owner.sign(&digest).unwrap(),
         };
@@ -466,7 +454,7 @@ fn a_replayed_key_import_returns_the_first_key_and_stores_no_copy() {
     let first = import(&secret, [5; 16]).unwrap();
     let replayed = import(&secret, [5; 16]).unwrap();
     assert_eq!(replayed.id, first.id);
-    assert_eq!(c.musig_list_keys(&e).unwrap(), vec![first.id.clone()]);
+    assert_eq!(c.musig2_list_keys(&e).unwrap(), vec![first.id]);
 
     // The same request id cannot carry another secret.
     let (status, code, _) =
@@ -474,8 +462,8 @@ fn a_replayed_key_import_returns_the_first_key_and_stores_no_copy() {
     assert_eq!((status, code.as_str()), (409, "request_reused"));
 
     // Once deleted, a replay does not bring the key back.
-    c.musig_delete_key(&e, &owner, &first.id).unwrap();
+    c.musig2_delete_key(&e, &owner, &first.id).unwrap();
     let (status, code, _) = api_error(import(&secret, [5; 16]).unwrap_err());
     assert_eq!((status, code.as_str()), (410, "deleted"));
-    assert!(c.musig_list_keys(&e).unwrap().is_empty());
+    assert!(c.musig2_list_keys(&e).unwrap().is_empty());
 }

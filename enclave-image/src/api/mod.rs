@@ -18,7 +18,6 @@ pub mod vault;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use base64::Engine;
 use sigil_protocol::api::{
     AttestationResponse, CrsHealth, ENCAPSULATED_CONTENT_TYPE, ErrorBody, HealthResponse,
     MAX_NONCE_LEN, PingRequest, PingResponse, ProverHealth,
@@ -27,6 +26,7 @@ use sigil_protocol::encap::{ResponseSealer, ServerKey};
 use sigil_protocol::endpoint::{self as ep, Endpoint, EndpointInfo, Lookup};
 use sigil_protocol::error::{ApiError, Code};
 use sigil_protocol::prove::JobRef;
+use sigil_protocol::wire::{Base64Bytes, Id};
 use zeroize::Zeroizing;
 
 use crate::http::{Handler, Request, Response};
@@ -122,7 +122,7 @@ impl App {
             .attest(Some(&public_key), Some(&self.image_info), nonce.as_deref())
         {
             Ok(doc) => Ok(AttestationResponse {
-                document: base64::engine::general_purpose::STANDARD.encode(doc),
+                document: Base64Bytes(doc),
                 mode: self.nsm.mode().as_str().to_string(),
             }),
             Err(e) => {
@@ -269,10 +269,13 @@ impl App {
             ep::ProveSubmit::ROUTE => self
                 .sealed_call::<ep::ProveSubmit>(req, |r| prove::submit(self.prover.as_deref(), r)),
             ep::ProveStatus::ROUTE => {
-                let id = JobRef {
-                    id: param.unwrap_or_default().to_string(),
-                };
-                Self::plain_call::<ep::ProveStatus>(prove::status(self.prover.as_deref(), id))
+                // The router let through only 32 lowercase hex digits, which always parse.
+                let answer = param
+                    .map(Id::parse)
+                    .and_then(Result::ok)
+                    .ok_or_else(|| ApiError::new(Code::NotFound, "no such endpoint"))
+                    .and_then(|id| prove::status(self.prover.as_deref(), JobRef { id }));
+                Self::plain_call::<ep::ProveStatus>(answer)
             }
             // Declared in the table but not served: a bug, which the tests catch.
             route => error(ApiError::new(

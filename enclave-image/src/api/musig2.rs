@@ -1,4 +1,4 @@
-//! The MuSig2 endpoints (`POST /v1/musig2/...`, shapes in `sigil_protocol::signing`): the HTTP
+//! The MuSig2 endpoints (`POST /v1/musig2/...`, shapes in `sigil_protocol::musig2`): the HTTP
 //! face of the in-process engine `sigil_signing::Engine`.
 //!
 //! One engine per boot. Its keys and aggregate keys live in the sealed store (kinds
@@ -38,19 +38,20 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use sigil_protocol::error::{ApiError, Code};
-use sigil_protocol::signing::{
+use sigil_protocol::musig2::{
     self as wire, AbortRequest, AggregateView, ApproveRequest, CreateAggregateRequest,
-    CreateSessionRequest, DeleteAggregateRequest, DeleteKeyRequest, Deleted, FailureView,
-    GenerateKeyRequest, IdList, IdRequest, ImportKeyRequest, KeyView, ListRequest, NoncesView, Op,
-    PartialSignaturesRequest, ParticipantNoncesView, ParticipantView, RoundView, SessionRef,
-    SessionView, SignatureView, StatusView, SubmitNoncesRequest, TweakError, TweakSpec,
+    CreateSessionRequest, DeleteAggregateRequest, DeleteKeyRequest, Deleted, FailureCode,
+    FailureView, GenerateKeyRequest, IdList, IdRequest, ImportKeyRequest, KeyView, ListRequest,
+    NoncesView, Op, PartialSignaturesRequest, ParticipantNoncesView, ParticipantView, RoundView,
+    SessionRef, SessionView, SignatureView, StatusView, SubmitNoncesRequest, TweakError, TweakSpec,
 };
+use sigil_protocol::wire::{Hex, Hex32, Signature};
 use sigil_signing::{
     AggregateId, AggregateInfo, AggregateSpec, Engine, Entropy, EntropyError, Error, FailureReason,
-    HeldKey, KeyId, KeyInfo, KeyOrder, MessageSpec, ParticipantInfo, RecordStore, RecordStoreError,
+    HeldKey, KeyId, KeyInfo, MessageSpec, ParticipantInfo, RecordStore, RecordStoreError,
     SessionId, SessionRequest, SessionState, SessionStatus, SignatureValue, Tweak, verify_bip340,
 };
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
 use crate::nsm::Nsm;
 use crate::seal::service::{Sealing, SealingError};
@@ -209,20 +210,20 @@ impl SigningApi {
         self.need_sealing()?;
         let ids = self.engine.list_keys()?;
         Ok(IdList {
-            ids: ids.iter().map(|i| i.to_string()).collect(),
+            ids: ids.iter().map(|i| Hex(i.0)).collect(),
         })
     }
 
     pub fn describe_key(&self, IdRequest { id }: IdRequest) -> Result<KeyView, ApiError> {
         self.need_sealing()?;
-        Ok(key_view(&self.engine.describe_key(&key_id(&id)?)?))
+        Ok(key_view(&self.engine.describe_key(&KeyId(id.0))?))
     }
 
     pub fn list_aggregates(&self, _: ListRequest) -> Result<IdList, ApiError> {
         self.need_sealing()?;
         let ids = self.engine.list_aggregates()?;
         Ok(IdList {
-            ids: ids.iter().map(|i| i.to_string()).collect(),
+            ids: ids.iter().map(|i| Hex(i.0)).collect(),
         })
     }
 
@@ -232,22 +233,20 @@ impl SigningApi {
     ) -> Result<AggregateView, ApiError> {
         self.need_sealing()?;
         Ok(aggregate_view(
-            &self.engine.describe_aggregate(&aggregate_id(&id)?)?,
+            &self.engine.describe_aggregate(&AggregateId(id.0))?,
         ))
     }
 
     pub fn session_status(&self, r: SessionRef, now: u64) -> Result<SessionView, ApiError> {
-        self.session_view(&session_id(&r.session)?, now)
+        self.session_view(&SessionId(r.session.0), now)
     }
 
     pub fn approve(&self, r: ApproveRequest, now: u64) -> Result<StatusView, ApiError> {
-        let id = session_id(&r.session)?;
-        let owner = hex_array::<32>("owner", &r.owner)?;
-        let sig = hex_array::<64>("signature", &r.signature)?;
+        let id = SessionId(r.session.0);
         // The last approval loads the held keys: a vault outage must be a retryable 503, not a
         // session failed for want of its keys.
         self.need_sealing()?;
-        let st = self.engine.approve(&id, &owner, &sig, now);
+        let st = self.engine.approve(&id, &r.owner.0, &r.signature.0, now);
         Ok(status_view(&self.session_result(&id, st)?))
     }
 
@@ -256,7 +255,7 @@ impl SigningApi {
         SessionRef { session }: SessionRef,
         now: u64,
     ) -> Result<NoncesView, ApiError> {
-        let id = session_id(&session)?;
+        let id = SessionId(session.0);
         let n = self.engine.public_nonces(&id, now);
         let n = self.session_result(&id, n)?;
         Ok(NoncesView {
@@ -265,19 +264,15 @@ impl SigningApi {
                 .iter()
                 .map(|p| ParticipantNoncesView {
                     index: p.index,
-                    nonces: p.nonces.iter().map(hex::encode).collect(),
+                    nonces: p.nonces.iter().copied().map(Hex).collect(),
                 })
                 .collect(),
         })
     }
 
     pub fn submit_nonces(&self, r: SubmitNoncesRequest, now: u64) -> Result<StatusView, ApiError> {
-        let id = session_id(&r.session)?;
-        let nonces = r
-            .nonces
-            .iter()
-            .map(|n| hex_array::<66>("nonce", n))
-            .collect::<Result<Vec<_>, _>>()?;
+        let id = SessionId(r.session.0);
+        let nonces: Vec<[u8; 66]> = r.nonces.iter().map(|n| n.0).collect();
         // The last nonce makes the engine sign with its held keys (see approve).
         self.need_sealing()?;
         let st = self.engine.submit_nonces(&id, r.index, &nonces, now);
@@ -289,13 +284,13 @@ impl SigningApi {
         SessionRef { session }: SessionRef,
         now: u64,
     ) -> Result<RoundView, ApiError> {
-        let id = session_id(&session)?;
+        let id = SessionId(session.0);
         let round = self.engine.nonce_round(&id, now);
         let round = self.session_result(&id, round)?;
         Ok(RoundView {
             session,
-            round_id: hex::encode(round.round_id),
-            aggregated_nonces: round.aggregated.iter().map(hex::encode).collect(),
+            round_id: Hex(round.round_id),
+            aggregated_nonces: round.aggregated.iter().copied().map(Hex).collect(),
         })
     }
 
@@ -304,16 +299,11 @@ impl SigningApi {
         r: PartialSignaturesRequest,
         now: u64,
     ) -> Result<StatusView, ApiError> {
-        let id = session_id(&r.session)?;
-        let round = hex_array::<32>("round_id", &r.round_id)?;
-        let psigs = r
-            .partial_signatures
-            .iter()
-            .map(|s| hex_array::<32>("partial_signature", s))
-            .collect::<Result<Vec<_>, _>>()?;
+        let id = SessionId(r.session.0);
+        let psigs: Vec<[u8; 32]> = r.partial_signatures.iter().map(|s| s.0).collect();
         let st = self
             .engine
-            .submit_partial_signatures(&id, &round, r.index, &psigs, now);
+            .submit_partial_signatures(&id, &r.round_id.0, r.index, &psigs, now);
         Ok(status_view(&self.session_result(&id, st)?))
     }
 
@@ -329,7 +319,7 @@ impl SigningApi {
 
     pub fn generate_key(&self, r: GenerateKeyRequest, now: u64) -> Result<KeyView, ApiError> {
         let owner = owner_key(&r.owner)?;
-        let request_id = hex_array::<16>("request id", &r.request_id)?;
+        let request_id = r.request_id.0;
         let d = wire::request_digest(Op::GenerateKey, &[&owner, &request_id], r.not_after);
         check_owner_signature(&owner, &d, &r.signature, r.not_after, now)?;
         self.need_sealing()?;
@@ -339,14 +329,13 @@ impl SigningApi {
         Ok(key_view(&info))
     }
 
-    pub fn import_key(&self, mut r: ImportKeyRequest, now: u64) -> Result<KeyView, ApiError> {
-        let secret = parse_secret(&r.secret);
-        r.secret.zeroize();
-        let secret = secret?;
+    pub fn import_key(&self, r: ImportKeyRequest, now: u64) -> Result<KeyView, ApiError> {
+        // Wiped when `r` drops.
+        let secret = r.secret.expose();
         let owner = owner_key(&r.owner)?;
         // The public key the owner signs for is derived here, from the secret itself.
-        let public_key = HeldKey::from_secret(KeyId([0; 16]), &secret, owner, now)?.public_key();
-        let request_id = hex_array::<16>("request id", &r.request_id)?;
+        let public_key = HeldKey::from_secret(KeyId([0; 16]), secret, owner, now)?.public_key();
+        let request_id = r.request_id.0;
         let d = wire::request_digest(
             Op::ImportKey,
             &[&owner, &public_key, &request_id],
@@ -358,12 +347,12 @@ impl SigningApi {
         // `Engine::import_key_for_request`.
         let info = self
             .engine
-            .import_key_for_request(&secret, owner, request_id, now)?;
+            .import_key_for_request(secret, owner, request_id, now)?;
         Ok(key_view(&info))
     }
 
     pub fn delete_key(&self, r: DeleteKeyRequest, now: u64) -> Result<Deleted, ApiError> {
-        let id = key_id(&r.id)?;
+        let id = KeyId(r.id.0);
         self.need_sealing()?;
         let info = self.engine.describe_key(&id)?;
         let d = wire::request_digest(Op::DeleteKey, &[&id.0], r.not_after);
@@ -390,30 +379,8 @@ impl SigningApi {
                 ),
             ));
         }
-        let participants =
-            r.participants
-                .iter()
-                .enumerate()
-                .map(|(i, p)| match (&p.key_id, &p.public_key) {
-                    (Some(k), None) => key_id(k).map(sigil_signing::ParticipantSpec::Held),
-                    (None, Some(pk)) => hex_array::<33>("public_key", pk)
-                        .map(sigil_signing::ParticipantSpec::External),
-                    _ => Err(refuse(
-                        Code::InvalidRequest,
-                        format!("participant {i}: give exactly one of key_id and public_key"),
-                    )),
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-        let order = match r.order.as_str() {
-            "as_given" => KeyOrder::AsGiven,
-            "sorted" => KeyOrder::Sorted,
-            other => {
-                return Err(refuse(
-                    Code::InvalidRequest,
-                    format!("order {other:?}: use as_given or sorted"),
-                ));
-            }
-        };
+        let participants = r.participants.iter().map(|&p| p.into()).collect();
+        let order = r.order.into();
         let tweaks = r
             .tweaks
             .iter()
@@ -436,7 +403,7 @@ impl SigningApi {
         r: DeleteAggregateRequest,
         now: u64,
     ) -> Result<Deleted, ApiError> {
-        let id = aggregate_id(&r.id)?;
+        let id = AggregateId(r.id.0);
         let owner = owner_key(&r.owner)?;
         self.need_sealing()?;
         let info = self.engine.describe_aggregate(&id)?;
@@ -466,7 +433,7 @@ impl SigningApi {
         r: CreateSessionRequest,
         now: u64,
     ) -> Result<SessionView, ApiError> {
-        let aggregate = aggregate_id(&r.aggregate)?;
+        let aggregate = AggregateId(r.aggregate.0);
         if r.messages.len() > sigil_signing::MAX_MESSAGES {
             return Err(refuse(
                 Code::LimitExceeded,
@@ -480,20 +447,9 @@ impl SigningApi {
         let messages = r
             .messages
             .iter()
-            .map(|m| {
-                Ok(MessageSpec {
-                    message: hex::decode(&m.message).map_err(|e| {
-                        refuse(Code::InvalidRequest, format!("message is not hex: {e}"))
-                    })?,
-                    tweak: m.tweak.as_ref().map(tweak_of).transpose()?,
-                })
-            })
+            .map(|m| MessageSpec::try_from(m).map_err(tweak_error))
             .collect::<Result<Vec<_>, ApiError>>()?;
-        let adaptor_point = r
-            .adaptor_point
-            .as_deref()
-            .map(|p| hex_array::<33>("adaptor_point", p))
-            .transpose()?;
+        let adaptor_point = r.adaptor_point.map(|p| p.0);
         self.need_sealing()?;
         let agg = self.engine.describe_aggregate(&aggregate)?;
         let info = self.engine.create_session(
@@ -506,17 +462,17 @@ impl SigningApi {
             now,
         )?;
         let view = SessionView {
-            id: info.id.to_string(),
-            digest: hex::encode(info.digest),
+            id: Hex(info.id.0),
+            digest: Hex(info.digest),
             aggregate: r.aggregate,
-            internal_key: hex::encode(agg.keys.internal_key),
-            tweaks: agg.tweaks.iter().map(tweak_view).collect(),
+            internal_key: Hex(agg.keys.internal_key),
+            tweaks: agg.tweaks.iter().map(TweakSpec::from).collect(),
             messages: r.messages,
             adaptor_point: r.adaptor_point,
             expires_at: info.expires_at,
-            approvers: info.approvers.iter().map(hex::encode).collect(),
+            approvers: info.approvers.iter().copied().map(Hex).collect(),
             participants: info.participants.iter().map(participant_view).collect(),
-            output_keys: info.output_keys.iter().map(hex::encode).collect(),
+            output_keys: info.output_keys.iter().copied().map(Hex).collect(),
             status: status_view(&info.status),
         };
         let mut described = self.lock_described();
@@ -551,10 +507,10 @@ impl SigningApi {
     }
 
     pub fn abort(&self, r: AbortRequest, now: u64) -> Result<StatusView, ApiError> {
-        let id = session_id(&r.session)?;
+        let id = SessionId(r.session.0);
         let owner = owner_key(&r.owner)?;
         let view = self.session_view(&id, now)?;
-        if !view.approvers.contains(&hex::encode(owner)) {
+        if !view.approvers.contains(&r.owner) {
             return Err(refuse(
                 Code::NotAnApprover,
                 "only an approver of this session may abort it",
@@ -567,51 +523,17 @@ impl SigningApi {
     }
 }
 
-// ----- parsing and views -----
+// ----- checks and views -----
 
-fn hex_array<const N: usize>(what: &str, s: &str) -> Result<[u8; N], ApiError> {
-    let mut out = [0u8; N];
-    if s.len() != 2 * N || hex::decode_to_slice(s, &mut out).is_err() {
-        return Err(refuse(
-            Code::InvalidRequest,
-            format!("{what} must be {N} bytes of hex"),
-        ));
-    }
-    Ok(out)
-}
-
-fn parse_secret(s: &str) -> Result<Zeroizing<[u8; 32]>, ApiError> {
-    let mut out = Zeroizing::new([0u8; 32]);
-    if s.len() != 64 || hex::decode_to_slice(s, &mut out[..]).is_err() {
-        return Err(refuse(
-            Code::InvalidSecretKey,
-            "secret must be 32 bytes of hex",
-        ));
-    }
-    Ok(out)
-}
-
-fn key_id(s: &str) -> Result<KeyId, ApiError> {
-    hex_array::<16>("key id", s).map(KeyId)
-}
-
-fn aggregate_id(s: &str) -> Result<AggregateId, ApiError> {
-    hex_array::<16>("aggregate id", s).map(AggregateId)
-}
-
-fn session_id(s: &str) -> Result<SessionId, ApiError> {
-    hex_array::<32>("session id", s).map(SessionId)
-}
-
-fn owner_key(s: &str) -> Result<[u8; 32], ApiError> {
-    let owner = hex_array::<32>("owner", s)?;
-    if k256::schnorr::VerifyingKey::from_bytes(&owner).is_err() {
+/// The owner's key: the wire type guarantees 32 bytes, this that they are a curve point.
+fn owner_key(owner: &Hex32) -> Result<[u8; 32], ApiError> {
+    if k256::schnorr::VerifyingKey::from_bytes(&owner.0).is_err() {
         return Err(refuse(
             Code::InvalidOwnerKey,
             "owner is not a valid x-only secp256k1 key",
         ));
     }
-    Ok(owner)
+    Ok(owner.0)
 }
 
 /// `not_after` and the owner's BIP-340 signature over `digest`. Threat: a request made by
@@ -620,7 +542,7 @@ fn owner_key(s: &str) -> Result<[u8; 32], ApiError> {
 fn check_owner_signature(
     owner: &[u8; 32],
     digest: &[u8; 32],
-    signature: &str,
+    signature: &Signature,
     not_after: u64,
     now: u64,
 ) -> Result<(), ApiError> {
@@ -639,8 +561,7 @@ fn check_owner_signature(
             ),
         ));
     }
-    let sig = hex_array::<64>("signature", signature)?;
-    if !verify_bip340(owner, digest, &sig) {
+    if !verify_bip340(owner, digest, &signature.0) {
         return Err(refuse(
             Code::BadSignature,
             "the owner's signature does not verify",
@@ -649,25 +570,19 @@ fn check_owner_signature(
     Ok(())
 }
 
-fn tweak_of(t: &TweakSpec) -> Result<Tweak, ApiError> {
-    t.to_tweak().map_err(|e| {
-        let code = match e {
-            TweakError::BadValue => Code::InvalidRequest,
-            TweakError::MissingValue(_) | TweakError::Unknown { .. } => Code::InvalidTweak,
-        };
-        ApiError::new(code, e.to_string())
-    })
+fn tweak_error(e: TweakError) -> ApiError {
+    ApiError::new(Code::InvalidTweak, e.to_string())
 }
 
-fn tweak_view(t: &Tweak) -> TweakSpec {
-    TweakSpec::from_tweak(t)
+fn tweak_of(t: &TweakSpec) -> Result<Tweak, ApiError> {
+    t.to_tweak().map_err(tweak_error)
 }
 
 fn key_view(k: &KeyInfo) -> KeyView {
     KeyView {
-        id: k.id.to_string(),
-        public_key: hex::encode(k.public_key),
-        owner: hex::encode(k.owner),
+        id: Hex(k.id.0),
+        public_key: Hex(k.public_key),
+        owner: Hex(k.owner),
         created: k.created,
     }
 }
@@ -675,25 +590,21 @@ fn key_view(k: &KeyInfo) -> KeyView {
 fn participant_view(p: &ParticipantInfo) -> ParticipantView {
     ParticipantView {
         index: p.index,
-        public_key: hex::encode(p.public_key),
-        key_id: p.held.map(|k| k.to_string()),
+        public_key: Hex(p.public_key),
+        key_id: p.held.map(|k| Hex(k.0)),
     }
 }
 
 fn aggregate_view(a: &AggregateInfo) -> AggregateView {
     AggregateView {
-        id: a.id.to_string(),
+        id: Hex(a.id.0),
         participants: a.participants.iter().map(participant_view).collect(),
-        order: match a.order {
-            KeyOrder::AsGiven => "as_given",
-            KeyOrder::Sorted => "sorted",
-        }
-        .into(),
-        tweaks: a.tweaks.iter().map(tweak_view).collect(),
-        internal_key: hex::encode(a.keys.internal_key),
-        internal_xonly: hex::encode(a.keys.internal_xonly),
-        output_key: hex::encode(a.keys.output_key),
-        output_xonly: hex::encode(a.keys.output_xonly),
+        order: a.order.into(),
+        tweaks: a.tweaks.iter().map(TweakSpec::from).collect(),
+        internal_key: Hex(a.keys.internal_key),
+        internal_xonly: Hex(a.keys.internal_xonly),
+        output_key: Hex(a.keys.output_key),
+        output_xonly: Hex(a.keys.output_xonly),
         created: a.created,
     }
 }
@@ -704,22 +615,35 @@ fn failure_view(r: &FailureReason) -> FailureView {
             signer_index,
             message_index,
         } => (
-            "bad_partial_signature",
+            FailureCode::BadPartialSignature,
             Some(*signer_index),
             Some(*message_index),
         ),
         FailureReason::KeyUnavailable { signer_index } => {
-            ("key_unavailable", Some(*signer_index), None)
+            (FailureCode::KeyUnavailable, Some(*signer_index), None)
         }
-        FailureReason::EntropyFailed => ("entropy_failed", None, None),
-        FailureReason::Aborted => ("aborted", None, None),
-        FailureReason::Internal(_) => ("internal", None, None),
+        FailureReason::EntropyFailed => (FailureCode::EntropyFailed, None, None),
+        FailureReason::Aborted => (FailureCode::Aborted, None, None),
+        FailureReason::Internal(_) => (FailureCode::Internal, None, None),
     };
     FailureView {
-        code: code.into(),
+        code,
         message: r.to_string(),
         signer_index,
         message_index,
+    }
+}
+
+fn session_state(s: &SessionState) -> wire::SessionState {
+    match s {
+        SessionState::WaitingForApprovals => wire::SessionState::WaitingForApprovals,
+        SessionState::WaitingForNonces => wire::SessionState::WaitingForNonces,
+        SessionState::WaitingForPartialSignatures => {
+            wire::SessionState::WaitingForPartialSignatures
+        }
+        SessionState::Completed { .. } => wire::SessionState::Completed,
+        SessionState::Failed { .. } => wire::SessionState::Failed,
+        SessionState::Expired => wire::SessionState::Expired,
     }
 }
 
@@ -732,12 +656,12 @@ fn status_view(s: &SessionStatus) -> StatusView {
                 .iter()
                 .map(|f| {
                     let (signature, adaptor_signature) = match f.value {
-                        SignatureValue::Schnorr(s) => (Some(hex::encode(s)), None),
-                        SignatureValue::Adaptor(a) => (None, Some(hex::encode(a))),
+                        SignatureValue::Schnorr(s) => (Some(Hex(s)), None),
+                        SignatureValue::Adaptor(a) => (None, Some(Hex(a))),
                     };
                     SignatureView {
                         message_index: f.message_index,
-                        output_key: hex::encode(f.output_key),
+                        output_key: Hex(f.output_key),
                         signature,
                         adaptor_signature,
                     }
@@ -747,10 +671,10 @@ fn status_view(s: &SessionStatus) -> StatusView {
         _ => (None, Vec::new()),
     };
     StatusView {
-        session: s.id.to_string(),
-        state: s.state.name().into(),
+        session: Hex(s.id.0),
+        state: session_state(&s.state),
         expires_at: s.expires_at,
-        missing_approvals: s.missing_approvals.iter().map(hex::encode).collect(),
+        missing_approvals: s.missing_approvals.iter().copied().map(Hex).collect(),
         missing_nonces: s.missing_nonces.clone(),
         missing_partial_signatures: s.missing_partial_signatures.clone(),
         failure,
@@ -770,19 +694,15 @@ mod tests {
             Tweak::Taproot([3; 32]),
             Tweak::TaprootUnspendable,
         ] {
-            assert_eq!(tweak_of(&tweak_view(&t)).ok(), Some(t));
+            assert_eq!(tweak_of(&TweakSpec::from(&t)).ok(), Some(t));
         }
+        use sigil_protocol::musig2::TweakKind;
         for (kind, value) in [
-            ("plain", None),
-            ("taproot_unspendable", Some("00".repeat(32))),
-            ("nope", Some("00".repeat(32))),
-            ("xonly", Some("00".into())),
+            (TweakKind::Plain, None),
+            (TweakKind::TaprootUnspendable, Some(Hex([0; 32]))),
         ] {
-            let spec = TweakSpec {
-                kind: kind.into(),
-                value,
-            };
-            assert_eq!(tweak_of(&spec).unwrap_err().status, 400, "{kind}");
+            let e = tweak_of(&TweakSpec { kind, value }).unwrap_err();
+            assert_eq!((e.status, e.code), (400, Code::InvalidTweak), "{kind}");
         }
     }
 
@@ -791,13 +711,5 @@ mod tests {
         assert_eq!(blob_of("key/00ff").unwrap(), (Kind::Key, "00ff"));
         assert_eq!(blob_of("agg/01").unwrap(), (Kind::AggregateKey, "01"));
         assert!(blob_of("session/01").is_err());
-    }
-
-    #[test]
-    fn hex_fields_need_exact_lengths() {
-        assert!(hex_array::<2>("x", "00ff").is_ok());
-        assert!(hex_array::<2>("x", "00").is_err());
-        assert!(hex_array::<2>("x", "00zz").is_err());
-        assert!(parse_secret(&"00".repeat(31)).is_err());
     }
 }

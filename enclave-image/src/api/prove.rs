@@ -6,18 +6,15 @@
 //! result, which is sealed under the client's key: the parent relays it but cannot read or
 //! forge it.
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as B64;
 use sigil_protocol::error::{ApiError, Code};
 use sigil_protocol::prove::{
-    JobRef, JobStatus, MAX_CIRCUIT, MAX_IVC_INPUTS, MAX_WITNESS, ProveRequest, Submitted,
+    JobRef, JobStatus, MAX_CIRCUIT, MAX_IVC_INPUTS, MAX_WITNESS, ProveRequest, Scheme, Submitted,
+    Target,
 };
+use sigil_protocol::wire::SecretBase64;
 use zeroize::Zeroizing;
 
 use crate::prover::jobs::{Input, Prover, SubmitError, Work};
-
-/// The verifier targets bb is asked for; anything else is refused before bb runs.
-const TARGETS: &[&str] = &["evm", "evm-no-zk", "noir-recursive", "noir-recursive-no-zk"];
 
 impl From<SubmitError> for ApiError {
     fn from(e: SubmitError) -> Self {
@@ -33,77 +30,66 @@ fn bad_input(status: u16, message: String) -> ApiError {
     ApiError::new(Code::BadInput, message).with_status(status)
 }
 
-/// Decodes base64 into a wiped buffer, bounded before decoding.
-fn decode(field: &str, text: &str, max: usize) -> Result<Zeroizing<Vec<u8>>, (u16, String)> {
-    if text.len() > max.div_ceil(3) * 4 {
+/// A decoded input within its bound (the body limit bounded the decoding).
+fn bounded(field: &str, v: SecretBase64, max: usize) -> Result<Zeroizing<Vec<u8>>, (u16, String)> {
+    if v.len() > max {
         return Err((413, format!("{field} is larger than {max} bytes")));
     }
-    B64.decode(text.as_bytes())
-        .map(Zeroizing::new)
-        .map_err(|e| (400, format!("{field} is not base64: {e}")))
+    Ok(v.into_inner())
 }
 
-/// `POST /v1/prove`, opened: the job is queued, or the reason it is not.
-pub fn submit(prover: Option<&Prover>, mut r: ProveRequest) -> Result<Submitted, ApiError> {
-    let result = check_and_submit(prover, &r);
-    // The base64 texts are the secrets too.
-    zeroize::Zeroize::zeroize(&mut r.circuit);
-    zeroize::Zeroize::zeroize(&mut r.witness);
-    if let Some(ivc) = r.ivc_inputs.as_mut() {
-        zeroize::Zeroize::zeroize(ivc);
-    }
-    zeroize::Zeroize::zeroize(&mut r.result_key);
-    result
-}
-
-fn check_and_submit(prover: Option<&Prover>, r: &ProveRequest) -> Result<Submitted, ApiError> {
+/// `POST /v1/prove`, opened: the job is queued, or the reason it is not. The request's
+/// secrets are wiped when it drops, whatever the outcome.
+pub fn submit(prover: Option<&Prover>, r: ProveRequest) -> Result<Submitted, ApiError> {
     let Some(prover) = prover else {
         return Err(ApiError::new(
             Code::ProverDisabled,
             "this enclave is configured without a prover (no prover section)",
         ));
     };
-    let chonk = match r.scheme.as_str() {
-        "ultra_honk" => false,
-        "chonk" => true,
-        other => {
-            return Err(ApiError::new(
-                Code::BadScheme,
-                format!("scheme {other:?}: one of ultra_honk, chonk"),
-            ));
-        }
-    };
-    let target = match (chonk, r.target.as_str()) {
-        (false, "default") => "noir-recursive",
+    let scheme = r.scheme.known().map_err(|other| {
+        ApiError::new(
+            Code::BadScheme,
+            format!("scheme {other:?}: one of {}", Scheme::NAMES.join(", ")),
+        )
+    })?;
+    let chonk = scheme == Scheme::Chonk;
+    let target = match (chonk, r.target.known()) {
+        (false, Ok(Target::Default)) => Target::NoirRecursive.as_str(),
         // A chonk proof has one verifier; bb takes no target for it.
-        (true, "default") => "default",
+        (true, Ok(Target::Default)) => Target::Default.as_str(),
         (true, t) => {
             return Err(ApiError::new(
                 Code::BadTarget,
-                format!("verifier target {t:?}: chonk proofs take only default"),
+                format!(
+                    "verifier target {:?}: chonk proofs take only default",
+                    t.map_or_else(str::to_string, |t| t.to_string())
+                ),
             ));
         }
-        (false, t) => match TARGETS.iter().find(|x| **x == t) {
-            Some(x) => x,
-            None => {
-                return Err(ApiError::new(
-                    Code::BadTarget,
-                    format!(
-                        "verifier target {t:?}: one of default, {}",
-                        TARGETS.join(", ")
-                    ),
-                ));
-            }
-        },
+        (false, Ok(t)) => t.as_str(),
+        (false, Err(t)) => {
+            return Err(ApiError::new(
+                Code::BadTarget,
+                format!("verifier target {t:?}: one of {}", Target::NAMES.join(", ")),
+            ));
+        }
     };
+    let ProveRequest {
+        circuit,
+        witness,
+        ivc_inputs,
+        result_key,
+        ..
+    } = r;
     let fields = (|| {
-        let key = decode("result_key", &r.result_key, 32)?;
-        let key: [u8; 32] = key[..]
+        let key: [u8; 32] = result_key
+            .expose()
             .try_into()
             .map_err(|_| (400, "result_key must be 32 bytes".to_string()))?;
         let key = Zeroizing::new(key);
         let work = if chonk {
-            if !r.circuit.is_empty() || !r.witness.is_empty() {
+            if !circuit.is_empty() || !witness.is_empty() {
                 return Err((
                     400,
                     "a chonk request carries its circuits and witnesses in ivc_inputs; \
@@ -111,18 +97,17 @@ fn check_and_submit(prover: Option<&Prover>, r: &ProveRequest) -> Result<Submitt
                         .to_string(),
                 ));
             }
-            let ivc = r.ivc_inputs.as_deref().unwrap_or("");
-            let ivc_inputs = decode("ivc_inputs", ivc, MAX_IVC_INPUTS)?;
+            let ivc_inputs = bounded("ivc_inputs", ivc_inputs.unwrap_or_default(), MAX_IVC_INPUTS)?;
             if ivc_inputs.is_empty() {
                 return Err((400, "a chonk request needs ivc_inputs".to_string()));
             }
             Work::Chonk { ivc_inputs }
         } else {
-            if r.ivc_inputs.is_some() {
+            if ivc_inputs.is_some() {
                 return Err((400, "ivc_inputs are for scheme chonk only".to_string()));
             }
-            let circuit = decode("circuit", &r.circuit, MAX_CIRCUIT)?;
-            let witness = decode("witness", &r.witness, MAX_WITNESS)?;
+            let circuit = bounded("circuit", circuit, MAX_CIRCUIT)?;
+            let witness = bounded("witness", witness, MAX_WITNESS)?;
             if circuit.is_empty() || witness.is_empty() {
                 return Err((400, "circuit and witness must not be empty".to_string()));
             }

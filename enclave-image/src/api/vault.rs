@@ -14,13 +14,12 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as B64;
 use k256::schnorr::{Signature, VerifyingKey};
 use sigil_protocol::error::{ApiError, Code};
 use sigil_protocol::vault::{
     self, Entry, MAX_VALIDITY_SECS, MAX_VALUE, NameRequest, Op, PutRequest, Written,
 };
+use sigil_protocol::wire::{self as fields, Hex, Hex32, SecretBase64};
 use zeroize::Zeroizing;
 
 use crate::seal::service::{Sealing, SealingError};
@@ -37,16 +36,9 @@ fn now_secs() -> u64 {
         .unwrap_or(0)
 }
 
-fn owner_key(hex_owner: &str) -> Result<([u8; 32], VerifyingKey), ApiError> {
-    let bytes: [u8; 32] = hex::decode(hex_owner)
-        .ok()
-        .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| {
-            refuse(
-                Code::InvalidOwnerKey,
-                "owner must be 32 bytes of hex (x-only key)",
-            )
-        })?;
+/// The owner's key: the wire type guarantees 32 bytes, this that they are a curve point.
+fn owner_key(owner: &Hex32) -> Result<([u8; 32], VerifyingKey), ApiError> {
+    let bytes = owner.0;
     let key = VerifyingKey::from_bytes(&bytes).map_err(|_| {
         refuse(
             Code::InvalidOwnerKey,
@@ -62,7 +54,7 @@ fn owner_key(hex_owner: &str) -> Result<([u8; 32], VerifyingKey), ApiError> {
 fn check_signature(
     key: &VerifyingKey,
     digest: &[u8; 32],
-    signature: &str,
+    signature: &fields::Signature,
     not_after: u64,
     now: u64,
 ) -> Result<(), ApiError> {
@@ -78,12 +70,10 @@ fn check_signature(
             format!("not_after may be at most {MAX_VALIDITY_SECS} s ahead (enclave time {now})"),
         ));
     }
-    let sig = hex::decode(signature)
-        .ok()
-        .and_then(|b| Signature::try_from(&b[..]).ok())
-        .ok_or_else(|| {
-            refuse(Code::BadSignature, "signature must be 64 bytes of hex").with_status(400)
-        })?;
+    // 64 bytes by its wire type; a malformed encoding is refused here.
+    let sig = Signature::try_from(&signature.0[..]).map_err(|_| {
+        refuse(Code::BadSignature, "signature is not a BIP-340 signature").with_status(400)
+    })?;
     key.verify_raw(digest, &sig)
         .map_err(|_| refuse(Code::BadSignature, "the owner's signature does not verify"))
 }
@@ -139,14 +129,10 @@ fn blob_id(name: &str) -> Result<(), ApiError> {
     vault::check_name(name).map_err(|m| refuse(Code::BadName, m.to_string()))
 }
 
-pub fn put(sealing: &Sealing, mut req: PutRequest) -> Result<Written, ApiError> {
+pub fn put(sealing: &Sealing, req: PutRequest) -> Result<Written, ApiError> {
     blob_id(&req.name)?;
-    let value = Zeroizing::new(
-        B64.decode(req.value.as_bytes())
-            .map_err(|e| refuse(Code::BadValue, format!("value is not base64: {e}")))?,
-    );
-    // The base64 text is the secret too.
-    zeroize::Zeroize::zeroize(&mut req.value);
+    // Wiped when `req` drops.
+    let value = req.value.expose();
     if value.len() > MAX_VALUE {
         return Err(refuse(
             Code::ValueTooLarge,
@@ -158,7 +144,7 @@ pub fn put(sealing: &Sealing, mut req: PutRequest) -> Result<Written, ApiError> 
         Op::Put,
         &req.name,
         req.expected_version,
-        Some(&value),
+        Some(value),
         Some(&owner),
         req.not_after,
     );
@@ -166,7 +152,7 @@ pub fn put(sealing: &Sealing, mut req: PutRequest) -> Result<Written, ApiError> 
 
     let mut plain = Zeroizing::new(Vec::with_capacity(32 + value.len()));
     plain.extend_from_slice(&owner);
-    plain.extend_from_slice(&value);
+    plain.extend_from_slice(value);
     let name = req.name.clone();
     let expected = req.expected_version;
     // Read, compare and write under one hold of the store: atomic within this enclave.
@@ -227,8 +213,8 @@ pub fn get(sealing: &Sealing, req: NameRequest) -> Result<Entry, ApiError> {
     check_signature(&key, &digest, &req.signature, req.not_after, now_secs())?;
     Ok(Entry {
         name: req.name,
-        value: B64.encode(&stored.value[..]),
-        owner: hex::encode(stored.owner),
+        value: SecretBase64::new(stored.value),
+        owner: Hex(stored.owner),
         version: stored.version,
     })
 }

@@ -16,11 +16,11 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as B64;
 use sigil_protocol::prove::{
-    JobFailure, JobResult, JobStatus, Submitted, chonk_inputs_sha256, inputs_sha256, seal_result,
+    JobFailure, JobResult, JobState, JobStatus, Submitted, chonk_inputs_sha256, inputs_sha256,
+    seal_result,
 };
+use sigil_protocol::wire::{Base64Bytes, Hex, Hex32, HexBytes, Id};
 use sigil_sys::process::{self, Rlimit};
 use sigil_sys::signals;
 use zeroize::Zeroizing;
@@ -108,7 +108,7 @@ struct Job {
     state: State,
     input: Option<Input>,
     /// Hashed once at submission (inputs are up to megabytes); the result repeats it.
-    inputs_sha256: String,
+    inputs_sha256: Hex32,
     submitted: Instant,
     started: Option<Instant>,
     ended: Option<Instant>,
@@ -116,9 +116,9 @@ struct Job {
 }
 
 struct Inner {
-    jobs: HashMap<String, Job>,
-    queue: VecDeque<String>,
-    finished: VecDeque<String>,
+    jobs: HashMap<Id, Job>,
+    queue: VecDeque<Id>,
+    finished: VecDeque<Id>,
 }
 
 pub struct Prover {
@@ -173,7 +173,7 @@ impl Prover {
         }
         let mut id = [0u8; 16];
         getrandom::fill(&mut id).map_err(|e| SubmitError::CrsNotReady(format!("random: {e}")))?;
-        let id = hex::encode(id);
+        let id = Hex(id);
         let inputs = match &input.work {
             Work::UltraHonk {
                 circuit, witness, ..
@@ -186,18 +186,18 @@ impl Prover {
             return Err(SubmitError::QueueFull(inner.queue.len()));
         }
         inner.jobs.insert(
-            id.clone(),
+            id,
             Job {
                 state: State::Queued,
                 input: Some(input),
-                inputs_sha256: inputs.clone(),
+                inputs_sha256: inputs,
                 submitted: Instant::now(),
                 started: None,
                 ended: None,
                 sealed: None,
             },
         );
-        inner.queue.push_back(id.clone());
+        inner.queue.push_back(id);
         let position = (inner.queue.len() - 1) as u32;
         drop(inner);
         self.wake.notify_one();
@@ -208,7 +208,7 @@ impl Prover {
         })
     }
 
-    pub fn status(&self, id: &str) -> Option<JobStatus> {
+    pub fn status(&self, id: &Id) -> Option<JobStatus> {
         let mut inner = self.lock();
         expire(&mut inner);
         let position = inner.queue.iter().position(|q| q == id);
@@ -220,17 +220,16 @@ impl Prover {
                 .as_millis() as u64
         });
         Some(JobStatus {
-            id: id.to_string(),
+            id: *id,
             state: match job.state {
-                State::Queued => "queued",
-                State::Running => "running",
-                State::Done => "done",
-                State::Failed => "failed",
-            }
-            .into(),
+                State::Queued => JobState::Queued,
+                State::Running => JobState::Running,
+                State::Done => JobState::Done,
+                State::Failed => JobState::Failed,
+            },
             queue_position: position.map(|p| p as u32),
             elapsed_ms: elapsed,
-            sealed: job.sealed.as_ref().map(|s| B64.encode(s)),
+            sealed: job.sealed.clone().map(Base64Bytes),
         })
     }
 
@@ -261,19 +260,19 @@ impl Prover {
                 job.state = State::Running;
                 job.started = Some(Instant::now());
                 let queued = job.submitted.elapsed();
-                let inputs = job.inputs_sha256.clone();
+                let inputs = job.inputs_sha256;
                 match job.input.take() {
                     Some(input) => (id, input, queued, inputs),
                     None => continue,
                 }
             };
             let started = Instant::now();
-            let outcome = self.prove(&id, &input);
+            let outcome = self.prove(&id.to_string(), &input);
             let prove_ms = started.elapsed().as_millis() as u64;
             let mut result = JobResult {
-                id: id.clone(),
+                id,
                 inputs_sha256: inputs,
-                state: "done".into(),
+                state: JobState::Done,
                 error: None,
                 proof: None,
                 public_inputs: None,
@@ -286,16 +285,16 @@ impl Prover {
             };
             let failed = match outcome {
                 Ok(out) => {
-                    result.proof = Some(B64.encode(&out.proof));
-                    result.public_inputs = out.public_inputs.map(|p| B64.encode(&p));
-                    result.vk = Some(B64.encode(&out.vk));
-                    result.vk_hash = out.vk_hash.map(hex::encode);
+                    result.proof = Some(Base64Bytes(out.proof));
+                    result.public_inputs = out.public_inputs.map(Base64Bytes);
+                    result.vk = Some(Base64Bytes(out.vk));
+                    result.vk_hash = out.vk_hash.map(HexBytes);
                     result.circuit_size = out.circuit_size;
                     false
                 }
                 Err(e) => {
                     log::info(format_args!("proving job {id} failed: {}", e.code));
-                    result.state = "failed".into();
+                    result.state = JobState::Failed;
                     result.circuit_size = e.circuit_size;
                     result.error = Some(JobFailure {
                         code: e.code.into(),
@@ -309,7 +308,8 @@ impl Prover {
             let sealed = getrandom::fill(&mut nonce)
                 .map_err(|e| e.to_string())
                 .and_then(|_| {
-                    seal_result(&input.result_key, &id, nonce, &plain).map_err(|e| e.to_string())
+                    seal_result(&input.result_key, &id.to_string(), nonce, &plain)
+                        .map_err(|e| e.to_string())
                 });
             // The inputs and the key go here: only the sealed bytes remain.
             drop(input);

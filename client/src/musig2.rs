@@ -10,13 +10,14 @@
 use musig2::secp::{MaybePoint, MaybeScalar, Point, Scalar};
 use musig2::{AggNonce, BinaryEncoding, KeyAggContext, PubNonce, SecNonce};
 use sigil_protocol::endpoint as ep;
-use sigil_protocol::signing::{
+use sigil_protocol::musig2::{
     self as wire, AbortRequest, AggregateView, ApproveRequest, CreateAggregateRequest,
     CreateSessionRequest, DeleteAggregateRequest, DeleteKeyRequest, Deleted, GenerateKeyRequest,
     IdList, IdRequest, ImportKeyRequest, KeyView, ListRequest, NoncesView, Op,
     PartialSignaturesRequest, RoundView, SessionRef, SessionView, StatusView, SubmitNoncesRequest,
     TweakSpec,
 };
+use sigil_protocol::wire::{Hex, Hex32, HexBytes, Id, SecretHex, Signature};
 use sigil_signing::{DigestInput, MessageSpec, SessionId, Tweak, session_digest};
 use zeroize::Zeroizing;
 
@@ -29,32 +30,16 @@ fn proto(m: impl Into<String>) -> ClientError {
     ClientError::Protocol(m.into())
 }
 
-fn hex_array<const N: usize>(what: &str, s: &str) -> Result<[u8; N], ClientError> {
-    let mut out = [0u8; N];
-    if s.len() != 2 * N || hex::decode_to_slice(s, &mut out).is_err() {
-        return Err(proto(format!("{what} is not {N} bytes of hex")));
-    }
-    Ok(out)
-}
-
 /// A tweak from its wire form (the same conversion the enclave makes, so a spec the enclave
 /// would refuse is refused here first).
 pub fn tweak_of(t: &TweakSpec) -> Result<Tweak, ClientError> {
     t.to_tweak().map_err(|e| proto(e.to_string()))
 }
 
-/// Parses `KIND` or `KIND:HEX` (`plain:..`, `xonly:..`, `taproot:ROOT`, `taproot_unspendable`).
-pub fn parse_tweak_arg(s: &str) -> TweakSpec {
-    match s.split_once(':') {
-        Some((k, v)) => TweakSpec {
-            kind: k.into(),
-            value: Some(v.into()),
-        },
-        None => TweakSpec {
-            kind: s.into(),
-            value: None,
-        },
-    }
+/// Parses `KIND` or `KIND:HEX` (`plain:..`, `xonly:..`, `taproot:ROOT`, `taproot_unspendable`),
+/// refusing what the enclave would refuse.
+pub fn parse_tweak_arg(s: &str) -> Result<TweakSpec, ClientError> {
+    s.parse().map_err(proto)
 }
 
 fn apply(ctx: KeyAggContext, t: &Tweak) -> Result<KeyAggContext, ClientError> {
@@ -72,31 +57,22 @@ fn apply(ctx: KeyAggContext, t: &Tweak) -> Result<KeyAggContext, ClientError> {
 fn message_specs(view: &SessionView) -> Result<Vec<MessageSpec>, ClientError> {
     view.messages
         .iter()
-        .map(|m| {
-            Ok(MessageSpec {
-                message: hex::decode(&m.message).map_err(|_| proto("message is not hex"))?,
-                tweak: m.tweak.as_ref().map(tweak_of).transpose()?,
-            })
-        })
+        .map(|m| MessageSpec::try_from(m).map_err(|e| proto(e.to_string())))
         .collect()
 }
 
 /// Recomputes a session's approval digest from its description (never trusting the `digest`
 /// field it came with) and checks that the description says the same.
 pub fn recompute_digest(view: &SessionView) -> Result<[u8; 32], ClientError> {
-    let session_id = SessionId(hex_array::<32>("session id", &view.id)?);
-    let internal_key = hex_array::<33>("internal key", &view.internal_key)?;
+    let session_id = SessionId(view.id.0);
+    let internal_key = view.internal_key.0;
     let tweaks = view
         .tweaks
         .iter()
         .map(tweak_of)
         .collect::<Result<Vec<_>, _>>()?;
     let messages = message_specs(view)?;
-    let adaptor = view
-        .adaptor_point
-        .as_deref()
-        .map(|p| hex_array::<33>("adaptor point", p))
-        .transpose()?;
+    let adaptor = view.adaptor_point.map(|p| p.0);
     let digest = session_digest(&DigestInput {
         session_id: &session_id,
         internal_key: &internal_key,
@@ -105,20 +81,16 @@ pub fn recompute_digest(view: &SessionView) -> Result<[u8; 32], ClientError> {
         adaptor_point: adaptor.as_ref(),
         expires_at: view.expires_at,
     });
-    if hex::encode(digest) != view.digest {
+    if view.digest != digest {
         return Err(proto("the session's digest does not match its description"));
     }
     Ok(digest)
 }
 
-/// Checks that the session signs exactly `expected` (hex messages, in order).
-pub fn check_messages(view: &SessionView, expected: &[String]) -> Result<(), ClientError> {
-    let got: Vec<String> = view
-        .messages
-        .iter()
-        .map(|m| m.message.to_lowercase())
-        .collect();
-    let want: Vec<String> = expected.iter().map(|m| m.to_lowercase()).collect();
+/// Checks that the session signs exactly `expected` (in order).
+pub fn check_messages(view: &SessionView, expected: &[HexBytes]) -> Result<(), ClientError> {
+    let got: Vec<&HexBytes> = view.messages.iter().map(|m| &m.message).collect();
+    let want: Vec<&HexBytes> = expected.iter().collect();
     if got != want {
         return Err(proto(format!(
             "the session signs {got:?}, not the expected {want:?}: refusing"
@@ -180,7 +152,7 @@ impl SignerKey {
             .map_err(|e| proto(format!("key {path}: {e}")))
     }
 
-    /// The secret, for importing it into an enclave (`Client::musig_import_key`).
+    /// The secret, for importing it into an enclave (`Client::musig2_import_key`).
     pub fn secret_bytes(&self) -> Zeroizing<[u8; 32]> {
         Zeroizing::new(self.secret.to_bytes().into())
     }
@@ -193,7 +165,7 @@ impl SignerKey {
     /// Joins `view` as the participant holding this key: builds each message's key context
     /// (checked against the session's output keys) and draws fresh secret nonces.
     pub fn join(&self, view: &SessionView) -> Result<Participation, ClientError> {
-        let me = hex::encode(self.public_key());
+        let me = self.public_key();
         let p = view
             .participants
             .iter()
@@ -203,8 +175,8 @@ impl SignerKey {
             .participants
             .iter()
             .map(|p| {
-                let b = hex_array::<33>("participant key", &p.public_key)?;
-                Point::try_from(&b).map_err(|_| proto("participant key is not a point"))
+                Point::try_from(&p.public_key.0)
+                    .map_err(|_| proto("participant key is not a point"))
             })
             .collect::<Result<Vec<_>, _>>()?;
         let mut base = KeyAggContext::new(points).map_err(|_| proto("keys do not aggregate"))?;
@@ -215,7 +187,7 @@ impl SignerKey {
         if messages.len() != view.output_keys.len() {
             return Err(proto("one output key per message expected"));
         }
-        let session_id = hex_array::<32>("session id", &view.id)?;
+        let session_id = view.id.0;
         let mut contexts = Vec::with_capacity(messages.len());
         let mut secnonces = Vec::with_capacity(messages.len());
         let mut pubnonces = Vec::with_capacity(messages.len());
@@ -226,7 +198,7 @@ impl SignerKey {
                 Some(t) => apply(base.clone(), t)?,
             };
             let output: Point = ctx.aggregated_pubkey();
-            if hex::encode(output.serialize_xonly()) != view.output_keys[mi] {
+            if view.output_keys[mi] != output.serialize_xonly() {
                 return Err(proto(format!(
                     "message {mi}: the output key does not match the session's"
                 )));
@@ -247,12 +219,11 @@ impl SignerKey {
         let adaptor = match &view.adaptor_point {
             None => MaybePoint::Infinity,
             Some(p) => MaybePoint::Valid(
-                Point::try_from(&hex_array::<33>("adaptor point", p)?)
-                    .map_err(|_| proto("adaptor point is not a point"))?,
+                Point::try_from(&p.0).map_err(|_| proto("adaptor point is not a point"))?,
             ),
         };
         Ok(Participation {
-            session: view.id.clone(),
+            session: view.id,
             index: p.index,
             seckey: self.secret.clone(),
             contexts,
@@ -281,7 +252,7 @@ impl SignerKey {
 /// memory: never serialized, written or sent; [`Participation::sign`] takes them out before
 /// signing, so a second call (a retry, a second round) finds none and fails.
 pub struct Participation {
-    session: String,
+    session: Hex32,
     index: u32,
     seckey: k256::SecretKey,
     contexts: Vec<KeyAggContext>,
@@ -294,7 +265,7 @@ pub struct Participation {
 }
 
 impl Participation {
-    pub fn session(&self) -> &str {
+    pub fn session(&self) -> &Hex32 {
         &self.session
     }
 
@@ -334,11 +305,10 @@ impl Participation {
                     .get(mi)
                     .ok_or_else(|| proto("engine nonce missing"))?;
                 nonces.push(
-                    PubNonce::from_bytes(&hex_array::<66>("nonce", n)?)
-                        .map_err(|_| proto("engine nonce does not parse"))?,
+                    PubNonce::from_bytes(&n.0).map_err(|_| proto("engine nonce does not parse"))?,
                 );
             }
-            if hex::encode(AggNonce::sum(nonces).to_bytes()) != *agg {
+            if *agg != AggNonce::sum(nonces).to_bytes() {
                 return Err(proto(format!(
                     "message {mi}: the aggregated nonce does not include ours"
                 )));
@@ -359,11 +329,8 @@ impl Participation {
         let seckey = Scalar::from(self.seckey.clone());
         let mut out = Vec::with_capacity(self.messages.len());
         for (mi, sn) in secnonces.into_iter().enumerate() {
-            let agg = AggNonce::from_bytes(&hex_array::<66>(
-                "aggregated nonce",
-                &round.aggregated_nonces[mi],
-            )?)
-            .map_err(|_| proto("aggregated nonce does not parse"))?;
+            let agg = AggNonce::from_bytes(&round.aggregated_nonces[mi].0)
+                .map_err(|_| proto("aggregated nonce does not parse"))?;
             let psig: MaybeScalar = musig2::adaptor::sign_partial(
                 &self.contexts[mi],
                 seckey,
@@ -381,7 +348,7 @@ impl Participation {
 
 impl Client {
     /// A key generated inside the enclave, owned by `owner`.
-    pub fn musig_generate_key(
+    pub fn musig2_generate_key(
         &self,
         enclave: &AttestedEnclave,
         owner: &OwnerKey,
@@ -391,8 +358,8 @@ impl Client {
         let request_id = fresh_request_id()?;
         let d = wire::request_digest(Op::GenerateKey, &[&x, &request_id], not_after);
         let req = GenerateKeyRequest {
-            owner: hex::encode(x),
-            request_id: hex::encode(request_id),
+            owner: Hex(x),
+            request_id: Hex(request_id),
             not_after,
             signature: owner.sign(&d)?,
         };
@@ -405,7 +372,7 @@ impl Client {
     }
 
     /// Imports `secret` (sealed to the attested enclave in transit), owned by `owner`.
-    pub fn musig_import_key(
+    pub fn musig2_import_key(
         &self,
         enclave: &AttestedEnclave,
         owner: &OwnerKey,
@@ -417,49 +384,45 @@ impl Client {
         let request_id = fresh_request_id()?;
         let d = wire::request_digest(Op::ImportKey, &[&x, &public_key, &request_id], not_after);
         let req = ImportKeyRequest {
-            secret: hex::encode(*secret.secret_bytes()),
-            owner: hex::encode(x),
-            request_id: hex::encode(request_id),
+            // Wiped when `req` drops.
+            secret: SecretHex::new(secret.secret_bytes()),
+            owner: Hex(x),
+            request_id: Hex(request_id),
             not_after,
             signature: owner.sign(&d)?,
         };
-        let r = self.call::<ep::KeyImport>(enclave, &req);
-        // The request held the secret in hex.
-        let mut req = req;
-        zeroize::Zeroize::zeroize(&mut req.secret);
-        let k = r?;
-        if k.public_key != hex::encode(public_key) || k.owner != req.owner {
+        let k = self.call::<ep::KeyImport>(enclave, &req)?;
+        if k.public_key != public_key || k.owner != req.owner {
             return Err(proto("the enclave answered for another key"));
         }
         check_key_id(&k, &x, &request_id)?;
         Ok(k)
     }
 
-    pub fn musig_list_keys(&self, enclave: &AttestedEnclave) -> Result<Vec<String>, ClientError> {
+    pub fn musig2_list_keys(&self, enclave: &AttestedEnclave) -> Result<Vec<Id>, ClientError> {
         let l: IdList = self.call::<ep::KeyList>(enclave, &ListRequest {})?;
         Ok(l.ids)
     }
 
-    pub fn musig_describe_key(
+    pub fn musig2_describe_key(
         &self,
         enclave: &AttestedEnclave,
-        id: &str,
+        id: &Id,
     ) -> Result<KeyView, ClientError> {
-        self.call::<ep::KeyDescribe>(enclave, &IdRequest { id: id.into() })
+        self.call::<ep::KeyDescribe>(enclave, &IdRequest { id: *id })
     }
 
     /// Deletes a held key (signed by its owner).
-    pub fn musig_delete_key(
+    pub fn musig2_delete_key(
         &self,
         enclave: &AttestedEnclave,
         owner: &OwnerKey,
-        id: &str,
+        id: &Id,
     ) -> Result<(), ClientError> {
         let not_after = owner.not_after();
-        let raw = hex_array::<16>("key id", id)?;
-        let d = wire::request_digest(Op::DeleteKey, &[&raw], not_after);
+        let d = wire::request_digest(Op::DeleteKey, &[&id.0], not_after);
         let req = DeleteKeyRequest {
-            id: id.into(),
+            id: *id,
             not_after,
             signature: owner.sign(&d)?,
         };
@@ -467,7 +430,7 @@ impl Client {
         Ok(())
     }
 
-    pub fn musig_create_aggregate(
+    pub fn musig2_create_aggregate(
         &self,
         enclave: &AttestedEnclave,
         req: &CreateAggregateRequest,
@@ -475,36 +438,35 @@ impl Client {
         self.call::<ep::AggregateCreate>(enclave, req)
     }
 
-    pub fn musig_list_aggregates(
+    pub fn musig2_list_aggregates(
         &self,
         enclave: &AttestedEnclave,
-    ) -> Result<Vec<String>, ClientError> {
+    ) -> Result<Vec<Id>, ClientError> {
         let l: IdList = self.call::<ep::AggregateList>(enclave, &ListRequest {})?;
         Ok(l.ids)
     }
 
-    pub fn musig_describe_aggregate(
+    pub fn musig2_describe_aggregate(
         &self,
         enclave: &AttestedEnclave,
-        id: &str,
+        id: &Id,
     ) -> Result<AggregateView, ClientError> {
-        self.call::<ep::AggregateDescribe>(enclave, &IdRequest { id: id.into() })
+        self.call::<ep::AggregateDescribe>(enclave, &IdRequest { id: *id })
     }
 
     /// Deletes an aggregate (signed by the owner of one of its held keys).
-    pub fn musig_delete_aggregate(
+    pub fn musig2_delete_aggregate(
         &self,
         enclave: &AttestedEnclave,
         owner: &OwnerKey,
-        id: &str,
+        id: &Id,
     ) -> Result<(), ClientError> {
         let not_after = owner.not_after();
-        let raw = hex_array::<16>("aggregate id", id)?;
         let x = owner.x_only();
-        let d = wire::request_digest(Op::DeleteAggregate, &[&raw, &x], not_after);
+        let d = wire::request_digest(Op::DeleteAggregate, &[&id.0, &x], not_after);
         let req = DeleteAggregateRequest {
-            id: id.into(),
-            owner: hex::encode(x),
+            id: *id,
+            owner: Hex(x),
             not_after,
             signature: owner.sign(&d)?,
         };
@@ -512,7 +474,7 @@ impl Client {
         Ok(())
     }
 
-    pub fn musig_create_session(
+    pub fn musig2_create_session(
         &self,
         enclave: &AttestedEnclave,
         req: &CreateSessionRequest,
@@ -526,129 +488,113 @@ impl Client {
     }
 
     /// The session's description and current status.
-    pub fn musig_session(
+    pub fn musig2_session(
         &self,
         enclave: &AttestedEnclave,
-        session: &str,
+        session: &Hex32,
     ) -> Result<SessionView, ClientError> {
-        self.call::<ep::SessionStatus>(
-            enclave,
-            &SessionRef {
-                session: session.into(),
-            },
-        )
+        self.call::<ep::SessionStatus>(enclave, &SessionRef { session: *session })
     }
 
     /// Approves `view` with `owner`'s key: the digest is recomputed here from the description.
     /// Callers check first (e.g. with [`check_messages`]) that it signs what they mean.
-    pub fn musig_approve(
+    pub fn musig2_approve(
         &self,
         enclave: &AttestedEnclave,
         owner: &OwnerKey,
         view: &SessionView,
     ) -> Result<StatusView, ClientError> {
         let digest = recompute_digest(view)?;
-        self.musig_approve_raw(enclave, owner, &view.id, &owner.sign(&digest)?)
+        self.musig2_approve_raw(enclave, owner, &view.id, &owner.sign(&digest)?)
     }
 
     /// Sends an approval signature as given (tests use it to send wrong ones).
-    pub fn musig_approve_raw(
+    pub fn musig2_approve_raw(
         &self,
         enclave: &AttestedEnclave,
         owner: &OwnerKey,
-        session: &str,
-        signature: &str,
+        session: &Hex32,
+        signature: &Signature,
     ) -> Result<StatusView, ClientError> {
         self.call::<ep::SessionApprove>(
             enclave,
             &ApproveRequest {
-                session: session.into(),
-                owner: hex::encode(owner.x_only()),
-                signature: signature.into(),
+                session: *session,
+                owner: Hex(owner.x_only()),
+                signature: *signature,
             },
         )
     }
 
     /// The engine's public nonces (once every approval is in).
-    pub fn musig_nonces(
+    pub fn musig2_nonces(
         &self,
         enclave: &AttestedEnclave,
-        session: &str,
+        session: &Hex32,
     ) -> Result<NoncesView, ClientError> {
-        self.call::<ep::SessionNonces>(
-            enclave,
-            &SessionRef {
-                session: session.into(),
-            },
-        )
+        self.call::<ep::SessionNonces>(enclave, &SessionRef { session: *session })
     }
 
-    pub fn musig_submit_nonces(
+    pub fn musig2_submit_nonces(
         &self,
         enclave: &AttestedEnclave,
-        session: &str,
+        session: &Hex32,
         index: u32,
         nonces: &[[u8; 66]],
     ) -> Result<StatusView, ClientError> {
         self.call::<ep::SessionSubmitNonces>(
             enclave,
             &SubmitNoncesRequest {
-                session: session.into(),
+                session: *session,
                 index,
-                nonces: nonces.iter().map(hex::encode).collect(),
+                nonces: nonces.iter().copied().map(Hex).collect(),
             },
         )
     }
 
     /// The aggregated nonces and round id (once every nonce is in).
-    pub fn musig_round(
+    pub fn musig2_round(
         &self,
         enclave: &AttestedEnclave,
-        session: &str,
+        session: &Hex32,
     ) -> Result<RoundView, ClientError> {
-        self.call::<ep::SessionRound>(
-            enclave,
-            &SessionRef {
-                session: session.into(),
-            },
-        )
+        self.call::<ep::SessionRound>(enclave, &SessionRef { session: *session })
     }
 
-    pub fn musig_submit_partial_signatures(
+    pub fn musig2_submit_partial_signatures(
         &self,
         enclave: &AttestedEnclave,
-        session: &str,
-        round_id: &str,
+        session: &Hex32,
+        round_id: &Hex32,
         index: u32,
         partial_signatures: &[[u8; 32]],
     ) -> Result<StatusView, ClientError> {
         self.call::<ep::SessionPartialSignatures>(
             enclave,
             &PartialSignaturesRequest {
-                session: session.into(),
-                round_id: round_id.into(),
+                session: *session,
+                round_id: *round_id,
                 index,
-                partial_signatures: partial_signatures.iter().map(hex::encode).collect(),
+                partial_signatures: partial_signatures.iter().copied().map(Hex).collect(),
             },
         )
     }
 
     /// Aborts a session (signed by one of its approvers).
-    pub fn musig_abort(
+    pub fn musig2_abort(
         &self,
         enclave: &AttestedEnclave,
         owner: &OwnerKey,
-        session: &str,
+        session: &Hex32,
     ) -> Result<StatusView, ClientError> {
         let not_after = owner.not_after();
-        let raw = hex_array::<32>("session id", session)?;
         let x = owner.x_only();
-        let d = wire::request_digest(Op::AbortSession, &[&raw, &x], not_after);
+        let d = wire::request_digest(Op::AbortSession, &[&session.0, &x], not_after);
         self.call::<ep::SessionAbort>(
             enclave,
             &AbortRequest {
-                session: session.into(),
-                owner: hex::encode(x),
+                session: *session,
+                owner: Hex(x),
                 not_after,
                 signature: owner.sign(&d)?,
             },
@@ -658,7 +604,7 @@ impl Client {
     /// Takes part in a session as an external signer, start to finish: joins, submits its
     /// nonces, waits (polling every `poll`) for the round, checks it, signs and submits.
     /// Returns the status after its partial signatures were accepted.
-    pub fn musig_participate(
+    pub fn musig2_participate(
         &self,
         enclave: &AttestedEnclave,
         signer: &SignerKey,
@@ -667,9 +613,9 @@ impl Client {
         deadline: std::time::Instant,
     ) -> Result<StatusView, ClientError> {
         let mut part = signer.join(view)?;
-        self.musig_submit_nonces(enclave, &view.id, part.index(), &part.public_nonces())?;
+        self.musig2_submit_nonces(enclave, &view.id, part.index(), &part.public_nonces())?;
         let round = loop {
-            match self.musig_round(enclave, &view.id) {
+            match self.musig2_round(enclave, &view.id) {
                 Ok(r) => break r,
                 Err(ClientError::Api {
                     status: 409, code, ..
@@ -681,10 +627,10 @@ impl Client {
             }
             std::thread::sleep(poll);
         };
-        let engine = self.musig_nonces(enclave, &view.id)?;
+        let engine = self.musig2_nonces(enclave, &view.id)?;
         part.check_round(&engine, &round)?;
         let psigs = part.sign(&round)?;
-        self.musig_submit_partial_signatures(
+        self.musig2_submit_partial_signatures(
             enclave,
             &view.id,
             &round.round_id,
@@ -705,7 +651,7 @@ fn fresh_request_id() -> Result<[u8; 16], ClientError> {
 /// this request can only ever return this key.
 fn check_key_id(k: &KeyView, owner: &[u8; 32], request_id: &[u8; 16]) -> Result<(), ClientError> {
     let want = sigil_signing::key_id_for_request(owner, request_id);
-    if k.id != want.to_string() {
+    if k.id != want.0 {
         return Err(proto(
             "the enclave named the key with an id its request does not derive",
         ));
@@ -720,18 +666,18 @@ mod tests {
     #[test]
     fn tweak_arguments_parse() {
         assert_eq!(
-            tweak_of(&parse_tweak_arg("taproot_unspendable")).unwrap(),
+            tweak_of(&parse_tweak_arg("taproot_unspendable").unwrap()).unwrap(),
             Tweak::TaprootUnspendable
         );
         let hex32 = "11".repeat(32);
         assert_eq!(
-            tweak_of(&parse_tweak_arg(&format!("taproot:{hex32}"))).unwrap(),
+            tweak_of(&parse_tweak_arg(&format!("taproot:{hex32}")).unwrap()).unwrap(),
             Tweak::Taproot([0x11; 32])
         );
-        assert!(tweak_of(&parse_tweak_arg("plain")).is_err());
-        assert!(tweak_of(&parse_tweak_arg("bogus:00")).is_err());
+        assert!(parse_tweak_arg("plain").is_err());
+        assert!(parse_tweak_arg("bogus:00").is_err());
         // As the enclave: an unspendable taproot tweak carries no value.
-        let e = tweak_of(&parse_tweak_arg(&format!("taproot_unspendable:{hex32}")));
+        let e = parse_tweak_arg(&format!("taproot_unspendable:{hex32}"));
         assert!(
             e.unwrap_err()
                 .to_string()
@@ -745,15 +691,15 @@ mod tests {
         let b = SignerKey::generate().unwrap();
         let pks = [a.public_key(), b.public_key()];
         let keys = sigil_signing::aggregate_keys(&pks, &[]).unwrap();
-        let message = "ab".repeat(32);
+        let message = vec![0xab; 32];
         let view = SessionView {
-            id: "00".repeat(32),
-            digest: String::new(),
-            aggregate: "00".repeat(16),
-            internal_key: hex::encode(keys.internal_key),
+            id: Hex([0; 32]),
+            digest: Hex([0; 32]),
+            aggregate: Hex([0; 16]),
+            internal_key: Hex(keys.internal_key),
             tweaks: vec![],
             messages: vec![wire::MessageView {
-                message: message.clone(),
+                message: HexBytes(message.clone()),
                 tweak: None,
             }],
             adaptor_point: None,
@@ -764,14 +710,14 @@ mod tests {
                 .enumerate()
                 .map(|(i, pk)| wire::ParticipantView {
                     index: i as u32,
-                    public_key: hex::encode(pk),
+                    public_key: Hex(*pk),
                     key_id: None,
                 })
                 .collect(),
-            output_keys: vec![hex::encode(keys.output_xonly)],
+            output_keys: vec![Hex(keys.output_xonly)],
             status: StatusView {
-                session: String::new(),
-                state: String::new(),
+                session: Hex([0; 32]),
+                state: wire::SessionState::WaitingForNonces,
                 expires_at: 1,
                 missing_approvals: vec![],
                 missing_nonces: vec![],
@@ -785,9 +731,9 @@ mod tests {
         let agg = sigil_signing::aggregate_nonces(&[pa.public_nonces()[0], pb.public_nonces()[0]])
             .unwrap();
         let round = RoundView {
-            session: view.id.clone(),
-            round_id: "00".repeat(32),
-            aggregated_nonces: vec![hex::encode(agg)],
+            session: view.id,
+            round_id: Hex([0; 32]),
+            aggregated_nonces: vec![Hex(agg)],
         };
         let sa = pa.sign(&round).unwrap();
         let sb = pb.sign(&round).unwrap();
@@ -809,13 +755,9 @@ mod tests {
                 MaybeScalar::try_from(sa[0]).unwrap(),
                 MaybeScalar::try_from(sb[0]).unwrap(),
             ],
-            hex::decode(&message).unwrap(),
+            &message,
         )
         .unwrap();
-        assert!(verify_bip340(
-            &keys.output_xonly,
-            &hex::decode(&message).unwrap(),
-            &sig.to_bytes()
-        ));
+        assert!(verify_bip340(&keys.output_xonly, &message, &sig.to_bytes()));
     }
 }

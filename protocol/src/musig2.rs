@@ -5,7 +5,8 @@
 //! declared in [`crate::endpoint`]): the plaintext
 //! inside is the JSON request below, the route string is the HPKE associated data, and the
 //! answer (errors included, as [`crate::api::ErrorBody`]) is sealed back to the requester.
-//! Keys, nonces, signatures and ids are lowercase hex; messages are hex bytes.
+//! Keys, nonces, signatures and ids are lowercase hex; messages are hex bytes (the field
+//! types in [`crate::wire`] check that while decoding).
 //!
 //! Who may do what:
 //!
@@ -22,8 +23,16 @@
 //!   (naming that signer), never obtain a signature;
 //! - listing and describing keys, aggregates and sessions is public information.
 
+use std::str::FromStr;
+
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use sigil_signing::KeyId;
+
+use crate::wire::{
+    AdaptorSignature, FieldError, Hex, Hex32, HexBytes, Id, Nonce, Point, SecretHex, Signature,
+    wire_enum,
+};
 
 /// A signature over [`request_digest`] may be valid for at most this long into the future.
 pub const MAX_VALIDITY_SECS: u64 = 600;
@@ -87,48 +96,38 @@ pub fn request_digest(op: Op, fields: &[&[u8]], not_after: u64) -> [u8; 32] {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GenerateKeyRequest {
-    /// Hex x-only key of the owner who will approve every use.
-    pub owner: String,
-    /// Hex, 16 random bytes the client picks per key. The key's id derives from the owner and
+    /// The x-only key of the owner who will approve every use.
+    pub owner: Hex32,
+    /// 16 random bytes the client picks per key. The key's id derives from the owner and
     /// this, so sending the request again (a retry, or a replay) returns the same key.
-    pub request_id: String,
+    pub request_id: Id,
     pub not_after: u64,
-    /// Hex BIP-340 signature by `owner` over
+    /// BIP-340 signature by `owner` over
     /// `request_digest(GenerateKey, [owner, request_id])`.
-    pub signature: String,
+    pub signature: Signature,
 }
 
 /// `keys/import`: a secret key the client already has. The secret travels only inside the
-/// encapsulated body.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// encapsulated body, and is wiped (and never printed) here.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ImportKeyRequest {
-    /// Hex 32-byte secret key.
-    pub secret: String,
-    pub owner: String,
+    /// The 32-byte secret key.
+    pub secret: SecretHex<32>,
+    pub owner: Hex32,
     /// As in [`GenerateKeyRequest`]: a replayed import returns the first key instead of
     /// storing a second copy of the secret; the same id with another secret is refused.
-    pub request_id: String,
+    pub request_id: Id,
     pub not_after: u64,
     /// By `owner` over `request_digest(ImportKey, [owner, public_key, request_id])`.
-    pub signature: String,
+    pub signature: Signature,
 }
 
-impl std::fmt::Debug for ImportKeyRequest {
-    // The secret is never printed.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ImportKeyRequest")
-            .field("owner", &self.owner)
-            .field("request_id", &self.request_id)
-            .finish_non_exhaustive()
-    }
-}
-
-/// `keys/describe`.
+/// `keys/describe`, `aggregates/describe`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IdRequest {
-    pub id: String,
+    pub id: Id,
 }
 
 /// `keys/list` and `aggregates/list` take an empty object.
@@ -140,69 +139,116 @@ pub struct ListRequest {}
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeleteKeyRequest {
-    pub id: String,
+    pub id: Id,
     pub not_after: u64,
     /// By the key's owner over `request_digest(DeleteKey, [id])`.
-    pub signature: String,
+    pub signature: Signature,
 }
 
 /// A held key's public facts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyView {
-    pub id: String,
+    pub id: Id,
     /// Compressed SEC1 (33 bytes).
-    pub public_key: String,
-    pub owner: String,
+    pub public_key: Point,
+    pub owner: Hex32,
     pub created: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IdList {
-    pub ids: Vec<String>,
+    pub ids: Vec<Id>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Deleted {
-    pub id: String,
+    pub id: Id,
     pub deleted: bool,
 }
 
 // ----- aggregates -----
 
-/// One participant of a new aggregate: exactly one of the two.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ParticipantSpec {
-    /// A key held by this enclave.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub key_id: Option<String>,
-    /// An external signer's compressed public key.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub public_key: Option<String>,
+/// One participant of a new aggregate: `{"key_id": ..}` for a key held by this enclave or
+/// `{"public_key": ..}` for an external signer's compressed public key, exactly one of the two
+/// (an object with both, or neither, does not decode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ParticipantSpec {
+    #[serde(rename = "key_id")]
+    Held(Id),
+    #[serde(rename = "public_key")]
+    External(Point),
 }
 
-/// A tweak. `kind`: `plain`, `xonly` (value: 32-byte scalar), `taproot` (value: merkle root),
-/// `taproot_unspendable` (no value).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+impl From<ParticipantSpec> for sigil_signing::ParticipantSpec {
+    fn from(p: ParticipantSpec) -> Self {
+        match p {
+            ParticipantSpec::Held(id) => sigil_signing::ParticipantSpec::Held(KeyId(id.0)),
+            ParticipantSpec::External(pk) => sigil_signing::ParticipantSpec::External(pk.0),
+        }
+    }
+}
+
+wire_enum! {
+    /// How an aggregate orders its keys.
+    pub enum KeyOrder ("key order") {
+        /// Exactly as given.
+        AsGiven = "as_given",
+        /// BIP-327 KeySort.
+        Sorted = "sorted",
+    }
+}
+
+impl From<KeyOrder> for sigil_signing::KeyOrder {
+    fn from(o: KeyOrder) -> Self {
+        match o {
+            KeyOrder::AsGiven => sigil_signing::KeyOrder::AsGiven,
+            KeyOrder::Sorted => sigil_signing::KeyOrder::Sorted,
+        }
+    }
+}
+
+impl From<sigil_signing::KeyOrder> for KeyOrder {
+    fn from(o: sigil_signing::KeyOrder) -> Self {
+        match o {
+            sigil_signing::KeyOrder::AsGiven => KeyOrder::AsGiven,
+            sigil_signing::KeyOrder::Sorted => KeyOrder::Sorted,
+        }
+    }
+}
+
+wire_enum! {
+    /// What a tweak does (BIP-327 / BIP-341).
+    pub enum TweakKind ("tweak kind") {
+        /// `Q + t*G`; value: a 32-byte scalar.
+        Plain = "plain",
+        /// `with_even_y(Q) + t*G`; value: a 32-byte scalar.
+        Xonly = "xonly",
+        /// BIP-341 taproot tweak; value: the 32-byte merkle root.
+        Taproot = "taproot",
+        /// BIP-341 taproot tweak with no script path (BIP-86); no value.
+        TaprootUnspendable = "taproot_unspendable",
+    }
+}
+
+/// A tweak: `kind` and, for every kind but `taproot_unspendable`, a 32-byte `value`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TweakSpec {
-    pub kind: String,
+    pub kind: TweakKind,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub value: Option<String>,
+    pub value: Option<Hex32>,
 }
 
 /// Why a [`TweakSpec`] is refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum TweakError {
     #[error("{0} tweak needs a value")]
-    MissingValue(String),
-    #[error("tweak value must be 32 bytes of hex")]
-    BadValue,
+    MissingValue(TweakKind),
     #[error(
-        "tweak {kind:?} (with value: {with_value}): use plain, xonly, taproot (with a value) or \
+        "tweak {0} takes no value: use plain, xonly, taproot (with a value) or \
          taproot_unspendable (without)"
     )]
-    Unknown { kind: String, with_value: bool },
+    UnexpectedValue(TweakKind),
 }
 
 impl TweakSpec {
@@ -212,25 +258,18 @@ impl TweakSpec {
     pub fn to_tweak(&self) -> Result<sigil_signing::Tweak, TweakError> {
         use sigil_signing::Tweak;
         let value = || {
-            let v = self
-                .value
-                .as_deref()
-                .ok_or_else(|| TweakError::MissingValue(self.kind.clone()))?;
-            let mut out = [0u8; 32];
-            if v.len() != 64 || hex::decode_to_slice(v, &mut out).is_err() {
-                return Err(TweakError::BadValue);
-            }
-            Ok(out)
+            self.value
+                .map(|v| v.0)
+                .ok_or(TweakError::MissingValue(self.kind))
         };
-        match self.kind.as_str() {
-            "plain" => value().map(Tweak::Plain),
-            "xonly" => value().map(Tweak::XOnly),
-            "taproot" => value().map(Tweak::Taproot),
-            "taproot_unspendable" if self.value.is_none() => Ok(Tweak::TaprootUnspendable),
-            other => Err(TweakError::Unknown {
-                kind: other.into(),
-                with_value: self.value.is_some(),
-            }),
+        match self.kind {
+            TweakKind::Plain => value().map(Tweak::Plain),
+            TweakKind::Xonly => value().map(Tweak::XOnly),
+            TweakKind::Taproot => value().map(Tweak::Taproot),
+            TweakKind::TaprootUnspendable => match self.value {
+                None => Ok(Tweak::TaprootUnspendable),
+                Some(_) => Err(TweakError::UnexpectedValue(self.kind)),
+            },
         }
     }
 
@@ -238,15 +277,49 @@ impl TweakSpec {
     pub fn from_tweak(t: &sigil_signing::Tweak) -> TweakSpec {
         use sigil_signing::Tweak;
         let (kind, value) = match t {
-            Tweak::Plain(v) => ("plain", Some(v)),
-            Tweak::XOnly(v) => ("xonly", Some(v)),
-            Tweak::Taproot(v) => ("taproot", Some(v)),
-            Tweak::TaprootUnspendable => ("taproot_unspendable", None),
+            Tweak::Plain(v) => (TweakKind::Plain, Some(v)),
+            Tweak::XOnly(v) => (TweakKind::Xonly, Some(v)),
+            Tweak::Taproot(v) => (TweakKind::Taproot, Some(v)),
+            Tweak::TaprootUnspendable => (TweakKind::TaprootUnspendable, None),
         };
         TweakSpec {
-            kind: kind.into(),
-            value: value.map(hex::encode),
+            kind,
+            value: value.map(|v| Hex(*v)),
         }
+    }
+}
+
+impl TryFrom<&TweakSpec> for sigil_signing::Tweak {
+    type Error = TweakError;
+    fn try_from(t: &TweakSpec) -> Result<Self, TweakError> {
+        t.to_tweak()
+    }
+}
+
+impl From<&sigil_signing::Tweak> for TweakSpec {
+    fn from(t: &sigil_signing::Tweak) -> Self {
+        TweakSpec::from_tweak(t)
+    }
+}
+
+impl FromStr for TweakSpec {
+    type Err = String;
+    /// `KIND` or `KIND:HEX` (`plain:..`, `xonly:..`, `taproot:ROOT`, `taproot_unspendable`),
+    /// checked as the enclave checks it.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (kind, value) = match s.split_once(':') {
+            Some((k, v)) => (k, Some(v)),
+            None => (s, None),
+        };
+        let spec = TweakSpec {
+            kind: kind.parse().map_err(|e: FieldError| e.to_string())?,
+            value: value
+                .map(Hex::parse)
+                .transpose()
+                .map_err(|e| format!("tweak value: {e}"))?,
+        };
+        spec.to_tweak().map_err(|e| e.to_string())?;
+        Ok(spec)
     }
 }
 
@@ -255,8 +328,7 @@ impl TweakSpec {
 #[serde(deny_unknown_fields)]
 pub struct CreateAggregateRequest {
     pub participants: Vec<ParticipantSpec>,
-    /// `as_given` or `sorted` (BIP-327 KeySort).
-    pub order: String,
+    pub order: KeyOrder,
     #[serde(default)]
     pub tweaks: Vec<TweakSpec>,
 }
@@ -265,35 +337,35 @@ pub struct CreateAggregateRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeleteAggregateRequest {
-    pub id: String,
-    pub owner: String,
+    pub id: Id,
+    pub owner: Hex32,
     pub not_after: u64,
     /// By `owner` over `request_digest(DeleteAggregate, [id, owner])`.
-    pub signature: String,
+    pub signature: Signature,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ParticipantView {
     pub index: u32,
-    pub public_key: String,
+    pub public_key: Point,
     /// Set for keys held by this enclave.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub key_id: Option<String>,
+    pub key_id: Option<Id>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AggregateView {
-    pub id: String,
+    pub id: Id,
     /// In signer order.
     pub participants: Vec<ParticipantView>,
-    pub order: String,
+    pub order: KeyOrder,
     pub tweaks: Vec<TweakSpec>,
     /// The untweaked aggregate key (compressed), BIP-341's internal key when taproot-tweaked.
-    pub internal_key: String,
-    pub internal_xonly: String,
+    pub internal_key: Point,
+    pub internal_xonly: Hex32,
     /// After every tweak: what signatures verify under.
-    pub output_key: String,
-    pub output_xonly: String,
+    pub output_key: Point,
+    pub output_xonly: Hex32,
     pub created: u64,
 }
 
@@ -302,22 +374,32 @@ pub struct AggregateView {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MessageView {
-    /// Hex bytes (a 32-byte sighash, typically).
-    pub message: String,
+    /// The bytes to sign (a 32-byte sighash, typically).
+    pub message: HexBytes,
     /// Applied on top of the aggregate's tweaks for this message only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tweak: Option<TweakSpec>,
+}
+
+impl TryFrom<&MessageView> for sigil_signing::MessageSpec {
+    type Error = TweakError;
+    fn try_from(m: &MessageView) -> Result<Self, TweakError> {
+        Ok(sigil_signing::MessageSpec {
+            message: m.message.0.clone(),
+            tweak: m.tweak.as_ref().map(TweakSpec::to_tweak).transpose()?,
+        })
+    }
 }
 
 /// `sessions/create`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateSessionRequest {
-    pub aggregate: String,
+    pub aggregate: Id,
     pub messages: Vec<MessageView>,
     /// Compressed adaptor point: the session then yields adaptor pre-signatures.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub adaptor_point: Option<String>,
+    pub adaptor_point: Option<Point>,
     /// Unix seconds (enclave time) after which the session is dead; at most one hour ahead.
     pub expires_at: u64,
 }
@@ -326,56 +408,78 @@ pub struct CreateSessionRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SessionRef {
-    pub session: String,
+    pub session: Hex32,
 }
 
 /// `sessions/approve`: an owner's BIP-340 signature over the session digest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApproveRequest {
-    pub session: String,
-    pub owner: String,
-    pub signature: String,
+    pub session: Hex32,
+    pub owner: Hex32,
+    pub signature: Signature,
 }
 
 /// `sessions/nonces/submit`: an external participant's public nonces, one per message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SubmitNoncesRequest {
-    pub session: String,
+    pub session: Hex32,
     pub index: u32,
     /// 66-byte public nonces.
-    pub nonces: Vec<String>,
+    pub nonces: Vec<Nonce>,
 }
 
 /// `sessions/partial-signatures`: an external participant's partial signatures.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PartialSignaturesRequest {
-    pub session: String,
+    pub session: Hex32,
     /// From `sessions/round`: the signatures are for exactly that set of nonces.
-    pub round_id: String,
+    pub round_id: Hex32,
     pub index: u32,
     /// 32-byte scalars, one per message.
-    pub partial_signatures: Vec<String>,
+    pub partial_signatures: Vec<Hex32>,
 }
 
 /// `sessions/abort`: by one of the session's approvers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AbortRequest {
-    pub session: String,
-    pub owner: String,
+    pub session: Hex32,
+    pub owner: Hex32,
     pub not_after: u64,
     /// By `owner` over `request_digest(AbortSession, [session, owner])`.
-    pub signature: String,
+    pub signature: Signature,
+}
+
+wire_enum! {
+    /// Where a session is.
+    pub enum SessionState ("session state") {
+        WaitingForApprovals = "waiting_for_approvals",
+        WaitingForNonces = "waiting_for_nonces",
+        WaitingForPartialSignatures = "waiting_for_partial_signatures",
+        Completed = "completed",
+        Failed = "failed",
+        Expired = "expired",
+    }
+}
+
+wire_enum! {
+    /// Why a session failed.
+    pub enum FailureCode ("failure code") {
+        BadPartialSignature = "bad_partial_signature",
+        KeyUnavailable = "key_unavailable",
+        EntropyFailed = "entropy_failed",
+        Aborted = "aborted",
+        Internal = "internal",
+    }
 }
 
 /// Why a session failed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FailureView {
-    /// `bad_partial_signature`, `key_unavailable`, `entropy_failed`, `aborted`, `internal`.
-    pub code: String,
+    pub code: FailureCode,
     pub message: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signer_index: Option<u32>,
@@ -388,23 +492,21 @@ pub struct FailureView {
 pub struct SignatureView {
     pub message_index: u32,
     /// x-only key the signature verifies under.
-    pub output_key: String,
+    pub output_key: Hex32,
     /// 64-byte BIP-340 signature (sessions without an adaptor point).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub signature: Option<String>,
+    pub signature: Option<Signature>,
     /// 65-byte adaptor pre-signature `R || s` (sessions with an adaptor point).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub adaptor_signature: Option<String>,
+    pub adaptor_signature: Option<AdaptorSignature>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatusView {
-    pub session: String,
-    /// `waiting_for_approvals`, `waiting_for_nonces`, `waiting_for_partial_signatures`,
-    /// `completed`, `failed`, `expired`.
-    pub state: String,
+    pub session: Hex32,
+    pub state: SessionState,
     pub expires_at: u64,
-    pub missing_approvals: Vec<String>,
+    pub missing_approvals: Vec<Hex32>,
     pub missing_nonces: Vec<u32>,
     pub missing_partial_signatures: Vec<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -418,42 +520,42 @@ pub struct StatusView {
 /// checking that the messages are the ones they mean to sign.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionView {
-    pub id: String,
-    pub digest: String,
-    pub aggregate: String,
-    pub internal_key: String,
+    pub id: Hex32,
+    pub digest: Hex32,
+    pub aggregate: Id,
+    pub internal_key: Point,
     pub tweaks: Vec<TweakSpec>,
     pub messages: Vec<MessageView>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub adaptor_point: Option<String>,
+    pub adaptor_point: Option<Point>,
     pub expires_at: u64,
     /// Owners whose approval is needed.
-    pub approvers: Vec<String>,
+    pub approvers: Vec<Hex32>,
     pub participants: Vec<ParticipantView>,
     /// Per message, the x-only key its signature will verify under.
-    pub output_keys: Vec<String>,
+    pub output_keys: Vec<Hex32>,
     pub status: StatusView,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ParticipantNoncesView {
     pub index: u32,
-    pub nonces: Vec<String>,
+    pub nonces: Vec<Nonce>,
 }
 
 /// The engine's public nonces (available once every approval is in).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NoncesView {
-    pub session: String,
+    pub session: Hex32,
     pub participants: Vec<ParticipantNoncesView>,
 }
 
 /// The aggregated nonces (one per message) and the round id partial signatures cite.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoundView {
-    pub session: String,
-    pub round_id: String,
-    pub aggregated_nonces: Vec<String>,
+    pub session: Hex32,
+    pub round_id: Hex32,
+    pub aggregated_nonces: Vec<Nonce>,
 }
 
 #[cfg(test)]
@@ -471,27 +573,81 @@ mod tests {
         ] {
             assert_eq!(TweakSpec::from_tweak(&t).to_tweak(), Ok(t));
         }
-        let spec = |kind: &str, value: Option<String>| TweakSpec {
-            kind: kind.into(),
-            value,
+        let spec = |kind, value: Option<[u8; 32]>| TweakSpec {
+            kind,
+            value: value.map(Hex),
         };
         assert_eq!(
-            spec("plain", None).to_tweak(),
-            Err(TweakError::MissingValue("plain".into()))
-        );
-        assert_eq!(
-            spec("xonly", Some("00".into())).to_tweak(),
-            Err(TweakError::BadValue)
+            spec(TweakKind::Plain, None).to_tweak(),
+            Err(TweakError::MissingValue(TweakKind::Plain))
         );
         // The case the client once accepted and the enclave refused.
         assert_eq!(
-            spec("taproot_unspendable", Some("00".repeat(32))).to_tweak(),
-            Err(TweakError::Unknown {
-                kind: "taproot_unspendable".into(),
-                with_value: true
-            })
+            spec(TweakKind::TaprootUnspendable, Some([0; 32])).to_tweak(),
+            Err(TweakError::UnexpectedValue(TweakKind::TaprootUnspendable))
         );
-        assert!(spec("nope", None).to_tweak().is_err());
+        // Shapes are refused while decoding.
+        let json = |s: &str| serde_json::from_str::<TweakSpec>(s).map_err(|e| e.to_string());
+        assert!(
+            json(r#"{"kind":"nope"}"#)
+                .unwrap_err()
+                .contains("unknown tweak kind")
+        );
+        assert!(json(r#"{"kind":"xonly","value":"00"}"#).is_err());
+        assert_eq!(
+            json(&format!(
+                r#"{{"kind":"xonly","value":"{}"}}"#,
+                "02".repeat(32)
+            ))
+            .unwrap(),
+            spec(TweakKind::Xonly, Some([2; 32]))
+        );
+        // The command-line form.
+        assert_eq!(
+            "taproot_unspendable".parse::<TweakSpec>().unwrap(),
+            spec(TweakKind::TaprootUnspendable, None)
+        );
+        let e = format!("taproot_unspendable:{}", "00".repeat(32))
+            .parse::<TweakSpec>()
+            .unwrap_err();
+        assert!(e.contains("taproot_unspendable (without)"), "{e}");
+        assert!("plain".parse::<TweakSpec>().is_err());
+        assert!("bogus:00".parse::<TweakSpec>().is_err());
+    }
+
+    #[test]
+    fn participants_are_one_of_two_and_keep_their_json() {
+        let held = ParticipantSpec::Held(Hex([1; 16]));
+        let j = serde_json::to_string(&held).unwrap();
+        assert_eq!(j, format!(r#"{{"key_id":"{}"}}"#, "01".repeat(16)));
+        assert_eq!(serde_json::from_str::<ParticipantSpec>(&j).unwrap(), held);
+        let ext = format!(r#"{{"public_key":"{}"}}"#, "02".repeat(33));
+        assert_eq!(
+            serde_json::from_str::<ParticipantSpec>(&ext).unwrap(),
+            ParticipantSpec::External(Hex([2; 33]))
+        );
+        let both = format!(
+            r#"{{"key_id":"{}","public_key":"{}"}}"#,
+            "01".repeat(16),
+            "02".repeat(33)
+        );
+        assert!(serde_json::from_str::<ParticipantSpec>(&both).is_err());
+        assert!(serde_json::from_str::<ParticipantSpec>("{}").is_err());
+    }
+
+    #[test]
+    fn an_imported_secret_is_never_printed() {
+        let json = format!(
+            r#"{{"secret":"{}","owner":"{}","request_id":"{}","not_after":1,"signature":"{}"}}"#,
+            "ab".repeat(32),
+            "01".repeat(32),
+            "02".repeat(16),
+            "03".repeat(64)
+        );
+        let r: ImportKeyRequest = serde_json::from_str(&json).unwrap();
+        assert_eq!(**r.secret.expose(), [0xab; 32]);
+        assert!(!format!("{r:?}").contains("abab"));
+        assert_eq!(serde_json::to_string(&r).unwrap(), json);
     }
 
     #[test]
