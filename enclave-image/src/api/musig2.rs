@@ -186,7 +186,7 @@ impl RecordStore for SealedRecords {
 
 /// The signing endpoints: the engine plus what the wire needs that the engine does not keep
 /// (each live session's request, so approvers and external signers can fetch what they sign).
-pub struct SigningApi {
+pub struct Musig2Api {
     engine: Engine<SealedRecords>,
     sealing: Arc<Sealing>,
     /// Bounded like the engine's sessions: entries are added only for sessions the engine
@@ -194,12 +194,12 @@ pub struct SigningApi {
     described: Mutex<HashMap<SessionId, SessionView>>,
 }
 
-impl SigningApi {
-    pub fn new(nsm: Arc<dyn Nsm>, sealing: Arc<Sealing>) -> SigningApi {
+impl Musig2Api {
+    pub fn new(nsm: Arc<dyn Nsm>, sealing: Arc<Sealing>) -> Musig2Api {
         let records = SealedRecords {
             sealing: sealing.clone(),
         };
-        SigningApi {
+        Musig2Api {
             engine: Engine::new(records, NsmEntropy(nsm)),
             sealing,
             described: Mutex::new(HashMap::new()),
