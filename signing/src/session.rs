@@ -460,19 +460,10 @@ impl Session {
 
     fn generate_nonces(&mut self, env: &dyn SessionEnv) -> Result<(), Error> {
         for pi in 0..self.participants.len() {
-            let Role::Held { key, .. } = self.participants[pi].role else {
+            let Some((_, held)) = self.load_held(env, pi)? else {
                 continue;
             };
             let index = self.participants[pi].info.index;
-            let held = match self.load_checked(env, &key, pi) {
-                Ok(k) => k,
-                Err(e) => {
-                    self.fail(FailureReason::KeyUnavailable {
-                        signer_index: index,
-                    });
-                    return Err(e);
-                }
-            };
             let mut slots = Vec::with_capacity(self.messages.len());
             for (mi, m) in self.messages.iter().enumerate() {
                 let seed = match env.fresh_seed() {
@@ -500,16 +491,37 @@ impl Session {
         Ok(())
     }
 
-    /// Loads a held key and checks it is still the key this participant stands for.
-    fn load_checked(&self, env: &dyn SessionEnv, key: &KeyId, pi: usize) -> Result<HeldKey, Error> {
-        let held = env.load_key(key)?;
-        if held.public_key() != self.participants[pi].info.public_key {
-            return Err(Error::InvalidRecord {
-                kind: "key",
-                reason: "public key differs from the aggregate's participant",
-            });
+    /// Loads participant `pi`'s held key (`None` for an external participant) and checks it is
+    /// still the key this participant stands for. A key that cannot be loaded fails the session.
+    fn load_held(
+        &mut self,
+        env: &dyn SessionEnv,
+        pi: usize,
+    ) -> Result<Option<(KeyId, HeldKey)>, Error> {
+        let p = &self.participants[pi];
+        let Role::Held { key, .. } = p.role else {
+            return Ok(None);
+        };
+        let (index, public_key) = (p.info.index, p.info.public_key);
+        let loaded = env.load_key(&key).and_then(|held| {
+            if held.public_key() == public_key {
+                Ok(held)
+            } else {
+                Err(Error::InvalidRecord {
+                    kind: "key",
+                    reason: "public key differs from the aggregate's participant",
+                })
+            }
+        });
+        match loaded {
+            Ok(held) => Ok(Some((key, held))),
+            Err(e) => {
+                self.fail(FailureReason::KeyUnavailable {
+                    signer_index: index,
+                });
+                Err(e)
+            }
         }
-        Ok(held)
     }
 
     /// The engine's own public nonces (available once every approval is in).
@@ -594,20 +606,11 @@ impl Session {
         let id = round_id(&self.id, &per_message);
 
         for pi in 0..self.participants.len() {
-            let Role::Held { key, .. } = self.participants[pi].role else {
+            // Reloaded here so that a key deleted after approval is not used.
+            let Some((key, held)) = self.load_held(env, pi)? else {
                 continue;
             };
             let index = self.participants[pi].info.index;
-            // Reloaded here so that a key deleted after approval is not used.
-            let held = match self.load_checked(env, &key, pi) {
-                Ok(k) => k,
-                Err(e) => {
-                    self.fail(FailureReason::KeyUnavailable {
-                        signer_index: index,
-                    });
-                    return Err(e);
-                }
-            };
             let mut psigs = Vec::with_capacity(self.messages.len());
             for (mi, m) in self.messages.iter().enumerate() {
                 let slot = &mut self.participants[pi].slots[mi];

@@ -43,14 +43,6 @@ fn aggregate(
         .unwrap()
 }
 
-fn index_of(agg: &AggregateInfo, e: &External) -> u32 {
-    agg.participants
-        .iter()
-        .find(|p| p.public_key == e.pubkey)
-        .unwrap()
-        .index
-}
-
 fn request(
     agg: &AggregateInfo,
     messages: &[Vec<u8>],
@@ -105,20 +97,8 @@ fn two_party_held_and_external() {
         expires_at: session.expires_at,
     });
     assert_eq!(recomputed, session.digest);
-    let idx = index_of(&agg, &ext);
-    let status = run_session(
-        &engine,
-        &session,
-        &agg,
-        &[&owner],
-        &mut [(idx, &mut ext)],
-        &Job {
-            messages: &msgs,
-            tweaks: &tweaks,
-            adaptor: None,
-        },
-    );
-    assert_all_valid(&status, &agg, &msgs, &tweaks);
+    let job = Job::plain(&msgs, &tweaks);
+    run_and_verify(&engine, &agg, &session, &[&owner], &mut [&mut ext], &job);
 }
 
 #[test]
@@ -140,21 +120,9 @@ fn three_party_two_held_one_external_sorted() {
         .create_session(&request(&agg, &msgs, &tweaks, None), NOW)
         .unwrap();
     assert_eq!(session.approvers.len(), 2);
-    let idx = index_of(&agg, &ext);
     // Nonces may arrive before the approvals; signing waits for both.
-    let status = run_session(
-        &engine,
-        &session,
-        &agg,
-        &[&o1, &o2],
-        &mut [(idx, &mut ext)],
-        &Job {
-            messages: &msgs,
-            tweaks: &tweaks,
-            adaptor: None,
-        },
-    );
-    assert_all_valid(&status, &agg, &msgs, &tweaks);
+    let job = Job::plain(&msgs, &tweaks);
+    run_and_verify(&engine, &agg, &session, &[&o1, &o2], &mut [&mut ext], &job);
 }
 
 #[test]
@@ -190,20 +158,15 @@ fn five_party_batch_with_per_message_tweaks() {
         .unwrap();
     assert_eq!(session.approvers, vec![o1.xonly(), o2.xonly()]);
     assert_eq!(session.output_keys.len(), 4);
-    let (i1, i2) = (index_of(&agg, &e1), index_of(&agg, &e2));
-    let status = run_session(
+    let job = Job::plain(&msgs, &tweaks);
+    let sigs = run_and_verify(
         &engine,
-        &session,
         &agg,
+        &session,
         &[&o1, &o2],
-        &mut [(i1, &mut e1), (i2, &mut e2)],
-        &Job {
-            messages: &msgs,
-            tweaks: &tweaks,
-            adaptor: None,
-        },
+        &mut [&mut e1, &mut e2],
+        &job,
     );
-    let sigs = assert_all_valid(&status, &agg, &msgs, &tweaks);
     // Different messages and keys: all signatures distinct.
     for i in 0..sigs.len() {
         for j in 0..i {
@@ -239,19 +202,8 @@ fn all_held_completes_on_the_last_approval() {
     let mut expected = vec![o2.xonly(), o3.xonly()];
     expected.sort();
     assert_eq!(missing, expected);
-    let status = run_session(
-        &engine,
-        &session,
-        &agg,
-        &[&o2, &o3],
-        &mut [],
-        &Job {
-            messages: &msgs,
-            tweaks: &tweaks,
-            adaptor: None,
-        },
-    );
-    assert_all_valid(&status, &agg, &msgs, &tweaks);
+    let job = Job::plain(&msgs, &tweaks);
+    run_and_verify(&engine, &agg, &session, &[&o2, &o3], &mut [], &job);
 }
 
 /// BIP-341 output key computed with libsecp256k1 from the internal key: Q = P + H_TapTweak(P || root) G.
@@ -304,20 +256,8 @@ fn taproot_key_path_outputs_match_bip341() {
                 .iter()
                 .all(|k| *k == agg.keys.output_xonly)
         );
-        let idx = index_of(&agg, &ext);
-        let status = run_session(
-            &engine,
-            &session,
-            &agg,
-            &[&owner],
-            &mut [(idx, &mut ext)],
-            &Job {
-                messages: &msgs,
-                tweaks: &tweaks,
-                adaptor: None,
-            },
-        );
-        assert_all_valid(&status, &agg, &msgs, &tweaks);
+        let job = Job::plain(&msgs, &tweaks);
+        run_and_verify(&engine, &agg, &session, &[&owner], &mut [&mut ext], &job);
     }
 }
 
@@ -349,13 +289,12 @@ fn adaptor_signatures_complete_with_the_secret() {
         expires_at: session.expires_at,
     });
     assert_eq!(recomputed, session.digest);
-    let idx = index_of(&agg, &ext);
     let status = run_session(
         &engine,
         &session,
         &agg,
         &[&o1, &o2],
-        &mut [(idx, &mut ext)],
+        &mut [(index_of(&agg, &ext), &mut ext)],
         &Job {
             messages: &msgs,
             tweaks: &tweaks,
@@ -397,35 +336,12 @@ fn imported_key_signs_like_a_generated_one() {
         .serialize();
     assert_eq!(info.public_key, expected);
     let mut ext = External::new(5);
-    let agg = engine
-        .create_aggregate(
-            &AggregateSpec {
-                participants: vec![
-                    ParticipantSpec::Held(info.id),
-                    ParticipantSpec::External(ext.pubkey),
-                ],
-                order: KeyOrder::AsGiven,
-                tweaks: vec![],
-            },
-            NOW,
-        )
-        .unwrap();
+    let agg = held_and_external(&engine, info.id, &ext, KeyOrder::AsGiven);
     let msgs = sighashes(1);
     let tweaks = [None];
     let session = engine
         .create_session(&request(&agg, &msgs, &tweaks, None), NOW)
         .unwrap();
-    let status = run_session(
-        &engine,
-        &session,
-        &agg,
-        &[&owner],
-        &mut [(1, &mut ext)],
-        &Job {
-            messages: &msgs,
-            tweaks: &tweaks,
-            adaptor: None,
-        },
-    );
-    assert_all_valid(&status, &agg, &msgs, &tweaks);
+    let job = Job::plain(&msgs, &tweaks);
+    run_and_verify(&engine, &agg, &session, &[&owner], &mut [&mut ext], &job);
 }
