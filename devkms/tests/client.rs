@@ -7,8 +7,8 @@ use rustls::pki_types::pem::PemObject;
 use sigil_attestation::simulator::SimulatedIssuer;
 use sigil_devkms::{Config, RunningServer};
 use sigil_kms::api::{
-    self, DecryptRequest, GenerateDataKeyRequest, GenerateRandomRequest, KeySpec, KmsApiError,
-    RecipientInfo,
+    self, DecryptRequest, GenerateDataKeyRequest, GenerateRandomRequest, GenerateRandomResponse,
+    KeySpec, KmsApiError, RecipientInfo,
 };
 use sigil_kms::client::{FixedAddr, KmsClient, KmsError, Trust};
 use sigil_kms::{Credentials, RecipientKey, SigningTime, cms};
@@ -135,6 +135,18 @@ fn service_code(e: KmsError) -> String {
     }
 }
 
+/// Sixteen random bytes, no Recipient, with the right credentials.
+fn random16(c: &KmsClient<FixedAddr>) -> Result<GenerateRandomResponse, KmsError> {
+    c.generate_random(
+        &creds(SECRET),
+        now(),
+        &GenerateRandomRequest {
+            number_of_bytes: 16,
+            recipient: None,
+        },
+    )
+}
+
 /// Every call the enclave makes, with and without a Recipient, through `c`.
 fn round_trips(c: &KmsClient<FixedAddr>) {
     let good = creds(SECRET);
@@ -250,31 +262,13 @@ fn a_second_start_under_the_dev_ca_gets_a_new_leaf_under_the_same_ca() {
     let other = sigil_devkms::start(&config(true)).unwrap();
     assert_eq!(other.ca_der(), env().fixed_ca.ca_der());
     let c = client(&other, REGION, Trust::Custom(vec![dev_ca_der()]));
-    let r = c
-        .generate_random(
-            &creds(SECRET),
-            now(),
-            &GenerateRandomRequest {
-                number_of_bytes: 16,
-                recipient: None,
-            },
-        )
-        .unwrap();
+    let r = random16(&c).unwrap();
     assert_eq!(r.plaintext.unwrap().len(), 16);
     other.shutdown();
 }
 
 fn expect_tls(c: &KmsClient<FixedAddr>) -> String {
-    let e = c
-        .generate_random(
-            &creds(SECRET),
-            now(),
-            &GenerateRandomRequest {
-                number_of_bytes: 16,
-                recipient: None,
-            },
-        )
-        .unwrap_err();
+    let e = random16(c).unwrap_err();
     match e {
         KmsError::Tls(m) => m,
         other => panic!("expected a TLS error, got {other:?}"),
@@ -311,16 +305,7 @@ fn untrusted_certificates_are_tls_errors() {
 #[test]
 fn plain_http_to_a_tls_server_fails_cleanly() {
     let c = client(&env().random_ca, REGION, Trust::PlainHttpForTests);
-    let e = c
-        .generate_random(
-            &creds(SECRET),
-            now(),
-            &GenerateRandomRequest {
-                number_of_bytes: 16,
-                recipient: None,
-            },
-        )
-        .unwrap_err();
+    let e = random16(&c).unwrap_err();
     assert!(matches!(e, KmsError::Http(_) | KmsError::Io(_)), "{e:?}");
 }
 
@@ -376,15 +361,6 @@ fn connection_refused_is_a_connect_error() {
         Trust::Custom(vec![dev_ca_der()]),
     )
     .unwrap();
-    let e = c
-        .generate_random(
-            &creds(SECRET),
-            now(),
-            &GenerateRandomRequest {
-                number_of_bytes: 16,
-                recipient: None,
-            },
-        )
-        .unwrap_err();
+    let e = random16(&c).unwrap_err();
     assert!(matches!(e, KmsError::Connect(_)), "{e:?}");
 }

@@ -155,23 +155,26 @@ fn build_header_options_and_defaults() {
     let out = tmp.path().join("x.eif");
     let rd = tmp.path().join("rd");
     std::fs::write(&rd, b"ramdisk").unwrap();
-    ok_json(&[
-        "build",
-        "--kernel",
-        p(&vector_path("kernel.bin")),
-        "--cmdline",
-        "console=ttyS0",
-        "--ramdisk",
-        p(&rd),
-        "--output",
-        p(&out),
-        "--memory",
-        "512",
-        "--cpus",
-        "4",
-        "--arch",
-        "aarch64",
-    ]);
+    let build = |out: &std::path::Path| {
+        ok_json(&[
+            "build",
+            "--kernel",
+            p(&vector_path("kernel.bin")),
+            "--cmdline",
+            "console=ttyS0",
+            "--ramdisk",
+            p(&rd),
+            "--output",
+            p(out),
+            "--memory",
+            "512",
+            "--cpus",
+            "4",
+            "--arch",
+            "aarch64",
+        ]);
+    };
+    build(&out);
     let d = ok_json(&["describe", p(&out)]);
     assert_eq!(d["DefaultMemory"], 512u64 << 20);
     assert_eq!(d["DefaultCpus"], 4);
@@ -185,23 +188,7 @@ fn build_header_options_and_defaults() {
     );
     // Same inputs, same bytes.
     let out2 = tmp.path().join("y.eif");
-    ok_json(&[
-        "build",
-        "--kernel",
-        p(&vector_path("kernel.bin")),
-        "--cmdline",
-        "console=ttyS0",
-        "--ramdisk",
-        p(&rd),
-        "--output",
-        p(&out2),
-        "--memory",
-        "512",
-        "--cpus",
-        "4",
-        "--arch",
-        "aarch64",
-    ]);
+    build(&out2);
     assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&out2).unwrap());
 }
 
