@@ -491,6 +491,14 @@ impl Session {
         Ok(())
     }
 
+    /// The external participant at signer `index`.
+    fn external(&self, index: u32) -> Result<&SessionParticipant, Error> {
+        self.participants
+            .get(index as usize)
+            .filter(|p| p.is_external())
+            .ok_or(Error::WrongParticipant { index })
+    }
+
     /// Loads participant `pi`'s held key (`None` for an external participant) and checks it is
     /// still the key this participant stands for. A key that cannot be loaded fails the session.
     fn load_held(
@@ -552,11 +560,7 @@ impl Session {
         env: &dyn SessionEnv,
     ) -> Result<SessionStatus, Error> {
         self.ensure_open()?;
-        let p = self
-            .participants
-            .get(index as usize)
-            .filter(|p| p.is_external())
-            .ok_or(Error::WrongParticipant { index })?;
+        let p = self.external(index)?;
         if nonces.len() != self.messages.len() {
             return Err(Error::InvalidNonce { index });
         }
@@ -677,11 +681,7 @@ impl Session {
         if round.id != *round_id {
             return Err(Error::RoundMismatch);
         }
-        let p = self
-            .participants
-            .get(index as usize)
-            .filter(|p| p.is_external())
-            .ok_or(Error::WrongParticipant { index })?;
+        let p = self.external(index)?;
         if psigs.len() != self.messages.len() {
             return Err(Error::InvalidPartialSignature { index });
         }

@@ -84,6 +84,17 @@ impl Setup {
         }
         self.engine.nonce_round(&session.id, NOW).unwrap()
     }
+
+    /// External `i`'s partial signatures in `round` over the untweaked `msgs`.
+    fn partial_signatures(
+        &mut self,
+        i: usize,
+        round: &NonceRound,
+        msgs: &[Vec<u8>],
+    ) -> Vec<[u8; 32]> {
+        let ctxs = contexts(&self.agg, &vec![None; msgs.len()]);
+        self.externals[i].sign(&ctxs, &round.aggregated, msgs, None)
+    }
 }
 
 #[test]
@@ -161,8 +172,7 @@ fn bad_partial_signature_fails_the_session_and_names_the_signer() {
     let msgs = messages(2);
     let session = start(&s, &msgs, 600);
     let round = s.approve_and_exchange_nonces(&session, &msgs);
-    let ctxs = contexts(&s.agg, &[None, None]);
-    let good = s.externals[0].sign(&ctxs, &round.aggregated, &msgs, None);
+    let good = s.partial_signatures(0, &round, &msgs);
     let status = s
         .engine
         .submit_partial_signatures(&session.id, &round.round_id, 1, &good, NOW)
@@ -170,7 +180,7 @@ fn bad_partial_signature_fails_the_session_and_names_the_signer() {
     assert_eq!(status.missing_partial_signatures, vec![2]);
 
     // Signer 2 gets message 0 right and sends its message-0 signature again for message 1.
-    let mut bad = s.externals[1].sign(&ctxs, &round.aggregated, &msgs, None);
+    let mut bad = s.partial_signatures(1, &round, &msgs);
     bad[1] = bad[0];
     let err = s
         .engine
@@ -233,8 +243,7 @@ fn unparseable_partial_signature_is_refused_without_failing() {
             .unwrap_err(),
         Error::RoundMismatch
     );
-    let ctxs = contexts(&s.agg, &[None]);
-    let psigs = s.externals[0].sign(&ctxs, &round.aggregated, &msgs, None);
+    let psigs = s.partial_signatures(0, &round, &msgs);
     let status = s
         .engine
         .submit_partial_signatures(&session.id, &round.round_id, 1, &psigs, NOW)
@@ -322,8 +331,7 @@ fn replayed_requests_change_nothing() {
     assert_eq!(s.engine.signing_events().1, 2);
 
     let round = s.engine.nonce_round(&session.id, NOW).unwrap();
-    let ctxs = contexts(&s.agg, &[None, None]);
-    let psigs = s.externals[0].sign(&ctxs, &round.aggregated, &msgs, None);
+    let psigs = s.partial_signatures(0, &round, &msgs);
     let done = s
         .engine
         .submit_partial_signatures(&session.id, &round.round_id, 1, &psigs, NOW)
@@ -375,8 +383,7 @@ fn restart_keeps_keys_and_aggregates_but_no_sessions() {
     let msgs = messages(1);
     let session = start(&s, &msgs, 600);
     let round = s.approve_and_exchange_nonces(&session, &msgs);
-    let ctxs = contexts(&s.agg, &[None]);
-    let psigs = s.externals[0].sign(&ctxs, &round.aggregated, &msgs, None);
+    let psigs = s.partial_signatures(0, &round, &msgs);
     let key_id = s.agg.participants[0].held.unwrap();
     let key_info = s.engine.describe_key(&key_id).unwrap();
 

@@ -8,7 +8,7 @@ use common::*;
 use sha2::{Digest, Sha256};
 use sigil_signing::{
     AggregateInfo, AggregateSpec, DigestInput, Engine, KeyOrder, MemoryRecords, MessageSpec,
-    ParticipantSpec, SessionRequest, SessionState, SignatureValue, Tweak,
+    ParticipantSpec, SessionInfo, SessionRequest, SessionState, SignatureValue, Tweak,
     complete_adaptor_signature, reveal_adaptor_secret, session_digest,
 };
 use zeroize::Zeroizing;
@@ -64,6 +64,18 @@ fn request(
     }
 }
 
+/// A session over `messages` with their `tweaks` and no adaptor point, created at NOW.
+fn start(
+    engine: &Engine<MemoryRecords>,
+    agg: &AggregateInfo,
+    messages: &[Vec<u8>],
+    tweaks: &[Option<Tweak>],
+) -> SessionInfo {
+    engine
+        .create_session(&request(agg, messages, tweaks, None), NOW)
+        .unwrap()
+}
+
 fn sighashes(n: u64) -> Vec<Vec<u8>> {
     (0..n).map(|i| bytes32("sighash", i).to_vec()).collect()
 }
@@ -82,9 +94,7 @@ fn two_party_held_and_external() {
     assert_eq!(agg.participants[1].public_key, ext.pubkey);
     let msgs = sighashes(1);
     let tweaks = [None];
-    let session = engine
-        .create_session(&request(&agg, &msgs, &tweaks, None), NOW)
-        .unwrap();
+    let session = start(&engine, &agg, &msgs, &tweaks);
     assert_eq!(session.approvers, vec![owner.xonly()]);
     assert_eq!(session.status.state, SessionState::WaitingForApprovals);
     // The owner recomputes the digest from public facts instead of trusting the one shown.
@@ -116,9 +126,7 @@ fn three_party_two_held_one_external_sorted() {
     assert_eq!(keys, sigil_signing::sort_keys(&keys));
     let msgs = vec![b"any length message, not only 32 bytes".to_vec()];
     let tweaks = [None];
-    let session = engine
-        .create_session(&request(&agg, &msgs, &tweaks, None), NOW)
-        .unwrap();
+    let session = start(&engine, &agg, &msgs, &tweaks);
     assert_eq!(session.approvers.len(), 2);
     // Nonces may arrive before the approvals; signing waits for both.
     let job = Job::plain(&msgs, &tweaks);
@@ -153,9 +161,7 @@ fn five_party_batch_with_per_message_tweaks() {
         Some(Tweak::XOnly(bytes32("m-xonly", 2))),
         Some(Tweak::Taproot(bytes32("m-root", 3))),
     ];
-    let session = engine
-        .create_session(&request(&agg, &msgs, &tweaks, None), NOW)
-        .unwrap();
+    let session = start(&engine, &agg, &msgs, &tweaks);
     assert_eq!(session.approvers, vec![o1.xonly(), o2.xonly()]);
     assert_eq!(session.output_keys.len(), 4);
     let job = Job::plain(&msgs, &tweaks);
@@ -189,9 +195,7 @@ fn all_held_completes_on_the_last_approval() {
     );
     let msgs = sighashes(2);
     let tweaks = [None, None];
-    let session = engine
-        .create_session(&request(&agg, &msgs, &tweaks, None), NOW)
-        .unwrap();
+    let session = start(&engine, &agg, &msgs, &tweaks);
     let s = engine
         .approve(&session.id, &o1.xonly(), &o1.approve(&session.digest), NOW)
         .unwrap();
@@ -247,9 +251,7 @@ fn taproot_key_path_outputs_match_bip341() {
         assert_ne!(agg.keys.output_xonly, agg.keys.internal_xonly);
         let msgs = sighashes(2);
         let tweaks = [None, None];
-        let session = engine
-            .create_session(&request(&agg, &msgs, &tweaks, None), NOW)
-            .unwrap();
+        let session = start(&engine, &agg, &msgs, &tweaks);
         assert!(
             session
                 .output_keys
@@ -339,9 +341,7 @@ fn imported_key_signs_like_a_generated_one() {
     let agg = held_and_external(&engine, info.id, &ext, KeyOrder::AsGiven);
     let msgs = sighashes(1);
     let tweaks = [None];
-    let session = engine
-        .create_session(&request(&agg, &msgs, &tweaks, None), NOW)
-        .unwrap();
+    let session = start(&engine, &agg, &msgs, &tweaks);
     let job = Job::plain(&msgs, &tweaks);
     run_and_verify(&engine, &agg, &session, &[&owner], &mut [&mut ext], &job);
 }
