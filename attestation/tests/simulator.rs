@@ -228,25 +228,20 @@ fn user_data_1024_is_accepted_1025_is_rejected() {
 fn signed_unknown_or_duplicate_keys_are_syntax_errors() {
     let sim = issuer();
     let doc = sim.document(None, None, Some(b"n1")).unwrap();
-    let mut entries = entries_of(&doc);
-    entries.push(("extra".into(), uint(1)));
-    let e = verify(
-        &sim.sign_payload(&encode_entries(&entries, false)).unwrap(),
-        &dev_policy(),
-    )
-    .unwrap_err();
-    assert_eq!(e.check(), "syntax");
-    assert!(e.to_string().contains("unknown key"), "{e}");
-
-    let mut entries = entries_of(&doc);
-    entries.push(("nonce".into(), bstr(b"n2")));
-    let e = verify(
-        &sim.sign_payload(&encode_entries(&entries, false)).unwrap(),
-        &dev_policy(),
-    )
-    .unwrap_err();
-    assert_eq!(e.check(), "syntax");
-    assert!(e.to_string().contains("duplicate key \"nonce\""), "{e}");
+    for (key, value, needle) in [
+        ("extra", uint(1), "unknown key"),
+        ("nonce", bstr(b"n2"), "duplicate key \"nonce\""),
+    ] {
+        let mut entries = entries_of(&doc);
+        entries.push((key.into(), value));
+        let e = verify(
+            &sim.sign_payload(&encode_entries(&entries, false)).unwrap(),
+            &dev_policy(),
+        )
+        .unwrap_err();
+        assert_eq!(e.check(), "syntax");
+        assert!(e.to_string().contains(needle), "{e}");
+    }
 }
 
 #[test]

@@ -88,22 +88,18 @@ fn build_with_verbatim_metadata_then_extract_and_describe() {
     let ex = tmp.path().join("golden");
     let v = ok_json(&["extract", p(&vector_path(TWO)), "--out", p(&ex)]);
     assert_eq!(v["Written"].as_array().unwrap().len(), 5);
-    assert_eq!(
-        std::fs::read(ex.join("kernel")).unwrap(),
-        read("kernel.bin")
-    );
-    assert_eq!(
-        std::fs::read(ex.join("cmdline")).unwrap(),
-        read("cmdline.txt")
-    );
-    assert_eq!(
-        std::fs::read(ex.join("ramdisk1")).unwrap(),
-        read("ramdisk1.bin")
-    );
-    assert_eq!(
-        std::fs::read(ex.join("ramdisk2")).unwrap(),
-        read("ramdisk2.bin")
-    );
+    for (extracted, vector) in [
+        ("kernel", "kernel.bin"),
+        ("cmdline", "cmdline.txt"),
+        ("ramdisk1", "ramdisk1.bin"),
+        ("ramdisk2", "ramdisk2.bin"),
+    ] {
+        assert_eq!(
+            std::fs::read(ex.join(extracted)).unwrap(),
+            read(vector),
+            "{extracted}"
+        );
+    }
     assert!(!ex.join("ramdisk3").exists());
 
     // Rebuild from what was extracted, metadata used verbatim.
