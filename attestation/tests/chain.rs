@@ -72,6 +72,15 @@ fn p384_leaf(by: &Issuer<'_, KeyPair>) -> (Vec<u8>, KeyPair) {
     (der, key)
 }
 
+/// A document whose leaf is a `p384_leaf` issued by `by`, with the sigil test root and then
+/// `intermediates` as its bundle.
+fn leaf_document(by: &Issuer<'_, KeyPair>, intermediates: Vec<Vec<u8>>) -> Vec<u8> {
+    let (der, key) = p384_leaf(by);
+    let mut cabundle = vec![SIGIL_TEST_ROOT_DER.to_vec()];
+    cabundle.extend(intermediates);
+    document(der, &key, cabundle)
+}
+
 /// A document with the given chain, signed by `leaf_key` when it is a P-384 key (otherwise a
 /// dummy signature: those tests fail before the signature check).
 fn document(leaf_der: Vec<u8>, leaf_key: &KeyPair, cabundle: Vec<Vec<u8>>) -> Vec<u8> {
@@ -142,12 +151,7 @@ fn control_valid_two_level_chain() {
 
 #[test]
 fn leaf_directly_under_the_root() {
-    let (der, key) = p384_leaf(&root());
-    verify(
-        &document(der, &key, vec![SIGIL_TEST_ROOT_DER.to_vec()]),
-        &policy(),
-    )
-    .unwrap();
+    verify(&leaf_document(&root(), vec![]), &policy()).unwrap();
 }
 
 #[test]
@@ -155,8 +159,7 @@ fn path_length_constraint_is_enforced() {
     let build = |upper: Option<u8>| {
         let (i1, i1_issuer) = issue(ca("inter 1", upper), p384(), &root());
         let (i2, i2_issuer) = issue(ca("inter 2", Some(0)), p384(), &i1_issuer);
-        let (der, key) = p384_leaf(&i2_issuer);
-        document(der, &key, vec![SIGIL_TEST_ROOT_DER.to_vec(), i1, i2])
+        leaf_document(&i2_issuer, vec![i1, i2])
     };
     verify(&build(Some(1)), &policy()).unwrap();
     verify(&build(None), &policy()).unwrap();
@@ -319,9 +322,8 @@ fn only_p384_with_sha384() {
         KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap(),
         &root(),
     );
-    let (der, key) = p384_leaf(&inter_issuer);
     chain_error(
-        &document(der, &key, vec![SIGIL_TEST_ROOT_DER.to_vec(), inter_der]),
+        &leaf_document(&inter_issuer, vec![inter_der]),
         "certificate 0 (CN=leaf) signature algorithm 1.2.840.10045.4.3.2 is not ecdsa-with-SHA384",
     );
 }
@@ -364,9 +366,8 @@ fn names_must_chain() {
     // The leaf is signed by "inter A" but the bundle carries "inter B".
     let (_, a_issuer) = issue(ca("inter A", Some(0)), p384(), &root());
     let (b_der, _) = issue(ca("inter B", Some(0)), p384(), &root());
-    let (der, key) = p384_leaf(&a_issuer);
     chain_error(
-        &document(der, &key, vec![SIGIL_TEST_ROOT_DER.to_vec(), b_der]),
+        &leaf_document(&a_issuer, vec![b_der]),
         "certificate 0 (CN=leaf) issuer \"CN=inter A, O=sigil chain test\" does not match the subject of the next certificate \"CN=inter B, O=sigil chain test\"",
     );
 }
@@ -375,9 +376,8 @@ fn names_must_chain() {
 fn trailing_bytes_after_a_certificate() {
     let (mut inter_der, inter_issuer) = issue(ca("inter", Some(0)), p384(), &root());
     inter_der.push(0);
-    let (der, key) = p384_leaf(&inter_issuer);
     chain_error(
-        &document(der, &key, vec![SIGIL_TEST_ROOT_DER.to_vec(), inter_der]),
+        &leaf_document(&inter_issuer, vec![inter_der]),
         "certificate 1 has 1 trailing bytes",
     );
 }
