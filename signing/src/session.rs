@@ -491,6 +491,22 @@ impl Session {
         Ok(())
     }
 
+    /// The answer to an external participant who already submitted `existing`, if it did:
+    /// the same values again are a harmless retry, different ones are refused.
+    fn resubmission<T: PartialEq>(
+        &self,
+        existing: Option<&[T]>,
+        parsed: &[T],
+        index: u32,
+    ) -> Option<Result<SessionStatus, Error>> {
+        let existing = existing?;
+        Some(if existing == parsed {
+            Ok(self.status())
+        } else {
+            Err(Error::Conflict { index })
+        })
+    }
+
     /// The external participant at signer `index`.
     fn external(&self, index: u32) -> Result<&SessionParticipant, Error> {
         self.participants
@@ -568,14 +584,9 @@ impl Session {
             .iter()
             .map(|n| parse_public_nonce(n, index))
             .collect::<Result<Vec<_>, _>>()?;
-        if let Some(existing) = &p.pubnonces {
-            // Threat: changing nonces after others may have used them. Resubmitting the same
-            // nonces is a harmless retry; different ones are refused.
-            return if *existing == parsed {
-                Ok(self.status())
-            } else {
-                Err(Error::Conflict { index })
-            };
+        // Threat: changing nonces after others may have used them.
+        if let Some(answer) = self.resubmission(p.pubnonces.as_deref(), &parsed, index) {
+            return answer;
         }
         if !matches!(self.phase, Phase::Approvals | Phase::Nonces) {
             return Err(Error::WrongState {
@@ -691,12 +702,8 @@ impl Session {
                 PartialSignature::try_from(*s).map_err(|_| Error::InvalidPartialSignature { index })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        if let Some(existing) = &p.psigs {
-            return if *existing == parsed {
-                Ok(self.status())
-            } else {
-                Err(Error::Conflict { index })
-            };
+        if let Some(answer) = self.resubmission(p.psigs.as_deref(), &parsed, index) {
+            return answer;
         }
         let pubnonces = p
             .pubnonces
