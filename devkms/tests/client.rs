@@ -2,6 +2,9 @@
 //! generated at start and once under the committed development CA (`dev-ca/`), with
 //! documents from the simulated NSM for the `Recipient` calls.
 
+mod common;
+
+use common::two_keys;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use sigil_attestation::simulator::SimulatedIssuer;
@@ -33,29 +36,13 @@ fn dev_ca_der() -> Vec<u8> {
 }
 
 fn config(fixed_ca: bool) -> Config {
-    let mut json = serde_json::json!({
-        "listen": "127.0.0.1:0",
-        "region": REGION,
-        "keys": [
-            {
-                "key_id": "enclave-key",
-                "aliases": ["alias/sigil"],
-                "policy": {
-                    "allowed_credentials": [{"access_key_id": AKID, "secret_access_key": SECRET}],
-                    "require_recipient": true,
-                    "allowed_pcrs": {"0": hex::encode(PCR)},
-                    "trust_test_root": true
-                }
-            },
-            {
-                "key_id": "plain-key",
-                "policy": {
-                    "allowed_credentials": [{"access_key_id": AKID, "secret_access_key": SECRET}],
-                    "require_recipient": false
-                }
-            }
-        ]
-    });
+    let mut json = two_keys(
+        REGION,
+        AKID,
+        SECRET,
+        serde_json::json!({"allowed_pcrs": {"0": hex::encode(PCR)}, "trust_test_root": true}),
+        serde_json::json!({}),
+    );
     if fixed_ca {
         json["tls_ca_dir"] = dev_ca_dir().to_str().unwrap().into();
     }
