@@ -76,6 +76,26 @@ fn start(
         .unwrap()
 }
 
+/// The owner recomputes the session's digest from public facts instead of trusting the one
+/// shown: they agree.
+fn assert_digest_recomputes(
+    session: &SessionInfo,
+    agg: &AggregateInfo,
+    messages: &[Vec<u8>],
+    tweaks: &[Option<Tweak>],
+    adaptor_point: Option<&[u8; 33]>,
+) {
+    let recomputed = session_digest(&DigestInput {
+        session_id: &session.id,
+        internal_key: &agg.keys.internal_key,
+        tweaks: &agg.tweaks,
+        messages: &request(agg, messages, tweaks, None).messages,
+        adaptor_point,
+        expires_at: session.expires_at,
+    });
+    assert_eq!(recomputed, session.digest);
+}
+
 fn sighashes(n: u64) -> Vec<Vec<u8>> {
     (0..n).map(|i| bytes32("sighash", i).to_vec()).collect()
 }
@@ -97,16 +117,7 @@ fn two_party_held_and_external() {
     let session = start(&engine, &agg, &msgs, &tweaks);
     assert_eq!(session.approvers, vec![owner.xonly()]);
     assert_eq!(session.status.state, SessionState::WaitingForApprovals);
-    // The owner recomputes the digest from public facts instead of trusting the one shown.
-    let recomputed = session_digest(&DigestInput {
-        session_id: &session.id,
-        internal_key: &agg.keys.internal_key,
-        tweaks: &agg.tweaks,
-        messages: &request(&agg, &msgs, &tweaks, None).messages,
-        adaptor_point: None,
-        expires_at: session.expires_at,
-    });
-    assert_eq!(recomputed, session.digest);
+    assert_digest_recomputes(&session, &agg, &msgs, &tweaks, None);
     let job = Job::plain(&msgs, &tweaks);
     run_and_verify(&engine, &agg, &session, &[&owner], &mut [&mut ext], &job);
 }
@@ -282,15 +293,7 @@ fn adaptor_signatures_complete_with_the_secret() {
     let session = engine
         .create_session(&request(&agg, &msgs, &tweaks, Some(point)), NOW)
         .unwrap();
-    let recomputed = session_digest(&DigestInput {
-        session_id: &session.id,
-        internal_key: &agg.keys.internal_key,
-        tweaks: &agg.tweaks,
-        messages: &request(&agg, &msgs, &tweaks, None).messages,
-        adaptor_point: Some(&point),
-        expires_at: session.expires_at,
-    });
-    assert_eq!(recomputed, session.digest);
+    assert_digest_recomputes(&session, &agg, &msgs, &tweaks, Some(&point));
     let status = run_session(
         &engine,
         &session,
