@@ -65,6 +65,22 @@ fn issue(
     (der, Issuer::new(params, key))
 }
 
+/// A leaf certificate ("leaf") for a fresh P-384 key, issued by `by`: (DER, key).
+fn p384_leaf(by: &Issuer<'_, KeyPair>) -> (Vec<u8>, KeyPair) {
+    let key = p384();
+    let der = leaf("leaf").signed_by(&key, by).unwrap().der().to_vec();
+    (der, key)
+}
+
+/// A document whose leaf is a `p384_leaf` issued by `by`, with the sigil test root and then
+/// `intermediates` as its bundle.
+fn leaf_document(by: &Issuer<'_, KeyPair>, intermediates: Vec<Vec<u8>>) -> Vec<u8> {
+    let (der, key) = p384_leaf(by);
+    let mut cabundle = vec![SIGIL_TEST_ROOT_DER.to_vec()];
+    cabundle.extend(intermediates);
+    document(der, &key, cabundle)
+}
+
 /// A document with the given chain, signed by `leaf_key` when it is a P-384 key (otherwise a
 /// dummy signature: those tests fail before the signature check).
 fn document(leaf_der: Vec<u8>, leaf_key: &KeyPair, cabundle: Vec<Vec<u8>>) -> Vec<u8> {
@@ -135,17 +151,7 @@ fn control_valid_two_level_chain() {
 
 #[test]
 fn leaf_directly_under_the_root() {
-    let key = p384();
-    let der = leaf("leaf")
-        .signed_by(&key, &root())
-        .unwrap()
-        .der()
-        .to_vec();
-    verify(
-        &document(der, &key, vec![SIGIL_TEST_ROOT_DER.to_vec()]),
-        &policy(),
-    )
-    .unwrap();
+    verify(&leaf_document(&root(), vec![]), &policy()).unwrap();
 }
 
 #[test]
@@ -153,13 +159,7 @@ fn path_length_constraint_is_enforced() {
     let build = |upper: Option<u8>| {
         let (i1, i1_issuer) = issue(ca("inter 1", upper), p384(), &root());
         let (i2, i2_issuer) = issue(ca("inter 2", Some(0)), p384(), &i1_issuer);
-        let key = p384();
-        let der = leaf("leaf")
-            .signed_by(&key, &i2_issuer)
-            .unwrap()
-            .der()
-            .to_vec();
-        document(der, &key, vec![SIGIL_TEST_ROOT_DER.to_vec(), i1, i2])
+        leaf_document(&i2_issuer, vec![i1, i2])
     };
     verify(&build(Some(1)), &policy()).unwrap();
     verify(&build(None), &policy()).unwrap();
@@ -173,12 +173,7 @@ fn path_length_constraint_is_enforced() {
 fn wrong_bundle_order_is_a_root_failure() {
     let (i1, i1_issuer) = issue(ca("inter 1", None), p384(), &root());
     let (i2, i2_issuer) = issue(ca("inter 2", Some(0)), p384(), &i1_issuer);
-    let key = p384();
-    let der = leaf("leaf")
-        .signed_by(&key, &i2_issuer)
-        .unwrap()
-        .der()
-        .to_vec();
+    let (der, key) = p384_leaf(&i2_issuer);
     let cose = document(
         der.clone(),
         &key,
@@ -327,14 +322,8 @@ fn only_p384_with_sha384() {
         KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap(),
         &root(),
     );
-    let key = p384();
-    let der = leaf("leaf")
-        .signed_by(&key, &inter_issuer)
-        .unwrap()
-        .der()
-        .to_vec();
     chain_error(
-        &document(der, &key, vec![SIGIL_TEST_ROOT_DER.to_vec(), inter_der]),
+        &leaf_document(&inter_issuer, vec![inter_der]),
         "certificate 0 (CN=leaf) signature algorithm 1.2.840.10045.4.3.2 is not ecdsa-with-SHA384",
     );
 }
@@ -377,14 +366,8 @@ fn names_must_chain() {
     // The leaf is signed by "inter A" but the bundle carries "inter B".
     let (_, a_issuer) = issue(ca("inter A", Some(0)), p384(), &root());
     let (b_der, _) = issue(ca("inter B", Some(0)), p384(), &root());
-    let key = p384();
-    let der = leaf("leaf")
-        .signed_by(&key, &a_issuer)
-        .unwrap()
-        .der()
-        .to_vec();
     chain_error(
-        &document(der, &key, vec![SIGIL_TEST_ROOT_DER.to_vec(), b_der]),
+        &leaf_document(&a_issuer, vec![b_der]),
         "certificate 0 (CN=leaf) issuer \"CN=inter A, O=sigil chain test\" does not match the subject of the next certificate \"CN=inter B, O=sigil chain test\"",
     );
 }
@@ -393,14 +376,8 @@ fn names_must_chain() {
 fn trailing_bytes_after_a_certificate() {
     let (mut inter_der, inter_issuer) = issue(ca("inter", Some(0)), p384(), &root());
     inter_der.push(0);
-    let key = p384();
-    let der = leaf("leaf")
-        .signed_by(&key, &inter_issuer)
-        .unwrap()
-        .der()
-        .to_vec();
     chain_error(
-        &document(der, &key, vec![SIGIL_TEST_ROOT_DER.to_vec(), inter_der]),
+        &leaf_document(&inter_issuer, vec![inter_der]),
         "certificate 1 has 1 trailing bytes",
     );
 }

@@ -11,6 +11,18 @@ fn check_of(input: &[u8], policy: &Policy) -> &'static str {
     verify(input, policy).unwrap_err().check()
 }
 
+/// Each real document with the policy at its own time and what it verifies to.
+fn verified_real_docs() -> Vec<(RealDoc, Policy, AttestationDocument)> {
+    real_docs()
+        .into_iter()
+        .map(|d| {
+            let policy = Policy::at(d.at);
+            let doc = verify(&d.cbor, &policy).unwrap().document;
+            (d, policy, doc)
+        })
+        .collect()
+}
+
 #[test]
 fn real_documents_verify_at_their_own_time() {
     for d in real_docs() {
@@ -166,9 +178,7 @@ fn flipped_payload_byte_is_a_signature_failure() {
 
 #[test]
 fn flipped_leaf_certificate_byte_is_a_chain_failure() {
-    for d in real_docs() {
-        let policy = Policy::at(d.at);
-        let doc = verify(&d.cbor, &policy).unwrap().document;
+    for (d, policy, doc) in verified_real_docs() {
         let start = find_unique(&d.cbor, &doc.certificate);
         let end = start + doc.certificate.len();
         // Last byte of the certificate: inside the ECDSA signature's s value.
@@ -192,9 +202,7 @@ fn flipped_leaf_certificate_byte_is_a_chain_failure() {
 
 #[test]
 fn flipped_intermediate_byte_is_a_chain_failure() {
-    for d in real_docs() {
-        let policy = Policy::at(d.at);
-        let doc = verify(&d.cbor, &policy).unwrap().document;
+    for (d, policy, doc) in verified_real_docs() {
         for ca in &doc.cabundle[1..] {
             let start = find_unique(&d.cbor, ca);
             let e = verify(&flipped(&d.cbor, start + ca.len() - 1, 0x01), &policy).unwrap_err();
@@ -205,9 +213,7 @@ fn flipped_intermediate_byte_is_a_chain_failure() {
 
 #[test]
 fn flipped_root_byte_is_a_root_failure() {
-    for d in real_docs() {
-        let policy = Policy::at(d.at);
-        let doc = verify(&d.cbor, &policy).unwrap().document;
+    for (d, policy, doc) in verified_real_docs() {
         let start = find_unique(&d.cbor, &doc.cabundle[0]);
         for off in [10, 200, doc.cabundle[0].len() - 1] {
             let e = verify(&flipped(&d.cbor, start + off, 0x01), &policy).unwrap_err();

@@ -10,7 +10,7 @@ use common::*;
 use sigil_attestation::chain::{SIGIL_TEST_ROOT_DER, SIGIL_TEST_ROOT_SHA256};
 use sigil_attestation::cose::CoseSign1;
 use sigil_attestation::simulator::{SimulatedIssuer, TEST_ROOT_KEY_PKCS8};
-use sigil_attestation::{AttestationDocument, Policy, TrustedRoot, verify};
+use sigil_attestation::{AttestationDocument, Policy, TrustedRoot, VerifyError, verify};
 use x509_parser::prelude::*;
 
 fn dev_policy() -> Policy {
@@ -85,24 +85,24 @@ fn null_optional_fields_from_the_simulator() {
     assert!(payload.ends_with(&[0x65, b'n', b'o', b'n', b'c', b'e', 0xf6]));
 }
 
+/// A plain simulated document checked under the dev policy as `change` alters it: the error.
+fn refused_under(change: impl FnOnce(&mut Policy)) -> VerifyError {
+    let cose = issuer().attest(None, None, None).unwrap();
+    let mut p = dev_policy();
+    change(&mut p);
+    verify(&cose, &p).unwrap_err()
+}
+
 #[test]
 fn test_root_is_refused_unless_trusted() {
-    let sim = issuer();
-    let cose = sim.attest(None, None, None).unwrap();
-    let mut p = dev_policy();
-    p.trust_test_root = false;
-    let e = verify(&cose, &p).unwrap_err();
+    let e = refused_under(|p| p.trust_test_root = false);
     assert_eq!(e.check(), "root", "{e}");
     assert!(e.to_string().contains("sigil test root"), "{e}");
 }
 
 #[test]
 fn debug_documents_are_refused_unless_allowed() {
-    let sim = issuer();
-    let cose = sim.attest(None, None, None).unwrap();
-    let mut p = dev_policy();
-    p.allow_debug = false;
-    let e = verify(&cose, &p).unwrap_err();
+    let e = refused_under(|p| p.allow_debug = false);
     assert_eq!(e.check(), "debug", "{e}");
     assert!(
         e.to_string()
@@ -192,14 +192,7 @@ fn indefinite_length_payload_signed_by_the_simulator_verifies() {
     let doc = sim.document(Some(b"k"), Some(b"u"), Some(b"n")).unwrap();
     let mut entries = entries_of(&doc);
     // Indefinite outer map, indefinite pcrs map and cabundle array, as 2025 documents may use.
-    let pcrs: Vec<_> = doc
-        .pcrs
-        .iter()
-        .map(|(i, v)| (uint(u64::from(*i)), bstr(v)))
-        .collect();
-    set(&mut entries, "pcrs", map(&pcrs, true));
-    let certs: Vec<_> = doc.cabundle.iter().map(|c| bstr(c)).collect();
-    set(&mut entries, "cabundle", array(&certs, true));
+    indefinite_pcrs_and_cabundle(&mut entries, &doc);
     let payload = encode_entries(&entries, true);
     assert_eq!(payload[0], 0xbf);
     assert_eq!(*payload.last().unwrap(), 0xff);
@@ -235,25 +228,20 @@ fn user_data_1024_is_accepted_1025_is_rejected() {
 fn signed_unknown_or_duplicate_keys_are_syntax_errors() {
     let sim = issuer();
     let doc = sim.document(None, None, Some(b"n1")).unwrap();
-    let mut entries = entries_of(&doc);
-    entries.push(("extra".into(), uint(1)));
-    let e = verify(
-        &sim.sign_payload(&encode_entries(&entries, false)).unwrap(),
-        &dev_policy(),
-    )
-    .unwrap_err();
-    assert_eq!(e.check(), "syntax");
-    assert!(e.to_string().contains("unknown key"), "{e}");
-
-    let mut entries = entries_of(&doc);
-    entries.push(("nonce".into(), bstr(b"n2")));
-    let e = verify(
-        &sim.sign_payload(&encode_entries(&entries, false)).unwrap(),
-        &dev_policy(),
-    )
-    .unwrap_err();
-    assert_eq!(e.check(), "syntax");
-    assert!(e.to_string().contains("duplicate key \"nonce\""), "{e}");
+    for (key, value, needle) in [
+        ("extra", uint(1), "unknown key"),
+        ("nonce", bstr(b"n2"), "duplicate key \"nonce\""),
+    ] {
+        let mut entries = entries_of(&doc);
+        entries.push((key.into(), value));
+        let e = verify(
+            &sim.sign_payload(&encode_entries(&entries, false)).unwrap(),
+            &dev_policy(),
+        )
+        .unwrap_err();
+        assert_eq!(e.check(), "syntax");
+        assert!(e.to_string().contains(needle), "{e}");
+    }
 }
 
 #[test]

@@ -2,13 +2,16 @@
 //! generated at start and once under the committed development CA (`dev-ca/`), with
 //! documents from the simulated NSM for the `Recipient` calls.
 
+mod common;
+
+use common::two_keys;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use sigil_attestation::simulator::SimulatedIssuer;
 use sigil_devkms::{Config, RunningServer};
 use sigil_kms::api::{
-    self, DecryptRequest, GenerateDataKeyRequest, GenerateRandomRequest, KeySpec, KmsApiError,
-    RecipientInfo,
+    self, DecryptRequest, GenerateDataKeyRequest, GenerateRandomRequest, GenerateRandomResponse,
+    KeySpec, KmsApiError, RecipientInfo,
 };
 use sigil_kms::client::{FixedAddr, KmsClient, KmsError, Trust};
 use sigil_kms::{Credentials, RecipientKey, SigningTime, cms};
@@ -33,29 +36,13 @@ fn dev_ca_der() -> Vec<u8> {
 }
 
 fn config(fixed_ca: bool) -> Config {
-    let mut json = serde_json::json!({
-        "listen": "127.0.0.1:0",
-        "region": REGION,
-        "keys": [
-            {
-                "key_id": "enclave-key",
-                "aliases": ["alias/sigil"],
-                "policy": {
-                    "allowed_credentials": [{"access_key_id": AKID, "secret_access_key": SECRET}],
-                    "require_recipient": true,
-                    "allowed_pcrs": {"0": hex::encode(PCR)},
-                    "trust_test_root": true
-                }
-            },
-            {
-                "key_id": "plain-key",
-                "policy": {
-                    "allowed_credentials": [{"access_key_id": AKID, "secret_access_key": SECRET}],
-                    "require_recipient": false
-                }
-            }
-        ]
-    });
+    let mut json = two_keys(
+        REGION,
+        AKID,
+        SECRET,
+        serde_json::json!({"allowed_pcrs": {"0": hex::encode(PCR)}, "trust_test_root": true}),
+        serde_json::json!({}),
+    );
     if fixed_ca {
         json["tls_ca_dir"] = dev_ca_dir().to_str().unwrap().into();
     }
@@ -133,6 +120,18 @@ fn service_code(e: KmsError) -> String {
         }
         other => panic!("expected a KMS error, got {other:?}"),
     }
+}
+
+/// Sixteen random bytes, no Recipient, with the right credentials.
+fn random16(c: &KmsClient<FixedAddr>) -> Result<GenerateRandomResponse, KmsError> {
+    c.generate_random(
+        &creds(SECRET),
+        now(),
+        &GenerateRandomRequest {
+            number_of_bytes: 16,
+            recipient: None,
+        },
+    )
 }
 
 /// Every call the enclave makes, with and without a Recipient, through `c`.
@@ -250,31 +249,13 @@ fn a_second_start_under_the_dev_ca_gets_a_new_leaf_under_the_same_ca() {
     let other = sigil_devkms::start(&config(true)).unwrap();
     assert_eq!(other.ca_der(), env().fixed_ca.ca_der());
     let c = client(&other, REGION, Trust::Custom(vec![dev_ca_der()]));
-    let r = c
-        .generate_random(
-            &creds(SECRET),
-            now(),
-            &GenerateRandomRequest {
-                number_of_bytes: 16,
-                recipient: None,
-            },
-        )
-        .unwrap();
+    let r = random16(&c).unwrap();
     assert_eq!(r.plaintext.unwrap().len(), 16);
     other.shutdown();
 }
 
 fn expect_tls(c: &KmsClient<FixedAddr>) -> String {
-    let e = c
-        .generate_random(
-            &creds(SECRET),
-            now(),
-            &GenerateRandomRequest {
-                number_of_bytes: 16,
-                recipient: None,
-            },
-        )
-        .unwrap_err();
+    let e = random16(c).unwrap_err();
     match e {
         KmsError::Tls(m) => m,
         other => panic!("expected a TLS error, got {other:?}"),
@@ -311,16 +292,7 @@ fn untrusted_certificates_are_tls_errors() {
 #[test]
 fn plain_http_to_a_tls_server_fails_cleanly() {
     let c = client(&env().random_ca, REGION, Trust::PlainHttpForTests);
-    let e = c
-        .generate_random(
-            &creds(SECRET),
-            now(),
-            &GenerateRandomRequest {
-                number_of_bytes: 16,
-                recipient: None,
-            },
-        )
-        .unwrap_err();
+    let e = random16(&c).unwrap_err();
     assert!(matches!(e, KmsError::Http(_) | KmsError::Io(_)), "{e:?}");
 }
 
@@ -376,15 +348,6 @@ fn connection_refused_is_a_connect_error() {
         Trust::Custom(vec![dev_ca_der()]),
     )
     .unwrap();
-    let e = c
-        .generate_random(
-            &creds(SECRET),
-            now(),
-            &GenerateRandomRequest {
-                number_of_bytes: 16,
-                recipient: None,
-            },
-        )
-        .unwrap_err();
+    let e = random16(&c).unwrap_err();
     assert!(matches!(e, KmsError::Connect(_)), "{e:?}");
 }

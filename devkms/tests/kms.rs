@@ -1,6 +1,9 @@
 //! End to end: the development KMS on 127.0.0.1:0, a client made of `sigil_kms::api::request`
 //! and rustls pinning the development CA, documents from the simulated NSM.
 
+mod common;
+
+use common::two_keys;
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 use sigil_attestation::simulator::SimulatedIssuer;
@@ -31,32 +34,20 @@ fn now() -> u64 {
 }
 
 fn config() -> Config {
-    let json = serde_json::json!({
-        "listen": "127.0.0.1:0",
-        "region": REGION,
-        "keys": [
-            {
-                "key_id": "enclave-key",
-                "aliases": ["alias/sigil"],
-                "policy": {
-                    "allowed_credentials": [{"access_key_id": AKID, "secret_access_key": SECRET}],
-                    "require_recipient": true,
-                    "allowed_image_sha384": hex::encode(PCR0),
-                    "allowed_pcrs": {"1": hex::encode(PCR1), "2": hex::encode(PCR2).to_uppercase()},
-                    "trust_test_root": true,
-                    "allow_debug": false
-                }
-            },
-            {
-                "key_id": "plain-key",
-                "master_key_hex": "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
-                "policy": {
-                    "allowed_credentials": [{"access_key_id": AKID, "secret_access_key": SECRET}],
-                    "require_recipient": false
-                }
-            }
-        ]
-    });
+    let json = two_keys(
+        REGION,
+        AKID,
+        SECRET,
+        serde_json::json!({
+            "allowed_image_sha384": hex::encode(PCR0),
+            "allowed_pcrs": {"1": hex::encode(PCR1), "2": hex::encode(PCR2).to_uppercase()},
+            "trust_test_root": true,
+            "allow_debug": false
+        }),
+        serde_json::json!({
+            "master_key_hex": "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+        }),
+    );
     Config::from_json(json.to_string().as_bytes()).unwrap()
 }
 

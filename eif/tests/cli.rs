@@ -88,22 +88,18 @@ fn build_with_verbatim_metadata_then_extract_and_describe() {
     let ex = tmp.path().join("golden");
     let v = ok_json(&["extract", p(&vector_path(TWO)), "--out", p(&ex)]);
     assert_eq!(v["Written"].as_array().unwrap().len(), 5);
-    assert_eq!(
-        std::fs::read(ex.join("kernel")).unwrap(),
-        read("kernel.bin")
-    );
-    assert_eq!(
-        std::fs::read(ex.join("cmdline")).unwrap(),
-        read("cmdline.txt")
-    );
-    assert_eq!(
-        std::fs::read(ex.join("ramdisk1")).unwrap(),
-        read("ramdisk1.bin")
-    );
-    assert_eq!(
-        std::fs::read(ex.join("ramdisk2")).unwrap(),
-        read("ramdisk2.bin")
-    );
+    for (extracted, vector) in [
+        ("kernel", "kernel.bin"),
+        ("cmdline", "cmdline.txt"),
+        ("ramdisk1", "ramdisk1.bin"),
+        ("ramdisk2", "ramdisk2.bin"),
+    ] {
+        assert_eq!(
+            std::fs::read(ex.join(extracted)).unwrap(),
+            read(vector),
+            "{extracted}"
+        );
+    }
     assert!(!ex.join("ramdisk3").exists());
 
     // Rebuild from what was extracted, metadata used verbatim.
@@ -155,23 +151,26 @@ fn build_header_options_and_defaults() {
     let out = tmp.path().join("x.eif");
     let rd = tmp.path().join("rd");
     std::fs::write(&rd, b"ramdisk").unwrap();
-    ok_json(&[
-        "build",
-        "--kernel",
-        p(&vector_path("kernel.bin")),
-        "--cmdline",
-        "console=ttyS0",
-        "--ramdisk",
-        p(&rd),
-        "--output",
-        p(&out),
-        "--memory",
-        "512",
-        "--cpus",
-        "4",
-        "--arch",
-        "aarch64",
-    ]);
+    let build = |out: &std::path::Path| {
+        ok_json(&[
+            "build",
+            "--kernel",
+            p(&vector_path("kernel.bin")),
+            "--cmdline",
+            "console=ttyS0",
+            "--ramdisk",
+            p(&rd),
+            "--output",
+            p(out),
+            "--memory",
+            "512",
+            "--cpus",
+            "4",
+            "--arch",
+            "aarch64",
+        ]);
+    };
+    build(&out);
     let d = ok_json(&["describe", p(&out)]);
     assert_eq!(d["DefaultMemory"], 512u64 << 20);
     assert_eq!(d["DefaultCpus"], 4);
@@ -185,23 +184,7 @@ fn build_header_options_and_defaults() {
     );
     // Same inputs, same bytes.
     let out2 = tmp.path().join("y.eif");
-    ok_json(&[
-        "build",
-        "--kernel",
-        p(&vector_path("kernel.bin")),
-        "--cmdline",
-        "console=ttyS0",
-        "--ramdisk",
-        p(&rd),
-        "--output",
-        p(&out2),
-        "--memory",
-        "512",
-        "--cpus",
-        "4",
-        "--arch",
-        "aarch64",
-    ]);
+    build(&out2);
     assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&out2).unwrap());
 }
 

@@ -47,6 +47,14 @@ fn entries() -> Vec<Entry> {
     ]
 }
 
+/// GNU cpio's listing (`cpio ARGS`) of the archive of `entries()`, which it must accept; None
+/// if cpio is not installed.
+fn gnu_cpio_listing(args: &[&str]) -> Option<String> {
+    let (ok, out, err) = cpio(args, &write_newc(&entries()).unwrap())?;
+    assert!(ok, "cpio {} failed: {err}", args[0]);
+    Some(out)
+}
+
 /// Runs `cpio ARGS` with `input` on stdin; None if cpio is not installed.
 fn cpio(args: &[&str], input: &[u8]) -> Option<(bool, String, String)> {
     let mut child = match Command::new("cpio")
@@ -86,11 +94,9 @@ fn same_entries_in_any_order_give_same_bytes() {
 
 #[test]
 fn gnu_cpio_lists_in_sorted_order() {
-    let a = write_newc(&entries()).unwrap();
-    let Some((ok, out, err)) = cpio(&["-t", "--quiet"], &a) else {
+    let Some(out) = gnu_cpio_listing(&["-t", "--quiet"]) else {
         return;
     };
-    assert!(ok, "cpio -t failed: {err}");
     let names: Vec<&str> = out.lines().collect();
     assert_eq!(
         names,
@@ -109,11 +115,9 @@ fn gnu_cpio_lists_in_sorted_order() {
 
 #[test]
 fn gnu_cpio_verbose_listing_shows_console_and_metadata() {
-    let a = write_newc(&entries()).unwrap();
-    let Some((ok, out, err)) = cpio(&["-tv", "--quiet"], &a) else {
+    let Some(out) = gnu_cpio_listing(&["-tv", "--quiet"]) else {
         return;
     };
-    assert!(ok, "cpio -tv failed: {err}");
     let line = |name: &str| {
         out.lines()
             .find(|l| l.ends_with(name))

@@ -16,6 +16,14 @@ fn err(b: &[u8]) -> EifError {
     e
 }
 
+/// The golden image changed by `edit`, its CRC fixed up: the (one-line) error it gives.
+fn tampered(edit: impl FnOnce(&mut Vec<u8>)) -> EifError {
+    let mut b = golden();
+    edit(&mut b);
+    fix_crc(&mut b);
+    err(&b)
+}
+
 #[test]
 fn flipped_byte_in_any_section_is_a_crc_error() {
     let g = golden();
@@ -66,20 +74,16 @@ fn bad_magic_and_version() {
     assert!(matches!(err(&b), EifError::BadMagic(_)));
     assert!(err(&b).to_string().contains("not an EIF"));
     for v in [0u16, 1, 5, 0xffff] {
-        let mut b = golden();
-        b[4..6].copy_from_slice(&v.to_be_bytes());
-        fix_crc(&mut b);
-        assert_eq!(err(&b), EifError::UnsupportedVersion(v));
+        let e = tampered(|b| b[4..6].copy_from_slice(&v.to_be_bytes()));
+        assert_eq!(e, EifError::UnsupportedVersion(v));
     }
 }
 
 #[test]
 fn absurd_section_count() {
     for n in [0u16, 33, 1000, 0xffff] {
-        let mut b = golden();
-        b[26..28].copy_from_slice(&n.to_be_bytes());
-        fix_crc(&mut b);
-        assert_eq!(err(&b), EifError::BadSectionCount(n));
+        let e = tampered(|b| b[26..28].copy_from_slice(&n.to_be_bytes()));
+        assert_eq!(e, EifError::BadSectionCount(n));
     }
 }
 
@@ -93,16 +97,13 @@ fn section_table_pointing_past_the_end() {
         (0, 1 << 40, true),
         (0, u64::MAX, true),
     ] {
-        let mut b = golden();
         let at = if is_size {
             size_slot(slot)
         } else {
             offset_slot(slot)
         };
-        put_u64(&mut b, at, value);
-        fix_crc(&mut b);
         assert!(
-            matches!(err(&b), EifError::SectionOutOfBounds { index, .. } if index == slot),
+            matches!(tampered(|b| put_u64(b, at, value)), EifError::SectionOutOfBounds { index, .. } if index == slot),
             "slot {slot} value {value}"
         );
     }
@@ -113,30 +114,27 @@ fn overlapping_and_gapped_sections() {
     let g = golden();
     let e = parse_eif(&g).unwrap();
     // Cmdline starting inside the kernel.
-    let mut b = g.clone();
-    put_u64(&mut b, offset_slot(1), e.sections[0].offset + 100);
-    fix_crc(&mut b);
-    assert!(matches!(err(&b), EifError::SectionOverlap { index: 1, .. }));
+    let kernel = e.sections[0].offset;
+    let t = tampered(|b| put_u64(b, offset_slot(1), kernel + 100));
+    assert!(matches!(t, EifError::SectionOverlap { index: 1, .. }));
     // Two table entries for the same bytes.
-    let mut b = g.clone();
-    put_u64(&mut b, offset_slot(4), e.sections[3].offset);
-    put_u64(&mut b, size_slot(4), e.sections[3].data.len() as u64);
-    fix_crc(&mut b);
-    assert!(matches!(err(&b), EifError::SectionOverlap { index: 4, .. }));
+    let t = tampered(|b| {
+        put_u64(b, offset_slot(4), e.sections[3].offset);
+        put_u64(b, size_slot(4), e.sections[3].data.len() as u64);
+    });
+    assert!(matches!(t, EifError::SectionOverlap { index: 4, .. }));
     // A section overlapping the header.
-    let mut b = g.clone();
-    put_u64(&mut b, offset_slot(0), 100);
-    fix_crc(&mut b);
-    assert!(matches!(err(&b), EifError::SectionOverlap { index: 0, .. }));
+    let t = tampered(|b| put_u64(b, offset_slot(0), 100));
+    assert!(matches!(t, EifError::SectionOverlap { index: 0, .. }));
     // Four stray bytes between kernel and cmdline, the table shifted to match.
-    let mut b = g;
-    let at = e.sections[1].offset as usize;
-    b.splice(at..at, [0u8; 4]);
-    for i in 1..e.sections.len() {
-        put_u64(&mut b, offset_slot(i), e.sections[i].offset + 4);
-    }
-    fix_crc(&mut b);
-    assert!(matches!(err(&b), EifError::SectionGap { index: 1, .. }));
+    let t = tampered(|b| {
+        let at = e.sections[1].offset as usize;
+        b.splice(at..at, [0u8; 4]);
+        for i in 1..e.sections.len() {
+            put_u64(b, offset_slot(i), e.sections[i].offset + 4);
+        }
+    });
+    assert!(matches!(t, EifError::SectionGap { index: 1, .. }));
 }
 
 #[test]
@@ -145,16 +143,11 @@ fn section_headers_must_agree_with_the_table() {
     let e = parse_eif(&g).unwrap();
     let cmd = e.sections[1].offset as usize;
     for t in [0u16, 6, 0xffff] {
-        let mut b = g.clone();
-        b[cmd..cmd + 2].copy_from_slice(&t.to_be_bytes());
-        fix_crc(&mut b);
-        assert_eq!(err(&b), EifError::BadSectionType { index: 1, value: t });
+        let e = tampered(|b| b[cmd..cmd + 2].copy_from_slice(&t.to_be_bytes()));
+        assert_eq!(e, EifError::BadSectionType { index: 1, value: t });
     }
-    let mut b = g.clone();
-    put_u64(&mut b, cmd + 4, 118);
-    fix_crc(&mut b);
     assert_eq!(
-        err(&b),
+        tampered(|b| put_u64(b, cmd + 4, 118)),
         EifError::SectionSizeMismatch {
             index: 1,
             table: 119,
@@ -162,22 +155,18 @@ fn section_headers_must_agree_with_the_table() {
         }
     );
     // The cmdline relabelled as a second kernel.
-    let mut b = g;
-    b[cmd..cmd + 2].copy_from_slice(&1u16.to_be_bytes());
-    fix_crc(&mut b);
-    assert_eq!(err(&b), EifError::DuplicateSection(SectionKind::Kernel));
+    assert_eq!(
+        tampered(|b| b[cmd..cmd + 2].copy_from_slice(&1u16.to_be_bytes())),
+        EifError::DuplicateSection(SectionKind::Kernel)
+    );
 }
 
 #[test]
 fn trailing_bytes_and_stray_table_entries() {
-    let mut b = golden();
-    b.extend_from_slice(&[0u8; 12]);
-    fix_crc(&mut b);
-    assert!(matches!(err(&b), EifError::TrailingBytes { .. }));
-    let mut b = golden();
-    put_u64(&mut b, size_slot(31), 1);
-    fix_crc(&mut b);
-    assert_eq!(err(&b), EifError::StrayTableEntry { index: 31 });
+    let e = tampered(|b| b.extend_from_slice(&[0u8; 12]));
+    assert!(matches!(e, EifError::TrailingBytes { .. }));
+    let e = tampered(|b| put_u64(b, size_slot(31), 1));
+    assert_eq!(e, EifError::StrayTableEntry { index: 31 });
 }
 
 /// Pseudo-random corruption of a small image (header bytes, section bytes, lengths):

@@ -92,6 +92,21 @@ impl Ring {
         (lines, g.next_seq)
     }
 
+    /// An empty ring that also writes to `console`, if any.
+    fn new(console: Option<File>) -> Ring {
+        Ring {
+            inner: Mutex::new(RingInner {
+                lines: heapless::Deque::new(),
+                bytes: 0,
+                next_seq: 0,
+                dropped: 0,
+            }),
+            more: Condvar::new(),
+            console,
+            console_dropped: AtomicU64::new(0),
+        }
+    }
+
     /// (lines evicted from the ring, lines the console could not take)
     pub fn dropped(&self) -> (u64, u64) {
         let ring = self.inner.lock().map(|g| g.dropped).unwrap_or(0);
@@ -101,17 +116,7 @@ impl Ring {
 
 /// Switches logging to the ring (and `console`, which must be non-blocking). Once only.
 pub fn use_ring(console: Option<File>) -> &'static Ring {
-    SINK.get_or_init(|| Ring {
-        inner: Mutex::new(RingInner {
-            lines: heapless::Deque::new(),
-            bytes: 0,
-            next_seq: 0,
-            dropped: 0,
-        }),
-        more: Condvar::new(),
-        console,
-        console_dropped: AtomicU64::new(0),
-    })
+    SINK.get_or_init(|| Ring::new(console))
 }
 
 pub fn set_debug(on: bool) {
@@ -159,17 +164,7 @@ mod tests {
     use std::time::Duration;
 
     fn ring() -> Ring {
-        Ring {
-            inner: Mutex::new(RingInner {
-                lines: heapless::Deque::new(),
-                bytes: 0,
-                next_seq: 0,
-                dropped: 0,
-            }),
-            more: Condvar::new(),
-            console: None,
-            console_dropped: AtomicU64::new(0),
-        }
+        Ring::new(None)
     }
 
     #[test]

@@ -55,6 +55,11 @@ impl Shim {
         Addr::Unix(sock)
     }
 
+    /// (Re)starts the blob service and opens a sealed store on it.
+    fn open(&self, key: &DataKey, epoch: u32) -> SealedStore<Stream> {
+        sealed_store(&self.start(), key, epoch)
+    }
+
     /// The shim's file for a blob name (its documented layout: `b_<name, '/' as '~'>`).
     fn file(&self, kind: Kind, id: &str) -> PathBuf {
         let name = blob_name(kind, id).unwrap();
@@ -65,6 +70,14 @@ impl Shim {
 fn sealed_store(addr: &Addr, key: &DataKey, epoch: u32) -> SealedStore<Stream> {
     let c = BlobClient::connect(addr, Duration::from_secs(5)).unwrap();
     SealedStore::new(c, key.clone(), epoch, RollbackGuard::new())
+}
+
+/// A new shim directory `name`, a data key of `key_byte`s, and an epoch-0 store on it.
+fn fresh(name: &str, key_byte: u8) -> (Shim, DataKey, SealedStore<Stream>) {
+    let shim = Shim::new(name);
+    let key = DataKey::from_bytes([key_byte; 32]);
+    let s = shim.open(&key, 0);
+    (shim, key, s)
 }
 
 fn code<T: std::fmt::Debug>(r: Result<T, SealedStoreError>) -> String {
@@ -79,8 +92,7 @@ fn copy_file(from: &Path, to: &Path) {
 fn put_get_across_a_restart() {
     let shim = Shim::new("restart");
     let key = DataKey::from_bytes([0x11; 32]);
-    let addr = shim.start();
-    let mut s = sealed_store(&addr, &key, 1);
+    let mut s = shim.open(&key, 1);
     assert_eq!(s.put_sealed(Kind::Key, "alice", b"share v1").unwrap(), 1);
     assert_eq!(s.put_sealed(Kind::Key, "alice", b"share v2").unwrap(), 2);
     assert_eq!(s.put_sealed(Kind::Config, "alice", b"cfg").unwrap(), 1);
@@ -110,40 +122,27 @@ fn put_get_across_a_restart() {
 
 #[test]
 fn a_blob_tampered_on_disk_is_refused() {
-    let shim = Shim::new("tamper");
-    let key = DataKey::from_bytes([0x33; 32]);
-    let addr = shim.start();
-    let mut s = sealed_store(&addr, &key, 0);
+    let (shim, key, mut s) = fresh("tamper", 0x33);
     s.put_sealed(Kind::AggregateKey, "agg-1", b"aggregate")
         .unwrap();
     let f = shim.file(Kind::AggregateKey, "agg-1");
     let mut bytes = fs::read(&f).unwrap();
+    // The file on disk becomes `bytes`; a restarted store reads it.
+    let served = |bytes: &[u8]| {
+        fs::write(&f, bytes).unwrap();
+        code(shim.open(&key, 0).get_sealed(Kind::AggregateKey, "agg-1"))
+    };
     // The shim's file header is 24 bytes; flip the last byte of the sealed blob (the tag).
     *bytes.last_mut().unwrap() ^= 1;
-    fs::write(&f, &bytes).unwrap();
-    let addr = shim.start();
-    let mut s = sealed_store(&addr, &key, 0);
-    assert_eq!(
-        code(s.get_sealed(Kind::AggregateKey, "agg-1")),
-        "auth_failed"
-    );
+    assert_eq!(served(&bytes), "auth_failed");
     // A byte in the sealed header (the id) names another blob.
     bytes[24 + 11] ^= 1;
-    fs::write(&f, &bytes).unwrap();
-    let addr = shim.start();
-    let mut s = sealed_store(&addr, &key, 0);
-    assert_eq!(
-        code(s.get_sealed(Kind::AggregateKey, "agg-1")),
-        "id_mismatch"
-    );
+    assert_eq!(served(&bytes), "id_mismatch");
 }
 
 #[test]
 fn a_blob_copied_to_another_id_or_kind_is_refused() {
-    let shim = Shim::new("swap");
-    let key = DataKey::from_bytes([0x44; 32]);
-    let addr = shim.start();
-    let mut s = sealed_store(&addr, &key, 0);
+    let (shim, key, mut s) = fresh("swap", 0x44);
     s.put_sealed(Kind::Key, "alice", b"alice's share").unwrap();
     s.put_sealed(Kind::Key, "bob", b"bob's share").unwrap();
     copy_file(&shim.file(Kind::Key, "alice"), &shim.file(Kind::Key, "bob"));
@@ -151,8 +150,7 @@ fn a_blob_copied_to_another_id_or_kind_is_refused() {
         &shim.file(Kind::Key, "alice"),
         &shim.file(Kind::Config, "alice"),
     );
-    let addr = shim.start();
-    let mut s = sealed_store(&addr, &key, 0);
+    let mut s = shim.open(&key, 0);
     assert_eq!(code(s.get_sealed(Kind::Key, "bob")), "id_mismatch");
     assert_eq!(code(s.get_sealed(Kind::Config, "alice")), "kind_mismatch");
     assert_eq!(
@@ -163,10 +161,7 @@ fn a_blob_copied_to_another_id_or_kind_is_refused() {
 
 #[test]
 fn rollback_what_is_caught_and_what_remains() {
-    let shim = Shim::new("rollback");
-    let key = DataKey::from_bytes([0x55; 32]);
-    let addr = shim.start();
-    let mut s = sealed_store(&addr, &key, 0);
+    let (shim, key, mut s) = fresh("rollback", 0x55);
     s.put_sealed(Kind::Counter, "c", b"1").unwrap();
     let f = shim.file(Kind::Counter, "c");
     let v1_file = fs::read(&f).unwrap();

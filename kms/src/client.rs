@@ -815,6 +815,18 @@ mod tests {
         }
     }
 
+    /// Each of `bad` is refused as malformed HTTP.
+    #[track_caller]
+    fn assert_http_errors(bad: &[&[u8]]) {
+        for b in bad {
+            assert!(
+                matches!(run(b), Err(KmsError::Http(_))),
+                "{:?}",
+                String::from_utf8_lossy(b)
+            );
+        }
+    }
+
     fn run(input: &[u8]) -> Result<(u16, Vec<u8>), KmsError> {
         // Small and large reads must agree: framing may not depend on read sizes. (Big
         // inputs skip 1-byte reads: they are slow in debug builds.)
@@ -933,7 +945,7 @@ mod tests {
         assert!(
             run(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nhi").is_ok()
         );
-        for bad in [
+        assert_http_errors(&[
             &b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nhey"[..],
             b"HTTP/1.1 200 OK\r\nContent-Length: +2\r\n\r\nhi",
             b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\nhi",
@@ -942,13 +954,7 @@ mod tests {
             b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort",
             b"HTTP/1.1 200 OK\r\nContent-Le",
             b"garbage\r\n\r\n",
-        ] {
-            assert!(
-                matches!(run(bad), Err(KmsError::Http(_))),
-                "{:?}",
-                String::from_utf8_lossy(bad)
-            );
-        }
+        ]);
     }
 
     #[test]
@@ -958,17 +964,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!((status, body.as_slice()), (400, &b"{\"a\":1}"[..]));
-        for bad in [
+        assert_http_errors(&[
             &b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcdX\r\n0\r\n\r\n"[..],
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nab",
-        ] {
-            assert!(
-                matches!(run(bad), Err(KmsError::Http(_))),
-                "{:?}",
-                String::from_utf8_lossy(bad)
-            );
-        }
+        ]);
         // ureq ends the body at the last chunk and does not wait for the end of the trailer
         // section: every body byte has arrived by then (and, over TLS, authenticated).
         let (_, body) =

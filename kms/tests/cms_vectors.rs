@@ -16,21 +16,26 @@ fn synthetic_key() -> RecipientKey {
     RecipientKey::from_pkcs8_pem(&pem).unwrap()
 }
 
+/// Parses the real KMS sample `cms/input_ber{suffix}.bin` and checks its parts against the
+/// `cms/*_out{suffix}.bin` files.
+fn parse_real_kms_sample(suffix: &str) -> cms::EnvelopedData {
+    let env = cms::parse(&vec(&format!("cms/input_ber{suffix}.bin"))).unwrap();
+    let part = |name: &str| vec(&format!("cms/{name}_out{suffix}.bin"));
+    assert_eq!(env.encrypted_key, part("encrypted_key"));
+    assert_eq!(env.iv.to_vec(), part("iv"));
+    assert_eq!(env.ciphertext, part("ciphertext"));
+    env
+}
+
 #[test]
 fn real_kms_sample_constructed_content() {
-    let env = cms::parse(&vec("cms/input_ber.bin")).unwrap();
-    assert_eq!(env.encrypted_key, vec("cms/encrypted_key_out.bin"));
-    assert_eq!(env.iv.to_vec(), vec("cms/iv_out.bin"));
-    assert_eq!(env.ciphertext, vec("cms/ciphertext_out.bin"));
+    let env = parse_real_kms_sample("");
     assert_eq!(env.rid.len(), 32);
 }
 
 #[test]
 fn real_kms_sample_primitive_content() {
-    let env = cms::parse(&vec("cms/input_ber_w_ctx.bin")).unwrap();
-    assert_eq!(env.encrypted_key, vec("cms/encrypted_key_out_w_ctx.bin"));
-    assert_eq!(env.iv.to_vec(), vec("cms/iv_out_w_ctx.bin"));
-    assert_eq!(env.ciphertext, vec("cms/ciphertext_out_w_ctx.bin"));
+    parse_real_kms_sample("_w_ctx");
 }
 
 #[test]
@@ -128,59 +133,45 @@ fn strict_parsing_rejects_damaged_input() {
         Err(CmsError::TrailingData("ContentInfo"))
     );
 
-    // envelopedData OID -> signedData (1.2.840.113549.1.7.2).
-    let oid = [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x03];
-    let wrong_oid = patch(
-        &good,
-        &oid,
-        &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x02],
-    );
-    assert_eq!(
-        cms::parse(&wrong_oid),
-        Err(CmsError::WrongOid("ContentInfo.contentType"))
-    );
+    // One OID swapped for another: (OID, replacement, the field that reports it).
+    for (oid, other, field) in [
+        // envelopedData -> signedData (1.2.840.113549.1.7.2).
+        (
+            [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x03],
+            [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x02],
+            "ContentInfo.contentType",
+        ),
+        // aes256-CBC -> aes128-CBC (2.16.840.1.101.3.4.1.2).
+        (
+            [0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x01, 0x2a],
+            [0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x01, 0x02],
+            "contentEncryptionAlgorithm",
+        ),
+        // OAEP hash sha256 -> sha384 (first occurrence: hashAlgorithm).
+        (
+            [0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01],
+            [0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x02],
+            "hashAlgorithm",
+        ),
+    ] {
+        assert_eq!(
+            cms::parse(&patch(&good, &oid, &other)),
+            Err(CmsError::WrongOid(field)),
+            "{field}"
+        );
+    }
 
-    // aes256-CBC -> aes128-CBC (2.16.840.1.101.3.4.1.2).
-    let aes = [0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x01, 0x2a];
-    let wrong_alg = patch(
-        &good,
-        &aes,
-        &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x01, 0x02],
-    );
-    assert_eq!(
-        cms::parse(&wrong_alg),
-        Err(CmsError::WrongOid("contentEncryptionAlgorithm"))
-    );
-
-    // OAEP hash sha256 -> sha384 (first occurrence: hashAlgorithm).
-    let sha = [0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01];
-    let wrong_hash = patch(
-        &good,
-        &sha,
-        &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x02],
-    );
-    assert_eq!(
-        cms::parse(&wrong_hash),
-        Err(CmsError::WrongOid("hashAlgorithm"))
-    );
-
-    // EnvelopedData version 2 -> 0 (offset 17 is `02 01 02`).
-    let mut v = good.clone();
-    assert_eq!(&v[17..20], &[0x02, 0x01, 0x02]);
-    v[19] = 0;
-    assert_eq!(
-        cms::parse(&v),
-        Err(CmsError::WrongVersion("EnvelopedData.version"))
-    );
-
-    // KTRI version 2 -> 0 (issuerAndSerialNumber form, as LocalStack sends) at offset 28.
-    let mut v = good.clone();
-    assert_eq!(&v[28..31], &[0x02, 0x01, 0x02]);
-    v[30] = 0;
-    assert_eq!(
-        cms::parse(&v),
-        Err(CmsError::WrongVersion("KeyTransRecipientInfo.version"))
-    );
+    // A version 2 -> 0, at the offset of its `02 01 02`: EnvelopedData's, then the KTRI's
+    // (issuerAndSerialNumber form, as LocalStack sends).
+    for (at, field) in [
+        (17, "EnvelopedData.version"),
+        (28, "KeyTransRecipientInfo.version"),
+    ] {
+        let mut v = good.clone();
+        assert_eq!(&v[at..at + 3], &[0x02, 0x01, 0x02]);
+        v[at + 2] = 0;
+        assert_eq!(cms::parse(&v), Err(CmsError::WrongVersion(field)));
+    }
 
     // IV length 16 -> 15 breaks the structure below it.
     let mut v = good.clone();

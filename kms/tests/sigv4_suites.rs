@@ -177,6 +177,21 @@ fn classic_cases(dir: &Path, out: &mut Vec<PathBuf>) {
 }
 
 /// Value of `x-amz-security-token:` in a canonical request, if it signs one.
+/// The classic suite's example credentials (no session token) and signing parameters.
+fn classic_example() -> (Credentials, SigningParams<'static>) {
+    let creds = Credentials {
+        access_key_id: "AKIDEXAMPLE".into(),
+        secret_access_key: SECRET.into(),
+        session_token: None,
+    };
+    let params = SigningParams::new(
+        "us-east-1",
+        "service",
+        SigningTime::from_amz_date("20150830T123600Z").unwrap(),
+    );
+    (creds, params)
+}
+
 fn token_in_creq(creq: &str) -> Option<String> {
     creq.lines()
         .find_map(|l| l.strip_prefix("x-amz-security-token:"))
@@ -199,16 +214,7 @@ fn classic_suite_header_signing() {
     for dir in &dirs {
         let name = dir.file_name().unwrap().to_string_lossy().to_string();
         let file = |ext: &str| read(&dir.join(format!("{name}.{ext}")));
-        let params = SigningParams::new(
-            "us-east-1",
-            "service",
-            SigningTime::from_amz_date("20150830T123600Z").unwrap(),
-        );
-        let base_creds = Credentials {
-            access_key_id: "AKIDEXAMPLE".into(),
-            secret_access_key: SECRET.into(),
-            session_token: None,
-        };
+        let (base_creds, params) = classic_example();
 
         if name.starts_with("post-x-www-form-urlencoded") {
             // Known inconsistency (see the suite README): the shipped .sts does not hash the
@@ -253,16 +259,7 @@ fn classic_suite_header_signing() {
 
 #[test]
 fn rejects_header_injection_and_double_signing() {
-    let creds = Credentials {
-        access_key_id: "AKIDEXAMPLE".into(),
-        secret_access_key: SECRET.into(),
-        session_token: None,
-    };
-    let params = SigningParams::new(
-        "us-east-1",
-        "service",
-        SigningTime::from_amz_date("20150830T123600Z").unwrap(),
-    );
+    let (creds, params) = classic_example();
     let base = Request {
         method: "GET".into(),
         path: "/".into(),

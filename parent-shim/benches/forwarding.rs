@@ -25,9 +25,14 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use sigil_shim::relay;
 use sigil_shim::wire::{self, Op, Request, Response};
-use sigil_shim::{blobs, relay, store};
 use sigil_sys::Addr;
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::{random_bytes, serve_blobs};
 
 const MIB: usize = 1024 * 1024;
 const BULK_TOTAL: usize = 256 * MIB;
@@ -301,19 +306,6 @@ fn blob_bench(sock: &Path, size: usize) -> BlobRows {
     }
 }
 
-/// xorshift64*: reproducible payloads without a rand dependency.
-fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x >> 12;
-            x ^= x << 25;
-            x ^= x >> 27;
-            (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 56) as u8
-        })
-        .collect()
-}
-
 /// The file system a path lives on (longest mount-point prefix in /proc/self/mounts), so the
 /// reader knows whether an fsync reached a disk.
 fn fs_type(p: &Path) -> String {
@@ -422,20 +414,7 @@ fn main() {
     // (c) Blob store.
     let state = dir.join("state");
     let sock = dir.join("blobs.sock");
-    let st = Arc::new(
-        store::Store::open(
-            &state,
-            store::Limits {
-                max_blob_bytes: wire::MAX_DATA,
-                max_blobs: 10_000,
-            },
-        )
-        .unwrap(),
-    );
-    relay::spawn_service("blobs", &Addr::Unix(sock.clone()), 4, move |s, _| {
-        blobs::serve_conn(&st, s, Duration::from_secs(60))
-    })
-    .unwrap();
+    serve_blobs(&state, &sock, 10_000, Duration::from_secs(60));
     println!();
     println!(
         "(c) blob store over its Unix socket, latency in microseconds, one client; put replaces \

@@ -185,7 +185,7 @@ pub fn handle(mut s: sigil_sys::Stream, source: &Source) -> Result<(), String> {
 mod tests {
     use super::*;
     use std::io::{Read, Write};
-    use std::net::TcpListener;
+    use std::net::{TcpListener, TcpStream};
 
     const CREDS: &str = r#"{
   "Code" : "Success",
@@ -197,41 +197,47 @@ mod tests {
   "Expiration" : "2026-11-21T16:00:00Z"
 }"#;
 
-    /// A fake IMDSv2 on 127.0.0.1 that insists on the token, like the real one.
-    fn fake_imds() -> String {
+    /// A server on 127.0.0.1 that runs `handle` on every connection; returns its address.
+    fn local_server(handle: impl Fn(TcpStream) + Send + 'static) -> String {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let at = l.local_addr().unwrap().to_string();
         std::thread::spawn(move || {
             for s in l.incoming() {
-                let mut s = s.unwrap();
-                let mut buf = [0u8; 4096];
-                let n = s.read(&mut buf).unwrap();
-                let req = String::from_utf8_lossy(&buf[..n]).to_string();
-                // Header names are case-insensitive (ureq sends them in lower case).
-                let headers = req.to_ascii_lowercase();
-                let body = if req.starts_with("PUT /latest/api/token ")
-                    && headers.contains("x-aws-ec2-metadata-token-ttl-seconds: 60")
-                {
-                    Some("TOKEN123".to_string())
-                } else if !headers.contains("x-aws-ec2-metadata-token: token123") {
-                    None
-                } else if req.starts_with("GET /latest/meta-data/iam/security-credentials/ ") {
-                    Some("sigil-parent\n".to_string())
-                } else if req
-                    .starts_with("GET /latest/meta-data/iam/security-credentials/sigil-parent ")
-                {
-                    Some(CREDS.to_string())
-                } else {
-                    None
-                };
-                let resp = match body {
-                    Some(b) => format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{b}", b.len()),
-                    None => "HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n".to_string(),
-                };
-                s.write_all(resp.as_bytes()).unwrap();
+                handle(s.unwrap());
             }
         });
         at
+    }
+
+    /// A fake IMDSv2 on 127.0.0.1 that insists on the token, like the real one.
+    fn fake_imds() -> String {
+        local_server(|mut s| {
+            let mut buf = [0u8; 4096];
+            let n = s.read(&mut buf).unwrap();
+            let req = String::from_utf8_lossy(&buf[..n]).to_string();
+            // Header names are case-insensitive (ureq sends them in lower case).
+            let headers = req.to_ascii_lowercase();
+            let body = if req.starts_with("PUT /latest/api/token ")
+                && headers.contains("x-aws-ec2-metadata-token-ttl-seconds: 60")
+            {
+                Some("TOKEN123".to_string())
+            } else if !headers.contains("x-aws-ec2-metadata-token: token123") {
+                None
+            } else if req.starts_with("GET /latest/meta-data/iam/security-credentials/ ") {
+                Some("sigil-parent\n".to_string())
+            } else if req
+                .starts_with("GET /latest/meta-data/iam/security-credentials/sigil-parent ")
+            {
+                Some(CREDS.to_string())
+            } else {
+                None
+            };
+            let resp = match body {
+                Some(b) => format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{b}", b.len()),
+                None => "HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n".to_string(),
+            };
+            s.write_all(resp.as_bytes()).unwrap();
+        })
     }
 
     #[test]
@@ -252,17 +258,11 @@ mod tests {
 
     /// A server that answers every connection with `raw`, whatever was asked.
     fn canned(raw: Vec<u8>) -> String {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let at = l.local_addr().unwrap().to_string();
-        std::thread::spawn(move || {
-            for s in l.incoming() {
-                let mut s = s.unwrap();
-                let mut buf = [0u8; 4096];
-                let _ = s.read(&mut buf);
-                let _ = s.write_all(&raw);
-            }
-        });
-        at
+        local_server(move |mut s| {
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(&raw);
+        })
     }
 
     #[test]

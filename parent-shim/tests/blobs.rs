@@ -8,14 +8,12 @@ use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{random_bytes, temp_dir};
+use common::{random_bytes, serve_blobs, temp_dir};
+use sigil_shim::store;
 use sigil_shim::wire::{self, Op, Request, Response};
-use sigil_shim::{blobs, relay, store};
-use sigil_sys::Addr;
 
 fn call(s: &mut UnixStream, r: &Request) -> std::io::Result<Response> {
     wire::write_frame(s, &wire::encode_request(r))?;
@@ -49,20 +47,7 @@ fn get(name: &str) -> Request {
 fn in_process(name: &str) -> (PathBuf, PathBuf) {
     let d = temp_dir(name);
     let sock = d.join("b.sock");
-    let st = Arc::new(
-        store::Store::open(
-            &d.join("state"),
-            store::Limits {
-                max_blob_bytes: wire::MAX_DATA,
-                max_blobs: 100,
-            },
-        )
-        .unwrap(),
-    );
-    relay::spawn_service("blobs", &Addr::Unix(sock.clone()), 4, move |s, _| {
-        blobs::serve_conn(&st, s, Duration::from_secs(5))
-    })
-    .unwrap();
+    serve_blobs(&d.join("state"), &sock, 100, Duration::from_secs(5));
     (d, sock)
 }
 

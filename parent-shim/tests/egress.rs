@@ -1,11 +1,14 @@
 //! The egress proxy: allow-listed destinations are reached, others refused before any
 //! connection attempt.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::thread;
 use std::time::Duration;
 
+use common::serve_once;
 use sigil_shim::{egress, relay};
 
 fn proxy(allow: Vec<String>) -> String {
@@ -37,14 +40,12 @@ fn ask(proxy: &str, line: &[u8]) -> (TcpStream, String) {
 
 #[test]
 fn allowed_destination_is_connected_and_bytes_flow() {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    thread::spawn(move || {
-        let (mut s, _) = l.accept().unwrap();
+    let port = serve_once(|mut s| {
         let mut r = s.try_clone().unwrap();
         std::io::copy(&mut r, &mut s).unwrap();
         s.shutdown(Shutdown::Write).unwrap();
-    });
+    })
+    .port();
     let p = proxy(vec![format!("127.0.0.1:{port}")]);
     // "localhost" would also resolve to 127.0.0.1, but is not on the list: names are compared,
     // never addresses, so the list means exactly what it says.

@@ -8,7 +8,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{echo_server, random_bytes, round_trip};
+use common::{echo_server, random_bytes, round_trip, serve_once};
 use sigil_shim::relay;
 use sigil_sys::Addr;
 
@@ -55,10 +55,7 @@ fn two_hundred_concurrent_clients_get_exactly_their_own_bytes() {
 fn half_close_is_propagated_both_ways() {
     // The server reads until EOF (which it only sees if the shim propagates the client's
     // shutdown(Write)), then answers and half-closes in turn.
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let up = l.local_addr().unwrap().to_string();
-    thread::spawn(move || {
-        let (mut s, _) = l.accept().unwrap();
+    let up = serve_once(|mut s| {
         let mut req = Vec::new();
         s.read_to_end(&mut req).unwrap();
         s.write_all(format!("got {} bytes", req.len()).as_bytes())
@@ -68,7 +65,8 @@ fn half_close_is_propagated_both_ways() {
         let mut late = Vec::new();
         s.read_to_end(&mut late).unwrap();
         assert!(late.is_empty());
-    });
+    })
+    .to_string();
     let addr = shim(&up, 4, Duration::from_secs(30));
     let mut c = TcpStream::connect(&addr).unwrap();
     c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();

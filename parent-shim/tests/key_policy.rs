@@ -24,6 +24,13 @@ fn run(args: &[&str]) -> Output {
         .expect("run scripts/kms-key-policy (needs python3)")
 }
 
+/// The script's arguments for ACCOUNT and `role`, then `rest`.
+fn role_args<'a>(role: &'a str, rest: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["--account-id", ACCOUNT, "--role-arn", role];
+    args.extend_from_slice(rest);
+    args
+}
+
 fn policy(args: &[&str]) -> Value {
     let out = run(args);
     assert!(
@@ -82,7 +89,7 @@ fn assert_pins(c: &serde_json::Map<String, Value>, pcrs: &[String; 3]) {
 
 #[test]
 fn policy_pins_the_published_pcrs_and_keeps_the_account_out() {
-    let p = policy(&["--account-id", ACCOUNT, "--role-arn", ROLE]);
+    let p = policy(&role_args(ROLE, &[]));
     let pcrs = manifest_pcrs(&repo().join("pcr-manifest.json"));
     assert_eq!(p["Version"], "2012-10-17");
     let sts = p["Statement"].as_array().unwrap();
@@ -124,14 +131,7 @@ fn policy_pins_the_published_pcrs_and_keeps_the_account_out() {
     assert_pins(c, &pcrs);
 
     // --manifest names the same default explicitly: the same policy.
-    let explicit = policy(&[
-        "--account-id",
-        ACCOUNT,
-        "--role-arn",
-        ROLE,
-        "--manifest",
-        "pcr-manifest.json",
-    ]);
+    let explicit = policy(&role_args(ROLE, &["--manifest", "pcr-manifest.json"]));
     assert_eq!(explicit, p);
 }
 
@@ -146,18 +146,17 @@ fn pcr8_and_old_plus_new_images_during_an_upgrade() {
     }
     std::fs::write(&new, serde_json::to_string_pretty(&m).unwrap()).unwrap();
     let pcr8 = "AB".repeat(48);
-    let p = policy(&[
-        "--account-id",
-        ACCOUNT,
-        "--role-arn",
+    let p = policy(&role_args(
         ROLE,
-        "--manifest",
-        old.to_str().unwrap(),
-        "--manifest",
-        new.to_str().unwrap(),
-        "--pcr8",
-        &pcr8,
-    ]);
+        &[
+            "--manifest",
+            old.to_str().unwrap(),
+            "--manifest",
+            new.to_str().unwrap(),
+            "--pcr8",
+            &pcr8,
+        ],
+    ));
     let sts = p["Statement"].as_array().unwrap();
     assert_eq!(sts.len(), 3, "one statement per image, never a mixed set");
     for (st, sid, file) in [
@@ -240,14 +239,7 @@ fn broken_manifests_fail_with_the_reason() {
     for (name, text, want) in cases {
         let path = d.join(format!("{name}.json"));
         std::fs::write(&path, text).unwrap();
-        let out = run(&[
-            "--account-id",
-            ACCOUNT,
-            "--role-arn",
-            ROLE,
-            "--manifest",
-            path.to_str().unwrap(),
-        ]);
+        let out = run(&role_args(ROLE, &["--manifest", path.to_str().unwrap()]));
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{name}: {err}");
         assert!(out.stdout.is_empty(), "{name}: no policy on failure");
@@ -258,27 +250,19 @@ fn broken_manifests_fail_with_the_reason() {
         assert!(err.contains(want), "{name}: {err:?} lacks {want:?}");
     }
     let missing = d.join("missing.json");
-    let out = run(&[
-        "--account-id",
-        ACCOUNT,
-        "--role-arn",
-        ROLE,
-        "--manifest",
-        missing.to_str().unwrap(),
-    ]);
+    let out = run(&role_args(ROLE, &["--manifest", missing.to_str().unwrap()]));
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("No such file"));
     // The same image twice is a mistake in an upgrade, not two images.
-    let out = run(&[
-        "--account-id",
-        ACCOUNT,
-        "--role-arn",
+    let out = run(&role_args(
         ROLE,
-        "--manifest",
-        "pcr-manifest.json",
-        "--manifest",
-        "pcr-manifest.json",
-    ]);
+        &[
+            "--manifest",
+            "pcr-manifest.json",
+            "--manifest",
+            "pcr-manifest.json",
+        ],
+    ));
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("the same PCRs as an earlier"));
     let _ = std::fs::remove_dir_all(d);
@@ -287,63 +271,35 @@ fn broken_manifests_fail_with_the_reason() {
 #[test]
 fn malformed_arguments_are_refused() {
     for (args, want) in [
+        (role_args("sigil-parent", &[]), "is not an IAM role ARN"),
         (
-            vec!["--account-id", ACCOUNT, "--role-arn", "sigil-parent"],
+            role_args("arn:aws:iam::111122223333:user/alice", &[]),
             "is not an IAM role ARN",
         ),
         (
-            vec![
-                "--account-id",
-                ACCOUNT,
-                "--role-arn",
-                "arn:aws:iam::111122223333:user/alice",
-            ],
-            "is not an IAM role ARN",
-        ),
-        (
-            vec![
-                "--account-id",
-                ACCOUNT,
-                "--role-arn",
-                "arn:aws:iam::111122223333:role/sigil-*",
-            ],
+            role_args("arn:aws:iam::111122223333:role/sigil-*", &[]),
             "no wildcards",
         ),
         (
-            vec![
-                "--account-id",
-                ACCOUNT,
-                "--role-arn",
-                "arn:aws:iam::11112222333:role/sigil",
-            ],
+            role_args("arn:aws:iam::11112222333:role/sigil", &[]),
             "is not an IAM role ARN",
         ),
         (
-            vec![
-                "--account-id",
-                ACCOUNT,
-                "--role-arn",
+            role_args(
                 "arn:aws:sts::111122223333:assumed-role/sigil-parent/i-0123456789abcdef0",
-            ],
+                &[],
+            ),
             "session ARN",
         ),
         (
-            vec![
-                "--account-id",
-                ACCOUNT,
-                "--role-arn",
-                "arn:aws:iam::999988887777:role/sigil-parent",
-            ],
+            role_args("arn:aws:iam::999988887777:role/sigil-parent", &[]),
             "same-account",
         ),
         (
             vec!["--account-id", "1111-2222-3333", "--role-arn", ROLE],
             "12-digit",
         ),
-        (
-            vec!["--account-id", ACCOUNT, "--role-arn", ROLE, "--pcr8", "abc"],
-            "--pcr8 must be 96",
-        ),
+        (role_args(ROLE, &["--pcr8", "abc"]), "--pcr8 must be 96"),
         (vec!["--role-arn", ROLE], "--account-id"),
     ] {
         let out = run(&args);
@@ -353,12 +309,10 @@ fn malformed_arguments_are_refused() {
         assert!(err.contains(want), "{args:?}: {err:?} lacks {want:?}");
     }
     // Other partitions carry through to the account principal.
-    let p = policy(&[
-        "--account-id",
-        ACCOUNT,
-        "--role-arn",
+    let p = policy(&role_args(
         "arn:aws-cn:iam::111122223333:role/ops/sigil-parent",
-    ]);
+        &[],
+    ));
     assert_eq!(
         p["Statement"][0]["Principal"]["AWS"],
         "arn:aws-cn:iam::111122223333:root"

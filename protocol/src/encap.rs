@@ -42,6 +42,42 @@ use rand_core::{TryCryptoRng, TryRng};
 use sha2::Sha256;
 use zeroize::{Zeroize, Zeroizing};
 
+/// [`CheckedRng`] for a struct with a sticky `failed: bool` and an inherent
+/// `fill_or_flag(&mut self, &mut [u8])` that sets it (and outputs zeros) instead of failing;
+/// integers are drawn from it little-endian.
+macro_rules! checked_rng {
+    ($t:ty) => {
+        impl TryRng for $t {
+            type Error = Infallible;
+
+            fn try_next_u32(&mut self) -> Result<u32, Infallible> {
+                let mut b = [0u8; 4];
+                self.fill_or_flag(&mut b);
+                Ok(u32::from_le_bytes(b))
+            }
+
+            fn try_next_u64(&mut self) -> Result<u64, Infallible> {
+                let mut b = [0u8; 8];
+                self.fill_or_flag(&mut b);
+                Ok(u64::from_le_bytes(b))
+            }
+
+            fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Infallible> {
+                self.fill_or_flag(dst);
+                Ok(())
+            }
+        }
+
+        impl TryCryptoRng for $t {}
+
+        impl CheckedRng for $t {
+            fn failed(&self) -> bool {
+                self.failed
+            }
+        }
+    };
+}
+
 #[cfg(test)]
 mod tests;
 
@@ -528,34 +564,13 @@ struct CheckedSysRng {
     failed: bool,
 }
 
-impl TryRng for CheckedSysRng {
-    type Error = Infallible;
-
-    fn try_next_u32(&mut self) -> Result<u32, Infallible> {
-        let mut b = [0u8; 4];
-        self.try_fill_bytes(&mut b)?;
-        Ok(u32::from_le_bytes(b))
-    }
-
-    fn try_next_u64(&mut self) -> Result<u64, Infallible> {
-        let mut b = [0u8; 8];
-        self.try_fill_bytes(&mut b)?;
-        Ok(u64::from_le_bytes(b))
-    }
-
-    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Infallible> {
+impl CheckedSysRng {
+    fn fill_or_flag(&mut self, dst: &mut [u8]) {
         if self.failed || SysRng.try_fill_bytes(dst).is_err() {
             self.failed = true;
             dst.fill(0);
         }
-        Ok(())
     }
 }
 
-impl TryCryptoRng for CheckedSysRng {}
-
-impl CheckedRng for CheckedSysRng {
-    fn failed(&self) -> bool {
-        self.failed
-    }
-}
+checked_rng!(CheckedSysRng);

@@ -11,8 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use sigil_signing::{
-    AggregateInfo, AggregateSpec, Engine, KeyOrder, MemoryRecords, MessageSpec, ParticipantSpec,
-    SessionRequest, SessionState,
+    AggregateInfo, AggregateSpec, Engine, KeyOrder, MemoryRecords, ParticipantSpec, SessionState,
 };
 
 struct Timing {
@@ -62,29 +61,13 @@ fn one(
         phases[phase] += t.elapsed();
     };
     let msgs = vec![bytes32("bench-sighash", i).to_vec()];
-    let ext_index = agg
-        .participants
-        .iter()
-        .find(|p| p.held.is_none())
-        .unwrap()
-        .index;
+    let ext_index = index_of(agg, ext);
 
     let mut session = None;
     timed(0, &mut || {
         session = Some(
             engine
-                .create_session(
-                    &SessionRequest {
-                        aggregate: agg.id,
-                        messages: vec![MessageSpec {
-                            message: msgs[0].clone(),
-                            tweak: None,
-                        }],
-                        adaptor_point: None,
-                        expires_at: NOW + 60,
-                    },
-                    NOW,
-                )
+                .create_session(&plain_request(agg.id, &msgs, NOW + 60), NOW)
                 .unwrap(),
         )
     });

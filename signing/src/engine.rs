@@ -135,21 +135,20 @@ impl<V: RecordStore> Engine<V> {
         request_id: [u8; 16],
         now: u64,
     ) -> Result<KeyInfo, Error> {
-        parse_owner(&owner)?;
-        let id = key_id_for_request(&owner, &request_id);
-        let _one_at_a_time = lock(&self.creating)?;
-        if let Some(existing) = self.made_by_request(&id, &owner)? {
-            return Ok(existing);
-        }
-        for _ in 0..4 {
-            let secret = self.entropy.draw32()?;
-            match self.store_key(id, &secret, owner, now) {
-                // A draw at or above the curve order (probability ~2^-128): draw again.
-                Err(Error::InvalidSecretKey) => continue,
-                other => return other,
+        self.key_for_request(owner, request_id, |id, existing| {
+            if let Some(existing) = existing {
+                return Ok(existing);
             }
-        }
-        Err(Error::Internal("no valid secret key drawn"))
+            for _ in 0..4 {
+                let secret = self.entropy.draw32()?;
+                match self.store_key(id, &secret, owner, now) {
+                    // A draw at or above the curve order (probability ~2^-128): draw again.
+                    Err(Error::InvalidSecretKey) => continue,
+                    other => return other,
+                }
+            }
+            Err(Error::Internal("no valid secret key drawn"))
+        })
     }
 
     /// Imports a 32-byte secret (already decrypted by the caller from an HPKE request) under a
@@ -176,17 +175,31 @@ impl<V: RecordStore> Engine<V> {
         request_id: [u8; 16],
         now: u64,
     ) -> Result<KeyInfo, Error> {
-        parse_owner(&owner)?;
-        let id = key_id_for_request(&owner, &request_id);
-        let _one_at_a_time = lock(&self.creating)?;
-        if let Some(existing) = self.made_by_request(&id, &owner)? {
+        self.key_for_request(owner, request_id, |id, existing| {
+            let Some(existing) = existing else {
+                return self.store_key(id, secret, owner, now);
+            };
             let public_key = HeldKey::from_secret(id, secret, owner, now)?.public_key();
             if existing.public_key != public_key {
                 return Err(Error::RequestReused);
             }
-            return Ok(existing);
-        }
-        self.store_key(id, secret, owner, now)
+            Ok(existing)
+        })
+    }
+
+    /// Runs `make` with the key id of the owner's request `request_id` and the key an earlier
+    /// run of the same request made (if any), one request at a time.
+    fn key_for_request(
+        &self,
+        owner: [u8; 32],
+        request_id: [u8; 16],
+        make: impl FnOnce(KeyId, Option<KeyInfo>) -> Result<KeyInfo, Error>,
+    ) -> Result<KeyInfo, Error> {
+        parse_owner(&owner)?;
+        let id = key_id_for_request(&owner, &request_id);
+        let _one_at_a_time = lock(&self.creating)?;
+        let existing = self.made_by_request(&id, &owner)?;
+        make(id, existing)
     }
 
     /// The key an earlier run of the same request made, if any. A deleted one stays deleted.
@@ -216,13 +229,18 @@ impl<V: RecordStore> Engine<V> {
         Ok(key.info())
     }
 
+    /// The record under `name`, unless this process deleted it; `unknown()` if there is none.
+    fn live_record(
+        &self,
+        name: &str,
+        unknown: impl FnOnce() -> Error,
+    ) -> Result<Zeroizing<Vec<u8>>, Error> {
+        self.check_not_deleted(name)?;
+        self.records.get(name)?.ok_or_else(unknown)
+    }
+
     pub(crate) fn load_key(&self, id: &KeyId) -> Result<HeldKey, Error> {
-        let name = key_record_name(id);
-        self.check_not_deleted(&name)?;
-        let bytes = self
-            .records
-            .get(&name)?
-            .ok_or_else(|| Error::UnknownKey(id.to_string()))?;
+        let bytes = self.live_record(&key_record_name(id), || Error::UnknownKey(id.to_string()))?;
         HeldKey::from_record(&bytes, id)
     }
 
@@ -287,12 +305,9 @@ impl<V: RecordStore> Engine<V> {
     }
 
     fn load_aggregate(&self, id: &AggregateId) -> Result<AggregateRecord, Error> {
-        let name = aggregate_record_name(id);
-        self.check_not_deleted(&name)?;
-        let bytes = self
-            .records
-            .get(&name)?
-            .ok_or_else(|| Error::UnknownAggregate(id.to_string()))?;
+        let bytes = self.live_record(&aggregate_record_name(id), || {
+            Error::UnknownAggregate(id.to_string())
+        })?;
         AggregateRecord::from_record(&bytes, id)
     }
 

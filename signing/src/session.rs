@@ -460,19 +460,10 @@ impl Session {
 
     fn generate_nonces(&mut self, env: &dyn SessionEnv) -> Result<(), Error> {
         for pi in 0..self.participants.len() {
-            let Role::Held { key, .. } = self.participants[pi].role else {
+            let Some((_, held)) = self.load_held(env, pi)? else {
                 continue;
             };
             let index = self.participants[pi].info.index;
-            let held = match self.load_checked(env, &key, pi) {
-                Ok(k) => k,
-                Err(e) => {
-                    self.fail(FailureReason::KeyUnavailable {
-                        signer_index: index,
-                    });
-                    return Err(e);
-                }
-            };
             let mut slots = Vec::with_capacity(self.messages.len());
             for (mi, m) in self.messages.iter().enumerate() {
                 let seed = match env.fresh_seed() {
@@ -500,16 +491,61 @@ impl Session {
         Ok(())
     }
 
-    /// Loads a held key and checks it is still the key this participant stands for.
-    fn load_checked(&self, env: &dyn SessionEnv, key: &KeyId, pi: usize) -> Result<HeldKey, Error> {
-        let held = env.load_key(key)?;
-        if held.public_key() != self.participants[pi].info.public_key {
-            return Err(Error::InvalidRecord {
-                kind: "key",
-                reason: "public key differs from the aggregate's participant",
-            });
+    /// The answer to an external participant who already submitted `existing`, if it did:
+    /// the same values again are a harmless retry, different ones are refused.
+    fn resubmission<T: PartialEq>(
+        &self,
+        existing: Option<&[T]>,
+        parsed: &[T],
+        index: u32,
+    ) -> Option<Result<SessionStatus, Error>> {
+        let existing = existing?;
+        Some(if existing == parsed {
+            Ok(self.status())
+        } else {
+            Err(Error::Conflict { index })
+        })
+    }
+
+    /// The external participant at signer `index`.
+    fn external(&self, index: u32) -> Result<&SessionParticipant, Error> {
+        self.participants
+            .get(index as usize)
+            .filter(|p| p.is_external())
+            .ok_or(Error::WrongParticipant { index })
+    }
+
+    /// Loads participant `pi`'s held key (`None` for an external participant) and checks it is
+    /// still the key this participant stands for. A key that cannot be loaded fails the session.
+    fn load_held(
+        &mut self,
+        env: &dyn SessionEnv,
+        pi: usize,
+    ) -> Result<Option<(KeyId, HeldKey)>, Error> {
+        let p = &self.participants[pi];
+        let Role::Held { key, .. } = p.role else {
+            return Ok(None);
+        };
+        let (index, public_key) = (p.info.index, p.info.public_key);
+        let loaded = env.load_key(&key).and_then(|held| {
+            if held.public_key() == public_key {
+                Ok(held)
+            } else {
+                Err(Error::InvalidRecord {
+                    kind: "key",
+                    reason: "public key differs from the aggregate's participant",
+                })
+            }
+        });
+        match loaded {
+            Ok(held) => Ok(Some((key, held))),
+            Err(e) => {
+                self.fail(FailureReason::KeyUnavailable {
+                    signer_index: index,
+                });
+                Err(e)
+            }
         }
-        Ok(held)
     }
 
     /// The engine's own public nonces (available once every approval is in).
@@ -540,11 +576,7 @@ impl Session {
         env: &dyn SessionEnv,
     ) -> Result<SessionStatus, Error> {
         self.ensure_open()?;
-        let p = self
-            .participants
-            .get(index as usize)
-            .filter(|p| p.is_external())
-            .ok_or(Error::WrongParticipant { index })?;
+        let p = self.external(index)?;
         if nonces.len() != self.messages.len() {
             return Err(Error::InvalidNonce { index });
         }
@@ -552,14 +584,9 @@ impl Session {
             .iter()
             .map(|n| parse_public_nonce(n, index))
             .collect::<Result<Vec<_>, _>>()?;
-        if let Some(existing) = &p.pubnonces {
-            // Threat: changing nonces after others may have used them. Resubmitting the same
-            // nonces is a harmless retry; different ones are refused.
-            return if *existing == parsed {
-                Ok(self.status())
-            } else {
-                Err(Error::Conflict { index })
-            };
+        // Threat: changing nonces after others may have used them.
+        if let Some(answer) = self.resubmission(p.pubnonces.as_deref(), &parsed, index) {
+            return answer;
         }
         if !matches!(self.phase, Phase::Approvals | Phase::Nonces) {
             return Err(Error::WrongState {
@@ -594,20 +621,11 @@ impl Session {
         let id = round_id(&self.id, &per_message);
 
         for pi in 0..self.participants.len() {
-            let Role::Held { key, .. } = self.participants[pi].role else {
+            // Reloaded here so that a key deleted after approval is not used.
+            let Some((key, held)) = self.load_held(env, pi)? else {
                 continue;
             };
             let index = self.participants[pi].info.index;
-            // Reloaded here so that a key deleted after approval is not used.
-            let held = match self.load_checked(env, &key, pi) {
-                Ok(k) => k,
-                Err(e) => {
-                    self.fail(FailureReason::KeyUnavailable {
-                        signer_index: index,
-                    });
-                    return Err(e);
-                }
-            };
             let mut psigs = Vec::with_capacity(self.messages.len());
             for (mi, m) in self.messages.iter().enumerate() {
                 let slot = &mut self.participants[pi].slots[mi];
@@ -674,11 +692,7 @@ impl Session {
         if round.id != *round_id {
             return Err(Error::RoundMismatch);
         }
-        let p = self
-            .participants
-            .get(index as usize)
-            .filter(|p| p.is_external())
-            .ok_or(Error::WrongParticipant { index })?;
+        let p = self.external(index)?;
         if psigs.len() != self.messages.len() {
             return Err(Error::InvalidPartialSignature { index });
         }
@@ -688,12 +702,8 @@ impl Session {
                 PartialSignature::try_from(*s).map_err(|_| Error::InvalidPartialSignature { index })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        if let Some(existing) = &p.psigs {
-            return if *existing == parsed {
-                Ok(self.status())
-            } else {
-                Err(Error::Conflict { index })
-            };
+        if let Some(answer) = self.resubmission(p.psigs.as_deref(), &parsed, index) {
+            return answer;
         }
         let pubnonces = p
             .pubnonces

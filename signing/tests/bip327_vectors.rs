@@ -191,6 +191,33 @@ fn sign(
     Ok(s.serialize())
 }
 
+/// Checks `psig` the engine's way, with its own nonce parser and then `verify_partial`, against
+/// the case's public nonces; returns them.
+fn verify_partial(
+    v: &Value,
+    case: &Value,
+    keys: &[[u8; 33]],
+    tw: &[Tweak],
+    psig: [u8; 32],
+    aggnonce: &AggNonce,
+    msg: &[u8],
+) -> Vec<[u8; 66]> {
+    let nonces = pick::<66>(&v["pnonces"], &case["nonce_indices"]);
+    let signer = case["signer_index"].as_u64().unwrap() as usize;
+    let pubnonce =
+        sigil_signing::nonce::parse_public_nonce(&nonces[signer], signer as u32).unwrap();
+    musig2::verify_partial(
+        &ctx(keys, tw),
+        PartialSignature::try_from(psig).unwrap(),
+        aggnonce,
+        Point::try_from(keys[signer]).unwrap(),
+        &pubnonce,
+        msg,
+    )
+    .unwrap();
+    nonces
+}
+
 #[test]
 fn sign_verify() {
     let v = load("sign_verify_vectors.json");
@@ -207,24 +234,11 @@ fn sign_verify() {
         assert_eq!(psig, arr::<32>(&case["expected"]));
 
         // The engine's verification path: our nonce parser, then verify_partial.
-        let nonces = pick::<66>(&v["pnonces"], &case["nonce_indices"]);
-        let signer = case["signer_index"].as_u64().unwrap() as usize;
-        let pubnonce =
-            sigil_signing::nonce::parse_public_nonce(&nonces[signer], signer as u32).unwrap();
+        let nonces = verify_partial(&v, case, &keys, &[], psig, &aggnonce, &msg);
         assert_eq!(
             AggNonce::sum(nonces.iter().map(|n| PubNonce::from_bytes(n).unwrap())),
             aggnonce
         );
-        let c = ctx(&keys, &[]);
-        musig2::verify_partial(
-            &c,
-            PartialSignature::try_from(psig).unwrap(),
-            &aggnonce,
-            Point::try_from(keys[signer]).unwrap(),
-            &pubnonce,
-            &msg,
-        )
-        .unwrap();
     }
     for case in v["sign_error_test_cases"].as_array().unwrap() {
         let comment = case["comment"].as_str().unwrap();
@@ -322,19 +336,7 @@ fn tweak() {
         let secnonce = SecNonce::from_bytes(&bytes(&v["secnonce"])).unwrap();
         let psig = sign(&keys, &tw, sk, secnonce, &aggnonce, &msg).unwrap();
         assert_eq!(psig, arr::<32>(&case["expected"]), "{}", case["comment"]);
-        let nonces = pick::<66>(&v["pnonces"], &case["nonce_indices"]);
-        let signer = case["signer_index"].as_u64().unwrap() as usize;
-        let pubnonce =
-            sigil_signing::nonce::parse_public_nonce(&nonces[signer], signer as u32).unwrap();
-        musig2::verify_partial(
-            &ctx(&keys, &tw),
-            PartialSignature::try_from(psig).unwrap(),
-            &aggnonce,
-            Point::try_from(keys[signer]).unwrap(),
-            &pubnonce,
-            &msg,
-        )
-        .unwrap();
+        verify_partial(&v, case, &keys, &tw, psig, &aggnonce, &msg);
     }
     for case in v["error_test_cases"].as_array().unwrap() {
         let keys = pick::<33>(&v["pubkeys"], &case["key_indices"]);

@@ -5,7 +5,8 @@ mod common;
 use common::*;
 use sigil_signing::{
     AggregateInfo, AggregateSpec, Engine, Error, FailureReason, KeyOrder, MemoryRecords,
-    MessageSpec, ParticipantSpec, RecordStore, SessionInfo, SessionRequest, SessionState,
+    MessageSpec, NonceRound, ParticipantSpec, RecordStore, SessionInfo, SessionRequest,
+    SessionState, SessionStatus,
 };
 
 struct Setup {
@@ -54,22 +55,46 @@ fn messages(n: u64) -> Vec<Vec<u8>> {
 
 fn start(s: &Setup, msgs: &[Vec<u8>], ttl: u64) -> SessionInfo {
     s.engine
-        .create_session(
-            &SessionRequest {
-                aggregate: s.agg.id,
-                messages: msgs
-                    .iter()
-                    .map(|m| MessageSpec {
-                        message: m.clone(),
-                        tweak: None,
-                    })
-                    .collect(),
-                adaptor_point: None,
-                expires_at: NOW + ttl,
-            },
+        .create_session(&plain_request(s.agg.id, msgs, NOW + ttl), NOW)
+        .unwrap()
+}
+
+impl Setup {
+    /// The owner approves `session` correctly.
+    fn approve(&self, session: &SessionInfo) -> Result<SessionStatus, Error> {
+        self.engine.approve(
+            &session.id,
+            &self.owner.xonly(),
+            &self.owner.approve(&session.digest),
             NOW,
         )
-        .unwrap()
+    }
+
+    /// The owner approves and every external sends its nonces: the session's signing round.
+    fn approve_and_exchange_nonces(
+        &mut self,
+        session: &SessionInfo,
+        msgs: &[Vec<u8>],
+    ) -> NonceRound {
+        self.approve(session).unwrap();
+        for (i, e) in self.externals.iter_mut().enumerate() {
+            self.engine
+                .submit_nonces(&session.id, i as u32 + 1, &e.nonces(msgs), NOW)
+                .unwrap();
+        }
+        self.engine.nonce_round(&session.id, NOW).unwrap()
+    }
+
+    /// External `i`'s partial signatures in `round` over the untweaked `msgs`.
+    fn partial_signatures(
+        &mut self,
+        i: usize,
+        round: &NonceRound,
+        msgs: &[Vec<u8>],
+    ) -> Vec<[u8; 32]> {
+        let ctxs = contexts(&self.agg, &vec![None; msgs.len()]);
+        self.externals[i].sign(&ctxs, &round.aggregated, msgs, None)
+    }
 }
 
 #[test]
@@ -146,22 +171,8 @@ fn bad_partial_signature_fails_the_session_and_names_the_signer() {
     let mut s = setup(2, 2);
     let msgs = messages(2);
     let session = start(&s, &msgs, 600);
-    s.engine
-        .approve(
-            &session.id,
-            &s.owner.xonly(),
-            &s.owner.approve(&session.digest),
-            NOW,
-        )
-        .unwrap();
-    for (i, e) in s.externals.iter_mut().enumerate() {
-        s.engine
-            .submit_nonces(&session.id, i as u32 + 1, &e.nonces(&msgs), NOW)
-            .unwrap();
-    }
-    let round = s.engine.nonce_round(&session.id, NOW).unwrap();
-    let ctxs = contexts(&s.agg, &[None, None]);
-    let good = s.externals[0].sign(&ctxs, &round.aggregated, &msgs, None);
+    let round = s.approve_and_exchange_nonces(&session, &msgs);
+    let good = s.partial_signatures(0, &round, &msgs);
     let status = s
         .engine
         .submit_partial_signatures(&session.id, &round.round_id, 1, &good, NOW)
@@ -169,7 +180,7 @@ fn bad_partial_signature_fails_the_session_and_names_the_signer() {
     assert_eq!(status.missing_partial_signatures, vec![2]);
 
     // Signer 2 gets message 0 right and sends its message-0 signature again for message 1.
-    let mut bad = s.externals[1].sign(&ctxs, &round.aggregated, &msgs, None);
+    let mut bad = s.partial_signatures(1, &round, &msgs);
     bad[1] = bad[0];
     let err = s
         .engine
@@ -206,19 +217,7 @@ fn unparseable_partial_signature_is_refused_without_failing() {
     let mut s = setup(3, 1);
     let msgs = messages(1);
     let session = start(&s, &msgs, 600);
-    s.engine
-        .approve(
-            &session.id,
-            &s.owner.xonly(),
-            &s.owner.approve(&session.digest),
-            NOW,
-        )
-        .unwrap();
-    let nonces = s.externals[0].nonces(&msgs);
-    s.engine
-        .submit_nonces(&session.id, 1, &nonces, NOW)
-        .unwrap();
-    let round = s.engine.nonce_round(&session.id, NOW).unwrap();
+    let round = s.approve_and_exchange_nonces(&session, &msgs);
     // Not below the curve order; wrong count; wrong participant (the held one); wrong round.
     assert_eq!(
         s.engine
@@ -244,8 +243,7 @@ fn unparseable_partial_signature_is_refused_without_failing() {
             .unwrap_err(),
         Error::RoundMismatch
     );
-    let ctxs = contexts(&s.agg, &[None]);
-    let psigs = s.externals[0].sign(&ctxs, &round.aggregated, &msgs, None);
+    let psigs = s.partial_signatures(0, &round, &msgs);
     let status = s
         .engine
         .submit_partial_signatures(&session.id, &round.round_id, 1, &psigs, NOW)
@@ -258,14 +256,7 @@ fn session_expires_during_nonce_exchange() {
     let mut s = setup(4, 1);
     let msgs = messages(1);
     let session = start(&s, &msgs, 30);
-    s.engine
-        .approve(
-            &session.id,
-            &s.owner.xonly(),
-            &s.owner.approve(&session.digest),
-            NOW,
-        )
-        .unwrap();
+    s.approve(&session).unwrap();
     assert_eq!(
         s.engine
             .session_status(&session.id, NOW + 29)
@@ -340,8 +331,7 @@ fn replayed_requests_change_nothing() {
     assert_eq!(s.engine.signing_events().1, 2);
 
     let round = s.engine.nonce_round(&session.id, NOW).unwrap();
-    let ctxs = contexts(&s.agg, &[None, None]);
-    let psigs = s.externals[0].sign(&ctxs, &round.aggregated, &msgs, None);
+    let psigs = s.partial_signatures(0, &round, &msgs);
     let done = s
         .engine
         .submit_partial_signatures(&session.id, &round.round_id, 1, &psigs, NOW)
@@ -392,21 +382,8 @@ fn restart_keeps_keys_and_aggregates_but_no_sessions() {
     let mut s = setup(6, 1);
     let msgs = messages(1);
     let session = start(&s, &msgs, 600);
-    s.engine
-        .approve(
-            &session.id,
-            &s.owner.xonly(),
-            &s.owner.approve(&session.digest),
-            NOW,
-        )
-        .unwrap();
-    let nonces = s.externals[0].nonces(&msgs);
-    s.engine
-        .submit_nonces(&session.id, 1, &nonces, NOW)
-        .unwrap();
-    let round = s.engine.nonce_round(&session.id, NOW).unwrap();
-    let ctxs = contexts(&s.agg, &[None]);
-    let psigs = s.externals[0].sign(&ctxs, &round.aggregated, &msgs, None);
+    let round = s.approve_and_exchange_nonces(&session, &msgs);
+    let psigs = s.partial_signatures(0, &round, &msgs);
     let key_id = s.agg.participants[0].held.unwrap();
     let key_info = s.engine.describe_key(&key_id).unwrap();
 
@@ -435,33 +412,18 @@ fn restart_keeps_keys_and_aggregates_but_no_sessions() {
 
     // A new session over the surviving aggregate works.
     let fresh = engine
-        .create_session(
-            &SessionRequest {
-                aggregate: s.agg.id,
-                messages: vec![MessageSpec {
-                    message: msgs[0].clone(),
-                    tweak: None,
-                }],
-                adaptor_point: None,
-                expires_at: NOW + 600,
-            },
-            NOW,
-        )
+        .create_session(&plain_request(s.agg.id, &msgs, NOW + 600), NOW)
         .unwrap();
     assert_ne!(fresh.id, session.id);
-    let status = run_session(
+    let job = Job::plain(&msgs, &[None]);
+    run_and_verify(
         &engine,
-        &fresh,
         &s.agg,
+        &fresh,
         &[&s.owner],
-        &mut [(1, &mut s.externals[0])],
-        &Job {
-            messages: &msgs,
-            tweaks: &[None],
-            adaptor: None,
-        },
+        &mut [&mut s.externals[0]],
+        &job,
     );
-    assert_all_valid(&status, &s.agg, &msgs, &[None]);
 }
 
 #[test]
@@ -480,15 +442,7 @@ fn deleted_key_is_unusable_and_its_id_never_returns() {
     ));
     assert!(s.engine.list_keys().unwrap().is_empty());
     // ...fails when it reaches for the key, with no signature.
-    let err = s
-        .engine
-        .approve(
-            &session.id,
-            &s.owner.xonly(),
-            &s.owner.approve(&session.digest),
-            NOW,
-        )
-        .unwrap_err();
+    let err = s.approve(&session).unwrap_err();
     assert!(matches!(err, Error::Deleted(_)));
     assert_eq!(
         s.engine.session_status(&session.id, NOW).unwrap().state,
@@ -508,18 +462,7 @@ fn deleted_key_is_unusable_and_its_id_never_returns() {
     ));
     let err = s
         .engine
-        .create_session(
-            &SessionRequest {
-                aggregate: s.agg.id,
-                messages: vec![MessageSpec {
-                    message: msgs[0].clone(),
-                    tweak: None,
-                }],
-                adaptor_point: None,
-                expires_at: NOW + 600,
-            },
-            NOW,
-        )
+        .create_session(&plain_request(s.agg.id, &msgs, NOW + 600), NOW)
         .unwrap_err();
     assert!(matches!(err, Error::Deleted(_)));
     let _ = &mut s.externals;
@@ -547,14 +490,7 @@ fn aborted_session_is_closed() {
     let mut s = setup(9, 1);
     let msgs = messages(1);
     let session = start(&s, &msgs, 600);
-    s.engine
-        .approve(
-            &session.id,
-            &s.owner.xonly(),
-            &s.owner.approve(&session.digest),
-            NOW,
-        )
-        .unwrap();
+    s.approve(&session).unwrap();
     let status = s.engine.abort_session(&session.id, NOW).unwrap();
     assert_eq!(
         status.state,
@@ -740,33 +676,13 @@ fn session_count_is_bounded() {
     }
     let err = s
         .engine
-        .create_session(
-            &SessionRequest {
-                aggregate: s.agg.id,
-                messages: vec![MessageSpec {
-                    message: msgs[0].clone(),
-                    tweak: None,
-                }],
-                adaptor_point: None,
-                expires_at: NOW + 60,
-            },
-            NOW,
-        )
+        .create_session(&plain_request(s.agg.id, &msgs, NOW + 60), NOW)
         .unwrap_err();
     assert_eq!(err, Error::TooManySessions);
     // Once they expire they are pruned and room frees up.
-    let later = s.engine.create_session(
-        &SessionRequest {
-            aggregate: s.agg.id,
-            messages: vec![MessageSpec {
-                message: msgs[0].clone(),
-                tweak: None,
-            }],
-            adaptor_point: None,
-            expires_at: NOW + 200,
-        },
-        NOW + 100,
-    );
+    let later = s
+        .engine
+        .create_session(&plain_request(s.agg.id, &msgs, NOW + 200), NOW + 100);
     assert!(later.is_ok());
     assert_eq!(s.engine.session_count(), 1);
 }

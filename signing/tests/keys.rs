@@ -4,8 +4,7 @@ mod common;
 
 use common::*;
 use sigil_signing::{
-    AggregateSpec, Error, HeldKey, KeyOrder, MemoryRecords, MessageSpec, ParticipantSpec,
-    RecordStore, SessionRequest,
+    Engine, Error, HeldKey, KeyOrder, MemoryRecords, MessageSpec, RecordStore, SessionRequest,
 };
 use zeroize::Zeroizing;
 
@@ -20,11 +19,16 @@ fn snapshot(v: &MemoryRecords) -> Vec<(String, Vec<u8>)> {
         .collect()
 }
 
+/// An engine over an inspectable vault, and an owner; both from `seed`.
+fn fixture(seed: u64) -> (MemoryRecords, Engine<MemoryRecords>, Owner) {
+    let vault = MemoryRecords::new();
+    let engine = Engine::new(vault.clone(), entropy(seed));
+    (vault, engine, Owner::new(seed))
+}
+
 #[test]
 fn generated_key_is_stored_sealable_and_describable() {
-    let vault = MemoryRecords::new();
-    let engine = sigil_signing::Engine::new(vault.clone(), entropy(1));
-    let owner = Owner::new(1);
+    let (vault, engine, owner) = fixture(1);
     let a = engine.generate_key(owner.xonly(), NOW).unwrap();
     let b = engine.generate_key(owner.xonly(), NOW + 1).unwrap();
     assert_ne!(a.id, b.id);
@@ -48,25 +52,11 @@ fn generated_key_is_stored_sealable_and_describable() {
 
 #[test]
 fn swapped_or_tampered_records_are_refused() {
-    let vault = MemoryRecords::new();
-    let engine = sigil_signing::Engine::new(vault.clone(), entropy(2));
-    let owner = Owner::new(2);
+    let (vault, engine, owner) = fixture(2);
     let a = engine.generate_key(owner.xonly(), NOW).unwrap();
     let b = engine.generate_key(owner.xonly(), NOW).unwrap();
     let ext = External::new(2);
-    let agg = engine
-        .create_aggregate(
-            &AggregateSpec {
-                participants: vec![
-                    ParticipantSpec::Held(a.id),
-                    ParticipantSpec::External(ext.pubkey),
-                ],
-                order: KeyOrder::AsGiven,
-                tweaks: vec![],
-            },
-            NOW,
-        )
-        .unwrap();
+    let agg = held_and_external(&engine, a.id, &ext, KeyOrder::AsGiven);
 
     // The store serves a's record under b's name.
     let rec_a = vault.get(&format!("key/{}", a.id)).unwrap().unwrap();
@@ -143,68 +133,24 @@ fn import_validates_secret_and_owner() {
 
 #[test]
 fn sessions_write_nothing_to_the_vault() {
-    let vault = MemoryRecords::new();
-    let engine = sigil_signing::Engine::new(vault.clone(), entropy(4));
-    let owner = Owner::new(4);
+    let (vault, engine, owner) = fixture(4);
     let mut ext = External::new(4);
     let key = engine.generate_key(owner.xonly(), NOW).unwrap();
-    let agg = engine
-        .create_aggregate(
-            &AggregateSpec {
-                participants: vec![
-                    ParticipantSpec::Held(key.id),
-                    ParticipantSpec::External(ext.pubkey),
-                ],
-                order: KeyOrder::Sorted,
-                tweaks: vec![],
-            },
-            NOW,
-        )
-        .unwrap();
+    let agg = held_and_external(&engine, key.id, &ext, KeyOrder::Sorted);
     let before = snapshot(&vault);
     let msgs = vec![vec![7u8; 32]];
     let session = engine
-        .create_session(
-            &SessionRequest {
-                aggregate: agg.id,
-                messages: vec![MessageSpec {
-                    message: msgs[0].clone(),
-                    tweak: None,
-                }],
-                adaptor_point: None,
-                expires_at: NOW + 60,
-            },
-            NOW,
-        )
+        .create_session(&plain_request(agg.id, &msgs, NOW + 60), NOW)
         .unwrap();
-    let idx = agg
-        .participants
-        .iter()
-        .find(|p| p.held.is_none())
-        .unwrap()
-        .index;
-    let status = run_session(
-        &engine,
-        &session,
-        &agg,
-        &[&owner],
-        &mut [(idx, &mut ext)],
-        &Job {
-            messages: &msgs,
-            tweaks: &[None],
-            adaptor: None,
-        },
-    );
-    assert_all_valid(&status, &agg, &msgs, &[None]);
+    let job = Job::plain(&msgs, &[None]);
+    run_and_verify(&engine, &agg, &session, &[&owner], &mut [&mut ext], &job);
     // Secret nonces (and everything else about sessions) stayed in memory.
     assert_eq!(snapshot(&vault), before);
 }
 
 #[test]
 fn a_repeated_creation_request_returns_the_first_key_and_makes_no_copy() {
-    let vault = MemoryRecords::new();
-    let engine = sigil_signing::Engine::new(vault.clone(), entropy(31));
-    let owner = Owner::new(31);
+    let (vault, engine, owner) = fixture(31);
     let other_owner = Owner::new(32);
 
     // Generate: the same request twice is one key; another request id is another key.

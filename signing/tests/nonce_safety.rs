@@ -13,8 +13,8 @@ use std::collections::{HashMap, HashSet};
 
 use common::*;
 use sigil_signing::{
-    AggregateInfo, AggregateSpec, Engine, Error, KeyOrder, MemoryRecords, MessageSpec,
-    ParticipantSpec, SessionId, SessionInfo, SessionRequest, SessionState, SigningEvent,
+    AggregateInfo, AggregateSpec, Engine, Error, KeyOrder, MemoryRecords, ParticipantSpec,
+    SessionId, SessionInfo, SessionState, SigningEvent,
 };
 
 struct Rng(u64);
@@ -151,21 +151,10 @@ impl World {
             })
             .collect();
         let ttl = 100 + rng.below(400) as u64;
-        let info = match self.engine.create_session(
-            &SessionRequest {
-                aggregate: agg.id,
-                messages: messages
-                    .iter()
-                    .map(|m| MessageSpec {
-                        message: m.clone(),
-                        tweak: None,
-                    })
-                    .collect(),
-                adaptor_point: None,
-                expires_at: self.now + ttl,
-            },
-            self.now,
-        ) {
+        let info = match self
+            .engine
+            .create_session(&plain_request(agg.id, &messages, self.now + ttl), self.now)
+        {
             Ok(i) => i,
             Err(e) => panic!("create_session: {e}"),
         };

@@ -8,7 +8,7 @@ use common::*;
 use sha2::{Digest, Sha256};
 use sigil_signing::{
     AggregateInfo, AggregateSpec, DigestInput, Engine, KeyOrder, MemoryRecords, MessageSpec,
-    ParticipantSpec, SessionRequest, SessionState, SignatureValue, Tweak,
+    ParticipantSpec, SessionInfo, SessionRequest, SessionState, SignatureValue, Tweak,
     complete_adaptor_signature, reveal_adaptor_secret, session_digest,
 };
 use zeroize::Zeroizing;
@@ -43,14 +43,6 @@ fn aggregate(
         .unwrap()
 }
 
-fn index_of(agg: &AggregateInfo, e: &External) -> u32 {
-    agg.participants
-        .iter()
-        .find(|p| p.public_key == e.pubkey)
-        .unwrap()
-        .index
-}
-
 fn request(
     agg: &AggregateInfo,
     messages: &[Vec<u8>],
@@ -72,6 +64,38 @@ fn request(
     }
 }
 
+/// A session over `messages` with their `tweaks` and no adaptor point, created at NOW.
+fn start(
+    engine: &Engine<MemoryRecords>,
+    agg: &AggregateInfo,
+    messages: &[Vec<u8>],
+    tweaks: &[Option<Tweak>],
+) -> SessionInfo {
+    engine
+        .create_session(&request(agg, messages, tweaks, None), NOW)
+        .unwrap()
+}
+
+/// The owner recomputes the session's digest from public facts instead of trusting the one
+/// shown: they agree.
+fn assert_digest_recomputes(
+    session: &SessionInfo,
+    agg: &AggregateInfo,
+    messages: &[Vec<u8>],
+    tweaks: &[Option<Tweak>],
+    adaptor_point: Option<&[u8; 33]>,
+) {
+    let recomputed = session_digest(&DigestInput {
+        session_id: &session.id,
+        internal_key: &agg.keys.internal_key,
+        tweaks: &agg.tweaks,
+        messages: &request(agg, messages, tweaks, None).messages,
+        adaptor_point,
+        expires_at: session.expires_at,
+    });
+    assert_eq!(recomputed, session.digest);
+}
+
 fn sighashes(n: u64) -> Vec<Vec<u8>> {
     (0..n).map(|i| bytes32("sighash", i).to_vec()).collect()
 }
@@ -90,35 +114,12 @@ fn two_party_held_and_external() {
     assert_eq!(agg.participants[1].public_key, ext.pubkey);
     let msgs = sighashes(1);
     let tweaks = [None];
-    let session = engine
-        .create_session(&request(&agg, &msgs, &tweaks, None), NOW)
-        .unwrap();
+    let session = start(&engine, &agg, &msgs, &tweaks);
     assert_eq!(session.approvers, vec![owner.xonly()]);
     assert_eq!(session.status.state, SessionState::WaitingForApprovals);
-    // The owner recomputes the digest from public facts instead of trusting the one shown.
-    let recomputed = session_digest(&DigestInput {
-        session_id: &session.id,
-        internal_key: &agg.keys.internal_key,
-        tweaks: &agg.tweaks,
-        messages: &request(&agg, &msgs, &tweaks, None).messages,
-        adaptor_point: None,
-        expires_at: session.expires_at,
-    });
-    assert_eq!(recomputed, session.digest);
-    let idx = index_of(&agg, &ext);
-    let status = run_session(
-        &engine,
-        &session,
-        &agg,
-        &[&owner],
-        &mut [(idx, &mut ext)],
-        &Job {
-            messages: &msgs,
-            tweaks: &tweaks,
-            adaptor: None,
-        },
-    );
-    assert_all_valid(&status, &agg, &msgs, &tweaks);
+    assert_digest_recomputes(&session, &agg, &msgs, &tweaks, None);
+    let job = Job::plain(&msgs, &tweaks);
+    run_and_verify(&engine, &agg, &session, &[&owner], &mut [&mut ext], &job);
 }
 
 #[test]
@@ -136,25 +137,11 @@ fn three_party_two_held_one_external_sorted() {
     assert_eq!(keys, sigil_signing::sort_keys(&keys));
     let msgs = vec![b"any length message, not only 32 bytes".to_vec()];
     let tweaks = [None];
-    let session = engine
-        .create_session(&request(&agg, &msgs, &tweaks, None), NOW)
-        .unwrap();
+    let session = start(&engine, &agg, &msgs, &tweaks);
     assert_eq!(session.approvers.len(), 2);
-    let idx = index_of(&agg, &ext);
     // Nonces may arrive before the approvals; signing waits for both.
-    let status = run_session(
-        &engine,
-        &session,
-        &agg,
-        &[&o1, &o2],
-        &mut [(idx, &mut ext)],
-        &Job {
-            messages: &msgs,
-            tweaks: &tweaks,
-            adaptor: None,
-        },
-    );
-    assert_all_valid(&status, &agg, &msgs, &tweaks);
+    let job = Job::plain(&msgs, &tweaks);
+    run_and_verify(&engine, &agg, &session, &[&o1, &o2], &mut [&mut ext], &job);
 }
 
 #[test]
@@ -185,25 +172,18 @@ fn five_party_batch_with_per_message_tweaks() {
         Some(Tweak::XOnly(bytes32("m-xonly", 2))),
         Some(Tweak::Taproot(bytes32("m-root", 3))),
     ];
-    let session = engine
-        .create_session(&request(&agg, &msgs, &tweaks, None), NOW)
-        .unwrap();
+    let session = start(&engine, &agg, &msgs, &tweaks);
     assert_eq!(session.approvers, vec![o1.xonly(), o2.xonly()]);
     assert_eq!(session.output_keys.len(), 4);
-    let (i1, i2) = (index_of(&agg, &e1), index_of(&agg, &e2));
-    let status = run_session(
+    let job = Job::plain(&msgs, &tweaks);
+    let sigs = run_and_verify(
         &engine,
-        &session,
         &agg,
+        &session,
         &[&o1, &o2],
-        &mut [(i1, &mut e1), (i2, &mut e2)],
-        &Job {
-            messages: &msgs,
-            tweaks: &tweaks,
-            adaptor: None,
-        },
+        &mut [&mut e1, &mut e2],
+        &job,
     );
-    let sigs = assert_all_valid(&status, &agg, &msgs, &tweaks);
     // Different messages and keys: all signatures distinct.
     for i in 0..sigs.len() {
         for j in 0..i {
@@ -226,9 +206,7 @@ fn all_held_completes_on_the_last_approval() {
     );
     let msgs = sighashes(2);
     let tweaks = [None, None];
-    let session = engine
-        .create_session(&request(&agg, &msgs, &tweaks, None), NOW)
-        .unwrap();
+    let session = start(&engine, &agg, &msgs, &tweaks);
     let s = engine
         .approve(&session.id, &o1.xonly(), &o1.approve(&session.digest), NOW)
         .unwrap();
@@ -239,19 +217,8 @@ fn all_held_completes_on_the_last_approval() {
     let mut expected = vec![o2.xonly(), o3.xonly()];
     expected.sort();
     assert_eq!(missing, expected);
-    let status = run_session(
-        &engine,
-        &session,
-        &agg,
-        &[&o2, &o3],
-        &mut [],
-        &Job {
-            messages: &msgs,
-            tweaks: &tweaks,
-            adaptor: None,
-        },
-    );
-    assert_all_valid(&status, &agg, &msgs, &tweaks);
+    let job = Job::plain(&msgs, &tweaks);
+    run_and_verify(&engine, &agg, &session, &[&o2, &o3], &mut [], &job);
 }
 
 /// BIP-341 output key computed with libsecp256k1 from the internal key: Q = P + H_TapTweak(P || root) G.
@@ -295,29 +262,15 @@ fn taproot_key_path_outputs_match_bip341() {
         assert_ne!(agg.keys.output_xonly, agg.keys.internal_xonly);
         let msgs = sighashes(2);
         let tweaks = [None, None];
-        let session = engine
-            .create_session(&request(&agg, &msgs, &tweaks, None), NOW)
-            .unwrap();
+        let session = start(&engine, &agg, &msgs, &tweaks);
         assert!(
             session
                 .output_keys
                 .iter()
                 .all(|k| *k == agg.keys.output_xonly)
         );
-        let idx = index_of(&agg, &ext);
-        let status = run_session(
-            &engine,
-            &session,
-            &agg,
-            &[&owner],
-            &mut [(idx, &mut ext)],
-            &Job {
-                messages: &msgs,
-                tweaks: &tweaks,
-                adaptor: None,
-            },
-        );
-        assert_all_valid(&status, &agg, &msgs, &tweaks);
+        let job = Job::plain(&msgs, &tweaks);
+        run_and_verify(&engine, &agg, &session, &[&owner], &mut [&mut ext], &job);
     }
 }
 
@@ -340,22 +293,13 @@ fn adaptor_signatures_complete_with_the_secret() {
     let session = engine
         .create_session(&request(&agg, &msgs, &tweaks, Some(point)), NOW)
         .unwrap();
-    let recomputed = session_digest(&DigestInput {
-        session_id: &session.id,
-        internal_key: &agg.keys.internal_key,
-        tweaks: &agg.tweaks,
-        messages: &request(&agg, &msgs, &tweaks, None).messages,
-        adaptor_point: Some(&point),
-        expires_at: session.expires_at,
-    });
-    assert_eq!(recomputed, session.digest);
-    let idx = index_of(&agg, &ext);
+    assert_digest_recomputes(&session, &agg, &msgs, &tweaks, Some(&point));
     let status = run_session(
         &engine,
         &session,
         &agg,
         &[&o1, &o2],
-        &mut [(idx, &mut ext)],
+        &mut [(index_of(&agg, &ext), &mut ext)],
         &Job {
             messages: &msgs,
             tweaks: &tweaks,
@@ -397,35 +341,10 @@ fn imported_key_signs_like_a_generated_one() {
         .serialize();
     assert_eq!(info.public_key, expected);
     let mut ext = External::new(5);
-    let agg = engine
-        .create_aggregate(
-            &AggregateSpec {
-                participants: vec![
-                    ParticipantSpec::Held(info.id),
-                    ParticipantSpec::External(ext.pubkey),
-                ],
-                order: KeyOrder::AsGiven,
-                tweaks: vec![],
-            },
-            NOW,
-        )
-        .unwrap();
+    let agg = held_and_external(&engine, info.id, &ext, KeyOrder::AsGiven);
     let msgs = sighashes(1);
     let tweaks = [None];
-    let session = engine
-        .create_session(&request(&agg, &msgs, &tweaks, None), NOW)
-        .unwrap();
-    let status = run_session(
-        &engine,
-        &session,
-        &agg,
-        &[&owner],
-        &mut [(1, &mut ext)],
-        &Job {
-            messages: &msgs,
-            tweaks: &tweaks,
-            adaptor: None,
-        },
-    );
-    assert_all_valid(&status, &agg, &msgs, &tweaks);
+    let session = start(&engine, &agg, &msgs, &tweaks);
+    let job = Job::plain(&msgs, &tweaks);
+    run_and_verify(&engine, &agg, &session, &[&owner], &mut [&mut ext], &job);
 }

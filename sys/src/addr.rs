@@ -92,13 +92,25 @@ fn unix_path(p: &str, scheme: &'static str) -> Result<PathBuf, AddrError> {
     Ok(PathBuf::from(p))
 }
 
+/// `s` split at its first (or, with `last`, its last) ':'; `missing(s)` if it has none.
+fn split_at_colon(
+    s: &str,
+    last: bool,
+    missing: fn(String) -> AddrError,
+) -> Result<(&str, &str), AddrError> {
+    let split = if last {
+        s.rsplit_once(':')
+    } else {
+        s.split_once(':')
+    };
+    split.ok_or_else(|| missing(s.to_string()))
+}
+
 impl FromStr for VsockAddr {
     type Err = AddrError;
 
     fn from_str(s: &str) -> Result<Self, AddrError> {
-        let (cid, port) = s
-            .split_once(':')
-            .ok_or_else(|| AddrError::VsockNeedsCidPort(s.to_string()))?;
+        let (cid, port) = split_at_colon(s, false, AddrError::VsockNeedsCidPort)?;
         let cid = match cid {
             "any" => VMADDR_CID_ANY,
             "host" => HARNESS_HOST_CID,
@@ -118,14 +130,10 @@ impl FromStr for Addr {
     type Err = AddrError;
 
     fn from_str(s: &str) -> Result<Self, AddrError> {
-        let (scheme, rest) = s
-            .split_once(':')
-            .ok_or_else(|| AddrError::NoScheme(s.to_string()))?;
+        let (scheme, rest) = split_at_colon(s, false, AddrError::NoScheme)?;
         match scheme {
             "tcp" => {
-                let (host, port) = rest
-                    .rsplit_once(':')
-                    .ok_or_else(|| AddrError::TcpNeedsHostPort(rest.to_string()))?;
+                let (host, port) = split_at_colon(rest, true, AddrError::TcpNeedsHostPort)?;
                 if host.is_empty() {
                     return Err(AddrError::EmptyHost(rest.to_string()));
                 }
@@ -135,9 +143,7 @@ impl FromStr for Addr {
             "unix" => Ok(Addr::Unix(unix_path(rest, "unix")?)),
             "vsock" => rest.parse().map(Addr::Vsock),
             "vhost-uds" => {
-                let (path, port) = rest
-                    .rsplit_once(':')
-                    .ok_or_else(|| AddrError::VhostNeedsPathPort(rest.to_string()))?;
+                let (path, port) = split_at_colon(rest, true, AddrError::VhostNeedsPathPort)?;
                 let port = parse_port(port, "vhost-uds")?;
                 Ok(Addr::VhostUds(unix_path(path, "vhost-uds")?, port))
             }

@@ -4,6 +4,45 @@
 // other crate can deny `unsafe_code`.
 #![allow(unsafe_code)]
 
+/// `AsFd` through the descriptor in field `$field`, and `AsRawFd` through `AsFd`.
+macro_rules! fd_through_field {
+    ($t:ty, $field:ident) => {
+        impl std::os::fd::AsFd for $t {
+            fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+                std::os::fd::AsFd::as_fd(&self.$field)
+            }
+        }
+
+        impl std::os::fd::AsRawFd for $t {
+            fn as_raw_fd(&self) -> std::os::fd::RawFd {
+                std::os::fd::AsRawFd::as_raw_fd(&std::os::fd::AsFd::as_fd(self))
+            }
+        }
+    };
+}
+
+/// `Read` and `Write` for an owned stream through those of `&$t` (nothing is buffered, so
+/// flushing does nothing).
+macro_rules! io_through_ref {
+    ($t:ty) => {
+        impl std::io::Read for $t {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                std::io::Read::read(&mut &*self, buf)
+            }
+        }
+
+        impl std::io::Write for $t {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                std::io::Write::write(&mut &*self, buf)
+            }
+
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+    };
+}
+
 pub mod addr;
 pub mod io;
 pub mod net;

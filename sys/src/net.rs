@@ -138,17 +138,7 @@ impl Listener {
     }
 }
 
-impl AsFd for Listener {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.bound.as_fd()
-    }
-}
-
-impl AsRawFd for Listener {
-    fn as_raw_fd(&self) -> RawFd {
-        self.bound.as_fd().as_raw_fd()
-    }
-}
+fd_through_field!(Listener, bound);
 
 impl Drop for Listener {
     fn drop(&mut self) {
@@ -397,21 +387,7 @@ impl Write for &Stream {
     }
 }
 
-impl Read for Stream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        (&*self).read(buf)
-    }
-}
-
-impl Write for Stream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        (&*self).write(buf)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
+io_through_ref!(Stream);
 
 #[cfg(test)]
 mod tests {
@@ -433,17 +409,22 @@ mod tests {
         })
     }
 
+    /// Sends `msg` to an echo server on `l` (at `addr`) and checks it comes back.
+    fn echo_round_trip(l: Listener, addr: &Addr, msg: &[u8; 5]) {
+        let t = echo_once(l);
+        let mut c = Stream::connect(addr).unwrap();
+        c.write_all(msg).unwrap();
+        let mut buf = [0u8; 5];
+        c.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, msg);
+        t.join().unwrap();
+    }
+
     #[test]
     fn tcp_round_trip_through_the_common_type() {
         let l = Listener::bind(&"tcp:127.0.0.1:0".parse().unwrap()).unwrap();
         let addr = l.local_addr().unwrap();
-        let t = echo_once(l);
-        let mut c = Stream::connect(&addr).unwrap();
-        c.write_all(b"hello").unwrap();
-        let mut buf = [0u8; 5];
-        c.read_exact(&mut buf).unwrap();
-        assert_eq!(&buf, b"hello");
-        t.join().unwrap();
+        echo_round_trip(l, &addr, b"hello");
     }
 
     #[test]
@@ -454,13 +435,7 @@ mod tests {
         drop(UnixListener::bind(&path).unwrap());
         assert!(path.exists());
         let l = Listener::bind(&addr).unwrap();
-        let t = echo_once(l);
-        let mut c = Stream::connect(&addr).unwrap();
-        c.write_all(b"world").unwrap();
-        let mut buf = [0u8; 5];
-        c.read_exact(&mut buf).unwrap();
-        assert_eq!(&buf, b"world");
-        t.join().unwrap();
+        echo_round_trip(l, &addr, b"world");
         // The listener removed its socket file when it was dropped.
         assert!(!path.exists());
     }

@@ -7,7 +7,7 @@
 use std::io::{self, Read, Write};
 use std::mem::size_of;
 use std::net::Shutdown;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::time::Duration;
 
 pub use crate::addr::{VMADDR_CID_ANY, VsockAddr};
@@ -154,17 +154,7 @@ impl VsockListener {
     }
 }
 
-impl AsFd for VsockListener {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
-    }
-}
-
-impl AsRawFd for VsockListener {
-    fn as_raw_fd(&self) -> RawFd {
-        self.fd.as_raw_fd()
-    }
-}
+fd_through_field!(VsockListener, fd);
 
 /// A connected AF_VSOCK stream.
 #[derive(Debug)]
@@ -228,17 +218,7 @@ impl VsockStream {
     }
 }
 
-impl AsFd for VsockStream {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
-    }
-}
-
-impl AsRawFd for VsockStream {
-    fn as_raw_fd(&self) -> RawFd {
-        self.fd.as_raw_fd()
-    }
-}
+fd_through_field!(VsockStream, fd);
 
 impl Read for &VsockStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
@@ -276,21 +256,7 @@ impl Write for &VsockStream {
     }
 }
 
-impl Read for VsockStream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        (&*self).read(buf)
-    }
-}
-
-impl Write for VsockStream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        (&*self).write(buf)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
+io_through_ref!(VsockStream);
 
 #[cfg(test)]
 mod tests {

@@ -204,3 +204,18 @@ pub fn set(entries: &mut Entries, key: &str, value: Vec<u8>) {
 pub fn remove(entries: &mut Entries, key: &str) {
     entries.retain(|(k, _)| k != key);
 }
+
+/// Re-encodes the document's `pcrs` map and `cabundle` array with indefinite lengths.
+pub fn indefinite_pcrs_and_cabundle(
+    entries: &mut Entries,
+    doc: &sigil_attestation::AttestationDocument,
+) {
+    let pcrs: Vec<_> = doc
+        .pcrs
+        .iter()
+        .map(|(i, v)| (uint(u64::from(*i)), bstr(v)))
+        .collect();
+    set(entries, "pcrs", map(&pcrs, true));
+    let certs: Vec<_> = doc.cabundle.iter().map(|c| bstr(c)).collect();
+    set(entries, "cabundle", array(&certs, true));
+}

@@ -176,25 +176,14 @@ mod tests {
     #[test]
     fn errors_are_clear() {
         assert!(parse(&[]).unwrap_err().contains("--listen"));
-        assert!(
-            parse(&args("--listen"))
-                .unwrap_err()
-                .contains("needs a value")
-        );
-        assert!(
-            parse(&args("--listen nope"))
-                .unwrap_err()
-                .contains("scheme")
-        );
-        assert!(
-            parse(&args("--listen tcp:a:1 --max-connections 0"))
-                .unwrap_err()
-                .contains("positive")
-        );
-        assert!(
-            parse(&args("--bogus"))
-                .unwrap_err()
-                .contains("unknown argument")
-        );
+        for (argv, needle) in [
+            ("--listen", "needs a value"),
+            ("--listen nope", "scheme"),
+            ("--listen tcp:a:1 --max-connections 0", "positive"),
+            ("--bogus", "unknown argument"),
+        ] {
+            let e = parse(&args(argv)).unwrap_err();
+            assert!(e.contains(needle), "{argv}: {e}");
+        }
     }
 }

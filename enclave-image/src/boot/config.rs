@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use sigil_protocol::ports;
 
+use crate::boot::args::LimitFlags;
 use crate::http::Limits;
 
 /// Where the second ramdisk puts the configuration.
@@ -237,24 +238,16 @@ impl MeasuredConfig {
         MeasuredConfig::parse_from(&text, path)
     }
 
+    /// The default limits with the ones this file sets.
     pub fn limits(&self) -> Limits {
-        let mut l = Limits::default();
-        if let Some(v) = self.max_connections {
-            l.max_connections = v;
+        LimitFlags {
+            max_connections: self.max_connections,
+            max_body_bytes: self.max_body_bytes,
+            max_body_bytes_in_flight: self.max_body_bytes_in_flight,
+            request_timeout: self.request_timeout_secs.map(Duration::from_secs),
+            idle_timeout: self.idle_timeout_secs.map(Duration::from_secs),
         }
-        if let Some(v) = self.max_body_bytes {
-            l.max_body_bytes = v;
-        }
-        if let Some(v) = self.max_body_bytes_in_flight {
-            l.max_body_bytes_in_flight = v;
-        }
-        if let Some(v) = self.request_timeout_secs {
-            l.request_timeout = Duration::from_secs(v);
-        }
-        if let Some(v) = self.idle_timeout_secs {
-            l.idle_timeout = Duration::from_secs(v);
-        }
-        l
+        .apply(Limits::default())
     }
 }
 

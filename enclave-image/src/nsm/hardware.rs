@@ -6,7 +6,7 @@ use aws_nitro_enclaves_nsm_api::api::{Request, Response};
 use aws_nitro_enclaves_nsm_api::driver;
 use serde_bytes::ByteBuf;
 
-use super::{Mode, Nsm, NsmError, check_fields};
+use super::{Fields, Mode, Nsm, NsmError};
 
 pub const DEVICE: &str = "/dev/nsm";
 
@@ -47,18 +47,12 @@ impl Nsm for HardwareNsm {
         Mode::Nitro
     }
 
-    fn attest(
-        &self,
-        public_key: Option<&[u8]>,
-        user_data: Option<&[u8]>,
-        nonce: Option<&[u8]>,
-    ) -> Result<Vec<u8>, NsmError> {
-        check_fields(public_key, user_data, nonce)?;
+    fn attest_fields(&self, fields: Fields<'_>) -> Result<Vec<u8>, NsmError> {
         let buf = |v: Option<&[u8]>| v.map(|b| ByteBuf::from(b.to_vec()));
         match self.call(Request::Attestation {
-            user_data: buf(user_data),
-            nonce: buf(nonce),
-            public_key: buf(public_key),
+            user_data: buf(fields.user_data),
+            nonce: buf(fields.nonce),
+            public_key: buf(fields.public_key),
         })? {
             Response::Attestation { document } => Ok(document),
             other => Err(NsmError::Failed(format!("unexpected response {other:?}"))),

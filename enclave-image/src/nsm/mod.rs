@@ -65,6 +65,14 @@ impl fmt::Display for NsmError {
 
 impl std::error::Error for NsmError {}
 
+/// What an attestation document binds besides the image.
+#[derive(Clone, Copy, Debug)]
+pub struct Fields<'a> {
+    pub public_key: Option<&'a [u8]>,
+    pub user_data: Option<&'a [u8]>,
+    pub nonce: Option<&'a [u8]>,
+}
+
 pub trait Nsm: Send + Sync {
     fn mode(&self) -> Mode;
 
@@ -74,7 +82,17 @@ pub trait Nsm: Send + Sync {
         public_key: Option<&[u8]>,
         user_data: Option<&[u8]>,
         nonce: Option<&[u8]>,
-    ) -> Result<Vec<u8>, NsmError>;
+    ) -> Result<Vec<u8>, NsmError> {
+        check_fields(public_key, user_data, nonce)?;
+        self.attest_fields(Fields {
+            public_key,
+            user_data,
+            nonce,
+        })
+    }
+
+    /// [`Nsm::attest`] once every field is known to be within [`MAX_FIELD`].
+    fn attest_fields(&self, fields: Fields<'_>) -> Result<Vec<u8>, NsmError>;
 
     /// Fresh random bytes from the NSM (at most 256 per call).
     fn random(&self, len: usize) -> Result<Vec<u8>, NsmError>;

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use sigil_attestation::simulator::SimulatedIssuer;
 
-use super::{Mode, Nsm, NsmError, check_fields};
+use super::{Fields, Mode, Nsm, NsmError};
 
 pub struct SimulatedNsm {
     mode: Mode,
@@ -47,13 +47,12 @@ impl Nsm for SimulatedNsm {
         self.mode
     }
 
-    fn attest(
-        &self,
-        public_key: Option<&[u8]>,
-        user_data: Option<&[u8]>,
-        nonce: Option<&[u8]>,
-    ) -> Result<Vec<u8>, NsmError> {
-        check_fields(public_key, user_data, nonce)?;
+    fn attest_fields(&self, fields: Fields<'_>) -> Result<Vec<u8>, NsmError> {
+        let Fields {
+            public_key,
+            user_data,
+            nonce,
+        } = fields;
         let failed = |e: sigil_attestation::simulator::SimError| NsmError::Failed(e.to_string());
         let Some(pcrs) = &self.pcrs else {
             return self

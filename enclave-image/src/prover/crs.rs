@@ -8,9 +8,9 @@
 
 use std::fmt;
 use std::io::Write;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use ring::digest::{Context, SHA256};
 use serde::Serialize;
@@ -18,7 +18,7 @@ use sigil_sys::Addr;
 
 use crate::boot::config::ProverConfig;
 use crate::log;
-use crate::parent::TIMEOUT;
+use crate::parent::{TIMEOUT, retry_with_backoff};
 use crate::seal::{BlobClient, StoreError};
 
 /// Bytes per chunk in the blob store (the shim's `crs::CHUNK`).
@@ -27,9 +27,6 @@ pub const CHUNK: u64 = 1 << 20;
 pub const POINT: u64 = 64;
 /// The file name `bb` looks for in its CRS directory.
 pub const FILE_NAME: &str = "bn254_g1.dat";
-
-const BACKOFF_START: Duration = Duration::from_millis(500);
-const BACKOFF_MAX: Duration = Duration::from_secs(30);
 
 pub fn chunk_name(i: u64) -> String {
     format!("crs/bn254_g1/{i:05}")
@@ -208,8 +205,7 @@ impl CrsService {
     }
 
     fn run(&self, config: &ProverConfig, blobs: &Addr, dir: &Path) {
-        let mut delay = BACKOFF_START;
-        loop {
+        retry_with_backoff(|_, delay| {
             let started = std::time::Instant::now();
             let attempt = BlobClient::connect(blobs, TIMEOUT)
                 .map_err(CrsError::Store)
@@ -224,7 +220,7 @@ impl CrsService {
                     ));
                     *self.path.lock().unwrap_or_else(|p| p.into_inner()) = Some(path);
                     self.set("ready", None);
-                    return;
+                    ControlFlow::Break(())
                 }
                 Err(e) => {
                     log::warn(format_args!(
@@ -232,11 +228,10 @@ impl CrsService {
                         delay.as_millis()
                     ));
                     self.set("loading", Some(e.to_string()));
+                    ControlFlow::Continue(())
                 }
             }
-            std::thread::sleep(delay);
-            delay = (delay * 2).min(BACKOFF_MAX);
-        }
+        });
     }
 
     pub fn status(&self) -> Status {

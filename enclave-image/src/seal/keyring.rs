@@ -30,7 +30,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde::{Deserialize, Serialize};
 use sigil_kms::api::{
-    self, DecryptRequest, GenerateDataKeyRequest, KeySpec, RecipientInfo, recipient_ciphertext,
+    DecryptRequest, GenerateDataKeyRequest, KeySpec, RecipientInfo, RecipientResponse,
+    recipient_ciphertext,
 };
 use sigil_kms::client::{Connector, KmsClient, KmsError, Trust};
 use sigil_kms::{Credentials, RecipientKey, SigningTime, cms};
@@ -237,9 +238,17 @@ impl<C: Connector> Keyring<'_, C> {
         Ok((key, RecipientInfo::new(doc)))
     }
 
-    fn generate(&self) -> Result<(DataKey, Vec<u8>), KeyringError> {
-        let (rkey, recipient) = self.recipient()?;
+    /// A fresh recipient key with its attestation, and the credentials for a call.
+    fn recipient_and_credentials(
+        &self,
+    ) -> Result<(RecipientKey, RecipientInfo, Credentials), KeyringError> {
+        let (key, recipient) = self.recipient()?;
         let creds = (self.credentials)().map_err(KeyringError::Credentials)?;
+        Ok((key, recipient, creds))
+    }
+
+    fn generate(&self) -> Result<(DataKey, Vec<u8>), KeyringError> {
+        let (rkey, recipient, creds) = self.recipient_and_credentials()?;
         let resp = self.kms.generate_data_key(
             &creds,
             signing_time()?,
@@ -251,14 +260,7 @@ impl<C: Connector> Keyring<'_, C> {
                 recipient: Some(recipient),
             },
         )?;
-        // Threat: a KMS (or impostor) that also returns the plaintext in the clear. With a
-        // Recipient, KMS never does; an answer that does is not trusted.
-        if resp.plaintext.is_some() {
-            return Err(KeyringError::BadAnswer(
-                "Plaintext present although a Recipient was given".into(),
-            ));
-        }
-        let key = open_for_recipient(recipient_ciphertext(&resp), &rkey)?;
+        let key = key_for_recipient(&resp, &rkey)?;
         let record = Record {
             v: 1,
             epoch: EPOCH,
@@ -294,8 +296,7 @@ impl<C: Connector> Keyring<'_, C> {
         let blob = B64
             .decode(record.ciphertext_blob.as_bytes())
             .map_err(|e| KeyringError::BadRecord(format!("ciphertext_blob: {e}")))?;
-        let (rkey, recipient) = self.recipient()?;
-        let creds = (self.credentials)().map_err(KeyringError::Credentials)?;
+        let (rkey, recipient, creds) = self.recipient_and_credentials()?;
         let resp = self.kms.decrypt(
             &creds,
             signing_time()?,
@@ -307,20 +308,23 @@ impl<C: Connector> Keyring<'_, C> {
                 recipient: Some(recipient),
             },
         )?;
-        if resp.plaintext.is_some() {
-            return Err(KeyringError::BadAnswer(
-                "Plaintext present although a Recipient was given".into(),
-            ));
-        }
-        open_for_recipient(recipient_ciphertext(&resp), &rkey)
+        key_for_recipient(&resp, &rkey)
     }
 }
 
-fn open_for_recipient(
-    ct: Result<&[u8], api::KmsApiError>,
+/// The data key in the answer to a call made with a Recipient. Threat: a KMS (or impostor)
+/// that also returns the plaintext in the clear. With a Recipient, KMS never does; an answer
+/// that does is not trusted.
+fn key_for_recipient<R: RecipientResponse>(
+    resp: &R,
     key: &RecipientKey,
 ) -> Result<DataKey, KeyringError> {
-    let ct = ct.map_err(|e| KeyringError::BadAnswer(e.to_string()))?;
+    if resp.plaintext().is_some() {
+        return Err(KeyringError::BadAnswer(
+            "Plaintext present although a Recipient was given".into(),
+        ));
+    }
+    let ct = recipient_ciphertext(resp).map_err(|e| KeyringError::BadAnswer(e.to_string()))?;
     let env = cms::parse(ct).map_err(|e| KeyringError::BadAnswer(format!("CMS: {e}")))?;
     let plain =
         cms::decrypt(&env, key).map_err(|e| KeyringError::BadAnswer(format!("CMS: {e}")))?;

@@ -6,8 +6,8 @@
 //! state answer `503 sealing_unavailable` with the reason until the key is there. KMS or the
 //! shim being down at boot is therefore a wait with retries, not a dead enclave.
 
+use std::ops::ControlFlow;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use sigil_kms::client::KmsClient;
 use sigil_sys::Stream;
@@ -16,15 +16,10 @@ use crate::boot::config::KmsConfig;
 use crate::log;
 use crate::nsm::{Mode, Nsm};
 use crate::parent::egress::EgressConnector;
-use crate::parent::{ParentServices, TIMEOUT, credentials};
+use crate::parent::{ParentServices, TIMEOUT, credentials, retry_with_backoff};
 use crate::seal::keyring::{self, EPOCH, Keyring, KeyringError, Origin};
 use crate::seal::store::RollbackGuard;
 use crate::seal::{BlobClient, SealedStore, SealedStoreError, StoreError};
-
-/// Retry delays after a failed attempt to get the data key: quick at first (the shim may
-/// still be starting), then every 30 s.
-const BACKOFF_START: Duration = Duration::from_millis(500);
-const BACKOFF_MAX: Duration = Duration::from_secs(30);
 
 enum State {
     Disabled,
@@ -168,8 +163,7 @@ impl Sealing {
     }
 
     fn run(&self, config: &KmsConfig, nsm: &dyn Nsm, mode: Mode, services: &ParentServices) {
-        let mut delay = BACKOFF_START;
-        for attempt in 1u32.. {
+        retry_with_backoff(|attempt, delay| {
             let started = std::time::Instant::now();
             match attempt_once(config, nsm, mode, services) {
                 Ok((store, origin)) => {
@@ -187,12 +181,12 @@ impl Sealing {
                         store: Box::new(store),
                         origin,
                     });
-                    return;
+                    ControlFlow::Break(())
                 }
                 Err(e @ KeyringError::DevelopmentTrustOnNitro) => {
                     log::warn(format_args!("sealing: {e}"));
                     self.set(State::Failed(e.code(), e.to_string()));
-                    return;
+                    ControlFlow::Break(())
                 }
                 Err(e) => {
                     log::warn(format_args!(
@@ -203,11 +197,10 @@ impl Sealing {
                         attempts: attempt,
                         last_error: Some((e.code(), e.to_string())),
                     });
+                    ControlFlow::Continue(())
                 }
             }
-            std::thread::sleep(delay);
-            delay = (delay * 2).min(BACKOFF_MAX);
-        }
+        });
     }
 
     pub fn status(&self) -> Status {

@@ -1,9 +1,14 @@
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::thread;
+use std::time::Duration;
+
+use sigil_shim::{blobs, relay, store, wire};
+use sigil_sys::Addr;
 
 /// xorshift64*: distinct, reproducible payloads without a rand dependency.
 pub fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
@@ -54,4 +59,31 @@ pub fn round_trip(addr: &str, data: Vec<u8>) -> std::io::Result<Vec<u8>> {
     s.read_to_end(&mut got)?;
     t.join().unwrap()?;
     Ok(got)
+}
+
+/// The blob service in this process: a store of at most `max_blobs` in `state`, served on the
+/// Unix socket `sock` (up to 4 connections, each closed after `idle`).
+pub fn serve_blobs(state: &Path, sock: &Path, max_blobs: usize, idle: Duration) {
+    let st = Arc::new(
+        store::Store::open(
+            state,
+            store::Limits {
+                max_blob_bytes: wire::MAX_DATA,
+                max_blobs,
+            },
+        )
+        .unwrap(),
+    );
+    relay::spawn_service("blobs", &Addr::Unix(sock.to_path_buf()), 4, move |s, _| {
+        blobs::serve_conn(&st, s, idle)
+    })
+    .unwrap();
+}
+
+/// A TCP server on 127.0.0.1 that runs `handle` on its first connection; returns its address.
+pub fn serve_once(handle: impl FnOnce(TcpStream) + Send + 'static) -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let at = l.local_addr().unwrap();
+    thread::spawn(move || handle(l.accept().unwrap().0));
+    at
 }

@@ -9,8 +9,9 @@ use musig2::secp::{MaybePoint, Point, Scalar};
 use musig2::{AggNonce, BinaryEncoding, KeyAggContext, PubNonce, SecNonce};
 use sha2::{Digest, Sha256};
 use sigil_signing::{
-    AggregateInfo, Engine, EntropyError, MemoryRecords, SessionInfo, SessionStatus, SignatureValue,
-    Tweak,
+    AggregateId, AggregateInfo, AggregateSpec, Engine, EntropyError, KeyId, KeyOrder,
+    MemoryRecords, MessageSpec, ParticipantSpec, SessionInfo, SessionRequest, SessionStatus,
+    SignatureValue, Tweak,
 };
 
 pub const NOW: u64 = 1_700_000_000;
@@ -43,6 +44,48 @@ pub fn bytes32(tag: &str, i: u64) -> [u8; 32] {
         .chain_update(i.to_be_bytes())
         .finalize()
         .into()
+}
+
+/// A session over `messages`, untweaked and without an adaptor point.
+pub fn plain_request(
+    aggregate: AggregateId,
+    messages: &[Vec<u8>],
+    expires_at: u64,
+) -> SessionRequest {
+    SessionRequest {
+        aggregate,
+        messages: messages
+            .iter()
+            .map(|m| MessageSpec {
+                message: m.clone(),
+                tweak: None,
+            })
+            .collect(),
+        adaptor_point: None,
+        expires_at,
+    }
+}
+
+/// An untweaked aggregate of one held key followed by one external co-signer.
+pub fn held_and_external(
+    engine: &Engine<MemoryRecords>,
+    held: KeyId,
+    external: &External,
+    order: KeyOrder,
+) -> AggregateInfo {
+    engine
+        .create_aggregate(
+            &AggregateSpec {
+                participants: vec![
+                    ParticipantSpec::Held(held),
+                    ParticipantSpec::External(external.pubkey),
+                ],
+                order,
+                tweaks: vec![],
+            },
+            NOW,
+        )
+        .unwrap()
 }
 
 /// A client who owns held keys and approves sessions with BIP-340 signatures.
@@ -181,6 +224,17 @@ pub struct Job<'a> {
     pub adaptor: Option<[u8; 33]>,
 }
 
+impl<'a> Job<'a> {
+    /// No adaptor point.
+    pub fn plain(messages: &'a [Vec<u8>], tweaks: &'a [Option<Tweak>]) -> Self {
+        Self {
+            messages,
+            tweaks,
+            adaptor: None,
+        }
+    }
+}
+
 /// Drives a session with every owner approving and every external co-signing. Returns the
 /// final status.
 pub fn run_session(
@@ -220,6 +274,33 @@ pub fn run_session(
             .unwrap();
     }
     status
+}
+
+/// The signer index of `external` in the aggregate.
+pub fn index_of(agg: &AggregateInfo, external: &External) -> u32 {
+    agg.participants
+        .iter()
+        .find(|p| p.public_key == external.pubkey)
+        .unwrap()
+        .index
+}
+
+/// `run_session` (each external at its own index), then `assert_all_valid`: returns the
+/// checked signatures.
+pub fn run_and_verify(
+    engine: &Engine<MemoryRecords>,
+    agg: &AggregateInfo,
+    session: &SessionInfo,
+    owners: &[&Owner],
+    externals: &mut [&mut External],
+    job: &Job<'_>,
+) -> Vec<[u8; 64]> {
+    let mut indexed: Vec<(u32, &mut External)> = externals
+        .iter_mut()
+        .map(|e| (index_of(agg, e), &mut **e))
+        .collect();
+    let status = run_session(engine, session, agg, owners, &mut indexed, job);
+    assert_all_valid(&status, agg, job.messages, job.tweaks)
 }
 
 /// Checks every final signature with k256 (through the crate) and libsecp256k1, and that the
