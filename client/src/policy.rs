@@ -4,28 +4,48 @@ use std::collections::BTreeMap;
 
 use sigil_protocol::manifest::PcrManifest;
 
+/// Why a `--pcr INDEX=HEX` pin is refused; the message quotes the pin as typed.
+#[derive(Debug, thiserror::Error)]
+pub enum PcrPinError {
+    #[error("--pcr {0:?}: expected INDEX=HEX")]
+    Form(String),
+    #[error("--pcr {0:?}: index must be 0..31")]
+    Index(String),
+    #[error("--pcr {pin:?}: value is not hex: {source}")]
+    Hex {
+        pin: String,
+        #[source]
+        source: hex::FromHexError,
+    },
+    #[error("--pcr {pin:?}: value is {len} bytes; PCRs are 32, 48 or 64 bytes")]
+    Length { pin: String, len: usize },
+}
+
 /// Parses `INDEX=HEX` (a PCR pin from the command line).
-pub fn parse_pcr_pin(s: &str) -> Result<(u8, Vec<u8>), String> {
+pub fn parse_pcr_pin(s: &str) -> Result<(u8, Vec<u8>), PcrPinError> {
     let (i, v) = s
         .split_once('=')
-        .ok_or_else(|| format!("--pcr {s:?}: expected INDEX=HEX"))?;
+        .ok_or_else(|| PcrPinError::Form(s.into()))?;
     let index: u8 = i
         .parse()
         .ok()
         .filter(|i| *i < 32)
-        .ok_or_else(|| format!("--pcr {s:?}: index must be 0..31"))?;
-    let value = hex::decode(v).map_err(|e| format!("--pcr {s:?}: value is not hex: {e}"))?;
+        .ok_or_else(|| PcrPinError::Index(s.into()))?;
+    let value = hex::decode(v).map_err(|source| PcrPinError::Hex {
+        pin: s.into(),
+        source,
+    })?;
     if ![32, 48, 64].contains(&value.len()) {
-        return Err(format!(
-            "--pcr {s:?}: value is {} bytes; PCRs are 32, 48 or 64 bytes",
-            value.len()
-        ));
+        return Err(PcrPinError::Length {
+            pin: s.into(),
+            len: value.len(),
+        });
     }
     Ok((index, value))
 }
 
 /// The PCRs to pin: those of the manifest, then `--pcr` pins. A pin that contradicts the
-/// manifest is an error, not silently preferred.
+/// manifest is an error, not silently preferred. The error stays text: the CLI passes it on.
 pub fn expected_pcrs(
     manifest: Option<&str>,
     pins: &[String],
@@ -39,7 +59,7 @@ pub fn expected_pcrs(
             .map_err(|e| format!("--pcrs {path}: {e}"))?;
     }
     for pin in pins {
-        let (i, v) = parse_pcr_pin(pin)?;
+        let (i, v) = parse_pcr_pin(pin).map_err(|e| e.to_string())?;
         if let Some(old) = pcrs.get(&i)
             && *old != v
         {
@@ -58,13 +78,10 @@ mod tests {
     fn pins() {
         let (i, v) = parse_pcr_pin(&format!("2={}", "ab".repeat(48))).unwrap();
         assert_eq!((i, v.len()), (2, 48));
-        assert!(parse_pcr_pin("2").unwrap_err().contains("INDEX=HEX"));
-        assert!(parse_pcr_pin("32=00").unwrap_err().contains("0..31"));
-        assert!(parse_pcr_pin("1=zz").unwrap_err().contains("not hex"));
-        assert!(
-            parse_pcr_pin("1=0000")
-                .unwrap_err()
-                .contains("32, 48 or 64")
-        );
+        let err = |s: &str| parse_pcr_pin(s).unwrap_err().to_string();
+        assert!(err("2").contains("INDEX=HEX"));
+        assert!(err("32=00").contains("0..31"));
+        assert!(err("1=zz").contains("not hex"));
+        assert!(err("1=0000").contains("32, 48 or 64"));
     }
 }

@@ -122,6 +122,50 @@ impl fmt::Debug for CredentialConfig {
     }
 }
 
+/// A configuration the development KMS refuses ([`crate::DevKms::new`]).
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("region must match [a-z0-9-]{{1,64}}")]
+    Region,
+    #[error("account_id must be 12 digits")]
+    AccountId,
+    #[error("need 1..={MAX_KEYS} keys")]
+    KeyCount,
+    #[error("key_id {0:?} must be 1-64 of [A-Za-z0-9_-]")]
+    KeyId(String),
+    #[error("key name {0:?} is used twice")]
+    DuplicateName(String),
+    #[error("key {0}: bad master_key_hex")]
+    MasterKeyHex(String),
+    #[error("key {0}: master key must be 32 bytes")]
+    MasterKeyLength(String),
+    #[error("random master key")]
+    Random,
+    #[error("key {0}: need 1..=64 allowed_credentials")]
+    CredentialCount(String),
+    #[error(transparent)]
+    SigningTime(sigil_kms::sigv4::SigV4Error),
+    #[error("key {key}: credential {access_key_id}: {source}")]
+    Credential {
+        key: String,
+        access_key_id: String,
+        #[source]
+        source: sigil_kms::sigv4::SigV4Error,
+    },
+    #[error("key {key}: PCR index {index} out of range")]
+    PcrIndex { key: String, index: u8 },
+    #[error("{what}: bad hex: {source}")]
+    PcrHex {
+        what: String,
+        #[source]
+        source: hex::FromHexError,
+    },
+    #[error("{what}: expected 48 bytes (SHA-384), got {len}")]
+    PcrLength { what: String, len: usize },
+    #[error("key {0}: allowed_image_sha384 and allowed_pcrs[0] differ (both are PCR0)")]
+    ImageMismatch(String),
+}
+
 impl Config {
     /// Parses a JSON config.
     pub fn from_json(bytes: &[u8]) -> Result<Self, String> {

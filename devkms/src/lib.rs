@@ -13,11 +13,13 @@ pub use service::{DevKms, HttpRequest, HttpResponse, KmsError};
 
 /// Validates `config`, generates the TLS material (under `config.tls_ca_dir` when set) and
 /// starts serving on `config.listen`.
+// Still a `String`: callers outside this crate (the QEMU harness) pass it on with `?`.
 pub fn start(config: &Config) -> Result<RunningServer, String> {
-    let kms = DevKms::new(config)?;
+    let kms = DevKms::new(config).map_err(|e| e.to_string())?;
     let tls = match &config.tls_ca_dir {
-        Some(dir) => tls::generate_with_ca_dir(&config.region, dir)?,
-        None => tls::generate(&config.region)?,
-    };
+        Some(dir) => tls::generate_with_ca_dir(&config.region, dir),
+        None => tls::generate(&config.region),
+    }
+    .map_err(|e| e.to_string())?;
     server::start(kms, tls, &config.listen).map_err(|e| format!("listen on {}: {e}", config.listen))
 }

@@ -1,7 +1,7 @@
 //! The KMS operations, independent of transport: SigV4 check, dispatch, key policy.
 
 use crate::blob;
-use crate::config::{Config, KeyPolicy};
+use crate::config::{Config, ConfigError, KeyPolicy};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use ring::digest;
@@ -164,20 +164,20 @@ impl fmt::Debug for DevKms {
     }
 }
 
-fn parse_pcr_hex(what: &str, s: &str) -> Result<Vec<u8>, String> {
-    let v = hex::decode(s.trim()).map_err(|e| format!("{what}: bad hex: {e}"))?;
+fn parse_pcr_hex(what: String, s: &str) -> Result<Vec<u8>, ConfigError> {
+    let v = match hex::decode(s.trim()) {
+        Ok(v) => v,
+        Err(source) => return Err(ConfigError::PcrHex { what, source }),
+    };
     if v.len() != 48 {
-        return Err(format!(
-            "{what}: expected 48 bytes (SHA-384), got {}",
-            v.len()
-        ));
+        return Err(ConfigError::PcrLength { what, len: v.len() });
     }
     Ok(v)
 }
 
 impl DevKms {
     /// Validates the config and builds the state (generating missing master keys).
-    pub fn new(config: &Config) -> Result<Self, String> {
+    pub fn new(config: &Config) -> Result<Self, ConfigError> {
         let rng = SystemRandom::new();
         // The region becomes part of ARNs, host names and the SigV4 scope.
         if config.region.is_empty()
@@ -187,13 +187,13 @@ impl DevKms {
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         {
-            return Err("region must match [a-z0-9-]{1,64}".into());
+            return Err(ConfigError::Region);
         }
         if !config.account_id.bytes().all(|b| b.is_ascii_digit()) || config.account_id.len() != 12 {
-            return Err("account_id must be 12 digits".into());
+            return Err(ConfigError::AccountId);
         }
         if config.keys.is_empty() || config.keys.len() > crate::config::MAX_KEYS {
-            return Err(format!("need 1..={} keys", crate::config::MAX_KEYS));
+            return Err(ConfigError::KeyCount);
         }
         let mut keys: Vec<Key> = Vec::new();
         for k in &config.keys {
@@ -204,7 +204,7 @@ impl DevKms {
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
             {
-                return Err(format!("key_id {id:?} must be 1-64 of [A-Za-z0-9_-]"));
+                return Err(ConfigError::KeyId(id.clone()));
             }
             let arn = format!(
                 "arn:aws:kms:{}:{}:key/{id}",
@@ -215,30 +215,27 @@ impl DevKms {
                 .chain(&k.aliases);
             for n in names {
                 if keys.iter().any(|o| o.matches(n)) {
-                    return Err(format!("key name {n:?} is used twice"));
+                    return Err(ConfigError::DuplicateName(n.clone()));
                 }
             }
             let mut master = Zeroizing::new([0u8; 32]);
             match &k.master_key_hex {
                 Some(h) => {
                     let v = Zeroizing::new(
-                        hex::decode(h.trim())
-                            .map_err(|_| format!("key {id}: bad master_key_hex"))?,
+                        hex::decode(h.trim()).map_err(|_| ConfigError::MasterKeyHex(id.clone()))?,
                     );
                     if v.len() != 32 {
-                        return Err(format!("key {id}: master key must be 32 bytes"));
+                        return Err(ConfigError::MasterKeyLength(id.clone()));
                     }
                     master.copy_from_slice(&v);
                 }
-                None => rng
-                    .fill(&mut *master)
-                    .map_err(|_| "random master key".to_string())?,
+                None => rng.fill(&mut *master).map_err(|_| ConfigError::Random)?,
             }
             let p = &k.policy;
             if p.allowed_credentials.is_empty()
                 || p.allowed_credentials.len() > crate::config::MAX_KEYS
             {
-                return Err(format!("key {id}: need 1..=64 allowed_credentials"));
+                return Err(ConfigError::CredentialCount(id.clone()));
             }
             for c in &p.allowed_credentials {
                 let creds = Credentials {
@@ -250,28 +247,34 @@ impl DevKms {
                 let params = SigningParams::new(
                     &config.region,
                     "kms",
-                    SigningTime::from_unix(0).map_err(|e| e.to_string())?,
+                    SigningTime::from_unix(0).map_err(ConfigError::SigningTime)?,
                 );
-                sigv4::signature(&creds, &params, "")
-                    .map_err(|e| format!("key {id}: credential {}: {e}", c.access_key_id))?;
+                sigv4::signature(&creds, &params, "").map_err(|source| {
+                    ConfigError::Credential {
+                        key: id.clone(),
+                        access_key_id: c.access_key_id.clone(),
+                        source,
+                    }
+                })?;
             }
             let mut pcrs = BTreeMap::new();
             for (i, h) in &p.allowed_pcrs {
                 if *i > 31 {
-                    return Err(format!("key {id}: PCR index {i} out of range"));
+                    return Err(ConfigError::PcrIndex {
+                        key: id.clone(),
+                        index: *i,
+                    });
                 }
-                pcrs.insert(*i, parse_pcr_hex(&format!("key {id}: PCR{i}"), h)?);
+                pcrs.insert(*i, parse_pcr_hex(format!("key {id}: PCR{i}"), h)?);
             }
             let image_sha384 = match &p.allowed_image_sha384 {
-                Some(h) => Some(parse_pcr_hex(&format!("key {id}: ImageSha384"), h)?),
+                Some(h) => Some(parse_pcr_hex(format!("key {id}: ImageSha384"), h)?),
                 None => None,
             };
             if let (Some(img), Some(p0)) = (&image_sha384, pcrs.get(&0))
                 && img != p0
             {
-                return Err(format!(
-                    "key {id}: allowed_image_sha384 and allowed_pcrs[0] differ (both are PCR0)"
-                ));
+                return Err(ConfigError::ImageMismatch(id.clone()));
             }
             keys.push(Key {
                 key_id: id.clone(),

@@ -19,6 +19,35 @@ use std::sync::Arc;
 /// Largest CA certificate or key file read (a P-256 or RSA-4096 PEM is a few KiB).
 const MAX_PEM: u64 = 16 * 1024;
 
+/// Why the TLS material could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("certificate generation: {0}")]
+    Generate(#[source] rcgen::Error),
+    #[error("development CA: {0}")]
+    Ca(#[source] rcgen::Error),
+    #[error("development CA certificate: {0}")]
+    CaPem(#[source] rustls::pki_types::pem::Error),
+    #[error("development CA certificate: {0}")]
+    CaCertificate(#[source] rustls::Error),
+    #[error("{}: {source}", path.display())]
+    Read {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: larger than {MAX_PEM} bytes", .0.display())]
+    TooLarge(std::path::PathBuf),
+    #[error("tls: {0}")]
+    Verifier(#[source] rustls::client::VerifierBuilderError),
+    #[error("server name: {0}")]
+    ServerName(#[source] rustls::pki_types::InvalidDnsNameError),
+    #[error("the server certificate does not verify under the CA: {0}")]
+    NotVerified(#[source] rustls::Error),
+    #[error("tls: {0}")]
+    Tls(#[source] rustls::Error),
+}
+
 /// The generated CA (public part) and the TLS server configuration.
 pub struct DevTls {
     /// PEM of the development CA certificate (what `--ca-out` writes).
@@ -30,8 +59,8 @@ pub struct DevTls {
 }
 
 /// Generates a CA and a server certificate for the given region.
-pub fn generate(region: &str) -> Result<DevTls, String> {
-    let err = |e: rcgen::Error| format!("certificate generation: {e}");
+pub fn generate(region: &str) -> Result<DevTls, TlsError> {
+    let err = TlsError::Generate;
     let ca_key = KeyPair::generate().map_err(err)?;
     let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
     ca.distinguished_name.push(
@@ -52,10 +81,9 @@ pub fn generate_with_ca(
     region: &str,
     ca_cert_pem: &str,
     ca_key_pem: &str,
-) -> Result<DevTls, String> {
-    let err = |e: rcgen::Error| format!("development CA: {e}");
-    let ca_der = CertificateDer::from_pem_slice(ca_cert_pem.as_bytes())
-        .map_err(|e| format!("development CA certificate: {e}"))?;
+) -> Result<DevTls, TlsError> {
+    let err = TlsError::Ca;
+    let ca_der = CertificateDer::from_pem_slice(ca_cert_pem.as_bytes()).map_err(TlsError::CaPem)?;
     let ca_key = KeyPair::from_pem(ca_key_pem).map_err(err)?;
     let issuer = Issuer::from_ca_cert_der(&ca_der, ca_key).map_err(err)?;
     with_leaf(region, ca_cert_pem.to_string(), ca_der.to_vec(), &issuer)
@@ -63,16 +91,18 @@ pub fn generate_with_ca(
 
 /// Reads `ca.pem` and `ca.key` from `dir` (the layout of `devkms/dev-ca/`) and issues the
 /// server certificate with them.
-pub fn generate_with_ca_dir(region: &str, dir: &Path) -> Result<DevTls, String> {
-    let read = |name: &str| -> Result<String, String> {
+pub fn generate_with_ca_dir(region: &str, dir: &Path) -> Result<DevTls, TlsError> {
+    let read = |name: &str| -> Result<String, TlsError> {
         let p = dir.join(name);
-        let len = std::fs::metadata(&p)
-            .map_err(|e| format!("{}: {e}", p.display()))?
-            .len();
+        let failed = |source| TlsError::Read {
+            path: p.clone(),
+            source,
+        };
+        let len = std::fs::metadata(&p).map_err(failed)?.len();
         if len > MAX_PEM {
-            return Err(format!("{}: larger than {MAX_PEM} bytes", p.display()));
+            return Err(TlsError::TooLarge(p));
         }
-        std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))
+        std::fs::read_to_string(&p).map_err(failed)
     };
     generate_with_ca(region, &read("ca.pem")?, &read("ca.key")?)
 }
@@ -82,8 +112,8 @@ fn with_leaf(
     ca_pem: String,
     ca_der: Vec<u8>,
     issuer: &Issuer<'_, KeyPair>,
-) -> Result<DevTls, String> {
-    let err = |e: rcgen::Error| format!("certificate generation: {e}");
+) -> Result<DevTls, TlsError> {
+    let err = TlsError::Generate;
     let mut leaf =
         CertificateParams::new(vec![sigil_kms::api::host(region), "localhost".to_string()])
             .map_err(err)?;
@@ -107,22 +137,21 @@ fn with_leaf(
     let mut roots = RootCertStore::empty();
     roots
         .add(CertificateDer::from(ca_der.clone()))
-        .map_err(|e| format!("development CA certificate: {e}"))?;
+        .map_err(TlsError::CaCertificate)?;
     WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
         .build()
-        .map_err(|e| format!("tls: {e}"))?
+        .map_err(TlsError::Verifier)?
         .verify_server_cert(
             leaf_cert.der(),
             &[],
-            &ServerName::try_from(sigil_kms::api::host(region))
-                .map_err(|e| format!("server name: {e}"))?,
+            &ServerName::try_from(sigil_kms::api::host(region)).map_err(TlsError::ServerName)?,
             &[],
             UnixTime::now(),
         )
-        .map_err(|e| format!("the server certificate does not verify under the CA: {e}"))?;
+        .map_err(TlsError::NotVerified)?;
     let server_config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| format!("tls: {e}"))?
+        .map_err(TlsError::Tls)?
         .with_no_client_auth()
         .with_single_cert(
             vec![
@@ -131,7 +160,7 @@ fn with_leaf(
             ],
             PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der())),
         )
-        .map_err(|e| format!("tls: {e}"))?;
+        .map_err(TlsError::Tls)?;
     Ok(DevTls {
         ca_pem,
         ca_der,
@@ -163,7 +192,8 @@ mod tests {
         let other = KeyPair::generate().unwrap().serialize_pem();
         let e = generate_with_ca("eu-west-1", DEV_CA_PEM, &other)
             .err()
-            .unwrap();
+            .unwrap()
+            .to_string();
         assert!(e.contains("does not verify under the CA"), "{e}");
         assert!(generate_with_ca("eu-west-1", "not pem", DEV_CA_KEY).is_err());
         assert!(generate_with_ca("eu-west-1", DEV_CA_PEM, "not pem").is_err());

@@ -120,7 +120,7 @@ fn run(cfg: args::Config) -> Result<(), String> {
             if !std::path::Path::new(path).exists() {
                 return Err(format!("--config {path}: no such file"));
             }
-            MeasuredConfig::load_from(path)?
+            MeasuredConfig::load_from(path).map_err(|e| e.to_string())?
         }
         None => MeasuredConfig::default(),
     };
@@ -143,7 +143,8 @@ fn run(cfg: args::Config) -> Result<(), String> {
         blobs: cfg.blob_store.clone(),
         state_dir: state_dir.clone(),
         bb: cfg.bb.clone(),
-    })?;
+    })
+    .map_err(|e| e.to_string())?;
     stop_on_signals(server.stopper())?;
     log::info(format_args!(
         "listening on {bound} (mode {})",

@@ -12,12 +12,25 @@ use crate::wire::{self, FrameError, Response};
 /// memory, so this bounds the service's memory (~16 x 4 MiB).
 pub const MAX_CONNECTIONS: usize = 16;
 
+/// Why a blob connection was closed with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Timeouts(std::io::Error),
+    #[error("frame of {0} bytes; the limit is {max}", max = wire::MAX_FRAME)]
+    TooLarge(usize),
+    #[error("reading a frame: {0}")]
+    Read(#[source] std::io::Error),
+    #[error("writing a reply: {0}")]
+    Write(#[source] std::io::Error),
+}
+
 /// Serves one connection until the peer closes, is idle for `idle`, or sends a frame that
 /// cannot be framed. A frame that frames but does not decode gets an error reply and the
 /// connection goes on: only a broken length prefix makes the stream unusable.
-pub fn serve_conn(store: &Store, mut s: Stream, idle: Duration) -> Result<(), String> {
+pub fn serve_conn(store: &Store, mut s: Stream, idle: Duration) -> Result<(), ServeError> {
     // A slow or silent peer (slowloris) cannot hold a connection slot past `idle`.
-    s.set_timeouts(Some(idle)).map_err(|e| e.to_string())?;
+    s.set_timeouts(Some(idle)).map_err(ServeError::Timeouts)?;
     loop {
         let resp = match wire::read_frame(&mut s) {
             Ok(body) => match wire::decode_request(&body) {
@@ -26,16 +39,15 @@ pub fn serve_conn(store: &Store, mut s: Stream, idle: Duration) -> Result<(), St
             },
             Err(FrameError::Eof) => return Ok(()),
             Err(FrameError::TooLarge(n)) => {
-                let msg = format!("frame of {n} bytes; the limit is {}", wire::MAX_FRAME);
+                let e = ServeError::TooLarge(n);
                 let _ = wire::write_frame(
                     &mut s,
-                    &wire::encode_response(&Response::err("too_large", &*msg)),
+                    &wire::encode_response(&Response::err("too_large", e.to_string())),
                 );
-                return Err(msg);
+                return Err(e);
             }
-            Err(FrameError::Io(e)) => return Err(format!("reading a frame: {e}")),
+            Err(FrameError::Io(e)) => return Err(ServeError::Read(e)),
         };
-        wire::write_frame(&mut s, &wire::encode_response(&resp))
-            .map_err(|e| format!("writing a reply: {e}"))?;
+        wire::write_frame(&mut s, &wire::encode_response(&resp)).map_err(ServeError::Write)?;
     }
 }

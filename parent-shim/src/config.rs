@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::Parser;
 use serde::Deserialize;
 use sigil_sys::Addr;
+use sigil_sys::addr::AddrError;
 
 use crate::store;
 
@@ -119,9 +120,74 @@ pub const DEFAULT_MAX_BLOBS: usize = 10_000;
 /// The config file is small; refusing a huge one avoids reading an arbitrary file into memory.
 const MAX_CONFIG_BYTES: u64 = 64 * 1024;
 
-fn addr(v: &Option<String>, key: &str) -> Result<Option<Addr>, String> {
+/// A shim configuration (file and flags) that is refused; the message names the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: larger than {MAX_CONFIG_BYTES} bytes", .0.display())]
+    TooLarge(PathBuf),
+    #[error("{}: {source}", path.display())]
+    Toml {
+        path: PathBuf,
+        #[source]
+        source: toml::de::Error,
+    },
+    #[error("{key}: {source}")]
+    Addr {
+        key: &'static str,
+        #[source]
+        source: AddrError,
+    },
+    #[error("{key} = {value} is outside {lo}..={hi}")]
+    OutOfRange {
+        key: &'static str,
+        value: String,
+        lo: String,
+        hi: String,
+    },
+    #[error("destination {0:?} needs HOST:PORT")]
+    DestinationForm(String),
+    #[error("destination host in {0:?} must be 1-253 bytes")]
+    DestinationHostLength(String),
+    #[error("destination host in {0:?} may hold only letters, digits, '.' and '-'")]
+    DestinationHostCharacters(String),
+    #[error("destination port in {0:?} is not 1-65535")]
+    DestinationPort(String),
+    #[error("region {0:?} is not a region name like eu-west-1")]
+    Region(String),
+    #[error("ingress_listen is set but enclave_api is not")]
+    IngressWithoutEnclave,
+    #[error("egress_listen is set but neither egress_allow nor region is")]
+    EgressWithoutAllowList,
+    #[error("egress_allow holds more than 64 entries")]
+    EgressAllowTooLong,
+    #[error("egress_resolve {0:?} must be HOST:PORT=IP:PORT")]
+    ResolveForm(String),
+    #[error("egress_resolve {entry:?}: {to:?} is not IP:PORT")]
+    ResolveTarget { entry: String, to: String },
+    #[error("egress_resolve names {0}, which is not on the egress allow-list")]
+    ResolveNotAllowed(String),
+    #[error("credentials_source {0:?} is not imds or env")]
+    CredentialsSource(String),
+    #[error("crs_file is set but blob_listen is not (the CRS goes into the blob store)")]
+    CrsWithoutBlobStore,
+    #[error(
+        "nothing to do: set at least one of ingress_listen, blob_listen, egress_listen, log_listen, credentials_listen"
+    )]
+    NothingToDo,
+}
+
+fn addr(v: &Option<String>, key: &'static str) -> Result<Option<Addr>, ConfigError> {
     v.as_deref()
-        .map(|s| s.parse::<Addr>().map_err(|e| format!("{key}: {e}")))
+        .map(|s| {
+            s.parse::<Addr>()
+                .map_err(|source| ConfigError::Addr { key, source })
+        })
         .transpose()
 }
 
@@ -129,55 +195,62 @@ fn in_range<T: PartialOrd + std::fmt::Display + Copy>(
     v: T,
     lo: T,
     hi: T,
-    key: &str,
-) -> Result<T, String> {
+    key: &'static str,
+) -> Result<T, ConfigError> {
     if v < lo || v > hi {
-        return Err(format!("{key} = {v} is outside {lo}..={hi}"));
+        return Err(ConfigError::OutOfRange {
+            key,
+            value: v.to_string(),
+            lo: lo.to_string(),
+            hi: hi.to_string(),
+        });
     }
     Ok(v)
 }
 
 /// `host:port` with a DNS-name host, lower-cased (the allow-list compares exact strings).
-pub fn check_destination(d: &str) -> Result<String, String> {
+pub fn check_destination(d: &str) -> Result<String, ConfigError> {
     let Some((host, port)) = d.rsplit_once(':') else {
-        return Err(format!("destination {d:?} needs HOST:PORT"));
+        return Err(ConfigError::DestinationForm(d.into()));
     };
     if host.is_empty() || host.len() > 253 {
-        return Err(format!("destination host in {d:?} must be 1-253 bytes"));
+        return Err(ConfigError::DestinationHostLength(d.into()));
     }
     if !host
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
     {
-        return Err(format!(
-            "destination host in {d:?} may hold only letters, digits, '.' and '-'"
-        ));
+        return Err(ConfigError::DestinationHostCharacters(d.into()));
     }
     match port.parse::<u16>() {
         Ok(p) if p > 0 => Ok(format!("{}:{p}", host.to_ascii_lowercase())),
-        _ => Err(format!("destination port in {d:?} is not 1-65535")),
+        _ => Err(ConfigError::DestinationPort(d.into())),
     }
 }
 
-pub fn load_file(path: &Path) -> Result<FileConfig, String> {
+pub fn load_file(path: &Path) -> Result<FileConfig, ConfigError> {
     use std::io::Read;
-    let f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let read = |source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let f = std::fs::File::open(path).map_err(read)?;
     let mut text = String::new();
     f.take(MAX_CONFIG_BYTES + 1)
         .read_to_string(&mut text)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+        .map_err(read)?;
     if text.len() as u64 > MAX_CONFIG_BYTES {
-        return Err(format!(
-            "{}: larger than {MAX_CONFIG_BYTES} bytes",
-            path.display()
-        ));
+        return Err(ConfigError::TooLarge(path.to_path_buf()));
     }
-    toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+    toml::from_str(&text).map_err(|source| ConfigError::Toml {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 impl Cli {
     /// Reads the file named by `--config` (if any), applies the flags over it and checks it.
-    pub fn settings(&self) -> Result<Settings, String> {
+    pub fn settings(&self) -> Result<Settings, ConfigError> {
         let f = match &self.config {
             Some(p) => load_file(p)?,
             None => FileConfig::default(),
@@ -186,7 +259,7 @@ impl Cli {
     }
 }
 
-fn merge(c: &Cli, f: FileConfig) -> Result<Settings, String> {
+fn merge(c: &Cli, f: FileConfig) -> Result<Settings, ConfigError> {
     let pick = |flag: &Option<String>, file: Option<String>| flag.clone().or(file);
     let region = pick(&c.region, f.region);
     if let Some(r) = &region {
@@ -197,7 +270,7 @@ fn merge(c: &Cli, f: FileConfig) -> Result<Settings, String> {
                 .chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         {
-            return Err(format!("region {r:?} is not a region name like eu-west-1"));
+            return Err(ConfigError::Region(r.clone()));
         }
     }
     let max_connections = in_range(
@@ -238,7 +311,7 @@ fn merge(c: &Cli, f: FileConfig) -> Result<Settings, String> {
         addr(&pick(&c.enclave_api, f.enclave_api), "enclave_api")?,
     ) {
         (Some(l), Some(e)) => Some((l, e)),
-        (Some(_), None) => return Err("ingress_listen is set but enclave_api is not".into()),
+        (Some(_), None) => return Err(ConfigError::IngressWithoutEnclave),
         (None, _) => None,
     };
     let blobs = addr(&pick(&c.blob_listen, f.blob_listen), "blob_listen")?.map(|l| {
@@ -259,10 +332,10 @@ fn merge(c: &Cli, f: FileConfig) -> Result<Settings, String> {
             } else if let Some(r) = &region {
                 vec![format!("kms.{r}.amazonaws.com:443")]
             } else {
-                return Err("egress_listen is set but neither egress_allow nor region is".into());
+                return Err(ConfigError::EgressWithoutAllowList);
             };
             if list.len() > 64 {
-                return Err("egress_allow holds more than 64 entries".into());
+                return Err(ConfigError::EgressAllowTooLong);
             }
             let list = list
                 .iter()
@@ -280,17 +353,16 @@ fn merge(c: &Cli, f: FileConfig) -> Result<Settings, String> {
     for r in &resolve_list {
         let (dest, to) = r
             .split_once('=')
-            .ok_or_else(|| format!("egress_resolve {r:?} must be HOST:PORT=IP:PORT"))?;
+            .ok_or_else(|| ConfigError::ResolveForm(r.clone()))?;
         let dest = check_destination(dest)?;
-        let to: std::net::SocketAddr = to
-            .parse()
-            .map_err(|_| format!("egress_resolve {r:?}: {to:?} is not IP:PORT"))?;
+        let to: std::net::SocketAddr = to.parse().map_err(|_| ConfigError::ResolveTarget {
+            entry: r.clone(),
+            to: to.into(),
+        })?;
         match &egress {
             Some((_, allow)) if allow.contains(&dest) => {}
             _ => {
-                return Err(format!(
-                    "egress_resolve names {dest}, which is not on the egress allow-list"
-                ));
+                return Err(ConfigError::ResolveNotAllowed(dest));
             }
         }
         egress_resolve.push((dest, to.to_string()));
@@ -299,7 +371,7 @@ fn merge(c: &Cli, f: FileConfig) -> Result<Settings, String> {
     let source = match pick(&c.credentials_source, f.credentials_source).as_deref() {
         None | Some("imds") => crate::creds::Source::Imds(crate::creds::IMDS.into()),
         Some("env") => crate::creds::Source::Env,
-        Some(other) => return Err(format!("credentials_source {other:?} is not imds or env")),
+        Some(other) => return Err(ConfigError::CredentialsSource(other.into())),
     };
     let credentials = addr(
         &pick(&c.credentials_listen, f.credentials_listen),
@@ -308,9 +380,7 @@ fn merge(c: &Cli, f: FileConfig) -> Result<Settings, String> {
     .map(|a| (a, source));
     let crs_file = c.crs_file.clone().or(f.crs_file);
     if crs_file.is_some() && blobs.is_none() {
-        return Err(
-            "crs_file is set but blob_listen is not (the CRS goes into the blob store)".into(),
-        );
+        return Err(ConfigError::CrsWithoutBlobStore);
     }
     if ingress.is_none()
         && blobs.is_none()
@@ -318,7 +388,7 @@ fn merge(c: &Cli, f: FileConfig) -> Result<Settings, String> {
         && logs.is_none()
         && credentials.is_none()
     {
-        return Err("nothing to do: set at least one of ingress_listen, blob_listen, egress_listen, log_listen, credentials_listen".into());
+        return Err(ConfigError::NothingToDo);
     }
     Ok(Settings {
         ingress,
@@ -399,7 +469,8 @@ idle_timeout_secs = 60
         let p = write("typo", "ingres_listen = \"tcp:0.0.0.0:1\"\n");
         let e = cli(&["--config", p.to_str().unwrap()])
             .settings()
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("unknown field"), "{e}");
         let _ = std::fs::remove_file(p);
         for (args, want) in [
@@ -456,12 +527,13 @@ idle_timeout_secs = 60
                 "not imds or env",
             ),
         ] {
-            let e = cli(args).settings().unwrap_err();
+            let e = cli(args).settings().unwrap_err().to_string();
             assert!(e.contains(want), "{args:?}: {e}");
         }
         let e = cli(&["--config", "/nonexistent/shim.toml"])
             .settings()
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("/nonexistent/shim.toml"), "{e}");
     }
 }

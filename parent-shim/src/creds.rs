@@ -26,11 +26,45 @@ const MAX_HTTP_RESPONSE: u64 = 64 * 1024;
 /// IMDS answers in milliseconds; a hung endpoint must not hold the enclave's request.
 const IMDS_TIMEOUT: Duration = Duration::from_secs(3);
 
-pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<Credentials, String> {
-    let need = |k: &str| {
+/// Why the shim has no credentials for the enclave; the text is sent to the enclave as the
+/// refusal's message (it holds no secret).
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialsError {
+    #[error("{0} is not set")]
+    NotSet(&'static str),
+    #[error("IMDS {method} {path}: {source}")]
+    Http {
+        method: String,
+        path: String,
+        #[source]
+        source: ureq::Error,
+    },
+    #[error("IMDS {method} {path}: status {status}")]
+    Status {
+        method: String,
+        path: String,
+        status: ureq::http::StatusCode,
+    },
+    #[error("IMDS {path}: answer larger than {MAX_HTTP_RESPONSE} bytes")]
+    TooLarge { path: String },
+    #[error("IMDS token is not a printable token")]
+    BadToken,
+    #[error("the instance has no usable IAM role")]
+    NoRole,
+    #[error("IMDS credentials: {0}")]
+    Json(#[source] serde_json::Error),
+    #[error("IMDS credentials: Code is {0:?}")]
+    Code(String),
+    /// Answering the enclave failed.
+    #[error(transparent)]
+    Io(std::io::Error),
+}
+
+pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<Credentials, CredentialsError> {
+    let need = |k: &'static str| {
         get(k)
             .filter(|v| !v.is_empty())
-            .ok_or_else(|| format!("{k} is not set"))
+            .ok_or(CredentialsError::NotSet(k))
     };
     Ok(Credentials {
         access_key_id: need("AWS_ACCESS_KEY_ID")?,
@@ -42,7 +76,7 @@ pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<Credentials, Str
     })
 }
 
-pub fn fetch(source: &Source) -> Result<Credentials, String> {
+pub fn fetch(source: &Source) -> Result<Credentials, CredentialsError> {
     match source {
         Source::Env => from_env(|k| std::env::var(k).ok()),
         Source::Imds(at) => imds(at),
@@ -70,9 +104,13 @@ fn http(
     method: &str,
     path: &str,
     header: (&str, &str),
-) -> Result<String, String> {
+) -> Result<String, CredentialsError> {
     let url = format!("http://{at}{path}");
-    let fail = |e: ureq::Error| format!("IMDS {method} {path}: {e}");
+    let fail = |source: ureq::Error| CredentialsError::Http {
+        method: method.into(),
+        path: path.into(),
+        source,
+    };
     let mut resp = match method {
         // A PUT with an empty body, as IMDSv2 wants for the token.
         "PUT" => agent
@@ -88,21 +126,23 @@ fn http(
     };
     let status = resp.status();
     if status != 200 {
-        return Err(format!("IMDS {method} {path}: status {status}"));
+        return Err(CredentialsError::Status {
+            method: method.into(),
+            path: path.into(),
+            status,
+        });
     }
     resp.body_mut()
         .with_config()
         .limit(MAX_HTTP_RESPONSE)
         .read_to_string()
         .map_err(|e| match e {
-            ureq::Error::BodyExceedsLimit(_) => {
-                format!("IMDS {path}: answer larger than {MAX_HTTP_RESPONSE} bytes")
-            }
+            ureq::Error::BodyExceedsLimit(_) => CredentialsError::TooLarge { path: path.into() },
             e => fail(e),
         })
 }
 
-fn imds(at: &str) -> Result<Credentials, String> {
+fn imds(at: &str) -> Result<Credentials, CredentialsError> {
     let agent = agent();
     let token = http(
         &agent,
@@ -113,7 +153,7 @@ fn imds(at: &str) -> Result<Credentials, String> {
     )?;
     let token = token.trim();
     if token.is_empty() || token.len() > 1024 || !token.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err("IMDS token is not a printable token".into());
+        return Err(CredentialsError::BadToken);
     }
     let h = ("X-aws-ec2-metadata-token", token);
     let roles = http(
@@ -131,7 +171,7 @@ fn imds(at: &str) -> Result<Credentials, String> {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "_+=,.@-".contains(c))
     {
-        return Err("the instance has no usable IAM role".into());
+        return Err(CredentialsError::NoRole);
     }
     let body = Zeroizing::new(http(
         &agent,
@@ -143,7 +183,7 @@ fn imds(at: &str) -> Result<Credentials, String> {
     parse_imds_credentials(&body)
 }
 
-pub fn parse_imds_credentials(body: &str) -> Result<Credentials, String> {
+pub fn parse_imds_credentials(body: &str) -> Result<Credentials, CredentialsError> {
     #[derive(serde::Deserialize)]
     #[serde(rename_all = "PascalCase")]
     struct J {
@@ -153,12 +193,9 @@ pub fn parse_imds_credentials(body: &str) -> Result<Credentials, String> {
         token: Option<String>,
         expiration: Option<String>,
     }
-    let j: J = serde_json::from_str(body).map_err(|e| format!("IMDS credentials: {e}"))?;
+    let j: J = serde_json::from_str(body).map_err(CredentialsError::Json)?;
     if j.code != "Success" {
-        return Err(format!(
-            "IMDS credentials: Code is {:?}",
-            j.code.chars().take(40).collect::<String>()
-        ));
+        return Err(CredentialsError::Code(j.code.chars().take(40).collect()));
     }
     Ok(Credentials {
         access_key_id: j.access_key_id,
@@ -169,16 +206,22 @@ pub fn parse_imds_credentials(body: &str) -> Result<Credentials, String> {
 }
 
 /// Serves one request: fetch fresh (temporary credentials rotate), send, close.
-pub fn handle(mut s: sigil_sys::Stream, source: &Source) -> Result<(), String> {
+pub fn handle(mut s: sigil_sys::Stream, source: &Source) -> Result<(), CredentialsError> {
     s.set_write_timeout(Some(IMDS_TIMEOUT))
-        .map_err(|e| e.to_string())?;
-    let answer = fetch(source).map_err(|m| Refusal {
-        code: frame::UNAVAILABLE.into(),
-        message: m,
-    });
-    frame::write(&mut s, &answer).map_err(|e| e.to_string())?;
+        .map_err(CredentialsError::Io)?;
     // The error text is ours (no secret in it); the credentials themselves are never logged.
-    answer.map(|_| ()).map_err(|r| r.message)
+    let (answer, failed) = match fetch(source) {
+        Ok(c) => (Ok(c), None),
+        Err(e) => {
+            let refusal = Refusal {
+                code: frame::UNAVAILABLE.into(),
+                message: e.to_string(),
+            };
+            (Err(refusal), Some(e))
+        }
+    };
+    frame::write(&mut s, &answer).map_err(CredentialsError::Io)?;
+    failed.map_or(Ok(()), Err)
 }
 
 #[cfg(test)]
@@ -289,13 +332,14 @@ mod tests {
             (b"garbage\r\n\r\n".to_vec(), "IMDS GET /x"),
             (big, "larger than"),
         ] {
-            let e = get(&canned(raw)).unwrap_err();
+            let e = get(&canned(raw)).unwrap_err().to_string();
             assert!(e.contains(want), "{e}");
         }
         assert!(parse_imds_credentials(r#"{"Code":"Failed"}"#).is_err());
         assert!(
             parse_imds_credentials("not json")
                 .unwrap_err()
+                .to_string()
                 .contains("IMDS credentials")
         );
     }
@@ -312,6 +356,7 @@ mod tests {
         assert!(
             from_env(|_| None)
                 .unwrap_err()
+                .to_string()
                 .contains("AWS_ACCESS_KEY_ID")
         );
     }

@@ -23,15 +23,37 @@ pub fn chunk_name(i: usize) -> String {
     format!("crs/bn254_g1/{i:05}")
 }
 
+/// Why the CRS file could not be imported.
+#[derive(Debug, thiserror::Error)]
+pub enum CrsError {
+    #[error("CRS {}: {source}", file.display())]
+    Io {
+        file: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "CRS {}: {len} bytes is not a whole number of 64-byte points up to {MAX_BYTES} bytes",
+        file.display()
+    )]
+    Size { file: std::path::PathBuf, len: u64 },
+    /// The blob store refused a chunk: its error code and message.
+    #[error("storing {name}: {detail}")]
+    Store { name: String, detail: String },
+}
+
 /// Imports `file`; returns (points, chunks written, chunks already present).
-pub fn import(store: &Store, file: &Path) -> Result<(u64, usize, usize), String> {
-    let ctx = |e: std::io::Error| format!("CRS {}: {e}", file.display());
+pub fn import(store: &Store, file: &Path) -> Result<(u64, usize, usize), CrsError> {
+    let ctx = |source: std::io::Error| CrsError::Io {
+        file: file.to_path_buf(),
+        source,
+    };
     let len = std::fs::metadata(file).map_err(ctx)?.len();
     if len == 0 || len % POINT != 0 || len > MAX_BYTES {
-        return Err(format!(
-            "CRS {}: {len} bytes is not a whole number of 64-byte points up to {MAX_BYTES} bytes",
-            file.display()
-        ));
+        return Err(CrsError::Size {
+            file: file.to_path_buf(),
+            len,
+        });
     }
     let mut f = std::fs::File::open(file).map_err(ctx)?;
     let (mut written, mut kept) = (0, 0);
@@ -66,7 +88,10 @@ pub fn import(store: &Store, file: &Path) -> Result<(u64, usize, usize), String>
         });
         if !r.ok {
             let e = r.error.map(|e| format!("{}: {}", e.code, e.message));
-            return Err(format!("storing {name}: {}", e.unwrap_or_default()));
+            return Err(CrsError::Store {
+                name,
+                detail: e.unwrap_or_default(),
+            });
         }
         written += 1;
     }
@@ -115,7 +140,7 @@ mod tests {
         assert_eq!(last.data.unwrap(), &bytes[2 * CHUNK..]);
 
         std::fs::write(&file, &bytes[..100]).unwrap();
-        let e = import(&store, &file).unwrap_err();
+        let e = import(&store, &file).unwrap_err().to_string();
         assert!(e.contains("64-byte points"), "{e}");
         let _ = std::fs::remove_dir_all(&dir);
     }

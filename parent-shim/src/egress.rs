@@ -18,12 +18,33 @@ use crate::relay;
 /// Time allowed for the request line (slowloris on the handshake).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
-fn refuse(s: &mut Stream, code: &str, msg: &str) -> String {
+/// Why an egress connection ended with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    #[error(transparent)]
+    Io(std::io::Error),
+    #[error("reading the request line: {0}")]
+    Request(#[source] EgressError),
+    /// Refused with this code, which the enclave was told.
+    #[error("{code}: {message}")]
+    Refused { code: &'static str, message: String },
+    #[error("{dest}: {source}")]
+    Splice {
+        dest: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn refuse(s: &mut Stream, code: &'static str, msg: &str) -> ProxyError {
     let _ = s.write_all(&wire::encode_answer(&Err(Refusal {
         code: code.into(),
         message: msg.into(),
     })));
-    format!("{code}: {msg}")
+    ProxyError::Refused {
+        code,
+        message: msg.into(),
+    }
 }
 
 /// `resolve` maps allowed destinations to fixed `ip:port` addresses (development only).
@@ -32,21 +53,22 @@ pub fn handle(
     allow: &[String],
     resolve: &[(String, String)],
     idle: Duration,
-) -> Result<(), String> {
+) -> Result<(), ProxyError> {
     client
         .set_read_timeout(Some(REQUEST_TIMEOUT))
-        .map_err(|e| e.to_string())?;
+        .map_err(ProxyError::Io)?;
     client
         .set_write_timeout(Some(REQUEST_TIMEOUT))
-        .map_err(|e| e.to_string())?;
+        .map_err(ProxyError::Io)?;
     let line = match wire::read_request(&mut client) {
         Ok(line) => line,
         Err(e @ (EgressError::TooLong(..) | EgressError::NotUtf8(_))) => {
             return Err(refuse(&mut client, BAD_REQUEST, &e.to_string()));
         }
-        Err(e) => return Err(format!("reading the request line: {e}")),
+        Err(e) => return Err(ProxyError::Request(e)),
     };
-    let dest = check_destination(&line).map_err(|e| refuse(&mut client, BAD_REQUEST, &e))?;
+    let dest =
+        check_destination(&line).map_err(|e| refuse(&mut client, BAD_REQUEST, &e.to_string()))?;
     // The allow-list is the whole defence against the proxy being used to reach anything
     // else (the instance metadata service, internal hosts): check before any DNS or connect.
     if !allow.contains(&dest) {
@@ -65,6 +87,6 @@ pub fn handle(
         .unwrap_or_else(|| dest.clone());
     let server = Stream::connect(&Addr::Tcp(target))
         .map_err(|e| refuse(&mut client, CONNECT_FAILED, &e.to_string()))?;
-    client.write_all(wire::OK).map_err(|e| e.to_string())?;
-    relay::splice(client, server, idle).map_err(|e| format!("{dest}: {e}"))
+    client.write_all(wire::OK).map_err(ProxyError::Io)?;
+    relay::splice(client, server, idle).map_err(|source| ProxyError::Splice { dest, source })
 }

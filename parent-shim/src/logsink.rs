@@ -39,7 +39,7 @@ pub fn copy_lines(mut r: impl Read, out: &mut dyn FnMut(&str), prefix: &str) -> 
     Ok(())
 }
 
-pub fn handle(s: impl Read, peer: &str) -> Result<(), String> {
+pub fn handle(s: impl Read, peer: &str) -> io::Result<()> {
     let prefix = format!("enclave[{peer}]: ");
     let mut print = |l: &str| {
         // One lock: lines from two connections never interleave mid-line.
@@ -48,7 +48,7 @@ pub fn handle(s: impl Read, peer: &str) -> Result<(), String> {
         let _ = writeln!(o, "{l}");
         let _ = o.flush();
     };
-    copy_lines(s, &mut print, &prefix).map_err(|e| e.to_string())
+    copy_lines(s, &mut print, &prefix)
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use sigil_shim::config::Cli;
 use sigil_shim::{blobs, creds, crs, egress, log, logsink, relay, store};
 
 fn run() -> Result<(), String> {
-    let settings = Cli::parse().settings()?;
+    let settings = Cli::parse().settings().map_err(|e| e.to_string())?;
     let idle = settings.idle_timeout;
     let max = settings.max_connections;
     if let Some((dir_addr, dir)) = &settings.blobs {
@@ -18,7 +18,7 @@ fn run() -> Result<(), String> {
         );
         log::info("blobs", &format!("{} blobs in {}", st.len(), dir.display()));
         if let Some(file) = &settings.crs_file {
-            let (points, written, kept) = crs::import(&st, file)?;
+            let (points, written, kept) = crs::import(&st, file).map_err(|e| e.to_string())?;
             log::info(
                 "blobs",
                 &format!(

@@ -37,16 +37,26 @@ fn take_slot(live: &Arc<AtomicUsize>, max: usize) -> Option<Slot> {
     .map(|_| Slot(live.clone()))
 }
 
+/// Why one ingress connection ended with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    #[error("upstream: {0}")]
+    Upstream(#[source] io::Error),
+    #[error(transparent)]
+    Splice(io::Error),
+}
+
 /// Binds `addr` and serves it on a background thread: at most `max` connections at once,
 /// each on its own thread running `handler(stream, peer)`. Returns the bound address.
-pub fn spawn_service<F>(
+pub fn spawn_service<F, E>(
     service: &'static str,
     addr: &Addr,
     max: usize,
     handler: F,
 ) -> io::Result<Addr>
 where
-    F: Fn(Stream, &str) -> Result<(), String> + Send + Sync + 'static,
+    F: Fn(Stream, &str) -> Result<(), E> + Send + Sync + 'static,
+    E: std::fmt::Display,
 {
     let listener = Listener::bind(addr)?;
     let bound = listener.local_addr()?;
@@ -57,9 +67,10 @@ where
     Ok(bound)
 }
 
-fn serve<F>(service: &'static str, listener: Listener, max: usize, handler: Arc<F>)
+fn serve<F, E>(service: &'static str, listener: Listener, max: usize, handler: Arc<F>)
 where
-    F: Fn(Stream, &str) -> Result<(), String> + Send + Sync + 'static,
+    F: Fn(Stream, &str) -> Result<(), E> + Send + Sync + 'static,
+    E: std::fmt::Display,
 {
     let live = Arc::new(AtomicUsize::new(0));
     let mut last_refusal_log: Option<Instant> = None;
@@ -111,9 +122,9 @@ where
 }
 
 /// Ingress: connect to the enclave and copy both ways.
-pub fn forward(client: Stream, upstream: &Addr, idle: Duration) -> Result<(), String> {
-    let server = Stream::connect(upstream).map_err(|e| format!("upstream: {e}"))?;
-    splice(client, server, idle).map_err(|e| e.to_string())
+pub fn forward(client: Stream, upstream: &Addr, idle: Duration) -> Result<(), RelayError> {
+    let server = Stream::connect(upstream).map_err(RelayError::Upstream)?;
+    splice(client, server, idle).map_err(RelayError::Splice)
 }
 
 /// Copies `a` <-> `b` until both directions have ended. EOF in one direction becomes

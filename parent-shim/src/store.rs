@@ -36,28 +36,39 @@ pub struct Store {
     tmp_seq: AtomicU64,
 }
 
+/// A blob name (or prefix) that [`check_name`] refuses; `what` says which.
+#[derive(Debug, thiserror::Error)]
+pub enum NameError {
+    #[error("{what} is {len} bytes; at most {MAX_NAME}")]
+    TooLong { what: &'static str, len: usize },
+    #[error("{what} contains {c:?}; allowed are A-Z a-z 0-9 . _ - /")]
+    Character { what: &'static str, c: char },
+    #[error("{what} contains \"..\"")]
+    DotDot { what: &'static str },
+    #[error("{what} starts with '/'")]
+    LeadingSlash { what: &'static str },
+}
+
 /// Names reach the filesystem, so they are restricted (path traversal: no `..`, no leading
 /// `/`, a small character set) before they are used.
-pub fn check_name(name: &str, what: &str) -> Result<(), String> {
+pub fn check_name(name: &str, what: &'static str) -> Result<(), NameError> {
     if name.len() > MAX_NAME {
-        return Err(format!(
-            "{what} is {} bytes; at most {MAX_NAME}",
-            name.len()
-        ));
+        return Err(NameError::TooLong {
+            what,
+            len: name.len(),
+        });
     }
     if let Some(c) = name
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/')))
     {
-        return Err(format!(
-            "{what} contains {c:?}; allowed are A-Z a-z 0-9 . _ - /"
-        ));
+        return Err(NameError::Character { what, c });
     }
     if name.contains("..") {
-        return Err(format!("{what} contains \"..\""));
+        return Err(NameError::DotDot { what });
     }
     if name.starts_with('/') {
-        return Err(format!("{what} starts with '/'"));
+        return Err(NameError::LeadingSlash { what });
     }
     Ok(())
 }
@@ -184,7 +195,7 @@ impl Store {
                 .name
                 .clone()
                 .ok_or_else(|| bad(format!("{} needs a name", r.op.as_str())))?;
-            check_name(&n, "name").map_err(bad)?;
+            check_name(&n, "name").map_err(|e| bad(e.to_string()))?;
             if n.is_empty() {
                 return Err(bad("name is empty".into()));
             }
@@ -263,7 +274,7 @@ impl Store {
             }
             Op::List => {
                 let prefix = r.prefix.clone().unwrap_or_default();
-                check_name(&prefix, "prefix").map_err(bad)?;
+                check_name(&prefix, "prefix").map_err(|e| bad(e.to_string()))?;
                 let index = self.lock();
                 let mut names: Vec<String> = index
                     .range(prefix.clone()..)

@@ -474,8 +474,8 @@ mod tests {
         }
     }
 
-    fn json<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, String> {
-        serde_json::from_str(s).map_err(|e| e.to_string())
+    fn json<T: serde::de::DeserializeOwned>(s: &str) -> serde_json::Result<T> {
+        serde_json::from_str(s)
     }
 
     #[test]
@@ -487,11 +487,13 @@ mod tests {
         assert!(
             json::<Hex<2>>(r#""00FF""#)
                 .unwrap_err()
+                .to_string()
                 .contains("lowercase")
         );
         assert!(
             json::<Hex<2>>(r#""00""#)
                 .unwrap_err()
+                .to_string()
                 .contains("4 lowercase hex digits")
         );
         assert!(json::<Hex<2>>(r#""00zz""#).is_err());
@@ -532,7 +534,7 @@ mod tests {
         assert!(!format!("{b:?}").contains("hunter2"));
         assert!(!format!("{b:?}").contains(&B64.encode(b"hunter2")));
         // A refused secret is not quoted in the error either.
-        let e = json::<SecretHex<2>>(r#""be!f""#).unwrap_err();
+        let e = json::<SecretHex<2>>(r#""be!f""#).unwrap_err().to_string();
         assert!(!e.contains("be!f"), "{e}");
     }
 
@@ -540,7 +542,7 @@ mod tests {
     fn names() {
         assert_eq!(json::<Color>(r#""dark_blue""#).unwrap(), Color::DarkBlue);
         assert_eq!(serde_json::to_string(&Color::Red).unwrap(), r#""red""#);
-        let e = json::<Color>(r#""green""#).unwrap_err();
+        let e = json::<Color>(r#""green""#).unwrap_err().to_string();
         assert!(
             e.contains("unknown color \"green\": use one of red, dark_blue"),
             "{e}"

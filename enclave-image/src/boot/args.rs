@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use sigil_sys::Addr;
+use sigil_sys::addr::AddrError;
 
 use crate::http::Limits;
 
@@ -72,13 +73,34 @@ impl LimitFlags {
     }
 }
 
+/// A command line that local mode refuses.
+#[derive(Debug, thiserror::Error)]
+pub enum ArgsError {
+    #[error("{0} needs a value")]
+    MissingValue(String),
+    #[error("{flag} must be a positive number, not {value:?}")]
+    NotPositive { flag: String, value: String },
+    #[error(transparent)]
+    Listen(AddrError),
+    #[error("{flag}: {source}")]
+    Addr {
+        flag: String,
+        #[source]
+        source: AddrError,
+    },
+    #[error("unknown argument {0:?}")]
+    Unknown(String),
+    #[error("--listen ADDR is required")]
+    ListenRequired,
+}
+
 #[derive(Debug, PartialEq, Eq)]
 pub enum Parsed {
     Help,
     Version,
 }
 
-pub fn parse(args: &[String]) -> Result<Result<Config, Parsed>, String> {
+pub fn parse(args: &[String]) -> Result<Result<Config, Parsed>, ArgsError> {
     let mut listen = None;
     let mut limits = LimitFlags::default();
     let (mut config_file, mut simulated_pcrs, mut bb) = (None, None, None);
@@ -88,20 +110,23 @@ pub fn parse(args: &[String]) -> Result<Result<Config, Parsed>, String> {
         let mut value = |name: &str| {
             it.next()
                 .cloned()
-                .ok_or_else(|| format!("{name} needs a value"))
+                .ok_or_else(|| ArgsError::MissingValue(name.into()))
         };
         let number = |name: &str, v: String| {
             v.parse::<u64>()
                 .ok()
                 .filter(|n| *n > 0)
-                .ok_or_else(|| format!("{name} must be a positive number, not {v:?}"))
+                .ok_or_else(|| ArgsError::NotPositive {
+                    flag: name.into(),
+                    value: v,
+                })
         };
         match flag.as_str() {
             "--help" | "-h" => return Ok(Err(Parsed::Help)),
             "--version" | "-V" => return Ok(Err(Parsed::Version)),
             "--listen" => {
                 let v = value("--listen")?;
-                listen = Some(v.parse::<Addr>().map_err(|e| e.to_string())?);
+                listen = Some(v.parse::<Addr>().map_err(ArgsError::Listen)?);
             }
             "--max-connections" => {
                 limits.max_connections = Some(number(flag, value(flag)?)?.min(4096) as usize)
@@ -127,17 +152,20 @@ pub fn parse(args: &[String]) -> Result<Result<Config, Parsed>, String> {
             "--blob-store" | "--egress" | "--credentials" => {
                 let a = value(flag)?
                     .parse::<Addr>()
-                    .map_err(|e| format!("{flag}: {e}"))?;
+                    .map_err(|source| ArgsError::Addr {
+                        flag: flag.clone(),
+                        source,
+                    })?;
                 match flag.as_str() {
                     "--blob-store" => blob_store = Some(a),
                     "--egress" => egress = Some(a),
                     _ => credentials = Some(a),
                 }
             }
-            other => return Err(format!("unknown argument {other:?}")),
+            other => return Err(ArgsError::Unknown(other.into())),
         }
     }
-    let listen = listen.ok_or("--listen ADDR is required")?;
+    let listen = listen.ok_or(ArgsError::ListenRequired)?;
     Ok(Ok(Config {
         listen,
         limit_flags: limits,
@@ -175,14 +203,14 @@ mod tests {
 
     #[test]
     fn errors_are_clear() {
-        assert!(parse(&[]).unwrap_err().contains("--listen"));
+        assert!(parse(&[]).unwrap_err().to_string().contains("--listen"));
         for (argv, needle) in [
             ("--listen", "needs a value"),
             ("--listen nope", "scheme"),
             ("--listen tcp:a:1 --max-connections 0", "positive"),
             ("--bogus", "unknown argument"),
         ] {
-            let e = parse(&args(argv)).unwrap_err();
+            let e = parse(&args(argv)).unwrap_err().to_string();
             assert!(e.contains(needle), "{argv}: {e}");
         }
     }

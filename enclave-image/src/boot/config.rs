@@ -16,6 +16,51 @@ pub const PATH: &str = "/etc/sigil/enclave.json";
 /// Larger files are refused before parsing.
 pub const MAX_BYTES: u64 = 64 * 1024;
 
+/// Why the measured configuration was refused; every message starts with the file it came from.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is {size} bytes; the limit is {MAX_BYTES}")]
+    TooLarge { path: String, size: u64 },
+    /// Not JSON, an unknown field, a missing one or a wrong type.
+    #[error("{src}: {source}")]
+    Json {
+        src: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{src}: {field} must be positive")]
+    NotPositive { src: String, field: &'static str },
+    #[error("{src}: {field} {value} exceeds {max}")]
+    Exceeds {
+        src: String,
+        field: &'static str,
+        value: u64,
+        max: u64,
+    },
+    #[error("{src}: api_port {port} out of range")]
+    ApiPort { src: String, port: u32 },
+    #[error("{src}: prover.crs_sha256 must be 64 hex digits")]
+    CrsSha256 { src: String },
+    #[error("{src}: prover.{field} must be 1..={max}")]
+    ProverRange {
+        src: String,
+        field: &'static str,
+        max: u64,
+    },
+    #[error("{src}: kms.region {region:?} is not a region name like eu-west-1")]
+    Region { src: String, region: String },
+    #[error("{src}: kms.key_id must be 1..2048 characters")]
+    KeyId { src: String },
+    #[error("{src}: kms.encryption_context has more than 8 pairs")]
+    EncryptionContext { src: String },
+}
+
 #[derive(Debug, Deserialize, PartialEq, Eq)]
 // An unknown field is a typo or a newer format: refuse to boot rather than ignore it.
 #[serde(deny_unknown_fields)]
@@ -76,12 +121,16 @@ fn default_bb_path() -> String {
 pub const MAX_CRS_POINTS: u64 = 1 << 24;
 
 impl ProverConfig {
-    fn check(&self, src: &str) -> Result<(), String> {
+    fn check(&self, src: &str) -> Result<(), ConfigError> {
         if self.crs_sha256.len() != 64 || !self.crs_sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(format!("{src}: prover.crs_sha256 must be 64 hex digits"));
+            return Err(ConfigError::CrsSha256 { src: src.into() });
         }
-        let bounded = |name: &str, v: Option<u64>, max: u64| match v {
-            Some(n) if n == 0 || n > max => Err(format!("{src}: prover.{name} must be 1..={max}")),
+        let bounded = |field: &'static str, v: Option<u64>, max: u64| match v {
+            Some(n) if n == 0 || n > max => Err(ConfigError::ProverRange {
+                src: src.into(),
+                field,
+                max,
+            }),
             _ => Ok(()),
         };
         bounded("workers", self.workers.map(|v| v as u64), 16)?;
@@ -89,9 +138,11 @@ impl ProverConfig {
         bounded("time_limit_secs", self.time_limit_secs, 24 * 3600)?;
         bounded("memory_limit_mib", self.memory_limit_mib, 1 << 20)?;
         if self.crs_points == 0 || self.crs_points > MAX_CRS_POINTS {
-            return Err(format!(
-                "{src}: prover.crs_points must be 1..={MAX_CRS_POINTS}"
-            ));
+            return Err(ConfigError::ProverRange {
+                src: src.into(),
+                field: "crs_points",
+                max: MAX_CRS_POINTS,
+            });
         }
         Ok(())
     }
@@ -126,7 +177,7 @@ pub enum KmsTrust {
 }
 
 impl KmsConfig {
-    fn check(&self, src: &str) -> Result<(), String> {
+    fn check(&self, src: &str) -> Result<(), ConfigError> {
         let region_ok = !self.region.is_empty()
             && self.region.len() <= 32
             && self
@@ -135,18 +186,16 @@ impl KmsConfig {
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
         // The region becomes part of a host name (threat: a crafted region redirecting TLS).
         if !region_ok {
-            return Err(format!(
-                "{src}: kms.region {:?} is not a region name like eu-west-1",
-                self.region
-            ));
+            return Err(ConfigError::Region {
+                src: src.into(),
+                region: self.region.clone(),
+            });
         }
         if self.key_id.is_empty() || self.key_id.len() > 2048 {
-            return Err(format!("{src}: kms.key_id must be 1..2048 characters"));
+            return Err(ConfigError::KeyId { src: src.into() });
         }
         if self.encryption_context.len() > 8 {
-            return Err(format!(
-                "{src}: kms.encryption_context has more than 8 pairs"
-            ));
+            return Err(ConfigError::EncryptionContext { src: src.into() });
         }
         Ok(())
     }
@@ -177,16 +226,28 @@ impl Default for MeasuredConfig {
 }
 
 impl MeasuredConfig {
-    pub fn parse(text: &[u8]) -> Result<MeasuredConfig, String> {
+    pub fn parse(text: &[u8]) -> Result<MeasuredConfig, ConfigError> {
         Self::parse_from(text, PATH)
     }
 
     /// Parses `text`, naming `src` in errors.
-    pub fn parse_from(text: &[u8], src: &str) -> Result<MeasuredConfig, String> {
-        let c: MeasuredConfig = serde_json::from_slice(text).map_err(|e| format!("{src}: {e}"))?;
-        let check = |name: &str, v: Option<u64>, max: u64| match v {
-            Some(0) => Err(format!("{src}: {name} must be positive")),
-            Some(n) if n > max => Err(format!("{src}: {name} {n} exceeds {max}")),
+    pub fn parse_from(text: &[u8], src: &str) -> Result<MeasuredConfig, ConfigError> {
+        let c: MeasuredConfig =
+            serde_json::from_slice(text).map_err(|source| ConfigError::Json {
+                src: src.into(),
+                source,
+            })?;
+        let check = |field: &'static str, v: Option<u64>, max: u64| match v {
+            Some(0) => Err(ConfigError::NotPositive {
+                src: src.into(),
+                field,
+            }),
+            Some(value) if value > max => Err(ConfigError::Exceeds {
+                src: src.into(),
+                field,
+                value,
+                max,
+            }),
             _ => Ok(()),
         };
         check("max_connections", c.max_connections.map(|v| v as u64), 4096)?;
@@ -203,7 +264,10 @@ impl MeasuredConfig {
         check("request_timeout_secs", c.request_timeout_secs, 3600)?;
         check("idle_timeout_secs", c.idle_timeout_secs, 3600)?;
         if c.api_port == 0 || c.api_port > u16::MAX as u32 {
-            return Err(format!("{src}: api_port {} out of range", c.api_port));
+            return Err(ConfigError::ApiPort {
+                src: src.into(),
+                port: c.api_port,
+            });
         }
         if let Some(k) = &c.kms {
             k.check(src)?;
@@ -215,26 +279,34 @@ impl MeasuredConfig {
     }
 
     /// The file if the image has one, else the defaults.
-    pub fn load() -> Result<MeasuredConfig, String> {
+    pub fn load() -> Result<MeasuredConfig, ConfigError> {
         Self::load_from(PATH)
     }
 
     /// `path` if it exists, else the defaults. Larger files than [`MAX_BYTES`] are refused.
-    pub fn load_from(path: &str) -> Result<MeasuredConfig, String> {
+    pub fn load_from(path: &str) -> Result<MeasuredConfig, ConfigError> {
         let meta = match std::fs::metadata(path) {
             Ok(m) => m,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Ok(MeasuredConfig::default());
             }
-            Err(e) => return Err(format!("{path}: {e}")),
+            Err(source) => {
+                return Err(ConfigError::Read {
+                    path: path.into(),
+                    source,
+                });
+            }
         };
         if meta.len() > MAX_BYTES {
-            return Err(format!(
-                "{path} is {} bytes; the limit is {MAX_BYTES}",
-                meta.len()
-            ));
+            return Err(ConfigError::TooLarge {
+                path: path.into(),
+                size: meta.len(),
+            });
         }
-        let text = std::fs::read(path).map_err(|e| format!("{path}: {e}"))?;
+        let text = std::fs::read(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
         MeasuredConfig::parse_from(&text, path)
     }
 
@@ -295,7 +367,7 @@ mod tests {
             ),
             (b"not json", "expected"),
         ] {
-            let e = MeasuredConfig::parse(bad).unwrap_err();
+            let e = MeasuredConfig::parse(bad).unwrap_err().to_string();
             assert!(e.contains(why), "{e}");
         }
     }

@@ -26,6 +26,49 @@ use crate::seal::service::Sealing;
 use config::MeasuredConfig;
 use sigil_sys::{Addr, Listener};
 
+/// Why the service did not start: PID 1's start-up steps (see [`crate::init`]) and the
+/// composition in [`assemble`].
+#[derive(Debug, thiserror::Error)]
+pub enum BootError {
+    /// The pseudo file systems that could not be mounted, each with its reason.
+    #[error("{0}")]
+    Mount(String),
+    #[error("cannot block SIGCHLD: {0}")]
+    BlockSigchld(#[source] std::io::Error),
+    #[error("{what}: {source}")]
+    Thread {
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Nsm(#[from] crate::nsm::NsmError),
+    #[error("NSM present but not answering: {0}")]
+    NsmSilent(#[source] crate::nsm::NsmError),
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    #[error("getrandom: {0}")]
+    Entropy(#[source] std::io::Error),
+    #[error("the kernel's random number generator is not initialized after {0} s")]
+    NoEntropy(u64),
+    #[error("cannot listen: {0}")]
+    Listen(#[source] std::io::Error),
+    #[error("per-boot HPKE key: {0}")]
+    ServerKey(#[source] sigil_protocol::encap::EncapError),
+    #[error("the configuration has a kms section but no parent services")]
+    NoParentServices,
+    #[error(
+        "the configuration has a prover section, so --blob-store ADDR is needed (the CRS comes from there)"
+    )]
+    NoBlobStore,
+    #[error(transparent)]
+    Prover(#[from] crate::prover::ProverError),
+    #[error(transparent)]
+    Heartbeat(#[from] crate::init::HeartbeatError),
+    #[error("serving: {0}")]
+    Serve(#[source] std::io::Error),
+}
+
 /// What this build can do; goes into every attestation's user_data.
 pub const CAPABILITIES: &[&str] = &[
     "attestation",
@@ -54,9 +97,9 @@ pub fn prepare(
     sealing: Arc<Sealing>,
     crs: Option<Arc<crate::prover::crs::CrsService>>,
     prover: Option<Arc<crate::prover::jobs::Prover>>,
-) -> Result<(Server, Arc<App>), String> {
+) -> Result<(Server, Arc<App>), BootError> {
     // The per-boot key: generated here, never leaves memory, gone at power-off.
-    let key = ServerKey::generate().map_err(|e| format!("per-boot HPKE key: {e}"))?;
+    let key = ServerKey::generate().map_err(BootError::ServerKey)?;
     let bb = prover.as_ref().map(|p| BbInfo {
         version: p.settings().bb_version.clone(),
         sha256: p.settings().bb_sha256.clone(),
@@ -99,7 +142,7 @@ pub struct Parts {
 
 /// Starts the background services the configuration asks for (the data key, the CRS, the
 /// proving workers) and returns the server with the application it will serve.
-pub fn assemble(parts: Parts) -> Result<(Server, Arc<App>), String> {
+pub fn assemble(parts: Parts) -> Result<(Server, Arc<App>), BootError> {
     let Parts {
         nsm,
         config,
@@ -116,7 +159,7 @@ pub fn assemble(parts: Parts) -> Result<(Server, Arc<App>), String> {
             Sealing::start(kms, nsm.clone(), mode, services)
         }
         (Some(_), None) => {
-            return Err("the configuration has a kms section but no parent services".into());
+            return Err(BootError::NoParentServices);
         }
         (None, _) => {
             log::info(format_args!("no kms section: running without sealed state"));
@@ -126,7 +169,7 @@ pub fn assemble(parts: Parts) -> Result<(Server, Arc<App>), String> {
     let crs = match (config.prover.clone(), blobs) {
         (None, _) => None,
         (Some(_), None) => {
-            return Err("the configuration has a prover section, so --blob-store ADDR is needed (the CRS comes from there)".into());
+            return Err(BootError::NoBlobStore);
         }
         (Some(p), Some(blobs)) => Some(CrsService::start(p, blobs, state_dir.join("crs"))),
     };

@@ -13,46 +13,55 @@ use sigil_sys::vsock::VsockStream;
 pub const ATTEMPTS: u32 = 5;
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 
+#[derive(Debug, thiserror::Error)]
+pub enum HeartbeatError {
+    #[error("heartbeat write: {0}")]
+    Write(#[source] std::io::Error),
+    #[error("heartbeat read: {0}")]
+    Read(#[source] std::io::Error),
+    #[error("heartbeat answered 0x{0:02x}, expected 0x{HEARTBEAT_BYTE:02x}")]
+    WrongByte(u8),
+    #[error(transparent)]
+    Timeouts(std::io::Error),
+    #[error("no heartbeat peer after {ATTEMPTS} attempts: {0}")]
+    NoPeer(#[source] std::io::Error),
+}
+
 /// One exchange over any stream (tested over a socket pair).
-pub fn exchange(s: &mut (impl Read + Write)) -> Result<(), String> {
+pub fn exchange(s: &mut (impl Read + Write)) -> Result<(), HeartbeatError> {
     s.write_all(&[HEARTBEAT_BYTE])
-        .map_err(|e| format!("heartbeat write: {e}"))?;
+        .map_err(HeartbeatError::Write)?;
     let mut b = [0u8; 1];
-    s.read_exact(&mut b)
-        .map_err(|e| format!("heartbeat read: {e}"))?;
+    s.read_exact(&mut b).map_err(HeartbeatError::Read)?;
     if b[0] != HEARTBEAT_BYTE {
-        return Err(format!(
-            "heartbeat answered 0x{:02x}, expected 0x{HEARTBEAT_BYTE:02x}",
-            b[0]
-        ));
+        return Err(HeartbeatError::WrongByte(b[0]));
     }
     Ok(())
 }
 
 /// Sends the heartbeat to `parent_cid`, retrying briefly while the parent's listener may
 /// not be up yet.
-pub fn send(parent_cid: u32) -> Result<(), String> {
+pub fn send(parent_cid: u32) -> Result<(), HeartbeatError> {
     let addr = VsockAddr {
         cid: parent_cid,
         port: HEARTBEAT,
     };
-    let mut last = String::new();
+    let mut last = std::io::Error::other("not attempted");
     for attempt in 0..ATTEMPTS {
         if attempt > 0 {
             std::thread::sleep(Duration::from_secs(1));
         }
         match VsockStream::connect(addr) {
             Ok(mut s) => {
-                s.set_timeouts(Some(TIMEOUT)).map_err(|e| e.to_string())?;
+                s.set_timeouts(Some(TIMEOUT))
+                    .map_err(HeartbeatError::Timeouts)?;
                 // A wrong answer is not retried: it is not a timing problem.
                 return exchange(&mut s);
             }
-            Err(e) => last = e.to_string(),
+            Err(e) => last = e,
         }
     }
-    Err(format!(
-        "no heartbeat peer after {ATTEMPTS} attempts: {last}"
-    ))
+    Err(HeartbeatError::NoPeer(last))
 }
 
 #[cfg(test)]
@@ -78,7 +87,7 @@ mod tests {
             b.read_exact(&mut x).unwrap();
             b.write_all(&[0x00]).unwrap();
         });
-        assert!(exchange(&mut a).unwrap_err().contains("0x00"));
+        assert!(exchange(&mut a).unwrap_err().to_string().contains("0x00"));
         t.join().unwrap();
 
         let (mut a, b) = UnixStream::pair().unwrap();

@@ -10,13 +10,14 @@ use std::time::Duration;
 use sigil_sys::VsockAddr;
 use sigil_sys::vsock::VsockStream;
 
+use crate::boot::BootError;
 use crate::log::Ring;
 
 // Every line the enclave logs (cut at `log::MAX_LINE`, plus the cut mark) reaches the parent
 // whole: the reader keeps `logs::MAX_LINE` bytes of a line.
 const _: () = assert!(crate::log::MAX_LINE + 16 <= sigil_protocol::parent::logs::MAX_LINE);
 
-pub fn start(ring: &'static Ring, parent: VsockAddr) -> Result<(), String> {
+pub fn start(ring: &'static Ring, parent: VsockAddr) -> Result<(), BootError> {
     std::thread::Builder::new()
         .name("sigil-logs".into())
         .spawn(move || {
@@ -41,5 +42,8 @@ pub fn start(ring: &'static Ring, parent: VsockAddr) -> Result<(), String> {
             }
         })
         .map(|_| ())
-        .map_err(|e| format!("log forwarder: {e}"))
+        .map_err(|source| BootError::Thread {
+            what: "log forwarder",
+            source,
+        })
 }

@@ -12,6 +12,8 @@ mod logs;
 pub mod reaper;
 mod system;
 
+pub use heartbeat::HeartbeatError;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,6 +23,7 @@ use sigil_sys::signals::SignalSet;
 use sigil_sys::{Addr, Listener, VsockAddr};
 
 use crate::boot;
+use crate::boot::BootError;
 use crate::boot::config::MeasuredConfig;
 use crate::log;
 use crate::nsm::{HardwareNsm, Mode, Nsm, SimulatedNsm, hardware_device};
@@ -40,7 +43,7 @@ pub fn run() -> ! {
     system::power_off()
 }
 
-fn boot(sigchld: Result<SignalSet, String>) -> Result<(), String> {
+fn boot(sigchld: Result<SignalSet, BootError>) -> Result<(), BootError> {
     let mut mount_errors = Vec::new();
     for m in system::MOUNTS {
         if let Err(e) = system::mount(m) {
@@ -59,16 +62,15 @@ fn boot(sigchld: Result<SignalSet, String>) -> Result<(), String> {
         env!("CARGO_PKG_VERSION")
     ));
     if !mount_errors.is_empty() {
-        return Err(mount_errors.join("; "));
+        return Err(BootError::Mount(mount_errors.join("; ")));
     }
     reaper::start(sigchld?)?;
 
     let (nsm, parent_cid): (Arc<dyn Nsm>, u32) = if std::path::Path::new(hardware_device()).exists()
     {
-        let nsm = HardwareNsm::open().map_err(|e| e.to_string())?;
+        let nsm = HardwareNsm::open()?;
         // Prove the device answers before serving anything that depends on it.
-        nsm.random(32)
-            .map_err(|e| format!("NSM present but not answering: {e}"))?;
+        nsm.random(32).map_err(BootError::NsmSilent)?;
         log::info(format_args!("mode nitro: hardware NSM"));
         (Arc::new(nsm), ports::NITRO_PARENT_CID)
     } else {
@@ -76,7 +78,7 @@ fn boot(sigchld: Result<SignalSet, String>) -> Result<(), String> {
             "no {}: HARNESS MODE, attestation documents are simulated under the sigil test root (not AWS) with zero PCRs",
             hardware_device()
         ));
-        let nsm = SimulatedNsm::new(Mode::Harness).map_err(|e| e.to_string())?;
+        let nsm = SimulatedNsm::new(Mode::Harness)?;
         (Arc::new(nsm), ports::HARNESS_HOST_CID)
     };
 
@@ -98,7 +100,7 @@ fn boot(sigchld: Result<SignalSet, String>) -> Result<(), String> {
         cid: VMADDR_CID_ANY,
         port: config.api_port,
     });
-    let listener = Listener::bind(&addr).map_err(|e| format!("cannot listen: {e}"))?;
+    let listener = Listener::bind(&addr).map_err(BootError::Listen)?;
     let limits = config.limits();
     let services = ParentServices::vsock(parent_cid);
     let (server, app) = boot::assemble(boot::Parts {
@@ -118,5 +120,5 @@ fn boot(sigchld: Result<SignalSet, String>) -> Result<(), String> {
     log::info(format_args!(
         "heartbeat acknowledged by CID {parent_cid}; serving on {addr}"
     ));
-    server.serve(app).map_err(|e| format!("serving: {e}"))
+    server.serve(app).map_err(BootError::Serve)
 }

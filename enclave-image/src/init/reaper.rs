@@ -9,6 +9,7 @@ use std::time::Duration;
 use sigil_sys::process;
 use sigil_sys::signals::{self, SignalSet};
 
+use crate::boot::BootError;
 use crate::log;
 
 struct Table {
@@ -32,8 +33,8 @@ fn table() -> &'static (Mutex<Table>, Condvar) {
 
 /// Blocks SIGCHLD in the calling thread; call before any other thread starts so all inherit
 /// it and only the reaper takes it.
-pub fn block_sigchld() -> Result<SignalSet, String> {
-    SignalSet::block(&[signals::SIGCHLD]).map_err(|e| format!("cannot block SIGCHLD: {e}"))
+pub fn block_sigchld() -> Result<SignalSet, BootError> {
+    SignalSet::block(&[signals::SIGCHLD]).map_err(BootError::BlockSigchld)
 }
 
 static RUNNING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
@@ -44,7 +45,7 @@ pub fn running() -> bool {
 }
 
 /// Starts the reaper thread.
-pub fn start(set: SignalSet) -> Result<(), String> {
+pub fn start(set: SignalSet) -> Result<(), BootError> {
     RUNNING.store(true, std::sync::atomic::Ordering::Release);
     std::thread::Builder::new()
         .name("sigil-reaper".into())
@@ -57,7 +58,10 @@ pub fn start(set: SignalSet) -> Result<(), String> {
             }
         })
         .map(|_| ())
-        .map_err(|e| format!("reaper thread: {e}"))
+        .map_err(|source| BootError::Thread {
+            what: "reaper thread",
+            source,
+        })
 }
 
 fn reap_all() {

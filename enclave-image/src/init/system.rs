@@ -6,6 +6,8 @@ use std::io;
 use std::os::unix::fs::OpenOptionsExt;
 use std::time::Duration;
 
+use crate::boot::BootError;
+
 pub struct Mount {
     pub source: &'static str,
     pub target: &'static str,
@@ -123,17 +125,14 @@ pub fn detach_stdio() -> io::Result<()> {
 
 /// Waits until the kernel's CSPRNG is initialized (every key is drawn from it), at most
 /// `limit`. On Nitro the NSM's hardware RNG and RDRAND seed it within moments of boot.
-pub fn wait_for_entropy(limit: Duration) -> Result<Duration, String> {
+pub fn wait_for_entropy(limit: Duration) -> Result<Duration, BootError> {
     let start = std::time::Instant::now();
     loop {
-        if sigil_sys::io::kernel_rng_ready().map_err(|e| format!("getrandom: {e}"))? {
+        if sigil_sys::io::kernel_rng_ready().map_err(BootError::Entropy)? {
             return Ok(start.elapsed());
         }
         if start.elapsed() > limit {
-            return Err(format!(
-                "the kernel's random number generator is not initialized after {} s",
-                limit.as_secs()
-            ));
+            return Err(BootError::NoEntropy(limit.as_secs()));
         }
         std::thread::sleep(Duration::from_millis(50));
     }

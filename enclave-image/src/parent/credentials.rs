@@ -11,16 +11,37 @@ use sigil_sys::{Addr, Stream};
 
 use super::TIMEOUT;
 
-pub fn fetch(addr: &Addr) -> Result<Credentials, String> {
-    let mut s = Stream::connect(addr).map_err(|e| format!("credentials service {addr}: {e}"))?;
+/// Why no credentials came from the parent.
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialsError {
+    #[error("credentials service {addr}: {source}")]
+    Connect {
+        addr: Addr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("credentials service: {0}")]
+    Io(#[source] std::io::Error),
+    #[error("credentials service: {0}")]
+    Frame(#[source] frame::CredentialsError),
+    /// The shim's refusal, made printable.
+    #[error("the parent has no credentials to give: code={code} message={message}")]
+    Refused { code: String, message: String },
+}
+
+pub fn fetch(addr: &Addr) -> Result<Credentials, CredentialsError> {
+    let mut s = Stream::connect(addr).map_err(|source| CredentialsError::Connect {
+        addr: addr.clone(),
+        source,
+    })?;
     s.set_timeouts(Some(TIMEOUT))
-        .map_err(|e| format!("credentials service: {e}"))?;
-    let answer = frame::read(&mut s).map_err(|e| format!("credentials service: {e}"))?;
+        .map_err(CredentialsError::Io)?;
+    let answer = frame::read(&mut s).map_err(CredentialsError::Frame)?;
     into_kms(answer)
 }
 
 /// The frame's answer as the KMS client's credentials, or the shim's refusal as an error.
-fn into_kms(answer: frame::Answer) -> Result<Credentials, String> {
+fn into_kms(answer: frame::Answer) -> Result<Credentials, CredentialsError> {
     match answer {
         Ok(c) => Ok(Credentials {
             access_key_id: c.access_key_id.clone(),
@@ -29,11 +50,10 @@ fn into_kms(answer: frame::Answer) -> Result<Credentials, String> {
             session_token: c.session_token.as_ref().map(|t| t.as_str().to_owned()),
         }),
         // Shown to the operator: bounded by the frame, made printable here.
-        Err(r) => Err(format!(
-            "the parent has no credentials to give: code={} message={}",
-            printable(&r.code, 64),
-            printable(&r.message, 200)
-        )),
+        Err(r) => Err(CredentialsError::Refused {
+            code: printable(&r.code, 64),
+            message: printable(&r.message, 200),
+        }),
     }
 }
 
@@ -66,7 +86,8 @@ mod tests {
             code: frame::UNAVAILABLE.into(),
             message: "IMDS down\x1b[2J".into(),
         }))
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("IMDS down?[2J"), "{err}");
     }
 }

@@ -25,6 +25,7 @@ use sigil_sys::process::{self, Rlimit};
 use sigil_sys::signals;
 use zeroize::Zeroizing;
 
+use super::ProverError;
 use super::crs::CrsService;
 use crate::log;
 
@@ -130,12 +131,15 @@ pub struct Prover {
 
 impl Prover {
     /// Starts `settings.workers` worker threads.
-    pub fn start(settings: Settings, crs: Arc<CrsService>) -> Result<Arc<Prover>, String> {
+    pub fn start(settings: Settings, crs: Arc<CrsService>) -> Result<Arc<Prover>, ProverError> {
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(&settings.work_dir)
-            .map_err(|e| format!("{}: {e}", settings.work_dir.display()))?;
+            .map_err(|source| ProverError::Io {
+                path: settings.work_dir.clone(),
+                source,
+            })?;
         let p = Arc::new(Prover {
             settings,
             crs,
@@ -151,7 +155,7 @@ impl Prover {
             std::thread::Builder::new()
                 .name(format!("sigil-prover-{i}"))
                 .spawn(move || me.work())
-                .map_err(|e| format!("prover worker: {e}"))?;
+                .map_err(ProverError::Worker)?;
         }
         Ok(p)
     }

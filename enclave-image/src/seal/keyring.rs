@@ -41,6 +41,7 @@ use super::format::DataKey;
 use super::store::{BlobClient, StoreError};
 use crate::boot::config::{KmsConfig, KmsTrust};
 use crate::nsm::{Mode, Nsm};
+use crate::parent::credentials::CredentialsError;
 
 /// Blob-store name of the data-key record (not sealed: it holds KMS ciphertext only).
 pub const RECORD_NAME: &str = "kms/data-key";
@@ -178,7 +179,7 @@ pub struct Keyring<'a, C: Connector> {
     pub config: &'a KmsConfig,
     pub nsm: &'a dyn Nsm,
     pub kms: KmsClient<C>,
-    pub credentials: &'a dyn Fn() -> Result<Credentials, String>,
+    pub credentials: &'a dyn Fn() -> Result<Credentials, CredentialsError>,
 }
 
 /// How the data key was obtained.
@@ -243,7 +244,7 @@ impl<C: Connector> Keyring<'_, C> {
         &self,
     ) -> Result<(RecipientKey, RecipientInfo, Credentials), KeyringError> {
         let (key, recipient) = self.recipient()?;
-        let creds = (self.credentials)().map_err(KeyringError::Credentials)?;
+        let creds = (self.credentials)().map_err(|e| KeyringError::Credentials(e.to_string()))?;
         Ok((key, recipient, creds))
     }
 
