@@ -150,16 +150,9 @@ impl Deployment {
     pub fn start_shim(&mut self) {
         let host = format!("kms.{REGION}.amazonaws.com:443");
         let setup = ShimSetup {
-            bin: self.shim_bin.clone(),
-            state_dir: self.dir.join("state"),
-            blob_listen: self.sock("blobs.sock"),
-            egress_listen: self.sock("egress.sock"),
-            credentials_listen: self.sock("creds.sock"),
             egress_resolve: Some(format!("{host}={}", self.kms_addr)),
             egress_allow: host,
-            ingress: None,
-            log: self.dir.join("shim.log"),
-            crs: None,
+            ..ShimSetup::in_dir(self.shim_bin.clone(), &self.dir, None)
         };
         self.shim = Some(Shim::start(&setup).expect("start sigil-shim"));
     }

@@ -7,16 +7,9 @@ use std::net::{TcpListener, TcpStream};
 use std::thread;
 use std::time::Duration;
 
-use common::{Enclave, error_code, parse_response, sigil};
+use common::{Enclave, error_code, now, parse_response, sigil};
 use sigil_attestation::{Policy, TrustedRoot};
 use sigil_client::{Client, ClientError};
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
 
 fn test_root_policy() -> Policy {
     let mut p = Policy::at(now());

@@ -11,9 +11,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::target_dir;
+use common::{api_error, attest_local as attest, now, target_dir};
 use sigil_client::musig2::{complete_adaptor_signature, verify_bip340};
-use sigil_client::{AttestedEnclave, Client, ClientError, OwnerKey, SignerKey};
+use sigil_client::{AttestedEnclave, Client, OwnerKey, SignerKey};
 use sigil_e2e::deployment::{Deployment, LocalEnclave};
 use sigil_protocol::musig2::{
     AggregateView, CreateAggregateRequest, CreateSessionRequest, KeyOrder, MessageView,
@@ -44,33 +44,6 @@ fn start_ready(d: &mut Deployment) {
 /// A file in the deployment's directory.
 fn file(d: &Deployment, name: &str) -> String {
     d.dir.join(name).display().to_string()
-}
-
-fn attest(endpoint: &str) -> (Client, AttestedEnclave) {
-    let client = Client::new(endpoint).unwrap();
-    let mut policy = sigil_attestation::Policy::at(now());
-    policy.trust_test_root = true;
-    policy.allow_debug = true;
-    let enclave = client.attest(policy).expect("attest the local enclave");
-    (client, enclave)
-}
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
-fn api_error(e: ClientError) -> (u16, String, String) {
-    match e {
-        ClientError::Api {
-            status,
-            code,
-            message,
-        } => (status, code.to_string(), message),
-        other => panic!("expected an API error, got {other}"),
-    }
 }
 
 fn messages(n: u8) -> Vec<MessageView> {

@@ -139,16 +139,42 @@ pub fn profile_bin(name: &str) -> PathBuf {
 
 /// Accepts simulated documents (the sigil test root, debug PCRs), fresh within 5 minutes.
 pub fn test_root_policy() -> sigil_attestation::Policy {
-    let mut p = sigil_attestation::Policy::at(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs(),
-    );
+    let mut p = sigil_attestation::Policy::at(now());
     p.trust_test_root = true;
     p.allow_debug = true;
     p.max_age_seconds = Some(300);
     p
+}
+
+/// Seconds since the Unix epoch.
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// A client of the local enclave at `endpoint`, attested against the test root (debug
+/// allowed, no age limit).
+pub fn attest_local(endpoint: &str) -> (sigil_client::Client, sigil_client::AttestedEnclave) {
+    let client = sigil_client::Client::new(endpoint).unwrap();
+    let mut policy = sigil_attestation::Policy::at(now());
+    policy.trust_test_root = true;
+    policy.allow_debug = true;
+    let enclave = client.attest(policy).expect("attest the local enclave");
+    (client, enclave)
+}
+
+/// The status, code and message of an API error (any other error fails the test).
+pub fn api_error(e: sigil_client::ClientError) -> (u16, String, String) {
+    match e {
+        sigil_client::ClientError::Api {
+            status,
+            code,
+            message,
+        } => (status, code.to_string(), message),
+        other => panic!("expected an API error, got {other}"),
+    }
 }
 
 /// Polls `GET /v1/health` until the sealing is ready; `context` explains a timeout.
@@ -222,19 +248,7 @@ pub fn crs_shim_with(group: &str, name: &str, crs: PathBuf) -> (PathBuf, sigil_e
         .join(format!("{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("state")).unwrap();
-    let sock = |n: &str| format!("unix:{}", dir.join(n).display());
-    let shim = sigil_e2e::shim::Shim::start(&sigil_e2e::shim::ShimSetup {
-        bin: profile_bin("sigil-shim"),
-        state_dir: dir.join("state"),
-        blob_listen: sock("blobs.sock"),
-        egress_listen: sock("egress.sock"),
-        credentials_listen: sock("creds.sock"),
-        egress_allow: "kms.us-east-1.amazonaws.com:443".into(),
-        egress_resolve: None,
-        ingress: None,
-        log: dir.join("shim.log"),
-        crs: Some(crs),
-    })
-    .expect("start sigil-shim");
+    let setup = sigil_e2e::shim::ShimSetup::in_dir(profile_bin("sigil-shim"), &dir, Some(crs));
+    let shim = sigil_e2e::shim::Shim::start(&setup).expect("start sigil-shim");
     (dir, shim)
 }
