@@ -119,11 +119,7 @@ fn sealed_state_survives_reboots_and_a_power_cut_mid_write() {
     );
     let kms = sigil_devkms::start(&sigil_devkms::Config::from_json(config.as_bytes()).unwrap())
         .expect("development KMS");
-    let state = common::target_dir()
-        .join("test-sealed")
-        .join(format!("harness-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&state);
-    std::fs::create_dir_all(&state).unwrap();
+    let state = common::fresh_dir("test-sealed", "harness");
     let mut opts = Options::new(eif());
     opts.shim = Some(ShimOptions {
         bin: common::profile_bin("sigil-shim"),
@@ -214,11 +210,7 @@ fn the_image_proves_with_its_measured_bb() {
     use sigil_client::Client;
     use sigil_e2e::harness::ShimOptions;
 
-    let state = common::target_dir()
-        .join("test-sealed")
-        .join(format!("harness-prove-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&state);
-    std::fs::create_dir_all(&state).unwrap();
+    let state = common::fresh_dir("test-sealed", "harness-prove");
     let mut opts = Options::new(eif());
     opts.shim = Some(ShimOptions {
         bin: common::profile_bin("sigil-shim"),
@@ -313,19 +305,7 @@ fn the_image_proves_with_its_measured_bb() {
         crs_dir.join("bn254_g1.dat"),
     )
     .unwrap();
-    let ok = std::process::Command::new(common::target_dir().join("bb/bb"))
-        .args(["verify", "--scheme", "ultra_honk", "-t", "noir-recursive"])
-        .arg("-p")
-        .arg(out.join("proof"))
-        .arg("-i")
-        .arg(out.join("public_inputs"))
-        .arg("-k")
-        .arg(out.join("vk"))
-        .arg("-c")
-        .arg(&crs_dir)
-        .status()
-        .expect("bb verify on the host")
-        .success();
+    let ok = common::bb_verifies(&out, &crs_dir);
     assert!(ok, "the host's bb refuses the proof made in the image");
     let _ = std::fs::remove_dir_all(&state);
 }

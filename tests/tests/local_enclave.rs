@@ -94,29 +94,24 @@ fn a_saved_document_verifies_offline_with_its_nonce_and_not_later() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let nonce = v["nonce"].as_str().unwrap();
     let doc = doc.to_str().unwrap();
-    let ok = sigil(&[
-        "attestation",
-        "verify",
-        "--document",
-        doc,
-        "--trust-test-root",
-        "--nonce",
-        nonce,
-    ]);
+    let verify_nonce = |nonce: &str| {
+        sigil(&[
+            "attestation",
+            "verify",
+            "--document",
+            doc,
+            "--trust-test-root",
+            "--nonce",
+            nonce,
+        ])
+    };
+    let ok = verify_nonce(nonce);
     assert!(
         ok.status.success(),
         "{}",
         String::from_utf8_lossy(&ok.stderr)
     );
-    let wrong = sigil(&[
-        "attestation",
-        "verify",
-        "--document",
-        doc,
-        "--trust-test-root",
-        "--nonce",
-        "00",
-    ]);
+    let wrong = verify_nonce("00");
     assert_eq!(wrong.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&wrong.stderr).contains("nonce:"));
     // An hour later (the chain is still valid) the document is stale.

@@ -7,22 +7,12 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{Enclave, target_dir};
+use common::{Enclave, bb, target_dir};
 use sigil_client::{Client, ClientError};
 use sigil_e2e::shim::Shim;
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn bb() -> PathBuf {
-    let p = target_dir().join("bb/bb");
-    assert!(
-        p.exists(),
-        "{} is missing: scripts/setup fetches it (scripts/fetch-bb)",
-        p.display()
-    );
-    p
 }
 
 fn fixture(name: &str, file: &str) -> PathBuf {
@@ -63,23 +53,13 @@ impl Setup {
         bb: impl FnOnce(&Path) -> PathBuf,
     ) -> Setup {
         let (dir, shim) = common::crs_shim_with("test-prove", name, crs);
-        let sock = |n: &str| format!("unix:{}", dir.join(n).display());
         let config = dir.join("enclave.json");
         std::fs::write(
             &config,
             format!(r#"{{"prover": {{"crs_sha256": "{sha}", "crs_points": {points}, {limits}}}}}"#),
         )
         .unwrap();
-        let blobs = sock("blobs.sock");
-        let bb = bb(&dir);
-        let enclave = Enclave::start(&[
-            "--config",
-            config.to_str().unwrap(),
-            "--blob-store",
-            &blobs,
-            "--bb",
-            bb.to_str().unwrap(),
-        ]);
+        let enclave = common::prover_enclave(&config, &dir, &bb(&dir));
         Setup {
             dir,
             _shim: shim,
@@ -140,20 +120,7 @@ fn host_crs_dir() -> PathBuf {
 
 /// `bb verify` on the host over what `sigil prove` wrote.
 fn host_verify(out: &Path) -> bool {
-    std::process::Command::new(bb())
-        .args(["verify", "--scheme", "ultra_honk", "-t", "noir-recursive"])
-        .arg("-p")
-        .arg(out.join("proof"))
-        .arg("-i")
-        .arg(out.join("public_inputs"))
-        .arg("-k")
-        .arg(out.join("vk"))
-        .arg("-c")
-        .arg(host_crs_dir())
-        .output()
-        .expect("run bb verify")
-        .status
-        .success()
+    common::bb_verifies(out, &host_crs_dir())
 }
 
 fn prove_cli(s: &Setup, name: &str) -> (std::process::Output, PathBuf) {

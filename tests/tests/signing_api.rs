@@ -19,7 +19,7 @@ use sigil_protocol::musig2::{
     AggregateView, CreateAggregateRequest, CreateSessionRequest, KeyOrder, MessageView,
     ParticipantSpec, SessionView, TweakKind, TweakSpec,
 };
-use sigil_protocol::wire::{Hex, HexBytes};
+use sigil_protocol::wire::{Hex, HexBytes, Point};
 
 /// A fresh deployment in `target/test-signing/<name>-<pid>`. Its enclave is this workspace's
 /// profile build, so it is always built from the current source, whatever static build lies
@@ -55,17 +55,24 @@ fn messages(n: u8) -> Vec<MessageView> {
         .collect()
 }
 
+/// A session on `agg` over `n` messages (see [`messages`]), expiring in `ttl` seconds.
+fn session_request(
+    agg: &AggregateView,
+    n: u8,
+    adaptor_point: Option<Point>,
+    ttl: u64,
+) -> CreateSessionRequest {
+    CreateSessionRequest {
+        aggregate: agg.id,
+        messages: messages(n),
+        adaptor_point,
+        expires_at: now() + ttl,
+    }
+}
+
 fn new_session(c: &Client, e: &AttestedEnclave, agg: &AggregateView, n: u8) -> SessionView {
-    c.musig2_create_session(
-        e,
-        &CreateSessionRequest {
-            aggregate: agg.id,
-            messages: messages(n),
-            adaptor_point: None,
-            expires_at: now() + 600,
-        },
-    )
-    .expect("create a session")
+    c.musig2_create_session(e, &session_request(agg, n, None, 600))
+        .expect("create a session")
 }
 
 /// Every final signature is a BIP-340 signature on its message under the aggregate's output
@@ -316,12 +323,7 @@ fn three_party_sessions_through_the_api_and_the_cli() {
     let s = c
         .musig2_create_session(
             &e,
-            &CreateSessionRequest {
-                aggregate: agg.id,
-                messages: messages(1),
-                adaptor_point: Some(Hex(adaptor.public_key())),
-                expires_at: now() + 600,
-            },
+            &session_request(&agg, 1, Some(Hex(adaptor.public_key())), 600),
         )
         .unwrap();
     c.musig2_approve(&e, &alice, &s).unwrap();
@@ -345,15 +347,7 @@ fn three_party_sessions_through_the_api_and_the_cli() {
 
     // --- an expired session ends with a clear state and no signature ---
     let s = c
-        .musig2_create_session(
-            &e,
-            &CreateSessionRequest {
-                aggregate: agg.id,
-                messages: messages(1),
-                adaptor_point: None,
-                expires_at: now() + 2,
-            },
-        )
+        .musig2_create_session(&e, &session_request(&agg, 1, None, 2))
         .unwrap();
     c.musig2_approve(&e, &alice, &s).unwrap();
     std::thread::sleep(Duration::from_secs(3));
@@ -371,16 +365,8 @@ fn three_party_sessions_through_the_api_and_the_cli() {
     assert!(status == 404 || status == 410, "{status}");
     // A session on the aggregate now cannot get the deleted key.
     let (status, _, _) = api_error(
-        c.musig2_create_session(
-            &e,
-            &CreateSessionRequest {
-                aggregate: agg.id,
-                messages: messages(1),
-                adaptor_point: None,
-                expires_at: now() + 600,
-            },
-        )
-        .unwrap_err(),
+        c.musig2_create_session(&e, &session_request(&agg, 1, None, 600))
+            .unwrap_err(),
     );
     assert!(status == 404 || status == 410, "{status}");
 }

@@ -243,12 +243,63 @@ pub fn crs_shim(group: &str, name: &str) -> (PathBuf, sigil_e2e::shim::Shim) {
 
 /// As [`crs_shim`], serving the points in `crs`.
 pub fn crs_shim_with(group: &str, name: &str, crs: PathBuf) -> (PathBuf, sigil_e2e::shim::Shim) {
-    let dir = target_dir()
-        .join(group)
-        .join(format!("{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = fresh_dir(group, name);
     std::fs::create_dir_all(dir.join("state")).unwrap();
     let setup = sigil_e2e::shim::ShimSetup::in_dir(profile_bin("sigil-shim"), &dir, Some(crs));
     let shim = sigil_e2e::shim::Shim::start(&setup).expect("start sigil-shim");
     (dir, shim)
+}
+
+/// A fresh, empty directory `target/<group>/<name>-<pid>`.
+pub fn fresh_dir(group: &str, name: &str) -> PathBuf {
+    let dir = target_dir()
+        .join(group)
+        .join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The local enclave with a prover: its configuration file `config`, the blob store of the
+/// shim in `shim_dir` (see [`crs_shim`]) and the host binary `bb`.
+pub fn prover_enclave(config: &Path, shim_dir: &Path, bb: &Path) -> Enclave {
+    let blobs = format!("unix:{}", shim_dir.join("blobs.sock").display());
+    Enclave::start(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--blob-store",
+        &blobs,
+        "--bb",
+        bb.to_str().unwrap(),
+    ])
+}
+
+/// `target/bb/bb`, as `scripts/fetch-bb` installs it.
+pub fn bb() -> PathBuf {
+    let p = target_dir().join("bb/bb");
+    assert!(
+        p.exists(),
+        "{} is missing: scripts/setup fetches it (scripts/fetch-bb)",
+        p.display()
+    );
+    p
+}
+
+/// Whether the host's bb verifies the proof, public inputs and vk in `out` (as `sigil prove`
+/// writes them), with the CRS in `crs_dir`.
+pub fn bb_verifies(out: &Path, crs_dir: &Path) -> bool {
+    Command::new(bb())
+        .args(["verify", "--scheme", "ultra_honk", "-t", "noir-recursive"])
+        .arg("-p")
+        .arg(out.join("proof"))
+        .arg("-i")
+        .arg(out.join("public_inputs"))
+        .arg("-k")
+        .arg(out.join("vk"))
+        .arg("-c")
+        .arg(crs_dir)
+        .output()
+        .expect("run bb verify")
+        .status
+        .success()
 }
