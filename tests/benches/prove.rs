@@ -34,6 +34,7 @@ use sigil_e2e::shim::{Shim, ShimSetup};
 
 mod release;
 use release::{attest, enclave_bin, missing, profile_dir, shim_bin, workspace_target};
+use sigil_e2e::{fixture, workspace};
 
 /// Measured runs per fixture (after one warm-up run each).
 const FIXTURES: &[(&str, usize)] = &[("tiny", 5), ("large", 3)];
@@ -46,10 +47,6 @@ const TARGET: &str = "noir-recursive";
 
 // ---------------------------------------------------------------------------------------------
 // Locating the binaries and files.
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 /// `target/bb/bb`, as `scripts/fetch-bb` installs it.
 fn bb_bin() -> PathBuf {
@@ -77,10 +74,6 @@ fn shared_crs() -> PathBuf {
         );
     }
     p
-}
-
-fn fixture(name: &str, file: &str) -> PathBuf {
-    workspace().join("fixtures").join(name).join(file)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::shim::{ACCESS_KEY_ID, SECRET_ACCESS_KEY, Shim, ShimSetup};
+use crate::workspace;
 
 pub const REGION: &str = "us-east-1";
 pub const KEY_ID: &str = "sigil-test-key";
@@ -31,10 +32,6 @@ pub fn kms_policy(pcr0: Option<&str>) -> String {
         r#"{{"allowed_credentials": [{{"access_key_id": "{ACCESS_KEY_ID}", "secret_access_key": "{SECRET_ACCESS_KEY}"}}],
             "trust_test_root": true, {pcrs}}}"#
     )
-}
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
 /// `sigil-enclave` as a local process on a free TCP port; killed (SIGKILL) on drop.

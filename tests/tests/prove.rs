@@ -10,14 +10,7 @@ use std::time::{Duration, Instant};
 use common::{Enclave, bb, target_dir};
 use sigil_client::{Client, ClientError};
 use sigil_e2e::shim::Shim;
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn fixture(name: &str, file: &str) -> PathBuf {
-    workspace().join("fixtures").join(name).join(file)
-}
+use sigil_e2e::{fixture, workspace};
 
 struct Setup {
     dir: PathBuf,

@@ -13,10 +13,7 @@ use std::time::Duration;
 use common::{api_error, target_dir};
 use sigil_client::{AttestedEnclave, Client, OwnerKey};
 use sigil_e2e::deployment::Deployment;
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+use sigil_e2e::workspace;
 
 /// A fresh deployment (development KMS, shim; the enclave started by the test) in
 /// `target/test-sealed/<name>-<pid>`.
