@@ -116,6 +116,13 @@ fn host_verify(out: &Path) -> bool {
     common::bb_verifies(out, &host_crs_dir())
 }
 
+/// `sigil prove` of the fixture `name` succeeds and the host's bb verifies the proof.
+fn assert_proves(s: &Setup, name: &str) {
+    let (o, out) = prove_cli(s, name);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(host_verify(&out));
+}
+
 fn prove_cli(s: &Setup, name: &str) -> (std::process::Output, PathBuf) {
     let out = s.dir.join(format!("out-{name}"));
     let o = common::sigil(&[
@@ -212,9 +219,7 @@ fn a_crs_too_small_for_the_circuit_is_named_before_proving() {
     );
     assert!(s.leftover_job_dirs().is_empty());
     // The tiny circuit fits.
-    let (o, out) = prove_cli(&s, "tiny");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(host_verify(&out));
+    assert_proves(&s, "tiny");
 }
 
 #[test]
@@ -295,9 +300,7 @@ fn a_prover_over_its_memory_limit_fails_clearly_and_the_next_job_runs() {
     assert_eq!(code, "memory_limit", "{m}");
     assert!(m.contains("64 MiB"), "{m}");
     assert!(s.leftover_job_dirs().is_empty());
-    let (o, out) = prove_cli(&s, "tiny");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(host_verify(&out));
+    assert_proves(&s, "tiny");
 }
 
 #[test]
@@ -341,9 +344,7 @@ fn a_prover_over_its_time_limit_is_stopped_and_the_next_job_runs() {
         start.elapsed()
     );
     assert!(s.leftover_job_dirs().is_empty());
-    let (o, out) = prove_cli(&s, "tiny");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(host_verify(&out));
+    assert_proves(&s, "tiny");
 }
 
 #[test]

@@ -260,13 +260,7 @@ fn three_party_sessions_through_the_api_and_the_cli() {
     let cli = |args: &[&str]| -> serde_json::Value {
         let mut all = vec!["musig2", "--endpoint", &endpoint, "--trust-test-root"];
         all.extend_from_slice(args);
-        let out = common::sigil(&all);
-        assert!(
-            out.status.success(),
-            "sigil {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).expect("JSON on stdout")
+        common::sigil_json(&all)
     };
     let msg = hex::encode([0x5a; 32]);
     let created = cli(&[

@@ -110,6 +110,17 @@ pub fn sigil(args: &[&str]) -> Output {
         .expect("run sigil")
 }
 
+/// Runs the `sigil` CLI, which must succeed, and parses the JSON it prints.
+pub fn sigil_json(args: &[&str]) -> serde_json::Value {
+    let out = sigil(args);
+    assert!(
+        out.status.success(),
+        "sigil {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON on stdout")
+}
+
 /// Splits a raw HTTP response into (status, body as JSON).
 pub fn parse_response(raw: &[u8]) -> (u16, serde_json::Value) {
     let text = String::from_utf8_lossy(raw);
@@ -302,4 +313,22 @@ pub fn bb_verifies(out: &Path, crs_dir: &Path) -> bool {
         .expect("run bb verify")
         .status
         .success()
+}
+
+/// After a restart, the vault entry `name` (written as `value-<version>`) holds the last
+/// acknowledged write (`acked`) or the one in flight; returns its version.
+pub fn vault_version_after_restart(
+    c: &sigil_client::Client,
+    e: &sigil_client::AttestedEnclave,
+    owner: &sigil_client::OwnerKey,
+    name: &str,
+    acked: u64,
+) -> u64 {
+    let (value, version) = c.vault_get(e, owner, name).unwrap();
+    assert!(
+        version == acked || version == acked + 1,
+        "version {version} after {acked} acknowledged writes"
+    );
+    assert_eq!(value, format!("value-{version}").into_bytes());
+    version
 }
