@@ -228,13 +228,7 @@ impl Client {
             return Ok(opener.open(route, &sealed)?);
         }
         // An error the enclave sealed to us (it came after our request was opened).
-        let mut resp = resp;
-        let sealed = resp
-            .body_mut()
-            .with_config()
-            .limit(MAX_RESPONSE)
-            .read_to_vec()
-            .map_err(|e| ClientError::Transport(format!("reading response: {e}")))?;
+        let sealed = read_body(resp)?;
         let plain = opener.open(route, &sealed)?;
         let e: ErrorBody = serde_json::from_slice(&plain)
             .map_err(|e| ClientError::Protocol(format!("sealed error body: {e}")))?;
@@ -282,14 +276,7 @@ impl Client {
         owner: &OwnerKey,
         name: &str,
     ) -> Result<(Vec<u8>, u64), ClientError> {
-        let not_after = owner.not_after();
-        let d = vault::digest(vault::Op::Get, name, 0, None, None, not_after);
-        let req = vault::NameRequest {
-            name: name.into(),
-            expected_version: 0,
-            not_after,
-            signature: owner.sign(&d)?,
-        };
+        let req = name_request(owner, vault::Op::Get, name, 0)?;
         let e = self.call::<ep::VaultGet>(enclave, &req)?;
         if e.name != name || e.owner != owner.x_only() {
             return Err(ClientError::Protocol(
@@ -307,21 +294,7 @@ impl Client {
         name: &str,
         expected_version: u64,
     ) -> Result<(), ClientError> {
-        let not_after = owner.not_after();
-        let d = vault::digest(
-            vault::Op::Delete,
-            name,
-            expected_version,
-            None,
-            None,
-            not_after,
-        );
-        let req = vault::NameRequest {
-            name: name.into(),
-            expected_version,
-            not_after,
-            signature: owner.sign(&d)?,
-        };
+        let req = name_request(owner, vault::Op::Delete, name, expected_version)?;
         self.call::<ep::VaultDelete>(enclave, &req)?;
         Ok(())
     }
@@ -346,14 +319,35 @@ impl Client {
     }
 }
 
-fn read_ok(mut resp: ureq::http::Response<ureq::Body>) -> Result<Vec<u8>, ClientError> {
-    let status = resp.status().as_u16();
-    let body = resp
-        .body_mut()
+/// A vault request naming an entry (get, delete), signed by `owner`.
+fn name_request(
+    owner: &OwnerKey,
+    op: vault::Op,
+    name: &str,
+    expected_version: u64,
+) -> Result<vault::NameRequest, ClientError> {
+    let not_after = owner.not_after();
+    let d = vault::digest(op, name, expected_version, None, None, not_after);
+    Ok(vault::NameRequest {
+        name: name.into(),
+        expected_version,
+        not_after,
+        signature: owner.sign(&d)?,
+    })
+}
+
+/// A response's body, up to [`MAX_RESPONSE`] bytes.
+fn read_body(mut resp: ureq::http::Response<ureq::Body>) -> Result<Vec<u8>, ClientError> {
+    resp.body_mut()
         .with_config()
         .limit(MAX_RESPONSE)
         .read_to_vec()
-        .map_err(|e| ClientError::Transport(format!("reading response: {e}")))?;
+        .map_err(|e| ClientError::Transport(format!("reading response: {e}")))
+}
+
+fn read_ok(resp: ureq::http::Response<ureq::Body>) -> Result<Vec<u8>, ClientError> {
+    let status = resp.status().as_u16();
+    let body = read_body(resp)?;
     if (200..300).contains(&status) {
         return Ok(body);
     }

@@ -417,6 +417,42 @@ fn attest(client: &Client, trust: &Trust, max_age: u64) -> Result<AttestedEnclav
     Ok(enclave)
 }
 
+/// A client for `endpoint` and its attested enclave.
+fn connect(
+    endpoint: &str,
+    trust: &Trust,
+    max_age: u64,
+) -> Result<(Client, AttestedEnclave), Failure> {
+    let client = Client::new(endpoint).map_err(|e| Failure::Usage(e.to_string()))?;
+    let enclave = attest(&client, trust, max_age)?;
+    Ok((client, enclave))
+}
+
+/// `owner-key` and `signer-key`: makes a new key file at `path` (`new`) or reads the one
+/// there, then prints the file and the key's public form under `public_name`.
+fn key_file_command<K>(
+    new: bool,
+    path: String,
+    generate: impl Fn() -> Result<K, ClientError>,
+    save: impl Fn(&K, &str) -> Result<(), ClientError>,
+    load: impl Fn(&str) -> Result<K, ClientError>,
+    public_name: &str,
+    public: impl Fn(&K) -> String,
+) -> Result<(), Failure> {
+    let key = if new {
+        let key = generate().map_err(client_failure)?;
+        save(&key, &path).map_err(client_failure)?;
+        key
+    } else {
+        load(&path).map_err(client_failure)?
+    };
+    let mut out = serde_json::Map::new();
+    out.insert("key_file".into(), path.into());
+    out.insert(public_name.into(), public(&key).into());
+    println!("{}", serde_json::Value::Object(out));
+    Ok(())
+}
+
 fn run(cli: Cli) -> Result<(), Failure> {
     match cli.cmd {
         Cmd::Attestation {
@@ -454,8 +490,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             max_age,
             save_document,
         } => {
-            let client = Client::new(&endpoint).map_err(|e| Failure::Usage(e.to_string()))?;
-            let enclave = attest(&client, &trust, max_age)?;
+            let (_, enclave) = connect(&endpoint, &trust, max_age)?;
             if let Some(path) = save_document {
                 std::fs::write(&path, &enclave.raw)
                     .map_err(|e| Failure::Usage(format!("--save-document {path}: {e}")))?;
@@ -473,8 +508,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             trust,
             message,
         } => {
-            let client = Client::new(&endpoint).map_err(|e| Failure::Usage(e.to_string()))?;
-            let enclave = attest(&client, &trust, 300)?;
+            let (client, enclave) = connect(&endpoint, &trust, 300)?;
             let t = Instant::now();
             let resp = client.ping(&enclave, &message).map_err(client_failure)?;
             let out = serde_json::json!({
@@ -487,42 +521,31 @@ fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Cmd::OwnerKey { cmd } => {
-            let (key, path) = match cmd {
-                OwnerKeyCmd::New { out } => {
-                    let key = OwnerKey::generate().map_err(client_failure)?;
-                    key.save(&out).map_err(client_failure)?;
-                    (key, out)
-                }
-                OwnerKeyCmd::Show { key } => (OwnerKey::load(&key).map_err(client_failure)?, key),
+            let (new, path) = match cmd {
+                OwnerKeyCmd::New { out } => (true, out),
+                OwnerKeyCmd::Show { key } => (false, key),
             };
-            println!(
-                "{}",
-                serde_json::json!({"key_file": path, "owner": hex::encode(key.x_only())})
-            );
-            Ok(())
+            let (generate, save, load) = (OwnerKey::generate, OwnerKey::save, OwnerKey::load);
+            key_file_command(new, path, generate, save, load, "owner", |k| {
+                hex::encode(k.x_only())
+            })
         }
         Cmd::SignerKey { cmd } => {
-            let (key, path) = match cmd {
-                SignerKeyCmd::New { out } => {
-                    let key = SignerKey::generate().map_err(client_failure)?;
-                    key.save(&out).map_err(client_failure)?;
-                    (key, out)
-                }
-                SignerKeyCmd::Show { key } => (SignerKey::load(&key).map_err(client_failure)?, key),
+            let (new, path) = match cmd {
+                SignerKeyCmd::New { out } => (true, out),
+                SignerKeyCmd::Show { key } => (false, key),
             };
-            println!(
-                "{}",
-                serde_json::json!({"key_file": path, "public_key": hex::encode(key.public_key())})
-            );
-            Ok(())
+            let (generate, save, load) = (SignerKey::generate, SignerKey::save, SignerKey::load);
+            key_file_command(new, path, generate, save, load, "public_key", |k| {
+                hex::encode(k.public_key())
+            })
         }
         Cmd::Musig2 {
             endpoint,
             trust,
             cmd,
         } => {
-            let client = Client::new(&endpoint).map_err(|e| Failure::Usage(e.to_string()))?;
-            let enclave = attest(&client, &trust, 300)?;
+            let (client, enclave) = connect(&endpoint, &trust, 300)?;
             println!("{}", musig2(&client, &enclave, cmd)?);
             Ok(())
         }
@@ -557,8 +580,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     "--target does not apply to chonk proofs (they have one verifier)".into(),
                 ));
             }
-            let client = Client::new(&endpoint).map_err(|e| Failure::Usage(e.to_string()))?;
-            let enclave = attest(&client, &trust, 300)?;
+            let (client, enclave) = connect(&endpoint, &trust, 300)?;
             let t = Instant::now();
             let job = match &inputs {
                 Inputs::UltraHonk(c, w) => client.prove_submit(&enclave, c, w, &target),
@@ -618,8 +640,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             cmd,
         } => {
             let owner = OwnerKey::load(&owner_key).map_err(client_failure)?;
-            let client = Client::new(&endpoint).map_err(|e| Failure::Usage(e.to_string()))?;
-            let enclave = attest(&client, &trust, 300)?;
+            let (client, enclave) = connect(&endpoint, &trust, 300)?;
             match cmd {
                 VaultCmd::Put {
                     name,
@@ -681,6 +702,17 @@ fn to_json(v: &impl serde::Serialize) -> String {
     serde_json::to_string(v).unwrap_or_default()
 }
 
+/// A client call's answer as JSON.
+fn json_of(r: Result<impl serde::Serialize, ClientError>) -> Result<String, Failure> {
+    Ok(to_json(&r.map_err(client_failure)?))
+}
+
+/// What a delete prints once it is done.
+fn deleted(r: Result<(), ClientError>, id: &impl serde::Serialize) -> Result<String, Failure> {
+    r.map_err(client_failure)?;
+    Ok(serde_json::json!({"id": id, "deleted": true}).to_string())
+}
+
 fn musig2(client: &Client, enclave: &AttestedEnclave, cmd: Musig2Cmd) -> Result<String, Failure> {
     let owner = |path: &str| OwnerKey::load(path).map_err(client_failure);
     let f = client_failure;
@@ -702,15 +734,11 @@ fn musig2(client: &Client, enclave: &AttestedEnclave, cmd: Musig2Cmd) -> Result<
                         .map_err(f)?,
                 )
             }
-            KeyCmd::List => to_json(&client.musig2_list_keys(enclave).map_err(f)?),
-            KeyCmd::Describe { id } => {
-                to_json(&client.musig2_describe_key(enclave, &id).map_err(f)?)
-            }
+            KeyCmd::List => json_of(client.musig2_list_keys(enclave))?,
+            KeyCmd::Describe { id } => json_of(client.musig2_describe_key(enclave, &id))?,
             KeyCmd::Delete { id, owner_key } => {
-                client
-                    .musig2_delete_key(enclave, &owner(&owner_key)?, &id)
-                    .map_err(f)?;
-                serde_json::json!({"id": id, "deleted": true}).to_string()
+                let done = client.musig2_delete_key(enclave, &owner(&owner_key)?, &id);
+                deleted(done, &id)?
             }
         },
         Musig2Cmd::Aggregate { cmd } => match cmd {
@@ -730,15 +758,13 @@ fn musig2(client: &Client, enclave: &AttestedEnclave, cmd: Musig2Cmd) -> Result<
                 };
                 to_json(&client.musig2_create_aggregate(enclave, &req).map_err(f)?)
             }
-            AggregateCmd::List => to_json(&client.musig2_list_aggregates(enclave).map_err(f)?),
+            AggregateCmd::List => json_of(client.musig2_list_aggregates(enclave))?,
             AggregateCmd::Describe { id } => {
-                to_json(&client.musig2_describe_aggregate(enclave, &id).map_err(f)?)
+                json_of(client.musig2_describe_aggregate(enclave, &id))?
             }
             AggregateCmd::Delete { id, owner_key } => {
-                client
-                    .musig2_delete_aggregate(enclave, &owner(&owner_key)?, &id)
-                    .map_err(f)?;
-                serde_json::json!({"id": id, "deleted": true}).to_string()
+                let done = client.musig2_delete_aggregate(enclave, &owner(&owner_key)?, &id);
+                deleted(done, &id)?
             }
         },
         Musig2Cmd::Session { cmd } => match cmd {

@@ -24,7 +24,20 @@ use zeroize::Zeroizing;
 /// BIP-340 verification (k256) and adaptor completion, for checking what a session returns.
 pub use sigil_signing::{complete_adaptor_signature, verify_bip340};
 
+use crate::owner::{random_secret, read_secret_file, write_secret_file};
 use crate::{AttestedEnclave, Client, ClientError, Code, OwnerKey};
+
+/// `owner`'s signature over `request_digest(op, fields, not_after)`, with the `not_after` it
+/// covers.
+fn sign_request(
+    owner: &OwnerKey,
+    op: Op,
+    fields: &[&[u8]],
+) -> Result<(u64, Signature), ClientError> {
+    let not_after = owner.not_after();
+    let signature = owner.sign(&wire::request_digest(op, fields, not_after))?;
+    Ok((not_after, signature))
+}
 
 fn proto(m: impl Into<String>) -> ClientError {
     ClientError::Protocol(m.into())
@@ -109,13 +122,11 @@ pub struct SignerKey {
 
 impl SignerKey {
     pub fn generate() -> Result<SignerKey, ClientError> {
-        loop {
-            let mut b = Zeroizing::new([0u8; 32]);
-            getrandom::fill(&mut b[..]).map_err(|e| proto(format!("no randomness: {e}")))?;
-            if let Ok(secret) = k256::SecretKey::from_slice(&b[..]) {
-                return Ok(SignerKey { secret });
-            }
-        }
+        random_secret(|b| {
+            k256::SecretKey::from_slice(b)
+                .ok()
+                .map(|secret| SignerKey { secret })
+        })
     }
 
     pub fn from_bytes(b: &[u8]) -> Result<SignerKey, ClientError> {
@@ -126,30 +137,12 @@ impl SignerKey {
 
     /// Reads a key file (64 hex characters, surrounding whitespace ignored).
     pub fn load(path: &str) -> Result<SignerKey, ClientError> {
-        let text = Zeroizing::new(
-            std::fs::read_to_string(path).map_err(|e| proto(format!("key {path}: {e}")))?,
-        );
-        let bytes = Zeroizing::new(
-            hex::decode(text.trim())
-                .map_err(|_| proto(format!("key {path}: not 64 hex characters")))?,
-        );
-        SignerKey::from_bytes(&bytes)
+        SignerKey::from_bytes(&read_secret_file(path, "key")?)
     }
 
     /// Writes the key file, created with mode 0600 and never overwritten.
     pub fn save(&self, path: &str) -> Result<(), ClientError> {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(path)
-            .map_err(|e| proto(format!("key {path}: {e}")))?;
-        let hex = Zeroizing::new(hex::encode(self.secret.to_bytes()));
-        writeln!(f, "{}", hex.as_str())
-            .and_then(|_| f.sync_all())
-            .map_err(|e| proto(format!("key {path}: {e}")))
+        write_secret_file(path, "key", &self.secret.to_bytes())
     }
 
     /// The secret, for importing it into an enclave (`Client::musig2_import_key`).
@@ -353,15 +346,14 @@ impl Client {
         enclave: &AttestedEnclave,
         owner: &OwnerKey,
     ) -> Result<KeyView, ClientError> {
-        let not_after = owner.not_after();
         let x = owner.x_only();
         let request_id = fresh_request_id()?;
-        let d = wire::request_digest(Op::GenerateKey, &[&x, &request_id], not_after);
+        let (not_after, signature) = sign_request(owner, Op::GenerateKey, &[&x, &request_id])?;
         let req = GenerateKeyRequest {
             owner: Hex(x),
             request_id: Hex(request_id),
             not_after,
-            signature: owner.sign(&d)?,
+            signature,
         };
         let k: KeyView = self.call::<ep::KeyGenerate>(enclave, &req)?;
         if k.owner != req.owner {
@@ -378,18 +370,18 @@ impl Client {
         owner: &OwnerKey,
         secret: &SignerKey,
     ) -> Result<KeyView, ClientError> {
-        let not_after = owner.not_after();
         let x = owner.x_only();
         let public_key = secret.public_key();
         let request_id = fresh_request_id()?;
-        let d = wire::request_digest(Op::ImportKey, &[&x, &public_key, &request_id], not_after);
+        let (not_after, signature) =
+            sign_request(owner, Op::ImportKey, &[&x, &public_key, &request_id])?;
         let req = ImportKeyRequest {
             // Wiped when `req` drops.
             secret: SecretHex::new(secret.secret_bytes()),
             owner: Hex(x),
             request_id: Hex(request_id),
             not_after,
-            signature: owner.sign(&d)?,
+            signature,
         };
         let k = self.call::<ep::KeyImport>(enclave, &req)?;
         if k.public_key != public_key || k.owner != req.owner {
@@ -419,12 +411,11 @@ impl Client {
         owner: &OwnerKey,
         id: &Id,
     ) -> Result<(), ClientError> {
-        let not_after = owner.not_after();
-        let d = wire::request_digest(Op::DeleteKey, &[&id.0], not_after);
+        let (not_after, signature) = sign_request(owner, Op::DeleteKey, &[&id.0])?;
         let req = DeleteKeyRequest {
             id: *id,
             not_after,
-            signature: owner.sign(&d)?,
+            signature,
         };
         let _: Deleted = self.call::<ep::KeyDelete>(enclave, &req)?;
         Ok(())
@@ -461,14 +452,13 @@ impl Client {
         owner: &OwnerKey,
         id: &Id,
     ) -> Result<(), ClientError> {
-        let not_after = owner.not_after();
         let x = owner.x_only();
-        let d = wire::request_digest(Op::DeleteAggregate, &[&id.0, &x], not_after);
+        let (not_after, signature) = sign_request(owner, Op::DeleteAggregate, &[&id.0, &x])?;
         let req = DeleteAggregateRequest {
             id: *id,
             owner: Hex(x),
             not_after,
-            signature: owner.sign(&d)?,
+            signature,
         };
         let _: Deleted = self.call::<ep::AggregateDelete>(enclave, &req)?;
         Ok(())
@@ -587,16 +577,15 @@ impl Client {
         owner: &OwnerKey,
         session: &Hex32,
     ) -> Result<StatusView, ClientError> {
-        let not_after = owner.not_after();
         let x = owner.x_only();
-        let d = wire::request_digest(Op::AbortSession, &[&session.0, &x], not_after);
+        let (not_after, signature) = sign_request(owner, Op::AbortSession, &[&session.0, &x])?;
         self.call::<ep::SessionAbort>(
             enclave,
             &AbortRequest {
                 session: *session,
                 owner: Hex(x),
                 not_after,
-                signature: owner.sign(&d)?,
+                signature,
             },
         )
     }

@@ -19,15 +19,7 @@ pub struct OwnerKey {
 
 impl OwnerKey {
     pub fn generate() -> Result<OwnerKey, ClientError> {
-        loop {
-            let mut b = Zeroizing::new([0u8; 32]);
-            getrandom::fill(&mut b[..])
-                .map_err(|e| ClientError::Protocol(format!("no randomness: {e}")))?;
-            // Out-of-range scalars (probability ~2^-128) are simply drawn again.
-            if let Ok(key) = SigningKey::from_bytes(&b[..]) {
-                return Ok(OwnerKey { key });
-            }
-        }
+        random_secret(|b| SigningKey::from_bytes(b).ok().map(|key| OwnerKey { key }))
     }
 
     pub fn from_bytes(b: &[u8]) -> Result<OwnerKey, ClientError> {
@@ -38,30 +30,12 @@ impl OwnerKey {
 
     /// Reads a key file (64 hex characters, surrounding whitespace ignored).
     pub fn load(path: &str) -> Result<OwnerKey, ClientError> {
-        let text = Zeroizing::new(
-            std::fs::read_to_string(path)
-                .map_err(|e| ClientError::Protocol(format!("owner key {path}: {e}")))?,
-        );
-        let bytes = Zeroizing::new(hex::decode(text.trim()).map_err(|_| {
-            ClientError::Protocol(format!("owner key {path}: not 64 hex characters"))
-        })?);
-        OwnerKey::from_bytes(&bytes)
+        OwnerKey::from_bytes(&read_secret_file(path, "owner key")?)
     }
 
     /// Writes the key file, created with mode 0600 and never overwritten.
     pub fn save(&self, path: &str) -> Result<(), ClientError> {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(path)
-            .map_err(|e| ClientError::Protocol(format!("owner key {path}: {e}")))?;
-        let hex = Zeroizing::new(hex::encode(self.key.to_bytes()));
-        writeln!(f, "{}", hex.as_str())
-            .and_then(|_| f.sync_all())
-            .map_err(|e| ClientError::Protocol(format!("owner key {path}: {e}")))
+        write_secret_file(path, "owner key", &self.key.to_bytes())
     }
 
     /// The x-only public key the enclave records as owner.
@@ -88,4 +62,46 @@ impl OwnerKey {
             .map_err(|e| ClientError::Protocol(format!("signing: {e}")))?;
         Ok(Hex(sig.to_bytes()))
     }
+}
+
+/// Draws 32 random bytes until `make` accepts them: out-of-range scalars (probability
+/// ~2^-128) are simply drawn again.
+pub(crate) fn random_secret<T>(make: impl Fn(&[u8]) -> Option<T>) -> Result<T, ClientError> {
+    loop {
+        let mut b = Zeroizing::new([0u8; 32]);
+        getrandom::fill(&mut b[..])
+            .map_err(|e| ClientError::Protocol(format!("no randomness: {e}")))?;
+        if let Some(key) = make(&b[..]) {
+            return Ok(key);
+        }
+    }
+}
+
+/// Reads a secret key file (64 hex characters, surrounding whitespace ignored); errors name
+/// the file as `{what} {path}`.
+pub(crate) fn read_secret_file(path: &str, what: &str) -> Result<Zeroizing<Vec<u8>>, ClientError> {
+    let text = Zeroizing::new(
+        std::fs::read_to_string(path)
+            .map_err(|e| ClientError::Protocol(format!("{what} {path}: {e}")))?,
+    );
+    hex::decode(text.trim())
+        .map(Zeroizing::new)
+        .map_err(|_| ClientError::Protocol(format!("{what} {path}: not 64 hex characters")))
+}
+
+/// Writes a secret key file as hex, created with mode 0600 and never overwritten.
+pub(crate) fn write_secret_file(path: &str, what: &str, secret: &[u8]) -> Result<(), ClientError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let fail = |e: std::io::Error| ClientError::Protocol(format!("{what} {path}: {e}"));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(fail)?;
+    let hex = Zeroizing::new(hex::encode(secret));
+    writeln!(f, "{}", hex.as_str())
+        .and_then(|_| f.sync_all())
+        .map_err(fail)
 }

@@ -26,7 +26,6 @@
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use sigil_signing::KeyId;
 
 use crate::wire::{
@@ -74,20 +73,14 @@ impl Op {
 /// field that selects what is acted on are inside, length-prefixed so no two requests encode
 /// alike, and the tag separates these digests from the vault's and from session approvals.
 pub fn request_digest(op: Op, fields: &[&[u8]], not_after: u64) -> [u8; 32] {
-    let tag = Sha256::digest(REQUEST_TAG.as_bytes());
-    let mut h = Sha256::new();
-    h.update(tag);
-    h.update(tag);
-    let mut field = |b: &[u8]| {
-        h.update((b.len() as u32).to_be_bytes());
-        h.update(b);
-    };
-    field(op.as_str().as_bytes());
-    for f in fields {
-        field(f);
-    }
-    field(&not_after.to_be_bytes());
-    h.finalize().into()
+    let not_after = not_after.to_be_bytes();
+    let op = [op.as_str().as_bytes()];
+    crate::wire::tagged_digest(
+        REQUEST_TAG,
+        op.into_iter()
+            .chain(fields.iter().copied())
+            .chain([&not_after[..]]),
+    )
 }
 
 // ----- keys -----

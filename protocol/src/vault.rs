@@ -100,24 +100,18 @@ pub fn digest(
     owner: Option<&[u8; 32]>,
     not_after: u64,
 ) -> [u8; 32] {
-    let tag = Sha256::digest(TAG.as_bytes());
-    let mut h = Sha256::new();
-    h.update(tag);
-    h.update(tag);
-    let mut field = |b: &[u8]| {
-        h.update((b.len() as u32).to_be_bytes());
-        h.update(b);
-    };
-    field(op.as_str().as_bytes());
-    field(name.as_bytes());
-    field(&expected_version.to_be_bytes());
-    match value {
-        Some(v) => field(&Sha256::digest(v)),
-        None => field(&[]),
-    }
-    field(owner.map(|o| &o[..]).unwrap_or(&[]));
-    field(&not_after.to_be_bytes());
-    h.finalize().into()
+    let value_hash = value.map(Sha256::digest);
+    crate::wire::tagged_digest(
+        TAG,
+        [
+            op.as_str().as_bytes(),
+            name.as_bytes(),
+            &expected_version.to_be_bytes(),
+            value_hash.as_deref().unwrap_or(&[]),
+            owner.map(|o| &o[..]).unwrap_or(&[]),
+            &not_after.to_be_bytes(),
+        ],
+    )
 }
 
 /// Why a vault name is refused.

@@ -18,7 +18,22 @@ use std::str::FromStr;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
+use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
+
+/// `SHA256(SHA256(tag) || SHA256(tag) || fields)`, each field a 4-byte big-endian length then
+/// its bytes: the digest owners sign, length-prefixed so that no two field lists encode alike.
+pub fn tagged_digest<'a>(tag: &str, fields: impl IntoIterator<Item = &'a [u8]>) -> [u8; 32] {
+    let tag = Sha256::digest(tag.as_bytes());
+    let mut h = Sha256::new();
+    h.update(tag);
+    h.update(tag);
+    for field in fields {
+        h.update((field.len() as u32).to_be_bytes());
+        h.update(field);
+    }
+    h.finalize().into()
+}
 
 /// Why a field's text is refused. The messages never quote the text: it may be a secret.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

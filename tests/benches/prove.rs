@@ -32,6 +32,10 @@ use sigil_client::{AttestedEnclave, Client};
 use sigil_e2e::deployment::LocalEnclave;
 use sigil_e2e::shim::{Shim, ShimSetup};
 
+mod release;
+use release::{attest, enclave_bin, missing, profile_dir, shim_bin, workspace_target};
+use sigil_e2e::{fixture, workspace};
+
 /// Measured runs per fixture (after one warm-up run each).
 const FIXTURES: &[(&str, usize)] = &[("tiny", 5), ("large", 3)];
 /// Status poll interval of the "tight" end-to-end measurement.
@@ -43,74 +47,6 @@ const TARGET: &str = "noir-recursive";
 
 // ---------------------------------------------------------------------------------------------
 // Locating the binaries and files.
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// `<target>/release`: the bench runs from `<target>/release/deps/`.
-fn profile_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("bench executable path");
-    exe.parent()
-        .and_then(Path::parent)
-        .map(Path::to_path_buf)
-        .expect("the bench runs from <target>/<profile>/deps")
-}
-
-/// The nearest directory named `target` above this bench (the workspace's, also when
-/// `CARGO_TARGET_DIR` is a directory inside it).
-fn workspace_target() -> Option<PathBuf> {
-    profile_dir()
-        .ancestors()
-        .find(|p| p.file_name().is_some_and(|n| n == "target"))
-        .map(Path::to_path_buf)
-}
-
-fn missing(what: &str, looked: &[PathBuf], hint: &str) -> ! {
-    eprintln!("prove bench: no {what} found; looked at:");
-    for p in looked {
-        eprintln!("  {}", p.display());
-    }
-    eprintln!("{hint}");
-    std::process::exit(1);
-}
-
-const BUILD_HINT: &str = "build the release binaries first, with the same CARGO_TARGET_DIR as \
-                          the bench:\n  cargo build --release -p sigil-enclave -p sigil-shim";
-
-/// The enclave binary: this target directory's release build (always the current source)
-/// when present, else the static reproducible build (which may be older than the source).
-fn enclave_bin() -> (PathBuf, &'static str) {
-    let profile = profile_dir();
-    let release = profile.join("sigil-enclave");
-    if release.exists() {
-        return (release, "release build");
-    }
-    let rel = "reproducible/x86_64-unknown-linux-gnu/release/sigil-enclave";
-    let mut looked = vec![release];
-    // The target directory of this bench, and the nearest one named `target` above it.
-    for root in profile
-        .parent()
-        .map(Path::to_path_buf)
-        .into_iter()
-        .chain(workspace_target())
-    {
-        let p = root.join(rel);
-        if p.exists() {
-            return (p, "static reproducible build, may be stale");
-        }
-        looked.push(p);
-    }
-    missing("sigil-enclave binary", &looked, BUILD_HINT)
-}
-
-fn shim_bin() -> PathBuf {
-    let p = profile_dir().join("sigil-shim");
-    if !p.exists() {
-        missing("sigil-shim binary", &[p], BUILD_HINT);
-    }
-    p
-}
 
 /// `target/bb/bb`, as `scripts/fetch-bb` installs it.
 fn bb_bin() -> PathBuf {
@@ -138,10 +74,6 @@ fn shared_crs() -> PathBuf {
         );
     }
     p
-}
-
-fn fixture(name: &str, file: &str) -> PathBuf {
-    workspace().join("fixtures").join(name).join(file)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -279,21 +211,10 @@ struct Deployment {
 impl Deployment {
     fn start(dir: &Path, enclave_bin: &Path, shim_bin: PathBuf, bb: &Path) -> Deployment {
         std::fs::create_dir_all(dir.join("state")).unwrap();
-        let sock = |n: &str| format!("unix:{}", dir.join(n).display());
         let crs = shared_crs();
-        let shim = Shim::start(&ShimSetup {
-            bin: shim_bin,
-            state_dir: dir.join("state"),
-            blob_listen: sock("blobs.sock"),
-            egress_listen: sock("egress.sock"),
-            credentials_listen: sock("creds.sock"),
-            egress_allow: "kms.us-east-1.amazonaws.com:443".into(),
-            egress_resolve: None,
-            ingress: None,
-            log: dir.join("shim.log"),
-            crs: Some(crs.clone()),
-        })
-        .expect("start sigil-shim");
+        let setup = ShimSetup::in_dir(shim_bin, dir, Some(crs.clone()));
+        let shim = Shim::start(&setup).expect("start sigil-shim");
+        let (blobs, bb) = (setup.blob_listen, bb.display().to_string());
         // The enclave pins the whole shared file (32,769 points: enough for `--write_vk` on
         // the large fixture).
         let bytes = std::fs::read(&crs).unwrap();
@@ -312,7 +233,6 @@ impl Deployment {
         )
         .unwrap();
         let config = config.display().to_string();
-        let (blobs, bb) = (sock("blobs.sock"), bb.display().to_string());
         let enclave = LocalEnclave::start(
             enclave_bin,
             &["--config", &config, "--blob-store", &blobs, "--bb", &bb],
@@ -349,19 +269,6 @@ impl Deployment {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
-}
-
-fn attest(endpoint: &str) -> (Client, AttestedEnclave) {
-    let client = Client::new(endpoint).unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let mut policy = sigil_attestation::Policy::at(now);
-    policy.trust_test_root = true;
-    policy.allow_debug = true;
-    let enclave = client.attest(policy).expect("attest the local enclave");
-    (client, enclave)
 }
 
 // ---------------------------------------------------------------------------------------------

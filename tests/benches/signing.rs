@@ -36,6 +36,9 @@ use sigil_signing::{
     MessageSpec, SessionRequest, SessionState, SignatureValue, Tweak, session_digest,
 };
 
+mod release;
+use release::{attest, enclave_bin, profile_dir, shim_bin};
+
 /// Sessions through the API live this long (seconds, so 2 to 3 s): the enclave keeps a
 /// completed session until its expiry and holds at most `MAX_SESSIONS`, so the bench lets each
 /// phase's sessions expire before the next one starts.
@@ -48,64 +51,6 @@ fn drain_sessions() {
     while now() < until {
         std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Locating the binaries.
-
-/// `<target>/release`: the bench runs from `<target>/release/deps/`.
-fn profile_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("bench executable path");
-    exe.parent()
-        .and_then(Path::parent)
-        .map(Path::to_path_buf)
-        .expect("the bench runs from <target>/<profile>/deps")
-}
-
-fn missing(what: &str, looked: &[PathBuf]) -> ! {
-    eprintln!("signing bench: no {what} binary found; looked at:");
-    for p in looked {
-        eprintln!("  {}", p.display());
-    }
-    eprintln!(
-        "build the release binaries first, with the same CARGO_TARGET_DIR as the bench:\n  \
-         cargo build --release -p sigil-enclave -p sigil-shim"
-    );
-    std::process::exit(1);
-}
-
-/// The enclave binary: this target directory's release build (always the current source)
-/// when present, else the static reproducible build (which may be older than the source).
-fn enclave_bin() -> (PathBuf, &'static str) {
-    let profile = profile_dir();
-    let release = profile.join("sigil-enclave");
-    if release.exists() {
-        return (release, "release build");
-    }
-    let rel = "reproducible/x86_64-unknown-linux-gnu/release/sigil-enclave";
-    let mut looked = vec![release];
-    // The target directory of this bench, and the nearest one named `target` above it.
-    let roots = profile.parent().into_iter().chain(
-        profile
-            .ancestors()
-            .find(|p| p.file_name().is_some_and(|n| n == "target")),
-    );
-    for root in roots {
-        let p = root.join(rel);
-        if p.exists() {
-            return (p, "static reproducible build, may be stale");
-        }
-        looked.push(p);
-    }
-    missing("sigil-enclave", &looked)
-}
-
-fn shim_bin() -> PathBuf {
-    let p = profile_dir().join("sigil-shim");
-    if !p.exists() {
-        missing("sigil-shim", &[p]);
-    }
-    p
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -185,15 +130,6 @@ fn setup_http(c: &Client, e: &AttestedEnclave, p: &Parties) -> AggregateView {
         },
     )
     .expect("create the aggregate")
-}
-
-fn attest(endpoint: &str) -> (Client, AttestedEnclave) {
-    let client = Client::new(endpoint).unwrap();
-    let mut policy = sigil_attestation::Policy::at(now());
-    policy.trust_test_root = true;
-    policy.allow_debug = true;
-    let enclave = client.attest(policy).expect("attest the local enclave");
-    (client, enclave)
 }
 
 /// One session through the API, start to verified signature; returns its latency.

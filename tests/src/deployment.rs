@@ -9,6 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::shim::{ACCESS_KEY_ID, SECRET_ACCESS_KEY, Shim, ShimSetup};
+use crate::workspace;
 
 pub const REGION: &str = "us-east-1";
 pub const KEY_ID: &str = "sigil-test-key";
@@ -31,10 +32,6 @@ pub fn kms_policy(pcr0: Option<&str>) -> String {
         r#"{{"allowed_credentials": [{{"access_key_id": "{ACCESS_KEY_ID}", "secret_access_key": "{SECRET_ACCESS_KEY}"}}],
             "trust_test_root": true, {pcrs}}}"#
     )
-}
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
 /// `sigil-enclave` as a local process on a free TCP port; killed (SIGKILL) on drop.
@@ -150,16 +147,9 @@ impl Deployment {
     pub fn start_shim(&mut self) {
         let host = format!("kms.{REGION}.amazonaws.com:443");
         let setup = ShimSetup {
-            bin: self.shim_bin.clone(),
-            state_dir: self.dir.join("state"),
-            blob_listen: self.sock("blobs.sock"),
-            egress_listen: self.sock("egress.sock"),
-            credentials_listen: self.sock("creds.sock"),
             egress_resolve: Some(format!("{host}={}", self.kms_addr)),
             egress_allow: host,
-            ingress: None,
-            log: self.dir.join("shim.log"),
-            crs: None,
+            ..ShimSetup::in_dir(self.shim_bin.clone(), &self.dir, None)
         };
         self.shim = Some(Shim::start(&setup).expect("start sigil-shim"));
     }

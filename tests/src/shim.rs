@@ -32,6 +32,27 @@ pub struct ShimSetup {
     pub crs: Option<PathBuf>,
 }
 
+impl ShimSetup {
+    /// The local layout: blobs in `<dir>/state`, the sockets `<dir>/{blobs,egress,creds}.sock`,
+    /// the log `<dir>/shim.log`, egress only to the us-east-1 KMS (not redirected), no
+    /// ingress.
+    pub fn in_dir(bin: PathBuf, dir: &Path, crs: Option<PathBuf>) -> ShimSetup {
+        let sock = |n: &str| format!("unix:{}", dir.join(n).display());
+        ShimSetup {
+            bin,
+            state_dir: dir.join("state"),
+            blob_listen: sock("blobs.sock"),
+            egress_listen: sock("egress.sock"),
+            credentials_listen: sock("creds.sock"),
+            egress_allow: "kms.us-east-1.amazonaws.com:443".into(),
+            egress_resolve: None,
+            ingress: None,
+            log: dir.join("shim.log"),
+            crs,
+        }
+    }
+}
+
 /// A running shim, killed when dropped.
 pub struct Shim {
     child: Child,

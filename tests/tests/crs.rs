@@ -30,17 +30,8 @@ impl Setup {
             format!(r#"{{"prover": {{"crs_sha256": "{sha}", "crs_points": {points}}}}}"#),
         )
         .unwrap();
-        let blobs = format!("unix:{}", self.dir.join("blobs.sock").display());
         // The prover section needs bb (scripts/fetch-bb) as well as the CRS.
-        let bb = target_dir().join("bb/bb");
-        Enclave::start(&[
-            "--config",
-            config.to_str().unwrap(),
-            "--blob-store",
-            &blobs,
-            "--bb",
-            bb.to_str().unwrap(),
-        ])
+        common::prover_enclave(&config, &self.dir, &target_dir().join("bb/bb"))
     }
 }
 

@@ -11,8 +11,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
 
-use common::target_dir;
-
 /// Serves `body` at every path; honours `Range: bytes=0-N` unless `ignore_range`.
 struct Host {
     url: String,
@@ -83,12 +81,7 @@ fn compress(flat: &[u8]) -> Vec<u8> {
 }
 
 fn scratch(name: &str) -> PathBuf {
-    let dir = target_dir()
-        .join("test-fetch-crs")
-        .join(format!("{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    common::fresh_dir("test-fetch-crs", name)
 }
 
 fn fetch(out: &Path, points: usize, extra: &[&str]) -> Output {

@@ -24,13 +24,7 @@ fn the_image_boots_attests_and_answers_sealed_requests() {
         h.accel
     );
 
-    let out = common::sigil(&["attest", "--endpoint", &h.endpoint, "--trust-test-root"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = common::sigil_json(&["attest", "--endpoint", &h.endpoint, "--trust-test-root"]);
     assert_eq!(v["image"]["mode"], "harness");
     assert_eq!(v["root"], "sigil-test-root");
     assert!(v["module_id"].as_str().unwrap().contains("simulated"));
@@ -38,7 +32,7 @@ fn the_image_boots_attests_and_answers_sealed_requests() {
     let refused = common::sigil(&["attest", "--endpoint", &h.endpoint]);
     assert_eq!(refused.status.code(), Some(1));
 
-    let out = common::sigil(&[
+    let v = common::sigil_json(&[
         "ping",
         "--endpoint",
         &h.endpoint,
@@ -46,12 +40,6 @@ fn the_image_boots_attests_and_answers_sealed_requests() {
         "--message",
         "through vsock",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["message"], "through vsock");
 
     // The enclave's own log stream reached the parent's log port.
@@ -119,11 +107,7 @@ fn sealed_state_survives_reboots_and_a_power_cut_mid_write() {
     );
     let kms = sigil_devkms::start(&sigil_devkms::Config::from_json(config.as_bytes()).unwrap())
         .expect("development KMS");
-    let state = common::target_dir()
-        .join("test-sealed")
-        .join(format!("harness-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&state);
-    std::fs::create_dir_all(&state).unwrap();
+    let state = common::fresh_dir("test-sealed", "harness");
     let mut opts = Options::new(eif());
     opts.shim = Some(ShimOptions {
         bin: common::profile_bin("sigil-shim"),
@@ -157,13 +141,8 @@ fn sealed_state_survives_reboots_and_a_power_cut_mid_write() {
             h.shutdown();
             continue;
         }
-        let (value, version) = client.vault_get(&enclave, &owner, "harness-entry").unwrap();
-        assert!(
-            version == acked || version == acked + 1,
-            "version {version} after {acked} acknowledged writes"
-        );
-        assert_eq!(value, format!("value-{version}").into_bytes());
-        acked = version;
+        acked =
+            common::vault_version_after_restart(&client, &enclave, &owner, "harness-entry", acked);
         if boot == 2 {
             h.shutdown();
             break;
@@ -214,11 +193,7 @@ fn the_image_proves_with_its_measured_bb() {
     use sigil_client::Client;
     use sigil_e2e::harness::ShimOptions;
 
-    let state = common::target_dir()
-        .join("test-sealed")
-        .join(format!("harness-prove-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&state);
-    std::fs::create_dir_all(&state).unwrap();
+    let state = common::fresh_dir("test-sealed", "harness-prove");
     let mut opts = Options::new(eif());
     opts.shim = Some(ShimOptions {
         bin: common::profile_bin("sigil-shim"),
@@ -313,19 +288,7 @@ fn the_image_proves_with_its_measured_bb() {
         crs_dir.join("bn254_g1.dat"),
     )
     .unwrap();
-    let ok = std::process::Command::new(common::target_dir().join("bb/bb"))
-        .args(["verify", "--scheme", "ultra_honk", "-t", "noir-recursive"])
-        .arg("-p")
-        .arg(out.join("proof"))
-        .arg("-i")
-        .arg(out.join("public_inputs"))
-        .arg("-k")
-        .arg(out.join("vk"))
-        .arg("-c")
-        .arg(&crs_dir)
-        .status()
-        .expect("bb verify on the host")
-        .success();
+    let ok = common::bb_verifies(&out, &crs_dir);
     assert!(ok, "the host's bb refuses the proof made in the image");
     let _ = std::fs::remove_dir_all(&state);
 }

@@ -7,16 +7,9 @@ use std::net::{TcpListener, TcpStream};
 use std::thread;
 use std::time::Duration;
 
-use common::{Enclave, error_code, parse_response, sigil};
+use common::{Enclave, error_code, now, parse_response, sigil};
 use sigil_attestation::{Policy, TrustedRoot};
 use sigil_client::{Client, ClientError};
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
 
 fn test_root_policy() -> Policy {
     let mut p = Policy::at(now());
@@ -58,7 +51,7 @@ fn cli_attests_a_local_enclave_only_with_the_test_root_trusted() {
 #[test]
 fn cli_encapsulated_ping_round_trip() {
     let e = Enclave::start(&[]);
-    let out = sigil(&[
+    let v = common::sigil_json(&[
         "ping",
         "--endpoint",
         &e.endpoint(),
@@ -66,12 +59,6 @@ fn cli_encapsulated_ping_round_trip() {
         "--message",
         "sealed hello",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["message"], "sealed hello");
     assert!(v["enclave_time_ms"].as_u64().unwrap() > 1_600_000_000_000);
 
@@ -89,7 +76,7 @@ fn a_saved_document_verifies_offline_with_its_nonce_and_not_later() {
     let dir = std::env::temp_dir().join(format!("sigil-e2e-doc-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let doc = dir.join("doc.cbor");
-    let out = sigil(&[
+    let v = common::sigil_json(&[
         "attest",
         "--endpoint",
         &e.endpoint(),
@@ -97,33 +84,26 @@ fn a_saved_document_verifies_offline_with_its_nonce_and_not_later() {
         "--save-document",
         doc.to_str().unwrap(),
     ]);
-    assert!(out.status.success());
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let nonce = v["nonce"].as_str().unwrap();
     let doc = doc.to_str().unwrap();
-    let ok = sigil(&[
-        "attestation",
-        "verify",
-        "--document",
-        doc,
-        "--trust-test-root",
-        "--nonce",
-        nonce,
-    ]);
+    let verify_nonce = |nonce: &str| {
+        sigil(&[
+            "attestation",
+            "verify",
+            "--document",
+            doc,
+            "--trust-test-root",
+            "--nonce",
+            nonce,
+        ])
+    };
+    let ok = verify_nonce(nonce);
     assert!(
         ok.status.success(),
         "{}",
         String::from_utf8_lossy(&ok.stderr)
     );
-    let wrong = sigil(&[
-        "attestation",
-        "verify",
-        "--document",
-        doc,
-        "--trust-test-root",
-        "--nonce",
-        "00",
-    ]);
+    let wrong = verify_nonce("00");
     assert_eq!(wrong.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&wrong.stderr).contains("nonce:"));
     // An hour later (the chain is still valid) the document is stale.

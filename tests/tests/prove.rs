@@ -7,27 +7,10 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{Enclave, target_dir};
+use common::{Enclave, bb, target_dir};
 use sigil_client::{Client, ClientError};
 use sigil_e2e::shim::Shim;
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn bb() -> PathBuf {
-    let p = target_dir().join("bb/bb");
-    assert!(
-        p.exists(),
-        "{} is missing: scripts/setup fetches it (scripts/fetch-bb)",
-        p.display()
-    );
-    p
-}
-
-fn fixture(name: &str, file: &str) -> PathBuf {
-    workspace().join("fixtures").join(name).join(file)
-}
+use sigil_e2e::{fixture, workspace};
 
 struct Setup {
     dir: PathBuf,
@@ -63,23 +46,13 @@ impl Setup {
         bb: impl FnOnce(&Path) -> PathBuf,
     ) -> Setup {
         let (dir, shim) = common::crs_shim_with("test-prove", name, crs);
-        let sock = |n: &str| format!("unix:{}", dir.join(n).display());
         let config = dir.join("enclave.json");
         std::fs::write(
             &config,
             format!(r#"{{"prover": {{"crs_sha256": "{sha}", "crs_points": {points}, {limits}}}}}"#),
         )
         .unwrap();
-        let blobs = sock("blobs.sock");
-        let bb = bb(&dir);
-        let enclave = Enclave::start(&[
-            "--config",
-            config.to_str().unwrap(),
-            "--blob-store",
-            &blobs,
-            "--bb",
-            bb.to_str().unwrap(),
-        ]);
+        let enclave = common::prover_enclave(&config, &dir, &bb(&dir));
         Setup {
             dir,
             _shim: shim,
@@ -140,20 +113,14 @@ fn host_crs_dir() -> PathBuf {
 
 /// `bb verify` on the host over what `sigil prove` wrote.
 fn host_verify(out: &Path) -> bool {
-    std::process::Command::new(bb())
-        .args(["verify", "--scheme", "ultra_honk", "-t", "noir-recursive"])
-        .arg("-p")
-        .arg(out.join("proof"))
-        .arg("-i")
-        .arg(out.join("public_inputs"))
-        .arg("-k")
-        .arg(out.join("vk"))
-        .arg("-c")
-        .arg(host_crs_dir())
-        .output()
-        .expect("run bb verify")
-        .status
-        .success()
+    common::bb_verifies(out, &host_crs_dir())
+}
+
+/// `sigil prove` of the fixture `name` succeeds and the host's bb verifies the proof.
+fn assert_proves(s: &Setup, name: &str) {
+    let (o, out) = prove_cli(s, name);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(host_verify(&out));
 }
 
 fn prove_cli(s: &Setup, name: &str) -> (std::process::Output, PathBuf) {
@@ -252,9 +219,7 @@ fn a_crs_too_small_for_the_circuit_is_named_before_proving() {
     );
     assert!(s.leftover_job_dirs().is_empty());
     // The tiny circuit fits.
-    let (o, out) = prove_cli(&s, "tiny");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(host_verify(&out));
+    assert_proves(&s, "tiny");
 }
 
 #[test]
@@ -335,9 +300,7 @@ fn a_prover_over_its_memory_limit_fails_clearly_and_the_next_job_runs() {
     assert_eq!(code, "memory_limit", "{m}");
     assert!(m.contains("64 MiB"), "{m}");
     assert!(s.leftover_job_dirs().is_empty());
-    let (o, out) = prove_cli(&s, "tiny");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(host_verify(&out));
+    assert_proves(&s, "tiny");
 }
 
 #[test]
@@ -381,9 +344,7 @@ fn a_prover_over_its_time_limit_is_stopped_and_the_next_job_runs() {
         start.elapsed()
     );
     assert!(s.leftover_job_dirs().is_empty());
-    let (o, out) = prove_cli(&s, "tiny");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(host_verify(&out));
+    assert_proves(&s, "tiny");
 }
 
 #[test]

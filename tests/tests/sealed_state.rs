@@ -10,13 +10,10 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::target_dir;
-use sigil_client::{AttestedEnclave, Client, ClientError, OwnerKey};
+use common::{api_error, target_dir};
+use sigil_client::{AttestedEnclave, Client, OwnerKey};
 use sigil_e2e::deployment::Deployment;
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+use sigil_e2e::workspace;
 
 /// A fresh deployment (development KMS, shim; the enclave started by the test) in
 /// `target/test-sealed/<name>-<pid>`.
@@ -40,34 +37,11 @@ trait SealedTests {
 
 impl SealedTests for Deployment {
     fn attest(&self) -> (Client, AttestedEnclave) {
-        let client = Client::new(&self.endpoint()).unwrap();
-        let mut policy = sigil_attestation::Policy::at(now());
-        policy.trust_test_root = true;
-        policy.allow_debug = true;
-        let enclave = client.attest(policy).expect("attest the local enclave");
-        (client, enclave)
+        common::attest_local(&self.endpoint())
     }
 
     fn blob_file(&self, name: &str) -> PathBuf {
         self.dir.join("state").join(format!("b_seal~secret~{name}"))
-    }
-}
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
-fn api_code(e: ClientError) -> (u16, String, String) {
-    match e {
-        ClientError::Api {
-            status,
-            code,
-            message,
-        } => (status, code.to_string(), message),
-        other => panic!("expected an API error, got {other}"),
     }
 }
 
@@ -119,11 +93,11 @@ fn state_survives_restarts_of_the_enclave_the_shim_and_both() {
 
     // Only the owner: another key's signature is refused, and so is a stale version.
     let stranger = OwnerKey::generate().unwrap();
-    let (status, code, _) = api_code(c.vault_get(&e, &stranger, "alpha").unwrap_err());
+    let (status, code, _) = api_error(c.vault_get(&e, &stranger, "alpha").unwrap_err());
     assert_eq!((status, code.as_str()), (401, "bad_signature"));
-    let (status, code, _) = api_code(c.vault_put(&e, &stranger, "alpha", b"x", 2).unwrap_err());
+    let (status, code, _) = api_error(c.vault_put(&e, &stranger, "alpha", b"x", 2).unwrap_err());
     assert_eq!((status, code.as_str()), (403, "not_owner"));
-    let (status, code, _) = api_code(c.vault_put(&e, &owner, "alpha", b"x", 1).unwrap_err());
+    let (status, code, _) = api_error(c.vault_put(&e, &owner, "alpha", b"x", 1).unwrap_err());
     assert_eq!((status, code.as_str()), (409, "version_conflict"));
     // The write that made version 2, sent again (a retry whose first answer was lost): it is
     // done already, so it is reported done, and nothing new is written.
@@ -135,17 +109,17 @@ fn state_survives_restarts_of_the_enclave_the_shim_and_both() {
         c.vault_get(&e, &owner, "alpha").unwrap(),
         (b"two".to_vec(), 2)
     );
-    let (status, code, _) = api_code(c.vault_get(&e, &owner, "missing").unwrap_err());
+    let (status, code, _) = api_error(c.vault_get(&e, &owner, "missing").unwrap_err());
     assert_eq!((status, code.as_str()), (404, "not_found"));
 
     // Delete leaves a tombstone at version 3: the entry reads as gone, and a replayed create
     // (expected version 0) cannot bring it back; a create at the tombstone's version can.
     c.vault_delete(&e, &owner, "alpha", 2).unwrap();
-    let (status, _, m) = api_code(c.vault_get(&e, &owner, "alpha").unwrap_err());
+    let (status, _, m) = api_error(c.vault_get(&e, &owner, "alpha").unwrap_err());
     assert_eq!(status, 404, "{m}");
-    let (status, code, _) = api_code(c.vault_put(&e, &owner, "alpha", b"one", 0).unwrap_err());
+    let (status, code, _) = api_error(c.vault_put(&e, &owner, "alpha", b"one", 0).unwrap_err());
     assert_eq!((status, code.as_str()), (409, "version_conflict"));
-    let (status, _, _) = api_code(c.vault_delete(&e, &owner, "alpha", 2).unwrap_err());
+    let (status, _, _) = api_error(c.vault_delete(&e, &owner, "alpha", 2).unwrap_err());
     assert_eq!(status, 404);
     assert_eq!(
         c.vault_put(&e, &stranger, "alpha", b"new", 3)
@@ -170,13 +144,7 @@ fn an_enclave_killed_mid_write_keeps_every_acknowledged_write() {
         let (c, e) = d.attest();
         // The value after a restart is the last acknowledged write or the one in flight.
         if acked > 0 {
-            let (value, version) = c.vault_get(&e, &owner, "counter").unwrap();
-            assert!(
-                version == acked || version == acked + 1,
-                "version {version} after {acked} acknowledged writes"
-            );
-            assert_eq!(value, format!("value-{version}").into_bytes());
-            acked = version;
+            acked = common::vault_version_after_restart(&c, &e, &owner, "counter", acked);
         }
         let endpoint = d.endpoint();
         let writer = std::thread::spawn({
@@ -237,7 +205,7 @@ fn tampered_swapped_and_replayed_blobs_are_refused() {
         d.start_shim();
     };
     let refused = |c: &Client, e: &AttestedEnclave, want: &str| {
-        let (status, code, message) = api_code(c.vault_get(e, &owner, "a").unwrap_err());
+        let (status, code, message) = api_error(c.vault_get(e, &owner, "a").unwrap_err());
         assert_eq!(status, 502, "{code}: {message}");
         assert_eq!(code, want, "{message}");
         message
@@ -325,7 +293,7 @@ fn an_enclave_with_other_pcrs_cannot_unseal() {
         assert!(err.contains("AccessDenied"), "{err}");
         assert_eq!(s["error_code"], "kms_refused", "{s}");
         let (c, e) = d.attest();
-        let (status, code, _) = api_code(c.vault_get(&e, &owner, "secret").unwrap_err());
+        let (status, code, _) = api_error(c.vault_get(&e, &owner, "secret").unwrap_err());
         assert_eq!((status, code.as_str()), (503, "sealing_unavailable"));
         d.kill_enclave();
     }

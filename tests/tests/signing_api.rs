@@ -11,15 +11,15 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::target_dir;
+use common::{api_error, attest_local as attest, now, target_dir};
 use sigil_client::musig2::{complete_adaptor_signature, verify_bip340};
-use sigil_client::{AttestedEnclave, Client, ClientError, OwnerKey, SignerKey};
+use sigil_client::{AttestedEnclave, Client, OwnerKey, SignerKey};
 use sigil_e2e::deployment::{Deployment, LocalEnclave};
 use sigil_protocol::musig2::{
     AggregateView, CreateAggregateRequest, CreateSessionRequest, KeyOrder, MessageView,
     ParticipantSpec, SessionView, TweakKind, TweakSpec,
 };
-use sigil_protocol::wire::{Hex, HexBytes};
+use sigil_protocol::wire::{Hex, HexBytes, Point};
 
 /// A fresh deployment in `target/test-signing/<name>-<pid>`. Its enclave is this workspace's
 /// profile build, so it is always built from the current source, whatever static build lies
@@ -46,33 +46,6 @@ fn file(d: &Deployment, name: &str) -> String {
     d.dir.join(name).display().to_string()
 }
 
-fn attest(endpoint: &str) -> (Client, AttestedEnclave) {
-    let client = Client::new(endpoint).unwrap();
-    let mut policy = sigil_attestation::Policy::at(now());
-    policy.trust_test_root = true;
-    policy.allow_debug = true;
-    let enclave = client.attest(policy).expect("attest the local enclave");
-    (client, enclave)
-}
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
-fn api_error(e: ClientError) -> (u16, String, String) {
-    match e {
-        ClientError::Api {
-            status,
-            code,
-            message,
-        } => (status, code.to_string(), message),
-        other => panic!("expected an API error, got {other}"),
-    }
-}
-
 fn messages(n: u8) -> Vec<MessageView> {
     (0..n)
         .map(|i| MessageView {
@@ -82,17 +55,24 @@ fn messages(n: u8) -> Vec<MessageView> {
         .collect()
 }
 
+/// A session on `agg` over `n` messages (see [`messages`]), expiring in `ttl` seconds.
+fn session_request(
+    agg: &AggregateView,
+    n: u8,
+    adaptor_point: Option<Point>,
+    ttl: u64,
+) -> CreateSessionRequest {
+    CreateSessionRequest {
+        aggregate: agg.id,
+        messages: messages(n),
+        adaptor_point,
+        expires_at: now() + ttl,
+    }
+}
+
 fn new_session(c: &Client, e: &AttestedEnclave, agg: &AggregateView, n: u8) -> SessionView {
-    c.musig2_create_session(
-        e,
-        &CreateSessionRequest {
-            aggregate: agg.id,
-            messages: messages(n),
-            adaptor_point: None,
-            expires_at: now() + 600,
-        },
-    )
-    .expect("create a session")
+    c.musig2_create_session(e, &session_request(agg, n, None, 600))
+        .expect("create a session")
 }
 
 /// Every final signature is a BIP-340 signature on its message under the aggregate's output
@@ -280,13 +260,7 @@ fn three_party_sessions_through_the_api_and_the_cli() {
     let cli = |args: &[&str]| -> serde_json::Value {
         let mut all = vec!["musig2", "--endpoint", &endpoint, "--trust-test-root"];
         all.extend_from_slice(args);
-        let out = common::sigil(&all);
-        assert!(
-            out.status.success(),
-            "sigil {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).expect("JSON on stdout")
+        common::sigil_json(&all)
     };
     let msg = hex::encode([0x5a; 32]);
     let created = cli(&[
@@ -343,12 +317,7 @@ fn three_party_sessions_through_the_api_and_the_cli() {
     let s = c
         .musig2_create_session(
             &e,
-            &CreateSessionRequest {
-                aggregate: agg.id,
-                messages: messages(1),
-                adaptor_point: Some(Hex(adaptor.public_key())),
-                expires_at: now() + 600,
-            },
+            &session_request(&agg, 1, Some(Hex(adaptor.public_key())), 600),
         )
         .unwrap();
     c.musig2_approve(&e, &alice, &s).unwrap();
@@ -372,15 +341,7 @@ fn three_party_sessions_through_the_api_and_the_cli() {
 
     // --- an expired session ends with a clear state and no signature ---
     let s = c
-        .musig2_create_session(
-            &e,
-            &CreateSessionRequest {
-                aggregate: agg.id,
-                messages: messages(1),
-                adaptor_point: None,
-                expires_at: now() + 2,
-            },
-        )
+        .musig2_create_session(&e, &session_request(&agg, 1, None, 2))
         .unwrap();
     c.musig2_approve(&e, &alice, &s).unwrap();
     std::thread::sleep(Duration::from_secs(3));
@@ -398,16 +359,8 @@ fn three_party_sessions_through_the_api_and_the_cli() {
     assert!(status == 404 || status == 410, "{status}");
     // A session on the aggregate now cannot get the deleted key.
     let (status, _, _) = api_error(
-        c.musig2_create_session(
-            &e,
-            &CreateSessionRequest {
-                aggregate: agg.id,
-                messages: messages(1),
-                adaptor_point: None,
-                expires_at: now() + 600,
-            },
-        )
-        .unwrap_err(),
+        c.musig2_create_session(&e, &session_request(&agg, 1, None, 600))
+            .unwrap_err(),
     );
     assert!(status == 404 || status == 410, "{status}");
 }

@@ -110,6 +110,17 @@ pub fn sigil(args: &[&str]) -> Output {
         .expect("run sigil")
 }
 
+/// Runs the `sigil` CLI, which must succeed, and parses the JSON it prints.
+pub fn sigil_json(args: &[&str]) -> serde_json::Value {
+    let out = sigil(args);
+    assert!(
+        out.status.success(),
+        "sigil {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON on stdout")
+}
+
 /// Splits a raw HTTP response into (status, body as JSON).
 pub fn parse_response(raw: &[u8]) -> (u16, serde_json::Value) {
     let text = String::from_utf8_lossy(raw);
@@ -139,16 +150,42 @@ pub fn profile_bin(name: &str) -> PathBuf {
 
 /// Accepts simulated documents (the sigil test root, debug PCRs), fresh within 5 minutes.
 pub fn test_root_policy() -> sigil_attestation::Policy {
-    let mut p = sigil_attestation::Policy::at(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs(),
-    );
+    let mut p = sigil_attestation::Policy::at(now());
     p.trust_test_root = true;
     p.allow_debug = true;
     p.max_age_seconds = Some(300);
     p
+}
+
+/// Seconds since the Unix epoch.
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// A client of the local enclave at `endpoint`, attested against the test root (debug
+/// allowed, no age limit).
+pub fn attest_local(endpoint: &str) -> (sigil_client::Client, sigil_client::AttestedEnclave) {
+    let client = sigil_client::Client::new(endpoint).unwrap();
+    let mut policy = sigil_attestation::Policy::at(now());
+    policy.trust_test_root = true;
+    policy.allow_debug = true;
+    let enclave = client.attest(policy).expect("attest the local enclave");
+    (client, enclave)
+}
+
+/// The status, code and message of an API error (any other error fails the test).
+pub fn api_error(e: sigil_client::ClientError) -> (u16, String, String) {
+    match e {
+        sigil_client::ClientError::Api {
+            status,
+            code,
+            message,
+        } => (status, code.to_string(), message),
+        other => panic!("expected an API error, got {other}"),
+    }
 }
 
 /// Polls `GET /v1/health` until the sealing is ready; `context` explains a timeout.
@@ -217,24 +254,81 @@ pub fn crs_shim(group: &str, name: &str) -> (PathBuf, sigil_e2e::shim::Shim) {
 
 /// As [`crs_shim`], serving the points in `crs`.
 pub fn crs_shim_with(group: &str, name: &str, crs: PathBuf) -> (PathBuf, sigil_e2e::shim::Shim) {
+    let dir = fresh_dir(group, name);
+    std::fs::create_dir_all(dir.join("state")).unwrap();
+    let setup = sigil_e2e::shim::ShimSetup::in_dir(profile_bin("sigil-shim"), &dir, Some(crs));
+    let shim = sigil_e2e::shim::Shim::start(&setup).expect("start sigil-shim");
+    (dir, shim)
+}
+
+/// A fresh, empty directory `target/<group>/<name>-<pid>`.
+pub fn fresh_dir(group: &str, name: &str) -> PathBuf {
     let dir = target_dir()
         .join(group)
         .join(format!("{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("state")).unwrap();
-    let sock = |n: &str| format!("unix:{}", dir.join(n).display());
-    let shim = sigil_e2e::shim::Shim::start(&sigil_e2e::shim::ShimSetup {
-        bin: profile_bin("sigil-shim"),
-        state_dir: dir.join("state"),
-        blob_listen: sock("blobs.sock"),
-        egress_listen: sock("egress.sock"),
-        credentials_listen: sock("creds.sock"),
-        egress_allow: "kms.us-east-1.amazonaws.com:443".into(),
-        egress_resolve: None,
-        ingress: None,
-        log: dir.join("shim.log"),
-        crs: Some(crs),
-    })
-    .expect("start sigil-shim");
-    (dir, shim)
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The local enclave with a prover: its configuration file `config`, the blob store of the
+/// shim in `shim_dir` (see [`crs_shim`]) and the host binary `bb`.
+pub fn prover_enclave(config: &Path, shim_dir: &Path, bb: &Path) -> Enclave {
+    let blobs = format!("unix:{}", shim_dir.join("blobs.sock").display());
+    Enclave::start(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--blob-store",
+        &blobs,
+        "--bb",
+        bb.to_str().unwrap(),
+    ])
+}
+
+/// `target/bb/bb`, as `scripts/fetch-bb` installs it.
+pub fn bb() -> PathBuf {
+    let p = target_dir().join("bb/bb");
+    assert!(
+        p.exists(),
+        "{} is missing: scripts/setup fetches it (scripts/fetch-bb)",
+        p.display()
+    );
+    p
+}
+
+/// Whether the host's bb verifies the proof, public inputs and vk in `out` (as `sigil prove`
+/// writes them), with the CRS in `crs_dir`.
+pub fn bb_verifies(out: &Path, crs_dir: &Path) -> bool {
+    Command::new(bb())
+        .args(["verify", "--scheme", "ultra_honk", "-t", "noir-recursive"])
+        .arg("-p")
+        .arg(out.join("proof"))
+        .arg("-i")
+        .arg(out.join("public_inputs"))
+        .arg("-k")
+        .arg(out.join("vk"))
+        .arg("-c")
+        .arg(crs_dir)
+        .output()
+        .expect("run bb verify")
+        .status
+        .success()
+}
+
+/// After a restart, the vault entry `name` (written as `value-<version>`) holds the last
+/// acknowledged write (`acked`) or the one in flight; returns its version.
+pub fn vault_version_after_restart(
+    c: &sigil_client::Client,
+    e: &sigil_client::AttestedEnclave,
+    owner: &sigil_client::OwnerKey,
+    name: &str,
+    acked: u64,
+) -> u64 {
+    let (value, version) = c.vault_get(e, owner, name).unwrap();
+    assert!(
+        version == acked || version == acked + 1,
+        "version {version} after {acked} acknowledged writes"
+    );
+    assert_eq!(value, format!("value-{version}").into_bytes());
+    version
 }
