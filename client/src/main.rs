@@ -332,7 +332,8 @@ struct Trust {
 impl Trust {
     fn policy(&self, at: u64) -> Result<Policy, String> {
         let mut p = Policy::at(at);
-        p.expected_pcrs = policy::expected_pcrs(self.pcrs.as_deref(), &self.pcr)?;
+        p.expected_pcrs =
+            policy::expected_pcrs(self.pcrs.as_deref(), &self.pcr).map_err(|e| e.to_string())?;
         // Test-root documents are always debug-mode, so the library is asked to accept debug
         // documents here; `enforce_debug` then refuses AWS-rooted debug documents unless
         // --allow-debug was given: trusting the test root must not relax real hardware.

@@ -52,7 +52,8 @@ pub fn tweak_of(t: &TweakSpec) -> Result<Tweak, ClientError> {
 /// Parses `KIND` or `KIND:HEX` (`plain:..`, `xonly:..`, `taproot:ROOT`, `taproot_unspendable`),
 /// refusing what the enclave would refuse.
 pub fn parse_tweak_arg(s: &str) -> Result<TweakSpec, ClientError> {
-    s.parse().map_err(proto)
+    s.parse()
+        .map_err(|e: sigil_protocol::musig2::TweakArgError| proto(e.to_string()))
 }
 
 fn apply(ctx: KeyAggContext, t: &Tweak) -> Result<KeyAggContext, ClientError> {

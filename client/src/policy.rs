@@ -44,26 +44,53 @@ pub fn parse_pcr_pin(s: &str) -> Result<(u8, Vec<u8>), PcrPinError> {
     Ok((index, value))
 }
 
+/// Why the PCRs to pin could not be worked out.
+#[derive(Debug, thiserror::Error)]
+pub enum PinsError {
+    #[error("--pcrs {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("--pcrs {path}: {source}")]
+    Manifest {
+        path: String,
+        #[source]
+        source: sigil_protocol::manifest::ManifestError,
+    },
+    #[error(transparent)]
+    Pin(#[from] PcrPinError),
+    #[error("--pcr {0} contradicts the manifest's PCR{0}")]
+    Contradicts(u8),
+}
+
 /// The PCRs to pin: those of the manifest, then `--pcr` pins. A pin that contradicts the
-/// manifest is an error, not silently preferred. The error stays text: the CLI passes it on.
+/// manifest is an error, not silently preferred.
 pub fn expected_pcrs(
     manifest: Option<&str>,
     pins: &[String],
-) -> Result<BTreeMap<u8, Vec<u8>>, String> {
+) -> Result<BTreeMap<u8, Vec<u8>>, PinsError> {
     let mut pcrs = BTreeMap::new();
     if let Some(path) = manifest {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("--pcrs {path}: {e}"))?;
-        let m = PcrManifest::from_json(&text).map_err(|e| format!("--pcrs {path}: {e}"))?;
-        pcrs = m
-            .expected_pcrs()
-            .map_err(|e| format!("--pcrs {path}: {e}"))?;
+        let text = std::fs::read_to_string(path).map_err(|source| PinsError::Read {
+            path: path.to_string(),
+            source,
+        })?;
+        let bad = |source| PinsError::Manifest {
+            path: path.to_string(),
+            source,
+        };
+        pcrs = PcrManifest::from_json(&text)
+            .and_then(|m| m.expected_pcrs())
+            .map_err(bad)?;
     }
     for pin in pins {
-        let (i, v) = parse_pcr_pin(pin).map_err(|e| e.to_string())?;
+        let (i, v) = parse_pcr_pin(pin)?;
         if let Some(old) = pcrs.get(&i)
             && *old != v
         {
-            return Err(format!("--pcr {i} contradicts the manifest's PCR{i}"));
+            return Err(PinsError::Contradicts(i));
         }
         pcrs.insert(i, v);
     }

@@ -164,14 +164,18 @@ pub enum ConfigError {
     PcrLength { what: String, len: usize },
     #[error("key {0}: allowed_image_sha384 and allowed_pcrs[0] differ (both are PCR0)")]
     ImageMismatch(String),
+    #[error("config exceeds {MAX_CONFIG_BYTES} bytes")]
+    TooLarge,
+    #[error("config: {0}")]
+    Json(#[source] serde_json::Error),
 }
 
 impl Config {
     /// Parses a JSON config.
-    pub fn from_json(bytes: &[u8]) -> Result<Self, String> {
+    pub fn from_json(bytes: &[u8]) -> Result<Self, ConfigError> {
         if bytes.len() > MAX_CONFIG_BYTES {
-            return Err(format!("config exceeds {MAX_CONFIG_BYTES} bytes"));
+            return Err(ConfigError::TooLarge);
         }
-        serde_json::from_slice(bytes).map_err(|e| format!("config: {e}"))
+        serde_json::from_slice(bytes).map_err(ConfigError::Json)
     }
 }

@@ -59,7 +59,7 @@ fn config_from(args: &Args) -> Result<Config, String> {
     let mut config = match &args.config {
         Some(p) => {
             let bytes = std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?;
-            Config::from_json(&bytes)?
+            Config::from_json(&bytes).map_err(|e| e.to_string())?
         }
         None => {
             let mut allowed_pcrs = BTreeMap::new();
@@ -70,25 +70,27 @@ fn config_from(args: &Args) -> Result<Config, String> {
                 let i: u8 = i.parse().map_err(|_| format!("--pcr {p:?}: bad index"))?;
                 allowed_pcrs.insert(i, h.to_string());
             }
-            Config::from_json(b"{\"keys\":[]}").map(|mut c| {
-                c.keys.push(KeyConfig {
-                    key_id: args.key_id.clone(),
-                    aliases: args.alias.clone(),
-                    master_key_hex: None,
-                    policy: KeyPolicy {
-                        allowed_credentials: vec![CredentialConfig {
-                            access_key_id: args.access_key_id.clone(),
-                            secret_access_key: args.secret_access_key.clone(),
-                        }],
-                        require_recipient: !args.allow_plaintext,
-                        allowed_pcrs,
-                        allowed_image_sha384: args.image_sha384.clone(),
-                        trust_test_root: args.trust_test_root,
-                        allow_debug: args.allow_debug,
-                    },
-                });
-                c
-            })?
+            Config::from_json(b"{\"keys\":[]}")
+                .map(|mut c| {
+                    c.keys.push(KeyConfig {
+                        key_id: args.key_id.clone(),
+                        aliases: args.alias.clone(),
+                        master_key_hex: None,
+                        policy: KeyPolicy {
+                            allowed_credentials: vec![CredentialConfig {
+                                access_key_id: args.access_key_id.clone(),
+                                secret_access_key: args.secret_access_key.clone(),
+                            }],
+                            require_recipient: !args.allow_plaintext,
+                            allowed_pcrs,
+                            allowed_image_sha384: args.image_sha384.clone(),
+                            trust_test_root: args.trust_test_root,
+                            allow_debug: args.allow_debug,
+                        },
+                    });
+                    c
+                })
+                .map_err(|e| e.to_string())?
         }
     };
     if let Some(l) = &args.listen {
@@ -107,7 +109,7 @@ fn main() -> ExitCode {
     let args = Args::parse();
     let run = || -> Result<(), String> {
         let config = config_from(&args)?;
-        let server = sigil_devkms::start(&config)?;
+        let server = sigil_devkms::start(&config).map_err(|e| e.to_string())?;
         if let Some(p) = &args.ca_out {
             std::fs::write(p, server.ca_pem()).map_err(|e| format!("{}: {e}", p.display()))?;
         }

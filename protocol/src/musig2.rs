@@ -295,23 +295,34 @@ impl From<&sigil_signing::Tweak> for TweakSpec {
     }
 }
 
+/// Why a command-line tweak (`KIND` or `KIND:HEX`) is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum TweakArgError {
+    #[error("{0}")]
+    Kind(FieldError),
+    #[error("tweak value: {0}")]
+    Value(FieldError),
+    #[error(transparent)]
+    Tweak(#[from] TweakError),
+}
+
 impl FromStr for TweakSpec {
-    type Err = String;
+    type Err = TweakArgError;
     /// `KIND` or `KIND:HEX` (`plain:..`, `xonly:..`, `taproot:ROOT`, `taproot_unspendable`),
     /// checked as the enclave checks it.
-    fn from_str(s: &str) -> Result<Self, String> {
+    fn from_str(s: &str) -> Result<Self, TweakArgError> {
         let (kind, value) = match s.split_once(':') {
             Some((k, v)) => (k, Some(v)),
             None => (s, None),
         };
         let spec = TweakSpec {
-            kind: kind.parse().map_err(|e: FieldError| e.to_string())?,
+            kind: kind.parse().map_err(TweakArgError::Kind)?,
             value: value
                 .map(Hex::parse)
                 .transpose()
-                .map_err(|e| format!("tweak value: {e}"))?,
+                .map_err(TweakArgError::Value)?,
         };
-        spec.to_tweak().map_err(|e| e.to_string())?;
+        spec.to_tweak()?;
         Ok(spec)
     }
 }
@@ -603,7 +614,10 @@ mod tests {
         let e = format!("taproot_unspendable:{}", "00".repeat(32))
             .parse::<TweakSpec>()
             .unwrap_err();
-        assert!(e.contains("taproot_unspendable (without)"), "{e}");
+        assert!(
+            e.to_string().contains("taproot_unspendable (without)"),
+            "{e}"
+        );
         assert!("plain".parse::<TweakSpec>().is_err());
         assert!("bogus:00".parse::<TweakSpec>().is_err());
     }

@@ -65,8 +65,9 @@ fn dev_parent(
             }
         }]
     });
-    let config = sigil_devkms::Config::from_json(config.to_string().as_bytes())?;
-    let kms = sigil_devkms::start(&config)?;
+    let config = sigil_devkms::Config::from_json(config.to_string().as_bytes())
+        .map_err(|e| e.to_string())?;
+    let kms = sigil_devkms::start(&config).map_err(|e| e.to_string())?;
     let host = format!("kms.{DEV_REGION}.amazonaws.com:443");
     let shim_bin = std::env::current_exe()
         .map_err(|e| e.to_string())?
