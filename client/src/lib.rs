@@ -7,7 +7,7 @@ use std::time::Duration;
 use sigil_attestation::{Policy, TrustedRoot, Verified, VerifyError};
 use sigil_protocol::api::{AttestationQuery, ENCAPSULATED_CONTENT_TYPE, ErrorBody, PingRequest};
 use sigil_protocol::encap::{self, EncapError};
-use sigil_protocol::endpoint::{self as ep, Endpoint, Method};
+use sigil_protocol::endpoint::{self as ep, Endpoint, EndpointInfo, Method};
 use sigil_protocol::user_data::ImageInfo;
 use sigil_protocol::vault;
 use sigil_protocol::wire::{Hex, HexBytes, SecretBase64};
@@ -209,11 +209,22 @@ impl Client {
         enclave: &AttestedEnclave,
         plaintext: &[u8],
     ) -> Result<Vec<u8>, ClientError> {
-        let route = E::ROUTE;
+        self.call_raw_at(enclave, &E::INFO, plaintext)
+    }
+
+    /// As [`Client::call_raw`], for an encapsulated endpoint known only at run time (tests
+    /// walk the endpoint table with it).
+    pub fn call_raw_at(
+        &self,
+        enclave: &AttestedEnclave,
+        info: &EndpointInfo,
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, ClientError> {
+        let route = info.route;
         let (body, opener) = encap::seal_request(&enclave.public_key, route, plaintext)?;
         let resp = self
             .agent
-            .post(&format!("{}{}", self.base, E::PATH))
+            .post(&format!("{}{}", self.base, info.path))
             .header("content-type", ENCAPSULATED_CONTENT_TYPE)
             .send(&body[..])
             .map_err(|e| ClientError::Transport(e.to_string()))?;

@@ -98,16 +98,15 @@ codes! {
     InvalidOwnerKey = "invalid_owner_key", [400], "the owner is not a 32-byte x-only secp256k1 key";
     SignatureExpired = "signature_expired", [401], "not_after has passed";
     NotAfterTooFar = "not_after_too_far", [400], "not_after is too far ahead";
-    BadSignature = "bad_signature", [401, 400], "the owner's signature does not verify (401) or is not 64 bytes of hex (400)";
+    BadSignature = "bad_signature", [401, 400], "the owner's signature does not verify (401) or is not a BIP-340 signature (400)";
     NotOwner = "not_owner", [403], "the signer does not own what the request acts on";
     // The vault.
     BadName = "bad_name", [400], "the vault name is empty, too long or has other characters";
-    BadValue = "bad_value", [400], "the vault value is not base64";
     ValueTooLarge = "value_too_large", [413], "the vault value is too large";
     VersionConflict = "version_conflict", [409], "expected_version is not the current version";
     // MuSig2 (the engine's codes included).
-    InvalidRequest = "invalid_request", [400], "a field is malformed (bad hex, wrong length, bad choice)";
-    InvalidSecretKey = "invalid_secret_key", [400], "the secret key is zero, too large or not hex";
+    InvalidRequest = "invalid_request", [400], "the request decodes but the engine refuses it (no message, an expiry in the past, keys that aggregate to infinity, ...)";
+    InvalidSecretKey = "invalid_secret_key", [400], "the secret key is zero or not below the curve order";
     InvalidPublicKey = "invalid_public_key", [400], "a participant's public key does not parse";
     InvalidTweak = "invalid_tweak", [400], "a tweak is malformed or out of range";
     LimitExceeded = "limit_exceeded", [413, 429], "a count or size bound (413), or the live-session table is full (429)";

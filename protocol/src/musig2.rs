@@ -33,8 +33,7 @@ use crate::wire::{
     wire_enum,
 };
 
-/// A signature over [`request_digest`] may be valid for at most this long into the future.
-pub const MAX_VALIDITY_SECS: u64 = 600;
+pub use crate::wire::MAX_VALIDITY_SECS;
 /// The BIP-340 tag of [`request_digest`].
 pub const REQUEST_TAG: &str = "sigil/musig2/request/v1";
 

@@ -21,8 +21,7 @@ use crate::wire::{Hex32, SecretBase64, Signature};
 pub const MAX_VALUE: usize = 64 * 1024;
 /// Longest name; names are `[A-Za-z0-9._-]`, not starting with `.`.
 pub const MAX_NAME: usize = 64;
-/// A signature may be valid for at most this long into the future.
-pub const MAX_VALIDITY_SECS: u64 = 600;
+pub use crate::wire::MAX_VALIDITY_SECS;
 /// The BIP-340 tag of [`digest`].
 pub const TAG: &str = "sigil/vault/v1";
 

@@ -21,6 +21,10 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
+/// An owner's signature (vault, MuSig2) may be valid for at most this long into the future:
+/// a leaked signed request stops working soon.
+pub const MAX_VALIDITY_SECS: u64 = 600;
+
 /// `SHA256(SHA256(tag) || SHA256(tag) || fields)`, each field a 4-byte big-endian length then
 /// its bytes: the digest owners sign, length-prefixed so that no two field lists encode alike.
 pub fn tagged_digest<'a>(tag: &str, fields: impl IntoIterator<Item = &'a [u8]>) -> [u8; 32] {

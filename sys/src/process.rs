@@ -59,9 +59,13 @@ pub fn kill_child_with_parent(cmd: &mut Command) -> &mut Command {
 }
 
 /// Sends `sig` to process `pid` (a child of ours: the caller must know it has not been reaped).
+/// Only one process: 0 (the whole process group) and values that would be negative (a group,
+/// or every process) are refused.
 pub fn signal(pid: u32, sig: libc::c_int) -> io::Result<()> {
     let pid = libc::pid_t::try_from(pid)
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "pid out of range"))?;
+        .ok()
+        .filter(|&p| p > 0)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a single process id"))?;
     // SAFETY: kill(2) takes no pointers.
     cvt(unsafe { libc::kill(pid, sig) })?;
     Ok(())
@@ -99,6 +103,14 @@ impl Exit {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn signal_refuses_process_groups() {
+        for pid in [0, u32::MAX, 1 << 31] {
+            let e = signal(pid, 0).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{pid}");
+        }
+    }
 
     #[test]
     fn address_space_limit_reaches_the_child() {

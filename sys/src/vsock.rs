@@ -48,10 +48,11 @@ fn new_socket() -> io::Result<OwnedFd> {
 /// SO_RCVTIMEO or SO_SNDTIMEO; `None` means no timeout.
 fn set_timeout(fd: BorrowedFd<'_>, opt: libc::c_int, t: Option<Duration>) -> io::Result<()> {
     let tv = match t {
-        // A zero timeval means "no timeout"; round a zero duration up so it never does.
+        // A zero timeval means "no timeout"; round a duration that would give one (zero, or
+        // under a microsecond) up to one microsecond so it never does.
         Some(d) => libc::timeval {
             tv_sec: d.as_secs().min(i32::MAX as u64) as libc::time_t,
-            tv_usec: d.subsec_micros().max(u32::from(d.is_zero())) as libc::suseconds_t,
+            tv_usec: d.subsec_micros().max(u32::from(d.as_secs() == 0)) as libc::suseconds_t,
         },
         None => libc::timeval {
             tv_sec: 0,

@@ -100,3 +100,58 @@ fn the_span_reader_finds_what_the_check_relies_on() {
     let spans = code_spans("a `x/y` b `sigil-z` c\n```\n`not/this`\n```\n`last`");
     assert_eq!(spans, ["x/y", "sigil-z", "last"]);
 }
+
+/// Every `.rs` file of the workspace, outside build output.
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        let name = e.file_name();
+        if p.is_dir() {
+            if name != "target"
+                && name != "node_modules"
+                && !name.to_string_lossy().starts_with('.')
+            {
+                rust_files(&p, out);
+            }
+        } else if p.extension().is_some_and(|x| x == "rs") {
+            out.push(p);
+        }
+    }
+}
+
+/// The workspace lints deny `unsafe_code`; an `allow` can lift that anywhere, so the places
+/// that may lift it are listed here: the system crate, and PID 1's mount and power-off calls.
+#[test]
+fn unsafe_code_is_allowed_only_in_the_system_layer() {
+    let root = root();
+    let mut files = Vec::new();
+    rust_files(&root, &mut files);
+    // Built here so that this file does not match itself.
+    let needle = ["allow(", "unsafe_code)"].concat();
+    let mut found = Vec::new();
+    for f in &files {
+        let rel = f
+            .strip_prefix(&root)
+            .unwrap_or(f)
+            .to_string_lossy()
+            .to_string();
+        let text = std::fs::read_to_string(f).unwrap_or_default();
+        let n = text.matches(needle.as_str()).count();
+        if n > 0 && !rel.starts_with("sys/") {
+            found.push((rel, n));
+        }
+    }
+    assert_eq!(
+        found,
+        [("enclave-image/src/init/system.rs".to_string(), 2)],
+        "unsafe code allowed outside the system layer"
+    );
+    assert!(
+        files.len() > 100,
+        "the walk found only {} files",
+        files.len()
+    );
+}

@@ -90,82 +90,74 @@ impl App {
                 self,
                 req.query.as_deref(),
             )),
-            ep::Ping::ROUTE => pipeline::sealed::<ep::Ping>(&self.key, req, ping::ping),
+            ep::Ping::ROUTE => pipeline::sealed::<ep::Ping>(self, req, ping::ping),
             ep::VaultPut::ROUTE => {
-                pipeline::sealed::<ep::VaultPut>(&self.key, req, |r| vault::put(sealing, r))
+                pipeline::sealed::<ep::VaultPut>(self, req, |r| vault::put(sealing, r))
             }
             ep::VaultGet::ROUTE => {
-                pipeline::sealed::<ep::VaultGet>(&self.key, req, |r| vault::get(sealing, r))
+                pipeline::sealed::<ep::VaultGet>(self, req, |r| vault::get(sealing, r))
             }
             ep::VaultDelete::ROUTE => {
-                pipeline::sealed::<ep::VaultDelete>(&self.key, req, |r| vault::delete(sealing, r))
+                pipeline::sealed::<ep::VaultDelete>(self, req, |r| vault::delete(sealing, r))
             }
             ep::KeyGenerate::ROUTE => {
-                pipeline::sealed::<ep::KeyGenerate>(&self.key, req, |r| musig.generate_key(r, now))
+                pipeline::sealed::<ep::KeyGenerate>(self, req, |r| musig.generate_key(r, now))
             }
             ep::KeyImport::ROUTE => {
-                pipeline::sealed::<ep::KeyImport>(&self.key, req, |r| musig.import_key(r, now))
+                pipeline::sealed::<ep::KeyImport>(self, req, |r| musig.import_key(r, now))
             }
             ep::KeyList::ROUTE => {
-                pipeline::sealed::<ep::KeyList>(&self.key, req, |r| musig.list_keys(r))
+                pipeline::sealed::<ep::KeyList>(self, req, |r| musig.list_keys(r))
             }
             ep::KeyDescribe::ROUTE => {
-                pipeline::sealed::<ep::KeyDescribe>(&self.key, req, |r| musig.describe_key(r))
+                pipeline::sealed::<ep::KeyDescribe>(self, req, |r| musig.describe_key(r))
             }
             ep::KeyDelete::ROUTE => {
-                pipeline::sealed::<ep::KeyDelete>(&self.key, req, |r| musig.delete_key(r, now))
+                pipeline::sealed::<ep::KeyDelete>(self, req, |r| musig.delete_key(r, now))
             }
-            ep::AggregateCreate::ROUTE => {
-                pipeline::sealed::<ep::AggregateCreate>(&self.key, req, |r| {
-                    musig.create_aggregate(r, now)
-                })
-            }
+            ep::AggregateCreate::ROUTE => pipeline::sealed::<ep::AggregateCreate>(self, req, |r| {
+                musig.create_aggregate(r, now)
+            }),
             ep::AggregateList::ROUTE => {
-                pipeline::sealed::<ep::AggregateList>(&self.key, req, |r| musig.list_aggregates(r))
+                pipeline::sealed::<ep::AggregateList>(self, req, |r| musig.list_aggregates(r))
             }
             ep::AggregateDescribe::ROUTE => {
-                pipeline::sealed::<ep::AggregateDescribe>(&self.key, req, |r| {
+                pipeline::sealed::<ep::AggregateDescribe>(self, req, |r| {
                     musig.describe_aggregate(r)
                 })
             }
-            ep::AggregateDelete::ROUTE => {
-                pipeline::sealed::<ep::AggregateDelete>(&self.key, req, |r| {
-                    musig.delete_aggregate(r, now)
-                })
-            }
+            ep::AggregateDelete::ROUTE => pipeline::sealed::<ep::AggregateDelete>(self, req, |r| {
+                musig.delete_aggregate(r, now)
+            }),
             ep::SessionCreate::ROUTE => {
-                pipeline::sealed::<ep::SessionCreate>(&self.key, req, |r| {
-                    musig.create_session(r, now)
-                })
+                pipeline::sealed::<ep::SessionCreate>(self, req, |r| musig.create_session(r, now))
             }
             ep::SessionStatus::ROUTE => {
-                pipeline::sealed::<ep::SessionStatus>(&self.key, req, |r| {
-                    musig.session_status(r, now)
-                })
+                pipeline::sealed::<ep::SessionStatus>(self, req, |r| musig.session_status(r, now))
             }
             ep::SessionApprove::ROUTE => {
-                pipeline::sealed::<ep::SessionApprove>(&self.key, req, |r| musig.approve(r, now))
+                pipeline::sealed::<ep::SessionApprove>(self, req, |r| musig.approve(r, now))
             }
             ep::SessionNonces::ROUTE => {
-                pipeline::sealed::<ep::SessionNonces>(&self.key, req, |r| musig.nonces(r, now))
+                pipeline::sealed::<ep::SessionNonces>(self, req, |r| musig.nonces(r, now))
             }
             ep::SessionSubmitNonces::ROUTE => {
-                pipeline::sealed::<ep::SessionSubmitNonces>(&self.key, req, |r| {
+                pipeline::sealed::<ep::SessionSubmitNonces>(self, req, |r| {
                     musig.submit_nonces(r, now)
                 })
             }
             ep::SessionRound::ROUTE => {
-                pipeline::sealed::<ep::SessionRound>(&self.key, req, |r| musig.round(r, now))
+                pipeline::sealed::<ep::SessionRound>(self, req, |r| musig.round(r, now))
             }
             ep::SessionPartialSignatures::ROUTE => {
-                pipeline::sealed::<ep::SessionPartialSignatures>(&self.key, req, |r| {
+                pipeline::sealed::<ep::SessionPartialSignatures>(self, req, |r| {
                     musig.submit_partial_signatures(r, now)
                 })
             }
             ep::SessionAbort::ROUTE => {
-                pipeline::sealed::<ep::SessionAbort>(&self.key, req, |r| musig.abort(r, now))
+                pipeline::sealed::<ep::SessionAbort>(self, req, |r| musig.abort(r, now))
             }
-            ep::ProveSubmit::ROUTE => pipeline::sealed::<ep::ProveSubmit>(&self.key, req, |r| {
+            ep::ProveSubmit::ROUTE => pipeline::sealed::<ep::ProveSubmit>(self, req, |r| {
                 prove::submit(self.prover.as_deref(), r)
             }),
             ep::ProveStatus::ROUTE => {

@@ -2,29 +2,40 @@
 //! error) becomes a response. Handlers never see bytes, HPKE or HTTP statuses.
 
 use sigil_protocol::api::{ENCAPSULATED_CONTENT_TYPE, ErrorBody};
-use sigil_protocol::encap::{ResponseSealer, ServerKey};
+use sigil_protocol::encap::ResponseSealer;
 use sigil_protocol::endpoint::Endpoint;
 use sigil_protocol::error::{ApiError, Code};
 use zeroize::Zeroizing;
 
+use super::App;
 use crate::http::{Request, Response};
 
 /// An encapsulated endpoint: content type, open the request under the endpoint's route,
+/// check that the sealed state is there if the endpoint needs it (from the endpoint table),
 /// decode its JSON, handle it, and seal the answer back. Once the request is open every
 /// answer, errors included, is sealed to the requester: what failed is nobody else's
 /// business, and the relaying parent cannot substitute its own answer.
 pub(super) fn sealed<E: Endpoint>(
-    key: &ServerKey,
+    app: &App,
     req: &Request,
     handle: impl FnOnce(E::Request) -> Result<E::Response, ApiError>,
 ) -> Response {
     if let Err(r) = require_encapsulated(req) {
         return r;
     }
-    let (plain, sealer) = match key.open_request(E::ROUTE, &req.body) {
+    let (plain, sealer) = match app.key.open_request(E::ROUTE, &req.body) {
         Ok(v) => v,
         Err(e) => return error(ApiError::from(e)),
     };
+    if E::NEEDS_SEALED_STATE
+        && let Err(e) = app.sealing.ready()
+    {
+        drop(Zeroizing::new(plain));
+        let e = ApiError::from(e);
+        let status = e.status;
+        let body = serde_json::to_vec(&ErrorBody::from(e)).unwrap_or_default();
+        return seal(sealer, E::ROUTE, status, &body);
+    }
     // The plaintext may hold secrets (a vault value, an imported key, a witness): wiped
     // once decoded. Handlers wipe the secret fields they take out of the request.
     let plain = Zeroizing::new(plain);

@@ -210,25 +210,37 @@ impl Sealing {
             .clone()
     }
 
+    /// Whether the sealed store can be used now; the error is what [`Sealing::with_store`]
+    /// would answer. The API checks it before it decodes a request for an endpoint that needs
+    /// sealed state, so such a request is refused at once, whatever it holds.
+    pub fn ready(&self) -> Result<(), SealingError> {
+        let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        match &*st {
+            State::Disabled => Err(SealingError::Disabled),
+            State::Starting { last_error, .. } => Err(SealingError::Unavailable(
+                last_error
+                    .as_ref()
+                    .map(|(_, text)| text.clone())
+                    .unwrap_or_else(|| "the data key is being fetched from KMS".into()),
+            )),
+            State::Failed(_, e) => Err(SealingError::Unavailable(e.clone())),
+            State::Ready { .. } => Ok(()),
+        }
+    }
+
     /// Runs `f` on the sealed store. One caller at a time: the store's rollback tracking and
     /// the compare-and-swap checks the callers make are then atomic within this enclave.
     pub fn with_store<R>(
         &self,
         mut f: impl FnMut(&mut SealedStore<Stream>) -> Result<R, SealedStoreError>,
     ) -> Result<R, SealingError> {
+        self.ready()?;
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let store = match &mut *st {
-            State::Disabled => return Err(SealingError::Disabled),
-            State::Starting { last_error, .. } => {
-                return Err(SealingError::Unavailable(
-                    last_error
-                        .as_ref()
-                        .map(|(_, text)| text.clone())
-                        .unwrap_or_else(|| "the data key is being fetched from KMS".into()),
-                ));
-            }
-            State::Failed(_, e) => return Err(SealingError::Unavailable(e.clone())),
-            State::Ready { store, .. } => store,
+        // Ready cannot go back to another state, so the check above still holds.
+        let State::Ready { store, .. } = &mut *st else {
+            return Err(SealingError::Unavailable(
+                "the data key is being fetched from KMS".into(),
+            ));
         };
         // A call that fails on I/O (the shim restarted, a timeout) runs once more on a new
         // connection: the callers' reads are idempotent and their writes compare-and-swap, so

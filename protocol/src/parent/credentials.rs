@@ -53,11 +53,7 @@ impl std::fmt::Debug for Credentials {
 }
 
 /// The shim's answer when it has no credentials (IMDS down, no role, variables unset).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Refusal {
-    pub code: String,
-    pub message: String,
-}
+pub use super::Refusal;
 
 /// What one credentials connection carries.
 pub type Answer = Result<Credentials, Refusal>;

@@ -26,18 +26,7 @@ pub const CONNECT_FAILED: &str = "connect_failed";
 /// The answer that lets the bytes flow.
 pub const OK: &[u8] = b"OK\n";
 
-/// A refused destination, as the shim words it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Refusal {
-    pub code: String,
-    pub message: String,
-}
-
-impl std::fmt::Display for Refusal {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}", self.code, self.message)
-    }
-}
+pub use super::Refusal;
 
 /// Why a handshake line could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -107,10 +96,17 @@ pub fn read_answer(r: &mut impl Read) -> Result<Result<(), Refusal>, EgressError
     if line == "OK" {
         return Ok(Ok(()));
     }
-    // Shown to the operator: printable only, whatever the parent sent.
+    // Shown to the operator and logged: printable ASCII only, whatever the parent sent (no
+    // terminal escapes, bidi overrides or zero-width characters from an untrusted parent).
     let shown: String = line
         .chars()
-        .map(|c| if c.is_control() { '?' } else { c })
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
         .collect();
     match shown.strip_prefix("ERR ") {
         Some(rest) => {
@@ -185,6 +181,13 @@ mod tests {
         };
         assert_eq!(r.code, CONNECT_FAILED);
         assert!(r.message.starts_with("refused ERR fake "));
+        // What a hostile parent sends is shown as printable ASCII only: no terminal escape,
+        // bidi override or zero-width character reaches the enclave's errors and logs.
+        let wire = "ERR not_allowed a\x1b[2J\u{202e}b\u{200b}c\n".as_bytes();
+        let Err(r) = read_answer(&mut &wire[..]).unwrap() else {
+            panic!()
+        };
+        assert_eq!(r.message, "a?[2J?b?c");
     }
 
     #[test]

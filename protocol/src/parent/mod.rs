@@ -19,6 +19,20 @@ pub mod logs;
 
 use std::io::{self, Read, Write};
 
+/// A parent service's refusal (egress: a destination off the allow-list; credentials: none to
+/// give), as the shim words it: a short code and one line of text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.code, self.message)
+    }
+}
+
 /// Why a length-prefixed frame could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum FrameError {

@@ -377,6 +377,27 @@ fn without_sealed_state_key_operations_answer_503() {
     // Sessions are in memory, but an unknown one is still a clear 404.
     let (status, code, _) = api_error(c.musig2_session(&e, &Hex([0; 32])).unwrap_err());
     assert_eq!((status, code.as_str()), (404, "unknown_session"));
+
+    // The endpoint table says which endpoints need sealed state, and the enclave's pipeline
+    // acts on it before it reads the request: each of them refuses even an empty request with
+    // 503. Every other encapsulated endpoint reaches its typed decoding and answers 400 (a
+    // route declared in the table but not dispatched would answer 500).
+    for info in sigil_protocol::endpoint::ENDPOINTS
+        .iter()
+        .filter(|i| i.encapsulated)
+    {
+        let (status, code, _) = api_error(c.call_raw_at(&e, info, b"{}").unwrap_err());
+        if info.needs_sealed_state {
+            assert_eq!(
+                (status, code.as_str()),
+                (503, "sealing_disabled"),
+                "{}",
+                info.route
+            );
+        } else {
+            assert_eq!(status, 400, "{}: {code}", info.route);
+        }
+    }
 }
 
 #[test]
