@@ -119,7 +119,9 @@ struct Job {
 struct Inner {
     jobs: HashMap<Id, Job>,
     queue: VecDeque<Id>,
-    finished: VecDeque<Id>,
+    /// Finished jobs, oldest first: a fixed ring, so results kept for clients to fetch can
+    /// never pile up past [`MAX_FINISHED`], however fast jobs finish.
+    finished: heapless::Deque<Id, MAX_FINISHED>,
 }
 
 pub struct Prover {
@@ -146,7 +148,7 @@ impl Prover {
             inner: Mutex::new(Inner {
                 jobs: HashMap::new(),
                 queue: VecDeque::new(),
-                finished: VecDeque::new(),
+                finished: heapless::Deque::new(),
             }),
             wake: Condvar::new(),
         });
@@ -331,7 +333,7 @@ impl Prover {
                     }
                 }
             }
-            inner.finished.push_back(id);
+            remember_finished(&mut inner, id);
             expire(&mut inner);
         }
     }
@@ -717,16 +719,26 @@ fn tail(path: &Path) -> String {
     String::from_utf8_lossy(&data[start..]).into_owned()
 }
 
-fn expire(inner: &mut Inner) {
-    while inner.finished.len() > MAX_FINISHED
-        || inner.finished.front().is_some_and(|id| {
-            inner
-                .jobs
-                .get(id)
-                .and_then(|j| j.ended)
-                .is_none_or(|e| e.elapsed() > RESULT_TTL)
-        })
+/// Keeps `id` among the finished jobs; when the ring is full the oldest finished job (and its
+/// sealed result) is forgotten to make room.
+fn remember_finished(inner: &mut Inner, id: Id) {
+    if inner.finished.is_full()
+        && let Some(old) = inner.finished.pop_front()
     {
+        inner.jobs.remove(&old);
+    }
+    // Cannot fail: a slot was freed above when the ring was full.
+    let _ = inner.finished.push_back(id);
+}
+
+fn expire(inner: &mut Inner) {
+    while inner.finished.front().is_some_and(|id| {
+        inner
+            .jobs
+            .get(id)
+            .and_then(|j| j.ended)
+            .is_none_or(|e| e.elapsed() > RESULT_TTL)
+    }) {
         if let Some(id) = inner.finished.pop_front() {
             inner.jobs.remove(&id);
         }
@@ -780,6 +792,36 @@ pub(crate) fn run_with_limit(cmd: &mut Command, limit: Duration) -> std::io::Res
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_oldest_finished_job_is_forgotten_when_the_ring_is_full() {
+        let mut inner = Inner {
+            jobs: HashMap::new(),
+            queue: VecDeque::new(),
+            finished: heapless::Deque::new(),
+        };
+        let id = |i: usize| Hex((i as u128).to_be_bytes());
+        for i in 0..MAX_FINISHED + 3 {
+            inner.jobs.insert(
+                id(i),
+                Job {
+                    state: State::Done,
+                    input: None,
+                    inputs_sha256: Hex([0; 32]),
+                    submitted: Instant::now(),
+                    started: None,
+                    ended: Some(Instant::now()),
+                    sealed: Some(vec![1]),
+                },
+            );
+            remember_finished(&mut inner, id(i));
+            expire(&mut inner);
+        }
+        assert_eq!(inner.finished.len(), MAX_FINISHED);
+        assert_eq!(inner.jobs.len(), MAX_FINISHED);
+        assert_eq!(inner.finished.front(), Some(&id(3)));
+        assert!(!inner.jobs.contains_key(&id(2)) && inner.jobs.contains_key(&id(3)));
+    }
 
     #[test]
     fn points_for_circuit_sizes() {
