@@ -14,6 +14,7 @@
 mod attestation;
 mod health;
 pub mod musig2;
+mod owner;
 mod ping;
 mod pipeline;
 pub mod prove;

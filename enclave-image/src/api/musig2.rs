@@ -45,14 +45,15 @@ use sigil_protocol::musig2::{
     NoncesView, Op, PartialSignaturesRequest, ParticipantNoncesView, ParticipantView, RoundView,
     SessionRef, SessionView, SignatureView, StatusView, SubmitNoncesRequest, TweakError, TweakSpec,
 };
-use sigil_protocol::wire::{Hex, Hex32, Signature};
+use sigil_protocol::wire::{Hex, Hex32};
 use sigil_signing::{
     AggregateId, AggregateInfo, AggregateSpec, Engine, Entropy, EntropyError, Error, FailureReason,
     HeldKey, KeyId, KeyInfo, MessageSpec, ParticipantInfo, RecordStore, RecordStoreError,
-    SessionId, SessionRequest, SessionState, SessionStatus, SignatureValue, Tweak, verify_bip340,
+    SessionId, SessionRequest, SessionState, SessionStatus, SignatureValue, Tweak,
 };
 use zeroize::Zeroizing;
 
+use super::owner::check_owner_signature;
 use crate::nsm::Nsm;
 use crate::seal::service::{Sealing, SealingError};
 use crate::seal::{Kind, SealedStoreError, StoreError};
@@ -534,40 +535,6 @@ fn owner_key(owner: &Hex32) -> Result<[u8; 32], ApiError> {
         ));
     }
     Ok(owner.0)
-}
-
-/// `not_after` and the owner's BIP-340 signature over `digest`. Threat: a request made by
-/// someone other than the owner; a leaked signature stays usable only until `not_after`, at
-/// most `MAX_VALIDITY_SECS` ahead.
-fn check_owner_signature(
-    owner: &[u8; 32],
-    digest: &[u8; 32],
-    signature: &Signature,
-    not_after: u64,
-    now: u64,
-) -> Result<(), ApiError> {
-    if not_after < now {
-        return Err(refuse(
-            Code::SignatureExpired,
-            format!("not_after {not_after} has passed (enclave time {now})"),
-        ));
-    }
-    if not_after > now + wire::MAX_VALIDITY_SECS {
-        return Err(refuse(
-            Code::NotAfterTooFar,
-            format!(
-                "not_after may be at most {} s ahead (enclave time {now})",
-                wire::MAX_VALIDITY_SECS
-            ),
-        ));
-    }
-    if !verify_bip340(owner, digest, &signature.0) {
-        return Err(refuse(
-            Code::BadSignature,
-            "the owner's signature does not verify",
-        ));
-    }
-    Ok(())
 }
 
 fn tweak_error(e: TweakError) -> ApiError {

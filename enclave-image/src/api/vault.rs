@@ -14,13 +14,13 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use k256::schnorr::{Signature, VerifyingKey};
+use k256::schnorr::VerifyingKey;
 use sigil_protocol::error::{ApiError, Code};
-use sigil_protocol::vault::{
-    self, Entry, MAX_VALIDITY_SECS, MAX_VALUE, NameRequest, Op, PutRequest, Written,
-};
-use sigil_protocol::wire::{self as fields, Hex, Hex32, SecretBase64};
+use sigil_protocol::vault::{self, Entry, MAX_VALUE, NameRequest, Op, PutRequest, Written};
+use sigil_protocol::wire::{Hex, Hex32, SecretBase64};
 use zeroize::Zeroizing;
+
+use super::owner::check_owner_signature;
 
 use crate::seal::service::{Sealing, SealingError};
 use crate::seal::{Kind, SealedStoreError, StoreError};
@@ -36,46 +36,16 @@ fn now_secs() -> u64 {
         .unwrap_or(0)
 }
 
-/// The owner's key: the wire type guarantees 32 bytes, this that they are a curve point.
-fn owner_key(owner: &Hex32) -> Result<([u8; 32], VerifyingKey), ApiError> {
-    let bytes = owner.0;
-    let key = VerifyingKey::from_bytes(&bytes).map_err(|_| {
+/// The owner's key: the wire type guarantees 32 bytes, this that they are a curve point
+/// (checked before anything else is, so a bad owner is named as such).
+fn owner_key(owner: &Hex32) -> Result<[u8; 32], ApiError> {
+    VerifyingKey::from_bytes(&owner.0).map_err(|_| {
         refuse(
             Code::InvalidOwnerKey,
             "owner is not a valid x-only secp256k1 key",
         )
     })?;
-    Ok((bytes, key))
-}
-
-/// Checks `not_after` and the owner's signature over `digest`. Threat: anyone who can reach
-/// the API (the parent included) acting on an entry they do not own; a leaked signature is
-/// usable until `not_after` only.
-fn check_signature(
-    key: &VerifyingKey,
-    digest: &[u8; 32],
-    signature: &fields::Signature,
-    not_after: u64,
-    now: u64,
-) -> Result<(), ApiError> {
-    if not_after < now {
-        return Err(refuse(
-            Code::SignatureExpired,
-            format!("not_after {not_after} has passed (enclave time {now})"),
-        ));
-    }
-    if not_after > now + MAX_VALIDITY_SECS {
-        return Err(refuse(
-            Code::NotAfterTooFar,
-            format!("not_after may be at most {MAX_VALIDITY_SECS} s ahead (enclave time {now})"),
-        ));
-    }
-    // 64 bytes by its wire type; a malformed encoding is refused here.
-    let sig = Signature::try_from(&signature.0[..]).map_err(|_| {
-        refuse(Code::BadSignature, "signature is not a BIP-340 signature").with_status(400)
-    })?;
-    key.verify_raw(digest, &sig)
-        .map_err(|_| refuse(Code::BadSignature, "the owner's signature does not verify"))
+    Ok(owner.0)
 }
 
 fn sealing_refusal(e: SealingError) -> ApiError {
@@ -139,7 +109,7 @@ pub fn put(sealing: &Sealing, req: PutRequest) -> Result<Written, ApiError> {
             format!("value is {} bytes; at most {MAX_VALUE}", value.len()),
         ));
     }
-    let (owner, key) = owner_key(&req.owner)?;
+    let owner = owner_key(&req.owner)?;
     let digest = vault::digest(
         Op::Put,
         &req.name,
@@ -148,7 +118,7 @@ pub fn put(sealing: &Sealing, req: PutRequest) -> Result<Written, ApiError> {
         Some(&owner),
         req.not_after,
     );
-    check_signature(&key, &digest, &req.signature, req.not_after, now_secs())?;
+    check_owner_signature(&owner, &digest, &req.signature, req.not_after, now_secs())?;
 
     let mut plain = Zeroizing::new(Vec::with_capacity(32 + value.len()));
     plain.extend_from_slice(&owner);
@@ -200,7 +170,7 @@ pub fn put(sealing: &Sealing, req: PutRequest) -> Result<Written, ApiError> {
 pub fn get(sealing: &Sealing, req: NameRequest) -> Result<Entry, ApiError> {
     blob_id(&req.name)?;
     let stored = load(sealing, &req.name)?;
-    let key = VerifyingKey::from_bytes(&stored.owner)
+    VerifyingKey::from_bytes(&stored.owner)
         .map_err(|_| refuse(Code::InternalError, "stored owner key is invalid"))?;
     let digest = vault::digest(
         Op::Get,
@@ -210,7 +180,13 @@ pub fn get(sealing: &Sealing, req: NameRequest) -> Result<Entry, ApiError> {
         None,
         req.not_after,
     );
-    check_signature(&key, &digest, &req.signature, req.not_after, now_secs())?;
+    check_owner_signature(
+        &stored.owner,
+        &digest,
+        &req.signature,
+        req.not_after,
+        now_secs(),
+    )?;
     Ok(Entry {
         name: req.name,
         value: SecretBase64::new(stored.value),
@@ -248,9 +224,13 @@ pub fn delete(sealing: &Sealing, req: NameRequest) -> Result<Written, ApiError> 
                 None,
                 req.not_after,
             );
-            if let Err(r) =
-                check_signature(&key, &digest, &req.signature, req.not_after, now_secs())
-            {
+            if let Err(r) = check_owner_signature(
+                &key.to_bytes().into(),
+                &digest,
+                &req.signature,
+                req.not_after,
+                now_secs(),
+            ) {
                 return Ok(Err(r));
             }
             if version != req.expected_version {
