@@ -222,25 +222,39 @@ impl Client {
     ) -> Result<Vec<u8>, ClientError> {
         let route = info.route;
         let (body, opener) = encap::seal_request(&enclave.public_key, route, plaintext)?;
+        // A large body (a proving submission of tens of MiB) gets time to travel: the usual
+        // 30 s, plus a second per MiB.
+        let timeout = Duration::from_secs(30 + (body.len() >> 20) as u64);
         let resp = self
             .agent
             .post(&format!("{}{}", self.base, info.path))
             .header("content-type", ENCAPSULATED_CONTENT_TYPE)
+            .config()
+            .timeout_global(Some(timeout))
+            .build()
             .send(&body[..])
             .map_err(|e| ClientError::Transport(e.to_string()))?;
-        let status = resp.status().as_u16();
         let encapsulated = resp
             .headers()
             .get("content-type")
             .and_then(|v| v.to_str().ok())
             == Some(ENCAPSULATED_CONTENT_TYPE);
-        if (200..300).contains(&status) || !encapsulated {
-            let sealed = read_ok(resp)?;
-            return Ok(opener.open(route, &sealed)?);
+        if !encapsulated {
+            // An answer in the clear: the request was refused before it was opened (too
+            // large, not for this key...), or did not come from the enclave. Never a success.
+            let status = resp.status().as_u16();
+            read_ok(resp)?;
+            return Err(ClientError::Protocol(format!(
+                "{route}: the answer (HTTP {status}) is not sealed to this request"
+            )));
         }
-        // An error the enclave sealed to us (it came after our request was opened).
+        // Only the sealed status counts: the HTTP status line is the relay's to rewrite.
         let sealed = read_body(resp)?;
-        let plain = opener.open(route, &sealed)?;
+        let (status, plain) = opener.open(route, &sealed)?;
+        if (200..300).contains(&status) {
+            return Ok(plain);
+        }
+        let plain = Zeroizing::new(plain);
         let e: ErrorBody = serde_json::from_slice(&plain)
             .map_err(|e| ClientError::Protocol(format!("sealed error body: {e}")))?;
         Err(ClientError::Api {

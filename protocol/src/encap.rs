@@ -23,12 +23,24 @@
 //!   hdr    = key_id (1) || kem_id (2) || kdf_id (2) || aead_id (2)       big-endian
 //!   info   = "sigil encapsulated request v1" || 0x00 || hdr
 //!   ct     = HPKE Seal(info, aad = route, plaintext)
-//! response = response_nonce (32) || AES-256-GCM(key, nonce, aad = route, plaintext)
-//!   secret = Export("sigil encapsulated response v1", 32)
+//! response = response_nonce (32) || AES-256-GCM(key, nonce, aad = route, status || plaintext)
+//!   status = the answer's HTTP status, 2 bytes big-endian (inside the AEAD: see below)
+//!   secret = Export("sigil encapsulated response v2", 32)
 //!   prk    = HKDF-Extract(salt = enc || response_nonce, secret)
 //!   key    = HKDF-Expand(prk, "key", 32)
 //!   nonce  = HKDF-Expand(prk, "nonce", 12)
 //! ```
+//!
+//! The outcome of a sealed answer (its status) is inside the sealed plaintext. Threat: a
+//! relaying parent that rewrites the HTTP status of a sealed answer to make the client take a
+//! success for a failure or the reverse, or that reads the outcome (a witness that did not
+//! satisfy its circuit, a wrong owner) off the status line. The enclave sends every sealed
+//! answer with HTTP 200, and the client acts only on the sealed status. (v2 of the response
+//! label: a v1 peer fails to open a v2 answer instead of misreading it.)
+//!
+//! Sizes: a request is bounded by its endpoint's limit (`open_request`'s `max_body`, at most
+//! [`MAX_ENCAPSULATED_REQUEST`]), a response by [`MAX_ENCAPSULATED_RESPONSE`]. Both are checked
+//! before any parsing or crypto.
 
 use core::convert::Infallible;
 use core::fmt;
@@ -89,9 +101,13 @@ pub const KEM_ID: u16 = 0x0020;
 pub const KDF_ID: u16 = 0x0001;
 /// RFC 9180 §7.3: AES-256-GCM.
 pub const AEAD_ID: u16 = 0x0002;
-/// Largest encapsulated body (request or response) accepted or produced. Checked before any
-/// parsing or crypto so an oversized body costs the enclave nothing (memory/CPU exhaustion).
-pub const MAX_ENCAPSULATED_BODY: usize = 1 << 20;
+/// Largest encapsulated request any endpoint accepts (proving inputs of 64 MiB in base64 JSON
+/// fit); each endpoint has its own, usually far smaller, limit. Checked before any parsing or
+/// crypto so an oversized body costs the enclave nothing (memory/CPU exhaustion).
+pub const MAX_ENCAPSULATED_REQUEST: usize = 96 << 20;
+/// Largest encapsulated response produced or accepted: answers are small (the largest is a
+/// vault value), and the bound keeps a hostile server from making a client buffer much.
+pub const MAX_ENCAPSULATED_RESPONSE: usize = 1 << 20;
 /// Largest route string accepted as associated data. Routes are short constants; the bound
 /// keeps a caller that forwards a parsed request line from feeding unbounded AAD.
 pub const MAX_ROUTE_LEN: usize = 256;
@@ -112,11 +128,13 @@ const AEAD_KEY_LEN: usize = 32;
 const AEAD_NONCE_LEN: usize = 12;
 /// Bytes an encapsulated request adds to its plaintext.
 pub const REQUEST_OVERHEAD: usize = HDR_LEN + ENC_LEN + TAG_LEN;
-/// Bytes an encapsulated response adds to its plaintext.
-pub const RESPONSE_OVERHEAD: usize = RESPONSE_NONCE_LEN + TAG_LEN;
+/// Length of the sealed status that leads a response's plaintext.
+const STATUS_LEN: usize = 2;
+/// Bytes an encapsulated response adds to its plaintext (the status included).
+pub const RESPONSE_OVERHEAD: usize = RESPONSE_NONCE_LEN + STATUS_LEN + TAG_LEN;
 
 const REQUEST_LABEL: &[u8] = b"sigil encapsulated request v1";
-const RESPONSE_LABEL: &[u8] = b"sigil encapsulated response v1";
+const RESPONSE_LABEL: &[u8] = b"sigil encapsulated response v2";
 
 /// RFC 9180 §7.1.3: DeriveKeyPair input should carry at least Nsk (32) bytes of entropy;
 /// §7.2.1 recommends a 64-byte cap on such inputs.
@@ -153,8 +171,9 @@ pub enum EncapError {
     UnsupportedSuite { kem: u16, kdf: u16, aead: u16 },
     /// Body shorter than its fixed parts.
     TooShort,
-    /// Body (or body to be produced) above [`MAX_ENCAPSULATED_BODY`].
-    TooLarge,
+    /// Body (or body to be produced) above its limit (the endpoint's, or
+    /// [`MAX_ENCAPSULATED_REQUEST`] / [`MAX_ENCAPSULATED_RESPONSE`]).
+    TooLarge { limit: usize },
     /// Route above [`MAX_ROUTE_LEN`].
     RouteTooLong,
     /// Server public key has the wrong length or is a low-order point.
@@ -176,7 +195,7 @@ impl EncapError {
             EncapError::UnsupportedKeyId(_) => "encap_unsupported_key_id",
             EncapError::UnsupportedSuite { .. } => "encap_unsupported_suite",
             EncapError::TooShort => "encap_malformed",
-            EncapError::TooLarge => "encap_too_large",
+            EncapError::TooLarge { .. } => "encap_too_large",
             EncapError::RouteTooLong => "encap_bad_route",
             EncapError::BadPublicKey => "encap_bad_public_key",
             EncapError::BadSeed => "encap_bad_seed",
@@ -196,9 +215,7 @@ impl fmt::Display for EncapError {
                 "unsupported HPKE suite kem=0x{kem:04x}, kdf=0x{kdf:04x}, aead=0x{aead:04x}"
             ),
             EncapError::TooShort => f.write_str("body too short"),
-            EncapError::TooLarge => {
-                write!(f, "body too large (limit {MAX_ENCAPSULATED_BODY} bytes)")
-            }
+            EncapError::TooLarge { limit } => write!(f, "body too large (limit {limit} bytes)"),
             EncapError::RouteTooLong => write!(f, "route too long (limit {MAX_ROUTE_LEN} bytes)"),
             EncapError::BadPublicKey => f.write_str("bad public key"),
             EncapError::BadSeed => write!(
@@ -261,17 +278,20 @@ impl ServerKey {
         self.pk
     }
 
-    /// Decrypts a request for `route`. Returns the plaintext and the one-shot sealer for the
-    /// response. The caller owns the plaintext and should wipe it if it is sensitive.
+    /// Decrypts a request for `route`, at most `max_body` bytes (the endpoint's limit; never
+    /// more than [`MAX_ENCAPSULATED_REQUEST`]). Returns the plaintext and the one-shot sealer
+    /// for the response. The caller owns the plaintext and should wipe it if it is sensitive.
     pub fn open_request(
         &self,
         route: &str,
         body: &[u8],
+        max_body: usize,
     ) -> Result<(Vec<u8>, ResponseSealer), EncapError> {
         check_route(route)?;
         // Size first, before parsing or crypto (resource exhaustion).
-        if body.len() > MAX_ENCAPSULATED_BODY {
-            return Err(EncapError::TooLarge);
+        let limit = max_body.min(MAX_ENCAPSULATED_REQUEST);
+        if body.len() > limit {
+            return Err(EncapError::TooLarge { limit });
         }
         let (hdr, rest) = body
             .split_first_chunk::<HDR_LEN>()
@@ -322,28 +342,39 @@ impl fmt::Debug for ResponseSealer {
 }
 
 impl ResponseSealer {
-    /// Encrypts the response for `route` (must be the request's route).
-    pub fn seal(self, route: &str, plaintext: &[u8]) -> Result<Vec<u8>, EncapError> {
+    /// Encrypts the response for `route` (must be the request's route) with its `status`
+    /// (the HTTP status the answer means) sealed in front of the plaintext.
+    pub fn seal(self, route: &str, status: u16, plaintext: &[u8]) -> Result<Vec<u8>, EncapError> {
         check_route(route)?;
-        check_sealed_len(RESPONSE_OVERHEAD, plaintext.len())?;
+        check_sealed_len(
+            RESPONSE_OVERHEAD,
+            plaintext.len(),
+            MAX_ENCAPSULATED_RESPONSE,
+        )?;
         // A fresh random nonce per response, as RFC 9458 §4.4 requires: with it, the response
         // key differs even if the same request (same enc) were answered twice.
         let mut response_nonce = [0u8; RESPONSE_NONCE_LEN];
         getrandom::fill(&mut response_nonce).map_err(|_| EncapError::RandomnessUnavailable)?;
-        self.seal_with_nonce(route, plaintext, &response_nonce)
+        self.seal_with_nonce(route, status, plaintext, &response_nonce)
     }
 
     fn seal_with_nonce(
         &self,
         route: &str,
+        status: u16,
         plaintext: &[u8],
         response_nonce: &[u8; RESPONSE_NONCE_LEN],
     ) -> Result<Vec<u8>, EncapError> {
         check_route(route)?;
-        let total = check_sealed_len(RESPONSE_OVERHEAD, plaintext.len())?;
+        let total = check_sealed_len(
+            RESPONSE_OVERHEAD,
+            plaintext.len(),
+            MAX_ENCAPSULATED_RESPONSE,
+        )?;
         let (cipher, nonce) = response_cipher(&self.secret, &self.enc, response_nonce)?;
         let mut out = Vec::with_capacity(total);
         out.extend_from_slice(response_nonce);
+        out.extend_from_slice(&status.to_be_bytes());
         out.extend_from_slice(plaintext);
         let sealed = match out.get_mut(RESPONSE_NONCE_LEN..) {
             Some(buf) => cipher.encrypt_inout_detached(&nonce, route.as_bytes(), buf.into()),
@@ -382,7 +413,7 @@ fn seal_request_with_rng<R: CheckedRng>(
     rng: &mut R,
 ) -> Result<(Vec<u8>, ResponseOpener), EncapError> {
     check_route(route)?;
-    let total = check_sealed_len(REQUEST_OVERHEAD, plaintext.len())?;
+    let total = check_sealed_len(REQUEST_OVERHEAD, plaintext.len(), MAX_ENCAPSULATED_REQUEST)?;
     let hdr = header();
     let (enc, mut ctx) = setup_sender_ctx(server_public_key, &request_info(&hdr), rng)?;
     let ct = ctx
@@ -440,13 +471,16 @@ impl fmt::Debug for ResponseOpener {
 }
 
 impl ResponseOpener {
-    /// Decrypts and authenticates the response for `route` (must be the request's route).
-    /// Success proves the response came from the holder of the key the request was sealed to.
-    pub fn open(self, route: &str, body: &[u8]) -> Result<Vec<u8>, EncapError> {
+    /// Decrypts and authenticates the response for `route` (must be the request's route):
+    /// its sealed status and its plaintext. Success proves the response came from the holder
+    /// of the key the request was sealed to.
+    pub fn open(self, route: &str, body: &[u8]) -> Result<(u16, Vec<u8>), EncapError> {
         check_route(route)?;
         // Size first: a hostile server or network cannot make the client buffer unboundedly.
-        if body.len() > MAX_ENCAPSULATED_BODY {
-            return Err(EncapError::TooLarge);
+        if body.len() > MAX_ENCAPSULATED_RESPONSE {
+            return Err(EncapError::TooLarge {
+                limit: MAX_ENCAPSULATED_RESPONSE,
+            });
         }
         let (response_nonce, sealed) = body
             .split_first_chunk::<RESPONSE_NONCE_LEN>()
@@ -466,7 +500,13 @@ impl ResponseOpener {
         cipher
             .decrypt_inout_detached(&nonce, route.as_bytes(), out.as_mut_slice().into(), &tag)
             .map_err(|_| EncapError::DecryptFailed)?;
-        Ok(out)
+        // Authenticated, so a short plaintext came from the key holder itself: malformed.
+        let Some((&[s0, s1], _)) = out.split_first_chunk::<STATUS_LEN>() else {
+            out.zeroize();
+            return Err(EncapError::TooShort);
+        };
+        out.drain(..STATUS_LEN);
+        Ok((u16::from_be_bytes([s0, s1]), out))
     }
 }
 
@@ -542,12 +582,16 @@ fn check_route(route: &str) -> Result<(), EncapError> {
     Ok(())
 }
 
-/// Total sealed length, or TooLarge if above the cap (so we never emit a body the peer must
+/// Total sealed length, or TooLarge if above `limit` (so we never emit a body the peer must
 /// reject, and overflow cannot wrap the size).
-fn check_sealed_len(overhead: usize, plaintext_len: usize) -> Result<usize, EncapError> {
+fn check_sealed_len(
+    overhead: usize,
+    plaintext_len: usize,
+    limit: usize,
+) -> Result<usize, EncapError> {
     match plaintext_len.checked_add(overhead) {
-        Some(n) if n <= MAX_ENCAPSULATED_BODY => Ok(n),
-        _ => Err(EncapError::TooLarge),
+        Some(n) if n <= limit => Ok(n),
+        _ => Err(EncapError::TooLarge { limit }),
     }
 }
 

@@ -20,7 +20,9 @@ use crate::musig2::{
     ImportKeyRequest, KeyView, ListRequest, NoncesView, PartialSignaturesRequest, RoundView,
     SessionRef, SessionView, StatusView, SubmitNoncesRequest,
 };
-use crate::prove::{JobRef, JobStatus, MAX_CIRCUIT, MAX_WITNESS, ProveRequest, Submitted};
+use crate::prove::{
+    JobRef, JobStatus, MAX_CIRCUIT, MAX_PROVE_INPUT, MAX_WITNESS, ProveRequest, Submitted,
+};
 use crate::vault::{Entry, MAX_VALUE, NameRequest, PutRequest, Written};
 
 /// The methods the API uses.
@@ -173,9 +175,11 @@ pub const MAX_SESSION_CREATE_BODY: usize = 256 * 1024;
 /// Largest encapsulated body of every other MuSig2 endpoint (64 participants, 64 nonces or
 /// partial signatures fit several times over).
 pub const MAX_MUSIG2_BODY: usize = 32 * 1024;
-/// Largest encapsulated proving submission: base64 of the largest circuit and witness, plus
-/// JSON and HPKE overhead.
-pub const MAX_PROVE_BODY: usize = (MAX_CIRCUIT + MAX_WITNESS) / 3 * 4 + 64 * 1024;
+/// Largest encapsulated proving submission: base64 of the largest inputs (a circuit and its
+/// witness, or a chonk stack), plus JSON and HPKE overhead.
+pub const MAX_PROVE_BODY: usize = MAX_PROVE_INPUT.div_ceil(3) * 4 + 64 * 1024;
+const _: () = assert!(MAX_PROVE_BODY <= crate::encap::MAX_ENCAPSULATED_REQUEST);
+const _: () = assert!(MAX_CIRCUIT + MAX_WITNESS <= MAX_PROVE_INPUT);
 
 fn fixed_path<R>(path: &'static str) -> impl Fn(&R) -> String {
     move |_| path.to_string()

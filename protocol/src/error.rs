@@ -281,7 +281,7 @@ impl From<crate::encap::EncapError> for ApiError {
             E::UnsupportedKeyId(_) => Code::EncapUnsupportedKeyId,
             E::UnsupportedSuite { .. } => Code::EncapUnsupportedSuite,
             E::TooShort => Code::EncapMalformed,
-            E::TooLarge => Code::EncapTooLarge,
+            E::TooLarge { .. } => Code::EncapTooLarge,
             E::RouteTooLong => Code::EncapBadRoute,
             E::BadPublicKey => Code::EncapBadPublicKey,
             E::BadSeed => Code::EncapBadSeed,
@@ -423,7 +423,7 @@ mod tests {
         for e in [
             E::UnsupportedKeyId(3),
             E::TooShort,
-            E::TooLarge,
+            E::TooLarge { limit: 1 },
             E::RouteTooLong,
             E::BadPublicKey,
             E::BadSeed,

@@ -20,10 +20,12 @@ use crate::wire::{Base64Bytes, Hex, Hex32, HexBytes, Id, Open, SecretBase64, wir
 /// [`crate::endpoint::ProveStatus`]).
 pub const PATH_PROVE_STATUS_PREFIX: &str = "/v1/prove/";
 
+/// Largest proving input of one job, in bytes: real Aztec chonk stacks are tens of MB.
+pub const MAX_PROVE_INPUT: usize = 64 << 20;
 /// Largest circuit (bytecode JSON or gzip) accepted, in bytes.
-pub const MAX_CIRCUIT: usize = 4 << 20;
+pub const MAX_CIRCUIT: usize = MAX_PROVE_INPUT / 2;
 /// Largest gzipped witness accepted, in bytes.
-pub const MAX_WITNESS: usize = 4 << 20;
+pub const MAX_WITNESS: usize = MAX_PROVE_INPUT / 2;
 /// Largest chonk input stack (bb's `ivc-inputs.msgpack`) accepted, in bytes: the same budget
 /// as an UltraHonk circuit and witness together.
 pub const MAX_IVC_INPUTS: usize = MAX_CIRCUIT + MAX_WITNESS;

@@ -83,8 +83,10 @@ fn main() {
         1000,
         || {
             let (body, opener) = seal_request(&pk, Ping::ROUTE, msg).unwrap();
-            let (plain, sealer) = key.open_request(Ping::ROUTE, &body).unwrap();
-            let resp = sealer.seal(Ping::ROUTE, &plain).unwrap();
+            let (plain, sealer) = key
+                .open_request(Ping::ROUTE, &body, Ping::MAX_BODY)
+                .unwrap();
+            let resp = sealer.seal(Ping::ROUTE, 200, &plain).unwrap();
             opener.open(Ping::ROUTE, &resp).unwrap();
         },
     );

@@ -159,16 +159,17 @@ fn library_round_trip_and_each_boot_has_its_own_key() {
     }
 }
 
-/// A parent in the middle that flips one byte of every response body: the client must notice
-/// that the answer was not sealed by the attested enclave.
-#[test]
-fn a_tampering_relay_cannot_forge_an_answer() {
-    let e = Enclave::start(&[]);
+/// A relay in front of `upstream` for `conns` connections: each request goes up as sent, and
+/// `rewrite` may change the answer (given the request) before it goes back down.
+fn relay(
+    upstream: String,
+    conns: usize,
+    rewrite: impl Fn(&[u8], &mut Vec<u8>) + Send + 'static,
+) -> std::net::SocketAddr {
     let relay = TcpListener::bind("127.0.0.1:0").unwrap();
     let relay_addr = relay.local_addr().unwrap();
-    let upstream = e.addr.clone();
     thread::spawn(move || {
-        for conn in relay.incoming().take(2) {
+        for conn in relay.incoming().take(conns) {
             let mut down = conn.unwrap();
             let mut up = TcpStream::connect(&upstream).unwrap();
             let mut req = Vec::new();
@@ -192,11 +193,22 @@ fn a_tampering_relay_cannot_forge_an_answer() {
             up.write_all(&req).unwrap();
             let mut resp = Vec::new();
             up.read_to_end(&mut resp).unwrap();
-            let is_ping = String::from_utf8_lossy(&req).starts_with("POST /v1/ping");
-            if is_ping && let Some(last) = resp.last_mut() {
-                *last ^= 1;
-            }
+            rewrite(&req, &mut resp);
             down.write_all(&resp).unwrap();
+        }
+    });
+    relay_addr
+}
+
+/// A parent in the middle that flips one byte of every response body: the client must notice
+/// that the answer was not sealed by the attested enclave.
+#[test]
+fn a_tampering_relay_cannot_forge_an_answer() {
+    let e = Enclave::start(&[]);
+    let relay_addr = relay(e.addr.clone(), 2, |req, resp| {
+        let is_ping = String::from_utf8_lossy(req).starts_with("POST /v1/ping");
+        if is_ping && let Some(last) = resp.last_mut() {
+            *last ^= 1;
         }
     });
     let client = Client::new(&format!("http://{relay_addr}")).unwrap();
@@ -204,6 +216,41 @@ fn a_tampering_relay_cannot_forge_an_answer() {
     match client.ping(&enclave, "tamper with me") {
         Err(ClientError::Encap(e)) => assert!(e.to_string().contains("decrypt"), "{e}"),
         other => panic!("a tampered answer was accepted: {other:?}"),
+    }
+}
+
+/// A relay that rewrites the status line of sealed answers (success to failure and back)
+/// changes nothing the client acts on: the outcome is inside the seal.
+#[test]
+fn a_relay_rewriting_the_status_changes_no_outcome() {
+    let e = Enclave::start(&[]);
+    let flip = |_: &[u8], resp: &mut Vec<u8>| {
+        let line_end = resp.windows(2).position(|w| w == b"\r\n").unwrap();
+        let line = String::from_utf8_lossy(&resp[..line_end]).to_string();
+        let sealed = String::from_utf8_lossy(resp).contains("application/sigil-encapsulated");
+        if sealed {
+            // 200 becomes 404, anything else 200.
+            let to: &[u8] = if line.contains(" 200 ") {
+                b"HTTP/1.1 404 Not Found"
+            } else {
+                b"HTTP/1.1 200 OK"
+            };
+            resp.splice(..line_end, to.iter().copied());
+        }
+    };
+    let relay_addr = relay(e.addr.clone(), 3, flip);
+    let client = Client::new(&format!("http://{relay_addr}")).unwrap();
+    let enclave = client.attest(test_root_policy()).unwrap();
+    assert_eq!(
+        client.ping(&enclave, "still a pong").unwrap().message,
+        "still a pong"
+    );
+    match client.ping(&enclave, &"x".repeat(5000)) {
+        Err(ClientError::Api { status, code, .. }) => {
+            assert_eq!(status, 400);
+            assert_eq!(code.as_str(), "message_too_long");
+        }
+        other => panic!("a relayed failure was taken for {other:?}"),
     }
 }
 
@@ -354,7 +401,8 @@ fn ping_errors_after_decryption_are_sealed() {
             .build()
             .send(&body[..])
             .unwrap();
-        assert_eq!(resp.status().as_u16(), 400);
+        // The outcome is inside the seal: the status line says only that an answer came.
+        assert_eq!(resp.status().as_u16(), 200);
         assert_eq!(
             resp.headers()
                 .get("content-type")
@@ -364,8 +412,9 @@ fn ping_errors_after_decryption_are_sealed() {
             ENCAPSULATED_CONTENT_TYPE
         );
         let sealed = resp.body_mut().read_to_vec().unwrap();
-        let err: ErrorBody =
-            serde_json::from_slice(&opener.open("POST /v1/ping", &sealed).unwrap()).unwrap();
+        let (status, plain) = opener.open("POST /v1/ping", &sealed).unwrap();
+        assert_eq!(status, 400);
+        let err: ErrorBody = serde_json::from_slice(&plain).unwrap();
         assert_eq!(err.error.code, want);
     }
 }

@@ -547,3 +547,55 @@ fn chonk_stacks_run_through_bb_up_to_the_ceremony_check_and_bad_ones_fail_clearl
 
     assert!(s.leftover_job_dirs().is_empty());
 }
+
+/// Proving inputs at the documented limits go through the whole path (HTTP body limit, HPKE,
+/// JSON, the job) and prove; one byte more is refused by name before any job exists.
+#[test]
+fn inputs_at_the_size_limit_prove_and_one_byte_more_is_refused() {
+    use sigil_protocol::prove::{MAX_CIRCUIT, MAX_IVC_INPUTS};
+    let s = Setup::new("size-limit", 32_769, None);
+    s.wait_crs(true);
+    let (c, e) = attest(&s.endpoint());
+    // Noir's program JSON padded with whitespace to exactly the limit: still the same circuit.
+    let mut circuit = std::fs::read(fixture("tiny", "target.json")).unwrap();
+    circuit.resize(MAX_CIRCUIT, b' ');
+    let witness = std::fs::read(fixture("tiny", "witness.gz")).unwrap();
+    let job = c.prove_submit(&e, &circuit, &witness, "default").unwrap();
+    let p = c
+        .prove_wait(&job, Duration::from_secs(300), |_| {})
+        .unwrap();
+    let out = s.dir.join("at-the-limit");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("proof"), &p.proof).unwrap();
+    std::fs::write(out.join("public_inputs"), &p.public_inputs).unwrap();
+    std::fs::write(out.join("vk"), &p.vk).unwrap();
+    assert!(host_verify(&out));
+
+    circuit.push(b' ');
+    match c.prove_submit(&e, &circuit, &witness, "default") {
+        Err(ClientError::Api {
+            status, message, ..
+        }) => {
+            assert_eq!(status, 413);
+            assert!(message.contains(&MAX_CIRCUIT.to_string()), "{message}");
+        }
+        Err(other) => panic!("an oversized circuit: {other}"),
+        Ok(_) => panic!("an oversized circuit was accepted"),
+    }
+
+    // A 64 MiB chonk stack is taken in (not a valid stack: bb says so), one byte more is not.
+    let mut stack = vec![0xc1u8; MAX_IVC_INPUTS];
+    let job = c.prove_submit_chonk(&e, &stack).unwrap();
+    match c.prove_wait(&job, Duration::from_secs(300), |_| {}) {
+        Err(ClientError::Api { code, .. }) => assert_ne!(code.to_string(), "body_too_large"),
+        Err(other) => panic!("{other}"),
+        Ok(_) => panic!("a garbage stack proved"),
+    }
+    stack.push(0xc1);
+    match c.prove_submit_chonk(&e, &stack) {
+        Err(ClientError::Api { status, .. }) => assert_eq!(status, 413),
+        Err(other) => panic!("an oversized stack: {other}"),
+        Ok(_) => panic!("an oversized stack was accepted"),
+    }
+    assert!(s.leftover_job_dirs().is_empty());
+}

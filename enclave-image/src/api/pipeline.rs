@@ -23,7 +23,7 @@ pub(super) fn sealed<E: Endpoint>(
     if let Err(r) = require_encapsulated(req) {
         return r;
     }
-    let (plain, sealer) = match app.key.open_request(E::ROUTE, &req.body) {
+    let (plain, sealer) = match app.key.open_request(E::ROUTE, &req.body, E::MAX_BODY) {
         Ok(v) => v,
         Err(e) => return error(ApiError::from(e)),
     };
@@ -74,10 +74,13 @@ pub(super) fn error(e: ApiError) -> Response {
     Response::error(e.status, e.code.as_str(), e.message)
 }
 
+/// Seals an answer with its status inside the AEAD. The HTTP status is always 200: the
+/// outcome is the requester's business, and a relaying parent can neither read it off the
+/// status line nor change it (threat: a parent that flips success and failure).
 fn seal(sealer: ResponseSealer, route: &str, status: u16, plain: &[u8]) -> Response {
-    match sealer.seal(route, plain) {
+    match sealer.seal(route, status, plain) {
         Ok(body) => Response {
-            status,
+            status: 200,
             content_type: ENCAPSULATED_CONTENT_TYPE,
             body,
             allow: None,

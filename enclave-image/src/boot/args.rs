@@ -132,7 +132,11 @@ pub fn parse(args: &[String]) -> Result<Result<Config, Parsed>, ArgsError> {
                 limits.max_connections = Some(number(flag, value(flag)?)?.min(4096) as usize)
             }
             "--max-body" => {
-                limits.max_body_bytes = Some(number(flag, value(flag)?)?.min(64 << 20) as usize)
+                limits.max_body_bytes = Some(
+                    number(flag, value(flag)?)?
+                        .min(sigil_protocol::encap::MAX_ENCAPSULATED_REQUEST as u64)
+                        as usize,
+                )
             }
             "--max-body-in-flight" => {
                 limits.max_body_bytes_in_flight =

@@ -47,7 +47,8 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_head_bytes: 16 * 1024,
-            // An encapsulated body is at most 1 MiB of ciphertext; leave room for its header.
+            // Every route but proving stays under 1 MiB (each has its own limit in the
+            // endpoint table); boot raises this when the prover is on.
             max_body_bytes: (1 << 20) + 1024,
             max_connections: 64,
             idle_timeout: Duration::from_secs(10),

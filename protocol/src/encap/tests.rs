@@ -245,18 +245,21 @@ fn wire_format_known_answer() {
     assert_eq!(hex::encode(&body), KAT_REQUEST_HEX);
 
     // Response with a fixed nonce; re-derive key/nonce and open with ring.
-    let (pt, sealer) = key.open_request(ROUTE, &body).unwrap();
+    let (pt, sealer) = key
+        .open_request(ROUTE, &body, MAX_ENCAPSULATED_REQUEST)
+        .unwrap();
     assert_eq!(pt, b"{\"message\":\"hi\"}");
     let response_nonce = [0x5au8; 32];
     let resp = sealer
-        .seal_with_nonce(ROUTE, b"{\"message\":\"pong\"}", &response_nonce)
+        .seal_with_nonce(ROUTE, 201, b"{\"message\":\"pong\"}", &response_nonce)
         .unwrap();
     assert_eq!(resp[..32], response_nonce);
     let ring_pt = ring_open_response(&opener.secret[..], &opener.enc, ROUTE, &resp);
-    assert_eq!(ring_pt, b"{\"message\":\"pong\"}");
+    // The sealed status (201, big-endian) leads the plaintext.
+    assert_eq!(ring_pt, b"\x00\xc9{\"message\":\"pong\"}");
     assert_eq!(
         opener.open(ROUTE, &resp).unwrap(),
-        b"{\"message\":\"pong\"}"
+        (201, b"{\"message\":\"pong\"}".to_vec())
     );
 }
 
@@ -304,35 +307,111 @@ fn round_trip() {
     for msg in [&b""[..], b"x", &[7u8; 5000][..]] {
         let (body, opener) = seal_request(&key.public_key(), ROUTE, msg).unwrap();
         assert_eq!(body.len(), msg.len() + REQUEST_OVERHEAD);
-        let (pt, sealer) = key.open_request(ROUTE, &body).unwrap();
+        let (pt, sealer) = key
+            .open_request(ROUTE, &body, MAX_ENCAPSULATED_REQUEST)
+            .unwrap();
         assert_eq!(pt, msg);
-        let resp = sealer.seal(ROUTE, b"reply").unwrap();
+        let resp = sealer.seal(ROUTE, 200, b"reply").unwrap();
         assert_eq!(resp.len(), 5 + RESPONSE_OVERHEAD);
-        assert_eq!(opener.open(ROUTE, &resp).unwrap(), b"reply");
+        assert_eq!(opener.open(ROUTE, &resp).unwrap(), (200, b"reply".to_vec()));
     }
 }
 
 #[test]
 fn size_limits_are_exact() {
     let key = ServerKey::from_seed(&[1u8; 32]).unwrap();
-    let max_req = MAX_ENCAPSULATED_BODY - REQUEST_OVERHEAD;
-    let (body, opener) = seal_request(&key.public_key(), ROUTE, &vec![0u8; max_req]).unwrap();
-    assert_eq!(body.len(), MAX_ENCAPSULATED_BODY);
+    // Requests: the arithmetic at the global cap (sealing 96 MiB here would only be slow;
+    // per_route_limit_is_exact runs the real path at a limit).
+    let max_req = MAX_ENCAPSULATED_REQUEST - REQUEST_OVERHEAD;
+    assert_eq!(
+        check_sealed_len(REQUEST_OVERHEAD, max_req, MAX_ENCAPSULATED_REQUEST),
+        Ok(MAX_ENCAPSULATED_REQUEST)
+    );
     assert_eq!(
         seal_request(&key.public_key(), ROUTE, &vec![0u8; max_req + 1]).unwrap_err(),
-        EncapError::TooLarge
+        EncapError::TooLarge {
+            limit: MAX_ENCAPSULATED_REQUEST
+        }
     );
-    let (_, sealer) = key.open_request(ROUTE, &body).unwrap();
-    let max_resp = MAX_ENCAPSULATED_BODY - RESPONSE_OVERHEAD;
-    let resp = sealer.seal(ROUTE, &vec![0u8; max_resp]).unwrap();
-    assert_eq!(resp.len(), MAX_ENCAPSULATED_BODY);
-    assert_eq!(opener.open(ROUTE, &resp).unwrap().len(), max_resp);
+    let (body, opener) = seal_request(&key.public_key(), ROUTE, b"").unwrap();
+    let (_, sealer) = key
+        .open_request(ROUTE, &body, MAX_ENCAPSULATED_REQUEST)
+        .unwrap();
+    let max_resp = MAX_ENCAPSULATED_RESPONSE - RESPONSE_OVERHEAD;
+    let resp = sealer.seal(ROUTE, 200, &vec![0u8; max_resp]).unwrap();
+    assert_eq!(resp.len(), MAX_ENCAPSULATED_RESPONSE);
+    assert_eq!(opener.open(ROUTE, &resp).unwrap().1.len(), max_resp);
 
     let (body, _) = seal_request(&key.public_key(), ROUTE, b"").unwrap();
-    let (_, sealer) = key.open_request(ROUTE, &body).unwrap();
+    let (_, sealer) = key
+        .open_request(ROUTE, &body, MAX_ENCAPSULATED_REQUEST)
+        .unwrap();
     assert_eq!(
-        sealer.seal(ROUTE, &vec![0u8; max_resp + 1]).unwrap_err(),
-        EncapError::TooLarge
+        sealer
+            .seal(ROUTE, 200, &vec![0u8; max_resp + 1])
+            .unwrap_err(),
+        EncapError::TooLarge {
+            limit: MAX_ENCAPSULATED_RESPONSE
+        }
+    );
+}
+
+/// Each endpoint's own limit holds, at the byte: one byte past it is refused before any
+/// crypto, and the limit never exceeds the global cap.
+#[test]
+fn per_route_limit_is_exact() {
+    let key = ServerKey::from_seed(&[1u8; 32]).unwrap();
+    let limit = 4096;
+    let (at, _) = seal_request(
+        &key.public_key(),
+        ROUTE,
+        &vec![1u8; limit - REQUEST_OVERHEAD],
+    )
+    .unwrap();
+    assert_eq!(at.len(), limit);
+    assert!(key.open_request(ROUTE, &at, limit).is_ok());
+    let (past, _) = seal_request(
+        &key.public_key(),
+        ROUTE,
+        &vec![1u8; limit + 1 - REQUEST_OVERHEAD],
+    )
+    .unwrap();
+    assert_eq!(
+        key.open_request(ROUTE, &past, limit).unwrap_err(),
+        EncapError::TooLarge { limit }
+    );
+    let huge = vec![0u8; MAX_ENCAPSULATED_REQUEST + 1];
+    assert_eq!(
+        key.open_request(ROUTE, &huge, usize::MAX).unwrap_err(),
+        EncapError::TooLarge {
+            limit: MAX_ENCAPSULATED_REQUEST
+        }
+    );
+}
+
+/// The status is sealed: a flipped status byte (what a relay rewriting the outcome would
+/// have to do) fails authentication, and each status comes back as sealed.
+#[test]
+fn status_is_inside_the_aead() {
+    for status in [200u16, 201, 400, 404, 503] {
+        let key = ServerKey::from_seed(&[3u8; 32]).unwrap();
+        let (body, opener) = seal_request(&key.public_key(), ROUTE, b"q").unwrap();
+        let (_, sealer) = key
+            .open_request(ROUTE, &body, MAX_ENCAPSULATED_REQUEST)
+            .unwrap();
+        let resp = sealer.seal(ROUTE, status, b"{}").unwrap();
+        assert_eq!(opener.open(ROUTE, &resp).unwrap(), (status, b"{}".to_vec()));
+    }
+    let key = ServerKey::from_seed(&[3u8; 32]).unwrap();
+    let (body, opener) = seal_request(&key.public_key(), ROUTE, b"q").unwrap();
+    let (_, sealer) = key
+        .open_request(ROUTE, &body, MAX_ENCAPSULATED_REQUEST)
+        .unwrap();
+    let mut resp = sealer.seal(ROUTE, 200, b"{}").unwrap();
+    resp[32] ^= 0x01;
+    assert_eq!(
+        opener.open(ROUTE, &resp).unwrap_err(),
+        EncapError::DecryptFailed
     );
 }
 
@@ -349,11 +428,14 @@ fn setup() -> (ServerKey, Vec<u8>, ResponseOpener) {
 fn wrong_route_fails() {
     let (key, body, opener) = setup();
     assert_eq!(
-        key.open_request("POST /v1/other", &body).unwrap_err(),
+        key.open_request("POST /v1/other", &body, MAX_ENCAPSULATED_REQUEST)
+            .unwrap_err(),
         EncapError::DecryptFailed
     );
-    let (_, sealer) = key.open_request(ROUTE, &body).unwrap();
-    let resp = sealer.seal(ROUTE, b"ok").unwrap();
+    let (_, sealer) = key
+        .open_request(ROUTE, &body, MAX_ENCAPSULATED_REQUEST)
+        .unwrap();
+    let resp = sealer.seal(ROUTE, 200, b"ok").unwrap();
     assert_eq!(
         opener.open("GET /v1/attestation", &resp).unwrap_err(),
         EncapError::DecryptFailed
@@ -366,7 +448,9 @@ fn every_flipped_request_byte_is_rejected() {
     for i in 0..body.len() {
         let mut b = body.clone();
         b[i] ^= 0x01;
-        let err = key.open_request(ROUTE, &b).unwrap_err();
+        let err = key
+            .open_request(ROUTE, &b, MAX_ENCAPSULATED_REQUEST)
+            .unwrap_err();
         let want = match i {
             0 => EncapError::UnsupportedKeyId(1),
             1..=6 => {
@@ -384,16 +468,20 @@ fn every_flipped_request_byte_is_rejected() {
 #[test]
 fn every_flipped_response_byte_is_rejected() {
     let (key, body, _) = setup();
-    let (_, sealer) = key.open_request(ROUTE, &body).unwrap();
-    let resp = sealer.seal(ROUTE, b"pong").unwrap();
+    let (_, sealer) = key
+        .open_request(ROUTE, &body, MAX_ENCAPSULATED_REQUEST)
+        .unwrap();
+    let resp = sealer.seal(ROUTE, 200, b"pong").unwrap();
     for i in 0..resp.len() {
         // A fresh opener each time: openers are single-use.
         let key2 = ServerKey::from_seed(&[9u8; 32]).unwrap();
         let mut rng = FixedRng::new(vec![3u8; 32]);
         let (body2, opener2) =
             seal_request_with_rng(&key2.public_key(), ROUTE, b"q", &mut rng).unwrap();
-        let (_, sealer2) = key2.open_request(ROUTE, &body2).unwrap();
-        let mut r = sealer2.seal(ROUTE, b"pong").unwrap();
+        let (_, sealer2) = key2
+            .open_request(ROUTE, &body2, MAX_ENCAPSULATED_REQUEST)
+            .unwrap();
+        let mut r = sealer2.seal(ROUTE, 200, b"pong").unwrap();
         r[i] ^= 0x80;
         assert_eq!(
             opener2.open(ROUTE, &r).unwrap_err(),
@@ -407,7 +495,9 @@ fn every_flipped_response_byte_is_rejected() {
 fn truncated_bodies_are_rejected() {
     let (key, body, _) = setup();
     for n in 0..body.len() {
-        let err = key.open_request(ROUTE, &body[..n]).unwrap_err();
+        let err = key
+            .open_request(ROUTE, &body[..n], MAX_ENCAPSULATED_REQUEST)
+            .unwrap_err();
         let want = if n < REQUEST_OVERHEAD {
             EncapError::TooShort
         } else {
@@ -418,13 +508,15 @@ fn truncated_bodies_are_rejected() {
     // Truncated responses, each against a fresh opener.
     let mut rng = FixedRng::new(vec![4u8; 32]);
     let (body, _) = seal_request_with_rng(&key.public_key(), ROUTE, b"q", &mut rng).unwrap();
-    let (_, sealer) = key.open_request(ROUTE, &body).unwrap();
-    let resp = sealer.seal(ROUTE, b"pong").unwrap();
+    let (_, sealer) = key
+        .open_request(ROUTE, &body, MAX_ENCAPSULATED_REQUEST)
+        .unwrap();
+    let resp = sealer.seal(ROUTE, 200, b"pong").unwrap();
     for n in 0..resp.len() {
         let mut rng = FixedRng::new(vec![4u8; 32]);
         let (_, opener) = seal_request_with_rng(&key.public_key(), ROUTE, b"q", &mut rng).unwrap();
         let err = opener.open(ROUTE, &resp[..n]).unwrap_err();
-        let want = if n < RESPONSE_OVERHEAD {
+        let want = if n < RESPONSE_NONCE_LEN + TAG_LEN {
             EncapError::TooShort
         } else {
             EncapError::DecryptFailed
@@ -437,13 +529,23 @@ fn truncated_bodies_are_rejected() {
 fn oversize_is_rejected_before_anything_else() {
     let (key, _, opener) = setup();
     // Bad key id in an oversized body: the size check must win (no parsing of huge input).
-    let mut big = vec![0u8; MAX_ENCAPSULATED_BODY + 1];
+    let mut big = vec![0u8; MAX_ENCAPSULATED_REQUEST + 1];
     big[0] = 7;
     assert_eq!(
-        key.open_request(ROUTE, &big).unwrap_err(),
-        EncapError::TooLarge
+        key.open_request(ROUTE, &big, MAX_ENCAPSULATED_REQUEST)
+            .unwrap_err(),
+        EncapError::TooLarge {
+            limit: MAX_ENCAPSULATED_REQUEST
+        }
     );
-    assert_eq!(opener.open(ROUTE, &big).unwrap_err(), EncapError::TooLarge);
+    assert_eq!(
+        opener
+            .open(ROUTE, &big[..MAX_ENCAPSULATED_RESPONSE + 1])
+            .unwrap_err(),
+        EncapError::TooLarge {
+            limit: MAX_ENCAPSULATED_RESPONSE
+        }
+    );
 }
 
 #[test]
@@ -451,7 +553,9 @@ fn wrong_key_id_and_suite() {
     let (key, body, _) = setup();
     let mut b = body.clone();
     b[0] = 7;
-    let err = key.open_request(ROUTE, &b).unwrap_err();
+    let err = key
+        .open_request(ROUTE, &b, MAX_ENCAPSULATED_REQUEST)
+        .unwrap_err();
     assert_eq!(err, EncapError::UnsupportedKeyId(7));
     assert_eq!(err.to_string(), "unsupported key id 7");
     assert_eq!(err.code(), "encap_unsupported_key_id");
@@ -459,7 +563,9 @@ fn wrong_key_id_and_suite() {
     // ChaCha20Poly1305 instead of AES-256-GCM.
     let mut b = body.clone();
     b[5..7].copy_from_slice(&0x0003u16.to_be_bytes());
-    let err = key.open_request(ROUTE, &b).unwrap_err();
+    let err = key
+        .open_request(ROUTE, &b, MAX_ENCAPSULATED_REQUEST)
+        .unwrap_err();
     assert_eq!(
         err.to_string(),
         "unsupported HPKE suite kem=0x0020, kdf=0x0001, aead=0x0003"
@@ -467,7 +573,9 @@ fn wrong_key_id_and_suite() {
     assert_eq!(err.code(), "encap_unsupported_suite");
     // Header checks come before the length check of enc/ct.
     assert_eq!(
-        key.open_request(ROUTE, &b[..7]).unwrap_err().code(),
+        key.open_request(ROUTE, &b[..7], MAX_ENCAPSULATED_REQUEST)
+            .unwrap_err()
+            .code(),
         "encap_unsupported_suite"
     );
 }
@@ -477,7 +585,9 @@ fn wrong_server_key_fails() {
     let (_, body, _) = setup();
     let other = ServerKey::from_seed(&[10u8; 32]).unwrap();
     assert_eq!(
-        other.open_request(ROUTE, &body).unwrap_err(),
+        other
+            .open_request(ROUTE, &body, MAX_ENCAPSULATED_REQUEST)
+            .unwrap_err(),
         EncapError::DecryptFailed
     );
 }
@@ -489,7 +599,8 @@ fn low_order_enc_is_rejected() {
     // The all-zero point: DH output is zero (RFC 9180 §7.1.4).
     b[7..39].fill(0);
     assert_eq!(
-        key.open_request(ROUTE, &b).unwrap_err(),
+        key.open_request(ROUTE, &b, MAX_ENCAPSULATED_REQUEST)
+            .unwrap_err(),
         EncapError::DecryptFailed
     );
 }
@@ -532,7 +643,8 @@ fn long_routes_are_rejected() {
     let (key, body, opener) = setup();
     let long = "x".repeat(MAX_ROUTE_LEN + 1);
     assert_eq!(
-        key.open_request(&long, &body).unwrap_err(),
+        key.open_request(&long, &body, MAX_ENCAPSULATED_REQUEST)
+            .unwrap_err(),
         EncapError::RouteTooLong
     );
     assert_eq!(
@@ -578,7 +690,10 @@ fn random_garbage_never_panics() {
         if i % 2 == 0 && b.len() >= 7 {
             b[..7].copy_from_slice(&hdr); // get past the header checks
         }
-        assert!(key.open_request(ROUTE, &b).is_err());
+        assert!(
+            key.open_request(ROUTE, &b, MAX_ENCAPSULATED_REQUEST)
+                .is_err()
+        );
         // Openers are single-use; build one directly (cheaper than a full seal_request).
         let opener = ResponseOpener {
             secret: Zeroizing::new([1u8; 32]),
@@ -596,10 +711,14 @@ fn response_cannot_be_opened_by_another_requests_opener() {
     let key = ServerKey::from_seed(&[9u8; 32]).unwrap();
     let (body_a, opener_a) = seal_request(&key.public_key(), ROUTE, b"a").unwrap();
     let (body_b, opener_b) = seal_request(&key.public_key(), ROUTE, b"b").unwrap();
-    let (_, sealer_a) = key.open_request(ROUTE, &body_a).unwrap();
-    let (_, sealer_b) = key.open_request(ROUTE, &body_b).unwrap();
-    let resp_a = sealer_a.seal(ROUTE, b"for a").unwrap();
-    let resp_b = sealer_b.seal(ROUTE, b"for b").unwrap();
+    let (_, sealer_a) = key
+        .open_request(ROUTE, &body_a, MAX_ENCAPSULATED_REQUEST)
+        .unwrap();
+    let (_, sealer_b) = key
+        .open_request(ROUTE, &body_b, MAX_ENCAPSULATED_REQUEST)
+        .unwrap();
+    let resp_a = sealer_a.seal(ROUTE, 200, b"for a").unwrap();
+    let resp_b = sealer_b.seal(ROUTE, 200, b"for b").unwrap();
     assert_eq!(
         opener_b.open(ROUTE, &resp_a).unwrap_err(),
         EncapError::DecryptFailed
@@ -614,10 +733,14 @@ fn response_cannot_be_opened_by_another_requests_opener() {
 fn responses_to_the_same_request_differ() {
     // Replaying a request yields a new sealer; its response uses a fresh nonce and key.
     let (key, body, _) = setup();
-    let (_, s1) = key.open_request(ROUTE, &body).unwrap();
-    let (_, s2) = key.open_request(ROUTE, &body).unwrap();
-    let r1 = s1.seal(ROUTE, b"same").unwrap();
-    let r2 = s2.seal(ROUTE, b"same").unwrap();
+    let (_, s1) = key
+        .open_request(ROUTE, &body, MAX_ENCAPSULATED_REQUEST)
+        .unwrap();
+    let (_, s2) = key
+        .open_request(ROUTE, &body, MAX_ENCAPSULATED_REQUEST)
+        .unwrap();
+    let r1 = s1.seal(ROUTE, 200, b"same").unwrap();
+    let r2 = s2.seal(ROUTE, 200, b"same").unwrap();
     assert_ne!(r1, r2);
 }
 
@@ -634,7 +757,7 @@ fn error_codes_are_stable_and_distinct() {
             aead: 3,
         },
         EncapError::TooShort,
-        EncapError::TooLarge,
+        EncapError::TooLarge { limit: 1 },
         EncapError::RouteTooLong,
         EncapError::BadPublicKey,
         EncapError::BadSeed,
@@ -676,6 +799,8 @@ fn debug_does_not_print_secrets() {
     let (body, opener) = seal_request(&key.public_key(), ROUTE, b"").unwrap();
     let secret_hex = hex::encode(*opener.secret);
     assert!(!format!("{opener:?}").contains(&secret_hex));
-    let (_, sealer) = key.open_request(ROUTE, &body).unwrap();
+    let (_, sealer) = key
+        .open_request(ROUTE, &body, MAX_ENCAPSULATED_REQUEST)
+        .unwrap();
     assert!(!format!("{sealer:?}").contains(&secret_hex));
 }
