@@ -48,6 +48,14 @@ pub enum ClientError {
     /// The answer was not what the protocol says.
     #[error("protocol: {0}")]
     Protocol(String),
+    /// A MuSig2 session is not the one its approver or signer expects: `field` names the
+    /// first input of the approval that differs.
+    #[error("refusing the session: {field}: expected {expected}, the session has {found}")]
+    SessionMismatch {
+        field: String,
+        expected: String,
+        found: String,
+    },
     /// The attestation document did not verify.
     #[error("{0}")]
     Verify(#[from] VerifyError),

@@ -5,7 +5,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use clap::{Args, Parser, Subcommand};
 use sigil_attestation::{Policy, Verified};
-use sigil_client::musig2::check_messages;
+use sigil_client::musig2::{ExpectedKey, ExpectedSession, OutputKey, check_session};
 use sigil_client::{
     AttestedEnclave, Client, ClientError, OwnerKey, SignerKey, TEST_ROOT_WARNING, policy,
 };
@@ -202,12 +202,14 @@ enum AggregateCmd {
 
 #[derive(Subcommand)]
 enum SessionCmd {
-    /// Start a session signing --message (hex, repeatable) with an aggregate key.
+    /// Start a session signing --message (repeatable) with an aggregate key.
     Create {
         #[arg(long)]
         aggregate: Id,
+        /// MESSAGE_HEX, or MESSAGE_HEX:TWEAK for a tweak on this message only (TWEAK as
+        /// `aggregate create --tweak` takes it), in order (repeatable).
         #[arg(long = "message", required = true, value_parser = parse_message)]
-        messages: Vec<HexBytes>,
+        messages: Vec<MessageView>,
         /// Compressed adaptor point: the session yields adaptor pre-signatures.
         #[arg(long)]
         adaptor_point: Option<Point>,
@@ -217,23 +219,25 @@ enum SessionCmd {
     },
     /// Print the session's description and status.
     Status { session: Hex32 },
-    /// Approve with an owner key file; refuses unless the session signs exactly --message.
+    /// Approve with an owner key file. Refuses, naming the difference, unless the session is
+    /// exactly the one described (key, tweaks, messages, adaptor point, expiry); prints what
+    /// is approved on stderr.
     Approve {
         session: Hex32,
         #[arg(long)]
         owner_key: String,
-        #[arg(long = "message", required = true, value_parser = parse_message)]
-        messages: Vec<HexBytes>,
+        #[command(flatten)]
+        intent: Intent,
     },
     /// Take part as an external signer with --signer-key: nonces, round, partial signatures.
-    /// The secret nonces stay in this process's memory; refuses unless the session signs
-    /// exactly --message.
+    /// The secret nonces stay in this process's memory. Refuses, as `approve` does, unless the
+    /// session is exactly the one described.
     Participate {
         session: Hex32,
         #[arg(long)]
         signer_key: String,
-        #[arg(long = "message", required = true, value_parser = parse_message)]
-        messages: Vec<HexBytes>,
+        #[command(flatten)]
+        intent: Intent,
         /// Give up waiting for the other participants after this many seconds.
         #[arg(long, default_value_t = 300)]
         timeout: u64,
@@ -246,6 +250,76 @@ enum SessionCmd {
         #[arg(long)]
         owner_key: String,
     },
+}
+
+/// What an approver or external signer means to sign: every input of the approval digest.
+#[derive(Args)]
+struct Intent {
+    /// The aggregate to sign with (its id, as `aggregate create` printed it).
+    #[arg(
+        long,
+        required_unless_present = "output_key",
+        conflicts_with = "output_key"
+    )]
+    aggregate: Option<Id>,
+    /// Or the key the signatures verify under: the aggregate's key after its --tweak tweaks
+    /// (the untweaked key if there are none), x-only (64 hex) or compressed (66 hex).
+    #[arg(long)]
+    output_key: Option<OutputKey>,
+    /// The aggregate's tweaks in order, as `aggregate create --tweak` took them (repeatable;
+    /// none if absent).
+    #[arg(long = "tweak")]
+    tweaks: Vec<TweakSpec>,
+    /// MESSAGE_HEX or MESSAGE_HEX:TWEAK, in order, as `session create` took them (repeatable).
+    #[arg(long = "message", required = true, value_parser = parse_message)]
+    messages: Vec<MessageView>,
+    /// The compressed adaptor point the session must carry (adaptor pre-signatures).
+    #[arg(
+        long,
+        required_unless_present = "no_adaptor",
+        conflicts_with = "no_adaptor"
+    )]
+    adaptor_point: Option<Point>,
+    /// Or: the session must have no adaptor point (plain signatures).
+    #[arg(long)]
+    no_adaptor: bool,
+    /// The latest acceptable expiry, in seconds from now: the approval is good until then.
+    #[arg(long, default_value_t = 600)]
+    max_expiry: u64,
+}
+
+impl Intent {
+    /// The expected description of `session` (an aggregate named by id is described by the
+    /// attested enclave, for its untweaked key).
+    fn expected(
+        self,
+        client: &Client,
+        enclave: &AttestedEnclave,
+        session: Hex32,
+    ) -> Result<ExpectedSession, Failure> {
+        let key = match (self.aggregate, self.output_key) {
+            (Some(id), _) => {
+                let agg = client
+                    .musig2_describe_aggregate(enclave, &id)
+                    .map_err(client_failure)?;
+                ExpectedKey::Aggregate {
+                    id,
+                    internal_key: agg.internal_key,
+                }
+            }
+            (None, Some(k)) => ExpectedKey::OutputKey(k),
+            // clap requires one of the two.
+            (None, None) => return Err(Failure::Usage("--aggregate or --output-key".into())),
+        };
+        Ok(ExpectedSession {
+            session,
+            key,
+            tweaks: self.tweaks,
+            messages: self.messages,
+            adaptor_point: self.adaptor_point,
+            expires_by: now().saturating_add(self.max_expiry),
+        })
+    }
 }
 
 #[derive(Subcommand)]
@@ -777,13 +851,7 @@ fn musig2(client: &Client, enclave: &AttestedEnclave, cmd: Musig2Cmd) -> Result<
             } => {
                 let req = CreateSessionRequest {
                     aggregate,
-                    messages: messages
-                        .into_iter()
-                        .map(|message| MessageView {
-                            message,
-                            tweak: None,
-                        })
-                        .collect(),
+                    messages,
                     adaptor_point,
                     expires_at: now() + ttl,
                 };
@@ -795,25 +863,30 @@ fn musig2(client: &Client, enclave: &AttestedEnclave, cmd: Musig2Cmd) -> Result<
             SessionCmd::Approve {
                 session,
                 owner_key,
-                messages,
+                intent,
             } => {
+                let owner = owner(&owner_key)?;
                 let view = client.musig2_session(enclave, &session).map_err(f)?;
-                check_messages(&view, &messages).map_err(f)?;
+                let expected = intent.expected(client, enclave, session)?;
+                let checked = check_session(&view, &expected, now()).map_err(f)?;
+                eprintln!("approving {checked}");
                 to_json(
                     &client
-                        .musig2_approve(enclave, &owner(&owner_key)?, &view)
+                        .musig2_approve(enclave, &owner, &view, &expected)
                         .map_err(f)?,
                 )
             }
             SessionCmd::Participate {
                 session,
                 signer_key,
-                messages,
+                intent,
                 timeout,
             } => {
                 let signer = SignerKey::load(&signer_key).map_err(f)?;
                 let view = client.musig2_session(enclave, &session).map_err(f)?;
-                check_messages(&view, &messages).map_err(f)?;
+                let expected = intent.expected(client, enclave, session)?;
+                let checked = check_session(&view, &expected, now()).map_err(f)?;
+                eprintln!("signing as an external participant in {checked}");
                 let deadline = Instant::now() + std::time::Duration::from_secs(timeout);
                 to_json(
                     &client
@@ -821,6 +894,7 @@ fn musig2(client: &Client, enclave: &AttestedEnclave, cmd: Musig2Cmd) -> Result<
                             enclave,
                             &signer,
                             &view,
+                            &expected,
                             std::time::Duration::from_millis(500),
                             deadline,
                         )
@@ -885,11 +959,24 @@ fn parse_participant(s: &str) -> Result<ParticipantSpec, String> {
     }
 }
 
-/// A message to sign, in hex of either case (the wire form is lowercase).
-fn parse_message(s: &str) -> Result<HexBytes, String> {
-    s.to_ascii_lowercase()
+/// A message to sign, `MESSAGE_HEX` (either case; the wire form is lowercase) or
+/// `MESSAGE_HEX:TWEAK` with a tweak on this message only (`KIND` or `KIND:HEX`).
+fn parse_message(s: &str) -> Result<MessageView, String> {
+    let (message, tweak) = match s.split_once(':') {
+        Some((m, t)) => (m, Some(t)),
+        None => (s, None),
+    };
+    let message: HexBytes = message
+        .to_ascii_lowercase()
         .parse()
-        .map_err(|e| format!("message: {e}"))
+        .map_err(|e| format!("message: {e}"))?;
+    let tweak = tweak
+        .map(|t| {
+            t.parse::<TweakSpec>()
+                .map_err(|e| format!("message tweak: {e}"))
+        })
+        .transpose()?;
+    Ok(MessageView { message, tweak })
 }
 
 fn main() -> ExitCode {

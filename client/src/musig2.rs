@@ -2,10 +2,11 @@
 //! a session with an owner key, and taking part in a session as an external signer whose key
 //! never reaches the enclave.
 //!
-//! Approvals and external signatures are computed here from the session's description, after
-//! the caller has checked that the session signs the messages they meant: the enclave's answer
-//! is sealed (the parent cannot alter it), but anyone may create a session, so what a session
-//! signs is the approver's to check.
+//! Approvals and external signatures are computed here only after the session the enclave
+//! describes has been checked against what the approver or signer means to sign
+//! ([`ExpectedSession`], [`check_session`]): the enclave's answer is sealed (the parent cannot
+//! alter it), but anyone may create a session, so what a session signs is the approver's to
+//! check.
 
 use musig2::secp::{MaybePoint, MaybeScalar, Point, Scalar};
 use musig2::{AggNonce, BinaryEncoding, KeyAggContext, PubNonce, SecNonce};
@@ -17,7 +18,7 @@ use sigil_protocol::musig2::{
     PartialSignaturesRequest, RoundView, SessionRef, SessionView, StatusView, SubmitNoncesRequest,
     TweakSpec,
 };
-use sigil_protocol::wire::{Hex, Hex32, HexBytes, Id, SecretHex, Signature};
+use sigil_protocol::wire::{Hex, Hex32, Id, SecretHex, Signature};
 use sigil_signing::{DigestInput, MessageSpec, SessionId, Tweak, session_digest};
 use zeroize::Zeroizing;
 
@@ -26,6 +27,9 @@ pub use sigil_signing::{complete_adaptor_signature, verify_bip340};
 
 use crate::owner::{random_secret, read_secret_file, write_secret_file};
 use crate::{AttestedEnclave, Client, ClientError, Code, OwnerKey};
+
+mod expected;
+pub use expected::{CheckedSession, ExpectedKey, ExpectedSession, OutputKey, check_session};
 
 /// `owner`'s signature over `request_digest(op, fields, not_after)`, with the `not_after` it
 /// covers.
@@ -99,18 +103,6 @@ pub fn recompute_digest(view: &SessionView) -> Result<[u8; 32], ClientError> {
         return Err(proto("the session's digest does not match its description"));
     }
     Ok(digest)
-}
-
-/// Checks that the session signs exactly `expected` (in order).
-pub fn check_messages(view: &SessionView, expected: &[HexBytes]) -> Result<(), ClientError> {
-    let got: Vec<&HexBytes> = view.messages.iter().map(|m| &m.message).collect();
-    let want: Vec<&HexBytes> = expected.iter().collect();
-    if got != want {
-        return Err(proto(format!(
-            "the session signs {got:?}, not the expected {want:?}: refusing"
-        )));
-    }
-    Ok(())
 }
 
 /// The secp256k1 key of an external participant: it signs on this machine, the enclave only
@@ -487,16 +479,17 @@ impl Client {
         self.call::<ep::SessionStatus>(enclave, &SessionRef { session: *session })
     }
 
-    /// Approves `view` with `owner`'s key: the digest is recomputed here from the description.
-    /// Callers check first (e.g. with [`check_messages`]) that it signs what they mean.
+    /// Approves `view` with `owner`'s key, if it is the session `expected` describes (see
+    /// [`check_session`]): the signed digest is computed from `expected`.
     pub fn musig2_approve(
         &self,
         enclave: &AttestedEnclave,
         owner: &OwnerKey,
         view: &SessionView,
+        expected: &ExpectedSession,
     ) -> Result<StatusView, ClientError> {
-        let digest = recompute_digest(view)?;
-        self.musig2_approve_raw(enclave, owner, &view.id, &owner.sign(&digest)?)
+        let checked = check_session(view, expected, unix_now())?;
+        self.musig2_approve_raw(enclave, owner, &view.id, &owner.sign(&checked.digest)?)
     }
 
     /// Sends an approval signature as given (tests use it to send wrong ones).
@@ -591,17 +584,20 @@ impl Client {
         )
     }
 
-    /// Takes part in a session as an external signer, start to finish: joins, submits its
-    /// nonces, waits (polling every `poll`) for the round, checks it, signs and submits.
-    /// Returns the status after its partial signatures were accepted.
+    /// Takes part in a session as an external signer, start to finish, if it is the session
+    /// `expected` describes (see [`check_session`]): joins, submits its nonces, waits (polling
+    /// every `poll`) for the round, checks it, signs and submits. Returns the status after its
+    /// partial signatures were accepted.
     pub fn musig2_participate(
         &self,
         enclave: &AttestedEnclave,
         signer: &SignerKey,
         view: &SessionView,
+        expected: &ExpectedSession,
         poll: std::time::Duration,
         deadline: std::time::Instant,
     ) -> Result<StatusView, ClientError> {
+        check_session(view, expected, unix_now())?;
         let mut part = signer.join(view)?;
         self.musig2_submit_nonces(enclave, &view.id, part.index(), &part.public_nonces())?;
         let round = loop {
@@ -630,6 +626,14 @@ impl Client {
     }
 }
 
+/// Seconds since the Unix epoch (0 if the clock is before it, which no expiry passes).
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
 /// 16 random bytes naming one key-creation request (see `GenerateKeyRequest::request_id`).
 fn fresh_request_id() -> Result<[u8; 16], ClientError> {
     let mut id = [0u8; 16];
@@ -652,6 +656,7 @@ fn check_key_id(k: &KeyView, owner: &[u8; 32], request_id: &[u8; 16]) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sigil_protocol::wire::HexBytes;
 
     #[test]
     fn tweak_arguments_parse() {

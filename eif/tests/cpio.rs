@@ -1,5 +1,5 @@
-//! The initramfs writer against GNU cpio (skipped with a note if `cpio` is not installed)
-//! and its determinism.
+//! The initramfs writer against GNU cpio (which `scripts/setup` installs: these tests fail,
+//! rather than pass unchecked, without it) and its determinism.
 
 use sigil_eif::cpio::{Entry, gzip, write_newc};
 use std::io::{Read, Write};
@@ -47,37 +47,43 @@ fn entries() -> Vec<Entry> {
     ]
 }
 
-/// GNU cpio's listing (`cpio ARGS`) of the archive of `entries()`, which it must accept; None
-/// if cpio is not installed.
-fn gnu_cpio_listing(args: &[&str]) -> Option<String> {
-    let (ok, out, err) = cpio(args, &write_newc(&entries()).unwrap())?;
+/// GNU cpio's listing (`cpio ARGS`) of the archive of `entries()`, which it must accept.
+fn gnu_cpio_listing(args: &[&str]) -> String {
+    let (ok, out, err) = cpio(args, &write_newc(&entries()).unwrap());
     assert!(ok, "cpio {} failed: {err}", args[0]);
-    Some(out)
+    out
 }
 
-/// Runs `cpio ARGS` with `input` on stdin; None if cpio is not installed.
-fn cpio(args: &[&str], input: &[u8]) -> Option<(bool, String, String)> {
-    let mut child = match Command::new("cpio")
+const MISSING: &str = "the initramfs cannot be checked against GNU cpio without it; run \
+                       scripts/setup (Debian package `cpio`)";
+
+/// Runs GNU `cpio ARGS` with `input` on stdin. A missing cpio, or another implementation
+/// (whose listing format differs), fails the test.
+fn cpio(args: &[&str], input: &[u8]) -> (bool, String, String) {
+    let version = Command::new("cpio")
+        .arg("--version")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run cpio ({e}): {MISSING}"));
+    let version = String::from_utf8_lossy(&version.stdout);
+    assert!(
+        version.contains("GNU cpio"),
+        "cpio is not GNU cpio ({:?}): {MISSING}",
+        version.lines().next().unwrap_or_default()
+    );
+    let mut child = Command::new("cpio")
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-    {
-        Ok(c) => c,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            println!("NOTE: `cpio` not installed (apt-get install cpio); GNU cpio check skipped");
-            return None;
-        }
-        Err(e) => panic!("running cpio: {e}"),
-    };
+        .unwrap_or_else(|e| panic!("running cpio: {e}"));
     child.stdin.take().unwrap().write_all(input).unwrap();
     let out = child.wait_with_output().unwrap();
-    Some((
+    (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
-    ))
+    )
 }
 
 #[test]
@@ -94,9 +100,7 @@ fn same_entries_in_any_order_give_same_bytes() {
 
 #[test]
 fn gnu_cpio_lists_in_sorted_order() {
-    let Some(out) = gnu_cpio_listing(&["-t", "--quiet"]) else {
-        return;
-    };
+    let out = gnu_cpio_listing(&["-t", "--quiet"]);
     let names: Vec<&str> = out.lines().collect();
     assert_eq!(
         names,
@@ -115,9 +119,7 @@ fn gnu_cpio_lists_in_sorted_order() {
 
 #[test]
 fn gnu_cpio_verbose_listing_shows_console_and_metadata() {
-    let Some(out) = gnu_cpio_listing(&["-tv", "--quiet"]) else {
-        return;
-    };
+    let out = gnu_cpio_listing(&["-tv", "--quiet"]);
     let line = |name: &str| {
         out.lines()
             .find(|l| l.ends_with(name))
@@ -153,12 +155,10 @@ fn gnu_cpio_extracts_the_contents() {
     let a = write_newc(&list).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_str().unwrap();
-    let Some((ok, _, err)) = cpio(
+    let (ok, _, err) = cpio(
         &["-i", "-d", "--quiet", "--no-absolute-filenames", "-D", d],
         &a,
-    ) else {
-        return;
-    };
+    );
     assert!(ok, "cpio -i failed: {err}");
     for e in &list {
         if let Entry::File { path, data, mode } = e {

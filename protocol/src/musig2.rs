@@ -519,8 +519,9 @@ pub struct StatusView {
 }
 
 /// Everything about a session: what `sessions/create` and `sessions/status` answer. An
-/// approver recomputes `digest` from these fields with `sigil_signing::session_digest` after
-/// checking that the messages are the ones they mean to sign.
+/// approver checks every input of `digest` against what they mean to sign (key, tweaks,
+/// messages, adaptor point, expiry) and computes the digest they sign from that, with
+/// `sigil_signing::session_digest`, never taking this one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionView {
     pub id: Hex32,

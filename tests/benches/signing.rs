@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use musig2::secp::{MaybeScalar, Point, Scalar};
 use musig2::{AggNonce, BinaryEncoding, KeyAggContext, PubNonce, SecNonce};
-use sigil_client::musig2::{check_messages, verify_bip340};
+use sigil_client::musig2::{ExpectedSession, verify_bip340};
 use sigil_client::{AttestedEnclave, Client, OwnerKey, SignerKey};
 use sigil_e2e::deployment::Deployment;
 use sigil_protocol::musig2::{
@@ -142,29 +142,27 @@ fn http_session(
 ) -> Duration {
     let msg_hex = HexBytes(msg.to_vec());
     let start = Instant::now();
+    let request = CreateSessionRequest {
+        aggregate: agg.id,
+        messages: vec![MessageView {
+            message: msg_hex,
+            tweak: None,
+        }],
+        adaptor_point: None,
+        expires_at: now() + SESSION_TTL,
+    };
     let s: SessionView = c
-        .musig2_create_session(
-            e,
-            &CreateSessionRequest {
-                aggregate: agg.id,
-                messages: vec![MessageView {
-                    message: msg_hex.clone(),
-                    tweak: None,
-                }],
-                adaptor_point: None,
-                expires_at: now() + SESSION_TTL,
-            },
-        )
+        .musig2_create_session(e, &request)
         .expect("create a session");
     // The external signer joins (fresh nonces) and sends its nonces.
     let mut part = p.external.join(&s).expect("join");
     c.musig2_submit_nonces(e, &s.id, part.index(), &part.public_nonces())
         .expect("submit nonces");
-    // Each owner checks what the session signs and approves (digest recomputed client-side).
-    let expected = [msg_hex.clone()];
+    // Each owner checks the session against what it asked for and approves (the digest is
+    // computed client-side from that).
+    let expected = ExpectedSession::of_request(s.id, agg, &request);
     for owner in [&p.alice, &p.bob] {
-        check_messages(&s, &expected).expect("the session signs our message");
-        c.musig2_approve(e, owner, &s).expect("approve");
+        c.musig2_approve(e, owner, &s, &expected).expect("approve");
     }
     let round = c.musig2_round(e, &s.id).expect("round");
     let engine_nonces = c.musig2_nonces(e, &s.id).expect("engine nonces");

@@ -12,7 +12,9 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{api_error, attest_local as attest, now, target_dir};
-use sigil_client::musig2::{complete_adaptor_signature, verify_bip340};
+use sigil_client::musig2::{
+    ExpectedKey, ExpectedSession, complete_adaptor_signature, verify_bip340,
+};
 use sigil_client::{AttestedEnclave, Client, OwnerKey, SignerKey};
 use sigil_e2e::deployment::{Deployment, LocalEnclave};
 use sigil_protocol::musig2::{
@@ -67,6 +69,22 @@ fn session_request(
         messages: messages(n),
         adaptor_point,
         expires_at: now() + ttl,
+    }
+}
+
+/// What the test, which created `s` on `agg`, expects of it (`musig2_create_session` checked
+/// the messages against the request).
+fn expected(s: &SessionView, agg: &AggregateView) -> ExpectedSession {
+    ExpectedSession {
+        session: s.id,
+        key: ExpectedKey::Aggregate {
+            id: agg.id,
+            internal_key: agg.internal_key,
+        },
+        tweaks: agg.tweaks.clone(),
+        messages: s.messages.clone(),
+        adaptor_point: s.adaptor_point,
+        expires_by: s.expires_at,
     }
 }
 
@@ -160,7 +178,10 @@ fn three_party_sessions_through_the_api_and_the_cli() {
     let wrong = alice.sign(&[7u8; 32]).unwrap();
     let (status, code, _) = api_error(c.musig2_approve_raw(&e, &alice, &s.id, &wrong).unwrap_err());
     assert_eq!((status, code.as_str()), (401, "bad_approval"));
-    let (status, code, _) = api_error(c.musig2_approve(&e, &stranger, &s).unwrap_err());
+    let (status, code, _) = api_error(
+        c.musig2_approve(&e, &stranger, &s, &expected(&s, &agg))
+            .unwrap_err(),
+    );
     assert_eq!((status, code.as_str()), (403, "not_an_approver"));
     let st = c.musig2_session(&e, &s.id).unwrap().status;
     assert_eq!(st.state, "waiting_for_approvals");
@@ -174,9 +195,11 @@ fn three_party_sessions_through_the_api_and_the_cli() {
     assert_eq!(part.index(), 2);
     c.musig2_submit_nonces(&e, &s.id, 2, &part.public_nonces())
         .unwrap();
-    let st = c.musig2_approve(&e, &alice, &s).unwrap();
+    let st = c
+        .musig2_approve(&e, &alice, &s, &expected(&s, &agg))
+        .unwrap();
     assert_eq!(st.state, "waiting_for_approvals");
-    let st = c.musig2_approve(&e, &bob, &s).unwrap();
+    let st = c.musig2_approve(&e, &bob, &s, &expected(&s, &agg)).unwrap();
     // The last approval made the engine sign with both held keys at once.
     assert_eq!(st.state, "waiting_for_partial_signatures");
     assert_eq!(st.missing_partial_signatures, vec![2]);
@@ -200,8 +223,9 @@ fn three_party_sessions_through_the_api_and_the_cli() {
 
     // --- a bad partial signature fails the session and names the signer ---
     let s = new_session(&c, &e, &agg, 1);
-    c.musig2_approve(&e, &alice, &s).unwrap();
-    c.musig2_approve(&e, &bob, &s).unwrap();
+    c.musig2_approve(&e, &alice, &s, &expected(&s, &agg))
+        .unwrap();
+    c.musig2_approve(&e, &bob, &s, &expected(&s, &agg)).unwrap();
     let mut part = external.join(&s).unwrap();
     c.musig2_submit_nonces(&e, &s.id, 2, &part.public_nonces())
         .unwrap();
@@ -225,8 +249,9 @@ fn three_party_sessions_through_the_api_and_the_cli() {
 
     // --- a restart mid-session: the session is gone, keys and aggregate are not ---
     let s = new_session(&c, &e, &agg, 1);
-    c.musig2_approve(&e, &alice, &s).unwrap();
-    c.musig2_approve(&e, &bob, &s).unwrap();
+    c.musig2_approve(&e, &alice, &s, &expected(&s, &agg))
+        .unwrap();
+    c.musig2_approve(&e, &bob, &s, &expected(&s, &agg)).unwrap();
     assert_eq!(
         c.musig2_session(&e, &s.id).unwrap().status.state,
         "waiting_for_nonces"
@@ -273,7 +298,21 @@ fn three_party_sessions_through_the_api_and_the_cli() {
     ]);
     let sid = created["id"].as_str().unwrap().to_string();
     let session: Hex<32> = sid.parse().unwrap();
-    // The approver refuses a session that signs something else.
+    // What the owners and the external signer mean to sign, as the CLI takes it.
+    let agg_id = agg.id.to_string();
+    let intent = [
+        "--aggregate",
+        agg_id.as_str(),
+        "--tweak",
+        "taproot_unspendable",
+        "--no-adaptor",
+        "--message",
+        msg.as_str(),
+    ];
+    let with = |head: &[&str], tail: &[&str]| -> Vec<String> {
+        head.iter().chain(tail).map(|a| a.to_string()).collect()
+    };
+    // The approver refuses a session that signs something else, naming what differs.
     let other = hex::encode([0x5b; 32]);
     // Under the command's first name, which scripts may still use.
     let mut all = vec!["musig", "--endpoint", &endpoint, "--trust-test-root"];
@@ -283,30 +322,38 @@ fn three_party_sessions_through_the_api_and_the_cli() {
         &sid,
         "--owner-key",
         &alice_file,
+        "--aggregate",
+        &agg_id,
+        "--tweak",
+        "taproot_unspendable",
+        "--no-adaptor",
         "--message",
         &other,
     ]);
-    assert!(!common::sigil(&all).status.success());
-    for f in [&alice_file, &bob_file] {
-        cli(&[
-            "session",
-            "approve",
-            &sid,
-            "--owner-key",
-            f,
-            "--message",
-            &msg,
-        ]);
-    }
-    let st = cli(&[
-        "session",
-        "participate",
-        &sid,
-        "--signer-key",
-        &ext_file,
+    let out = common::sigil(&all);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("message 0"), "{stderr}");
+    // Alice names the aggregate, Bob the output key it signs for.
+    let output_key = agg.output_xonly.to_string();
+    let by_key = [
+        "--output-key",
+        output_key.as_str(),
+        "--tweak",
+        "taproot_unspendable",
+        "--no-adaptor",
         "--message",
-        &msg,
-    ]);
+        msg.as_str(),
+    ];
+    for (f, how) in [(&alice_file, &intent[..]), (&bob_file, &by_key[..])] {
+        let args = with(&["session", "approve", &sid, "--owner-key", f], how);
+        cli(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    }
+    let args = with(
+        &["session", "participate", &sid, "--signer-key", &ext_file],
+        &intent,
+    );
+    let st = cli(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert_eq!(st["state"], "completed", "{st}");
     let sigs = cli(&["session", "signature", &sid]);
     assert_eq!(sigs.as_array().map(Vec::len), Some(1));
@@ -320,16 +367,26 @@ fn three_party_sessions_through_the_api_and_the_cli() {
             &session_request(&agg, 1, Some(Hex(adaptor.public_key())), 600),
         )
         .unwrap();
-    c.musig2_approve(&e, &alice, &s).unwrap();
+    c.musig2_approve(&e, &alice, &s, &expected(&s, &agg))
+        .unwrap();
     // A replayed approval changes nothing.
     assert_eq!(
-        c.musig2_approve(&e, &alice, &s).unwrap().missing_approvals,
+        c.musig2_approve(&e, &alice, &s, &expected(&s, &agg))
+            .unwrap()
+            .missing_approvals,
         vec![Hex(bob.x_only())]
     );
-    c.musig2_approve(&e, &bob, &s).unwrap();
+    c.musig2_approve(&e, &bob, &s, &expected(&s, &agg)).unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     let st = c
-        .musig2_participate(&e, &external, &s, Duration::from_millis(50), deadline)
+        .musig2_participate(
+            &e,
+            &external,
+            &s,
+            &expected(&s, &agg),
+            Duration::from_millis(50),
+            deadline,
+        )
         .unwrap();
     assert_eq!(st.state, "completed");
     let pre = st.signatures[0].adaptor_signature.unwrap().0;
@@ -343,12 +400,19 @@ fn three_party_sessions_through_the_api_and_the_cli() {
     let s = c
         .musig2_create_session(&e, &session_request(&agg, 1, None, 2))
         .unwrap();
-    c.musig2_approve(&e, &alice, &s).unwrap();
+    c.musig2_approve(&e, &alice, &s, &expected(&s, &agg))
+        .unwrap();
     std::thread::sleep(Duration::from_secs(3));
     let st = c.musig2_session(&e, &s.id).unwrap().status;
     assert_eq!(st.state, "expired");
     assert!(st.signatures.is_empty());
-    let (status, code, _) = api_error(c.musig2_approve(&e, &bob, &s).unwrap_err());
+    // The client refuses it itself; the enclave, sent a valid approval anyway, too.
+    let refused = c
+        .musig2_approve(&e, &bob, &s, &expected(&s, &agg))
+        .unwrap_err();
+    assert!(refused.to_string().contains("expiry"), "{refused}");
+    let late = bob.sign(&s.digest.0).unwrap();
+    let (status, code, _) = api_error(c.musig2_approve_raw(&e, &bob, &s.id, &late).unwrap_err());
     assert_eq!((status, code.as_str()), (410, "session_expired"));
 
     // --- deleting a key: only its owner, and the id is gone for good ---
@@ -363,6 +427,109 @@ fn three_party_sessions_through_the_api_and_the_cli() {
             .unwrap_err(),
     );
     assert!(status == 404 || status == 410, "{status}");
+}
+
+/// An atomic swap: the owner approves a session with an adaptor point, so that completing
+/// the signature reveals the adaptor secret. The counterparty opens a second session on the
+/// same aggregate and message without the adaptor point and hands the owner its id. The CLI,
+/// told what the owner means to sign, refuses it naming the adaptor point, and approves (or
+/// signs in) nothing; the intended session is approved.
+#[test]
+fn the_cli_refuses_a_session_without_the_expected_adaptor_point() {
+    let mut d = deployment("adaptor");
+    start_ready(&mut d);
+    let (c, e) = attest(&d.endpoint());
+    let (alice, carol) = (
+        OwnerKey::generate().unwrap(),
+        SignerKey::generate().unwrap(),
+    );
+    let k = c.musig2_generate_key(&e, &alice).unwrap();
+    let agg = c
+        .musig2_create_aggregate(
+            &e,
+            &CreateAggregateRequest {
+                participants: vec![
+                    ParticipantSpec::Held(k.id),
+                    ParticipantSpec::External(Hex(carol.public_key())),
+                ],
+                order: KeyOrder::Sorted,
+                tweaks: vec![],
+            },
+        )
+        .unwrap();
+    let adaptor = Hex(SignerKey::generate().unwrap().public_key());
+    let intended = c
+        .musig2_create_session(&e, &session_request(&agg, 1, Some(adaptor), 600))
+        .unwrap();
+    let decoy = c
+        .musig2_create_session(&e, &session_request(&agg, 1, None, 600))
+        .unwrap();
+    assert_eq!(intended.messages, decoy.messages);
+
+    let (alice_file, carol_file) = (file(&d, "alice.key"), file(&d, "carol.key"));
+    alice.save(&alice_file).unwrap();
+    carol.save(&carol_file).unwrap();
+    let endpoint = d.endpoint();
+    let (agg_id, msg, point) = (
+        agg.id.to_string(),
+        intended.messages[0].message.to_string(),
+        adaptor.to_string(),
+    );
+    let run = |verb: &str, session: &Hex<32>, key_flag: &str, key_file: &str| {
+        let session = session.to_string();
+        common::sigil(&[
+            "musig2",
+            "--endpoint",
+            &endpoint,
+            "--trust-test-root",
+            "session",
+            verb,
+            &session,
+            key_flag,
+            key_file,
+            "--aggregate",
+            &agg_id,
+            "--message",
+            &msg,
+            "--adaptor-point",
+            &point,
+        ])
+    };
+
+    for (verb, flag, key_file) in [
+        ("approve", "--owner-key", &alice_file),
+        ("participate", "--signer-key", &carol_file),
+    ] {
+        let out = run(verb, &decoy.id, flag, key_file);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{verb}: {stderr}");
+        assert!(
+            stderr.contains("adaptor point: expected") && stderr.contains(&point),
+            "{verb}: {stderr}"
+        );
+    }
+    // Nothing reached the decoy: no approval, no nonces.
+    let st = c.musig2_session(&e, &decoy.id).unwrap().status;
+    assert_eq!(st.missing_approvals, vec![Hex(alice.x_only())]);
+    assert_eq!(st.state, "waiting_for_approvals");
+    let carol_index = decoy
+        .participants
+        .iter()
+        .find(|p| p.key_id.is_none())
+        .unwrap()
+        .index;
+    assert!(st.missing_nonces.contains(&carol_index), "{st:?}");
+
+    // The session the owner meant is approved, with a summary of what was approved.
+    let out = run("approve", &intended.id, "--owner-key", &alice_file);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("adaptor pre-signatures") && stderr.contains(&msg),
+        "{stderr}"
+    );
+    let st = c.musig2_session(&e, &intended.id).unwrap().status;
+    assert!(st.missing_approvals.is_empty(), "{st:?}");
 }
 
 #[test]
