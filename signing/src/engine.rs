@@ -14,7 +14,7 @@ use crate::aggregate::{
 };
 use crate::approval::{DigestInput, session_digest};
 use crate::codec::tagged_hash;
-use crate::entropy::{CheckedEntropy, Entropy};
+use crate::entropy::{CheckedEntropy, Entropy, EntropyError};
 use crate::error::Error;
 use crate::keys::{AggregateId, HeldKey, KeyId, KeyInfo, key_record_name, parse_owner};
 use crate::records::RecordStore;
@@ -39,7 +39,20 @@ pub struct Engine<V: RecordStore> {
     creating: Mutex<()>,
     sessions: Mutex<HashMap<SessionId, Arc<Mutex<Session>>>>,
     counter: AtomicU64,
+    /// 32 bytes from the kernel RNG, drawn once per engine (per boot), mixed into every
+    /// session id. Threat: an injected entropy source that replays its stream after a restart
+    /// (a snapshot restored, a broken device) would otherwise repeat session ids, and with them
+    /// the nonce-derivation inputs, whenever two boots fall in the same wall-clock second.
+    /// Kept as a `Result` so that a kernel RNG failure refuses sessions instead of panicking.
+    boot_id: Result<[u8; 32], EntropyError>,
     events: Mutex<EventLog>,
+}
+
+/// A per-boot id from the kernel RNG, independent of the injected entropy.
+fn draw_boot_id() -> Result<[u8; 32], EntropyError> {
+    let mut id = [0u8; 32];
+    getrandom::fill(&mut id).map_err(|e| EntropyError(format!("kernel RNG: {e}")))?;
+    Ok(id)
 }
 
 #[derive(Default)]
@@ -76,6 +89,7 @@ impl<V: RecordStore> Engine<V> {
             creating: Mutex::new(()),
             sessions: Mutex::new(HashMap::new()),
             counter: AtomicU64::new(0),
+            boot_id: draw_boot_id(),
             events: Mutex::new(EventLog::default()),
         }
     }
@@ -405,12 +419,15 @@ impl<V: RecordStore> Engine<V> {
             });
         }
 
-        // Unique per process even if the RNG repeated itself: the counter never does.
+        // Unique per process even if the RNG repeated itself: the counter never does; unique
+        // across restarts by the per-boot id, not by the clock.
+        let boot_id = self.boot_id.clone()?;
         let random = self.entropy.draw32()?;
         let count = self.counter.fetch_add(1, Ordering::Relaxed);
         let id = SessionId(tagged_hash(
-            "sigil/musig2/session-id/v1",
+            "sigil/musig2/session-id/v2",
             &[
+                &boot_id,
                 random.as_ref(),
                 &count.to_be_bytes(),
                 &now.to_be_bytes(),

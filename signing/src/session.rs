@@ -23,7 +23,9 @@ use crate::keys::{AggregateId, HeldKey, KeyId};
 use crate::nonce::{NonceSlot, SecretNonce, SignInput, parse_public_nonce, round_id};
 
 /// Identifies a session: 32 bytes, shown as 64 hex digits. Chosen by the engine from fresh
-/// randomness and a per-process counter, so two sessions in one process never share an id.
+/// randomness, a per-process counter (so two sessions in one process never share an id) and a
+/// per-boot id from the kernel RNG (so two boots never do, even with a replayed entropy stream
+/// in the same second).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SessionId(pub [u8; 32]);
 
