@@ -5,14 +5,11 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use clap::{Args, Parser, Subcommand};
 use sigil_attestation::{Policy, Verified};
-use sigil_client::musig2::check_messages;
+use sigil_client::musig2::{AggregateSpec, SessionSpec, check_messages};
 use sigil_client::{
     AttestedEnclave, Client, ClientError, OwnerKey, SignerKey, TEST_ROOT_WARNING, policy,
 };
-use sigil_protocol::musig2::{
-    CreateAggregateRequest, CreateSessionRequest, KeyOrder, MessageView, ParticipantSpec,
-    SessionState, TweakSpec,
-};
+use sigil_protocol::musig2::{KeyOrder, MessageView, ParticipantSpec, SessionState, TweakSpec};
 use sigil_protocol::wire::{Hex32, HexBytes, Id, Point};
 
 #[derive(Parser)]
@@ -162,9 +159,16 @@ enum KeyCmd {
         #[arg(long)]
         secret_file: String,
     },
-    List,
+    /// List --owner-key's keys (signed by it).
+    List {
+        #[arg(long)]
+        owner_key: String,
+    },
+    /// Describe one of --owner-key's keys (signed by it).
     Describe {
         id: Id,
+        #[arg(long)]
+        owner_key: String,
     },
     /// Delete a key (signed by its owner).
     Delete {
@@ -187,10 +191,21 @@ enum AggregateCmd {
         /// `plain:HEX`, `xonly:HEX`, `taproot:MERKLE_ROOT` or `taproot_unspendable` (repeatable).
         #[arg(long = "tweak")]
         tweaks: Vec<TweakSpec>,
+        /// The owner of one of the held keys, who signs the creation (it counts against its
+        /// quota).
+        #[arg(long)]
+        owner_key: String,
     },
-    List,
+    /// List the aggregates --owner-key created (signed by it).
+    List {
+        #[arg(long)]
+        owner_key: String,
+    },
+    /// Describe an aggregate --owner-key created or holds a key of (signed by it).
     Describe {
         id: Id,
+        #[arg(long)]
+        owner_key: String,
     },
     /// Delete an aggregate (signed by the owner of one of its held keys).
     Delete {
@@ -214,6 +229,9 @@ enum SessionCmd {
         /// Seconds until the session expires (at most 3600).
         #[arg(long, default_value_t = 600)]
         ttl: u64,
+        /// An approver, who signs the creation (it counts against its sessions in flight).
+        #[arg(long)]
+        owner_key: String,
     },
     /// Print the session's description and status.
     Status { session: Hex32 },
@@ -735,8 +753,12 @@ fn musig2(client: &Client, enclave: &AttestedEnclave, cmd: Musig2Cmd) -> Result<
                         .map_err(f)?,
                 )
             }
-            KeyCmd::List => json_of(client.musig2_list_keys(enclave))?,
-            KeyCmd::Describe { id } => json_of(client.musig2_describe_key(enclave, &id))?,
+            KeyCmd::List { owner_key } => {
+                json_of(client.musig2_list_keys(enclave, &owner(&owner_key)?))?
+            }
+            KeyCmd::Describe { id, owner_key } => {
+                json_of(client.musig2_describe_key(enclave, &owner(&owner_key)?, &id))?
+            }
             KeyCmd::Delete { id, owner_key } => {
                 let done = client.musig2_delete_key(enclave, &owner(&owner_key)?, &id);
                 deleted(done, &id)?
@@ -747,8 +769,9 @@ fn musig2(client: &Client, enclave: &AttestedEnclave, cmd: Musig2Cmd) -> Result<
                 participants,
                 sorted,
                 tweaks,
+                owner_key,
             } => {
-                let req = CreateAggregateRequest {
+                let req = AggregateSpec {
                     participants,
                     order: if sorted {
                         KeyOrder::Sorted
@@ -757,11 +780,18 @@ fn musig2(client: &Client, enclave: &AttestedEnclave, cmd: Musig2Cmd) -> Result<
                     },
                     tweaks,
                 };
-                to_json(&client.musig2_create_aggregate(enclave, &req).map_err(f)?)
+                let owner = owner(&owner_key)?;
+                to_json(
+                    &client
+                        .musig2_create_aggregate(enclave, &owner, &req)
+                        .map_err(f)?,
+                )
             }
-            AggregateCmd::List => json_of(client.musig2_list_aggregates(enclave))?,
-            AggregateCmd::Describe { id } => {
-                json_of(client.musig2_describe_aggregate(enclave, &id))?
+            AggregateCmd::List { owner_key } => {
+                json_of(client.musig2_list_aggregates(enclave, &owner(&owner_key)?))?
+            }
+            AggregateCmd::Describe { id, owner_key } => {
+                json_of(client.musig2_describe_aggregate(enclave, &owner(&owner_key)?, &id))?
             }
             AggregateCmd::Delete { id, owner_key } => {
                 let done = client.musig2_delete_aggregate(enclave, &owner(&owner_key)?, &id);
@@ -774,8 +804,9 @@ fn musig2(client: &Client, enclave: &AttestedEnclave, cmd: Musig2Cmd) -> Result<
                 messages,
                 adaptor_point,
                 ttl,
+                owner_key,
             } => {
-                let req = CreateSessionRequest {
+                let req = SessionSpec {
                     aggregate,
                     messages: messages
                         .into_iter()
@@ -787,7 +818,12 @@ fn musig2(client: &Client, enclave: &AttestedEnclave, cmd: Musig2Cmd) -> Result<
                     adaptor_point,
                     expires_at: now() + ttl,
                 };
-                to_json(&client.musig2_create_session(enclave, &req).map_err(f)?)
+                let owner = owner(&owner_key)?;
+                to_json(
+                    &client
+                        .musig2_create_session(enclave, &owner, &req)
+                        .map_err(f)?,
+                )
             }
             SessionCmd::Status { session } => {
                 to_json(&client.musig2_session(enclave, &session).map_err(f)?)

@@ -106,6 +106,7 @@ fn world(seed: u64) -> World {
                         order,
                         tweaks: vec![],
                     },
+                    &owners[0].xonly(),
                     NOW,
                 )
                 .unwrap()
@@ -151,10 +152,11 @@ impl World {
             })
             .collect();
         let ttl = 100 + rng.below(400) as u64;
-        let info = match self
-            .engine
-            .create_session(&plain_request(agg.id, &messages, self.now + ttl), self.now)
-        {
+        let info = match self.engine.create_session(
+            &plain_request(agg.id, &messages, self.now + ttl),
+            &creator(&self.engine, agg.id),
+            self.now,
+        ) {
             Ok(i) => i,
             Err(e) => panic!("create_session: {e}"),
         };
@@ -434,8 +436,8 @@ fn engines_started_in_the_same_second_with_the_same_inputs_pick_different_sessio
     let request = plain_request(agg.id, &[vec![1; 32]], NOW + 60);
     let a = Engine::new(records.clone(), entropy(42));
     let b = Engine::new(records.clone(), entropy(42));
-    let sa = a.create_session(&request, NOW).unwrap();
-    let sb = b.create_session(&request, NOW).unwrap();
+    let sa = a.create_session(&request, &owner.xonly(), NOW).unwrap();
+    let sb = b.create_session(&request, &owner.xonly(), NOW).unwrap();
     assert_ne!(sa.id, sb.id);
     assert_ne!(sa.digest, sb.digest);
 }
