@@ -5,14 +5,13 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use clap::{Args, Parser, Subcommand};
 use sigil_attestation::{Policy, Verified};
-use sigil_client::musig2::{ExpectedKey, ExpectedSession, OutputKey, check_session};
+use sigil_client::musig2::{
+    AggregateSpec, ExpectedKey, ExpectedSession, OutputKey, SessionSpec, check_session,
+};
 use sigil_client::{
     AttestedEnclave, Client, ClientError, OwnerKey, SignerKey, TEST_ROOT_WARNING, policy,
 };
-use sigil_protocol::musig2::{
-    CreateAggregateRequest, CreateSessionRequest, KeyOrder, MessageView, ParticipantSpec,
-    SessionState, TweakSpec,
-};
+use sigil_protocol::musig2::{KeyOrder, MessageView, ParticipantSpec, SessionState, TweakSpec};
 use sigil_protocol::wire::{Hex32, HexBytes, Id, Point};
 
 #[derive(Parser)]
@@ -162,9 +161,16 @@ enum KeyCmd {
         #[arg(long)]
         secret_file: String,
     },
-    List,
+    /// List --owner-key's keys (signed by it).
+    List {
+        #[arg(long)]
+        owner_key: String,
+    },
+    /// Describe one of --owner-key's keys (signed by it).
     Describe {
         id: Id,
+        #[arg(long)]
+        owner_key: String,
     },
     /// Delete a key (signed by its owner).
     Delete {
@@ -187,10 +193,21 @@ enum AggregateCmd {
         /// `plain:HEX`, `xonly:HEX`, `taproot:MERKLE_ROOT` or `taproot_unspendable` (repeatable).
         #[arg(long = "tweak")]
         tweaks: Vec<TweakSpec>,
+        /// The owner of one of the held keys, who signs the creation (it counts against its
+        /// quota).
+        #[arg(long)]
+        owner_key: String,
     },
-    List,
+    /// List the aggregates --owner-key created (signed by it).
+    List {
+        #[arg(long)]
+        owner_key: String,
+    },
+    /// Describe an aggregate --owner-key created or holds a key of (signed by it).
     Describe {
         id: Id,
+        #[arg(long)]
+        owner_key: String,
     },
     /// Delete an aggregate (signed by the owner of one of its held keys).
     Delete {
@@ -216,6 +233,9 @@ enum SessionCmd {
         /// Seconds until the session expires (at most 3600).
         #[arg(long, default_value_t = 600)]
         ttl: u64,
+        /// An approver, who signs the creation (it counts against its sessions in flight).
+        #[arg(long)]
+        owner_key: String,
     },
     /// Print the session's description and status.
     Status { session: Hex32 },
@@ -295,12 +315,20 @@ impl Intent {
         self,
         client: &Client,
         enclave: &AttestedEnclave,
+        owner: Option<&OwnerKey>,
         session: Hex32,
     ) -> Result<ExpectedSession, Failure> {
         let key = match (self.aggregate, self.output_key) {
             (Some(id), _) => {
+                // Describing an aggregate is an owner's read; a signer with no key here names
+                // the key it expects to sign for instead.
+                let Some(owner) = owner else {
+                    return Err(Failure::Usage(
+                        "a participant without a held key names the key with --output-key".into(),
+                    ));
+                };
                 let agg = client
-                    .musig2_describe_aggregate(enclave, &id)
+                    .musig2_describe_aggregate(enclave, owner, &id)
                     .map_err(client_failure)?;
                 ExpectedKey::Aggregate {
                     id,
@@ -809,8 +837,12 @@ fn musig2(client: &Client, enclave: &AttestedEnclave, cmd: Musig2Cmd) -> Result<
                         .map_err(f)?,
                 )
             }
-            KeyCmd::List => json_of(client.musig2_list_keys(enclave))?,
-            KeyCmd::Describe { id } => json_of(client.musig2_describe_key(enclave, &id))?,
+            KeyCmd::List { owner_key } => {
+                json_of(client.musig2_list_keys(enclave, &owner(&owner_key)?))?
+            }
+            KeyCmd::Describe { id, owner_key } => {
+                json_of(client.musig2_describe_key(enclave, &owner(&owner_key)?, &id))?
+            }
             KeyCmd::Delete { id, owner_key } => {
                 let done = client.musig2_delete_key(enclave, &owner(&owner_key)?, &id);
                 deleted(done, &id)?
@@ -821,8 +853,9 @@ fn musig2(client: &Client, enclave: &AttestedEnclave, cmd: Musig2Cmd) -> Result<
                 participants,
                 sorted,
                 tweaks,
+                owner_key,
             } => {
-                let req = CreateAggregateRequest {
+                let req = AggregateSpec {
                     participants,
                     order: if sorted {
                         KeyOrder::Sorted
@@ -831,11 +864,18 @@ fn musig2(client: &Client, enclave: &AttestedEnclave, cmd: Musig2Cmd) -> Result<
                     },
                     tweaks,
                 };
-                to_json(&client.musig2_create_aggregate(enclave, &req).map_err(f)?)
+                let owner = owner(&owner_key)?;
+                to_json(
+                    &client
+                        .musig2_create_aggregate(enclave, &owner, &req)
+                        .map_err(f)?,
+                )
             }
-            AggregateCmd::List => json_of(client.musig2_list_aggregates(enclave))?,
-            AggregateCmd::Describe { id } => {
-                json_of(client.musig2_describe_aggregate(enclave, &id))?
+            AggregateCmd::List { owner_key } => {
+                json_of(client.musig2_list_aggregates(enclave, &owner(&owner_key)?))?
+            }
+            AggregateCmd::Describe { id, owner_key } => {
+                json_of(client.musig2_describe_aggregate(enclave, &owner(&owner_key)?, &id))?
             }
             AggregateCmd::Delete { id, owner_key } => {
                 let done = client.musig2_delete_aggregate(enclave, &owner(&owner_key)?, &id);
@@ -848,14 +888,20 @@ fn musig2(client: &Client, enclave: &AttestedEnclave, cmd: Musig2Cmd) -> Result<
                 messages,
                 adaptor_point,
                 ttl,
+                owner_key,
             } => {
-                let req = CreateSessionRequest {
+                let req = SessionSpec {
                     aggregate,
                     messages,
                     adaptor_point,
                     expires_at: now() + ttl,
                 };
-                to_json(&client.musig2_create_session(enclave, &req).map_err(f)?)
+                let owner = owner(&owner_key)?;
+                to_json(
+                    &client
+                        .musig2_create_session(enclave, &owner, &req)
+                        .map_err(f)?,
+                )
             }
             SessionCmd::Status { session } => {
                 to_json(&client.musig2_session(enclave, &session).map_err(f)?)
@@ -867,7 +913,7 @@ fn musig2(client: &Client, enclave: &AttestedEnclave, cmd: Musig2Cmd) -> Result<
             } => {
                 let owner = owner(&owner_key)?;
                 let view = client.musig2_session(enclave, &session).map_err(f)?;
-                let expected = intent.expected(client, enclave, session)?;
+                let expected = intent.expected(client, enclave, Some(&owner), session)?;
                 let checked = check_session(&view, &expected, now()).map_err(f)?;
                 eprintln!("approving {checked}");
                 to_json(
@@ -884,7 +930,7 @@ fn musig2(client: &Client, enclave: &AttestedEnclave, cmd: Musig2Cmd) -> Result<
             } => {
                 let signer = SignerKey::load(&signer_key).map_err(f)?;
                 let view = client.musig2_session(enclave, &session).map_err(f)?;
-                let expected = intent.expected(client, enclave, session)?;
+                let expected = intent.expected(client, enclave, None, session)?;
                 let checked = check_session(&view, &expected, now()).map_err(f)?;
                 eprintln!("signing as an external participant in {checked}");
                 let deadline = Instant::now() + std::time::Duration::from_secs(timeout);

@@ -14,9 +14,9 @@ use sigil_protocol::endpoint as ep;
 use sigil_protocol::musig2::{
     self as wire, AbortRequest, AggregateView, ApproveRequest, CreateAggregateRequest,
     CreateSessionRequest, DeleteAggregateRequest, DeleteKeyRequest, Deleted, GenerateKeyRequest,
-    IdList, IdRequest, ImportKeyRequest, KeyView, ListRequest, NoncesView, Op,
-    PartialSignaturesRequest, RoundView, SessionRef, SessionView, StatusView, SubmitNoncesRequest,
-    TweakSpec,
+    IdList, IdRequest, ImportKeyRequest, KeyOrder, KeyView, ListRequest, MessageView, NoncesView,
+    Op, PartialSignaturesRequest, ParticipantSpec, RoundView, SessionRef, SessionView, StatusView,
+    SubmitNoncesRequest, TweakSpec,
 };
 use sigil_protocol::wire::{Hex, Hex32, Id, SecretHex, Signature};
 use sigil_signing::{DigestInput, MessageSpec, SessionId, Tweak, session_digest};
@@ -384,17 +384,24 @@ impl Client {
         Ok(k)
     }
 
-    pub fn musig2_list_keys(&self, enclave: &AttestedEnclave) -> Result<Vec<Id>, ClientError> {
-        let l: IdList = self.call::<ep::KeyList>(enclave, &ListRequest {})?;
+    /// `owner`'s keys.
+    pub fn musig2_list_keys(
+        &self,
+        enclave: &AttestedEnclave,
+        owner: &OwnerKey,
+    ) -> Result<Vec<Id>, ClientError> {
+        let l: IdList = self.call::<ep::KeyList>(enclave, &list_request(owner, Op::ListKeys)?)?;
         Ok(l.ids)
     }
 
+    /// One of `owner`'s keys.
     pub fn musig2_describe_key(
         &self,
         enclave: &AttestedEnclave,
+        owner: &OwnerKey,
         id: &Id,
     ) -> Result<KeyView, ClientError> {
-        self.call::<ep::KeyDescribe>(enclave, &IdRequest { id: *id })
+        self.call::<ep::KeyDescribe>(enclave, &id_request(owner, Op::DescribeKey, id)?)
     }
 
     /// Deletes a held key (signed by its owner).
@@ -414,28 +421,48 @@ impl Client {
         Ok(())
     }
 
+    /// Creates an aggregate, signed by `owner` (who must own one of its held keys; it counts
+    /// against `owner`'s quota). The signature fields of `req` are filled in here.
     pub fn musig2_create_aggregate(
         &self,
         enclave: &AttestedEnclave,
-        req: &CreateAggregateRequest,
+        owner: &OwnerKey,
+        req: &AggregateSpec,
     ) -> Result<AggregateView, ClientError> {
-        self.call::<ep::AggregateCreate>(enclave, req)
+        let x = owner.x_only();
+        let mut req = CreateAggregateRequest {
+            participants: req.participants.clone(),
+            order: req.order,
+            tweaks: req.tweaks.clone(),
+            owner: Hex(x),
+            not_after: 0,
+            signature: Hex([0; 64]),
+        };
+        (req.not_after, req.signature) =
+            sign_request(owner, Op::CreateAggregate, &[&x, &req.signed_spec()])?;
+        self.call::<ep::AggregateCreate>(enclave, &req)
     }
 
+    /// The aggregates `owner` created.
     pub fn musig2_list_aggregates(
         &self,
         enclave: &AttestedEnclave,
+        owner: &OwnerKey,
     ) -> Result<Vec<Id>, ClientError> {
-        let l: IdList = self.call::<ep::AggregateList>(enclave, &ListRequest {})?;
+        let req = list_request(owner, Op::ListAggregates)?;
+        let l: IdList = self.call::<ep::AggregateList>(enclave, &req)?;
         Ok(l.ids)
     }
 
+    /// An aggregate `owner` created or holds a key of.
     pub fn musig2_describe_aggregate(
         &self,
         enclave: &AttestedEnclave,
+        owner: &OwnerKey,
         id: &Id,
     ) -> Result<AggregateView, ClientError> {
-        self.call::<ep::AggregateDescribe>(enclave, &IdRequest { id: *id })
+        let req = id_request(owner, Op::DescribeAggregate, id)?;
+        self.call::<ep::AggregateDescribe>(enclave, &req)
     }
 
     /// Deletes an aggregate (signed by the owner of one of its held keys).
@@ -457,12 +484,27 @@ impl Client {
         Ok(())
     }
 
+    /// Creates a session, signed by `owner` (one of its approvers; it counts against `owner`'s
+    /// sessions in flight).
     pub fn musig2_create_session(
         &self,
         enclave: &AttestedEnclave,
-        req: &CreateSessionRequest,
+        owner: &OwnerKey,
+        spec: &SessionSpec,
     ) -> Result<SessionView, ClientError> {
-        let v: SessionView = self.call::<ep::SessionCreate>(enclave, req)?;
+        let x = owner.x_only();
+        let mut req = CreateSessionRequest {
+            aggregate: spec.aggregate,
+            messages: spec.messages.clone(),
+            adaptor_point: spec.adaptor_point,
+            expires_at: spec.expires_at,
+            owner: Hex(x),
+            not_after: 0,
+            signature: Hex([0; 64]),
+        };
+        (req.not_after, req.signature) =
+            sign_request(owner, Op::CreateSession, &[&x, &req.signed_spec()])?;
+        let v: SessionView = self.call::<ep::SessionCreate>(enclave, &req)?;
         if v.messages != req.messages || v.aggregate != req.aggregate {
             return Err(proto("the session was created for another request"));
         }
@@ -632,6 +674,44 @@ fn unix_now() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+/// An aggregate to create: [`CreateAggregateRequest`] without its signature.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AggregateSpec {
+    pub participants: Vec<ParticipantSpec>,
+    pub order: KeyOrder,
+    pub tweaks: Vec<TweakSpec>,
+}
+
+/// A session to create: [`CreateSessionRequest`] without its signature.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionSpec {
+    pub aggregate: Id,
+    pub messages: Vec<MessageView>,
+    pub adaptor_point: Option<sigil_protocol::wire::Point>,
+    pub expires_at: u64,
+}
+
+fn list_request(owner: &OwnerKey, op: Op) -> Result<ListRequest, ClientError> {
+    let x = owner.x_only();
+    let (not_after, signature) = sign_request(owner, op, &[&x])?;
+    Ok(ListRequest {
+        owner: Hex(x),
+        not_after,
+        signature,
+    })
+}
+
+fn id_request(owner: &OwnerKey, op: Op, id: &Id) -> Result<IdRequest, ClientError> {
+    let x = owner.x_only();
+    let (not_after, signature) = sign_request(owner, op, &[&id.0, &x])?;
+    Ok(IdRequest {
+        id: *id,
+        owner: Hex(x),
+        not_after,
+        signature,
+    })
 }
 
 /// 16 random bytes naming one key-creation request (see `GenerateKeyRequest::request_id`).

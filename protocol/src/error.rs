@@ -109,7 +109,7 @@ codes! {
     InvalidSecretKey = "invalid_secret_key", [400], "the secret key is zero or not below the curve order";
     InvalidPublicKey = "invalid_public_key", [400], "a participant's public key does not parse";
     InvalidTweak = "invalid_tweak", [400], "a tweak is malformed or out of range";
-    LimitExceeded = "limit_exceeded", [413, 429], "a count or size bound (413), or the live-session table is full (429)";
+    LimitExceeded = "limit_exceeded", [413, 429], "a count or size bound (413), or a table or quota is full: sessions in flight in all, per aggregate or per owner, an owner's keys or aggregates (429)";
     EntropyFailed = "entropy_failed", [503], "the randomness source failed";
     RecordStoreFailed = "record_store_failed", [502], "the engine's record store failed";
     InvalidRecord = "invalid_record", [502], "a stored record does not parse";
@@ -307,10 +307,12 @@ impl From<sigil_signing::Error> for ApiError {
             E::InvalidRecord { .. } => Code::InvalidRecord,
             E::InvalidRequest(_) => Code::InvalidRequest,
             E::LimitExceeded(_) => Code::LimitExceeded,
-            // Not the request's fault: the table frees up as sessions expire.
-            E::TooManySessions => {
+            // Not the request's fault: the room frees up as sessions finish, or as the owner
+            // deletes keys or aggregates.
+            E::TooManySessions | E::SessionQuota(_) | E::OwnerQuota(_) => {
                 return ApiError::new(Code::LimitExceeded, e.to_string()).with_status(429);
             }
+            E::NotOwner => Code::NotOwner,
             E::UnknownKey(_) => Code::UnknownKey,
             E::UnknownAggregate(_) => Code::UnknownAggregate,
             E::Deleted(_) => Code::Deleted,
@@ -389,6 +391,9 @@ mod tests {
             E::UnknownSession,
             E::BadApproval,
             E::TooManySessions,
+            E::SessionQuota("x"),
+            E::OwnerQuota("x"),
+            E::NotOwner,
             E::LimitExceeded("x"),
             E::RecordStore(RecordStoreError("x".into())),
             E::InvalidOwnerKey,
@@ -407,6 +412,9 @@ mod tests {
         assert_eq!(status(E::UnknownSession), 404);
         assert_eq!(status(E::BadApproval), 401);
         assert_eq!(status(E::TooManySessions), 429);
+        assert_eq!(status(E::SessionQuota("x")), 429);
+        assert_eq!(status(E::OwnerQuota("x")), 429);
+        assert_eq!(status(E::NotOwner), 403);
         assert_eq!(status(E::LimitExceeded("x")), 413);
         assert_eq!(status(E::RecordStore(RecordStoreError("x".into()))), 502);
         let r = ApiError::from(E::BadPartialSignature {

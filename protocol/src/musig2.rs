@@ -12,8 +12,8 @@
 //!
 //! - creating (generate, import) and deleting a held key needs the owner's BIP-340 signature
 //!   over [`request_digest`] with a `not_after` at most [`MAX_VALIDITY_SECS`] ahead, as for the
-//!   vault; so does deleting an aggregate (by the owner of one of its held keys) and aborting a
-//!   session (by one of its approvers);
+//!   vault; so do creating and deleting an aggregate (by the owner of one of its held keys),
+//!   creating a session and aborting one (by one of its approvers);
 //! - every use of a held key needs its owner's approval: a BIP-340 signature over the session
 //!   digest (`sigil_signing::session_digest`), which commits to the session id, the aggregate
 //!   key, tweaks, messages, adaptor point and expiry;
@@ -21,7 +21,10 @@
 //!   MuSig2 partial signatures, which the enclave verifies (`verify_partial`) before it
 //!   aggregates. Someone else submitting nonces in their name can only make the session fail
 //!   (naming that signer), never obtain a signature;
-//! - listing and describing keys, aggregates and sessions is public information.
+//! - listing and describing keys and aggregates needs the owner's signature too (an owner
+//!   lists only its own); a session is read by whoever knows its id (32 random bytes, handed
+//!   by its creator to the approvers and co-signers), since external co-signers hold no
+//!   owner key.
 
 use std::str::FromStr;
 
@@ -50,6 +53,18 @@ pub enum Op {
     DeleteAggregate,
     /// Fields: session id (32), the signing owner (32).
     AbortSession,
+    /// Fields: the signing owner (32), [`CreateAggregateRequest::signed_spec`].
+    CreateAggregate,
+    /// Fields: the signing owner (32), [`CreateSessionRequest::signed_spec`].
+    CreateSession,
+    /// Fields: the signing owner (32).
+    ListKeys,
+    /// Fields: the signing owner (32).
+    ListAggregates,
+    /// Fields: key id (16), the signing owner (32).
+    DescribeKey,
+    /// Fields: aggregate id (16), the signing owner (32).
+    DescribeAggregate,
 }
 
 impl Op {
@@ -60,6 +75,12 @@ impl Op {
             Op::DeleteKey => "key/delete",
             Op::DeleteAggregate => "aggregate/delete",
             Op::AbortSession => "session/abort",
+            Op::CreateAggregate => "aggregate/create",
+            Op::CreateSession => "session/create",
+            Op::ListKeys => "key/list",
+            Op::ListAggregates => "aggregate/list",
+            Op::DescribeKey => "key/describe",
+            Op::DescribeAggregate => "aggregate/describe",
         }
     }
 }
@@ -115,17 +136,30 @@ pub struct ImportKeyRequest {
     pub signature: Signature,
 }
 
-/// `keys/describe`, `aggregates/describe`.
+/// `keys/describe` (by the key's owner), `aggregates/describe` (by the owner of one of its
+/// held keys).
+///
+/// Threat: an anonymous reader linking owners to keys and output keys. Reads of owner-linked
+/// data are signed like writes; a read that is refused does not say whether the id exists.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IdRequest {
     pub id: Id,
+    pub owner: Hex32,
+    pub not_after: u64,
+    /// By `owner` over `request_digest(DescribeKey | DescribeAggregate, [id, owner])`.
+    pub signature: Signature,
 }
 
-/// `keys/list` and `aggregates/list` take an empty object.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// `keys/list` (the owner's keys) and `aggregates/list` (the aggregates the owner created).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ListRequest {}
+pub struct ListRequest {
+    pub owner: Hex32,
+    pub not_after: u64,
+    /// By `owner` over `request_digest(ListKeys | ListAggregates, [owner])`.
+    pub signature: Signature,
+}
 
 /// `keys/delete`: by the key's owner.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -326,7 +360,8 @@ impl FromStr for TweakSpec {
     }
 }
 
-/// `aggregates/create`.
+/// `aggregates/create`: by the owner of one of its held keys, and counted against that
+/// owner's quota (threat: anyone filling the sealed store with aggregates nobody can delete).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateAggregateRequest {
@@ -334,6 +369,65 @@ pub struct CreateAggregateRequest {
     pub order: KeyOrder,
     #[serde(default)]
     pub tweaks: Vec<TweakSpec>,
+    /// The owner of at least one held participant; the aggregate counts against its quota.
+    pub owner: Hex32,
+    pub not_after: u64,
+    /// By `owner` over `request_digest(CreateAggregate, [owner, signed_spec])`.
+    pub signature: Signature,
+}
+
+impl CreateAggregateRequest {
+    /// What the owner's signature covers besides the owner:
+    /// `order u8 (0 as_given, 1 sorted) || u16 n || n * (0x01 || key_id[16] | 0x02 ||
+    /// public_key[33]) || u8 m || m * tweak`, integers big-endian, `tweak = kind u8 (1 plain,
+    /// 2 xonly, 3 taproot, 4 taproot_unspendable) || (0x00 | 0x01 || value[32])`. Counts past
+    /// their field's range are clamped; such requests are refused before the digest matters.
+    pub fn signed_spec(&self) -> Vec<u8> {
+        let mut out = vec![match self.order {
+            KeyOrder::AsGiven => 0,
+            KeyOrder::Sorted => 1,
+        }];
+        out.extend_from_slice(
+            &(self.participants.len().min(u16::MAX as usize) as u16).to_be_bytes(),
+        );
+        for p in &self.participants {
+            match p {
+                ParticipantSpec::Held(id) => {
+                    out.push(1);
+                    out.extend_from_slice(&id.0);
+                }
+                ParticipantSpec::External(pk) => {
+                    out.push(2);
+                    out.extend_from_slice(&pk.0);
+                }
+            }
+        }
+        push_tweaks(&mut out, &self.tweaks);
+        out
+    }
+}
+
+fn push_tweak(out: &mut Vec<u8>, t: &TweakSpec) {
+    out.push(match t.kind {
+        TweakKind::Plain => 1,
+        TweakKind::Xonly => 2,
+        TweakKind::Taproot => 3,
+        TweakKind::TaprootUnspendable => 4,
+    });
+    match &t.value {
+        None => out.push(0),
+        Some(v) => {
+            out.push(1);
+            out.extend_from_slice(&v.0);
+        }
+    }
+}
+
+fn push_tweaks(out: &mut Vec<u8>, tweaks: &[TweakSpec]) {
+    out.push(tweaks.len().min(u8::MAX as usize) as u8);
+    for t in tweaks {
+        push_tweak(out, t);
+    }
 }
 
 /// `aggregates/delete`: by the owner of one of the aggregate's held keys.
@@ -394,7 +488,14 @@ impl TryFrom<&MessageView> for sigil_signing::MessageSpec {
     }
 }
 
-/// `sessions/create`.
+/// `sessions/create`: by one of the session's approvers (an owner of a held participant).
+///
+/// Threat: anonymous clients holding the session table full. Creation is signed so that each
+/// session has an accountable creator with a quota of sessions in flight that nobody else can
+/// spend; the enclave cannot tell anonymous clients apart (they all arrive through the
+/// parent), so a limit per source could not be enforced here. A counterparty (an external
+/// signer, holding no key here) hands its proposal to an owner, who creates the session and
+/// has to check and approve exactly that anyway.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateSessionRequest {
@@ -404,7 +505,44 @@ pub struct CreateSessionRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adaptor_point: Option<Point>,
     /// Unix seconds (enclave time) after which the session is dead; at most one hour ahead.
+    /// A session no owner has approved within five minutes expires then.
     pub expires_at: u64,
+    /// An approver of the session; it counts against this owner's sessions in flight.
+    pub owner: Hex32,
+    pub not_after: u64,
+    /// By `owner` over `request_digest(CreateSession, [owner, signed_spec])`.
+    pub signature: Signature,
+}
+
+impl CreateSessionRequest {
+    /// What the owner's signature covers besides the owner: `aggregate[16] || expires_at u64
+    /// || u16 n || n * (u32 len || message || (0x00 | 0x01 || tweak)) || (0x00 | 0x01 ||
+    /// adaptor_point[33])`, integers big-endian, tweaks as in
+    /// [`CreateAggregateRequest::signed_spec`].
+    pub fn signed_spec(&self) -> Vec<u8> {
+        let mut out = self.aggregate.0.to_vec();
+        out.extend_from_slice(&self.expires_at.to_be_bytes());
+        out.extend_from_slice(&(self.messages.len().min(u16::MAX as usize) as u16).to_be_bytes());
+        for m in &self.messages {
+            out.extend_from_slice(&(m.message.0.len().min(u32::MAX as usize) as u32).to_be_bytes());
+            out.extend_from_slice(&m.message.0);
+            match &m.tweak {
+                None => out.push(0),
+                Some(t) => {
+                    out.push(1);
+                    push_tweak(&mut out, t);
+                }
+            }
+        }
+        match &self.adaptor_point {
+            None => out.push(0),
+            Some(p) => {
+                out.push(1);
+                out.extend_from_slice(&p.0);
+            }
+        }
+        out
+    }
 }
 
 /// `sessions/status`, `sessions/nonces`, `sessions/round`.

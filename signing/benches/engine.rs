@@ -38,6 +38,7 @@ fn setup() -> (Engine<MemoryRecords>, [Owner; 2], External, AggregateInfo) {
                 order: KeyOrder::Sorted,
                 tweaks: vec![sigil_signing::Tweak::TaprootUnspendable],
             },
+            &owners[0].xonly(),
             NOW,
         )
         .unwrap();
@@ -67,7 +68,11 @@ fn one(
     timed(0, &mut || {
         session = Some(
             engine
-                .create_session(&plain_request(agg.id, &msgs, NOW + 60), NOW)
+                .create_session(
+                    &plain_request(agg.id, &msgs, NOW + 60),
+                    &owners[0].xonly(),
+                    NOW,
+                )
                 .unwrap(),
         )
     });

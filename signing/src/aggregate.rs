@@ -120,6 +120,8 @@ pub struct AggregateInfo {
     pub tweaks: Vec<Tweak>,
     pub keys: AggregateKeys,
     pub created: u64,
+    /// The owner who created it (x-only): it counts against this owner's quota.
+    pub creator: [u8; 32],
 }
 
 /// BIP-327 `KeySort`: ascending lexicographic order of the compressed encodings.
@@ -204,7 +206,7 @@ pub struct AggregateRecord {
 }
 
 const AGG_MAGIC: &[u8; 4] = b"SGAG";
-const AGG_VERSION: u8 = 1;
+const AGG_VERSION: u8 = 2;
 
 impl AggregateRecord {
     /// Orders the participants, refuses duplicates, aggregates and tweaks. `resolved[i]` is the
@@ -213,7 +215,7 @@ impl AggregateRecord {
         id: AggregateId,
         spec: &AggregateSpec,
         resolved: &[[u8; 33]],
-        created: u64,
+        (created, creator): (u64, [u8; 32]),
     ) -> Result<Self, Error> {
         if spec.participants.len() != resolved.len() {
             return Err(Error::Internal("participant resolution count"));
@@ -236,7 +238,13 @@ impl AggregateRecord {
             // Stable sort by key alone: exactly BIP-327 KeySort.
             entries.sort_by_key(|e| e.0);
         }
-        Self::from_parts(id, spec.order, entries, spec.tweaks.clone(), created)
+        Self::from_parts(
+            id,
+            spec.order,
+            entries,
+            spec.tweaks.clone(),
+            (created, creator),
+        )
     }
 
     fn from_parts(
@@ -244,7 +252,7 @@ impl AggregateRecord {
         order: KeyOrder,
         entries: Vec<([u8; 33], Option<KeyId>)>,
         tweaks: Vec<Tweak>,
-        created: u64,
+        (created, creator): (u64, [u8; 32]),
     ) -> Result<Self, Error> {
         // Threat: a key listed twice gives its holder two votes and makes "which signer is
         // this" ambiguous when blaming a bad partial signature; refuse it.
@@ -272,6 +280,7 @@ impl AggregateRecord {
                 tweaks,
                 keys: keys_of(&ctx),
                 created,
+                creator,
             },
             ctx,
         })
@@ -285,7 +294,7 @@ impl AggregateRecord {
         &self.ctx
     }
 
-    /// `"SGAG" || 0x01 || id[16] || created u64 || order u8 || n u16 || n * (held u8 || pubkey[33]
+    /// `"SGAG" || 0x02 || id[16] || created u64 || creator[32] || order u8 || n u16 || n * (held u8 || pubkey[33]
     /// || [key id[16] if held]) || t u8 || t * tweak[33] || output_key[33]`, all big-endian.
     pub fn to_record(&self) -> Vec<u8> {
         let i = &self.info;
@@ -294,6 +303,7 @@ impl AggregateRecord {
         out.push(AGG_VERSION);
         out.extend_from_slice(&i.id.0);
         out.extend_from_slice(&i.created.to_be_bytes());
+        out.extend_from_slice(&i.creator);
         out.push(match i.order {
             KeyOrder::AsGiven => 0,
             KeyOrder::Sorted => 1,
@@ -343,6 +353,8 @@ impl AggregateRecord {
             return Err(bad("id does not match the record name"));
         }
         let created = r.u64().map_err(t)?;
+        let creator: [u8; 32] = r.array().map_err(t)?;
+        crate::keys::parse_owner(&creator).map_err(|_| bad("invalid creator key"))?;
         let order = match r.u8().map_err(t)? {
             0 => KeyOrder::AsGiven,
             1 => KeyOrder::Sorted,
@@ -378,7 +390,7 @@ impl AggregateRecord {
         if order == KeyOrder::Sorted && entries.windows(2).any(|w| w[0].0 > w[1].0) {
             return Err(bad("participants not sorted"));
         }
-        let rec = Self::from_parts(id, order, entries, tweaks, created)
+        let rec = Self::from_parts(id, order, entries, tweaks, (created, creator))
             .map_err(|_| bad("participants or tweaks do not aggregate"))?;
         if rec.info.keys.output_key != output_key {
             return Err(bad("stored output key does not match the recomputed one"));
@@ -428,7 +440,7 @@ mod tests {
             AggregateId([9; 16]),
             &spec(KeyOrder::Sorted, tweaks),
             &keys(),
-            5,
+            (5, [7; 32]),
         )
         .unwrap();
         let info = rec.info();
@@ -447,7 +459,7 @@ mod tests {
             AggregateId([9; 16]),
             &spec(KeyOrder::AsGiven, vec![]),
             &keys(),
-            5,
+            (5, [7; 32]),
         )
         .unwrap();
         let bytes = rec.to_record();
@@ -469,7 +481,7 @@ mod tests {
         swapped.participants.swap(0, 2);
         let mut ks = keys();
         ks.swap(0, 2);
-        let other = AggregateRecord::build(id, &swapped, &ks, 5).unwrap();
+        let other = AggregateRecord::build(id, &swapped, &ks, (5, [7; 32])).unwrap();
         let mut spliced = other.to_record();
         let n = spliced.len();
         spliced[n - 33..].copy_from_slice(&rec.info().keys.output_key);
@@ -484,7 +496,7 @@ mod tests {
             AggregateId([9; 16]),
             &spec(KeyOrder::AsGiven, vec![]),
             &ks,
-            5,
+            (5, [7; 32]),
         )
         .unwrap_err();
         assert_eq!(err, Error::DuplicateParticipant { index: 2 });

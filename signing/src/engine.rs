@@ -1,9 +1,9 @@
 //! The engine: the calls the enclave's HTTP API wraps. It owns the in-memory sessions and
 //! reaches keys and aggregates through the caller's [`RecordStore`].
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
+use std::sync::{Mutex, MutexGuard};
 
 use musig2::secp::Point;
 use zeroize::Zeroizing;
@@ -14,17 +14,20 @@ use crate::aggregate::{
 };
 use crate::approval::{DigestInput, session_digest};
 use crate::codec::tagged_hash;
-use crate::entropy::{CheckedEntropy, Entropy};
+use crate::entropy::{CheckedEntropy, Entropy, EntropyError};
 use crate::error::Error;
-use crate::keys::{AggregateId, HeldKey, KeyId, KeyInfo, key_record_name, parse_owner};
-use crate::records::RecordStore;
+use crate::keys::{
+    AggregateId, HeldKey, KeyId, KeyInfo, key_info_record_name, key_record_name, parse_owner,
+};
+use crate::owners::{MAX_AGGREGATES_PER_OWNER, MAX_KEYS_PER_OWNER, OwnerIndex, owner_record_name};
+use crate::records::{RecordStore, is_tombstone, tombstone};
 use crate::session::{
     NonceRound, ParticipantNonces, Role, Session, SessionEnv, SessionId, SessionInfo,
     SessionMessage, SessionParticipant, SessionRequest, SessionStatus, SigningEvent,
 };
+use crate::table::Table;
 use crate::{
-    MAX_MESSAGE_LEN, MAX_MESSAGES, MAX_SESSION_TTL_SECS, MAX_SESSION_UNITS, MAX_SESSIONS,
-    SIGNING_EVENT_LOG_LEN,
+    MAX_MESSAGE_LEN, MAX_MESSAGES, MAX_SESSION_TTL_SECS, MAX_SESSION_UNITS, SIGNING_EVENT_LOG_LEN,
 };
 
 /// The MuSig2 engine. `Send + Sync`: calls take `&self` and lock per session, so different
@@ -34,12 +37,26 @@ pub struct Engine<V: RecordStore> {
     entropy: CheckedEntropy,
     /// Record names deleted in this process.
     deleted: Mutex<HashSet<String>>,
-    /// Held while a key is created: the check for an earlier run of the same request and the
-    /// write must not interleave with another run of it.
-    creating: Mutex<()>,
-    sessions: Mutex<HashMap<SessionId, Arc<Mutex<Session>>>>,
+    /// Held while keys and aggregates are created or deleted: the check for an earlier run
+    /// of the same request, the quota check and the writes (records, then the owner's index)
+    /// must not interleave with another such call.
+    writing: Mutex<()>,
+    sessions: Mutex<Table>,
     counter: AtomicU64,
+    /// 32 bytes from the kernel RNG, drawn once per engine (per boot), mixed into every
+    /// session id. Threat: an injected entropy source that replays its stream after a restart
+    /// (a snapshot restored, a broken device) would otherwise repeat session ids, and with them
+    /// the nonce-derivation inputs, whenever two boots fall in the same wall-clock second.
+    /// Kept as a `Result` so that a kernel RNG failure refuses sessions instead of panicking.
+    boot_id: Result<[u8; 32], EntropyError>,
     events: Mutex<EventLog>,
+}
+
+/// A per-boot id from the kernel RNG, independent of the injected entropy.
+fn draw_boot_id() -> Result<[u8; 32], EntropyError> {
+    let mut id = [0u8; 32];
+    getrandom::fill(&mut id).map_err(|e| EntropyError(format!("kernel RNG: {e}")))?;
+    Ok(id)
 }
 
 #[derive(Default)]
@@ -73,9 +90,10 @@ impl<V: RecordStore> Engine<V> {
             records,
             entropy: CheckedEntropy::new(Box::new(entropy)),
             deleted: Mutex::new(HashSet::new()),
-            creating: Mutex::new(()),
-            sessions: Mutex::new(HashMap::new()),
+            writing: Mutex::new(()),
+            sessions: Mutex::new(Table::default()),
             counter: AtomicU64::new(0),
+            boot_id: draw_boot_id(),
             events: Mutex::new(EventLog::default()),
         }
     }
@@ -92,7 +110,8 @@ impl<V: RecordStore> Engine<V> {
     }
 
     /// Threat: the untrusted parent stores the sealed blobs and could serve a deleted record
-    /// again (rollback). Names deleted in this process are refused before the record store is asked.
+    /// again (rollback). Names deleted in this process are refused before the record store is
+    /// asked; across restarts the sealed tombstone (see `records::tombstone`) refuses them.
     fn check_not_deleted(&self, name: &str) -> Result<(), Error> {
         if lock(&self.deleted)?.contains(name) {
             return Err(Error::Deleted(name.to_owned()));
@@ -114,6 +133,65 @@ impl<V: RecordStore> Engine<V> {
             }
         }
         Err(Error::Internal("could not find a free id"))
+    }
+
+    /// The record under `name`: `None` if there is none, `Deleted` if it (or this process)
+    /// says it was deleted.
+    fn read_record(&self, name: &str) -> Result<Option<Zeroizing<Vec<u8>>>, Error> {
+        self.check_not_deleted(name)?;
+        let Some(bytes) = self.records.get(name)? else {
+            return Ok(None);
+        };
+        if is_tombstone(&bytes, name)? {
+            lock(&self.deleted)?.insert(name.to_owned());
+            return Err(Error::Deleted(name.to_owned()));
+        }
+        Ok(Some(bytes))
+    }
+
+    /// The record under `name`, unless deleted; `unknown()` if there is none.
+    fn live_record(
+        &self,
+        name: &str,
+        unknown: impl FnOnce() -> Error,
+    ) -> Result<Zeroizing<Vec<u8>>, Error> {
+        self.read_record(name)?.ok_or_else(unknown)
+    }
+
+    /// Replaces the record under `name` with its tombstone, and refuses the name for the rest
+    /// of this process.
+    fn bury(&self, name: &str) -> Result<(), Error> {
+        self.records.put(name, &tombstone(name))?;
+        lock(&self.deleted)?.insert(name.to_owned());
+        Ok(())
+    }
+
+    fn owner_index(&self, owner: &[u8; 32]) -> Result<OwnerIndex, Error> {
+        match self.records.get(&owner_record_name(owner))? {
+            None => Ok(OwnerIndex::empty(*owner)),
+            Some(bytes) => OwnerIndex::from_record(&bytes, owner),
+        }
+    }
+
+    fn save_owner_index(&self, index: &OwnerIndex) -> Result<(), Error> {
+        Ok(self
+            .records
+            .put(&owner_record_name(&index.owner), &index.to_record())?)
+    }
+
+    /// Runs `f` on `owner`'s index and saves it if `f` changed it. Callers hold `writing`.
+    fn update_owner_index<T>(
+        &self,
+        owner: &[u8; 32],
+        f: impl FnOnce(&mut OwnerIndex) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let mut index = self.owner_index(owner)?;
+        let before = index.clone();
+        let out = f(&mut index)?;
+        if index != before {
+            self.save_owner_index(&index)?;
+        }
+        Ok(out)
     }
 
     // ----- keys -----
@@ -167,7 +245,8 @@ impl<V: RecordStore> Engine<V> {
     /// parent keeps the encapsulated request and sends it again within its validity) would
     /// otherwise store a second copy of the secret under a new id, which survives deleting
     /// the first. The id derives from the owner and the request id, so a repeat finds the
-    /// first key and returns it; the same request id with another secret is refused.
+    /// first key and returns it (or, once deleted, its tombstone); the same request id with
+    /// another secret is refused.
     pub fn import_key_for_request(
         &self,
         secret: &Zeroizing<[u8; 32]>,
@@ -188,7 +267,8 @@ impl<V: RecordStore> Engine<V> {
     }
 
     /// Runs `make` with the key id of the owner's request `request_id` and the key an earlier
-    /// run of the same request made (if any), one request at a time.
+    /// run of the same request made (if any), one request at a time; the key is then in its
+    /// owner's index (a run cut short before the index was written is completed here).
     fn key_for_request(
         &self,
         owner: [u8; 32],
@@ -197,26 +277,31 @@ impl<V: RecordStore> Engine<V> {
     ) -> Result<KeyInfo, Error> {
         parse_owner(&owner)?;
         let id = key_id_for_request(&owner, &request_id);
-        let _one_at_a_time = lock(&self.creating)?;
+        let _one_at_a_time = lock(&self.writing)?;
         let existing = self.made_by_request(&id, &owner)?;
-        make(id, existing)
+        if existing.is_none() && self.owner_index(&owner)?.keys.len() >= MAX_KEYS_PER_OWNER {
+            return Err(Error::OwnerQuota("keys held by this owner"));
+        }
+        let info = make(id, existing)?;
+        self.update_owner_index(&owner, |i| i.add_key(id))?;
+        Ok(info)
     }
 
     /// The key an earlier run of the same request made, if any. A deleted one stays deleted.
     fn made_by_request(&self, id: &KeyId, owner: &[u8; 32]) -> Result<Option<KeyInfo>, Error> {
-        let name = key_record_name(id);
-        self.check_not_deleted(&name)?;
-        let Some(bytes) = self.records.get(&name)? else {
+        // The secret record is the one a tombstone replaces first.
+        if self.read_record(&key_record_name(id))?.is_none() {
             return Ok(None);
-        };
-        let key = HeldKey::from_record(&bytes, id)?;
-        if key.info().owner != *owner {
+        }
+        let info = self.key_info(id)?;
+        if info.owner != *owner {
             // Only a hash collision gets here; never hand one owner's key to another.
             return Err(Error::RequestReused);
         }
-        Ok(Some(key.info()))
+        Ok(Some(info))
     }
 
+    /// Writes the secret record, then the public one (the key exists once both are there).
     fn store_key(
         &self,
         id: KeyId,
@@ -226,81 +311,109 @@ impl<V: RecordStore> Engine<V> {
     ) -> Result<KeyInfo, Error> {
         let key = HeldKey::from_secret(id, secret, owner, now)?;
         self.records.put(&key_record_name(&id), &key.to_record())?;
-        Ok(key.info())
+        let info = key.info();
+        self.records
+            .put(&key_info_record_name(&id), &info.to_record())?;
+        Ok(info)
     }
 
-    /// The record under `name`, unless this process deleted it; `unknown()` if there is none.
-    fn live_record(
-        &self,
-        name: &str,
-        unknown: impl FnOnce() -> Error,
-    ) -> Result<Zeroizing<Vec<u8>>, Error> {
-        self.check_not_deleted(name)?;
-        self.records.get(name)?.ok_or_else(unknown)
-    }
-
+    /// The secret key, opened only to sign for a session every owner approved.
     pub(crate) fn load_key(&self, id: &KeyId) -> Result<HeldKey, Error> {
         let bytes = self.live_record(&key_record_name(id), || Error::UnknownKey(id.to_string()))?;
         HeldKey::from_record(&bytes, id)
     }
 
+    /// A key's public facts, from its public record (the secret one stays closed).
+    fn key_info(&self, id: &KeyId) -> Result<KeyInfo, Error> {
+        let bytes = self.live_record(&key_info_record_name(id), || {
+            Error::UnknownKey(id.to_string())
+        })?;
+        KeyInfo::from_record(&bytes, id)
+    }
+
     /// Public facts about a key.
     pub fn describe_key(&self, id: &KeyId) -> Result<KeyInfo, Error> {
-        Ok(self.load_key(id)?.info())
+        self.key_info(id)
     }
 
-    /// Ids of every key in the record store (not deleted in this process).
-    pub fn list_keys(&self) -> Result<Vec<KeyId>, Error> {
-        self.list_ids("key/", KeyId)
-    }
-
-    fn list_ids<T>(&self, prefix: &str, make: impl Fn([u8; 16]) -> T) -> Result<Vec<T>, Error> {
+    /// Ids of `owner`'s keys (from its index; deleted ones left out).
+    pub fn list_keys(&self, owner: &[u8; 32]) -> Result<Vec<KeyId>, Error> {
         let deleted = lock(&self.deleted)?.clone();
         Ok(self
-            .records
-            .list(prefix)?
+            .owner_index(owner)?
+            .keys
             .into_iter()
-            .filter(|n| !deleted.contains(n))
-            // The record store is not trusted to honour the prefix: names that don't parse are skipped.
-            .filter_map(|n| {
-                n.strip_prefix(prefix)
-                    .and_then(crate::codec::parse_hex)
-                    .map(&make)
-            })
+            .filter(|k| !deleted.contains(&key_record_name(k)))
             .collect())
     }
 
-    /// Deletes a key: the record store removes the record and the engine refuses the id for the rest
-    /// of this process. Sessions that still need the key fail when they next reach for it.
+    /// Deletes a key: tombstones replace its secret and public records (the secret leaves the
+    /// store), it leaves its owner's index, and the id is refused from now on, across
+    /// restarts too. Sessions that still need the key fail when they next reach for it.
     pub fn delete_key(&self, id: &KeyId) -> Result<(), Error> {
-        self.delete_record(key_record_name(id), || Error::UnknownKey(id.to_string()))
-    }
-
-    fn delete_record(&self, name: String, unknown: impl Fn() -> Error) -> Result<(), Error> {
-        self.check_not_deleted(&name)?;
-        let existed = self.records.delete(&name)?;
-        // Tombstone even if the record store had nothing: the id must never come back.
-        lock(&self.deleted)?.insert(name);
-        if existed { Ok(()) } else { Err(unknown()) }
+        let _one_at_a_time = lock(&self.writing)?;
+        let info = self.key_info(id)?;
+        self.bury(&key_record_name(id))?;
+        self.bury(&key_info_record_name(id))?;
+        self.update_owner_index(&info.owner, |i| {
+            i.keys.retain(|k| k != id);
+            Ok(())
+        })
     }
 
     // ----- aggregates -----
 
-    /// Creates and stores an aggregate key. Held participants must exist in the record store.
-    pub fn create_aggregate(&self, spec: &AggregateSpec, now: u64) -> Result<AggregateInfo, Error> {
+    /// Creates and stores an aggregate key for `creator`, who has signed for it (the caller
+    /// checks the signature).
+    ///
+    /// Threat: anyone filling the sealed store with aggregates nobody can delete. An aggregate
+    /// needs at least one held participant, `creator` must own one of them (so it can always
+    /// delete the aggregate again), and it counts against `creator`'s quota
+    /// (`owners::MAX_AGGREGATES_PER_OWNER`). Held participants are resolved from their public
+    /// records: no secret is opened.
+    pub fn create_aggregate(
+        &self,
+        spec: &AggregateSpec,
+        creator: &[u8; 32],
+        now: u64,
+    ) -> Result<AggregateInfo, Error> {
+        if spec.participants.is_empty() {
+            return Err(Error::InvalidRequest(
+                "at least one participant is required",
+            ));
+        }
+        let mut owns_one = false;
         let resolved = spec
             .participants
             .iter()
             .enumerate()
             .map(|(i, p)| match p {
-                ParticipantSpec::Held(id) => self.load_key(id).map(|k| k.public_key()),
+                ParticipantSpec::Held(id) => self.key_info(id).map(|k| {
+                    owns_one |= k.owner == *creator;
+                    k.public_key
+                }),
                 ParticipantSpec::External(pk) => parse_point(pk, i as u32).map(|_| *pk),
             })
             .collect::<Result<Vec<_>, _>>()?;
+        if !spec
+            .participants
+            .iter()
+            .any(|p| matches!(p, ParticipantSpec::Held(_)))
+        {
+            return Err(Error::NoHeldParticipant);
+        }
+        if !owns_one {
+            return Err(Error::NotOwner);
+        }
+        let _one_at_a_time = lock(&self.writing)?;
+        if self.owner_index(creator)?.aggregates.len() >= MAX_AGGREGATES_PER_OWNER {
+            return Err(Error::OwnerQuota("aggregates created by this owner"));
+        }
         let id = self.fresh_name(AggregateId, aggregate_record_name)?;
-        let rec = AggregateRecord::build(id, spec, &resolved, now)?;
+        let rec = AggregateRecord::build(id, spec, &resolved, (now, *creator))?;
         self.records
             .put(&aggregate_record_name(&id), &rec.to_record())?;
+        self.update_owner_index(creator, |i| i.add_aggregate(id))?;
         Ok(rec.info().clone())
     }
 
@@ -315,20 +428,49 @@ impl<V: RecordStore> Engine<V> {
         Ok(self.load_aggregate(id)?.info().clone())
     }
 
-    pub fn list_aggregates(&self) -> Result<Vec<AggregateId>, Error> {
-        self.list_ids("agg/", AggregateId)
+    /// Ids of the aggregates `owner` created (from its index; deleted ones left out).
+    pub fn list_aggregates(&self, owner: &[u8; 32]) -> Result<Vec<AggregateId>, Error> {
+        let deleted = lock(&self.deleted)?.clone();
+        Ok(self
+            .owner_index(owner)?
+            .aggregates
+            .into_iter()
+            .filter(|a| !deleted.contains(&aggregate_record_name(a)))
+            .collect())
     }
 
+    /// Deletes an aggregate: a tombstone replaces its record (the participants and tweaks
+    /// leave the store), it leaves its creator's index (freeing the quota), and the id is
+    /// refused from now on, across restarts too.
     pub fn delete_aggregate(&self, id: &AggregateId) -> Result<(), Error> {
-        self.delete_record(aggregate_record_name(id), || {
-            Error::UnknownAggregate(id.to_string())
+        let _one_at_a_time = lock(&self.writing)?;
+        let creator = self.load_aggregate(id)?.info().creator;
+        self.bury(&aggregate_record_name(id))?;
+        self.update_owner_index(&creator, |i| {
+            i.aggregates.retain(|a| a != id);
+            Ok(())
         })
     }
 
     // ----- sessions -----
 
-    /// Starts a session. Nothing secret is touched until every owner approves.
-    pub fn create_session(&self, request: &SessionRequest, now: u64) -> Result<SessionInfo, Error> {
+    /// Starts a session created by `creator`, who must be one of its approvers (the owner of
+    /// a held participant); the caller has checked `creator`'s signature on the request.
+    /// Nothing secret is touched until every owner approves.
+    ///
+    /// Why creation needs an approver (rather than a limit per source): the enclave cannot
+    /// tell its clients apart (every connection arrives from the parent), so a per-source
+    /// limit could only live in the untrusted parent; an owner's signature gives each session
+    /// an accountable creator whose quota (`MAX_SESSIONS_PER_OWNER`) nobody else can spend. A
+    /// counterparty (an external participant, holding no key here) therefore does not create
+    /// sessions itself: it hands its proposal (messages, tweaks, adaptor point, expiry) to an
+    /// owner, who creates the session and must check and approve exactly that anyway.
+    pub fn create_session(
+        &self,
+        request: &SessionRequest,
+        creator: &[u8; 32],
+        now: u64,
+    ) -> Result<SessionInfo, Error> {
         if request.messages.is_empty() {
             return Err(Error::InvalidRequest("at least one message is required"));
         }
@@ -364,8 +506,9 @@ impl<V: RecordStore> Engine<V> {
             let role = match p.held {
                 None => Role::External,
                 Some(key_id) => {
-                    let key = self.load_key(&key_id)?;
-                    if key.public_key() != p.public_key {
+                    // The public record only: the secret is opened once every owner approved.
+                    let key = self.key_info(&key_id)?;
+                    if key.public_key != p.public_key {
                         return Err(Error::InvalidRecord {
                             kind: "key",
                             reason: "public key differs from the aggregate's participant",
@@ -373,7 +516,7 @@ impl<V: RecordStore> Engine<V> {
                     }
                     Role::Held {
                         key: key_id,
-                        owner: key.owner(),
+                        owner: key.owner,
                     }
                 }
             };
@@ -384,6 +527,12 @@ impl<V: RecordStore> Engine<V> {
             .any(|p| matches!(p.role, Role::Held { .. }))
         {
             return Err(Error::NoHeldParticipant);
+        }
+        if !participants
+            .iter()
+            .any(|p| matches!(p.role, Role::Held { owner, .. } if owner == *creator))
+        {
+            return Err(Error::NotAnApprover);
         }
 
         if participants.len() * request.messages.len() > MAX_SESSION_UNITS {
@@ -405,12 +554,15 @@ impl<V: RecordStore> Engine<V> {
             });
         }
 
-        // Unique per process even if the RNG repeated itself: the counter never does.
+        // Unique per process even if the RNG repeated itself: the counter never does; unique
+        // across restarts by the per-boot id, not by the clock.
+        let boot_id = self.boot_id.clone()?;
         let random = self.entropy.draw32()?;
         let count = self.counter.fetch_add(1, Ordering::Relaxed);
         let id = SessionId(tagged_hash(
-            "sigil/musig2/session-id/v1",
+            "sigil/musig2/session-id/v2",
             &[
+                &boot_id,
                 random.as_ref(),
                 &count.to_be_bytes(),
                 &now.to_be_bytes(),
@@ -428,7 +580,7 @@ impl<V: RecordStore> Engine<V> {
         let session = Session::new(
             id,
             digest,
-            request.expires_at,
+            (now, request.expires_at),
             adaptor,
             messages,
             participants,
@@ -444,27 +596,23 @@ impl<V: RecordStore> Engine<V> {
             status: session.status(),
         };
 
-        self.prune_sessions(now)?;
         let mut sessions = lock(&self.sessions)?;
-        // Threat: memory exhaustion by opening sessions; the count is bounded.
-        if sessions.len() >= MAX_SESSIONS {
-            return Err(Error::TooManySessions);
-        }
-        sessions.insert(id, Arc::new(Mutex::new(session)));
+        sessions.prune(now);
+        // Threat: memory exhaustion, or a full table, by opening sessions; see `table`.
+        sessions.admit(&request.aggregate, creator)?;
+        sessions.insert(id, session, request.aggregate, *creator);
         Ok(out)
     }
 
-    /// Runs `f` on the session under its lock, after applying expiry.
+    /// Runs `f` on the session under its lock, after applying expiry. A session that is
+    /// finished afterwards frees its slot (see `table`).
     fn with_session<T>(
         &self,
         id: &SessionId,
         now: u64,
         f: impl FnOnce(&mut Session, &dyn SessionEnv) -> Result<T, Error>,
     ) -> Result<T, Error> {
-        let session = lock(&self.sessions)?
-            .get(id)
-            .cloned()
-            .ok_or(Error::UnknownSession)?;
+        let session = lock(&self.sessions)?.get(id).ok_or(Error::UnknownSession)?;
         let mut guard = match session.lock() {
             Ok(g) => g,
             // A panic while the session was locked: its state can't be trusted, so fail it
@@ -476,7 +624,13 @@ impl<V: RecordStore> Engine<V> {
             }
         };
         guard.refresh(now);
-        f(&mut guard, &EngineEnv(self))
+        let out = f(&mut guard, &EngineEnv(self));
+        if guard.is_terminal() {
+            // Session lock, then table lock: the table never waits for a session's lock
+            // (it only tries it), so this order cannot deadlock.
+            lock(&self.sessions)?.finish(id);
+        }
+        out
     }
 
     /// Current state of a session.
@@ -550,26 +704,20 @@ impl<V: RecordStore> Engine<V> {
         Ok(removed.is_some())
     }
 
-    /// Forgets sessions past their expiry (completed ones included: their signatures were
-    /// available until then). Returns how many were removed.
+    /// Applies expiry to every session and forgets those past their expiry (finished ones
+    /// included: their results were available until then). Returns how many were removed.
     pub fn prune_sessions(&self, now: u64) -> Result<usize, Error> {
-        let mut sessions = lock(&self.sessions)?;
-        let before = sessions.len();
-        sessions.retain(|_, s| match s.try_lock() {
-            Ok(mut g) => {
-                g.refresh(now);
-                now < g.expires_at
-            }
-            // Busy with a call right now: not idle, keep it for the next sweep.
-            Err(TryLockError::WouldBlock) => true,
-            Err(TryLockError::Poisoned(_)) => false,
-        });
-        Ok(before - sessions.len())
+        Ok(lock(&self.sessions)?.prune(now))
     }
 
-    /// Number of sessions held in memory.
+    /// Whether the engine still holds the session (in flight, or finished and kept).
+    pub fn knows_session(&self, id: &SessionId) -> bool {
+        self.sessions.lock().is_ok_and(|t| t.get(id).is_some())
+    }
+
+    /// Number of sessions in flight (finished ones, kept for their results, not counted).
     pub fn session_count(&self) -> usize {
-        self.sessions.lock().map(|s| s.len()).unwrap_or(0)
+        self.sessions.lock().map(|s| s.live()).unwrap_or(0)
     }
 
     /// The most recent partial signatures produced with held keys (bounded log) and the total
@@ -612,6 +760,6 @@ mod tests {
     fn engine_is_shareable_across_threads() {
         fn assert_send_sync<T: Send + Sync>() {}
         assert_send_sync::<Engine<crate::MemoryRecords>>();
-        assert_send_sync::<Engine<Arc<dyn RecordStore>>>();
+        assert_send_sync::<Engine<std::sync::Arc<dyn RecordStore>>>();
     }
 }

@@ -35,6 +35,14 @@ pub enum Error {
     /// The live-session table is full: not the request's fault, and it frees up as sessions
     /// expire (so the API answers "retry later", not "too large").
     TooManySessions,
+    /// A per-aggregate or per-owner bound on sessions in flight is reached (the text names
+    /// which); it frees up as those sessions finish.
+    SessionQuota(&'static str),
+    /// An owner holds as many keys or aggregates as its quota allows (the text names which);
+    /// deleting some frees room.
+    OwnerQuota(&'static str),
+    /// The signing owner owns none of the held keys the request acts on.
+    NotOwner,
     /// No key record with this id.
     UnknownKey(String),
     /// No aggregate record with this id.
@@ -92,7 +100,11 @@ impl Error {
             Error::InvalidTweak { .. } => "invalid_tweak",
             Error::InvalidRecord { .. } => "invalid_record",
             Error::InvalidRequest(_) => "invalid_request",
-            Error::LimitExceeded(_) | Error::TooManySessions => "limit_exceeded",
+            Error::LimitExceeded(_)
+            | Error::TooManySessions
+            | Error::SessionQuota(_)
+            | Error::OwnerQuota(_) => "limit_exceeded",
+            Error::NotOwner => "not_owner",
             Error::UnknownKey(_) => "unknown_key",
             Error::UnknownAggregate(_) => "unknown_aggregate",
             Error::Deleted(_) => "deleted",
@@ -134,6 +146,9 @@ impl fmt::Display for Error {
             Error::InvalidRequest(what) => write!(f, "invalid request: {what}"),
             Error::LimitExceeded(what) => write!(f, "limit exceeded: {what}"),
             Error::TooManySessions => f.write_str("limit exceeded: too many sessions"),
+            Error::SessionQuota(what) => write!(f, "limit exceeded: too many {what}"),
+            Error::OwnerQuota(what) => write!(f, "quota reached: too many {what}; delete some"),
+            Error::NotOwner => f.write_str("the signing owner owns none of the held keys involved"),
             Error::UnknownKey(id) => write!(f, "no key {id}"),
             Error::UnknownAggregate(id) => write!(f, "no aggregate {id}"),
             Error::Deleted(id) => write!(f, "{id} was deleted"),

@@ -49,6 +49,11 @@ pub(crate) fn key_record_name(id: &KeyId) -> String {
     format!("key/{id}")
 }
 
+/// RecordStore record name of a key's public facts.
+pub(crate) fn key_info_record_name(id: &KeyId) -> String {
+    format!("keyinfo/{id}")
+}
+
 /// Validates a 32-byte x-only BIP-340 public key (it must lift to a curve point).
 pub(crate) fn parse_owner(owner: &[u8; 32]) -> Result<k256::schnorr::VerifyingKey, Error> {
     k256::schnorr::VerifyingKey::from_bytes(owner).map_err(|_| Error::InvalidOwnerKey)
@@ -64,6 +69,64 @@ pub struct KeyInfo {
     pub owner: [u8; 32],
     /// Unix seconds when the key was generated or imported.
     pub created: u64,
+}
+
+const INFO_MAGIC: &[u8; 4] = b"SGKI";
+const INFO_VERSION: u8 = 1;
+/// magic, version, id, public key, owner, created.
+const INFO_RECORD_LEN: usize = 4 + 1 + 16 + 33 + 32 + 8;
+
+impl KeyInfo {
+    /// The public record kept beside the secret one, so that describing a key, building an
+    /// aggregate or opening a session never opens the secret (threat: a secret decrypted, and
+    /// so exposed to any memory disclosure, on a request nobody approved):
+    /// `"SGKI" || 0x01 || id[16] || public_key[33] || owner[32] || created u64 BE`.
+    pub fn to_record(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(INFO_RECORD_LEN);
+        out.extend_from_slice(INFO_MAGIC);
+        out.push(INFO_VERSION);
+        out.extend_from_slice(&self.id.0);
+        out.extend_from_slice(&self.public_key);
+        out.extend_from_slice(&self.owner);
+        out.extend_from_slice(&self.created.to_be_bytes());
+        out
+    }
+
+    /// Strict parse: exact length, magic, version, the id asked for, a valid point and owner.
+    pub fn from_record(bytes: &[u8], expected_id: &KeyId) -> Result<Self, Error> {
+        let bad = |reason| Error::InvalidRecord {
+            kind: "key info",
+            reason,
+        };
+        if bytes.len() != INFO_RECORD_LEN {
+            return Err(bad("wrong length"));
+        }
+        let t = |_| bad("truncated");
+        let mut r = Reader::new(bytes);
+        if r.take(4).map_err(t)? != INFO_MAGIC {
+            return Err(bad("wrong magic"));
+        }
+        if r.u8().map_err(t)? != INFO_VERSION {
+            return Err(bad("unsupported version"));
+        }
+        let id = KeyId(r.array().map_err(t)?);
+        if id != *expected_id {
+            return Err(bad("id does not match the record name"));
+        }
+        let public_key: [u8; 33] = r.array().map_err(t)?;
+        if crate::aggregate::strict_point(&public_key).is_none() {
+            return Err(bad("invalid public key"));
+        }
+        let owner: [u8; 32] = r.array().map_err(t)?;
+        parse_owner(&owner).map_err(|_| bad("invalid owner key"))?;
+        let created = r.u64().map_err(t)?;
+        Ok(Self {
+            id,
+            public_key,
+            owner,
+            created,
+        })
+    }
 }
 
 /// A secret key held by the enclave.
@@ -229,6 +292,18 @@ mod tests {
         assert_eq!(rec.len(), KEY_RECORD_LEN);
         let back = HeldKey::from_record(&rec, &k.id()).unwrap();
         assert_eq!(back.info(), k.info());
+    }
+
+    #[test]
+    fn info_record_round_trip_and_strict_parse() {
+        let info = key().info();
+        let rec = info.to_record();
+        assert_eq!(KeyInfo::from_record(&rec, &info.id).unwrap(), info);
+        assert!(KeyInfo::from_record(&rec, &KeyId([8; 16])).is_err());
+        assert!(KeyInfo::from_record(&rec[..rec.len() - 1], &info.id).is_err());
+        let mut m = rec.clone();
+        m[21] = 0x05;
+        assert!(KeyInfo::from_record(&m, &info.id).is_err());
     }
 
     #[test]

@@ -10,8 +10,10 @@ mod entropy;
 mod error;
 pub mod keys;
 pub mod nonce;
+pub mod owners;
 pub mod records;
 pub mod session;
+mod table;
 
 pub use adaptor::{complete_adaptor_signature, reveal_adaptor_secret};
 pub use aggregate::{
@@ -40,8 +42,19 @@ pub const MAX_MESSAGES: usize = 64;
 pub const MAX_MESSAGE_LEN: usize = 1024;
 /// Longest a session may live; secret nonces never outlive it.
 pub const MAX_SESSION_TTL_SECS: u64 = 3600;
-/// Most sessions held in memory at once.
+/// Most sessions in flight at once (finished ones do not count; see `MAX_FINISHED_SESSIONS`).
 pub const MAX_SESSIONS: usize = 256;
+/// Most sessions in flight on one aggregate key, so that one aggregate cannot take every slot.
+pub const MAX_SESSIONS_PER_AGGREGATE: usize = 32;
+/// Most sessions in flight created by one owner, so that one owner cannot take every slot.
+pub const MAX_SESSIONS_PER_OWNER: usize = 64;
+/// Most finished sessions (completed, failed, aborted, expired) kept for late readers; the
+/// oldest is forgotten to make room. They hold no secret nonces and no slot.
+pub const MAX_FINISHED_SESSIONS: usize = 256;
+/// A session that no owner has approved within this many seconds of its creation expires
+/// then, whatever its `expires_at`: a session nobody means to approve should not sit in the
+/// table for an hour.
+pub const UNAPPROVED_SESSION_TTL_SECS: u64 = 300;
 /// Most participants x messages in one session. A session keeps a key-aggregation context
 /// per message (about 420 bytes per participant), so this bounds one session near 110 KiB
 /// and all of them near 28 MiB (threat: anyone who can reach the API opening sessions to

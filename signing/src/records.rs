@@ -19,7 +19,36 @@ impl fmt::Display for RecordStoreError {
 
 impl std::error::Error for RecordStoreError {}
 
-/// A store of named byte records. Names are short ASCII (`key/<hex>`, `agg/<hex>`); key records
+const TOMBSTONE_MAGIC: &[u8; 5] = b"SGTB\x01";
+
+/// The record that replaces a deleted one under the same name: `"SGTB" || 0x01 || name`.
+///
+/// Threat: a deleted key or aggregate coming back. A tombstone is written as the record's next
+/// version (the vault does the same), so an engine started later over the same store finds
+/// the tombstone, and a parent that puts the old sealed record back makes the store report a
+/// version the old seal does not carry (refused when opened). What remains: a parent that
+/// rolls the store's versions back too, across a reboot, before anything anchors freshness
+/// (see the enclave's `seal::format`).
+pub(crate) fn tombstone(name: &str) -> Vec<u8> {
+    let mut out = TOMBSTONE_MAGIC.to_vec();
+    out.extend_from_slice(name.as_bytes());
+    out
+}
+
+/// Whether `record` is the tombstone of `name`. A tombstone of another name is refused.
+pub(crate) fn is_tombstone(record: &[u8], name: &str) -> Result<bool, crate::Error> {
+    match record.strip_prefix(&TOMBSTONE_MAGIC[..]) {
+        None => Ok(false),
+        Some(n) if n == name.as_bytes() => Ok(true),
+        Some(_) => Err(crate::Error::InvalidRecord {
+            kind: "tombstone",
+            reason: "names another record",
+        }),
+    }
+}
+
+/// A store of named byte records. Names are short ASCII (`key/<hex>`, `keyinfo/<hex>`,
+/// `agg/<hex>`, `owner/<hex>`); key records
 /// contain secrets, so implementations must seal them and should zeroize buffers they own.
 pub trait RecordStore: Send + Sync {
     /// Store `record` under `name`, replacing any previous record.

@@ -23,7 +23,9 @@ use crate::keys::{AggregateId, HeldKey, KeyId};
 use crate::nonce::{NonceSlot, SecretNonce, SignInput, parse_public_nonce, round_id};
 
 /// Identifies a session: 32 bytes, shown as 64 hex digits. Chosen by the engine from fresh
-/// randomness and a per-process counter, so two sessions in one process never share an id.
+/// randomness, a per-process counter (so two sessions in one process never share an id) and a
+/// per-boot id from the kernel RNG (so two boots never do, even with a replayed entropy stream
+/// in the same second).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SessionId(pub [u8; 32]);
 
@@ -275,6 +277,8 @@ pub(crate) struct Session {
     pub id: SessionId,
     pub digest: [u8; 32],
     pub expires_at: u64,
+    /// Unix seconds at creation (for [`crate::UNAPPROVED_SESSION_TTL_SECS`]).
+    created: u64,
     adaptor: Option<Point>,
     messages: Vec<SessionMessage>,
     participants: Vec<SessionParticipant>,
@@ -287,7 +291,7 @@ impl Session {
     pub(crate) fn new(
         id: SessionId,
         digest: [u8; 32],
-        expires_at: u64,
+        (created, expires_at): (u64, u64),
         adaptor: Option<Point>,
         messages: Vec<SessionMessage>,
         participants: Vec<SessionParticipant>,
@@ -304,6 +308,7 @@ impl Session {
             id,
             digest,
             expires_at,
+            created,
             adaptor,
             messages,
             participants,
@@ -334,8 +339,18 @@ impl Session {
     /// Threat: a session left open forever keeps secret nonces in memory and lets a stale
     /// approval be used long after the owner meant it. Past `expires_at` (time supplied by the
     /// caller) a live session becomes `Expired` and its secret nonces are dropped.
+    ///
+    /// Threat: sessions created and never approved holding memory (and, before they finish,
+    /// a slot) for their whole lifetime. Until the first approval arrives a session lives at
+    /// most `UNAPPROVED_SESSION_TTL_SECS`.
     pub(crate) fn refresh(&mut self, now: u64) {
-        if now >= self.expires_at && !self.is_terminal() {
+        let unapproved = matches!(self.phase, Phase::Approvals)
+            && !self.approvers.iter().any(|(_, ok)| *ok)
+            && now
+                >= self
+                    .created
+                    .saturating_add(crate::UNAPPROVED_SESSION_TTL_SECS);
+        if (now >= self.expires_at || unapproved) && !self.is_terminal() {
             self.discard_secrets();
             self.phase = Phase::Expired;
         }

@@ -37,6 +37,7 @@ fn setup(seed: u64, n_ext: u64) -> Setup {
                 order: KeyOrder::AsGiven,
                 tweaks: vec![],
             },
+            &owner.xonly(),
             NOW,
         )
         .unwrap();
@@ -55,7 +56,11 @@ fn messages(n: u64) -> Vec<Vec<u8>> {
 
 fn start(s: &Setup, msgs: &[Vec<u8>], ttl: u64) -> SessionInfo {
     s.engine
-        .create_session(&plain_request(s.agg.id, msgs, NOW + ttl), NOW)
+        .create_session(
+            &plain_request(s.agg.id, msgs, NOW + ttl),
+            &s.owner.xonly(),
+            NOW,
+        )
         .unwrap()
 }
 
@@ -393,8 +398,11 @@ fn restart_keeps_keys_and_aggregates_but_no_sessions() {
     assert_eq!(engine.session_count(), 0);
     assert_eq!(engine.describe_key(&key_id).unwrap(), key_info);
     assert_eq!(engine.describe_aggregate(&s.agg.id).unwrap(), s.agg);
-    assert_eq!(engine.list_keys().unwrap(), vec![key_id]);
-    assert_eq!(engine.list_aggregates().unwrap(), vec![s.agg.id]);
+    assert_eq!(engine.list_keys(&s.owner.xonly()).unwrap(), vec![key_id]);
+    assert_eq!(
+        engine.list_aggregates(&s.owner.xonly()).unwrap(),
+        vec![s.agg.id]
+    );
     for err in [
         engine.session_status(&session.id, NOW).unwrap_err(),
         engine
@@ -412,7 +420,11 @@ fn restart_keeps_keys_and_aggregates_but_no_sessions() {
 
     // A new session over the surviving aggregate works.
     let fresh = engine
-        .create_session(&plain_request(s.agg.id, &msgs, NOW + 600), NOW)
+        .create_session(
+            &plain_request(s.agg.id, &msgs, NOW + 600),
+            &s.owner.xonly(),
+            NOW,
+        )
         .unwrap();
     assert_ne!(fresh.id, session.id);
     let job = Job::plain(&msgs, &[None]);
@@ -440,7 +452,7 @@ fn deleted_key_is_unusable_and_its_id_never_returns() {
         s.engine.describe_key(&key_id).unwrap_err(),
         Error::Deleted(_)
     ));
-    assert!(s.engine.list_keys().unwrap().is_empty());
+    assert!(s.engine.list_keys(&s.owner.xonly()).unwrap().is_empty());
     // ...fails when it reaches for the key, with no signature.
     let err = s.approve(&session).unwrap_err();
     assert!(matches!(err, Error::Deleted(_)));
@@ -462,7 +474,11 @@ fn deleted_key_is_unusable_and_its_id_never_returns() {
     ));
     let err = s
         .engine
-        .create_session(&plain_request(s.agg.id, &msgs, NOW + 600), NOW)
+        .create_session(
+            &plain_request(s.agg.id, &msgs, NOW + 600),
+            &s.owner.xonly(),
+            NOW,
+        )
         .unwrap_err();
     assert!(matches!(err, Error::Deleted(_)));
     let _ = &mut s.externals;
@@ -476,7 +492,12 @@ fn deleting_an_aggregate_refuses_new_sessions() {
         s.engine.describe_aggregate(&s.agg.id).unwrap_err(),
         Error::Deleted(_)
     ));
-    assert!(s.engine.list_aggregates().unwrap().is_empty());
+    assert!(
+        s.engine
+            .list_aggregates(&s.owner.xonly())
+            .unwrap()
+            .is_empty()
+    );
     // The key itself is untouched.
     assert!(
         s.engine
@@ -567,7 +588,10 @@ fn requests_are_validated() {
     ];
     for (r, code) in cases {
         assert_eq!(
-            s.engine.create_session(&r, NOW).unwrap_err().code(),
+            s.engine
+                .create_session(&r, &s.owner.xonly(), NOW)
+                .unwrap_err()
+                .code(),
             code,
             "{r:?}"
         );
@@ -583,21 +607,31 @@ fn requests_are_validated() {
         order: KeyOrder::AsGiven,
         tweaks: vec![],
     };
-    let only_external = s
-        .engine
-        .create_aggregate(&agg(vec![ParticipantSpec::External(ext.pubkey)]), NOW)
-        .unwrap();
+    let creator = s.owner.xonly();
+    // Junk of external keys only: nobody here could ever sign with it, or delete it.
     assert_eq!(
         s.engine
-            .create_session(
-                &SessionRequest {
-                    aggregate: only_external.id,
-                    ..req(ok.clone(), None, NOW + 10)
-                },
+            .create_aggregate(
+                &agg(vec![ParticipantSpec::External(ext.pubkey)]),
+                &creator,
                 NOW
             )
             .unwrap_err(),
         Error::NoHeldParticipant
+    );
+    // Someone else's held key: the creator must own one of the held keys.
+    assert_eq!(
+        s.engine
+            .create_aggregate(
+                &agg(vec![
+                    ParticipantSpec::Held(held),
+                    ParticipantSpec::External(ext.pubkey)
+                ]),
+                &Owner::new(4242).xonly(),
+                NOW
+            )
+            .unwrap_err(),
+        Error::NotOwner
     );
     assert_eq!(
         s.engine
@@ -607,6 +641,7 @@ fn requests_are_validated() {
                     ParticipantSpec::External(s.externals[0].pubkey),
                     ParticipantSpec::Held(held)
                 ]),
+                &creator,
                 NOW
             )
             .unwrap_err(),
@@ -619,6 +654,7 @@ fn requests_are_validated() {
                     ParticipantSpec::Held(held),
                     ParticipantSpec::External(compact)
                 ]),
+                &creator,
                 NOW
             )
             .unwrap_err(),
@@ -628,6 +664,7 @@ fn requests_are_validated() {
         s.engine
             .create_aggregate(
                 &agg(vec![ParticipantSpec::Held(sigil_signing::KeyId([1; 16]))]),
+                &creator,
                 NOW
             )
             .unwrap_err(),
@@ -635,7 +672,7 @@ fn requests_are_validated() {
     ));
     assert_eq!(
         s.engine
-            .create_aggregate(&agg(vec![]), NOW)
+            .create_aggregate(&agg(vec![]), &creator, NOW)
             .unwrap_err()
             .code(),
         "invalid_request"
@@ -668,21 +705,36 @@ fn broken_entropy_is_refused() {
 }
 
 #[test]
-fn session_count_is_bounded() {
+fn sessions_need_an_approver_as_creator() {
     let s = setup(11, 1);
-    let msgs = messages(1);
-    for _ in 0..sigil_signing::MAX_SESSIONS {
-        start(&s, &msgs, 60);
-    }
+    let stranger = Owner::new(999);
     let err = s
         .engine
-        .create_session(&plain_request(s.agg.id, &msgs, NOW + 60), NOW)
+        .create_session(
+            &plain_request(s.agg.id, &messages(1), NOW + 60),
+            &stranger.xonly(),
+            NOW,
+        )
         .unwrap_err();
-    assert_eq!(err, Error::TooManySessions);
-    // Once they expire they are pruned and room frees up.
-    let later = s
-        .engine
-        .create_session(&plain_request(s.agg.id, &msgs, NOW + 200), NOW + 100);
-    assert!(later.is_ok());
+    assert_eq!(err, Error::NotAnApprover);
+    assert_eq!(s.engine.session_count(), 0);
+}
+
+#[test]
+fn a_session_nobody_approves_expires_early() {
+    let s = setup(12, 1);
+    let msgs = messages(1);
+    let lazy = start(&s, &msgs, 3600);
+    let approved = start(&s, &msgs, 3600);
+    s.approve(&approved).unwrap();
+    let later = NOW + sigil_signing::UNAPPROVED_SESSION_TTL_SECS;
+    assert_eq!(
+        s.engine.session_status(&lazy.id, later).unwrap().state,
+        SessionState::Expired
+    );
+    assert_eq!(
+        s.engine.session_status(&approved.id, later).unwrap().state,
+        SessionState::WaitingForNonces
+    );
     assert_eq!(s.engine.session_count(), 1);
 }

@@ -36,7 +36,7 @@ fn generated_key_is_stored_sealable_and_describable() {
     assert_eq!(a.owner, owner.xonly());
     assert_eq!(a.created, NOW);
     assert_eq!(engine.describe_key(&a.id).unwrap(), a);
-    let mut ids = engine.list_keys().unwrap();
+    let mut ids = engine.list_keys(&owner.xonly()).unwrap();
     ids.sort();
     let mut expected = vec![a.id, b.id];
     expected.sort();
@@ -58,9 +58,11 @@ fn swapped_or_tampered_records_are_refused() {
     let ext = External::new(2);
     let agg = held_and_external(&engine, a.id, &ext, KeyOrder::AsGiven);
 
-    // The store serves a's record under b's name.
-    let rec_a = vault.get(&format!("key/{}", a.id)).unwrap().unwrap();
-    vault.put(&format!("key/{}", b.id), &rec_a).unwrap();
+    // The store serves a's records under b's names.
+    for kind in ["key", "keyinfo"] {
+        let rec_a = vault.get(&format!("{kind}/{}", a.id)).unwrap().unwrap();
+        vault.put(&format!("{kind}/{}", b.id), &rec_a).unwrap();
+    }
     assert_eq!(
         engine.describe_key(&b.id).unwrap_err().code(),
         "invalid_record"
@@ -69,7 +71,9 @@ fn swapped_or_tampered_records_are_refused() {
     // The store flips a byte of the aggregate record.
     let name = format!("agg/{}", agg.id);
     let mut rec = vault.get(&name).unwrap().unwrap().to_vec();
-    rec[30] ^= 1;
+    // A byte of the first participant's key (after magic, version, id, created, creator,
+    // order, count and the held flag).
+    rec[70] ^= 1;
     vault.put(&name, &rec).unwrap();
     assert_eq!(
         engine.describe_aggregate(&agg.id).unwrap_err().code(),
@@ -86,6 +90,7 @@ fn swapped_or_tampered_records_are_refused() {
                 adaptor_point: None,
                 expires_at: NOW + 60,
             },
+            &owner.xonly(),
             NOW,
         )
         .unwrap_err();
@@ -128,7 +133,7 @@ fn import_validates_secret_and_owner() {
             .import_key(&Zeroizing::new(max), owner.xonly(), NOW)
             .is_ok()
     );
-    assert!(engine.list_keys().unwrap().len() == 1);
+    assert!(engine.list_keys(&owner.xonly()).unwrap().len() == 1);
 }
 
 #[test]
@@ -140,7 +145,7 @@ fn sessions_write_nothing_to_the_vault() {
     let before = snapshot(&vault);
     let msgs = vec![vec![7u8; 32]];
     let session = engine
-        .create_session(&plain_request(agg.id, &msgs, NOW + 60), NOW)
+        .create_session(&plain_request(agg.id, &msgs, NOW + 60), &owner.xonly(), NOW)
         .unwrap();
     let job = Job::plain(&msgs, &[None]);
     run_and_verify(&engine, &agg, &session, &[&owner], &mut [&mut ext], &job);
@@ -174,7 +179,8 @@ fn a_repeated_creation_request_returns_the_first_key_and_makes_no_copy() {
         .generate_key_for_request(other_owner.xonly(), [1; 16], NOW)
         .unwrap();
     assert_ne!(c.id, a.id);
-    assert_eq!(engine.list_keys().unwrap().len(), 3);
+    assert_eq!(engine.list_keys(&owner.xonly()).unwrap().len(), 2);
+    assert_eq!(engine.list_keys(&other_owner.xonly()).unwrap().len(), 1);
 
     // Import: a replay stores nothing new and answers with the first key.
     let secret = Zeroizing::new([0x42u8; 32]);
@@ -186,7 +192,8 @@ fn a_repeated_creation_request_returns_the_first_key_and_makes_no_copy() {
         .import_key_for_request(&secret, owner.xonly(), [9; 16], NOW + 60)
         .unwrap();
     assert_eq!(replayed, imported);
-    assert_eq!(snapshot(&vault).len(), before + 1);
+    // Its secret record and its public one (the owner's index was there already).
+    assert_eq!(snapshot(&vault).len(), before + 2);
     // The same request id with another secret is refused, and the first key is untouched.
     let other = Zeroizing::new([0x43u8; 32]);
     let e = engine
@@ -202,5 +209,83 @@ fn a_repeated_creation_request_returns_the_first_key_and_makes_no_copy() {
         .import_key_for_request(&secret, owner.xonly(), [9; 16], NOW)
         .unwrap_err();
     assert!(matches!(e, Error::Deleted(_)), "{e}");
-    assert_eq!(snapshot(&vault).len(), before);
+    // Tombstones replaced both records: the secret is gone from the store.
+    assert_eq!(snapshot(&vault).len(), before + 2);
+    let stored = vault.get(&format!("key/{}", imported.id)).unwrap().unwrap();
+    assert!(!stored.windows(32).any(|w| w == &secret[..]));
+}
+
+#[test]
+fn deleted_keys_and_aggregates_stay_deleted_after_a_restart() {
+    let (vault, engine, owner) = fixture(33);
+    let secret = Zeroizing::new([0x44u8; 32]);
+    let key = engine
+        .import_key_for_request(&secret, owner.xonly(), [7; 16], NOW)
+        .unwrap();
+    let agg = held_and_external(&engine, key.id, &External::new(33), KeyOrder::Sorted);
+    engine.delete_aggregate(&agg.id).unwrap();
+    engine.delete_key(&key.id).unwrap();
+    drop(engine);
+
+    // A new engine (a reboot) over the same store, with no memory of the deletions.
+    let engine = Engine::new(vault.clone(), entropy(34));
+    assert!(matches!(
+        engine.describe_key(&key.id).unwrap_err(),
+        Error::Deleted(_)
+    ));
+    assert!(matches!(
+        engine.describe_aggregate(&agg.id).unwrap_err(),
+        Error::Deleted(_)
+    ));
+    assert!(engine.list_keys(&owner.xonly()).unwrap().is_empty());
+    assert!(engine.list_aggregates(&owner.xonly()).unwrap().is_empty());
+    // The owner's signed import, replayed within its validity, does not bring the key back.
+    let e = engine
+        .import_key_for_request(&secret, owner.xonly(), [7; 16], NOW + 60)
+        .unwrap_err();
+    assert!(matches!(e, Error::Deleted(_)), "{e}");
+    let e = engine
+        .create_session(
+            &plain_request(agg.id, &[vec![1; 32]], NOW + 60),
+            &owner.xonly(),
+            NOW,
+        )
+        .unwrap_err();
+    assert!(matches!(e, Error::Deleted(_)), "{e}");
+}
+
+#[test]
+fn aggregates_count_against_their_creators_quota_until_deleted() {
+    use sigil_signing::owners::MAX_AGGREGATES_PER_OWNER;
+    let (vault, engine, owner) = fixture(35);
+    let key = engine.generate_key(owner.xonly(), NOW).unwrap();
+    let aggs: Vec<_> = (0..MAX_AGGREGATES_PER_OWNER as u64)
+        .map(|i| held_and_external(&engine, key.id, &External::new(1000 + i), KeyOrder::Sorted))
+        .collect();
+    let spec = |i| sigil_signing::AggregateSpec {
+        participants: vec![
+            sigil_signing::ParticipantSpec::Held(key.id),
+            sigil_signing::ParticipantSpec::External(External::new(i).pubkey),
+        ],
+        order: KeyOrder::Sorted,
+        tweaks: vec![],
+    };
+    let e = engine
+        .create_aggregate(&spec(5000), &owner.xonly(), NOW)
+        .unwrap_err();
+    assert!(matches!(e, Error::OwnerQuota(_)), "{e}");
+    assert_eq!(e.code(), "limit_exceeded");
+    // Another owner is not affected.
+    let other = Owner::new(36);
+    let k2 = engine.generate_key(other.xonly(), NOW).unwrap();
+    held_and_external(&engine, k2.id, &External::new(6000), KeyOrder::Sorted);
+    // Deleting one frees its place, and its record leaves the store (a small tombstone stays).
+    let name = format!("agg/{}", aggs[0].id);
+    let full = vault.get(&name).unwrap().unwrap().len();
+    engine.delete_aggregate(&aggs[0].id).unwrap();
+    let left = vault.get(&name).unwrap().unwrap();
+    assert!(left.len() < full && left.starts_with(b"SGTB"), "{left:?}");
+    engine
+        .create_aggregate(&spec(5001), &owner.xonly(), NOW)
+        .unwrap();
 }

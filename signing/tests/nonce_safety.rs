@@ -106,6 +106,7 @@ fn world(seed: u64) -> World {
                         order,
                         tweaks: vec![],
                     },
+                    &owners[0].xonly(),
                     NOW,
                 )
                 .unwrap()
@@ -151,10 +152,11 @@ impl World {
             })
             .collect();
         let ttl = 100 + rng.below(400) as u64;
-        let info = match self
-            .engine
-            .create_session(&plain_request(agg.id, &messages, self.now + ttl), self.now)
-        {
+        let info = match self.engine.create_session(
+            &plain_request(agg.id, &messages, self.now + ttl),
+            &creator(&self.engine, agg.id),
+            self.now,
+        ) {
             Ok(i) => i,
             Err(e) => panic!("create_session: {e}"),
         };
@@ -413,11 +415,29 @@ fn sessions_over_the_same_message_never_share_a_nonce() {
             }
         }
         if round % 5 == 4 {
-            // Restarting with the *same* entropy seed must not repeat nonces either: the
-            // session id (and so every nonce) changes with the time and the aggregate, and a
-            // replayed RNG stream alone is not enough to repeat one.
+            // Restarting with the *same* entropy seed, in the same second, must not repeat
+            // nonces either: the session id (and so every nonce) mixes the engine's per-boot
+            // id, so a replayed RNG stream alone is not enough to repeat one.
             w.engine = Engine::new(w.vault.clone(), entropy(42));
-            w.now += 1;
         }
     }
+}
+
+#[test]
+fn engines_started_in_the_same_second_with_the_same_inputs_pick_different_session_ids() {
+    // Two boots over the same records with a replayed entropy stream, at the same time: only
+    // the per-boot id tells their sessions apart.
+    let records = MemoryRecords::new();
+    let owner = Owner::new(1);
+    let ext = External::new(2);
+    let setup = Engine::new(records.clone(), entropy(9));
+    let key = setup.generate_key(owner.xonly(), NOW).unwrap().id;
+    let agg = held_and_external(&setup, key, &ext, KeyOrder::Sorted);
+    let request = plain_request(agg.id, &[vec![1; 32]], NOW + 60);
+    let a = Engine::new(records.clone(), entropy(42));
+    let b = Engine::new(records.clone(), entropy(42));
+    let sa = a.create_session(&request, &owner.xonly(), NOW).unwrap();
+    let sb = b.create_session(&request, &owner.xonly(), NOW).unwrap();
+    assert_ne!(sa.id, sb.id);
+    assert_ne!(sa.digest, sb.digest);
 }

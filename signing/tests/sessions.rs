@@ -24,6 +24,13 @@ fn aggregate(
     order: KeyOrder,
     tweaks: Vec<Tweak>,
 ) -> AggregateInfo {
+    let creator = who
+        .iter()
+        .find_map(|w| match w {
+            Who::Held(o) => Some(o.xonly()),
+            Who::Ext(_) => None,
+        })
+        .expect("an aggregate has a held key");
     let participants = who
         .iter()
         .map(|w| match w {
@@ -38,6 +45,7 @@ fn aggregate(
                 order,
                 tweaks,
             },
+            &creator,
             NOW,
         )
         .unwrap()
@@ -72,7 +80,11 @@ fn start(
     tweaks: &[Option<Tweak>],
 ) -> SessionInfo {
     engine
-        .create_session(&request(agg, messages, tweaks, None), NOW)
+        .create_session(
+            &request(agg, messages, tweaks, None),
+            &creator(engine, agg.id),
+            NOW,
+        )
         .unwrap()
 }
 
@@ -291,7 +303,11 @@ fn adaptor_signatures_complete_with_the_secret() {
     let msgs = sighashes(2);
     let tweaks = [None, Some(Tweak::Plain(bytes32("p", 0)))];
     let session = engine
-        .create_session(&request(&agg, &msgs, &tweaks, Some(point)), NOW)
+        .create_session(
+            &request(&agg, &msgs, &tweaks, Some(point)),
+            &creator(&engine, agg.id),
+            NOW,
+        )
         .unwrap();
     assert_digest_recomputes(&session, &agg, &msgs, &tweaks, Some(&point));
     let status = run_session(

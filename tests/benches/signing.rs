@@ -27,8 +27,7 @@ use sigil_client::musig2::{ExpectedSession, verify_bip340};
 use sigil_client::{AttestedEnclave, Client, OwnerKey, SignerKey};
 use sigil_e2e::deployment::Deployment;
 use sigil_protocol::musig2::{
-    AggregateView, CreateAggregateRequest, CreateSessionRequest, MessageView, ParticipantSpec,
-    SessionView, TweakKind, TweakSpec,
+    AggregateView, MessageView, ParticipantSpec, SessionView, TweakKind, TweakSpec,
 };
 use sigil_protocol::wire::{Hex, HexBytes};
 use sigil_signing::{
@@ -39,9 +38,9 @@ use sigil_signing::{
 mod release;
 use release::{attest, enclave_bin, profile_dir, shim_bin};
 
-/// Sessions through the API live this long (seconds, so 2 to 3 s): the enclave keeps a
-/// completed session until its expiry and holds at most `MAX_SESSIONS`, so the bench lets each
-/// phase's sessions expire before the next one starts.
+/// Sessions through the API live this long (seconds, so 2 to 3 s). A completed session frees
+/// its slot at once (the enclave keeps at most `MAX_FINISHED_SESSIONS` results), so the wait
+/// between phases only keeps one phase's leftovers out of the next one's numbers.
 const SESSION_TTL: u64 = 3;
 
 /// Waits until every API session created so far has expired (the enclave prunes them on the
@@ -116,7 +115,8 @@ fn setup_http(c: &Client, e: &AttestedEnclave, p: &Parties) -> AggregateView {
     let k2 = c.musig2_generate_key(e, &p.bob).expect("generate a key");
     c.musig2_create_aggregate(
         e,
-        &CreateAggregateRequest {
+        &p.alice,
+        &sigil_client::musig2::AggregateSpec {
             participants: vec![
                 ParticipantSpec::Held(k1.id),
                 ParticipantSpec::Held(k2.id),
@@ -142,7 +142,7 @@ fn http_session(
 ) -> Duration {
     let msg_hex = HexBytes(msg.to_vec());
     let start = Instant::now();
-    let request = CreateSessionRequest {
+    let request = sigil_client::musig2::SessionSpec {
         aggregate: agg.id,
         messages: vec![MessageView {
             message: msg_hex,
@@ -152,7 +152,7 @@ fn http_session(
         expires_at: now() + SESSION_TTL,
     };
     let s: SessionView = c
-        .musig2_create_session(e, &request)
+        .musig2_create_session(e, &p.alice, &request)
         .expect("create a session");
     // The external signer joins (fresh nonces) and sends its nonces.
     let mut part = p.external.join(&s).expect("join");
@@ -209,6 +209,7 @@ fn setup_local(p: &Parties) -> (Engine<MemoryRecords>, AggregateInfo) {
                 order: KeyOrder::AsGiven,
                 tweaks: vec![Tweak::TaprootUnspendable],
             },
+            &p.alice.x_only(),
             now(),
         )
         .unwrap();
@@ -263,6 +264,7 @@ fn local_session(
             adaptor_point: None,
             expires_at: t + 600,
         },
+        &p.alice.x_only(),
         t,
     ))
     .expect("create a session");

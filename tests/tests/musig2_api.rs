@@ -13,13 +13,13 @@ use std::time::{Duration, Instant};
 
 use common::{api_error, attest_local as attest, now, target_dir};
 use sigil_client::musig2::{
-    ExpectedKey, ExpectedSession, complete_adaptor_signature, verify_bip340,
+    AggregateSpec, ExpectedKey, ExpectedSession, SessionSpec, complete_adaptor_signature,
+    verify_bip340,
 };
 use sigil_client::{AttestedEnclave, Client, OwnerKey, SignerKey};
 use sigil_e2e::deployment::{Deployment, LocalEnclave};
 use sigil_protocol::musig2::{
-    AggregateView, CreateAggregateRequest, CreateSessionRequest, KeyOrder, MessageView,
-    ParticipantSpec, SessionView, TweakKind, TweakSpec,
+    AggregateView, KeyOrder, MessageView, ParticipantSpec, SessionView, TweakKind, TweakSpec,
 };
 use sigil_protocol::wire::{Hex, HexBytes, Point};
 
@@ -63,8 +63,8 @@ fn session_request(
     n: u8,
     adaptor_point: Option<Point>,
     ttl: u64,
-) -> CreateSessionRequest {
-    CreateSessionRequest {
+) -> SessionSpec {
+    SessionSpec {
         aggregate: agg.id,
         messages: messages(n),
         adaptor_point,
@@ -88,8 +88,15 @@ fn expected(s: &SessionView, agg: &AggregateView) -> ExpectedSession {
     }
 }
 
-fn new_session(c: &Client, e: &AttestedEnclave, agg: &AggregateView, n: u8) -> SessionView {
-    c.musig2_create_session(e, &session_request(agg, n, None, 600))
+/// A session on `agg` created by `owner` (an approver).
+fn new_session(
+    c: &Client,
+    e: &AttestedEnclave,
+    owner: &OwnerKey,
+    agg: &AggregateView,
+    n: u8,
+) -> SessionView {
+    c.musig2_create_session(e, owner, &session_request(agg, n, None, 600))
         .expect("create a session")
 }
 
@@ -137,17 +144,46 @@ fn three_party_sessions_through_the_api_and_the_cli() {
     let k2 = c.musig2_import_key(&e, &bob, &imported).unwrap();
     assert_eq!(k2.public_key, imported.public_key());
     assert_eq!(k1.owner, alice.x_only());
-    let mut listed = c.musig2_list_keys(&e).unwrap();
-    listed.sort();
-    let mut want = vec![k1.id, k2.id];
-    want.sort();
-    assert_eq!(listed, want);
+    // Each owner lists and describes its own keys, and nobody else's.
+    assert_eq!(c.musig2_list_keys(&e, &alice).unwrap(), vec![k1.id]);
+    assert_eq!(c.musig2_list_keys(&e, &bob).unwrap(), vec![k2.id]);
+    assert!(c.musig2_list_keys(&e, &stranger).unwrap().is_empty());
+    let (status, code, _) = api_error(c.musig2_describe_key(&e, &stranger, &k1.id).unwrap_err());
+    assert_eq!((status, code.as_str()), (403, "not_owner"));
+    let (status, code, _) = api_error(
+        c.musig2_describe_key(&e, &stranger, &Hex([9; 16]))
+            .unwrap_err(),
+    );
+    assert_eq!((status, code.as_str()), (403, "not_owner"));
+
+    // Aggregates are signed by an owner of one of their held keys: junk of external keys
+    // only, or one signed by a stranger, is refused.
+    let junk = AggregateSpec {
+        participants: vec![ParticipantSpec::External(Hex(external.public_key()))],
+        order: KeyOrder::AsGiven,
+        tweaks: vec![],
+    };
+    let (status, code, _) = api_error(c.musig2_create_aggregate(&e, &alice, &junk).unwrap_err());
+    assert_eq!((status, code.as_str()), (400, "no_held_participant"));
+    let theirs = AggregateSpec {
+        participants: vec![
+            ParticipantSpec::Held(k1.id),
+            ParticipantSpec::External(Hex(external.public_key())),
+        ],
+        ..junk.clone()
+    };
+    let (status, code, _) = api_error(
+        c.musig2_create_aggregate(&e, &stranger, &theirs)
+            .unwrap_err(),
+    );
+    assert_eq!((status, code.as_str()), (403, "not_owner"));
 
     // 2 held + 1 external, BIP-86-style taproot output.
     let agg = c
         .musig2_create_aggregate(
             &e,
-            &CreateAggregateRequest {
+            &alice,
+            &AggregateSpec {
                 participants: vec![
                     ParticipantSpec::Held(k1.id),
                     ParticipantSpec::Held(k2.id),
@@ -165,7 +201,13 @@ fn three_party_sessions_through_the_api_and_the_cli() {
     assert_eq!(agg.participants[2].key_id, None);
 
     // --- a batch session, completed ---
-    let s = new_session(&c, &e, &agg, 2);
+    // Creating a session needs an approver's signature.
+    let (status, code, _) = api_error(
+        c.musig2_create_session(&e, &stranger, &session_request(&agg, 1, None, 600))
+            .unwrap_err(),
+    );
+    assert_eq!((status, code.as_str()), (403, "not_an_approver"));
+    let s = new_session(&c, &e, &bob, &agg, 2);
     assert_eq!(s.status.state, "waiting_for_approvals");
     let mut approvers = s.approvers.clone();
     approvers.sort();
@@ -222,7 +264,7 @@ fn three_party_sessions_through_the_api_and_the_cli() {
     assert_signed(&c.musig2_session(&e, &s.id).unwrap(), &agg);
 
     // --- a bad partial signature fails the session and names the signer ---
-    let s = new_session(&c, &e, &agg, 1);
+    let s = new_session(&c, &e, &alice, &agg, 1);
     c.musig2_approve(&e, &alice, &s, &expected(&s, &agg))
         .unwrap();
     c.musig2_approve(&e, &bob, &s, &expected(&s, &agg)).unwrap();
@@ -248,7 +290,7 @@ fn three_party_sessions_through_the_api_and_the_cli() {
     assert!(st.signatures.is_empty());
 
     // --- a restart mid-session: the session is gone, keys and aggregate are not ---
-    let s = new_session(&c, &e, &agg, 1);
+    let s = new_session(&c, &e, &alice, &agg, 1);
     c.musig2_approve(&e, &alice, &s, &expected(&s, &agg))
         .unwrap();
     c.musig2_approve(&e, &bob, &s, &expected(&s, &agg)).unwrap();
@@ -267,10 +309,15 @@ fn three_party_sessions_through_the_api_and_the_cli() {
             .unwrap_err(),
     );
     assert_eq!(status, 404);
-    assert_eq!(c.musig2_describe_key(&e, &k1.id).unwrap(), k1);
-    assert_eq!(c.musig2_describe_key(&e, &k2.id).unwrap(), k2);
-    assert_eq!(c.musig2_describe_aggregate(&e, &agg.id).unwrap(), agg);
-    assert_eq!(c.musig2_list_aggregates(&e).unwrap(), vec![agg.id]);
+    assert_eq!(c.musig2_describe_key(&e, &alice, &k1.id).unwrap(), k1);
+    assert_eq!(c.musig2_describe_key(&e, &bob, &k2.id).unwrap(), k2);
+    assert_eq!(c.musig2_describe_aggregate(&e, &bob, &agg.id).unwrap(), agg);
+    assert_eq!(c.musig2_list_aggregates(&e, &alice).unwrap(), vec![agg.id]);
+    let (status, code, _) = api_error(
+        c.musig2_describe_aggregate(&e, &stranger, &agg.id)
+            .unwrap_err(),
+    );
+    assert_eq!((status, code.as_str()), (403, "not_owner"));
 
     // --- after the restart, a session driven entirely by the CLI signs with the same keys ---
     let (alice_file, bob_file, ext_file) = (
@@ -295,6 +342,8 @@ fn three_party_sessions_through_the_api_and_the_cli() {
         &agg.id.to_string(),
         "--message",
         &msg,
+        "--owner-key",
+        &alice_file,
     ]);
     let sid = created["id"].as_str().unwrap().to_string();
     let session: Hex<32> = sid.parse().unwrap();
@@ -364,6 +413,7 @@ fn three_party_sessions_through_the_api_and_the_cli() {
     let s = c
         .musig2_create_session(
             &e,
+            &alice,
             &session_request(&agg, 1, Some(Hex(adaptor.public_key())), 600),
         )
         .unwrap();
@@ -398,7 +448,7 @@ fn three_party_sessions_through_the_api_and_the_cli() {
 
     // --- an expired session ends with a clear state and no signature ---
     let s = c
-        .musig2_create_session(&e, &session_request(&agg, 1, None, 2))
+        .musig2_create_session(&e, &alice, &session_request(&agg, 1, None, 2))
         .unwrap();
     c.musig2_approve(&e, &alice, &s, &expected(&s, &agg))
         .unwrap();
@@ -419,11 +469,11 @@ fn three_party_sessions_through_the_api_and_the_cli() {
     let (status, code, _) = api_error(c.musig2_delete_key(&e, &alice, &k2.id).unwrap_err());
     assert_eq!((status, code.as_str()), (401, "bad_signature"));
     c.musig2_delete_key(&e, &bob, &k2.id).unwrap();
-    let (status, _, _) = api_error(c.musig2_describe_key(&e, &k2.id).unwrap_err());
-    assert!(status == 404 || status == 410, "{status}");
+    let (status, _, _) = api_error(c.musig2_describe_key(&e, &bob, &k2.id).unwrap_err());
+    assert!(status == 403 || status == 410, "{status}");
     // A session on the aggregate now cannot get the deleted key.
     let (status, _, _) = api_error(
-        c.musig2_create_session(&e, &session_request(&agg, 1, None, 600))
+        c.musig2_create_session(&e, &alice, &session_request(&agg, 1, None, 600))
             .unwrap_err(),
     );
     assert!(status == 404 || status == 410, "{status}");
@@ -447,7 +497,8 @@ fn the_cli_refuses_a_session_without_the_expected_adaptor_point() {
     let agg = c
         .musig2_create_aggregate(
             &e,
-            &CreateAggregateRequest {
+            &alice,
+            &AggregateSpec {
                 participants: vec![
                     ParticipantSpec::Held(k.id),
                     ParticipantSpec::External(Hex(carol.public_key())),
@@ -459,10 +510,10 @@ fn the_cli_refuses_a_session_without_the_expected_adaptor_point() {
         .unwrap();
     let adaptor = Hex(SignerKey::generate().unwrap().public_key());
     let intended = c
-        .musig2_create_session(&e, &session_request(&agg, 1, Some(adaptor), 600))
+        .musig2_create_session(&e, &alice, &session_request(&agg, 1, Some(adaptor), 600))
         .unwrap();
     let decoy = c
-        .musig2_create_session(&e, &session_request(&agg, 1, None, 600))
+        .musig2_create_session(&e, &alice, &session_request(&agg, 1, None, 600))
         .unwrap();
     assert_eq!(intended.messages, decoy.messages);
 
@@ -539,7 +590,7 @@ fn without_sealed_state_key_operations_answer_503() {
     let owner = OwnerKey::generate().unwrap();
     let (status, code, _) = api_error(c.musig2_generate_key(&e, &owner).unwrap_err());
     assert_eq!((status, code.as_str()), (503, "sealing_disabled"));
-    let (status, code, _) = api_error(c.musig2_list_aggregates(&e).unwrap_err());
+    let (status, code, _) = api_error(c.musig2_list_aggregates(&e, &owner).unwrap_err());
     assert_eq!((status, code.as_str()), (503, "sealing_disabled"));
     // Sessions are in memory, but an unknown one is still a clear 404.
     let (status, code, _) = api_error(c.musig2_session(&e, &Hex([0; 32])).unwrap_err());
@@ -575,7 +626,7 @@ fn a_replayed_key_import_returns_the_first_key_and_stores_no_copy() {
     let (c, e) = attest(&d.endpoint());
     let owner = OwnerKey::generate().unwrap();
     let not_after = now() + 300;
-    let import = |secret: &SignerKey, request_id: [u8; 16]| {
+    let import = |c: &Client, e: &AttestedEnclave, secret: &SignerKey, request_id: [u8; 16]| {
         let digest = wire::request_digest(
             Op::ImportKey,
             &[&owner.x_only(), &secret.public_key(), &request_id],
@@ -589,22 +640,48 @@ fn a_replayed_key_import_returns_the_first_key_and_stores_no_copy() {
             signature: owner.sign(&digest).unwrap(),
         };
         // The same plaintext as a parent replaying the captured request would deliver.
-        c.call::<sigil_protocol::endpoint::KeyImport>(&e, &req)
+        c.call::<sigil_protocol::endpoint::KeyImport>(e, &req)
     };
     let secret = SignerKey::generate().unwrap();
-    let first = import(&secret, [5; 16]).unwrap();
-    let replayed = import(&secret, [5; 16]).unwrap();
+    let first = import(&c, &e, &secret, [5; 16]).unwrap();
+    let replayed = import(&c, &e, &secret, [5; 16]).unwrap();
     assert_eq!(replayed.id, first.id);
-    assert_eq!(c.musig2_list_keys(&e).unwrap(), vec![first.id]);
+    assert_eq!(c.musig2_list_keys(&e, &owner).unwrap(), vec![first.id]);
 
     // The same request id cannot carry another secret.
     let (status, code, _) =
-        api_error(import(&SignerKey::generate().unwrap(), [5; 16]).unwrap_err());
+        api_error(import(&c, &e, &SignerKey::generate().unwrap(), [5; 16]).unwrap_err());
     assert_eq!((status, code.as_str()), (409, "request_reused"));
 
     // Once deleted, a replay does not bring the key back.
+    let key_file = d.dir.join("state").join(format!("b_seal~key~{}", first.id));
+    let old_blob = std::fs::read(&key_file).unwrap();
     c.musig2_delete_key(&e, &owner, &first.id).unwrap();
-    let (status, code, _) = api_error(import(&secret, [5; 16]).unwrap_err());
+    let (status, code, _) = api_error(import(&c, &e, &secret, [5; 16]).unwrap_err());
     assert_eq!((status, code.as_str()), (410, "deleted"));
-    assert!(c.musig2_list_keys(&e).unwrap().is_empty());
+    assert!(c.musig2_list_keys(&e, &owner).unwrap().is_empty());
+
+    // Nor does a reboot: the sealed tombstone says so.
+    d.kill_enclave();
+    start_ready(&mut d);
+    let (c, e) = attest(&d.endpoint());
+    let (status, code, _) = api_error(import(&c, &e, &secret, [5; 16]).unwrap_err());
+    assert_eq!((status, code.as_str()), (410, "deleted"));
+    assert!(c.musig2_list_keys(&e, &owner).unwrap().is_empty());
+
+    // A parent that stores the old sealed record again (as a new write, at the next version)
+    // gets it refused: the seal carries the version it was written at.
+    let tomb = std::fs::read(&key_file).unwrap();
+    let version = u64::from_be_bytes(tomb[8..16].try_into().unwrap());
+    let mut replayed = old_blob.clone();
+    replayed[8..16].copy_from_slice(&(version + 1).to_be_bytes());
+    d.kill_shim();
+    std::fs::write(&key_file, &replayed).unwrap();
+    d.start_shim();
+    d.kill_enclave();
+    start_ready(&mut d);
+    let (c, e) = attest(&d.endpoint());
+    let (status, code, message) = api_error(import(&c, &e, &secret, [5; 16]).unwrap_err());
+    assert_eq!((status, code.as_str()), (502, "record_store_failed"));
+    assert!(message.contains("version"), "{message}");
 }

@@ -14,7 +14,7 @@ use std::str::FromStr;
 
 use musig2::secp::Point as CurvePoint;
 use sigil_protocol::musig2::{
-    AggregateView, CreateSessionRequest, MessageView, SessionView, TweakSpec,
+    AggregateView, MessageView, SessionView, TweakSpec,
 };
 use sigil_protocol::wire::{Hex32, Id, Point};
 use sigil_signing::{DigestInput, MessageSpec, SessionId, Tweak, session_digest};
@@ -99,7 +99,7 @@ impl ExpectedSession {
     pub fn of_request(
         session: Hex32,
         aggregate: &AggregateView,
-        request: &CreateSessionRequest,
+        request: &super::SessionSpec,
     ) -> ExpectedSession {
         ExpectedSession {
             session,

@@ -108,10 +108,10 @@ impl App {
                 pipeline::sealed::<ep::KeyImport>(self, req, |r| musig.import_key(r, now))
             }
             ep::KeyList::ROUTE => {
-                pipeline::sealed::<ep::KeyList>(self, req, |r| musig.list_keys(r))
+                pipeline::sealed::<ep::KeyList>(self, req, |r| musig.list_keys(r, now))
             }
             ep::KeyDescribe::ROUTE => {
-                pipeline::sealed::<ep::KeyDescribe>(self, req, |r| musig.describe_key(r))
+                pipeline::sealed::<ep::KeyDescribe>(self, req, |r| musig.describe_key(r, now))
             }
             ep::KeyDelete::ROUTE => {
                 pipeline::sealed::<ep::KeyDelete>(self, req, |r| musig.delete_key(r, now))
@@ -120,11 +120,11 @@ impl App {
                 musig.create_aggregate(r, now)
             }),
             ep::AggregateList::ROUTE => {
-                pipeline::sealed::<ep::AggregateList>(self, req, |r| musig.list_aggregates(r))
+                pipeline::sealed::<ep::AggregateList>(self, req, |r| musig.list_aggregates(r, now))
             }
             ep::AggregateDescribe::ROUTE => {
                 pipeline::sealed::<ep::AggregateDescribe>(self, req, |r| {
-                    musig.describe_aggregate(r)
+                    musig.describe_aggregate(r, now)
                 })
             }
             ep::AggregateDelete::ROUTE => pipeline::sealed::<ep::AggregateDelete>(self, req, |r| {

@@ -13,22 +13,31 @@
 //!   reach the API (the parent included) binding keys to an owner who did not ask, or
 //!   destroying someone's key. An imported secret arrives only inside the encapsulated body.
 //! - **Using a held key** needs its owner's approval of the session digest, checked by the
-//!   engine (`Session::approve`); this layer passes the signature through untouched. Creating a
-//!   session or an aggregate grants nothing, so it is open: it only names keys.
-//! - **Deleting an aggregate** needs the signature of the owner of one of its held keys;
-//!   **aborting a session** that of one of its approvers. Threat: a stranger destroying or
-//!   cancelling what others depend on.
+//!   engine (`Session::approve`); this layer passes the signature through untouched. The
+//!   secret key record is opened only then (descriptions use the key's public record).
+//! - **Creating an aggregate** needs the signature of the owner of one of its held keys, and
+//!   counts against that owner's quota; **creating a session** needs an approver's signature,
+//!   and counts against its sessions in flight (threat: anyone filling the sealed store or the
+//!   session table). A counterparty without a key here asks an owner to create the session.
+//! - **Deleting an aggregate** needs the signature of its creator or of the owner of one of
+//!   its held keys; **aborting a session** that of one of its approvers. Threat: a stranger
+//!   destroying or cancelling what others depend on.
 //! - **External participants** are not authenticated here: they are authenticated by their
 //!   MuSig2 partial signatures, which the engine verifies with BIP-327 `PartialSigVerify`
 //!   before aggregating. Whoever submits nonces under an external index without that
 //!   participant's secret key cannot produce a valid partial signature for them, so the worst
 //!   they can do is make the session fail, and the failure names the signer index.
-//! - **Reading** (list, describe, status, nonces, round) is public information; the answers
-//!   are still sealed, so the relaying parent can neither read nor forge them.
-//! - **Denial of service** stays possible for anyone who can reach the API (the parent can
-//!   simply drop traffic anyway): sessions are open to create, so `MAX_SESSIONS` live sessions
-//!   (each for at most `MAX_SESSION_TTL_SECS`) exhaust the table and further creates answer
-//!   429 until they expire; external nonces can be front-run as described above.
+//! - **Reading keys and aggregates** (list, describe) needs the owner's signature: an owner
+//!   lists only its own (threat: an anonymous reader enumerating owners and linking them to
+//!   output keys). **Session reads** (status, nonces, round) need the session id, 32 random
+//!   bytes its creator hands to the approvers and co-signers (who may hold no owner key).
+//!   Answers are sealed, so the relaying parent can neither read nor forge them.
+//! - **Denial of service**: finished sessions free their slot at once; in flight, an owner
+//!   holds at most `MAX_SESSIONS_PER_OWNER`, an aggregate `MAX_SESSIONS_PER_AGGREGATE`, all
+//!   together `MAX_SESSIONS`, and unapproved sessions expire after
+//!   `UNAPPROVED_SESSION_TTL_SECS`. Anyone can still mint owner keys, so many owners together
+//!   can fill the table (until their sessions expire); the parent can simply drop traffic
+//!   anyway. External nonces can be front-run as described above.
 //!
 //! Every size is bounded: the body by [`body_limit`] (checked before HPKE opens it), and
 //! counts and lengths by the engine (`MAX_PARTICIPANTS`, `MAX_TWEAKS`, `MAX_MESSAGES`,
@@ -122,8 +131,12 @@ pub struct SealedRecords {
 fn blob_of(name: &str) -> Result<(Kind, &str), RecordStoreError> {
     if let Some(id) = name.strip_prefix("key/") {
         Ok((Kind::Key, id))
+    } else if let Some(id) = name.strip_prefix("keyinfo/") {
+        Ok((Kind::KeyInfo, id))
     } else if let Some(id) = name.strip_prefix("agg/") {
         Ok((Kind::AggregateKey, id))
+    } else if let Some(id) = name.strip_prefix("owner/") {
+        Ok((Kind::OwnerIndex, id))
     } else {
         Err(RecordStoreError(format!(
             "no sealed kind for record {name:?}"
@@ -191,7 +204,7 @@ pub struct Musig2Api {
     engine: Engine<SealedRecords>,
     sealing: Arc<Sealing>,
     /// Bounded like the engine's sessions: entries are added only for sessions the engine
-    /// accepted (at most `MAX_SESSIONS` live) and pruned at their expiry.
+    /// accepted, and dropped once the engine forgets them or they expire.
     described: Mutex<HashMap<SessionId, SessionView>>,
 }
 
@@ -207,35 +220,65 @@ impl Musig2Api {
         }
     }
 
-    pub fn list_keys(&self, _: ListRequest) -> Result<IdList, ApiError> {
+    /// The owner's keys, from its index.
+    pub fn list_keys(&self, r: ListRequest, now: u64) -> Result<IdList, ApiError> {
+        let owner = owner_key(&r.owner)?;
+        let d = wire::request_digest(Op::ListKeys, &[&owner], r.not_after);
+        check_owner_signature(&owner, &d, &r.signature, r.not_after, now)?;
         self.need_sealing()?;
-        let ids = self.engine.list_keys()?;
+        let ids = self.engine.list_keys(&owner)?;
         Ok(IdList {
             ids: ids.iter().map(|i| Hex(i.0)).collect(),
         })
     }
 
-    pub fn describe_key(&self, IdRequest { id }: IdRequest) -> Result<KeyView, ApiError> {
+    /// A key's public facts, for its owner. Someone else gets the same `not_owner` whether or
+    /// not the id exists.
+    pub fn describe_key(&self, r: IdRequest, now: u64) -> Result<KeyView, ApiError> {
+        let owner = owner_key(&r.owner)?;
+        let d = wire::request_digest(Op::DescribeKey, &[&r.id.0, &owner], r.not_after);
+        check_owner_signature(&owner, &d, &r.signature, r.not_after, now)?;
         self.need_sealing()?;
-        Ok(key_view(&self.engine.describe_key(&KeyId(id.0))?))
+        match self.engine.describe_key(&KeyId(r.id.0)) {
+            Ok(info) if info.owner == owner => Ok(key_view(&info)),
+            Ok(_) | Err(Error::UnknownKey(_)) => Err(not_yours()),
+            Err(e) => Err(e.into()),
+        }
     }
 
-    pub fn list_aggregates(&self, _: ListRequest) -> Result<IdList, ApiError> {
+    /// The aggregates the owner created, from its index.
+    pub fn list_aggregates(&self, r: ListRequest, now: u64) -> Result<IdList, ApiError> {
+        let owner = owner_key(&r.owner)?;
+        let d = wire::request_digest(Op::ListAggregates, &[&owner], r.not_after);
+        check_owner_signature(&owner, &d, &r.signature, r.not_after, now)?;
         self.need_sealing()?;
-        let ids = self.engine.list_aggregates()?;
+        let ids = self.engine.list_aggregates(&owner)?;
         Ok(IdList {
             ids: ids.iter().map(|i| Hex(i.0)).collect(),
         })
     }
 
-    pub fn describe_aggregate(
-        &self,
-        IdRequest { id }: IdRequest,
-    ) -> Result<AggregateView, ApiError> {
+    /// An aggregate, for its creator or the owner of one of its held keys.
+    pub fn describe_aggregate(&self, r: IdRequest, now: u64) -> Result<AggregateView, ApiError> {
+        let owner = owner_key(&r.owner)?;
+        let d = wire::request_digest(Op::DescribeAggregate, &[&r.id.0, &owner], r.not_after);
+        check_owner_signature(&owner, &d, &r.signature, r.not_after, now)?;
         self.need_sealing()?;
-        Ok(aggregate_view(
-            &self.engine.describe_aggregate(&AggregateId(id.0))?,
-        ))
+        match self.engine.describe_aggregate(&AggregateId(r.id.0)) {
+            Ok(info) if self.has_a_say(&info, &owner) => Ok(aggregate_view(&info)),
+            Ok(_) | Err(Error::UnknownAggregate(_)) => Err(not_yours()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Whether `owner` created the aggregate or owns one of its held keys still present.
+    fn has_a_say(&self, info: &AggregateInfo, owner: &[u8; 32]) -> bool {
+        info.creator == *owner
+            || info.participants.iter().filter_map(|p| p.held).any(|k| {
+                self.engine
+                    .describe_key(&k)
+                    .is_ok_and(|i| i.owner == *owner)
+            })
     }
 
     pub fn session_status(&self, r: SessionRef, now: u64) -> Result<SessionView, ApiError> {
@@ -387,6 +430,13 @@ impl Musig2Api {
             .iter()
             .map(tweak_of)
             .collect::<Result<Vec<_>, _>>()?;
+        let owner = owner_key(&r.owner)?;
+        let d = wire::request_digest(
+            Op::CreateAggregate,
+            &[&owner, &r.signed_spec()],
+            r.not_after,
+        );
+        check_owner_signature(&owner, &d, &r.signature, r.not_after, now)?;
         self.need_sealing()?;
         let info = self.engine.create_aggregate(
             &AggregateSpec {
@@ -394,6 +444,7 @@ impl Musig2Api {
                 order,
                 tweaks,
             },
+            &owner,
             now,
         )?;
         Ok(aggregate_view(&info))
@@ -406,22 +457,18 @@ impl Musig2Api {
     ) -> Result<Deleted, ApiError> {
         let id = AggregateId(r.id.0);
         let owner = owner_key(&r.owner)?;
-        self.need_sealing()?;
-        let info = self.engine.describe_aggregate(&id)?;
-        // The owners of the held keys still present; a deleted key's owner has no say.
-        let is_owner = info
-            .participants
-            .iter()
-            .filter_map(|p| p.held)
-            .any(|k| self.engine.describe_key(&k).is_ok_and(|i| i.owner == owner));
-        if !is_owner {
-            return Err(refuse(
-                Code::NotOwner,
-                "the owner does not own any held key of this aggregate",
-            ));
-        }
         let d = wire::request_digest(Op::DeleteAggregate, &[&id.0, &owner], r.not_after);
         check_owner_signature(&owner, &d, &r.signature, r.not_after, now)?;
+        self.need_sealing()?;
+        let info = self.engine.describe_aggregate(&id)?;
+        // Its creator, or the owner of a held key still present; a deleted key's owner has no
+        // say.
+        if !self.has_a_say(&info, &owner) {
+            return Err(refuse(
+                Code::NotOwner,
+                "the owner neither created this aggregate nor owns any of its held keys",
+            ));
+        }
         self.engine.delete_aggregate(&id)?;
         Ok(Deleted {
             id: r.id,
@@ -451,6 +498,10 @@ impl Musig2Api {
             .map(|m| MessageSpec::try_from(m).map_err(tweak_error))
             .collect::<Result<Vec<_>, ApiError>>()?;
         let adaptor_point = r.adaptor_point.map(|p| p.0);
+        // See `Engine::create_session` for why creation is signed by an approver.
+        let owner = owner_key(&r.owner)?;
+        let d = wire::request_digest(Op::CreateSession, &[&owner, &r.signed_spec()], r.not_after);
+        check_owner_signature(&owner, &d, &r.signature, r.not_after, now)?;
         self.need_sealing()?;
         let agg = self.engine.describe_aggregate(&aggregate)?;
         let info = self.engine.create_session(
@@ -460,6 +511,7 @@ impl Musig2Api {
                 adaptor_point,
                 expires_at: r.expires_at,
             },
+            &owner,
             now,
         )?;
         let view = SessionView {
@@ -477,7 +529,9 @@ impl Musig2Api {
             status: status_view(&info.status),
         };
         let mut described = self.lock_described();
-        described.retain(|_, v| v.expires_at > now);
+        // Only what the engine still holds (live or among its finished sessions): the two
+        // tables stay the same size.
+        described.retain(|id, v| v.expires_at > now && self.engine.knows_session(id));
         described.insert(info.id, view.clone());
         Ok(view)
     }
@@ -535,6 +589,12 @@ fn owner_key(owner: &Hex32) -> Result<[u8; 32], ApiError> {
         ));
     }
     Ok(owner.0)
+}
+
+/// The answer to a read of something that is not the signer's (or does not exist): the same
+/// either way, so that signing with a fresh key does not probe which ids exist.
+fn not_yours() -> ApiError {
+    refuse(Code::NotOwner, "no such id among the signing owner's")
 }
 
 fn tweak_error(e: TweakError) -> ApiError {
@@ -677,6 +737,8 @@ mod tests {
     fn record_names_map_to_sealed_kinds() {
         assert_eq!(blob_of("key/00ff").unwrap(), (Kind::Key, "00ff"));
         assert_eq!(blob_of("agg/01").unwrap(), (Kind::AggregateKey, "01"));
+        assert_eq!(blob_of("keyinfo/02").unwrap(), (Kind::KeyInfo, "02"));
+        assert_eq!(blob_of("owner/03").unwrap(), (Kind::OwnerIndex, "03"));
         assert!(blob_of("session/01").is_err());
     }
 }

@@ -106,6 +106,10 @@ pub enum Kind {
     Counter = 5,
     /// A vault entry: its owner's public key and the value.
     Secret = 6,
+    /// A held key's public facts (id, public key, owner), read without opening the secret.
+    KeyInfo = 7,
+    /// An owner's index of its MuSig2 keys and aggregates.
+    OwnerIndex = 8,
 }
 
 impl Kind {
@@ -117,6 +121,8 @@ impl Kind {
             4 => Kind::DataKeyCiphertext,
             5 => Kind::Counter,
             6 => Kind::Secret,
+            7 => Kind::KeyInfo,
+            8 => Kind::OwnerIndex,
             _ => return None,
         })
     }
@@ -134,6 +140,8 @@ impl Kind {
             Kind::DataKeyCiphertext => "data_key_ciphertext",
             Kind::Counter => "counter",
             Kind::Secret => "secret",
+            Kind::KeyInfo => "key_info",
+            Kind::OwnerIndex => "owner_index",
         }
     }
 }

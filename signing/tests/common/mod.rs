@@ -83,6 +83,7 @@ pub fn held_and_external(
                 order,
                 tweaks: vec![],
             },
+            &engine.describe_key(&held).unwrap().owner,
             NOW,
         )
         .unwrap()
@@ -342,4 +343,11 @@ pub fn assert_all_valid(
 
 pub fn pubnonce_bytes(n: &PubNonce) -> [u8; 66] {
     n.to_bytes()
+}
+
+/// The owner of the aggregate's first held key: an approver, who may create its sessions.
+pub fn creator(engine: &Engine<MemoryRecords>, aggregate: AggregateId) -> [u8; 32] {
+    let agg = engine.describe_aggregate(&aggregate).unwrap();
+    let held = agg.participants.iter().find_map(|p| p.held).unwrap();
+    engine.describe_key(&held).unwrap().owner
 }
