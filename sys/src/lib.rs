@@ -44,10 +44,12 @@ macro_rules! io_through_ref {
 }
 
 pub mod addr;
+pub mod fs;
 pub mod io;
 pub mod net;
 pub mod poll;
 pub mod process;
+pub mod sandbox;
 pub mod signals;
 pub mod vsock;
 

@@ -7,7 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{Enclave, bb, target_dir};
+use common::{DOORS, Enclave, assert_doors_shut, bb, hostile_bb, target_dir};
 use sigil_client::{Client, ClientError};
 use sigil_e2e::shim::Shim;
 use sigil_e2e::{fixture, workspace};
@@ -305,10 +305,12 @@ fn a_prover_over_its_memory_limit_fails_clearly_and_the_next_job_runs() {
 
 #[test]
 fn a_prover_over_its_time_limit_is_stopped_and_the_next_job_runs() {
-    // A real proof can finish within any limit a fast machine gives it, so the first `prove`
-    // goes to a bb that stalls (as a hostile or stuck input would make it) before doing the
-    // real work; every later call is bb itself.
+    // A real proof can finish within any limit a fast machine gives it, so proving `large`
+    // goes to a bb that stalls (as a hostile or stuck input would make it); every other call
+    // is bb itself.
     let sha = common::sha256_of_crs_points(32_769);
+    // A duration no other process on the machine sleeps for, to find this one.
+    let stall = format!("60.{}", std::process::id());
     let s = Setup::with_bb(
         "time",
         common::shared_crs(),
@@ -316,14 +318,24 @@ fn a_prover_over_its_time_limit_is_stopped_and_the_next_job_runs() {
         &sha,
         r#""time_limit_secs": 1"#,
         |dir| {
-            let wrapper = dir.join("stalling-bb");
-            let marker = dir.join("stalled-once");
+            // The sandbox shows bb's own directory (read-only) and nothing else of the host
+            // but the system directories: the wrapper, the real bb and the circuit it stalls
+            // on sit together. It stalls on `large` and runs bb for everything else.
+            let bin = dir.join("bin");
+            std::fs::create_dir_all(&bin).unwrap();
+            let real = bin.join("bb");
+            if std::fs::hard_link(bb(), &real).is_err() {
+                std::fs::copy(bb(), &real).unwrap();
+            }
+            std::fs::copy(fixture("large", "target.json"), bin.join("large.json")).unwrap();
+            let wrapper = bin.join("stalling-bb");
             std::fs::write(
                 &wrapper,
                 format!(
-                    "#!/bin/sh\nif [ \"$1\" = prove ] && [ ! -e '{m}' ]; then\n  : > '{m}'\n  exec /bin/sleep 60\nfi\nexec '{bb}' \"$@\"\n",
-                    m = marker.display(),
-                    bb = bb().display()
+                    // Shell built-ins only: the sandbox lets nothing fork.
+                    "#!/bin/sh\nif [ \"$1\" = prove ]; then\n  read -r a < \"$5\"; read -r b < '{large}'\n  [ \"$a\" = \"$b\" ] && exec /bin/sleep {stall}\nfi\nexec '{bb}' \"$@\"\n",
+                    large = bin.join("large.json").display(),
+                    bb = real.display(),
                 ),
             )
             .unwrap();
@@ -344,7 +356,27 @@ fn a_prover_over_its_time_limit_is_stopped_and_the_next_job_runs() {
         start.elapsed()
     );
     assert!(s.leftover_job_dirs().is_empty());
+    // The kill reached the stalled program itself (process 1 of the sandbox's PID namespace),
+    // not only the process the enclave started.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while stalled_processes(&stall) > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the stalled bb outlived its time limit"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     assert_proves(&s, "tiny");
+}
+
+/// Processes of this machine running `sleep STALL`.
+fn stalled_processes(stall: &str) -> usize {
+    let want = format!("/bin/sleep\0{stall}\0");
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| std::fs::read(e.path().join("cmdline")).is_ok_and(|c| c == want.as_bytes()))
+        .count()
 }
 
 #[test]
@@ -598,4 +630,47 @@ fn inputs_at_the_size_limit_prove_and_one_byte_more_is_refused() {
         Ok(_) => panic!("an oversized stack was accepted"),
     }
     assert!(s.leftover_job_dirs().is_empty());
+}
+
+#[test]
+fn a_hostile_prover_in_the_enclave_finds_every_door_shut() {
+    // The enclave runs the hostile stand-in as its bb, through the same sandbox as the real
+    // one. Its "circuit" names the doors to try: a stand-in for the NSM device, another job's
+    // witness and the enclave's own state, the enclave's and this test's processes.
+    let sha = common::sha256_of_crs_points(32_769);
+    let s = Setup::with_bb(
+        "hostile",
+        common::shared_crs(),
+        32_769,
+        &sha,
+        r#""time_limit_secs": 60"#,
+        |_| hostile_bb(),
+    );
+    s.wait_crs(true);
+    let state = std::env::temp_dir().join(format!("sigil-enclave-{}", s.enclave.pid()));
+    let other_job = state.join("jobs").join("another-job");
+    std::fs::create_dir_all(&other_job).unwrap();
+    std::fs::write(other_job.join("witness.gz"), b"another client's witness").unwrap();
+    let nsm = s.dir.join("nsm");
+    std::fs::write(&nsm, b"stand-in for /dev/nsm").unwrap();
+    let doors = serde_json::json!({
+        "nsm": ["/dev/nsm", nsm],
+        "secrets": [other_job.join("witness.gz")],
+        "pids": [s.enclave.pid(), std::process::id()],
+        "write_dirs": [state.join("jobs"), state.join("crs"), s.dir],
+    });
+    let (c, e) = attest(&s.endpoint());
+    let job = c
+        .prove_submit(
+            &e,
+            &serde_json::to_vec(&doors).unwrap(),
+            b"witness",
+            "default",
+        )
+        .unwrap();
+    let p = c
+        .prove_wait(&job, Duration::from_secs(120), |_| {})
+        .unwrap();
+    assert_doors_shut(&p.proof, DOORS);
+    assert!(s.leftover_job_dirs().iter().all(|d| d == &other_job));
 }

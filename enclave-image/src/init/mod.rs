@@ -1,7 +1,8 @@
 //! The PID-1 runtime: what `/init` does in the enclave image (on Nitro and in the QEMU
 //! harness) before and while it serves.
 //!
-//! Order: mount the pseudo file systems; switch logging to the bounded ring and the
+//! Order: mount the pseudo file systems, make `/dev/nsm` root's alone (0600) and the root
+//! file system read-only; switch logging to the bounded ring and the
 //! non-blocking console; start reaping; pick the NSM (real, or simulated in the harness, which
 //! is said loudly); wait for the kernel's entropy; read the measured configuration; start
 //! fetching the data key (in the background); bind the API; send the heartbeat; serve. Any failure logs its reason and powers the machine off:
@@ -61,6 +62,17 @@ fn boot(sigchld: Result<SignalSet, BootError>) -> Result<(), BootError> {
         "sigil-enclave {} starting as PID 1",
         env!("CARGO_PKG_VERSION")
     ));
+    // The NSM device is root's alone (threat: any other user of the image, such as the
+    // prover's sandbox user, asking it for attestations or randomness), and nothing on the
+    // root file system (the initramfs: /init, bb, libc) may change while the enclave serves
+    // (threat: a compromised child replacing bb or libc for later jobs). What the enclave
+    // writes lives on the separate tmpfs mounts /run and /tmp.
+    if let Err(e) = system::restrict_nsm(hardware_device()) {
+        mount_errors.push(e.to_string());
+    }
+    if let Err(e) = sigil_sys::fs::remount_read_only(std::path::Path::new("/")) {
+        mount_errors.push(format!("remounting / read-only: {e}"));
+    }
     if !mount_errors.is_empty() {
         return Err(BootError::Mount(mount_errors.join("; ")));
     }

@@ -104,6 +104,17 @@ pub fn mount(m: &Mount) -> io::Result<()> {
     Ok(())
 }
 
+/// Makes the NSM device (when there is one) mode 0600, owned by root.
+pub fn restrict_nsm(path: &str) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    if !std::path::Path::new(path).exists() {
+        return Ok(());
+    }
+    std::os::unix::fs::chown(path, Some(0), Some(0))
+        .and_then(|_| std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)))
+        .map_err(|e| io::Error::new(e.kind(), format!("{path}: {e}")))
+}
+
 /// The console, write-only and non-blocking: a console that cannot keep up must never stall
 /// PID 1 or the service.
 pub fn open_console() -> io::Result<File> {

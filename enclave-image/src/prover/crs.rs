@@ -158,6 +158,10 @@ pub fn load(
         return Err(e);
     }
     let file = dir.join(FILE_NAME);
+    // Read-only to everyone: every job's CRS directory links here, and the sandbox also
+    // shows the file through a read-only bind mount, so no bb can write the checked points.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&partial, std::fs::Permissions::from_mode(0o444)).map_err(io)?;
     std::fs::rename(&partial, &file).map_err(io)?;
     Ok(file)
 }

@@ -1,6 +1,8 @@
 //! Proving jobs: a bounded queue, a fixed number of workers, and `bb` run as a child process
 //! per job with its inputs in a private directory under memory-backed storage, a time limit
-//! and an address-space limit. Whatever happens, the job's directory is removed when the job
+//! and an address-space limit, inside the sandbox of `sigil_sys::sandbox` (its own user,
+//! namespaces, a read-only root where only the job directory is writable, a seccomp filter):
+//! bb parses anonymous clients' inputs, so it is treated as hostile. Whatever happens, the job's directory is removed when the job
 //! ends (inputs and outputs are the client's secrets), and a failure becomes a clear error in
 //! the sealed result, never a hang.
 //!
@@ -22,6 +24,7 @@ use sigil_protocol::prove::{
 };
 use sigil_protocol::wire::{Base64Bytes, Hex, Hex32, HexBytes, Id};
 use sigil_sys::process::{self, Rlimit};
+use sigil_sys::sandbox::{self, Sandbox};
 use sigil_sys::signals;
 use zeroize::Zeroizing;
 
@@ -40,7 +43,8 @@ const STDERR_TAIL: usize = 2048;
 
 #[derive(Clone, Debug)]
 pub struct Settings {
-    /// The `bb` binary.
+    /// The `bb` binary (an absolute path without symbolic links: the sandbox shows its
+    /// directory at the same path).
     pub bb: PathBuf,
     /// Its version, reported in results (and in the attestation's user_data).
     pub bb_version: String,
@@ -54,6 +58,8 @@ pub struct Settings {
     pub time_limit: Duration,
     /// Address-space limit of bb, bytes.
     pub memory_limit: u64,
+    /// Every bb runs in it.
+    pub sandbox: Sandbox,
 }
 
 /// What a client submits (decoded and bounded by the API).
@@ -134,14 +140,12 @@ pub struct Prover {
 impl Prover {
     /// Starts `settings.workers` worker threads.
     pub fn start(settings: Settings, crs: Arc<CrsService>) -> Result<Arc<Prover>, ProverError> {
+        let root = sandbox_root(&settings.work_dir);
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
-            .create(&settings.work_dir)
-            .map_err(|source| ProverError::Io {
-                path: settings.work_dir.clone(),
-                source,
-            })?;
+            .create(&root)
+            .map_err(|source| ProverError::Io { path: root, source })?;
         let p = Arc::new(Prover {
             settings,
             crs,
@@ -345,6 +349,7 @@ impl Prover {
             std::fs::DirBuilder::new()
                 .mode(0o700)
                 .create(&dir)
+                .and_then(|_| hand_over(&dir))
                 .map_err(|e| Failure::internal(format!("job directory: {e}")))?;
             let crs = self.job_crs_dir(&dir)?;
             match &input.work {
@@ -367,7 +372,8 @@ impl Prover {
     /// The job's own CRS directory: a link to the checked points. bb writes into its CRS
     /// directory (a lock file; for chonk the Grumpkin points it derives; points it downloads
     /// when it has too few), and none of that may touch the shared, checked copy or another
-    /// job.
+    /// job: the sandbox shows the checked file read-only (a read-only bind mount, and the
+    /// file is mode 0444, not bb's), so the link leads nowhere writable.
     fn job_crs_dir(&self, dir: &Path) -> Result<PathBuf, Failure> {
         let points = self
             .crs
@@ -378,6 +384,7 @@ impl Prover {
             .mode(0o700)
             .create(&crs)
             .and_then(|_| std::os::unix::fs::symlink(&points, crs.join("bn254_g1.dat")))
+            .and_then(|_| hand_over(&crs))
             .map_err(|e| Failure::internal(format!("job CRS directory: {e}")))?;
         Ok(crs)
     }
@@ -460,10 +467,10 @@ impl Prover {
             });
         }
         Ok(Output {
-            proof: read_output(&out.join("proof"))?,
-            public_inputs: Some(read_output(&out.join("public_inputs"))?),
-            vk: read_output(&out.join("vk"))?,
-            vk_hash: Some(read_output(&out.join("vk_hash"))?),
+            proof: read_output(dir, "out/proof")?,
+            public_inputs: Some(read_output(dir, "out/public_inputs")?),
+            vk: read_output(dir, "out/vk")?,
+            vk_hash: Some(read_output(dir, "out/vk_hash")?),
             circuit_size: size,
         })
     }
@@ -514,11 +521,11 @@ impl Prover {
         }
         let vk_hash = out.join("vk_hash");
         Ok(Output {
-            proof: read_output(&out.join("proof"))?,
+            proof: read_output(dir, "out/proof")?,
             public_inputs: None,
-            vk: read_output(&out.join("vk"))?,
+            vk: read_output(dir, "out/vk")?,
             vk_hash: if vk_hash.exists() {
-                Some(read_output(&vk_hash)?)
+                Some(read_output(dir, "out/vk_hash")?)
             } else {
                 None
             },
@@ -542,24 +549,18 @@ impl Prover {
         Ok(v["functions"][0]["circuit_size"].as_u64())
     }
 
-    /// Runs a bb subcommand with the limits; returns its stdout.
+    /// Runs a bb subcommand in the sandbox with the limits; returns its stdout.
     fn run(&self, cmd: &mut Command, dir: &Path, what: &str) -> Result<Vec<u8>, Failure> {
-        let stdout_path = dir.join(format!("{what}.stdout"));
-        let stderr_path = dir.join(format!("{what}.stderr"));
-        let file = |p: &Path| {
-            std::fs::File::create(p).map_err(|e| Failure::internal(format!("{}: {e}", p.display())))
-        };
-        let limit = self.settings.memory_limit;
-        cmd.current_dir(dir)
-            .stdin(Stdio::null())
-            .stdout(file(&stdout_path)?)
-            .stderr(file(&stderr_path)?)
-            .env_clear()
-            .env("HOME", dir);
-        process::set_rlimits_before_exec(cmd, &[Rlimit::AddressSpace(limit)]);
-        let status = run_with_limit(cmd, self.settings.time_limit)
+        let crs = self.crs.path();
+        let mut read_only = vec![self.bb_dir()];
+        read_only.extend(crs.as_deref());
+        let (stdout, stderr) = (
+            self.output_file(dir, what, "stdout")?,
+            self.output_file(dir, what, "stderr")?,
+        );
+        let status = run_sandboxed(&self.settings, cmd, dir, &read_only, &stdout, &stderr)
             .map_err(|e| Failure::internal(format!("starting bb: {e}")))?;
-        let stderr = tail(&stderr_path);
+        let stderr = tail(&stderr);
         match status {
             Exit::TimedOut => Err(Failure {
                 code: "time_limit",
@@ -569,8 +570,13 @@ impl Prover {
                 ),
                 circuit_size: None,
             }),
-            Exit::Code(0) => read_limited(&stdout_path, MAX_OUTPUT)
-                .map_err(|e| Failure::internal(format!("bb output: {e}"))),
+            Exit::Code(0) => {
+                use std::io::{Seek, SeekFrom};
+                let mut f = &stdout;
+                f.seek(SeekFrom::Start(0))
+                    .and_then(|_| read_limited(f, MAX_OUTPUT, "bb's output"))
+                    .map_err(|e| Failure::internal(format!("bb output: {e}")))
+            }
             Exit::Code(c) => Err(self.explain(classify(what, &format!("exit code {c}"), &stderr))),
             Exit::Signal(s) => {
                 let mut f = self.explain(classify(what, &format!("signal {s}"), &stderr));
@@ -585,6 +591,23 @@ impl Prover {
                 Err(f)
             }
         }
+    }
+
+    /// The directory holding bb, shown read-only in the sandbox.
+    fn bb_dir(&self) -> &Path {
+        self.settings.bb.parent().unwrap_or(Path::new("/"))
+    }
+
+    /// A file for bb's stdout or stderr in the job directory; the enclave keeps its own
+    /// handle and reads back through it.
+    fn output_file(&self, dir: &Path, what: &str, stream: &str) -> Result<std::fs::File, Failure> {
+        let p = dir.join(format!("{what}.{stream}"));
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&p)
+            .map_err(|e| Failure::internal(format!("{}: {e}", p.display())))
     }
 
     /// Names the configured limit in a memory failure, so the client knows what to change.
@@ -690,33 +713,48 @@ fn write_private(path: &Path, data: &[u8]) -> Result<(), Failure> {
         .mode(0o600)
         .open(path)
         .and_then(|mut f| f.write_all(data))
+        .and_then(|_| hand_over(path))
         .map_err(|e| Failure::internal(format!("{}: {e}", path.display())))
 }
 
-fn read_limited(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
+/// Gives `path` to the sandbox's user: bb reads its inputs and writes in its job directory
+/// as that user, and nothing else of the enclave belongs to it.
+fn hand_over(path: &Path) -> std::io::Result<()> {
+    std::os::unix::fs::lchown(path, Some(sandbox::SANDBOX_UID), Some(sandbox::SANDBOX_GID))
+}
+
+/// At most `max` bytes of `r`, or an error naming `what` if there are more.
+fn read_limited(r: impl Read, max: u64, what: &str) -> std::io::Result<Vec<u8>> {
     let mut out = Vec::new();
-    std::fs::File::open(path)?
-        .take(max + 1)
-        .read_to_end(&mut out)?;
+    r.take(max + 1).read_to_end(&mut out)?;
     if out.len() as u64 > max {
         return Err(std::io::Error::other(format!(
-            "{} is larger than {max} bytes",
-            path.display()
+            "{what} is larger than {max} bytes"
         )));
     }
     Ok(out)
 }
 
-fn read_output(path: &Path) -> Result<Vec<u8>, Failure> {
-    read_limited(path, MAX_OUTPUT)
-        .map_err(|e| Failure::internal(format!("bb wrote no {}: {e}", path.display())))
+/// A file bb wrote at `rel` in its job directory `dir`. Opened without following anything bb
+/// could have planted there (a link to another job's witness, a FIFO): see
+/// `sigil_sys::fs::open_regular_beneath`.
+fn read_output(dir: &Path, rel: &str) -> Result<Vec<u8>, Failure> {
+    sigil_sys::fs::open_regular_beneath(dir, Path::new(rel))
+        .and_then(|f| read_limited(f, MAX_OUTPUT, rel))
+        .map_err(|e| Failure::internal(format!("bb wrote no {rel}: {e}")))
 }
 
-/// The last [`STDERR_TAIL`] bytes of bb's stderr, as text.
-fn tail(path: &Path) -> String {
-    let data = std::fs::read(path).unwrap_or_default();
-    let start = data.len().saturating_sub(STDERR_TAIL);
-    String::from_utf8_lossy(&data[start..]).into_owned()
+/// The last [`STDERR_TAIL`] bytes of bb's stderr, as text (read through the enclave's own
+/// handle: bb may have replaced the file's name with anything).
+fn tail(mut f: &std::fs::File) -> String {
+    use std::io::{Seek, SeekFrom};
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let start = len.saturating_sub(STDERR_TAIL as u64);
+    let mut data = Vec::new();
+    let _ = f
+        .seek(SeekFrom::Start(start))
+        .and_then(|_| f.take(STDERR_TAIL as u64).read_to_end(&mut data));
+    String::from_utf8_lossy(&data).into_owned()
 }
 
 /// Keeps `id` among the finished jobs; when the ring is full the oldest finished job (and its
@@ -749,6 +787,48 @@ pub(crate) enum Exit {
     Code(i32),
     Signal(i32),
     TimedOut,
+}
+
+/// Runs bb's `cmd` in the sandbox, in `dir` (its job directory, the only writable place),
+/// with `read_only` shown, the address-space limit and the time limit.
+pub(crate) fn run_sandboxed(
+    settings: &Settings,
+    cmd: &mut Command,
+    dir: &Path,
+    read_only: &[&Path],
+    stdout: &std::fs::File,
+    stderr: &std::fs::File,
+) -> std::io::Result<Exit> {
+    cmd.current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(stdout.try_clone()?)
+        .stderr(stderr.try_clone()?)
+        .env_clear()
+        .env("HOME", dir);
+    process::set_rlimits_before_exec(cmd, &[Rlimit::AddressSpace(settings.memory_limit)]);
+    let root = sandbox_root(&settings.work_dir);
+    settings
+        .sandbox
+        .apply(
+            cmd,
+            &sandbox::Spec {
+                root: &root,
+                writable: dir,
+                read_only,
+            },
+        )
+        .map_err(std::io::Error::other)?;
+    run_with_limit(cmd, settings.time_limit)
+}
+
+/// The empty directory the sandbox's root is mounted on (in each run's own mount namespace),
+/// beside the job directories so that it is never taken for a job's.
+pub(crate) fn sandbox_root(work_dir: &Path) -> PathBuf {
+    let name = format!(
+        "{}.sandbox-root",
+        work_dir.file_name().unwrap_or_default().to_string_lossy()
+    );
+    work_dir.with_file_name(name)
 }
 
 /// Runs `cmd` to completion or kills it at `limit`. As PID 1 the reaper owns `waitpid`, so

@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use sigil_sys::sandbox::{SANDBOX_GID, SANDBOX_UID, Sandbox, SandboxError};
+
 use crate::boot::config::ProverConfig;
 use crs::CrsService;
 use jobs::{Prover, Settings};
@@ -27,6 +29,8 @@ pub enum ProverError {
     VersionFailed(PathBuf),
     #[error("prover worker: {0}")]
     Worker(#[source] std::io::Error),
+    #[error("prover sandbox: {0}")]
+    Sandbox(#[from] SandboxError),
 }
 
 fn io_at(path: &Path) -> impl FnOnce(std::io::Error) -> ProverError + '_ {
@@ -37,8 +41,9 @@ fn io_at(path: &Path) -> impl FnOnce(std::io::Error) -> ProverError + '_ {
 }
 
 /// Starts the proving jobs for `config`, with job directories under `work_dir`. `bb` (the
-/// configured path unless overridden in local mode) must answer `--version` first: a prover
-/// that cannot run is reported at once, not at the first job.
+/// configured path unless overridden in local mode) must answer `--version` in the sandbox
+/// first: a prover that cannot run is reported at once, not at the first job. Without the
+/// sandbox (not root) the prover does not start: bb never runs unsandboxed.
 pub fn start(
     config: &ProverConfig,
     crs: Arc<CrsService>,
@@ -46,22 +51,22 @@ pub fn start(
     bb_override: Option<PathBuf>,
 ) -> Result<Arc<Prover>, ProverError> {
     let bb = bb_override.unwrap_or_else(|| PathBuf::from(&config.bb_path));
+    // The sandbox shows bb's directory at its own path: no link may lead elsewhere.
+    let bb = std::fs::canonicalize(&bb).map_err(io_at(&bb))?;
+    let sandbox = Sandbox::new()?;
     std::fs::create_dir_all(work_dir).map_err(io_at(work_dir))?;
-    // Through a file, not a pipe: as PID 1 the reaper owns waitpid (see jobs::run_with_limit).
-    let out_path = work_dir.join("bb-version");
-    let out = std::fs::File::create(&out_path).map_err(io_at(&out_path))?;
-    let mut cmd = std::process::Command::new(&bb);
-    cmd.arg("--version")
-        .stdin(std::process::Stdio::null())
-        .stdout(out)
-        .stderr(std::process::Stdio::null());
-    let status = jobs::run_with_limit(&mut cmd, Duration::from_secs(30)).map_err(io_at(&bb))?;
-    let version = std::fs::read_to_string(&out_path).unwrap_or_default();
-    let _ = std::fs::remove_file(&out_path);
-    if !matches!(status, jobs::Exit::Code(0)) {
-        return Err(ProverError::VersionFailed(bb));
-    }
-    let version = version.trim().to_string();
+    let mut settings = Settings {
+        bb: bb.clone(),
+        bb_sha256: String::new(),
+        bb_version: String::new(),
+        work_dir: work_dir.to_path_buf(),
+        workers: config.workers.unwrap_or(1),
+        max_queue: config.max_queue.unwrap_or(8),
+        time_limit: Duration::from_secs(config.time_limit_secs.unwrap_or(600)),
+        memory_limit: config.memory_limit_mib.unwrap_or(8192) << 20,
+        sandbox,
+    };
+    let version = bb_version(&settings)?;
     // The hash of what will run, for the attestation's user_data (PCR0/PCR1 measure the same
     // bytes in the image; in local mode it is the only record of which bb ran).
     let bb_sha256 = {
@@ -78,15 +83,45 @@ pub fn start(
         }
         hex::encode(ctx.finish().as_ref())
     };
-    let settings = Settings {
-        bb,
-        bb_sha256,
-        bb_version: version.chars().take(64).collect(),
-        work_dir: work_dir.to_path_buf(),
-        workers: config.workers.unwrap_or(1),
-        max_queue: config.max_queue.unwrap_or(8),
-        time_limit: Duration::from_secs(config.time_limit_secs.unwrap_or(600)),
-        memory_limit: config.memory_limit_mib.unwrap_or(8192) << 20,
-    };
+    settings.bb_sha256 = bb_sha256;
+    settings.bb_version = version.chars().take(64).collect();
     Prover::start(settings, crs)
+}
+
+/// `bb --version`, run in the sandbox like every job (so a bb that cannot run there is
+/// reported at start).
+fn bb_version(settings: &Settings) -> Result<String, ProverError> {
+    let bb = &settings.bb;
+    let root = jobs::sandbox_root(&settings.work_dir);
+    std::fs::create_dir_all(&root).map_err(io_at(&root))?;
+    let dir = settings.work_dir.join("version");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir(&dir).map_err(io_at(&dir))?;
+    // Through a file, not a pipe: as PID 1 the reaper owns waitpid (see jobs::run_with_limit).
+    let out_path = dir.join("bb-version");
+    let run = || -> std::io::Result<(jobs::Exit, String)> {
+        std::os::unix::fs::lchown(&dir, Some(SANDBOX_UID), Some(SANDBOX_GID))?;
+        let out = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&out_path)?;
+        let mut cmd = std::process::Command::new(bb);
+        cmd.arg("--version");
+        let read_only = [bb.parent().unwrap_or(Path::new("/"))];
+        let mut settings = settings.clone();
+        settings.time_limit = Duration::from_secs(30);
+        let status = jobs::run_sandboxed(&settings, &mut cmd, &dir, &read_only, &out, &out)?;
+        Ok((
+            status,
+            std::fs::read_to_string(&out_path).unwrap_or_default(),
+        ))
+    };
+    let result = run();
+    let _ = std::fs::remove_dir_all(&dir);
+    let (status, version) = result.map_err(io_at(bb))?;
+    if !matches!(status, jobs::Exit::Code(0)) {
+        return Err(ProverError::VersionFailed(bb.clone()));
+    }
+    Ok(version.trim().to_string())
 }

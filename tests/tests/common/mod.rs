@@ -332,3 +332,56 @@ pub fn vault_version_after_restart(
     assert_eq!(value, format!("value-{version}").into_bytes());
     version
 }
+
+/// The hostile prover (`src/bin/hostile-bb.rs`), as cargo builds it for these tests.
+pub fn hostile_bb() -> PathBuf {
+    std::fs::canonicalize(require(PathBuf::from(env!("CARGO_BIN_EXE_hostile-bb")))).unwrap()
+}
+
+/// Checks the hostile prover's report: every door it tried is shut, its job directory was
+/// writable, and each door in `must_try` (a prefix of a door's name) was tried.
+pub fn assert_doors_shut(report: &[u8], must_try: &[&str]) {
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(report)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let name = |l: &serde_json::Value| l["door"].as_str().unwrap_or_default().to_string();
+    for want in must_try {
+        assert!(
+            lines.iter().any(|l| name(l).starts_with(want)),
+            "the hostile prover did not try {want}: {lines:?}"
+        );
+    }
+    let open: Vec<_> = lines
+        .iter()
+        .filter(|l| l["open"] == true && name(l) != "job directory writable")
+        .collect();
+    assert!(open.is_empty(), "doors left open: {open:#?}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| name(l) == "job directory writable" && l["open"] == true),
+        "the allowed work failed: {lines:?}"
+    );
+}
+
+/// The doors every run of the hostile prover must have tried.
+pub const DOORS: &[&str] = &[
+    "root",
+    "groups",
+    "setuid 0",
+    "socket AF_INET",
+    "socket AF_UNIX",
+    "socket AF_VSOCK",
+    "read /dev/nsm",
+    "signal pid 1",
+    "read /proc/1/environ",
+    "ptrace pid",
+    "write in /",
+    "write in /tmp",
+    "write the CRS",
+    "see other jobs",
+    "inherited descriptors",
+    "mount",
+    "unshare a user namespace",
+];
