@@ -151,9 +151,10 @@ impl Client {
         if !E::ENCAPSULATED {
             return self.call_plain::<E>(request);
         }
-        let body = Zeroizing::new(
-            serde_json::to_vec(request).map_err(|e| ClientError::Protocol(e.to_string()))?,
-        );
+        // Requests may hold secrets (a vault value, an imported key, a witness): encoded
+        // without leaving copies behind.
+        let body = sigil_protocol::wire::to_json_secret(request)
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
         let plain = Zeroizing::new(self.call_raw::<E>(enclave, &body)?);
         serde_json::from_slice(&plain)
             .map_err(|e| ClientError::Protocol(format!("{} answer: {e}", E::ROUTE)))
@@ -297,7 +298,7 @@ impl Client {
             owner: Hex(x),
             expected_version,
             not_after,
-            signature: owner.sign(&d)?,
+            signature: owner.sign_for(enclave, &d)?,
         };
         self.call::<ep::VaultPut>(enclave, &req)
     }
@@ -308,15 +309,16 @@ impl Client {
         enclave: &AttestedEnclave,
         owner: &OwnerKey,
         name: &str,
-    ) -> Result<(Vec<u8>, u64), ClientError> {
-        let req = name_request(owner, vault::Op::Get, name, 0)?;
+    ) -> Result<(Zeroizing<Vec<u8>>, u64), ClientError> {
+        let req = name_request(owner, enclave, vault::Op::Get, name, 0)?;
         let e = self.call::<ep::VaultGet>(enclave, &req)?;
         if e.name != name || e.owner != owner.x_only() {
             return Err(ClientError::Protocol(
                 "the vault answered for another entry".into(),
             ));
         }
-        Ok((e.value.expose().to_vec(), e.version))
+        let version = e.version;
+        Ok((e.value.into_inner(), version))
     }
 
     /// Deletes `name` at `expected_version`.
@@ -327,7 +329,7 @@ impl Client {
         name: &str,
         expected_version: u64,
     ) -> Result<(), ClientError> {
-        let req = name_request(owner, vault::Op::Delete, name, expected_version)?;
+        let req = name_request(owner, enclave, vault::Op::Delete, name, expected_version)?;
         self.call::<ep::VaultDelete>(enclave, &req)?;
         Ok(())
     }
@@ -355,6 +357,7 @@ impl Client {
 /// A vault request naming an entry (get, delete), signed by `owner`.
 fn name_request(
     owner: &OwnerKey,
+    enclave: &AttestedEnclave,
     op: vault::Op,
     name: &str,
     expected_version: u64,
@@ -365,7 +368,7 @@ fn name_request(
         name: name.into(),
         expected_version,
         not_after,
-        signature: owner.sign(&d)?,
+        signature: owner.sign_for(enclave, &d)?,
     })
 }
 

@@ -31,15 +31,16 @@ use crate::{AttestedEnclave, Client, ClientError, Code, OwnerKey};
 mod expected;
 pub use expected::{CheckedSession, ExpectedKey, ExpectedSession, OutputKey, check_session};
 
-/// `owner`'s signature over `request_digest(op, fields, not_after)`, with the `not_after` it
-/// covers.
+/// `owner`'s signature over `request_digest(op, fields, not_after)` for `enclave`, with the
+/// `not_after` it covers.
 fn sign_request(
     owner: &OwnerKey,
+    enclave: &AttestedEnclave,
     op: Op,
     fields: &[&[u8]],
 ) -> Result<(u64, Signature), ClientError> {
     let not_after = owner.not_after();
-    let signature = owner.sign(&wire::request_digest(op, fields, not_after))?;
+    let signature = owner.sign_for(enclave, &wire::request_digest(op, fields, not_after))?;
     Ok((not_after, signature))
 }
 
@@ -341,7 +342,8 @@ impl Client {
     ) -> Result<KeyView, ClientError> {
         let x = owner.x_only();
         let request_id = fresh_request_id()?;
-        let (not_after, signature) = sign_request(owner, Op::GenerateKey, &[&x, &request_id])?;
+        let (not_after, signature) =
+            sign_request(owner, enclave, Op::GenerateKey, &[&x, &request_id])?;
         let req = GenerateKeyRequest {
             owner: Hex(x),
             request_id: Hex(request_id),
@@ -366,8 +368,12 @@ impl Client {
         let x = owner.x_only();
         let public_key = secret.public_key();
         let request_id = fresh_request_id()?;
-        let (not_after, signature) =
-            sign_request(owner, Op::ImportKey, &[&x, &public_key, &request_id])?;
+        let (not_after, signature) = sign_request(
+            owner,
+            enclave,
+            Op::ImportKey,
+            &[&x, &public_key, &request_id],
+        )?;
         let req = ImportKeyRequest {
             // Wiped when `req` drops.
             secret: SecretHex::new(secret.secret_bytes()),
@@ -390,7 +396,8 @@ impl Client {
         enclave: &AttestedEnclave,
         owner: &OwnerKey,
     ) -> Result<Vec<Id>, ClientError> {
-        let l: IdList = self.call::<ep::KeyList>(enclave, &list_request(owner, Op::ListKeys)?)?;
+        let l: IdList =
+            self.call::<ep::KeyList>(enclave, &list_request(owner, enclave, Op::ListKeys)?)?;
         Ok(l.ids)
     }
 
@@ -401,7 +408,7 @@ impl Client {
         owner: &OwnerKey,
         id: &Id,
     ) -> Result<KeyView, ClientError> {
-        self.call::<ep::KeyDescribe>(enclave, &id_request(owner, Op::DescribeKey, id)?)
+        self.call::<ep::KeyDescribe>(enclave, &id_request(owner, enclave, Op::DescribeKey, id)?)
     }
 
     /// Deletes a held key (signed by its owner).
@@ -411,7 +418,7 @@ impl Client {
         owner: &OwnerKey,
         id: &Id,
     ) -> Result<(), ClientError> {
-        let (not_after, signature) = sign_request(owner, Op::DeleteKey, &[&id.0])?;
+        let (not_after, signature) = sign_request(owner, enclave, Op::DeleteKey, &[&id.0])?;
         let req = DeleteKeyRequest {
             id: *id,
             not_after,
@@ -438,8 +445,12 @@ impl Client {
             not_after: 0,
             signature: Hex([0; 64]),
         };
-        (req.not_after, req.signature) =
-            sign_request(owner, Op::CreateAggregate, &[&x, &req.signed_spec()])?;
+        (req.not_after, req.signature) = sign_request(
+            owner,
+            enclave,
+            Op::CreateAggregate,
+            &[&x, &req.signed_spec()],
+        )?;
         self.call::<ep::AggregateCreate>(enclave, &req)
     }
 
@@ -449,7 +460,7 @@ impl Client {
         enclave: &AttestedEnclave,
         owner: &OwnerKey,
     ) -> Result<Vec<Id>, ClientError> {
-        let req = list_request(owner, Op::ListAggregates)?;
+        let req = list_request(owner, enclave, Op::ListAggregates)?;
         let l: IdList = self.call::<ep::AggregateList>(enclave, &req)?;
         Ok(l.ids)
     }
@@ -461,7 +472,7 @@ impl Client {
         owner: &OwnerKey,
         id: &Id,
     ) -> Result<AggregateView, ClientError> {
-        let req = id_request(owner, Op::DescribeAggregate, id)?;
+        let req = id_request(owner, enclave, Op::DescribeAggregate, id)?;
         self.call::<ep::AggregateDescribe>(enclave, &req)
     }
 
@@ -473,7 +484,8 @@ impl Client {
         id: &Id,
     ) -> Result<(), ClientError> {
         let x = owner.x_only();
-        let (not_after, signature) = sign_request(owner, Op::DeleteAggregate, &[&id.0, &x])?;
+        let (not_after, signature) =
+            sign_request(owner, enclave, Op::DeleteAggregate, &[&id.0, &x])?;
         let req = DeleteAggregateRequest {
             id: *id,
             owner: Hex(x),
@@ -503,7 +515,7 @@ impl Client {
             signature: Hex([0; 64]),
         };
         (req.not_after, req.signature) =
-            sign_request(owner, Op::CreateSession, &[&x, &req.signed_spec()])?;
+            sign_request(owner, enclave, Op::CreateSession, &[&x, &req.signed_spec()])?;
         let v: SessionView = self.call::<ep::SessionCreate>(enclave, &req)?;
         if v.messages != req.messages || v.aggregate != req.aggregate {
             return Err(proto("the session was created for another request"));
@@ -614,7 +626,8 @@ impl Client {
         session: &Hex32,
     ) -> Result<StatusView, ClientError> {
         let x = owner.x_only();
-        let (not_after, signature) = sign_request(owner, Op::AbortSession, &[&session.0, &x])?;
+        let (not_after, signature) =
+            sign_request(owner, enclave, Op::AbortSession, &[&session.0, &x])?;
         self.call::<ep::SessionAbort>(
             enclave,
             &AbortRequest {
@@ -693,9 +706,13 @@ pub struct SessionSpec {
     pub expires_at: u64,
 }
 
-fn list_request(owner: &OwnerKey, op: Op) -> Result<ListRequest, ClientError> {
+fn list_request(
+    owner: &OwnerKey,
+    enclave: &AttestedEnclave,
+    op: Op,
+) -> Result<ListRequest, ClientError> {
     let x = owner.x_only();
-    let (not_after, signature) = sign_request(owner, op, &[&x])?;
+    let (not_after, signature) = sign_request(owner, enclave, op, &[&x])?;
     Ok(ListRequest {
         owner: Hex(x),
         not_after,
@@ -703,9 +720,14 @@ fn list_request(owner: &OwnerKey, op: Op) -> Result<ListRequest, ClientError> {
     })
 }
 
-fn id_request(owner: &OwnerKey, op: Op, id: &Id) -> Result<IdRequest, ClientError> {
+fn id_request(
+    owner: &OwnerKey,
+    enclave: &AttestedEnclave,
+    op: Op,
+    id: &Id,
+) -> Result<IdRequest, ClientError> {
     let x = owner.x_only();
-    let (not_after, signature) = sign_request(owner, op, &[&id.0, &x])?;
+    let (not_after, signature) = sign_request(owner, enclave, op, &[&id.0, &x])?;
     Ok(IdRequest {
         id: *id,
         owner: Hex(x),

@@ -51,6 +51,20 @@ impl OwnerKey {
             + VALIDITY_SECS
     }
 
+    /// The owner's signature of a request's `digest` for the attested `enclave`: the digest
+    /// bound to the enclave's per-boot key (`wire::owner_message`), so the signature is good
+    /// at that boot of that enclave only.
+    pub fn sign_for(
+        &self,
+        enclave: &crate::AttestedEnclave,
+        digest: &[u8; 32],
+    ) -> Result<Signature, ClientError> {
+        self.sign(&sigil_protocol::wire::owner_message(
+            &enclave.public_key,
+            digest,
+        ))
+    }
+
     /// BIP-340 signature over a 32-byte digest, with fresh auxiliary randomness.
     pub fn sign(&self, digest: &[u8; 32]) -> Result<Signature, ClientError> {
         let mut aux = [0u8; 32];

@@ -92,6 +92,9 @@ impl Op {
 /// Threat: a signature made for one request being used for another. The op name and every
 /// field that selects what is acted on are inside, length-prefixed so no two requests encode
 /// alike, and the tag separates these digests from the vault's and from session approvals.
+///
+/// The owner signs this digest bound to the enclave's per-boot key
+/// ([`crate::wire::owner_message`]), not the digest alone.
 pub fn request_digest(op: Op, fields: &[&[u8]], not_after: u64) -> [u8; 32] {
     let not_after = not_after.to_be_bytes();
     let op = [op.as_str().as_bytes()];

@@ -37,7 +37,8 @@ pub struct PutRequest {
     pub expected_version: u64,
     /// Unix seconds after which the signature is refused.
     pub not_after: u64,
-    /// BIP-340 signature over [`digest`] by `owner`.
+    /// BIP-340 signature by `owner` over [`digest`] bound to the enclave
+    /// ([`crate::wire::owner_message`]).
     pub signature: Signature,
 }
 

@@ -25,6 +25,59 @@ use zeroize::Zeroizing;
 /// a leaked signed request stops working soon.
 pub const MAX_VALIDITY_SECS: u64 = 600;
 
+/// The JSON of `value` in a buffer that leaves no copy behind: every buffer it outgrows is
+/// wiped before it is freed, and the result wipes itself when dropped.
+///
+/// Threat: `serde_json::to_vec` grows its `Vec` by reallocation, so each answer holding a
+/// secret (a vault value, an imported key's request) would leave partial copies of it in freed
+/// heap memory, readable later by anything that reads that memory.
+pub fn to_json_secret<T: Serialize + ?Sized>(
+    value: &T,
+) -> Result<Zeroizing<Vec<u8>>, serde_json::Error> {
+    let mut w = SecretJson(Zeroizing::new(Vec::with_capacity(512)));
+    serde_json::to_writer(&mut w, value)?;
+    Ok(w.0)
+}
+
+struct SecretJson(Zeroizing<Vec<u8>>);
+
+impl std::io::Write for SecretJson {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let need = self
+            .0
+            .len()
+            .checked_add(buf.len())
+            .ok_or_else(|| std::io::Error::other("JSON larger than memory"))?;
+        if need > self.0.capacity() {
+            let mut bigger = Zeroizing::new(Vec::with_capacity(need.max(self.0.capacity() * 2)));
+            bigger.extend_from_slice(&self.0);
+            // The outgrown buffer is wiped as it drops.
+            self.0 = bigger;
+        }
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Tag of what an owner signs for an owner-signed request.
+pub const OWNER_BINDING_TAG: &str = "sigil/owner-signature/v1";
+
+/// The 32 bytes an owner signs (BIP-340) for an owner-signed request (vault, MuSig2 keys,
+/// aggregates, sessions, reads): the request's digest bound to the per-boot HPKE key of the
+/// enclave it is for, `tagged_digest(OWNER_BINDING_TAG, [enclave_key, digest])`.
+///
+/// Threat: a signed request that leaks (a log, a compromised relay, a client that sealed it
+/// to the wrong enclave) being rewrapped to another enclave, or to this one after a reboot,
+/// within its validity. The enclave checks signatures against its own key only, and the client
+/// takes the key from the attestation document it verified.
+pub fn owner_message(enclave_key: &[u8; 32], digest: &[u8; 32]) -> [u8; 32] {
+    tagged_digest(OWNER_BINDING_TAG, [&enclave_key[..], &digest[..]])
+}
+
 /// `SHA256(SHA256(tag) || SHA256(tag) || fields)`, each field a 4-byte big-endian length then
 /// its bytes: the digest owners sign, length-prefixed so that no two field lists encode alike.
 pub fn tagged_digest<'a>(tag: &str, fields: impl IntoIterator<Item = &'a [u8]>) -> [u8; 32] {

@@ -398,9 +398,11 @@ fn three_party_sessions_through_the_api_and_the_cli() {
         let args = with(&["session", "approve", &sid, "--owner-key", f], how);
         cli(&args.iter().map(String::as_str).collect::<Vec<_>>());
     }
+    // The external signer holds no key here, so it cannot read the aggregate: it names the
+    // output key.
     let args = with(
         &["session", "participate", &sid, "--signer-key", &ext_file],
-        &intent,
+        &by_key,
     );
     let st = cli(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert_eq!(st["state"], "completed", "{st}");
@@ -526,8 +528,15 @@ fn the_cli_refuses_a_session_without_the_expected_adaptor_point() {
         intended.messages[0].message.to_string(),
         adaptor.to_string(),
     );
+    let output_key = agg.output_xonly.to_string();
     let run = |verb: &str, session: &Hex<32>, key_flag: &str, key_file: &str| {
         let session = session.to_string();
+        // An owner names the aggregate; the external signer, who cannot read it, its key.
+        let (key_how, key) = if verb == "participate" {
+            ("--output-key", output_key.as_str())
+        } else {
+            ("--aggregate", agg_id.as_str())
+        };
         common::sigil(&[
             "musig2",
             "--endpoint",
@@ -538,8 +547,8 @@ fn the_cli_refuses_a_session_without_the_expected_adaptor_point() {
             &session,
             key_flag,
             key_file,
-            "--aggregate",
-            &agg_id,
+            key_how,
+            key,
             "--message",
             &msg,
             "--adaptor-point",
@@ -637,7 +646,7 @@ fn a_replayed_key_import_returns_the_first_key_and_stores_no_copy() {
             owner: Hex(owner.x_only()),
             request_id: Hex(request_id),
             not_after,
-            signature: owner.sign(&digest).unwrap(),
+            signature: owner.sign_for(e, &digest).unwrap(),
         };
         // The same plaintext as a parent replaying the captured request would deliver.
         c.call::<sigil_protocol::endpoint::KeyImport>(e, &req)

@@ -64,7 +64,7 @@ fn state_survives_restarts_of_the_enclave_the_shim_and_both() {
     let (c, e) = d.attest();
     assert_eq!(
         c.vault_get(&e, &owner, "alpha").unwrap(),
-        (b"one".to_vec(), 1)
+        (b"one".to_vec().into(), 1)
     );
 
     // The shim restarts under a running enclave: the next call reconnects.
@@ -76,7 +76,7 @@ fn state_survives_restarts_of_the_enclave_the_shim_and_both() {
     );
     assert_eq!(
         c.vault_get(&e, &owner, "alpha").unwrap(),
-        (b"two".to_vec(), 2)
+        (b"two".to_vec().into(), 2)
     );
 
     // Both restart.
@@ -88,7 +88,7 @@ fn state_survives_restarts_of_the_enclave_the_shim_and_both() {
     let (c, e) = d.attest();
     assert_eq!(
         c.vault_get(&e, &owner, "alpha").unwrap(),
-        (b"two".to_vec(), 2)
+        (b"two".to_vec().into(), 2)
     );
 
     // Only the owner: another key's signature is refused, and so is a stale version.
@@ -107,7 +107,7 @@ fn state_survives_restarts_of_the_enclave_the_shim_and_both() {
     );
     assert_eq!(
         c.vault_get(&e, &owner, "alpha").unwrap(),
-        (b"two".to_vec(), 2)
+        (b"two".to_vec().into(), 2)
     );
     let (status, code, _) = api_error(c.vault_get(&e, &owner, "missing").unwrap_err());
     assert_eq!((status, code.as_str()), (404, "not_found"));
@@ -129,7 +129,7 @@ fn state_survives_restarts_of_the_enclave_the_shim_and_both() {
     );
     assert_eq!(
         c.vault_get(&e, &stranger, "alpha").unwrap(),
-        (b"new".to_vec(), 4)
+        (b"new".to_vec().into(), 4)
     );
 }
 
@@ -182,7 +182,7 @@ fn an_enclave_killed_mid_write_keeps_every_acknowledged_write() {
     let (c, e) = d.attest();
     let (value, version) = c.vault_get(&e, &owner, "counter").unwrap();
     assert!(version == acked || version == acked + 1);
-    assert_eq!(value, format!("value-{version}").into_bytes());
+    assert_eq!(*value, format!("value-{version}").into_bytes());
 }
 
 #[test]
@@ -243,8 +243,14 @@ fn tampered_swapped_and_replayed_blobs_are_refused() {
 
     // The genuine blob back: readable again, and b was never touched.
     with_files(&mut d, &a_v2);
-    assert_eq!(c.vault_get(&e, &owner, "a").unwrap(), (b"A2".to_vec(), 2));
-    assert_eq!(c.vault_get(&e, &owner, "b").unwrap(), (b"B1".to_vec(), 1));
+    assert_eq!(
+        c.vault_get(&e, &owner, "a").unwrap(),
+        (b"A2".to_vec().into(), 2)
+    );
+    assert_eq!(
+        c.vault_get(&e, &owner, "b").unwrap(),
+        (b"B1".to_vec().into(), 1)
+    );
 
     // What sealing cannot stop (see seal::format): a parent that replays an old version to
     // an enclave that has not seen a newer one since it booted is believed.
@@ -253,7 +259,10 @@ fn tampered_swapped_and_replayed_blobs_are_refused() {
     d.start_enclave();
     d.wait_sealing(true);
     let (c, e) = d.attest();
-    assert_eq!(c.vault_get(&e, &owner, "a").unwrap(), (b"A1".to_vec(), 1));
+    assert_eq!(
+        c.vault_get(&e, &owner, "a").unwrap(),
+        (b"A1".to_vec().into(), 1)
+    );
 }
 
 fn manifest_with_pcr0(dir: &Path, pcr0: &str) -> PathBuf {
@@ -304,7 +313,7 @@ fn an_enclave_with_other_pcrs_cannot_unseal() {
     assert_eq!(d.wait_sealing(true)["origin"], "recovered");
     let (c, e) = d.attest();
     assert_eq!(
-        c.vault_get(&e, &owner, "secret").unwrap().0,
+        *c.vault_get(&e, &owner, "secret").unwrap().0,
         b"for the good image only"
     );
 }
@@ -320,4 +329,44 @@ fn the_shim_refuses_egress_the_allow_list_does_not_name() {
     assert!(err.contains("not_allowed"), "{err}");
     assert_eq!(s["error_code"], "kms_unreachable", "{s}");
     assert!(err.contains("kms.eu-west-1.amazonaws.com:443"), "{err}");
+}
+
+/// A signed read that leaks (a relay keeps it, a client sealed it to the wrong enclave) is
+/// good only at the boot of the enclave it was signed for: rewrapped to the same enclave after
+/// a restart, within its validity, it reads nothing.
+#[test]
+fn a_leaked_signed_read_cannot_be_rewrapped_to_another_boot() {
+    use sigil_protocol::endpoint::VaultGet;
+    use sigil_protocol::vault::{self, NameRequest};
+    let mut d = deployment("rewrap", None);
+    d.start_enclave();
+    d.wait_sealing(true);
+    let owner = OwnerKey::generate().unwrap();
+    let (c, e) = d.attest();
+    c.vault_put(&e, &owner, "alpha", b"the secret", 0).unwrap();
+    // The signed read, as the owner's client makes it for this boot.
+    let not_after = common::now() + 300;
+    let digest = vault::digest(vault::Op::Get, "alpha", 0, None, None, not_after);
+    let read = NameRequest {
+        name: "alpha".into(),
+        expected_version: 0,
+        not_after,
+        signature: owner.sign_for(&e, &digest).unwrap(),
+    };
+    let leaked = serde_json::to_vec(&read).unwrap();
+    let plain = c.call_raw::<VaultGet>(&e, &leaked).unwrap();
+    assert!(String::from_utf8_lossy(&plain).contains("\"version\":1"));
+
+    d.kill_enclave();
+    d.start_enclave();
+    d.wait_sealing(true);
+    // Anyone can attest the new boot and seal the leaked request to it.
+    let (c, e) = d.attest();
+    let (status, code, _) = api_error(c.call_raw::<VaultGet>(&e, &leaked).unwrap_err());
+    assert_eq!((status, code.as_str()), (401, "bad_signature"));
+    // The owner, signing for this boot, still reads it.
+    assert_eq!(
+        &c.vault_get(&e, &owner, "alpha").unwrap().0[..],
+        b"the secret"
+    );
 }

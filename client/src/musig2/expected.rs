@@ -13,9 +13,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use musig2::secp::Point as CurvePoint;
-use sigil_protocol::musig2::{
-    AggregateView, MessageView, SessionView, TweakSpec,
-};
+use sigil_protocol::musig2::{AggregateView, MessageView, SessionView, TweakSpec};
 use sigil_protocol::wire::{Hex32, Id, Point};
 use sigil_signing::{DigestInput, MessageSpec, SessionId, Tweak, session_digest};
 

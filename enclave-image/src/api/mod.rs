@@ -57,7 +57,7 @@ impl App {
         image_info: Vec<u8>,
         sealing: Arc<Sealing>,
     ) -> App {
-        let musig2 = Musig2Api::new(nsm.clone(), sealing.clone());
+        let musig2 = Musig2Api::new(nsm.clone(), sealing.clone(), key.public_key());
         App {
             nsm,
             key,
@@ -85,6 +85,7 @@ impl App {
         let now = now_secs();
         let musig = &self.musig2;
         let sealing = &self.sealing;
+        let enclave_key = self.key.public_key();
         match info.route {
             ep::Health::ROUTE => pipeline::plain::<ep::Health>(Ok(health::health(self))),
             ep::Attestation::ROUTE => pipeline::plain::<ep::Attestation>(attestation::attestation(
@@ -92,15 +93,15 @@ impl App {
                 req.query.as_deref(),
             )),
             ep::Ping::ROUTE => pipeline::sealed::<ep::Ping>(self, req, ping::ping),
-            ep::VaultPut::ROUTE => {
-                pipeline::sealed::<ep::VaultPut>(self, req, |r| vault::put(sealing, r))
-            }
-            ep::VaultGet::ROUTE => {
-                pipeline::sealed::<ep::VaultGet>(self, req, |r| vault::get(sealing, r))
-            }
-            ep::VaultDelete::ROUTE => {
-                pipeline::sealed::<ep::VaultDelete>(self, req, |r| vault::delete(sealing, r))
-            }
+            ep::VaultPut::ROUTE => pipeline::sealed::<ep::VaultPut>(self, req, |r| {
+                vault::put(sealing, &enclave_key, r)
+            }),
+            ep::VaultGet::ROUTE => pipeline::sealed::<ep::VaultGet>(self, req, |r| {
+                vault::get(sealing, &enclave_key, r)
+            }),
+            ep::VaultDelete::ROUTE => pipeline::sealed::<ep::VaultDelete>(self, req, |r| {
+                vault::delete(sealing, &enclave_key, r)
+            }),
             ep::KeyGenerate::ROUTE => {
                 pipeline::sealed::<ep::KeyGenerate>(self, req, |r| musig.generate_key(r, now))
             }

@@ -206,10 +206,12 @@ pub struct Musig2Api {
     /// Bounded like the engine's sessions: entries are added only for sessions the engine
     /// accepted, and dropped once the engine forgets them or they expire.
     described: Mutex<HashMap<SessionId, SessionView>>,
+    /// This boot's attested HPKE key: owner signatures must be bound to it.
+    enclave_key: [u8; 32],
 }
 
 impl Musig2Api {
-    pub fn new(nsm: Arc<dyn Nsm>, sealing: Arc<Sealing>) -> Musig2Api {
+    pub fn new(nsm: Arc<dyn Nsm>, sealing: Arc<Sealing>, enclave_key: [u8; 32]) -> Musig2Api {
         let records = SealedRecords {
             sealing: sealing.clone(),
         };
@@ -217,6 +219,7 @@ impl Musig2Api {
             engine: Engine::new(records, NsmEntropy(nsm)),
             sealing,
             described: Mutex::new(HashMap::new()),
+            enclave_key,
         }
     }
 
@@ -224,7 +227,14 @@ impl Musig2Api {
     pub fn list_keys(&self, r: ListRequest, now: u64) -> Result<IdList, ApiError> {
         let owner = owner_key(&r.owner)?;
         let d = wire::request_digest(Op::ListKeys, &[&owner], r.not_after);
-        check_owner_signature(&owner, &d, &r.signature, r.not_after, now)?;
+        check_owner_signature(
+            &self.enclave_key,
+            &owner,
+            &d,
+            &r.signature,
+            r.not_after,
+            now,
+        )?;
         self.need_sealing()?;
         let ids = self.engine.list_keys(&owner)?;
         Ok(IdList {
@@ -237,7 +247,14 @@ impl Musig2Api {
     pub fn describe_key(&self, r: IdRequest, now: u64) -> Result<KeyView, ApiError> {
         let owner = owner_key(&r.owner)?;
         let d = wire::request_digest(Op::DescribeKey, &[&r.id.0, &owner], r.not_after);
-        check_owner_signature(&owner, &d, &r.signature, r.not_after, now)?;
+        check_owner_signature(
+            &self.enclave_key,
+            &owner,
+            &d,
+            &r.signature,
+            r.not_after,
+            now,
+        )?;
         self.need_sealing()?;
         match self.engine.describe_key(&KeyId(r.id.0)) {
             Ok(info) if info.owner == owner => Ok(key_view(&info)),
@@ -250,7 +267,14 @@ impl Musig2Api {
     pub fn list_aggregates(&self, r: ListRequest, now: u64) -> Result<IdList, ApiError> {
         let owner = owner_key(&r.owner)?;
         let d = wire::request_digest(Op::ListAggregates, &[&owner], r.not_after);
-        check_owner_signature(&owner, &d, &r.signature, r.not_after, now)?;
+        check_owner_signature(
+            &self.enclave_key,
+            &owner,
+            &d,
+            &r.signature,
+            r.not_after,
+            now,
+        )?;
         self.need_sealing()?;
         let ids = self.engine.list_aggregates(&owner)?;
         Ok(IdList {
@@ -262,7 +286,14 @@ impl Musig2Api {
     pub fn describe_aggregate(&self, r: IdRequest, now: u64) -> Result<AggregateView, ApiError> {
         let owner = owner_key(&r.owner)?;
         let d = wire::request_digest(Op::DescribeAggregate, &[&r.id.0, &owner], r.not_after);
-        check_owner_signature(&owner, &d, &r.signature, r.not_after, now)?;
+        check_owner_signature(
+            &self.enclave_key,
+            &owner,
+            &d,
+            &r.signature,
+            r.not_after,
+            now,
+        )?;
         self.need_sealing()?;
         match self.engine.describe_aggregate(&AggregateId(r.id.0)) {
             Ok(info) if self.has_a_say(&info, &owner) => Ok(aggregate_view(&info)),
@@ -365,7 +396,14 @@ impl Musig2Api {
         let owner = owner_key(&r.owner)?;
         let request_id = r.request_id.0;
         let d = wire::request_digest(Op::GenerateKey, &[&owner, &request_id], r.not_after);
-        check_owner_signature(&owner, &d, &r.signature, r.not_after, now)?;
+        check_owner_signature(
+            &self.enclave_key,
+            &owner,
+            &d,
+            &r.signature,
+            r.not_after,
+            now,
+        )?;
         self.need_sealing()?;
         let info = self
             .engine
@@ -385,7 +423,14 @@ impl Musig2Api {
             &[&owner, &public_key, &request_id],
             r.not_after,
         );
-        check_owner_signature(&owner, &d, &r.signature, r.not_after, now)?;
+        check_owner_signature(
+            &self.enclave_key,
+            &owner,
+            &d,
+            &r.signature,
+            r.not_after,
+            now,
+        )?;
         self.need_sealing()?;
         // A replay of this request (within its validity) returns the key it made; see
         // `Engine::import_key_for_request`.
@@ -400,7 +445,14 @@ impl Musig2Api {
         self.need_sealing()?;
         let info = self.engine.describe_key(&id)?;
         let d = wire::request_digest(Op::DeleteKey, &[&id.0], r.not_after);
-        check_owner_signature(&info.owner, &d, &r.signature, r.not_after, now)?;
+        check_owner_signature(
+            &self.enclave_key,
+            &info.owner,
+            &d,
+            &r.signature,
+            r.not_after,
+            now,
+        )?;
         self.engine.delete_key(&id)?;
         Ok(Deleted {
             id: r.id,
@@ -436,7 +488,14 @@ impl Musig2Api {
             &[&owner, &r.signed_spec()],
             r.not_after,
         );
-        check_owner_signature(&owner, &d, &r.signature, r.not_after, now)?;
+        check_owner_signature(
+            &self.enclave_key,
+            &owner,
+            &d,
+            &r.signature,
+            r.not_after,
+            now,
+        )?;
         self.need_sealing()?;
         let info = self.engine.create_aggregate(
             &AggregateSpec {
@@ -458,7 +517,14 @@ impl Musig2Api {
         let id = AggregateId(r.id.0);
         let owner = owner_key(&r.owner)?;
         let d = wire::request_digest(Op::DeleteAggregate, &[&id.0, &owner], r.not_after);
-        check_owner_signature(&owner, &d, &r.signature, r.not_after, now)?;
+        check_owner_signature(
+            &self.enclave_key,
+            &owner,
+            &d,
+            &r.signature,
+            r.not_after,
+            now,
+        )?;
         self.need_sealing()?;
         let info = self.engine.describe_aggregate(&id)?;
         // Its creator, or the owner of a held key still present; a deleted key's owner has no
@@ -501,7 +567,14 @@ impl Musig2Api {
         // See `Engine::create_session` for why creation is signed by an approver.
         let owner = owner_key(&r.owner)?;
         let d = wire::request_digest(Op::CreateSession, &[&owner, &r.signed_spec()], r.not_after);
-        check_owner_signature(&owner, &d, &r.signature, r.not_after, now)?;
+        check_owner_signature(
+            &self.enclave_key,
+            &owner,
+            &d,
+            &r.signature,
+            r.not_after,
+            now,
+        )?;
         self.need_sealing()?;
         let agg = self.engine.describe_aggregate(&aggregate)?;
         let info = self.engine.create_session(
@@ -572,7 +645,14 @@ impl Musig2Api {
             ));
         }
         let d = wire::request_digest(Op::AbortSession, &[&id.0, &owner], r.not_after);
-        check_owner_signature(&owner, &d, &r.signature, r.not_after, now)?;
+        check_owner_signature(
+            &self.enclave_key,
+            &owner,
+            &d,
+            &r.signature,
+            r.not_after,
+            now,
+        )?;
         let st = self.engine.abort_session(&id, now);
         Ok(status_view(&self.session_result(&id, st)?))
     }

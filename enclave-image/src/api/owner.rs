@@ -3,13 +3,15 @@
 //!
 //! Threat: anyone who can reach the API (the parent included) acting on what they do not own;
 //! a leaked signature stays usable only until `not_after`, at most
-//! [`MAX_VALIDITY_SECS`] ahead.
+//! [`MAX_VALIDITY_SECS`] ahead, and only at this boot of this enclave: the signed message
+//! binds the digest to the enclave's attested per-boot key.
 
 use k256::schnorr::{Signature, VerifyingKey};
 use sigil_protocol::error::{ApiError, Code};
 use sigil_protocol::wire::{self, MAX_VALIDITY_SECS};
 
 pub(super) fn check_owner_signature(
+    enclave_key: &[u8; 32],
     owner: &[u8; 32],
     digest: &[u8; 32],
     signature: &wire::Signature,
@@ -38,6 +40,7 @@ pub(super) fn check_owner_signature(
     let sig = Signature::try_from(&signature.0[..]).map_err(|_| {
         ApiError::new(Code::BadSignature, "signature is not a BIP-340 signature").with_status(400)
     })?;
-    key.verify_raw(digest, &sig)
+    // Only a signature for this boot of this enclave counts (see `wire::owner_message`).
+    key.verify_raw(&wire::owner_message(enclave_key, digest), &sig)
         .map_err(|_| ApiError::new(Code::BadSignature, "the owner's signature does not verify"))
 }

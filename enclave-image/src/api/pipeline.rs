@@ -46,9 +46,9 @@ pub(super) fn sealed<E: Endpoint>(
         )
     });
     drop(plain);
+    // Answers may hold secrets (a vault value): encoded without leaving copies behind.
     let answer = request.and_then(handle).and_then(|r| {
-        serde_json::to_vec(&r)
-            .map(Zeroizing::new)
+        sigil_protocol::wire::to_json_secret(&r)
             .map_err(|_| ApiError::new(Code::InternalError, "answer could not be encoded"))
     });
     match answer {

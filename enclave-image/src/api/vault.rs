@@ -99,7 +99,11 @@ fn blob_id(name: &str) -> Result<(), ApiError> {
     vault::check_name(name).map_err(|m| refuse(Code::BadName, m.to_string()))
 }
 
-pub fn put(sealing: &Sealing, req: PutRequest) -> Result<Written, ApiError> {
+pub fn put(
+    sealing: &Sealing,
+    enclave_key: &[u8; 32],
+    req: PutRequest,
+) -> Result<Written, ApiError> {
     blob_id(&req.name)?;
     // Wiped when `req` drops.
     let value = req.value.expose();
@@ -118,7 +122,14 @@ pub fn put(sealing: &Sealing, req: PutRequest) -> Result<Written, ApiError> {
         Some(&owner),
         req.not_after,
     );
-    check_owner_signature(&owner, &digest, &req.signature, req.not_after, now_secs())?;
+    check_owner_signature(
+        enclave_key,
+        &owner,
+        &digest,
+        &req.signature,
+        req.not_after,
+        now_secs(),
+    )?;
 
     let mut plain = Zeroizing::new(Vec::with_capacity(32 + value.len()));
     plain.extend_from_slice(&owner);
@@ -167,7 +178,7 @@ pub fn put(sealing: &Sealing, req: PutRequest) -> Result<Written, ApiError> {
 /// The owner is only known once the entry is loaded, so a caller without the owner's key
 /// learns whether a name exists (404 against 401); names are the owner's choice and should
 /// not be secrets. Values are never returned without the owner's signature.
-pub fn get(sealing: &Sealing, req: NameRequest) -> Result<Entry, ApiError> {
+pub fn get(sealing: &Sealing, enclave_key: &[u8; 32], req: NameRequest) -> Result<Entry, ApiError> {
     blob_id(&req.name)?;
     let stored = load(sealing, &req.name)?;
     VerifyingKey::from_bytes(&stored.owner)
@@ -181,6 +192,7 @@ pub fn get(sealing: &Sealing, req: NameRequest) -> Result<Entry, ApiError> {
         req.not_after,
     );
     check_owner_signature(
+        enclave_key,
         &stored.owner,
         &digest,
         &req.signature,
@@ -195,7 +207,11 @@ pub fn get(sealing: &Sealing, req: NameRequest) -> Result<Entry, ApiError> {
     })
 }
 
-pub fn delete(sealing: &Sealing, req: NameRequest) -> Result<Written, ApiError> {
+pub fn delete(
+    sealing: &Sealing,
+    enclave_key: &[u8; 32],
+    req: NameRequest,
+) -> Result<Written, ApiError> {
     blob_id(&req.name)?;
     let name = req.name.clone();
     let version = sealing
@@ -225,6 +241,7 @@ pub fn delete(sealing: &Sealing, req: NameRequest) -> Result<Written, ApiError> 
                 req.not_after,
             );
             if let Err(r) = check_owner_signature(
+                enclave_key,
                 &key.to_bytes().into(),
                 &digest,
                 &req.signature,

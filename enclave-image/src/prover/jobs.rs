@@ -313,7 +313,7 @@ impl Prover {
                     true
                 }
             };
-            let plain = Zeroizing::new(serde_json::to_vec(&result).unwrap_or_default());
+            let plain = sigil_protocol::wire::to_json_secret(&result).unwrap_or_default();
             let mut nonce = [0u8; 12];
             let sealed = getrandom::fill(&mut nonce)
                 .map_err(|e| e.to_string())

@@ -329,7 +329,7 @@ pub fn vault_version_after_restart(
         version == acked || version == acked + 1,
         "version {version} after {acked} acknowledged writes"
     );
-    assert_eq!(value, format!("value-{version}").into_bytes());
+    assert_eq!(*value, format!("value-{version}").into_bytes());
     version
 }
 
