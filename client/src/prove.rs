@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 
 use sigil_protocol::endpoint as ep;
 use sigil_protocol::prove::{
-    JobRef, JobResult, JobStatus, ProveRequest, Scheme, Submitted, Target, chonk_inputs_sha256,
-    inputs_sha256, open_result,
+    JobProgress, JobRef, JobResult, JobStatus, ProveRequest, Scheme, Submitted, Target,
+    chonk_inputs_sha256, inputs_sha256, open_result,
 };
 use sigil_protocol::wire::{Hex32, Id, Open, SecretBase64};
 use zeroize::Zeroizing;
@@ -123,6 +123,12 @@ impl Client {
             progress(&s);
             if s.sealed.is_some() {
                 break s;
+            }
+            if s.state == JobProgress::Ended {
+                return Err(ClientError::Protocol(format!(
+                    "job {} ended without a sealed result (the enclave could not seal it)",
+                    s.id
+                )));
             }
             if start.elapsed() > limit {
                 return Err(ClientError::Transport(format!(

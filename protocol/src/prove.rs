@@ -3,9 +3,10 @@
 //!
 //! - `POST /v1/prove` (encapsulated [`ProveRequest`]) queues a job and answers (sealed) with
 //!   a [`Submitted`]: the job id, and how many CRS points the circuit needs.
-//! - `GET /v1/prove/{id}` answers a [`JobStatus`] in the clear (state, queue position,
-//!   elapsed time: nothing about the inputs). Once the job has ended, `sealed` carries the
-//!   [`JobResult`] (proof, public inputs, verification key, timings, or the failure) under
+//! - `GET /v1/prove/{id}` answers a [`JobStatus`] in the clear (queued, running or ended,
+//!   queue position, time running: nothing about the inputs or the outcome). Once the job has
+//!   ended, `sealed` carries the [`JobResult`] (done or failed; proof, public inputs,
+//!   verification key, timings, or the failure), padded to [`RESULT_PAD`], under
 //!   AES-256-GCM with the client's `result_key`, which only the client and the enclave know:
 //!   the parent can neither read the result nor forge one.
 //!
@@ -55,7 +56,22 @@ wire_enum! {
 }
 
 wire_enum! {
-    /// Where a proving job is.
+    /// Where a job is, as anyone who knows its id sees it (the status is in the clear):
+    /// nothing about how it ended.
+    pub enum JobProgress ("job progress") {
+        Queued = "queued",
+        Running = "running",
+        /// Done or failed: which, and why, only the sealed result says.
+        Ended = "ended",
+    }
+}
+
+/// The sealed result's plaintext is padded with JSON whitespace to a multiple of this many
+/// bytes, so its length does not tell a proof from a failure.
+pub const RESULT_PAD: usize = 64 * 1024;
+
+wire_enum! {
+    /// How a proving job ended (inside its sealed result).
     pub enum JobState ("job state") {
         Queued = "queued",
         Running = "running",
@@ -112,14 +128,17 @@ pub struct JobRef {
     pub id: Id,
 }
 
-/// `GET /v1/prove/{id}`.
+/// `GET /v1/prove/{id}`. Threat: the parent reads every status (it relays them in the
+/// clear); it must not learn whether a witness satisfied its circuit, nor how long bb took.
+/// The outcome and the timings are only in `sealed`; what remains visible is when the job
+/// ended (anyone polling sees the change), and nothing is logged about the outcome.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobStatus {
     pub id: Id,
-    pub state: JobState,
+    pub state: JobProgress,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queue_position: Option<u32>,
-    /// Milliseconds since the job started running (running, done, failed).
+    /// Milliseconds since the job started running, while it runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub elapsed_ms: Option<u64>,
     /// nonce (12) || AES-256-GCM ciphertext of the [`JobResult`] JSON, with AAD

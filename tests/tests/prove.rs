@@ -674,3 +674,56 @@ fn a_hostile_prover_in_the_enclave_finds_every_door_shut() {
     assert_doors_shut(&p.proof, DOORS);
     assert!(s.leftover_job_dirs().iter().all(|d| d == &other_job));
 }
+
+/// What the parent relays in the clear (the job's status) is the same for a proof and for a
+/// witness that does not satisfy its circuit: `ended`, no timings, a sealed result of the same
+/// length. Only the client, opening it, learns which.
+#[test]
+fn the_status_in_the_clear_does_not_tell_a_proof_from_a_failure() {
+    let s = Setup::new("outcome", 32_769, None);
+    s.wait_crs(true);
+    let (c, e) = attest(&s.endpoint());
+    let read = |n: &str, f: &str| std::fs::read(fixture(n, f)).unwrap();
+    let done = c
+        .prove_submit(
+            &e,
+            &read("tiny", "target.json"),
+            &read("tiny", "witness.gz"),
+            "default",
+        )
+        .unwrap();
+    let failed = c
+        .prove_submit(
+            &e,
+            &read("unsatisfied", "target.json"),
+            &read("unsatisfied", "witness.gz"),
+            "default",
+        )
+        .unwrap();
+    assert!(
+        c.prove_wait(&done, Duration::from_secs(120), |_| {})
+            .is_ok()
+    );
+    assert!(
+        c.prove_wait(&failed, Duration::from_secs(120), |_| {})
+            .is_err()
+    );
+    let raw = |id: &sigil_protocol::wire::Id| -> serde_json::Value {
+        let body = ureq::get(format!("{}/v1/prove/{id}", s.endpoint()))
+            .call()
+            .unwrap()
+            .body_mut()
+            .read_to_string()
+            .unwrap();
+        serde_json::from_str(&body).unwrap()
+    };
+    let (a, b) = (raw(&done.submitted.id), raw(&failed.submitted.id));
+    for st in [&a, &b] {
+        assert_eq!(st["state"], "ended", "{st}");
+        assert!(st.get("elapsed_ms").is_none(), "{st}");
+    }
+    assert_eq!(
+        a["sealed"].as_str().unwrap().len(),
+        b["sealed"].as_str().unwrap().len()
+    );
+}

@@ -19,8 +19,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use sigil_protocol::prove::{
-    JobFailure, JobResult, JobState, JobStatus, Submitted, chonk_inputs_sha256, inputs_sha256,
-    seal_result,
+    JobFailure, JobProgress, JobResult, JobState, JobStatus, RESULT_PAD, Submitted,
+    chonk_inputs_sha256, inputs_sha256, seal_result,
 };
 use sigil_protocol::wire::{Base64Bytes, Hex, Hex32, HexBytes, Id};
 use sigil_sys::process::{self, Rlimit};
@@ -223,19 +223,17 @@ impl Prover {
         expire(&mut inner);
         let position = inner.queue.iter().position(|q| q == id);
         let job = inner.jobs.get(id)?;
-        let elapsed = job.started.map(|s| {
-            job.ended
-                .unwrap_or_else(Instant::now)
-                .duration_since(s)
-                .as_millis() as u64
-        });
+        // While it runs only: how long a job took is the client's business (see JobStatus).
+        let elapsed = match (job.started, job.ended) {
+            (Some(s), None) => Some(s.elapsed().as_millis() as u64),
+            _ => None,
+        };
         Some(JobStatus {
             id: *id,
             state: match job.state {
-                State::Queued => JobState::Queued,
-                State::Running => JobState::Running,
-                State::Done => JobState::Done,
-                State::Failed => JobState::Failed,
+                State::Queued => JobProgress::Queued,
+                State::Running => JobProgress::Running,
+                State::Done | State::Failed => JobProgress::Ended,
             },
             queue_position: position.map(|p| p as u32),
             elapsed_ms: elapsed,
@@ -303,7 +301,7 @@ impl Prover {
                     false
                 }
                 Err(e) => {
-                    log::info(format_args!("proving job {id} failed: {}", e.code));
+                    // Nothing about the outcome goes to the log: the parent reads it.
                     result.state = JobState::Failed;
                     result.circuit_size = e.circuit_size;
                     result.error = Some(JobFailure {
@@ -313,7 +311,8 @@ impl Prover {
                     true
                 }
             };
-            let plain = sigil_protocol::wire::to_json_secret(&result).unwrap_or_default();
+            let plain =
+                pad_result(sigil_protocol::wire::to_json_secret(&result).unwrap_or_default());
             let mut nonce = [0u8; 12];
             let sealed = getrandom::fill(&mut nonce)
                 .map_err(|e| e.to_string())
@@ -867,6 +866,16 @@ pub(crate) fn run_with_limit(cmd: &mut Command, limit: Duration) -> std::io::Res
         }
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// The result's JSON padded with whitespace (still the same JSON) to a multiple of
+/// [`RESULT_PAD`]: the sealed length then says nothing about done or failed.
+fn pad_result(json: Zeroizing<Vec<u8>>) -> Zeroizing<Vec<u8>> {
+    let len = json.len().next_multiple_of(RESULT_PAD).max(RESULT_PAD);
+    let mut padded = Zeroizing::new(Vec::with_capacity(len));
+    padded.extend_from_slice(&json);
+    padded.resize(len, b' ');
+    padded
 }
 
 #[cfg(test)]
