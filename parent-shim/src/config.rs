@@ -26,6 +26,7 @@ pub struct FileConfig {
     pub egress_resolve: Option<Vec<String>>,
     pub log_listen: Option<String>,
     pub max_connections: Option<usize>,
+    pub max_connections_per_source: Option<usize>,
     pub idle_timeout_secs: Option<u64>,
     pub max_blob_bytes: Option<usize>,
     pub max_blobs: Option<usize>,
@@ -74,6 +75,10 @@ pub struct Cli {
     /// Most concurrent ingress and egress connections (each).
     #[arg(long)]
     pub max_connections: Option<usize>,
+    /// Most concurrent ingress connections from one client address, so one client cannot
+    /// hold every connection (and the enclave's) for itself.
+    #[arg(long)]
+    pub max_connections_per_source: Option<usize>,
     /// Seconds without a byte in either direction before a connection is closed.
     #[arg(long)]
     pub idle_timeout_secs: Option<u64>,
@@ -109,11 +114,14 @@ pub struct Settings {
     /// The CRS file imported into the blob store at start.
     pub crs_file: Option<PathBuf>,
     pub max_connections: usize,
+    pub max_connections_per_source: usize,
     pub idle_timeout: Duration,
     pub store: store::Limits,
 }
 
 pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
+/// A quarter of the enclave's 64 connection slots: one client address cannot take them all.
+pub const DEFAULT_MAX_CONNECTIONS_PER_SOURCE: usize = 16;
 pub const DEFAULT_IDLE_SECS: u64 = 300;
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/sigil";
 pub const DEFAULT_MAX_BLOBS: usize = 10_000;
@@ -281,6 +289,14 @@ fn merge(c: &Cli, f: FileConfig) -> Result<Settings, ConfigError> {
         10_000,
         "max_connections",
     )?;
+    let max_connections_per_source = in_range(
+        c.max_connections_per_source
+            .or(f.max_connections_per_source)
+            .unwrap_or(DEFAULT_MAX_CONNECTIONS_PER_SOURCE.min(max_connections)),
+        1,
+        max_connections,
+        "max_connections_per_source",
+    )?;
     let idle = in_range(
         c.idle_timeout_secs
             .or(f.idle_timeout_secs)
@@ -399,6 +415,7 @@ fn merge(c: &Cli, f: FileConfig) -> Result<Settings, ConfigError> {
         credentials,
         crs_file,
         max_connections,
+        max_connections_per_source,
         idle_timeout: Duration::from_secs(idle),
         store,
     })

@@ -33,7 +33,8 @@ fn run() -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     }
     if let Some((listen, upstream)) = settings.ingress.clone() {
-        relay::spawn_service("ingress", &listen, max, move |s, _| {
+        let per_source = settings.max_connections_per_source;
+        relay::spawn_service_per_source("ingress", &listen, max, per_source, move |s, _| {
             relay::forward(s, &upstream, idle)
         })
         .map_err(|e| e.to_string())?;

@@ -1,10 +1,11 @@
 //! Byte forwarding: the accept loop shared by every service (with its connection limit) and
 //! the two-way copy used by ingress and egress. Nothing here looks at the bytes.
 
+use std::collections::HashMap;
 use std::io::{self, Read, Write};
-use std::net::Shutdown;
-use std::sync::Arc;
+use std::net::{IpAddr, Shutdown, SocketAddr};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sigil_sys::Addr;
@@ -37,6 +38,48 @@ fn take_slot(live: &Arc<AtomicUsize>, max: usize) -> Option<Slot> {
     .map(|_| Slot(live.clone()))
 }
 
+/// Connections per source address. Threat: one greedy client (one address) opening
+/// connections up to the service's limit and holding them, locking every other client out;
+/// with this, it holds at most `per_source` of them. Sources are TCP peers' IP addresses;
+/// Unix-socket peers (local processes) are not told apart here.
+struct PerSource {
+    per_source: usize,
+    live: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// A source's place; dropping it gives the place back.
+struct SourceSlot(Arc<PerSource>, IpAddr);
+
+impl Drop for SourceSlot {
+    fn drop(&mut self) {
+        let mut live = self.0.live.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = live.get_mut(&self.1) {
+            *n -= 1;
+            if *n == 0 {
+                live.remove(&self.1);
+            }
+        }
+    }
+}
+
+impl PerSource {
+    /// A place for `peer`, or `None` if its source holds all it may. Peers that are not
+    /// TCP addresses always get one (`Some(None)`).
+    fn take(self: &Arc<Self>, peer: &str) -> Option<Option<SourceSlot>> {
+        let Ok(addr) = peer.parse::<SocketAddr>() else {
+            return Some(None);
+        };
+        let ip = addr.ip();
+        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        let n = live.entry(ip).or_insert(0);
+        if *n >= self.per_source {
+            return None;
+        }
+        *n += 1;
+        Some(Some(SourceSlot(self.clone(), ip)))
+    }
+}
+
 /// Why one ingress connection ended with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum RelayError {
@@ -58,21 +101,46 @@ where
     F: Fn(Stream, &str) -> Result<(), E> + Send + Sync + 'static,
     E: std::fmt::Display,
 {
+    spawn_service_per_source(service, addr, max, max, handler)
+}
+
+/// As [`spawn_service`], with at most `per_source` of the `max` connections from any one
+/// source address (see [`PerSource`]).
+pub fn spawn_service_per_source<F, E>(
+    service: &'static str,
+    addr: &Addr,
+    max: usize,
+    per_source: usize,
+    handler: F,
+) -> io::Result<Addr>
+where
+    F: Fn(Stream, &str) -> Result<(), E> + Send + Sync + 'static,
+    E: std::fmt::Display,
+{
     let listener = Listener::bind(addr)?;
     let bound = listener.local_addr()?;
     log::info(service, &format!("listening on {bound}"));
     std::thread::Builder::new()
         .name(format!("{service}-accept"))
-        .spawn(move || serve(service, listener, max, Arc::new(handler)))?;
+        .spawn(move || serve(service, listener, max, per_source, Arc::new(handler)))?;
     Ok(bound)
 }
 
-fn serve<F, E>(service: &'static str, listener: Listener, max: usize, handler: Arc<F>)
-where
+fn serve<F, E>(
+    service: &'static str,
+    listener: Listener,
+    max: usize,
+    per_source: usize,
+    handler: Arc<F>,
+) where
     F: Fn(Stream, &str) -> Result<(), E> + Send + Sync + 'static,
     E: std::fmt::Display,
 {
     let live = Arc::new(AtomicUsize::new(0));
+    let sources = Arc::new(PerSource {
+        per_source,
+        live: Mutex::new(HashMap::new()),
+    });
     let mut last_refusal_log: Option<Instant> = None;
     loop {
         let (stream, peer) = match listener.accept() {
@@ -88,17 +156,25 @@ where
         };
         // Connection flood (resource exhaustion): past the limit a connection is closed at
         // once, before any thread or buffer is spent on it.
-        let Some(slot) = take_slot(&live, max) else {
-            drop(stream);
-            // Rate-limited so a flood cannot also flood the journal.
-            if last_refusal_log.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
-                log::warn(
-                    service,
-                    &format!("refused {peer}: connection limit {max} reached"),
-                );
-                last_refusal_log = Some(Instant::now());
+        let slots = sources
+            .take(&peer)
+            .ok_or("per-source")
+            .and_then(|s| take_slot(&live, max).map(|l| (l, s)).ok_or("total"));
+        let (slot, source_slot) = match slots {
+            Ok(s) => s,
+            Err(which) => {
+                drop(stream);
+                // Rate-limited so a flood cannot also flood the journal.
+                if last_refusal_log.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+                    let limit = if which == "total" { max } else { per_source };
+                    log::warn(
+                        service,
+                        &format!("refused {peer}: {which} connection limit {limit} reached"),
+                    );
+                    last_refusal_log = Some(Instant::now());
+                }
+                continue;
             }
-            continue;
         };
         let h = handler.clone();
         let p = peer.clone();
@@ -106,7 +182,7 @@ where
             .name(format!("{service}-conn"))
             .stack_size(THREAD_STACK)
             .spawn(move || {
-                let _slot = slot;
+                let _slot = (slot, source_slot);
                 if let Err(e) = h(stream, &p) {
                     // The peer and the error, never payload bytes.
                     log::warn(service, &format!("{p}: {e}"));

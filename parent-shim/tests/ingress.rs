@@ -168,3 +168,75 @@ fn unreachable_enclave_closes_the_client() {
     let mut c = TcpStream::connect(&addr).unwrap();
     assert!(is_closed(&mut c));
 }
+
+/// A connection to `addr` from the loopback source address `from` (127.0.0.x).
+fn connect_from(from: &str, addr: &str) -> TcpStream {
+    use socket2::{Domain, Socket, Type};
+    let s = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    let src: std::net::SocketAddr = format!("{from}:0").parse().unwrap();
+    s.bind(&src.into()).unwrap();
+    let dst: std::net::SocketAddr = addr.parse().unwrap();
+    s.connect(&dst.into()).unwrap();
+    s.into()
+}
+
+/// One greedy client (one address) holding every connection it can does not lock out a
+/// second client: it gets at most its per-source share. With the share equal to the total
+/// (no per-source limit), the same greed does lock the other out, so the check can fail.
+#[test]
+fn a_greedy_client_cannot_take_every_connection() {
+    for (per_source, other_served) in [(8, false), (4, true)] {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let up = l.local_addr().unwrap().to_string();
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            for s in l.incoming() {
+                if tx.send(s.unwrap()).is_err() {
+                    return;
+                }
+            }
+        });
+        let upstream: Addr = format!("tcp:{up}").parse().unwrap();
+        let bound = relay::spawn_service_per_source(
+            "ingress",
+            &"tcp:127.0.0.1:0".parse().unwrap(),
+            8,
+            per_source,
+            move |s, _| relay::forward(s, &upstream, Duration::from_secs(30)),
+        )
+        .unwrap();
+        let addr = bound.to_string().trim_start_matches("tcp:").to_string();
+        // The greedy client opens twice its share and holds what it gets.
+        let greedy: Vec<TcpStream> = (0..16).map(|_| connect_from("127.0.0.1", &addr)).collect();
+        let mut upstreams = Vec::new();
+        while let Ok(u) = rx.recv_timeout(Duration::from_millis(500)) {
+            upstreams.push(u);
+        }
+        assert_eq!(upstreams.len(), per_source, "the greedy client's share");
+        let refused = greedy.iter().filter(|s| is_closed_now(s)).count();
+        assert_eq!(refused, 16 - per_source);
+        // Another client, from another address.
+        let mut other = connect_from("127.0.0.2", &addr);
+        let served = rx.recv_timeout(Duration::from_secs(2)).is_ok();
+        assert_eq!(served, other_served, "per-source limit {per_source}");
+        if !other_served {
+            assert!(is_closed(&mut other));
+        }
+    }
+}
+
+/// Whether the relay closed `s` (without waiting long for a live one).
+fn is_closed_now(s: &TcpStream) -> bool {
+    s.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut b = [0u8; 1];
+    let mut r = s;
+    match r.read(&mut b) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => matches!(
+            e.kind(),
+            std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted
+        ),
+    }
+}

@@ -36,6 +36,10 @@ use crate::log;
 pub const RESULT_TTL: Duration = Duration::from_secs(3600);
 /// Most finished jobs kept; older ones are forgotten first.
 pub const MAX_FINISHED: usize = 256;
+/// Most bytes of sealed results kept at once: results of large circuits (chonk proofs, padded
+/// to 64 KiB multiples) must not add up to the enclave's memory however many finish. The
+/// oldest are forgotten first; the newest is always kept.
+pub const MAX_FINISHED_BYTES: usize = 64 << 20;
 /// Largest output file read back from bb (proofs and keys are tens of KiB).
 const MAX_OUTPUT: u64 = 4 << 20;
 /// How much of bb's stderr is kept for the error message.
@@ -766,6 +770,21 @@ fn remember_finished(inner: &mut Inner, id: Id) {
     }
     // Cannot fail: a slot was freed above when the ring was full.
     let _ = inner.finished.push_back(id);
+    // Threat: a client submitting many jobs and never fetching, to fill memory with results.
+    while inner.finished.len() > 1 && finished_bytes(inner) > MAX_FINISHED_BYTES {
+        if let Some(old) = inner.finished.pop_front() {
+            inner.jobs.remove(&old);
+        }
+    }
+}
+
+fn finished_bytes(inner: &Inner) -> usize {
+    inner
+        .finished
+        .iter()
+        .filter_map(|id| inner.jobs.get(id)?.sealed.as_ref())
+        .map(Vec::len)
+        .sum()
 }
 
 fn expire(inner: &mut Inner) {
@@ -910,6 +929,37 @@ mod tests {
         assert_eq!(inner.jobs.len(), MAX_FINISHED);
         assert_eq!(inner.finished.front(), Some(&id(3)));
         assert!(!inner.jobs.contains_key(&id(2)) && inner.jobs.contains_key(&id(3)));
+    }
+
+    #[test]
+    fn finished_results_are_bounded_in_bytes_too() {
+        let mut inner = Inner {
+            jobs: HashMap::new(),
+            queue: VecDeque::new(),
+            finished: heapless::Deque::new(),
+        };
+        let id = |i: usize| Hex((i as u128).to_be_bytes());
+        let size = MAX_FINISHED_BYTES / 4 + 1;
+        for i in 0..10 {
+            inner.jobs.insert(
+                id(i),
+                Job {
+                    state: State::Done,
+                    input: None,
+                    inputs_sha256: Hex([0; 32]),
+                    submitted: Instant::now(),
+                    started: None,
+                    ended: Some(Instant::now()),
+                    sealed: Some(vec![0; size]),
+                },
+            );
+            remember_finished(&mut inner, id(i));
+            assert!(finished_bytes(&inner) <= MAX_FINISHED_BYTES);
+        }
+        // Three results fit, the newest three.
+        assert_eq!(inner.finished.len(), 3);
+        assert_eq!(inner.jobs.len(), 3);
+        assert_eq!(inner.finished.front(), Some(&id(7)));
     }
 
     #[test]
