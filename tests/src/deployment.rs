@@ -97,6 +97,8 @@ pub struct Deployment {
     pub region: &'static str,
     /// Makes the simulated attestation claim this manifest's PCRs.
     pub simulated_pcrs: Option<PathBuf>,
+    /// The measured configuration's `kms.first_boot` (the default when `None`).
+    pub first_boot: Option<&'static str>,
     enclave_bin: PathBuf,
     shim_bin: PathBuf,
     // Dropped in this order: the enclave first, then the shim, then the KMS.
@@ -129,6 +131,7 @@ impl Deployment {
             dir,
             region: REGION,
             simulated_pcrs: None,
+            first_boot: None,
             enclave_bin,
             shim_bin,
             enclave: None,
@@ -164,11 +167,15 @@ impl Deployment {
     /// [`Deployment::wait_sealing`]).
     pub fn start_enclave(&mut self) -> &LocalEnclave {
         let config = self.dir.join("enclave.json");
+        let first_boot = self
+            .first_boot
+            .map(|f| format!(r#", "first_boot": "{f}""#))
+            .unwrap_or_default();
         std::fs::write(
             &config,
             format!(
                 r#"{{"kms": {{"region": "{}", "key_id": "{}", "trust": "development",
-                    "encryption_context": {{"app": "sigil-test"}}}}}}"#,
+                    "encryption_context": {{"app": "sigil-test"}}{first_boot}}}}}"#,
                 self.region,
                 key_arn()
             ),

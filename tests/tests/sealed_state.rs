@@ -370,3 +370,40 @@ fn a_leaked_signed_read_cannot_be_rewrapped_to_another_boot() {
         b"the secret"
     );
 }
+
+/// "First boot" is not the parent's word alone: an image whose measured configuration says
+/// `first_boot: refuse` recovers an existing state, but over a store the parent emptied it
+/// makes no new data key (and so no second state), says why, and writes nothing.
+#[test]
+fn an_image_that_refuses_a_first_boot_mints_no_new_state_over_an_empty_store() {
+    let mut d = deployment("first-boot", None);
+    d.start_enclave();
+    assert_eq!(d.wait_sealing(true)["origin"], "generated");
+    let owner = OwnerKey::generate().unwrap();
+    let (c, e) = d.attest();
+    c.vault_put(&e, &owner, "alpha", b"one", 0).unwrap();
+    d.kill_enclave();
+
+    // The serving image: recovers the state as any later boot does.
+    d.first_boot = Some("refuse");
+    d.start_enclave();
+    assert_eq!(d.wait_sealing(true)["origin"], "recovered");
+    let (c, e) = d.attest();
+    assert_eq!(&c.vault_get(&e, &owner, "alpha").unwrap().0[..], b"one");
+    d.kill_enclave();
+
+    // The parent hides the whole state (moves it aside) and restarts the enclave.
+    let state = d.dir.join("state");
+    let hidden = d.dir.join("hidden-state");
+    d.kill_shim();
+    std::fs::rename(&state, &hidden).unwrap();
+    std::fs::create_dir_all(&state).unwrap();
+    d.start_shim();
+    d.start_enclave();
+    let s = d.wait_sealing(false);
+    assert_eq!(s["error_code"], "first_boot_refused", "{s}");
+    assert!(
+        std::fs::read_dir(&state).unwrap().next().is_none(),
+        "the enclave wrote into the empty store"
+    );
+}

@@ -163,6 +163,24 @@ pub struct KmsConfig {
     /// Whose certificates the TLS connection to KMS accepts.
     #[serde(default)]
     pub trust: KmsTrust,
+    /// Whether this image may start a new state when the parent's store has none.
+    #[serde(default)]
+    pub first_boot: FirstBoot,
+}
+
+/// What an enclave that finds no data-key record does. Threat: "first boot" is otherwise the
+/// parent's word (an empty store), so a parent could hide the state, have the enclave mint a
+/// new data key, and run two divergent states (one per store) of the same image. Measured, so
+/// only the image's builder decides: deployments run genesis with an image that may generate,
+/// then serve with one that refuses (a new image, so a KMS key policy that names it).
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum FirstBoot {
+    /// Make a new data key (and so a new, empty state).
+    #[default]
+    Generate,
+    /// Refuse: only the existing state may be recovered.
+    Refuse,
 }
 
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]

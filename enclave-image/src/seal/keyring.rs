@@ -39,7 +39,7 @@ use sigil_sys::Stream;
 
 use super::format::DataKey;
 use super::store::{BlobClient, StoreError};
-use crate::boot::config::{KmsConfig, KmsTrust};
+use crate::boot::config::{FirstBoot, KmsConfig, KmsTrust};
 use crate::nsm::{Mode, Nsm};
 use crate::parent::credentials::CredentialsError;
 
@@ -71,6 +71,8 @@ pub enum KeyringError {
     DevelopmentTrustOnNitro,
     /// Sealed blobs exist but the data-key record does not.
     RecordMissing { blobs: usize },
+    /// No state at all, and the measured configuration forbids starting one.
+    FirstBootRefused,
     /// The record names another KMS key than the configuration.
     OtherKey { stored: String, configured: String },
     /// The record is malformed.
@@ -101,6 +103,12 @@ impl fmt::Display for KeyringError {
                 "{blobs} sealed blob(s) exist but the data-key record {RECORD_NAME} is missing; \
                  refusing to start a new state over them (restore the record)"
             ),
+            KeyringError::FirstBootRefused => write!(
+                f,
+                "the parent's store has no data-key record ({RECORD_NAME}) and the measured \
+                 configuration (kms.first_boot = \"refuse\") forbids starting a new state: \
+                 restore the state the parent lost or hid"
+            ),
             KeyringError::OtherKey { stored, configured } => write!(
                 f,
                 "the stored data key was made with KMS key {stored:?}, but the configuration \
@@ -126,6 +134,7 @@ impl KeyringError {
         match self {
             KeyringError::DevelopmentTrustOnNitro => "development_trust_on_nitro",
             KeyringError::RecordMissing { .. } => "record_missing",
+            KeyringError::FirstBootRefused => "first_boot_refused",
             KeyringError::OtherKey { .. } => "other_kms_key",
             KeyringError::BadRecord(_) => "bad_record",
             KeyringError::Credentials(_) => "credentials",
@@ -210,6 +219,9 @@ impl<C: Connector> Keyring<'_, C> {
                 return Err(KeyringError::RecordMissing {
                     blobs: sealed.len(),
                 });
+            }
+            if self.config.first_boot == FirstBoot::Refuse {
+                return Err(KeyringError::FirstBootRefused);
             }
             let (key, record) = self.generate()?;
             match blobs.put(RECORD_NAME, 0, &record) {
