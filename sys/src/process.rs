@@ -12,12 +12,15 @@ use crate::cvt;
 pub enum Rlimit {
     /// RLIMIT_AS: the child's whole address space, in bytes (soft and hard).
     AddressSpace(u64),
+    /// RLIMIT_FSIZE: the largest file the child may write, in bytes (past it: SIGXFSZ).
+    FileSize(u64),
 }
 
 impl Rlimit {
     fn resource_and_value(self) -> (libc::__rlimit_resource_t, libc::rlim_t) {
         match self {
             Rlimit::AddressSpace(bytes) => (libc::RLIMIT_AS, bytes as libc::rlim_t),
+            Rlimit::FileSize(bytes) => (libc::RLIMIT_FSIZE, bytes as libc::rlim_t),
         }
     }
 }
@@ -121,6 +124,24 @@ mod tests {
         assert!(out.status.success());
         // `ulimit -v` prints KiB.
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "524288");
+    }
+
+    #[test]
+    fn file_size_limit_stops_a_child_writing_past_it() {
+        let dir = std::env::temp_dir().join(format!("sigil-fsize-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("big");
+        let mut cmd = Command::new("sh");
+        // 2 blocks of 64 KiB against a 64 KiB limit: dd is stopped (SIGXFSZ) at the limit.
+        cmd.args([
+            "-c",
+            &format!("dd if=/dev/zero of={} bs=65536 count=2", f.display()),
+        ]);
+        set_rlimits_before_exec(&mut cmd, &[Rlimit::FileSize(65536)]);
+        let out = cmd.output().unwrap();
+        assert!(!out.status.success());
+        assert_eq!(std::fs::metadata(&f).unwrap().len(), 65536);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

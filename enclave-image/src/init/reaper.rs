@@ -65,9 +65,15 @@ pub fn start(set: SignalSet) -> Result<(), BootError> {
 }
 
 fn reap_all() {
-    while let Some((pid, status)) = process::reap_any() {
-        let (lock, cv) = table();
-        let Ok(mut t) = lock.lock() else { return };
+    let (lock, cv) = table();
+    loop {
+        // The table is locked before reaping: `spawn` holds it across `Command::spawn`, which
+        // waits for its own child when the child fails before exec; reaping that child here
+        // first would make std's wait fail and panic (the prover would be gone for good).
+        let mut t = lock.lock().unwrap_or_else(|e| e.into_inner());
+        let Some((pid, status)) = process::reap_any() else {
+            return;
+        };
         if t.managed.remove(&pid) {
             t.exited.insert(pid, status);
             cv.notify_all();
@@ -81,9 +87,8 @@ fn reap_all() {
 /// locked across the spawn, so a child that exits at once is still recognized.
 pub fn spawn(cmd: &mut std::process::Command) -> std::io::Result<u32> {
     let (lock, _) = table();
-    let mut t = lock
-        .lock()
-        .map_err(|_| std::io::Error::other("reaper table poisoned"))?;
+    // A poisoned table is still consistent (entries are added and removed whole).
+    let mut t = lock.lock().unwrap_or_else(|e| e.into_inner());
     let child = cmd.spawn()?;
     let pid = child.id();
     t.managed.insert(pid);
@@ -93,7 +98,7 @@ pub fn spawn(cmd: &mut std::process::Command) -> std::io::Result<u32> {
 /// Waits up to `limit` for a child from [`spawn`] to exit; returns its wait status.
 pub fn wait(pid: u32, limit: Duration) -> Option<libc::c_int> {
     let (lock, cv) = table();
-    let t = lock.lock().ok()?;
+    let t = lock.lock().unwrap_or_else(|e| e.into_inner());
     let (mut t, _) = cv
         .wait_timeout_while(t, limit, |t| !t.exited.contains_key(&pid))
         .ok()?;

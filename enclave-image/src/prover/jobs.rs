@@ -42,6 +42,8 @@ pub const MAX_FINISHED: usize = 256;
 pub const MAX_FINISHED_BYTES: usize = 64 << 20;
 /// Largest output file read back from bb (proofs and keys are tens of KiB).
 const MAX_OUTPUT: u64 = 4 << 20;
+/// Largest file bb may write (RLIMIT_FSIZE): its outputs, with room to spare.
+const MAX_BB_FILE: u64 = 64 << 20;
 /// How much of bb's stderr is kept for the error message.
 const STDERR_TAIL: usize = 2048;
 
@@ -279,7 +281,18 @@ impl Prover {
                 }
             };
             let started = Instant::now();
-            let outcome = self.prove(&id.to_string(), &input);
+            // A panic in one job (a bug) fails that job; the worker, the others' state and the
+            // input's wiping survive it.
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.prove(&id.to_string(), &input)
+            }))
+            .unwrap_or_else(|_| {
+                Err(Failure {
+                    code: "prover_failed",
+                    message: "internal error while running the prover".into(),
+                    circuit_size: None,
+                })
+            });
             let prove_ms = started.elapsed().as_millis() as u64;
             let mut result = JobResult {
                 id,
@@ -823,7 +836,16 @@ pub(crate) fn run_sandboxed(
         .stderr(stderr.try_clone()?)
         .env_clear()
         .env("HOME", dir);
-    process::set_rlimits_before_exec(cmd, &[Rlimit::AddressSpace(settings.memory_limit)]);
+    // Threat: a compromised bb filling the enclave's memory-backed file system through its
+    // job directory or its output files; each file it writes is bounded (its real outputs
+    // are at most MAX_OUTPUT).
+    process::set_rlimits_before_exec(
+        cmd,
+        &[
+            Rlimit::AddressSpace(settings.memory_limit),
+            Rlimit::FileSize(MAX_BB_FILE),
+        ],
+    );
     let root = sandbox_root(&settings.work_dir);
     settings
         .sandbox
