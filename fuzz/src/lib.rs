@@ -30,6 +30,10 @@ pub const TARGETS: &[Target] = &[
         run: targets::parent_frames::run,
     },
     Target {
+        name: "sealed_blob",
+        run: targets::sealed_blob::run,
+    },
+    Target {
         name: "kms",
         run: targets::kms::run,
     },

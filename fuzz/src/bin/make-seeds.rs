@@ -1,6 +1,6 @@
 //! Writes the committed seed corpora (`corpus/<target>/`) from the project's own encoders, so
-//! the seeds follow the formats as they change: `cargo run --bin make-seeds` in `fuzz/`, then
-//! commit what changed. Real documents and envelopes from the shared test vectors are added
+//! the seeds follow the formats as they change: `cargo run --bin make-seeds [TARGET...]` in
+//! `fuzz/`, then commit what changed. Real documents and envelopes from the shared test vectors are added
 //! at run time by `scripts/fuzz`, not committed.
 //!
 //! Randomness (HPKE ephemeral keys, ES384 signatures, the simulated chain) makes some seeds
@@ -13,7 +13,7 @@ use base64::Engine as _;
 use serde_json::json;
 use sigil_attestation::simulator::SimulatedIssuer;
 use sigil_eif::{EifBuilder, Entry, default_metadata, gzip, write_newc};
-use sigil_fuzz::targets::{api_json, encap, kms, parent_frames};
+use sigil_fuzz::targets::{api_json, encap, kms, parent_frames, sealed_blob};
 use sigil_kms::cms;
 use sigil_protocol::endpoint::ENDPOINTS;
 use sigil_protocol::parent::{Refusal, blobs, credentials, egress};
@@ -21,14 +21,24 @@ use sigil_protocol::user_data::{BbInfo, ImageInfo, PROTOCOL_VERSION};
 use zeroize::Zeroizing;
 
 fn main() {
+    // With target names, only those folders are rewritten (the others keep their bytes).
+    let only: Vec<String> = std::env::args().skip(1).collect();
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("corpus");
-    attestation(&root.join("attestation"));
-    encapsulated(&root.join("encap"));
-    heads(&root.join("http_head"));
-    frames(&root.join("parent_frames"));
-    kms_answers(&root.join("kms"));
-    images(&root.join("eif"));
-    requests(&root.join("api_json"));
+    let writers: [(&str, fn(&Path)); 8] = [
+        ("attestation", attestation),
+        ("encap", encapsulated),
+        ("http_head", heads),
+        ("parent_frames", frames),
+        ("sealed_blob", sealed),
+        ("kms", kms_answers),
+        ("eif", images),
+        ("api_json", requests),
+    ];
+    for (name, make) in writers {
+        if only.is_empty() || only.iter().any(|o| o == name) {
+            make(&root.join(name));
+        }
+    }
 }
 
 /// Replaces `dir`'s seeds with `seeds` (name, bytes).
@@ -205,6 +215,29 @@ fn frames(dir: &Path) {
             .map(|(n, s, b)| (n.to_string(), with_selector(s, &b)))
             .collect(),
     );
+}
+
+fn sealed(dir: &Path) {
+    use sigil_enclave::seal::{DataKey, Kind, seal};
+    let key = DataKey::from_bytes(sealed_blob::DATA_KEY);
+    let seeds = [
+        ("key", Kind::Key, "keys/alice-1", &b"secret share"[..]),
+        ("aggregate", Kind::AggregateKey, "aggregates/0123", b"{}"),
+        (
+            "secret",
+            Kind::Secret,
+            "vault/db-password",
+            b"owner and value",
+        ),
+        ("counter", Kind::Counter, "counter", &7u64.to_be_bytes()),
+    ]
+    .into_iter()
+    .map(|(name, kind, id, plain)| {
+        let blob = seal(&key, kind, id, 5, 2, plain).expect("sealing a seed");
+        (name.to_string(), blob)
+    })
+    .collect();
+    write(dir, seeds);
 }
 
 fn kms_answers(dir: &Path) {

@@ -7,3 +7,4 @@ pub mod encap;
 pub mod http_head;
 pub mod kms;
 pub mod parent_frames;
+pub mod sealed_blob;
