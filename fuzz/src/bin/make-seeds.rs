@@ -20,11 +20,14 @@ use sigil_protocol::parent::{Refusal, blobs, credentials, egress};
 use sigil_protocol::user_data::{BbInfo, ImageInfo, PROTOCOL_VERSION};
 use zeroize::Zeroizing;
 
+/// Writes one target's seeds into the folder it is given.
+type Writer = fn(&Path);
+
 fn main() {
     // With target names, only those folders are rewritten (the others keep their bytes).
     let only: Vec<String> = std::env::args().skip(1).collect();
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("corpus");
-    let writers: [(&str, fn(&Path)); 8] = [
+    let writers: [(&str, Writer); 8] = [
         ("attestation", attestation),
         ("encap", encapsulated),
         ("http_head", heads),
