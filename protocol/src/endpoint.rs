@@ -253,7 +253,19 @@ macro_rules! endpoints {
 
         /// Every endpoint, in the order of the declarations.
         pub const ENDPOINTS: &[EndpointInfo] = &[$(<$name as Endpoint>::INFO),*];
+
+        /// Calls `v` with every endpoint type, in the order of [`ENDPOINTS`]: for code that
+        /// must treat each endpoint's request and response types alike (the fuzz target that
+        /// decodes every request type), so a new endpoint cannot be left out of it.
+        pub fn for_each_endpoint(v: &mut impl EndpointVisitor) {
+            $(v.visit::<$name>();)*
+        }
     };
+}
+
+/// What [`for_each_endpoint`] calls with each endpoint type.
+pub trait EndpointVisitor {
+    fn visit<E: Endpoint>(&mut self);
 }
 
 endpoints! {
@@ -383,6 +395,20 @@ mod tests {
             assert_eq!(e.param.is_some(), e.path.contains('{'), "{}", e.name);
         }
         assert_eq!(Ping::ROUTE, "POST /v1/ping");
+    }
+
+    #[test]
+    fn for_each_endpoint_visits_the_table_in_order() {
+        struct Names(Vec<&'static str>);
+        impl EndpointVisitor for Names {
+            fn visit<E: Endpoint>(&mut self) {
+                self.0.push(E::INFO.name);
+            }
+        }
+        let mut names = Names(Vec::new());
+        for_each_endpoint(&mut names);
+        let want: Vec<_> = ENDPOINTS.iter().map(|e| e.name).collect();
+        assert_eq!(names.0, want);
     }
 
     #[test]

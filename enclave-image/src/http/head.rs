@@ -40,20 +40,8 @@ pub fn read_head(
         match stream.read(&mut chunk) {
             Ok(0) => return Err(HeadError::Closed),
             Ok(n) => {
-                buf.extend_from_slice(&chunk[..n]);
-                // Parse only when a line ended: httparse decides where the head ends (it
-                // accepts bare LF line ends too), junk fails at its first line, and the number
-                // of parses stays bounded by the number of lines, which MAX_HEADERS bounds.
-                if chunk[..n].contains(&b'\n')
-                    && let httparse::Status::Complete(end) = parse(&buf)?
-                {
-                    if end > max_head {
-                        return Err(HeadError::TooLarge(max_head));
-                    }
+                if push(&mut buf, &chunk[..n], max_head)? {
                     return Ok(buf);
-                }
-                if buf.len() > max_head {
-                    return Err(HeadError::TooLarge(max_head));
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -64,6 +52,29 @@ pub fn read_head(
             Err(e) => return Err(HeadError::Io(e.to_string())),
         }
     }
+}
+
+/// Appends the bytes just read to `buf` and decides: `true` once `buf` holds a whole head
+/// (possibly followed by the start of the body), `false` if more is needed, an error if the
+/// head is junk or over `max_head`. The I/O-free half of [`read_head`], so that the same code
+/// can be driven with arbitrary bytes in arbitrary pieces (the fuzz target does).
+pub fn push(buf: &mut Vec<u8>, chunk: &[u8], max_head: usize) -> Result<bool, HeadError> {
+    buf.extend_from_slice(chunk);
+    // Parse only when a line ended: httparse decides where the head ends (it accepts bare LF
+    // line ends too), junk fails at its first line, and the number of parses stays bounded by
+    // the number of lines, which MAX_HEADERS bounds.
+    if chunk.contains(&b'\n')
+        && let httparse::Status::Complete(end) = parse(buf)?
+    {
+        if end > max_head {
+            return Err(HeadError::TooLarge(max_head));
+        }
+        return Ok(true);
+    }
+    if buf.len() > max_head {
+        return Err(HeadError::TooLarge(max_head));
+    }
+    Ok(false)
 }
 
 fn wait_readable(stream: &Stream, deadline: Instant) -> Result<(), HeadError> {

@@ -3,7 +3,7 @@
 //! from a buffered [`Request`] to a [`Response`].
 
 mod exec;
-mod head;
+pub mod head;
 mod server;
 
 pub use server::{Handler, Limits, Request, Response, Server, Stopper};

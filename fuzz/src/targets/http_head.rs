@@ -1,0 +1,58 @@
+//! The HTTP request head as the enclave reads it from any client, in pieces of any size, then
+//! routed through the endpoint table as the API does.
+
+use sigil_enclave::http::head::{self, HeadError};
+use sigil_protocol::endpoint::{Lookup, lookup};
+
+/// The enclave's default head limit.
+pub const MAX_HEAD: usize = 16 * 1024;
+
+pub fn run(data: &[u8]) {
+    let Some((selector, stream)) = crate::split_selector(data) else {
+        return;
+    };
+    // The selector is the size of each read (1..=64 bytes), as a slow or odd client sends.
+    let piece = usize::from(selector % 64) + 1;
+    let mut buf = Vec::new();
+    let mut done = false;
+    for chunk in stream.chunks(piece) {
+        match head::push(&mut buf, chunk, MAX_HEAD) {
+            Ok(true) => {
+                done = true;
+                break;
+            }
+            Ok(false) => assert!(buf.len() <= MAX_HEAD, "buffered past the limit"),
+            Err(HeadError::TooLarge(n)) => {
+                assert_eq!(n, MAX_HEAD);
+                return;
+            }
+            Err(_) => return,
+        }
+    }
+    if !done {
+        return;
+    }
+    // A head the reader accepted is one httparse parses completely within the limit.
+    let mut headers = [httparse::EMPTY_HEADER; head::MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    let end = match req.parse(&buf) {
+        Ok(httparse::Status::Complete(end)) => end,
+        other => panic!("accepted head does not parse: {other:?}"),
+    };
+    assert!(end <= MAX_HEAD);
+    let (Some(method), Some(target)) = (req.method, req.path) else {
+        panic!("complete head without method or target");
+    };
+    let path = target.split_once('?').map_or(target, |(p, _)| p);
+    if let Lookup::Found(e, param) = lookup(method, path) {
+        assert_eq!(e.method.as_str(), method);
+        match (e.param, param) {
+            (None, None) => assert_eq!(e.path, path),
+            (Some(p), Some(seg)) => {
+                assert_eq!(seg.len(), p.hex_digits);
+                assert!(seg.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')));
+            }
+            _ => panic!("path parameter mismatch for {}", e.name),
+        }
+    }
+}
