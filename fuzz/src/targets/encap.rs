@@ -1,7 +1,9 @@
 //! Encapsulated bodies: a request as the enclave opens it (anyone on the network sends one),
 //! and a response as the client opens it (the relaying parent can rewrite it).
 
-use sigil_protocol::encap::{self, REQUEST_OVERHEAD, ServerKey};
+use sigil_protocol::encap::{
+    self, MAX_ENCAPSULATED_RESPONSE, REQUEST_OVERHEAD, RESPONSE_OVERHEAD, ServerKey,
+};
 use sigil_protocol::endpoint::ENDPOINTS;
 
 /// The fixed seed of the fuzzing server key; `make-seeds` seals its requests to it.
@@ -13,7 +15,11 @@ pub fn server_key() -> ServerKey {
 
 /// The route the selector byte names: bit 0 picks request or response, the rest an endpoint.
 pub fn route(selector: u8) -> &'static str {
-    ENDPOINTS[usize::from(selector >> 1) % ENDPOINTS.len()].route
+    endpoint(selector).route
+}
+
+fn endpoint(selector: u8) -> &'static sigil_protocol::endpoint::EndpointInfo {
+    &ENDPOINTS[usize::from(selector >> 1) % ENDPOINTS.len()]
 }
 
 pub fn run(data: &[u8]) {
@@ -23,11 +29,18 @@ pub fn run(data: &[u8]) {
     let route = route(selector);
     if selector & 1 == 0 {
         let key = server_key();
-        if let Ok((plain, sealer)) = key.open_request(route, body) {
+        let limit = endpoint(selector).max_body;
+        if let Ok((plain, sealer)) = key.open_request(route, body, limit) {
+            assert!(
+                body.len() <= limit,
+                "a body over the route's limit was opened"
+            );
             assert_eq!(plain.len() + REQUEST_OVERHEAD, body.len());
-            sealer
-                .seal(route, &plain)
-                .expect("the answer to an opened request can be sealed");
+            if plain.len() + RESPONSE_OVERHEAD <= MAX_ENCAPSULATED_RESPONSE {
+                sealer
+                    .seal(route, 200, &plain)
+                    .expect("the answer to an opened request can be sealed");
+            }
         }
     } else {
         // A response to a request this client really sent: without the request's secret no
