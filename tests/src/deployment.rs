@@ -42,8 +42,13 @@ pub struct LocalEnclave {
 
 impl LocalEnclave {
     pub fn start(bin: &Path, args: &[&str]) -> LocalEnclave {
+        LocalEnclave::start_listening(bin, "tcp:127.0.0.1:0", args)
+    }
+
+    /// As [`LocalEnclave::start`], listening on `listen` (`tcp:HOST:PORT`).
+    pub fn start_listening(bin: &Path, listen: &str, args: &[&str]) -> LocalEnclave {
         let mut child = Command::new(bin)
-            .args(["--listen", "tcp:127.0.0.1:0"])
+            .args(["--listen", listen])
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -91,6 +96,28 @@ impl Drop for LocalEnclave {
     }
 }
 
+/// What a deployment may add to the default one.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// The enclave's address (`tcp:127.0.0.1:PORT`), the same after every restart; a free
+    /// port chosen at each start when `None`.
+    pub enclave_listen: Option<String>,
+    /// The shim's ingress (`tcp:127.0.0.1:PORT`), relaying to `enclave_listen` (which it
+    /// needs), as the parent instance's public port does.
+    pub ingress_listen: Option<String>,
+    /// The prover, when the enclave should prove.
+    pub prover: Option<Prover>,
+}
+
+/// The enclave's prover: the host's `bb`, the CRS file the shim puts into its blob store, and
+/// the `prover` member of the enclave's configuration (a JSON object).
+#[derive(Clone, Debug)]
+pub struct Prover {
+    pub bb: PathBuf,
+    pub crs: PathBuf,
+    pub config: String,
+}
+
 pub struct Deployment {
     pub dir: PathBuf,
     /// The region the enclave's configuration names (the shim allows only [`REGION`]'s KMS).
@@ -101,6 +128,7 @@ pub struct Deployment {
     pub first_boot: Option<&'static str>,
     enclave_bin: PathBuf,
     shim_bin: PathBuf,
+    options: Options,
     // Dropped in this order: the enclave first, then the shim, then the KMS.
     enclave: Option<LocalEnclave>,
     shim: Option<Shim>,
@@ -117,6 +145,21 @@ impl Deployment {
         shim_bin: PathBuf,
         pcr0_policy: Option<&str>,
     ) -> Deployment {
+        Deployment::with_options(dir, enclave_bin, shim_bin, pcr0_policy, Options::default())
+    }
+
+    /// As [`Deployment::new`], with `options`.
+    pub fn with_options(
+        dir: PathBuf,
+        enclave_bin: PathBuf,
+        shim_bin: PathBuf,
+        pcr0_policy: Option<&str>,
+        options: Options,
+    ) -> Deployment {
+        assert!(
+            options.ingress_listen.is_none() || options.enclave_listen.is_some(),
+            "the shim's ingress needs the enclave's fixed address"
+        );
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("state")).unwrap();
         let config = format!(
@@ -134,6 +177,7 @@ impl Deployment {
             first_boot: None,
             enclave_bin,
             shim_bin,
+            options,
             enclave: None,
             shim: None,
             kms_addr: kms.local_addr().to_string(),
@@ -149,12 +193,28 @@ impl Deployment {
 
     pub fn start_shim(&mut self) {
         let host = format!("kms.{REGION}.amazonaws.com:443");
+        let o = &self.options;
         let setup = ShimSetup {
             egress_resolve: Some(format!("{host}={}", self.kms_addr)),
             egress_allow: host,
-            ..ShimSetup::in_dir(self.shim_bin.clone(), &self.dir, None)
+            ingress: o.ingress_listen.clone().zip(o.enclave_listen.clone()),
+            ..ShimSetup::in_dir(
+                self.shim_bin.clone(),
+                &self.dir,
+                o.prover.as_ref().map(|p| p.crs.clone()),
+            )
         };
         self.shim = Some(Shim::start(&setup).expect("start sigil-shim"));
+    }
+
+    /// The running shim's process id.
+    pub fn shim_pid(&self) -> Option<u32> {
+        self.shim.as_ref().map(Shim::pid)
+    }
+
+    /// Whether the shim is still running (it has not crashed).
+    pub fn shim_running(&mut self) -> bool {
+        self.shim.as_mut().is_some_and(Shim::is_running)
     }
 
     pub fn kill_shim(&mut self) {
@@ -171,11 +231,17 @@ impl Deployment {
             .first_boot
             .map(|f| format!(r#", "first_boot": "{f}""#))
             .unwrap_or_default();
+        let prover = self
+            .options
+            .prover
+            .as_ref()
+            .map(|p| format!(r#", "prover": {}"#, p.config))
+            .unwrap_or_default();
         std::fs::write(
             &config,
             format!(
                 r#"{{"kms": {{"region": "{}", "key_id": "{}", "trust": "development",
-                    "encryption_context": {{"app": "sigil-test"}}{first_boot}}}}}"#,
+                    "encryption_context": {{"app": "sigil-test"}}{first_boot}}}{prover}}}"#,
                 self.region,
                 key_arn()
             ),
@@ -204,13 +270,35 @@ impl Deployment {
         if let Some(p) = &pcrs {
             args.extend(["--simulated-pcrs", p]);
         }
-        self.enclave = Some(LocalEnclave::start(&self.enclave_bin, &args));
+        let bb = self
+            .options
+            .prover
+            .as_ref()
+            .map(|p| p.bb.display().to_string());
+        if let Some(bb) = &bb {
+            args.extend(["--bb", bb]);
+        }
+        let listen = self
+            .options
+            .enclave_listen
+            .as_deref()
+            .unwrap_or("tcp:127.0.0.1:0");
+        self.enclave = Some(LocalEnclave::start_listening(
+            &self.enclave_bin,
+            listen,
+            &args,
+        ));
         self.enclave.as_ref().unwrap()
     }
 
     /// SIGKILL, as a crash or a power cut would.
     pub fn kill_enclave(&mut self) {
         self.enclave = None;
+    }
+
+    /// Whether the enclave process is still running (it has not crashed).
+    pub fn enclave_running(&mut self) -> bool {
+        self.enclave.as_mut().is_some_and(LocalEnclave::is_running)
     }
 
     pub fn enclave(&self) -> &LocalEnclave {

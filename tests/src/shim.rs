@@ -125,6 +125,15 @@ impl Shim {
         Ok(Shim { child })
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether the shim is still running (it has not crashed).
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().map(|s| s.is_none()).unwrap_or(false)
+    }
+
     /// Stops the shim at once (SIGKILL), as a crash would.
     pub fn kill(mut self) {
         let _ = self.child.kill();
