@@ -69,7 +69,7 @@ impl PerSource {
         let Ok(addr) = peer.parse::<SocketAddr>() else {
             return Some(None);
         };
-        let ip = addr.ip();
+        let ip = source_key(addr.ip());
         let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
         let n = live.entry(ip).or_insert(0);
         if *n >= self.per_source {
@@ -77,6 +77,23 @@ impl PerSource {
         }
         *n += 1;
         Some(Some(SourceSlot(self.clone(), ip)))
+    }
+}
+
+/// The source a peer counts against: its IPv4 address (an IPv4-mapped IPv6 address is the
+/// IPv4 one), or its IPv6 /64 (one subscriber usually holds a whole /64, so single IPv6
+/// addresses would be free to mint).
+fn source_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let mut o = v6.octets();
+                o[8..].fill(0);
+                IpAddr::V6(o.into())
+            }
+        },
     }
 }
 
@@ -275,4 +292,18 @@ fn pump(
     let _ = from.shutdown(Shutdown::Both);
     let _ = to.shutdown(Shutdown::Both);
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_sources_count_by_their_64_and_mapped_ipv4_as_ipv4() {
+        let k = |s: &str| source_key(s.parse().unwrap());
+        assert_eq!(k("2001:db8:1:2::1"), k("2001:db8:1:2:ffff::9"));
+        assert_ne!(k("2001:db8:1:2::1"), k("2001:db8:1:3::1"));
+        assert_eq!(k("::ffff:192.0.2.7"), k("192.0.2.7"));
+        assert_ne!(k("192.0.2.7"), k("192.0.2.8"));
+    }
 }

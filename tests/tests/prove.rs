@@ -727,3 +727,38 @@ fn the_status_in_the_clear_does_not_tell_a_proof_from_a_failure() {
         b["sealed"].as_str().unwrap().len()
     );
 }
+
+/// Slow uploads of proving-sized bodies hold only the large routes' budget: a second one is
+/// told `busy`, and every small route (here ping) still answers.
+#[test]
+fn slow_large_uploads_do_not_lock_the_small_routes_out() {
+    use sigil_protocol::endpoint::MAX_PROVE_BODY;
+    use std::io::{Read, Write};
+    let s = Setup::new("budgets", 32_769, None);
+    let addr = s.enclave.addr.clone();
+    let start_upload = |len: usize| {
+        let mut c = std::net::TcpStream::connect(&addr).unwrap();
+        write!(
+            c,
+            "POST /v1/prove HTTP/1.1\r\nHost: x\r\nContent-Type: application/sigil-encapsulated\r\nContent-Length: {len}\r\n\r\nxx"
+        )
+        .unwrap();
+        c
+    };
+    // One upload holds nearly all of the large budget, and sends nothing more.
+    let _first = start_upload(MAX_PROVE_BODY - 1024);
+    std::thread::sleep(Duration::from_millis(300));
+    // A second large one does not fit: busy at once.
+    let mut second = start_upload(16 << 20);
+    second
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut answer = vec![0u8; 512];
+    let n = second.read(&mut answer).unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains("busy"), "{answer}");
+    // The small routes are untouched.
+    let (c, e) = attest(&s.endpoint());
+    assert_eq!(c.ping(&e, "still here").unwrap().message, "still here");
+}

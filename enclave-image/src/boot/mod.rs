@@ -108,12 +108,12 @@ pub fn prepare(
     let mut limits = limits;
     if prover.is_some() {
         // Submissions carry whole circuits; every other route keeps its own smaller limit.
-        // One submission of the largest size must fit in the in-flight budget (with room for
-        // the small requests beside it); a second one waits (503 busy) instead of doubling
-        // the memory held.
+        // One submission of the largest size fits in the large routes' budget; a second one
+        // waits (503 busy) instead of doubling the memory held. The small routes keep their
+        // own budget whatever the large ones hold.
         let prove = sigil_protocol::endpoint::MAX_PROVE_BODY;
         limits.max_body_bytes = limits.max_body_bytes.max(prove);
-        limits.max_body_bytes_in_flight = limits.max_body_bytes_in_flight.max(prove + (16 << 20));
+        limits.max_large_body_bytes_in_flight = limits.max_large_body_bytes_in_flight.max(prove);
     }
     let server = Server::new(listener, limits);
     let mut app = App::new(nsm, key, info.to_cbor(), sealing);

@@ -39,9 +39,16 @@ pub struct Limits {
     pub idle_timeout: Duration,
     /// Longest a whole request/response exchange may take.
     pub request_timeout: Duration,
-    /// Request body bytes held at once across all connections (see [`BodyBudget`]).
+    /// Request body bytes held at once across all connections (see [`BodyBudget`]), for
+    /// routes whose own limit is at most [`SMALL_ROUTE_BODY`].
     pub max_body_bytes_in_flight: usize,
+    /// The same for routes with larger bodies (proving submissions), from a budget of its
+    /// own: slow large uploads can hold all of it and still not stop the small routes.
+    pub max_large_body_bytes_in_flight: usize,
 }
+
+/// Routes whose body limit is at most this draw from the small routes' budget.
+pub const SMALL_ROUTE_BODY: usize = (1 << 20) + 1024;
 
 impl Default for Limits {
     fn default() -> Self {
@@ -49,11 +56,12 @@ impl Default for Limits {
             max_head_bytes: 16 * 1024,
             // Every route but proving stays under 1 MiB (each has its own limit in the
             // endpoint table); boot raises this when the prover is on.
-            max_body_bytes: (1 << 20) + 1024,
+            max_body_bytes: SMALL_ROUTE_BODY,
             max_connections: 64,
             idle_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
             max_body_bytes_in_flight: 64 << 20,
+            max_large_body_bytes_in_flight: 0,
         }
     }
 }
@@ -202,7 +210,26 @@ pub struct Server {
     limits: Limits,
     stop: Arc<AtomicBool>,
     active: Arc<AtomicUsize>,
-    bodies: Arc<BodyBudget>,
+    bodies: Bodies,
+}
+
+/// The two body budgets. Threat: two slow uploads of proving-sized bodies holding the whole
+/// budget (for up to the request timeout, again and again) so that every vault, MuSig2 and
+/// ping request is told `busy`.
+#[derive(Clone)]
+pub struct Bodies {
+    small: Arc<BodyBudget>,
+    large: Arc<BodyBudget>,
+}
+
+impl Bodies {
+    fn for_route(&self, max_body: usize) -> &Arc<BodyBudget> {
+        if max_body <= SMALL_ROUTE_BODY {
+            &self.small
+        } else {
+            &self.large
+        }
+    }
 }
 
 /// Frees a connection slot however the connection thread ends, panics included.
@@ -221,7 +248,10 @@ impl Server {
             limits,
             stop: Arc::new(AtomicBool::new(false)),
             active: Arc::new(AtomicUsize::new(0)),
-            bodies: BodyBudget::new(limits.max_body_bytes_in_flight),
+            bodies: Bodies {
+                small: BodyBudget::new(limits.max_body_bytes_in_flight),
+                large: BodyBudget::new(limits.max_large_body_bytes_in_flight),
+            },
         }
     }
 
@@ -299,12 +329,7 @@ fn linger(stream: &Stream) {
     stream.linger(MAX_LINGER, MAX_DRAIN);
 }
 
-fn connection(
-    mut stream: Stream,
-    handler: Arc<dyn Handler>,
-    limits: Limits,
-    bodies: Arc<BodyBudget>,
-) {
+fn connection(mut stream: Stream, handler: Arc<dyn Handler>, limits: Limits, bodies: Bodies) {
     let deadline = Instant::now() + limits.request_timeout;
     if stream.set_nonblocking(true).is_err() {
         return;
@@ -400,11 +425,12 @@ async fn dispatch(
     req: hyper::Request<Incoming>,
     handler: Arc<dyn Handler>,
     max_body: usize,
-    bodies: &Arc<BodyBudget>,
+    bodies: &Bodies,
 ) -> hyper::Response<Full<Bytes>> {
     let max_body = handler
         .body_limit(req.method(), req.uri().path())
         .map_or(max_body, |l| l.min(max_body));
+    let bodies = bodies.for_route(max_body);
     // What this request may hold: its declared length when that is within the route's limit
     // (a larger one is refused below), else the limit. Held until the answer is built.
     let declared = req
