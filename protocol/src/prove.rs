@@ -6,7 +6,8 @@
 //! - `GET /v1/prove/{id}` answers a [`JobStatus`] in the clear (queued, running or ended,
 //!   queue position, time running: nothing about the inputs or the outcome). Once the job has
 //!   ended, `sealed` carries the [`JobResult`] (done or failed; proof, public inputs,
-//!   verification key, timings, or the failure), padded to [`RESULT_PAD`], under
+//!   verification key, timings, or the failure), padded to [`RESULT_PAD`] (chonk:
+//!   [`RESULT_PAD_CHONK`]), under
 //!   AES-256-GCM with the client's `result_key`, which only the client and the enclave know:
 //!   the parent can neither read the result nor forge one.
 //!
@@ -66,9 +67,12 @@ wire_enum! {
     }
 }
 
-/// The sealed result's plaintext is padded with JSON whitespace to a multiple of this many
-/// bytes, so its length does not tell a proof from a failure.
-pub const RESULT_PAD: usize = 64 * 1024;
+/// The sealed result's plaintext is padded with JSON whitespace to at least this many bytes
+/// (and to a multiple of it), so its length does not tell a proof from a failure: an UltraHonk
+/// result (proof, verification key, public inputs, in base64) fits several times over.
+pub const RESULT_PAD: usize = 128 * 1024;
+/// The same for chonk results, whose proofs are larger.
+pub const RESULT_PAD_CHONK: usize = 1 << 20;
 
 wire_enum! {
     /// How a proving job ended (inside its sealed result).

@@ -19,8 +19,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use sigil_protocol::prove::{
-    JobFailure, JobProgress, JobResult, JobState, JobStatus, RESULT_PAD, Submitted,
-    chonk_inputs_sha256, inputs_sha256, seal_result,
+    JobFailure, JobProgress, JobResult, JobState, JobStatus, RESULT_PAD, RESULT_PAD_CHONK,
+    Submitted, chonk_inputs_sha256, inputs_sha256, seal_result,
 };
 use sigil_protocol::wire::{Base64Bytes, Hex, Hex32, HexBytes, Id};
 use sigil_sys::process::{self, Rlimit};
@@ -328,8 +328,14 @@ impl Prover {
                     true
                 }
             };
-            let plain =
-                pad_result(sigil_protocol::wire::to_json_secret(&result).unwrap_or_default());
+            let unit = match input.work {
+                Work::Chonk { .. } => RESULT_PAD_CHONK,
+                Work::UltraHonk { .. } => RESULT_PAD,
+            };
+            let plain = pad_result(
+                sigil_protocol::wire::to_json_secret(&result).unwrap_or_default(),
+                unit,
+            );
             let mut nonce = [0u8; 12];
             let sealed = getrandom::fill(&mut nonce)
                 .map_err(|e| e.to_string())
@@ -910,9 +916,11 @@ pub(crate) fn run_with_limit(cmd: &mut Command, limit: Duration) -> std::io::Res
 }
 
 /// The result's JSON padded with whitespace (still the same JSON) to a multiple of
-/// [`RESULT_PAD`]: the sealed length then says nothing about done or failed.
-fn pad_result(json: Zeroizing<Vec<u8>>) -> Zeroizing<Vec<u8>> {
-    let len = json.len().next_multiple_of(RESULT_PAD).max(RESULT_PAD);
+/// `unit` ([`RESULT_PAD`], or [`RESULT_PAD_CHONK`] for chonk), and to at least one unit: the
+/// sealed length then says nothing about done or failed (a success larger than the unit,
+/// which no usual circuit makes, still shows in the length).
+fn pad_result(json: Zeroizing<Vec<u8>>, unit: usize) -> Zeroizing<Vec<u8>> {
+    let len = json.len().next_multiple_of(unit).max(unit);
     let mut padded = Zeroizing::new(Vec::with_capacity(len));
     padded.extend_from_slice(&json);
     padded.resize(len, b' ');
