@@ -223,14 +223,28 @@ impl Musig2Api {
         }
     }
 
+    /// `owner`'s signature over `request_digest(op, fields, not_after)`, bound to this boot's
+    /// attested key (see `owner::check_owner_signature`).
+    fn check_owner(
+        &self,
+        owner: &[u8; 32],
+        op: Op,
+        fields: &[&[u8]],
+        signature: &sigil_protocol::wire::Signature,
+        not_after: u64,
+        now: u64,
+    ) -> Result<(), ApiError> {
+        let digest = wire::request_digest(op, fields, not_after);
+        check_owner_signature(&self.enclave_key, owner, &digest, signature, not_after, now)
+    }
+
     /// The owner's keys, from its index.
     pub fn list_keys(&self, r: ListRequest, now: u64) -> Result<IdList, ApiError> {
         let owner = owner_key(&r.owner)?;
-        let d = wire::request_digest(Op::ListKeys, &[&owner], r.not_after);
-        check_owner_signature(
-            &self.enclave_key,
+        self.check_owner(
             &owner,
-            &d,
+            Op::ListKeys,
+            &[&owner],
             &r.signature,
             r.not_after,
             now,
@@ -246,11 +260,10 @@ impl Musig2Api {
     /// not the id exists.
     pub fn describe_key(&self, r: IdRequest, now: u64) -> Result<KeyView, ApiError> {
         let owner = owner_key(&r.owner)?;
-        let d = wire::request_digest(Op::DescribeKey, &[&r.id.0, &owner], r.not_after);
-        check_owner_signature(
-            &self.enclave_key,
+        self.check_owner(
             &owner,
-            &d,
+            Op::DescribeKey,
+            &[&r.id.0, &owner],
             &r.signature,
             r.not_after,
             now,
@@ -266,11 +279,10 @@ impl Musig2Api {
     /// The aggregates the owner created, from its index.
     pub fn list_aggregates(&self, r: ListRequest, now: u64) -> Result<IdList, ApiError> {
         let owner = owner_key(&r.owner)?;
-        let d = wire::request_digest(Op::ListAggregates, &[&owner], r.not_after);
-        check_owner_signature(
-            &self.enclave_key,
+        self.check_owner(
             &owner,
-            &d,
+            Op::ListAggregates,
+            &[&owner],
             &r.signature,
             r.not_after,
             now,
@@ -285,11 +297,10 @@ impl Musig2Api {
     /// An aggregate, for its creator or the owner of one of its held keys.
     pub fn describe_aggregate(&self, r: IdRequest, now: u64) -> Result<AggregateView, ApiError> {
         let owner = owner_key(&r.owner)?;
-        let d = wire::request_digest(Op::DescribeAggregate, &[&r.id.0, &owner], r.not_after);
-        check_owner_signature(
-            &self.enclave_key,
+        self.check_owner(
             &owner,
-            &d,
+            Op::DescribeAggregate,
+            &[&r.id.0, &owner],
             &r.signature,
             r.not_after,
             now,
@@ -395,11 +406,10 @@ impl Musig2Api {
     pub fn generate_key(&self, r: GenerateKeyRequest, now: u64) -> Result<KeyView, ApiError> {
         let owner = owner_key(&r.owner)?;
         let request_id = r.request_id.0;
-        let d = wire::request_digest(Op::GenerateKey, &[&owner, &request_id], r.not_after);
-        check_owner_signature(
-            &self.enclave_key,
+        self.check_owner(
             &owner,
-            &d,
+            Op::GenerateKey,
+            &[&owner, &request_id],
             &r.signature,
             r.not_after,
             now,
@@ -418,15 +428,10 @@ impl Musig2Api {
         // The public key the owner signs for is derived here, from the secret itself.
         let public_key = HeldKey::from_secret(KeyId([0; 16]), secret, owner, now)?.public_key();
         let request_id = r.request_id.0;
-        let d = wire::request_digest(
+        self.check_owner(
+            &owner,
             Op::ImportKey,
             &[&owner, &public_key, &request_id],
-            r.not_after,
-        );
-        check_owner_signature(
-            &self.enclave_key,
-            &owner,
-            &d,
             &r.signature,
             r.not_after,
             now,
@@ -444,11 +449,10 @@ impl Musig2Api {
         let id = KeyId(r.id.0);
         self.need_sealing()?;
         let info = self.engine.describe_key(&id)?;
-        let d = wire::request_digest(Op::DeleteKey, &[&id.0], r.not_after);
-        check_owner_signature(
-            &self.enclave_key,
+        self.check_owner(
             &info.owner,
-            &d,
+            Op::DeleteKey,
+            &[&id.0],
             &r.signature,
             r.not_after,
             now,
@@ -483,15 +487,10 @@ impl Musig2Api {
             .map(tweak_of)
             .collect::<Result<Vec<_>, _>>()?;
         let owner = owner_key(&r.owner)?;
-        let d = wire::request_digest(
+        self.check_owner(
+            &owner,
             Op::CreateAggregate,
             &[&owner, &r.signed_spec()],
-            r.not_after,
-        );
-        check_owner_signature(
-            &self.enclave_key,
-            &owner,
-            &d,
             &r.signature,
             r.not_after,
             now,
@@ -516,11 +515,10 @@ impl Musig2Api {
     ) -> Result<Deleted, ApiError> {
         let id = AggregateId(r.id.0);
         let owner = owner_key(&r.owner)?;
-        let d = wire::request_digest(Op::DeleteAggregate, &[&id.0, &owner], r.not_after);
-        check_owner_signature(
-            &self.enclave_key,
+        self.check_owner(
             &owner,
-            &d,
+            Op::DeleteAggregate,
+            &[&id.0, &owner],
             &r.signature,
             r.not_after,
             now,
@@ -566,11 +564,10 @@ impl Musig2Api {
         let adaptor_point = r.adaptor_point.map(|p| p.0);
         // See `Engine::create_session` for why creation is signed by an approver.
         let owner = owner_key(&r.owner)?;
-        let d = wire::request_digest(Op::CreateSession, &[&owner, &r.signed_spec()], r.not_after);
-        check_owner_signature(
-            &self.enclave_key,
+        self.check_owner(
             &owner,
-            &d,
+            Op::CreateSession,
+            &[&owner, &r.signed_spec()],
             &r.signature,
             r.not_after,
             now,
@@ -644,11 +641,10 @@ impl Musig2Api {
                 "only an approver of this session may abort it",
             ));
         }
-        let d = wire::request_digest(Op::AbortSession, &[&id.0, &owner], r.not_after);
-        check_owner_signature(
-            &self.enclave_key,
+        self.check_owner(
             &owner,
-            &d,
+            Op::AbortSession,
+            &[&id.0, &owner],
             &r.signature,
             r.not_after,
             now,
