@@ -143,6 +143,8 @@ fn run(cfg: args::Config) -> Result<(), String> {
         blobs: cfg.blob_store.clone(),
         state_dir: state_dir.clone(),
         bb: cfg.bb.clone(),
+        // The host's file system: the tests read the job directories from outside.
+        jobs_fs: false,
     })
     .map_err(|e| e.to_string())?;
     stop_on_signals(server.stopper())?;

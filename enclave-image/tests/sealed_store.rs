@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use sigil_enclave::seal::format::{self, DataKey, Kind};
 use sigil_enclave::seal::store::{
-    BlobClient, RollbackGuard, SealedStore, SealedStoreError, blob_name,
+    BlobClient, MAX_NAMES_PER_KIND, RollbackGuard, SealedStore, SealedStoreError, blob_name,
 };
 use sigil_shim::{blobs, relay, store};
 use sigil_sys::{Addr, Stream};
@@ -36,6 +36,11 @@ impl Shim {
 
     /// Starts (or "restarts") the blob service on the state directory; returns its address.
     fn start(&self) -> Addr {
+        self.start_holding(100)
+    }
+
+    /// [`Shim::start`] with room for `max_blobs` blobs.
+    fn start_holding(&self, max_blobs: usize) -> Addr {
         let n = SEQ.fetch_add(1, Ordering::Relaxed);
         let sock = self.dir.join(format!("b{n}.sock"));
         let st = Arc::new(
@@ -43,7 +48,7 @@ impl Shim {
                 &self.state(),
                 store::Limits {
                     max_blob_bytes: sigil_protocol::parent::blobs::MAX_DATA,
-                    max_blobs: 100,
+                    max_blobs,
                 },
             )
             .unwrap(),
@@ -235,4 +240,39 @@ fn delete_then_put_and_a_replayed_old_blob_is_refused() {
     let addr = shim.start();
     let mut s = connect(&addr);
     assert_eq!(code(s.get_sealed(Kind::Config, "c")), "equivocation");
+}
+
+/// One kind of record filling up does not stop the others, a delete frees room, and a new
+/// boot (a fresh guard) counts what is there before it creates anything.
+#[test]
+fn each_kind_of_record_is_capped_below_the_shims_store() {
+    // The enclave's kinds together stay below the shim's default capacity.
+    const { assert!(8 * MAX_NAMES_PER_KIND < sigil_shim::config::DEFAULT_MAX_BLOBS) };
+    let shim = Shim::new("names");
+    let key = DataKey::from_bytes([0x77; 32]);
+    let addr = shim.start_holding(sigil_shim::config::DEFAULT_MAX_BLOBS);
+    let mut s = sealed_store(&addr, &key, 0);
+    for i in 0..MAX_NAMES_PER_KIND {
+        s.put_sealed(Kind::Secret, &format!("v{i}"), b"x").unwrap();
+    }
+    let e = s
+        .put_sealed(Kind::Secret, "one-too-many", b"x")
+        .unwrap_err();
+    assert_eq!(e.code(), "limit", "{e}");
+    assert!(e.to_string().contains("1000 sealed secret records"), "{e}");
+    // Existing names still take new versions; other kinds are untouched.
+    assert_eq!(s.put_sealed(Kind::Secret, "v0", b"y").unwrap(), 2);
+    s.put_sealed(Kind::Key, "k", b"key").unwrap();
+    // A delete frees one place.
+    s.delete_sealed(Kind::Secret, "v1").unwrap();
+    s.put_sealed(Kind::Secret, "in-v1s-place", b"x").unwrap();
+    assert_eq!(code(s.put_sealed(Kind::Secret, "again", b"x")), "limit");
+    // After a restart the count is taken from the store before the first creation.
+    let addr = shim.start_holding(sigil_shim::config::DEFAULT_MAX_BLOBS);
+    let mut s = sealed_store(&addr, &key, 0);
+    assert_eq!(
+        code(s.put_sealed(Kind::Secret, "after-restart", b"x")),
+        "limit"
+    );
+    assert_eq!(s.put_sealed(Kind::Key, "k2", b"key").unwrap(), 1);
 }

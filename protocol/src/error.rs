@@ -100,6 +100,8 @@ codes! {
     NotAfterTooFar = "not_after_too_far", [400], "not_after is too far ahead";
     BadSignature = "bad_signature", [401, 400], "the owner's signature does not verify (401) or is not a BIP-340 signature (400)";
     NotOwner = "not_owner", [403], "the signer does not own what the request acts on";
+    OwnerNotAdmitted = "owner_not_admitted", [403], "the owner key is not on this image's measured owner allow-list";
+    StoreFull = "store_full", [507], "the enclave keeps as many sealed records of this kind as it may (1,000 each), or the parent's store is full: delete some first";
     // The vault.
     BadName = "bad_name", [400], "the vault name is empty, too long or has other characters";
     ValueTooLarge = "value_too_large", [413], "the vault value is too large";
@@ -300,6 +302,7 @@ impl From<sigil_signing::Error> for ApiError {
         let code = match &e {
             E::Entropy(_) => Code::EntropyFailed,
             E::RecordStore(_) => Code::RecordStoreFailed,
+            E::StoreFull(_) => Code::StoreFull,
             E::InvalidSecretKey => Code::InvalidSecretKey,
             E::InvalidOwnerKey => Code::InvalidOwnerKey,
             E::InvalidPublicKey { .. } => Code::InvalidPublicKey,
@@ -395,7 +398,7 @@ mod tests {
             E::OwnerQuota("x"),
             E::NotOwner,
             E::LimitExceeded("x"),
-            E::RecordStore(RecordStoreError("x".into())),
+            E::RecordStore(RecordStoreError::failed("x")),
             E::InvalidOwnerKey,
             E::BadPartialSignature {
                 signer_index: 2,
@@ -416,7 +419,8 @@ mod tests {
         assert_eq!(status(E::OwnerQuota("x")), 429);
         assert_eq!(status(E::NotOwner), 403);
         assert_eq!(status(E::LimitExceeded("x")), 413);
-        assert_eq!(status(E::RecordStore(RecordStoreError("x".into()))), 502);
+        assert_eq!(status(E::RecordStore(RecordStoreError::failed("x"))), 502);
+        assert_eq!(status(E::from(RecordStoreError::full("x"))), 507);
         let r = ApiError::from(E::BadPartialSignature {
             signer_index: 2,
             message_index: 0,

@@ -15,6 +15,9 @@ pub enum Error {
     Entropy(EntropyError),
     /// The caller's record store failed.
     RecordStore(RecordStoreError),
+    /// The record store holds as many records as it may (the text says which); deleting
+    /// frees room.
+    StoreFull(String),
     /// A 32-byte secret is zero or not below the curve order.
     InvalidSecretKey,
     /// An owner key is not a valid x-only BIP-340 public key.
@@ -94,6 +97,7 @@ impl Error {
         match self {
             Error::Entropy(_) => "entropy_failed",
             Error::RecordStore(_) => "record_store_failed",
+            Error::StoreFull(_) => "store_full",
             Error::InvalidSecretKey => "invalid_secret_key",
             Error::InvalidOwnerKey => "invalid_owner_key",
             Error::InvalidPublicKey { .. } => "invalid_public_key",
@@ -134,6 +138,7 @@ impl fmt::Display for Error {
         match self {
             Error::Entropy(e) => write!(f, "entropy source failed: {e}"),
             Error::RecordStore(e) => write!(f, "record store: {e}"),
+            Error::StoreFull(m) => write!(f, "record store full: {m}"),
             Error::InvalidSecretKey => {
                 f.write_str("secret key is zero or not below the curve order")
             }
@@ -198,6 +203,9 @@ impl std::error::Error for Error {}
 
 impl From<RecordStoreError> for Error {
     fn from(e: RecordStoreError) -> Self {
+        if e.full {
+            return Error::StoreFull(e.message);
+        }
         Error::RecordStore(e)
     }
 }

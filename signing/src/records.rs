@@ -9,11 +9,34 @@ use zeroize::Zeroizing;
 
 /// Why the record store could not complete an operation.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecordStoreError(pub String);
+pub struct RecordStoreError {
+    pub message: String,
+    /// The store holds as many records (of this kind) as it may: not a failure, and deleting
+    /// frees room (the engine answers `StoreFull`).
+    pub full: bool,
+}
+
+impl RecordStoreError {
+    /// The store failed.
+    pub fn failed(message: impl Into<String>) -> Self {
+        RecordStoreError {
+            message: message.into(),
+            full: false,
+        }
+    }
+
+    /// The store refused a new record: it is full.
+    pub fn full(message: impl Into<String>) -> Self {
+        RecordStoreError {
+            message: message.into(),
+            full: true,
+        }
+    }
+}
 
 impl fmt::Display for RecordStoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.message)
     }
 }
 
@@ -94,7 +117,7 @@ impl MemoryRecords {
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, Records>, RecordStoreError> {
         self.records
             .lock()
-            .map_err(|_| RecordStoreError("memory record store poisoned".into()))
+            .map_err(|_| RecordStoreError::failed("memory record store poisoned"))
     }
 }
 

@@ -78,6 +78,26 @@ pub fn remount_read_only(path: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// Mounts a fresh tmpfs at `path` (no set-user-ID programs, devices or executables) with
+/// `options`, e.g. `size=64m,nr_inodes=256,mode=0700`.
+pub fn mount_tmpfs(path: &Path, options: &str) -> io::Result<()> {
+    let path = cstr(path)?;
+    let fstype = c"tmpfs";
+    let options = CString::new(options)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in mount options"))?;
+    // SAFETY: every pointer is a NUL-terminated string that outlives the call.
+    cvt(unsafe {
+        libc::mount(
+            fstype.as_ptr(),
+            path.as_ptr(),
+            fstype.as_ptr(),
+            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            options.as_ptr() as *const libc::c_void,
+        )
+    })?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,5 +131,71 @@ mod tests {
             );
         }
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
+#[cfg(test)]
+mod tmpfs_tests {
+    use super::*;
+    use std::os::unix::process::CommandExt;
+    use std::process::Command;
+
+    /// A child in a mount namespace of its own mounts the tmpfs (so nothing outlives it) and
+    /// tries to write past its bounds, in bytes and in files. Needs root, as the sandbox does.
+    #[test]
+    fn a_tmpfs_bounds_what_is_written_in_bytes_and_in_files() {
+        let dir = std::env::temp_dir().join(format!("sigil-sys-tmpfs-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(
+                r#"cd "$1" || exit 9
+                head -c 3000000 /dev/zero > big 2>/dev/null; echo "big=$?"
+                rm big; i=0
+                while [ $i -lt 50 ] && (: > "f$i") 2>/dev/null; do i=$((i+1)); done
+                echo "files=$i""#,
+            )
+            .arg("sh")
+            .arg(&dir);
+        let target = dir.clone();
+        let hook = move || -> io::Result<()> {
+            // SAFETY: unshare and mount take no pointers but valid NUL-terminated strings.
+            cvt(unsafe { libc::unshare(libc::CLONE_NEWNS) })?;
+            // SAFETY: as above; null pointers are accepted for a propagation change.
+            cvt(unsafe {
+                libc::mount(
+                    std::ptr::null(),
+                    c"/".as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_REC | libc::MS_PRIVATE,
+                    std::ptr::null(),
+                )
+            })?;
+            mount_tmpfs(&target, "size=1m,nr_inodes=8,mode=0700")
+        };
+        // SAFETY: the hook runs in the forked child before exec and only makes system calls
+        // (and allocates the mount's strings, which glibc allows after fork).
+        unsafe {
+            cmd.pre_exec(hook);
+        }
+        let out = cmd.output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{text} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // 3 MB do not fit in 1 MiB; 8 inodes (the root among them) hold fewer than 8 files.
+        assert!(text.contains("big=1"), "{text}");
+        let files: usize = text
+            .split("files=")
+            .nth(1)
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap();
+        assert!((1..8).contains(&files), "{text}");
+        // The mount lived in the child's namespace only: here the directory is still empty.
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

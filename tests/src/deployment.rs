@@ -126,6 +126,8 @@ pub struct Deployment {
     pub simulated_pcrs: Option<PathBuf>,
     /// The measured configuration's `kms.first_boot` (the default when `None`).
     pub first_boot: Option<&'static str>,
+    /// The measured configuration's `owners` member, a JSON object (absent when `None`).
+    pub owners: Option<String>,
     enclave_bin: PathBuf,
     shim_bin: PathBuf,
     options: Options,
@@ -175,6 +177,7 @@ impl Deployment {
             region: REGION,
             simulated_pcrs: None,
             first_boot: None,
+            owners: None,
             enclave_bin,
             shim_bin,
             options,
@@ -237,11 +240,16 @@ impl Deployment {
             .as_ref()
             .map(|p| format!(r#", "prover": {}"#, p.config))
             .unwrap_or_default();
+        let owners = self
+            .owners
+            .as_ref()
+            .map(|o| format!(r#", "owners": {o}"#))
+            .unwrap_or_default();
         std::fs::write(
             &config,
             format!(
                 r#"{{"kms": {{"region": "{}", "key_id": "{}", "trust": "development",
-                    "encryption_context": {{"app": "sigil-test"}}{first_boot}}}{prover}}}"#,
+                    "encryption_context": {{"app": "sigil-test"}}{first_boot}}}{prover}{owners}}}"#,
                 self.region,
                 key_arn()
             ),

@@ -407,3 +407,39 @@ fn an_image_that_refuses_a_first_boot_mints_no_new_state_over_an_empty_store() {
         "the enclave wrote into the empty store"
     );
 }
+
+/// An image whose measured configuration lists its owners (`owners.admit`) serves those keys
+/// only: anyone else is refused by name before anything is written, for the vault and for
+/// MuSig2 keys alike, so freshly made owner keys cannot fill the store.
+#[test]
+fn only_the_owners_the_image_admits_may_own_anything() {
+    let mut d = deployment("admission", None);
+    let admitted = OwnerKey::generate().unwrap();
+    let stranger = OwnerKey::generate().unwrap();
+    d.owners = Some(format!(
+        r#"{{"admit": ["{}"]}}"#,
+        hex::encode(admitted.x_only())
+    ));
+    d.start_enclave();
+    d.wait_sealing(true);
+    let (c, e) = d.attest();
+    let blobs_before = std::fs::read_dir(d.dir.join("state")).unwrap().count();
+
+    let (status, code, message) =
+        api_error(c.vault_put(&e, &stranger, "mine", b"x", 0).unwrap_err());
+    assert_eq!(
+        (status, code.as_str()),
+        (403, "owner_not_admitted"),
+        "{message}"
+    );
+    let (status, code, _) = api_error(c.musig2_generate_key(&e, &stranger).unwrap_err());
+    assert_eq!((status, code.as_str()), (403, "owner_not_admitted"));
+    assert_eq!(
+        std::fs::read_dir(d.dir.join("state")).unwrap().count(),
+        blobs_before,
+        "a refused owner wrote to the store"
+    );
+
+    c.vault_put(&e, &admitted, "mine", b"x", 0).unwrap();
+    c.musig2_generate_key(&e, &admitted).unwrap();
+}

@@ -14,7 +14,7 @@
 mod attestation;
 mod health;
 pub mod musig2;
-mod owner;
+pub mod owner;
 mod ping;
 mod pipeline;
 pub mod prove;
@@ -35,6 +35,7 @@ use crate::http::{Handler, Request, Response};
 use crate::nsm::Nsm;
 use crate::seal::service::Sealing;
 use musig2::Musig2Api;
+use owner::{Admission, OwnerCheck};
 use pipeline::error;
 
 pub struct App {
@@ -42,6 +43,8 @@ pub struct App {
     key: ServerKey,
     image_info: Vec<u8>,
     sealing: Arc<Sealing>,
+    /// Who may sign owner requests, and for which boot.
+    owners: OwnerCheck,
     /// One MuSig2 engine per boot: its sessions die with this process.
     musig2: Musig2Api,
     /// The prover's CRS, when the configuration has a `prover` section.
@@ -57,16 +60,25 @@ impl App {
         image_info: Vec<u8>,
         sealing: Arc<Sealing>,
     ) -> App {
-        let musig2 = Musig2Api::new(nsm.clone(), sealing.clone(), key.public_key());
+        let owners = OwnerCheck::new(key.public_key(), Admission::Any);
+        let musig2 = Musig2Api::new(nsm.clone(), sealing.clone(), owners.clone());
         App {
             nsm,
             key,
             image_info,
             sealing,
+            owners,
             musig2,
             crs: None,
             prover: None,
         }
+    }
+
+    /// Serves only the owners `admission` lets in (the default admits any key).
+    pub fn with_admission(mut self, admission: Admission) -> App {
+        self.owners = OwnerCheck::new(self.key.public_key(), admission);
+        self.musig2 = Musig2Api::new(self.nsm.clone(), self.sealing.clone(), self.owners.clone());
+        self
     }
 
     /// Adds the proving jobs (`/v1/prove`).
@@ -85,7 +97,7 @@ impl App {
         let now = now_secs();
         let musig = &self.musig2;
         let sealing = &self.sealing;
-        let enclave_key = self.key.public_key();
+        let owners = &self.owners;
         match info.route {
             ep::Health::ROUTE => pipeline::plain::<ep::Health>(Ok(health::health(self))),
             ep::Attestation::ROUTE => pipeline::plain::<ep::Attestation>(attestation::attestation(
@@ -93,14 +105,14 @@ impl App {
                 req.query.as_deref(),
             )),
             ep::Ping::ROUTE => pipeline::sealed::<ep::Ping>(self, req, ping::ping),
-            ep::VaultPut::ROUTE => pipeline::sealed::<ep::VaultPut>(self, req, |r| {
-                vault::put(sealing, &enclave_key, r)
-            }),
-            ep::VaultGet::ROUTE => pipeline::sealed::<ep::VaultGet>(self, req, |r| {
-                vault::get(sealing, &enclave_key, r)
-            }),
+            ep::VaultPut::ROUTE => {
+                pipeline::sealed::<ep::VaultPut>(self, req, |r| vault::put(sealing, owners, r))
+            }
+            ep::VaultGet::ROUTE => {
+                pipeline::sealed::<ep::VaultGet>(self, req, |r| vault::get(sealing, owners, r))
+            }
             ep::VaultDelete::ROUTE => pipeline::sealed::<ep::VaultDelete>(self, req, |r| {
-                vault::delete(sealing, &enclave_key, r)
+                vault::delete(sealing, owners, r)
             }),
             ep::KeyGenerate::ROUTE => {
                 pipeline::sealed::<ep::KeyGenerate>(self, req, |r| musig.generate_key(r, now))

@@ -62,7 +62,7 @@ use sigil_signing::{
 };
 use zeroize::Zeroizing;
 
-use super::owner::check_owner_signature;
+use super::owner::OwnerCheck;
 use crate::nsm::Nsm;
 use crate::seal::service::{Sealing, SealingError};
 use crate::seal::{Kind, SealedStoreError, StoreError};
@@ -138,14 +138,17 @@ fn blob_of(name: &str) -> Result<(Kind, &str), RecordStoreError> {
     } else if let Some(id) = name.strip_prefix("owner/") {
         Ok((Kind::OwnerIndex, id))
     } else {
-        Err(RecordStoreError(format!(
+        Err(RecordStoreError::failed(format!(
             "no sealed kind for record {name:?}"
         )))
     }
 }
 
 fn record_error(e: SealingError) -> RecordStoreError {
-    RecordStoreError(e.to_string())
+    if let SealingError::Store(SealedStoreError::Store(StoreError::Limit(m))) = &e {
+        return RecordStoreError::full(m.clone());
+    }
+    RecordStoreError::failed(e.to_string())
 }
 
 impl RecordStore for SealedRecords {
@@ -206,12 +209,12 @@ pub struct Musig2Api {
     /// Bounded like the engine's sessions: entries are added only for sessions the engine
     /// accepted, and dropped once the engine forgets them or they expire.
     described: Mutex<HashMap<SessionId, SessionView>>,
-    /// This boot's attested HPKE key: owner signatures must be bound to it.
-    enclave_key: [u8; 32],
+    /// Owner signatures: bound to this boot's attested key, from admitted owners only.
+    owners: OwnerCheck,
 }
 
 impl Musig2Api {
-    pub fn new(nsm: Arc<dyn Nsm>, sealing: Arc<Sealing>, enclave_key: [u8; 32]) -> Musig2Api {
+    pub fn new(nsm: Arc<dyn Nsm>, sealing: Arc<Sealing>, owners: OwnerCheck) -> Musig2Api {
         let records = SealedRecords {
             sealing: sealing.clone(),
         };
@@ -219,12 +222,12 @@ impl Musig2Api {
             engine: Engine::new(records, NsmEntropy(nsm)),
             sealing,
             described: Mutex::new(HashMap::new()),
-            enclave_key,
+            owners,
         }
     }
 
     /// `owner`'s signature over `request_digest(op, fields, not_after)`, bound to this boot's
-    /// attested key (see `owner::check_owner_signature`).
+    /// attested key, from an admitted owner (see `owner::OwnerCheck`).
     fn check_owner(
         &self,
         owner: &[u8; 32],
@@ -235,7 +238,7 @@ impl Musig2Api {
         now: u64,
     ) -> Result<(), ApiError> {
         let digest = wire::request_digest(op, fields, not_after);
-        check_owner_signature(&self.enclave_key, owner, &digest, signature, not_after, now)
+        self.owners.check(owner, &digest, signature, not_after, now)
     }
 
     /// The owner's keys, from its index.

@@ -20,7 +20,7 @@ use sigil_protocol::vault::{self, Entry, MAX_VALUE, NameRequest, Op, PutRequest,
 use sigil_protocol::wire::{Hex, Hex32, SecretBase64};
 use zeroize::Zeroizing;
 
-use super::owner::check_owner_signature;
+use super::owner::OwnerCheck;
 
 use crate::seal::service::{Sealing, SealingError};
 use crate::seal::{Kind, SealedStoreError, StoreError};
@@ -99,11 +99,7 @@ fn blob_id(name: &str) -> Result<(), ApiError> {
     vault::check_name(name).map_err(|m| refuse(Code::BadName, m.to_string()))
 }
 
-pub fn put(
-    sealing: &Sealing,
-    enclave_key: &[u8; 32],
-    req: PutRequest,
-) -> Result<Written, ApiError> {
+pub fn put(sealing: &Sealing, owners: &OwnerCheck, req: PutRequest) -> Result<Written, ApiError> {
     blob_id(&req.name)?;
     // Wiped when `req` drops.
     let value = req.value.expose();
@@ -122,14 +118,7 @@ pub fn put(
         Some(&owner),
         req.not_after,
     );
-    check_owner_signature(
-        enclave_key,
-        &owner,
-        &digest,
-        &req.signature,
-        req.not_after,
-        now_secs(),
-    )?;
+    owners.check(&owner, &digest, &req.signature, req.not_after, now_secs())?;
 
     let mut plain = Zeroizing::new(Vec::with_capacity(32 + value.len()));
     plain.extend_from_slice(&owner);
@@ -178,7 +167,7 @@ pub fn put(
 /// The owner is only known once the entry is loaded, so a caller without the owner's key
 /// learns whether a name exists (404 against 401); names are the owner's choice and should
 /// not be secrets. Values are never returned without the owner's signature.
-pub fn get(sealing: &Sealing, enclave_key: &[u8; 32], req: NameRequest) -> Result<Entry, ApiError> {
+pub fn get(sealing: &Sealing, owners: &OwnerCheck, req: NameRequest) -> Result<Entry, ApiError> {
     blob_id(&req.name)?;
     let stored = load(sealing, &req.name)?;
     VerifyingKey::from_bytes(&stored.owner)
@@ -191,8 +180,7 @@ pub fn get(sealing: &Sealing, enclave_key: &[u8; 32], req: NameRequest) -> Resul
         None,
         req.not_after,
     );
-    check_owner_signature(
-        enclave_key,
+    owners.check(
         &stored.owner,
         &digest,
         &req.signature,
@@ -209,7 +197,7 @@ pub fn get(sealing: &Sealing, enclave_key: &[u8; 32], req: NameRequest) -> Resul
 
 pub fn delete(
     sealing: &Sealing,
-    enclave_key: &[u8; 32],
+    owners: &OwnerCheck,
     req: NameRequest,
 ) -> Result<Written, ApiError> {
     blob_id(&req.name)?;
@@ -240,8 +228,7 @@ pub fn delete(
                 None,
                 req.not_after,
             );
-            if let Err(r) = check_owner_signature(
-                enclave_key,
+            if let Err(r) = owners.check(
                 &key.to_bytes().into(),
                 &digest,
                 &req.signature,

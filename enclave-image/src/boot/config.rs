@@ -2,12 +2,13 @@
 //! so it is measured into PCR2 (and PCR0). The parent can supply nothing that changes trust:
 //! there is no other source of configuration in the enclave.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use serde::Deserialize;
 use sigil_protocol::ports;
 
+use crate::api::owner::Admission;
 use crate::boot::args::LimitFlags;
 use crate::http::Limits;
 
@@ -59,6 +60,8 @@ pub enum ConfigError {
     KeyId { src: String },
     #[error("{src}: kms.encryption_context has more than 8 pairs")]
     EncryptionContext { src: String },
+    #[error("{src}: owners.admit: {reason}")]
+    Owners { src: String, reason: String },
 }
 
 #[derive(Debug, Deserialize, PartialEq, Eq)]
@@ -86,6 +89,65 @@ pub struct MeasuredConfig {
     /// Delegated proving. Absent: no prover.
     #[serde(default)]
     pub prover: Option<ProverConfig>,
+    /// Who may own vault entries, keys and aggregates. Absent: any key.
+    #[serde(default)]
+    pub owners: Option<OwnersConfig>,
+}
+
+/// The most owner keys an allow-list names (the whole file is at most 64 KiB anyway).
+pub const MAX_ADMITTED_OWNERS: usize = 512;
+
+/// `{"admit": "any"}` or `{"admit": ["<64 hex digits: an x-only key>", ...]}`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct OwnersConfig {
+    pub admit: AdmitSpec,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum AdmitSpec {
+    /// Only `"any"` is accepted.
+    Word(String),
+    Keys(Vec<String>),
+}
+
+impl OwnersConfig {
+    /// The admission this section describes; every key must be a valid x-only key, once.
+    pub fn admission(&self, src: &str) -> Result<Admission, ConfigError> {
+        let bad = |reason: String| ConfigError::Owners {
+            src: src.into(),
+            reason,
+        };
+        let keys = match &self.admit {
+            AdmitSpec::Word(w) if w == "any" => return Ok(Admission::Any),
+            AdmitSpec::Word(w) => {
+                return Err(bad(format!("{w:?} is neither \"any\" nor a list of keys")));
+            }
+            AdmitSpec::Keys(keys) => keys,
+        };
+        if keys.is_empty() || keys.len() > MAX_ADMITTED_OWNERS {
+            return Err(bad(format!(
+                "lists {} keys; it takes 1..={MAX_ADMITTED_OWNERS} (or \"any\")",
+                keys.len()
+            )));
+        }
+        let mut set = BTreeSet::new();
+        for (i, k) in keys.iter().enumerate() {
+            let mut key = [0u8; 32];
+            let parsed = hex::decode_to_slice(k, &mut key).is_ok()
+                && k256::schnorr::VerifyingKey::from_bytes(&key).is_ok();
+            if !parsed {
+                return Err(bad(format!(
+                    "entry {i} is not an x-only secp256k1 key in 64 hex digits"
+                )));
+            }
+            if !set.insert(key) {
+                return Err(bad(format!("entry {i} repeats an earlier key")));
+            }
+        }
+        Ok(Admission::Only(set))
+    }
 }
 
 /// The prover's pinned inputs.
@@ -239,6 +301,7 @@ impl Default for MeasuredConfig {
             idle_timeout_secs: None,
             kms: None,
             prover: None,
+            owners: None,
         }
     }
 }
@@ -293,6 +356,9 @@ impl MeasuredConfig {
         if let Some(p) = &c.prover {
             p.check(src)?;
         }
+        if let Some(o) = &c.owners {
+            o.admission(src)?;
+        }
         Ok(c)
     }
 
@@ -326,6 +392,17 @@ impl MeasuredConfig {
             source,
         })?;
         MeasuredConfig::parse_from(&text, path)
+    }
+
+    /// Whose keys may own things here (checked by `parse`).
+    pub fn admission(&self) -> Admission {
+        match &self.owners {
+            // `parse_from` refused a section that does not convert.
+            Some(o) => o
+                .admission(PATH)
+                .unwrap_or(Admission::Only(BTreeSet::new())),
+            None => Admission::Any,
+        }
     }
 
     /// The default limits with the ones this file sets.
@@ -366,6 +443,26 @@ mod tests {
     }
 
     #[test]
+    fn owner_admission() {
+        assert_eq!(
+            MeasuredConfig::parse(b"{}").unwrap().admission(),
+            Admission::Any
+        );
+        let c = MeasuredConfig::parse(br#"{"owners": {"admit": "any"}}"#).unwrap();
+        assert_eq!(c.admission(), Admission::Any);
+        // The generator point's x coordinate: a valid x-only key.
+        let g = "79be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798";
+        let text = format!(r#"{{"owners": {{"admit": ["{g}"]}}}}"#);
+        let c = MeasuredConfig::parse(text.as_bytes()).unwrap();
+        let mut key = [0u8; 32];
+        hex::decode_to_slice(g, &mut key).unwrap();
+        assert_eq!(c.admission(), Admission::Only(BTreeSet::from([key])));
+        let twice = format!(r#"{{"owners": {{"admit": ["{g}", "{g}"]}}}}"#);
+        let e = MeasuredConfig::parse(twice.as_bytes()).unwrap_err();
+        assert!(e.to_string().contains("entry 1 repeats"), "{e}");
+    }
+
+    #[test]
     fn refuses_what_it_does_not_understand() {
         for (bad, why) in [
             (r#"{"max_conections": 8}"#.as_bytes(), "unknown field"),
@@ -384,6 +481,14 @@ mod tests {
                 "unknown variant",
             ),
             (b"not json", "expected"),
+            (br#"{"owners": {"admit": "all"}}"#, "neither"),
+            (br#"{"owners": {"admit": []}}"#, "1..=512"),
+            (br#"{"owners": {"admit": ["00"]}}"#, "entry 0 is not"),
+            (
+                br#"{"owners": {"admit": ["0000000000000000000000000000000000000000000000000000000000000000"]}}"#,
+                "entry 0 is not",
+            ),
+            (br#"{"owners": {"allow": "any"}}"#, "unknown field"),
         ] {
             let e = MeasuredConfig::parse(bad).unwrap_err().to_string();
             assert!(e.contains(why), "{e}");

@@ -97,6 +97,7 @@ pub fn prepare(
     sealing: Arc<Sealing>,
     crs: Option<Arc<crate::prover::crs::CrsService>>,
     prover: Option<Arc<crate::prover::jobs::Prover>>,
+    admission: crate::api::owner::Admission,
 ) -> Result<(Server, Arc<App>), BootError> {
     // The per-boot key: generated here, never leaves memory, gone at power-off.
     let key = ServerKey::generate().map_err(BootError::ServerKey)?;
@@ -116,7 +117,7 @@ pub fn prepare(
         limits.max_large_body_bytes_in_flight = limits.max_large_body_bytes_in_flight.max(prove);
     }
     let server = Server::new(listener, limits);
-    let mut app = App::new(nsm, key, info.to_cbor(), sealing);
+    let mut app = App::new(nsm, key, info.to_cbor(), sealing).with_admission(admission);
     if let Some(crs) = crs {
         app = app.with_crs(crs);
     }
@@ -141,6 +142,8 @@ pub struct Parts {
     pub state_dir: PathBuf,
     /// A prover binary that replaces the configuration's `bb_path` (local mode only).
     pub bb: Option<PathBuf>,
+    /// Mount a bounded tmpfs of their own for the proving jobs' directories (PID 1).
+    pub jobs_fs: bool,
 }
 
 /// Starts the background services the configuration asks for (the data key, the CRS, the
@@ -155,6 +158,7 @@ pub fn assemble(parts: Parts) -> Result<(Server, Arc<App>), BootError> {
         blobs,
         state_dir,
         bb,
+        jobs_fs,
     } = parts;
     let sealing = match (config.kms.clone(), sealing_services) {
         (Some(kms), Some(services)) => {
@@ -182,8 +186,15 @@ pub fn assemble(parts: Parts) -> Result<(Server, Arc<App>), BootError> {
             c.clone(),
             &state_dir.join("jobs"),
             bb,
+            jobs_fs,
         )?),
         _ => None,
     };
-    prepare(nsm, listener, limits, sealing, crs, prover)
+    let admission = config.admission();
+    if admission == crate::api::owner::Admission::Any {
+        log::info(format_args!(
+            "owners.admit is \"any\": any key may own vault entries and keys (development)"
+        ));
+    }
+    prepare(nsm, listener, limits, sealing, crs, prover, admission)
 }

@@ -125,6 +125,7 @@ fn boot(sigchld: Result<SignalSet, BootError>) -> Result<(), BootError> {
         // tmpfs: memory-backed, gone at power-off.
         state_dir: std::path::PathBuf::from("/run/sigil"),
         bb: None,
+        jobs_fs: true,
     })?;
     // The listener is bound before the heartbeat: once nitro-cli (or the harness) sees the
     // heartbeat, connections to the API are accepted.

@@ -40,27 +40,55 @@ fn io_at(path: &Path) -> impl FnOnce(std::io::Error) -> ProverError + '_ {
     }
 }
 
+/// Room for one running job's directory: its inputs (at most `MAX_PROVE_INPUT`, 64 MiB) and
+/// what bb writes (each file at most 64 MiB by RLIMIT_FSIZE, the real outputs a few MiB).
+pub const JOB_FS_BYTES_PER_WORKER: u64 = 256 << 20;
+/// Files and directories one running job may make (bb writes a handful).
+pub const JOB_FS_INODES_PER_WORKER: u64 = 256;
+
+/// The options of the job directories' own tmpfs for `workers` jobs at once.
+///
+/// Threat: a compromised bb filling the enclave's memory through its job directory, with many
+/// files each below RLIMIT_FSIZE. The job directories live on a tmpfs of their own, bounded
+/// in bytes and in files: a bb that fills it fails its own job (and at worst the others
+/// running beside it, which it could slow down anyway), never the enclave.
+pub fn jobs_fs_options(workers: usize) -> String {
+    let w = workers.max(1) as u64;
+    format!(
+        "size={},nr_inodes={},mode=0700",
+        w * JOB_FS_BYTES_PER_WORKER,
+        w * JOB_FS_INODES_PER_WORKER + 16
+    )
+}
+
 /// Starts the proving jobs for `config`, with job directories under `work_dir`. `bb` (the
 /// configured path unless overridden in local mode) must answer `--version` in the sandbox
 /// first: a prover that cannot run is reported at once, not at the first job. Without the
-/// sandbox (not root) the prover does not start: bb never runs unsandboxed.
+/// sandbox (not root) the prover does not start: bb never runs unsandboxed. With `own_fs`
+/// (PID 1), `work_dir` gets its own bounded tmpfs ([`jobs_fs_options`]); local mode's job
+/// directories are on the host's file system, where the host's limits apply.
 pub fn start(
     config: &ProverConfig,
     crs: Arc<CrsService>,
     work_dir: &Path,
     bb_override: Option<PathBuf>,
+    own_fs: bool,
 ) -> Result<Arc<Prover>, ProverError> {
     let bb = bb_override.unwrap_or_else(|| PathBuf::from(&config.bb_path));
     // The sandbox shows bb's directory at its own path: no link may lead elsewhere.
     let bb = std::fs::canonicalize(&bb).map_err(io_at(&bb))?;
     let sandbox = Sandbox::new()?;
     std::fs::create_dir_all(work_dir).map_err(io_at(work_dir))?;
+    let workers = config.workers.unwrap_or(1);
+    if own_fs {
+        sigil_sys::fs::mount_tmpfs(work_dir, &jobs_fs_options(workers)).map_err(io_at(work_dir))?;
+    }
     let mut settings = Settings {
         bb: bb.clone(),
         bb_sha256: String::new(),
         bb_version: String::new(),
         work_dir: work_dir.to_path_buf(),
-        workers: config.workers.unwrap_or(1),
+        workers,
         max_queue: config.max_queue.unwrap_or(8),
         time_limit: Duration::from_secs(config.time_limit_secs.unwrap_or(600)),
         memory_limit: config.memory_limit_mib.unwrap_or(8192) << 20,
@@ -124,4 +152,23 @@ fn bb_version(settings: &Settings) -> Result<String, ProverError> {
         return Err(ProverError::VersionFailed(bb.clone()));
     }
     Ok(version.trim().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_jobs_file_system_grows_with_the_workers() {
+        assert_eq!(
+            jobs_fs_options(1),
+            format!("size={},nr_inodes=272,mode=0700", 256u64 << 20)
+        );
+        assert_eq!(
+            jobs_fs_options(2),
+            format!("size={},nr_inodes=528,mode=0700", 512u64 << 20)
+        );
+        // Enough for the largest input a job may carry.
+        assert!(JOB_FS_BYTES_PER_WORKER > 2 * sigil_protocol::prove::MAX_PROVE_INPUT as u64);
+    }
 }

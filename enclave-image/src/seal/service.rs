@@ -69,6 +69,7 @@ impl From<SealingError> for sigil_protocol::error::ApiError {
             SealingError::Disabled => Code::SealingDisabled,
             SealingError::Unavailable(_) => Code::SealingUnavailable,
             SealingError::Store(SealedStoreError::Store(StoreError::NotFound)) => Code::NotFound,
+            SealingError::Store(SealedStoreError::Store(StoreError::Limit(_))) => Code::StoreFull,
             SealingError::Store(SealedStoreError::Store(StoreError::VersionConflict {
                 current,
             })) => {

@@ -447,6 +447,16 @@ impl Track {
     }
 }
 
+/// The most names of one kind (keys, vault entries, aggregates, ...) this enclave keeps in the
+/// parent's store, tombstones included (they occupy a blob each).
+///
+/// Threat: one owner, or many freshly made owner keys, filling the parent's store so that
+/// nothing else can be written: a full vault cannot stop keys being made, nor the reverse,
+/// and the eight kinds together (8,000 names) stay below the shim's default `max_blobs`
+/// (10,000). It is the largest `list` reply, so the count taken by listing at the first
+/// creation of a boot is exact.
+pub const MAX_NAMES_PER_KIND: usize = wire::MAX_LIST;
+
 /// Within-boot rollback tracking of sealed blobs: for each blob name, the highest version
 /// (and which blob, by nonce) this enclave has written or read, the versions it deleted, and
 /// writes whose outcome is unknown. Cloning shares it. Create one per boot and pass it to
@@ -456,6 +466,8 @@ impl Track {
 #[derive(Clone, Debug, Default)]
 pub struct RollbackGuard {
     tracks: Arc<Mutex<HashMap<String, Track>>>,
+    /// Names of each kind in the store (by `Kind as u8`), once counted this boot.
+    names: Arc<Mutex<HashMap<u8, usize>>>,
 }
 
 impl RollbackGuard {
@@ -472,6 +484,18 @@ impl RollbackGuard {
 
     fn get(&self, name: &str) -> Track {
         self.with(name, |t| *t)
+    }
+
+    /// For scripted stores: `n` names of `kind` are known to be there (no `list` needed).
+    #[cfg(test)]
+    fn assume_names(self, kind: Kind, n: usize) -> Self {
+        self.names().insert(kind as u8, n);
+        self
+    }
+
+    fn names(&self) -> std::sync::MutexGuard<'_, HashMap<u8, usize>> {
+        // Plain counters: a panic elsewhere leaves them consistent.
+        self.names.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -575,6 +599,40 @@ impl<S: Read + Write> SealedStore<S> {
         }
     }
 
+    /// Refuses a new name of `kind` once [`MAX_NAMES_PER_KIND`] are in the store (counted by
+    /// listing them at the first creation of the boot, then kept up to date here).
+    fn room_for(&mut self, kind: Kind) -> Result<(), SealedStoreError> {
+        let known = self.guard.names().get(&(kind as u8)).copied();
+        let n = match known {
+            Some(n) => n,
+            None => {
+                let (names, more) = self.client.list(&format!("seal/{}/", kind.as_str()))?;
+                let n = if more {
+                    MAX_NAMES_PER_KIND
+                } else {
+                    names.len()
+                };
+                self.guard.names().insert(kind as u8, n);
+                n
+            }
+        };
+        if n >= MAX_NAMES_PER_KIND {
+            return Err(StoreError::Limit(format!(
+                "the store holds {n} sealed {} records, the most this enclave keeps; delete some first",
+                kind.as_str()
+            ))
+            .into());
+        }
+        Ok(())
+    }
+
+    /// Updates the count of `kind`'s names, if it has been taken this boot.
+    fn counted(&self, kind: Kind, f: impl FnOnce(usize) -> usize) {
+        if let Some(n) = self.guard.names().get_mut(&(kind as u8)) {
+            *n = f(*n);
+        }
+    }
+
     /// Seals `plaintext` as (kind, id) at the next version and writes it with compare-and-swap;
     /// on a conflict (another writer, or a stale read) it retries once at the store's current
     /// version. Returns the new version.
@@ -591,6 +649,9 @@ impl<S: Read + Write> SealedStore<S> {
             Err(StoreError::NotFound) => 0,
             Err(e) => return Err(e.into()),
         };
+        if current == 0 {
+            self.room_for(kind)?;
+        }
         for attempt in 0..2 {
             self.guard.get(&name).check_version(current)?;
             let next = current
@@ -613,6 +674,9 @@ impl<S: Read + Write> SealedStore<S> {
                         t.pending = None;
                         Ok(())
                     })?;
+                    if current == 0 {
+                        self.counted(kind, |n| n + 1);
+                    }
                     return Ok(v);
                 }
                 Err(StoreError::VersionConflict { current: c }) if attempt == 0 => current = c,
@@ -662,6 +726,7 @@ impl<S: Read + Write> SealedStore<S> {
                         t.deleted();
                     }
                 });
+                self.counted(kind, |n| n.saturating_sub(1));
                 Ok(())
             }
             Err(e) => {
@@ -863,7 +928,8 @@ mod tests {
             conflict(3),
             ok(Some(4)),
         ]);
-        let mut st = SealedStore::new(BlobClient::new(s), key.clone(), 0, RollbackGuard::new());
+        let guard = RollbackGuard::new().assume_names(Kind::Key, 0);
+        let mut st = SealedStore::new(BlobClient::new(s), key.clone(), 0, guard);
         assert_eq!(st.put_sealed(Kind::Key, "k", b"v").unwrap(), 4);
         // The retry was sealed as version 4 and sent with expected_version 3.
         let mut out = &st.client.stream.out[..];
@@ -879,7 +945,8 @@ mod tests {
             conflict(3),
             conflict(5),
         ]);
-        let mut st = SealedStore::new(BlobClient::new(s), key, 0, RollbackGuard::new());
+        let guard = RollbackGuard::new().assume_names(Kind::Key, 0);
+        let mut st = SealedStore::new(BlobClient::new(s), key, 0, guard);
         assert!(matches!(
             st.put_sealed(Kind::Key, "k", b"v"),
             Err(SealedStoreError::Store(StoreError::VersionConflict {
@@ -1038,7 +1105,8 @@ mod tests {
             Response::err("not_found", "x"),
             ok(Some(1)),
         ]);
-        let mut st = SealedStore::new(BlobClient::new(s), key.clone(), 0, RollbackGuard::new());
+        let guard = RollbackGuard::new().assume_names(Kind::Key, 1);
+        let mut st = SealedStore::new(BlobClient::new(s), key.clone(), 0, guard);
         assert_eq!(st.get_sealed(Kind::Key, "k").unwrap().0, 3);
         st.delete_sealed(Kind::Key, "k").unwrap();
         assert_eq!(st.put_sealed(Kind::Key, "k", b"new").unwrap(), 1);
