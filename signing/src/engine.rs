@@ -20,7 +20,7 @@ use crate::keys::{
     AggregateId, HeldKey, KeyId, KeyInfo, key_info_record_name, key_record_name, parse_owner,
 };
 use crate::owners::{MAX_AGGREGATES_PER_OWNER, MAX_KEYS_PER_OWNER, OwnerIndex, owner_record_name};
-use crate::records::{RecordStore, is_tombstone, tombstone};
+use crate::records::{RecordStore, is_tombstone};
 use crate::session::{
     NonceRound, ParticipantNonces, Role, Session, SessionEnv, SessionId, SessionInfo,
     SessionMessage, SessionParticipant, SessionRequest, SessionStatus, SigningEvent,
@@ -35,8 +35,8 @@ use crate::{
 pub struct Engine<V: RecordStore> {
     records: V,
     entropy: CheckedEntropy,
-    /// Record names deleted in this process.
-    deleted: Mutex<HashSet<String>>,
+    /// Record names deleted in this process (the most recent [`MAX_REMEMBERED_DELETIONS`]).
+    deleted: Mutex<Deletions>,
     /// Held while keys and aggregates are created or deleted: the check for an earlier run
     /// of the same request, the quota check and the writes (records, then the owner's index)
     /// must not interleave with another such call.
@@ -57,6 +57,34 @@ fn draw_boot_id() -> Result<[u8; 32], EntropyError> {
     let mut id = [0u8; 32];
     getrandom::fill(&mut id).map_err(|e| EntropyError(format!("kernel RNG: {e}")))?;
     Ok(id)
+}
+
+/// How many deleted names an engine remembers. A replayed request is only valid for minutes
+/// (and, at the API, for one boot), so only recent deletions need remembering; the owners'
+/// indexes anchor the rest.
+pub const MAX_REMEMBERED_DELETIONS: usize = 65_536;
+
+#[derive(Default)]
+struct Deletions {
+    names: HashSet<String>,
+    order: VecDeque<String>,
+}
+
+impl Deletions {
+    fn contains(&self, name: &str) -> bool {
+        self.names.contains(name)
+    }
+
+    fn insert(&mut self, name: &str) {
+        if self.names.insert(name.to_owned()) {
+            self.order.push_back(name.to_owned());
+        }
+        while self.order.len() > MAX_REMEMBERED_DELETIONS {
+            if let Some(old) = self.order.pop_front() {
+                self.names.remove(&old);
+            }
+        }
+    }
 }
 
 #[derive(Default)]
@@ -89,7 +117,7 @@ impl<V: RecordStore> Engine<V> {
         Self {
             records,
             entropy: CheckedEntropy::new(Box::new(entropy)),
-            deleted: Mutex::new(HashSet::new()),
+            deleted: Mutex::new(Deletions::default()),
             writing: Mutex::new(()),
             sessions: Mutex::new(Table::default()),
             counter: AtomicU64::new(0),
@@ -111,7 +139,7 @@ impl<V: RecordStore> Engine<V> {
 
     /// Threat: the untrusted parent stores the sealed blobs and could serve a deleted record
     /// again (rollback). Names deleted in this process are refused before the record store is
-    /// asked; across restarts the sealed tombstone (see `records::tombstone`) refuses them.
+    /// asked; across restarts the owner's index anchors what lives (see [`Engine::forget`]).
     fn check_not_deleted(&self, name: &str) -> Result<(), Error> {
         if lock(&self.deleted)?.contains(name) {
             return Err(Error::Deleted(name.to_owned()));
@@ -143,7 +171,7 @@ impl<V: RecordStore> Engine<V> {
             return Ok(None);
         };
         if is_tombstone(&bytes, name)? {
-            lock(&self.deleted)?.insert(name.to_owned());
+            lock(&self.deleted)?.insert(name);
             return Err(Error::Deleted(name.to_owned()));
         }
         Ok(Some(bytes))
@@ -158,12 +186,34 @@ impl<V: RecordStore> Engine<V> {
         self.read_record(name)?.ok_or_else(unknown)
     }
 
-    /// Replaces the record under `name` with its tombstone, and refuses the name for the rest
-    /// of this process.
-    fn bury(&self, name: &str) -> Result<(), Error> {
-        self.records.put(name, &tombstone(name))?;
-        lock(&self.deleted)?.insert(name.to_owned());
+    /// Removes the record under `name` from the store and refuses the name in this process.
+    /// Callers first take the id out of its owner's index, which is what keeps it deleted
+    /// across restarts: a key or aggregate lives only while its owner's index lists it, so an
+    /// old record the parent serves again is refused ([`Engine::anchored`]).
+    ///
+    /// Why no tombstone: a tombstone holds its blob forever, so creating and deleting would
+    /// use up the store's room for good (threat: one owner churning keys until nobody can
+    /// make one). Replays of a creation request are the other reason to remember a deletion;
+    /// they are valid for minutes, at one boot, and the in-process memory covers them.
+    fn forget(&self, name: &str) -> Result<(), Error> {
+        lock(&self.deleted)?.insert(name);
+        self.records.delete(name)?;
         Ok(())
+    }
+
+    /// `Deleted` unless `owner`'s index lists `id` (`keys` or `aggregates` by `listed`).
+    fn anchored(
+        &self,
+        owner: &[u8; 32],
+        name: &str,
+        listed: impl FnOnce(&OwnerIndex) -> bool,
+    ) -> Result<(), Error> {
+        if listed(&self.owner_index(owner)?) {
+            Ok(())
+        } else {
+            lock(&self.deleted)?.insert(name);
+            Err(Error::Deleted(name.to_owned()))
+        }
     }
 
     fn owner_index(&self, owner: &[u8; 32]) -> Result<OwnerIndex, Error> {
@@ -282,8 +332,16 @@ impl<V: RecordStore> Engine<V> {
         if existing.is_none() && self.owner_index(&owner)?.keys.len() >= MAX_KEYS_PER_OWNER {
             return Err(Error::OwnerQuota("keys held by this owner"));
         }
+        let made = existing.is_none();
         let info = make(id, existing)?;
-        self.update_owner_index(&owner, |i| i.add_key(id))?;
+        if let Err(e) = self.update_owner_index(&owner, |i| i.add_key(id)) {
+            if made {
+                // Not listed, the key is dead; its records would only hold room.
+                let _ = self.records.delete(&key_info_record_name(&id));
+                let _ = self.records.delete(&key_record_name(&id));
+            }
+            return Err(e);
+        }
         Ok(info)
     }
 
@@ -293,7 +351,11 @@ impl<V: RecordStore> Engine<V> {
         if self.read_record(&key_record_name(id))?.is_none() {
             return Ok(None);
         }
-        let info = self.key_info(id)?;
+        let bytes = self.live_record(&key_info_record_name(id), || {
+            Error::UnknownKey(id.to_string())
+        })?;
+        // Not `key_info`: a run cut short before the index was written is completed here.
+        let info = KeyInfo::from_record(&bytes, id)?;
         if info.owner != *owner {
             // Only a hash collision gets here; never hand one owner's key to another.
             return Err(Error::RequestReused);
@@ -312,15 +374,23 @@ impl<V: RecordStore> Engine<V> {
         let key = HeldKey::from_secret(id, secret, owner, now)?;
         self.records.put(&key_record_name(&id), &key.to_record())?;
         let info = key.info();
-        self.records
-            .put(&key_info_record_name(&id), &info.to_record())?;
+        if let Err(e) = self
+            .records
+            .put(&key_info_record_name(&id), &info.to_record())
+        {
+            // The secret alone is no key (nothing can find or delete it): take it back out.
+            let _ = self.records.delete(&key_record_name(&id));
+            return Err(e.into());
+        }
         Ok(info)
     }
 
     /// The secret key, opened only to sign for a session every owner approved.
     pub(crate) fn load_key(&self, id: &KeyId) -> Result<HeldKey, Error> {
         let bytes = self.live_record(&key_record_name(id), || Error::UnknownKey(id.to_string()))?;
-        HeldKey::from_record(&bytes, id)
+        let key = HeldKey::from_record(&bytes, id)?;
+        self.anchored(&key.owner(), &key_record_name(id), |i| i.keys.contains(id))?;
+        Ok(key)
     }
 
     /// A key's public facts, from its public record (the secret one stays closed).
@@ -328,7 +398,11 @@ impl<V: RecordStore> Engine<V> {
         let bytes = self.live_record(&key_info_record_name(id), || {
             Error::UnknownKey(id.to_string())
         })?;
-        KeyInfo::from_record(&bytes, id)
+        let info = KeyInfo::from_record(&bytes, id)?;
+        self.anchored(&info.owner, &key_info_record_name(id), |i| {
+            i.keys.contains(id)
+        })?;
+        Ok(info)
     }
 
     /// Public facts about a key.
@@ -338,27 +412,27 @@ impl<V: RecordStore> Engine<V> {
 
     /// Ids of `owner`'s keys (from its index; deleted ones left out).
     pub fn list_keys(&self, owner: &[u8; 32]) -> Result<Vec<KeyId>, Error> {
-        let deleted = lock(&self.deleted)?.clone();
-        Ok(self
-            .owner_index(owner)?
+        let index = self.owner_index(owner)?;
+        let deleted = lock(&self.deleted)?;
+        Ok(index
             .keys
             .into_iter()
             .filter(|k| !deleted.contains(&key_record_name(k)))
             .collect())
     }
 
-    /// Deletes a key: tombstones replace its secret and public records (the secret leaves the
-    /// store), it leaves its owner's index, and the id is refused from now on, across
-    /// restarts too. Sessions that still need the key fail when they next reach for it.
+    /// Deletes a key: it leaves its owner's index (from then on it is refused, across
+    /// restarts too, and its quota place is free), then its secret and public records leave
+    /// the store. Sessions that still need the key fail when they next reach for it.
     pub fn delete_key(&self, id: &KeyId) -> Result<(), Error> {
         let _one_at_a_time = lock(&self.writing)?;
         let info = self.key_info(id)?;
-        self.bury(&key_record_name(id))?;
-        self.bury(&key_info_record_name(id))?;
         self.update_owner_index(&info.owner, |i| {
             i.keys.retain(|k| k != id);
             Ok(())
-        })
+        })?;
+        self.forget(&key_record_name(id))?;
+        self.forget(&key_info_record_name(id))
     }
 
     // ----- aggregates -----
@@ -413,15 +487,20 @@ impl<V: RecordStore> Engine<V> {
         let rec = AggregateRecord::build(id, spec, &resolved, (now, *creator))?;
         self.records
             .put(&aggregate_record_name(&id), &rec.to_record())?;
-        self.update_owner_index(creator, |i| i.add_aggregate(id))?;
+        if let Err(e) = self.update_owner_index(creator, |i| i.add_aggregate(id)) {
+            // Not listed, the aggregate is dead; its record would only hold room.
+            let _ = self.records.delete(&aggregate_record_name(&id));
+            return Err(e);
+        }
         Ok(rec.info().clone())
     }
 
     fn load_aggregate(&self, id: &AggregateId) -> Result<AggregateRecord, Error> {
-        let bytes = self.live_record(&aggregate_record_name(id), || {
-            Error::UnknownAggregate(id.to_string())
-        })?;
-        AggregateRecord::from_record(&bytes, id)
+        let name = aggregate_record_name(id);
+        let bytes = self.live_record(&name, || Error::UnknownAggregate(id.to_string()))?;
+        let rec = AggregateRecord::from_record(&bytes, id)?;
+        self.anchored(&rec.info().creator, &name, |i| i.aggregates.contains(id))?;
+        Ok(rec)
     }
 
     pub fn describe_aggregate(&self, id: &AggregateId) -> Result<AggregateInfo, Error> {
@@ -430,26 +509,25 @@ impl<V: RecordStore> Engine<V> {
 
     /// Ids of the aggregates `owner` created (from its index; deleted ones left out).
     pub fn list_aggregates(&self, owner: &[u8; 32]) -> Result<Vec<AggregateId>, Error> {
-        let deleted = lock(&self.deleted)?.clone();
-        Ok(self
-            .owner_index(owner)?
+        let index = self.owner_index(owner)?;
+        let deleted = lock(&self.deleted)?;
+        Ok(index
             .aggregates
             .into_iter()
             .filter(|a| !deleted.contains(&aggregate_record_name(a)))
             .collect())
     }
 
-    /// Deletes an aggregate: a tombstone replaces its record (the participants and tweaks
-    /// leave the store), it leaves its creator's index (freeing the quota), and the id is
-    /// refused from now on, across restarts too.
+    /// Deletes an aggregate: it leaves its creator's index (from then on it is refused,
+    /// across restarts too, and the quota place is free), then its record leaves the store.
     pub fn delete_aggregate(&self, id: &AggregateId) -> Result<(), Error> {
         let _one_at_a_time = lock(&self.writing)?;
         let creator = self.load_aggregate(id)?.info().creator;
-        self.bury(&aggregate_record_name(id))?;
         self.update_owner_index(&creator, |i| {
             i.aggregates.retain(|a| a != id);
             Ok(())
-        })
+        })?;
+        self.forget(&aggregate_record_name(id))
     }
 
     // ----- sessions -----

@@ -44,20 +44,9 @@ impl std::error::Error for RecordStoreError {}
 
 const TOMBSTONE_MAGIC: &[u8; 5] = b"SGTB\x01";
 
-/// The record that replaces a deleted one under the same name: `"SGTB" || 0x01 || name`.
-///
-/// Threat: a deleted key or aggregate coming back. A tombstone is written as the record's next
-/// version (the vault does the same), so an engine started later over the same store finds
-/// the tombstone, and a parent that puts the old sealed record back makes the store report a
-/// version the old seal does not carry (refused when opened). What remains: a parent that
-/// rolls the store's versions back too, across a reboot, before anything anchors freshness
-/// (see the enclave's `seal::format`).
-pub(crate) fn tombstone(name: &str) -> Vec<u8> {
-    let mut out = TOMBSTONE_MAGIC.to_vec();
-    out.extend_from_slice(name.as_bytes());
-    out
-}
-
+/// The tombstone earlier versions of the engine wrote over a deleted record:
+/// `"SGTB" || 0x01 || name`. Deletion now removes the record and takes its id out of the
+/// owner's index (see `Engine::forget`); tombstones already in a store still mean "deleted".
 /// Whether `record` is the tombstone of `name`. A tombstone of another name is refused.
 pub(crate) fn is_tombstone(record: &[u8], name: &str) -> Result<bool, crate::Error> {
     match record.strip_prefix(&TOMBSTONE_MAGIC[..]) {

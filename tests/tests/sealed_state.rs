@@ -443,3 +443,82 @@ fn only_the_owners_the_image_admits_may_own_anything() {
     c.vault_put(&e, &admitted, "mine", b"x", 0).unwrap();
     c.musig2_generate_key(&e, &admitted).unwrap();
 }
+
+/// Deleting gives the room back: keys and aggregates made and deleted over and over leave
+/// nothing in the parent's store (no tombstone piles up), so no owner can use up the
+/// store's per-kind room for good by churning, and a deleted key's old records, put back by
+/// the parent, stay refused after a restart.
+#[test]
+fn making_and_deleting_keys_and_aggregates_leaves_nothing_behind() {
+    use sigil_client::SignerKey;
+    use sigil_client::musig2::AggregateSpec;
+    use sigil_protocol::musig2::{KeyOrder, ParticipantSpec};
+    use sigil_protocol::wire::Hex;
+
+    let mut d = deployment("churn", None);
+    d.start_enclave();
+    d.wait_sealing(true);
+    let (c, e) = d.attest();
+    let owner = OwnerKey::generate().unwrap();
+    let state = d.dir.join("state");
+    let blobs = || std::fs::read_dir(&state).unwrap().count();
+    // The owner's index is made by the first key; count from there.
+    let first = c.musig2_generate_key(&e, &owner).unwrap();
+    let baseline = blobs();
+    let external = SignerKey::generate().unwrap();
+    let mut kept = Vec::new();
+    let mut first_round = None;
+    for round in 0..5 {
+        let key = c.musig2_generate_key(&e, &owner).unwrap();
+        let spec = AggregateSpec {
+            participants: vec![
+                ParticipantSpec::Held(key.id),
+                ParticipantSpec::External(Hex(external.public_key())),
+            ],
+            order: KeyOrder::Sorted,
+            tweaks: vec![],
+        };
+        let agg = c.musig2_create_aggregate(&e, &owner, &spec).unwrap();
+        assert_eq!(blobs(), baseline + 3, "round {round}");
+        if round == 0 {
+            first_round = Some((key.id, agg.id));
+            // What a parent could keep and serve again later.
+            kept = std::fs::read_dir(&state)
+                .unwrap()
+                .map(|f| {
+                    let p = f.unwrap().path();
+                    (p.clone(), std::fs::read(&p).unwrap())
+                })
+                .collect();
+        }
+        c.musig2_delete_aggregate(&e, &owner, &agg.id).unwrap();
+        c.musig2_delete_key(&e, &owner, &key.id).unwrap();
+        assert_eq!(blobs(), baseline, "round {round}: something stayed behind");
+    }
+    // The parent puts the first round's records back, and restarts the enclave.
+    d.kill_enclave();
+    let index: Vec<_> = std::fs::read_dir(&state)
+        .unwrap()
+        .map(|f| f.unwrap().path())
+        .collect();
+    for (p, bytes) in &kept {
+        // The owner's index and the data key stay as they are now.
+        if !index.contains(p) {
+            std::fs::write(p, bytes).unwrap();
+        }
+    }
+    d.start_enclave();
+    d.wait_sealing(true);
+    let (c, e) = d.attest();
+    let listed = c.musig2_list_keys(&e, &owner).unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0], first.id);
+    assert!(c.musig2_list_aggregates(&e, &owner).unwrap().is_empty());
+    // Reads go by the owner's index, which no longer lists them: to their own owner they
+    // are as foreign as anyone else's.
+    let (key, agg) = first_round.unwrap();
+    let (status, code, _) = api_error(c.musig2_describe_key(&e, &owner, &key).unwrap_err());
+    assert_eq!((status, code.as_str()), (403, "not_owner"));
+    let (status, code, _) = api_error(c.musig2_describe_aggregate(&e, &owner, &agg).unwrap_err());
+    assert_eq!((status, code.as_str()), (403, "not_owner"));
+}

@@ -335,6 +335,9 @@ impl Musig2Api {
         // The last approval loads the held keys: a vault outage must be a retryable 503, not a
         // session failed for want of its keys.
         self.need_sealing()?;
+        // An owner taken off the allow-list (a new image over the same state) keeps its
+        // records but may no longer co-sign with them.
+        self.owners.admitted(&r.owner.0)?;
         let st = self.engine.approve(&id, &r.owner.0, &r.signature.0, now);
         Ok(status_view(&self.session_result(&id, st)?))
     }

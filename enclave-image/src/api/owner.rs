@@ -54,6 +54,18 @@ impl OwnerCheck {
         }
     }
 
+    /// `owner` may act here (own things, approve sessions).
+    pub fn admitted(&self, owner: &[u8; 32]) -> Result<(), ApiError> {
+        if self.admission.admits(owner) {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                Code::OwnerNotAdmitted,
+                "this owner key is not on the image's owner allow-list (owners.admit)",
+            ))
+        }
+    }
+
     /// `owner` is admitted, `not_after` is within bounds, and `signature` is the owner's over
     /// `digest` for this boot (see `wire::owner_message`).
     pub fn check(
@@ -86,12 +98,7 @@ impl OwnerCheck {
         })?;
         // Before the signature: the allow-list is public (measured), and refusing here costs
         // no curve operation.
-        if !self.admission.admits(owner) {
-            return Err(ApiError::new(
-                Code::OwnerNotAdmitted,
-                "this owner key is not on the image's owner allow-list (owners.admit)",
-            ));
-        }
+        self.admitted(owner)?;
         // 64 bytes by its wire type; a malformed encoding (r or s out of range) is refused here.
         let sig = Signature::try_from(&signature.0[..]).map_err(|_| {
             ApiError::new(Code::BadSignature, "signature is not a BIP-340 signature")
