@@ -19,6 +19,7 @@ pub struct FileConfig {
     pub region: Option<String>,
     pub ingress_listen: Option<String>,
     pub enclave_api: Option<String>,
+    pub ingress_proxy_header: Option<bool>,
     pub blob_listen: Option<String>,
     pub state_dir: Option<PathBuf>,
     pub egress_listen: Option<String>,
@@ -52,6 +53,11 @@ pub struct Cli {
     /// The enclave's API: vsock:CID:5000, vhost-uds:PATH:5000, tcp:..., unix:...
     #[arg(long, value_name = "ADDR")]
     pub enclave_api: Option<String>,
+    /// Whether each ingress connection starts with a PROXY protocol v2 header carrying the
+    /// client's address, so the enclave can share its capacity (the proving queue) fairly
+    /// between clients (default true; set false only for an upstream that does not read it).
+    #[arg(long, value_name = "BOOL")]
+    pub ingress_proxy_header: Option<bool>,
     /// Blob service address (vsock:any:9002 on Nitro, unix:PATH locally).
     #[arg(long, value_name = "ADDR")]
     pub blob_listen: Option<String>,
@@ -103,6 +109,9 @@ pub struct Cli {
 pub struct Settings {
     /// (listen, enclave API)
     pub ingress: Option<(Addr, Addr)>,
+    /// Write a PROXY v2 header with the client's address before its bytes (see
+    /// `sigil_protocol::parent::source`).
+    pub ingress_proxy_header: bool,
     /// (listen, state directory)
     pub blobs: Option<(Addr, PathBuf)>,
     /// (listen, allow-list of lower-case host:port)
@@ -330,6 +339,10 @@ fn merge(c: &Cli, f: FileConfig) -> Result<Settings, ConfigError> {
         (Some(_), None) => return Err(ConfigError::IngressWithoutEnclave),
         (None, _) => None,
     };
+    let ingress_proxy_header = c
+        .ingress_proxy_header
+        .or(f.ingress_proxy_header)
+        .unwrap_or(true);
     let blobs = addr(&pick(&c.blob_listen, f.blob_listen), "blob_listen")?.map(|l| {
         let dir = c
             .state_dir
@@ -408,6 +421,7 @@ fn merge(c: &Cli, f: FileConfig) -> Result<Settings, ConfigError> {
     }
     Ok(Settings {
         ingress,
+        ingress_proxy_header,
         blobs,
         egress,
         egress_resolve,
@@ -460,6 +474,7 @@ idle_timeout_secs = 60
         );
         assert_eq!(s.max_connections, 100);
         assert_eq!(s.idle_timeout, Duration::from_secs(60));
+        assert!(s.ingress_proxy_header, "on unless turned off");
         let s = cli(&[
             "--config",
             p.to_str().unwrap(),
@@ -469,9 +484,12 @@ idle_timeout_secs = 60
             "KMS.us-east-1.amazonaws.com:443",
             "--max-connections",
             "7",
+            "--ingress-proxy-header",
+            "false",
         ])
         .settings()
         .unwrap();
+        assert!(!s.ingress_proxy_header);
         assert_eq!(
             s.ingress.unwrap().1.to_string(),
             "vhost-uds:/tmp/v.sock:5000"

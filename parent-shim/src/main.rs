@@ -34,8 +34,13 @@ fn run() -> Result<(), String> {
     }
     if let Some((listen, upstream)) = settings.ingress.clone() {
         let per_source = settings.max_connections_per_source;
-        relay::spawn_service_per_source("ingress", &listen, max, per_source, move |s, _| {
-            relay::forward(s, &upstream, idle)
+        let proxy_header = settings.ingress_proxy_header;
+        relay::spawn_service_per_source("ingress", &listen, max, per_source, move |s, peer| {
+            if proxy_header {
+                relay::forward_with_source(s, peer, &upstream, idle)
+            } else {
+                relay::forward(s, &upstream, idle)
+            }
         })
         .map_err(|e| e.to_string())?;
     }

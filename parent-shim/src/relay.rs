@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use sigil_protocol::parent::source;
 use sigil_sys::Addr;
 use sigil_sys::{Listener, Stream};
 
@@ -69,7 +70,8 @@ impl PerSource {
         let Ok(addr) = peer.parse::<SocketAddr>() else {
             return Some(None);
         };
-        let ip = source_key(addr.ip());
+        // The same key the enclave uses for its per-client limits (IPv4 address; IPv6 /64).
+        let ip = source::key(addr.ip());
         let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
         let n = live.entry(ip).or_insert(0);
         if *n >= self.per_source {
@@ -77,23 +79,6 @@ impl PerSource {
         }
         *n += 1;
         Some(Some(SourceSlot(self.clone(), ip)))
-    }
-}
-
-/// The source a peer counts against: its IPv4 address (an IPv4-mapped IPv6 address is the
-/// IPv4 one), or its IPv6 /64 (one subscriber usually holds a whole /64, so single IPv6
-/// addresses would be free to mint).
-fn source_key(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V4(_) => ip,
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => {
-                let mut o = v6.octets();
-                o[8..].fill(0);
-                IpAddr::V6(o.into())
-            }
-        },
     }
 }
 
@@ -220,6 +205,26 @@ pub fn forward(client: Stream, upstream: &Addr, idle: Duration) -> Result<(), Re
     splice(client, server, idle).map_err(RelayError::Splice)
 }
 
+/// Ingress that tells the enclave who the client is: connect, write one PROXY v2 header with
+/// `peer`'s address (`LOCAL` when it is not an IP address, a Unix-socket client), then copy
+/// both ways. The header goes out before any client byte is read, so whatever the client
+/// sends, header-like bytes included, comes after it: a client cannot choose its source.
+pub fn forward_with_source(
+    client: Stream,
+    peer: &str,
+    upstream: &Addr,
+    idle: Duration,
+) -> Result<(), RelayError> {
+    let header = source::encode(peer.parse::<SocketAddr>().ok())
+        .map_err(|e| RelayError::Upstream(io::Error::other(e)))?;
+    let mut server = Stream::connect(upstream).map_err(RelayError::Upstream)?;
+    server
+        .set_write_timeout(Some(idle))
+        .and_then(|_| server.write_all(&header))
+        .map_err(RelayError::Upstream)?;
+    splice(client, server, idle).map_err(RelayError::Splice)
+}
+
 /// Copies `a` <-> `b` until both directions have ended. EOF in one direction becomes
 /// shutdown(Write) on the other side (half-close is propagated, so request/response protocols
 /// that signal the end of a request by closing their write side keep working). An error in
@@ -292,18 +297,4 @@ fn pump(
     let _ = from.shutdown(Shutdown::Both);
     let _ = to.shutdown(Shutdown::Both);
     result
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ipv6_sources_count_by_their_64_and_mapped_ipv4_as_ipv4() {
-        let k = |s: &str| source_key(s.parse().unwrap());
-        assert_eq!(k("2001:db8:1:2::1"), k("2001:db8:1:2:ffff::9"));
-        assert_ne!(k("2001:db8:1:2::1"), k("2001:db8:1:3::1"));
-        assert_eq!(k("::ffff:192.0.2.7"), k("192.0.2.7"));
-        assert_ne!(k("192.0.2.7"), k("192.0.2.8"));
-    }
 }

@@ -240,3 +240,40 @@ fn is_closed_now(s: &TcpStream) -> bool {
         ),
     }
 }
+
+/// With the PROXY header on, the enclave's side of each connection starts with one header
+/// carrying the client's address, and then exactly the client's bytes: bytes of the client's
+/// that look like a header (a forged source) come after the shim's, untouched.
+#[test]
+fn the_enclave_is_told_the_clients_address_before_its_bytes() {
+    use sigil_protocol::parent::source::{self, Parsed};
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let up: Addr = format!("tcp:{}", l.local_addr().unwrap()).parse().unwrap();
+    let bound = relay::spawn_service(
+        "ingress",
+        &"tcp:127.0.0.1:0".parse().unwrap(),
+        4,
+        move |s, peer| relay::forward_with_source(s, peer, &up, Duration::from_secs(30)),
+    )
+    .unwrap();
+    let addr = bound.to_string().trim_start_matches("tcp:").to_string();
+    let mut c = connect_from("127.0.0.2", &addr);
+    let forged = source::encode(Some("10.9.8.7:1".parse().unwrap())).unwrap();
+    let mut sent = forged.clone();
+    sent.extend_from_slice(b"GET /v1/health HTTP/1.1\r\n\r\n");
+    c.write_all(&sent).unwrap();
+    c.shutdown(Shutdown::Write).unwrap();
+    let (mut u, _) = l.accept().unwrap();
+    u.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut got = Vec::new();
+    u.read_to_end(&mut got).unwrap();
+    let Ok(Parsed::Header { peer, len }) = source::parse(&got) else {
+        panic!("no header first: {:?}", &got[..got.len().min(32)]);
+    };
+    assert_eq!(
+        peer,
+        Some(c.local_addr().unwrap()),
+        "the client's own address"
+    );
+    assert_eq!(&got[len..], &sent[..], "then exactly the client's bytes");
+}

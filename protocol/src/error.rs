@@ -141,6 +141,7 @@ codes! {
     BadTarget = "bad_target", [400], "the verifier target is unknown or not for this scheme";
     BadInput = "bad_input", [400, 413], "the circuit, witness, inputs or result key are malformed (400) or too large (413)";
     QueueFull = "queue_full", [503], "the proving queue is full";
+    SourceQuota = "source_quota", [429], "this client address already has its share of proving jobs queued or running; retry when one ends";
     CrsNotReady = "crs_not_ready", [503], "the CRS is not loaded (yet) or too small";
     UnknownJob = "unknown_job", [404], "no such job, or its result expired";
 }

@@ -172,7 +172,7 @@ impl App {
                 pipeline::sealed::<ep::SessionAbort>(self, req, |r| musig.abort(r, now))
             }
             ep::ProveSubmit::ROUTE => pipeline::sealed::<ep::ProveSubmit>(self, req, |r| {
-                prove::submit(self.prover.as_deref(), r)
+                prove::submit(self.prover.as_deref(), req.source, r)
             }),
             ep::ProveStatus::ROUTE => {
                 // The router let through only 32 lowercase hex digits, which always parse.

@@ -14,12 +14,14 @@ use sigil_protocol::prove::{
 use sigil_protocol::wire::SecretBase64;
 use zeroize::Zeroizing;
 
+use crate::http::Source;
 use crate::prover::jobs::{Input, Prover, SubmitError, Work};
 
 impl From<SubmitError> for ApiError {
     fn from(e: SubmitError) -> Self {
         let code = match e {
             SubmitError::QueueFull(_) => Code::QueueFull,
+            SubmitError::SourceQuota(_) => Code::SourceQuota,
             SubmitError::CrsNotReady(_) => Code::CrsNotReady,
         };
         ApiError::new(code, e.to_string())
@@ -39,8 +41,13 @@ fn bounded(field: &str, v: SecretBase64, max: usize) -> Result<Zeroizing<Vec<u8>
 }
 
 /// `POST /v1/prove`, opened: the job is queued, or the reason it is not. The request's
-/// secrets are wiped when it drops, whatever the outcome.
-pub fn submit(prover: Option<&Prover>, r: ProveRequest) -> Result<Submitted, ApiError> {
+/// secrets are wiped when it drops, whatever the outcome. `source` is the client as the
+/// shim reports it: it only decides whose share of the queue the job takes.
+pub fn submit(
+    prover: Option<&Prover>,
+    source: Source,
+    r: ProveRequest,
+) -> Result<Submitted, ApiError> {
     let Some(prover) = prover else {
         return Err(ApiError::new(
             Code::ProverDisabled,
@@ -120,7 +127,7 @@ pub fn submit(prover: Option<&Prover>, r: ProveRequest) -> Result<Submitted, Api
         Ok((work, key))
     })();
     let (work, result_key) = fields.map_err(|(status, m)| bad_input(status, m))?;
-    Ok(prover.submit(Input { work, result_key })?)
+    Ok(prover.submit(Input { work, result_key }, source)?)
 }
 
 /// `GET /v1/prove/{id}` (the router checked the id's form).

@@ -34,7 +34,22 @@ pub fn read_head(
     deadline: Instant,
     idle: Duration,
 ) -> Result<Vec<u8>, HeadError> {
+    read_head_after(stream, Vec::new(), max_head, deadline, idle)
+}
+
+/// As [`read_head`], the connection's first bytes `early` having been read already (after
+/// the shim's PROXY header: see [`super::source`]).
+pub fn read_head_after(
+    stream: &mut Stream,
+    early: Vec<u8>,
+    max_head: usize,
+    deadline: Instant,
+    idle: Duration,
+) -> Result<Vec<u8>, HeadError> {
     let mut buf = Vec::with_capacity(1024);
+    if !early.is_empty() && push(&mut buf, &early, max_head)? {
+        return Ok(buf);
+    }
     let mut chunk = [0u8; 4096];
     loop {
         match stream.read(&mut chunk) {
@@ -77,7 +92,7 @@ pub fn push(buf: &mut Vec<u8>, chunk: &[u8], max_head: usize) -> Result<bool, He
     Ok(false)
 }
 
-fn wait_readable(stream: &Stream, deadline: Instant) -> Result<(), HeadError> {
+pub(super) fn wait_readable(stream: &Stream, deadline: Instant) -> Result<(), HeadError> {
     let left = deadline
         .checked_duration_since(Instant::now())
         .filter(|d| !d.is_zero())

@@ -5,5 +5,6 @@
 mod exec;
 pub mod head;
 mod server;
+mod source;
 
-pub use server::{Handler, Limits, Request, Response, Server, Stopper};
+pub use server::{Handler, Limits, Request, Response, Server, Source, Stopper};

@@ -3,7 +3,9 @@
 //! Threats handled here: slow or silent clients (an idle timeout and a whole-request deadline),
 //! floods (a bounded connection count; excess connections get an immediate 503), oversized
 //! heads and bodies (refused before they are buffered), junk (a JSON 400 and the connection
-//! closed), and a handler that panics (a JSON 500; the service keeps serving).
+//! closed), and a handler that panics (a JSON 500; the service keeps serving). Each connection
+//! first has its client's source read (the shim's PROXY header, see [`super::source`]), which
+//! handlers get in [`Request::source`] for per-client shares of capacity.
 
 use std::convert::Infallible;
 use std::io::{self, Write};
@@ -26,8 +28,10 @@ use sigil_protocol::api::{ErrorBody, ErrorDetail};
 use sigil_sys::{Listener, ShutdownHandle, Stream};
 
 use super::exec::{Abandoned, HyperIo, IoInterest, block_on};
-use super::head::{HeadError, read_head};
+use super::head::{HeadError, read_head_after};
+use super::source::{self, ReadError};
 use crate::log;
+pub use sigil_protocol::parent::source::Source;
 
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
@@ -74,6 +78,8 @@ pub struct Request {
     pub query: Option<String>,
     pub headers: http::HeaderMap,
     pub body: Bytes,
+    /// Who sent it, as the shim says (or `Unknown`): for fair shares only, never trust.
+    pub source: Source,
 }
 
 #[derive(Debug, Clone)]
@@ -334,12 +340,29 @@ fn connection(mut stream: Stream, handler: Arc<dyn Handler>, limits: Limits, bod
     if stream.set_nonblocking(true).is_err() {
         return;
     }
-    let head = match read_head(
-        &mut stream,
-        limits.max_head_bytes,
-        deadline,
-        limits.idle_timeout,
-    ) {
+    // The shim writes its header as soon as it connects: one idle period is plenty.
+    let source_deadline = deadline.min(Instant::now() + limits.idle_timeout);
+    let (source, head) = match source::read_source(&mut stream, source_deadline) {
+        Ok((source, early)) => (
+            source,
+            read_head_after(
+                &mut stream,
+                early,
+                limits.max_head_bytes,
+                deadline,
+                limits.idle_timeout,
+            ),
+        ),
+        // A silent client is answered as before: its request head did not come in time.
+        Err(ReadError::Silent) => (Source::Unknown, Err(HeadError::Timeout)),
+        // A bad header: whoever sent it is not the shim speaking for a client, or the shim is
+        // broken; nothing is served, and the parent learns nothing from an answer.
+        Err(e) => {
+            log::debug(format_args!("connection closed at its start: {e}"));
+            return;
+        }
+    };
+    let head = match head {
         Ok(h) => h,
         Err(HeadError::Closed) | Err(HeadError::Io(_)) => return,
         Err(e) => {
@@ -380,7 +403,11 @@ fn connection(mut stream: Stream, handler: Arc<dyn Handler>, limits: Limits, bod
     let service = service_fn(move |req| {
         let handler = handler.clone();
         let bodies = bodies.clone();
-        async move { Ok::<_, Infallible>(dispatch(req, handler, limits.max_body_bytes, &bodies).await) }
+        async move {
+            Ok::<_, Infallible>(
+                dispatch(req, handler, limits.max_body_bytes, &bodies, source).await,
+            )
+        }
     });
     let conn = http1::Builder::new()
         // One request per connection: every request gets its head checked above.
@@ -426,6 +453,7 @@ async fn dispatch(
     handler: Arc<dyn Handler>,
     max_body: usize,
     bodies: &Bodies,
+    source: Source,
 ) -> hyper::Response<Full<Bytes>> {
     let max_body = handler
         .body_limit(req.method(), req.uri().path())
@@ -458,7 +486,7 @@ async fn dispatch(
             "too many large requests are being received; retry shortly",
         ));
     };
-    let r = match read_request(req, max_body).await {
+    let r = match read_request(req, max_body, source).await {
         Ok(req) => catch_unwind(AssertUnwindSafe(|| handler.handle(req))).unwrap_or_else(|_| {
             log::warn(format_args!("a request handler panicked"));
             Response::error(500, "internal_error", "internal error")
@@ -468,7 +496,11 @@ async fn dispatch(
     to_hyper(r)
 }
 
-async fn read_request(req: hyper::Request<Incoming>, max_body: usize) -> Result<Request, Response> {
+async fn read_request(
+    req: hyper::Request<Incoming>,
+    max_body: usize,
+    source: Source,
+) -> Result<Request, Response> {
     let too_large = || {
         Response::error(
             413,
@@ -505,6 +537,7 @@ async fn read_request(req: hyper::Request<Incoming>, max_body: usize) -> Result<
         query: parts.uri.query().map(str::to_string),
         headers: parts.headers,
         body,
+        source,
     })
 }
 

@@ -18,6 +18,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use sigil_protocol::parent::source::Source;
 use sigil_protocol::prove::{
     JobFailure, JobProgress, JobResult, JobState, JobStatus, RESULT_PAD, RESULT_PAD_CHONK,
     Submitted, chonk_inputs_sha256, inputs_sha256, seal_result,
@@ -46,6 +47,14 @@ const MAX_OUTPUT: u64 = 4 << 20;
 const MAX_BB_FILE: u64 = 64 << 20;
 /// How much of bb's stderr is kept for the error message.
 const STDERR_TAIL: usize = 2048;
+/// Most jobs one client (its source address as the shim reports it, keyed like the shim's
+/// connection limit: IPv4 address, IPv6 /64) may have queued or running. Threat: one client
+/// filling the whole queue and starving every other. Four is half the default queue of 8, so
+/// a greedy client never holds more than half the waiting room, and still lets an honest
+/// client keep a worker busy with its next inputs waiting. Connections of unknown source
+/// (direct ones: local mode and tests, or a shim with its header turned off) have no share of
+/// their own; they are bounded by the whole queue's limit, as every job is.
+pub const MAX_JOBS_PER_SOURCE: usize = 4;
 
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -95,6 +104,8 @@ pub const CHONK_MIN_CRS_POINTS: u64 = 1 << 17;
 #[derive(Debug)]
 pub enum SubmitError {
     QueueFull(usize),
+    /// The client's source already has this many jobs queued or running.
+    SourceQuota(usize),
     CrsNotReady(String),
 }
 
@@ -104,6 +115,11 @@ impl std::fmt::Display for SubmitError {
             SubmitError::QueueFull(n) => {
                 write!(f, "{n} jobs are already waiting; try again later")
             }
+            SubmitError::SourceQuota(n) => write!(
+                f,
+                "this client address already has {n} proving jobs queued or running (at most \
+                 {MAX_JOBS_PER_SOURCE}); submit again when one has ended"
+            ),
             SubmitError::CrsNotReady(m) => write!(f, "the prover's CRS is not ready: {m}"),
         }
     }
@@ -119,6 +135,8 @@ enum State {
 
 struct Job {
     state: State,
+    /// Who submitted it, for the per-source share ([`MAX_JOBS_PER_SOURCE`]).
+    source: Source,
     input: Option<Input>,
     /// Hashed once at submission (inputs are up to megabytes); the result repeats it.
     inputs_sha256: Hex32,
@@ -180,7 +198,7 @@ impl Prover {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn submit(&self, input: Input) -> Result<Submitted, SubmitError> {
+    pub fn submit(&self, input: Input, source: Source) -> Result<Submitted, SubmitError> {
         if self.crs.path().is_none() {
             let st = self.crs.status();
             return Err(SubmitError::CrsNotReady(
@@ -198,6 +216,10 @@ impl Prover {
         };
         let mut inner = self.lock();
         expire(&mut inner);
+        // Refused before anything is queued: the other sources' jobs are not touched.
+        if let Some(held) = over_share(&inner, source) {
+            return Err(SubmitError::SourceQuota(held));
+        }
         if inner.queue.len() >= self.settings.max_queue {
             return Err(SubmitError::QueueFull(inner.queue.len()));
         }
@@ -205,6 +227,7 @@ impl Prover {
             id,
             Job {
                 state: State::Queued,
+                source,
                 input: Some(input),
                 inputs_sha256: inputs,
                 submitted: Instant::now(),
@@ -779,6 +802,20 @@ fn tail(mut f: &std::fs::File) -> String {
     String::from_utf8_lossy(&data).into_owned()
 }
 
+/// The number of jobs `source` has queued or running, if that is its whole share already.
+/// Finished jobs do not count (their results are bounded apart: [`MAX_FINISHED_BYTES`]).
+fn over_share(inner: &Inner, source: Source) -> Option<usize> {
+    if source == Source::Unknown {
+        return None;
+    }
+    let held = inner
+        .jobs
+        .values()
+        .filter(|j| j.source == source && matches!(j.state, State::Queued | State::Running))
+        .count();
+    (held >= MAX_JOBS_PER_SOURCE).then_some(held)
+}
+
 /// Keeps `id` among the finished jobs; when the ring is full the oldest finished job (and its
 /// sealed result) is forgotten to make room.
 fn remember_finished(inner: &mut Inner, id: Id) {
@@ -944,6 +981,7 @@ mod tests {
                 id(i),
                 Job {
                     state: State::Done,
+                    source: Source::Unknown,
                     input: None,
                     inputs_sha256: Hex([0; 32]),
                     submitted: Instant::now(),
@@ -975,6 +1013,7 @@ mod tests {
                 id(i),
                 Job {
                     state: State::Done,
+                    source: Source::Unknown,
                     input: None,
                     inputs_sha256: Hex([0; 32]),
                     submitted: Instant::now(),
@@ -990,6 +1029,53 @@ mod tests {
         assert_eq!(inner.finished.len(), 3);
         assert_eq!(inner.jobs.len(), 3);
         assert_eq!(inner.finished.front(), Some(&id(7)));
+    }
+
+    #[test]
+    fn each_source_gets_its_share_of_queued_and_running_jobs() {
+        let mut inner = Inner {
+            jobs: HashMap::new(),
+            queue: VecDeque::new(),
+            finished: heapless::Deque::new(),
+        };
+        let a = Source::Addr("127.0.0.2".parse().unwrap());
+        let b = Source::Addr("127.0.0.3".parse().unwrap());
+        let add = |inner: &mut Inner, i: u128, source, state| {
+            inner.jobs.insert(
+                Hex(i.to_be_bytes()),
+                Job {
+                    state,
+                    source,
+                    input: None,
+                    inputs_sha256: Hex([0; 32]),
+                    submitted: Instant::now(),
+                    started: None,
+                    ended: None,
+                    sealed: None,
+                },
+            );
+        };
+        // Finished jobs and other sources' jobs do not count against `a`.
+        add(&mut inner, 0, a, State::Done);
+        add(&mut inner, 1, a, State::Failed);
+        for i in 2..12 {
+            add(&mut inner, i, b, State::Queued);
+            add(&mut inner, 100 + i, Source::Unknown, State::Queued);
+        }
+        add(&mut inner, 20, a, State::Running);
+        for i in 21..(20 + MAX_JOBS_PER_SOURCE as u128 - 1) {
+            add(&mut inner, i, a, State::Queued);
+        }
+        assert_eq!(over_share(&inner, a), None, "one place left");
+        add(&mut inner, 99, a, State::Queued);
+        assert_eq!(over_share(&inner, a), Some(MAX_JOBS_PER_SOURCE));
+        assert_eq!(over_share(&inner, b), Some(10));
+        assert_eq!(
+            over_share(&inner, Source::Addr("127.0.0.4".parse().unwrap())),
+            None
+        );
+        // Unknown sources (direct connections) have no share of their own.
+        assert_eq!(over_share(&inner, Source::Unknown), None);
     }
 
     #[test]

@@ -129,7 +129,7 @@ fn heads(dir: &Path) {
         ("prove-status", format!("GET /v1/prove/{id} HTTP/1.1\nHost: x\n\n")),
         ("wrong-method", "DELETE /v1/ping HTTP/1.0\r\n\r\n".into()),
     ];
-    let seeds = heads
+    let mut seeds: Vec<(String, Vec<u8>)> = heads
         .into_iter()
         .enumerate()
         .map(|(i, (name, h))| {
@@ -138,6 +138,16 @@ fn heads(dir: &Path) {
             (name.to_string(), with_selector(selector, h.as_bytes()))
         })
         .collect();
+    // Behind the shim: its PROXY v2 header (IPv4 and IPv6 clients) in front of the head.
+    use sigil_protocol::parent::source;
+    for (name, peer, selector) in [
+        ("proxy-v4-health", "192.0.2.7:4242", 5u8),
+        ("proxy-v6-health", "[2001:db8::1]:1", 63),
+    ] {
+        let mut s = source::encode(Some(peer.parse().expect("an address"))).expect("a header");
+        s.extend_from_slice(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n");
+        seeds.push((name.to_string(), with_selector(selector, &s)));
+    }
     write(dir, seeds);
 }
 

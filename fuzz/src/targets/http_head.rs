@@ -1,8 +1,10 @@
-//! The HTTP request head as the enclave reads it from any client, in pieces of any size, then
-//! routed through the endpoint table as the API does.
+//! The start of a connection as the enclave reads it from any client, in pieces of any size:
+//! the shim's PROXY v2 header if there is one (`sigil_protocol::parent::source`), then the
+//! HTTP request head, routed through the endpoint table as the API does.
 
 use sigil_enclave::http::head::{self, HeadError};
 use sigil_protocol::endpoint::{Lookup, lookup};
+use sigil_protocol::parent::source::{self, Parsed};
 
 /// The enclave's default head limit.
 pub const MAX_HEAD: usize = 16 * 1024;
@@ -13,6 +15,27 @@ pub fn run(data: &[u8]) {
     };
     // The selector is the size of each read (1..=64 bytes), as a slow or odd client sends.
     let piece = usize::from(selector % 64) + 1;
+    // The PROXY header, read on growing prefixes as the connection reads it: bounded, and
+    // what follows a whole header is the client's.
+    let mut seen = 0;
+    let after = loop {
+        seen = (seen + piece).min(stream.len());
+        match source::parse(&stream[..seen]) {
+            Ok(Parsed::Incomplete) if seen < stream.len() => {
+                assert!(
+                    seen < source::MAX_HEADER + piece,
+                    "header read past its bound"
+                );
+            }
+            Ok(Parsed::Incomplete) | Err(_) => return,
+            Ok(Parsed::NotProxy) => break 0,
+            Ok(Parsed::Header { len, .. }) => {
+                assert!(len <= seen && len <= source::MAX_HEADER);
+                break len;
+            }
+        }
+    };
+    let stream = &stream[after..];
     let mut buf = Vec::new();
     let mut done = false;
     for chunk in stream.chunks(piece) {

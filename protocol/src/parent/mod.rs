@@ -7,6 +7,7 @@
 //! | `EGRESS` (9003)         | [`egress`]      | one text line each way, then opaque (TLS) bytes  |
 //! | `CREDENTIALS` (9004)    | [`credentials`] | one length-prefixed CBOR frame, shim to enclave  |
 //! | `LOGS` (9001)           | [`logs`]        | `\n`-terminated text lines, enclave to shim      |
+//! | `API` (5000), ingress   | [`source`]      | one PROXY v2 header, shim to enclave, then HTTP  |
 //!
 //! The parent is untrusted: every reader here bounds what it reads before allocating or
 //! parsing, refuses what it does not understand with a typed error, and never panics. These
@@ -16,6 +17,7 @@ pub mod blobs;
 pub mod credentials;
 pub mod egress;
 pub mod logs;
+pub mod source;
 
 use std::io::{self, Read, Write};
 
