@@ -64,6 +64,15 @@ pub fn kill_child_with_parent(cmd: &mut Command) -> &mut Command {
 /// Sends `sig` to process `pid` (a child of ours: the caller must know it has not been reaped).
 /// Only one process: 0 (the whole process group) and values that would be negative (a group,
 /// or every process) are refused.
+/// The machine's memory in bytes (in an enclave: what it was given), from `sysinfo(2)`.
+pub fn total_memory() -> io::Result<u64> {
+    // SAFETY: sysinfo fills the zeroed struct it is given and keeps no pointer to it.
+    let mut info: libc::sysinfo = unsafe { std::mem::zeroed() };
+    // SAFETY: `info` is a valid, writable sysinfo struct.
+    cvt(unsafe { libc::sysinfo(&mut info) })?;
+    Ok((info.totalram as u64).saturating_mul(info.mem_unit.max(1) as u64))
+}
+
 pub fn signal(pid: u32, sig: libc::c_int) -> io::Result<()> {
     let pid = libc::pid_t::try_from(pid)
         .ok()
@@ -106,6 +115,13 @@ impl Exit {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn total_memory_is_the_machines() {
+        let total = total_memory().unwrap();
+        // More than any test machine lacks, less than any has.
+        assert!(total > 64 << 20 && total < 1 << 50, "{total}");
+    }
 
     #[test]
     fn signal_refuses_process_groups() {

@@ -90,8 +90,14 @@ pub struct MeasuredConfig {
     #[serde(default)]
     pub prover: Option<ProverConfig>,
     /// Who may own vault entries, keys and aggregates. Absent: any key.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     pub owners: Option<OwnersConfig>,
+}
+
+/// A section that is there must be an object: `null` could be read as "nobody" but would
+/// mean "any key" (absent), so it is refused.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<OwnersConfig>, D::Error> {
+    OwnersConfig::deserialize(d).map(Some)
 }
 
 /// The most owner keys an allow-list names (the whole file is at most 64 KiB anyway).
@@ -489,6 +495,7 @@ mod tests {
                 "entry 0 is not",
             ),
             (br#"{"owners": {"allow": "any"}}"#, "unknown field"),
+            (br#"{"owners": null}"#, "expected struct OwnersConfig"),
         ] {
             let e = MeasuredConfig::parse(bad).unwrap_err().to_string();
             assert!(e.contains(why), "{e}");

@@ -61,6 +61,25 @@ pub fn jobs_fs_options(workers: usize) -> String {
     )
 }
 
+/// The prover's worst case in memory: the CRS, every queued input, and every running job's
+/// directory full. A deployment that gives the enclave less is told at boot (nothing breaks at
+/// once: a job that finds no room fails alone).
+fn warn_if_memory_is_short(config: &ProverConfig, workers: usize) {
+    let queue = config.max_queue.unwrap_or(8) as u64;
+    let worst = config.crs_points * 64
+        + queue * sigil_protocol::prove::MAX_PROVE_INPUT as u64
+        + workers as u64 * JOB_FS_BYTES_PER_WORKER;
+    if let Ok(total) = sigil_sys::process::total_memory()
+        && worst > total
+    {
+        crate::log::warn(format_args!(
+            "the prover may need {} MiB at worst (CRS, {queue} queued inputs, {workers} job directories) but the enclave has {} MiB",
+            worst >> 20,
+            total >> 20
+        ));
+    }
+}
+
 /// Starts the proving jobs for `config`, with job directories under `work_dir`. `bb` (the
 /// configured path unless overridden in local mode) must answer `--version` in the sandbox
 /// first: a prover that cannot run is reported at once, not at the first job. Without the
@@ -82,6 +101,7 @@ pub fn start(
     let workers = config.workers.unwrap_or(1);
     if own_fs {
         sigil_sys::fs::mount_tmpfs(work_dir, &jobs_fs_options(workers)).map_err(io_at(work_dir))?;
+        warn_if_memory_is_short(config, workers);
     }
     let mut settings = Settings {
         bb: bb.clone(),
