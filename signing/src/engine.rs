@@ -1,8 +1,9 @@
 //! The engine: the calls the enclave's HTTP API wraps. It owns the in-memory sessions and
 //! reaches keys and aggregates through the caller's [`RecordStore`].
 
-use std::collections::{HashSet, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::hash::{BuildHasher, RandomState};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use musig2::secp::Point;
@@ -37,6 +38,8 @@ pub struct Engine<V: RecordStore> {
     entropy: CheckedEntropy,
     /// Record names deleted in this process (the most recent [`MAX_REMEMBERED_DELETIONS`]).
     deleted: Mutex<Deletions>,
+    /// Whether [`Engine::sweep`] has run on this engine.
+    swept: AtomicBool,
     /// Held while keys and aggregates are created or deleted: the check for an earlier run
     /// of the same request, the quota check and the writes (records, then the owner's index)
     /// must not interleave with another such call.
@@ -59,32 +62,54 @@ fn draw_boot_id() -> Result<[u8; 32], EntropyError> {
     Ok(id)
 }
 
-/// How many deleted names an engine remembers. A replayed request is only valid for minutes
-/// (and, at the API, for one boot), so only recent deletions need remembering; the owners'
-/// indexes anchor the rest.
-pub const MAX_REMEMBERED_DELETIONS: usize = 65_536;
+/// How long an engine remembers a deletion, seconds: longer than any owner signature is
+/// valid (at most 600 s at the API, and for one boot), so a replayed creation request cannot
+/// bring a deleted key back; after that the owners' indexes anchor what lives.
+pub const DELETION_MEMORY_SECS: u64 = 900;
+/// A hard bound on the deletions remembered at once (about 12 MiB), far above what the engine
+/// can delete in [`DELETION_MEMORY_SECS`] (it makes and deletes a few hundred keys a second).
+pub const MAX_REMEMBERED_DELETIONS: usize = 262_144;
 
+/// Recently deleted record names, by a keyed hash of the name (so an entry is 16 bytes
+/// whatever the name; two names colliding under the per-engine random key is negligible, and
+/// would only refuse an unrelated name as deleted).
 #[derive(Default)]
 struct Deletions {
-    names: HashSet<String>,
-    order: VecDeque<String>,
+    hasher: RandomState,
+    at: HashMap<u64, u64>,
+    order: VecDeque<(u64, u64)>,
 }
 
 impl Deletions {
     fn contains(&self, name: &str) -> bool {
-        self.names.contains(name)
+        self.at.contains_key(&self.hasher.hash_one(name))
     }
 
-    fn insert(&mut self, name: &str) {
-        if self.names.insert(name.to_owned()) {
-            self.order.push_back(name.to_owned());
-        }
-        while self.order.len() > MAX_REMEMBERED_DELETIONS {
-            if let Some(old) = self.order.pop_front() {
-                self.names.remove(&old);
+    fn insert(&mut self, name: &str, now: u64) {
+        while let Some(&(h, t)) = self.order.front() {
+            if t.saturating_add(DELETION_MEMORY_SECS) >= now
+                && self.order.len() < MAX_REMEMBERED_DELETIONS
+            {
+                break;
+            }
+            self.order.pop_front();
+            if self.at.get(&h) == Some(&t) {
+                self.at.remove(&h);
             }
         }
+        let h = self.hasher.hash_one(name);
+        self.at.insert(h, now);
+        self.order.push_back((h, now));
     }
+}
+
+/// What [`Engine::sweep`] removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Swept {
+    /// Key, key-info and aggregate records no owner's index listed.
+    pub records: usize,
+    /// Index entries whose records were gone.
+    pub index_entries: usize,
 }
 
 #[derive(Default)]
@@ -118,6 +143,7 @@ impl<V: RecordStore> Engine<V> {
             records,
             entropy: CheckedEntropy::new(Box::new(entropy)),
             deleted: Mutex::new(Deletions::default()),
+            swept: AtomicBool::new(false),
             writing: Mutex::new(()),
             sessions: Mutex::new(Table::default()),
             counter: AtomicU64::new(0),
@@ -171,7 +197,6 @@ impl<V: RecordStore> Engine<V> {
             return Ok(None);
         };
         if is_tombstone(&bytes, name)? {
-            lock(&self.deleted)?.insert(name);
             return Err(Error::Deleted(name.to_owned()));
         }
         Ok(Some(bytes))
@@ -195,8 +220,8 @@ impl<V: RecordStore> Engine<V> {
     /// use up the store's room for good (threat: one owner churning keys until nobody can
     /// make one). Replays of a creation request are the other reason to remember a deletion;
     /// they are valid for minutes, at one boot, and the in-process memory covers them.
-    fn forget(&self, name: &str) -> Result<(), Error> {
-        lock(&self.deleted)?.insert(name);
+    fn forget(&self, name: &str, now: u64) -> Result<(), Error> {
+        lock(&self.deleted)?.insert(name, now);
         self.records.delete(name)?;
         Ok(())
     }
@@ -211,7 +236,6 @@ impl<V: RecordStore> Engine<V> {
         if listed(&self.owner_index(owner)?) {
             Ok(())
         } else {
-            lock(&self.deleted)?.insert(name);
             Err(Error::Deleted(name.to_owned()))
         }
     }
@@ -327,21 +351,16 @@ impl<V: RecordStore> Engine<V> {
     ) -> Result<KeyInfo, Error> {
         parse_owner(&owner)?;
         let id = key_id_for_request(&owner, &request_id);
+        self.sweep_once();
         let _one_at_a_time = lock(&self.writing)?;
         let existing = self.made_by_request(&id, &owner)?;
         if existing.is_none() && self.owner_index(&owner)?.keys.len() >= MAX_KEYS_PER_OWNER {
             return Err(Error::OwnerQuota("keys held by this owner"));
         }
-        let made = existing.is_none();
         let info = make(id, existing)?;
-        if let Err(e) = self.update_owner_index(&owner, |i| i.add_key(id)) {
-            if made {
-                // Not listed, the key is dead; its records would only hold room.
-                let _ = self.records.delete(&key_info_record_name(&id));
-                let _ = self.records.delete(&key_record_name(&id));
-            }
-            return Err(e);
-        }
+        // If this fails, the records stay: the write may have happened (an unknown outcome),
+        // and a retry of the same request completes it; otherwise `sweep` removes them.
+        self.update_owner_index(&owner, |i| i.add_key(id))?;
         Ok(info)
     }
 
@@ -424,15 +443,17 @@ impl<V: RecordStore> Engine<V> {
     /// Deletes a key: it leaves its owner's index (from then on it is refused, across
     /// restarts too, and its quota place is free), then its secret and public records leave
     /// the store. Sessions that still need the key fail when they next reach for it.
-    pub fn delete_key(&self, id: &KeyId) -> Result<(), Error> {
+    pub fn delete_key(&self, id: &KeyId, now: u64) -> Result<(), Error> {
+        self.sweep_once();
         let _one_at_a_time = lock(&self.writing)?;
         let info = self.key_info(id)?;
         self.update_owner_index(&info.owner, |i| {
             i.keys.retain(|k| k != id);
             Ok(())
         })?;
-        self.forget(&key_record_name(id))?;
-        self.forget(&key_info_record_name(id))
+        // Dead from here on; records a failure leaves behind are swept at the next boot.
+        self.forget(&key_record_name(id), now)?;
+        self.forget(&key_info_record_name(id), now)
     }
 
     // ----- aggregates -----
@@ -479,6 +500,7 @@ impl<V: RecordStore> Engine<V> {
         if !owns_one {
             return Err(Error::NotOwner);
         }
+        self.sweep_once();
         let _one_at_a_time = lock(&self.writing)?;
         if self.owner_index(creator)?.aggregates.len() >= MAX_AGGREGATES_PER_OWNER {
             return Err(Error::OwnerQuota("aggregates created by this owner"));
@@ -487,11 +509,9 @@ impl<V: RecordStore> Engine<V> {
         let rec = AggregateRecord::build(id, spec, &resolved, (now, *creator))?;
         self.records
             .put(&aggregate_record_name(&id), &rec.to_record())?;
-        if let Err(e) = self.update_owner_index(creator, |i| i.add_aggregate(id)) {
-            // Not listed, the aggregate is dead; its record would only hold room.
-            let _ = self.records.delete(&aggregate_record_name(&id));
-            return Err(e);
-        }
+        // If this fails, the record stays (the write may have happened); `sweep` removes it
+        // at the next boot if no index lists it.
+        self.update_owner_index(creator, |i| i.add_aggregate(id))?;
         Ok(rec.info().clone())
     }
 
@@ -520,14 +540,84 @@ impl<V: RecordStore> Engine<V> {
 
     /// Deletes an aggregate: it leaves its creator's index (from then on it is refused,
     /// across restarts too, and the quota place is free), then its record leaves the store.
-    pub fn delete_aggregate(&self, id: &AggregateId) -> Result<(), Error> {
+    pub fn delete_aggregate(&self, id: &AggregateId, now: u64) -> Result<(), Error> {
+        self.sweep_once();
         let _one_at_a_time = lock(&self.writing)?;
         let creator = self.load_aggregate(id)?.info().creator;
         self.update_owner_index(&creator, |i| {
             i.aggregates.retain(|a| a != id);
             Ok(())
         })?;
-        self.forget(&aggregate_record_name(id))
+        self.forget(&aggregate_record_name(id), now)
+    }
+
+    /// Removes what a creation or deletion cut short left behind: key, key-info and
+    /// aggregate records that no owner's index lists (dead, but holding the store's room),
+    /// and index entries whose records are gone (holding their owner's quota). Run once per
+    /// boot, before the first creation or deletion (see [`Engine::sweep_once`]).
+    ///
+    /// Threat: a flaky link to the parent (or a parent answering a write and then failing)
+    /// slowly filling the per-kind room with orphans nobody can delete. Only what is certain
+    /// is removed: a record is deleted only when every owner's index was read, and an index
+    /// entry only when its record reads back as absent.
+    pub fn sweep(&self) -> Result<Swept, Error> {
+        let _one_at_a_time = lock(&self.writing)?;
+        let mut swept = Swept::default();
+        let mut live_keys = HashSet::new();
+        let mut live_aggregates = HashSet::new();
+        for name in self.records.list("owner/")? {
+            let Some(hex) = name.strip_prefix("owner/") else {
+                continue;
+            };
+            let Some(owner) = crate::codec::parse_hex::<32>(hex) else {
+                continue;
+            };
+            let mut index = self.owner_index(&owner)?;
+            let before = index.clone();
+            let mut gone = Vec::new();
+            for k in &index.keys {
+                let missing = self.records.get(&key_record_name(k))?.is_none()
+                    || self.records.get(&key_info_record_name(k))?.is_none();
+                if missing {
+                    gone.push(*k);
+                }
+            }
+            index.keys.retain(|k| !gone.contains(k));
+            let mut gone_aggregates = Vec::new();
+            for a in &index.aggregates {
+                if self.records.get(&aggregate_record_name(a))?.is_none() {
+                    gone_aggregates.push(*a);
+                }
+            }
+            index.aggregates.retain(|a| !gone_aggregates.contains(a));
+            swept.index_entries += gone.len() + gone_aggregates.len();
+            if index != before {
+                self.save_owner_index(&index)?;
+            }
+            live_keys.extend(index.keys.iter().map(|k| k.to_string()));
+            live_aggregates.extend(index.aggregates.iter().map(|a| a.to_string()));
+        }
+        for (prefix, live) in [
+            ("key/", &live_keys),
+            ("keyinfo/", &live_keys),
+            ("agg/", &live_aggregates),
+        ] {
+            for name in self.records.list(prefix)? {
+                let id = &name[prefix.len()..];
+                if !live.contains(id) && self.records.delete(&name)? {
+                    swept.records += 1;
+                }
+            }
+        }
+        Ok(swept)
+    }
+
+    /// [`Engine::sweep`], the first time it is called on this engine (and again after a
+    /// failure): creations and deletions call it first.
+    fn sweep_once(&self) {
+        if !self.swept.load(Ordering::Acquire) && self.sweep().is_ok() {
+            self.swept.store(true, Ordering::Release);
+        }
     }
 
     // ----- sessions -----

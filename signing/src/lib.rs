@@ -21,7 +21,7 @@ pub use aggregate::{
     ParticipantSpec, Tweak, aggregate_keys, sort_keys,
 };
 pub use approval::{DigestInput, session_digest, verify_bip340};
-pub use engine::{Engine, key_id_for_request};
+pub use engine::{DELETION_MEMORY_SECS, Engine, Swept, key_id_for_request};
 pub use entropy::{Entropy, EntropyError};
 pub use error::Error;
 pub use keys::{AggregateId, HeldKey, KeyId, KeyInfo};

@@ -447,7 +447,7 @@ fn deleted_key_is_unusable_and_its_id_never_returns() {
     let record = s.vault.get(&name).unwrap().unwrap();
     // A session approved before the deletion...
     let session = start(&s, &msgs, 600);
-    s.engine.delete_key(&key_id).unwrap();
+    s.engine.delete_key(&key_id, NOW).unwrap();
     assert!(matches!(
         s.engine.describe_key(&key_id).unwrap_err(),
         Error::Deleted(_)
@@ -469,7 +469,7 @@ fn deleted_key_is_unusable_and_its_id_never_returns() {
         Error::Deleted(_)
     ));
     assert!(matches!(
-        s.engine.delete_key(&key_id).unwrap_err(),
+        s.engine.delete_key(&key_id, NOW).unwrap_err(),
         Error::Deleted(_)
     ));
     let err = s
@@ -487,7 +487,7 @@ fn deleted_key_is_unusable_and_its_id_never_returns() {
 #[test]
 fn deleting_an_aggregate_refuses_new_sessions() {
     let s = setup(8, 1);
-    s.engine.delete_aggregate(&s.agg.id).unwrap();
+    s.engine.delete_aggregate(&s.agg.id, NOW).unwrap();
     assert!(matches!(
         s.engine.describe_aggregate(&s.agg.id).unwrap_err(),
         Error::Deleted(_)

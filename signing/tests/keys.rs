@@ -204,7 +204,7 @@ fn a_repeated_creation_request_returns_the_first_key_and_makes_no_copy() {
     assert_eq!(engine.describe_key(&imported.id).unwrap(), imported);
 
     // Deleted, the key does not come back from a replay of its request.
-    engine.delete_key(&imported.id).unwrap();
+    engine.delete_key(&imported.id, NOW).unwrap();
     let e = engine
         .import_key_for_request(&secret, owner.xonly(), [9; 16], NOW)
         .unwrap_err();
@@ -237,8 +237,8 @@ fn deleted_keys_and_aggregates_stay_deleted_after_a_restart() {
         .iter()
         .map(|n| vault.get(n).unwrap().unwrap())
         .collect();
-    engine.delete_aggregate(&agg.id).unwrap();
-    engine.delete_key(&key.id).unwrap();
+    engine.delete_aggregate(&agg.id, NOW).unwrap();
+    engine.delete_key(&key.id, NOW).unwrap();
     drop(engine);
 
     // A new engine (a reboot) over the same store, with no memory of the deletions: the
@@ -303,9 +303,84 @@ fn aggregates_count_against_their_creators_quota_until_deleted() {
     // Deleting one frees its place, and its record leaves the store.
     let name = format!("agg/{}", aggs[0].id);
     assert!(vault.get(&name).unwrap().is_some());
-    engine.delete_aggregate(&aggs[0].id).unwrap();
+    engine.delete_aggregate(&aggs[0].id, NOW).unwrap();
     assert!(vault.get(&name).unwrap().is_none());
     engine
         .create_aggregate(&spec(5001), &owner.xonly(), NOW)
         .unwrap();
+}
+
+/// A deletion is remembered for longer than any owner signature is valid (a replayed import
+/// within that time finds the key deleted), not for a number of later deletions that anyone
+/// could push it out with.
+#[test]
+fn a_deletion_is_remembered_for_longer_than_any_signature_is_valid() {
+    use sigil_signing::DELETION_MEMORY_SECS;
+    let (_vault, engine, owner) = fixture(41);
+    let secret = Zeroizing::new([0x45u8; 32]);
+    let key = engine
+        .import_key_for_request(&secret, owner.xonly(), [1; 16], NOW)
+        .unwrap();
+    engine.delete_key(&key.id, NOW).unwrap();
+    // Another owner churns keys meanwhile.
+    let other = Owner::new(42);
+    for i in 0..300 {
+        let k = engine.generate_key(other.xonly(), NOW + 1).unwrap();
+        engine.delete_key(&k.id, NOW + 1 + i / 100).unwrap();
+    }
+    let e = engine
+        .import_key_for_request(&secret, owner.xonly(), [1; 16], NOW + 600)
+        .unwrap_err();
+    assert!(matches!(e, Error::Deleted(_)), "{e}");
+    // Long after every signature on the request has expired, the memory lets go (the API
+    // refuses the expired request itself).
+    let later = NOW + DELETION_MEMORY_SECS + 10;
+    let k = engine.generate_key(other.xonly(), later).unwrap();
+    engine.delete_key(&k.id, later).unwrap();
+    engine
+        .import_key_for_request(&secret, owner.xonly(), [1; 16], later)
+        .unwrap();
+}
+
+/// What a cut-short creation or deletion left behind (or a parent put back) is swept before
+/// the first creation of the next boot: records no owner's index lists, and index entries
+/// whose records are gone.
+#[test]
+fn a_new_engine_sweeps_orphan_records_and_dangling_index_entries() {
+    let (vault, engine, owner) = fixture(43);
+    let kept = engine.generate_key(owner.xonly(), NOW).unwrap();
+    let dangling = engine.generate_key(owner.xonly(), NOW).unwrap();
+    let gone = engine.generate_key(owner.xonly(), NOW).unwrap();
+    let agg = held_and_external(&engine, gone.id, &External::new(43), KeyOrder::Sorted);
+    let orphans: Vec<_> = [format!("key/{}", gone.id), format!("agg/{}", agg.id)]
+        .into_iter()
+        .map(|n| {
+            let r = vault.get(&n).unwrap().unwrap();
+            (n, r)
+        })
+        .collect();
+    engine.delete_aggregate(&agg.id, NOW).unwrap();
+    engine.delete_key(&gone.id, NOW).unwrap();
+    drop(engine);
+    // The parent puts deleted records back and loses one key's public record.
+    for (n, r) in &orphans {
+        vault.put(n, r).unwrap();
+    }
+    vault.delete(&format!("keyinfo/{}", dangling.id)).unwrap();
+
+    let engine = Engine::new(vault.clone(), entropy(44));
+    let swept = engine.sweep().unwrap();
+    assert_eq!(swept.records, 3, "{swept:?}"); // two put back, and the dangling key's secret
+    assert_eq!(swept.index_entries, 1, "{swept:?}");
+    assert_eq!(engine.list_keys(&owner.xonly()).unwrap(), vec![kept.id]);
+    for n in [
+        format!("key/{}", gone.id),
+        format!("agg/{}", agg.id),
+        format!("key/{}", dangling.id),
+    ] {
+        assert!(vault.get(&n).unwrap().is_none(), "{n} is still there");
+    }
+    // Nothing is left to sweep, and the live key is untouched.
+    assert_eq!(engine.sweep().unwrap(), Default::default());
+    assert_eq!(engine.describe_key(&kept.id).unwrap(), kept);
 }

@@ -178,16 +178,24 @@ impl RecordStore for SealedRecords {
         }
     }
 
-    /// At most the blob store's list bound (`parent::blobs::MAX_LIST`) names: the wire has no
-    /// cursor, so a deployment with more records lists only the first ones.
+    /// Every name, or an error: the wire has no cursor and stops at `parent::blobs::MAX_LIST`
+    /// names, which the sealed store's per-kind cap keeps every kind within. A longer list
+    /// is refused rather than cut short, since the engine's sweep removes what it does not
+    /// see listed.
     fn list(&self, prefix: &str) -> Result<Vec<String>, RecordStoreError> {
         let (kind, rest) = blob_of(prefix)?;
         let engine_prefix = &prefix[..prefix.len() - rest.len()];
         let blob_prefix = format!("seal/{}/{rest}", kind.as_str());
-        let (names, _more) = self
+        let (names, more) = self
             .sealing
             .with_store(|s| Ok(s.client().list(&blob_prefix)?))
             .map_err(record_error)?;
+        if more {
+            return Err(RecordStoreError::failed(format!(
+                "the store lists more than {} {prefix} records",
+                names.len()
+            )));
+        }
         let strip = format!("seal/{}/", kind.as_str());
         let mut out: Vec<String> = names
             .iter()
@@ -463,7 +471,7 @@ impl Musig2Api {
             r.not_after,
             now,
         )?;
-        self.engine.delete_key(&id)?;
+        self.engine.delete_key(&id, now)?;
         Ok(Deleted {
             id: r.id,
             deleted: true,
@@ -539,7 +547,7 @@ impl Musig2Api {
                 "the owner neither created this aggregate nor owns any of its held keys",
             ));
         }
-        self.engine.delete_aggregate(&id)?;
+        self.engine.delete_aggregate(&id, now)?;
         Ok(Deleted {
             id: r.id,
             deleted: true,

@@ -493,6 +493,11 @@ impl RollbackGuard {
         self
     }
 
+    #[cfg(test)]
+    fn name_count(&self, kind: Kind) -> Option<usize> {
+        self.names().get(&(kind as u8)).copied()
+    }
+
     fn names(&self) -> std::sync::MutexGuard<'_, HashMap<u8, usize>> {
         // Plain counters: a panic elsewhere leaves them consistent.
         self.names.lock().unwrap_or_else(|e| e.into_inner())
@@ -572,19 +577,35 @@ impl<S: Read + Write> SealedStore<S> {
         let (version, blob) = match self.client.get(name) {
             Ok(r) => r,
             Err(StoreError::NotFound) => {
-                self.guard.with(name, |t| match t.pending {
-                    Some(Pending::Delete) => t.deleted(),
-                    Some(Pending::Put { .. }) if t.version == 0 => t.pending = None,
-                    _ => {}
+                let deleted = self.guard.with(name, |t| match t.pending {
+                    Some(Pending::Delete) => {
+                        t.deleted();
+                        true
+                    }
+                    Some(Pending::Put { .. }) if t.version == 0 => {
+                        t.pending = None;
+                        false
+                    }
+                    _ => false,
                 });
+                if deleted {
+                    // The delete whose answer was lost did happen: its name is free.
+                    self.counted(kind, |n| n.saturating_sub(1));
+                }
                 return Err(StoreError::NotFound.into());
             }
             Err(e) => return Err(e.into()),
         };
-        self.guard.get(name).check_version(version)?;
+        let before = self.guard.get(name);
+        before.check_version(version)?;
         let pt = format::open(&self.key, kind, id, Some(version), self.epoch, &blob)?;
         let nonce = format::parse_header(&blob)?.nonce;
         self.guard.with(name, |t| t.accept(version, nonce))?;
+        if version == 1 && matches!(before.pending, Some(Pending::Put { version: 1, .. })) {
+            // A creation (the put of version 1) whose answer was lost did happen: it took a
+            // name.
+            self.counted(kind, |n| n + 1);
+        }
         Ok((version, pt))
     }
 
@@ -679,7 +700,14 @@ impl<S: Read + Write> SealedStore<S> {
                     }
                     return Ok(v);
                 }
-                Err(StoreError::VersionConflict { current: c }) if attempt == 0 => current = c,
+                Err(StoreError::VersionConflict { current: c }) if attempt == 0 => {
+                    if c == 0 {
+                        // The name vanished between the read and the write: this is a
+                        // creation after all.
+                        self.room_for(kind)?;
+                    }
+                    current = c
+                }
                 Err(e) => {
                     if outcome_unknown(&e) {
                         self.guard.with(&name, |t| {
@@ -966,6 +994,32 @@ mod tests {
 
     fn sealed(key: &DataKey, version: u64, pt: &[u8]) -> Vec<u8> {
         format::seal(key, Kind::Key, "k", version, 0, pt).unwrap()
+    }
+
+    /// A creation or a deletion whose answer was lost is counted once a read settles it.
+    #[test]
+    fn writes_with_lost_answers_are_counted_when_settled() {
+        let key = DataKey::from_bytes([6; 32]);
+        let lost = || Response::err("storage", "the disk said something odd");
+        let s = Fake::new(vec![
+            Response::err("not_found", "x"),     // put_sealed reads: absent
+            lost(),                              // the put: outcome unknown
+            get_reply(1, sealed(&key, 1, b"v")), // the read settles it: it happened
+            lost(),                              // the delete: outcome unknown
+            Response::err("not_found", "x"),     // the read settles it: it happened
+        ]);
+        let guard = RollbackGuard::new().assume_names(Kind::Key, 5);
+        let mut st = SealedStore::new(BlobClient::new(s), key, 0, guard.clone());
+        assert!(st.put_sealed(Kind::Key, "k", b"v").is_err());
+        assert_eq!(guard.name_count(Kind::Key), Some(5));
+        assert_eq!(st.get_sealed(Kind::Key, "k").unwrap().0, 1);
+        assert_eq!(guard.name_count(Kind::Key), Some(6));
+        assert!(st.delete_sealed(Kind::Key, "k").is_err());
+        assert_eq!(
+            st.get_sealed(Kind::Key, "k").unwrap_err().code(),
+            "not_found"
+        );
+        assert_eq!(guard.name_count(Kind::Key), Some(5));
     }
 
     /// The blob this store sent in its last request.
