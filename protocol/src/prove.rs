@@ -160,7 +160,8 @@ pub struct JobResult {
     /// `done` or `failed`.
     pub state: JobState,
     /// When failed: a stable code (`unsatisfied`, `bad_circuit`, `crs_too_small`,
-    /// `time_limit`, `memory_limit`, `prover_failed`) and bb's explanation.
+    /// `time_limit`, `memory_limit`, `prover_failed`, or `displaced`: taken out of a full
+    /// queue for another client's job, bb never ran) and bb's explanation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<JobFailure>,
     /// bb's output files, base64: `proof`, `public_inputs`, `vk`, and the vk hash (hex).

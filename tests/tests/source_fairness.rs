@@ -299,3 +299,70 @@ fn a_client_cannot_choose_its_source_and_direct_connections_still_work() {
     // It waits behind the stalled jobs; being queued is what this test needs of it.
     assert_eq!(state(&c, &direct.submitted), "queued");
 }
+
+/// The result of an ended job, opened with the test's result key.
+fn result_of(c: &Client, job: &Submitted) -> serde_json::Value {
+    let sealed = c
+        .prove_status(&job.id)
+        .unwrap()
+        .sealed
+        .expect("a sealed result")
+        .0;
+    let plain =
+        sigil_protocol::prove::open_result(&[7u8; 32], &job.id.to_string(), &sealed).unwrap();
+    serde_json::from_slice(&plain).unwrap()
+}
+
+/// One client with three addresses fills the whole queue (8) within each address's share; a
+/// fourth client is still admitted, by displacing the biggest holder's newest job (which
+/// ends, sealed to its client, as `displaced`), and takes its turn before the backlog: the
+/// worker serves one job per address in turn.
+#[test]
+fn a_client_with_many_addresses_cannot_keep_another_out() {
+    let (d, ingress) = deployment("many", 8);
+    let c = Client::new(&d.endpoint()).unwrap();
+    let e = c.attest(test_root_policy()).unwrap();
+    let mut greedy = Vec::new();
+    // 127.0.0.2: one running and two waiting; 127.0.0.3 and 127.0.0.4: three waiting each.
+    for (from, n) in [(2, 3), (3, 3), (4, 3)] {
+        for _ in 0..n {
+            greedy.push(submit_from(from, ingress, &e, "large").expect("within its share"));
+        }
+    }
+    let start = Instant::now();
+    while state(&c, &greedy[0]) != "running" {
+        assert!(start.elapsed() < Duration::from_secs(30));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Full: 127.0.0.2 (two waiting, within its share) gets no place: against three it would
+    // only trade places.
+    assert_eq!(
+        submit_from(2, ingress, &e, "large").unwrap_err(),
+        (503, "queue_full".to_string())
+    );
+    let other = submit_from(5, ingress, &e, "tiny").expect("a newcomer displaces the biggest");
+    // The displaced job is the newest of the biggest holders' (127.0.0.4's third), ended and
+    // told why.
+    let displaced = &greedy[8];
+    assert_eq!(state(&c, displaced), "ended");
+    let r = result_of(&c, displaced);
+    assert_eq!(r["error"]["code"], "displaced", "{r}");
+    // Turns: 127.0.0.2's running job, then one each of 127.0.0.3 and 127.0.0.4 (each stalls
+    // until its time limit), then the newcomer, before the rest of anyone's backlog.
+    let start = Instant::now();
+    while state(&c, &other) != "ended" {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "the newcomer's job never ran"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(result_of(&c, &other)["state"], "done");
+    for j in [1, 2, 4, 5, 7] {
+        assert_ne!(
+            state(&c, &greedy[j]),
+            "ended",
+            "backlog job {j} ran before the newcomer's"
+        );
+    }
+}

@@ -48,12 +48,16 @@ const MAX_BB_FILE: u64 = 64 << 20;
 /// How much of bb's stderr is kept for the error message.
 const STDERR_TAIL: usize = 2048;
 /// Most jobs one client (its source address as the shim reports it, keyed like the shim's
-/// connection limit: IPv4 address, IPv6 /64) may have queued or running. Threat: one client
-/// filling the whole queue and starving every other. Four is half the default queue of 8, so
-/// a greedy client never holds more than half the waiting room, and still lets an honest
-/// client keep a worker busy with its next inputs waiting. Connections of unknown source
-/// (direct ones: local mode and tests, or a shim with its header turned off) have no share of
-/// their own; they are bounded by the whole queue's limit, as every job is.
+/// connection limit: IPv4 address, IPv6 /64) may have queued or running. Connections of
+/// unknown source (direct ones: local mode and tests, or a shim with its header turned off)
+/// count as one client together.
+///
+/// Threat: one client, or a few addresses of one, filling the queue and starving every other.
+/// Three defences work together: this share (four is half the default queue of 8); a full
+/// queue still admits a client holding fewer queued jobs than the biggest holder, by
+/// displacing that holder's newest queued job (max-min fairness: a client with many
+/// addresses cannot keep a new one out); and workers take jobs source by source, least
+/// recently served first, so one client's backlog never stands before another's next job.
 pub const MAX_JOBS_PER_SOURCE: usize = 4;
 
 #[derive(Clone, Debug)]
@@ -149,6 +153,9 @@ struct Job {
 struct Inner {
     jobs: HashMap<Id, Job>,
     queue: VecDeque<Id>,
+    /// When each source with queued jobs was last served (a dispatch count; absent: never).
+    served: HashMap<Source, u64>,
+    dispatches: u64,
     /// Finished jobs, oldest first: a fixed ring, so results kept for clients to fetch can
     /// never pile up past [`MAX_FINISHED`], however fast jobs finish.
     finished: heapless::Deque<Id, MAX_FINISHED>,
@@ -176,6 +183,8 @@ impl Prover {
             inner: Mutex::new(Inner {
                 jobs: HashMap::new(),
                 queue: VecDeque::new(),
+                served: HashMap::new(),
+                dispatches: 0,
                 finished: heapless::Deque::new(),
             }),
             wake: Condvar::new(),
@@ -221,7 +230,10 @@ impl Prover {
             return Err(SubmitError::SourceQuota(held));
         }
         if inner.queue.len() >= self.settings.max_queue {
-            return Err(SubmitError::QueueFull(inner.queue.len()));
+            let Some(victim) = displaceable(&inner, source) else {
+                return Err(SubmitError::QueueFull(inner.queue.len()));
+            };
+            self.displace(&mut inner, victim);
         }
         inner.jobs.insert(
             id,
@@ -286,7 +298,7 @@ impl Prover {
             let (id, input, queued, inputs) = {
                 let mut inner = self.lock();
                 let id = loop {
-                    if let Some(id) = inner.queue.pop_front() {
+                    if let Some(id) = next_fair(&mut inner) {
                         break id;
                     }
                     inner = self.wake.wait(inner).unwrap_or_else(|p| p.into_inner());
@@ -317,6 +329,48 @@ impl Prover {
                 })
             });
             let prove_ms = started.elapsed().as_millis() as u64;
+            let (failed, sealed) = self.seal_outcome(id, inputs, input, outcome, queued, prove_ms);
+            let mut inner = self.lock();
+            end_job(&mut inner, id, failed, sealed);
+            remember_finished(&mut inner, id);
+            expire(&mut inner);
+        }
+    }
+
+    /// Takes `victim` (a queued job) out of the queue and ends it as `displaced`, its result
+    /// sealed to its client like any other.
+    fn displace(&self, inner: &mut Inner, victim: Id) {
+        inner.queue.retain(|q| *q != victim);
+        let Some(job) = inner.jobs.get_mut(&victim) else {
+            return;
+        };
+        let (inputs, queued) = (job.inputs_sha256, job.submitted.elapsed());
+        let Some(input) = job.input.take() else {
+            return;
+        };
+        let failure = Failure {
+            code: "displaced",
+            message: "displaced from the full queue by another client's job (this client held \
+                      the most queued jobs); submit it again later"
+                .into(),
+            circuit_size: None,
+        };
+        let (failed, sealed) = self.seal_outcome(victim, inputs, input, Err(failure), queued, 0);
+        end_job(inner, victim, failed, sealed);
+        remember_finished(inner, victim);
+    }
+
+    /// The job's result, padded and sealed to its client's key; the inputs are dropped here.
+    fn seal_outcome(
+        &self,
+        id: Id,
+        inputs: Hex32,
+        input: Input,
+        outcome: Result<Output, Failure>,
+        queued: Duration,
+        prove_ms: u64,
+    ) -> (bool, Result<Vec<u8>, String>) {
+        {
             let mut result = JobResult {
                 id,
                 inputs_sha256: inputs,
@@ -368,22 +422,7 @@ impl Prover {
                 });
             // The inputs and the key go here: only the sealed bytes remain.
             drop(input);
-            let mut inner = self.lock();
-            if let Some(job) = inner.jobs.get_mut(&id) {
-                job.ended = Some(Instant::now());
-                match sealed {
-                    Ok(s) => {
-                        job.state = if failed { State::Failed } else { State::Done };
-                        job.sealed = Some(s);
-                    }
-                    Err(e) => {
-                        log::warn(format_args!("sealing the result of {id}: {e}"));
-                        job.state = State::Failed;
-                    }
-                }
-            }
-            remember_finished(&mut inner, id);
-            expire(&mut inner);
+            (failed, sealed)
         }
     }
 
@@ -802,12 +841,85 @@ fn tail(mut f: &std::fs::File) -> String {
     String::from_utf8_lossy(&data).into_owned()
 }
 
+/// Records how a job ended.
+fn end_job(inner: &mut Inner, id: Id, failed: bool, sealed: Result<Vec<u8>, String>) {
+    if let Some(job) = inner.jobs.get_mut(&id) {
+        job.ended = Some(Instant::now());
+        match sealed {
+            Ok(s) => {
+                job.state = if failed { State::Failed } else { State::Done };
+                job.sealed = Some(s);
+            }
+            Err(e) => {
+                log::warn(format_args!("sealing the result of {id}: {e}"));
+                job.state = State::Failed;
+            }
+        }
+    }
+}
+
+/// How many jobs each source has waiting.
+fn queued_by_source(inner: &Inner) -> HashMap<Source, usize> {
+    let mut n = HashMap::new();
+    for id in &inner.queue {
+        if let Some(j) = inner.jobs.get(id) {
+            *n.entry(j.source).or_insert(0) += 1;
+        }
+    }
+    n
+}
+
+/// With the queue full: the newest queued job of a source holding the most (of the newest
+/// such job, if several hold as many), if `source` holds at least two fewer (so the two do
+/// not trade places back and forth).
+fn displaceable(inner: &Inner, source: Source) -> Option<Id> {
+    let n = queued_by_source(inner);
+    let most = n.values().copied().max()?;
+    let mine = n.get(&source).copied().unwrap_or(0);
+    if mine + 2 > most {
+        return None;
+    }
+    inner
+        .queue
+        .iter()
+        .rev()
+        .find(|id| {
+            inner
+                .jobs
+                .get(id)
+                .is_some_and(|j| n.get(&j.source) == Some(&most))
+        })
+        .copied()
+}
+
+/// Takes the next job to run: the oldest of the source served least recently (never served
+/// first), so sources take turns whatever their backlog.
+fn next_fair(inner: &mut Inner) -> Option<Id> {
+    let waiting = queued_by_source(inner);
+    inner.served.retain(|s, _| waiting.contains_key(s));
+    let pos = inner
+        .queue
+        .iter()
+        .enumerate()
+        .min_by_key(|(i, id)| {
+            let last = inner
+                .jobs
+                .get(id)
+                .and_then(|j| inner.served.get(&j.source).copied());
+            (last, *i)
+        })
+        .map(|(i, _)| i)?;
+    let id = inner.queue.remove(pos)?;
+    inner.dispatches += 1;
+    if let Some(j) = inner.jobs.get(&id) {
+        inner.served.insert(j.source, inner.dispatches);
+    }
+    Some(id)
+}
+
 /// The number of jobs `source` has queued or running, if that is its whole share already.
 /// Finished jobs do not count (their results are bounded apart: [`MAX_FINISHED_BYTES`]).
 fn over_share(inner: &Inner, source: Source) -> Option<usize> {
-    if source == Source::Unknown {
-        return None;
-    }
     let held = inner
         .jobs
         .values()
@@ -973,6 +1085,8 @@ mod tests {
         let mut inner = Inner {
             jobs: HashMap::new(),
             queue: VecDeque::new(),
+            served: HashMap::new(),
+            dispatches: 0,
             finished: heapless::Deque::new(),
         };
         let id = |i: usize| Hex((i as u128).to_be_bytes());
@@ -1004,6 +1118,8 @@ mod tests {
         let mut inner = Inner {
             jobs: HashMap::new(),
             queue: VecDeque::new(),
+            served: HashMap::new(),
+            dispatches: 0,
             finished: heapless::Deque::new(),
         };
         let id = |i: usize| Hex((i as u128).to_be_bytes());
@@ -1036,6 +1152,8 @@ mod tests {
         let mut inner = Inner {
             jobs: HashMap::new(),
             queue: VecDeque::new(),
+            served: HashMap::new(),
+            dispatches: 0,
             finished: heapless::Deque::new(),
         };
         let a = Source::Addr("127.0.0.2".parse().unwrap());
@@ -1074,8 +1192,81 @@ mod tests {
             over_share(&inner, Source::Addr("127.0.0.4".parse().unwrap())),
             None
         );
-        // Unknown sources (direct connections) have no share of their own.
-        assert_eq!(over_share(&inner, Source::Unknown), None);
+        // Unknown sources (direct connections) share one.
+        assert_eq!(over_share(&inner, Source::Unknown), Some(10));
+    }
+
+    fn queued_inner(jobs: &[(u128, Source)]) -> Inner {
+        let mut inner = Inner {
+            jobs: HashMap::new(),
+            queue: VecDeque::new(),
+            served: HashMap::new(),
+            dispatches: 0,
+            finished: heapless::Deque::new(),
+        };
+        for &(i, source) in jobs {
+            inner.jobs.insert(
+                Hex(i.to_be_bytes()),
+                Job {
+                    state: State::Queued,
+                    source,
+                    input: None,
+                    inputs_sha256: Hex([0; 32]),
+                    submitted: Instant::now(),
+                    started: None,
+                    ended: None,
+                    sealed: None,
+                },
+            );
+            inner.queue.push_back(Hex(i.to_be_bytes()));
+        }
+        inner
+    }
+
+    #[test]
+    fn workers_take_jobs_source_by_source() {
+        let (a, b, c) = (
+            Source::Addr("127.0.0.2".parse().unwrap()),
+            Source::Addr("127.0.0.3".parse().unwrap()),
+            Source::Unknown,
+        );
+        // `a` queued a backlog first; `b` and `c` one job each after it.
+        let mut inner = queued_inner(&[(1, a), (2, a), (3, a), (4, b), (5, a), (6, c)]);
+        let order: Vec<u128> = std::iter::from_fn(|| next_fair(&mut inner))
+            .map(|id| u128::from_be_bytes(id.0))
+            .collect();
+        assert_eq!(order, vec![1, 4, 6, 2, 3, 5]);
+    }
+
+    #[test]
+    fn a_full_queue_admits_a_smaller_holder_by_displacing_the_biggest() {
+        let (a, b, c, d) = (
+            Source::Addr("127.0.0.2".parse().unwrap()),
+            Source::Addr("127.0.0.3".parse().unwrap()),
+            Source::Addr("127.0.0.4".parse().unwrap()),
+            Source::Addr("127.0.0.5".parse().unwrap()),
+        );
+        // Three addresses of one client fill a queue of 8: 3 + 4 + 1.
+        let inner = queued_inner(&[
+            (1, a),
+            (2, a),
+            (3, a),
+            (4, b),
+            (5, b),
+            (6, b),
+            (7, b),
+            (8, c),
+        ]);
+        // A newcomer displaces the biggest holder's newest job...
+        assert_eq!(displaceable(&inner, d), Some(Hex(7u128.to_be_bytes())));
+        // (of the newest such job when holders tie)
+        let tied = queued_inner(&[(1, a), (2, a), (3, b), (4, b), (5, a), (6, b), (7, c)]);
+        assert_eq!(displaceable(&tied, d), Some(Hex(6u128.to_be_bytes())));
+        // ...and so does `c` (1 queued against 4), but not `a` (3 against 4: they would
+        // trade places back and forth) nor `b` itself.
+        assert_eq!(displaceable(&inner, c), Some(Hex(7u128.to_be_bytes())));
+        assert_eq!(displaceable(&inner, a), None);
+        assert_eq!(displaceable(&inner, b), None);
     }
 
     #[test]
