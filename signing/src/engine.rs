@@ -441,8 +441,9 @@ impl<V: RecordStore> Engine<V> {
     }
 
     /// Deletes a key: it leaves its owner's index (from then on it is refused, across
-    /// restarts too, and its quota place is free), then its secret and public records leave
-    /// the store. Sessions that still need the key fail when they next reach for it.
+    /// restarts too unless the parent rolls the index and the records back across a reboot,
+    /// the limit every sealed record shares; and its quota place is free), then its secret
+    /// and public records leave the store. Sessions that still need the key fail when they next reach for it.
     pub fn delete_key(&self, id: &KeyId, now: u64) -> Result<(), Error> {
         self.sweep_once();
         let _one_at_a_time = lock(&self.writing)?;
@@ -538,8 +539,9 @@ impl<V: RecordStore> Engine<V> {
             .collect())
     }
 
-    /// Deletes an aggregate: it leaves its creator's index (from then on it is refused,
-    /// across restarts too, and the quota place is free), then its record leaves the store.
+    /// Deletes an aggregate: it leaves its creator's index (from then on it is refused, and
+    /// the quota place is free), its sessions in flight are aborted (deleting means no more
+    /// signatures under it, even ones already approved), then its record leaves the store.
     pub fn delete_aggregate(&self, id: &AggregateId, now: u64) -> Result<(), Error> {
         self.sweep_once();
         let _one_at_a_time = lock(&self.writing)?;
@@ -548,6 +550,11 @@ impl<V: RecordStore> Engine<V> {
             i.aggregates.retain(|a| a != id);
             Ok(())
         })?;
+        let in_flight = lock(&self.sessions)?.live_on(id);
+        for session in in_flight {
+            // A session that ended meanwhile has nothing left to abort.
+            let _ = self.abort_session(&session, now);
+        }
         self.forget(&aggregate_record_name(id), now)
     }
 

@@ -68,6 +68,15 @@ impl Table {
         );
     }
 
+    /// The sessions in flight on `aggregate`.
+    pub(crate) fn live_on(&self, aggregate: &AggregateId) -> Vec<SessionId> {
+        self.entries
+            .iter()
+            .filter(|(_, e)| !e.finished && e.aggregate == *aggregate)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
     pub(crate) fn get(&self, id: &SessionId) -> Option<Arc<Mutex<Session>>> {
         self.entries.get(id).map(|e| e.session.clone())
     }

@@ -486,8 +486,18 @@ fn deleted_key_is_unusable_and_its_id_never_returns() {
 
 #[test]
 fn deleting_an_aggregate_refuses_new_sessions() {
-    let s = setup(8, 1);
+    let mut s = setup(8, 1);
+    // A session approved before the deletion is aborted by it: no signature comes out.
+    let msgs = messages(1);
+    let session = start(&s, &msgs, 600);
+    s.approve(&session).unwrap();
     s.engine.delete_aggregate(&s.agg.id, NOW).unwrap();
+    assert_eq!(
+        s.engine.session_status(&session.id, NOW).unwrap().state,
+        SessionState::Failed {
+            reason: FailureReason::Aborted
+        }
+    );
     assert!(matches!(
         s.engine.describe_aggregate(&s.agg.id).unwrap_err(),
         Error::Deleted(_)
@@ -504,6 +514,7 @@ fn deleting_an_aggregate_refuses_new_sessions() {
             .describe_key(&s.agg.participants[0].held.unwrap())
             .is_ok()
     );
+    let _ = &mut s.externals;
 }
 
 #[test]
