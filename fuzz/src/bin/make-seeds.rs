@@ -352,13 +352,18 @@ fn requests(dir: &Path) {
                 "secret": h("44", 32), "owner": owner, "request_id": id,
                 "not_after": 1_900_000_000u64, "signature": sig,
             }),
-            "KeyList" | "AggregateList" => json!({}),
-            "KeyDescribe" | "AggregateDescribe" => json!({ "id": id }),
+            "KeyList" | "AggregateList" => json!({
+                "owner": owner, "not_after": 1_900_000_000u64, "signature": sig,
+            }),
+            "KeyDescribe" | "AggregateDescribe" => json!({
+                "id": id, "owner": owner, "not_after": 1_900_000_000u64, "signature": sig,
+            }),
             "KeyDelete" => json!({ "id": id, "not_after": 1_900_000_000u64, "signature": sig }),
             "AggregateCreate" => json!({
                 "participants": [{ "key_id": id }, { "public_key": point }],
                 "order": "sorted",
                 "tweaks": [{ "kind": "taproot_unspendable" }, { "kind": "plain", "value": h("05", 32) }],
+                "owner": owner, "not_after": 1_900_000_000u64, "signature": sig,
             }),
             "AggregateDelete" => json!({
                 "id": id, "owner": owner, "not_after": 1_900_000_000u64, "signature": sig,
@@ -368,6 +373,7 @@ fn requests(dir: &Path) {
                 "messages": [{ "message": h("66", 32) }, { "message": "00", "tweak": { "kind": "xonly", "value": h("07", 32) } }],
                 "adaptor_point": point,
                 "expires_at": 1_900_000_000u64,
+                "owner": owner, "not_after": 1_900_000_000u64, "signature": sig,
             }),
             "SessionStatus" | "SessionNonces" | "SessionRound" => json!({ "session": session }),
             "SessionApprove" => json!({ "session": session, "owner": owner, "signature": sig }),
