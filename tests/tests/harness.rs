@@ -292,3 +292,113 @@ fn the_image_proves_with_its_measured_bb() {
     assert!(ok, "the host's bb refuses the proof made in the image");
     let _ = std::fs::remove_dir_all(&state);
 }
+
+/// The hostile stand-in for bb, built static (the image has only the loader and libc), as the
+/// image's bb: an image for this test only, built by the reproducible build with
+/// `SIGIL_IMAGE_BB`, with the same kernel, enclave binary and configuration as the real one.
+fn hostile_image() -> std::path::PathBuf {
+    use std::process::Command;
+    let workspace = sigil_e2e::workspace();
+    let target = common::target_dir();
+    let static_dir = target.join("static-test");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let built = Command::new(&cargo)
+        .current_dir(&workspace)
+        .env("CARGO_TARGET_DIR", &static_dir)
+        .args([
+            "build",
+            "--locked",
+            "-q",
+            "-p",
+            "sigil-hostile-bb",
+            "--target",
+            "x86_64-unknown-linux-gnu",
+            "--config",
+            "target.x86_64-unknown-linux-gnu.rustflags=['-C', 'target-feature=+crt-static']",
+        ])
+        .status()
+        .unwrap();
+    assert!(built.success(), "building the static hostile-bb failed");
+    let bb = static_dir.join("x86_64-unknown-linux-gnu/debug/hostile-bb");
+    let out = target.join("eif-hostile");
+    let image = Command::new(workspace.join("reproducible-build/build"))
+        .current_dir(&workspace)
+        .env("SIGIL_IMAGE_BB", &bb)
+        .env("SIGIL_IMAGE_OUT", &out)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(image.success(), "building the test image failed");
+    out.join("sigil.eif")
+}
+
+/// Defect 1 in the measured image's own kernel: a compromised bb, run by PID 1 through the
+/// sandbox, finds every door shut (no network, no NSM, no other process, nothing writable but
+/// its job directory, no mount or namespace) and cannot fill the enclave's memory through its
+/// job directory: the jobs' own tmpfs stops it.
+#[test]
+fn a_hostile_prover_in_the_image_finds_every_door_shut() {
+    use sigil_client::Client;
+    use sigil_e2e::harness::ShimOptions;
+
+    let eif = hostile_image();
+    let state = common::fresh_dir("test-sealed", "harness-hostile");
+    let mut opts = Options::new(eif);
+    opts.memory_mib = 1024;
+    opts.shim = Some(ShimOptions {
+        bin: common::profile_bin("sigil-shim"),
+        state_dir: state,
+        egress_allow: "kms.us-east-1.amazonaws.com:443".into(),
+        egress_resolve: None,
+        crs: Some(common::shared("crs/bn254_g1.dat")),
+    });
+    let h = Harness::boot(&opts).unwrap_or_else(|e| panic!("boot: {e}"));
+    let start = std::time::Instant::now();
+    loop {
+        let health: serde_json::Value = ureq::get(format!("{}/v1/health", h.endpoint))
+            .call()
+            .ok()
+            .and_then(|mut r| r.body_mut().read_to_string().ok())
+            .and_then(|b| serde_json::from_str(&b).ok())
+            .unwrap_or_default();
+        if health["crs"]["state"] == "ready" {
+            assert_eq!(health["prover"]["bb_version"], "hostile-bb 0", "{health}");
+            break;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(120),
+            "CRS not ready: {health}\n{}",
+            h.console_tail(40)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let doors = serde_json::json!({
+        "nsm": ["/dev/nsm"],
+        // The enclave's binary and its measured configuration: not in the sandbox's view.
+        "secrets": ["/init", "/etc/sigil/enclave.json"],
+        // PID 1 is the hostile prover itself in its PID namespace; the enclave is out of sight,
+        // and so is any other process.
+        "pids": [2],
+        "write_dirs": ["/run/sigil/jobs", "/run/sigil/crs", "/run", "/usr/lib/sigil"],
+        // More than the jobs' tmpfs holds for one worker (256 MiB).
+        "fill_mib": 300,
+    });
+    let client = Client::new(&h.endpoint).unwrap();
+    let enclave = client.attest(common::test_root_policy()).unwrap();
+    let job = client
+        .prove_submit(
+            &enclave,
+            &serde_json::to_vec(&doors).unwrap(),
+            b"witness",
+            "default",
+        )
+        .unwrap();
+    let report = client
+        .prove_wait(&job, std::time::Duration::from_secs(300), |_| {})
+        .unwrap_or_else(|e| panic!("{e}\n{}", h.console_tail(40)));
+    let mut must_try = common::DOORS.to_vec();
+    must_try.push("fill the job file system");
+    common::assert_doors_shut(&report.proof, &must_try);
+    // The enclave still serves after its job directory was filled.
+    client.ping(&enclave, "still here").unwrap();
+}

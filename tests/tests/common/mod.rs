@@ -335,7 +335,7 @@ pub fn vault_version_after_restart(
 
 /// The hostile prover (`src/bin/hostile-bb.rs`), as cargo builds it for these tests.
 pub fn hostile_bb() -> PathBuf {
-    std::fs::canonicalize(require(PathBuf::from(env!("CARGO_BIN_EXE_hostile-bb")))).unwrap()
+    std::fs::canonicalize(profile_bin("hostile-bb")).unwrap()
 }
 
 /// Checks the hostile prover's report: every door it tried is shut, its job directory was

@@ -191,6 +191,18 @@ fn knock_everywhere(doors: &serde_json::Value, out: &Path) -> Report {
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUSER),
     );
 
+    // Room: fill the job directory until the file system says no. Only when the test asks
+    // (`fill_mib`): in local mode the job directory is on the host's disk.
+    if let Some(limit) = doors["fill_mib"].as_u64() {
+        let (written, stop) = fill(Path::new("fill"), limit << 20);
+        let _ = std::fs::remove_dir_all("fill");
+        r.door(
+            "fill the job file system",
+            written > limit << 20,
+            format!("{} MiB written, then: {stop}", written >> 20),
+        );
+    }
+
     // The work bb is there for.
     let written = std::fs::create_dir_all(out).and_then(|_| std::fs::write(out.join("vk"), b"vk"));
     r.door(
@@ -199,6 +211,32 @@ fn knock_everywhere(doors: &serde_json::Value, out: &Path) -> Report {
         format!("{written:?}"),
     );
     r
+}
+
+/// Writes files of up to 32 MiB (below RLIMIT_FSIZE) under `dir` until a write fails or more
+/// than `limit` bytes are written: (bytes written, why it stopped).
+fn fill(dir: &Path, limit: u64) -> (u64, String) {
+    if let Err(e) = std::fs::create_dir_all(dir) {
+        return (0, e.to_string());
+    }
+    let chunk = vec![0x5au8; 1 << 20];
+    let mut written = 0u64;
+    for i in 0.. {
+        let mut f = match std::fs::File::create(dir.join(format!("f{i}"))) {
+            Ok(f) => f,
+            Err(e) => return (written, e.to_string()),
+        };
+        for _ in 0..32 {
+            if let Err(e) = f.write_all(&chunk) {
+                return (written, e.to_string());
+            }
+            written += chunk.len() as u64;
+            if written > limit {
+                return (written, "the limit".into());
+            }
+        }
+    }
+    (written, "unreachable".into())
 }
 
 fn main() {
