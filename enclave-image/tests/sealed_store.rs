@@ -247,7 +247,9 @@ fn delete_then_put_and_a_replayed_old_blob_is_refused() {
 #[test]
 fn each_kind_of_record_is_capped_below_the_shims_store() {
     // The enclave's kinds together stay below the shim's default capacity.
-    const { assert!(8 * MAX_NAMES_PER_KIND < sigil_shim::config::DEFAULT_MAX_BLOBS) };
+    const { assert!(Kind::COUNT * MAX_NAMES_PER_KIND < sigil_shim::config::DEFAULT_MAX_BLOBS) };
+    assert!((1..=Kind::COUNT as u8).all(|k| Kind::from_u8(k).is_some()));
+    assert!(Kind::from_u8(Kind::COUNT as u8 + 1).is_none());
     let shim = Shim::new("names");
     let key = DataKey::from_bytes([0x77; 32]);
     let addr = shim.start_holding(sigil_shim::config::DEFAULT_MAX_BLOBS);

@@ -2,8 +2,13 @@
 //! and build it runs, in which mode, with which capabilities.
 //!
 //! ```text
-//! { "mode": text, "sigil": text, "protocol": uint, "capabilities": [* text] }
+//! { ? "bb": { "sha256": text, "version": text }, "mode": text, ? "node": bytes .size 32,
+//!   "sigil": text, "protocol": uint, "capabilities": [* text] }
 //! ```
+//!
+//! `node` is the enclave's long-term node identity (a BIP-340 x-only public key), present once
+//! its sealed state is open: one NSM signature then binds the image (the PCRs), the node and
+//! the per-boot key (the document's `public_key`).
 //!
 //! Encoded with definite lengths and keys in RFC 8949 §4.2.1 (deterministic) order. Decoding
 //! accepts the keys in any order, ignores unknown keys (forward compatibility) and rejects
@@ -32,6 +37,7 @@ const KEY_SIGIL: &str = "sigil";
 const KEY_MODE: &str = "mode";
 const KEY_CAPABILITIES: &str = "capabilities";
 const KEY_BB: &str = "bb";
+const KEY_NODE: &str = "node";
 const KEY_BB_VERSION: &str = "version";
 const KEY_BB_SHA256: &str = "sha256";
 
@@ -47,6 +53,8 @@ pub struct ImageInfo {
     pub capabilities: Vec<String>,
     /// The prover the image runs, when it has one (the same binary PCR0/PCR1 measure).
     pub bb: Option<BbInfo>,
+    /// The node identity (x-only public key), once the enclave's sealed state is open.
+    pub node: Option<[u8; 32]>,
 }
 
 /// `bb --version` and the sha256 (hex) of the bb binary the enclave runs.
@@ -137,15 +145,18 @@ impl ImageInfo {
     }
 
     fn encode(&self, e: &mut Encoder<Vec<u8>>) -> Result<(), minicbor::encode::Error<Infallible>> {
-        // RFC 8949 §4.2.1 order: shorter encoded key first ("bb" < "mode" < "sigil" <
+        // RFC 8949 §4.2.1 order: shorter encoded key first ("bb" < "mode" < "node" < "sigil" <
         // "protocol" < "capabilities"; inside bb, "sha256" < "version").
-        e.map(4 + u64::from(self.bb.is_some()))?;
+        e.map(4 + u64::from(self.bb.is_some()) + u64::from(self.node.is_some()))?;
         if let Some(bb) = &self.bb {
             e.str(KEY_BB)?.map(2)?;
             e.str(KEY_BB_SHA256)?.str(&bb.sha256)?;
             e.str(KEY_BB_VERSION)?.str(&bb.version)?;
         }
         e.str(KEY_MODE)?.str(&self.mode)?;
+        if let Some(node) = &self.node {
+            e.str(KEY_NODE)?.bytes(node)?;
+        }
         e.str(KEY_SIGIL)?.str(&self.sigil_version)?;
         e.str(KEY_PROTOCOL)?.u32(self.protocol)?;
         e.str(KEY_CAPABILITIES)?
@@ -177,6 +188,7 @@ impl ImageInfo {
         let mut mode = None;
         let mut capabilities = None;
         let mut bb = None;
+        let mut node = None;
         for _ in 0..entries {
             let key = bounded_str(&mut d)?;
             match key {
@@ -187,6 +199,7 @@ impl ImageInfo {
                     set_once(&mut capabilities, KEY_CAPABILITIES, decode_caps(&mut d)?)?
                 }
                 KEY_BB => set_once(&mut bb, KEY_BB, decode_bb(&mut d)?)?,
+                KEY_NODE => set_once(&mut node, KEY_NODE, decode_node(&mut d)?)?,
                 // Forward compatibility. minicbor's skip is iterative (no recursion, so no
                 // stack exhaustion from deep nesting) and cannot read past the bounded input.
                 _ => d.skip()?,
@@ -202,6 +215,7 @@ impl ImageInfo {
             mode: mode.ok_or(UserDataError::MissingKey(KEY_MODE))?,
             capabilities: capabilities.ok_or(UserDataError::MissingKey(KEY_CAPABILITIES))?,
             bb,
+            node,
         })
     }
 
@@ -215,6 +229,9 @@ impl ImageInfo {
         });
         if let Some(b) = &self.bb {
             v["bb"] = serde_json::json!({"version": b.version, "sha256": b.sha256});
+        }
+        if let Some(n) = &self.node {
+            v["node"] = serde_json::Value::String(hex::encode(n));
         }
         v
     }
@@ -242,6 +259,18 @@ fn decode_bb(d: &mut Decoder<'_>) -> Result<BbInfo, UserDataError> {
         version: version.ok_or(UserDataError::MissingKey(KEY_BB_VERSION))?,
         sha256: sha256.ok_or(UserDataError::MissingKey(KEY_BB_SHA256))?,
     })
+}
+
+/// Exactly 32 bytes (a definite-length byte string).
+fn decode_node(d: &mut Decoder<'_>) -> Result<[u8; 32], UserDataError> {
+    if d.datatype()? != Type::Bytes {
+        return Err(UserDataError::Malformed(
+            "node must be a byte string".into(),
+        ));
+    }
+    d.bytes()?
+        .try_into()
+        .map_err(|_| UserDataError::Malformed("node must be 32 bytes".into()))
 }
 
 /// A repeated key is refused: two parsers keeping first vs last value would disagree
@@ -293,7 +322,47 @@ mod tests {
             mode: "nitro".into(),
             capabilities: vec!["encap-hpke-x25519-aes256gcm".into(), "ping".into()],
             bb: None,
+            node: None,
         }
+    }
+
+    #[test]
+    fn node_round_trips_in_order_and_is_exactly_32_bytes() {
+        let mut info = sample();
+        info.node = Some([0x4e; 32]);
+        info.bb = Some(BbInfo {
+            version: "5.0.0".into(),
+            sha256: "c3".repeat(32),
+        });
+        let cbor = info.to_cbor();
+        assert_eq!(ImageInfo::from_cbor(&cbor).unwrap(), info);
+        assert!(info.validate().is_ok());
+        // Deterministic order: "mode" then "node" (same length, bytewise), then "sigil".
+        let at = |k: &[u8]| cbor.windows(k.len()).position(|w| w == k).unwrap();
+        assert!(at(b"mode") < at(b"node") && at(b"node") < at(b"sigil"));
+        assert_eq!(info.to_json()["node"], "4e".repeat(32));
+        // 31 bytes, or text, are refused.
+        let short = map(&[
+            (text("node"), [head(2, 31), vec![0; 31]].concat()),
+            (text("mode"), text("nitro")),
+            (text("sigil"), text("0.1.0")),
+            (text("protocol"), uint(1)),
+            (text("capabilities"), caps(&[])),
+        ]);
+        assert!(
+            ImageInfo::from_cbor(&short)
+                .unwrap_err()
+                .to_string()
+                .contains("32 bytes")
+        );
+        let as_text = map(&[
+            (text("node"), text("4e4e")),
+            (text("mode"), text("nitro")),
+            (text("sigil"), text("0.1.0")),
+            (text("protocol"), uint(1)),
+            (text("capabilities"), caps(&[])),
+        ]);
+        assert!(ImageInfo::from_cbor(&as_text).is_err());
     }
 
     #[test]

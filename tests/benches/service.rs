@@ -101,11 +101,12 @@ fn main() {
         mode: "local".into(),
         capabilities: vec!["attestation".into(), "encapsulated-ping".into()],
         bb: None,
+        node: None,
     };
     let app = App::new(
         Arc::new(nsm),
         ServerKey::generate().unwrap(),
-        info.to_cbor(),
+        info,
         sigil_enclave::seal::service::Sealing::disabled(),
     );
     std::thread::spawn(move || server.serve(Arc::new(app)));

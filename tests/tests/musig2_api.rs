@@ -596,6 +596,8 @@ fn the_cli_refuses_a_session_without_the_expected_adaptor_point() {
 fn without_sealed_state_key_operations_answer_503() {
     let enclave = LocalEnclave::start(&common::profile_bin("sigil-enclave"), &[]);
     let (c, e) = attest(&enclave.endpoint());
+    // No sealed state, so no node identity either.
+    assert_eq!(e.image.node, None);
     let owner = OwnerKey::generate().unwrap();
     let (status, code, _) = api_error(c.musig2_generate_key(&e, &owner).unwrap_err());
     assert_eq!((status, code.as_str()), (503, "sealing_disabled"));

@@ -522,3 +522,35 @@ fn making_and_deleting_keys_and_aggregates_leaves_nothing_behind() {
     let (status, code, _) = api_error(c.musig2_describe_aggregate(&e, &owner, &agg).unwrap_err());
     assert_eq!((status, code.as_str()), (403, "not_owner"));
 }
+
+/// The node identity: made on the first boot of a state, sealed, attested beside the per-boot
+/// key in every document once the state is open (and printed by `sigil attest`), the same
+/// after a restart, and another state's is another.
+#[test]
+fn the_node_identity_is_attested_and_survives_restarts() {
+    let mut d = deployment("node-id", None);
+    d.start_enclave();
+    d.wait_sealing(true);
+    let (_, e) = d.attest();
+    let node = e.image.node.expect("a node id once the state is open");
+    let printed = common::sigil_json(&["attest", "--endpoint", &d.endpoint(), "--trust-test-root"]);
+    assert_eq!(printed["image"]["node"], hex::encode(node), "{printed}");
+    let per_boot = e.public_key;
+
+    d.kill_enclave();
+    d.start_enclave();
+    d.wait_sealing(true);
+    let (_, e) = d.attest();
+    assert_eq!(
+        e.image.node,
+        Some(node),
+        "the node id changed across a restart"
+    );
+    assert_ne!(e.public_key, per_boot, "the per-boot key did not change");
+
+    let mut other = deployment("node-id-other", None);
+    other.start_enclave();
+    other.wait_sealing(true);
+    let (_, e) = other.attest();
+    assert_ne!(e.image.node, Some(node), "two states share a node id");
+}

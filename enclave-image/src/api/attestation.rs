@@ -1,6 +1,7 @@
 //! `GET /v1/attestation?nonce=HEX`: a fresh NSM document binding the per-boot HPKE key (its
-//! `public_key`), the image description (`user_data`) and the caller's nonce to the image's
-//! PCRs. It is public: everything secret is sealed to the key it carries.
+//! `public_key`), the image description (`user_data`, with the node identity once the sealed
+//! state is open) and the caller's nonce to the image's PCRs. It is public: everything secret
+//! is sealed to the key it carries.
 
 use sigil_protocol::api::{AttestationResponse, MAX_NONCE_LEN};
 use sigil_protocol::error::{ApiError, Code};
@@ -12,9 +13,11 @@ use crate::log;
 pub(super) fn attestation(app: &App, query: Option<&str>) -> Result<AttestationResponse, ApiError> {
     let nonce = parse_nonce(query)?;
     let public_key = app.key.public_key();
+    let mut info = app.image_info.clone();
+    info.node = app.sealing.node_id();
     match app
         .nsm
-        .attest(Some(&public_key), Some(&app.image_info), nonce.as_deref())
+        .attest(Some(&public_key), Some(&info.to_cbor()), nonce.as_deref())
     {
         Ok(doc) => Ok(AttestationResponse {
             document: Base64Bytes(doc),

@@ -29,6 +29,7 @@ use sigil_protocol::encap::ServerKey;
 use sigil_protocol::endpoint::{self as ep, Endpoint, EndpointInfo, Lookup};
 use sigil_protocol::error::{ApiError, Code};
 use sigil_protocol::prove::JobRef;
+use sigil_protocol::user_data::ImageInfo;
 use sigil_protocol::wire::Id;
 
 use crate::http::{Handler, Request, Response};
@@ -41,7 +42,8 @@ use pipeline::error;
 pub struct App {
     nsm: Arc<dyn Nsm>,
     key: ServerKey,
-    image_info: Vec<u8>,
+    /// The image's description; each attestation adds the node identity when it is known.
+    image_info: ImageInfo,
     sealing: Arc<Sealing>,
     /// Who may sign owner requests, and for which boot.
     owners: OwnerCheck,
@@ -57,7 +59,7 @@ impl App {
     pub fn new(
         nsm: Arc<dyn Nsm>,
         key: ServerKey,
-        image_info: Vec<u8>,
+        image_info: ImageInfo,
         sealing: Arc<Sealing>,
     ) -> App {
         let owners = OwnerCheck::new(key.public_key(), Admission::Any);

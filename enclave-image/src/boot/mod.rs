@@ -86,6 +86,8 @@ pub fn image_info(nsm: &dyn Nsm, bb: Option<BbInfo>) -> ImageInfo {
         sigil_version: env!("CARGO_PKG_VERSION").to_string(),
         mode: nsm.mode().as_str().to_string(),
         capabilities: CAPABILITIES.iter().map(|c| c.to_string()).collect(),
+        // Filled in per document, once the sealed state (which holds the node key) is open.
+        node: None,
     }
 }
 
@@ -117,7 +119,7 @@ pub fn prepare(
         limits.max_large_body_bytes_in_flight = limits.max_large_body_bytes_in_flight.max(prove);
     }
     let server = Server::new(listener, limits);
-    let mut app = App::new(nsm, key, info.to_cbor(), sealing).with_admission(admission);
+    let mut app = App::new(nsm, key, info, sealing).with_admission(admission);
     if let Some(crs) = crs {
         app = app.with_crs(crs);
     }

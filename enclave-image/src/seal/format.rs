@@ -110,9 +110,14 @@ pub enum Kind {
     KeyInfo = 7,
     /// An owner's index of its MuSig2 keys and aggregates.
     OwnerIndex = 8,
+    /// The enclave's long-term node key (its identity among peers).
+    NodeKey = 9,
 }
 
 impl Kind {
+    /// How many kinds there are (`1..=COUNT` are their numbers).
+    pub const COUNT: usize = 9;
+
     pub fn from_u8(b: u8) -> Option<Kind> {
         Some(match b {
             1 => Kind::Key,
@@ -123,6 +128,7 @@ impl Kind {
             6 => Kind::Secret,
             7 => Kind::KeyInfo,
             8 => Kind::OwnerIndex,
+            9 => Kind::NodeKey,
             _ => return None,
         })
     }
@@ -142,6 +148,7 @@ impl Kind {
             Kind::Secret => "secret",
             Kind::KeyInfo => "key_info",
             Kind::OwnerIndex => "owner_index",
+            Kind::NodeKey => "node_key",
         }
     }
 }

@@ -89,6 +89,8 @@ pub enum KeyringError {
     BadAnswer(String),
     /// The enclave's clock cannot date a SigV4 request.
     Clock(String),
+    /// The node key could not be read or made (see `seal::node`).
+    NodeKey(String),
 }
 
 impl fmt::Display for KeyringError {
@@ -121,6 +123,7 @@ impl fmt::Display for KeyringError {
             KeyringError::Kms(e) => write!(f, "KMS: {e}"),
             KeyringError::BadAnswer(m) => write!(f, "KMS answer: {m}"),
             KeyringError::Clock(m) => write!(f, "clock: {m}"),
+            KeyringError::NodeKey(m) => write!(f, "node key: {m}"),
         }
     }
 }
@@ -147,6 +150,7 @@ impl KeyringError {
             KeyringError::Kms(KmsError::Sign(_)) => "kms_signing",
             KeyringError::BadAnswer(_) => "kms_bad_answer",
             KeyringError::Clock(_) => "clock",
+            KeyringError::NodeKey(_) => "node_key",
         }
     }
 }

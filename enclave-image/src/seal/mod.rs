@@ -8,6 +8,7 @@
 
 pub mod format;
 pub mod keyring;
+pub mod node;
 pub mod service;
 pub mod store;
 

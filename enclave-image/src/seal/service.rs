@@ -117,6 +117,8 @@ pub struct Sealing {
     summary: Mutex<Status>,
     /// Where to reconnect to the blob store (`None` when disabled).
     blobs: Option<sigil_sys::Addr>,
+    /// The node id, known once the state is open (see `seal::node`).
+    node: std::sync::OnceLock<[u8; 32]>,
 }
 
 impl Sealing {
@@ -126,6 +128,7 @@ impl Sealing {
             state: Mutex::new(State::Disabled),
             summary: Mutex::new(summarize(&State::Disabled)),
             blobs: None,
+            node: std::sync::OnceLock::new(),
         })
     }
 
@@ -144,6 +147,7 @@ impl Sealing {
             summary: Mutex::new(summarize(&starting)),
             state: Mutex::new(starting),
             blobs: Some(services.blobs.clone()),
+            node: std::sync::OnceLock::new(),
         });
         let me = sealing.clone();
         let spawned = std::thread::Builder::new()
@@ -166,8 +170,15 @@ impl Sealing {
     fn run(&self, config: &KmsConfig, nsm: &dyn Nsm, mode: Mode, services: &ParentServices) {
         retry_with_backoff(|attempt, delay| {
             let started = std::time::Instant::now();
-            match attempt_once(config, nsm, mode, services) {
-                Ok((store, origin)) => {
+            let opened =
+                attempt_once(config, nsm, mode, services).and_then(|(mut store, origin)| {
+                    let node =
+                        super::node::identity(&mut store, nsm).map_err(KeyringError::NodeKey)?;
+                    Ok((store, origin, node))
+                });
+            match opened {
+                Ok((store, origin, node)) => {
+                    let _ = self.node.set(node);
                     log::info(format_args!(
                         "sealed state ready: data key {} in {} ms (KMS key {}, region {})",
                         match origin {
@@ -202,6 +213,11 @@ impl Sealing {
                 }
             }
         });
+    }
+
+    /// The node id (an x-only public key), once the sealed state is open.
+    pub fn node_id(&self) -> Option<[u8; 32]> {
+        self.node.get().copied()
     }
 
     pub fn status(&self) -> Status {

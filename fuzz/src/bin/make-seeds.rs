@@ -71,6 +71,7 @@ fn image_info() -> ImageInfo {
             version: "5.0.0".into(),
             sha256: "ab".repeat(32),
         }),
+        node: Some([0x4e; 32]),
     }
 }
 
