@@ -334,6 +334,19 @@ impl Client {
         Ok(())
     }
 
+    /// Asks `enclave` to verify another enclave's attestation `document` against its measured
+    /// peer policy; its sealed answer names the peer's node and per-boot key.
+    pub fn peers_verify(
+        &self,
+        enclave: &AttestedEnclave,
+        document: &[u8],
+    ) -> Result<sigil_protocol::peers::PeerView, ClientError> {
+        let req = sigil_protocol::peers::VerifyPeerRequest {
+            document: sigil_protocol::wire::Base64Bytes(document.to_vec()),
+        };
+        self.call::<sigil_protocol::endpoint::PeersVerify>(enclave, &req)
+    }
+
     pub fn ping(
         &self,
         enclave: &AttestedEnclave,

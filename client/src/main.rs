@@ -50,6 +50,18 @@ enum Cmd {
         #[arg(long, default_value = "hello from sigil")]
         message: String,
     },
+    /// Ask an enclave (`--endpoint`) whether it accepts another (`--peer`) as a peer: the
+    /// peer's fresh attestation document is checked by the enclave against its own measured
+    /// peer policy, which answers (sealed) with the peer's node id and per-boot key.
+    PeersVerify {
+        #[arg(long)]
+        endpoint: String,
+        /// The other enclave's API.
+        #[arg(long)]
+        peer: String,
+        #[command(flatten)]
+        trust: Trust,
+    },
     /// Owner keys: the secp256k1 keys whose signatures authorize vault operations.
     OwnerKey {
         #[command(subcommand)]
@@ -603,6 +615,33 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 obj.insert("endpoint".into(), endpoint.into());
                 obj.insert("image".into(), enclave.image.to_json());
             }
+            println!("{out}");
+            Ok(())
+        }
+        Cmd::PeersVerify {
+            endpoint,
+            peer,
+            trust,
+        } => {
+            let (client, enclave) = connect(&endpoint, &trust, 300)?;
+            let peer_client = Client::new(&peer).map_err(client_failure)?;
+            let mut nonce = [0u8; 32];
+            getrandom::fill(&mut nonce).map_err(|e| Failure::Usage(format!("random: {e}")))?;
+            let document = peer_client
+                .attestation_document(&nonce)
+                .map_err(client_failure)?;
+            let view = client
+                .peers_verify(&enclave, &document)
+                .map_err(client_failure)?;
+            let out = serde_json::json!({
+                "endpoint": endpoint,
+                "peer": peer,
+                "node": view.node,
+                "public_key": view.public_key,
+                "image": view.image,
+                "mode": view.mode,
+                "age_secs": view.age_secs,
+            });
             println!("{out}");
             Ok(())
         }

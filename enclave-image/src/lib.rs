@@ -7,5 +7,6 @@ pub mod init;
 pub mod log;
 pub mod nsm;
 pub mod parent;
+pub mod peers;
 pub mod prover;
 pub mod seal;

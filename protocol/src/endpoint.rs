@@ -20,6 +20,7 @@ use crate::musig2::{
     ImportKeyRequest, KeyView, ListRequest, NoncesView, PartialSignaturesRequest, RoundView,
     SessionRef, SessionView, StatusView, SubmitNoncesRequest,
 };
+use crate::peers::{MAX_PEER_DOCUMENT, PeerView, VerifyPeerRequest};
 use crate::prove::{
     JobRef, JobStatus, MAX_CIRCUIT, MAX_PROVE_INPUT, MAX_WITNESS, ProveRequest, Submitted,
 };
@@ -177,6 +178,8 @@ pub const MAX_SESSION_CREATE_BODY: usize = 256 * 1024;
 pub const MAX_MUSIG2_BODY: usize = 32 * 1024;
 /// Largest encapsulated proving submission: base64 of the largest inputs (a circuit and its
 /// witness, or a chonk stack), plus JSON and HPKE overhead.
+/// A peer's attestation document, base64 in JSON, encapsulated.
+pub const MAX_PEER_BODY: usize = MAX_PEER_DOCUMENT.div_ceil(3) * 4 + 1024;
 pub const MAX_PROVE_BODY: usize = MAX_PROVE_INPUT.div_ceil(3) * 4 + 64 * 1024;
 const _: () = assert!(MAX_PROVE_BODY <= crate::encap::MAX_ENCAPSULATED_REQUEST);
 const _: () = assert!(MAX_CIRCUIT + MAX_WITNESS <= MAX_PROVE_INPUT);
@@ -380,6 +383,12 @@ endpoints! {
         max_body: 0, encapsulated: false, sealed_state: false, success: 200,
         param: Some(PathParam { name: "id", hex_digits: 32 }),
         target: prove_status_target,
+    }
+    /// Verify another enclave's attestation document against this enclave's measured peer
+    /// policy: its node identity and per-boot key, or why it is not a peer.
+    PeersVerify = Post "/v1/peers/verify", VerifyPeerRequest => PeerView {
+        max_body: MAX_PEER_BODY, encapsulated: true, sealed_state: false, success: 200,
+        param: None, target: fixed_path(PeersVerify::PATH),
     }
 }
 

@@ -135,6 +135,9 @@ codes! {
     BadPartialSignature = "bad_partial_signature", [400], "a partial signature does not verify";
     InvalidSignature = "invalid_signature", [400], "a signature, adaptor point or adaptor secret is invalid";
     Internal = "internal", [500], "an engine invariant broke";
+    // Peers.
+    PeerNotAllowed = "peer_not_allowed", [403], "the peer's PCRs are not on this image's measured peer allow-list (peers.images), or the image accepts no peers";
+    PeerDocumentRefused = "peer_document_refused", [400], "the peer's attestation document does not verify (chain, signature, age, debug mode) or carries no node identity";
     // Proving.
     ProverDisabled = "prover_disabled", [503], "this enclave is configured without a prover";
     BadScheme = "bad_scheme", [400], "the proving scheme is unknown";

@@ -14,6 +14,8 @@ pub mod manifest;
 #[cfg(feature = "app")]
 pub mod musig2;
 pub mod parent;
+#[cfg(feature = "app")]
+pub mod peers;
 pub mod ports;
 #[cfg(feature = "app")]
 pub mod prove;

@@ -128,6 +128,8 @@ pub struct Deployment {
     pub first_boot: Option<&'static str>,
     /// The measured configuration's `owners` member, a JSON object (absent when `None`).
     pub owners: Option<String>,
+    /// The measured configuration's `peers` member, a JSON object (absent when `None`).
+    pub peers: Option<String>,
     enclave_bin: PathBuf,
     shim_bin: PathBuf,
     options: Options,
@@ -178,6 +180,7 @@ impl Deployment {
             simulated_pcrs: None,
             first_boot: None,
             owners: None,
+            peers: None,
             enclave_bin,
             shim_bin,
             options,
@@ -244,7 +247,9 @@ impl Deployment {
             .owners
             .as_ref()
             .map(|o| format!(r#", "owners": {o}"#))
-            .unwrap_or_default();
+            .into_iter()
+            .chain(self.peers.as_ref().map(|p| format!(r#", "peers": {p}"#)))
+            .collect::<String>();
         std::fs::write(
             &config,
             format!(

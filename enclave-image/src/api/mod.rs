@@ -15,6 +15,7 @@ mod attestation;
 mod health;
 pub mod musig2;
 pub mod owner;
+mod peers;
 mod ping;
 mod pipeline;
 pub mod prove;
@@ -47,6 +48,8 @@ pub struct App {
     sealing: Arc<Sealing>,
     /// Who may sign owner requests, and for which boot.
     owners: OwnerCheck,
+    /// Which enclaves this one accepts as peers (measured).
+    peers: crate::peers::PeerPolicy,
     /// One MuSig2 engine per boot: its sessions die with this process.
     musig2: Musig2Api,
     /// The prover's CRS, when the configuration has a `prover` section.
@@ -70,6 +73,7 @@ impl App {
             image_info,
             sealing,
             owners,
+            peers: crate::peers::PeerPolicy::none(),
             musig2,
             crs: None,
             prover: None,
@@ -80,6 +84,12 @@ impl App {
     pub fn with_admission(mut self, admission: Admission) -> App {
         self.owners = OwnerCheck::new(self.key.public_key(), admission);
         self.musig2 = Musig2Api::new(self.nsm.clone(), self.sealing.clone(), self.owners.clone());
+        self
+    }
+
+    /// Accepts as peers the enclaves `policy` allows (the default accepts none).
+    pub fn with_peers(mut self, policy: crate::peers::PeerPolicy) -> App {
+        self.peers = policy;
         self
     }
 
@@ -185,6 +195,9 @@ impl App {
                     .and_then(|id| prove::status(self.prover.as_deref(), JobRef { id }));
                 pipeline::plain::<ep::ProveStatus>(answer)
             }
+            ep::PeersVerify::ROUTE => pipeline::sealed::<ep::PeersVerify>(self, req, |r| {
+                peers::verify(&self.peers, r, now)
+            }),
             // Declared in the table but not served: a bug, which the tests catch.
             route => error(ApiError::new(
                 Code::InternalError,

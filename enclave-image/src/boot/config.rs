@@ -62,6 +62,8 @@ pub enum ConfigError {
     EncryptionContext { src: String },
     #[error("{src}: owners.admit: {reason}")]
     Owners { src: String, reason: String },
+    #[error("{src}: peers: {reason}")]
+    Peers { src: String, reason: String },
 }
 
 #[derive(Debug, Deserialize, PartialEq, Eq)]
@@ -92,6 +94,109 @@ pub struct MeasuredConfig {
     /// Who may own vault entries, keys and aggregates. Absent: any key.
     #[serde(default, deserialize_with = "present")]
     pub owners: Option<OwnersConfig>,
+    /// Which other enclaves this one accepts as peers. Absent: none.
+    #[serde(default, deserialize_with = "present_peers")]
+    pub peers: Option<PeersConfig>,
+}
+
+fn present_peers<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<PeersConfig>, D::Error> {
+    PeersConfig::deserialize(d).map(Some)
+}
+
+/// The most images a peer allow-list names.
+pub const MAX_PEER_IMAGES: usize = 64;
+/// The longest a peer's document may be trusted after it was made, seconds.
+pub const MAX_PEER_AGE_SECS: u64 = 3600;
+
+/// `{"images": [{"pcr1": hex, "pcr2": hex, "pcr0"?, "pcr3"?, "pcr4"?}, ...],
+/// "max_age_secs"?: n (default 300), "trust_test_root"?: bool}`. PCR values are 48 bytes
+/// (SHA-384), in hex.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PeersConfig {
+    pub images: Vec<PeerImage>,
+    #[serde(default)]
+    pub max_age_secs: Option<u64>,
+    /// Accept documents under the sigil test root (local mode and the harness only).
+    #[serde(default)]
+    pub trust_test_root: bool,
+}
+
+/// One allowed image: PCR1 (kernel and ramdisk 1: the code) and PCR2 (ramdisk 2: the
+/// configuration) always; PCR0 (the whole image), PCR3 (the parent's IAM role) and PCR4 (the
+/// parent instance) when a deployment pins them.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PeerImage {
+    #[serde(default)]
+    pub pcr0: Option<String>,
+    pub pcr1: String,
+    pub pcr2: String,
+    #[serde(default)]
+    pub pcr3: Option<String>,
+    #[serde(default)]
+    pub pcr4: Option<String>,
+}
+
+impl PeersConfig {
+    fn check(&self, src: &str) -> Result<(), ConfigError> {
+        let bad = |reason: String| ConfigError::Peers {
+            src: src.into(),
+            reason,
+        };
+        if self.images.is_empty() || self.images.len() > MAX_PEER_IMAGES {
+            return Err(bad(format!(
+                "images lists {}; it takes 1..={MAX_PEER_IMAGES}",
+                self.images.len()
+            )));
+        }
+        if let Some(a) = self.max_age_secs
+            && (a == 0 || a > MAX_PEER_AGE_SECS)
+        {
+            return Err(bad(format!("max_age_secs must be 1..={MAX_PEER_AGE_SECS}")));
+        }
+        for (i, image) in self.images.iter().enumerate() {
+            for (name, value) in image.pcrs() {
+                if value.len() != 96 || !value.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(bad(format!(
+                        "images[{i}].pcr{name} must be 96 hex digits (48 bytes)"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Each image as PCR index -> value (checked by `parse`).
+    pub fn pcr_sets(&self) -> Vec<BTreeMap<u8, Vec<u8>>> {
+        self.images
+            .iter()
+            .map(|image| {
+                image
+                    .pcrs()
+                    .into_iter()
+                    .map(|(i, v)| (i, hex::decode(v).unwrap_or_default()))
+                    .collect()
+            })
+            .collect()
+    }
+
+    pub fn max_age(&self) -> u64 {
+        self.max_age_secs.unwrap_or(300)
+    }
+}
+
+impl PeerImage {
+    fn pcrs(&self) -> Vec<(u8, &str)> {
+        let mut v = vec![(1, self.pcr1.as_str()), (2, self.pcr2.as_str())];
+        for (i, p) in [(0, &self.pcr0), (3, &self.pcr3), (4, &self.pcr4)] {
+            if let Some(p) = p {
+                v.push((i, p.as_str()));
+            }
+        }
+        v.sort();
+        v
+    }
 }
 
 /// A section that is there must be an object: `null` could be read as "nobody" but would
@@ -308,6 +413,7 @@ impl Default for MeasuredConfig {
             kms: None,
             prover: None,
             owners: None,
+            peers: None,
         }
     }
 }
@@ -364,6 +470,9 @@ impl MeasuredConfig {
         }
         if let Some(o) = &c.owners {
             o.admission(src)?;
+        }
+        if let Some(p) = &c.peers {
+            p.check(src)?;
         }
         Ok(c)
     }
@@ -496,6 +605,10 @@ mod tests {
             ),
             (br#"{"owners": {"allow": "any"}}"#, "unknown field"),
             (br#"{"owners": null}"#, "expected struct OwnersConfig"),
+            (br#"{"peers": {"images": []}}"#, "1..=64"),
+            (br#"{"peers": {"images": [{"pcr1": "00", "pcr2": "00"}]}}"#, "pcr1 must be 96 hex"),
+            (br#"{"peers": {"images": [{"pcr2": "00"}]}}"#, "missing field"),
+            (br#"{"peers": null}"#, "expected struct PeersConfig"),
         ] {
             let e = MeasuredConfig::parse(bad).unwrap_err().to_string();
             assert!(e.contains(why), "{e}");

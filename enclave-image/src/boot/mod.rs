@@ -67,6 +67,8 @@ pub enum BootError {
     Heartbeat(#[from] crate::init::HeartbeatError),
     #[error("serving: {0}")]
     Serve(#[source] std::io::Error),
+    #[error("{0}")]
+    Peers(String),
 }
 
 /// What this build can do; goes into every attestation's user_data.
@@ -76,6 +78,7 @@ pub const CAPABILITIES: &[&str] = &[
     "vault",
     "musig2",
     "prove",
+    "peers",
 ];
 
 /// The image description a client reads from the attestation's user_data.
@@ -91,6 +94,12 @@ pub fn image_info(nsm: &dyn Nsm, bb: Option<BbInfo>) -> ImageInfo {
     }
 }
 
+/// Whom the measured configuration trusts: which owners, which peer enclaves.
+pub struct Trust {
+    pub admission: crate::api::owner::Admission,
+    pub peers: crate::peers::PeerPolicy,
+}
+
 /// A server ready to `serve`, and the application it will serve.
 pub fn prepare(
     nsm: Arc<dyn Nsm>,
@@ -99,7 +108,7 @@ pub fn prepare(
     sealing: Arc<Sealing>,
     crs: Option<Arc<crate::prover::crs::CrsService>>,
     prover: Option<Arc<crate::prover::jobs::Prover>>,
-    admission: crate::api::owner::Admission,
+    trust: Trust,
 ) -> Result<(Server, Arc<App>), BootError> {
     // The per-boot key: generated here, never leaves memory, gone at power-off.
     let key = ServerKey::generate().map_err(BootError::ServerKey)?;
@@ -119,7 +128,9 @@ pub fn prepare(
         limits.max_large_body_bytes_in_flight = limits.max_large_body_bytes_in_flight.max(prove);
     }
     let server = Server::new(listener, limits);
-    let mut app = App::new(nsm, key, info, sealing).with_admission(admission);
+    let mut app = App::new(nsm, key, info, sealing)
+        .with_admission(trust.admission)
+        .with_peers(trust.peers);
     if let Some(crs) = crs {
         app = app.with_crs(crs);
     }
@@ -198,5 +209,17 @@ pub fn assemble(parts: Parts) -> Result<(Server, Arc<App>), BootError> {
             "owners.admit is \"any\": any key may own vault entries and keys (development)"
         ));
     }
-    prepare(nsm, listener, limits, sealing, crs, prover, admission)
+    let peers = match &config.peers {
+        Some(p) => crate::peers::PeerPolicy::new(p, nsm.mode()).map_err(BootError::Peers)?,
+        None => crate::peers::PeerPolicy::none(),
+    };
+    prepare(
+        nsm,
+        listener,
+        limits,
+        sealing,
+        crs,
+        prover,
+        Trust { admission, peers },
+    )
 }

@@ -393,6 +393,7 @@ fn requests(dir: &Path) {
                 "target": "evm", "result_key": b64(&[0x11; 32]),
             }),
             "ProveStatus" => json!({ "id": id }),
+            "PeersVerify" => json!({ "document": b64(b"\xd2\x84\x44\xa1\x01\x38\x22\xa0") }),
             _ => return None,
         })
     };

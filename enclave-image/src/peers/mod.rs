@@ -1,0 +1,161 @@
+//! Whom this enclave accepts as a peer: the measured `peers` policy, and the verification of
+//! another enclave's attestation document against it.
+//!
+//! Threat: the parent (or any coordinator) presenting an enclave that is not one of ours (a
+//! debug build, another image, a simulator) so that key shares or protocol messages go to it.
+//! Trust comes from the measured configuration only: the chain must end in the pinned AWS root
+//! (the sigil test root only where `trust_test_root` is set, which Nitro hardware refuses),
+//! the COSE signature must verify, the PCRs must match an allow-listed image, the document
+//! must be fresh, and it must carry a node identity and a per-boot key.
+
+use std::collections::BTreeMap;
+
+use sigil_attestation::{Policy, verify};
+use sigil_protocol::user_data::ImageInfo;
+
+use crate::boot::config::PeersConfig;
+use crate::nsm::Mode;
+
+/// A verified peer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Peer {
+    pub node: [u8; 32],
+    /// The per-boot X25519 key its document binds.
+    pub public_key: [u8; 32],
+    /// Index of the allow-list entry its PCRs match.
+    pub image: usize,
+    pub mode: String,
+    pub age_secs: u64,
+}
+
+/// Why a document is not a peer's.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PeerError {
+    #[error("this image accepts no peers (no peers section in its measured configuration)")]
+    NoPeers,
+    #[error("the document does not verify: {0}")]
+    Document(String),
+    #[error("the peer's PCRs match no image on the allow-list (peers.images)")]
+    NotAllowed,
+    #[error("the document carries no {0}")]
+    Missing(&'static str),
+}
+
+/// The measured peer policy, checked against the mode once at boot.
+#[derive(Clone, Debug)]
+pub struct PeerPolicy {
+    /// Each allowed image: PCR index -> value (PCR1 and PCR2 always, others as configured).
+    images: Vec<BTreeMap<u8, Vec<u8>>>,
+    max_age_secs: u64,
+    trust_test_root: bool,
+}
+
+impl PeerPolicy {
+    /// No peers section: every document is refused.
+    pub fn none() -> PeerPolicy {
+        PeerPolicy {
+            images: Vec::new(),
+            max_age_secs: 0,
+            trust_test_root: false,
+        }
+    }
+
+    /// The policy `config` describes. The sigil test root's key is public, so trusting it on
+    /// Nitro hardware would let the parent mint "peers": refused there.
+    pub fn new(config: &PeersConfig, mode: Mode) -> Result<PeerPolicy, String> {
+        if config.trust_test_root && mode == Mode::Nitro {
+            return Err(
+                "peers.trust_test_root is set but this is Nitro hardware: the sigil test root's \
+                 key is public, so anyone could forge a peer; refusing to start"
+                    .into(),
+            );
+        }
+        Ok(PeerPolicy {
+            images: config.pcr_sets(),
+            max_age_secs: config.max_age(),
+            trust_test_root: config.trust_test_root,
+        })
+    }
+
+    /// Verifies `document` at `now` (unix seconds).
+    pub fn verify(&self, document: &[u8], now: u64) -> Result<Peer, PeerError> {
+        if self.images.is_empty() {
+            return Err(PeerError::NoPeers);
+        }
+        let mut policy = Policy::at(now);
+        policy.max_age_seconds = Some(self.max_age_secs);
+        policy.trust_test_root = self.trust_test_root;
+        // Simulated documents (local mode, the harness) carry debug PCRs unless they claim a
+        // manifest's; they exist only under the test root.
+        policy.allow_debug = self.trust_test_root;
+        let v = verify(document, &policy).map_err(|e| PeerError::Document(e.to_string()))?;
+        let d = &v.document;
+        let image = self
+            .images
+            .iter()
+            .position(|want| want.iter().all(|(i, value)| d.pcrs.get(i) == Some(value)))
+            .ok_or(PeerError::NotAllowed)?;
+        let public_key: [u8; 32] = d
+            .public_key
+            .as_deref()
+            .and_then(|k| k.try_into().ok())
+            .ok_or(PeerError::Missing("32-byte per-boot public_key"))?;
+        let info = d
+            .user_data
+            .as_deref()
+            .ok_or(PeerError::Missing("user_data"))
+            .and_then(|u| {
+                ImageInfo::from_cbor(u).map_err(|e| PeerError::Document(e.to_string()))
+            })?;
+        let node = info.node.ok_or(PeerError::Missing(
+            "node identity (its sealed state is not open)",
+        ))?;
+        Ok(Peer {
+            node,
+            public_key,
+            image,
+            mode: info.mode,
+            age_secs: now.saturating_sub(d.timestamp_ms / 1000),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::boot::config::MeasuredConfig;
+
+    fn config(trust_test_root: bool) -> PeersConfig {
+        let text = format!(
+            r#"{{"peers": {{"images": [{{"pcr1": "{}", "pcr2": "{}"}}], "trust_test_root": {trust_test_root}}}}}"#,
+            "11".repeat(48),
+            "22".repeat(48)
+        );
+        MeasuredConfig::parse(text.as_bytes())
+            .unwrap()
+            .peers
+            .unwrap()
+    }
+
+    #[test]
+    fn the_test_root_is_refused_on_nitro_hardware() {
+        let e = PeerPolicy::new(&config(true), Mode::Nitro).unwrap_err();
+        assert!(e.contains("trust_test_root"), "{e}");
+        assert!(PeerPolicy::new(&config(false), Mode::Nitro).is_ok());
+        assert!(PeerPolicy::new(&config(true), Mode::Local).is_ok());
+    }
+
+    #[test]
+    fn without_a_policy_nothing_is_a_peer() {
+        assert_eq!(
+            PeerPolicy::none().verify(b"anything", 0),
+            Err(PeerError::NoPeers)
+        );
+        // With one, garbage is a document that does not verify.
+        let p = PeerPolicy::new(&config(true), Mode::Local).unwrap();
+        assert!(matches!(
+            p.verify(b"garbage", 0),
+            Err(PeerError::Document(_))
+        ));
+    }
+}

@@ -1,0 +1,155 @@
+//! Peer trust is measured: an enclave verifies another enclave's attestation document against
+//! the `peers` section of its own configuration (`POST /v1/peers/verify`), whatever the
+//! coordinator says. Local deployments (development KMS, shim, enclave) with simulated PCRs
+//! stand in for images.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::{api_error, target_dir};
+use sigil_client::{AttestedEnclave, Client};
+use sigil_e2e::deployment::{Deployment, LocalEnclave};
+use sigil_e2e::workspace;
+
+fn deployment(name: &str) -> Deployment {
+    Deployment::new(
+        target_dir()
+            .join("test-peers")
+            .join(format!("{name}-{}", std::process::id())),
+        common::enclave_bin(),
+        common::profile_bin("sigil-shim"),
+        None,
+    )
+}
+
+/// The published manifest with PCR1 replaced: another image's measurements.
+fn manifest_with_pcr1(dir: &Path, pcr1: &str) -> PathBuf {
+    let text = std::fs::read_to_string(workspace().join("pcr-manifest.json")).unwrap();
+    let mut m: serde_json::Value = serde_json::from_str(&text).unwrap();
+    m["Measurements"]["PCR1"] = serde_json::Value::String(pcr1.into());
+    let p = dir.join(format!("manifest-{}.json", &pcr1[..8]));
+    std::fs::write(&p, serde_json::to_string_pretty(&m).unwrap()).unwrap();
+    p
+}
+
+fn pcr2() -> String {
+    let text = std::fs::read_to_string(workspace().join("pcr-manifest.json")).unwrap();
+    let m: serde_json::Value = serde_json::from_str(&text).unwrap();
+    m["Measurements"]["PCR2"].as_str().unwrap().to_string()
+}
+
+fn attest(endpoint: &str) -> (Client, AttestedEnclave) {
+    let c = Client::new(endpoint).unwrap();
+    let e = c.attest(common::test_root_policy()).unwrap();
+    (c, e)
+}
+
+/// A fresh document from the enclave at `endpoint`, as a coordinator fetches it.
+fn document(endpoint: &str) -> Vec<u8> {
+    Client::new(endpoint)
+        .unwrap()
+        .attestation_document(&[0x5a; 32])
+        .unwrap()
+}
+
+/// A deployment whose simulated image has PCR1 `pcr1`, started with its state open.
+fn image(name: &str, pcr1: &str, peers: Option<String>) -> Deployment {
+    let mut d = deployment(name);
+    d.simulated_pcrs = Some(manifest_with_pcr1(&d.dir, pcr1));
+    d.peers = peers;
+    d.start_enclave();
+    d.wait_sealing(true);
+    d
+}
+
+#[test]
+fn an_enclave_accepts_only_the_peers_its_measured_policy_names() {
+    let (allowed, other) = ("11".repeat(48), "22".repeat(48));
+    let policy = format!(
+        r#"{{"images": [{{"pcr1": "{allowed}", "pcr2": "{}"}}], "max_age_secs": 3,
+            "trust_test_root": true}}"#,
+        pcr2()
+    );
+    let a = image("a", &allowed, Some(policy));
+    let b = image("b", &allowed, None);
+    let c = image("c", &other, None);
+    let (client, enclave_a) = attest(&a.endpoint());
+    let (_, enclave_b) = attest(&b.endpoint());
+
+    // The allowed image: its node and per-boot key, as its own document binds them.
+    let doc_b = document(&b.endpoint());
+    let view = client.peers_verify(&enclave_a, &doc_b).unwrap();
+    assert_eq!(Some(view.node.0), enclave_b.image.node);
+    assert_eq!(view.public_key.0, enclave_b.public_key);
+    assert_eq!((view.image, view.mode.as_str()), (0, "local"));
+
+    // Another image: not on the allow-list.
+    let (status, code, message) = api_error(
+        client
+            .peers_verify(&enclave_a, &document(&c.endpoint()))
+            .unwrap_err(),
+    );
+    assert_eq!(
+        (status, code.as_str()),
+        (403, "peer_not_allowed"),
+        "{message}"
+    );
+
+    // A tampered document (one byte of the signature flipped).
+    let mut tampered = doc_b.clone();
+    let last = tampered.len() - 1;
+    tampered[last] ^= 1;
+    let (status, code, _) = api_error(client.peers_verify(&enclave_a, &tampered).unwrap_err());
+    assert_eq!((status, code.as_str()), (400, "peer_document_refused"));
+
+    // The allowed image without sealed state: no node identity, so no peer.
+    let stateless = LocalEnclave::start(
+        &common::profile_bin("sigil-enclave"),
+        &[
+            "--simulated-pcrs",
+            &manifest_with_pcr1(&a.dir, &allowed).display().to_string(),
+        ],
+    );
+    let (status, code, message) = api_error(
+        client
+            .peers_verify(&enclave_a, &document(&stateless.endpoint()))
+            .unwrap_err(),
+    );
+    assert_eq!((status, code.as_str()), (400, "peer_document_refused"));
+    assert!(message.contains("node identity"), "{message}");
+
+    // Too old: the policy takes documents up to 3 s old.
+    std::thread::sleep(Duration::from_secs(5));
+    let (status, code, message) = api_error(client.peers_verify(&enclave_a, &doc_b).unwrap_err());
+    assert_eq!((status, code.as_str()), (400, "peer_document_refused"));
+    assert!(
+        message.contains("old") || message.contains("age"),
+        "{message}"
+    );
+
+    // An image without a peers section accepts nobody.
+    let (client_b, _) = attest(&b.endpoint());
+    let (status, code, _) = api_error(
+        client_b
+            .peers_verify(&enclave_b, &document(&a.endpoint()))
+            .unwrap_err(),
+    );
+    assert_eq!((status, code.as_str()), (403, "peer_not_allowed"));
+
+    // The CLI as the coordinator: it fetches B's document and asks A.
+    let out = common::sigil_json(&[
+        "peers-verify",
+        "--endpoint",
+        &a.endpoint(),
+        "--peer",
+        &b.endpoint(),
+        "--trust-test-root",
+    ]);
+    assert_eq!(
+        out["node"],
+        hex::encode(enclave_b.image.node.unwrap()),
+        "{out}"
+    );
+}
