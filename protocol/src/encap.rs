@@ -312,6 +312,73 @@ impl ServerKey {
         Ok((plaintext, ResponseSealer { secret, enc: *enc }))
     }
 
+    /// One message from this key to `recipient`'s in HPKE auth mode (RFC 9180 §5.1.3):
+    /// only the holder of this private key could have sealed it, only the recipient's can
+    /// open it. Returns `(enc, ciphertext)`. For messages between enclaves, whose attested
+    /// per-boot keys are these (see `crate::peers`).
+    pub fn seal_auth(
+        &self,
+        recipient: &[u8],
+        info: &[u8],
+        aad: &[u8],
+        plaintext: &[u8],
+    ) -> Result<([u8; ENC_LEN], Vec<u8>), EncapError> {
+        let mut rng = CheckedSysRng::default();
+        self.seal_auth_with_rng(recipient, info, aad, plaintext, &mut rng)
+    }
+
+    fn seal_auth_with_rng<R: CheckedRng>(
+        &self,
+        recipient: &[u8],
+        info: &[u8],
+        aad: &[u8],
+        plaintext: &[u8],
+        rng: &mut R,
+    ) -> Result<([u8; ENC_LEN], Vec<u8>), EncapError> {
+        if info.len() > MAX_INFO_LEN {
+            return Err(EncapError::Internal);
+        }
+        let pk = PublicKey::from_bytes(recipient).map_err(|_| EncapError::BadPublicKey)?;
+        let me = PublicKey::from_bytes(&self.pk).map_err(|_| EncapError::Internal)?;
+        // The mode owns its key: a copy that is wiped when the mode drops (see `sk`).
+        let mode = OpModeS::Auth((self.sk.clone(), me));
+        let res =
+            hpke::setup_sender_with_rng::<SuiteAead, SuiteKdf, SuiteKem>(&mode, &pk, info, rng);
+        // As in `setup_sender_ctx`: nothing derived from a failed RNG may be used.
+        if rng.failed() {
+            return Err(EncapError::RandomnessUnavailable);
+        }
+        let (enc, mut ctx) = res.map_err(|_| EncapError::BadPublicKey)?;
+        let ct = ctx.seal(plaintext, aad).map_err(|_| EncapError::Internal)?;
+        Ok((enc.to_bytes().into(), ct))
+    }
+
+    /// Opens a [`ServerKey::seal_auth`] message that `sender`'s key sealed to this one. Every
+    /// failure (another sender, another recipient, a changed `info`, `aad` or ciphertext) is
+    /// the one `DecryptFailed`.
+    pub fn open_auth(
+        &self,
+        sender: &[u8],
+        enc: &[u8; ENC_LEN],
+        info: &[u8],
+        aad: &[u8],
+        ct: &[u8],
+    ) -> Result<Vec<u8>, EncapError> {
+        if info.len() > MAX_INFO_LEN {
+            return Err(EncapError::Internal);
+        }
+        let spk = PublicKey::from_bytes(sender).map_err(|_| EncapError::BadPublicKey)?;
+        let enc = EncappedKey::from_bytes(enc).map_err(|_| EncapError::DecryptFailed)?;
+        let mut ctx = hpke::setup_receiver::<SuiteAead, SuiteKdf, SuiteKem>(
+            &OpModeR::Auth(spk),
+            &self.sk,
+            &enc,
+            info,
+        )
+        .map_err(|_| EncapError::DecryptFailed)?;
+        ctx.open(ct, aad).map_err(|_| EncapError::DecryptFailed)
+    }
+
     /// HPKE SetupBaseR. Separate so the RFC 9180 vectors exercise the same code with their
     /// own `info`.
     fn receiver_ctx(&self, enc: &[u8; ENC_LEN], info: &[u8]) -> Result<ReceiverCtx, EncapError> {

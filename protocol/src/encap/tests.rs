@@ -21,6 +21,11 @@ struct Vector {
     info: String,
     ikmR: String,
     ikmE: String,
+    /// The sender's key, in the auth modes.
+    #[serde(default)]
+    ikmS: String,
+    #[serde(default)]
+    pkSm: String,
     skRm: String,
     pkRm: String,
     enc: String,
@@ -803,4 +808,88 @@ fn debug_does_not_print_secrets() {
         .open_request(ROUTE, &body, MAX_ENCAPSULATED_REQUEST)
         .unwrap();
     assert!(!format!("{sealer:?}").contains(&secret_hex));
+}
+
+/// Auth mode (RFC 9180 §5.1.3), the suite sigil uses between enclaves: the vector's first
+/// message opens with the receiver's and the sender's keys, and sealing with the vector's
+/// ephemeral seed gives its bytes; any other sender, info, aad or byte is refused.
+#[test]
+fn auth_mode_matches_rfc9180_and_refuses_any_other_sender() {
+    let v = load(VECTORS_ALL_MODES)
+        .into_iter()
+        .find(|v| v.mode == 2 && v.aead_id == 0x0002)
+        .expect("the auth-mode AES-256-GCM vector");
+    let receiver = ServerKey::from_seed(&h(&v.ikmR)).unwrap();
+    assert_eq!(receiver.public_key().to_vec(), h(&v.pkRm));
+    let sender = ServerKey::from_seed(&h(&v.ikmS)).unwrap();
+    assert_eq!(sender.public_key().to_vec(), h(&v.pkSm));
+    let first = &v.encryptions[0];
+    let enc = arr32(&v.enc);
+    let opened = receiver
+        .open_auth(
+            &h(&v.pkSm),
+            &enc,
+            &h(&v.info),
+            &h(&first.aad),
+            &h(&first.ct),
+        )
+        .unwrap();
+    assert_eq!(opened, h(&first.pt));
+    let mut rng = FixedRng::new(h(&v.ikmE));
+    let (sealed_enc, ct) = sender
+        .seal_auth_with_rng(
+            &h(&v.pkRm),
+            &h(&v.info),
+            &h(&first.aad),
+            &h(&first.pt),
+            &mut rng,
+        )
+        .unwrap();
+    assert_eq!((sealed_enc, ct), (enc, h(&first.ct)));
+
+    // Another sender's key, another info or aad, a flipped byte: one error for all.
+    let other = ServerKey::from_seed(&[7u8; 32]).unwrap();
+    let mut flipped = h(&first.ct);
+    flipped[0] ^= 1;
+    for (sender_pk, info, aad, ct) in [
+        (
+            other.public_key().to_vec(),
+            h(&v.info),
+            h(&first.aad),
+            h(&first.ct),
+        ),
+        (
+            h(&v.pkSm),
+            b"another info".to_vec(),
+            h(&first.aad),
+            h(&first.ct),
+        ),
+        (
+            h(&v.pkSm),
+            h(&v.info),
+            b"another aad".to_vec(),
+            h(&first.ct),
+        ),
+        (h(&v.pkSm), h(&v.info), h(&first.aad), flipped),
+    ] {
+        assert_eq!(
+            receiver.open_auth(&sender_pk, &enc, &info, &aad, &ct),
+            Err(EncapError::DecryptFailed)
+        );
+    }
+    // A fresh message round-trips, and the sender itself cannot open it.
+    let (enc2, ct2) = sender
+        .seal_auth(&receiver.public_key(), b"info", b"aad", b"hello peer")
+        .unwrap();
+    assert_eq!(
+        receiver
+            .open_auth(&sender.public_key(), &enc2, b"info", b"aad", &ct2)
+            .unwrap(),
+        b"hello peer"
+    );
+    assert!(
+        sender
+            .open_auth(&sender.public_key(), &enc2, b"info", b"aad", &ct2)
+            .is_err()
+    );
 }
