@@ -347,6 +347,38 @@ impl Client {
         self.call::<sigil_protocol::endpoint::PeersVerify>(enclave, &req)
     }
 
+    /// Asks `enclave` to seal a ping to the enclave whose attestation `recipient_document` is:
+    /// the sealed peer message, for the caller to carry to the recipient.
+    pub fn peers_ping_send(
+        &self,
+        enclave: &AttestedEnclave,
+        recipient_document: &[u8],
+        session: [u8; 32],
+        text: &str,
+    ) -> Result<sigil_protocol::peers::PeerMessage, ClientError> {
+        let req = sigil_protocol::peers::PeerPingSend {
+            recipient_document: sigil_protocol::wire::Base64Bytes(recipient_document.to_vec()),
+            session: sigil_protocol::wire::Hex(session),
+            text: text.to_string(),
+        };
+        self.call::<sigil_protocol::endpoint::PeersPingSend>(enclave, &req)
+    }
+
+    /// Hands `enclave` a peer message addressed to it, with its sender's attestation
+    /// document unless the enclave verified that sender recently.
+    pub fn peers_ping_receive(
+        &self,
+        enclave: &AttestedEnclave,
+        message: &sigil_protocol::peers::PeerMessage,
+        sender_document: Option<&[u8]>,
+    ) -> Result<sigil_protocol::peers::PeerPingReceived, ClientError> {
+        let req = sigil_protocol::peers::PeerPingReceive {
+            message: message.clone(),
+            sender_document: sender_document.map(|d| sigil_protocol::wire::Base64Bytes(d.to_vec())),
+        };
+        self.call::<sigil_protocol::endpoint::PeersPingReceive>(enclave, &req)
+    }
+
     pub fn ping(
         &self,
         enclave: &AttestedEnclave,

@@ -62,6 +62,21 @@ enum Cmd {
         #[command(flatten)]
         trust: Trust,
     },
+    /// Carry a sealed ping from one enclave to another, as a coordinator (or a parent) does:
+    /// each enclave checks the other's fresh attestation against its own peer policy; the
+    /// message travels sealed between their attested keys.
+    PeersPing {
+        /// The sending enclave's API.
+        #[arg(long)]
+        from: String,
+        /// The receiving enclave's API.
+        #[arg(long)]
+        to: String,
+        #[arg(long, default_value = "hello from a peer")]
+        text: String,
+        #[command(flatten)]
+        trust: Trust,
+    },
     /// Owner keys: the secp256k1 keys whose signatures authorize vault operations.
     OwnerKey {
         #[command(subcommand)]
@@ -641,6 +656,45 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 "image": view.image,
                 "mode": view.mode,
                 "age_secs": view.age_secs,
+            });
+            println!("{out}");
+            Ok(())
+        }
+        Cmd::PeersPing {
+            from,
+            to,
+            text,
+            trust,
+        } => {
+            let (from_client, from_enclave) = connect(&from, &trust, 300)?;
+            let (to_client, to_enclave) = connect(&to, &trust, 300)?;
+            let mut nonce = [0u8; 32];
+            getrandom::fill(&mut nonce).map_err(|e| Failure::Usage(format!("random: {e}")))?;
+            let to_doc = to_client
+                .attestation_document(&nonce)
+                .map_err(client_failure)?;
+            let from_doc = from_client
+                .attestation_document(&nonce)
+                .map_err(client_failure)?;
+            let mut session = [0u8; 32];
+            getrandom::fill(&mut session).map_err(|e| Failure::Usage(format!("random: {e}")))?;
+            let t = Instant::now();
+            let message = from_client
+                .peers_ping_send(&from_enclave, &to_doc, session, &text)
+                .map_err(client_failure)?;
+            let got = to_client
+                .peers_ping_receive(&to_enclave, &message, Some(&from_doc))
+                .map_err(client_failure)?;
+            let out = serde_json::json!({
+                "from": from,
+                "to": to,
+                "sender": got.sender,
+                "recipient": message.recipient,
+                "session": got.session,
+                "seq": got.seq,
+                "text": got.text,
+                "sealed_bytes": message.ct.0.len(),
+                "round_trip_ms": t.elapsed().as_secs_f64() * 1e3,
             });
             println!("{out}");
             Ok(())

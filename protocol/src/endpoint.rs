@@ -20,7 +20,10 @@ use crate::musig2::{
     ImportKeyRequest, KeyView, ListRequest, NoncesView, PartialSignaturesRequest, RoundView,
     SessionRef, SessionView, StatusView, SubmitNoncesRequest,
 };
-use crate::peers::{MAX_PEER_DOCUMENT, PeerView, VerifyPeerRequest};
+use crate::peers::{
+    MAX_PEER_DOCUMENT, MAX_PEER_PAYLOAD, PeerMessage, PeerPingReceive, PeerPingReceived,
+    PeerPingSend, PeerView, VerifyPeerRequest,
+};
 use crate::prove::{
     JobRef, JobStatus, MAX_CIRCUIT, MAX_PROVE_INPUT, MAX_WITNESS, ProveRequest, Submitted,
 };
@@ -180,6 +183,9 @@ pub const MAX_MUSIG2_BODY: usize = 32 * 1024;
 /// witness, or a chonk stack), plus JSON and HPKE overhead.
 /// A peer's attestation document, base64 in JSON, encapsulated.
 pub const MAX_PEER_BODY: usize = MAX_PEER_DOCUMENT.div_ceil(3) * 4 + 1024;
+/// A peer message (its payload base64) and the sender's document, encapsulated.
+pub const MAX_PEER_MESSAGE_BODY: usize =
+    (MAX_PEER_PAYLOAD + 16).div_ceil(3) * 4 + MAX_PEER_BODY + 1024;
 pub const MAX_PROVE_BODY: usize = MAX_PROVE_INPUT.div_ceil(3) * 4 + 64 * 1024;
 const _: () = assert!(MAX_PROVE_BODY <= crate::encap::MAX_ENCAPSULATED_REQUEST);
 const _: () = assert!(MAX_CIRCUIT + MAX_WITNESS <= MAX_PROVE_INPUT);
@@ -389,6 +395,17 @@ endpoints! {
     PeersVerify = Post "/v1/peers/verify", VerifyPeerRequest => PeerView {
         max_body: MAX_PEER_BODY, encapsulated: true, sealed_state: false, success: 200,
         param: None, target: fixed_path(PeersVerify::PATH),
+    }
+    /// Seal a ping to a peer (a channel check between enclaves): the message, for the
+    /// coordinator to carry.
+    PeersPingSend = Post "/v1/peers/ping/send", PeerPingSend => PeerMessage {
+        max_body: MAX_PEER_BODY + 4096, encapsulated: true, sealed_state: true, success: 200,
+        param: None, target: fixed_path(PeersPingSend::PATH),
+    }
+    /// Open a ping a peer sealed to this enclave.
+    PeersPingReceive = Post "/v1/peers/ping/receive", PeerPingReceive => PeerPingReceived {
+        max_body: MAX_PEER_MESSAGE_BODY, encapsulated: true, sealed_state: true, success: 200,
+        param: None, target: fixed_path(PeersPingReceive::PATH),
     }
 }
 

@@ -138,6 +138,7 @@ codes! {
     // Peers.
     PeerNotAllowed = "peer_not_allowed", [403], "the peer's PCRs are not on this image's measured peer allow-list (peers.images), or the image accepts no peers";
     PeerDocumentRefused = "peer_document_refused", [400], "the peer's attestation document does not verify (chain, signature, age, debug mode) or carries no node identity";
+    PeerMessageRefused = "peer_message_refused", [400], "a peer message is malformed, addressed to another node, changed, not sealed by its sender to this enclave, replayed or out of order, or from a sender whose document is not known";
     // Proving.
     ProverDisabled = "prover_disabled", [503], "this enclave is configured without a prover";
     BadScheme = "bad_scheme", [400], "the proving scheme is unknown";

@@ -153,3 +153,114 @@ fn an_enclave_accepts_only_the_peers_its_measured_policy_names() {
         "{out}"
     );
 }
+
+/// Sealed messages between enclaves, carried by the test as an untrusted coordinator: a ping
+/// from A opens at B; replayed, reordered, changed or redirected copies are refused by name;
+/// a sender whose image is not on B's allow-list is refused however it seals.
+#[test]
+fn peer_messages_open_only_at_their_recipient_once_and_in_order() {
+    let (allowed, other) = ("31".repeat(48), "32".repeat(48));
+    let policy = format!(
+        r#"{{"images": [{{"pcr1": "{allowed}", "pcr2": "{}"}}], "trust_test_root": true}}"#,
+        pcr2()
+    );
+    let a = image("ping-a", &allowed, Some(policy.clone()));
+    let b = image("ping-b", &allowed, Some(policy.clone()));
+    let c = image("ping-c", &allowed, Some(policy.clone()));
+    // D runs another image, which itself accepts ours.
+    let d = image("ping-d", &other, Some(policy));
+    let (ca, ea) = attest(&a.endpoint());
+    let (cb, eb) = attest(&b.endpoint());
+    let (cc, ec) = attest(&c.endpoint());
+    let (cd, ed) = attest(&d.endpoint());
+    let (doc_a, doc_b, doc_d) = (
+        document(&a.endpoint()),
+        document(&b.endpoint()),
+        document(&d.endpoint()),
+    );
+    let session = [0x77; 32];
+    let refused =
+        |r: Result<sigil_protocol::peers::PeerPingReceived, sigil_client::ClientError>| {
+            let (status, code, message) = api_error(r.unwrap_err());
+            assert_eq!(
+                (status, code.as_str()),
+                (400, "peer_message_refused"),
+                "{message}"
+            );
+            message
+        };
+
+    // A to B, carried as it is.
+    let m1 = ca.peers_ping_send(&ea, &doc_b, session, "hello B").unwrap();
+    assert_eq!(m1.recipient.0, eb.image.node.unwrap());
+    let got = cb.peers_ping_receive(&eb, &m1, Some(&doc_a)).unwrap();
+    assert_eq!((got.text.as_str(), got.seq), ("hello B", 1));
+    assert_eq!(Some(got.sender.0), ea.image.node);
+
+    // The same message again: a replay. (A is known now: no document needed.)
+    let m = refused(cb.peers_ping_receive(&eb, &m1, None));
+    assert!(m.contains("replayed"), "{m}");
+
+    // Out of order: 3 is taken, then 2 is refused.
+    let m2 = ca.peers_ping_send(&ea, &doc_b, session, "two").unwrap();
+    let m3 = ca.peers_ping_send(&ea, &doc_b, session, "three").unwrap();
+    assert_eq!(cb.peers_ping_receive(&eb, &m3, None).unwrap().seq, 3);
+    let m = refused(cb.peers_ping_receive(&eb, &m2, None));
+    assert!(m.contains("out of order"), "{m}");
+
+    // Changed on the way: the payload, the round, the sequence number, the session.
+    let m4 = ca.peers_ping_send(&ea, &doc_b, session, "four").unwrap();
+    let changes: [fn(&mut sigil_protocol::peers::PeerMessage); 4] = [
+        |m| m.ct.0[0] ^= 1,
+        |m| m.round = 1,
+        |m| m.seq += 10,
+        |m| m.session.0[0] ^= 1,
+    ];
+    for change in changes {
+        let mut bad = m4.clone();
+        change(&mut bad);
+        let m = refused(cb.peers_ping_receive(&eb, &bad, None));
+        assert!(m.contains("does not open"), "{m}");
+    }
+    // The untouched one still opens (nothing above consumed its sequence number).
+    assert_eq!(cb.peers_ping_receive(&eb, &m4, None).unwrap().text, "four");
+
+    // Redirected to C (another allowed enclave): not addressed to it...
+    let m5 = ca
+        .peers_ping_send(&ea, &doc_b, session, "for B only")
+        .unwrap();
+    let m = refused(cc.peers_ping_receive(&ec, &m5, Some(&doc_a)));
+    assert!(m.contains("another node"), "{m}");
+    // ...and readdressed to C, it does not open there.
+    let mut readdressed = m5.clone();
+    readdressed.recipient.0 = ec.image.node.unwrap();
+    let m = refused(cc.peers_ping_receive(&ec, &readdressed, Some(&doc_a)));
+    assert!(m.contains("does not open"), "{m}");
+
+    // D's image is not on B's allow-list: D can seal to B (it accepts B), B refuses it.
+    let from_d = cd
+        .peers_ping_send(&ed, &doc_b, session, "let me in")
+        .unwrap();
+    let (status, code, _) = api_error(
+        cb.peers_ping_receive(&eb, &from_d, Some(&doc_d))
+            .unwrap_err(),
+    );
+    assert_eq!((status, code.as_str()), (403, "peer_not_allowed"));
+    // Without its document it is no known peer either.
+    let m = refused(cb.peers_ping_receive(&eb, &from_d, None));
+    assert!(m.contains("send its document"), "{m}");
+
+    // The CLI as the coordinator.
+    let out = common::sigil_json(&[
+        "peers-ping",
+        "--from",
+        &a.endpoint(),
+        "--to",
+        &b.endpoint(),
+        "--text",
+        "through the CLI",
+        "--trust-test-root",
+    ]);
+    assert_eq!(out["text"], "through the CLI", "{out}");
+    assert_eq!(out["sender"], hex::encode(ea.image.node.unwrap()), "{out}");
+}

@@ -50,6 +50,8 @@ pub struct App {
     owners: OwnerCheck,
     /// Which enclaves this one accepts as peers (measured).
     peers: crate::peers::PeerPolicy,
+    /// Sequence numbers and recently verified peers of the sealed peer messages.
+    channel: crate::peers::channel::Channel,
     /// One MuSig2 engine per boot: its sessions die with this process.
     musig2: Musig2Api,
     /// The prover's CRS, when the configuration has a `prover` section.
@@ -74,6 +76,7 @@ impl App {
             sealing,
             owners,
             peers: crate::peers::PeerPolicy::none(),
+            channel: Default::default(),
             musig2,
             crs: None,
             prover: None,
@@ -198,6 +201,24 @@ impl App {
             ep::PeersVerify::ROUTE => pipeline::sealed::<ep::PeersVerify>(self, req, |r| {
                 peers::verify(&self.peers, r, now)
             }),
+            ep::PeersPingSend::ROUTE => pipeline::sealed::<ep::PeersPingSend>(self, req, |r| {
+                peers::ping_send(
+                    (&self.peers, &self.channel),
+                    (self.sealing.node_id(), &self.key),
+                    r,
+                    now,
+                )
+            }),
+            ep::PeersPingReceive::ROUTE => {
+                pipeline::sealed::<ep::PeersPingReceive>(self, req, |r| {
+                    peers::ping_receive(
+                        (&self.peers, &self.channel),
+                        (self.sealing.node_id(), &self.key),
+                        r,
+                        now,
+                    )
+                })
+            }
             // Declared in the table but not served: a bug, which the tests catch.
             route => error(ApiError::new(
                 Code::InternalError,

@@ -1,11 +1,18 @@
 //! `POST /v1/peers/verify`: another enclave's attestation document, verified against this
 //! enclave's measured peer policy (`crate::peers`); the answer is sealed to the coordinator,
 //! so what it reports (the peer's node and per-boot key) is this enclave's word.
+//!
+//! `POST /v1/peers/ping/send` and `/receive`: a channel check between two enclaves through
+//! the coordinator, on the sealed peer messages of `crate::peers::channel`.
 
 use sigil_protocol::error::{ApiError, Code};
-use sigil_protocol::peers::{MAX_PEER_DOCUMENT, PeerView, VerifyPeerRequest};
+use sigil_protocol::peers::{
+    MAX_PEER_DOCUMENT, MAX_PEER_PING_TEXT, PeerMessage, PeerPingReceive, PeerPingReceived,
+    PeerPingSend, PeerView, VerifyPeerRequest,
+};
 use sigil_protocol::wire::Hex;
 
+use crate::peers::channel::{Channel, ChannelError};
 use crate::peers::{PeerError, PeerPolicy};
 
 pub(super) fn verify(
@@ -35,5 +42,91 @@ pub(super) fn verify(
         image: peer.image as u32,
         mode: peer.mode,
         age_secs: peer.age_secs,
+    })
+}
+
+/// This enclave's node and per-boot key; the node exists once the sealed state is open.
+fn me(
+    node: Option<[u8; 32]>,
+    key: &sigil_protocol::encap::ServerKey,
+) -> Result<([u8; 32], &sigil_protocol::encap::ServerKey), ApiError> {
+    let node = node.ok_or_else(|| {
+        ApiError::new(
+            Code::SealingUnavailable,
+            "no node identity yet: the sealed state is not open",
+        )
+    })?;
+    Ok((node, key))
+}
+
+fn channel_refusal(e: ChannelError) -> ApiError {
+    match e {
+        ChannelError::Peer(p) => {
+            let code = match p {
+                PeerError::NoPeers | PeerError::NotAllowed => Code::PeerNotAllowed,
+                PeerError::Document(_) | PeerError::Missing(_) => Code::PeerDocumentRefused,
+            };
+            ApiError::new(code, p.to_string())
+        }
+        ChannelError::Refused(m) => ApiError::new(Code::PeerMessageRefused, m),
+    }
+}
+
+/// The protocol name of peer pings.
+const PING: &str = "ping";
+
+pub(super) fn ping_send(
+    (policy, channel): (&PeerPolicy, &Channel),
+    me_: (Option<[u8; 32]>, &sigil_protocol::encap::ServerKey),
+    r: PeerPingSend,
+    now: u64,
+) -> Result<PeerMessage, ApiError> {
+    if r.text.len() > MAX_PEER_PING_TEXT {
+        return Err(ApiError::new(
+            Code::MessageTooLong,
+            format!(
+                "text is {} bytes; at most {MAX_PEER_PING_TEXT}",
+                r.text.len()
+            ),
+        ));
+    }
+    let me_ = me(me_.0, me_.1)?;
+    let recipient = policy
+        .verify(&r.recipient_document.0, now)
+        .map_err(|e| channel_refusal(e.into()))?;
+    channel
+        .seal(me_, &recipient, (PING, r.session.0, 0), r.text.as_bytes())
+        .map_err(channel_refusal)
+}
+
+pub(super) fn ping_receive(
+    (policy, channel): (&PeerPolicy, &Channel),
+    me_: (Option<[u8; 32]>, &sigil_protocol::encap::ServerKey),
+    r: PeerPingReceive,
+    now: u64,
+) -> Result<PeerPingReceived, ApiError> {
+    if r.message.protocol != PING {
+        return Err(ApiError::new(
+            Code::PeerMessageRefused,
+            format!("a {:?} message is not a ping", r.message.protocol),
+        ));
+    }
+    let me_ = me(me_.0, me_.1)?;
+    let (sender, payload) = channel
+        .open(
+            me_,
+            policy,
+            &r.message,
+            r.sender_document.as_ref().map(|d| d.0.as_slice()),
+            now,
+        )
+        .map_err(channel_refusal)?;
+    let text = String::from_utf8(payload)
+        .map_err(|_| ApiError::new(Code::PeerMessageRefused, "the ping is not UTF-8"))?;
+    Ok(PeerPingReceived {
+        sender: Hex(sender.node),
+        session: r.message.session,
+        seq: r.message.seq,
+        text,
     })
 }

@@ -8,6 +8,8 @@
 //! the COSE signature must verify, the PCRs must match an allow-listed image, the document
 //! must be fresh, and it must carry a node identity and a per-boot key.
 
+pub mod channel;
+
 use std::collections::BTreeMap;
 
 use sigil_attestation::{Policy, verify};
@@ -46,7 +48,7 @@ pub enum PeerError {
 pub struct PeerPolicy {
     /// Each allowed image: PCR index -> value (PCR1 and PCR2 always, others as configured).
     images: Vec<BTreeMap<u8, Vec<u8>>>,
-    max_age_secs: u64,
+    pub(crate) max_age_secs: u64,
     trust_test_root: bool,
 }
 

@@ -394,6 +394,17 @@ fn requests(dir: &Path) {
             }),
             "ProveStatus" => json!({ "id": id }),
             "PeersVerify" => json!({ "document": b64(b"\xd2\x84\x44\xa1\x01\x38\x22\xa0") }),
+            "PeersPingSend" => json!({
+                "recipient_document": b64(b"\xd2\x84"), "session": session, "text": "hello",
+            }),
+            "PeersPingReceive" => json!({
+                "message": {
+                    "v": 1, "protocol": "ping", "session": session, "round": 0,
+                    "sender": owner, "recipient": h("44", 32), "seq": 1,
+                    "enc": h("55", 32), "ct": b64(&[0; 32]),
+                },
+                "sender_document": b64(b"\xd2\x84"),
+            }),
             _ => return None,
         })
     };
