@@ -160,15 +160,20 @@ fn an_enclave_accepts_only_the_peers_its_measured_policy_names() {
 #[test]
 fn peer_messages_open_only_at_their_recipient_once_and_in_order() {
     let (allowed, other) = ("31".repeat(48), "32".repeat(48));
-    let policy = format!(
-        r#"{{"images": [{{"pcr1": "{allowed}", "pcr2": "{}"}}], "trust_test_root": true}}"#,
-        pcr2()
+    // A, B and C run one image and accept their own ("self": the PCRs they attest).
+    let same = r#"{"images": ["self"], "trust_test_root": true}"#.to_string();
+    let a = image("ping-a", &allowed, Some(same.clone()));
+    let b = image("ping-b", &allowed, Some(same.clone()));
+    let c = image("ping-c", &allowed, Some(same));
+    // D runs another image, which itself accepts ours by its PCRs.
+    let d = image(
+        "ping-d",
+        &other,
+        Some(format!(
+            r#"{{"images": [{{"pcr1": "{allowed}", "pcr2": "{}"}}], "trust_test_root": true}}"#,
+            pcr2()
+        )),
     );
-    let a = image("ping-a", &allowed, Some(policy.clone()));
-    let b = image("ping-b", &allowed, Some(policy.clone()));
-    let c = image("ping-c", &allowed, Some(policy.clone()));
-    // D runs another image, which itself accepts ours.
-    let d = image("ping-d", &other, Some(policy));
     let (ca, ea) = attest(&a.endpoint());
     let (cb, eb) = attest(&b.endpoint());
     let (cc, ec) = attest(&c.endpoint());
@@ -249,6 +254,18 @@ fn peer_messages_open_only_at_their_recipient_once_and_in_order() {
     // Without its document it is no known peer either.
     let m = refused(cb.peers_ping_receive(&eb, &from_d, None));
     assert!(m.contains("send its document"), "{m}");
+
+    // Nothing to or from the enclave itself.
+    let doc_own = document(&a.endpoint());
+    let (status, code, message) = api_error(
+        ca.peers_ping_send(&ea, &doc_own, session, "me")
+            .unwrap_err(),
+    );
+    assert_eq!(
+        (status, code.as_str()),
+        (400, "peer_message_refused"),
+        "{message}"
+    );
 
     // The CLI as the coordinator.
     let out = common::sigil_json(&[

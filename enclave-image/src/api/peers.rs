@@ -20,15 +20,7 @@ pub(super) fn verify(
     r: VerifyPeerRequest,
     now: u64,
 ) -> Result<PeerView, ApiError> {
-    if r.document.0.len() > MAX_PEER_DOCUMENT {
-        return Err(ApiError::new(
-            Code::PeerDocumentRefused,
-            format!(
-                "the document is {} bytes; at most {MAX_PEER_DOCUMENT}",
-                r.document.0.len()
-            ),
-        ));
-    }
+    check_document(&r.document.0)?;
     let peer = policy.verify(&r.document.0, now).map_err(|e| {
         let code = match e {
             PeerError::NoPeers | PeerError::NotAllowed => Code::PeerNotAllowed,
@@ -43,6 +35,20 @@ pub(super) fn verify(
         mode: peer.mode,
         age_secs: peer.age_secs,
     })
+}
+
+/// Documents are bounded before any parsing (the body limit bounds them too, loosely).
+fn check_document(doc: &[u8]) -> Result<(), ApiError> {
+    if doc.len() > MAX_PEER_DOCUMENT {
+        return Err(ApiError::new(
+            Code::PeerDocumentRefused,
+            format!(
+                "the document is {} bytes; at most {MAX_PEER_DOCUMENT}",
+                doc.len()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// This enclave's node and per-boot key; the node exists once the sealed state is open.
@@ -91,6 +97,7 @@ pub(super) fn ping_send(
         ));
     }
     let me_ = me(me_.0, me_.1)?;
+    check_document(&r.recipient_document.0)?;
     let recipient = policy
         .verify(&r.recipient_document.0, now)
         .map_err(|e| channel_refusal(e.into()))?;
@@ -112,6 +119,9 @@ pub(super) fn ping_receive(
         ));
     }
     let me_ = me(me_.0, me_.1)?;
+    if let Some(d) = &r.sender_document {
+        check_document(&d.0)?;
+    }
     let (sender, payload) = channel
         .open(
             me_,

@@ -108,18 +108,44 @@ pub const MAX_PEER_IMAGES: usize = 64;
 /// The longest a peer's document may be trusted after it was made, seconds.
 pub const MAX_PEER_AGE_SECS: u64 = 3600;
 
-/// `{"images": [{"pcr1": hex, "pcr2": hex, "pcr0"?, "pcr3"?, "pcr4"?}, ...],
+/// `{"images": ["self" | {"pcr1": hex, "pcr2": hex, "pcr0"?, "pcr3"?, "pcr4"?}, ...],
 /// "max_age_secs"?: n (default 300), "trust_test_root"?: bool}`. PCR values are 48 bytes
 /// (SHA-384), in hex.
+///
+/// `"self"` is this enclave's own image (its PCR0, PCR1 and PCR2, read from the NSM at boot):
+/// enclaves of one image and configuration, the usual threshold group, cannot name each
+/// other's PCR2 in the configuration that PCR2 measures (it would have to contain its own
+/// hash).
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct PeersConfig {
-    pub images: Vec<PeerImage>,
+    pub images: Vec<PeerImageSpec>,
     #[serde(default)]
     pub max_age_secs: Option<u64>,
     /// Accept documents under the sigil test root (local mode and the harness only).
     #[serde(default)]
     pub trust_test_root: bool,
+}
+
+/// `"self"`, or an image named by its PCRs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PeerImageSpec {
+    /// Only `"self"` is accepted (`parse` checks).
+    Word(String),
+    Pcrs(PeerImage),
+}
+
+// By hand rather than `untagged`: an object with a mistake is reported as the object's own
+// error (a missing or unknown field), not as "no variant matched".
+impl<'de> Deserialize<'de> for PeerImageSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match serde_json::Value::deserialize(d)? {
+            serde_json::Value::String(w) => Ok(PeerImageSpec::Word(w)),
+            v => PeerImage::deserialize(v)
+                .map(PeerImageSpec::Pcrs)
+                .map_err(serde::de::Error::custom),
+        }
+    }
 }
 
 /// One allowed image: PCR1 (kernel and ramdisk 1: the code) and PCR2 (ramdisk 2: the
@@ -155,7 +181,16 @@ impl PeersConfig {
         {
             return Err(bad(format!("max_age_secs must be 1..={MAX_PEER_AGE_SECS}")));
         }
-        for (i, image) in self.images.iter().enumerate() {
+        for (i, spec) in self.images.iter().enumerate() {
+            let image = match spec {
+                PeerImageSpec::Word(w) if w == "self" => continue,
+                PeerImageSpec::Word(w) => {
+                    return Err(bad(format!(
+                        "images[{i}] is {w:?}: an entry is \"self\" or an object of PCRs"
+                    )));
+                }
+                PeerImageSpec::Pcrs(image) => image,
+            };
             for (name, value) in image.pcrs() {
                 if value.len() != 96 || !value.bytes().all(|b| b.is_ascii_hexdigit()) {
                     return Err(bad(format!(
@@ -167,18 +202,30 @@ impl PeersConfig {
         Ok(())
     }
 
-    /// Each image as PCR index -> value (checked by `parse`).
-    pub fn pcr_sets(&self) -> Vec<BTreeMap<u8, Vec<u8>>> {
+    /// Each image as PCR index -> value (checked by `parse`); `"self"` is `own`'s PCR0, PCR1
+    /// and PCR2.
+    pub fn pcr_sets(&self, own: &BTreeMap<u8, Vec<u8>>) -> Vec<BTreeMap<u8, Vec<u8>>> {
         self.images
             .iter()
-            .map(|image| {
-                image
+            .map(|spec| match spec {
+                PeerImageSpec::Pcrs(image) => image
                     .pcrs()
                     .into_iter()
                     .map(|(i, v)| (i, hex::decode(v).unwrap_or_default()))
-                    .collect()
+                    .collect(),
+                // `parse` let no other word through.
+                PeerImageSpec::Word(_) => (0u8..3)
+                    .filter_map(|i| own.get(&i).map(|v| (i, v.clone())))
+                    .collect(),
             })
             .collect()
+    }
+
+    /// Whether an entry is `"self"` (so the enclave's own PCRs are needed).
+    pub fn names_self(&self) -> bool {
+        self.images
+            .iter()
+            .any(|s| matches!(s, PeerImageSpec::Word(_)))
     }
 
     pub fn max_age(&self) -> u64 {
@@ -609,6 +656,7 @@ mod tests {
             (br#"{"peers": {"images": [{"pcr1": "00", "pcr2": "00"}]}}"#, "pcr1 must be 96 hex"),
             (br#"{"peers": {"images": [{"pcr2": "00"}]}}"#, "missing field"),
             (br#"{"peers": null}"#, "expected struct PeersConfig"),
+            (br#"{"peers": {"images": ["me"]}}"#, "\"self\" or an object"),
         ] {
             let e = MeasuredConfig::parse(bad).unwrap_err().to_string();
             assert!(e.contains(why), "{e}");

@@ -210,7 +210,16 @@ pub fn assemble(parts: Parts) -> Result<(Server, Arc<App>), BootError> {
         ));
     }
     let peers = match &config.peers {
-        Some(p) => crate::peers::PeerPolicy::new(p, nsm.mode()).map_err(BootError::Peers)?,
+        Some(p) => {
+            let own = if p.names_self() {
+                nsm.describe_pcrs().map_err(|e| {
+                    BootError::Peers(format!("peers: reading this image's PCRs: {e}"))
+                })?
+            } else {
+                Default::default()
+            };
+            crate::peers::PeerPolicy::new(p, nsm.mode(), &own).map_err(BootError::Peers)?
+        }
         None => crate::peers::PeerPolicy::none(),
     };
     prepare(

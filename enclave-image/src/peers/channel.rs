@@ -21,10 +21,16 @@ use sigil_protocol::wire::{Base64Bytes, Hex};
 
 use super::{Peer, PeerError, PeerPolicy};
 
-/// Most (protocol, session, sender) sequence records kept; the oldest go first. A record
-/// evicted lets a replay of that session's old messages through, so it is far above the
-/// sessions a deployment runs at once.
-pub const MAX_SESSIONS_REMEMBERED: usize = 16_384;
+/// Most (protocol, session, sender) sessions this enclave accepts messages in, per boot. A
+/// record is never evicted while this per-boot key lives (that would reopen the session's old
+/// messages to replay); past the bound new sessions are refused until a restart (new keys
+/// make every old message unopenable). A coordinator that fills it only denies service, which
+/// it can do anyway by not carrying messages.
+pub const MAX_SESSIONS_ACCEPTED: usize = 65_536;
+/// Most (protocol, session, recipient) send counters kept, the oldest forgotten first: a
+/// forgotten counter restarts at 1, which the recipient refuses as a replay (that session
+/// stops, nothing is reopened).
+pub const MAX_SESSIONS_SENT: usize = 16_384;
 /// Most verified peers remembered (their documents' keys), the oldest forgotten first.
 pub const MAX_PEERS_REMEMBERED: usize = 1024;
 
@@ -47,32 +53,34 @@ type SessionKey = (String, [u8; 32], [u8; 32]);
 struct State {
     /// Next sequence number to send, per (protocol, session, recipient).
     next: HashMap<SessionKey, u64>,
-    /// Highest sequence number accepted, per (protocol, session, sender).
+    next_order: VecDeque<SessionKey>,
+    /// Highest sequence number accepted, per (protocol, session, sender); never evicted.
     accepted: HashMap<SessionKey, u64>,
-    order: VecDeque<(bool, SessionKey)>,
-    /// Peers verified recently: node -> (peer, unix seconds verified).
-    known: HashMap<[u8; 32], (Peer, u64)>,
+    /// Peers whose messages opened, by node, from their newest document.
+    known: HashMap<[u8; 32], Peer>,
     known_order: VecDeque<[u8; 32]>,
 }
 
 impl State {
-    fn remember(&mut self, sending: bool, key: SessionKey) {
-        self.order.push_back((sending, key));
-        while self.order.len() > MAX_SESSIONS_REMEMBERED {
-            if let Some((s, k)) = self.order.pop_front() {
-                if s {
-                    self.next.remove(&k);
-                } else {
-                    self.accepted.remove(&k);
-                }
+    fn remember_sent(&mut self, key: SessionKey) {
+        self.next_order.push_back(key);
+        while self.next_order.len() > MAX_SESSIONS_SENT {
+            if let Some(k) = self.next_order.pop_front() {
+                self.next.remove(&k);
             }
         }
     }
 
-    fn know(&mut self, peer: &Peer, now: u64) {
-        if self.known.insert(peer.node, (peer.clone(), now)).is_none() {
-            self.known_order.push_back(peer.node);
+    /// Records `peer` after one of its messages opened; an older document never replaces a
+    /// newer one (threat: a coordinator replaying a node's earlier document to roll its key
+    /// back).
+    fn know(&mut self, peer: &Peer) {
+        match self.known.get(&peer.node) {
+            Some(known) if known.issued >= peer.issued => return,
+            Some(_) => {}
+            None => self.known_order.push_back(peer.node),
         }
+        self.known.insert(peer.node, peer.clone());
         while self.known_order.len() > MAX_PEERS_REMEMBERED {
             if let Some(n) = self.known_order.pop_front() {
                 self.known.remove(&n);
@@ -102,6 +110,9 @@ impl Channel {
         (protocol, session, round): (&str, [u8; 32], u16),
         payload: &[u8],
     ) -> Result<PeerMessage, ChannelError> {
+        if recipient.node == node {
+            return Err(refused("a message to this enclave itself"));
+        }
         let seq = {
             let mut st = self.lock();
             let k = (protocol.to_string(), session, recipient.node);
@@ -110,7 +121,7 @@ impl Channel {
             let seq = *n;
             *n += 1;
             if fresh {
-                st.remember(true, k);
+                st.remember_sent(k);
             }
             seq
         };
@@ -136,7 +147,8 @@ impl Channel {
     }
 
     /// Opens `msg` for this enclave (`node`, `key`): the sender is verified from its
-    /// document (`sender_document`) or known from one verified within the policy's age.
+    /// document (`sender_document`), or known from a document made within the policy's age
+    /// whose message opened here before.
     pub fn open(
         &self,
         (node, key): ([u8; 32], &ServerKey),
@@ -154,19 +166,22 @@ impl Channel {
         if msg.recipient.0 != node {
             return Err(refused("the message is addressed to another node"));
         }
+        if msg.sender.0 == node {
+            return Err(refused("a message from this enclave itself"));
+        }
         let sender = match sender_document {
             Some(doc) => {
                 let peer = policy.verify(doc, now)?;
                 if peer.node != msg.sender.0 {
                     return Err(refused("the sender's document is another node's"));
                 }
-                self.lock().know(&peer, now);
                 peer
             }
             None => {
                 let st = self.lock();
                 match st.known.get(&msg.sender.0) {
-                    Some((peer, at)) if now.saturating_sub(*at) <= policy.max_age_secs => {
+                    // The document's own age, not when it was last shown.
+                    Some(peer) if now.saturating_sub(peer.issued) <= policy.max_age_secs => {
                         peer.clone()
                     }
                     _ => {
@@ -186,16 +201,23 @@ impl Channel {
             })?;
         let mut st = self.lock();
         let k = (msg.protocol.clone(), msg.session.0, msg.sender.0);
-        let last = st.accepted.get(&k).copied().unwrap_or(0);
-        if msg.seq <= last {
-            return Err(refused(format!(
-                "replayed or out of order: sequence {} after {last} in this session",
-                msg.seq
-            )));
+        match st.accepted.get(&k).copied() {
+            Some(last) if msg.seq <= last => {
+                return Err(refused(
+                    "replayed or out of order: an equal or later message of this session was accepted",
+                ));
+            }
+            None if st.accepted.len() >= MAX_SESSIONS_ACCEPTED => {
+                return Err(refused(format!(
+                    "this enclave follows {MAX_SESSIONS_ACCEPTED} peer sessions this boot, the most it keeps"
+                )));
+            }
+            _ => {}
         }
-        if st.accepted.insert(k.clone(), msg.seq).is_none() {
-            st.remember(false, k);
-        }
+        st.accepted.insert(k, msg.seq);
+        // Only a sender whose message opened is remembered (a bare document proves nothing
+        // about who carries it).
+        st.know(&sender);
         Ok((sender, payload))
     }
 }

@@ -28,6 +28,8 @@ pub struct Peer {
     pub image: usize,
     pub mode: String,
     pub age_secs: u64,
+    /// When its document was made (unix seconds).
+    pub issued: u64,
 }
 
 /// Why a document is not a peer's.
@@ -62,9 +64,14 @@ impl PeerPolicy {
         }
     }
 
-    /// The policy `config` describes. The sigil test root's key is public, so trusting it on
-    /// Nitro hardware would let the parent mint "peers": refused there.
-    pub fn new(config: &PeersConfig, mode: Mode) -> Result<PeerPolicy, String> {
+    /// The policy `config` describes, `"self"` standing for `own` (this enclave's PCRs). The
+    /// sigil test root's key is public, so trusting it on Nitro hardware would let the parent
+    /// mint "peers": refused there.
+    pub fn new(
+        config: &PeersConfig,
+        mode: Mode,
+        own: &BTreeMap<u8, Vec<u8>>,
+    ) -> Result<PeerPolicy, String> {
         if config.trust_test_root && mode == Mode::Nitro {
             return Err(
                 "peers.trust_test_root is set but this is Nitro hardware: the sigil test root's \
@@ -73,7 +80,7 @@ impl PeerPolicy {
             );
         }
         Ok(PeerPolicy {
-            images: config.pcr_sets(),
+            images: config.pcr_sets(own),
             max_age_secs: config.max_age(),
             trust_test_root: config.trust_test_root,
         })
@@ -118,6 +125,7 @@ impl PeerPolicy {
             image,
             mode: info.mode,
             age_secs: now.saturating_sub(d.timestamp_ms / 1000),
+            issued: d.timestamp_ms / 1000,
         })
     }
 }
@@ -141,10 +149,10 @@ mod tests {
 
     #[test]
     fn the_test_root_is_refused_on_nitro_hardware() {
-        let e = PeerPolicy::new(&config(true), Mode::Nitro).unwrap_err();
+        let e = PeerPolicy::new(&config(true), Mode::Nitro, &BTreeMap::new()).unwrap_err();
         assert!(e.contains("trust_test_root"), "{e}");
-        assert!(PeerPolicy::new(&config(false), Mode::Nitro).is_ok());
-        assert!(PeerPolicy::new(&config(true), Mode::Local).is_ok());
+        assert!(PeerPolicy::new(&config(false), Mode::Nitro, &BTreeMap::new()).is_ok());
+        assert!(PeerPolicy::new(&config(true), Mode::Local, &BTreeMap::new()).is_ok());
     }
 
     #[test]
@@ -154,7 +162,7 @@ mod tests {
             Err(PeerError::NoPeers)
         );
         // With one, garbage is a document that does not verify.
-        let p = PeerPolicy::new(&config(true), Mode::Local).unwrap();
+        let p = PeerPolicy::new(&config(true), Mode::Local, &BTreeMap::new()).unwrap();
         assert!(matches!(
             p.verify(b"garbage", 0),
             Err(PeerError::Document(_))

@@ -88,6 +88,8 @@ const FIXED_HEADER: usize = 8 + 1 + 1 + 1 + 8 + 4 + NONCE_LEN;
 
 const HKDF_SALT: &[u8] = b"sigil seal salt v1";
 const HKDF_INFO: &[u8] = b"sigil seal v1";
+/// Info prefix of secrets derived from the data key (`DataKey::derive_secret`).
+const DERIVED_INFO: &[u8] = b"sigil derived secret v1";
 
 /// What a sealed blob holds. A small set that grows by adding variants (never renumbering);
 /// an unknown kind byte in a blob is refused ([`SealError::UnknownKind`]).
@@ -110,13 +112,11 @@ pub enum Kind {
     KeyInfo = 7,
     /// An owner's index of its MuSig2 keys and aggregates.
     OwnerIndex = 8,
-    /// The enclave's long-term node key (its identity among peers).
-    NodeKey = 9,
 }
 
 impl Kind {
     /// How many kinds there are (`1..=COUNT` are their numbers).
-    pub const COUNT: usize = 9;
+    pub const COUNT: usize = 8;
 
     pub fn from_u8(b: u8) -> Option<Kind> {
         Some(match b {
@@ -128,7 +128,6 @@ impl Kind {
             6 => Kind::Secret,
             7 => Kind::KeyInfo,
             8 => Kind::OwnerIndex,
-            9 => Kind::NodeKey,
             _ => return None,
         })
     }
@@ -148,7 +147,6 @@ impl Kind {
             Kind::Secret => "secret",
             Kind::KeyInfo => "key_info",
             Kind::OwnerIndex => "owner_index",
-            Kind::NodeKey => "node_key",
         }
     }
 }
@@ -177,6 +175,26 @@ impl DataKey {
         let key = DataKey(k);
         k.zeroize();
         Ok(key)
+    }
+
+    /// A 32-byte secret for `label`, derived from the data key (HKDF-SHA256; its own info
+    /// prefix, so no derived secret is ever a blob key). The same state always derives the
+    /// same secret, and nothing needs storing.
+    pub fn derive_secret(&self, label: &[u8]) -> zeroize::Zeroizing<[u8; 32]> {
+        struct Len32;
+        impl ring::hkdf::KeyType for Len32 {
+            fn len(&self) -> usize {
+                32
+            }
+        }
+        let info: [&[u8]; 2] = [DERIVED_INFO, label];
+        let prk = Salt::new(HKDF_SHA256, HKDF_SALT).extract(&self.0);
+        let mut out = zeroize::Zeroizing::new([0u8; 32]);
+        // Neither can fail for 32 bytes of output (at most 255 hash lengths).
+        prk.expand(&info, Len32)
+            .and_then(|okm| okm.fill(out.as_mut()))
+            .expect("HKDF-SHA256 can expand 32 bytes");
+        out
     }
 
     fn blob_key(&self, kind: Kind, id: &str, epoch: u32) -> LessSafeKey {

@@ -1,44 +1,46 @@
-//! The enclave's long-term node key: its identity among peer enclaves. It is made the first
-//! time this state is opened without one, sealed like every secret (`Kind::NodeKey`), and
-//! never rewritten; its x-only public key (the node id) goes into every attestation
-//! document's `user_data`, beside the per-boot key, once the state is open.
+//! The enclave's long-term node key: its identity among peer enclaves. Its x-only public key
+//! (the node id) goes into every attestation document's `user_data`, beside the per-boot key,
+//! once the sealed state is open.
 //!
-//! What the parent can do: withhold or delete the record. The enclave then makes a new
-//! identity, which peers see as a new node: a denial of service, as withholding the state
-//! is. It cannot make the enclave take a key it knows (the record is sealed), nor swap in
-//! another node's key (another state's data key does not open it).
+//! The key is derived from the state's data key (HKDF, its own label), not stored: the same
+//! state always has the same node, and there is no record a parent could withhold, swap or
+//! roll back apart from the state itself (a stored key could be hidden to make the enclave
+//! mint a second identity over the same state). Two enclaves given the same state are the same
+//! node, which is what running one state twice means; `kms.first_boot` keeps a parent from
+//! making a second state of one image.
 
 use k256::schnorr::SigningKey;
-use sigil_sys::Stream;
-use zeroize::Zeroizing;
 
-use super::{Kind, SealedStore, SealedStoreError, StoreError};
-use crate::nsm::Nsm;
+use super::DataKey;
 
-/// The record's id (one node key per state).
-const ID: &str = "node";
+/// The HKDF label of the node key.
+const LABEL: &[u8] = b"node key";
 
-/// The node id: loads the sealed node key, or makes and seals one.
-pub fn identity(store: &mut SealedStore<Stream>, nsm: &dyn Nsm) -> Result<[u8; 32], String> {
-    match store.get_sealed(Kind::NodeKey, ID) {
-        Ok((_, secret)) => public_of(&secret),
-        Err(SealedStoreError::Store(StoreError::NotFound)) => {
-            let seed = Zeroizing::new(
-                nsm.random(32)
-                    .map_err(|e| format!("randomness for the node key: {e}"))?,
-            );
-            let id = public_of(&seed)?;
-            store
-                .put_sealed(Kind::NodeKey, ID, &seed)
-                .map_err(|e| format!("sealing the node key: {e}"))?;
-            Ok(id)
-        }
-        Err(e) => Err(format!("reading the node key: {e}")),
-    }
+/// The node id of the state sealed under `key`.
+pub fn identity(key: &DataKey) -> Result<[u8; 32], String> {
+    let secret = key.derive_secret(LABEL);
+    // Zero or at least the group order: chance 2^-128; refused rather than reduced.
+    let signing = SigningKey::from_bytes(secret.as_ref())
+        .map_err(|_| "the derived node key is not a valid secret")?;
+    Ok(signing.verifying_key().to_bytes().into())
 }
 
-/// The x-only public key of a 32-byte secret.
-fn public_of(secret: &[u8]) -> Result<[u8; 32], String> {
-    let key = SigningKey::from_bytes(secret).map_err(|_| "the node key is not a valid secret")?;
-    Ok(key.verifying_key().to_bytes().into())
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_state_one_node() {
+        let a = DataKey::from_bytes([1; 32]);
+        assert_eq!(identity(&a).unwrap(), identity(&a).unwrap());
+        assert_ne!(
+            identity(&a).unwrap(),
+            identity(&DataKey::from_bytes([2; 32])).unwrap()
+        );
+        // Not the key any blob is sealed under: a derived secret has its own label.
+        assert_ne!(
+            a.derive_secret(LABEL).as_ref(),
+            a.derive_secret(b"another label").as_ref()
+        );
+    }
 }

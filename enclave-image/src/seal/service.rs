@@ -170,13 +170,7 @@ impl Sealing {
     fn run(&self, config: &KmsConfig, nsm: &dyn Nsm, mode: Mode, services: &ParentServices) {
         retry_with_backoff(|attempt, delay| {
             let started = std::time::Instant::now();
-            let opened =
-                attempt_once(config, nsm, mode, services).and_then(|(mut store, origin)| {
-                    let node =
-                        super::node::identity(&mut store, nsm).map_err(KeyringError::NodeKey)?;
-                    Ok((store, origin, node))
-                });
-            match opened {
+            match attempt_once(config, nsm, mode, services) {
                 Ok((store, origin, node)) => {
                     let _ = self.node.set(node);
                     log::info(format_args!(
@@ -328,7 +322,7 @@ fn attempt_once(
     nsm: &dyn Nsm,
     mode: Mode,
     services: &ParentServices,
-) -> Result<(SealedStore<Stream>, Origin), KeyringError> {
+) -> Result<(SealedStore<Stream>, Origin, [u8; 32]), KeyringError> {
     let trust = keyring::trust(config, mode)?;
     let kms = KmsClient::new(
         EgressConnector {
@@ -347,8 +341,9 @@ fn attempt_once(
     };
     let mut blobs = BlobClient::connect(&services.blobs, TIMEOUT)?;
     let (key, origin) = keyring.establish(&mut blobs)?;
+    let node = super::node::identity(&key).map_err(KeyringError::NodeKey)?;
     let store = SealedStore::new(blobs, key, EPOCH, RollbackGuard::new());
-    Ok((store, origin))
+    Ok((store, origin, node))
 }
 
 impl From<StoreError> for SealingError {
