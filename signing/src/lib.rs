@@ -8,6 +8,7 @@ mod codec;
 mod engine;
 mod entropy;
 mod error;
+pub mod frost;
 pub mod keys;
 pub mod nonce;
 pub mod owners;

@@ -1,0 +1,350 @@
+//! FROST threshold signing (t of n, BIP-340, Taproot) on the Zcash Foundation's
+//! `frost-secp256k1-tr`: one participant's side of the distributed key generation and of
+//! signing, without I/O. The packages it takes and gives are bytes, for the sealed peer
+//! messages that carry them between enclaves.
+//!
+//! Threats handled here:
+//! - a coordinator showing participants different round-1 packages (equivocation): each
+//!   participant publishes a digest of every round-1 package it saw, and the key generation
+//!   fails, naming who saw otherwise, unless all digests agree;
+//! - a nonce used twice: a participant's commitment nonces live only in memory, inside a
+//!   value that signing consumes (moved, then wiped on drop);
+//! - a bad signature share: aggregation verifies every share and names its signer.
+
+use std::collections::BTreeMap;
+
+use frost::keys::dkg::{round1, round2};
+use frost::keys::{KeyPackage, PublicKeyPackage};
+use frost::{Identifier, SigningPackage};
+use frost_secp256k1_tr as frost;
+use sha2::{Digest, Sha256};
+
+/// Packages by participant number (what a coordinator carries for one step).
+pub type Packages = BTreeMap<u16, Vec<u8>>;
+
+/// Most participants in a group.
+pub const MAX_PARTICIPANTS: u16 = 64;
+
+/// Why a FROST step failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FrostError {
+    /// Participant numbers, threshold or package sets are wrong (the text says which).
+    Invalid(String),
+    /// A package from `from` does not parse or does not verify.
+    BadPackage { from: u16, reason: String },
+    /// Participant `participant` saw other round-1 packages than this one did: the
+    /// coordinator equivocated.
+    Equivocation { participant: u16 },
+    /// These signers' shares do not verify.
+    BadShares { signers: Vec<u16> },
+    /// The step is not the one the state machine is at.
+    WrongStep(&'static str),
+}
+
+impl std::fmt::Display for FrostError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FrostError::Invalid(m) => write!(f, "{m}"),
+            FrostError::BadPackage { from, reason } => {
+                write!(
+                    f,
+                    "the package from participant {from} is refused: {reason}"
+                )
+            }
+            FrostError::Equivocation { participant } => write!(
+                f,
+                "participant {participant} saw other round-1 packages than this one: the \
+                 coordinator showed participants different packages"
+            ),
+            FrostError::BadShares { signers } => {
+                write!(
+                    f,
+                    "the signature shares of signers {signers:?} do not verify"
+                )
+            }
+            FrostError::WrongStep(m) => write!(f, "wrong step: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for FrostError {}
+
+fn id(n: u16) -> Result<Identifier, FrostError> {
+    Identifier::try_from(n).map_err(|_| FrostError::Invalid(format!("participant {n} is not 1..")))
+}
+
+fn number(i: &Identifier, all: &[u16]) -> u16 {
+    all.iter()
+        .copied()
+        .find(|n| Identifier::try_from(*n).ok().as_ref() == Some(i))
+        .unwrap_or(0)
+}
+
+enum Step {
+    Round1(round1::SecretPackage),
+    Round2 {
+        secret: round2::SecretPackage,
+        round1: BTreeMap<Identifier, round1::Package>,
+        digest: [u8; 32],
+    },
+    Done,
+}
+
+/// One participant's distributed key generation (frost-core's three parts).
+pub struct Dkg {
+    me: u16,
+    n: u16,
+    own_round1: Vec<u8>,
+    step: Step,
+}
+
+/// The outcome of a key generation: this participant's share (secret) and the group's public
+/// key package (the same for all).
+pub struct Generated {
+    pub key_package: KeyPackage,
+    pub public: PublicKeyPackage,
+}
+
+impl Dkg {
+    /// Part 1 for participant `me` of `n` (1..=n), threshold `t`: the round-1 package to
+    /// broadcast.
+    pub fn start(me: u16, n: u16, t: u16) -> Result<(Dkg, Vec<u8>), FrostError> {
+        if !(2..=MAX_PARTICIPANTS).contains(&n) || !(2..=n).contains(&t) || !(1..=n).contains(&me) {
+            return Err(FrostError::Invalid(format!(
+                "participant {me} of {n} with threshold {t}: need 2 <= t <= n <= {MAX_PARTICIPANTS}"
+            )));
+        }
+        let (secret, package) = frost::keys::dkg::part1(id(me)?, n, t, rand_core::OsRng)
+            .map_err(|e| FrostError::Invalid(e.to_string()))?;
+        let bytes = package
+            .serialize()
+            .map_err(|e| FrostError::Invalid(e.to_string()))?;
+        Ok((
+            Dkg {
+                me,
+                n,
+                own_round1: bytes.clone(),
+                step: Step::Round1(secret),
+            },
+            bytes,
+        ))
+    }
+
+    /// Part 2, given every other participant's round-1 package: the round-2 package for each
+    /// other participant (to be sealed to it alone) and this participant's digest of all the
+    /// round-1 packages (its own included), to be shown to every other.
+    pub fn round2(
+        &mut self,
+        others: &BTreeMap<u16, Vec<u8>>,
+    ) -> Result<(Packages, [u8; 32]), FrostError> {
+        let Step::Round1(_) = &self.step else {
+            return Err(FrostError::WrongStep("round 2 after part 1 only"));
+        };
+        let expected: Vec<u16> = (1..=self.n).filter(|p| *p != self.me).collect();
+        if others.keys().copied().collect::<Vec<_>>() != expected {
+            return Err(FrostError::Invalid(format!(
+                "round 2 needs the round-1 packages of participants {expected:?}"
+            )));
+        }
+        let mut round1 = BTreeMap::new();
+        for (from, bytes) in others {
+            let p = round1::Package::deserialize(bytes).map_err(|e| FrostError::BadPackage {
+                from: *from,
+                reason: e.to_string(),
+            })?;
+            round1.insert(id(*from)?, p);
+        }
+        let digest = round1_digest(self.me, &self.own_round1, others);
+        let Step::Round1(secret) = std::mem::replace(&mut self.step, Step::Done) else {
+            return Err(FrostError::WrongStep("round 2 after part 1 only"));
+        };
+        let all: Vec<u16> = (1..=self.n).collect();
+        let (secret, packages) =
+            frost::keys::dkg::part2(secret, &round1).map_err(|e| match e.culprits().first() {
+                Some(c) => FrostError::BadPackage {
+                    from: number(c, &all),
+                    reason: e.to_string(),
+                },
+                None => FrostError::Invalid(e.to_string()),
+            })?;
+        let mut out = BTreeMap::new();
+        for (to, p) in packages {
+            let bytes = p
+                .serialize()
+                .map_err(|e| FrostError::Invalid(e.to_string()))?;
+            out.insert(number(&to, &all), bytes);
+        }
+        self.step = Step::Round2 {
+            secret,
+            round1,
+            digest,
+        };
+        Ok((out, digest))
+    }
+
+    /// Part 3, given the round-2 package each other participant sent this one and every
+    /// other participant's digest: the key share, once all digests match this one's.
+    pub fn finish(
+        &mut self,
+        round2: &BTreeMap<u16, Vec<u8>>,
+        digests: &BTreeMap<u16, [u8; 32]>,
+    ) -> Result<Generated, FrostError> {
+        let Step::Round2 { digest, .. } = &self.step else {
+            return Err(FrostError::WrongStep("part 3 after round 2 only"));
+        };
+        for (p, d) in digests {
+            if d != digest {
+                return Err(FrostError::Equivocation { participant: *p });
+            }
+        }
+        let expected: Vec<u16> = (1..=self.n).filter(|p| *p != self.me).collect();
+        if digests.keys().copied().collect::<Vec<_>>() != expected
+            || round2.keys().copied().collect::<Vec<_>>() != expected
+        {
+            return Err(FrostError::Invalid(format!(
+                "part 3 needs the round-2 packages and digests of participants {expected:?}"
+            )));
+        }
+        let Step::Round2 { secret, round1, .. } = std::mem::replace(&mut self.step, Step::Done)
+        else {
+            return Err(FrostError::WrongStep("part 3 after round 2 only"));
+        };
+        let mut packages = BTreeMap::new();
+        for (from, bytes) in round2 {
+            let p = round2::Package::deserialize(bytes).map_err(|e| FrostError::BadPackage {
+                from: *from,
+                reason: e.to_string(),
+            })?;
+            packages.insert(id(*from)?, p);
+        }
+        let all: Vec<u16> = (1..=self.n).collect();
+        let (key_package, public) =
+            frost::keys::dkg::part3(&secret, &round1, &packages).map_err(|e| {
+                match e.culprits().first() {
+                    Some(c) => FrostError::BadPackage {
+                        from: number(c, &all),
+                        reason: e.to_string(),
+                    },
+                    None => FrostError::Invalid(e.to_string()),
+                }
+            })?;
+        Ok(Generated {
+            key_package,
+            public,
+        })
+    }
+}
+
+/// SHA-256 over every participant's round-1 package, in participant order.
+fn round1_digest(me: u16, own: &[u8], others: &BTreeMap<u16, Vec<u8>>) -> [u8; 32] {
+    let mut all: BTreeMap<u16, &[u8]> = others.iter().map(|(k, v)| (*k, v.as_slice())).collect();
+    all.insert(me, own);
+    let mut h = Sha256::new();
+    h.update(b"sigil frost dkg round1 v1");
+    for (p, bytes) in all {
+        h.update(p.to_be_bytes());
+        h.update((bytes.len() as u32).to_be_bytes());
+        h.update(bytes);
+    }
+    h.finalize().into()
+}
+
+/// A signer's nonces for one signature: used by [`sign`] exactly once (moved in, wiped when
+/// dropped), never serialized.
+pub struct Nonces(frost::round1::SigningNonces);
+
+/// Round 1 of signing: fresh nonces (kept) and their commitments (published).
+pub fn commit(key: &KeyPackage) -> Result<(Nonces, Vec<u8>), FrostError> {
+    let (nonces, commitments) = frost::round1::commit(key.signing_share(), &mut rand_core::OsRng);
+    let bytes = commitments
+        .serialize()
+        .map_err(|e| FrostError::Invalid(e.to_string()))?;
+    Ok((Nonces(nonces), bytes))
+}
+
+/// The signing package for `message` from the chosen signers' commitments.
+pub fn signing_package(
+    commitments: &BTreeMap<u16, Vec<u8>>,
+    message: &[u8],
+) -> Result<SigningPackage, FrostError> {
+    let mut c = BTreeMap::new();
+    for (from, bytes) in commitments {
+        let parsed = frost::round1::SigningCommitments::deserialize(bytes).map_err(|e| {
+            FrostError::BadPackage {
+                from: *from,
+                reason: e.to_string(),
+            }
+        })?;
+        c.insert(id(*from)?, parsed);
+    }
+    Ok(SigningPackage::new(c, message))
+}
+
+/// Round 2: this signer's share, consuming its nonces. `merkle_root`: the Taproot script
+/// tree (`None`: key path only, BIP-86).
+pub fn sign(
+    nonces: Nonces,
+    key: &KeyPackage,
+    package: &SigningPackage,
+    merkle_root: Option<&[u8]>,
+) -> Result<Vec<u8>, FrostError> {
+    let share = frost::round2::sign_with_tweak(package, &nonces.0, key, merkle_root)
+        .map_err(|e| FrostError::Invalid(e.to_string()))?;
+    drop(nonces);
+    Ok(share.serialize())
+}
+
+/// The signature from the shares; every share is verified and a bad one's signer named. The
+/// result is a BIP-340 signature under the group's Taproot output key.
+pub fn aggregate(
+    package: &SigningPackage,
+    shares: &BTreeMap<u16, Vec<u8>>,
+    public: &PublicKeyPackage,
+    merkle_root: Option<&[u8]>,
+) -> Result<[u8; 64], FrostError> {
+    let mut s = BTreeMap::new();
+    for (from, bytes) in shares {
+        let share = frost::round2::SignatureShare::deserialize(bytes).map_err(|e| {
+            FrostError::BadPackage {
+                from: *from,
+                reason: e.to_string(),
+            }
+        })?;
+        s.insert(id(*from)?, share);
+    }
+    let all: Vec<u16> = shares.keys().copied().collect();
+    let sig = frost::aggregate_with_tweak(package, &s, public, merkle_root).map_err(|e| {
+        let culprits = e.culprits();
+        if culprits.is_empty() {
+            FrostError::Invalid(e.to_string())
+        } else {
+            FrostError::BadShares {
+                signers: culprits.iter().map(|c| number(c, &all)).collect(),
+            }
+        }
+    })?;
+    let bytes = sig
+        .serialize()
+        .map_err(|e| FrostError::Invalid(e.to_string()))?;
+    bytes
+        .try_into()
+        .map_err(|_| FrostError::Invalid("a signature is 64 bytes".into()))
+}
+
+/// The x-only Taproot output key the group's signatures verify under.
+pub fn output_key(
+    public: &PublicKeyPackage,
+    merkle_root: Option<&[u8]>,
+) -> Result<[u8; 32], FrostError> {
+    use frost::keys::Tweak;
+    let tweaked = public.clone().tweak(merkle_root);
+    let bytes = tweaked
+        .verifying_key()
+        .serialize()
+        .map_err(|e| FrostError::Invalid(e.to_string()))?;
+    // Compressed SEC1: the x coordinate follows the parity byte.
+    bytes
+        .get(1..33)
+        .and_then(|x| x.try_into().ok())
+        .ok_or_else(|| FrostError::Invalid("a verifying key is 33 bytes".into()))
+}
