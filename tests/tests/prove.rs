@@ -317,32 +317,7 @@ fn a_prover_over_its_time_limit_is_stopped_and_the_next_job_runs() {
         32_769,
         &sha,
         r#""time_limit_secs": 1"#,
-        |dir| {
-            // The sandbox shows bb's own directory (read-only) and nothing else of the host
-            // but the system directories: the wrapper, the real bb and the circuit it stalls
-            // on sit together. It stalls on `large` and runs bb for everything else.
-            let bin = dir.join("bin");
-            std::fs::create_dir_all(&bin).unwrap();
-            let real = bin.join("bb");
-            if std::fs::hard_link(bb(), &real).is_err() {
-                std::fs::copy(bb(), &real).unwrap();
-            }
-            std::fs::copy(fixture("large", "target.json"), bin.join("large.json")).unwrap();
-            let wrapper = bin.join("stalling-bb");
-            std::fs::write(
-                &wrapper,
-                format!(
-                    // Shell built-ins only: the sandbox lets nothing fork.
-                    "#!/bin/sh\nif [ \"$1\" = prove ]; then\n  read -r a < \"$5\"; read -r b < '{large}'\n  [ \"$a\" = \"$b\" ] && exec /bin/sleep {stall}\nfi\nexec '{bb}' \"$@\"\n",
-                    large = bin.join("large.json").display(),
-                    bb = real.display(),
-                ),
-            )
-            .unwrap();
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
-            wrapper
-        },
+        |dir| common::stalling_bb(dir, &stall),
     );
     s.wait_crs(true);
     let start = Instant::now();

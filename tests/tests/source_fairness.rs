@@ -8,10 +8,9 @@ mod common;
 use std::io::{Read, Write};
 use std::net::{SocketAddrV4, TcpStream};
 use std::os::fd::AsRawFd;
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{bb, profile_bin, shared_crs, target_dir, test_root_policy};
+use common::{profile_bin, shared_crs, target_dir, test_root_policy};
 use sigil_client::{AttestedEnclave, Client};
 use sigil_e2e::deployment::{Deployment, Options, Prover};
 use sigil_e2e::fixture;
@@ -32,33 +31,6 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// A bb that stalls on the `large` circuit (until the job's time limit stops it) and is the
-/// real bb for everything else: the greedy client's jobs then stay queued or running for as
-/// long as the test needs, whatever the machine's speed.
-fn stalling_bb(dir: &Path) -> PathBuf {
-    let bin = dir.join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    let real = bin.join("bb");
-    if std::fs::hard_link(bb(), &real).is_err() {
-        std::fs::copy(bb(), &real).unwrap();
-    }
-    std::fs::copy(fixture("large", "target.json"), bin.join("large.json")).unwrap();
-    let wrapper = bin.join("stalling-bb");
-    std::fs::write(
-        &wrapper,
-        format!(
-            // Shell built-ins only: the sandbox lets nothing fork.
-            "#!/bin/sh\nif [ \"$1\" = prove ]; then\n  read -r a < \"$5\"; read -r b < '{large}'\n  [ \"$a\" = \"$b\" ] && exec /bin/sleep 600\nfi\nexec '{bb}' \"$@\"\n",
-            large = bin.join("large.json").display(),
-            bb = real.display(),
-        ),
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
-    wrapper
-}
-
 /// The deployment with its ingress on `127.0.0.1:<port>` (returned), one prover worker and a
 /// queue of 8 (so the greedy client's share, not the queue's bound, is what stops it).
 fn deployment(name: &str, time_limit_secs: u64) -> (Deployment, SocketAddrV4) {
@@ -72,7 +44,9 @@ fn deployment(name: &str, time_limit_secs: u64) -> (Deployment, SocketAddrV4) {
         enclave_listen: Some(format!("tcp:127.0.0.1:{enclave_port}")),
         ingress_listen: Some(format!("tcp:127.0.0.1:{ingress_port}")),
         prover: Some(Prover {
-            bb: stalling_bb(&bb_dir),
+            // Stalls on `large` until the job's time limit stops it, so the greedy client's jobs
+            // stay queued or running as long as the test needs, whatever the machine's speed.
+            bb: common::stalling_bb(&bb_dir, "600"),
             crs: shared_crs(),
             config: format!(
                 r#"{{"crs_sha256": "{}", "crs_points": 32769, "workers": 1, "max_queue": 8,

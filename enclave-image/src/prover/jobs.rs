@@ -150,6 +150,7 @@ struct Job {
     sealed: Option<Vec<u8>>,
 }
 
+#[derive(Default)]
 struct Inner {
     jobs: HashMap<Id, Job>,
     queue: VecDeque<Id>,
@@ -180,13 +181,7 @@ impl Prover {
         let p = Arc::new(Prover {
             settings,
             crs,
-            inner: Mutex::new(Inner {
-                jobs: HashMap::new(),
-                queue: VecDeque::new(),
-                served: HashMap::new(),
-                dispatches: 0,
-                finished: heapless::Deque::new(),
-            }),
+            inner: Mutex::new(Inner::default()),
             wake: Condvar::new(),
         });
         for i in 0..p.settings.workers.max(1) {
@@ -1080,30 +1075,28 @@ fn pad_result(json: Zeroizing<Vec<u8>>, unit: usize) -> Zeroizing<Vec<u8>> {
 mod tests {
     use super::*;
 
+    /// A job with no input, `sealed` its result (ended when it has one).
+    fn test_job(state: State, source: Source, sealed: Option<Vec<u8>>) -> Job {
+        Job {
+            state,
+            source,
+            input: None,
+            inputs_sha256: Hex([0; 32]),
+            submitted: Instant::now(),
+            started: None,
+            ended: sealed.as_ref().map(|_| Instant::now()),
+            sealed,
+        }
+    }
+
     #[test]
     fn the_oldest_finished_job_is_forgotten_when_the_ring_is_full() {
-        let mut inner = Inner {
-            jobs: HashMap::new(),
-            queue: VecDeque::new(),
-            served: HashMap::new(),
-            dispatches: 0,
-            finished: heapless::Deque::new(),
-        };
+        let mut inner = Inner::default();
         let id = |i: usize| Hex((i as u128).to_be_bytes());
         for i in 0..MAX_FINISHED + 3 {
-            inner.jobs.insert(
-                id(i),
-                Job {
-                    state: State::Done,
-                    source: Source::Unknown,
-                    input: None,
-                    inputs_sha256: Hex([0; 32]),
-                    submitted: Instant::now(),
-                    started: None,
-                    ended: Some(Instant::now()),
-                    sealed: Some(vec![1]),
-                },
-            );
+            inner
+                .jobs
+                .insert(id(i), test_job(State::Done, Source::Unknown, Some(vec![1])));
             remember_finished(&mut inner, id(i));
             expire(&mut inner);
         }
@@ -1115,28 +1108,13 @@ mod tests {
 
     #[test]
     fn finished_results_are_bounded_in_bytes_too() {
-        let mut inner = Inner {
-            jobs: HashMap::new(),
-            queue: VecDeque::new(),
-            served: HashMap::new(),
-            dispatches: 0,
-            finished: heapless::Deque::new(),
-        };
+        let mut inner = Inner::default();
         let id = |i: usize| Hex((i as u128).to_be_bytes());
         let size = MAX_FINISHED_BYTES / 4 + 1;
         for i in 0..10 {
             inner.jobs.insert(
                 id(i),
-                Job {
-                    state: State::Done,
-                    source: Source::Unknown,
-                    input: None,
-                    inputs_sha256: Hex([0; 32]),
-                    submitted: Instant::now(),
-                    started: None,
-                    ended: Some(Instant::now()),
-                    sealed: Some(vec![0; size]),
-                },
+                test_job(State::Done, Source::Unknown, Some(vec![0; size])),
             );
             remember_finished(&mut inner, id(i));
             assert!(finished_bytes(&inner) <= MAX_FINISHED_BYTES);
@@ -1149,29 +1127,13 @@ mod tests {
 
     #[test]
     fn each_source_gets_its_share_of_queued_and_running_jobs() {
-        let mut inner = Inner {
-            jobs: HashMap::new(),
-            queue: VecDeque::new(),
-            served: HashMap::new(),
-            dispatches: 0,
-            finished: heapless::Deque::new(),
-        };
+        let mut inner = Inner::default();
         let a = Source::Addr("127.0.0.2".parse().unwrap());
         let b = Source::Addr("127.0.0.3".parse().unwrap());
         let add = |inner: &mut Inner, i: u128, source, state| {
-            inner.jobs.insert(
-                Hex(i.to_be_bytes()),
-                Job {
-                    state,
-                    source,
-                    input: None,
-                    inputs_sha256: Hex([0; 32]),
-                    submitted: Instant::now(),
-                    started: None,
-                    ended: None,
-                    sealed: None,
-                },
-            );
+            inner
+                .jobs
+                .insert(Hex(i.to_be_bytes()), test_job(state, source, None));
         };
         // Finished jobs and other sources' jobs do not count against `a`.
         add(&mut inner, 0, a, State::Done);
@@ -1197,27 +1159,11 @@ mod tests {
     }
 
     fn queued_inner(jobs: &[(u128, Source)]) -> Inner {
-        let mut inner = Inner {
-            jobs: HashMap::new(),
-            queue: VecDeque::new(),
-            served: HashMap::new(),
-            dispatches: 0,
-            finished: heapless::Deque::new(),
-        };
+        let mut inner = Inner::default();
         for &(i, source) in jobs {
-            inner.jobs.insert(
-                Hex(i.to_be_bytes()),
-                Job {
-                    state: State::Queued,
-                    source,
-                    input: None,
-                    inputs_sha256: Hex([0; 32]),
-                    submitted: Instant::now(),
-                    started: None,
-                    ended: None,
-                    sealed: None,
-                },
-            );
+            inner
+                .jobs
+                .insert(Hex(i.to_be_bytes()), test_job(State::Queued, source, None));
             inner.queue.push_back(Hex(i.to_be_bytes()));
         }
         inner

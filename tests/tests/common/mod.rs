@@ -385,3 +385,35 @@ pub const DOORS: &[&str] = &[
     "mount",
     "unshare a user namespace",
 ];
+
+/// A stand-in for bb under `dir/bin`: it stalls (`sleep stall`) when asked to prove the
+/// `large` fixture, and is the real bb for everything else. The sandbox shows bb's own
+/// directory (read-only) and nothing else of the host but the system directories, so the
+/// wrapper, the real bb and the circuit it stalls on sit together.
+pub fn stalling_bb(dir: &Path, stall: &str) -> PathBuf {
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let real = bin.join("bb");
+    if std::fs::hard_link(bb(), &real).is_err() {
+        std::fs::copy(bb(), &real).unwrap();
+    }
+    std::fs::copy(
+        sigil_e2e::fixture("large", "target.json"),
+        bin.join("large.json"),
+    )
+    .unwrap();
+    let wrapper = bin.join("stalling-bb");
+    std::fs::write(
+        &wrapper,
+        format!(
+            // Shell built-ins only: the sandbox lets nothing fork.
+            "#!/bin/sh\nif [ \"$1\" = prove ]; then\n  read -r a < \"$5\"; read -r b < '{large}'\n  [ \"$a\" = \"$b\" ] && exec /bin/sleep {stall}\nfi\nexec '{bb}' \"$@\"\n",
+            large = bin.join("large.json").display(),
+            bb = real.display(),
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    wrapper
+}
