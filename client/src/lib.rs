@@ -18,6 +18,7 @@ pub use sigil_protocol::error::{Code, ServerCode};
 
 pub use owner::OwnerKey;
 
+pub mod frost;
 pub mod musig2;
 pub mod owner;
 pub mod prove;

@@ -3,6 +3,8 @@
 use std::process::ExitCode;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+mod frost_cmd;
+
 use clap::{Args, Parser, Subcommand};
 use sigil_attestation::{Policy, Verified};
 use sigil_client::musig2::{
@@ -76,6 +78,11 @@ enum Cmd {
         text: String,
         #[command(flatten)]
         trust: Trust,
+    },
+    /// FROST threshold signing (t of n) across enclaves, this CLI as the coordinator.
+    Frost {
+        #[command(subcommand)]
+        cmd: frost_cmd::FrostCmd,
     },
     /// Owner keys: the secp256k1 keys whose signatures authorize vault operations.
     OwnerKey {
@@ -735,6 +742,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
             key_file_command(new, path, generate, save, load, "public_key", |k| {
                 hex::encode(k.public_key())
             })
+        }
+        Cmd::Frost { cmd } => {
+            println!("{}", frost_cmd::run(cmd)?);
+            Ok(())
         }
         Cmd::Musig2 {
             endpoint,

@@ -14,6 +14,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::api::{AttestationResponse, HealthResponse, PingRequest, PingResponse};
+use crate::frost::{
+    DkgContinue, DkgMessages, DkgStart, GroupRequest, GroupView, MAX_BATCH, MAX_FROST_ITEM,
+    MAX_MEMBERS, SignAggregate, SignCommit, SignShare, Signatures, SignerItems,
+};
 use crate::musig2::{
     AbortRequest, AggregateView, ApproveRequest, CreateAggregateRequest, CreateSessionRequest,
     DeleteAggregateRequest, DeleteKeyRequest, Deleted, GenerateKeyRequest, IdList, IdRequest,
@@ -186,6 +190,15 @@ pub const MAX_PEER_BODY: usize = MAX_PEER_DOCUMENT.div_ceil(3) * 4 + 1024;
 /// A peer message (its payload base64) and the sender's document, encapsulated.
 pub const MAX_PEER_MESSAGE_BODY: usize =
     (MAX_PEER_PAYLOAD + 16).div_ceil(3) * 4 + MAX_PEER_BODY + 1024;
+/// `frost/dkg/start`: every member's document, plus the fields.
+pub const MAX_FROST_START_BODY: usize = MAX_MEMBERS * (MAX_PEER_DOCUMENT.div_ceil(3) * 4) + 4096;
+/// Every other `frost/...` body: a message from each other member (round-1 packages are the
+/// largest, a few KiB for 16 members), or a commitment and share per signer and message.
+pub const MAX_FROST_BODY: usize = 256 * 1024;
+const _: () = assert!(
+    MAX_MEMBERS * MAX_BATCH * 2 * (MAX_FROST_ITEM.div_ceil(3) * 4 + 8) + 64 * 1024
+        <= MAX_FROST_BODY
+);
 pub const MAX_PROVE_BODY: usize = MAX_PROVE_INPUT.div_ceil(3) * 4 + 64 * 1024;
 const _: () = assert!(MAX_PROVE_BODY <= crate::encap::MAX_ENCAPSULATED_REQUEST);
 const _: () = assert!(MAX_CIRCUIT + MAX_WITNESS <= MAX_PROVE_INPUT);
@@ -406,6 +419,43 @@ endpoints! {
     PeersPingReceive = Post "/v1/peers/ping/receive", PeerPingReceive => PeerPingReceived {
         max_body: MAX_PEER_MESSAGE_BODY, encapsulated: true, sealed_state: true, success: 200,
         param: None, target: fixed_path(PeersPingReceive::PATH),
+    }
+    /// FROST key generation, step 1: verify the members, answer round-1 packages sealed to
+    /// each other member.
+    FrostDkgStart = Post "/v1/frost/dkg/start", DkgStart => DkgMessages {
+        max_body: MAX_FROST_START_BODY, encapsulated: true, sealed_state: true, success: 200,
+        param: None, target: fixed_path(FrostDkgStart::PATH),
+    }
+    /// FROST key generation, step 2: open the round-1 packages, answer round-2 packages.
+    FrostDkgRound2 = Post "/v1/frost/dkg/round2", DkgContinue => DkgMessages {
+        max_body: MAX_FROST_BODY, encapsulated: true, sealed_state: true, success: 200,
+        param: None, target: fixed_path(FrostDkgRound2::PATH),
+    }
+    /// FROST key generation, step 3: check the members agree, seal this member's share.
+    FrostDkgFinish = Post "/v1/frost/dkg/finish", DkgContinue => GroupView {
+        max_body: MAX_FROST_BODY, encapsulated: true, sealed_state: true, success: 200,
+        param: None, target: fixed_path(FrostDkgFinish::PATH),
+    }
+    /// A group this enclave is a member of.
+    FrostGroup = Post "/v1/frost/group", GroupRequest => GroupView {
+        max_body: MAX_FROST_BODY, encapsulated: true, sealed_state: true, success: 200,
+        param: None, target: fixed_path(FrostGroup::PATH),
+    }
+    /// FROST signing, step 1: check the owner's approval, answer commitments.
+    FrostSignCommit = Post "/v1/frost/sign/commit", SignCommit => SignerItems {
+        max_body: MAX_FROST_BODY, encapsulated: true, sealed_state: true, success: 200,
+        param: None, target: fixed_path(FrostSignCommit::PATH),
+    }
+    /// FROST signing, step 2: answer signature shares, consuming the session's nonces.
+    FrostSignShare = Post "/v1/frost/sign/share", SignShare => SignerItems {
+        max_body: MAX_FROST_BODY, encapsulated: true, sealed_state: true, success: 200,
+        param: None, target: fixed_path(FrostSignShare::PATH),
+    }
+    /// FROST signing, step 3: verify the shares (naming a bad one's signer) and answer the
+    /// verified signatures.
+    FrostSignAggregate = Post "/v1/frost/sign/aggregate", SignAggregate => Signatures {
+        max_body: MAX_FROST_BODY, encapsulated: true, sealed_state: true, success: 200,
+        param: None, target: fixed_path(FrostSignAggregate::PATH),
     }
 }
 

@@ -139,6 +139,10 @@ codes! {
     PeerNotAllowed = "peer_not_allowed", [403], "the peer's PCRs are not on this image's measured peer allow-list (peers.images), or the image accepts no peers";
     PeerDocumentRefused = "peer_document_refused", [400], "the peer's attestation document does not verify (chain, signature, age, debug mode) or carries no node identity";
     PeerMessageRefused = "peer_message_refused", [400], "a peer message is malformed, addressed to another node, changed, not sealed by its sender to this enclave, replayed or out of order, or from a sender whose document is not known";
+    // FROST.
+    UnknownGroup = "unknown_group", [404], "this enclave holds no share of this FROST group";
+    FrostDkgFailed = "frost_dkg_failed", [409], "the key generation failed: a member's package does not verify, or members saw different round-1 packages (the message names the member)";
+    BadShare = "bad_share", [400], "a signature share does not verify (the message names its signer)";
     // Proving.
     ProverDisabled = "prover_disabled", [503], "this enclave is configured without a prover";
     BadScheme = "bad_scheme", [400], "the proving scheme is unknown";

@@ -10,6 +10,8 @@ pub mod endpoint;
 #[cfg(feature = "app")]
 pub mod error;
 #[cfg(feature = "app")]
+pub mod frost;
+#[cfg(feature = "app")]
 pub mod manifest;
 #[cfg(feature = "app")]
 pub mod musig2;

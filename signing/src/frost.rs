@@ -13,9 +13,10 @@
 
 use std::collections::BTreeMap;
 
+use frost::Identifier;
+pub use frost::SigningPackage;
 use frost::keys::dkg::{round1, round2};
-use frost::keys::{KeyPackage, PublicKeyPackage};
-use frost::{Identifier, SigningPackage};
+pub use frost::keys::{KeyPackage, PublicKeyPackage};
 use frost_secp256k1_tr as frost;
 use sha2::{Digest, Sha256};
 
@@ -180,6 +181,18 @@ impl Dkg {
             digest,
         };
         Ok((out, digest))
+    }
+
+    /// Whether the participants in `digests` saw the same round-1 packages as this one (any
+    /// subset; [`Dkg::finish`] checks them all again). The first that did not is named.
+    pub fn check_digests(&self, digests: &BTreeMap<u16, [u8; 32]>) -> Result<(), FrostError> {
+        let Step::Round2 { digest, .. } = &self.step else {
+            return Err(FrostError::WrongStep("digests after round 2 only"));
+        };
+        match digests.iter().find(|(_, d)| *d != digest) {
+            Some((p, _)) => Err(FrostError::Equivocation { participant: *p }),
+            None => Ok(()),
+        }
     }
 
     /// Part 3, given the round-2 package each other participant sent this one and every
@@ -347,4 +360,84 @@ pub fn output_key(
         .get(1..33)
         .and_then(|x| x.try_into().ok())
         .ok_or_else(|| FrostError::Invalid("a verifying key is 33 bytes".into()))
+}
+
+/// The group's public facts, as bytes: its verifying key (33-byte compressed point), its
+/// threshold and each participant's verifying share (33 bytes each, by participant number).
+pub struct GroupFacts {
+    pub verifying_key: [u8; 33],
+    pub threshold: u16,
+    pub verifying_shares: BTreeMap<u16, [u8; 33]>,
+}
+
+fn point(bytes: Vec<u8>) -> Result<[u8; 33], FrostError> {
+    bytes
+        .try_into()
+        .map_err(|_| FrostError::Invalid("a point is 33 bytes".into()))
+}
+
+/// The public facts of `public`, a group of `n` participants.
+pub fn facts(public: &PublicKeyPackage, n: u16) -> Result<GroupFacts, FrostError> {
+    let all: Vec<u16> = (1..=n).collect();
+    let verifying_key = point(
+        public
+            .verifying_key()
+            .serialize()
+            .map_err(|e| FrostError::Invalid(e.to_string()))?,
+    )?;
+    let mut verifying_shares = BTreeMap::new();
+    for (i, share) in public.verifying_shares() {
+        let p = number(i, &all);
+        if p == 0 {
+            return Err(FrostError::Invalid(format!(
+                "a verifying share belongs to no participant 1..={n}"
+            )));
+        }
+        verifying_shares.insert(
+            p,
+            point(
+                share
+                    .serialize()
+                    .map_err(|e| FrostError::Invalid(e.to_string()))?,
+            )?,
+        );
+    }
+    let threshold = public
+        .min_signers()
+        .ok_or_else(|| FrostError::Invalid("the group has no threshold".into()))?;
+    Ok(GroupFacts {
+        verifying_key,
+        threshold,
+        verifying_shares,
+    })
+}
+
+/// A key package as bytes, for sealing; the buffer is wiped when dropped.
+pub fn key_package_bytes(key: &KeyPackage) -> Result<zeroize::Zeroizing<Vec<u8>>, FrostError> {
+    key.serialize()
+        .map(zeroize::Zeroizing::new)
+        .map_err(|e| FrostError::Invalid(e.to_string()))
+}
+
+/// A key package from its bytes.
+pub fn key_package(bytes: &[u8]) -> Result<KeyPackage, FrostError> {
+    KeyPackage::deserialize(bytes).map_err(|e| FrostError::Invalid(e.to_string()))
+}
+
+/// A public key package as bytes.
+pub fn public_package_bytes(public: &PublicKeyPackage) -> Result<Vec<u8>, FrostError> {
+    public
+        .serialize()
+        .map_err(|e| FrostError::Invalid(e.to_string()))
+}
+
+/// A public key package from its bytes.
+pub fn public_package(bytes: &[u8]) -> Result<PublicKeyPackage, FrostError> {
+    PublicKeyPackage::deserialize(bytes).map_err(|e| FrostError::Invalid(e.to_string()))
+}
+
+/// This participant's number, from its key package.
+pub fn participant(key: &KeyPackage, n: u16) -> u16 {
+    let all: Vec<u16> = (1..=n).collect();
+    number(key.identifier(), &all)
 }

@@ -12,6 +12,7 @@
 //! sees only ciphertext and cannot forge an answer.
 
 mod attestation;
+pub mod frost;
 mod health;
 pub mod musig2;
 pub mod owner;
@@ -52,6 +53,8 @@ pub struct App {
     peers: crate::peers::PeerPolicy,
     /// Sequence numbers and recently verified peers of the sealed peer messages.
     channel: crate::peers::channel::Channel,
+    /// FROST key generations and signing sessions of this boot.
+    frost: Arc<frost::FrostApi>,
     /// One MuSig2 engine per boot: its sessions die with this process.
     musig2: Musig2Api,
     /// The prover's CRS, when the configuration has a `prover` section.
@@ -77,6 +80,7 @@ impl App {
             owners,
             peers: crate::peers::PeerPolicy::none(),
             channel: Default::default(),
+            frost: frost::FrostApi::new(),
             musig2,
             crs: None,
             prover: None,
@@ -219,11 +223,47 @@ impl App {
                     )
                 })
             }
+            ep::FrostDkgStart::ROUTE => pipeline::sealed::<ep::FrostDkgStart>(self, req, |r| {
+                self.frost.dkg_start(&self.frost_ctx(), r, now)
+            }),
+            ep::FrostDkgRound2::ROUTE => pipeline::sealed::<ep::FrostDkgRound2>(self, req, |r| {
+                self.frost.dkg_round2(&self.frost_ctx(), r, now)
+            }),
+            ep::FrostDkgFinish::ROUTE => pipeline::sealed::<ep::FrostDkgFinish>(self, req, |r| {
+                self.frost.dkg_finish(&self.frost_ctx(), r, now)
+            }),
+            ep::FrostGroup::ROUTE => pipeline::sealed::<ep::FrostGroup>(self, req, |r| {
+                self.frost.group(&self.frost_ctx(), r)
+            }),
+            ep::FrostSignCommit::ROUTE => pipeline::sealed::<ep::FrostSignCommit>(self, req, |r| {
+                self.frost.sign_commit(&self.frost_ctx(), r, now)
+            }),
+            ep::FrostSignShare::ROUTE => {
+                pipeline::sealed::<ep::FrostSignShare>(self, req, |r| self.frost.sign_share(r, now))
+            }
+            ep::FrostSignAggregate::ROUTE => {
+                pipeline::sealed::<ep::FrostSignAggregate>(self, req, |r| {
+                    self.frost.sign_aggregate(&self.frost_ctx(), r)
+                })
+            }
             // Declared in the table but not served: a bug, which the tests catch.
             route => error(ApiError::new(
                 Code::InternalError,
                 format!("{route} is declared but not served"),
             )),
+        }
+    }
+}
+
+impl App {
+    fn frost_ctx(&self) -> frost::Ctx<'_> {
+        frost::Ctx {
+            node: self.sealing.node_id(),
+            key: &self.key,
+            policy: &self.peers,
+            channel: &self.channel,
+            sealing: &self.sealing,
+            owners: &self.owners,
         }
     }
 }

@@ -192,6 +192,30 @@ impl Channel {
                 }
             }
         };
+        let payload = self.open_from((node, key), &sender, msg)?;
+        Ok((sender, payload))
+    }
+
+    /// Opens `msg` for this enclave from `sender`, a peer the caller verified (for example
+    /// the members of a key generation, verified when it started).
+    pub fn open_from(
+        &self,
+        (node, key): ([u8; 32], &ServerKey),
+        sender: &Peer,
+        msg: &PeerMessage,
+    ) -> Result<Vec<u8>, ChannelError> {
+        if msg.v != PEER_MESSAGE_VERSION {
+            return Err(refused(format!(
+                "message version {} is not {PEER_MESSAGE_VERSION}",
+                msg.v
+            )));
+        }
+        if msg.recipient.0 != node {
+            return Err(refused("the message is addressed to another node"));
+        }
+        if msg.sender.0 != sender.node || sender.node == node {
+            return Err(refused("the message is not from the expected sender"));
+        }
         let info = msg.info().map_err(refused)?;
         let aad = peer_message_aad(&sender.public_key, &key.public_key());
         let payload = key
@@ -217,7 +241,7 @@ impl Channel {
         st.accepted.insert(k, msg.seq);
         // Only a sender whose message opened is remembered (a bare document proves nothing
         // about who carries it).
-        st.know(&sender);
-        Ok((sender, payload))
+        st.know(sender);
+        Ok(payload)
     }
 }

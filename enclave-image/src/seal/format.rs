@@ -112,11 +112,13 @@ pub enum Kind {
     KeyInfo = 7,
     /// An owner's index of its MuSig2 keys and aggregates.
     OwnerIndex = 8,
+    /// A FROST group member's key package and the group's public facts.
+    FrostShare = 9,
 }
 
 impl Kind {
     /// How many kinds there are (`1..=COUNT` are their numbers).
-    pub const COUNT: usize = 8;
+    pub const COUNT: usize = 9;
 
     pub fn from_u8(b: u8) -> Option<Kind> {
         Some(match b {
@@ -128,6 +130,7 @@ impl Kind {
             6 => Kind::Secret,
             7 => Kind::KeyInfo,
             8 => Kind::OwnerIndex,
+            9 => Kind::FrostShare,
             _ => return None,
         })
     }
@@ -147,6 +150,7 @@ impl Kind {
             Kind::Secret => "secret",
             Kind::KeyInfo => "key_info",
             Kind::OwnerIndex => "owner_index",
+            Kind::FrostShare => "frost_share",
         }
     }
 }

@@ -452,7 +452,7 @@ impl Track {
 ///
 /// Threat: one owner, or many freshly made owner keys, filling the parent's store so that
 /// nothing else can be written: a full vault cannot stop keys being made, nor the reverse,
-/// and the eight kinds together (8,000 names) stay below the shim's default `max_blobs`
+/// and the nine kinds together (9,000 names) stay below the shim's default `max_blobs`
 /// (10,000). It is the largest `list` reply, so the count taken by listing at the first
 /// creation of a boot is exact.
 pub const MAX_NAMES_PER_KIND: usize = wire::MAX_LIST;

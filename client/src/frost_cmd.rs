@@ -1,0 +1,188 @@
+//! `sigil frost`: this CLI as the coordinator of a FROST group across enclaves. Every result
+//! it prints is checked first (members agree on the group; signatures verify under the
+//! output key it computes itself).
+
+use std::time::Instant;
+
+use clap::Subcommand;
+use sigil_client::frost::{self, Member};
+use sigil_client::{AttestedEnclave, Client, OwnerKey};
+use sigil_protocol::frost::GroupView;
+
+use super::{Failure, Trust, client_failure, connect};
+
+#[derive(Subcommand)]
+pub enum FrostCmd {
+    /// Generate a group key across the enclaves (t of n, the first --endpoint is participant
+    /// 1): each seals its share; the members' answers are checked to agree.
+    Dkg {
+        /// A member's API (repeat, in participant order).
+        #[arg(long = "endpoint", required = true)]
+        endpoints: Vec<String>,
+        /// Signers needed.
+        #[arg(long)]
+        threshold: u16,
+        /// The group's owner key file: its signature approves every signing session.
+        #[arg(long)]
+        owner_key: String,
+        #[command(flatten)]
+        trust: Trust,
+    },
+    /// Sign with at least t members: each checks the owner's approval, the signature is
+    /// verified before it is printed.
+    Sign {
+        /// A signing member's API (repeat; any t or more of the group).
+        #[arg(long = "endpoint", required = true)]
+        endpoints: Vec<String>,
+        /// The group id (its x-only key, as `frost dkg` printed it).
+        #[arg(long)]
+        group: String,
+        /// A 32-byte message in hex, for example a sighash (repeat to sign a batch).
+        #[arg(long = "message", required = true)]
+        messages: Vec<String>,
+        /// The Taproot script tree's root (hex); without it, the key path only (BIP-86).
+        #[arg(long)]
+        merkle_root: Option<String>,
+        #[arg(long)]
+        owner_key: String,
+        #[command(flatten)]
+        trust: Trust,
+    },
+    /// A group as one member holds it.
+    Group {
+        #[arg(long)]
+        endpoint: String,
+        #[arg(long)]
+        group: String,
+        #[command(flatten)]
+        trust: Trust,
+    },
+}
+
+fn hex32(what: &str, s: &str) -> Result<[u8; 32], Failure> {
+    hex::decode(s.trim())
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| Failure::Usage(format!("{what} must be 64 hex digits")))
+}
+
+fn connect_all(
+    endpoints: &[String],
+    trust: &Trust,
+) -> Result<Vec<(Client, AttestedEnclave)>, Failure> {
+    endpoints.iter().map(|e| connect(e, trust, 300)).collect()
+}
+
+fn view_json(v: &GroupView, endpoints: &[String]) -> serde_json::Value {
+    serde_json::json!({
+        "group": v.group,
+        "verifying_key": v.verifying_key,
+        "output_key": v.output_key,
+        "threshold": v.threshold,
+        "owner": v.owner,
+        "members": v.members.iter().enumerate().map(|(i, node)| serde_json::json!({
+            "participant": i + 1,
+            "node": node,
+            "endpoint": endpoints.get(i),
+            "verifying_share": v.verifying_shares.get(i),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+pub fn run(cmd: FrostCmd) -> Result<serde_json::Value, Failure> {
+    match cmd {
+        FrostCmd::Dkg {
+            endpoints,
+            threshold,
+            owner_key,
+            trust,
+        } => {
+            let owner = OwnerKey::load(&owner_key).map_err(client_failure)?;
+            let conns = connect_all(&endpoints, &trust)?;
+            let members: Vec<Member<'_>> = conns
+                .iter()
+                .map(|(client, enclave)| Member { client, enclave })
+                .collect();
+            let t = Instant::now();
+            let views = frost::dkg(&members, threshold, &owner).map_err(client_failure)?;
+            let mut out = view_json(&views[0], &endpoints);
+            out["members_agree"] = true.into();
+            out["dkg_ms"] = (t.elapsed().as_secs_f64() * 1e3).into();
+            Ok(out)
+        }
+        FrostCmd::Sign {
+            endpoints,
+            group,
+            messages,
+            merkle_root,
+            owner_key,
+            trust,
+        } => {
+            let owner = OwnerKey::load(&owner_key).map_err(client_failure)?;
+            let group = hex32("--group", &group)?;
+            let messages = messages
+                .iter()
+                .map(|m| hex32("--message", m))
+                .collect::<Result<Vec<_>, _>>()?;
+            let merkle_root = merkle_root
+                .map(|r| hex32("--merkle-root", &r))
+                .transpose()?;
+            let conns = connect_all(&endpoints, &trust)?;
+            let mut signers = Vec::new();
+            let mut first: Option<GroupView> = None;
+            for (client, enclave) in &conns {
+                let m = Member { client, enclave };
+                let v = frost::group(&m, &group).map_err(client_failure)?;
+                let mut same = v.clone();
+                if let Some(f) = &first {
+                    same.participant = f.participant;
+                    if same != *f {
+                        return Err(Failure::Check(
+                            "the signers describe the group differently".into(),
+                        ));
+                    }
+                }
+                signers.push((v.participant, m));
+                first.get_or_insert(v);
+            }
+            let view = first.ok_or_else(|| Failure::Usage("no --endpoint".into()))?;
+            signers.sort_by_key(|(n, _)| *n);
+            if signers.windows(2).any(|w| w[0].0 == w[1].0) {
+                return Err(Failure::Usage(
+                    "two --endpoint values are the same member".into(),
+                ));
+            }
+            let numbers: Vec<u16> = signers.iter().map(|(n, _)| *n).collect();
+            let t = Instant::now();
+            let sigs = frost::sign(&signers, &view, &messages, merkle_root, &owner)
+                .map_err(client_failure)?;
+            Ok(serde_json::json!({
+                "group": view.group,
+                "output_key": sigs.output_key,
+                "signers": numbers,
+                "signatures": sigs.signatures,
+                "verified": true,
+                "sign_ms": t.elapsed().as_secs_f64() * 1e3,
+            }))
+        }
+        FrostCmd::Group {
+            endpoint,
+            group,
+            trust,
+        } => {
+            let group = hex32("--group", &group)?;
+            let (client, enclave) = connect(&endpoint, &trust, 300)?;
+            let v = frost::group(
+                &Member {
+                    client: &client,
+                    enclave: &enclave,
+                },
+                &group,
+            )
+            .map_err(client_failure)?;
+            let mut out = view_json(&v, &[]);
+            out["participant"] = v.participant.into();
+            Ok(out)
+        }
+    }
+}

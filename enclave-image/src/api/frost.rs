@@ -1,0 +1,739 @@
+//! The FROST endpoints (`POST /v1/frost/...`, shapes and the protocol's steps in
+//! `sigil_protocol::frost`): this enclave as one member of a t-of-n group whose other members
+//! are peer enclaves, on `sigil_signing::frost`.
+//!
+//! Threats, and what stops each:
+//! - **a coordinator or parent reading or forging key-generation traffic**: round-1 and
+//!   round-2 packages travel as sealed peer messages (`crate::peers::channel`) between
+//!   members verified against the measured peer policy when the run starts; a round-2 share
+//!   opens only at its recipient;
+//! - **a coordinator showing members different round-1 packages** (for example from two boots
+//!   of one member): every member's round-2 message carries its digest of all the round-1
+//!   packages it saw, and the key generation fails naming the member whose digest differs;
+//! - **signing without the owner**: the group's owner (fixed at key generation) signs each
+//!   session's digest for this enclave's boot; the enclave checks it before it makes a
+//!   commitment;
+//! - **nonce reuse**: commitments' secret nonces live only in this process's memory, in a
+//!   session that `sign/share` takes out of the table before it signs, so they are used once;
+//!   a restart forgets every session;
+//! - **a bad signature share** (a member with a rolled-back share, a coordinator changing a
+//!   share): aggregation verifies each share and names its signer, and the signatures are
+//!   verified under the group's output key before they are returned;
+//! - **filling memory**: key generations and signing sessions in flight are bounded and
+//!   expire; every list is bounded by `MAX_MEMBERS` and `MAX_BATCH`.
+
+mod record;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use sigil_protocol::encap::ServerKey;
+use sigil_protocol::error::{ApiError, Code};
+use sigil_protocol::frost::{
+    DkgContinue, DkgMessages, DkgStart, FROST_DKG, GroupRequest, GroupView, MAX_BATCH,
+    MAX_FROST_ITEM, MAX_MEMBERS, SignAggregate, SignCommit, SignShare, Signatures, SignerItems,
+    dkg_digest, sign_digest,
+};
+use sigil_protocol::peers::{MAX_PEER_DOCUMENT, PeerMessage};
+use sigil_protocol::wire::{Base64Bytes, Hex};
+use sigil_signing::frost::{self as engine, Dkg, FrostError, Nonces};
+
+use super::owner::OwnerCheck;
+use crate::peers::channel::{Channel, ChannelError};
+use crate::peers::{Peer, PeerError, PeerPolicy};
+use crate::seal::{SealedStoreError, Sealing, SealingError, StoreError};
+use record::Record;
+
+/// Most key generations in flight; each expires [`RUN_TTL_SECS`] after it starts.
+pub const MAX_RUNS: usize = 16;
+pub const RUN_TTL_SECS: u64 = 600;
+/// Most signing sessions in flight; each expires at its approval's `not_after`.
+pub const MAX_SIGN_SESSIONS: usize = 256;
+
+/// One member's key generation in flight.
+struct Run {
+    dkg: Dkg,
+    me: u16,
+    threshold: u16,
+    members: Vec<Peer>,
+    owner: [u8; 32],
+    /// The round whose messages this member waits for (1, then 2).
+    waiting: u16,
+    /// The messages of that round opened so far, by participant (round 2's hold shares).
+    received: BTreeMap<u16, Vec<u8>>,
+    expires: u64,
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        for v in self.received.values_mut() {
+            zeroize::Zeroize::zeroize(v);
+        }
+    }
+}
+
+/// One signer's session: its nonces (secret, used once) and what the owner approved.
+struct SignSession {
+    me: u16,
+    signers: Vec<u16>,
+    messages: Vec<[u8; 32]>,
+    merkle_root: Option<[u8; 32]>,
+    nonces: Vec<Nonces>,
+    commitments: Vec<Vec<u8>>,
+    key: engine::KeyPackage,
+    expires: u64,
+}
+
+/// What the handlers need from the enclave: its node and per-boot key, its peer policy and
+/// channel, the sealed store and the owner check.
+pub struct Ctx<'a> {
+    pub node: Option<[u8; 32]>,
+    pub key: &'a ServerKey,
+    pub policy: &'a PeerPolicy,
+    pub channel: &'a Channel,
+    pub sealing: &'a Sealing,
+    pub owners: &'a OwnerCheck,
+}
+
+impl Ctx<'_> {
+    fn me(&self) -> Result<([u8; 32], &ServerKey), ApiError> {
+        let node = self.node.ok_or_else(|| {
+            ApiError::new(
+                Code::SealingUnavailable,
+                "no node identity yet: the sealed state is not open",
+            )
+        })?;
+        Ok((node, self.key))
+    }
+}
+
+/// The key generations and signing sessions of this boot.
+#[derive(Default)]
+pub struct FrostApi {
+    runs: Mutex<HashMap<[u8; 32], Run>>,
+    sessions: Mutex<HashMap<[u8; 32], SignSession>>,
+}
+
+fn invalid(m: impl Into<String>) -> ApiError {
+    ApiError::new(Code::InvalidRequest, m)
+}
+
+fn engine_refusal(e: FrostError) -> ApiError {
+    match e {
+        FrostError::Equivocation { .. } | FrostError::BadPackage { .. } => {
+            ApiError::new(Code::FrostDkgFailed, e.to_string())
+        }
+        FrostError::BadShares { .. } => ApiError::new(Code::BadShare, e.to_string()),
+        FrostError::Invalid(_) => invalid(e.to_string()),
+        FrostError::WrongStep(_) => ApiError::new(Code::WrongState, e.to_string()),
+    }
+}
+
+/// In signing, a package that does not parse is a malformed commitment (`what`) or share,
+/// named by its signer; a share that does not verify is `bad_share`.
+fn sign_refusal(e: FrostError, what: &str) -> ApiError {
+    match e {
+        FrostError::BadPackage { from, reason } if what == "share" => ApiError::new(
+            Code::BadShare,
+            format!("the signature share of signer {from} does not parse: {reason}"),
+        ),
+        FrostError::BadPackage { from, reason } => invalid(format!(
+            "the {what} of participant {from} does not parse: {reason}"
+        )),
+        e => engine_refusal(e),
+    }
+}
+
+fn channel_refusal(e: ChannelError) -> ApiError {
+    match e {
+        ChannelError::Peer(p) => peer_refusal(p),
+        ChannelError::Refused(m) => ApiError::new(Code::PeerMessageRefused, m),
+    }
+}
+
+fn peer_refusal(p: PeerError) -> ApiError {
+    let code = match p {
+        PeerError::NoPeers | PeerError::NotAllowed => Code::PeerNotAllowed,
+        PeerError::Document(_) | PeerError::Missing(_) => Code::PeerDocumentRefused,
+    };
+    ApiError::new(code, p.to_string())
+}
+
+fn store_refusal(e: SealingError) -> ApiError {
+    match e {
+        SealingError::Store(SealedStoreError::Store(StoreError::NotFound)) => ApiError::new(
+            Code::UnknownGroup,
+            "this enclave holds no share of this group",
+        ),
+        e => ApiError::from(e),
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Plain maps: a panic elsewhere leaves them consistent.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn load(sealing: &Sealing, group: &[u8; 32]) -> Result<Record, ApiError> {
+    let (_, plain) = sealing
+        .with_store(|s| s.get_sealed(record::KIND, &hex::encode(group)))
+        .map_err(store_refusal)?;
+    Record::decode(&plain).map_err(|m| ApiError::new(Code::InternalError, m))
+}
+
+fn group_view(r: &Record) -> Result<GroupView, ApiError> {
+    let n = r.members.len() as u16;
+    let facts = engine::facts(&r.public, n).map_err(engine_refusal)?;
+    let output_key = engine::output_key(&r.public, None).map_err(engine_refusal)?;
+    let mut group = [0u8; 32];
+    group.copy_from_slice(&facts.verifying_key[1..]);
+    Ok(GroupView {
+        group: Hex(group),
+        verifying_key: Hex(facts.verifying_key),
+        output_key: Hex(output_key),
+        threshold: facts.threshold,
+        members: r.members.iter().map(|m| Hex(*m)).collect(),
+        verifying_shares: facts.verifying_shares.values().map(|p| Hex(*p)).collect(),
+        owner: Hex(r.owner),
+        participant: r.participant,
+    })
+}
+
+/// Opens the messages of `round` in `session` into `run.received`, one per member but this
+/// one. A message from a member whose message of this round was opened already is skipped:
+/// after a refusal the coordinator sends the list again and nothing is lost (the channel's
+/// sequence numbers would refuse a second opening anyway).
+fn receive(
+    ctx: &Ctx<'_>,
+    run: &mut Run,
+    session: &[u8; 32],
+    round: u16,
+    messages: &[PeerMessage],
+) -> Result<(), ApiError> {
+    let me = ctx.me()?;
+    for m in messages {
+        if m.protocol != FROST_DKG || m.session.0 != *session || m.round != round {
+            return Err(ApiError::new(
+                Code::PeerMessageRefused,
+                format!(
+                    "a message of protocol {:?}, round {}, or another session: this step takes \
+                     round {round} of this key generation",
+                    m.protocol, m.round
+                ),
+            ));
+        }
+        let Some(i) = run.members.iter().position(|p| p.node == m.sender.0) else {
+            return Err(ApiError::new(
+                Code::PeerMessageRefused,
+                "a message from a node that is not a member of this key generation",
+            ));
+        };
+        let from = i as u16 + 1;
+        if from == run.me {
+            return Err(ApiError::new(
+                Code::PeerMessageRefused,
+                "a message from this enclave itself",
+            ));
+        }
+        if run.received.contains_key(&from) {
+            continue;
+        }
+        let payload = ctx
+            .channel
+            .open_from(me, &run.members[i], m)
+            .map_err(channel_refusal)?;
+        run.received.insert(from, payload);
+    }
+    Ok(())
+}
+
+/// Every other member sent a message of `round`.
+fn require_all(run: &Run, round: u16, got: &BTreeMap<u16, Vec<u8>>) -> Result<(), ApiError> {
+    let missing: Vec<u16> = (1..=run.members.len() as u16)
+        .filter(|p| *p != run.me && !got.contains_key(p))
+        .collect();
+    if !missing.is_empty() {
+        return Err(invalid(format!(
+            "round {round} needs a message from each other member; missing participants {missing:?}"
+        )));
+    }
+    Ok(())
+}
+
+/// `e`, naming the member's node when it names a participant.
+fn name_member(run: &Run, e: FrostError) -> ApiError {
+    let mut a = engine_refusal(e.clone());
+    if let FrostError::Equivocation { participant }
+    | FrostError::BadPackage {
+        from: participant, ..
+    } = e
+        && let Some(p) = run.members.get(usize::from(participant).wrapping_sub(1))
+    {
+        a.message = format!("{} (node {})", a.message, hex::encode(p.node));
+    }
+    a
+}
+
+fn check_items(items: &[SignerItems], what: &str, count: usize) -> Result<(), ApiError> {
+    for s in items {
+        if s.items.len() != count {
+            return Err(invalid(format!(
+                "participant {} sent {} {what}; the session signs {count} messages",
+                s.participant,
+                s.items.len()
+            )));
+        }
+        if s.items.iter().any(|i| i.0.len() > MAX_FROST_ITEM) {
+            return Err(invalid(format!(
+                "a {what} item is longer than {MAX_FROST_ITEM} bytes"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Column `i` of `items` (one signer's item per message) by participant.
+fn column(items: &[SignerItems], i: usize) -> BTreeMap<u16, Vec<u8>> {
+    items
+        .iter()
+        .map(|s| (s.participant, s.items[i].0.clone()))
+        .collect()
+}
+
+fn merkle(root: &Option<[u8; 32]>) -> Option<&[u8]> {
+    root.as_ref().map(|r| &r[..])
+}
+
+impl FrostApi {
+    pub fn new() -> Arc<FrostApi> {
+        Arc::new(FrostApi::default())
+    }
+
+    /// Step 1 of key generation.
+    pub fn dkg_start(&self, ctx: &Ctx<'_>, r: DkgStart, now: u64) -> Result<DkgMessages, ApiError> {
+        let (node, key) = ctx.me()?;
+        let n = r.members.len();
+        if !(2..=MAX_MEMBERS).contains(&n) {
+            return Err(invalid(format!(
+                "a group has 2 to {MAX_MEMBERS} members, not {n}"
+            )));
+        }
+        if !(2..=n as u16).contains(&r.threshold) {
+            return Err(invalid(format!(
+                "the threshold must be 2 to {n}, not {}",
+                r.threshold
+            )));
+        }
+        let mut members = Vec::with_capacity(n);
+        for (i, doc) in r.members.iter().enumerate() {
+            if doc.0.len() > MAX_PEER_DOCUMENT {
+                return Err(ApiError::new(
+                    Code::PeerDocumentRefused,
+                    format!("member {}'s document is too large", i + 1),
+                ));
+            }
+            let peer = ctx.policy.verify(&doc.0, now).map_err(|e| {
+                let mut a = peer_refusal(e);
+                a.message = format!("member {}: {}", i + 1, a.message);
+                a
+            })?;
+            if members.iter().any(|m: &Peer| m.node == peer.node) {
+                return Err(invalid(format!("member {} repeats a node", i + 1)));
+            }
+            members.push(peer);
+        }
+        let Some(i) = members.iter().position(|m| m.node == node) else {
+            return Err(invalid("this enclave's node is not among the members"));
+        };
+        if members[i].public_key != key.public_key() {
+            return Err(invalid(
+                "this enclave's document is from another boot: fetch a fresh one",
+            ));
+        }
+        let me = i as u16 + 1;
+        let nodes: Vec<[u8; 32]> = members.iter().map(|m| m.node).collect();
+        let digest = dkg_digest(&r.session.0, r.threshold, &nodes, &r.owner.0, r.not_after);
+        ctx.owners
+            .check(&r.owner.0, &digest, &r.signature, r.not_after, now)?;
+
+        let mut runs = lock(&self.runs);
+        runs.retain(|_, run| run.expires > now);
+        if runs.contains_key(&r.session.0) {
+            return Err(ApiError::new(
+                Code::Conflict,
+                "a key generation with this session id is in flight",
+            ));
+        }
+        if runs.len() >= MAX_RUNS {
+            return Err(ApiError::new(
+                Code::LimitExceeded,
+                format!("{MAX_RUNS} key generations are in flight; retry later"),
+            )
+            .with_status(429));
+        }
+        let (dkg, package) = Dkg::start(me, n as u16, r.threshold).map_err(engine_refusal)?;
+        let mut messages = Vec::with_capacity(n - 1);
+        for (j, peer) in members.iter().enumerate() {
+            if j != i {
+                messages.push(
+                    ctx.channel
+                        .seal((node, key), peer, (FROST_DKG, r.session.0, 1), &package)
+                        .map_err(channel_refusal)?,
+                );
+            }
+        }
+        runs.insert(
+            r.session.0,
+            Run {
+                dkg,
+                me,
+                threshold: r.threshold,
+                members,
+                owner: r.owner.0,
+                waiting: 1,
+                received: BTreeMap::new(),
+                expires: now + RUN_TTL_SECS,
+            },
+        );
+        Ok(DkgMessages { messages })
+    }
+
+    fn take_run(&self, session: &[u8; 32], round: u16, now: u64) -> Result<Run, ApiError> {
+        let mut runs = lock(&self.runs);
+        runs.retain(|_, run| run.expires > now);
+        match runs.get(session) {
+            None => Err(ApiError::new(
+                Code::UnknownSession,
+                "no key generation with this session id at this boot",
+            )),
+            Some(run) if run.waiting != round => Err(ApiError::new(
+                Code::WrongState,
+                format!("the key generation waits for round {}", run.waiting),
+            )),
+            // Taken out while it runs: a concurrent call for the same step finds nothing.
+            Some(_) => Ok(runs.remove(session).expect("present")),
+        }
+    }
+
+    /// Step 2 of key generation. A failure ends the run (the members start again).
+    pub fn dkg_round2(
+        &self,
+        ctx: &Ctx<'_>,
+        r: DkgContinue,
+        now: u64,
+    ) -> Result<DkgMessages, ApiError> {
+        let (node, key) = ctx.me()?;
+        let mut run = self.take_run(&r.session.0, 1, now)?;
+        if let Err(e) = receive(ctx, &mut run, &r.session.0, 1, &r.messages)
+            .and_then(|()| require_all(&run, 1, &run.received))
+        {
+            // Nothing was used yet: the step can be sent again.
+            lock(&self.runs).insert(r.session.0, run);
+            return Err(e);
+        }
+        let round1 = std::mem::take(&mut run.received);
+        let (packages, digest) = run.dkg.round2(&round1).map_err(|e| name_member(&run, e))?;
+        let mut messages = Vec::with_capacity(packages.len());
+        for (to, package) in &packages {
+            let peer = &run.members[*to as usize - 1];
+            let mut payload = zeroize::Zeroizing::new(Vec::with_capacity(32 + package.len()));
+            payload.extend_from_slice(&digest);
+            payload.extend_from_slice(package);
+            messages.push(
+                ctx.channel
+                    .seal((node, key), peer, (FROST_DKG, r.session.0, 2), &payload)
+                    .map_err(channel_refusal)?,
+            );
+        }
+        run.waiting = 2;
+        lock(&self.runs).insert(r.session.0, run);
+        Ok(DkgMessages { messages })
+    }
+
+    /// Step 3 of key generation: the share is sealed before the group is answered.
+    pub fn dkg_finish(
+        &self,
+        ctx: &Ctx<'_>,
+        r: DkgContinue,
+        now: u64,
+    ) -> Result<GroupView, ApiError> {
+        let mut run = self.take_run(&r.session.0, 2, now)?;
+        if let Err(e) = receive(ctx, &mut run, &r.session.0, 2, &r.messages) {
+            lock(&self.runs).insert(r.session.0, run);
+            return Err(e);
+        }
+        let mut digests = BTreeMap::new();
+        for (from, payload) in &run.received {
+            if let Some(d) = payload.get(..32) {
+                digests.insert(*from, <[u8; 32]>::try_from(d).expect("32 bytes"));
+            }
+        }
+        // Equivocation first: a member that saw other round-1 packages is named even while
+        // others' messages are missing (they may be what it was shown); the run then ends.
+        run.dkg
+            .check_digests(&digests)
+            .map_err(|e| name_member(&run, e))?;
+        if let Err(e) = require_all(&run, 2, &run.received) {
+            lock(&self.runs).insert(r.session.0, run);
+            return Err(e);
+        }
+        let round2 = std::mem::take(&mut run.received);
+        let mut digests = BTreeMap::new();
+        let mut packages = BTreeMap::new();
+        for (from, mut payload) in round2 {
+            if payload.len() < 32 {
+                return Err(ApiError::new(
+                    Code::FrostDkgFailed,
+                    format!("participant {from}'s round-2 message is too short"),
+                ));
+            }
+            let mut d = [0u8; 32];
+            d.copy_from_slice(&payload[..32]);
+            digests.insert(from, d);
+            packages.insert(from, payload[32..].to_vec());
+            zeroize::Zeroize::zeroize(&mut payload);
+        }
+        let generated = run
+            .dkg
+            .finish(&packages, &digests)
+            .map_err(|e| name_member(&run, e));
+        // Round-2 packages are secret shares: wiped once used.
+        for (_, mut p) in packages {
+            zeroize::Zeroize::zeroize(&mut p);
+        }
+        let generated = generated?;
+        if generated.key_package.min_signers() != &run.threshold {
+            return Err(ApiError::new(
+                Code::FrostDkgFailed,
+                "the generated share has another threshold",
+            ));
+        }
+        let rec = Record {
+            participant: run.me,
+            threshold: run.threshold,
+            members: run.members.iter().map(|m| m.node).collect(),
+            owner: run.owner,
+            public: generated.public,
+            key: generated.key_package,
+        };
+        let view = group_view(&rec)?;
+        let plain = rec.encode().map_err(engine_refusal)?;
+        let name = hex::encode(view.group.0);
+        ctx.sealing
+            .with_store(|s| match s.get_sealed(record::KIND, &name) {
+                // A group key is fresh randomness of every member: a record of it already
+                // here means a bug or a replayed run, never a second share to keep.
+                Ok(_) => Ok(Err(ApiError::new(
+                    Code::Conflict,
+                    "this enclave already holds a share of this group",
+                ))),
+                Err(SealedStoreError::Store(StoreError::NotFound)) => {
+                    s.put_sealed(record::KIND, &name, &plain).map(|_| Ok(()))
+                }
+                Err(e) => Err(e),
+            })
+            .map_err(ApiError::from)??;
+        Ok(view)
+    }
+
+    /// A group this enclave is a member of (public facts only).
+    pub fn group(&self, ctx: &Ctx<'_>, r: GroupRequest) -> Result<GroupView, ApiError> {
+        group_view(&load(ctx.sealing, &r.group.0)?)
+    }
+
+    /// Step 1 of signing: the owner's approval, then one commitment per message.
+    pub fn sign_commit(
+        &self,
+        ctx: &Ctx<'_>,
+        r: SignCommit,
+        now: u64,
+    ) -> Result<SignerItems, ApiError> {
+        if r.messages.is_empty() || r.messages.len() > MAX_BATCH {
+            return Err(invalid(format!(
+                "a session signs 1 to {MAX_BATCH} messages, not {}",
+                r.messages.len()
+            )));
+        }
+        let rec = load(ctx.sealing, &r.group.0)?;
+        let n = rec.members.len() as u16;
+        if !r.signers.windows(2).all(|w| w[0] < w[1])
+            || r.signers.first().is_none_or(|s| *s < 1)
+            || r.signers.last().is_none_or(|s| *s > n)
+        {
+            return Err(invalid(format!(
+                "signers must be increasing participant numbers 1..={n}"
+            )));
+        }
+        if (r.signers.len() as u16) < rec.threshold {
+            return Err(invalid(format!(
+                "{} signers; the group needs {}",
+                r.signers.len(),
+                rec.threshold
+            )));
+        }
+        if !r.signers.contains(&rec.participant) {
+            return Err(invalid(format!(
+                "this enclave (participant {}) is not among the signers",
+                rec.participant
+            )));
+        }
+        let messages: Vec<[u8; 32]> = r.messages.iter().map(|m| m.0).collect();
+        let root = r.merkle_root.map(|m| m.0);
+        let digest = sign_digest(
+            &r.session.0,
+            &r.group.0,
+            &r.signers,
+            &messages,
+            root.as_ref(),
+            r.not_after,
+        );
+        // Before any nonce exists.
+        ctx.owners
+            .check(&rec.owner, &digest, &r.signature, r.not_after, now)?;
+
+        let mut sessions = lock(&self.sessions);
+        sessions.retain(|_, s| s.expires >= now);
+        if sessions.contains_key(&r.session.0) {
+            return Err(ApiError::new(
+                Code::Conflict,
+                "a signing session with this id is in flight",
+            ));
+        }
+        if sessions.len() >= MAX_SIGN_SESSIONS {
+            return Err(ApiError::new(
+                Code::LimitExceeded,
+                format!("{MAX_SIGN_SESSIONS} signing sessions are in flight; retry later"),
+            )
+            .with_status(429));
+        }
+        let mut nonces = Vec::with_capacity(messages.len());
+        let mut commitments = Vec::with_capacity(messages.len());
+        for _ in &messages {
+            let (secret, public) = engine::commit(&rec.key).map_err(engine_refusal)?;
+            nonces.push(secret);
+            commitments.push(public);
+        }
+        let items = commitments.iter().map(|c| Base64Bytes(c.clone())).collect();
+        sessions.insert(
+            r.session.0,
+            SignSession {
+                me: rec.participant,
+                signers: r.signers,
+                messages,
+                merkle_root: root,
+                nonces,
+                commitments,
+                key: rec.key,
+                expires: r.not_after,
+            },
+        );
+        Ok(SignerItems {
+            participant: rec.participant,
+            items,
+        })
+    }
+
+    /// Step 2 of signing: the session leaves the table before anything is checked, so its
+    /// nonces sign at most once whatever happens next.
+    pub fn sign_share(&self, r: SignShare, now: u64) -> Result<SignerItems, ApiError> {
+        let s = {
+            let mut sessions = lock(&self.sessions);
+            sessions.retain(|_, s| s.expires >= now);
+            sessions.remove(&r.session.0).ok_or_else(|| {
+                ApiError::new(
+                    Code::UnknownSession,
+                    "no signing session with this id at this boot (it signed already, expired, \
+                     or the enclave restarted): start a new one",
+                )
+            })?
+        };
+        check_items(&r.commitments, "commitments", s.messages.len())?;
+        let from: Vec<u16> = r.commitments.iter().map(|c| c.participant).collect();
+        if from != s.signers {
+            return Err(invalid(format!(
+                "commitments from participants {from:?}; the session's signers are {:?}",
+                s.signers
+            )));
+        }
+        let own = r
+            .commitments
+            .iter()
+            .find(|c| c.participant == s.me)
+            .map(|c| c.items.iter().map(|i| i.0.clone()).collect::<Vec<_>>());
+        if own.as_ref() != Some(&s.commitments) {
+            return Err(invalid(
+                "this enclave's commitments are not the ones it made for this session",
+            ));
+        }
+        let mut shares = Vec::with_capacity(s.messages.len());
+        for (i, nonces) in s.nonces.into_iter().enumerate() {
+            let package = engine::signing_package(&column(&r.commitments, i), &s.messages[i])
+                .map_err(|e| sign_refusal(e, "commitment"))?;
+            let share = engine::sign(nonces, &s.key, &package, merkle(&s.merkle_root))
+                .map_err(engine_refusal)?;
+            shares.push(Base64Bytes(share));
+        }
+        Ok(SignerItems {
+            participant: s.me,
+            items: shares,
+        })
+    }
+
+    /// Step 3 of signing, on public values only: each share verified, each signature verified
+    /// under the output key.
+    pub fn sign_aggregate(&self, ctx: &Ctx<'_>, r: SignAggregate) -> Result<Signatures, ApiError> {
+        if r.messages.is_empty() || r.messages.len() > MAX_BATCH {
+            return Err(invalid(format!(
+                "a session signs 1 to {MAX_BATCH} messages, not {}",
+                r.messages.len()
+            )));
+        }
+        check_items(&r.commitments, "commitments", r.messages.len())?;
+        check_items(&r.shares, "shares", r.messages.len())?;
+        let from: Vec<u16> = r.commitments.iter().map(|c| c.participant).collect();
+        let shared: Vec<u16> = r.shares.iter().map(|c| c.participant).collect();
+        if from != shared || !from.windows(2).all(|w| w[0] < w[1]) {
+            return Err(invalid(
+                "commitments and shares must come from the same signers, in increasing order",
+            ));
+        }
+        let rec = load(ctx.sealing, &r.group.0)?;
+        if (from.len() as u16) < rec.threshold {
+            return Err(invalid(format!(
+                "{} signers; the group needs {}",
+                from.len(),
+                rec.threshold
+            )));
+        }
+        let root = r.merkle_root.map(|m| m.0);
+        let output_key = engine::output_key(&rec.public, merkle(&root)).map_err(engine_refusal)?;
+        let verifier = k256::schnorr::VerifyingKey::from_bytes(&output_key)
+            .map_err(|_| ApiError::new(Code::InternalError, "the output key does not parse"))?;
+        let mut signatures = Vec::with_capacity(r.messages.len());
+        for (i, m) in r.messages.iter().enumerate() {
+            let package = engine::signing_package(&column(&r.commitments, i), &m.0)
+                .map_err(|e| sign_refusal(e, "commitment"))?;
+            let sig =
+                engine::aggregate(&package, &column(&r.shares, i), &rec.public, merkle(&root))
+                    .map_err(|e| {
+                        let mut a = sign_refusal(e, "share");
+                        a.message = format!("message {}: {}", i + 1, a.message);
+                        a
+                    })?;
+            // Verified again on its own, as any Bitcoin node will.
+            let parsed = k256::schnorr::Signature::try_from(&sig[..])
+                .map_err(|_| ApiError::new(Code::InternalError, "the signature does not parse"))?;
+            verifier.verify_raw(&m.0, &parsed).map_err(|_| {
+                ApiError::new(
+                    Code::InternalError,
+                    "the aggregated signature does not verify",
+                )
+            })?;
+            signatures.push(Hex(sig));
+        }
+        Ok(Signatures {
+            output_key: Hex(output_key),
+            signatures,
+        })
+    }
+}
