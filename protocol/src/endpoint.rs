@@ -21,8 +21,9 @@ use crate::frost::{
 use crate::musig2::{
     AbortRequest, AggregateView, ApproveRequest, CreateAggregateRequest, CreateSessionRequest,
     DeleteAggregateRequest, DeleteKeyRequest, Deleted, GenerateKeyRequest, IdList, IdRequest,
-    ImportKeyRequest, KeyView, ListRequest, NoncesView, PartialSignaturesRequest, RoundView,
-    SessionRef, SessionView, StatusView, SubmitNoncesRequest,
+    ImportKeyRequest, KeyView, ListRequest, NoncesView, PartialSignaturesRequest,
+    PeerReceiveRequest, PeerSendRequest, RoundView, SessionRef, SessionView, StatusView,
+    SubmitNoncesRequest,
 };
 use crate::peers::{
     MAX_PEER_DOCUMENT, MAX_PEER_PAYLOAD, PeerMessage, PeerPingReceive, PeerPingReceived,
@@ -391,6 +392,17 @@ endpoints! {
     SessionAbort = Post "/v1/musig2/sessions/abort", AbortRequest => StatusView {
         max_body: MAX_MUSIG2_BODY, encapsulated: true, sealed_state: false, success: 200,
         param: None, target: fixed_path(SessionAbort::PATH),
+    }
+    /// Seal this enclave's nonces or partial signatures for a session to the enclave that
+    /// holds another of its keys (a session that spans enclaves).
+    SessionPeerSend = Post "/v1/musig2/sessions/peer-send", PeerSendRequest => PeerMessage {
+        max_body: MAX_PEER_BODY + 1024, encapsulated: true, sealed_state: true, success: 200,
+        param: None, target: fixed_path(SessionPeerSend::PATH),
+    }
+    /// Open a peer enclave's sealed nonces or partial signatures into this enclave's session.
+    SessionPeerReceive = Post "/v1/musig2/sessions/peer-receive", PeerReceiveRequest => StatusView {
+        max_body: MAX_PEER_MESSAGE_BODY, encapsulated: true, sealed_state: true, success: 200,
+        param: None, target: fixed_path(SessionPeerReceive::PATH),
     }
     /// Queue a proving job (answered 202 with its id).
     ProveSubmit = Post "/v1/prove", ProveRequest => Submitted {

@@ -31,9 +31,10 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use sigil_signing::KeyId;
 
+use crate::peers::PeerMessage;
 use crate::wire::{
-    AdaptorSignature, FieldError, Hex, Hex32, HexBytes, Id, Nonce, Point, SecretHex, Signature,
-    wire_enum,
+    AdaptorSignature, Base64Bytes, FieldError, Hex, Hex32, HexBytes, Id, Nonce, Point, SecretHex,
+    Signature, wire_enum,
 };
 
 pub use crate::wire::MAX_VALIDITY_SECS;
@@ -701,6 +702,86 @@ pub struct RoundView {
     pub session: Hex32,
     pub round_id: Hex32,
     pub aggregated_nonces: Vec<Nonce>,
+}
+
+/// The peer-message protocol name of MuSig2 sessions that span enclaves.
+pub const MUSIG2_PEER: &str = "musig2";
+
+wire_enum! {
+    /// What one enclave hands another in a session that spans them.
+    pub enum PeerStep ("peer step") {
+        /// Its held participants' public nonces (peer message round 1).
+        Nonces = "nonces",
+        /// Its held participants' partial signatures (round 2).
+        PartialSignatures = "partial_signatures",
+    }
+}
+
+impl PeerStep {
+    /// The peer message round that carries this step.
+    pub fn round(self) -> u16 {
+        match self {
+            PeerStep::Nonces => 1,
+            PeerStep::PartialSignatures => 2,
+        }
+    }
+}
+
+/// `sessions/peer-send`: seal this enclave's contribution to a session (its held keys' nonces,
+/// or their partial signatures) to the enclave that holds another participant's key.
+///
+/// A session that spans enclaves is one session per enclave, each created there over the same
+/// aggregate, messages and tweaks, the other enclaves' keys as external participants, each
+/// approved by its own keys' owners. The coordinator carries the sealed contributions between
+/// them; each enclave verifies the other's partial signatures (BIP-327 `PartialSigVerify`)
+/// before it aggregates, so every enclave ends with the same verified signature.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerSendRequest {
+    /// This enclave's session.
+    pub session: Hex32,
+    pub step: PeerStep,
+    /// The recipient's attestation document (fresh).
+    pub recipient_document: Base64Bytes,
+    /// The recipient's session for the same signing.
+    pub recipient_session: Hex32,
+}
+
+/// `sessions/peer-receive`: open a peer's sealed contribution into this enclave's session, as
+/// its external participants' nonces or partial signatures.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerReceiveRequest {
+    /// This enclave's session (the message's `session` must name it).
+    pub session: Hex32,
+    pub message: PeerMessage,
+    /// The sender's document; may be left out when this enclave verified it recently.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender_document: Option<Base64Bytes>,
+}
+
+/// The sealed payload of a MuSig2 peer message (JSON).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerContribution {
+    pub step: PeerStep,
+    /// With partial signatures: the aggregated nonces they were made for, one per message.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aggregated_nonces: Vec<Nonce>,
+    pub participants: Vec<PeerParticipant>,
+}
+
+/// One held participant's contribution.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerParticipant {
+    pub public_key: Point,
+    /// One per message (step `nonces`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nonces: Vec<Nonce>,
+    /// One per message (step `partial_signatures`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub partial_signatures: Vec<Hex32>,
 }
 
 #[cfg(test)]

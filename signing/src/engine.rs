@@ -23,7 +23,7 @@ use crate::keys::{
 use crate::owners::{MAX_AGGREGATES_PER_OWNER, MAX_KEYS_PER_OWNER, OwnerIndex, owner_record_name};
 use crate::records::{RecordStore, is_tombstone};
 use crate::session::{
-    NonceRound, ParticipantNonces, Role, Session, SessionEnv, SessionId, SessionInfo,
+    HeldPartials, NonceRound, ParticipantNonces, Role, Session, SessionEnv, SessionId, SessionInfo,
     SessionMessage, SessionParticipant, SessionRequest, SessionStatus, SigningEvent,
 };
 use crate::table::Table;
@@ -843,6 +843,12 @@ impl<V: RecordStore> Engine<V> {
     /// The aggregated nonces and the round id partial signatures must cite.
     pub fn nonce_round(&self, id: &SessionId, now: u64) -> Result<NonceRound, Error> {
         self.with_session(id, now, |s, _| s.nonce_round())
+    }
+
+    /// The partial signatures made with held keys and the round they are for (available once
+    /// every nonce is in).
+    pub fn held_partial_signatures(&self, id: &SessionId, now: u64) -> Result<HeldPartials, Error> {
+        self.with_session(id, now, |s, _| s.engine_partial_signatures())
     }
 
     /// An external participant's partial signatures, one per message.

@@ -29,8 +29,9 @@ pub use keys::{AggregateId, HeldKey, KeyId, KeyInfo};
 pub use nonce::aggregate_nonces;
 pub use records::{MemoryRecords, RecordStore, RecordStoreError};
 pub use session::{
-    FailureReason, FinalSignature, MessageSpec, NonceRound, ParticipantNonces, SessionId,
-    SessionInfo, SessionRequest, SessionState, SessionStatus, SignatureValue, SigningEvent,
+    FailureReason, FinalSignature, HeldPartials, MessageSpec, NonceRound, ParticipantNonces,
+    SessionId, SessionInfo, SessionRequest, SessionState, SessionStatus, SignatureValue,
+    SigningEvent,
 };
 
 /// Most participants in one aggregate key.

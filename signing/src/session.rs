@@ -196,6 +196,15 @@ pub struct ParticipantNonces {
     pub nonces: Vec<[u8; 66]>,
 }
 
+/// The partial signatures made with held keys, one list per held participant, with the round
+/// they are for (public: they go to the other signers of a session that spans enclaves).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldPartials {
+    pub round: NonceRound,
+    /// (participant index, one partial signature per message).
+    pub participants: Vec<(u32, Vec<[u8; 32]>)>,
+}
+
 /// The aggregated nonces (one per message) and the round id that partial signatures must cite.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NonceRound {
@@ -580,6 +589,23 @@ impl Session {
                 nonces: p.pubnonces.iter().flatten().map(|n| n.to_bytes()).collect(),
             })
             .collect())
+    }
+
+    /// The held participants' partial signatures, once every nonce is in (they are made then).
+    pub(crate) fn engine_partial_signatures(&self) -> Result<HeldPartials, Error> {
+        self.ensure_open()?;
+        let round = self.nonce_round()?;
+        Ok(HeldPartials {
+            round,
+            participants: self
+                .participants
+                .iter()
+                .filter_map(|p| {
+                    let psigs = p.psigs.as_ref()?;
+                    Some((p.info.index, psigs.iter().map(|s| s.serialize()).collect()))
+                })
+                .collect(),
+        })
     }
 
     /// Accepts an external participant's public nonces (one per message). Allowed while

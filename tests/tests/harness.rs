@@ -90,32 +90,9 @@ fn a_wrong_heartbeat_answer_powers_the_enclave_off() {
 #[test]
 fn sealed_state_survives_reboots_and_a_power_cut_mid_write() {
     use sigil_client::{Client, OwnerKey};
-    use sigil_e2e::harness::ShimOptions;
-    use sigil_e2e::shim::{ACCESS_KEY_ID, SECRET_ACCESS_KEY};
 
-    let host = "kms.us-east-1.amazonaws.com:443";
-    let config = format!(
-        r#"{{"listen": "127.0.0.1:0", "region": "us-east-1",
-            "tls_ca_dir": "{}/../devkms/dev-ca",
-            "keys": [{{"key_id": "sigil-dev",
-                "master_key_hex": "{}",
-                "policy": {{"allowed_credentials": [{{"access_key_id": "{ACCESS_KEY_ID}",
-                    "secret_access_key": "{SECRET_ACCESS_KEY}"}}],
-                    "trust_test_root": true, "allow_debug": true}}}}]}}"#,
-        env!("CARGO_MANIFEST_DIR"),
-        "42".repeat(32)
-    );
-    let kms = sigil_devkms::start(&sigil_devkms::Config::from_json(config.as_bytes()).unwrap())
-        .expect("development KMS");
     let state = common::fresh_dir("test-sealed", "harness");
-    let mut opts = Options::new(eif());
-    opts.shim = Some(ShimOptions {
-        bin: common::profile_bin("sigil-shim"),
-        state_dir: state.clone(),
-        egress_allow: host.into(),
-        egress_resolve: Some(format!("{host}={}", kms.local_addr())),
-        crs: None,
-    });
+    let (_kms, opts) = with_dev_parent(&state);
     let owner = OwnerKey::generate().unwrap();
     let mut acked = 0u64;
 
@@ -401,4 +378,110 @@ fn a_hostile_prover_in_the_image_finds_every_door_shut() {
     common::assert_doors_shut(&report.proof, &must_try);
     // The enclave still serves after its job directory was filled.
     client.ping(&enclave, "still here").unwrap();
+}
+
+/// The image's parent for sealed state: the real shim (its blobs in `state`) and a development
+/// KMS that trusts the test root, as the default image's configuration expects.
+fn with_dev_parent(state: &std::path::Path) -> (sigil_devkms::RunningServer, Options) {
+    use sigil_e2e::harness::ShimOptions;
+    use sigil_e2e::shim::{ACCESS_KEY_ID, SECRET_ACCESS_KEY};
+
+    let host = "kms.us-east-1.amazonaws.com:443";
+    let config = format!(
+        r#"{{"listen": "127.0.0.1:0", "region": "us-east-1",
+            "tls_ca_dir": "{}/../devkms/dev-ca",
+            "keys": [{{"key_id": "sigil-dev",
+                "master_key_hex": "{}",
+                "policy": {{"allowed_credentials": [{{"access_key_id": "{ACCESS_KEY_ID}",
+                    "secret_access_key": "{SECRET_ACCESS_KEY}"}}],
+                    "trust_test_root": true, "allow_debug": true}}}}]}}"#,
+        env!("CARGO_MANIFEST_DIR"),
+        "42".repeat(32)
+    );
+    let kms = sigil_devkms::start(&sigil_devkms::Config::from_json(config.as_bytes()).unwrap())
+        .expect("development KMS");
+    let mut opts = Options::new(eif());
+    opts.shim = Some(ShimOptions {
+        bin: common::profile_bin("sigil-shim"),
+        state_dir: state.to_path_buf(),
+        egress_allow: host.into(),
+        egress_resolve: Some(format!("{host}={}", kms.local_addr())),
+        crs: None,
+    });
+    (kms, opts)
+}
+
+/// The measured image is a member of a 2-of-3 FROST group with two local-mode enclaves (its
+/// configuration accepts peers that attest its own PCRs under the test root, as they do):
+/// the key generation's sealed messages cross between the VM and the processes, and the
+/// image signs with either of them.
+#[test]
+fn the_image_joins_a_frost_group_with_two_local_enclaves_and_signs() {
+    use sigil_client::frost::{self, Member};
+    use sigil_client::{Client, OwnerKey};
+    use sigil_e2e::deployment::Deployment;
+
+    let state = common::fresh_dir("test-frost-harness", "image");
+    let (_kms, opts) = with_dev_parent(&state);
+    let mut h = Harness::boot(&opts).unwrap_or_else(|e| panic!("boot: {e}"));
+    common::wait_sealing_ready(&h.endpoint, || h.console_tail(40));
+    let locals: Vec<Deployment> = ["local-1", "local-2"]
+        .iter()
+        .map(|n| {
+            let mut d = Deployment::new(
+                common::fresh_dir("test-frost-harness", n),
+                common::enclave_bin(),
+                common::profile_bin("sigil-shim"),
+                None,
+            );
+            d.peers = Some(r#"{"images": ["self"], "trust_test_root": true}"#.into());
+            d.start_enclave();
+            d.wait_sealing(true);
+            d
+        })
+        .collect();
+    let endpoints = [
+        h.endpoint.clone(),
+        locals[0].endpoint(),
+        locals[1].endpoint(),
+    ];
+    let conns: Vec<_> = endpoints
+        .iter()
+        .map(|e| {
+            let c = Client::new(e).unwrap();
+            let a = c.attest(common::test_root_policy()).unwrap();
+            (c, a)
+        })
+        .collect();
+    assert_eq!(conns[0].1.image.mode, "harness");
+    let members: Vec<Member<'_>> = conns
+        .iter()
+        .map(|(client, enclave)| Member { client, enclave })
+        .collect();
+    let owner = OwnerKey::generate().unwrap();
+    let view = frost::dkg(&members, 2, &owner)
+        .unwrap_or_else(|e| panic!("dkg: {e}\n{}", h.console_tail(40)))
+        .remove(0);
+    for pair in [[1u16, 2], [1, 3]] {
+        let signers: Vec<(u16, Member<'_>)> = pair
+            .iter()
+            .map(|n| {
+                let (client, enclave) = &conns[*n as usize - 1];
+                (*n, Member { client, enclave })
+            })
+            .collect();
+        let message = [pair[1] as u8; 32];
+        // The client verifies each signature under the output key it computes itself.
+        let sigs = frost::sign(&signers, &view, &[message], None, &owner).unwrap();
+        let key = secp256k1::XOnlyPublicKey::from_byte_array(sigs.output_key.0).unwrap();
+        let sig = secp256k1::schnorr::Signature::from_byte_array(sigs.signatures[0].0);
+        assert!(
+            secp256k1::SECP256K1
+                .verify_schnorr(&sig, &message, &key)
+                .is_ok(),
+            "signers {pair:?}"
+        );
+    }
+    h.shutdown();
+    let _ = std::fs::remove_dir_all(&state);
 }

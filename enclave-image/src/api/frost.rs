@@ -27,7 +27,6 @@ mod record;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
-use sigil_protocol::encap::ServerKey;
 use sigil_protocol::error::{ApiError, Code};
 use sigil_protocol::frost::{
     DkgContinue, DkgMessages, DkgStart, FROST_DKG, GroupRequest, GroupView, MAX_BATCH,
@@ -38,9 +37,8 @@ use sigil_protocol::peers::{MAX_PEER_DOCUMENT, PeerMessage};
 use sigil_protocol::wire::{Base64Bytes, Hex};
 use sigil_signing::frost::{self as engine, Dkg, FrostError, Nonces};
 
-use super::owner::OwnerCheck;
-use crate::peers::channel::{Channel, ChannelError};
-use crate::peers::{Peer, PeerError, PeerPolicy};
+use super::peers::{PeerCtx, channel_refusal, peer_refusal};
+use crate::peers::Peer;
 use crate::seal::{SealedStoreError, Sealing, SealingError, StoreError};
 use record::Record;
 
@@ -84,29 +82,6 @@ struct SignSession {
     expires: u64,
 }
 
-/// What the handlers need from the enclave: its node and per-boot key, its peer policy and
-/// channel, the sealed store and the owner check.
-pub struct Ctx<'a> {
-    pub node: Option<[u8; 32]>,
-    pub key: &'a ServerKey,
-    pub policy: &'a PeerPolicy,
-    pub channel: &'a Channel,
-    pub sealing: &'a Sealing,
-    pub owners: &'a OwnerCheck,
-}
-
-impl Ctx<'_> {
-    fn me(&self) -> Result<([u8; 32], &ServerKey), ApiError> {
-        let node = self.node.ok_or_else(|| {
-            ApiError::new(
-                Code::SealingUnavailable,
-                "no node identity yet: the sealed state is not open",
-            )
-        })?;
-        Ok((node, self.key))
-    }
-}
-
 /// The key generations and signing sessions of this boot.
 #[derive(Default)]
 pub struct FrostApi {
@@ -142,21 +117,6 @@ fn sign_refusal(e: FrostError, what: &str) -> ApiError {
         )),
         e => engine_refusal(e),
     }
-}
-
-fn channel_refusal(e: ChannelError) -> ApiError {
-    match e {
-        ChannelError::Peer(p) => peer_refusal(p),
-        ChannelError::Refused(m) => ApiError::new(Code::PeerMessageRefused, m),
-    }
-}
-
-fn peer_refusal(p: PeerError) -> ApiError {
-    let code = match p {
-        PeerError::NoPeers | PeerError::NotAllowed => Code::PeerNotAllowed,
-        PeerError::Document(_) | PeerError::Missing(_) => Code::PeerDocumentRefused,
-    };
-    ApiError::new(code, p.to_string())
 }
 
 fn store_refusal(e: SealingError) -> ApiError {
@@ -204,7 +164,7 @@ fn group_view(r: &Record) -> Result<GroupView, ApiError> {
 /// after a refusal the coordinator sends the list again and nothing is lost (the channel's
 /// sequence numbers would refuse a second opening anyway).
 fn receive(
-    ctx: &Ctx<'_>,
+    ctx: &PeerCtx<'_>,
     run: &mut Run,
     session: &[u8; 32],
     round: u16,
@@ -310,7 +270,12 @@ impl FrostApi {
     }
 
     /// Step 1 of key generation.
-    pub fn dkg_start(&self, ctx: &Ctx<'_>, r: DkgStart, now: u64) -> Result<DkgMessages, ApiError> {
+    pub fn dkg_start(
+        &self,
+        ctx: &PeerCtx<'_>,
+        r: DkgStart,
+        now: u64,
+    ) -> Result<DkgMessages, ApiError> {
         let (node, key) = ctx.me()?;
         let n = r.members.len();
         if !(2..=MAX_MEMBERS).contains(&n) {
@@ -418,7 +383,7 @@ impl FrostApi {
     /// Step 2 of key generation. A failure ends the run (the members start again).
     pub fn dkg_round2(
         &self,
-        ctx: &Ctx<'_>,
+        ctx: &PeerCtx<'_>,
         r: DkgContinue,
         now: u64,
     ) -> Result<DkgMessages, ApiError> {
@@ -453,7 +418,7 @@ impl FrostApi {
     /// Step 3 of key generation: the share is sealed before the group is answered.
     pub fn dkg_finish(
         &self,
-        ctx: &Ctx<'_>,
+        ctx: &PeerCtx<'_>,
         r: DkgContinue,
         now: u64,
     ) -> Result<GroupView, ApiError> {
@@ -537,14 +502,14 @@ impl FrostApi {
     }
 
     /// A group this enclave is a member of (public facts only).
-    pub fn group(&self, ctx: &Ctx<'_>, r: GroupRequest) -> Result<GroupView, ApiError> {
+    pub fn group(&self, ctx: &PeerCtx<'_>, r: GroupRequest) -> Result<GroupView, ApiError> {
         group_view(&load(ctx.sealing, &r.group.0)?)
     }
 
     /// Step 1 of signing: the owner's approval, then one commitment per message.
     pub fn sign_commit(
         &self,
-        ctx: &Ctx<'_>,
+        ctx: &PeerCtx<'_>,
         r: SignCommit,
         now: u64,
     ) -> Result<SignerItems, ApiError> {
@@ -681,7 +646,11 @@ impl FrostApi {
 
     /// Step 3 of signing, on public values only: each share verified, each signature verified
     /// under the output key.
-    pub fn sign_aggregate(&self, ctx: &Ctx<'_>, r: SignAggregate) -> Result<Signatures, ApiError> {
+    pub fn sign_aggregate(
+        &self,
+        ctx: &PeerCtx<'_>,
+        r: SignAggregate,
+    ) -> Result<Signatures, ApiError> {
         if r.messages.is_empty() || r.messages.len() > MAX_BATCH {
             return Err(invalid(format!(
                 "a session signs 1 to {MAX_BATCH} messages, not {}",

@@ -43,6 +43,8 @@
 //! counts and lengths by the engine (`MAX_PARTICIPANTS`, `MAX_TWEAKS`, `MAX_MESSAGES`,
 //! `MAX_MESSAGE_LEN`, `MAX_SESSIONS`).
 
+mod peer;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 

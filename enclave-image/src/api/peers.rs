@@ -5,6 +5,7 @@
 //! `POST /v1/peers/ping/send` and `/receive`: a channel check between two enclaves through
 //! the coordinator, on the sealed peer messages of `crate::peers::channel`.
 
+use sigil_protocol::encap::ServerKey;
 use sigil_protocol::error::{ApiError, Code};
 use sigil_protocol::peers::{
     MAX_PEER_DOCUMENT, MAX_PEER_PING_TEXT, PeerMessage, PeerPingReceive, PeerPingReceived,
@@ -21,13 +22,7 @@ pub(super) fn verify(
     now: u64,
 ) -> Result<PeerView, ApiError> {
     check_document(&r.document.0)?;
-    let peer = policy.verify(&r.document.0, now).map_err(|e| {
-        let code = match e {
-            PeerError::NoPeers | PeerError::NotAllowed => Code::PeerNotAllowed,
-            PeerError::Document(_) | PeerError::Missing(_) => Code::PeerDocumentRefused,
-        };
-        ApiError::new(code, e.to_string())
-    })?;
+    let peer = policy.verify(&r.document.0, now).map_err(peer_refusal)?;
     Ok(PeerView {
         node: Hex(peer.node),
         public_key: Hex(peer.public_key),
@@ -52,10 +47,7 @@ fn check_document(doc: &[u8]) -> Result<(), ApiError> {
 }
 
 /// This enclave's node and per-boot key; the node exists once the sealed state is open.
-fn me(
-    node: Option<[u8; 32]>,
-    key: &sigil_protocol::encap::ServerKey,
-) -> Result<([u8; 32], &sigil_protocol::encap::ServerKey), ApiError> {
+fn me(node: Option<[u8; 32]>, key: &ServerKey) -> Result<([u8; 32], &ServerKey), ApiError> {
     let node = node.ok_or_else(|| {
         ApiError::new(
             Code::SealingUnavailable,
@@ -65,16 +57,39 @@ fn me(
     Ok((node, key))
 }
 
-fn channel_refusal(e: ChannelError) -> ApiError {
+/// A document that is not a peer's: 403 when the policy refuses it, 400 when it is no
+/// valid document.
+pub(super) fn peer_refusal(p: PeerError) -> ApiError {
+    let code = match p {
+        PeerError::NoPeers | PeerError::NotAllowed => Code::PeerNotAllowed,
+        PeerError::Document(_) | PeerError::Missing(_) => Code::PeerDocumentRefused,
+    };
+    ApiError::new(code, p.to_string())
+}
+
+pub(super) fn channel_refusal(e: ChannelError) -> ApiError {
     match e {
-        ChannelError::Peer(p) => {
-            let code = match p {
-                PeerError::NoPeers | PeerError::NotAllowed => Code::PeerNotAllowed,
-                PeerError::Document(_) | PeerError::Missing(_) => Code::PeerDocumentRefused,
-            };
-            ApiError::new(code, p.to_string())
-        }
+        ChannelError::Peer(p) => peer_refusal(p),
         ChannelError::Refused(m) => ApiError::new(Code::PeerMessageRefused, m),
+    }
+}
+
+/// What the protocols that run between enclaves (FROST, MuSig2 across enclaves) need from
+/// this one: its node and per-boot key, its peer policy and channel, the sealed store and the
+/// owner check.
+pub struct PeerCtx<'a> {
+    pub node: Option<[u8; 32]>,
+    pub key: &'a ServerKey,
+    pub policy: &'a PeerPolicy,
+    pub channel: &'a Channel,
+    pub sealing: &'a crate::seal::Sealing,
+    pub owners: &'a super::owner::OwnerCheck,
+}
+
+impl PeerCtx<'_> {
+    /// This enclave's node and per-boot key; the node exists once the sealed state is open.
+    pub fn me(&self) -> Result<([u8; 32], &ServerKey), ApiError> {
+        me(self.node, self.key)
     }
 }
 

@@ -405,6 +405,43 @@ fn requests(dir: &Path) {
                 },
                 "sender_document": b64(b"\xd2\x84"),
             }),
+            "FrostDkgStart" => json!({
+                "session": session, "threshold": 2,
+                "members": [b64(b"\xd2\x84"), b64(b"\xd2\x84\x44"), b64(b"\xd2\x84\x45")],
+                "owner": owner, "not_after": 1_900_000_000u64, "signature": sig,
+            }),
+            "FrostDkgRound2" | "FrostDkgFinish" => json!({
+                "session": session,
+                "messages": [{
+                    "v": 1, "protocol": "frost-dkg", "session": session, "round": 1,
+                    "sender": owner, "recipient": h("44", 32), "seq": 1,
+                    "enc": h("55", 32), "ct": b64(&[0; 32]),
+                }],
+            }),
+            "FrostGroup" => json!({ "group": h("66", 32) }),
+            "FrostSignCommit" => json!({
+                "session": session, "group": h("66", 32), "signers": [1, 2],
+                "messages": [h("77", 32), h("78", 32)], "merkle_root": h("88", 32),
+                "not_after": 1_900_000_000u64, "signature": sig,
+            }),
+            "FrostSignShare" => json!({
+                "session": session,
+                "commitments": [
+                    { "participant": 1, "items": [b64(&[2; 66])] },
+                    { "participant": 2, "items": [b64(&[3; 66])] },
+                ],
+            }),
+            "FrostSignAggregate" => json!({
+                "group": h("66", 32), "messages": [h("77", 32)],
+                "commitments": [
+                    { "participant": 1, "items": [b64(&[2; 66])] },
+                    { "participant": 2, "items": [b64(&[3; 66])] },
+                ],
+                "shares": [
+                    { "participant": 1, "items": [b64(&[4; 32])] },
+                    { "participant": 2, "items": [b64(&[5; 32])] },
+                ],
+            }),
             _ => return None,
         })
     };
