@@ -11,8 +11,9 @@ use k256::{ProjectivePoint, Scalar};
 use sha2::{Digest, Sha256};
 use sigil_protocol::endpoint as ep;
 use sigil_protocol::frost::{
-    DkgContinue, DkgStart, GroupRequest, GroupView, SignAggregate, SignCommit, SignShare,
-    Signatures, SignerItems, dkg_digest, sign_digest,
+    DkgContinue, DkgStart, GroupRequest, GroupView, RefreshStart, RepairFinish, RepairStart,
+    SignAggregate, SignCommit, SignShare, Signatures, SignerItems, dkg_digest, refresh_digest,
+    repair_digest, sign_digest,
 };
 use sigil_protocol::peers::PeerMessage;
 use sigil_protocol::wire::{Base64Bytes, Hex};
@@ -92,11 +93,23 @@ pub fn dkg(
                 .messages,
         );
     }
+    let views = rounds_2_and_3(members, &nodes, session, &round1)?;
+    check_views(&views, &nodes, threshold, &owner.x_only())?;
+    Ok(views)
+}
+
+/// Steps 2 and 3 of a key generation or a refresh, carrying each member's messages.
+fn rounds_2_and_3(
+    members: &[Member<'_>],
+    nodes: &[[u8; 32]],
+    session: [u8; 32],
+    round1: &[PeerMessage],
+) -> Result<Vec<GroupView>, ClientError> {
     let mut round2 = Vec::new();
-    for (m, node) in members.iter().zip(&nodes) {
+    for (m, node) in members.iter().zip(nodes) {
         let req = DkgContinue {
             session: Hex(session),
-            messages: addressed(&round1, node),
+            messages: addressed(round1, node),
         };
         round2.extend(
             m.client
@@ -105,14 +118,56 @@ pub fn dkg(
         );
     }
     let mut views = Vec::new();
-    for (m, node) in members.iter().zip(&nodes) {
+    for (m, node) in members.iter().zip(nodes) {
         let req = DkgContinue {
             session: Hex(session),
             messages: addressed(&round2, node),
         };
         views.push(m.client.call::<ep::FrostDkgFinish>(m.enclave, &req)?);
     }
-    check_views(&views, &nodes, threshold, &owner.x_only())?;
+    Ok(views)
+}
+
+/// Refreshes every share of `group` (all `members`, in participant order): the group key and
+/// output key stay, every verifying share changes, and old shares stop combining with new
+/// ones. Returns the members' new views, checked to agree.
+pub fn refresh(
+    members: &[Member<'_>],
+    group: &GroupView,
+    owner: &OwnerKey,
+) -> Result<Vec<GroupView>, ClientError> {
+    let session = random32()?;
+    let nodes = members
+        .iter()
+        .map(Member::node)
+        .collect::<Result<Vec<_>, _>>()?;
+    let documents: Vec<Base64Bytes> = members
+        .iter()
+        .map(|m| Base64Bytes(m.enclave.raw.clone()))
+        .collect();
+    let not_after = owner.not_after();
+    let digest = refresh_digest(&session, &group.group.0, &nodes, not_after);
+    let mut round1 = Vec::new();
+    for m in members {
+        let req = RefreshStart {
+            session: Hex(session),
+            group: group.group,
+            members: documents.clone(),
+            not_after,
+            signature: owner.sign_for(m.enclave, &digest)?,
+        };
+        round1.extend(
+            m.client
+                .call::<ep::FrostRefreshStart>(m.enclave, &req)?
+                .messages,
+        );
+    }
+    let views = rounds_2_and_3(members, &nodes, session, &round1)?;
+    check_views(&views, &nodes, group.threshold, &owner.x_only())?;
+    let new = &views[0];
+    if new.verifying_key != group.verifying_key || new.output_key != group.output_key {
+        return Err(mismatch("the refresh changed the group key"));
+    }
     Ok(views)
 }
 
@@ -259,6 +314,88 @@ pub fn aggregate(
             .map_err(|_| mismatch(format!("signature {} does not verify", i + 1)))?;
     }
     Ok(out)
+}
+
+/// Rebuilds participant `lost`'s share for `new_member` (an enclave whose state never held
+/// it) with `helpers` (at least the threshold of the other members, with their participant
+/// numbers, increasing). Returns the new holder's view, checked to be the same group with
+/// the new holder at place `lost`.
+pub fn repair(
+    helpers: &[(u16, Member<'_>)],
+    new_member: &Member<'_>,
+    group: &GroupView,
+    lost: u16,
+    owner: &OwnerKey,
+) -> Result<GroupView, ClientError> {
+    let session = random32()?;
+    let numbers: Vec<u16> = helpers.iter().map(|(n, _)| *n).collect();
+    let documents: Vec<Base64Bytes> = helpers
+        .iter()
+        .map(|(_, m)| Base64Bytes(m.enclave.raw.clone()))
+        .collect();
+    let new_node = new_member.node()?;
+    let not_after = owner.not_after();
+    let digest = repair_digest(
+        &session,
+        &group.group.0,
+        lost,
+        &numbers,
+        &new_node,
+        not_after,
+    );
+    let mut round1 = Vec::new();
+    for (_, m) in helpers {
+        let req = RepairStart {
+            session: Hex(session),
+            group: group.group,
+            lost,
+            helpers: numbers.clone(),
+            helper_documents: documents.clone(),
+            new_member: Base64Bytes(new_member.enclave.raw.clone()),
+            not_after,
+            signature: owner.sign_for(m.enclave, &digest)?,
+        };
+        round1.extend(
+            m.client
+                .call::<ep::FrostRepairStart>(m.enclave, &req)?
+                .messages,
+        );
+    }
+    let mut round2 = Vec::new();
+    for (_, m) in helpers {
+        let req = DkgContinue {
+            session: Hex(session),
+            messages: addressed(&round1, &m.node()?),
+        };
+        round2.extend(
+            m.client
+                .call::<ep::FrostRepairForward>(m.enclave, &req)?
+                .messages,
+        );
+    }
+    let req = RepairFinish {
+        session: Hex(session),
+        group: group.group,
+        lost,
+        helpers: numbers,
+        helper_documents: documents,
+        messages: addressed(&round2, &new_node),
+        owner: Hex(owner.x_only()),
+        not_after,
+        signature: owner.sign_for(new_member.enclave, &digest)?,
+    };
+    let view = new_member
+        .client
+        .call::<ep::FrostRepairFinish>(new_member.enclave, &req)?;
+    let mut expected = group.clone();
+    expected.participant = lost;
+    expected.members[usize::from(lost) - 1] = Hex(new_node);
+    if view != expected {
+        return Err(mismatch(
+            "the new holder describes another group than the one repaired",
+        ));
+    }
+    Ok(view)
 }
 
 /// BIP-341's output key of the x-only internal key `internal`: `lift_x(P) + t·G`, with

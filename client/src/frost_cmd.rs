@@ -48,6 +48,38 @@ pub enum FrostCmd {
         #[command(flatten)]
         trust: Trust,
     },
+    /// Rebuild a lost member's share for a new enclave (whose state never held it) with at
+    /// least t helpers; the group key does not change.
+    Repair {
+        /// A helper's API (repeat; at least t of the other members).
+        #[arg(long = "endpoint", required = true)]
+        endpoints: Vec<String>,
+        /// The new holder's API.
+        #[arg(long)]
+        new_member: String,
+        #[arg(long)]
+        group: String,
+        /// The participant number whose share is lost.
+        #[arg(long)]
+        lost: u16,
+        #[arg(long)]
+        owner_key: String,
+        #[command(flatten)]
+        trust: Trust,
+    },
+    /// Refresh every member's share (all members, in participant order): the group key does
+    /// not change, old shares stop working.
+    Refresh {
+        /// A member's API (repeat, every member, in participant order).
+        #[arg(long = "endpoint", required = true)]
+        endpoints: Vec<String>,
+        #[arg(long)]
+        group: String,
+        #[arg(long)]
+        owner_key: String,
+        #[command(flatten)]
+        trust: Trust,
+    },
     /// A group as one member holds it.
     Group {
         #[arg(long)]
@@ -89,6 +121,39 @@ fn view_json(v: &GroupView, endpoints: &[String]) -> serde_json::Value {
     })
 }
 
+/// Each connection's member of `group` with its participant number, in increasing order,
+/// and the group as they all describe it (refused unless they agree).
+fn members_of<'a>(
+    conns: &'a [(Client, AttestedEnclave)],
+    group: &[u8; 32],
+) -> Result<(Vec<(u16, Member<'a>)>, GroupView), Failure> {
+    let mut members = Vec::new();
+    let mut first: Option<GroupView> = None;
+    for (client, enclave) in conns {
+        let m = Member { client, enclave };
+        let v = frost::group(&m, group).map_err(client_failure)?;
+        if let Some(f) = &first {
+            let mut same = v.clone();
+            same.participant = f.participant;
+            if same != *f {
+                return Err(Failure::Check(
+                    "the members describe the group differently".into(),
+                ));
+            }
+        }
+        members.push((v.participant, m));
+        first.get_or_insert(v);
+    }
+    let view = first.ok_or_else(|| Failure::Usage("no --endpoint".into()))?;
+    members.sort_by_key(|(n, _)| *n);
+    if members.windows(2).any(|w| w[0].0 == w[1].0) {
+        return Err(Failure::Usage(
+            "two --endpoint values are the same member".into(),
+        ));
+    }
+    Ok((members, view))
+}
+
 pub fn run(cmd: FrostCmd) -> Result<serde_json::Value, Failure> {
     match cmd {
         FrostCmd::Dkg {
@@ -128,30 +193,7 @@ pub fn run(cmd: FrostCmd) -> Result<serde_json::Value, Failure> {
                 .map(|r| hex32("--merkle-root", &r))
                 .transpose()?;
             let conns = connect_all(&endpoints, &trust)?;
-            let mut signers = Vec::new();
-            let mut first: Option<GroupView> = None;
-            for (client, enclave) in &conns {
-                let m = Member { client, enclave };
-                let v = frost::group(&m, &group).map_err(client_failure)?;
-                let mut same = v.clone();
-                if let Some(f) = &first {
-                    same.participant = f.participant;
-                    if same != *f {
-                        return Err(Failure::Check(
-                            "the signers describe the group differently".into(),
-                        ));
-                    }
-                }
-                signers.push((v.participant, m));
-                first.get_or_insert(v);
-            }
-            let view = first.ok_or_else(|| Failure::Usage("no --endpoint".into()))?;
-            signers.sort_by_key(|(n, _)| *n);
-            if signers.windows(2).any(|w| w[0].0 == w[1].0) {
-                return Err(Failure::Usage(
-                    "two --endpoint values are the same member".into(),
-                ));
-            }
+            let (signers, view) = members_of(&conns, &group)?;
             let numbers: Vec<u16> = signers.iter().map(|(n, _)| *n).collect();
             let t = Instant::now();
             let sigs = frost::sign(&signers, &view, &messages, merkle_root, &owner)
@@ -164,6 +206,71 @@ pub fn run(cmd: FrostCmd) -> Result<serde_json::Value, Failure> {
                 "verified": true,
                 "sign_ms": t.elapsed().as_secs_f64() * 1e3,
             }))
+        }
+        FrostCmd::Repair {
+            endpoints,
+            new_member,
+            group,
+            lost,
+            owner_key,
+            trust,
+        } => {
+            let owner = OwnerKey::load(&owner_key).map_err(client_failure)?;
+            let group = hex32("--group", &group)?;
+            let conns = connect_all(&endpoints, &trust)?;
+            let (new_client, new_enclave) = connect(&new_member, &trust, 300)?;
+            let (helpers, view) = members_of(&conns, &group)?;
+            let t = Instant::now();
+            let repaired = frost::repair(
+                &helpers,
+                &Member {
+                    client: &new_client,
+                    enclave: &new_enclave,
+                },
+                &view,
+                lost,
+                &owner,
+            )
+            .map_err(client_failure)?;
+            let mut out = view_json(&repaired, &[]);
+            out["participant"] = repaired.participant.into();
+            out["group_key_unchanged"] = (repaired.verifying_key == view.verifying_key).into();
+            out["repair_ms"] = (t.elapsed().as_secs_f64() * 1e3).into();
+            Ok(out)
+        }
+        FrostCmd::Refresh {
+            endpoints,
+            group,
+            owner_key,
+            trust,
+        } => {
+            let owner = OwnerKey::load(&owner_key).map_err(client_failure)?;
+            let group = hex32("--group", &group)?;
+            let conns = connect_all(&endpoints, &trust)?;
+            let (members, view) = members_of(&conns, &group)?;
+            if members.len() != view.members.len()
+                || members
+                    .iter()
+                    .enumerate()
+                    .any(|(i, (n, _))| *n as usize != i + 1)
+            {
+                return Err(Failure::Usage(
+                    "a refresh takes every member, one --endpoint each".into(),
+                ));
+            }
+            let members: Vec<Member<'_>> = members.into_iter().map(|(_, m)| m).collect();
+            let t = Instant::now();
+            let views = frost::refresh(&members, &view, &owner).map_err(client_failure)?;
+            let mut out = view_json(&views[0], &endpoints);
+            out["group_key_unchanged"] = true.into();
+            out["shares_changed"] = views[0]
+                .verifying_shares
+                .iter()
+                .zip(&view.verifying_shares)
+                .all(|(a, b)| a != b)
+                .into();
+            out["refresh_ms"] = (t.elapsed().as_secs_f64() * 1e3).into();
+            Ok(out)
         }
         FrostCmd::Group {
             endpoint,

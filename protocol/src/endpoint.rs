@@ -16,7 +16,8 @@ use serde::de::DeserializeOwned;
 use crate::api::{AttestationResponse, HealthResponse, PingRequest, PingResponse};
 use crate::frost::{
     DkgContinue, DkgMessages, DkgStart, GroupRequest, GroupView, MAX_BATCH, MAX_FROST_ITEM,
-    MAX_MEMBERS, SignAggregate, SignCommit, SignShare, Signatures, SignerItems,
+    MAX_MEMBERS, RefreshStart, RepairFinish, RepairStart, SignAggregate, SignCommit, SignShare,
+    Signatures, SignerItems,
 };
 use crate::musig2::{
     AbortRequest, AggregateView, ApproveRequest, CreateAggregateRequest, CreateSessionRequest,
@@ -447,6 +448,28 @@ endpoints! {
     FrostDkgFinish = Post "/v1/frost/dkg/finish", DkgContinue => GroupView {
         max_body: MAX_FROST_BODY, encapsulated: true, sealed_state: true, success: 200,
         param: None, target: fixed_path(FrostDkgFinish::PATH),
+    }
+    /// Share refresh, step 1 (every member): round-1 packages of a zero-secret key
+    /// generation sealed to each other member; steps 2 and 3 are `dkg/round2` and
+    /// `dkg/finish`.
+    FrostRefreshStart = Post "/v1/frost/refresh/start", RefreshStart => DkgMessages {
+        max_body: MAX_FROST_START_BODY, encapsulated: true, sealed_state: true, success: 200,
+        param: None, target: fixed_path(FrostRefreshStart::PATH),
+    }
+    /// Share repair, step 1 (each helper): deltas sealed to each other helper.
+    FrostRepairStart = Post "/v1/frost/repair/start", RepairStart => DkgMessages {
+        max_body: MAX_FROST_START_BODY, encapsulated: true, sealed_state: true, success: 200,
+        param: None, target: fixed_path(FrostRepairStart::PATH),
+    }
+    /// Share repair, step 2 (each helper): its sigma sealed to the new holder.
+    FrostRepairForward = Post "/v1/frost/repair/forward", DkgContinue => DkgMessages {
+        max_body: MAX_FROST_BODY, encapsulated: true, sealed_state: true, success: 200,
+        param: None, target: fixed_path(FrostRepairForward::PATH),
+    }
+    /// Share repair, step 3 (the new holder): the share rebuilt, checked and sealed.
+    FrostRepairFinish = Post "/v1/frost/repair/finish", RepairFinish => GroupView {
+        max_body: MAX_FROST_START_BODY, encapsulated: true, sealed_state: true, success: 200,
+        param: None, target: fixed_path(FrostRepairFinish::PATH),
     }
     /// A group this enclave is a member of.
     FrostGroup = Post "/v1/frost/group", GroupRequest => GroupView {

@@ -161,6 +161,104 @@ pub struct Signatures {
     pub signatures: Vec<Signature>,
 }
 
+/// `POST /v1/frost/refresh/start`, at every member: new shares for the same group key (a
+/// refresh is a key generation over a polynomial whose secret is zero). The next steps are
+/// `dkg/round2` and `dkg/finish`, as for a key generation; `finish` replaces this member's
+/// share. Old shares stop combining with new ones, so a share that leaked before the refresh
+/// is worthless after it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshStart {
+    pub session: Hex32,
+    pub group: Hex32,
+    /// Every member's attestation document, in participant order.
+    pub members: Vec<Base64Bytes>,
+    pub not_after: u64,
+    /// The group owner's signature over [`refresh_digest`], for this enclave's boot.
+    pub signature: Signature,
+}
+
+/// What the group owner signs to let a refresh run: the session, the group and the members'
+/// node identities in participant order.
+pub fn refresh_digest(
+    session: &[u8; 32],
+    group: &[u8; 32],
+    members: &[[u8; 32]],
+    not_after: u64,
+) -> [u8; 32] {
+    let nodes = members.concat();
+    tagged_digest(
+        "sigil/frost-refresh/v1",
+        [&session[..], &group[..], &nodes, &not_after.to_be_bytes()],
+    )
+}
+
+/// The peer-message protocol name of share repair.
+pub const FROST_REPAIR: &str = "frost-repair";
+
+/// `POST /v1/frost/repair/start`, at each helper: participant `lost`'s share is rebuilt for a
+/// new holder (an enclave whose state never held it) by `helpers`, at least the threshold of
+/// the other members. The group key and every other share stay as they are.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RepairStart {
+    pub session: Hex32,
+    pub group: Hex32,
+    /// The participant whose share is lost.
+    pub lost: u16,
+    /// The helpers' participant numbers, increasing.
+    pub helpers: Vec<u16>,
+    /// The helpers' attestation documents, in the order of `helpers`.
+    pub helper_documents: Vec<Base64Bytes>,
+    /// The new holder's attestation document.
+    pub new_member: Base64Bytes,
+    pub not_after: u64,
+    /// The group owner's signature over [`repair_digest`], for this enclave's boot.
+    pub signature: Signature,
+}
+
+/// `POST /v1/frost/repair/finish`, at the new holder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RepairFinish {
+    pub session: Hex32,
+    pub group: Hex32,
+    pub lost: u16,
+    pub helpers: Vec<u16>,
+    pub helper_documents: Vec<Base64Bytes>,
+    /// Every helper's round-2 message to this enclave.
+    pub messages: Vec<PeerMessage>,
+    /// The group owner (the helpers' messages say who it is; this must agree).
+    pub owner: Hex32,
+    pub not_after: u64,
+    /// The group owner's signature over [`repair_digest`], for this enclave's boot.
+    pub signature: Signature,
+}
+
+/// What the group owner signs to let a repair run: the session, the group, the lost
+/// participant, the helpers and the new holder's node.
+pub fn repair_digest(
+    session: &[u8; 32],
+    group: &[u8; 32],
+    lost: u16,
+    helpers: &[u16],
+    new_node: &[u8; 32],
+    not_after: u64,
+) -> [u8; 32] {
+    let helpers: Vec<u8> = helpers.iter().flat_map(|s| s.to_be_bytes()).collect();
+    tagged_digest(
+        "sigil/frost-repair/v1",
+        [
+            &session[..],
+            &group[..],
+            &lost.to_be_bytes(),
+            &helpers,
+            &new_node[..],
+            &not_after.to_be_bytes(),
+        ],
+    )
+}
+
 /// What the owner signs to let a key generation run: the session, the threshold, the
 /// members' node identities in participant order, the owner and the expiry.
 pub fn dkg_digest(

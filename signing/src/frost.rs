@@ -91,12 +91,17 @@ enum Step {
     Done,
 }
 
-/// One participant's distributed key generation (frost-core's three parts).
+/// One participant's distributed key generation (frost-core's three parts), or a refresh of
+/// an existing group's shares (the same three parts over a polynomial whose secret is zero:
+/// every share changes, the group key does not, and old shares no longer combine with new
+/// ones).
 pub struct Dkg {
     me: u16,
     n: u16,
     own_round1: Vec<u8>,
     step: Step,
+    /// For a refresh: this participant's current share and the group's public package.
+    refresh: Option<(KeyPackage, PublicKeyPackage)>,
 }
 
 /// The outcome of a key generation: this participant's share (secret) and the group's public
@@ -126,6 +131,42 @@ impl Dkg {
                 n,
                 own_round1: bytes.clone(),
                 step: Step::Round1(secret),
+                refresh: None,
+            },
+            bytes,
+        ))
+    }
+
+    /// Part 1 of a refresh of the group of `n` whose member holds `key`: the round-1 package
+    /// to broadcast. Every member of the group takes part.
+    pub fn start_refresh(
+        key: KeyPackage,
+        public: PublicKeyPackage,
+        n: u16,
+    ) -> Result<(Dkg, Vec<u8>), FrostError> {
+        let me = participant(&key, n);
+        if me == 0 || public.verifying_shares().len() != usize::from(n) {
+            return Err(FrostError::Invalid(format!(
+                "the share is not one of a group of {n}"
+            )));
+        }
+        let (secret, package) = frost::keys::refresh::refresh_dkg_part1(
+            id(me)?,
+            n,
+            *key.min_signers(),
+            rand_core::OsRng,
+        )
+        .map_err(|e| FrostError::Invalid(e.to_string()))?;
+        let bytes = package
+            .serialize()
+            .map_err(|e| FrostError::Invalid(e.to_string()))?;
+        Ok((
+            Dkg {
+                me,
+                n,
+                own_round1: bytes.clone(),
+                step: Step::Round1(secret),
+                refresh: Some((key, public)),
             },
             bytes,
         ))
@@ -160,14 +201,17 @@ impl Dkg {
             return Err(FrostError::WrongStep("round 2 after part 1 only"));
         };
         let all: Vec<u16> = (1..=self.n).collect();
-        let (secret, packages) =
-            frost::keys::dkg::part2(secret, &round1).map_err(|e| match e.culprits().first() {
-                Some(c) => FrostError::BadPackage {
-                    from: number(c, &all),
-                    reason: e.to_string(),
-                },
-                None => FrostError::Invalid(e.to_string()),
-            })?;
+        let part2 = match self.refresh {
+            None => frost::keys::dkg::part2(secret, &round1),
+            Some(_) => frost::keys::refresh::refresh_dkg_part2(secret, &round1),
+        };
+        let (secret, packages) = part2.map_err(|e| match e.culprits().first() {
+            Some(c) => FrostError::BadPackage {
+                from: number(c, &all),
+                reason: e.to_string(),
+            },
+            None => FrostError::Invalid(e.to_string()),
+        })?;
         let mut out = BTreeMap::new();
         for (to, p) in packages {
             let bytes = p
@@ -231,16 +275,19 @@ impl Dkg {
             packages.insert(id(*from)?, p);
         }
         let all: Vec<u16> = (1..=self.n).collect();
-        let (key_package, public) =
-            frost::keys::dkg::part3(&secret, &round1, &packages).map_err(|e| {
-                match e.culprits().first() {
-                    Some(c) => FrostError::BadPackage {
-                        from: number(c, &all),
-                        reason: e.to_string(),
-                    },
-                    None => FrostError::Invalid(e.to_string()),
-                }
-            })?;
+        let part3 = match self.refresh.take() {
+            None => frost::keys::dkg::part3(&secret, &round1, &packages),
+            Some((key, public)) => {
+                frost::keys::refresh::refresh_dkg_shares(&secret, &round1, &packages, public, key)
+            }
+        };
+        let (key_package, public) = part3.map_err(|e| match e.culprits().first() {
+            Some(c) => FrostError::BadPackage {
+                from: number(c, &all),
+                reason: e.to_string(),
+            },
+            None => FrostError::Invalid(e.to_string()),
+        })?;
         Ok(Generated {
             key_package,
             public,
@@ -440,4 +487,84 @@ pub fn public_package(bytes: &[u8]) -> Result<PublicKeyPackage, FrostError> {
 pub fn participant(key: &KeyPackage, n: u16) -> u16 {
     let all: Vec<u16> = (1..=n).collect();
     number(key.identifier(), &all)
+}
+
+/// Repairing a lost share (frost-core's repairable threshold scheme): `t` helpers rebuild the
+/// share of participant `lost` for a new holder, without the group key or any other share
+/// changing and without any helper learning the repaired share.
+///
+/// Part 1, at helper `key`: one delta for each helper (its own included), each to be sealed
+/// to that helper alone. Deltas are secret.
+pub fn repair_deltas(
+    helpers: &[u16],
+    key: &KeyPackage,
+    lost: u16,
+) -> Result<BTreeMap<u16, zeroize::Zeroizing<Vec<u8>>>, FrostError> {
+    if helpers.contains(&lost) {
+        return Err(FrostError::Invalid(format!(
+            "participant {lost} cannot help repair its own share"
+        )));
+    }
+    let ids = helpers
+        .iter()
+        .map(|h| id(*h))
+        .collect::<Result<Vec<_>, _>>()?;
+    let deltas = frost::keys::repairable::repair_share_part1::<frost::Secp256K1Sha256TR, _>(
+        &ids,
+        key,
+        &mut rand_core::OsRng,
+        id(lost)?,
+    )
+    .map_err(|e| FrostError::Invalid(e.to_string()))?;
+    Ok(deltas
+        .into_iter()
+        .map(|(to, d)| (number(&to, helpers), zeroize::Zeroizing::new(d.serialize())))
+        .collect())
+}
+
+/// Part 2, at a helper: its sigma (secret, for the new holder alone) from the delta every
+/// helper sent it (its own included).
+pub fn repair_sigma(
+    deltas: &BTreeMap<u16, zeroize::Zeroizing<Vec<u8>>>,
+) -> Result<zeroize::Zeroizing<Vec<u8>>, FrostError> {
+    let parsed = deltas
+        .iter()
+        .map(|(from, d)| {
+            frost::keys::repairable::Delta::deserialize(d).map_err(|e| FrostError::BadPackage {
+                from: *from,
+                reason: e.to_string(),
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(zeroize::Zeroizing::new(
+        frost::keys::repairable::repair_share_part2(&parsed).serialize(),
+    ))
+}
+
+/// Part 3, at the new holder of participant `lost`'s share: the key package from every
+/// helper's sigma, refused unless it matches the group's verifying share for `lost` (a helper
+/// that sent a wrong value, or a group package that is not the group's, is caught here).
+pub fn repair_finish(
+    sigmas: &BTreeMap<u16, zeroize::Zeroizing<Vec<u8>>>,
+    lost: u16,
+    public: &PublicKeyPackage,
+) -> Result<KeyPackage, FrostError> {
+    let parsed = sigmas
+        .iter()
+        .map(|(from, s)| {
+            frost::keys::repairable::Sigma::deserialize(s).map_err(|e| FrostError::BadPackage {
+                from: *from,
+                reason: e.to_string(),
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let key = frost::keys::repairable::repair_share_part3(&parsed, id(lost)?, public)
+        .map_err(|e| FrostError::Invalid(e.to_string()))?;
+    match public.verifying_shares().get(&id(lost)?) {
+        Some(share) if share == key.verifying_share() => Ok(key),
+        _ => Err(FrostError::Invalid(format!(
+            "the repaired share does not match participant {lost}'s verifying share: a helper \
+             sent a wrong value"
+        ))),
+    }
 }

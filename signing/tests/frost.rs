@@ -16,6 +16,27 @@ fn dkg(n: u16, t: u16) -> BTreeMap<u16, Generated> {
         parts.insert(p, d);
         round1.insert(p, pkg);
     }
+    rounds(parts, round1)
+}
+
+/// A refresh of every member's share of `keys`.
+fn refresh(keys: &BTreeMap<u16, Generated>) -> BTreeMap<u16, Generated> {
+    let n = keys.len() as u16;
+    let mut parts: BTreeMap<u16, Dkg> = BTreeMap::new();
+    let mut round1: BTreeMap<u16, Vec<u8>> = BTreeMap::new();
+    for (p, g) in keys {
+        let (d, pkg) = Dkg::start_refresh(g.key_package.clone(), g.public.clone(), n).unwrap();
+        parts.insert(*p, d);
+        round1.insert(*p, pkg);
+    }
+    rounds(parts, round1)
+}
+
+/// Parts 2 and 3, the coordinator carrying every package faithfully.
+fn rounds(
+    mut parts: BTreeMap<u16, Dkg>,
+    round1: BTreeMap<u16, Vec<u8>>,
+) -> BTreeMap<u16, Generated> {
     let mut to: BTreeMap<u16, BTreeMap<u16, Vec<u8>>> = BTreeMap::new();
     let mut digests: BTreeMap<u16, [u8; 32]> = BTreeMap::new();
     for (p, d) in parts.iter_mut() {
@@ -196,4 +217,94 @@ fn parameters_and_steps_are_checked() {
         .round2(&BTreeMap::from([(2, p2), (3, b"garbage".to_vec())]))
         .unwrap_err();
     assert!(matches!(e, FrostError::BadPackage { from: 3, .. }), "{e}");
+}
+
+/// Participant 3's state is lost: participants 1 and 2 rebuild its share for a new holder;
+/// the group key is unchanged and the new holder signs with either of them. A helper that
+/// sends a wrong value is caught by the new holder.
+#[test]
+fn a_lost_share_is_repaired_without_changing_the_group_key() {
+    let mut keys = dkg(3, 2);
+    let public = keys[&1].public.clone();
+    let helpers = [1u16, 2];
+    let deltas: BTreeMap<u16, _> = helpers
+        .iter()
+        .map(|h| {
+            (
+                *h,
+                frost::repair_deltas(&helpers, &keys[h].key_package, 3).unwrap(),
+            )
+        })
+        .collect();
+    // Each helper's sigma, from the delta every helper made for it.
+    let sigma = |h: u16| {
+        let to_h = helpers
+            .iter()
+            .map(|from| (*from, deltas[from][&h].clone()))
+            .collect();
+        frost::repair_sigma(&to_h).unwrap()
+    };
+    let sigmas: BTreeMap<u16, _> = helpers.iter().map(|h| (*h, sigma(*h))).collect();
+
+    // A wrong sigma (one helper's sent twice): caught.
+    let wrong: BTreeMap<u16, _> = [(1, sigmas[&1].clone()), (2, sigmas[&1].clone())].into();
+    assert!(frost::repair_finish(&wrong, 3, &public).is_err());
+    // A participant does not help repair itself.
+    assert!(frost::repair_deltas(&[1, 3], &keys[&1].key_package, 3).is_err());
+
+    let repaired = frost::repair_finish(&sigmas, 3, &public).unwrap();
+    let old = keys.remove(&3).unwrap();
+    assert_eq!(
+        repaired.verifying_share(),
+        old.key_package.verifying_share()
+    );
+    keys.insert(
+        3,
+        Generated {
+            key_package: repaired,
+            public: public.clone(),
+        },
+    );
+    for signers in [[1, 3], [2, 3]] {
+        let sig = sign(&keys, &signers, b"after the repair").unwrap();
+        verify(&keys, b"after the repair", &sig);
+    }
+}
+
+/// A refresh changes every share and keeps the group key: new shares sign together, an old
+/// share no longer combines with new ones (its signer is named).
+#[test]
+fn a_refresh_changes_every_share_and_keeps_the_group_key() {
+    let old = dkg(3, 2);
+    let new = refresh(&old);
+    let before = frost::output_key(&old[&1].public, None).unwrap();
+    for p in 1..=3u16 {
+        assert_eq!(frost::output_key(&new[&p].public, None).unwrap(), before);
+        assert_ne!(
+            new[&p].key_package.verifying_share(),
+            old[&p].key_package.verifying_share()
+        );
+    }
+    let sig = sign(&new, &[1, 3], b"after the refresh").unwrap();
+    verify(&new, b"after the refresh", &sig);
+    // Participant 3 still holding its old share: the aggregate under the new package fails.
+    let mut mixed = BTreeMap::new();
+    mixed.insert(
+        1,
+        Generated {
+            key_package: new[&1].key_package.clone(),
+            public: new[&1].public.clone(),
+        },
+    );
+    mixed.insert(
+        3,
+        Generated {
+            key_package: old[&3].key_package.clone(),
+            public: new[&1].public.clone(),
+        },
+    );
+    assert_eq!(
+        sign(&mixed, &[1, 3], b"mixed"),
+        Err(FrostError::BadShares { signers: vec![3] })
+    );
 }

@@ -231,6 +231,79 @@ fn three_enclaves_make_a_2_of_3_key_and_any_two_sign_through_a_restart() {
         .try_into()
         .unwrap();
     assert!(libsecp_verifies(&view.output_key.0, &[0x66; 32], &sig));
+
+    // Member 3's state is gone for good (its deployment and store deleted). A new enclave
+    // takes its place: members 1 and 2 rebuild its share; the group key does not change.
+    let gone = ds.pop().unwrap();
+    let gone_dir = gone.dir.clone();
+    drop(gone);
+    let _ = std::fs::remove_dir_all(&gone_dir);
+    let replacement = member("d", &pcr1, 300);
+    let (cd, ed) = attest(&replacement);
+    // Without the owner's approval: refused by the helpers.
+    let thief = OwnerKey::generate().unwrap();
+    let helpers: Vec<(u16, Member<'_>)> = conns[..2]
+        .iter()
+        .enumerate()
+        .map(|(i, (client, enclave))| (i as u16 + 1, Member { client, enclave }))
+        .collect();
+    let new_member = Member {
+        client: &cd,
+        enclave: &ed,
+    };
+    let (status, code, _) =
+        api_error(frost::repair(&helpers, &new_member, &view, 3, &thief).unwrap_err());
+    assert_eq!((status, code.as_str()), (401, "bad_signature"));
+    drop(helpers);
+    let out = common::sigil_json(&[
+        "frost",
+        "repair",
+        "--endpoint",
+        &ds[0].endpoint(),
+        "--endpoint",
+        &ds[1].endpoint(),
+        "--new-member",
+        &replacement.endpoint(),
+        "--group",
+        &hex::encode(view.group.0),
+        "--lost",
+        "3",
+        "--owner-key",
+        key_file.to_str().unwrap(),
+        "--trust-test-root",
+    ]);
+    assert_eq!(out["group_key_unchanged"], true, "{out}");
+    assert_eq!(out["participant"], 3, "{out}");
+    conns[2] = (cd, ed);
+    // The new holder signs with either of the others.
+    sign_with(&conns, &[1, 3], &view, &[[0x77; 32]], None, &owner);
+    sign_with(&conns, &[2, 3], &view, &[[0x78; 32]], None, &owner);
+
+    // A refresh of every share (the CLI as coordinator): same group key, new shares, and the
+    // members still sign.
+    let out = common::sigil_json(&[
+        "frost",
+        "refresh",
+        "--endpoint",
+        &ds[0].endpoint(),
+        "--endpoint",
+        &ds[1].endpoint(),
+        "--endpoint",
+        &replacement.endpoint(),
+        "--group",
+        &hex::encode(view.group.0),
+        "--owner-key",
+        key_file.to_str().unwrap(),
+        "--trust-test-root",
+    ]);
+    assert_eq!(
+        (&out["group_key_unchanged"], &out["shares_changed"]),
+        (&serde_json::json!(true), &serde_json::json!(true)),
+        "{out}"
+    );
+    assert_eq!(out["output_key"], hex::encode(view.output_key.0), "{out}");
+    sign_with(&conns, &[1, 2], &view, &[[0x79; 32]], None, &owner);
+    sign_with(&conns, &[1, 3], &view, &[[0x7a; 32]], None, &owner);
     let _ = &mut ds;
 }
 

@@ -23,6 +23,7 @@
 //!   expire; every list is bounded by `MAX_MEMBERS` and `MAX_BATCH`.
 
 mod record;
+mod repair;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -30,8 +31,8 @@ use std::sync::{Arc, Mutex};
 use sigil_protocol::error::{ApiError, Code};
 use sigil_protocol::frost::{
     DkgContinue, DkgMessages, DkgStart, FROST_DKG, GroupRequest, GroupView, MAX_BATCH,
-    MAX_FROST_ITEM, MAX_MEMBERS, SignAggregate, SignCommit, SignShare, Signatures, SignerItems,
-    dkg_digest, sign_digest,
+    MAX_FROST_ITEM, MAX_MEMBERS, RefreshStart, SignAggregate, SignCommit, SignShare, Signatures,
+    SignerItems, dkg_digest, refresh_digest, sign_digest,
 };
 use sigil_protocol::peers::{MAX_PEER_DOCUMENT, PeerMessage};
 use sigil_protocol::wire::{Base64Bytes, Hex};
@@ -55,6 +56,8 @@ struct Run {
     threshold: u16,
     members: Vec<Peer>,
     owner: [u8; 32],
+    /// For a refresh: the group whose shares are replaced.
+    refresh: Option<[u8; 32]>,
     /// The round whose messages this member waits for (1, then 2).
     waiting: u16,
     /// The messages of that round opened so far, by participant (round 2's hold shares).
@@ -87,6 +90,7 @@ struct SignSession {
 pub struct FrostApi {
     runs: Mutex<HashMap<[u8; 32], Run>>,
     sessions: Mutex<HashMap<[u8; 32], SignSession>>,
+    repairs: Mutex<HashMap<[u8; 32], repair::RepairRun>>,
 }
 
 fn invalid(m: impl Into<String>) -> ApiError {
@@ -264,6 +268,49 @@ fn merkle(root: &Option<[u8; 32]>) -> Option<&[u8]> {
     root.as_ref().map(|r| &r[..])
 }
 
+/// The members' documents verified, in participant order, and this enclave's place among
+/// them (its current document: its node and this boot's key).
+fn verify_members(
+    ctx: &PeerCtx<'_>,
+    documents: &[Base64Bytes],
+    now: u64,
+) -> Result<(Vec<Peer>, usize), ApiError> {
+    let (node, key) = ctx.me()?;
+    let n = documents.len();
+    if !(2..=MAX_MEMBERS).contains(&n) {
+        return Err(invalid(format!(
+            "a group has 2 to {MAX_MEMBERS} members, not {n}"
+        )));
+    }
+    let mut members = Vec::with_capacity(n);
+    for (i, doc) in documents.iter().enumerate() {
+        if doc.0.len() > MAX_PEER_DOCUMENT {
+            return Err(ApiError::new(
+                Code::PeerDocumentRefused,
+                format!("member {}'s document is too large", i + 1),
+            ));
+        }
+        let peer = ctx.policy.verify(&doc.0, now).map_err(|e| {
+            let mut a = peer_refusal(e);
+            a.message = format!("member {}: {}", i + 1, a.message);
+            a
+        })?;
+        if members.iter().any(|m: &Peer| m.node == peer.node) {
+            return Err(invalid(format!("member {} repeats a node", i + 1)));
+        }
+        members.push(peer);
+    }
+    let Some(i) = members.iter().position(|m| m.node == node) else {
+        return Err(invalid("this enclave's node is not among the members"));
+    };
+    if members[i].public_key != key.public_key() {
+        return Err(invalid(
+            "this enclave's document is from another boot: fetch a fresh one",
+        ));
+    }
+    Ok((members, i))
+}
+
 impl FrostApi {
     pub fn new() -> Arc<FrostApi> {
         Arc::new(FrostApi::default())
@@ -276,54 +323,72 @@ impl FrostApi {
         r: DkgStart,
         now: u64,
     ) -> Result<DkgMessages, ApiError> {
-        let (node, key) = ctx.me()?;
         let n = r.members.len();
-        if !(2..=MAX_MEMBERS).contains(&n) {
-            return Err(invalid(format!(
-                "a group has 2 to {MAX_MEMBERS} members, not {n}"
-            )));
-        }
         if !(2..=n as u16).contains(&r.threshold) {
             return Err(invalid(format!(
                 "the threshold must be 2 to {n}, not {}",
                 r.threshold
             )));
         }
-        let mut members = Vec::with_capacity(n);
-        for (i, doc) in r.members.iter().enumerate() {
-            if doc.0.len() > MAX_PEER_DOCUMENT {
-                return Err(ApiError::new(
-                    Code::PeerDocumentRefused,
-                    format!("member {}'s document is too large", i + 1),
-                ));
-            }
-            let peer = ctx.policy.verify(&doc.0, now).map_err(|e| {
-                let mut a = peer_refusal(e);
-                a.message = format!("member {}: {}", i + 1, a.message);
-                a
-            })?;
-            if members.iter().any(|m: &Peer| m.node == peer.node) {
-                return Err(invalid(format!("member {} repeats a node", i + 1)));
-            }
-            members.push(peer);
-        }
-        let Some(i) = members.iter().position(|m| m.node == node) else {
-            return Err(invalid("this enclave's node is not among the members"));
-        };
-        if members[i].public_key != key.public_key() {
-            return Err(invalid(
-                "this enclave's document is from another boot: fetch a fresh one",
-            ));
-        }
-        let me = i as u16 + 1;
+        let (members, i) = verify_members(ctx, &r.members, now)?;
         let nodes: Vec<[u8; 32]> = members.iter().map(|m| m.node).collect();
         let digest = dkg_digest(&r.session.0, r.threshold, &nodes, &r.owner.0, r.not_after);
         ctx.owners
             .check(&r.owner.0, &digest, &r.signature, r.not_after, now)?;
+        let run = (r.owner.0, r.threshold, None);
+        self.begin(ctx, r.session.0, (members, i), run, now, |me, n| {
+            Dkg::start(me, n, r.threshold)
+        })
+    }
 
+    /// Step 1 of a refresh; steps 2 and 3 are those of a key generation.
+    pub fn refresh_start(
+        &self,
+        ctx: &PeerCtx<'_>,
+        r: RefreshStart,
+        now: u64,
+    ) -> Result<DkgMessages, ApiError> {
+        let rec = load(ctx.sealing, &r.group.0)?;
+        if r.members.len() != rec.members.len() {
+            return Err(invalid(format!(
+                "the group has {} members; a refresh takes every one",
+                rec.members.len()
+            )));
+        }
+        let (members, i) = verify_members(ctx, &r.members, now)?;
+        if i as u16 + 1 != rec.participant {
+            return Err(invalid(format!(
+                "this enclave is participant {} of the group, not {}",
+                rec.participant,
+                i + 1
+            )));
+        }
+        let nodes: Vec<[u8; 32]> = members.iter().map(|m| m.node).collect();
+        let digest = refresh_digest(&r.session.0, &r.group.0, &nodes, r.not_after);
+        ctx.owners
+            .check(&rec.owner, &digest, &r.signature, r.not_after, now)?;
+        let n = rec.members.len() as u16;
+        let run = (rec.owner, rec.threshold, Some(r.group.0));
+        self.begin(ctx, r.session.0, (members, i), run, now, |_, _| {
+            Dkg::start_refresh(rec.key, rec.public, n)
+        })
+    }
+
+    /// Starts a run (a key generation or a refresh) and seals its round-1 package to each
+    /// other member.
+    fn begin(
+        &self,
+        ctx: &PeerCtx<'_>,
+        session: [u8; 32],
+        (members, i): (Vec<Peer>, usize),
+        (owner, threshold, refresh): ([u8; 32], u16, Option<[u8; 32]>),
+        now: u64,
+        start: impl FnOnce(u16, u16) -> Result<(Dkg, Vec<u8>), FrostError>,
+    ) -> Result<DkgMessages, ApiError> {
+        let (node, key) = ctx.me()?;
         let mut runs = lock(&self.runs);
         runs.retain(|_, run| run.expires > now);
-        if runs.contains_key(&r.session.0) {
+        if runs.contains_key(&session) {
             return Err(ApiError::new(
                 Code::Conflict,
                 "a key generation with this session id is in flight",
@@ -336,25 +401,27 @@ impl FrostApi {
             )
             .with_status(429));
         }
-        let (dkg, package) = Dkg::start(me, n as u16, r.threshold).map_err(engine_refusal)?;
-        let mut messages = Vec::with_capacity(n - 1);
+        let me = i as u16 + 1;
+        let (dkg, package) = start(me, members.len() as u16).map_err(engine_refusal)?;
+        let mut messages = Vec::with_capacity(members.len() - 1);
         for (j, peer) in members.iter().enumerate() {
             if j != i {
                 messages.push(
                     ctx.channel
-                        .seal((node, key), peer, (FROST_DKG, r.session.0, 1), &package)
+                        .seal((node, key), peer, (FROST_DKG, session, 1), &package)
                         .map_err(channel_refusal)?,
                 );
             }
         }
         runs.insert(
-            r.session.0,
+            session,
             Run {
+                threshold,
+                refresh,
                 dkg,
                 me,
-                threshold: r.threshold,
                 members,
-                owner: r.owner.0,
+                owner,
                 waiting: 1,
                 received: BTreeMap::new(),
                 expires: now + RUN_TTL_SECS,
@@ -482,22 +549,31 @@ impl FrostApi {
             key: generated.key_package,
         };
         let view = group_view(&rec)?;
+        if run.refresh.is_some_and(|g| g != view.group.0) {
+            return Err(ApiError::new(
+                Code::FrostDkgFailed,
+                "the refreshed shares belong to another group key",
+            ));
+        }
         let plain = rec.encode().map_err(engine_refusal)?;
         let name = hex::encode(view.group.0);
+        let refresh = run.refresh.is_some();
         ctx.sealing
             .with_store(|s| match s.get_sealed(record::KIND, &name) {
+                // A refresh replaces the share it started from.
+                Ok(_) if refresh => s.put_sealed(record::KIND, &name, &plain).map(|_| Ok(())),
                 // A group key is fresh randomness of every member: a record of it already
                 // here means a bug or a replayed run, never a second share to keep.
                 Ok(_) => Ok(Err(ApiError::new(
                     Code::Conflict,
                     "this enclave already holds a share of this group",
                 ))),
-                Err(SealedStoreError::Store(StoreError::NotFound)) => {
+                Err(SealedStoreError::Store(StoreError::NotFound)) if !refresh => {
                     s.put_sealed(record::KIND, &name, &plain).map(|_| Ok(()))
                 }
                 Err(e) => Err(e),
             })
-            .map_err(ApiError::from)??;
+            .map_err(store_refusal)??;
         Ok(view)
     }
 

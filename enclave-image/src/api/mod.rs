@@ -240,6 +240,26 @@ impl App {
             ep::FrostDkgFinish::ROUTE => pipeline::sealed::<ep::FrostDkgFinish>(self, req, |r| {
                 self.frost.dkg_finish(&self.peer_ctx(), r, now)
             }),
+            ep::FrostRefreshStart::ROUTE => {
+                pipeline::sealed::<ep::FrostRefreshStart>(self, req, |r| {
+                    self.frost.refresh_start(&self.peer_ctx(), r, now)
+                })
+            }
+            ep::FrostRepairStart::ROUTE => {
+                pipeline::sealed::<ep::FrostRepairStart>(self, req, |r| {
+                    self.frost.repair_start(&self.peer_ctx(), r, now)
+                })
+            }
+            ep::FrostRepairForward::ROUTE => {
+                pipeline::sealed::<ep::FrostRepairForward>(self, req, |r| {
+                    self.frost.repair_forward(&self.peer_ctx(), r, now)
+                })
+            }
+            ep::FrostRepairFinish::ROUTE => {
+                pipeline::sealed::<ep::FrostRepairFinish>(self, req, |r| {
+                    self.frost.repair_finish(&self.peer_ctx(), r, now)
+                })
+            }
             ep::FrostGroup::ROUTE => pipeline::sealed::<ep::FrostGroup>(self, req, |r| {
                 self.frost.group(&self.peer_ctx(), r)
             }),
