@@ -193,7 +193,10 @@ pub const MAX_PEER_BODY: usize = MAX_PEER_DOCUMENT.div_ceil(3) * 4 + 1024;
 pub const MAX_PEER_MESSAGE_BODY: usize =
     (MAX_PEER_PAYLOAD + 16).div_ceil(3) * 4 + MAX_PEER_BODY + 1024;
 /// `frost/dkg/start`: every member's document, plus the fields.
-pub const MAX_FROST_START_BODY: usize = MAX_MEMBERS * (MAX_PEER_DOCUMENT.div_ceil(3) * 4) + 4096;
+///
+/// `repair/finish` carries up to 15 helpers' documents and their round-2 messages as well.
+pub const MAX_FROST_START_BODY: usize =
+    MAX_MEMBERS * (MAX_PEER_DOCUMENT.div_ceil(3) * 4 + 4096) + 4096;
 /// Every other `frost/...` body: a message from each other member (round-1 packages are the
 /// largest, a few KiB for 16 members), or a commitment and share per signer and message.
 pub const MAX_FROST_BODY: usize = 256 * 1024;

@@ -14,7 +14,8 @@ use sigil_e2e::deployment::Deployment;
 use sigil_e2e::workspace;
 use sigil_protocol::endpoint as ep;
 use sigil_protocol::frost::{
-    DkgContinue, DkgStart, GroupView, SignCommit, SignShare, SignerItems, dkg_digest, sign_digest,
+    DkgContinue, DkgStart, GroupView, RefreshStart, SignCommit, SignShare, SignerItems, dkg_digest,
+    refresh_digest, sign_digest,
 };
 use sigil_protocol::peers::PeerMessage;
 use sigil_protocol::wire::{Base64Bytes, Hex};
@@ -304,6 +305,68 @@ fn three_enclaves_make_a_2_of_3_key_and_any_two_sign_through_a_restart() {
     assert_eq!(out["output_key"], hex::encode(view.output_key.0), "{out}");
     sign_with(&conns, &[1, 2], &view, &[[0x79; 32]], None, &owner);
     sign_with(&conns, &[1, 3], &view, &[[0x7a; 32]], None, &owner);
+
+    // A refresh the coordinator does not finish at member 3: 1 and 2 move to new shares, 3 is
+    // left on its old one and its signature share is named bad. A repair by 1 and 2, with 3
+    // itself as the new holder, brings it back.
+    let session = [0xe1; 32];
+    let docs: Vec<Base64Bytes> = conns
+        .iter()
+        .map(|(_, e)| Base64Bytes(e.raw.clone()))
+        .collect();
+    let nodes: Vec<[u8; 32]> = view.members.iter().map(|m| m.0).collect();
+    let nodes = [nodes[0], nodes[1], conns[2].1.image.node.unwrap()];
+    let not_after = common::now() + 120;
+    let digest = refresh_digest(&session, &view.group.0, &nodes, not_after);
+    let mut round1 = Vec::new();
+    for (c, e) in &conns {
+        let req = RefreshStart {
+            session: Hex(session),
+            group: view.group,
+            members: docs.clone(),
+            not_after,
+            signature: owner.sign_for(e, &digest).unwrap(),
+        };
+        round1.extend(c.call::<ep::FrostRefreshStart>(e, &req).unwrap().messages);
+    }
+    let mut round2 = Vec::new();
+    for (i, (c, e)) in conns.iter().enumerate() {
+        let req = DkgContinue {
+            session: Hex(session),
+            messages: to(&round1, &conns, i),
+        };
+        round2.extend(c.call::<ep::FrostDkgRound2>(e, &req).unwrap().messages);
+    }
+    for i in 0..2 {
+        finish(&conns, i, session, to(&round2, &conns, i)).unwrap();
+    }
+    let signers: Vec<(u16, Member<'_>)> = [1u16, 3]
+        .iter()
+        .map(|n| {
+            let (client, enclave) = &conns[*n as usize - 1];
+            (*n, Member { client, enclave })
+        })
+        .collect();
+    let (status, code, message) =
+        api_error(frost::sign(&signers, &view, &[[0x7b; 32]], None, &owner).unwrap_err());
+    assert_eq!((status, code.as_str()), (400, "bad_share"), "{message}");
+    assert!(message.contains("[3]"), "{message}");
+    drop(signers);
+    let helpers: Vec<(u16, Member<'_>)> = conns[..2]
+        .iter()
+        .enumerate()
+        .map(|(i, (client, enclave))| (i as u16 + 1, Member { client, enclave }))
+        .collect();
+    let third = Member {
+        client: &conns[2].0,
+        enclave: &conns[2].1,
+    };
+    // The group as the helpers hold it now (their new verifying shares).
+    let current = frost::group(&helpers[0].1, &view.group.0).unwrap();
+    assert_ne!(current.verifying_shares, view.verifying_shares);
+    frost::repair(&helpers, &third, &current, 3, &owner).unwrap();
+    drop(helpers);
+    sign_with(&conns, &[1, 3], &view, &[[0x7c; 32]], None, &owner);
     let _ = &mut ds;
 }
 

@@ -388,6 +388,19 @@ fn requests(dir: &Path) {
             "SessionAbort" => json!({
                 "session": session, "owner": owner, "not_after": 1_900_000_000u64, "signature": sig,
             }),
+            "SessionPeerSend" => json!({
+                "session": session, "step": "nonces",
+                "recipient_document": b64(b"\xd2\x84"), "recipient_session": h("23", 32),
+            }),
+            "SessionPeerReceive" => json!({
+                "session": session,
+                "message": {
+                    "v": 1, "protocol": "musig2", "session": session, "round": 2,
+                    "sender": owner, "recipient": h("44", 32), "seq": 1,
+                    "enc": h("55", 32), "ct": b64(&[0; 48]),
+                },
+                "sender_document": b64(b"\xd2\x84"),
+            }),
             "ProveSubmit" => json!({
                 "scheme": "ultra_honk", "circuit": b64(b"{}"), "witness": b64(b"\x1f\x8b"),
                 "target": "evm", "result_key": b64(&[0x11; 32]),
@@ -417,6 +430,35 @@ fn requests(dir: &Path) {
                     "sender": owner, "recipient": h("44", 32), "seq": 1,
                     "enc": h("55", 32), "ct": b64(&[0; 32]),
                 }],
+            }),
+            "FrostRepairStart" => json!({
+                "session": session, "group": h("66", 32), "lost": 3, "helpers": [1, 2],
+                "helper_documents": [b64(b"\xd2\x84"), b64(b"\xd2\x84\x44")],
+                "new_member": b64(b"\xd2\x84\x45"),
+                "not_after": 1_900_000_000u64, "signature": sig,
+            }),
+            "FrostRepairForward" => json!({
+                "session": session,
+                "messages": [{
+                    "v": 1, "protocol": "frost-repair", "session": session, "round": 1,
+                    "sender": owner, "recipient": h("44", 32), "seq": 1,
+                    "enc": h("55", 32), "ct": b64(&[0; 48]),
+                }],
+            }),
+            "FrostRepairFinish" => json!({
+                "session": session, "group": h("66", 32), "lost": 3, "helpers": [1, 2],
+                "helper_documents": [b64(b"\xd2\x84"), b64(b"\xd2\x84\x44")],
+                "messages": [{
+                    "v": 1, "protocol": "frost-repair", "session": session, "round": 2,
+                    "sender": h("45", 32), "recipient": h("46", 32), "seq": 1,
+                    "enc": h("55", 32), "ct": b64(&[0; 96]),
+                }],
+                "owner": owner, "not_after": 1_900_000_000u64, "signature": sig,
+            }),
+            "FrostRefreshStart" => json!({
+                "session": session, "group": h("66", 32),
+                "members": [b64(b"\xd2\x84"), b64(b"\xd2\x84\x44"), b64(b"\xd2\x84\x45")],
+                "not_after": 1_900_000_000u64, "signature": sig,
             }),
             "FrostGroup" => json!({ "group": h("66", 32) }),
             "FrostSignCommit" => json!({

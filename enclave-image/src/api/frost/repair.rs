@@ -10,7 +10,9 @@
 //!    now names the new holder's node as participant `lost`.
 //! 3. `repair/finish` (the new holder): the owner's approval checked, the helpers' messages
 //!    opened and checked to agree, the share rebuilt and refused unless it matches the
-//!    group's verifying share for `lost`, then sealed.
+//!    group's verifying share for `lost`, then sealed. The new holder may be the member that
+//!    held `lost` before, left on an old share by a refresh it did not finish: its share is
+//!    replaced.
 //!
 //! Round-2 payload (sealed): `sigma_len u8 || sigma || owner[32] || n u8 || members[n][32] ||
 //! public key package`. Deltas and sigmas are secret: they travel sealed to one enclave and
@@ -440,9 +442,15 @@ impl FrostApi {
         let name = hex::encode(view.group.0);
         ctx.sealing
             .with_store(|s| match s.get_sealed(record::KIND, &name) {
+                // This enclave's own share as participant `lost`, left behind (a refresh it
+                // did not finish): replaced by the repaired one, which matches the group's
+                // current verifying share.
+                Ok((_, old)) if Record::decode(&old).is_ok_and(|o| o.participant == r.lost) => {
+                    s.put_sealed(record::KIND, &name, &plain).map(|_| Ok(()))
+                }
                 Ok(_) => Ok(Err(ApiError::new(
                     Code::Conflict,
-                    "this enclave already holds a share of this group",
+                    "this enclave already holds another share of this group",
                 ))),
                 Err(SealedStoreError::Store(StoreError::NotFound)) => {
                     s.put_sealed(record::KIND, &name, &plain).map(|_| Ok(()))
