@@ -11,9 +11,9 @@ use k256::{ProjectivePoint, Scalar};
 use sha2::{Digest, Sha256};
 use sigil_protocol::endpoint as ep;
 use sigil_protocol::frost::{
-    DkgContinue, DkgStart, GroupRequest, GroupView, RefreshStart, RepairFinish, RepairStart,
-    SignAggregate, SignCommit, SignShare, Signatures, SignerItems, dkg_digest, refresh_digest,
-    repair_digest, sign_digest,
+    DkgContinue, DkgStart, GroupRequest, GroupView, RefreshCommit, RefreshStart, RepairFinish,
+    RepairStart, SignAggregate, SignCommit, SignShare, Signatures, SignerItems, commit_digest,
+    dkg_digest, refresh_digest, repair_digest, sign_digest,
 };
 use sigil_protocol::peers::PeerMessage;
 use sigil_protocol::wire::{Base64Bytes, Hex};
@@ -128,9 +128,13 @@ fn rounds_2_and_3(
     Ok(views)
 }
 
-/// Refreshes every share of `group` (all `members`, in participant order): the group key and
-/// output key stay, every verifying share changes, and old shares stop combining with new
-/// ones. Returns the members' new views, checked to agree.
+/// Refreshes every share of `group` (all `members`, in participant order, every one at the
+/// generation `group` names): a key generation over a zero secret whose new shares each
+/// member keeps as pending, then, once every member's answer names the same pending
+/// generation, the owner's commit at every member. The group key and output key stay, every
+/// verifying share changes, and old shares are erased. Returns the members' views after the
+/// commit, checked to agree. If a commit fails part way, [`commit`] with the pending
+/// generation finishes it (members keep signing with their old shares until committed).
 pub fn refresh(
     members: &[Member<'_>],
     group: &GroupView,
@@ -146,12 +150,19 @@ pub fn refresh(
         .map(|m| Base64Bytes(m.enclave.raw.clone()))
         .collect();
     let not_after = owner.not_after();
-    let digest = refresh_digest(&session, &group.group.0, &nodes, not_after);
+    let digest = refresh_digest(
+        &session,
+        &group.group.0,
+        &group.generation.0,
+        &nodes,
+        not_after,
+    );
     let mut round1 = Vec::new();
     for m in members {
         let req = RefreshStart {
             session: Hex(session),
             group: group.group,
+            generation: group.generation,
             members: documents.clone(),
             not_after,
             signature: owner.sign_for(m.enclave, &digest)?,
@@ -162,11 +173,49 @@ pub fn refresh(
                 .messages,
         );
     }
-    let views = rounds_2_and_3(members, &nodes, session, &round1)?;
-    check_views(&views, &nodes, group.threshold, &owner.x_only())?;
-    let new = &views[0];
-    if new.verifying_key != group.verifying_key || new.output_key != group.output_key {
+    let finished = rounds_2_and_3(members, &nodes, session, &round1)?;
+    check_views(&finished, &nodes, group.threshold, &owner.x_only())?;
+    let pending = finished[0]
+        .pending
+        .ok_or_else(|| mismatch("the members finished the refresh but hold nothing pending"))?;
+    if finished[0].generation != group.generation {
+        return Err(mismatch("the members' shares moved during the refresh"));
+    }
+    let views = commit(members, group, &pending.0, owner)?;
+    if views[0].verifying_key != group.verifying_key || views[0].output_key != group.output_key {
         return Err(mismatch("the refresh changed the group key"));
+    }
+    Ok(views)
+}
+
+/// Puts the pending generation `generation` into use at every member (the last step of a
+/// refresh; committing a member twice is harmless). Returns the members' views, checked to
+/// agree and to be at `generation`.
+pub fn commit(
+    members: &[Member<'_>],
+    group: &GroupView,
+    generation: &[u8; 32],
+    owner: &OwnerKey,
+) -> Result<Vec<GroupView>, ClientError> {
+    let nodes = members
+        .iter()
+        .map(Member::node)
+        .collect::<Result<Vec<_>, _>>()?;
+    let not_after = owner.not_after();
+    let digest = commit_digest(&group.group.0, generation, not_after);
+    let mut views = Vec::new();
+    for m in members {
+        let req = RefreshCommit {
+            group: group.group,
+            generation: Hex(*generation),
+            not_after,
+            signature: owner.sign_for(m.enclave, &digest)?,
+        };
+        views.push(m.client.call::<ep::FrostRefreshCommit>(m.enclave, &req)?);
+    }
+    check_views(&views, &nodes, group.threshold, &owner.x_only())?;
+    if views[0].generation.0 != *generation || views[0].pending.is_some() {
+        return Err(mismatch("the members are not at the committed generation"));
     }
     Ok(views)
 }
@@ -389,6 +438,8 @@ pub fn repair(
         .call::<ep::FrostRepairFinish>(new_member.enclave, &req)?;
     let mut expected = group.clone();
     expected.participant = lost;
+    // Nothing is pending at the new holder, whatever is at the helpers.
+    expected.pending = None;
     expected.members[usize::from(lost) - 1] = Hex(new_node);
     if view != expected {
         return Err(mismatch(

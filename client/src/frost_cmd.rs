@@ -80,6 +80,23 @@ pub enum FrostCmd {
         #[command(flatten)]
         trust: Trust,
     },
+    /// Put a refresh's pending generation into use at every member (when `frost refresh`
+    /// stopped between its finish and commit steps; members sign with their old shares until
+    /// then).
+    Commit {
+        /// A member's API (repeat, every member, in participant order).
+        #[arg(long = "endpoint", required = true)]
+        endpoints: Vec<String>,
+        #[arg(long)]
+        group: String,
+        /// The pending generation (as `frost group` prints it).
+        #[arg(long)]
+        generation: String,
+        #[arg(long)]
+        owner_key: String,
+        #[command(flatten)]
+        trust: Trust,
+    },
     /// A group as one member holds it.
     Group {
         #[arg(long)]
@@ -108,6 +125,8 @@ fn connect_all(
 fn view_json(v: &GroupView, endpoints: &[String]) -> serde_json::Value {
     serde_json::json!({
         "group": v.group,
+        "generation": v.generation,
+        "pending": v.pending,
         "verifying_key": v.verifying_key,
         "output_key": v.output_key,
         "threshold": v.threshold,
@@ -270,6 +289,29 @@ pub fn run(cmd: FrostCmd) -> Result<serde_json::Value, Failure> {
                 .all(|(a, b)| a != b)
                 .into();
             out["refresh_ms"] = (t.elapsed().as_secs_f64() * 1e3).into();
+            Ok(out)
+        }
+        FrostCmd::Commit {
+            endpoints,
+            group,
+            generation,
+            owner_key,
+            trust,
+        } => {
+            let owner = OwnerKey::load(&owner_key).map_err(client_failure)?;
+            let group = hex32("--group", &group)?;
+            let generation = hex32("--generation", &generation)?;
+            let conns = connect_all(&endpoints, &trust)?;
+            let members: Vec<Member<'_>> = conns
+                .iter()
+                .map(|(client, enclave)| Member { client, enclave })
+                .collect();
+            let mut view = frost::group(&members[0], &group).map_err(client_failure)?;
+            view.participant = 1;
+            let views =
+                frost::commit(&members, &view, &generation, &owner).map_err(client_failure)?;
+            let mut out = view_json(&views[0], &endpoints);
+            out["generation"] = hex::encode(generation).into();
             Ok(out)
         }
         FrostCmd::Group {

@@ -16,8 +16,8 @@ use serde::de::DeserializeOwned;
 use crate::api::{AttestationResponse, HealthResponse, PingRequest, PingResponse};
 use crate::frost::{
     DkgContinue, DkgMessages, DkgStart, GroupRequest, GroupView, MAX_BATCH, MAX_FROST_ITEM,
-    MAX_MEMBERS, RefreshStart, RepairFinish, RepairStart, SignAggregate, SignCommit, SignShare,
-    Signatures, SignerItems,
+    MAX_MEMBERS, RefreshCommit, RefreshStart, RepairFinish, RepairStart, SignAggregate, SignCommit,
+    SignShare, Signatures, SignerItems,
 };
 use crate::musig2::{
     AbortRequest, AggregateView, ApproveRequest, CreateAggregateRequest, CreateSessionRequest,
@@ -458,6 +458,11 @@ endpoints! {
     FrostRefreshStart = Post "/v1/frost/refresh/start", RefreshStart => DkgMessages {
         max_body: MAX_FROST_START_BODY, encapsulated: true, sealed_state: true, success: 200,
         param: None, target: fixed_path(FrostRefreshStart::PATH),
+    }
+    /// Share refresh, last step (every member): the owner puts the new shares into use.
+    FrostRefreshCommit = Post "/v1/frost/refresh/commit", RefreshCommit => GroupView {
+        max_body: MAX_FROST_BODY, encapsulated: true, sealed_state: true, success: 200,
+        param: None, target: fixed_path(FrostRefreshCommit::PATH),
     }
     /// Share repair, step 1 (each helper): deltas sealed to each other helper.
     FrostRepairStart = Post "/v1/frost/repair/start", RepairStart => DkgMessages {

@@ -129,7 +129,7 @@ codes! {
     BadApproval = "bad_approval", [401], "the approval signature does not verify";
     WrongParticipant = "wrong_participant", [400], "no such participant, or not of the needed kind";
     InvalidNonce = "invalid_nonce", [400], "a public nonce does not parse, or the count is wrong";
-    Conflict = "conflict", [409], "the participant already sent different values";
+    Conflict = "conflict", [409], "the participant already sent different values, a run or session with this id is in flight, or the enclave already holds this share";
     RoundMismatch = "round_mismatch", [409], "the round id does not match the session's nonces";
     InvalidPartialSignature = "invalid_partial_signature", [400], "a partial signature does not parse";
     BadPartialSignature = "bad_partial_signature", [400], "a partial signature does not verify";
@@ -142,6 +142,7 @@ codes! {
     // FROST.
     UnknownGroup = "unknown_group", [404], "this enclave holds no share of this FROST group";
     FrostDkgFailed = "frost_dkg_failed", [409], "the key generation failed: a member's package does not verify, or members saw different round-1 packages (the message names the member)";
+    ApprovalUsed = "approval_used", [409], "this owner approval was used already: each starts one run or signing session";
     BadShare = "bad_share", [400], "a signature share does not verify (the message names its signer)";
     // Proving.
     ProverDisabled = "prover_disabled", [503], "this enclave is configured without a prover";

@@ -25,9 +25,9 @@
 //!    memory only.
 //! 2. `sign/share`: every signer's commitments. It answers one signature share per message,
 //!    consuming its nonces: a session signs once, and a restart forgets it.
-//! 3. `sign/aggregate` (any member): the commitments and shares. Each share is verified (a
-//!    bad one's signer is named) and the signatures are verified under the group's Taproot
-//!    output key before they are returned.
+//! 3. `sign/aggregate` (any member): the commitments and shares. A signature that does not
+//!    verify makes it check the shares and name the first bad signer; the signatures are
+//!    verified under the group's Taproot output key before they are returned.
 
 use serde::{Deserialize, Serialize};
 
@@ -103,6 +103,12 @@ pub struct GroupView {
     pub owner: Hex32,
     /// Which participant this enclave is.
     pub participant: u16,
+    /// The generation of the shares in use: SHA-256 of the group's public key package (it
+    /// changes with each committed refresh; every member of a group in good order agrees).
+    pub generation: Hex32,
+    /// A refresh this member finished and that waits for the owner's commit: its generation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<Hex32>,
 }
 
 /// `POST /v1/frost/sign/commit`.
@@ -171,6 +177,9 @@ pub struct Signatures {
 pub struct RefreshStart {
     pub session: Hex32,
     pub group: Hex32,
+    /// The generation being refreshed: every member must be at it (a member on another one
+    /// refuses, so members on different generations never finish a refresh together).
+    pub generation: Hex32,
     /// Every member's attestation document, in participant order.
     pub members: Vec<Base64Bytes>,
     pub not_after: u64,
@@ -178,18 +187,49 @@ pub struct RefreshStart {
     pub signature: Signature,
 }
 
-/// What the group owner signs to let a refresh run: the session, the group and the members'
-/// node identities in participant order.
+/// What the group owner signs to let a refresh run: the session, the group, the generation
+/// refreshed and the members' node identities in participant order.
 pub fn refresh_digest(
     session: &[u8; 32],
     group: &[u8; 32],
+    generation: &[u8; 32],
     members: &[[u8; 32]],
     not_after: u64,
 ) -> [u8; 32] {
     let nodes = members.concat();
     tagged_digest(
         "sigil/frost-refresh/v1",
-        [&session[..], &group[..], &nodes, &not_after.to_be_bytes()],
+        [
+            &session[..],
+            &group[..],
+            &generation[..],
+            &nodes,
+            &not_after.to_be_bytes(),
+        ],
+    )
+}
+
+/// `POST /v1/frost/refresh/commit`, at every member once every member finished the refresh
+/// (their `dkg/finish` answers name the same pending generation): the new shares go into use
+/// and the old ones are erased. Until then each member signs with its old share, so a refresh
+/// that is never finished or committed everywhere costs nothing; a member not yet committed
+/// is committed later with the same generation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshCommit {
+    pub group: Hex32,
+    /// The pending generation to put into use.
+    pub generation: Hex32,
+    pub not_after: u64,
+    /// The group owner's signature over [`commit_digest`], for this enclave's boot.
+    pub signature: Signature,
+}
+
+/// What the group owner signs to put a refreshed generation into use.
+pub fn commit_digest(group: &[u8; 32], generation: &[u8; 32], not_after: u64) -> [u8; 32] {
+    tagged_digest(
+        "sigil/frost-refresh-commit/v1",
+        [&group[..], &generation[..], &not_after.to_be_bytes()],
     )
 }
 

@@ -9,7 +9,8 @@
 //!   fails, naming who saw otherwise, unless all digests agree;
 //! - a nonce used twice: a participant's commitment nonces live only in memory, inside a
 //!   value that signing consumes (moved, then wiped on drop);
-//! - a bad signature share: aggregation verifies every share and names its signer.
+//! - a bad signature share: when the aggregated signature does not verify, aggregation checks
+//!   the shares and names the first bad signer (frost-core's cheater detection).
 
 use std::collections::BTreeMap;
 
@@ -354,7 +355,8 @@ pub fn sign(
     Ok(share.serialize())
 }
 
-/// The signature from the shares; every share is verified and a bad one's signer named. The
+/// The signature from the shares, verified; if it does not verify, the shares are checked and
+/// the first bad one's signer named. The
 /// result is a BIP-340 signature under the group's Taproot output key.
 pub fn aggregate(
     package: &SigningPackage,

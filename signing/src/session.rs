@@ -600,6 +600,9 @@ impl Session {
             participants: self
                 .participants
                 .iter()
+                // Held keys only: an external participant's partial signatures came from
+                // elsewhere, and its own enclave refuses to be spoken for.
+                .filter(|p| !p.is_external())
                 .filter_map(|p| {
                     let psigs = p.psigs.as_ref()?;
                     Some((p.info.index, psigs.iter().map(|s| s.serialize()).collect()))

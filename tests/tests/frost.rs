@@ -14,8 +14,8 @@ use sigil_e2e::deployment::Deployment;
 use sigil_e2e::workspace;
 use sigil_protocol::endpoint as ep;
 use sigil_protocol::frost::{
-    DkgContinue, DkgStart, GroupView, RefreshStart, SignCommit, SignShare, SignerItems, dkg_digest,
-    refresh_digest, sign_digest,
+    DkgContinue, DkgStart, GroupView, RefreshCommit, RefreshStart, SignCommit, SignShare,
+    SignerItems, commit_digest, dkg_digest, refresh_digest, sign_digest,
 };
 use sigil_protocol::peers::PeerMessage;
 use sigil_protocol::wire::{Base64Bytes, Hex};
@@ -306,52 +306,46 @@ fn three_enclaves_make_a_2_of_3_key_and_any_two_sign_through_a_restart() {
     sign_with(&conns, &[1, 2], &view, &[[0x79; 32]], None, &owner);
     sign_with(&conns, &[1, 3], &view, &[[0x7a; 32]], None, &owner);
 
-    // A refresh the coordinator does not finish at member 3: 1 and 2 move to new shares, 3 is
-    // left on its old one and its signature share is named bad. A repair by 1 and 2, with 3
-    // itself as the new holder, brings it back.
-    let session = [0xe1; 32];
-    let docs: Vec<Base64Bytes> = conns
-        .iter()
-        .map(|(_, e)| Base64Bytes(e.raw.clone()))
-        .collect();
-    let nodes: Vec<[u8; 32]> = view.members.iter().map(|m| m.0).collect();
-    let nodes = [nodes[0], nodes[1], conns[2].1.image.node.unwrap()];
-    let not_after = common::now() + 120;
-    let digest = refresh_digest(&session, &view.group.0, &nodes, not_after);
-    let mut round1 = Vec::new();
-    for (c, e) in &conns {
-        let req = RefreshStart {
-            session: Hex(session),
-            group: view.group,
-            members: docs.clone(),
-            not_after,
-            signature: owner.sign_for(e, &digest).unwrap(),
-        };
-        round1.extend(c.call::<ep::FrostRefreshStart>(e, &req).unwrap().messages);
-    }
-    let mut round2 = Vec::new();
-    for (i, (c, e)) in conns.iter().enumerate() {
-        let req = DkgContinue {
-            session: Hex(session),
-            messages: to(&round1, &conns, i),
-        };
-        round2.extend(c.call::<ep::FrostDkgRound2>(e, &req).unwrap().messages);
-    }
-    for i in 0..2 {
-        finish(&conns, i, session, to(&round2, &conns, i)).unwrap();
-    }
-    let signers: Vec<(u16, Member<'_>)> = [1u16, 3]
-        .iter()
-        .map(|n| {
-            let (client, enclave) = &conns[*n as usize - 1];
-            (*n, Member { client, enclave })
-        })
-        .collect();
+    // A refresh runs to its finish step at every member but is committed at member 1 only:
+    // 1 signs with the new shares, 3 still with its old one, and the aggregator names 3.
+    // Committing the pending generation at the others (the CLI, as after a coordinator that
+    // stopped) brings the group together again.
+    let current = frost::group(&members(&conns)[0], &view.group.0).unwrap();
+    let pending = refresh_steps(&conns, &current, &owner, &[0, 1, 2], &[0]);
     let (status, code, message) =
-        api_error(frost::sign(&signers, &view, &[[0x7b; 32]], None, &owner).unwrap_err());
+        api_error(sign_result(&conns, &[1, 3], &view, &owner).unwrap_err());
     assert_eq!((status, code.as_str()), (400, "bad_share"), "{message}");
     assert!(message.contains("[3]"), "{message}");
-    drop(signers);
+    let out = common::sigil_json(&[
+        "frost",
+        "commit",
+        "--endpoint",
+        &ds[0].endpoint(),
+        "--endpoint",
+        &ds[1].endpoint(),
+        "--endpoint",
+        &replacement.endpoint(),
+        "--group",
+        &hex::encode(view.group.0),
+        "--generation",
+        &hex::encode(pending),
+        "--owner-key",
+        key_file.to_str().unwrap(),
+        "--trust-test-root",
+    ]);
+    assert_eq!(out["generation"], hex::encode(pending), "{out}");
+    sign_with(&conns, &[1, 3], &view, &[[0x7b; 32]], None, &owner);
+
+    // A refresh finished at members 1 and 2 only is never committed: everyone keeps signing
+    // with the shares in use, and its approval cannot start a second run.
+    let current = frost::group(&members(&conns)[0], &view.group.0).unwrap();
+    refresh_steps(&conns, &current, &owner, &[0, 1], &[]);
+    sign_with(&conns, &[2, 3], &view, &[[0x7c; 32]], None, &owner);
+
+    // A member left on an older generation (committed at 1 and 2 only) is also brought back
+    // by a repair from the others, with itself as the new holder.
+    let current = frost::group(&members(&conns)[0], &view.group.0).unwrap();
+    refresh_steps(&conns, &current, &owner, &[0, 1, 2], &[0, 1]);
     let helpers: Vec<(u16, Member<'_>)> = conns[..2]
         .iter()
         .enumerate()
@@ -361,13 +355,109 @@ fn three_enclaves_make_a_2_of_3_key_and_any_two_sign_through_a_restart() {
         client: &conns[2].0,
         enclave: &conns[2].1,
     };
-    // The group as the helpers hold it now (their new verifying shares).
-    let current = frost::group(&helpers[0].1, &view.group.0).unwrap();
-    assert_ne!(current.verifying_shares, view.verifying_shares);
-    frost::repair(&helpers, &third, &current, 3, &owner).unwrap();
+    let at_helpers = frost::group(&helpers[0].1, &view.group.0).unwrap();
+    assert_ne!(at_helpers.generation, current.generation);
+    frost::repair(&helpers, &third, &at_helpers, 3, &owner).unwrap();
     drop(helpers);
-    sign_with(&conns, &[1, 3], &view, &[[0x7c; 32]], None, &owner);
+    sign_with(&conns, &[1, 3], &view, &[[0x7d; 32]], None, &owner);
     let _ = &mut ds;
+}
+
+/// A refresh of every member of `conns` at `group`'s generation, run by hand: finished at
+/// the members `finish_at` (indices), committed at `commit_at`. Returns the pending
+/// generation; the start request, sent again, is refused as a used approval.
+fn refresh_steps(
+    conns: &Conns,
+    group: &GroupView,
+    owner: &OwnerKey,
+    finish_at: &[usize],
+    commit_at: &[usize],
+) -> [u8; 32] {
+    let session = {
+        let mut s = [0u8; 32];
+        getrandom::fill(&mut s).unwrap();
+        s
+    };
+    let docs: Vec<Base64Bytes> = conns
+        .iter()
+        .map(|(_, e)| Base64Bytes(e.raw.clone()))
+        .collect();
+    let nodes: Vec<[u8; 32]> = conns.iter().map(|(_, e)| e.image.node.unwrap()).collect();
+    let not_after = common::now() + 120;
+    let digest = refresh_digest(
+        &session,
+        &group.group.0,
+        &group.generation.0,
+        &nodes,
+        not_after,
+    );
+    let mut round1 = Vec::new();
+    for (i, (c, e)) in conns.iter().enumerate() {
+        let req = RefreshStart {
+            session: Hex(session),
+            group: group.group,
+            generation: group.generation,
+            members: docs.clone(),
+            not_after,
+            signature: owner.sign_for(e, &digest).unwrap(),
+        };
+        round1.extend(c.call::<ep::FrostRefreshStart>(e, &req).unwrap().messages);
+        if i == 0 {
+            let again = c.call::<ep::FrostRefreshStart>(e, &req);
+            refused(again, (409, "approval_used"));
+        }
+    }
+    let mut round2 = Vec::new();
+    for (i, (c, e)) in conns.iter().enumerate() {
+        let req = DkgContinue {
+            session: Hex(session),
+            messages: to(&round1, conns, i),
+        };
+        round2.extend(c.call::<ep::FrostDkgRound2>(e, &req).unwrap().messages);
+    }
+    let mut pending = None;
+    for i in finish_at {
+        let v = finish(conns, *i, session, to(&round2, conns, *i)).unwrap();
+        // Nothing changes in use until the commit.
+        assert_eq!(v.generation, group.generation);
+        pending = v.pending;
+    }
+    let pending = pending.unwrap().0;
+    let not_after = common::now() + 120;
+    for i in commit_at {
+        let (c, e) = &conns[*i];
+        let digest = commit_digest(&group.group.0, &pending, not_after);
+        let v = c
+            .call::<ep::FrostRefreshCommit>(
+                e,
+                &RefreshCommit {
+                    group: group.group,
+                    generation: Hex(pending),
+                    not_after,
+                    signature: owner.sign_for(e, &digest).unwrap(),
+                },
+            )
+            .unwrap();
+        assert_eq!((v.generation.0, v.pending), (pending, None));
+    }
+    pending
+}
+
+/// A signature of one message by `who`, or the error.
+fn sign_result(
+    conns: &Conns,
+    who: &[u16],
+    view: &GroupView,
+    owner: &OwnerKey,
+) -> Result<sigil_protocol::frost::Signatures, sigil_client::ClientError> {
+    let signers: Vec<(u16, Member<'_>)> = who
+        .iter()
+        .map(|n| {
+            let (client, enclave) = &conns[*n as usize - 1];
+            (*n, Member { client, enclave })
+        })
+        .collect();
+    frost::sign(&signers, view, &[[0x7f; 32]], None, owner)
 }
 
 /// The node a document attests (zero when it attests none).
@@ -563,22 +653,25 @@ fn frost_attacks_are_refused_by_name() {
     let views = frost::dkg(&members(&conns), 2, &owner).unwrap();
     let view = views[0].clone();
     let m1 = [0x71; 32];
-    let commit = |i: usize, session: [u8; 32], signed: [u8; 32], signer: &OwnerKey| {
-        let not_after = common::now() + 60;
+    let not_after = common::now() + 60;
+    let commit_request = |i: usize, session: [u8; 32], signed: [u8; 32], signer: &OwnerKey| {
         let digest = sign_digest(&session, &view.group.0, &[1, 2], &[signed], None, not_after);
+        SignCommit {
+            session: Hex(session),
+            group: view.group,
+            signers: vec![1, 2],
+            messages: vec![Hex(m1)],
+            merkle_root: None,
+            not_after,
+            signature: signer.sign_for(&conns[i].1, &digest).unwrap(),
+        }
+    };
+    let send_commit = |i: usize, req: &SignCommit| {
         let (c, e) = &conns[i];
-        c.call::<ep::FrostSignCommit>(
-            e,
-            &SignCommit {
-                session: Hex(session),
-                group: view.group,
-                signers: vec![1, 2],
-                messages: vec![Hex(m1)],
-                merkle_root: None,
-                not_after,
-                signature: signer.sign_for(e, &digest).unwrap(),
-            },
-        )
+        c.call::<ep::FrostSignCommit>(e, req)
+    };
+    let commit = |i: usize, session: [u8; 32], signed: [u8; 32], signer: &OwnerKey| {
+        send_commit(i, &commit_request(i, session, signed, signer))
     };
     // No approval by the owner; an approval of another message.
     refused(commit(0, [2; 32], m1, &thief), (401, "bad_signature"));
@@ -589,9 +682,11 @@ fn frost_attacks_are_refused_by_name() {
 
     // A bad signature share: the aggregator names its signer.
     let session = [3; 32];
-    let commitments: Vec<SignerItems> = (0..2)
-        .map(|i| commit(i, session, m1, &owner).unwrap())
-        .collect();
+    let first = commit_request(0, session, m1, &owner);
+    let commitments: Vec<SignerItems> = vec![
+        send_commit(0, &first).unwrap(),
+        commit(1, session, m1, &owner).unwrap(),
+    ];
     let share = |i: usize| {
         let (c, e) = &conns[i];
         c.call::<ep::FrostSignShare>(
@@ -603,8 +698,10 @@ fn frost_attacks_are_refused_by_name() {
         )
     };
     let shares: Vec<SignerItems> = (0..2).map(|i| share(i).unwrap()).collect();
-    // The nonces were used once: a second share is refused.
+    // The nonces were used once: a second share is refused, and the approval, sent again,
+    // starts no second session.
     refused(share(0), (404, "unknown_session"));
+    refused(send_commit(0, &first), (409, "approval_used"));
     let mut bad = shares.clone();
     let last = bad[1].items[0].0.len() - 1;
     bad[1].items[0].0[last] ^= 1;

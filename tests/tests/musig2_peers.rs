@@ -139,9 +139,25 @@ fn a_musig2_session_whose_keys_live_in_two_enclaves_signs() {
         (400, "peer_message_refused"),
         "{m}"
     );
-    // Delivered into another session than the one it was sealed for: refused.
-    let (status, code, _) = api_error(receive((&ca, &ea), &sa, &n_ab, &ea).unwrap_err());
-    assert_eq!((status, code.as_str()), (400, "peer_message_refused"));
+    // Delivered into another session at B than the one it was sealed for: refused before
+    // it is opened (the session is bound into the seal as well).
+    let other = session(&cb, &eb, &ob, agg_b.id);
+    let (status, code, m) = api_error(receive((&cb, &eb), &other, &n_ab, &ea).unwrap_err());
+    assert_eq!(
+        (status, code.as_str()),
+        (400, "peer_message_refused"),
+        "{m}"
+    );
+    assert!(m.contains("session"), "{m}");
+    let mut moved = n_ab.clone();
+    moved.session = other.id;
+    let (status, code, m) = api_error(receive((&cb, &eb), &other, &moved, &ea).unwrap_err());
+    assert_eq!(
+        (status, code.as_str()),
+        (400, "peer_message_refused"),
+        "{m}"
+    );
+    assert!(m.contains("does not open"), "{m}");
     let st = receive((&cb, &eb), &sb, &n_ab, &ea).unwrap();
     assert_eq!(st.state, SessionState::WaitingForPartialSignatures);
     // Replayed: refused.
@@ -154,10 +170,12 @@ fn a_musig2_session_whose_keys_live_in_two_enclaves_signs() {
     assert!(m.contains("replayed"), "{m}");
     receive((&ca, &ea), &sa, &n_ba, &eb).unwrap();
 
-    // Partial signatures, each way: each enclave verifies the other's and aggregates.
+    // Partial signatures, one way then the other (B answers after it has completed): each
+    // enclave verifies the other's and aggregates.
     let p_ab = send((&ca, &ea), &sa, PeerStep::PartialSignatures, (&eb, &sb));
-    let p_ba = send((&cb, &eb), &sb, PeerStep::PartialSignatures, (&ea, &sa));
     let done_b = receive((&cb, &eb), &sb, &p_ab, &ea).unwrap();
+    assert_eq!(done_b.state, SessionState::Completed);
+    let p_ba = send((&cb, &eb), &sb, PeerStep::PartialSignatures, (&ea, &sa));
     let done_a = receive((&ca, &ea), &sa, &p_ba, &eb).unwrap();
     assert_eq!(done_a.state, SessionState::Completed);
     assert_eq!(done_b.state, SessionState::Completed);

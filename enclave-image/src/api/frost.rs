@@ -17,7 +17,8 @@
 //!   session that `sign/share` takes out of the table before it signs, so they are used once;
 //!   a restart forgets every session;
 //! - **a bad signature share** (a member with a rolled-back share, a coordinator changing a
-//!   share): aggregation verifies each share and names its signer, and the signatures are
+//!   share): a signature that does not verify makes aggregation check the shares and name
+//!   the first bad signer, and the signatures are
 //!   verified under the group's output key before they are returned;
 //! - **filling memory**: key generations and signing sessions in flight are bounded and
 //!   expire; every list is bounded by `MAX_MEMBERS` and `MAX_BATCH`.
@@ -31,8 +32,8 @@ use std::sync::{Arc, Mutex};
 use sigil_protocol::error::{ApiError, Code};
 use sigil_protocol::frost::{
     DkgContinue, DkgMessages, DkgStart, FROST_DKG, GroupRequest, GroupView, MAX_BATCH,
-    MAX_FROST_ITEM, MAX_MEMBERS, RefreshStart, SignAggregate, SignCommit, SignShare, Signatures,
-    SignerItems, dkg_digest, refresh_digest, sign_digest,
+    MAX_FROST_ITEM, MAX_MEMBERS, RefreshCommit, RefreshStart, SignAggregate, SignCommit, SignShare,
+    Signatures, SignerItems, commit_digest, dkg_digest, refresh_digest, sign_digest,
 };
 use sigil_protocol::peers::{MAX_PEER_DOCUMENT, PeerMessage};
 use sigil_protocol::wire::{Base64Bytes, Hex};
@@ -91,6 +92,10 @@ pub struct FrostApi {
     runs: Mutex<HashMap<[u8; 32], Run>>,
     sessions: Mutex<HashMap<[u8; 32], SignSession>>,
     repairs: Mutex<HashMap<[u8; 32], repair::RepairRun>>,
+    /// Owner approvals already used at this boot, by digest, until they expire. Threat: a
+    /// coordinator replaying one approval to start a second key generation, refresh, repair
+    /// or signing session (approvals are bound to this boot, so a restart needs no memory).
+    used: Mutex<HashMap<[u8; 32], u64>>,
 }
 
 fn invalid(m: impl Into<String>) -> ApiError {
@@ -160,8 +165,18 @@ fn group_view(r: &Record) -> Result<GroupView, ApiError> {
         verifying_shares: facts.verifying_shares.values().map(|p| Hex(*p)).collect(),
         owner: Hex(r.owner),
         participant: r.participant,
+        generation: Hex(record::generation(&r.public).map_err(engine_refusal)?),
+        pending: r
+            .pending
+            .as_ref()
+            .map(|p| record::generation(&p.public).map(Hex))
+            .transpose()
+            .map_err(engine_refusal)?,
     })
 }
+
+/// Most owner approvals remembered as used (each until its `not_after`, at most 600 s).
+pub const MAX_USED_APPROVALS: usize = 4096;
 
 /// Opens the messages of `round` in `session` into `run.received`, one per member but this
 /// one. A message from a member whose message of this round was opened already is skipped:
@@ -312,6 +327,38 @@ fn verify_members(
 }
 
 impl FrostApi {
+    /// The owner's signature over `digest` for this boot, used once.
+    fn approve(
+        &self,
+        ctx: &PeerCtx<'_>,
+        owner: &[u8; 32],
+        digest: &[u8; 32],
+        signature: &sigil_protocol::wire::Signature,
+        not_after: u64,
+        now: u64,
+    ) -> Result<(), ApiError> {
+        ctx.owners.check(owner, digest, signature, not_after, now)?;
+        let mut used = lock(&self.used);
+        if used.len() >= MAX_USED_APPROVALS {
+            used.retain(|_, until| *until >= now);
+        }
+        if used.contains_key(digest) {
+            return Err(ApiError::new(
+                Code::ApprovalUsed,
+                "this owner approval was used already at this enclave",
+            ));
+        }
+        if used.len() >= MAX_USED_APPROVALS {
+            return Err(ApiError::new(
+                Code::LimitExceeded,
+                format!("{MAX_USED_APPROVALS} owner approvals are in use; retry later"),
+            )
+            .with_status(429));
+        }
+        used.insert(*digest, not_after);
+        Ok(())
+    }
+
     pub fn new() -> Arc<FrostApi> {
         Arc::new(FrostApi::default())
     }
@@ -333,8 +380,7 @@ impl FrostApi {
         let (members, i) = verify_members(ctx, &r.members, now)?;
         let nodes: Vec<[u8; 32]> = members.iter().map(|m| m.node).collect();
         let digest = dkg_digest(&r.session.0, r.threshold, &nodes, &r.owner.0, r.not_after);
-        ctx.owners
-            .check(&r.owner.0, &digest, &r.signature, r.not_after, now)?;
+        self.approve(ctx, &r.owner.0, &digest, &r.signature, r.not_after, now)?;
         let run = (r.owner.0, r.threshold, None);
         self.begin(ctx, r.session.0, (members, i), run, now, |me, n| {
             Dkg::start(me, n, r.threshold)
@@ -363,10 +409,21 @@ impl FrostApi {
                 i + 1
             )));
         }
+        let current = record::generation(&rec.public).map_err(engine_refusal)?;
+        if current != r.generation.0 {
+            return Err(ApiError::new(
+                Code::Conflict,
+                format!(
+                    "this member's shares are of generation {}, the refresh is for {}: commit \
+                     or repair it first",
+                    hex::encode(current),
+                    hex::encode(r.generation.0)
+                ),
+            ));
+        }
         let nodes: Vec<[u8; 32]> = members.iter().map(|m| m.node).collect();
-        let digest = refresh_digest(&r.session.0, &r.group.0, &nodes, r.not_after);
-        ctx.owners
-            .check(&rec.owner, &digest, &r.signature, r.not_after, now)?;
+        let digest = refresh_digest(&r.session.0, &r.group.0, &current, &nodes, r.not_after);
+        self.approve(ctx, &rec.owner, &digest, &r.signature, r.not_after, now)?;
         let n = rec.members.len() as u16;
         let run = (rec.owner, rec.threshold, Some(r.group.0));
         self.begin(ctx, r.session.0, (members, i), run, now, |_, _| {
@@ -465,6 +522,11 @@ impl FrostApi {
         }
         let round1 = std::mem::take(&mut run.received);
         let (packages, digest) = run.dkg.round2(&round1).map_err(|e| name_member(&run, e))?;
+        // Secret shares, one per recipient: wiped when this returns, sealed or not.
+        let packages: BTreeMap<u16, zeroize::Zeroizing<Vec<u8>>> = packages
+            .into_iter()
+            .map(|(k, v)| (k, zeroize::Zeroizing::new(v)))
+            .collect();
         let mut messages = Vec::with_capacity(packages.len());
         for (to, package) in &packages {
             let peer = &run.members[*to as usize - 1];
@@ -512,23 +574,28 @@ impl FrostApi {
         let round2 = std::mem::take(&mut run.received);
         let mut digests = BTreeMap::new();
         let mut packages = BTreeMap::new();
-        for (from, mut payload) in round2 {
+        let mut short = None;
+        for (from, payload) in round2 {
+            let payload = zeroize::Zeroizing::new(payload);
             if payload.len() < 32 {
-                return Err(ApiError::new(
-                    Code::FrostDkgFailed,
-                    format!("participant {from}'s round-2 message is too short"),
-                ));
+                short = Some(from);
+                continue;
             }
             let mut d = [0u8; 32];
             d.copy_from_slice(&payload[..32]);
             digests.insert(from, d);
             packages.insert(from, payload[32..].to_vec());
-            zeroize::Zeroize::zeroize(&mut payload);
         }
-        let generated = run
-            .dkg
-            .finish(&packages, &digests)
-            .map_err(|e| name_member(&run, e));
+        let generated = match short {
+            Some(from) => Err(ApiError::new(
+                Code::FrostDkgFailed,
+                format!("participant {from}'s round-2 message is too short"),
+            )),
+            None => run
+                .dkg
+                .finish(&packages, &digests)
+                .map_err(|e| name_member(&run, e)),
+        };
         // Round-2 packages are secret shares: wiped once used.
         for (_, mut p) in packages {
             zeroize::Zeroize::zeroize(&mut p);
@@ -540,6 +607,9 @@ impl FrostApi {
                 "the generated share has another threshold",
             ));
         }
+        if let Some(group) = run.refresh {
+            return self.finish_refresh(ctx, &run, group, generated);
+        }
         let rec = Record {
             participant: run.me,
             threshold: run.threshold,
@@ -547,34 +617,128 @@ impl FrostApi {
             owner: run.owner,
             public: generated.public,
             key: generated.key_package,
+            pending: None,
         };
         let view = group_view(&rec)?;
-        if run.refresh.is_some_and(|g| g != view.group.0) {
-            return Err(ApiError::new(
-                Code::FrostDkgFailed,
-                "the refreshed shares belong to another group key",
-            ));
-        }
         let plain = rec.encode().map_err(engine_refusal)?;
         let name = hex::encode(view.group.0);
-        let refresh = run.refresh.is_some();
         ctx.sealing
             .with_store(|s| match s.get_sealed(record::KIND, &name) {
-                // A refresh replaces the share it started from.
-                Ok(_) if refresh => s.put_sealed(record::KIND, &name, &plain).map(|_| Ok(())),
                 // A group key is fresh randomness of every member: a record of it already
                 // here means a bug or a replayed run, never a second share to keep.
                 Ok(_) => Ok(Err(ApiError::new(
                     Code::Conflict,
                     "this enclave already holds a share of this group",
                 ))),
-                Err(SealedStoreError::Store(StoreError::NotFound)) if !refresh => {
+                Err(SealedStoreError::Store(StoreError::NotFound)) => {
                     s.put_sealed(record::KIND, &name, &plain).map(|_| Ok(()))
                 }
                 Err(e) => Err(e),
             })
             .map_err(store_refusal)??;
         Ok(view)
+    }
+
+    /// A refresh's new share is kept beside the one in use, as pending: the owner commits it
+    /// at every member once every member has finished. Threat: a coordinator that finishes
+    /// or commits a refresh at some members only would otherwise leave the group on
+    /// different generations, unable to sign or repair (with t > n/2, for good).
+    fn finish_refresh(
+        &self,
+        ctx: &PeerCtx<'_>,
+        run: &Run,
+        group: [u8; 32],
+        new: engine::Generated,
+    ) -> Result<GroupView, ApiError> {
+        let name = hex::encode(group);
+        let mut view = None;
+        ctx.sealing
+            .with_store(|s| {
+                let (_, plain) = s.get_sealed(record::KIND, &name)?;
+                let Ok(mut rec) = Record::decode(&plain) else {
+                    return Ok(Err(ApiError::new(
+                        Code::InternalError,
+                        "the FROST share record does not parse",
+                    )));
+                };
+                let facts = engine::facts(&new.public, rec.members.len() as u16);
+                if facts.is_err() || facts.as_ref().is_ok_and(|f| f.verifying_key[1..] != group) {
+                    return Ok(Err(ApiError::new(
+                        Code::FrostDkgFailed,
+                        "the refreshed shares belong to another group key",
+                    )));
+                }
+                rec.members = run.members.iter().map(|m| m.node).collect();
+                rec.pending = Some(record::Share {
+                    public: new.public.clone(),
+                    key: new.key_package.clone(),
+                });
+                let encoded = match rec.encode() {
+                    Ok(e) => e,
+                    Err(e) => return Ok(Err(engine_refusal(e))),
+                };
+                view = Some(group_view(&rec));
+                s.put_sealed(record::KIND, &name, &encoded).map(|_| Ok(()))
+            })
+            .map_err(store_refusal)??;
+        view.unwrap_or_else(|| Err(ApiError::new(Code::InternalError, "no view")))
+    }
+
+    /// The last step of a refresh at one member: the pending generation goes into use.
+    pub fn refresh_commit(
+        &self,
+        ctx: &PeerCtx<'_>,
+        r: RefreshCommit,
+        now: u64,
+    ) -> Result<GroupView, ApiError> {
+        let rec = load(ctx.sealing, &r.group.0)?;
+        let digest = commit_digest(&r.group.0, &r.generation.0, r.not_after);
+        // Committing twice is harmless, so the approval is not single-use.
+        ctx.owners
+            .check(&rec.owner, &digest, &r.signature, r.not_after, now)?;
+        let name = hex::encode(r.group.0);
+        let want = r.generation.0;
+        let mut view = None;
+        ctx.sealing
+            .with_store(|s| {
+                let (_, plain) = s.get_sealed(record::KIND, &name)?;
+                let Ok(mut rec) = Record::decode(&plain) else {
+                    return Ok(Err(ApiError::new(
+                        Code::InternalError,
+                        "the FROST share record does not parse",
+                    )));
+                };
+                let current = record::generation(&rec.public).ok();
+                let pending = rec
+                    .pending
+                    .as_ref()
+                    .and_then(|p| record::generation(&p.public).ok());
+                if current == Some(want) {
+                    view = Some(group_view(&rec));
+                    return Ok(Ok(()));
+                }
+                if pending != Some(want) {
+                    return Ok(Err(ApiError::new(
+                        Code::Conflict,
+                        format!(
+                            "no refresh of generation {} is pending at this member",
+                            hex::encode(want)
+                        ),
+                    )));
+                }
+                if let Some(p) = rec.pending.take() {
+                    rec.public = p.public;
+                    rec.key = p.key;
+                }
+                let encoded = match rec.encode() {
+                    Ok(e) => e,
+                    Err(e) => return Ok(Err(engine_refusal(e))),
+                };
+                view = Some(group_view(&rec));
+                s.put_sealed(record::KIND, &name, &encoded).map(|_| Ok(()))
+            })
+            .map_err(store_refusal)??;
+        view.unwrap_or_else(|| Err(ApiError::new(Code::InternalError, "no view")))
     }
 
     /// A group this enclave is a member of (public facts only).
@@ -629,8 +793,7 @@ impl FrostApi {
             r.not_after,
         );
         // Before any nonce exists.
-        ctx.owners
-            .check(&rec.owner, &digest, &r.signature, r.not_after, now)?;
+        self.approve(ctx, &rec.owner, &digest, &r.signature, r.not_after, now)?;
 
         let mut sessions = lock(&self.sessions);
         sessions.retain(|_, s| s.expires >= now);
@@ -720,7 +883,7 @@ impl FrostApi {
         })
     }
 
-    /// Step 3 of signing, on public values only: each share verified, each signature verified
+    /// Step 3 of signing, on public values only: a bad share named, each signature verified
     /// under the output key.
     pub fn sign_aggregate(
         &self,

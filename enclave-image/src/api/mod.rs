@@ -245,6 +245,11 @@ impl App {
                     self.frost.refresh_start(&self.peer_ctx(), r, now)
                 })
             }
+            ep::FrostRefreshCommit::ROUTE => {
+                pipeline::sealed::<ep::FrostRefreshCommit>(self, req, |r| {
+                    self.frost.refresh_commit(&self.peer_ctx(), r, now)
+                })
+            }
             ep::FrostRepairStart::ROUTE => {
                 pipeline::sealed::<ep::FrostRepairStart>(self, req, |r| {
                     self.frost.repair_start(&self.peer_ctx(), r, now)

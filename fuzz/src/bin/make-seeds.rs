@@ -456,8 +456,12 @@ fn requests(dir: &Path) {
                 "owner": owner, "not_after": 1_900_000_000u64, "signature": sig,
             }),
             "FrostRefreshStart" => json!({
-                "session": session, "group": h("66", 32),
+                "session": session, "group": h("66", 32), "generation": h("67", 32),
                 "members": [b64(b"\xd2\x84"), b64(b"\xd2\x84\x44"), b64(b"\xd2\x84\x45")],
+                "not_after": 1_900_000_000u64, "signature": sig,
+            }),
+            "FrostRefreshCommit" => json!({
+                "group": h("66", 32), "generation": h("67", 32),
                 "not_after": 1_900_000_000u64, "signature": sig,
             }),
             "FrostGroup" => json!({ "group": h("66", 32) }),

@@ -182,9 +182,16 @@ impl FrostApi {
             &new_member.node,
             r.not_after,
         );
-        ctx.owners
-            .check(&rec.owner, &digest, &r.signature, r.not_after, now)?;
+        self.approve(ctx, &rec.owner, &digest, &r.signature, r.not_after, now)?;
         let helpers = verify_helpers(ctx, &r.helpers, &r.helper_documents, n, now)?;
+        if let Some((h, _)) = helpers
+            .iter()
+            .find(|(h, p)| rec.members.get(usize::from(*h) - 1) != Some(&p.node))
+        {
+            return Err(invalid(format!(
+                "helper {h}'s document is not the node the group has at that place"
+            )));
+        }
         match helpers.iter().find(|(h, _)| *h == rec.participant) {
             Some((_, p)) if p.node == node && p.public_key == key.public_key() => {}
             _ => {
@@ -218,7 +225,7 @@ impl FrostApi {
             }
             let d = deltas
                 .remove(h)
-                .ok_or_else(|| ApiError::new(Code::Internal, "no delta for a helper"))?;
+                .ok_or_else(|| ApiError::new(Code::InternalError, "no delta for a helper"))?;
             messages.push(
                 ctx.channel
                     .seal((node, key), peer, (FROST_REPAIR, r.session.0, 1), &d)
@@ -227,7 +234,7 @@ impl FrostApi {
         }
         let own = deltas
             .remove(&rec.participant)
-            .ok_or_else(|| ApiError::new(Code::Internal, "no delta for this helper"))?;
+            .ok_or_else(|| ApiError::new(Code::InternalError, "no delta for this helper"))?;
         repairs.insert(
             r.session.0,
             RepairRun {
@@ -360,8 +367,7 @@ impl FrostApi {
             &node,
             r.not_after,
         );
-        ctx.owners
-            .check(&r.owner.0, &digest, &r.signature, r.not_after, now)?;
+        self.approve(ctx, &r.owner.0, &digest, &r.signature, r.not_after, now)?;
         let helpers = verify_helpers(
             ctx,
             &r.helpers,
@@ -433,6 +439,7 @@ impl FrostApi {
             owner,
             public,
             key: key_package,
+            pending: None,
         };
         let view = group_view(&rec)?;
         if view.group != r.group {

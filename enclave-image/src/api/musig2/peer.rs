@@ -13,6 +13,12 @@
 //!   id is the message's session, and sequence numbers only increase;
 //! - a contribution for a key that is not an external participant here: refused, so a peer
 //!   can never speak for a key this enclave holds;
+//! - what this does not stop: the peer's key is an external participant here, so whoever has
+//!   the session id may also submit nonces for it through the plain external-participant
+//!   endpoints, and any allowed enclave may send a contribution for it. Either can only make
+//!   the session fail (a wrong partial signature is named, a second set of nonces is a
+//!   conflict), never produce a signature: binding a participant to its enclave's node is
+//!   left for later;
 //! - bad partial signatures (made for other nonces, another message or aggregate): they are
 //!   verified with BIP-327 `PartialSigVerify` before they are kept, and the session fails
 //!   naming the signer, exactly as for any external participant.
