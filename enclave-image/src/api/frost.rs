@@ -1,6 +1,8 @@
 //! The FROST endpoints (`POST /v1/frost/...`, shapes and the protocol's steps in
 //! `sigil_protocol::frost`): this enclave as one member of a t-of-n group whose other members
-//! are peer enclaves, on `sigil_signing::frost`.
+//! are peer enclaves, on `sigil_signing::frost`. Here: key generation (the three steps,
+//! shared with a refresh's last two) and the group's view; `sign` signs, `refresh` refreshes,
+//! `repair` rebuilds a lost share, `record` is the sealed share.
 //!
 //! Threats, and what stops each:
 //! - **a coordinator or parent reading or forging key-generation traffic**: round-1 and
@@ -24,20 +26,20 @@
 //!   expire; every list is bounded by `MAX_MEMBERS` and `MAX_BATCH`.
 
 mod record;
+mod refresh;
 mod repair;
+mod sign;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use sigil_protocol::error::{ApiError, Code};
 use sigil_protocol::frost::{
-    DkgContinue, DkgMessages, DkgStart, FROST_DKG, GroupRequest, GroupView, MAX_BATCH,
-    MAX_FROST_ITEM, MAX_MEMBERS, RefreshCommit, RefreshStart, SignAggregate, SignCommit, SignShare,
-    Signatures, SignerItems, commit_digest, dkg_digest, refresh_digest, sign_digest,
+    DkgContinue, DkgMessages, DkgStart, FROST_DKG, GroupRequest, GroupView, MAX_MEMBERS, dkg_digest,
 };
 use sigil_protocol::peers::{MAX_PEER_DOCUMENT, PeerMessage};
 use sigil_protocol::wire::{Base64Bytes, Hex};
-use sigil_signing::frost::{self as engine, Dkg, FrostError, Nonces};
+use sigil_signing::frost::{self as engine, Dkg, FrostError};
 
 use super::peers::{PeerCtx, channel_refusal, peer_refusal};
 use crate::peers::Peer;
@@ -74,23 +76,11 @@ impl Drop for Run {
     }
 }
 
-/// One signer's session: its nonces (secret, used once) and what the owner approved.
-struct SignSession {
-    me: u16,
-    signers: Vec<u16>,
-    messages: Vec<[u8; 32]>,
-    merkle_root: Option<[u8; 32]>,
-    nonces: Vec<Nonces>,
-    commitments: Vec<Vec<u8>>,
-    key: engine::KeyPackage,
-    expires: u64,
-}
-
 /// The key generations and signing sessions of this boot.
 #[derive(Default)]
 pub struct FrostApi {
     runs: Mutex<HashMap<[u8; 32], Run>>,
-    sessions: Mutex<HashMap<[u8; 32], SignSession>>,
+    sessions: Mutex<HashMap<[u8; 32], sign::SignSession>>,
     repairs: Mutex<HashMap<[u8; 32], repair::RepairRun>>,
     /// Owner approvals already used at this boot, by digest, until they expire. Threat: a
     /// coordinator replaying one approval to start a second key generation, refresh, repair
@@ -110,21 +100,6 @@ fn engine_refusal(e: FrostError) -> ApiError {
         FrostError::BadShares { .. } => ApiError::new(Code::BadShare, e.to_string()),
         FrostError::Invalid(_) => invalid(e.to_string()),
         FrostError::WrongStep(_) => ApiError::new(Code::WrongState, e.to_string()),
-    }
-}
-
-/// In signing, a package that does not parse is a malformed commitment (`what`) or share,
-/// named by its signer; a share that does not verify is `bad_share`.
-fn sign_refusal(e: FrostError, what: &str) -> ApiError {
-    match e {
-        FrostError::BadPackage { from, reason } if what == "share" => ApiError::new(
-            Code::BadShare,
-            format!("the signature share of signer {from} does not parse: {reason}"),
-        ),
-        FrostError::BadPackage { from, reason } => invalid(format!(
-            "the {what} of participant {from} does not parse: {reason}"
-        )),
-        e => engine_refusal(e),
     }
 }
 
@@ -253,36 +228,6 @@ fn name_member(run: &Run, e: FrostError) -> ApiError {
     a
 }
 
-fn check_items(items: &[SignerItems], what: &str, count: usize) -> Result<(), ApiError> {
-    for s in items {
-        if s.items.len() != count {
-            return Err(invalid(format!(
-                "participant {} sent {} {what}; the session signs {count} messages",
-                s.participant,
-                s.items.len()
-            )));
-        }
-        if s.items.iter().any(|i| i.0.len() > MAX_FROST_ITEM) {
-            return Err(invalid(format!(
-                "a {what} item is longer than {MAX_FROST_ITEM} bytes"
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// Column `i` of `items` (one signer's item per message) by participant.
-fn column(items: &[SignerItems], i: usize) -> BTreeMap<u16, Vec<u8>> {
-    items
-        .iter()
-        .map(|s| (s.participant, s.items[i].0.clone()))
-        .collect()
-}
-
-fn merkle(root: &Option<[u8; 32]>) -> Option<&[u8]> {
-    root.as_ref().map(|r| &r[..])
-}
-
 /// The members' documents verified, in participant order, and this enclave's place among
 /// them (its current document: its node and this boot's key).
 fn verify_members(
@@ -384,50 +329,6 @@ impl FrostApi {
         let run = (r.owner.0, r.threshold, None);
         self.begin(ctx, r.session.0, (members, i), run, now, |me, n| {
             Dkg::start(me, n, r.threshold)
-        })
-    }
-
-    /// Step 1 of a refresh; steps 2 and 3 are those of a key generation.
-    pub fn refresh_start(
-        &self,
-        ctx: &PeerCtx<'_>,
-        r: RefreshStart,
-        now: u64,
-    ) -> Result<DkgMessages, ApiError> {
-        let rec = load(ctx.sealing, &r.group.0)?;
-        if r.members.len() != rec.members.len() {
-            return Err(invalid(format!(
-                "the group has {} members; a refresh takes every one",
-                rec.members.len()
-            )));
-        }
-        let (members, i) = verify_members(ctx, &r.members, now)?;
-        if i as u16 + 1 != rec.participant {
-            return Err(invalid(format!(
-                "this enclave is participant {} of the group, not {}",
-                rec.participant,
-                i + 1
-            )));
-        }
-        let current = record::generation(&rec.public).map_err(engine_refusal)?;
-        if current != r.generation.0 {
-            return Err(ApiError::new(
-                Code::Conflict,
-                format!(
-                    "this member's shares are of generation {}, the refresh is for {}: commit \
-                     or repair it first",
-                    hex::encode(current),
-                    hex::encode(r.generation.0)
-                ),
-            ));
-        }
-        let nodes: Vec<[u8; 32]> = members.iter().map(|m| m.node).collect();
-        let digest = refresh_digest(&r.session.0, &r.group.0, &current, &nodes, r.not_after);
-        self.approve(ctx, &rec.owner, &digest, &r.signature, r.not_after, now)?;
-        let n = rec.members.len() as u16;
-        let run = (rec.owner, rec.threshold, Some(r.group.0));
-        self.begin(ctx, r.session.0, (members, i), run, now, |_, _| {
-            Dkg::start_refresh(rec.key, rec.public, n)
         })
     }
 
@@ -639,309 +540,8 @@ impl FrostApi {
         Ok(view)
     }
 
-    /// A refresh's new share is kept beside the one in use, as pending: the owner commits it
-    /// at every member once every member has finished. Threat: a coordinator that finishes
-    /// or commits a refresh at some members only would otherwise leave the group on
-    /// different generations, unable to sign or repair (with t > n/2, for good).
-    fn finish_refresh(
-        &self,
-        ctx: &PeerCtx<'_>,
-        run: &Run,
-        group: [u8; 32],
-        new: engine::Generated,
-    ) -> Result<GroupView, ApiError> {
-        let name = hex::encode(group);
-        let mut view = None;
-        ctx.sealing
-            .with_store(|s| {
-                let (_, plain) = s.get_sealed(record::KIND, &name)?;
-                let Ok(mut rec) = Record::decode(&plain) else {
-                    return Ok(Err(ApiError::new(
-                        Code::InternalError,
-                        "the FROST share record does not parse",
-                    )));
-                };
-                let facts = engine::facts(&new.public, rec.members.len() as u16);
-                if facts.is_err() || facts.as_ref().is_ok_and(|f| f.verifying_key[1..] != group) {
-                    return Ok(Err(ApiError::new(
-                        Code::FrostDkgFailed,
-                        "the refreshed shares belong to another group key",
-                    )));
-                }
-                rec.members = run.members.iter().map(|m| m.node).collect();
-                rec.pending = Some(record::Share {
-                    public: new.public.clone(),
-                    key: new.key_package.clone(),
-                });
-                let encoded = match rec.encode() {
-                    Ok(e) => e,
-                    Err(e) => return Ok(Err(engine_refusal(e))),
-                };
-                view = Some(group_view(&rec));
-                s.put_sealed(record::KIND, &name, &encoded).map(|_| Ok(()))
-            })
-            .map_err(store_refusal)??;
-        view.unwrap_or_else(|| Err(ApiError::new(Code::InternalError, "no view")))
-    }
-
-    /// The last step of a refresh at one member: the pending generation goes into use.
-    pub fn refresh_commit(
-        &self,
-        ctx: &PeerCtx<'_>,
-        r: RefreshCommit,
-        now: u64,
-    ) -> Result<GroupView, ApiError> {
-        let rec = load(ctx.sealing, &r.group.0)?;
-        let digest = commit_digest(&r.group.0, &r.generation.0, r.not_after);
-        // Committing twice is harmless, so the approval is not single-use.
-        ctx.owners
-            .check(&rec.owner, &digest, &r.signature, r.not_after, now)?;
-        let name = hex::encode(r.group.0);
-        let want = r.generation.0;
-        let mut view = None;
-        ctx.sealing
-            .with_store(|s| {
-                let (_, plain) = s.get_sealed(record::KIND, &name)?;
-                let Ok(mut rec) = Record::decode(&plain) else {
-                    return Ok(Err(ApiError::new(
-                        Code::InternalError,
-                        "the FROST share record does not parse",
-                    )));
-                };
-                let current = record::generation(&rec.public).ok();
-                let pending = rec
-                    .pending
-                    .as_ref()
-                    .and_then(|p| record::generation(&p.public).ok());
-                if current == Some(want) {
-                    view = Some(group_view(&rec));
-                    return Ok(Ok(()));
-                }
-                if pending != Some(want) {
-                    return Ok(Err(ApiError::new(
-                        Code::Conflict,
-                        format!(
-                            "no refresh of generation {} is pending at this member",
-                            hex::encode(want)
-                        ),
-                    )));
-                }
-                if let Some(p) = rec.pending.take() {
-                    rec.public = p.public;
-                    rec.key = p.key;
-                }
-                let encoded = match rec.encode() {
-                    Ok(e) => e,
-                    Err(e) => return Ok(Err(engine_refusal(e))),
-                };
-                view = Some(group_view(&rec));
-                s.put_sealed(record::KIND, &name, &encoded).map(|_| Ok(()))
-            })
-            .map_err(store_refusal)??;
-        view.unwrap_or_else(|| Err(ApiError::new(Code::InternalError, "no view")))
-    }
-
     /// A group this enclave is a member of (public facts only).
     pub fn group(&self, ctx: &PeerCtx<'_>, r: GroupRequest) -> Result<GroupView, ApiError> {
         group_view(&load(ctx.sealing, &r.group.0)?)
-    }
-
-    /// Step 1 of signing: the owner's approval, then one commitment per message.
-    pub fn sign_commit(
-        &self,
-        ctx: &PeerCtx<'_>,
-        r: SignCommit,
-        now: u64,
-    ) -> Result<SignerItems, ApiError> {
-        if r.messages.is_empty() || r.messages.len() > MAX_BATCH {
-            return Err(invalid(format!(
-                "a session signs 1 to {MAX_BATCH} messages, not {}",
-                r.messages.len()
-            )));
-        }
-        let rec = load(ctx.sealing, &r.group.0)?;
-        let n = rec.members.len() as u16;
-        if !r.signers.windows(2).all(|w| w[0] < w[1])
-            || r.signers.first().is_none_or(|s| *s < 1)
-            || r.signers.last().is_none_or(|s| *s > n)
-        {
-            return Err(invalid(format!(
-                "signers must be increasing participant numbers 1..={n}"
-            )));
-        }
-        if (r.signers.len() as u16) < rec.threshold {
-            return Err(invalid(format!(
-                "{} signers; the group needs {}",
-                r.signers.len(),
-                rec.threshold
-            )));
-        }
-        if !r.signers.contains(&rec.participant) {
-            return Err(invalid(format!(
-                "this enclave (participant {}) is not among the signers",
-                rec.participant
-            )));
-        }
-        let messages: Vec<[u8; 32]> = r.messages.iter().map(|m| m.0).collect();
-        let root = r.merkle_root.map(|m| m.0);
-        let digest = sign_digest(
-            &r.session.0,
-            &r.group.0,
-            &r.signers,
-            &messages,
-            root.as_ref(),
-            r.not_after,
-        );
-        // Before any nonce exists.
-        self.approve(ctx, &rec.owner, &digest, &r.signature, r.not_after, now)?;
-
-        let mut sessions = lock(&self.sessions);
-        sessions.retain(|_, s| s.expires >= now);
-        if sessions.contains_key(&r.session.0) {
-            return Err(ApiError::new(
-                Code::Conflict,
-                "a signing session with this id is in flight",
-            ));
-        }
-        if sessions.len() >= MAX_SIGN_SESSIONS {
-            return Err(ApiError::new(
-                Code::LimitExceeded,
-                format!("{MAX_SIGN_SESSIONS} signing sessions are in flight; retry later"),
-            )
-            .with_status(429));
-        }
-        let mut nonces = Vec::with_capacity(messages.len());
-        let mut commitments = Vec::with_capacity(messages.len());
-        for _ in &messages {
-            let (secret, public) = engine::commit(&rec.key).map_err(engine_refusal)?;
-            nonces.push(secret);
-            commitments.push(public);
-        }
-        let items = commitments.iter().map(|c| Base64Bytes(c.clone())).collect();
-        sessions.insert(
-            r.session.0,
-            SignSession {
-                me: rec.participant,
-                signers: r.signers,
-                messages,
-                merkle_root: root,
-                nonces,
-                commitments,
-                key: rec.key,
-                expires: r.not_after,
-            },
-        );
-        Ok(SignerItems {
-            participant: rec.participant,
-            items,
-        })
-    }
-
-    /// Step 2 of signing: the session leaves the table before anything is checked, so its
-    /// nonces sign at most once whatever happens next.
-    pub fn sign_share(&self, r: SignShare, now: u64) -> Result<SignerItems, ApiError> {
-        let s = {
-            let mut sessions = lock(&self.sessions);
-            sessions.retain(|_, s| s.expires >= now);
-            sessions.remove(&r.session.0).ok_or_else(|| {
-                ApiError::new(
-                    Code::UnknownSession,
-                    "no signing session with this id at this boot (it signed already, expired, \
-                     or the enclave restarted): start a new one",
-                )
-            })?
-        };
-        check_items(&r.commitments, "commitments", s.messages.len())?;
-        let from: Vec<u16> = r.commitments.iter().map(|c| c.participant).collect();
-        if from != s.signers {
-            return Err(invalid(format!(
-                "commitments from participants {from:?}; the session's signers are {:?}",
-                s.signers
-            )));
-        }
-        let own = r
-            .commitments
-            .iter()
-            .find(|c| c.participant == s.me)
-            .map(|c| c.items.iter().map(|i| i.0.clone()).collect::<Vec<_>>());
-        if own.as_ref() != Some(&s.commitments) {
-            return Err(invalid(
-                "this enclave's commitments are not the ones it made for this session",
-            ));
-        }
-        let mut shares = Vec::with_capacity(s.messages.len());
-        for (i, nonces) in s.nonces.into_iter().enumerate() {
-            let package = engine::signing_package(&column(&r.commitments, i), &s.messages[i])
-                .map_err(|e| sign_refusal(e, "commitment"))?;
-            let share = engine::sign(nonces, &s.key, &package, merkle(&s.merkle_root))
-                .map_err(engine_refusal)?;
-            shares.push(Base64Bytes(share));
-        }
-        Ok(SignerItems {
-            participant: s.me,
-            items: shares,
-        })
-    }
-
-    /// Step 3 of signing, on public values only: a bad share named, each signature verified
-    /// under the output key.
-    pub fn sign_aggregate(
-        &self,
-        ctx: &PeerCtx<'_>,
-        r: SignAggregate,
-    ) -> Result<Signatures, ApiError> {
-        if r.messages.is_empty() || r.messages.len() > MAX_BATCH {
-            return Err(invalid(format!(
-                "a session signs 1 to {MAX_BATCH} messages, not {}",
-                r.messages.len()
-            )));
-        }
-        check_items(&r.commitments, "commitments", r.messages.len())?;
-        check_items(&r.shares, "shares", r.messages.len())?;
-        let from: Vec<u16> = r.commitments.iter().map(|c| c.participant).collect();
-        let shared: Vec<u16> = r.shares.iter().map(|c| c.participant).collect();
-        if from != shared || !from.windows(2).all(|w| w[0] < w[1]) {
-            return Err(invalid(
-                "commitments and shares must come from the same signers, in increasing order",
-            ));
-        }
-        let rec = load(ctx.sealing, &r.group.0)?;
-        if (from.len() as u16) < rec.threshold {
-            return Err(invalid(format!(
-                "{} signers; the group needs {}",
-                from.len(),
-                rec.threshold
-            )));
-        }
-        let root = r.merkle_root.map(|m| m.0);
-        let output_key = engine::output_key(&rec.public, merkle(&root)).map_err(engine_refusal)?;
-        let verifier = k256::schnorr::VerifyingKey::from_bytes(&output_key)
-            .map_err(|_| ApiError::new(Code::InternalError, "the output key does not parse"))?;
-        let mut signatures = Vec::with_capacity(r.messages.len());
-        for (i, m) in r.messages.iter().enumerate() {
-            let package = engine::signing_package(&column(&r.commitments, i), &m.0)
-                .map_err(|e| sign_refusal(e, "commitment"))?;
-            let sig =
-                engine::aggregate(&package, &column(&r.shares, i), &rec.public, merkle(&root))
-                    .map_err(|e| {
-                        let mut a = sign_refusal(e, "share");
-                        a.message = format!("message {}: {}", i + 1, a.message);
-                        a
-                    })?;
-            // Verified again on its own, as any Bitcoin node will.
-            let parsed = k256::schnorr::Signature::try_from(&sig[..])
-                .map_err(|_| ApiError::new(Code::InternalError, "the signature does not parse"))?;
-            verifier.verify_raw(&m.0, &parsed).map_err(|_| {
-                ApiError::new(
-                    Code::InternalError,
-                    "the aggregated signature does not verify",
-                )
-            })?;
-            signatures.push(Hex(sig));
-        }
-        Ok(Signatures {
-            output_key: Hex(output_key),
-            signatures,
-        })
     }
 }
