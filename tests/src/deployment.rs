@@ -136,7 +136,9 @@ pub struct Deployment {
     // Dropped in this order: the enclave first, then the shim, then the KMS.
     enclave: Option<LocalEnclave>,
     shim: Option<Shim>,
-    _kms: sigil_devkms::RunningServer,
+    /// The development KMS this deployment started, or `None` when it uses another's
+    /// ([`Deployment::beside`]), which must then outlive it.
+    _kms: Option<sigil_devkms::RunningServer>,
     kms_addr: String,
 }
 
@@ -152,12 +154,24 @@ impl Deployment {
         Deployment::with_options(dir, enclave_bin, shim_bin, pcr0_policy, Options::default())
     }
 
-    /// As [`Deployment::new`], with `options`.
-    pub fn with_options(
+    /// A deployment with its own shim and enclave in `dir` that uses `kms_of`'s development
+    /// KMS (several enclaves of one service, one KMS key); `kms_of` must outlive it.
+    pub fn beside(
         dir: PathBuf,
         enclave_bin: PathBuf,
         shim_bin: PathBuf,
-        pcr0_policy: Option<&str>,
+        kms_of: &Deployment,
+    ) -> Deployment {
+        let mut d = Deployment::empty(dir, enclave_bin, shim_bin, Options::default());
+        d.kms_addr = kms_of.kms_addr.clone();
+        d.start_shim();
+        d
+    }
+
+    fn empty(
+        dir: PathBuf,
+        enclave_bin: PathBuf,
+        shim_bin: PathBuf,
         options: Options,
     ) -> Deployment {
         assert!(
@@ -166,15 +180,7 @@ impl Deployment {
         );
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("state")).unwrap();
-        let config = format!(
-            r#"{{"listen": "127.0.0.1:0", "region": "{REGION}", "tls_ca_dir": "{}",
-                "keys": [{{"key_id": "{KEY_ID}", "master_key_hex": "{MASTER_KEY}", "policy": {}}}]}}"#,
-            workspace().join("devkms/dev-ca").display(),
-            kms_policy(pcr0_policy)
-        );
-        let config = sigil_devkms::Config::from_json(config.as_bytes()).expect("devkms config");
-        let kms = sigil_devkms::start(&config).expect("start the development KMS");
-        let mut d = Deployment {
+        Deployment {
             dir,
             region: REGION,
             simulated_pcrs: None,
@@ -186,9 +192,30 @@ impl Deployment {
             options,
             enclave: None,
             shim: None,
-            kms_addr: kms.local_addr().to_string(),
-            _kms: kms,
-        };
+            kms_addr: String::new(),
+            _kms: None,
+        }
+    }
+
+    /// As [`Deployment::new`], with `options`.
+    pub fn with_options(
+        dir: PathBuf,
+        enclave_bin: PathBuf,
+        shim_bin: PathBuf,
+        pcr0_policy: Option<&str>,
+        options: Options,
+    ) -> Deployment {
+        let mut d = Deployment::empty(dir, enclave_bin, shim_bin, options);
+        let config = format!(
+            r#"{{"listen": "127.0.0.1:0", "region": "{REGION}", "tls_ca_dir": "{}",
+                "keys": [{{"key_id": "{KEY_ID}", "master_key_hex": "{MASTER_KEY}", "policy": {}}}]}}"#,
+            workspace().join("devkms/dev-ca").display(),
+            kms_policy(pcr0_policy)
+        );
+        let config = sigil_devkms::Config::from_json(config.as_bytes()).expect("devkms config");
+        let kms = sigil_devkms::start(&config).expect("start the development KMS");
+        d.kms_addr = kms.local_addr().to_string();
+        d._kms = Some(kms);
         d.start_shim();
         d
     }

@@ -30,16 +30,17 @@ fn manifest(dir: &std::path::Path, pcr1: &str) -> std::path::PathBuf {
     p
 }
 
-/// A deployment running image `pcr1` whose peers are its own image, state open.
-fn member(name: &str, pcr1: &str, max_age: u64) -> Deployment {
-    let mut d = Deployment::new(
-        target_dir()
-            .join("test-frost")
-            .join(format!("{name}-{}", std::process::id())),
-        common::enclave_bin(),
-        common::profile_bin("sigil-shim"),
-        None,
-    );
+/// A deployment running image `pcr1` whose peers are its own image, state open; with its own
+/// development KMS, or `kms_of`'s.
+fn member_beside(name: &str, pcr1: &str, max_age: u64, kms_of: Option<&Deployment>) -> Deployment {
+    let dir = target_dir()
+        .join("test-frost")
+        .join(format!("{name}-{}", std::process::id()));
+    let (enclave, shim) = (common::enclave_bin(), common::profile_bin("sigil-shim"));
+    let mut d = match kms_of {
+        Some(k) => Deployment::beside(dir, enclave, shim, k),
+        None => Deployment::new(dir, enclave, shim, None),
+    };
     d.simulated_pcrs = Some(manifest(&d.dir, pcr1));
     d.peers = Some(format!(
         r#"{{"images": ["self"], "max_age_secs": {max_age}, "trust_test_root": true}}"#
@@ -47,6 +48,10 @@ fn member(name: &str, pcr1: &str, max_age: u64) -> Deployment {
     d.start_enclave();
     d.wait_sealing(true);
     d
+}
+
+fn member(name: &str, pcr1: &str, max_age: u64) -> Deployment {
+    member_beside(name, pcr1, max_age, None)
 }
 
 fn attest(d: &Deployment) -> (Client, AttestedEnclave) {
@@ -114,11 +119,15 @@ fn sign_with(
 
 #[test]
 fn three_enclaves_make_a_2_of_3_key_and_any_two_sign_through_a_restart() {
+    // Each with its own shim, one development KMS (the first deployment's, which lives
+    // throughout).
     let pcr1 = "41".repeat(48);
-    let mut ds: Vec<Deployment> = ["a", "b", "c"]
+    let first = member("a", &pcr1, 300);
+    let mut ds: Vec<Deployment> = ["b", "c"]
         .iter()
-        .map(|n| member(n, &pcr1, 300))
+        .map(|n| member_beside(n, &pcr1, 300, Some(&first)))
         .collect();
+    ds.insert(0, first);
     let owner = OwnerKey::generate().unwrap();
     let mut conns: Vec<_> = ds.iter().map(attest).collect();
 
@@ -239,7 +248,7 @@ fn three_enclaves_make_a_2_of_3_key_and_any_two_sign_through_a_restart() {
     let gone_dir = gone.dir.clone();
     drop(gone);
     let _ = std::fs::remove_dir_all(&gone_dir);
-    let replacement = member("d", &pcr1, 300);
+    let replacement = member_beside("d", &pcr1, 300, Some(&ds[0]));
     let (cd, ed) = attest(&replacement);
     // Without the owner's approval: refused by the helpers.
     let thief = OwnerKey::generate().unwrap();
