@@ -201,6 +201,18 @@ pub fn commit(
         .iter()
         .map(Member::node)
         .collect::<Result<Vec<_>, _>>()?;
+    // Nothing is committed unless every member is at `generation` or has it pending (their
+    // views are authenticated): a commit that could stop part way is not begun.
+    for (i, m) in members.iter().enumerate() {
+        let v = self::group(m, &group.group.0)?;
+        if v.generation.0 != *generation && v.pending.map(|p| p.0) != Some(*generation) {
+            return Err(mismatch(format!(
+                "member {} neither holds nor has pending generation {}: nothing committed",
+                i + 1,
+                hex::encode(generation)
+            )));
+        }
+    }
     let not_after = owner.not_after();
     let digest = commit_digest(&group.group.0, generation, not_after);
     let mut views = Vec::new();

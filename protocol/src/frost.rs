@@ -169,9 +169,10 @@ pub struct Signatures {
 
 /// `POST /v1/frost/refresh/start`, at every member: new shares for the same group key (a
 /// refresh is a key generation over a polynomial whose secret is zero). The next steps are
-/// `dkg/round2` and `dkg/finish`, as for a key generation; `finish` replaces this member's
-/// share. Old shares stop combining with new ones, so a share that leaked before the refresh
-/// is worthless after it.
+/// `dkg/round2` and `dkg/finish`, as for a key generation; `finish` keeps the new share as
+/// pending, and `refresh/commit` puts it into use. Old shares stop combining with new ones,
+/// so a share that leaked before the refresh is worthless after it. A new refresh of a group
+/// ends any other refresh of it in flight at this member.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshStart {

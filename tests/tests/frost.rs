@@ -320,7 +320,29 @@ fn three_enclaves_make_a_2_of_3_key_and_any_two_sign_through_a_restart() {
     // Committing the pending generation at the others (the CLI, as after a coordinator that
     // stopped) brings the group together again.
     let current = frost::group(&members(&conns)[0], &view.group.0).unwrap();
-    let pending = refresh_steps(&conns, &current, &owner, &[0, 1, 2], &[0]);
+    let pending = refresh_steps(&conns, &current, &owner, &[0, 1, 2], &[0]).pending;
+    // A refresh from the generation member 1 left, and a commit of no pending generation:
+    // both refused by name.
+    refused(
+        frost::refresh(&members(&conns), &current, &owner),
+        (409, "conflict"),
+    );
+    let (c1, e1) = &conns[0];
+    let unknown = [0x55; 32];
+    let not_after = common::now() + 60;
+    let digest = commit_digest(&view.group.0, &unknown, not_after);
+    refused(
+        c1.call::<ep::FrostRefreshCommit>(
+            e1,
+            &RefreshCommit {
+                group: view.group,
+                generation: Hex(unknown),
+                not_after,
+                signature: owner.sign_for(e1, &digest).unwrap(),
+            },
+        ),
+        (409, "conflict"),
+    );
     let (status, code, message) =
         api_error(sign_result(&conns, &[1, 3], &view, &owner).unwrap_err());
     assert_eq!((status, code.as_str()), (400, "bad_share"), "{message}");
@@ -346,10 +368,19 @@ fn three_enclaves_make_a_2_of_3_key_and_any_two_sign_through_a_restart() {
     sign_with(&conns, &[1, 3], &view, &[[0x7b; 32]], None, &owner);
 
     // A refresh finished at members 1 and 2 only is never committed: everyone keeps signing
-    // with the shares in use, and its approval cannot start a second run.
+    // with the shares in use, and its approval cannot start a second run. Its last step at
+    // member 3, held back and delivered after a newer refresh went through, is refused: the
+    // newer one ended it.
     let current = frost::group(&members(&conns)[0], &view.group.0).unwrap();
-    refresh_steps(&conns, &current, &owner, &[0, 1], &[]);
+    let held = refresh_steps(&conns, &current, &owner, &[0, 1], &[]);
     sign_with(&conns, &[2, 3], &view, &[[0x7c; 32]], None, &owner);
+    let newer = frost::refresh(&members(&conns), &current, &owner).unwrap();
+    assert_ne!(newer[0].generation.0, held.pending);
+    refused(
+        finish(&conns, 2, held.session, to(&held.round2, &conns, 2)),
+        (404, "unknown_session"),
+    );
+    sign_with(&conns, &[1, 3], &view, &[[0x7e; 32]], None, &owner);
 
     // A member left on an older generation (committed at 1 and 2 only) is also brought back
     // by a repair from the others, with itself as the new holder.
@@ -372,16 +403,24 @@ fn three_enclaves_make_a_2_of_3_key_and_any_two_sign_through_a_restart() {
     let _ = &mut ds;
 }
 
+/// A refresh run by hand: its session, the pending generation its finishers agree on, and
+/// every round-2 message (for a finish held back).
+struct Refreshed {
+    session: [u8; 32],
+    pending: [u8; 32],
+    round2: Vec<PeerMessage>,
+}
+
 /// A refresh of every member of `conns` at `group`'s generation, run by hand: finished at
-/// the members `finish_at` (indices), committed at `commit_at`. Returns the pending
-/// generation; the start request, sent again, is refused as a used approval.
+/// the members `finish_at` (indices), committed at `commit_at`. The start request, sent
+/// again, is refused as a used approval.
 fn refresh_steps(
     conns: &Conns,
     group: &GroupView,
     owner: &OwnerKey,
     finish_at: &[usize],
     commit_at: &[usize],
-) -> [u8; 32] {
+) -> Refreshed {
     let session = {
         let mut s = [0u8; 32];
         getrandom::fill(&mut s).unwrap();
@@ -427,8 +466,9 @@ fn refresh_steps(
     let mut pending = None;
     for i in finish_at {
         let v = finish(conns, *i, session, to(&round2, conns, *i)).unwrap();
-        // Nothing changes in use until the commit.
+        // Nothing changes in use until the commit, and every finisher has the same pending.
         assert_eq!(v.generation, group.generation);
+        assert!(v.pending.is_some() && (pending.is_none() || pending == v.pending));
         pending = v.pending;
     }
     let pending = pending.unwrap().0;
@@ -449,7 +489,11 @@ fn refresh_steps(
             .unwrap();
         assert_eq!((v.generation.0, v.pending), (pending, None));
     }
-    pending
+    Refreshed {
+        session,
+        pending,
+        round2,
+    }
 }
 
 /// A signature of one message by `who`, or the error.

@@ -346,6 +346,14 @@ impl FrostApi {
         let (node, key) = ctx.me()?;
         let mut runs = lock(&self.runs);
         runs.retain(|_, run| run.expires > now);
+        // One refresh per group at a time: a new one ends the others here (their secrets are
+        // wiped as they drop). Threat: a coordinator holding back an older run's last step
+        // and delivering it after a newer refresh finished, overwriting the newer pending
+        // share at one member so that the commit splits the group. No member finishes the new
+        // run before every member has started it, so no older run survives anywhere by then.
+        if let Some(group) = refresh {
+            runs.retain(|_, run| run.refresh != Some(group));
+        }
         if runs.contains_key(&session) {
             return Err(ApiError::new(
                 Code::Conflict,

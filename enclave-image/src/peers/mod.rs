@@ -35,7 +35,10 @@ pub struct Peer {
 /// Why a document is not a peer's.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum PeerError {
-    #[error("this image accepts no peers (no peers section in its measured configuration)")]
+    #[error(
+        "this image accepts no peers (no peers section in its measured configuration, or one \
+         refused at boot)"
+    )]
     NoPeers,
     #[error("the document does not verify: {0}")]
     Document(String),
