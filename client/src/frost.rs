@@ -48,6 +48,21 @@ fn mismatch(m: impl Into<String>) -> ClientError {
     ClientError::Protocol(m.into())
 }
 
+/// The members' node identities and attestation documents, in order.
+fn nodes_and_documents(
+    members: &[Member<'_>],
+) -> Result<(Vec<[u8; 32]>, Vec<Base64Bytes>), ClientError> {
+    let nodes = members
+        .iter()
+        .map(Member::node)
+        .collect::<Result<Vec<_>, _>>()?;
+    let documents = members
+        .iter()
+        .map(|m| Base64Bytes(m.enclave.raw.clone()))
+        .collect();
+    Ok((nodes, documents))
+}
+
 /// The messages addressed to `node`.
 fn addressed(all: &[PeerMessage], node: &[u8; 32]) -> Vec<PeerMessage> {
     all.iter()
@@ -66,14 +81,7 @@ pub fn dkg(
     owner: &OwnerKey,
 ) -> Result<Vec<GroupView>, ClientError> {
     let session = random32()?;
-    let nodes = members
-        .iter()
-        .map(Member::node)
-        .collect::<Result<Vec<_>, _>>()?;
-    let documents: Vec<Base64Bytes> = members
-        .iter()
-        .map(|m| Base64Bytes(m.enclave.raw.clone()))
-        .collect();
+    let (nodes, documents) = nodes_and_documents(members)?;
     let not_after = owner.not_after();
     let digest = dkg_digest(&session, threshold, &nodes, &owner.x_only(), not_after);
 
@@ -141,14 +149,7 @@ pub fn refresh(
     owner: &OwnerKey,
 ) -> Result<Vec<GroupView>, ClientError> {
     let session = random32()?;
-    let nodes = members
-        .iter()
-        .map(Member::node)
-        .collect::<Result<Vec<_>, _>>()?;
-    let documents: Vec<Base64Bytes> = members
-        .iter()
-        .map(|m| Base64Bytes(m.enclave.raw.clone()))
-        .collect();
+    let (nodes, documents) = nodes_and_documents(members)?;
     let not_after = owner.not_after();
     let digest = refresh_digest(
         &session,

@@ -306,8 +306,7 @@ pub fn run(cmd: FrostCmd) -> Result<serde_json::Value, Failure> {
                 .iter()
                 .map(|(client, enclave)| Member { client, enclave })
                 .collect();
-            let mut view = frost::group(&members[0], &group).map_err(client_failure)?;
-            view.participant = 1;
+            let view = frost::group(&members[0], &group).map_err(client_failure)?;
             let views =
                 frost::commit(&members, &view, &generation, &owner).map_err(client_failure)?;
             let mut out = view_json(&views[0], &endpoints);

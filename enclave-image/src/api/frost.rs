@@ -125,6 +125,42 @@ fn load(sealing: &Sealing, group: &[u8; 32]) -> Result<Record, ApiError> {
     Record::decode(&plain).map_err(|m| ApiError::new(Code::InternalError, m))
 }
 
+/// Reads this member's record of `group`, lets `change` modify it, and seals it back, under
+/// one hold of the store (atomic within this enclave). `change` answers whether there is
+/// anything to write, or an error that leaves the record as it was; it may run twice (the
+/// store retries once on I/O), so it must be idempotent. Returns the record as it now stands.
+fn update(
+    sealing: &Sealing,
+    group: &[u8; 32],
+    mut change: impl FnMut(&mut Record) -> Result<bool, ApiError>,
+) -> Result<Record, ApiError> {
+    let name = hex::encode(group);
+    let mut out = None;
+    sealing
+        .with_store(|s| {
+            let (_, plain) = s.get_sealed(record::KIND, &name)?;
+            let mut rec = match Record::decode(&plain) {
+                Ok(r) => r,
+                Err(m) => return Ok(Err(ApiError::new(Code::InternalError, m))),
+            };
+            match change(&mut rec) {
+                Err(e) => return Ok(Err(e)),
+                Ok(false) => {}
+                Ok(true) => {
+                    let encoded = match rec.encode() {
+                        Ok(e) => e,
+                        Err(e) => return Ok(Err(engine_refusal(e))),
+                    };
+                    s.put_sealed(record::KIND, &name, &encoded)?;
+                }
+            }
+            out = Some(rec);
+            Ok(Ok(()))
+        })
+        .map_err(store_refusal)??;
+    out.ok_or_else(|| ApiError::new(Code::InternalError, "the record was not read"))
+}
+
 fn group_view(r: &Record) -> Result<GroupView, ApiError> {
     let n = r.members.len() as u16;
     let facts = engine::facts(&r.public, n).map_err(engine_refusal)?;

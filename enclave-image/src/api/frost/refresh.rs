@@ -11,10 +11,8 @@ use sigil_protocol::frost::{
 };
 use sigil_signing::frost::{self as engine, Dkg};
 
-use super::record::{self, Record};
-use super::{
-    FrostApi, Run, engine_refusal, group_view, invalid, load, store_refusal, verify_members,
-};
+use super::record;
+use super::{FrostApi, Run, engine_refusal, group_view, invalid, load, update, verify_members};
 use crate::api::peers::PeerCtx;
 
 impl FrostApi {
@@ -73,38 +71,22 @@ impl FrostApi {
         group: [u8; 32],
         new: engine::Generated,
     ) -> Result<GroupView, ApiError> {
-        let name = hex::encode(group);
-        let mut view = None;
-        ctx.sealing
-            .with_store(|s| {
-                let (_, plain) = s.get_sealed(record::KIND, &name)?;
-                let Ok(mut rec) = Record::decode(&plain) else {
-                    return Ok(Err(ApiError::new(
-                        Code::InternalError,
-                        "the FROST share record does not parse",
-                    )));
-                };
-                let facts = engine::facts(&new.public, rec.members.len() as u16);
-                if facts.is_err() || facts.as_ref().is_ok_and(|f| f.verifying_key[1..] != group) {
-                    return Ok(Err(ApiError::new(
-                        Code::FrostDkgFailed,
-                        "the refreshed shares belong to another group key",
-                    )));
-                }
-                rec.members = run.members.iter().map(|m| m.node).collect();
-                rec.pending = Some(record::Share {
-                    public: new.public.clone(),
-                    key: new.key_package.clone(),
-                });
-                let encoded = match rec.encode() {
-                    Ok(e) => e,
-                    Err(e) => return Ok(Err(engine_refusal(e))),
-                };
-                view = Some(group_view(&rec));
-                s.put_sealed(record::KIND, &name, &encoded).map(|_| Ok(()))
-            })
-            .map_err(store_refusal)??;
-        view.unwrap_or_else(|| Err(ApiError::new(Code::InternalError, "no view")))
+        let rec = update(ctx.sealing, &group, |rec| {
+            let facts = engine::facts(&new.public, rec.members.len() as u16);
+            if facts.is_err() || facts.as_ref().is_ok_and(|f| f.verifying_key[1..] != group) {
+                return Err(ApiError::new(
+                    Code::FrostDkgFailed,
+                    "the refreshed shares belong to another group key",
+                ));
+            }
+            rec.members = run.members.iter().map(|m| m.node).collect();
+            rec.pending = Some(record::Share {
+                public: new.public.clone(),
+                key: new.key_package.clone(),
+            });
+            Ok(true)
+        })?;
+        group_view(&rec)
     }
 
     /// The last step of a refresh at one member: the pending generation goes into use.
@@ -119,48 +101,33 @@ impl FrostApi {
         // Committing twice is harmless, so the approval is not single-use.
         ctx.owners
             .check(&rec.owner, &digest, &r.signature, r.not_after, now)?;
-        let name = hex::encode(r.group.0);
         let want = r.generation.0;
-        let mut view = None;
-        ctx.sealing
-            .with_store(|s| {
-                let (_, plain) = s.get_sealed(record::KIND, &name)?;
-                let Ok(mut rec) = Record::decode(&plain) else {
-                    return Ok(Err(ApiError::new(
-                        Code::InternalError,
-                        "the FROST share record does not parse",
-                    )));
-                };
-                let current = record::generation(&rec.public).ok();
-                let pending = rec
-                    .pending
-                    .as_ref()
-                    .and_then(|p| record::generation(&p.public).ok());
-                if current == Some(want) {
-                    view = Some(group_view(&rec));
-                    return Ok(Ok(()));
-                }
-                if pending != Some(want) {
-                    return Ok(Err(ApiError::new(
-                        Code::Conflict,
-                        format!(
-                            "no refresh of generation {} is pending at this member",
-                            hex::encode(want)
-                        ),
-                    )));
-                }
-                if let Some(p) = rec.pending.take() {
-                    rec.public = p.public;
-                    rec.key = p.key;
-                }
-                let encoded = match rec.encode() {
-                    Ok(e) => e,
-                    Err(e) => return Ok(Err(engine_refusal(e))),
-                };
-                view = Some(group_view(&rec));
-                s.put_sealed(record::KIND, &name, &encoded).map(|_| Ok(()))
-            })
-            .map_err(store_refusal)??;
-        view.unwrap_or_else(|| Err(ApiError::new(Code::InternalError, "no view")))
+        let rec = update(ctx.sealing, &r.group.0, |rec| {
+            if record::generation(&rec.public).map_err(engine_refusal)? == want {
+                // Committed already (a retry, or a second coordinator): nothing to do.
+                return Ok(false);
+            }
+            let pending = rec
+                .pending
+                .as_ref()
+                .map(|p| record::generation(&p.public))
+                .transpose()
+                .map_err(engine_refusal)?;
+            if pending != Some(want) {
+                return Err(ApiError::new(
+                    Code::Conflict,
+                    format!(
+                        "no refresh of generation {} is pending at this member",
+                        hex::encode(want)
+                    ),
+                ));
+            }
+            if let Some(p) = rec.pending.take() {
+                rec.public = p.public;
+                rec.key = p.key;
+            }
+            Ok(true)
+        })?;
+        group_view(&rec)
     }
 }

@@ -37,7 +37,9 @@ use sigil_signing::frost as engine;
 use zeroize::Zeroizing;
 
 use super::record::{self, Record};
-use super::{FrostApi, MAX_RUNS, RUN_TTL_SECS, engine_refusal, group_view, invalid, load, lock};
+use super::{
+    FrostApi, MAX_RUNS, RUN_TTL_SECS, engine_refusal, group_view, invalid, load, lock, update,
+};
 use crate::api::peers::{PeerCtx, channel_refusal, peer_refusal};
 use crate::peers::Peer;
 use crate::seal::{SealedStoreError, StoreError};
@@ -338,17 +340,14 @@ impl FrostApi {
 
     /// This helper's record with participant `lost` held by the new holder, sealed again.
     fn repair_group(&self, ctx: &PeerCtx<'_>, run: &RepairRun) -> Result<Record, ApiError> {
-        let mut rec = load(ctx.sealing, &run.group)?;
-        let slot = rec
-            .members
-            .get_mut(usize::from(run.lost).wrapping_sub(1))
-            .ok_or_else(|| invalid("the lost participant is not a member"))?;
-        *slot = run.new_member.node;
-        let plain = rec.encode().map_err(engine_refusal)?;
-        ctx.sealing
-            .with_store(|s| s.put_sealed(record::KIND, &hex::encode(run.group), &plain))
-            .map_err(ApiError::from)?;
-        Ok(rec)
+        update(ctx.sealing, &run.group, |rec| {
+            let slot = rec
+                .members
+                .get_mut(usize::from(run.lost).wrapping_sub(1))
+                .ok_or_else(|| invalid("the lost participant is not a member"))?;
+            *slot = run.new_member.node;
+            Ok(true)
+        })
     }
 
     /// Step 3 at the new holder.
