@@ -22,6 +22,7 @@ pub mod frost;
 pub mod musig2;
 pub mod owner;
 pub mod prove;
+pub mod quorum;
 
 pub use musig2::SignerKey;
 

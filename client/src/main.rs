@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+mod admin_cmd;
 mod frost_cmd;
 
 use clap::{Args, Parser, Subcommand};
@@ -83,6 +84,21 @@ enum Cmd {
     Frost {
         #[command(subcommand)]
         cmd: frost_cmd::FrostCmd,
+    },
+    /// Quorum administrators' keys (a signing key and an HPKE key from one seed).
+    AdminKey {
+        #[command(subcommand)]
+        cmd: admin_cmd::AdminKeyCmd,
+    },
+    /// A quorum administrator's part: approve genesis, fetch and check its share, post it to
+    /// unlock a locked enclave, read the quorum's status.
+    Admin {
+        #[arg(long)]
+        endpoint: String,
+        #[command(flatten)]
+        trust: Trust,
+        #[command(subcommand)]
+        cmd: admin_cmd::AdminCmd,
     },
     /// Owner keys: the secp256k1 keys whose signatures authorize vault operations.
     OwnerKey {
@@ -745,6 +761,18 @@ fn run(cli: Cli) -> Result<(), Failure> {
         }
         Cmd::Frost { cmd } => {
             println!("{}", frost_cmd::run(cmd)?);
+            Ok(())
+        }
+        Cmd::AdminKey { cmd } => {
+            println!("{}", admin_cmd::run_key(cmd)?);
+            Ok(())
+        }
+        Cmd::Admin {
+            endpoint,
+            trust,
+            cmd,
+        } => {
+            println!("{}", admin_cmd::run(&endpoint, &trust, cmd)?);
             Ok(())
         }
         Cmd::Musig2 {

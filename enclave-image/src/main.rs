@@ -90,6 +90,22 @@ fn local_services(
     cfg: &args::Config,
     file: &MeasuredConfig,
 ) -> Result<Option<ParentServices>, String> {
+    if file.kms.is_none() && file.quorum.is_some() {
+        if cfg.egress.is_some() || cfg.credentials.is_some() {
+            return Err("--egress and --credentials need a kms section in --config".into());
+        }
+        let blobs = cfg
+            .blob_store
+            .clone()
+            .ok_or("the configuration has a quorum section, so --blob-store ADDR is needed")?;
+        // Without a kms section the sealing never dials the egress proxy or the credentials
+        // service; they name the blob store only to fill the structure.
+        return Ok(Some(ParentServices {
+            egress: blobs.clone(),
+            credentials: blobs.clone(),
+            blobs,
+        }));
+    }
     if file.kms.is_none() {
         if cfg.egress.is_some()
             || cfg.credentials.is_some()

@@ -79,9 +79,12 @@ pub struct HealthResponse {
 /// The sealing service's state in [`HealthResponse`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SealingHealth {
-    /// `disabled`, `starting`, `failed` or `ready`.
+    /// `disabled`, `starting`, `failed`, `awaiting_genesis` (the quorum is the only root and
+    /// has no genesis yet), `locked` (the data key waits for the quorum administrators'
+    /// shares; KMS, if configured, is still retried) or `ready`.
     pub state: String,
-    /// `generated` or `recovered`, once ready.
+    /// `generated`, `recovered` (from KMS) or `quorum` (unlocked by administrators), once
+    /// ready.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -92,6 +95,23 @@ pub struct SealingHealth {
     /// The last error in words (may change between versions).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The quorum root, when the image has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quorum: Option<QuorumHealth>,
+}
+
+/// The quorum root in [`SealingHealth`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuorumHealth {
+    /// As `quorum/status` answers it: `starting`, `awaiting_genesis`, `locked`, `unlocked`
+    /// or `open`.
+    pub state: String,
+    pub threshold: u16,
+    pub admins: u16,
+    /// Good shares held this boot, waiting for the threshold.
+    pub received: u16,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub genesis: Option<String>,
 }
 
 /// The prover's CRS in [`HealthResponse`].

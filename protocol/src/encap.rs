@@ -115,7 +115,7 @@ pub const MAX_ROUTE_LEN: usize = 256;
 /// Length of `hdr`: key id, KEM, KDF and AEAD ids.
 const HDR_LEN: usize = 7;
 /// RFC 9180 §7.1 Table 2: Nenc of DHKEM(X25519, HKDF-SHA256).
-const ENC_LEN: usize = 32;
+pub const ENC_LEN: usize = 32;
 /// Length of an X25519 public key (Npk).
 pub const PUBLIC_KEY_LEN: usize = 32;
 /// AES-256-GCM tag length (Nt).
@@ -379,6 +379,19 @@ impl ServerKey {
         ctx.open(ct, aad).map_err(|_| EncapError::DecryptFailed)
     }
 
+    /// Opens a [`seal_base`] message to this key. Every failure (another recipient, a changed
+    /// `info`, `aad` or ciphertext) is the one `DecryptFailed`.
+    pub fn open_base(
+        &self,
+        enc: &[u8; ENC_LEN],
+        info: &[u8],
+        aad: &[u8],
+        ct: &[u8],
+    ) -> Result<Vec<u8>, EncapError> {
+        let mut ctx = self.receiver_ctx(enc, info)?;
+        ctx.open(ct, aad).map_err(|_| EncapError::DecryptFailed)
+    }
+
     /// HPKE SetupBaseR. Separate so the RFC 9180 vectors exercise the same code with their
     /// own `info`.
     fn receiver_ctx(&self, enc: &[u8; ENC_LEN], info: &[u8]) -> Result<ReceiverCtx, EncapError> {
@@ -492,6 +505,22 @@ fn seal_request_with_rng<R: CheckedRng>(
     body.extend_from_slice(&enc);
     body.extend_from_slice(&ct);
     Ok((body, ResponseOpener { secret, enc }))
+}
+
+/// One message to `recipient`'s X25519 key in HPKE base mode (RFC 9180 §5.1.1): only the
+/// holder of that key can open it ([`ServerKey::open_base`]); it says nothing about who
+/// sealed it, so what it carries must be checkable on its own (a quorum share is checked
+/// against public commitments). Returns `(enc, ciphertext)`.
+pub fn seal_base(
+    recipient: &[u8],
+    info: &[u8],
+    aad: &[u8],
+    plaintext: &[u8],
+) -> Result<([u8; ENC_LEN], Vec<u8>), EncapError> {
+    let mut rng = CheckedSysRng::default();
+    let (enc, mut ctx) = setup_sender_ctx(recipient, info, &mut rng)?;
+    let ct = ctx.seal(plaintext, aad).map_err(|_| EncapError::Internal)?;
+    Ok((enc, ct))
 }
 
 /// HPKE SetupBaseS. Separate so the RFC 9180 vectors exercise the same code with their own

@@ -33,6 +33,10 @@ use crate::peers::{
 use crate::prove::{
     JobRef, JobStatus, MAX_CIRCUIT, MAX_PROVE_INPUT, MAX_WITNESS, ProveRequest, Submitted,
 };
+use crate::quorum::{
+    GenesisRequest, QuorumView, ReshareRequest, SealedShare, ShareRequest, StatusRequest,
+    UnlockRequest,
+};
 use crate::vault::{Entry, MAX_VALUE, NameRequest, PutRequest, Written};
 
 /// The methods the API uses.
@@ -204,6 +208,10 @@ const _: () = assert!(
     MAX_MEMBERS * MAX_BATCH * 2 * (MAX_FROST_ITEM.div_ceil(3) * 4 + 8) + 64 * 1024
         <= MAX_FROST_BODY
 );
+/// Every `quorum/...` body: an index, a share and a signature, with JSON and HPKE overhead.
+pub const MAX_QUORUM_BODY: usize = 4 * 1024;
+/// `quorum/reshare`: up to 16 administrators (two keys and a name each) and 16 approvals.
+pub const MAX_QUORUM_RESHARE_BODY: usize = 16 * 1024;
 pub const MAX_PROVE_BODY: usize = MAX_PROVE_INPUT.div_ceil(3) * 4 + 64 * 1024;
 const _: () = assert!(MAX_PROVE_BODY <= crate::encap::MAX_ENCAPSULATED_REQUEST);
 const _: () = assert!(MAX_CIRCUIT + MAX_WITNESS <= MAX_PROVE_INPUT);
@@ -499,6 +507,34 @@ endpoints! {
     FrostSignAggregate = Post "/v1/frost/sign/aggregate", SignAggregate => Signatures {
         max_body: MAX_FROST_BODY, encapsulated: true, sealed_state: true, success: 200,
         param: None, target: fixed_path(FrostSignAggregate::PATH),
+    }
+    /// The quorum root: its administrators, genesis, commitments and whose shares are held.
+    QuorumStatus = Post "/v1/quorum/status", StatusRequest => QuorumView {
+        max_body: MAX_QUORUM_BODY, encapsulated: true, sealed_state: false, success: 200,
+        param: None, target: fixed_path(QuorumStatus::PATH),
+    }
+    /// Quorum genesis, approved by one administrator: the root drawn, split and sealed to
+    /// each administrator, the data key wrapped under it.
+    QuorumGenesis = Post "/v1/quorum/genesis", GenesisRequest => QuorumView {
+        max_body: MAX_QUORUM_BODY, encapsulated: true, sealed_state: false, success: 200,
+        param: None, target: fixed_path(QuorumGenesis::PATH),
+    }
+    /// An administrator's share, sealed to its HPKE key, with the commitments to check it.
+    QuorumShare = Post "/v1/quorum/share", ShareRequest => SealedShare {
+        max_body: MAX_QUORUM_BODY, encapsulated: true, sealed_state: false, success: 200,
+        param: None, target: fixed_path(QuorumShare::PATH),
+    }
+    /// An administrator posts its share, signed: at the threshold the root is rebuilt and a
+    /// locked state opens.
+    QuorumUnlock = Post "/v1/quorum/unlock", UnlockRequest => QuorumView {
+        max_body: MAX_QUORUM_BODY, encapsulated: true, sealed_state: false, success: 200,
+        param: None, target: fixed_path(QuorumUnlock::PATH),
+    }
+    /// A new set of administrators or threshold, approved by k current ones: a new root
+    /// split among them, the old shares void.
+    QuorumReshare = Post "/v1/quorum/reshare", ReshareRequest => QuorumView {
+        max_body: MAX_QUORUM_RESHARE_BODY, encapsulated: true, sealed_state: false, success: 200,
+        param: None, target: fixed_path(QuorumReshare::PATH),
     }
 }
 

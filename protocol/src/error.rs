@@ -143,7 +143,12 @@ codes! {
     UnknownGroup = "unknown_group", [404], "this enclave holds no share of this FROST group";
     FrostDkgFailed = "frost_dkg_failed", [409], "the key generation failed: a member's package does not verify, or members saw different round-1 packages (the message names the member)";
     ApprovalUsed = "approval_used", [409], "this owner approval was used already: each starts one run or signing session";
-    BadShare = "bad_share", [400], "a signature share does not verify (the message names its signer)";
+    BadShare = "bad_share", [400], "a FROST signature share, or an administrator's quorum share, does not verify (the message names its signer or administrator)";
+    // The quorum root.
+    QuorumDisabled = "quorum_disabled", [503], "this image's measured configuration has no quorum section";
+    NotAnAdmin = "not_an_admin", [403], "no administrator of this quorum has this index";
+    NoGenesis = "no_genesis", [409], "the quorum has no genesis yet (an administrator approves one with quorum/genesis)";
+    WrongGenesis = "wrong_genesis", [409], "the share belongs to another genesis than this enclave's (the parent may have swapped the quorum record)";
     // Proving.
     ProverDisabled = "prover_disabled", [503], "this enclave is configured without a prover";
     BadScheme = "bad_scheme", [400], "the proving scheme is unknown";

@@ -22,6 +22,8 @@ pub mod ports;
 #[cfg(feature = "app")]
 pub mod prove;
 #[cfg(feature = "app")]
+pub mod quorum;
+#[cfg(feature = "app")]
 pub mod user_data;
 #[cfg(feature = "app")]
 pub mod vault;

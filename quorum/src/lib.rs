@@ -95,6 +95,11 @@ impl Commitments {
         self.0.first()
     }
 
+    /// Every commitment is a point of the curve.
+    pub fn check(&self) -> Result<(), QuorumError> {
+        self.to_vsss().map(|_| ())
+    }
+
     /// The verifier set vsss-rs takes: the generator, then the commitments.
     fn to_vsss(&self) -> Result<Vec<VVerifier>, QuorumError> {
         let mut set = vec![ValueGroup(ProjectivePoint::GENERATOR)];

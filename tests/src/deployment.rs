@@ -130,6 +130,10 @@ pub struct Deployment {
     pub owners: Option<String>,
     /// The measured configuration's `peers` member, a JSON object (absent when `None`).
     pub peers: Option<String>,
+    /// The measured configuration's `quorum` member, a JSON object (absent when `None`).
+    pub quorum: Option<String>,
+    /// Leave the `kms` section out (the quorum is then the only root).
+    pub without_kms: bool,
     enclave_bin: PathBuf,
     shim_bin: PathBuf,
     options: Options,
@@ -187,6 +191,8 @@ impl Deployment {
             first_boot: None,
             owners: None,
             peers: None,
+            quorum: None,
+            without_kms: false,
             enclave_bin,
             shim_bin,
             options,
@@ -206,6 +212,14 @@ impl Deployment {
         options: Options,
     ) -> Deployment {
         let mut d = Deployment::empty(dir, enclave_bin, shim_bin, options);
+        d.start_kms(pcr0_policy);
+        d.start_shim();
+        d
+    }
+
+    /// Starts this deployment's development KMS (its policy allowing `pcr0`, or any debug
+    /// image).
+    fn start_kms(&mut self, pcr0_policy: Option<&str>) {
         let config = format!(
             r#"{{"listen": "127.0.0.1:0", "region": "{REGION}", "tls_ca_dir": "{}",
                 "keys": [{{"key_id": "{KEY_ID}", "master_key_hex": "{MASTER_KEY}", "policy": {}}}]}}"#,
@@ -214,10 +228,21 @@ impl Deployment {
         );
         let config = sigil_devkms::Config::from_json(config.as_bytes()).expect("devkms config");
         let kms = sigil_devkms::start(&config).expect("start the development KMS");
-        d.kms_addr = kms.local_addr().to_string();
-        d._kms = Some(kms);
-        d.start_shim();
-        d
+        self.kms_addr = kms.local_addr().to_string();
+        self._kms = Some(kms);
+    }
+
+    /// Takes the enclave's KMS access away, as a deleted key grant or a policy change does:
+    /// the development KMS restarts with a policy that admits only a PCR0 no image has, and
+    /// the shim restarts to reach it. A running enclave keeps its data key; the next boot is
+    /// refused.
+    pub fn refuse_kms(&mut self) {
+        if let Some(k) = self._kms.take() {
+            k.shutdown();
+        }
+        self.start_kms(Some(&"ee".repeat(48)));
+        self.kill_shim();
+        self.start_shim();
     }
 
     pub fn sock(&self, name: &str) -> String {
@@ -276,33 +301,31 @@ impl Deployment {
             .map(|o| format!(r#", "owners": {o}"#))
             .into_iter()
             .chain(self.peers.as_ref().map(|p| format!(r#", "peers": {p}"#)))
+            .chain(self.quorum.as_ref().map(|q| format!(r#", "quorum": {q}"#)))
             .collect::<String>();
-        std::fs::write(
-            &config,
+        let kms = if self.without_kms {
+            String::new()
+        } else {
             format!(
-                r#"{{"kms": {{"region": "{}", "key_id": "{}", "trust": "development",
-                    "encryption_context": {{"app": "sigil-test"}}{first_boot}}}{prover}{owners}}}"#,
+                r#""kms": {{"region": "{}", "key_id": "{}", "trust": "development",
+                    "encryption_context": {{"app": "sigil-test"}}{first_boot}}}"#,
                 self.region,
                 key_arn()
-            ),
-        )
-        .unwrap();
+            )
+        };
+        let members = format!("{kms}{prover}{owners}");
+        let members = members.trim_start_matches([',', ' ']);
+        std::fs::write(&config, format!("{{{members}}}")).unwrap();
         let config = config.display().to_string();
         let (blobs, egress, creds) = (
             self.sock("blobs.sock"),
             self.sock("egress.sock"),
             self.sock("creds.sock"),
         );
-        let mut args = vec![
-            "--config",
-            &config,
-            "--blob-store",
-            &blobs,
-            "--egress",
-            &egress,
-            "--credentials",
-            &creds,
-        ];
+        let mut args = vec!["--config", &config, "--blob-store", &blobs];
+        if !self.without_kms {
+            args.extend(["--egress", &egress, "--credentials", &creds]);
+        }
         let pcrs = self
             .simulated_pcrs
             .as_ref()
@@ -357,6 +380,23 @@ impl Deployment {
             .read_to_string()
             .unwrap();
         serde_json::from_str(&body).unwrap()
+    }
+
+    /// Waits until the sealing's state is `state` (`locked`, `awaiting_genesis`, ...).
+    /// Returns the health's `sealing` object.
+    pub fn wait_sealing_state(&self, state: &str) -> serde_json::Value {
+        let start = Instant::now();
+        loop {
+            let h = self.health();
+            if h["sealing"]["state"] == state {
+                return h["sealing"].clone();
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(120),
+                "sealing never became {state}: {h}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// Waits until the sealing settles: "ready", or (unless `want_ready`) an error that has

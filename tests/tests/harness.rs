@@ -297,15 +297,25 @@ fn hostile_image() -> std::path::PathBuf {
         .unwrap();
     assert!(built.success(), "building the static hostile-bb failed");
     let bb = static_dir.join("x86_64-unknown-linux-gnu/debug/hostile-bb");
-    let out = target.join("eif-hostile");
-    let image = Command::new(workspace.join("reproducible-build/build"))
+    test_image(&target.join("eif-hostile"), ("SIGIL_IMAGE_BB", &bb))
+}
+
+/// A test image built by the reproducible build into `out`, with one test input changed
+/// (`SIGIL_IMAGE_BB` or `SIGIL_IMAGE_CONFIG`): the same kernel and enclave binary otherwise.
+fn test_image(out: &std::path::Path, input: (&str, &std::path::Path)) -> std::path::PathBuf {
+    let workspace = sigil_e2e::workspace();
+    let image = std::process::Command::new(workspace.join("reproducible-build/build"))
         .current_dir(&workspace)
-        .env("SIGIL_IMAGE_BB", &bb)
-        .env("SIGIL_IMAGE_OUT", &out)
+        .env(input.0, input.1)
+        .env("SIGIL_IMAGE_OUT", out)
         .stdout(std::process::Stdio::null())
         .status()
         .unwrap();
-    assert!(image.success(), "building the test image failed");
+    assert!(
+        image.success(),
+        "building the test image ({}) failed",
+        input.0
+    );
     out.join("sigil.eif")
 }
 
@@ -383,6 +393,16 @@ fn a_hostile_prover_in_the_image_finds_every_door_shut() {
 /// The image's parent for sealed state: the real shim (its blobs in `state`) and a development
 /// KMS that trusts the test root, as the default image's configuration expects.
 fn with_dev_parent(state: &std::path::Path) -> (sigil_devkms::RunningServer, Options) {
+    dev_parent(state, eif(), true)
+}
+
+/// As [`with_dev_parent`], for `image`, with a KMS that admits it (`admit`) or refuses every
+/// image (its policy names a PCR0 no image has: the enclave's KMS access is gone).
+fn dev_parent(
+    state: &std::path::Path,
+    image: std::path::PathBuf,
+    admit: bool,
+) -> (sigil_devkms::RunningServer, Options) {
     use sigil_e2e::harness::ShimOptions;
     use sigil_e2e::shim::{ACCESS_KEY_ID, SECRET_ACCESS_KEY};
 
@@ -394,13 +414,21 @@ fn with_dev_parent(state: &std::path::Path) -> (sigil_devkms::RunningServer, Opt
                 "master_key_hex": "{}",
                 "policy": {{"allowed_credentials": [{{"access_key_id": "{ACCESS_KEY_ID}",
                     "secret_access_key": "{SECRET_ACCESS_KEY}"}}],
-                    "trust_test_root": true, "allow_debug": true}}}}]}}"#,
+                    "trust_test_root": true, {}}}}}]}}"#,
         env!("CARGO_MANIFEST_DIR"),
-        "42".repeat(32)
+        "42".repeat(32),
+        if admit {
+            r#""allow_debug": true"#.to_string()
+        } else {
+            format!(
+                r#""allowed_pcrs": {{"0": "{}"}}, "allow_debug": false"#,
+                "ee".repeat(48)
+            )
+        }
     );
     let kms = sigil_devkms::start(&sigil_devkms::Config::from_json(config.as_bytes()).unwrap())
         .expect("development KMS");
-    let mut opts = Options::new(eif());
+    let mut opts = Options::new(image);
     opts.shim = Some(ShimOptions {
         bin: common::profile_bin("sigil-shim"),
         state_dir: state.to_path_buf(),
@@ -482,6 +510,103 @@ fn the_image_joins_a_frost_group_with_two_local_enclaves_and_signs() {
             "signers {pair:?}"
         );
     }
+    h.shutdown();
+    let _ = std::fs::remove_dir_all(&state);
+}
+
+/// The image with a quorum of three administrators in its measured configuration (the stock
+/// configuration plus a `quorum` section): built by the reproducible build with
+/// `SIGIL_IMAGE_CONFIG`, the same kernel and binary as the published image.
+fn quorum_image(keys: &[sigil_client::quorum::AdminKey]) -> std::path::PathBuf {
+    let workspace = sigil_e2e::workspace();
+    let target = common::target_dir();
+    let out = target.join("eif-quorum");
+    std::fs::create_dir_all(&out).unwrap();
+    let stock = std::fs::read(workspace.join("reproducible-build/config/enclave.json")).unwrap();
+    let mut config: serde_json::Value = serde_json::from_slice(&stock).unwrap();
+    let admins: Vec<_> = keys
+        .iter()
+        .zip(["alice", "bob", "carol"])
+        .map(|(k, n)| k.admin(n))
+        .collect();
+    config["quorum"] = serde_json::json!({"threshold": 2, "admins": admins});
+    let path = out.join("enclave.json");
+    std::fs::write(&path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
+    test_image(&out, ("SIGIL_IMAGE_CONFIG", &path))
+}
+
+/// The measured image (with a quorum section) loses its KMS access and is unlocked by two of
+/// its three administrators, its sealed state intact.
+#[test]
+fn the_image_is_unlocked_by_its_administrators_when_kms_is_gone() {
+    use sigil_client::quorum::AdminKey;
+    use sigil_client::{Client, OwnerKey};
+
+    let keys: Vec<AdminKey> = (1u8..=3)
+        .map(|i| AdminKey::from_seed(&[i; 32]).unwrap())
+        .collect();
+    let image = quorum_image(&keys);
+    let state = common::fresh_dir("test-quorum-harness", "image");
+    let owner = OwnerKey::generate().unwrap();
+
+    // Boot 1, KMS admits the image: genesis, shares fetched, a vault entry.
+    let shares = {
+        let (_kms, opts) = dev_parent(&state, image.clone(), true);
+        let mut h = Harness::boot(&opts).unwrap_or_else(|e| panic!("boot: {e}"));
+        common::wait_sealing_ready(&h.endpoint, || h.console_tail(40));
+        let c = Client::new(&h.endpoint).unwrap();
+        let e = c.attest(common::test_root_policy()).unwrap();
+        c.quorum_genesis(&e, &keys[0])
+            .unwrap_or_else(|e| panic!("genesis: {e}\n{}", h.console_tail(40)));
+        c.vault_put(&e, &owner, "harness-quorum", b"kept", 0)
+            .unwrap();
+        let shares: Vec<_> = keys
+            .iter()
+            .map(|k| c.quorum_share_fetch(&e, k).unwrap())
+            .collect();
+        h.shutdown();
+        shares
+    };
+
+    // Boot 2, KMS refuses: locked until Bob and Carol post their shares.
+    let (_kms, opts) = dev_parent(&state, image, false);
+    let mut h = Harness::boot(&opts).unwrap_or_else(|e| panic!("boot: {e}"));
+    let start = std::time::Instant::now();
+    loop {
+        let health: serde_json::Value = ureq::get(format!("{}/v1/health", h.endpoint))
+            .call()
+            .ok()
+            .and_then(|mut r| r.body_mut().read_to_string().ok())
+            .and_then(|b| serde_json::from_str(&b).ok())
+            .unwrap_or_default();
+        if health["sealing"]["state"] == "locked" {
+            break;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(120),
+            "never locked: {health}\n{}",
+            h.console_tail(40)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let c = Client::new(&h.endpoint).unwrap();
+    let e = c.attest(common::test_root_policy()).unwrap();
+    assert_eq!(e.image.mode, "harness");
+    assert_eq!(
+        c.quorum_unlock(&e, &keys[1], &shares[1]).unwrap().state,
+        "locked"
+    );
+    assert_eq!(
+        c.quorum_unlock(&e, &keys[2], &shares[2]).unwrap().state,
+        "unlocked"
+    );
+    let sealing = common::wait_sealing_ready(&h.endpoint, || h.console_tail(40));
+    assert_eq!(sealing["origin"], "quorum", "{sealing}");
+    let e = c.attest(common::test_root_policy()).unwrap();
+    assert_eq!(
+        c.vault_get(&e, &owner, "harness-quorum").unwrap(),
+        (b"kept".to_vec().into(), 1)
+    );
     h.shutdown();
     let _ = std::fs::remove_dir_all(&state);
 }

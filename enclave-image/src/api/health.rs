@@ -17,6 +17,7 @@ pub(super) fn health(app: &App) -> HealthResponse {
             attempts: sealing.attempts,
             error_code: sealing.error_code.map(Into::into),
             error: sealing.error,
+            quorum: sealing.quorum,
         },
         crs: app.crs.as_ref().map(|c| {
             let s = c.status();

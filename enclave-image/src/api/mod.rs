@@ -20,6 +20,7 @@ mod peers;
 mod ping;
 mod pipeline;
 pub mod prove;
+mod quorum;
 pub mod vault;
 
 pub use ping::MAX_PING_MESSAGE;
@@ -279,6 +280,21 @@ impl App {
                     self.frost.sign_aggregate(&self.peer_ctx(), r)
                 })
             }
+            ep::QuorumStatus::ROUTE => {
+                pipeline::sealed::<ep::QuorumStatus>(self, req, |r| quorum::status(sealing, r))
+            }
+            ep::QuorumGenesis::ROUTE => pipeline::sealed::<ep::QuorumGenesis>(self, req, |r| {
+                quorum::genesis(sealing, &self.key.public_key(), r)
+            }),
+            ep::QuorumShare::ROUTE => {
+                pipeline::sealed::<ep::QuorumShare>(self, req, |r| quorum::share(sealing, r))
+            }
+            ep::QuorumUnlock::ROUTE => pipeline::sealed::<ep::QuorumUnlock>(self, req, |r| {
+                quorum::unlock(sealing, &self.key.public_key(), r)
+            }),
+            ep::QuorumReshare::ROUTE => pipeline::sealed::<ep::QuorumReshare>(self, req, |r| {
+                quorum::reshare(sealing, &self.key.public_key(), r)
+            }),
             // Declared in the table but not served: a bug, which the tests catch.
             route => error(ApiError::new(
                 Code::InternalError,

@@ -64,6 +64,8 @@ pub enum ConfigError {
     Owners { src: String, reason: String },
     #[error("{src}: peers: {reason}")]
     Peers { src: String, reason: String },
+    #[error("{src}: quorum: {reason}")]
+    Quorum { src: String, reason: String },
 }
 
 #[derive(Debug, Deserialize, PartialEq, Eq)]
@@ -97,6 +99,50 @@ pub struct MeasuredConfig {
     /// Which other enclaves this one accepts as peers. Absent: none.
     #[serde(default, deserialize_with = "present_peers")]
     pub peers: Option<PeersConfig>,
+    /// A second root of the sealed state, split among administrators (see
+    /// `seal::quorum`). Absent: KMS is the only root.
+    #[serde(default, deserialize_with = "present_quorum")]
+    pub quorum: Option<QuorumConfig>,
+}
+
+fn present_quorum<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<QuorumConfig>, D::Error> {
+    QuorumConfig::deserialize(d).map(Some)
+}
+
+/// `{"threshold": k, "admins": [{"name", "sign": x-only hex, "hpke": X25519 hex}, ...]}`:
+/// the administrators of the quorum root, in share order (the first holds share 1).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct QuorumConfig {
+    pub threshold: u16,
+    pub admins: Vec<sigil_protocol::quorum::Admin>,
+}
+
+impl QuorumConfig {
+    fn check(&self, src: &str) -> Result<(), ConfigError> {
+        let fail = |reason: String| ConfigError::Quorum {
+            src: src.into(),
+            reason,
+        };
+        sigil_protocol::quorum::check_admins(self.threshold, &self.admins).map_err(fail)?;
+        for a in &self.admins {
+            // A signing key off the curve could never approve anything: refuse it at boot.
+            k256::schnorr::VerifyingKey::from_bytes(&a.sign.0).map_err(|_| {
+                fail(format!(
+                    "administrator {:?}: sign is not a BIP-340 public key",
+                    a.name
+                ))
+            })?;
+        }
+        Ok(())
+    }
+
+    /// [`sigil_protocol::quorum::config_digest`] of this configuration.
+    pub fn digest(&self) -> [u8; 32] {
+        sigil_protocol::quorum::config_digest(self.threshold, &self.admins)
+    }
 }
 
 fn present_peers<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<PeersConfig>, D::Error> {
@@ -461,6 +507,7 @@ impl Default for MeasuredConfig {
             prover: None,
             owners: None,
             peers: None,
+            quorum: None,
         }
     }
 }
@@ -520,6 +567,9 @@ impl MeasuredConfig {
         }
         if let Some(p) = &c.peers {
             p.check(src)?;
+        }
+        if let Some(q) = &c.quorum {
+            q.check(src)?;
         }
         Ok(c)
     }

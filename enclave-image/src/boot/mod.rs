@@ -55,7 +55,7 @@ pub enum BootError {
     Listen(#[source] std::io::Error),
     #[error("per-boot HPKE key: {0}")]
     ServerKey(#[source] sigil_protocol::encap::EncapError),
-    #[error("the configuration has a kms section but no parent services")]
+    #[error("the configuration has a kms or quorum section but no parent services")]
     NoParentServices,
     #[error(
         "the configuration has a prover section, so --blob-store ADDR is needed (the CRS comes from there)"
@@ -79,6 +79,7 @@ pub const CAPABILITIES: &[&str] = &[
     "musig2",
     "prove",
     "peers",
+    "quorum",
 ];
 
 /// The image description a client reads from the attestation's user_data.
@@ -173,17 +174,25 @@ pub fn assemble(parts: Parts) -> Result<(Server, Arc<App>), BootError> {
         bb,
         jobs_fs,
     } = parts;
-    let sealing = match (config.kms.clone(), sealing_services) {
-        (Some(kms), Some(services)) => {
-            let mode = nsm.mode();
-            Sealing::start(kms, nsm.clone(), mode, services)
-        }
-        (Some(_), None) => {
-            return Err(BootError::NoParentServices);
-        }
-        (None, _) => {
-            log::info(format_args!("no kms section: running without sealed state"));
+    let roots = (config.kms.clone(), config.quorum.clone());
+    let sealing = match (roots, sealing_services) {
+        ((None, None), _) => {
+            log::info(format_args!(
+                "no kms or quorum section: running without sealed state"
+            ));
             Sealing::disabled()
+        }
+        ((kms, quorum), Some(services)) => {
+            if kms.is_none() {
+                log::info(format_args!(
+                    "no kms section: the quorum of administrators is the only root of the state"
+                ));
+            }
+            let mode = nsm.mode();
+            Sealing::start(kms, quorum, nsm.clone(), mode, services)
+        }
+        (_, None) => {
+            return Err(BootError::NoParentServices);
         }
     };
     let crs = match (config.prover.clone(), blobs) {

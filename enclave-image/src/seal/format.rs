@@ -170,7 +170,13 @@ impl DataKey {
         <[u8; 32]>::try_from(bytes).ok().map(DataKey)
     }
 
-    /// A fresh random key (tests, local mode).
+    /// The key's bytes, for wrapping it under the quorum root (`seal::quorum`); nothing else
+    /// reads them.
+    pub(crate) fn expose(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// A fresh random key (tests, local mode, a state whose only root is the quorum).
     pub fn generate() -> Result<DataKey, SealError> {
         let mut k = [0u8; 32];
         SystemRandom::new()

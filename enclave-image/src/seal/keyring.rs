@@ -202,6 +202,9 @@ pub enum Origin {
     Generated,
     /// Decrypt of the stored record (a later boot).
     Recovered,
+    /// Unwrapped under the quorum root, rebuilt from the administrators' shares
+    /// (`seal::quorum`).
+    Quorum,
 }
 
 impl<C: Connector> Keyring<'_, C> {

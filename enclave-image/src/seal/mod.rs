@@ -9,6 +9,7 @@
 pub mod format;
 pub mod keyring;
 pub mod node;
+pub mod quorum;
 pub mod service;
 pub mod store;
 

@@ -5,6 +5,11 @@
 //! The API serves from the first moment (attestation does not need state); calls that need
 //! state answer `503 sealing_unavailable` with the reason until the key is there. KMS or the
 //! shim being down at boot is therefore a wait with retries, not a dead enclave.
+//!
+//! The data key has up to two roots: KMS ([`keyring`]) and the quorum of administrators
+//! ([`crate::seal::quorum`]). With both, the sealing thread keeps retrying KMS while the
+//! administrators may unlock the state with their shares; whichever comes first opens it.
+//! With the quorum only, a state starts at genesis and every later boot waits for shares.
 
 use std::ops::ControlFlow;
 use std::sync::{Arc, Mutex};
@@ -12,12 +17,21 @@ use std::sync::{Arc, Mutex};
 use sigil_kms::client::KmsClient;
 use sigil_sys::Stream;
 
-use crate::boot::config::KmsConfig;
+use std::collections::BTreeMap;
+
+use sigil_protocol::quorum::{QuorumView, SHARE_LEN, SealedShare};
+use sigil_protocol::wire::Hex;
+use sigil_quorum::Share;
+use zeroize::Zeroizing;
+
+use crate::boot::config::{KmsConfig, QuorumConfig};
 use crate::log;
 use crate::nsm::{Mode, Nsm};
 use crate::parent::egress::EgressConnector;
 use crate::parent::{ParentServices, TIMEOUT, credentials, retry_with_backoff};
+use crate::seal::DataKey;
 use crate::seal::keyring::{self, EPOCH, Keyring, KeyringError, Origin};
+use crate::seal::quorum::{self, GenesisRecord, QuorumError};
 use crate::seal::store::RollbackGuard;
 use crate::seal::{BlobClient, SealedStore, SealedStoreError, StoreError};
 
@@ -30,10 +44,56 @@ enum State {
     },
     /// No retry helps (the configuration itself is refused): code and text.
     Failed(&'static str, String),
+    /// The quorum is the only root and the parent's store holds no state: an administrator
+    /// approves genesis.
+    AwaitingGenesis,
+    /// The quorum is the only root and holds a genesis: the state waits for shares.
+    Locked,
     Ready {
         store: Box<SealedStore<Stream>>,
         origin: Origin,
+        /// The data key (the store holds another copy): genesis wraps it under the quorum
+        /// root.
+        key: DataKey,
     },
+}
+
+/// The quorum root in memory: the measured configuration, the genesis record the parent
+/// served, the good shares posted this boot, and the root once rebuilt or drawn.
+struct QuorumState {
+    /// The measured administrators and threshold (genesis splits among them).
+    measured: QuorumConfig,
+    record: Option<GenesisRecord>,
+    /// The blob version `record` was read at.
+    record_version: u64,
+    /// The blob version of a record this state refused (another state's), so genesis can
+    /// replace it.
+    refused_version: Option<u64>,
+    received: BTreeMap<u8, Share>,
+    root: Option<Zeroizing<[u8; 32]>>,
+}
+
+impl QuorumState {
+    /// The current quorum: the last re-share's, or the measured one.
+    fn current(&self) -> QuorumConfig {
+        self.record
+            .as_ref()
+            .map(GenesisRecord::quorum)
+            .unwrap_or_else(|| self.measured.clone())
+    }
+}
+
+/// Why a quorum call failed.
+#[derive(Debug)]
+pub enum QuorumCallError {
+    Disabled,
+    NoGenesis,
+    /// Genesis exists (its id), or another was stored meanwhile.
+    GenesisExists(String),
+    /// The state cannot be used yet (no data key to wrap).
+    Unavailable(String),
+    Quorum(QuorumError),
+    Store(StoreError),
 }
 
 /// What `GET /v1/health` shows of the sealing.
@@ -49,6 +109,8 @@ pub struct Status {
     pub error_code: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quorum: Option<sigil_protocol::api::QuorumHealth>,
 }
 
 /// Why a call that needs state cannot be served.
@@ -119,6 +181,8 @@ pub struct Sealing {
     blobs: Option<sigil_sys::Addr>,
     /// The node id, known once the state is open (see `seal::node`).
     node: std::sync::OnceLock<[u8; 32]>,
+    /// The quorum root, when the configuration has one.
+    quorum: Option<Mutex<QuorumState>>,
 }
 
 impl Sealing {
@@ -129,12 +193,15 @@ impl Sealing {
             summary: Mutex::new(summarize(&State::Disabled)),
             blobs: None,
             node: std::sync::OnceLock::new(),
+            quorum: None,
         })
     }
 
-    /// Starts getting the data key in the background.
+    /// Starts getting the data key in the background: from KMS (`kms`), or from the
+    /// quorum's administrators (`quorum`), or whichever opens it first.
     pub fn start(
-        config: KmsConfig,
+        kms: Option<KmsConfig>,
+        quorum: Option<QuorumConfig>,
         nsm: Arc<dyn Nsm>,
         mode: Mode,
         services: ParentServices,
@@ -148,11 +215,21 @@ impl Sealing {
             state: Mutex::new(starting),
             blobs: Some(services.blobs.clone()),
             node: std::sync::OnceLock::new(),
+            quorum: quorum.map(|measured| {
+                Mutex::new(QuorumState {
+                    measured,
+                    record: None,
+                    record_version: 0,
+                    refused_version: None,
+                    received: BTreeMap::new(),
+                    root: None,
+                })
+            }),
         });
         let me = sealing.clone();
         let spawned = std::thread::Builder::new()
             .name("sigil-sealing".into())
-            .spawn(move || me.run(&config, nsm.as_ref(), mode, &services));
+            .spawn(move || me.run(kms.as_ref(), nsm.as_ref(), mode, &services));
         if let Err(e) = spawned {
             sealing.set(State::Failed(
                 "internal",
@@ -163,30 +240,70 @@ impl Sealing {
     }
 
     fn set(&self, s: State) {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        // Ready never goes back: a KMS attempt that fails after the administrators unlocked
+        // the state does not close it.
+        if matches!(*st, State::Ready { .. }) {
+            return;
+        }
         *self.summary.lock().unwrap_or_else(|p| p.into_inner()) = summarize(&s);
-        *self.state.lock().unwrap_or_else(|p| p.into_inner()) = s;
+        *st = s;
     }
 
-    fn run(&self, config: &KmsConfig, nsm: &dyn Nsm, mode: Mode, services: &ParentServices) {
+    /// Opens the state once: the first of KMS and the quorum wins; a later one (the same key)
+    /// is dropped, so the store's rollback tracking is never reset.
+    fn become_ready(&self, store: SealedStore<Stream>, origin: Origin, key: DataKey) -> bool {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if matches!(*st, State::Ready { .. }) {
+            return false;
+        }
+        let s = State::Ready {
+            store: Box::new(store),
+            origin,
+            key,
+        };
+        *self.summary.lock().unwrap_or_else(|p| p.into_inner()) = summarize(&s);
+        *st = s;
+        true
+    }
+
+    fn run(&self, kms: Option<&KmsConfig>, nsm: &dyn Nsm, mode: Mode, services: &ParentServices) {
         retry_with_backoff(|attempt, delay| {
+            if self.ready().is_ok() {
+                // The administrators unlocked it meanwhile.
+                return ControlFlow::Break(());
+            }
+            if let Err(e) = self.load_quorum_record(services) {
+                log::warn(format_args!(
+                    "sealing attempt {attempt}: reading the quorum record: {e}; retrying in {} ms",
+                    delay.as_millis()
+                ));
+                self.set(State::Starting {
+                    attempts: attempt,
+                    last_error: Some(("blob_store", e.to_string())),
+                });
+                return ControlFlow::Continue(());
+            }
+            let Some(config) = kms else {
+                return self.quorum_only(services);
+            };
             let started = std::time::Instant::now();
             match attempt_once(config, nsm, mode, services) {
-                Ok((store, origin, node)) => {
+                Ok((store, origin, node, key)) => {
+                    self.check_quorum_record(&key);
                     let _ = self.node.set(node);
                     log::info(format_args!(
                         "sealed state ready: data key {} in {} ms (KMS key {}, region {})",
                         match origin {
                             Origin::Generated => "generated on this first boot",
                             Origin::Recovered => "recovered",
+                            Origin::Quorum => "unlocked by the quorum",
                         },
                         started.elapsed().as_millis(),
                         config.key_id,
                         config.region
                     ));
-                    self.set(State::Ready {
-                        store: Box::new(store),
-                        origin,
-                    });
+                    self.become_ready(store, origin, key);
                     ControlFlow::Break(())
                 }
                 Err(e @ KeyringError::DevelopmentTrustOnNitro) => {
@@ -215,10 +332,27 @@ impl Sealing {
     }
 
     pub fn status(&self) -> Status {
-        self.summary
+        let mut s = self
+            .summary
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .clone()
+            .clone();
+        if let Some(q) = &self.quorum {
+            let q = q.lock().unwrap_or_else(|p| p.into_inner());
+            let state = quorum_state(&q, s.state == "ready", s.state == "awaiting_genesis");
+            if state == "locked" {
+                // KMS may still be retried; the administrators can open it now.
+                s.state = "locked";
+            }
+            s.quorum = Some(sigil_protocol::api::QuorumHealth {
+                state: state.into(),
+                threshold: q.current().threshold,
+                admins: q.current().admins.len() as u16,
+                received: q.received.len() as u16,
+                genesis: q.record.as_ref().map(|r| hex::encode(r.id.0)),
+            });
+        }
+        s
     }
 
     /// Whether the sealed store can be used now; the error is what [`Sealing::with_store`]
@@ -235,6 +369,14 @@ impl Sealing {
                     .unwrap_or_else(|| "the data key is being fetched from KMS".into()),
             )),
             State::Failed(_, e) => Err(SealingError::Unavailable(e.clone())),
+            State::AwaitingGenesis => Err(SealingError::Unavailable(
+                "the quorum has no genesis yet: an administrator approves one (quorum/genesis)"
+                    .into(),
+            )),
+            State::Locked => Err(SealingError::Unavailable(
+                "locked: the state waits for the quorum administrators' shares (quorum/unlock)"
+                    .into(),
+            )),
             State::Ready { .. } => Ok(()),
         }
     }
@@ -286,6 +428,19 @@ fn summarize(st: &State) -> Status {
             attempts: None,
             error_code: None,
             error: None,
+            quorum: None,
+        },
+        State::AwaitingGenesis | State::Locked => Status {
+            state: if matches!(st, State::Locked) {
+                "locked"
+            } else {
+                "awaiting_genesis"
+            },
+            origin: None,
+            attempts: None,
+            error_code: None,
+            error: None,
+            quorum: None,
         },
         State::Starting {
             attempts,
@@ -296,6 +451,7 @@ fn summarize(st: &State) -> Status {
             attempts: Some(*attempts),
             error_code: last_error.as_ref().map(|(code, _)| *code),
             error: last_error.as_ref().map(|(_, text)| text.clone()),
+            quorum: None,
         },
         State::Failed(code, e) => Status {
             state: "failed",
@@ -303,16 +459,19 @@ fn summarize(st: &State) -> Status {
             attempts: None,
             error_code: Some(code),
             error: Some(e.clone()),
+            quorum: None,
         },
         State::Ready { origin, .. } => Status {
             state: "ready",
             origin: Some(match origin {
                 Origin::Generated => "generated",
                 Origin::Recovered => "recovered",
+                Origin::Quorum => "quorum",
             }),
             attempts: None,
             error_code: None,
             error: None,
+            quorum: None,
         },
     }
 }
@@ -322,7 +481,7 @@ fn attempt_once(
     nsm: &dyn Nsm,
     mode: Mode,
     services: &ParentServices,
-) -> Result<(SealedStore<Stream>, Origin, [u8; 32]), KeyringError> {
+) -> Result<(SealedStore<Stream>, Origin, [u8; 32], DataKey), KeyringError> {
     let trust = keyring::trust(config, mode)?;
     let kms = KmsClient::new(
         EgressConnector {
@@ -342,12 +501,435 @@ fn attempt_once(
     let mut blobs = BlobClient::connect(&services.blobs, TIMEOUT)?;
     let (key, origin) = keyring.establish(&mut blobs)?;
     let node = super::node::identity(&key).map_err(KeyringError::NodeKey)?;
-    let store = SealedStore::new(blobs, key, EPOCH, RollbackGuard::new());
-    Ok((store, origin, node))
+    let store = SealedStore::new(blobs, key.clone(), EPOCH, RollbackGuard::new());
+    Ok((store, origin, node, key))
 }
 
 impl From<StoreError> for SealingError {
     fn from(e: StoreError) -> Self {
         SealingError::Store(SealedStoreError::Store(e))
+    }
+}
+
+/// The quorum's state as `quorum/status` names it.
+fn quorum_state(q: &QuorumState, ready: bool, awaiting: bool) -> &'static str {
+    match (&q.record, ready) {
+        (None, _) if ready || awaiting => "awaiting_genesis",
+        // No record read yet (the store is not reachable): nothing to unlock with.
+        (None, _) => "starting",
+        (Some(_), false) => "locked",
+        (Some(_), true) if q.root.is_some() => "unlocked",
+        (Some(_), true) => "open",
+    }
+}
+
+impl std::fmt::Display for QuorumCallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            QuorumCallError::Disabled => {
+                f.write_str("this image's measured configuration has no quorum section")
+            }
+            QuorumCallError::NoGenesis => f.write_str(
+                "the quorum has no genesis yet (or its record is not read yet): an \
+                 administrator approves one with quorum/genesis",
+            ),
+            QuorumCallError::GenesisExists(m) => f.write_str(m),
+            QuorumCallError::Unavailable(m) => write!(f, "sealed state is not available: {m}"),
+            QuorumCallError::Quorum(e) => write!(f, "{e}"),
+            QuorumCallError::Store(e) => write!(f, "blob store: {e}"),
+        }
+    }
+}
+
+impl From<StoreError> for QuorumCallError {
+    fn from(e: StoreError) -> Self {
+        QuorumCallError::Store(e)
+    }
+}
+
+impl From<QuorumError> for QuorumCallError {
+    fn from(e: QuorumError) -> Self {
+        QuorumCallError::Quorum(e)
+    }
+}
+
+/// The quorum root's side of the sealing.
+impl Sealing {
+    fn quorum(&self) -> Result<std::sync::MutexGuard<'_, QuorumState>, QuorumCallError> {
+        self.quorum
+            .as_ref()
+            .map(|q| q.lock().unwrap_or_else(|p| p.into_inner()))
+            .ok_or(QuorumCallError::Disabled)
+    }
+
+    /// The measured quorum configuration, when there is one.
+    pub fn quorum_measured(&self) -> Option<QuorumConfig> {
+        self.quorum().ok().map(|q| q.measured.clone())
+    }
+
+    /// The current quorum (the last re-share's, or the measured one).
+    pub fn quorum_current(&self) -> Option<QuorumConfig> {
+        self.quorum().ok().map(|q| q.current())
+    }
+
+    /// Reads the genesis record once (it needs only the blob store); a missing one is not an
+    /// error. A record for another configuration is refused here, and never unlocked.
+    fn load_quorum_record(&self, services: &ParentServices) -> Result<(), String> {
+        let Ok(mut q) = self.quorum() else {
+            return Ok(());
+        };
+        if q.record.is_some() {
+            return Ok(());
+        }
+        let mut blobs = BlobClient::connect(&services.blobs, TIMEOUT).map_err(|e| e.to_string())?;
+        match blobs.get(quorum::RECORD_NAME) {
+            Ok((version, bytes)) => match GenesisRecord::parse(&bytes, &q.measured) {
+                Ok(r) => {
+                    log::info(format_args!(
+                        "quorum: genesis {} ({} of {})",
+                        hex::encode(r.id.0),
+                        r.threshold,
+                        r.admins.len()
+                    ));
+                    q.record = Some(r);
+                    q.record_version = version;
+                }
+                Err(e) => {
+                    log::warn(format_args!("quorum: {e}; refusing it"));
+                    q.refused_version = Some(version);
+                }
+            },
+            Err(StoreError::NotFound) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+        Ok(())
+    }
+
+    /// A state opened by KMS checks that the record wraps its own key. Threat: a parent
+    /// that swaps in a record of its own making (its root, a data key it knows), for the
+    /// administrators to fetch shares of and later unlock a state it can read.
+    fn check_quorum_record(&self, key: &DataKey) {
+        let Ok(mut q) = self.quorum() else {
+            return;
+        };
+        if let Some(r) = &q.record
+            && !r.wraps(key)
+        {
+            log::warn(format_args!(
+                "quorum: the record {} wraps another data key than this state's (the parent \
+                 replaced it); refusing it",
+                hex::encode(r.id.0)
+            ));
+            q.record = None;
+            q.refused_version = Some(q.record_version);
+        }
+    }
+
+    /// Quorum only: a stored genesis means locked; no state at all means awaiting genesis;
+    /// sealed blobs without a record are refused (as KMS's missing record is).
+    fn quorum_only(&self, services: &ParentServices) -> ControlFlow<()> {
+        let has_record = self.quorum().map(|q| q.record.is_some()).unwrap_or(false);
+        if has_record {
+            log::info(format_args!(
+                "sealed state locked: waiting for the quorum administrators' shares"
+            ));
+            self.set(State::Locked);
+            return ControlFlow::Break(());
+        }
+        let listed =
+            BlobClient::connect(&services.blobs, TIMEOUT).and_then(|mut b| b.list("seal/"));
+        match listed {
+            Ok((sealed, truncated)) if sealed.is_empty() && !truncated => {
+                log::info(format_args!(
+                    "no state yet: the quorum awaits genesis (an administrator approves it)"
+                ));
+                self.set(State::AwaitingGenesis);
+            }
+            Ok((sealed, _)) => self.set(State::Failed(
+                "record_missing",
+                format!(
+                    "{} sealed blob(s) exist but the quorum record {} is missing or refused; \
+                     refusing to start a new state over them (restore the record)",
+                    sealed.len(),
+                    quorum::RECORD_NAME
+                ),
+            )),
+            Err(e) => {
+                self.set(State::Starting {
+                    attempts: 1,
+                    last_error: Some(("blob_store", e.to_string())),
+                });
+                return ControlFlow::Continue(());
+            }
+        }
+        ControlFlow::Break(())
+    }
+
+    /// What `quorum/status` answers.
+    pub fn quorum_view(&self) -> Result<QuorumView, QuorumCallError> {
+        let status = self
+            .summary
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let q = self.quorum()?;
+        let current = q.current();
+        Ok(QuorumView {
+            generation: q.record.as_ref().map_or(0, |r| r.lineage.len() as u32),
+            state: quorum_state(
+                &q,
+                status.state == "ready",
+                status.state == "awaiting_genesis",
+            )
+            .into(),
+            threshold: current.threshold,
+            config: Hex(current.digest()),
+            measured: Hex(q.measured.digest()),
+            genesis: q.record.as_ref().map(|r| r.id),
+            commitments: q
+                .record
+                .as_ref()
+                .map(|r| r.commitments.clone())
+                .unwrap_or_default(),
+            received: q
+                .received
+                .keys()
+                .filter_map(|i| current.admins.get(usize::from(*i) - 1))
+                .map(|a| a.name.clone())
+                .collect(),
+            admins: current.admins,
+        })
+    }
+
+    /// The genesis id, once there is one.
+    pub fn quorum_genesis_id(&self) -> Result<[u8; 32], QuorumCallError> {
+        self.quorum()?
+            .record
+            .as_ref()
+            .map(|r| r.id.0)
+            .ok_or(QuorumCallError::NoGenesis)
+    }
+
+    /// Administrator `index`'s sealed share.
+    pub fn quorum_share(&self, index: u8) -> Result<Option<SealedShare>, QuorumCallError> {
+        let q = self.quorum()?;
+        let r = q.record.as_ref().ok_or(QuorumCallError::NoGenesis)?;
+        let Some(s) = r.shares.get(usize::from(index).wrapping_sub(1)) else {
+            return Ok(None);
+        };
+        Ok(Some(SealedShare {
+            genesis: r.id,
+            index,
+            admin: r.admins[usize::from(index) - 1].name.clone(),
+            threshold: r.threshold,
+            enc: s.enc,
+            ciphertext: s.ciphertext.clone(),
+            commitments: r.commitments.clone(),
+        }))
+    }
+
+    /// Genesis (an administrator approved it): a fresh root wraps the open state's data key,
+    /// or, with the quorum as the only root and no state yet, a new data key.
+    pub fn quorum_genesis(&self) -> Result<QuorumView, QuorumCallError> {
+        let addr = self
+            .blobs
+            .clone()
+            .ok_or_else(|| QuorumCallError::Unavailable("no blob store".into()))?;
+        {
+            let mut q = self.quorum()?;
+            if let Some(r) = &q.record {
+                return Err(QuorumCallError::GenesisExists(format!(
+                    "genesis {} exists; a new set of administrators is a re-share",
+                    hex::encode(r.id.0)
+                )));
+            }
+            // The state lock is taken after the quorum's, here as everywhere.
+            let (key, fresh) = {
+                let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+                match &*st {
+                    State::Ready { key, .. } => (key.clone(), false),
+                    State::AwaitingGenesis => (
+                        DataKey::generate().map_err(|e| {
+                            QuorumCallError::Unavailable(format!("a new data key: {e}"))
+                        })?,
+                        true,
+                    ),
+                    _ => {
+                        return Err(QuorumCallError::Unavailable(
+                            "genesis wraps the state's data key: wait until the state is open"
+                                .into(),
+                        ));
+                    }
+                }
+            };
+            let started = std::time::Instant::now();
+            let (record, root) = quorum::genesis(&q.measured, &key, Vec::new())?;
+            let mut blobs = BlobClient::connect(&addr, TIMEOUT)?;
+            // A refused record (another configuration's, another state's) is replaced.
+            let expected = q.refused_version.unwrap_or(0);
+            match blobs.put(quorum::RECORD_NAME, expected, &record.to_bytes()) {
+                Ok(_) => {}
+                Err(StoreError::VersionConflict { .. }) => {
+                    return Err(QuorumCallError::GenesisExists(
+                        "another genesis record was stored meanwhile".into(),
+                    ));
+                }
+                Err(e) => return Err(e.into()),
+            }
+            log::info(format_args!(
+                "quorum: genesis {} ({} of {}) in {} ms",
+                hex::encode(record.id.0),
+                record.threshold,
+                record.admins.len(),
+                started.elapsed().as_millis()
+            ));
+            q.record = Some(record);
+            q.record_version = expected + 1;
+            q.refused_version = None;
+            q.root = Some(root);
+            if fresh {
+                self.open_with(key, blobs, Origin::Generated)?;
+            }
+        }
+        self.quorum_view()
+    }
+
+    /// A share an administrator posted (its signature checked by the caller): checked
+    /// against the commitments, kept until the threshold, then the root rebuilt, the data key
+    /// unwrapped, the state opened if it was locked, and every share copy wiped.
+    pub fn quorum_unlock(&self, share: &[u8; SHARE_LEN]) -> Result<QuorumView, QuorumCallError> {
+        let unlocked = {
+            let mut q = self.quorum()?;
+            let record = q.record.clone().ok_or(QuorumCallError::NoGenesis)?;
+            let share = quorum::check_share(&record, share)?;
+            q.received.insert(share.index, share);
+            if q.received.len() < usize::from(record.threshold) {
+                None
+            } else {
+                // The shares are dropped (wiped) whatever happens next.
+                let shares: Vec<Share> = std::mem::take(&mut q.received).into_values().collect();
+                let started = std::time::Instant::now();
+                let root = quorum::combine(&record, &shares)?;
+                drop(shares);
+                let key = record.unwrap_key(&root)?;
+                q.root = Some(root);
+                log::info(format_args!(
+                    "quorum: root rebuilt from {} shares in {} ms",
+                    record.threshold,
+                    started.elapsed().as_millis()
+                ));
+                Some(key)
+            }
+        };
+        if let Some(key) = unlocked
+            && self.ready().is_err()
+        {
+            let addr = self
+                .blobs
+                .clone()
+                .ok_or_else(|| QuorumCallError::Unavailable("no blob store".into()))?;
+            let blobs = BlobClient::connect(&addr, TIMEOUT)?;
+            self.open_with(key, blobs, Origin::Quorum)?;
+        }
+        self.quorum_view()
+    }
+
+    /// Re-share (the approvals are checked here, against the current administrators): a
+    /// new root for the new quorum, the data key wrapped under it, the record replaced.
+    /// Needs the root in memory.
+    pub fn quorum_reshare(
+        &self,
+        boot_key: &[u8; 32],
+        threshold: u16,
+        admins: Vec<sigil_protocol::quorum::Admin>,
+        approvals: &[sigil_protocol::quorum::Approval],
+    ) -> Result<QuorumView, QuorumCallError> {
+        let addr = self
+            .blobs
+            .clone()
+            .ok_or_else(|| QuorumCallError::Unavailable("no blob store".into()))?;
+        {
+            let mut q = self.quorum()?;
+            let record = q.record.clone().ok_or(QuorumCallError::NoGenesis)?;
+            quorum::check_approvals(
+                record.threshold,
+                &record.admins,
+                &record.id.0,
+                threshold,
+                &admins,
+                boot_key,
+                approvals,
+            )?;
+            let root = q.root.as_ref().ok_or_else(|| {
+                QuorumCallError::Unavailable(
+                    "the quorum root is not in memory (this state was opened by KMS): the \
+                     current administrators post their shares (quorum/unlock) first"
+                        .into(),
+                )
+            })?;
+            let key = record.unwrap_key(root)?;
+            let mut lineage = record.lineage.clone();
+            if lineage.len() >= quorum::MAX_LINEAGE {
+                return Err(QuorumCallError::GenesisExists(format!(
+                    "the record keeps at most {} re-shares; run genesis on a new state",
+                    quorum::MAX_LINEAGE
+                )));
+            }
+            lineage.push(quorum::Reshare {
+                from_genesis: record.id,
+                threshold,
+                admins: admins.clone(),
+                boot_key: Hex(*boot_key),
+                approvals: approvals.to_vec(),
+            });
+            let started = std::time::Instant::now();
+            let new_quorum = QuorumConfig { threshold, admins };
+            let (next, root) = quorum::genesis(&new_quorum, &key, lineage)?;
+            let mut blobs = BlobClient::connect(&addr, TIMEOUT)?;
+            let version = match blobs.put(quorum::RECORD_NAME, q.record_version, &next.to_bytes()) {
+                Ok(v) => v,
+                Err(StoreError::VersionConflict { .. }) => {
+                    return Err(QuorumCallError::GenesisExists(
+                        "the quorum record changed meanwhile".into(),
+                    ));
+                }
+                Err(e) => return Err(e.into()),
+            };
+            log::info(format_args!(
+                "quorum: re-shared genesis {} to {} ({} of {}) in {} ms; the old shares are void",
+                hex::encode(record.id.0),
+                hex::encode(next.id.0),
+                next.threshold,
+                next.admins.len(),
+                started.elapsed().as_millis()
+            ));
+            q.record = Some(next);
+            q.record_version = version;
+            q.root = Some(root);
+            q.received.clear();
+        }
+        self.quorum_view()
+    }
+
+    /// Opens the state under `key` (genesis or unlock).
+    fn open_with(
+        &self,
+        key: DataKey,
+        blobs: BlobClient<Stream>,
+        origin: Origin,
+    ) -> Result<(), QuorumCallError> {
+        let node = super::node::identity(&key).map_err(QuorumCallError::Unavailable)?;
+        let store = SealedStore::new(blobs, key.clone(), EPOCH, RollbackGuard::new());
+        if self.become_ready(store, origin, key) {
+            let _ = self.node.set(node);
+            log::info(format_args!(
+                "sealed state ready: {}",
+                match origin {
+                    Origin::Quorum => "unlocked by the quorum administrators",
+                    _ => "a new state, its data key under the quorum root",
+                }
+            ));
+        }
+        Ok(())
     }
 }

@@ -488,6 +488,21 @@ fn requests(dir: &Path) {
                     { "participant": 2, "items": [b64(&[5; 32])] },
                 ],
             }),
+            "QuorumStatus" => json!({}),
+            "QuorumGenesis" => json!({ "admin": 1, "signature": sig }),
+            "QuorumShare" => json!({ "index": 2 }),
+            "QuorumUnlock" => json!({
+                "genesis": h("88", 32), "index": 1, "share": format!("01{}", h("09", 32)),
+                "signature": sig,
+            }),
+            "QuorumReshare" => json!({
+                "threshold": 2,
+                "admins": [
+                    { "name": "alice", "sign": h("11", 32), "hpke": h("12", 32) },
+                    { "name": "bob", "sign": h("13", 32), "hpke": h("14", 32) },
+                ],
+                "approvals": [{ "admin": 1, "signature": sig }, { "admin": 2, "signature": sig }],
+            }),
             _ => return None,
         })
     };
