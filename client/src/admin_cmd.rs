@@ -61,6 +61,13 @@ pub enum AdminCmd {
         #[arg(long = "approval")]
         approvals: Vec<String>,
     },
+    /// Forward the quorum root from this enclave (unlocked) to another enclave of the same
+    /// image (`--to`), which opens the same state: no administrator needed.
+    Forward {
+        /// The receiving enclave's API.
+        #[arg(long)]
+        to: String,
+    },
     /// This administrator's share.
     Share {
         #[command(subcommand)]
@@ -140,6 +147,16 @@ pub fn run(endpoint: &str, trust: &Trust, cmd: AdminCmd) -> Result<serde_json::V
                     .map_err(client_failure)?,
             )?;
             out["genesis_ms"] = (t.elapsed().as_secs_f64() * 1e3).into();
+            Ok(out)
+        }
+        AdminCmd::Forward { to } => {
+            let (to_client, to_enclave) = connect(&to, trust, 300)?;
+            let t = Instant::now();
+            let mut out = json(
+                &sigil_client::quorum::forward((&client, &enclave), (&to_client, &to_enclave))
+                    .map_err(client_failure)?,
+            )?;
+            out["forward_ms"] = (t.elapsed().as_secs_f64() * 1e3).into();
             Ok(out)
         }
         AdminCmd::ApproveReshare { quorum, key } => {

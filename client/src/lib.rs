@@ -23,6 +23,7 @@ pub mod musig2;
 pub mod owner;
 pub mod prove;
 pub mod quorum;
+pub mod registry;
 
 pub use musig2::SignerKey;
 

@@ -5,6 +5,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 mod admin_cmd;
 mod frost_cmd;
+mod registry_cmd;
 
 use clap::{Args, Parser, Subcommand};
 use sigil_attestation::{Policy, Verified};
@@ -99,6 +100,15 @@ enum Cmd {
         trust: Trust,
         #[command(subcommand)]
         cmd: admin_cmd::AdminCmd,
+    },
+    /// A registry: its change log, approved changes, and instances' registration.
+    Registry {
+        #[arg(long)]
+        endpoint: String,
+        #[command(flatten)]
+        trust: Trust,
+        #[command(subcommand)]
+        cmd: registry_cmd::RegistryCmd,
     },
     /// Owner keys: the secp256k1 keys whose signatures authorize vault operations.
     OwnerKey {
@@ -761,6 +771,14 @@ fn run(cli: Cli) -> Result<(), Failure> {
         }
         Cmd::Frost { cmd } => {
             println!("{}", frost_cmd::run(cmd)?);
+            Ok(())
+        }
+        Cmd::Registry {
+            endpoint,
+            trust,
+            cmd,
+        } => {
+            println!("{}", registry_cmd::run(&endpoint, &trust, cmd)?);
             Ok(())
         }
         Cmd::AdminKey { cmd } => {

@@ -15,11 +15,11 @@ use serde::{Deserialize, Serialize};
 use sigil_protocol::encap::ServerKey;
 use sigil_protocol::endpoint as ep;
 use sigil_protocol::quorum::{
-    Admin, Approval, GenesisRequest, QuorumView, ReshareRequest, SHARE_LEN, SealedShare,
-    ShareRequest, StatusRequest, UnlockRequest, config_digest, genesis_digest, reshare_digest,
-    share_digest, share_info,
+    Admin, Approval, ForwardRequest, GenesisRequest, QuorumView, ReceiveRequest, ReshareRequest,
+    SHARE_LEN, SealedShare, ShareRequest, StatusRequest, UnlockRequest, config_digest,
+    genesis_digest, reshare_digest, share_digest, share_info,
 };
-use sigil_protocol::wire::{Hex, SecretHex, Signature, owner_message, tagged_digest};
+use sigil_protocol::wire::{Base64Bytes, Hex, SecretHex, Signature, owner_message, tagged_digest};
 use sigil_quorum::{Commitments, Share};
 use zeroize::Zeroizing;
 
@@ -118,6 +118,20 @@ impl AdminKey {
         Ok(Approval {
             admin: self.index_in(view)?,
             signature: self.sign_for(enclave, &digest)?,
+        })
+    }
+
+    /// This administrator's approval of `digest` for this boot of `enclave` (a registry
+    /// change, for example).
+    pub fn approve(
+        &self,
+        enclave: &AttestedEnclave,
+        view: &QuorumView,
+        digest: &[u8; 32],
+    ) -> Result<Approval, ClientError> {
+        Ok(Approval {
+            admin: self.index_in(view)?,
+            signature: self.sign_for(enclave, digest)?,
         })
     }
 
@@ -313,4 +327,32 @@ pub fn open_share(
     file: &ShareFile,
 ) -> Result<Zeroizing<[u8; SHARE_LEN]>, ClientError> {
     Ok(key.open(&file.share)?.to_bytes())
+}
+
+/// Key forwarding, as the coordinator: `from` (holding the quorum root) seals it to `to` (an
+/// enclave of the same image, locked or not) for `to`'s fresh attestation document; `to` opens
+/// it after checking `from`'s fresh document. Each enclave does every check itself; the
+/// coordinator only carries the documents and the sealed root.
+pub fn forward(
+    from: (&Client, &AttestedEnclave),
+    to: (&Client, &AttestedEnclave),
+) -> Result<QuorumView, ClientError> {
+    let fresh = |c: &Client| -> Result<Vec<u8>, ClientError> {
+        let mut nonce = [0u8; 32];
+        getrandom::fill(&mut nonce).map_err(|e| protocol(format!("no randomness: {e}")))?;
+        c.attestation_document(&nonce)
+    };
+    let forwarded = from.0.call::<ep::QuorumForward>(
+        from.1,
+        &ForwardRequest {
+            document: Base64Bytes(fresh(to.0)?),
+        },
+    )?;
+    to.0.call::<ep::QuorumReceive>(
+        to.1,
+        &ReceiveRequest {
+            document: Base64Bytes(fresh(from.0)?),
+            forwarded,
+        },
+    )
 }

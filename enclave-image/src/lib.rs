@@ -9,4 +9,5 @@ pub mod nsm;
 pub mod parent;
 pub mod peers;
 pub mod prover;
+pub mod registry;
 pub mod seal;

@@ -1,11 +1,11 @@
-//! The blob service: frames in, [`Store`] operations, frames out. The blobs themselves are
-//! sealed by the enclave and stay opaque here.
+//! The blob service: frames in, [`Backend`] operations (the file store or S3), frames out.
+//! The blobs themselves are sealed by the enclave and stay opaque here.
 
 use std::time::Duration;
 
 use sigil_sys::Stream;
 
-use crate::store::Store;
+use crate::store::Backend;
 use crate::wire::{self, FrameError, Response};
 
 /// At most this many blob connections at once: each may hold one maximum-size frame in
@@ -28,7 +28,11 @@ pub enum ServeError {
 /// Serves one connection until the peer closes, is idle for `idle`, or sends a frame that
 /// cannot be framed. A frame that frames but does not decode gets an error reply and the
 /// connection goes on: only a broken length prefix makes the stream unusable.
-pub fn serve_conn(store: &Store, mut s: Stream, idle: Duration) -> Result<(), ServeError> {
+pub fn serve_conn<B: Backend + ?Sized>(
+    store: &B,
+    mut s: Stream,
+    idle: Duration,
+) -> Result<(), ServeError> {
     // A slow or silent peer (slowloris) cannot hold a connection slot past `idle`.
     s.set_timeouts(Some(idle)).map_err(ServeError::Timeouts)?;
     loop {

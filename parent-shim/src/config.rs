@@ -22,6 +22,10 @@ pub struct FileConfig {
     pub ingress_proxy_header: Option<bool>,
     pub blob_listen: Option<String>,
     pub state_dir: Option<PathBuf>,
+    pub blob_s3: Option<String>,
+    pub blob_s3_bucket: Option<String>,
+    pub blob_s3_region: Option<String>,
+    pub blob_s3_prefix: Option<String>,
     pub egress_listen: Option<String>,
     pub egress_allow: Option<Vec<String>>,
     pub egress_resolve: Option<Vec<String>>,
@@ -61,9 +65,22 @@ pub struct Cli {
     /// Blob service address (vsock:any:9002 on Nitro, unix:PATH locally).
     #[arg(long, value_name = "ADDR")]
     pub blob_listen: Option<String>,
-    /// Directory of the blob files.
+    /// Directory of the blob files (the default store; unused with --blob-s3).
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
+    /// Keep the blobs in S3 instead of files, at this endpoint (path-style requests):
+    /// https://s3.REGION.amazonaws.com, or http://127.0.0.1:PORT for a local S3 such as moto.
+    #[arg(long, value_name = "URL")]
+    pub blob_s3: Option<String>,
+    /// The S3 bucket of the blobs (with --blob-s3).
+    #[arg(long, value_name = "NAME")]
+    pub blob_s3_bucket: Option<String>,
+    /// The bucket's region, which requests are signed for (default: --region).
+    #[arg(long, value_name = "REGION")]
+    pub blob_s3_region: Option<String>,
+    /// Put in front of every blob name to make its S3 key, e.g. sigil/ (default: none).
+    #[arg(long, value_name = "PREFIX")]
+    pub blob_s3_prefix: Option<String>,
     /// Egress proxy address (vsock:any:9003 on Nitro).
     #[arg(long, value_name = "ADDR")]
     pub egress_listen: Option<String>,
@@ -112,20 +129,32 @@ pub struct Settings {
     /// Write a PROXY v2 header with the client's address before its bytes (see
     /// `sigil_protocol::parent::source`).
     pub ingress_proxy_header: bool,
-    /// (listen, state directory)
-    pub blobs: Option<(Addr, PathBuf)>,
+    /// (listen, where the blobs are kept)
+    pub blobs: Option<(Addr, BlobStore)>,
     /// (listen, allow-list of lower-case host:port)
     pub egress: Option<(Addr, Vec<String>)>,
     /// Fixed addresses for allowed destinations: (host:port, ip:port).
     pub egress_resolve: Vec<(String, String)>,
     pub logs: Option<Addr>,
     pub credentials: Option<(Addr, crate::creds::Source)>,
+    /// Where AWS credentials come from (for the credentials service and the S3 blob store).
+    pub credentials_source: crate::creds::Source,
     /// The CRS file imported into the blob store at start.
     pub crs_file: Option<PathBuf>,
     pub max_connections: usize,
     pub max_connections_per_source: usize,
     pub idle_timeout: Duration,
     pub store: store::Limits,
+}
+
+/// Where the blob service keeps the blobs.
+#[derive(Clone, Debug)]
+pub enum BlobStore {
+    /// One file per blob in this directory ([`store::Store`]), the default.
+    Dir(PathBuf),
+    /// One object per blob in an S3 bucket ([`crate::s3::S3Store`]), shared by the shims of
+    /// a cluster.
+    S3(crate::s3::S3Config),
 }
 
 pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
@@ -191,6 +220,14 @@ pub enum ConfigError {
     ResolveNotAllowed(String),
     #[error("credentials_source {0:?} is not imds or env")]
     CredentialsSource(String),
+    #[error(transparent)]
+    BlobS3(#[from] crate::s3::S3ConfigError),
+    #[error("{0} is set but blob_s3 is not")]
+    BlobS3Missing(&'static str),
+    #[error("blob_s3 is set but {0} is not")]
+    BlobS3Needs(&'static str),
+    #[error("blob_s3 is set but blob_listen is not (the S3 store serves the blob service)")]
+    BlobS3WithoutBlobListen,
     #[error("crs_file is set but blob_listen is not (the CRS goes into the blob store)")]
     CrsWithoutBlobStore,
     #[error(
@@ -343,14 +380,47 @@ fn merge(c: &Cli, f: FileConfig) -> Result<Settings, ConfigError> {
         .ingress_proxy_header
         .or(f.ingress_proxy_header)
         .unwrap_or(true);
-    let blobs = addr(&pick(&c.blob_listen, f.blob_listen), "blob_listen")?.map(|l| {
-        let dir = c
-            .state_dir
-            .clone()
-            .or(f.state_dir)
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
-        (l, dir)
-    });
+    let blob_listen = addr(&pick(&c.blob_listen, f.blob_listen), "blob_listen")?;
+    let s3_bucket = pick(&c.blob_s3_bucket, f.blob_s3_bucket);
+    let s3_region = pick(&c.blob_s3_region, f.blob_s3_region);
+    let s3_prefix = pick(&c.blob_s3_prefix, f.blob_s3_prefix);
+    let blob_store = match pick(&c.blob_s3, f.blob_s3) {
+        // A bucket, region or prefix without the endpoint is a mistake, not a file store.
+        None => {
+            for (v, key) in [
+                (&s3_bucket, "blob_s3_bucket"),
+                (&s3_region, "blob_s3_region"),
+                (&s3_prefix, "blob_s3_prefix"),
+            ] {
+                if v.is_some() {
+                    return Err(ConfigError::BlobS3Missing(key));
+                }
+            }
+            BlobStore::Dir(
+                c.state_dir
+                    .clone()
+                    .or(f.state_dir)
+                    .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
+            )
+        }
+        // state_dir is left alone (the systemd unit always passes it): it is not used.
+        Some(endpoint) => {
+            if blob_listen.is_none() {
+                return Err(ConfigError::BlobS3WithoutBlobListen);
+            }
+            let bucket = s3_bucket.ok_or(ConfigError::BlobS3Needs("blob_s3_bucket"))?;
+            let region = s3_region
+                .or(region.clone())
+                .ok_or(ConfigError::BlobS3Needs("blob_s3_region (or region)"))?;
+            BlobStore::S3(crate::s3::S3Config::new(
+                &endpoint,
+                &bucket,
+                &region,
+                s3_prefix.as_deref().unwrap_or_default(),
+            )?)
+        }
+    };
+    let blobs = blob_listen.map(|l| (l, blob_store));
     let egress = match addr(&pick(&c.egress_listen, f.egress_listen), "egress_listen")? {
         None => None,
         Some(l) => {
@@ -406,7 +476,7 @@ fn merge(c: &Cli, f: FileConfig) -> Result<Settings, ConfigError> {
         &pick(&c.credentials_listen, f.credentials_listen),
         "credentials_listen",
     )?
-    .map(|a| (a, source));
+    .map(|a| (a, source.clone()));
     let crs_file = c.crs_file.clone().or(f.crs_file);
     if crs_file.is_some() && blobs.is_none() {
         return Err(ConfigError::CrsWithoutBlobStore);
@@ -427,6 +497,7 @@ fn merge(c: &Cli, f: FileConfig) -> Result<Settings, ConfigError> {
         egress_resolve,
         logs,
         credentials,
+        credentials_source: source,
         crs_file,
         max_connections,
         max_connections_per_source,
@@ -497,6 +568,144 @@ idle_timeout_secs = 60
         assert_eq!(s.egress.unwrap().1, ["kms.us-east-1.amazonaws.com:443"]);
         assert_eq!(s.max_connections, 7);
         let _ = std::fs::remove_file(p);
+    }
+
+    #[test]
+    fn blob_store_in_s3() {
+        let s = cli(&["--blob-listen", "unix:/b", "--state-dir", "/var/lib/sigil"])
+            .settings()
+            .unwrap();
+        assert!(
+            matches!(&s.blobs, Some((_, BlobStore::Dir(d))) if d == Path::new("/var/lib/sigil"))
+        );
+        let p = write(
+            "s3",
+            r#"
+region = "eu-west-1"
+blob_listen = "vsock:any:9002"
+blob_s3 = "https://s3.eu-west-1.amazonaws.com"
+blob_s3_bucket = "sigil-blobs"
+blob_s3_prefix = "cluster-1/"
+credentials_source = "env"
+"#,
+        );
+        let s = cli(&["--config", p.to_str().unwrap()]).settings().unwrap();
+        let Some((_, BlobStore::S3(c))) = &s.blobs else {
+            panic!("{:?}", s.blobs)
+        };
+        assert_eq!(
+            (
+                c.endpoint.host(),
+                c.bucket.as_str(),
+                c.region.as_str(),
+                c.prefix.as_str()
+            ),
+            (
+                "s3.eu-west-1.amazonaws.com",
+                "sigil-blobs",
+                "eu-west-1",
+                "cluster-1/"
+            )
+        );
+        assert_eq!(s.credentials_source, crate::creds::Source::Env);
+        // Flags override the file; the bucket's own region overrides `region`; state_dir (which
+        // the systemd unit always passes) is not used.
+        let s = cli(&[
+            "--config",
+            p.to_str().unwrap(),
+            "--blob-s3",
+            "http://127.0.0.1:4566",
+            "--blob-s3-region",
+            "us-east-2",
+            "--state-dir",
+            "/var/lib/sigil",
+        ])
+        .settings()
+        .unwrap();
+        let Some((_, BlobStore::S3(c))) = &s.blobs else {
+            panic!("{:?}", s.blobs)
+        };
+        assert_eq!(
+            (c.endpoint.host(), c.region.as_str()),
+            ("127.0.0.1:4566", "us-east-2")
+        );
+        let _ = std::fs::remove_file(p);
+        for (args, want) in [
+            (
+                &["--blob-listen", "unix:/b", "--blob-s3-bucket", "b-1"][..],
+                "blob_s3_bucket is set but blob_s3 is not",
+            ),
+            (
+                &[
+                    "--blob-listen",
+                    "unix:/b",
+                    "--blob-s3",
+                    "http://h:1",
+                    "--region",
+                    "x",
+                ][..],
+                "blob_s3 is set but blob_s3_bucket is not",
+            ),
+            (
+                &[
+                    "--blob-listen",
+                    "unix:/b",
+                    "--blob-s3",
+                    "http://h:1",
+                    "--blob-s3-bucket",
+                    "b-1",
+                ][..],
+                "blob_s3_region (or region)",
+            ),
+            (
+                &["--log-listen", "unix:/l", "--blob-s3", "http://h:1"][..],
+                "blob_listen is not",
+            ),
+            (
+                &[
+                    "--blob-listen",
+                    "unix:/b",
+                    "--blob-s3",
+                    "s3.amazonaws.com",
+                    "--blob-s3-bucket",
+                    "b-1",
+                    "--region",
+                    "eu-west-1",
+                ][..],
+                "must be http://HOST",
+            ),
+            (
+                &[
+                    "--blob-listen",
+                    "unix:/b",
+                    "--blob-s3",
+                    "http://h:1",
+                    "--blob-s3-bucket",
+                    "B_1",
+                    "--region",
+                    "eu-west-1",
+                ][..],
+                "not an S3 bucket name",
+            ),
+            (
+                &[
+                    "--blob-listen",
+                    "unix:/b",
+                    "--blob-s3",
+                    "http://h:1",
+                    "--blob-s3-bucket",
+                    "b-1",
+                    "--region",
+                    "eu-west-1",
+                    "--blob-s3-prefix",
+                    "../x",
+                ][..],
+                "blob_s3_prefix",
+            ),
+        ] {
+            let e = cli(args).settings().unwrap_err().to_string();
+            assert!(e.contains(want), "{args:?}: {e}");
+        }
     }
 
     #[test]

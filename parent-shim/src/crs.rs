@@ -9,7 +9,7 @@
 use std::io::Read;
 use std::path::Path;
 
-use crate::store::Store;
+use crate::store::Backend;
 use crate::wire::{Op, Request};
 
 /// Bytes per chunk (16,384 points); well under the blob store's 4 MiB limit.
@@ -43,7 +43,10 @@ pub enum CrsError {
 }
 
 /// Imports `file`; returns (points, chunks written, chunks already present).
-pub fn import(store: &Store, file: &Path) -> Result<(u64, usize, usize), CrsError> {
+pub fn import<B: Backend + ?Sized>(
+    store: &B,
+    file: &Path,
+) -> Result<(u64, usize, usize), CrsError> {
     let ctx = |source: std::io::Error| CrsError::Io {
         file: file.to_path_buf(),
         source,
@@ -112,7 +115,7 @@ fn read_full(f: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Limits;
+    use crate::store::{Limits, Store};
 
     #[test]
     fn imports_in_chunks_once_and_refuses_partial_points() {

@@ -8,5 +8,6 @@ pub mod egress;
 pub mod log;
 pub mod logsink;
 pub mod relay;
+pub mod s3;
 pub mod store;
 pub mod wire;

@@ -4,21 +4,33 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use sigil_shim::config::Cli;
-use sigil_shim::{blobs, creds, crs, egress, log, logsink, relay, store};
+use sigil_shim::config::{BlobStore, Cli};
+use sigil_shim::store::Backend;
+use sigil_shim::{blobs, creds, crs, egress, log, logsink, relay, s3, store};
 
 fn run() -> Result<(), String> {
     let settings = Cli::parse().settings().map_err(|e| e.to_string())?;
     let idle = settings.idle_timeout;
     let max = settings.max_connections;
-    if let Some((dir_addr, dir)) = &settings.blobs {
-        let st = Arc::new(
-            store::Store::open(dir, settings.store)
-                .map_err(|e| format!("state dir {}: {e}", dir.display()))?,
-        );
-        log::info("blobs", &format!("{} blobs in {}", st.len(), dir.display()));
+    if let Some((blob_addr, at)) = &settings.blobs {
+        let st: Arc<dyn Backend> = match at {
+            BlobStore::Dir(dir) => {
+                let st = store::Store::open(dir, settings.store)
+                    .map_err(|e| format!("state dir {}: {e}", dir.display()))?;
+                log::info("blobs", &format!("{} blobs in {}", st.len(), dir.display()));
+                Arc::new(st)
+            }
+            BlobStore::S3(cfg) => {
+                let source = settings.credentials_source.clone();
+                let fetch = Box::new(move || creds::fetch(&source));
+                let st = s3::S3Store::open(cfg.clone(), settings.store, fetch)
+                    .map_err(|e| e.to_string())?;
+                log::info("blobs", &format!("{} blobs in {cfg}", st.len()));
+                Arc::new(st)
+            }
+        };
         if let Some(file) = &settings.crs_file {
-            let (points, written, kept) = crs::import(&st, file).map_err(|e| e.to_string())?;
+            let (points, written, kept) = crs::import(&*st, file).map_err(|e| e.to_string())?;
             log::info(
                 "blobs",
                 &format!(
@@ -27,8 +39,8 @@ fn run() -> Result<(), String> {
                 ),
             );
         }
-        relay::spawn_service("blobs", dir_addr, blobs::MAX_CONNECTIONS, move |s, _| {
-            blobs::serve_conn(&st, s, idle)
+        relay::spawn_service("blobs", blob_addr, blobs::MAX_CONNECTIONS, move |s, _| {
+            blobs::serve_conn(&*st, s, idle)
         })
         .map_err(|e| e.to_string())?;
     }

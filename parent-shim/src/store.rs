@@ -7,13 +7,16 @@
 //!
 //! File `b_<name with '/' as '~'>`: magic (8) | version u64 BE | length u64 BE | data.
 //! Temp files `t_*` are leftovers of interrupted writes and are deleted at start.
+//!
+//! The same store can live in S3 instead ([`crate::s3::S3Store`]): both implement [`Backend`]
+//! and check requests with the one [`check_request`], so names, codes and limits agree.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use crate::wire::{MAX_LIST, Op, Request, Response};
 
@@ -34,6 +37,125 @@ pub struct Store {
     /// the write it guards cannot interleave with another client's (lost updates).
     index: Mutex<BTreeMap<String, u64>>,
     tmp_seq: AtomicU64,
+}
+
+/// A blob store: the file [`Store`] or the S3 store ([`crate::s3::S3Store`]). Both answer
+/// every request alike: the same checks ([`check_request`]), the same versions (a new blob
+/// is version 1, each put adds one, `expected_version` 0 means "must not exist"), the same
+/// error codes (`bad_request`, `not_found`, `version_conflict` with the current version,
+/// `too_large`, `limit`, `storage`).
+pub trait Backend: Send + Sync {
+    fn handle(&self, r: Request) -> Response;
+}
+
+impl Backend for Store {
+    fn handle(&self, r: Request) -> Response {
+        Store::handle(self, r)
+    }
+}
+
+impl<T: Backend + ?Sized> Backend for Arc<T> {
+    fn handle(&self, r: Request) -> Response {
+        (**self).handle(r)
+    }
+}
+
+impl<T: Backend + ?Sized> Backend for Box<T> {
+    fn handle(&self, r: Request) -> Response {
+        (**self).handle(r)
+    }
+}
+
+impl<T: Backend + ?Sized> Backend for &T {
+    fn handle(&self, r: Request) -> Response {
+        (**self).handle(r)
+    }
+}
+
+/// A request that passed [`check_request`]: what each backend then carries out.
+#[derive(Debug)]
+pub enum Call {
+    Put {
+        name: String,
+        expected: u64,
+        data: Vec<u8>,
+    },
+    Get {
+        name: String,
+    },
+    List {
+        prefix: String,
+    },
+    Delete {
+        name: String,
+        expected: u64,
+    },
+}
+
+/// The checks every backend makes before it touches storage: a name where one is needed
+/// ([`check_name`], not empty), `expected_version` and data for a put, `expected_version` for
+/// a delete, a valid list prefix, data within `max_blob_bytes`.
+pub fn check_request(r: Request, limits: &Limits) -> Result<Call, Response> {
+    let bad = |m: String| Response::err("bad_request", m);
+    let op = r.op;
+    let need_name = |name: Option<String>| -> Result<String, Response> {
+        let n = name.ok_or_else(|| bad(format!("{} needs a name", op.as_str())))?;
+        check_name(&n, "name").map_err(|e| bad(e.to_string()))?;
+        if n.is_empty() {
+            return Err(bad("name is empty".into()));
+        }
+        Ok(n)
+    };
+    match op {
+        Op::Put => {
+            let name = need_name(r.name)?;
+            let expected = r
+                .expected_version
+                .ok_or_else(|| bad("put needs expected_version (0 = must not exist)".into()))?;
+            let data = r.data.ok_or_else(|| bad("put needs data".into()))?;
+            if data.len() > limits.max_blob_bytes {
+                return Err(Response::err(
+                    "too_large",
+                    format!(
+                        "blob is {} bytes; the limit is {}",
+                        data.len(),
+                        limits.max_blob_bytes
+                    ),
+                ));
+            }
+            Ok(Call::Put {
+                name,
+                expected,
+                data,
+            })
+        }
+        Op::Get => Ok(Call::Get {
+            name: need_name(r.name)?,
+        }),
+        Op::List => {
+            let prefix = r.prefix.unwrap_or_default();
+            check_name(&prefix, "prefix").map_err(|e| bad(e.to_string()))?;
+            Ok(Call::List { prefix })
+        }
+        Op::Delete => {
+            let name = need_name(r.name)?;
+            let expected = r
+                .expected_version
+                .ok_or_else(|| bad("delete needs expected_version".into()))?;
+            Ok(Call::Delete { name, expected })
+        }
+    }
+}
+
+/// The refusal of a put or delete whose `expected` is not the `current` version.
+pub fn conflict(current: u64, expected: u64) -> Response {
+    Response {
+        version: Some(current),
+        ..Response::err(
+            "version_conflict",
+            format!("expected version {expected}, current is {current}"),
+        )
+    }
 }
 
 /// A blob name (or prefix) that [`check_name`] refuses; `what` says which.
@@ -111,6 +233,41 @@ pub fn read_blob_file(path: &Path, max: usize) -> io::Result<(u64, Vec<u8>)> {
     Ok((version, data))
 }
 
+/// One blob in the store's format: magic | version | length | data (a file here, an object's
+/// body in S3).
+pub fn encode_blob(version: u64, data: &[u8]) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(HEADER + data.len());
+    buf.extend_from_slice(MAGIC);
+    buf.extend_from_slice(&version.to_be_bytes());
+    buf.extend_from_slice(&(data.len() as u64).to_be_bytes());
+    buf.extend_from_slice(data);
+    buf
+}
+
+/// The inverse of [`encode_blob`]: (version, data), the data at most `max` bytes. The
+/// header is removed in place (no second copy of the data).
+pub fn decode_blob(mut bytes: Vec<u8>, max: usize) -> Result<(u64, Vec<u8>), &'static str> {
+    if bytes.len() < HEADER {
+        return Err("short header");
+    }
+    if &bytes[..8] != MAGIC {
+        return Err("bad magic");
+    }
+    let version = u64::from_be_bytes(bytes[8..16].try_into().unwrap_or_default());
+    let len = u64::from_be_bytes(bytes[16..24].try_into().unwrap_or_default());
+    if len > max as u64 {
+        return Err("length above the blob limit");
+    }
+    if (bytes.len() - HEADER) as u64 != len {
+        return Err("length does not match the header");
+    }
+    bytes.drain(..HEADER);
+    Ok((version, bytes))
+}
+
+/// Bytes of [`encode_blob`]'s header.
+pub const BLOB_HEADER: usize = HEADER;
+
 fn fsync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
@@ -165,12 +322,7 @@ impl Store {
         let tmp = self.dir.join(format!("t_{}.{seq}", std::process::id()));
         let r = (|| {
             let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
-            let mut buf = Vec::with_capacity(HEADER + data.len());
-            buf.extend_from_slice(MAGIC);
-            buf.extend_from_slice(&version.to_be_bytes());
-            buf.extend_from_slice(&(data.len() as u64).to_be_bytes());
-            buf.extend_from_slice(data);
-            f.write_all(&buf)?;
+            f.write_all(&encode_blob(version, data))?;
             f.sync_all()?; // the data is on disk before it can replace anything
             fs::rename(&tmp, self.dir.join(file_name(name)))?;
             fsync_dir(&self.dir) // the rename itself is durable before we acknowledge
@@ -189,42 +341,16 @@ impl Store {
     }
 
     fn try_handle(&self, r: Request) -> Result<Response, Response> {
-        let bad = |m: String| Response::err("bad_request", m);
-        let need_name = || -> Result<String, Response> {
-            let n = r
-                .name
-                .clone()
-                .ok_or_else(|| bad(format!("{} needs a name", r.op.as_str())))?;
-            check_name(&n, "name").map_err(|e| bad(e.to_string()))?;
-            if n.is_empty() {
-                return Err(bad("name is empty".into()));
-            }
-            Ok(n)
-        };
         let io_err = |e: io::Error| {
             crate::log::error("blobs", &format!("storage: {e}"));
             Response::err("storage", format!("storage error: {}", e.kind()))
         };
-        match r.op {
-            Op::Put => {
-                let name = need_name()?;
-                let expected = r
-                    .expected_version
-                    .ok_or_else(|| bad("put needs expected_version (0 = must not exist)".into()))?;
-                let data = r
-                    .data
-                    .as_deref()
-                    .ok_or_else(|| bad("put needs data".into()))?;
-                if data.len() > self.limits.max_blob_bytes {
-                    return Err(Response::err(
-                        "too_large",
-                        format!(
-                            "blob is {} bytes; the limit is {}",
-                            data.len(),
-                            self.limits.max_blob_bytes
-                        ),
-                    ));
-                }
+        match check_request(r, &self.limits)? {
+            Call::Put {
+                name,
+                expected,
+                data,
+            } => {
                 let mut index = self.lock();
                 let current = index.get(&name).copied().unwrap_or(0);
                 if current != expected {
@@ -239,7 +365,7 @@ impl Store {
                 let version = current
                     .checked_add(1)
                     .ok_or_else(|| Response::err("limit", "version counter exhausted"))?;
-                self.write_file(&name, version, data).map_err(io_err)?;
+                self.write_file(&name, version, &data).map_err(io_err)?;
                 index.insert(name, version);
                 Ok(Response {
                     ok: true,
@@ -247,8 +373,7 @@ impl Store {
                     ..Default::default()
                 })
             }
-            Op::Get => {
-                let name = need_name()?;
+            Call::Get { name } => {
                 let index = self.lock();
                 let Some(&version) = index.get(&name) else {
                     return Err(Response::err(
@@ -272,9 +397,7 @@ impl Store {
                     ..Default::default()
                 })
             }
-            Op::List => {
-                let prefix = r.prefix.clone().unwrap_or_default();
-                check_name(&prefix, "prefix").map_err(|e| bad(e.to_string()))?;
+            Call::List { prefix } => {
                 let index = self.lock();
                 let mut names: Vec<String> = index
                     .range(prefix.clone()..)
@@ -292,11 +415,7 @@ impl Store {
                     ..Default::default()
                 })
             }
-            Op::Delete => {
-                let name = need_name()?;
-                let expected = r
-                    .expected_version
-                    .ok_or_else(|| bad("delete needs expected_version".into()))?;
+            Call::Delete { name, expected } => {
                 let mut index = self.lock();
                 let Some(&current) = index.get(&name) else {
                     return Err(Response::err(
@@ -317,16 +436,6 @@ impl Store {
                 })
             }
         }
-    }
-}
-
-fn conflict(current: u64, expected: u64) -> Response {
-    Response {
-        version: Some(current),
-        ..Response::err(
-            "version_conflict",
-            format!("expected version {expected}, current is {current}"),
-        )
     }
 }
 

@@ -83,7 +83,8 @@ pub struct SealingHealth {
     /// has no genesis yet), `locked` (the data key waits for the quorum administrators'
     /// shares; KMS, if configured, is still retried) or `ready`.
     pub state: String,
-    /// `generated`, `recovered` (from KMS) or `quorum` (unlocked by administrators), once
+    /// `generated`, `recovered` (from KMS), `quorum` (unlocked by administrators) or
+    /// `forwarded` (the root sent by another enclave of this image), once
     /// ready.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<String>,

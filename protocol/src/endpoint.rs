@@ -34,8 +34,11 @@ use crate::prove::{
     JobRef, JobStatus, MAX_CIRCUIT, MAX_PROVE_INPUT, MAX_WITNESS, ProveRequest, Submitted,
 };
 use crate::quorum::{
-    GenesisRequest, QuorumView, ReshareRequest, SealedShare, ShareRequest, StatusRequest,
-    UnlockRequest,
+    ForwardRequest, Forwarded, GenesisRequest, QuorumView, ReceiveRequest, ReshareRequest,
+    SealedShare, ShareRequest, StatusRequest, UnlockRequest,
+};
+use crate::registry::{
+    Challenge, ChallengeRequest, ChangeRequest, LogRequest, LogView, Provisioned, RegisterRequest,
 };
 use crate::vault::{Entry, MAX_VALUE, NameRequest, PutRequest, Written};
 
@@ -212,6 +215,8 @@ const _: () = assert!(
 pub const MAX_QUORUM_BODY: usize = 4 * 1024;
 /// `quorum/reshare`: up to 16 administrators (two keys and a name each) and 16 approvals.
 pub const MAX_QUORUM_RESHARE_BODY: usize = 16 * 1024;
+/// `registry/change`: a configuration template or a secret (base64) with 16 approvals.
+pub const MAX_REGISTRY_BODY: usize = 64 * 1024;
 pub const MAX_PROVE_BODY: usize = MAX_PROVE_INPUT.div_ceil(3) * 4 + 64 * 1024;
 const _: () = assert!(MAX_PROVE_BODY <= crate::encap::MAX_ENCAPSULATED_REQUEST);
 const _: () = assert!(MAX_CIRCUIT + MAX_WITNESS <= MAX_PROVE_INPUT);
@@ -535,6 +540,39 @@ endpoints! {
     QuorumReshare = Post "/v1/quorum/reshare", ReshareRequest => QuorumView {
         max_body: MAX_QUORUM_RESHARE_BODY, encapsulated: true, sealed_state: false, success: 200,
         param: None, target: fixed_path(QuorumReshare::PATH),
+    }
+    /// Seal this enclave's quorum root to another enclave of the same image (its fresh
+    /// document), for the coordinator to carry.
+    QuorumForward = Post "/v1/quorum/forward", ForwardRequest => Forwarded {
+        max_body: MAX_PEER_BODY, encapsulated: true, sealed_state: false, success: 200,
+        param: None, target: fixed_path(QuorumForward::PATH),
+    }
+    /// Open a quorum root another enclave of this image sealed to this one: the state opens.
+    QuorumReceive = Post "/v1/quorum/receive", ReceiveRequest => QuorumView {
+        max_body: MAX_PEER_BODY + 1024, encapsulated: true, sealed_state: false, success: 200,
+        param: None, target: fixed_path(QuorumReceive::PATH),
+    }
+    /// A change of the registry (allow-list, configuration, secret), approved by k
+    /// administrators: applied and appended to the log, whose new head it answers.
+    RegistryChange = Post "/v1/registry/change", ChangeRequest => LogView {
+        max_body: MAX_REGISTRY_BODY, encapsulated: true, sealed_state: true, success: 200,
+        param: None, target: fixed_path(RegistryChange::PATH),
+    }
+    /// The registry's hash-chained change log.
+    RegistryLog = Post "/v1/registry/log", LogRequest => LogView {
+        max_body: MAX_QUORUM_BODY, encapsulated: true, sealed_state: true, success: 200,
+        param: None, target: fixed_path(RegistryLog::PATH),
+    }
+    /// A single-use nonce for an instance's attestation document.
+    RegistryChallenge = Post "/v1/registry/challenge", ChallengeRequest => Challenge {
+        max_body: MAX_QUORUM_BODY, encapsulated: true, sealed_state: true, success: 200,
+        param: None, target: fixed_path(RegistryChallenge::PATH),
+    }
+    /// An instance registers with its fresh attestation document: its provision (resolved
+    /// configuration, secrets, TLS certificate) sealed to its attested key.
+    RegistryRegister = Post "/v1/registry/register", RegisterRequest => Provisioned {
+        max_body: MAX_PEER_BODY, encapsulated: true, sealed_state: true, success: 200,
+        param: None, target: fixed_path(RegistryRegister::PATH),
     }
 }
 

@@ -136,9 +136,9 @@ codes! {
     InvalidSignature = "invalid_signature", [400], "a signature, adaptor point or adaptor secret is invalid";
     Internal = "internal", [500], "an engine invariant broke";
     // Peers.
-    PeerNotAllowed = "peer_not_allowed", [403], "the peer's PCRs are not on this image's measured peer allow-list (peers.images), or the image accepts no peers";
+    PeerNotAllowed = "peer_not_allowed", [403], "the peer's PCRs are not on this image's measured peer allow-list (peers.images), or the image accepts no peers; for a quorum forward, the other enclave is not of this very image (PCR0, PCR1, PCR2) or the image does not accept itself (self)";
     PeerDocumentRefused = "peer_document_refused", [400], "the peer's attestation document does not verify (chain, signature, age, debug mode) or carries no node identity";
-    PeerMessageRefused = "peer_message_refused", [400], "a peer message is malformed, addressed to another node, changed, not sealed by its sender to this enclave, replayed or out of order, or from a sender whose document is not known";
+    PeerMessageRefused = "peer_message_refused", [400], "a peer message is malformed, addressed to another node, changed, not sealed by its sender to this enclave, replayed or out of order, or from a sender whose document is not known; or a forwarded quorum root does not open here or does not match the commitments";
     // FROST.
     UnknownGroup = "unknown_group", [404], "this enclave holds no share of this FROST group";
     FrostDkgFailed = "frost_dkg_failed", [409], "the key generation failed: a member's package does not verify, or members saw different round-1 packages (the message names the member)";
@@ -148,7 +148,13 @@ codes! {
     QuorumDisabled = "quorum_disabled", [503], "this image's measured configuration has no quorum section";
     NotAnAdmin = "not_an_admin", [403], "no administrator of this quorum has this index";
     NoGenesis = "no_genesis", [409], "the quorum has no genesis yet (an administrator approves one with quorum/genesis)";
-    WrongGenesis = "wrong_genesis", [409], "the share belongs to another genesis than this enclave's (the parent may have swapped the quorum record)";
+    WrongGenesis = "wrong_genesis", [409], "the share or forwarded root belongs to another genesis than this enclave's (the parent may have swapped the quorum record)";
+    // The registry.
+    RegistryDisabled = "registry_disabled", [503], "this image's measured configuration has no registry section";
+    InstanceNotAllowed = "instance_not_allowed", [403], "the instance's PCRs match no entry of the registry's allow-list";
+    InstanceDocumentRefused = "instance_document_refused", [400], "the instance's attestation document does not verify (chain, signature, age, debug mode) or carries no 32-byte public key";
+    UnknownChallenge = "unknown_challenge", [401], "the document's nonce is no live challenge of this registry (unknown, used or expired)";
+    BadChange = "bad_change", [400], "the registry change is malformed or refers to something that does not exist (the message says what)";
     // Proving.
     ProverDisabled = "prover_disabled", [503], "this enclave is configured without a prover";
     BadScheme = "bad_scheme", [400], "the proving scheme is unknown";

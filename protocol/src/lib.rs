@@ -24,6 +24,8 @@ pub mod prove;
 #[cfg(feature = "app")]
 pub mod quorum;
 #[cfg(feature = "app")]
+pub mod registry;
+#[cfg(feature = "app")]
 pub mod user_data;
 #[cfg(feature = "app")]
 pub mod vault;

@@ -23,6 +23,13 @@
 //!   genesis or an unlock). A new root is drawn and split among the new set and the data key
 //!   wrapped under it: the old shares stop working. The record keeps each re-share with its
 //!   approvals, so a later boot checks the chain back to the measured administrators.
+//! - **Key forwarding** (`quorum/forward`, then `quorum/receive`): an enclave that holds the
+//!   root seals it to another enclave of the very same image (PCR0, PCR1 and PCR2 equal: the
+//!   same code and the same measured quorum) that attests a fresh per-boot key, in HPKE auth
+//!   mode bound to the quorum, the genesis and the recipient's key ([`forward_info`]). The
+//!   recipient checks the sender's document the same way, opens the root, checks it against
+//!   the commitments of the record it reads itself and unwraps the data key: a fleet on several
+//!   parents shares one state without a ceremony each time.
 //! - **Status** (`quorum/status`): the genesis, the administrators and whose shares are held.
 
 use serde::{Deserialize, Serialize};
@@ -152,6 +159,44 @@ pub struct ReshareRequest {
     pub threshold: u16,
     pub admins: Vec<Admin>,
     pub approvals: Vec<Approval>,
+}
+
+/// The HPKE `info` of a forwarded root: the quorum ([`config_digest`]), the genesis and the
+/// recipient's per-boot key. A root forwarded for another quorum, genesis or enclave does not
+/// open.
+pub fn forward_info(config: &[u8; 32], genesis: &[u8; 32], recipient: &[u8; 32]) -> Vec<u8> {
+    let mut info = b"sigil quorum forward v1".to_vec();
+    info.push(0);
+    info.extend_from_slice(config);
+    info.extend_from_slice(genesis);
+    info.extend_from_slice(recipient);
+    info
+}
+
+/// `POST /v1/quorum/forward`: the recipient's fresh attestation document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardRequest {
+    pub document: Base64Bytes,
+}
+
+/// The root sealed from one enclave to another, for the coordinator to carry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Forwarded {
+    pub genesis: Hex32,
+    /// The HPKE encapsulated key (auth mode, the sender's per-boot key).
+    pub enc: Hex32,
+    /// The root (32 bytes) sealed with [`forward_info`].
+    pub ciphertext: Base64Bytes,
+}
+
+/// `POST /v1/quorum/receive`: the sender's fresh attestation document and what it sealed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiveRequest {
+    pub document: Base64Bytes,
+    pub forwarded: Forwarded,
 }
 
 /// `POST /v1/quorum/status`.

@@ -2,9 +2,13 @@
 //! and build it runs, in which mode, with which capabilities.
 //!
 //! ```text
-//! { ? "bb": { "sha256": text, "version": text }, "mode": text, ? "node": bytes .size 32,
-//!   "sigil": text, "protocol": uint, "capabilities": [* text] }
+//! { ? "bb": { "sha256": text, "version": text }, ? "log": bytes .size 32, "mode": text,
+//!   ? "node": bytes .size 32, "sigil": text, "protocol": uint, "capabilities": [* text] }
 //! ```
+//!
+//! `log` is the head of the registry's hash-chained change log, when the enclave runs a
+//! registry (see `crate::registry`): a client that checks the log it fetched against the head a
+//! fresh document carries knows it saw every change.
 //!
 //! `node` is the enclave's long-term node identity (a BIP-340 x-only public key), present once
 //! its sealed state is open: one NSM signature then binds the image (the PCRs), the node and
@@ -38,6 +42,7 @@ const KEY_MODE: &str = "mode";
 const KEY_CAPABILITIES: &str = "capabilities";
 const KEY_BB: &str = "bb";
 const KEY_NODE: &str = "node";
+const KEY_LOG: &str = "log";
 const KEY_BB_VERSION: &str = "version";
 const KEY_BB_SHA256: &str = "sha256";
 
@@ -55,6 +60,8 @@ pub struct ImageInfo {
     pub bb: Option<BbInfo>,
     /// The node identity (x-only public key), once the enclave's sealed state is open.
     pub node: Option<[u8; 32]>,
+    /// The registry's log head, when the enclave runs a registry with its state open.
+    pub registry_log: Option<[u8; 32]>,
 }
 
 /// `bb --version` and the sha256 (hex) of the bb binary the enclave runs.
@@ -145,13 +152,20 @@ impl ImageInfo {
     }
 
     fn encode(&self, e: &mut Encoder<Vec<u8>>) -> Result<(), minicbor::encode::Error<Infallible>> {
-        // RFC 8949 §4.2.1 order: shorter encoded key first ("bb" < "mode" < "node" < "sigil" <
-        // "protocol" < "capabilities"; inside bb, "sha256" < "version").
-        e.map(4 + u64::from(self.bb.is_some()) + u64::from(self.node.is_some()))?;
+        // RFC 8949 §4.2.1 order: shorter encoded key first ("bb" < "log" < "mode" < "node" <
+        // "sigil" < "protocol" < "capabilities"; inside bb, "sha256" < "version").
+        e.map(
+            4 + u64::from(self.bb.is_some())
+                + u64::from(self.node.is_some())
+                + u64::from(self.registry_log.is_some()),
+        )?;
         if let Some(bb) = &self.bb {
             e.str(KEY_BB)?.map(2)?;
             e.str(KEY_BB_SHA256)?.str(&bb.sha256)?;
             e.str(KEY_BB_VERSION)?.str(&bb.version)?;
+        }
+        if let Some(log) = &self.registry_log {
+            e.str(KEY_LOG)?.bytes(log)?;
         }
         e.str(KEY_MODE)?.str(&self.mode)?;
         if let Some(node) = &self.node {
@@ -189,6 +203,7 @@ impl ImageInfo {
         let mut capabilities = None;
         let mut bb = None;
         let mut node = None;
+        let mut registry_log = None;
         for _ in 0..entries {
             let key = bounded_str(&mut d)?;
             match key {
@@ -199,7 +214,8 @@ impl ImageInfo {
                     set_once(&mut capabilities, KEY_CAPABILITIES, decode_caps(&mut d)?)?
                 }
                 KEY_BB => set_once(&mut bb, KEY_BB, decode_bb(&mut d)?)?,
-                KEY_NODE => set_once(&mut node, KEY_NODE, decode_node(&mut d)?)?,
+                KEY_NODE => set_once(&mut node, KEY_NODE, decode_32(&mut d, KEY_NODE)?)?,
+                KEY_LOG => set_once(&mut registry_log, KEY_LOG, decode_32(&mut d, KEY_LOG)?)?,
                 // Forward compatibility. minicbor's skip is iterative (no recursion, so no
                 // stack exhaustion from deep nesting) and cannot read past the bounded input.
                 _ => d.skip()?,
@@ -216,6 +232,7 @@ impl ImageInfo {
             capabilities: capabilities.ok_or(UserDataError::MissingKey(KEY_CAPABILITIES))?,
             bb,
             node,
+            registry_log,
         })
     }
 
@@ -232,6 +249,9 @@ impl ImageInfo {
         }
         if let Some(n) = &self.node {
             v["node"] = serde_json::Value::String(hex::encode(n));
+        }
+        if let Some(l) = &self.registry_log {
+            v["log"] = serde_json::Value::String(hex::encode(l));
         }
         v
     }
@@ -262,15 +282,15 @@ fn decode_bb(d: &mut Decoder<'_>) -> Result<BbInfo, UserDataError> {
 }
 
 /// Exactly 32 bytes (a definite-length byte string).
-fn decode_node(d: &mut Decoder<'_>) -> Result<[u8; 32], UserDataError> {
+fn decode_32(d: &mut Decoder<'_>, what: &str) -> Result<[u8; 32], UserDataError> {
     if d.datatype()? != Type::Bytes {
-        return Err(UserDataError::Malformed(
-            "node must be a byte string".into(),
-        ));
+        return Err(UserDataError::Malformed(format!(
+            "{what} must be a byte string"
+        )));
     }
     d.bytes()?
         .try_into()
-        .map_err(|_| UserDataError::Malformed("node must be 32 bytes".into()))
+        .map_err(|_| UserDataError::Malformed(format!("{what} must be 32 bytes")))
 }
 
 /// A repeated key is refused: two parsers keeping first vs last value would disagree
@@ -323,6 +343,7 @@ mod tests {
             capabilities: vec!["encap-hpke-x25519-aes256gcm".into(), "ping".into()],
             bb: None,
             node: None,
+            registry_log: None,
         }
     }
 
@@ -341,6 +362,13 @@ mod tests {
         let at = |k: &[u8]| cbor.windows(k.len()).position(|w| w == k).unwrap();
         assert!(at(b"mode") < at(b"node") && at(b"node") < at(b"sigil"));
         assert_eq!(info.to_json()["node"], "4e".repeat(32));
+        // The registry's log head: after "bb", before "mode".
+        info.registry_log = Some([0x1a; 32]);
+        let cbor = info.to_cbor();
+        assert_eq!(ImageInfo::from_cbor(&cbor).unwrap(), info);
+        let at = |k: &[u8]| cbor.windows(k.len()).position(|w| w == k).unwrap();
+        assert!(at(b"bb") < at(b"log") && at(b"log") < at(b"mode"));
+        assert_eq!(info.to_json()["log"], "1a".repeat(32));
         // 31 bytes, or text, are refused.
         let short = map(&[
             (text("node"), [head(2, 31), vec![0; 31]].concat()),

@@ -122,6 +122,22 @@ fn point_bytes(p: &ProjectivePoint) -> Result<[u8; 33], QuorumError> {
         .map_err(|_| QuorumError::Invalid("the identity has no compressed encoding".into()))
 }
 
+/// Checks that `secret` is the root the commitments name (its public key is the first).
+pub fn check_root(
+    secret: &Zeroizing<[u8; 32]>,
+    commitments: &Commitments,
+) -> Result<(), QuorumError> {
+    let s = scalar(secret)
+        .ok_or_else(|| QuorumError::Invalid("the root is not below the order".into()))?;
+    let public = point_bytes(&(ProjectivePoint::GENERATOR * s))?;
+    if Some(&public) != commitments.public_key() {
+        return Err(QuorumError::Invalid(
+            "the root does not match the commitments' public key".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Splits `secret` into `n` shares, any `threshold` of which rebuild it.
 pub fn split(
     secret: &Zeroizing<[u8; 32]>,
@@ -260,6 +276,9 @@ mod tests {
             })
         );
         assert_eq!(*combine(&shares, &commitments).unwrap(), *root);
+        // The root is what the commitments name; another secret is not.
+        check_root(&root, &commitments).unwrap();
+        assert!(check_root(&secret(), &commitments).is_err());
     }
 
     #[test]

@@ -102,6 +102,7 @@ fn main() {
         capabilities: vec!["attestation".into(), "encapsulated-ping".into()],
         bb: None,
         node: None,
+        registry_log: None,
     };
     let app = App::new(
         Arc::new(nsm),

@@ -132,6 +132,8 @@ pub struct Deployment {
     pub peers: Option<String>,
     /// The measured configuration's `quorum` member, a JSON object (absent when `None`).
     pub quorum: Option<String>,
+    /// The measured configuration's `registry` member, a JSON object (absent when `None`).
+    pub registry: Option<String>,
     /// Leave the `kms` section out (the quorum is then the only root).
     pub without_kms: bool,
     enclave_bin: PathBuf,
@@ -192,6 +194,7 @@ impl Deployment {
             owners: None,
             peers: None,
             quorum: None,
+            registry: None,
             without_kms: false,
             enclave_bin,
             shim_bin,
@@ -284,6 +287,27 @@ impl Deployment {
     /// Starts the enclave (it fetches its data key in the background; see
     /// [`Deployment::wait_sealing`]).
     pub fn start_enclave(&mut self) -> &LocalEnclave {
+        let listen = self
+            .options
+            .enclave_listen
+            .clone()
+            .unwrap_or_else(|| "tcp:127.0.0.1:0".into());
+        let e = self.spawn_enclave(&listen, self.simulated_pcrs.clone());
+        self.enclave = Some(e);
+        self.enclave.as_ref().unwrap()
+    }
+
+    /// Another enclave process on this deployment's configuration, shim and state (as a
+    /// second enclave of a cluster sharing one store), claiming `simulated_pcrs` (this
+    /// deployment's when `None`). The caller owns it.
+    pub fn start_another_enclave(&self, simulated_pcrs: Option<PathBuf>) -> LocalEnclave {
+        self.spawn_enclave(
+            "tcp:127.0.0.1:0",
+            simulated_pcrs.or_else(|| self.simulated_pcrs.clone()),
+        )
+    }
+
+    fn spawn_enclave(&self, listen: &str, simulated_pcrs: Option<PathBuf>) -> LocalEnclave {
         let config = self.dir.join("enclave.json");
         let first_boot = self
             .first_boot
@@ -302,6 +326,11 @@ impl Deployment {
             .into_iter()
             .chain(self.peers.as_ref().map(|p| format!(r#", "peers": {p}"#)))
             .chain(self.quorum.as_ref().map(|q| format!(r#", "quorum": {q}"#)))
+            .chain(
+                self.registry
+                    .as_ref()
+                    .map(|r| format!(r#", "registry": {r}"#)),
+            )
             .collect::<String>();
         let kms = if self.without_kms {
             String::new()
@@ -326,10 +355,7 @@ impl Deployment {
         if !self.without_kms {
             args.extend(["--egress", &egress, "--credentials", &creds]);
         }
-        let pcrs = self
-            .simulated_pcrs
-            .as_ref()
-            .map(|p| p.display().to_string());
+        let pcrs = simulated_pcrs.as_ref().map(|p| p.display().to_string());
         if let Some(p) = &pcrs {
             args.extend(["--simulated-pcrs", p]);
         }
@@ -341,17 +367,7 @@ impl Deployment {
         if let Some(bb) = &bb {
             args.extend(["--bb", bb]);
         }
-        let listen = self
-            .options
-            .enclave_listen
-            .as_deref()
-            .unwrap_or("tcp:127.0.0.1:0");
-        self.enclave = Some(LocalEnclave::start_listening(
-            &self.enclave_bin,
-            listen,
-            &args,
-        ));
-        self.enclave.as_ref().unwrap()
+        LocalEnclave::start_listening(&self.enclave_bin, listen, &args)
     }
 
     /// SIGKILL, as a crash or a power cut would.

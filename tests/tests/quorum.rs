@@ -14,6 +14,7 @@ use sigil_client::frost::{self, Member};
 use sigil_client::quorum::{AdminKey, ShareFile, open_share};
 use sigil_client::{AttestedEnclave, Client, OwnerKey};
 use sigil_e2e::deployment::Deployment;
+use sigil_e2e::workspace;
 use sigil_protocol::endpoint as ep;
 use sigil_protocol::quorum::{GenesisRequest, ShareRequest};
 use sigil_protocol::wire::Hex;
@@ -28,18 +29,7 @@ fn dir(name: &str) -> PathBuf {
 
 /// Three administrators' keys (files in `dir`) and the `quorum` member for k = 2.
 fn admins(dir: &std::path::Path) -> (Vec<AdminKey>, String) {
-    std::fs::create_dir_all(dir).unwrap();
-    let keys: Vec<AdminKey> = NAMES
-        .iter()
-        .map(|n| {
-            let path = dir.join(format!("{n}.key"));
-            let _ = std::fs::remove_file(&path);
-            AdminKey::create(path.to_str().unwrap()).unwrap()
-        })
-        .collect();
-    let entries: Vec<_> = keys.iter().zip(NAMES).map(|(k, n)| k.admin(n)).collect();
-    let json = serde_json::json!({"threshold": 2, "admins": entries}).to_string();
-    (keys, json)
+    common::quorum_admins(dir, &NAMES)
 }
 
 /// A deployment (shim, development KMS) in `dir` whose measured configuration has `quorum`,
@@ -461,4 +451,120 @@ fn a_reshare_to_new_administrators_voids_the_old_shares() {
         (b"across a re-share".to_vec().into(), 1)
     );
     eprintln!("quorum re-share (debug build): {reshare_ms} ms");
+}
+
+/// The sealing state an enclave's `/v1/health` reports, waited for.
+fn wait_state(endpoint: &str, state: &str) -> serde_json::Value {
+    let start = Instant::now();
+    loop {
+        let h: serde_json::Value = ureq::get(format!("{endpoint}/v1/health"))
+            .call()
+            .ok()
+            .and_then(|mut r| r.body_mut().read_to_string().ok())
+            .and_then(|b| serde_json::from_str(&b).ok())
+            .unwrap_or_default();
+        if h["sealing"]["state"] == state {
+            return h["sealing"].clone();
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(120),
+            "never {state}: {h}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_second_enclave_of_the_image_joins_by_key_forwarding_and_another_image_is_refused() {
+    let base = dir("forward");
+    let (keys, quorum) = admins(&base.join("admins"));
+    let mut d = Deployment::new(
+        base.join("a"),
+        common::enclave_bin(),
+        common::profile_bin("sigil-shim"),
+        None,
+    );
+    d.quorum = Some(quorum);
+    d.without_kms = true;
+    d.peers = Some(r#"{"images": ["self"], "trust_test_root": true}"#.into());
+    d.start_enclave();
+    d.wait_sealing_state("awaiting_genesis");
+    let (c, e) = attest(&d);
+    c.quorum_genesis(&e, &keys[0]).unwrap();
+    let owner = OwnerKey::generate().unwrap();
+    c.vault_put(&e, &owner, "fleet", b"one state", 0).unwrap();
+    let (c, e) = attest(&d);
+
+    // A second enclave of the image on the same store starts locked, and is let in by the
+    // first without any administrator.
+    let b = d.start_another_enclave(None);
+    wait_state(&b.endpoint(), "locked");
+    let (cb, eb) = common::attest_local(&b.endpoint());
+    let t = Instant::now();
+    let view = sigil_client::quorum::forward((&c, &e), (&cb, &eb)).unwrap();
+    let forward_ms = t.elapsed().as_millis();
+    assert_eq!(view.state, "unlocked");
+    assert_eq!(wait_state(&b.endpoint(), "ready")["origin"], "forwarded");
+    let (cb, eb) = common::attest_local(&b.endpoint());
+    assert_eq!(eb.image.node, e.image.node, "one state, one node");
+    assert_eq!(
+        cb.vault_get(&eb, &owner, "fleet").unwrap(),
+        (b"one state".to_vec().into(), 1)
+    );
+
+    // An enclave of another image (it claims the published PCRs) is refused both ways.
+    let other = d.start_another_enclave(Some(workspace().join("pcr-manifest.json")));
+    wait_state(&other.endpoint(), "locked");
+    let (co, eo) = common::attest_local(&other.endpoint());
+    let (status, code, message) =
+        api_error(sigil_client::quorum::forward((&c, &e), (&co, &eo)).unwrap_err());
+    assert_eq!(
+        (status, code.as_str()),
+        (403, "peer_not_allowed"),
+        "{message}"
+    );
+    assert!(message.contains("not of this image"), "{message}");
+    let (_, code, _) = api_error(sigil_client::quorum::forward((&co, &eo), (&c, &e)).unwrap_err());
+    assert_eq!(code, "peer_not_allowed");
+
+    // A root sealed to B does not open at another enclave of the image (C, locked), and an
+    // enclave without the root in memory has nothing to forward.
+    let c3 = d.start_another_enclave(None);
+    wait_state(&c3.endpoint(), "locked");
+    let (cc, ec) = common::attest_local(&c3.endpoint());
+    let mut nonce = [0u8; 32];
+    nonce[0] = 1;
+    let for_b = c
+        .call::<ep::QuorumForward>(
+            &e,
+            &sigil_protocol::quorum::ForwardRequest {
+                document: sigil_protocol::wire::Base64Bytes(
+                    cb.attestation_document(&nonce).unwrap(),
+                ),
+            },
+        )
+        .unwrap();
+    let (_, code, message) = api_error(
+        cc.call::<ep::QuorumReceive>(
+            &ec,
+            &sigil_protocol::quorum::ReceiveRequest {
+                document: sigil_protocol::wire::Base64Bytes(
+                    c.attestation_document(&nonce).unwrap(),
+                ),
+                forwarded: for_b,
+            },
+        )
+        .unwrap_err(),
+    );
+    assert_eq!(code, "peer_message_refused", "{message}");
+    let (_, code, _) =
+        api_error(sigil_client::quorum::forward((&cc, &ec), (&co, &eo)).unwrap_err());
+    assert_eq!(code, "peer_not_allowed");
+    let c4 = d.start_another_enclave(None);
+    wait_state(&c4.endpoint(), "locked");
+    let (c4c, c4e) = common::attest_local(&c4.endpoint());
+    let (_, code, _) =
+        api_error(sigil_client::quorum::forward((&cc, &ec), (&c4c, &c4e)).unwrap_err());
+    assert_eq!(code, "sealing_unavailable");
+    eprintln!("quorum forwarding (debug build): {forward_ms} ms");
 }

@@ -15,6 +15,7 @@ pub(super) fn attestation(app: &App, query: Option<&str>) -> Result<AttestationR
     let public_key = app.key.public_key();
     let mut info = app.image_info.clone();
     info.node = app.sealing.node_id();
+    info.registry_log = app.registry_head();
     match app
         .nsm
         .attest(Some(&public_key), Some(&info.to_cbor()), nonce.as_deref())

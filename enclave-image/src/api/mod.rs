@@ -21,6 +21,7 @@ mod ping;
 mod pipeline;
 pub mod prove;
 mod quorum;
+mod registry;
 pub mod vault;
 
 pub use ping::MAX_PING_MESSAGE;
@@ -62,6 +63,11 @@ pub struct App {
     crs: Option<Arc<crate::prover::crs::CrsService>>,
     /// The proving jobs, when `bb` is available.
     prover: Option<Arc<crate::prover::jobs::Prover>>,
+    /// The registry, when the configuration has a `registry` section.
+    registry: Option<(
+        crate::boot::config::RegistryConfig,
+        crate::registry::Registry,
+    )>,
 }
 
 impl App {
@@ -85,7 +91,41 @@ impl App {
             musig2,
             crs: None,
             prover: None,
+            registry: None,
         }
+    }
+
+    /// Serves the registry (`/v1/registry`).
+    pub fn with_registry(mut self, config: crate::boot::config::RegistryConfig) -> App {
+        self.registry = Some((config, Default::default()));
+        self
+    }
+
+    fn registry_ctx(&self) -> Result<registry::RegistryCtx<'_>, ApiError> {
+        let (config, registry) = self.registry.as_ref().ok_or_else(|| {
+            ApiError::new(
+                Code::RegistryDisabled,
+                "this image's measured configuration has no registry section",
+            )
+        })?;
+        Ok(registry::RegistryCtx {
+            config,
+            registry,
+            sealing: &self.sealing,
+            boot_key: self.key.public_key(),
+        })
+    }
+
+    /// The registry's log head for attestation documents, read once the state is open.
+    fn registry_head(&self) -> Option<[u8; 32]> {
+        let ctx = self.registry_ctx().ok()?;
+        if let Some(h) = ctx.registry.head() {
+            return Some(h);
+        }
+        self.sealing.ready().ok()?;
+        registry::log(&ctx, Default::default())
+            .ok()
+            .map(|v| v.head.0)
     }
 
     /// Serves only the owners `admission` lets in (the default admits any key).
@@ -295,6 +335,28 @@ impl App {
             ep::QuorumReshare::ROUTE => pipeline::sealed::<ep::QuorumReshare>(self, req, |r| {
                 quorum::reshare(sealing, &self.key.public_key(), r)
             }),
+            ep::QuorumForward::ROUTE => pipeline::sealed::<ep::QuorumForward>(self, req, |r| {
+                quorum::forward(sealing, &self.peers, &self.key, r, now)
+            }),
+            ep::QuorumReceive::ROUTE => pipeline::sealed::<ep::QuorumReceive>(self, req, |r| {
+                quorum::receive(sealing, &self.peers, &self.key, r, now)
+            }),
+            ep::RegistryChange::ROUTE => pipeline::sealed::<ep::RegistryChange>(self, req, |r| {
+                registry::change(&self.registry_ctx()?, r)
+            }),
+            ep::RegistryLog::ROUTE => pipeline::sealed::<ep::RegistryLog>(self, req, |r| {
+                registry::log(&self.registry_ctx()?, r)
+            }),
+            ep::RegistryChallenge::ROUTE => {
+                pipeline::sealed::<ep::RegistryChallenge>(self, req, |r| {
+                    registry::challenge(&self.registry_ctx()?, r, now)
+                })
+            }
+            ep::RegistryRegister::ROUTE => {
+                pipeline::sealed::<ep::RegistryRegister>(self, req, |r| {
+                    registry::register(&self.registry_ctx()?, r, now)
+                })
+            }
             // Declared in the table but not served: a bug, which the tests catch.
             route => error(ApiError::new(
                 Code::InternalError,

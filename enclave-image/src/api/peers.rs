@@ -61,7 +61,10 @@ fn me(node: Option<[u8; 32]>, key: &ServerKey) -> Result<([u8; 32], &ServerKey),
 /// valid document.
 pub(super) fn peer_refusal(p: PeerError) -> ApiError {
     let code = match p {
-        PeerError::NoPeers | PeerError::NotAllowed => Code::PeerNotAllowed,
+        PeerError::NoPeers
+        | PeerError::NotAllowed
+        | PeerError::NotSelf
+        | PeerError::NotSameImage => Code::PeerNotAllowed,
         PeerError::Document(_) | PeerError::Missing(_) => Code::PeerDocumentRefused,
     };
     ApiError::new(code, p.to_string())

@@ -20,13 +20,15 @@
 //!   before any check, naming both ids.
 
 use k256::schnorr::{Signature, VerifyingKey};
+use sigil_protocol::encap::ServerKey;
 use sigil_protocol::error::{ApiError, Code};
 use sigil_protocol::quorum::{
-    GenesisRequest, QuorumView, ReshareRequest, SealedShare, ShareRequest, StatusRequest,
-    UnlockRequest, genesis_digest, share_digest,
+    ForwardRequest, Forwarded, GenesisRequest, QuorumView, ReceiveRequest, ReshareRequest,
+    SealedShare, ShareRequest, StatusRequest, UnlockRequest, genesis_digest, share_digest,
 };
 use sigil_protocol::wire;
 
+use crate::peers::PeerPolicy;
 use crate::seal::quorum::QuorumError;
 use crate::seal::service::{QuorumCallError, Sealing};
 
@@ -114,6 +116,52 @@ pub(super) fn reshare(
         .map_err(refusal)
 }
 
+/// Key forwarding, the sender's side. What it checks before the root leaves (the bar is
+/// QuorumOS's key forwarding):
+/// - the recipient's document verifies to the root the measured peer policy trusts (AWS;
+///   the sigil test root only where that policy allows it, never on Nitro hardware), is
+///   fresh (the policy's max age), and is not a debug enclave's unless the test root is
+///   trusted;
+/// - the recipient runs this very image: PCR0, PCR1 and PCR2 equal this enclave's own (the
+///   same kernel, code and measured configuration, hence the same quorum and the same rules
+///   for the root), and the policy accepts this image at all (`"self"`);
+/// - the root is sealed to the per-boot key that document binds, in HPKE auth mode from this
+///   enclave's key, bound to the quorum, the genesis and that key (`forward_info`): only that
+///   boot of that enclave can open it, and it knows who sealed it.
+pub(super) fn forward(
+    sealing: &Sealing,
+    policy: &PeerPolicy,
+    key: &ServerKey,
+    r: ForwardRequest,
+    now: u64,
+) -> Result<Forwarded, ApiError> {
+    let peer = policy
+        .verify_same_image(&r.document.0, now)
+        .map_err(super::peers::peer_refusal)?;
+    sealing
+        .quorum_forward(key, &peer.public_key)
+        .map_err(refusal)
+}
+
+/// Key forwarding, the recipient's side: the sender's document passes the same checks (this
+/// image, fresh, the trusted root), the root opens only if that enclave sealed it to this
+/// one's key for this quorum and genesis, and it must match the record's commitments and
+/// unwrap the data key (`Sealing::quorum_receive`).
+pub(super) fn receive(
+    sealing: &Sealing,
+    policy: &PeerPolicy,
+    key: &ServerKey,
+    r: ReceiveRequest,
+    now: u64,
+) -> Result<QuorumView, ApiError> {
+    let peer = policy
+        .verify_same_image(&r.document.0, now)
+        .map_err(super::peers::peer_refusal)?;
+    sealing
+        .quorum_receive(key, &peer.public_key, &r.forwarded)
+        .map_err(refusal)
+}
+
 fn admin_key(
     config: &crate::boot::config::QuorumConfig,
     index: u8,
@@ -167,6 +215,8 @@ fn refusal(e: QuorumCallError) -> ApiError {
         QuorumCallError::Quorum(QuorumError::Approvals(_)) => Code::BadApproval,
         QuorumCallError::Quorum(QuorumError::NewQuorum(_)) => Code::InvalidRequest,
         QuorumCallError::Store(_) => Code::BlobStoreFailed,
+        QuorumCallError::WrongGenesis(_) => Code::WrongGenesis,
+        QuorumCallError::Refused(_) => Code::PeerMessageRefused,
     };
     ApiError::new(code, e.to_string())
 }

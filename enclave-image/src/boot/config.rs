@@ -103,6 +103,34 @@ pub struct MeasuredConfig {
     /// `seal::quorum`). Absent: KMS is the only root.
     #[serde(default, deserialize_with = "present_quorum")]
     pub quorum: Option<QuorumConfig>,
+    /// This enclave provisions others (see `crate::registry`); needs a quorum, whose
+    /// administrators approve every change. Absent: no registry.
+    #[serde(default, deserialize_with = "present_registry")]
+    pub registry: Option<RegistryConfig>,
+}
+
+fn present_registry<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<RegistryConfig>, D::Error> {
+    RegistryConfig::deserialize(d).map(Some)
+}
+
+/// `{"trust_test_root"?: bool, "max_age_secs"?: n}`: which instance documents the registry
+/// accepts (the sigil test root only for local mode and the harness; refused on Nitro
+/// hardware) and how old (default 300 s).
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryConfig {
+    #[serde(default)]
+    pub trust_test_root: bool,
+    #[serde(default)]
+    pub max_age_secs: Option<u64>,
+}
+
+impl RegistryConfig {
+    pub fn max_age(&self) -> u64 {
+        self.max_age_secs.unwrap_or(300)
+    }
 }
 
 fn present_quorum<'de, D: serde::Deserializer<'de>>(
@@ -508,6 +536,7 @@ impl Default for MeasuredConfig {
             owners: None,
             peers: None,
             quorum: None,
+            registry: None,
         }
     }
 }
@@ -570,6 +599,22 @@ impl MeasuredConfig {
         }
         if let Some(q) = &c.quorum {
             q.check(src)?;
+        }
+        if let Some(r) = &c.registry {
+            if c.quorum.is_none() {
+                return Err(ConfigError::Quorum {
+                    src: src.into(),
+                    reason: "a registry section needs a quorum section: its administrators \
+                             approve every change"
+                        .into(),
+                });
+            }
+            if r.max_age_secs == Some(0) || r.max_age() > MAX_PEER_AGE_SECS {
+                return Err(ConfigError::Quorum {
+                    src: src.into(),
+                    reason: format!("registry.max_age_secs must be 1..={MAX_PEER_AGE_SECS}"),
+                });
+            }
         }
         Ok(c)
     }

@@ -80,6 +80,7 @@ pub const CAPABILITIES: &[&str] = &[
     "prove",
     "peers",
     "quorum",
+    "registry",
 ];
 
 /// The image description a client reads from the attestation's user_data.
@@ -92,6 +93,7 @@ pub fn image_info(nsm: &dyn Nsm, bb: Option<BbInfo>) -> ImageInfo {
         capabilities: CAPABILITIES.iter().map(|c| c.to_string()).collect(),
         // Filled in per document, once the sealed state (which holds the node key) is open.
         node: None,
+        registry_log: None,
     }
 }
 
@@ -99,6 +101,8 @@ pub fn image_info(nsm: &dyn Nsm, bb: Option<BbInfo>) -> ImageInfo {
 pub struct Trust {
     pub admission: crate::api::owner::Admission,
     pub peers: crate::peers::PeerPolicy,
+    /// The registry's settings, when it runs one.
+    pub registry: Option<config::RegistryConfig>,
 }
 
 /// A server ready to `serve`, and the application it will serve.
@@ -132,6 +136,9 @@ pub fn prepare(
     let mut app = App::new(nsm, key, info, sealing)
         .with_admission(trust.admission)
         .with_peers(trust.peers);
+    if let Some(r) = trust.registry {
+        app = app.with_registry(r);
+    }
     if let Some(crs) = crs {
         app = app.with_crs(crs);
     }
@@ -239,6 +246,17 @@ pub fn assemble(parts: Parts) -> Result<(Server, Arc<App>), BootError> {
         }
         None => crate::peers::PeerPolicy::none(),
     };
+    let registry = match config.registry.clone() {
+        // As for peers: the test root's key is public, so on Nitro hardware anyone could mint
+        // an "instance"; the image boots but provisions nobody.
+        Some(r) if r.trust_test_root && nsm.mode() == crate::nsm::Mode::Nitro => {
+            log::warn(format_args!(
+                "registry.trust_test_root is set but this is Nitro hardware: the registry is off"
+            ));
+            None
+        }
+        r => r,
+    };
     prepare(
         nsm,
         listener,
@@ -246,6 +264,10 @@ pub fn assemble(parts: Parts) -> Result<(Server, Arc<App>), BootError> {
         sealing,
         crs,
         prover,
-        Trust { admission, peers },
+        Trust {
+            admission,
+            peers,
+            registry,
+        },
     )
 }

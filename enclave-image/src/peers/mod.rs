@@ -46,6 +46,13 @@ pub enum PeerError {
     NotAllowed,
     #[error("the document carries no {0}")]
     Missing(&'static str),
+    #[error(
+        "this image's peers policy does not accept its own image (\"self\"), so it forwards \
+         its quorum root to no one"
+    )]
+    NotSelf,
+    #[error("the enclave is not of this image (its PCR0, PCR1 or PCR2 differ)")]
+    NotSameImage,
 }
 
 /// The measured peer policy, checked against the mode once at boot.
@@ -55,6 +62,18 @@ pub struct PeerPolicy {
     images: Vec<BTreeMap<u8, Vec<u8>>>,
     pub(crate) max_age_secs: u64,
     trust_test_root: bool,
+    /// This image's PCR0, PCR1 and PCR2 when the policy accepts it (`"self"`): the only
+    /// image the quorum root is forwarded to.
+    own: Option<BTreeMap<u8, Vec<u8>>>,
+}
+
+/// An enclave of this very image (PCR0, PCR1 and PCR2 equal to this one's), verified.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SameImage {
+    pub public_key: [u8; 32],
+    /// Its node, when its sealed state is open.
+    pub node: Option<[u8; 32]>,
+    pub mode: String,
 }
 
 impl PeerPolicy {
@@ -64,6 +83,7 @@ impl PeerPolicy {
             images: Vec::new(),
             max_age_secs: 0,
             trust_test_root: false,
+            own: None,
         }
     }
 
@@ -87,27 +107,35 @@ impl PeerPolicy {
             images: config.pcr_sets(own),
             max_age_secs: config.max_age(),
             trust_test_root: config.trust_test_root,
+            own: config.names_self().then(|| {
+                (0u8..3)
+                    .filter_map(|i| own.get(&i).map(|v| (i, v.clone())))
+                    .collect()
+            }),
         })
     }
 
-    /// Verifies `document` at `now` (unix seconds).
-    pub fn verify(&self, document: &[u8], now: u64) -> Result<Peer, PeerError> {
-        if self.images.is_empty() {
-            return Err(PeerError::NoPeers);
-        }
+    /// The document verified under the policy's roots and age (not yet its PCRs).
+    fn document(
+        &self,
+        document: &[u8],
+        now: u64,
+    ) -> Result<sigil_attestation::AttestationDocument, PeerError> {
         let mut policy = Policy::at(now);
         policy.max_age_seconds = Some(self.max_age_secs);
         policy.trust_test_root = self.trust_test_root;
         // Simulated documents (local mode, the harness) carry debug PCRs unless they claim a
         // manifest's; they exist only under the test root.
         policy.allow_debug = self.trust_test_root;
-        let v = verify(document, &policy).map_err(|e| PeerError::Document(e.to_string()))?;
-        let d = &v.document;
-        let image = self
-            .images
-            .iter()
-            .position(|want| want.iter().all(|(i, value)| d.pcrs.get(i) == Some(value)))
-            .ok_or(PeerError::NotAllowed)?;
+        verify(document, &policy)
+            .map(|v| v.document)
+            .map_err(|e| PeerError::Document(e.to_string()))
+    }
+
+    /// Its per-boot key and image description.
+    fn key_and_info(
+        d: &sigil_attestation::AttestationDocument,
+    ) -> Result<([u8; 32], ImageInfo), PeerError> {
         let public_key: [u8; 32] = d
             .public_key
             .as_deref()
@@ -120,6 +148,39 @@ impl PeerPolicy {
             .and_then(|u| {
                 ImageInfo::from_cbor(u).map_err(|e| PeerError::Document(e.to_string()))
             })?;
+        Ok((public_key, info))
+    }
+
+    /// Verifies that `document` is a fresh one of an enclave of this very image: the same
+    /// PCR0, PCR1 and PCR2 (the same kernel, code and measured configuration), under the
+    /// policy's roots and age. Its sealed state need not be open (a locked enclave has no
+    /// node yet). Refused unless the policy accepts this image (`"self"`).
+    pub fn verify_same_image(&self, document: &[u8], now: u64) -> Result<SameImage, PeerError> {
+        let own = self.own.as_ref().ok_or(PeerError::NotSelf)?;
+        let d = self.document(document, now)?;
+        if own.len() != 3 || own.iter().any(|(i, v)| d.pcrs.get(i) != Some(v)) {
+            return Err(PeerError::NotSameImage);
+        }
+        let (public_key, info) = Self::key_and_info(&d)?;
+        Ok(SameImage {
+            public_key,
+            node: info.node,
+            mode: info.mode,
+        })
+    }
+
+    /// Verifies `document` at `now` (unix seconds).
+    pub fn verify(&self, document: &[u8], now: u64) -> Result<Peer, PeerError> {
+        if self.images.is_empty() {
+            return Err(PeerError::NoPeers);
+        }
+        let d = self.document(document, now)?;
+        let image = self
+            .images
+            .iter()
+            .position(|want| want.iter().all(|(i, value)| d.pcrs.get(i) == Some(value)))
+            .ok_or(PeerError::NotAllowed)?;
+        let (public_key, info) = Self::key_and_info(&d)?;
         let node = info.node.ok_or(PeerError::Missing(
             "node identity (its sealed state is not open)",
         ))?;

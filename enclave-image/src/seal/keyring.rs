@@ -205,6 +205,8 @@ pub enum Origin {
     /// Unwrapped under the quorum root, rebuilt from the administrators' shares
     /// (`seal::quorum`).
     Quorum,
+    /// Unwrapped under the quorum root that another enclave of this image forwarded.
+    Forwarded,
 }
 
 impl<C: Connector> Keyring<'_, C> {

@@ -342,7 +342,6 @@ pub fn check_approvals(
     boot_key: &[u8; 32],
     approvals: &[Approval],
 ) -> Result<(), QuorumError> {
-    let fail = |m: String| QuorumError::Approvals(m);
     check_admins(new_threshold, new_admins).map_err(QuorumError::NewQuorum)?;
     for a in new_admins {
         k256::schnorr::VerifyingKey::from_bytes(&a.sign.0).map_err(|_| {
@@ -352,13 +351,25 @@ pub fn check_approvals(
             ))
         })?;
     }
-    if approvals.len() > admins.len() {
-        return Err(fail("more approvals than administrators".into()));
-    }
     let message = sigil_protocol::wire::owner_message(
         boot_key,
         &reshare_digest(from_genesis, &config_digest(new_threshold, new_admins)),
     );
+    check_quorum_approvals(threshold, admins, &message, approvals)
+}
+
+/// Checks that at least `threshold` distinct administrators of `admins` signed `message`
+/// (BIP-340), each signature valid; names the first that does not verify.
+pub fn check_quorum_approvals(
+    threshold: u16,
+    admins: &[Admin],
+    message: &[u8; 32],
+    approvals: &[Approval],
+) -> Result<(), QuorumError> {
+    let fail = |m: String| QuorumError::Approvals(m);
+    if approvals.len() > admins.len() {
+        return Err(fail("more approvals than administrators".into()));
+    }
     let mut seen = std::collections::BTreeSet::new();
     for a in approvals {
         let admin = admins
@@ -374,7 +385,7 @@ pub fn check_approvals(
             .map_err(|_| fail(format!("administrator {:?}'s key", admin.name)))?;
         let sig = k256::schnorr::Signature::try_from(&a.signature.0[..])
             .map_err(|_| fail(format!("administrator {:?}'s signature", admin.name)))?;
-        key.verify_raw(&message, &sig).map_err(|_| {
+        key.verify_raw(message, &sig).map_err(|_| {
             fail(format!(
                 "administrator {:?}'s approval does not verify",
                 admin.name
@@ -383,7 +394,7 @@ pub fn check_approvals(
     }
     if seen.len() < usize::from(threshold) {
         return Err(fail(format!(
-            "{} approval(s); a re-share needs {threshold} of the current administrators",
+            "{} approval(s); this needs {threshold} of the current administrators",
             seen.len()
         )));
     }

@@ -94,6 +94,10 @@ pub enum QuorumCallError {
     Unavailable(String),
     Quorum(QuorumError),
     Store(StoreError),
+    /// The thing sent belongs to another genesis.
+    WrongGenesis(String),
+    /// A forwarded root that does not open or does not match.
+    Refused(String),
 }
 
 /// What `GET /v1/health` shows of the sealing.
@@ -298,6 +302,7 @@ impl Sealing {
                             Origin::Generated => "generated on this first boot",
                             Origin::Recovered => "recovered",
                             Origin::Quorum => "unlocked by the quorum",
+                            Origin::Forwarded => "forwarded by a peer",
                         },
                         started.elapsed().as_millis(),
                         config.key_id,
@@ -467,6 +472,7 @@ fn summarize(st: &State) -> Status {
                 Origin::Generated => "generated",
                 Origin::Recovered => "recovered",
                 Origin::Quorum => "quorum",
+                Origin::Forwarded => "forwarded",
             }),
             attempts: None,
             error_code: None,
@@ -537,6 +543,7 @@ impl std::fmt::Display for QuorumCallError {
             QuorumCallError::Unavailable(m) => write!(f, "sealed state is not available: {m}"),
             QuorumCallError::Quorum(e) => write!(f, "{e}"),
             QuorumCallError::Store(e) => write!(f, "blob store: {e}"),
+            QuorumCallError::WrongGenesis(m) | QuorumCallError::Refused(m) => f.write_str(m),
         }
     }
 }
@@ -911,6 +918,101 @@ impl Sealing {
         self.quorum_view()
     }
 
+    /// Seals the root to `recipient` (the per-boot key of an enclave of this very image, which
+    /// the caller verified), bound to the current quorum, the genesis and that key.
+    pub fn quorum_forward(
+        &self,
+        key: &sigil_protocol::encap::ServerKey,
+        recipient: &[u8; 32],
+    ) -> Result<sigil_protocol::quorum::Forwarded, QuorumCallError> {
+        let q = self.quorum()?;
+        let record = q.record.as_ref().ok_or(QuorumCallError::NoGenesis)?;
+        let root = q.root.as_ref().ok_or_else(|| {
+            QuorumCallError::Unavailable(
+                "the quorum root is not in memory: unlock this enclave with the administrators' \
+                 shares first (an enclave opened by KMS does not hold it)"
+                    .into(),
+            )
+        })?;
+        let info = sigil_protocol::quorum::forward_info(&record.config.0, &record.id.0, recipient);
+        let (enc, ct) = key
+            .seal_auth(recipient, &info, &[], &root[..])
+            .map_err(|e| QuorumCallError::Quorum(QuorumError::Crypto(e.to_string())))?;
+        log::info(format_args!(
+            "quorum: root of genesis {} forwarded to the enclave with key {}",
+            hex::encode(record.id.0),
+            hex::encode(recipient)
+        ));
+        Ok(sigil_protocol::quorum::Forwarded {
+            genesis: record.id,
+            enc: Hex(enc),
+            ciphertext: sigil_protocol::wire::Base64Bytes(ct),
+        })
+    }
+
+    /// Opens a root another enclave of this image (`sender`, its per-boot key, verified by
+    /// the caller) sealed to this one: it must be for this enclave's quorum, genesis and key,
+    /// match the record's commitments and unwrap the data key. Then the state opens.
+    pub fn quorum_receive(
+        &self,
+        key: &sigil_protocol::encap::ServerKey,
+        sender: &[u8; 32],
+        forwarded: &sigil_protocol::quorum::Forwarded,
+    ) -> Result<QuorumView, QuorumCallError> {
+        let opened = {
+            let mut q = self.quorum()?;
+            let record = q.record.clone().ok_or(QuorumCallError::NoGenesis)?;
+            if forwarded.genesis != record.id {
+                return Err(QuorumCallError::WrongGenesis(format!(
+                    "the root is for genesis {}, this enclave's record is genesis {}",
+                    hex::encode(forwarded.genesis.0),
+                    hex::encode(record.id.0)
+                )));
+            }
+            let info = sigil_protocol::quorum::forward_info(
+                &record.config.0,
+                &record.id.0,
+                &key.public_key(),
+            );
+            let plain = Zeroizing::new(
+                key.open_auth(
+                    sender,
+                    &forwarded.enc.0,
+                    &info,
+                    &[],
+                    &forwarded.ciphertext.0,
+                )
+                .map_err(|_| {
+                    QuorumCallError::Refused(
+                        "the forwarded root does not open: not sealed by that enclave to this \
+                             one for this quorum and genesis, or altered"
+                            .into(),
+                    )
+                })?,
+            );
+            let root: Zeroizing<[u8; 32]> = Zeroizing::new(
+                plain[..]
+                    .try_into()
+                    .map_err(|_| QuorumCallError::Refused("the root is not 32 bytes".into()))?,
+            );
+            sigil_quorum::check_root(&root, &record.commitments())
+                .map_err(|e| QuorumCallError::Refused(format!("the forwarded root: {e}")))?;
+            let data_key = record.unwrap_key(&root)?;
+            q.root = Some(root);
+            q.received.clear();
+            data_key
+        };
+        if self.ready().is_err() {
+            let addr = self
+                .blobs
+                .clone()
+                .ok_or_else(|| QuorumCallError::Unavailable("no blob store".into()))?;
+            let blobs = BlobClient::connect(&addr, TIMEOUT)?;
+            self.open_with(opened, blobs, Origin::Forwarded)?;
+        }
+        self.quorum_view()
+    }
+
     /// Opens the state under `key` (genesis or unlock).
     fn open_with(
         &self,
@@ -926,6 +1028,7 @@ impl Sealing {
                 "sealed state ready: {}",
                 match origin {
                     Origin::Quorum => "unlocked by the quorum administrators",
+                    Origin::Forwarded => "the quorum root forwarded by an enclave of this image",
                     _ => "a new state, its data key under the quorum root",
                 }
             ));

@@ -72,6 +72,7 @@ fn image_info() -> ImageInfo {
             sha256: "ab".repeat(32),
         }),
         node: Some([0x4e; 32]),
+        registry_log: None,
     }
 }
 
@@ -503,6 +504,23 @@ fn requests(dir: &Path) {
                 ],
                 "approvals": [{ "admin": 1, "signature": sig }, { "admin": 2, "signature": sig }],
             }),
+            "QuorumForward" => json!({ "document": b64(b"\xd2\x84\x44\xa1\x01\x38\x22\xa0") }),
+            "QuorumReceive" => json!({
+                "document": b64(b"\xd2\x84\x44\xa1\x01\x38\x22\xa0"),
+                "forwarded": {
+                    "genesis": h("88", 32), "enc": h("55", 32), "ciphertext": b64(&[0; 48]),
+                },
+            }),
+            "RegistryChange" => json!({
+                "change": {
+                    "kind": "config", "app": "wallet",
+                    "template": { "port": 8443, "db": { "$secret": "db-password" } },
+                },
+                "head": h("99", 32),
+                "approvals": [{ "admin": 1, "signature": sig }, { "admin": 2, "signature": sig }],
+            }),
+            "RegistryLog" | "RegistryChallenge" => json!({}),
+            "RegistryRegister" => json!({ "document": b64(b"\xd2\x84\x44\xa1\x01\x38\x22\xa0") }),
             _ => return None,
         })
     };

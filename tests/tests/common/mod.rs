@@ -417,3 +417,20 @@ pub fn stalling_bb(dir: &Path, stall: &str) -> PathBuf {
     std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
     wrapper
 }
+
+/// Quorum administrators' keys (files in `dir`, one per name) and the measured `quorum`
+/// member naming them with threshold 2.
+pub fn quorum_admins(dir: &Path, names: &[&str]) -> (Vec<sigil_client::quorum::AdminKey>, String) {
+    std::fs::create_dir_all(dir).unwrap();
+    let keys: Vec<_> = names
+        .iter()
+        .map(|n| {
+            let path = dir.join(format!("{n}.key"));
+            let _ = std::fs::remove_file(&path);
+            sigil_client::quorum::AdminKey::create(path.to_str().unwrap()).unwrap()
+        })
+        .collect();
+    let entries: Vec<_> = keys.iter().zip(names).map(|(k, n)| k.admin(n)).collect();
+    let json = serde_json::json!({"threshold": 2, "admins": entries}).to_string();
+    (keys, json)
+}
