@@ -1156,6 +1156,7 @@ fn main() {
                 crs_sha256()
             ),
         }),
+        blob_s3: None,
     };
     let mut d = Deployment::with_options(dir.clone(), enclave_bin, shim_bin, None, options);
     start_enclave(&mut d).expect("the deployment starts");

@@ -107,6 +107,9 @@ pub struct Options {
     pub ingress_listen: Option<String>,
     /// The prover, when the enclave should prove.
     pub prover: Option<Prover>,
+    /// The shim keeps the blobs in S3: (endpoint URL, bucket). Several deployments on one
+    /// bucket share one store, as a cluster on several parents does.
+    pub blob_s3: Option<(String, String)>,
 }
 
 /// The enclave's prover: the host's `bb`, the CRS file the shim puts into its blob store, and
@@ -168,7 +171,18 @@ impl Deployment {
         shim_bin: PathBuf,
         kms_of: &Deployment,
     ) -> Deployment {
-        let mut d = Deployment::empty(dir, enclave_bin, shim_bin, Options::default());
+        Deployment::beside_with(dir, enclave_bin, shim_bin, kms_of, Options::default())
+    }
+
+    /// As [`Deployment::beside`], with `options`.
+    pub fn beside_with(
+        dir: PathBuf,
+        enclave_bin: PathBuf,
+        shim_bin: PathBuf,
+        kms_of: &Deployment,
+        options: Options,
+    ) -> Deployment {
+        let mut d = Deployment::empty(dir, enclave_bin, shim_bin, options);
         d.kms_addr = kms_of.kms_addr.clone();
         d.start_shim();
         d
@@ -259,6 +273,7 @@ impl Deployment {
             egress_resolve: Some(format!("{host}={}", self.kms_addr)),
             egress_allow: host,
             ingress: o.ingress_listen.clone().zip(o.enclave_listen.clone()),
+            blob_s3: o.blob_s3.clone(),
             ..ShimSetup::in_dir(
                 self.shim_bin.clone(),
                 &self.dir,

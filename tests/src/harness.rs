@@ -456,6 +456,7 @@ impl Harness {
                 )),
                 log: dir.join("shim.log"),
                 crs: o.crs.clone(),
+                blob_s3: None,
             };
             match Shim::start(&setup) {
                 Ok(s) => shim = Some(s),

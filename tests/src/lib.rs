@@ -2,6 +2,7 @@
 
 pub mod deployment;
 pub mod harness;
+pub mod moto;
 pub mod shim;
 
 use std::path::{Path, PathBuf};

@@ -30,6 +30,8 @@ pub struct ShimSetup {
     pub log: PathBuf,
     /// A CRS file the shim puts into the blob store for the prover (`--crs`).
     pub crs: Option<PathBuf>,
+    /// Keep the blobs in S3 instead of files: (endpoint URL, bucket), region us-east-1.
+    pub blob_s3: Option<(String, String)>,
 }
 
 impl ShimSetup {
@@ -49,6 +51,7 @@ impl ShimSetup {
             ingress: None,
             log: dir.join("shim.log"),
             crs,
+            blob_s3: None,
         }
     }
 }
@@ -99,6 +102,10 @@ impl Shim {
             .stderr(log2);
         if let Some(r) = &s.egress_resolve {
             cmd.args(["--egress-resolve", r]);
+        }
+        if let Some((url, bucket)) = &s.blob_s3 {
+            cmd.args(["--blob-s3", url, "--blob-s3-bucket", bucket])
+                .args(["--blob-s3-region", "us-east-1"]);
         }
         if let Some(crs) = &s.crs {
             cmd.arg("--crs").arg(crs);

@@ -568,3 +568,86 @@ fn a_second_enclave_of_the_image_joins_by_key_forwarding_and_another_image_is_re
     assert_eq!(code, "sealing_unavailable");
     eprintln!("quorum forwarding (debug build): {forward_ms} ms");
 }
+
+#[test]
+fn a_second_enclave_on_another_shim_joins_by_forwarding_and_serves_the_same_state_from_s3() {
+    let base = dir("cluster-s3");
+    let moto = sigil_e2e::moto::MotoS3::start(&base.join("moto"));
+    moto.create_bucket("sigil-cluster");
+    let options = || sigil_e2e::deployment::Options {
+        blob_s3: Some((moto.endpoint(), "sigil-cluster".into())),
+        ..Default::default()
+    };
+    let (keys, quorum) = admins(&base.join("admins"));
+    let peers = r#"{"images": ["self"], "trust_test_root": true}"#;
+    let configure = |d: &mut Deployment| {
+        d.quorum = Some(quorum.clone());
+        d.peers = Some(peers.into());
+        d.without_kms = true;
+    };
+    let (enclave, shim) = (common::enclave_bin(), common::profile_bin("sigil-shim"));
+    let mut a = Deployment::with_options(
+        base.join("a"),
+        enclave.clone(),
+        shim.clone(),
+        None,
+        options(),
+    );
+    configure(&mut a);
+    a.start_enclave();
+    a.wait_sealing_state("awaiting_genesis");
+    let (ca, ea) = attest(&a);
+    ca.quorum_genesis(&ea, &keys[0]).unwrap();
+    let owner = OwnerKey::generate().unwrap();
+    let (ca, ea) = attest(&a);
+    ca.vault_put(&ea, &owner, "shared", b"in the bucket", 0)
+        .unwrap();
+    let key = ca.musig2_generate_key(&ea, &owner).unwrap();
+    // Nothing of it is on A's disk: the blobs are objects in the bucket.
+    let files = std::fs::read_dir(a.dir.join("state"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(files, 0, "the S3 store writes no blob files");
+
+    // B: its own shim (another parent) on the same bucket; locked until A forwards the root.
+    let mut b =
+        Deployment::beside_with(base.join("b"), enclave.clone(), shim.clone(), &a, options());
+    configure(&mut b);
+    b.start_enclave();
+    b.wait_sealing_state("locked");
+    let (cb, eb) = attest(&b);
+    let t = Instant::now();
+    sigil_client::quorum::forward((&ca, &ea), (&cb, &eb)).unwrap();
+    let forward_ms = t.elapsed().as_millis();
+    assert_eq!(b.wait_sealing(true)["origin"], "forwarded");
+    let (cb, eb) = attest(&b);
+    assert_eq!(
+        cb.vault_get(&eb, &owner, "shared").unwrap(),
+        (b"in the bucket".to_vec().into(), 1)
+    );
+    assert_eq!(
+        cb.musig2_describe_key(&eb, &owner, &key.id)
+            .unwrap()
+            .public_key,
+        key.public_key
+    );
+    // A write through B is read through A: one store.
+    cb.vault_put(&eb, &owner, "shared", b"written by b", 1)
+        .unwrap();
+    assert_eq!(
+        ca.vault_get(&ea, &owner, "shared").unwrap(),
+        (b"written by b".to_vec().into(), 2)
+    );
+
+    // An enclave of another image on the same bucket is refused the root.
+    let mut c = Deployment::beside_with(base.join("c"), enclave, shim, &a, options());
+    configure(&mut c);
+    c.simulated_pcrs = Some(workspace().join("pcr-manifest.json"));
+    c.start_enclave();
+    c.wait_sealing_state("locked");
+    let (cc, ec) = attest(&c);
+    let (_, code, _) =
+        api_error(sigil_client::quorum::forward((&ca, &ea), (&cc, &ec)).unwrap_err());
+    assert_eq!(code, "peer_not_allowed");
+    eprintln!("quorum forwarding over S3 (debug build): {forward_ms} ms");
+}

@@ -54,6 +54,7 @@ fn deployment(name: &str, time_limit_secs: u64) -> (Deployment, SocketAddrV4) {
                 common::sha256_of_crs_points(32_769)
             ),
         }),
+        blob_s3: None,
     };
     let mut d = Deployment::with_options(
         dir,
