@@ -21,8 +21,27 @@ fn protocol(m: impl Into<String>) -> ClientError {
 }
 
 impl Client {
+    /// The whole log, page by page (`entries` all of it, `head` the last page's).
     pub fn registry_log(&self, enclave: &AttestedEnclave) -> Result<LogView, ClientError> {
-        self.call::<ep::RegistryLog>(enclave, &LogRequest {})
+        let mut page = self.call::<ep::RegistryLog>(enclave, &LogRequest { from: 0 })?;
+        let mut entries = std::mem::take(&mut page.entries);
+        while (entries.len() as u64) < page.total {
+            page = self.call::<ep::RegistryLog>(
+                enclave,
+                &LogRequest {
+                    from: entries.len() as u64,
+                },
+            )?;
+            if page.entries.is_empty() {
+                return Err(protocol("the registry's log ended before its total"));
+            }
+            entries.append(&mut page.entries);
+        }
+        Ok(LogView {
+            head: page.head,
+            total: page.total,
+            entries,
+        })
     }
 
     /// Applies `change` with the approvals of `keys` (at least the quorum's threshold of its
@@ -117,16 +136,60 @@ pub fn check_log(log: &LogView, attested: Option<[u8; 32]>) -> Result<(), Client
     }
 }
 
+/// Checks that `log` extends what a client saw before (`pinned`: an entry count and the
+/// head after them): the entry at that place must have that hash. Threat: a parent that rolls
+/// the registry's sealed state back across a restart (undoing a revocation); the registry then
+/// attests the old head, consistently, so only a client that remembers a later head notices.
+pub fn check_log_extends(
+    log: &LogView,
+    pinned: Option<(u64, [u8; 32])>,
+) -> Result<(), ClientError> {
+    let Some((count, head)) = pinned else {
+        return Ok(());
+    };
+    if count == 0 {
+        return Ok(());
+    }
+    let at = usize::try_from(count - 1).unwrap_or(usize::MAX);
+    match log.entries.get(at) {
+        Some(e) if e.hash.0 == head => Ok(()),
+        Some(_) => Err(protocol(format!(
+            "the log's entry {at} is not the one seen before (head {}): the registry's history \
+             was rewritten",
+            hex::encode(head)
+        ))),
+        None => Err(protocol(format!(
+            "the log has {} entries, fewer than the {count} seen before (head {}): the registry \
+             was rolled back",
+            log.entries.len(),
+            hex::encode(head)
+        ))),
+    }
+}
+
 /// Opens a provision with the instance's X25519 key (the one its document carried), for the
-/// registration of challenge `nonce`.
+/// registration of challenge `nonce`, sealed by `registry` (the registry's attested per-boot
+/// key, `AttestedEnclave::public_key`): a provision that anyone else sealed does not open.
 pub fn open_provision(
     key: &ServerKey,
+    registry: &[u8; 32],
     nonce: &[u8; 32],
     p: &Provisioned,
 ) -> Result<Provision, ClientError> {
     let plain = Zeroizing::new(
-        key.open_base(&p.enc.0, &provision_info(nonce), &[], &p.ciphertext.0)
-            .map_err(|_| protocol("the provision does not open with this key and challenge"))?,
+        key.open_auth(
+            registry,
+            &p.enc.0,
+            &provision_info(nonce),
+            &[],
+            &p.ciphertext.0,
+        )
+        .map_err(|_| {
+            protocol(
+                "the provision does not open: not sealed by the attested registry to this \
+                     key for this challenge, or altered",
+            )
+        })?,
     );
     serde_json::from_slice(&plain).map_err(|e| protocol(format!("the provision: {e}")))
 }

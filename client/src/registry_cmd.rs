@@ -18,6 +18,10 @@ pub enum RegistryCmd {
     Log {
         #[arg(long)]
         verify: bool,
+        /// A file remembering the log's length and head: the log must extend it (a rollback of
+        /// the registry across a restart is refused), and it is updated to the new head.
+        #[arg(long, requires = "verify")]
+        pin: Option<String>,
     },
     /// Apply a change (JSON: {"kind": "allow"|"revoke"|"config"|"secret", ...}) approved by
     /// the administrators whose keys are given (at least the quorum's threshold).
@@ -55,7 +59,7 @@ fn read(path: &str, what: &str) -> Result<Vec<u8>, Failure> {
 pub fn run(endpoint: &str, trust: &Trust, cmd: RegistryCmd) -> Result<serde_json::Value, Failure> {
     let (client, enclave) = connect(endpoint, trust, 300)?;
     match cmd {
-        RegistryCmd::Log { verify } => {
+        RegistryCmd::Log { verify, pin } => {
             let log = if verify {
                 let mut policy = trust.policy(super::now()).map_err(Failure::Usage)?;
                 policy.max_age_seconds = Some(300);
@@ -65,6 +69,26 @@ pub fn run(endpoint: &str, trust: &Trust, cmd: RegistryCmd) -> Result<serde_json
             } else {
                 client.registry_log(&enclave).map_err(client_failure)?
             };
+            if let Some(pin) = &pin {
+                let pinned = match std::fs::read(pin) {
+                    Ok(b) => {
+                        let v: serde_json::Value = serde_json::from_slice(&b)
+                            .map_err(|e| Failure::Usage(format!("--pin {pin}: {e}")))?;
+                        let head: [u8; 32] = v["head"]
+                            .as_str()
+                            .and_then(|h| hex::decode(h).ok())
+                            .and_then(|b| b.try_into().ok())
+                            .ok_or_else(|| Failure::Usage(format!("--pin {pin}: no head")))?;
+                        Some((v["entries"].as_u64().unwrap_or(0), head))
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                    Err(e) => return Err(Failure::Usage(format!("--pin {pin}: {e}"))),
+                };
+                sigil_client::registry::check_log_extends(&log, pinned).map_err(client_failure)?;
+                let now = serde_json::json!({"entries": log.total, "head": log.head});
+                std::fs::write(pin, now.to_string())
+                    .map_err(|e| Failure::Check(format!("--pin {pin}: {e}")))?;
+            }
             let mut out = json(&log)?;
             out["verified"] = verify.into();
             Ok(out)
@@ -93,7 +117,7 @@ pub fn run(endpoint: &str, trust: &Trust, cmd: RegistryCmd) -> Result<serde_json
                 .map_err(client_failure)?;
             Ok(serde_json::json!({
                 "head": log.head,
-                "entries": log.entries.len(),
+                "entries": log.total,
                 "change_ms": t.elapsed().as_secs_f64() * 1e3,
             }))
         }
@@ -123,7 +147,8 @@ pub fn run(endpoint: &str, trust: &Trust, cmd: RegistryCmd) -> Result<serde_json
             let provisioned = client
                 .registry_register(&enclave, read(&document, "--document")?)
                 .map_err(client_failure)?;
-            let p = open_provision(&key, &nonce, &provisioned).map_err(client_failure)?;
+            let p = open_provision(&key, &enclave.public_key, &nonce, &provisioned)
+                .map_err(client_failure)?;
             write_provision(&out, &p)?;
             Ok(serde_json::json!({
                 "app": p.app,

@@ -72,16 +72,25 @@ pub enum Change {
 
 impl Change {
     /// What the log records of the change: a secret's value and salt are left out (its
-    /// name and roles stay).
+    /// name and roles stay; the value is never copied into it), and a configuration by the
+    /// SHA-256 of its template (`template_sha256`: the template itself is stored, by that
+    /// hash, and a whole template per entry would grow the log without bound).
     pub fn logged(&self) -> serde_json::Value {
-        let mut v = serde_json::to_value(self).unwrap_or_default();
-        if let Change::Secret { .. } = self
-            && let Some(o) = v.as_object_mut()
-        {
-            o.remove("value");
-            o.remove("salt");
+        match self {
+            Change::Secret {
+                app, name, roles, ..
+            } => serde_json::json!({
+                "kind": "secret", "app": app, "name": name, "roles": roles,
+            }),
+            Change::Config { app, template } => {
+                let text = serde_json::to_vec(template).unwrap_or_default();
+                serde_json::json!({
+                    "kind": "config", "app": app,
+                    "template_sha256": hex::encode(Sha256::digest(&text)),
+                })
+            }
+            other => serde_json::to_value(other).unwrap_or_default(),
         }
-        v
     }
 
     /// The SHA-256 of the change as approved: its logged form, and for a secret
@@ -189,15 +198,24 @@ pub struct ChangeRequest {
     pub approvals: Vec<Approval>,
 }
 
-/// `POST /v1/registry/log`, and what a change answers.
+/// Most entries one `registry/log` answer carries.
+pub const MAX_LOG_PAGE: usize = 256;
+
+/// `POST /v1/registry/log`: the entries from `from` on, at most [`MAX_LOG_PAGE`].
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct LogRequest {}
+pub struct LogRequest {
+    #[serde(default)]
+    pub from: u64,
+}
 
+/// A page of the log (`registry/log`), or the entry a change appended (`registry/change`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogView {
     pub head: Hex32,
+    /// Entries in the whole log.
+    pub total: u64,
     pub entries: Vec<LogEntry>,
 }
 
@@ -228,14 +246,14 @@ pub struct RegisterRequest {
 pub struct Provisioned {
     pub app: String,
     pub role: String,
-    /// The HPKE encapsulated key (base mode).
+    /// The HPKE encapsulated key (auth mode: sealed by the registry's per-boot key).
     pub enc: Hex32,
     /// [`Provision`] as JSON, sealed with [`provision_info`].
     pub ciphertext: Base64Bytes,
 }
 
-/// The HPKE `info` of a provision: bound to the challenge nonce, so it answers that
-/// registration only.
+/// The HPKE `info` of a provision (auth mode, from the registry's attested per-boot key to the
+/// instance's): bound to the challenge nonce, so it answers that registration only.
 pub fn provision_info(nonce: &[u8; 32]) -> Vec<u8> {
     let mut info = b"sigil registry provision v1".to_vec();
     info.push(0);
@@ -257,4 +275,11 @@ pub struct Provision {
     pub tls_key_pem: String,
     pub tls_cert_pem: String,
     pub ca_cert_pem: String,
+}
+
+impl Drop for Provision {
+    /// The TLS key is secret: wiped when the provision goes (the secrets wipe themselves).
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.tls_key_pem);
+    }
 }

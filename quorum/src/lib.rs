@@ -127,10 +127,11 @@ pub fn check_root(
     secret: &Zeroizing<[u8; 32]>,
     commitments: &Commitments,
 ) -> Result<(), QuorumError> {
-    let s = scalar(secret)
+    let mut s = scalar(secret)
         .ok_or_else(|| QuorumError::Invalid("the root is not below the order".into()))?;
-    let public = point_bytes(&(ProjectivePoint::GENERATOR * s))?;
-    if Some(&public) != commitments.public_key() {
+    let public = point_bytes(&(ProjectivePoint::GENERATOR * s));
+    s.zeroize_scalar();
+    if Some(&public?) != commitments.public_key() {
         return Err(QuorumError::Invalid(
             "the root does not match the commitments' public key".into(),
         ));
@@ -149,18 +150,20 @@ pub fn split(
             "{threshold} of {n}: need 2 <= k <= n <= {MAX_SHARES}"
         )));
     }
-    let s = scalar(secret)
+    let mut s = scalar(secret)
         .filter(|s| !bool::from(s.is_zero()))
         .ok_or_else(|| QuorumError::Invalid("the secret is zero or not below the order".into()))?;
     let mut rng = rand_core::OsRng;
-    let (shares, verifiers) = feldman::split_secret::<VShare, VVerifier>(
+    let split = feldman::split_secret::<VShare, VVerifier>(
         usize::from(threshold),
         usize::from(n),
         &IdentifierPrimeField(s),
         None,
         &mut rng,
     )
-    .map_err(|e| QuorumError::Invalid(format!("splitting: {e:?}")))?;
+    .map_err(|e| QuorumError::Invalid(format!("splitting: {e:?}")));
+    s.zeroize_scalar();
+    let (shares, verifiers) = split?;
     // The first verifier is the generator itself; the rest are the commitments.
     let commitments = verifiers
         .iter()
@@ -184,8 +187,12 @@ pub fn split(
 /// A share checked against the quorum's public commitments.
 pub fn verify(share: &Share, commitments: &Commitments) -> Result<(), QuorumError> {
     let set = commitments.to_vsss()?;
-    set.verify_share(&share.to_vsss()?)
-        .map_err(|_| QuorumError::BadShare { index: share.index })
+    let mut v = share.to_vsss()?;
+    let r = set
+        .verify_share(&v)
+        .map_err(|_| QuorumError::BadShare { index: share.index });
+    v.value.0.zeroize_scalar();
+    r
 }
 
 /// The root secret from at least `threshold` shares, each verified first (a bad one named),
@@ -210,20 +217,22 @@ pub fn combine(
         verify(s, commitments)?;
         vs.push(s.to_vsss()?);
     }
-    let secret = vs
+    let combined = vs
         .combine()
-        .map_err(|e| QuorumError::Invalid(format!("combining: {e:?}")))?;
+        .map_err(|e| QuorumError::Invalid(format!("combining: {e:?}")));
     for v in &mut vs {
         v.value.0.zeroize_scalar();
     }
-    let public = point_bytes(&(ProjectivePoint::GENERATOR * secret.0))?;
-    if Some(&public) != commitments.public_key() {
+    let mut secret = combined?;
+    let mut out = Zeroizing::new([0u8; 32]);
+    out.copy_from_slice(&secret.0.to_repr());
+    let public = point_bytes(&(ProjectivePoint::GENERATOR * secret.0));
+    secret.0.zeroize_scalar();
+    if Some(&public?) != commitments.public_key() {
         return Err(QuorumError::Invalid(
             "the combined secret does not match the quorum's public key".into(),
         ));
     }
-    let mut out = Zeroizing::new([0u8; 32]);
-    out.copy_from_slice(&secret.0.to_repr());
     Ok(out)
 }
 
@@ -234,7 +243,8 @@ trait ZeroizeScalar {
 
 impl ZeroizeScalar for Scalar {
     fn zeroize_scalar(&mut self) {
-        *self = Scalar::ZERO;
+        // Volatile writes (zeroize), which the optimizer may not remove as dead stores.
+        zeroize::Zeroize::zeroize(self);
     }
 }
 

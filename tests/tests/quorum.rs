@@ -347,6 +347,9 @@ fn a_reshare_to_new_administrators_voids_the_old_shares() {
     c.vault_put(&e, &owner, "kept", b"across a re-share", 0)
         .unwrap();
     let old_shares = fetch_shares(&d, &old_keys);
+    // The parent keeps a copy of the record as it is before the re-share.
+    let record_file = d.dir.join("state").join("b_quorum~genesis");
+    let old_record = std::fs::read(&record_file).unwrap();
 
     // The new quorum: two new administrators and Carol, 2 of 3.
     let new_dir = base.join("new");
@@ -430,10 +433,9 @@ fn a_reshare_to_new_administrators_voids_the_old_shares() {
         c.quorum_post_share(&e, &old_keys[0], new_genesis, &old_alice)
             .unwrap_err(),
     );
-    assert!(
-        code == "bad_share" || code == "bad_signature",
-        "an old share is refused: {code}"
-    );
+    // Alice is no administrator of the new set: administrator 1 is Dave, whose key her
+    // signature does not match.
+    assert_eq!(code, "bad_signature", "an old share is refused");
     // Carol's old share (she is administrator 3 in both sets) does not verify either.
     let old_carol = open_share(&old_keys[2], &old_shares[2]).unwrap();
     let (_, code, message) = api_error(
@@ -450,6 +452,41 @@ fn a_reshare_to_new_administrators_voids_the_old_shares() {
         c.vault_get(&e, &owner, "kept").unwrap(),
         (b"across a re-share".to_vec().into(), 1)
     );
+
+    // The parent puts the old record back (and restarts): the old administrators' shares
+    // rebuild the old root and unwrap the data key, but the state's sealed quorum marker says
+    // it was re-shared since, so the state stays locked.
+    d.kill_enclave();
+    d.kill_shim();
+    let new_record = std::fs::read(&record_file).unwrap();
+    std::fs::write(&record_file, &old_record).unwrap();
+    d.start_shim();
+    d.start_enclave();
+    d.wait_sealing_state("locked");
+    let (c, e) = attest(&d);
+    assert_eq!(c.quorum_status(&e).unwrap().generation, 0, "the old record");
+    c.quorum_unlock(&e, &old_keys[0], &old_shares[0]).unwrap();
+    let (_, code, message) = api_error(
+        c.quorum_unlock(&e, &old_keys[1], &old_shares[1])
+            .unwrap_err(),
+    );
+    assert_eq!(code, "rollback_detected", "{message}");
+    assert_eq!(
+        d.health()["sealing"]["state"],
+        "locked",
+        "the state stays locked"
+    );
+    // The current record back: the new administrators unlock as before.
+    d.kill_enclave();
+    d.kill_shim();
+    std::fs::write(&record_file, &new_record).unwrap();
+    d.start_shim();
+    d.start_enclave();
+    d.wait_sealing_state("locked");
+    let (c, e) = attest(&d);
+    c.quorum_unlock(&e, &new_keys[1], &new_shares[1]).unwrap();
+    c.quorum_unlock(&e, &new_keys[2], &new_shares[2]).unwrap();
+    assert_eq!(d.wait_sealing(true)["origin"], "quorum");
     eprintln!("quorum re-share (debug build): {reshare_ms} ms");
 }
 
@@ -650,4 +687,25 @@ fn a_second_enclave_on_another_shim_joins_by_forwarding_and_serves_the_same_stat
         api_error(sigil_client::quorum::forward((&ca, &ea), (&cc, &ec)).unwrap_err());
     assert_eq!(code, "peer_not_allowed");
     eprintln!("quorum forwarding over S3 (debug build): {forward_ms} ms");
+}
+
+#[test]
+fn a_hidden_record_does_not_let_one_administrator_start_a_new_genesis() {
+    let base = dir("hidden-record");
+    let (keys, quorum) = admins(&base.join("admins"));
+    let mut d = quorum_deployment(base.join("a"), quorum, false);
+    d.wait_sealing(true);
+    let (c, e) = attest(&d);
+    c.quorum_genesis(&e, &keys[0]).unwrap();
+    // The parent deletes the record; KMS still opens the state at the next boot.
+    d.kill_enclave();
+    std::fs::remove_file(d.dir.join("state").join("b_quorum~genesis")).unwrap();
+    d.kill_shim();
+    d.start_shim();
+    d.start_enclave();
+    assert_eq!(d.wait_sealing(true)["origin"], "recovered");
+    let (c, e) = attest(&d);
+    let (status, code, message) = api_error(c.quorum_genesis(&e, &keys[1]).unwrap_err());
+    assert_eq!((status, code.as_str()), (409, "conflict"), "{message}");
+    assert!(message.contains("had a genesis"), "{message}");
 }

@@ -52,6 +52,10 @@ fn the_registry_provisions_an_allowed_instance_and_its_log_verifies() {
     d.wait_sealing_state("awaiting_genesis");
     let (c, e) = common::attest_local(&d.endpoint());
     c.quorum_genesis(&e, &keys[0]).unwrap();
+    let shares: Vec<_> = keys
+        .iter()
+        .map(|k| c.quorum_share_fetch(&e, k).unwrap())
+        .collect();
     d.wait_sealing(true);
     let (c, e) = common::attest_local(&d.endpoint());
     assert_eq!(
@@ -156,7 +160,11 @@ fn the_registry_provisions_an_allowed_instance_and_its_log_verifies() {
     );
     assert_eq!(code, "bad_change");
     let log = c.registry_change(&e, allow, &[&keys[0], &keys[1]]).unwrap();
-    assert_eq!(log.entries.len(), 5);
+    assert_eq!(
+        (log.total, log.entries.len()),
+        (5, 1),
+        "a change answers its entry"
+    );
 
     // Now allowed: provisioned, sealed to the instance's key.
     let t = Instant::now();
@@ -168,8 +176,25 @@ fn the_registry_provisions_an_allowed_instance_and_its_log_verifies() {
         ("web", "server")
     );
     let other = ServerKey::generate().unwrap();
-    assert!(open_provision(&other, &nonce, &provisioned).is_err());
-    let p = open_provision(&instance, &nonce, &provisioned).unwrap();
+    assert!(open_provision(&other, &e.public_key, &nonce, &provisioned).is_err());
+    // A provision sealed by anyone but the attested registry does not open.
+    let forger = ServerKey::generate().unwrap();
+    let (enc, ct) = forger
+        .seal_auth(
+            &instance.public_key(),
+            &sigil_protocol::registry::provision_info(&nonce),
+            &[],
+            b"{}",
+        )
+        .unwrap();
+    let forged = sigil_protocol::registry::Provisioned {
+        enc: Hex(enc),
+        ciphertext: sigil_protocol::wire::Base64Bytes(ct),
+        ..provisioned.clone()
+    };
+    assert!(open_provision(&instance, &e.public_key, &nonce, &forged).is_err());
+    assert!(open_provision(&instance, &forger.public_key(), &nonce, &provisioned).is_err());
+    let p = open_provision(&instance, &e.public_key, &nonce, &provisioned).unwrap();
     assert_eq!(
         p.config,
         serde_json::json!({
@@ -295,6 +320,13 @@ fn the_registry_provisions_an_allowed_instance_and_its_log_verifies() {
     assert_eq!(logged["name"], "api-key");
     assert!(logged.get("value").is_none() && logged.get("salt").is_none());
 
+    // A client remembers the log's head; the parent keeps a copy of the registry's state.
+    let pin = files.join("log.pin");
+    let pin = pin.to_str().unwrap();
+    cli(&["log", "--verify", "--pin", pin]);
+    let state_file = d.dir.join("state").join("b_seal~config~registry");
+    let before_revoke = std::fs::read(&state_file).unwrap();
+
     // Revoked: refused again.
     c.registry_change(
         &e,
@@ -307,6 +339,35 @@ fn the_registry_provisions_an_allowed_instance_and_its_log_verifies() {
     .unwrap();
     let (_, code, _) = api_error(register(0x11).2.unwrap_err());
     assert_eq!(code, "instance_not_allowed");
+    let out = cli(&["log", "--verify", "--pin", pin]);
+    assert_eq!(out["verified"], true, "the log extends the pinned head");
+
+    // The parent rolls the registry back across a restart (the revocation undone): the
+    // registry attests the old head consistently, but a client with a pin refuses it.
+    d.kill_enclave();
+    d.kill_shim();
+    std::fs::write(&state_file, &before_revoke).unwrap();
+    d.start_shim();
+    d.start_enclave();
+    d.wait_sealing_state("locked");
+    let (c2, e2) = common::attest_local(&d.endpoint());
+    c2.quorum_unlock(&e2, &keys[0], &shares[0]).unwrap();
+    c2.quorum_unlock(&e2, &keys[1], &shares[1]).unwrap();
+    d.wait_sealing(true);
+    let endpoint = d.endpoint();
+    let out = common::sigil(&[
+        "registry",
+        "--endpoint",
+        &endpoint,
+        "--trust-test-root",
+        "log",
+        "--verify",
+        "--pin",
+        pin,
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a rolled-back log passes the pin");
+    assert!(stderr.contains("rolled back"), "{stderr}");
     eprintln!(
         "registry (debug build): change {change_ms} ms, registration {register_ms} ms, \
          provision {} bytes sealed",

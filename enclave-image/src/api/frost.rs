@@ -575,9 +575,9 @@ impl FrostApi {
                     Code::Conflict,
                     "this enclave already holds a share of this group",
                 ))),
-                Err(SealedStoreError::Store(StoreError::NotFound)) => {
-                    s.put_sealed(record::KIND, &name, &plain).map(|_| Ok(()))
-                }
+                Err(SealedStoreError::Store(StoreError::NotFound)) => s
+                    .put_sealed_at(record::KIND, &name, 0, &plain)
+                    .map(|_| Ok(())),
                 Err(e) => Err(e),
             })
             .map_err(store_refusal)??;

@@ -96,9 +96,12 @@ impl App {
     }
 
     /// Serves the registry (`/v1/registry`).
-    pub fn with_registry(mut self, config: crate::boot::config::RegistryConfig) -> App {
-        self.registry = Some((config, Default::default()));
-        self
+    pub fn with_registry(
+        mut self,
+        config: crate::boot::config::RegistryConfig,
+    ) -> Result<App, crate::registry::RegistryError> {
+        self.registry = Some((config, crate::registry::Registry::new()?));
+        Ok(self)
     }
 
     fn registry_ctx(&self) -> Result<registry::RegistryCtx<'_>, ApiError> {
@@ -112,6 +115,7 @@ impl App {
             config,
             registry,
             sealing: &self.sealing,
+            key: &self.key,
             boot_key: self.key.public_key(),
         })
     }

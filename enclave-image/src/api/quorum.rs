@@ -201,7 +201,7 @@ fn check_signature(
         })
 }
 
-fn refusal(e: QuorumCallError) -> ApiError {
+pub(super) fn refusal(e: QuorumCallError) -> ApiError {
     let code = match &e {
         QuorumCallError::Disabled => Code::QuorumDisabled,
         QuorumCallError::NoGenesis => Code::NoGenesis,
@@ -217,6 +217,8 @@ fn refusal(e: QuorumCallError) -> ApiError {
         QuorumCallError::Store(_) => Code::BlobStoreFailed,
         QuorumCallError::WrongGenesis(_) => Code::WrongGenesis,
         QuorumCallError::Refused(_) => Code::PeerMessageRefused,
+        QuorumCallError::Limit(_) => Code::LimitExceeded,
+        QuorumCallError::Stale(_) => Code::RollbackDetected,
     };
     ApiError::new(code, e.to_string())
 }

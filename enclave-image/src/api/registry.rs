@@ -2,11 +2,10 @@
 //! the registration of instances (see `crate::registry` for the state and the threats).
 
 use sigil_attestation::{Policy, verify};
-use sigil_protocol::encap::seal_base;
 use sigil_protocol::error::{ApiError, Code};
 use sigil_protocol::registry::{
-    Challenge, ChallengeRequest, ChangeRequest, LogRequest, LogView, Provisioned, RegisterRequest,
-    change_digest, provision_info,
+    Challenge, ChallengeRequest, ChangeRequest, LogRequest, LogView, MAX_LOG_PAGE, Provisioned,
+    RegisterRequest, change_digest, provision_info,
 };
 use sigil_protocol::wire::{self, Base64Bytes, Hex};
 
@@ -20,6 +19,10 @@ pub struct RegistryCtx<'a> {
     pub config: &'a RegistryConfig,
     pub registry: &'a Registry,
     pub sealing: &'a Sealing,
+    /// The per-boot key: approvals are bound to its public half, and provisions are sealed
+    /// from it (HPKE auth mode), so an instance knows its provision came from the registry
+    /// it attested.
+    pub key: &'a sigil_protocol::encap::ServerKey,
     pub boot_key: [u8; 32],
 }
 
@@ -30,6 +33,7 @@ fn refusal(e: RegistryError) -> ApiError {
         RegistryError::Approvals(m) => ApiError::new(Code::BadApproval, m),
         e @ RegistryError::NotAllowed => ApiError::new(Code::InstanceNotAllowed, e.to_string()),
         RegistryError::Busy(m) => ApiError::new(Code::LimitExceeded, m).with_status(429),
+        RegistryError::Challenge(m) => ApiError::new(Code::UnknownChallenge, m),
         RegistryError::Store(s) => crate::seal::SealingError::Store(s).into(),
         RegistryError::Internal(m) => ApiError::new(Code::InternalError, m),
     }
@@ -61,9 +65,11 @@ fn with_store<R>(
 }
 
 pub(super) fn change(ctx: &RegistryCtx<'_>, r: ChangeRequest) -> Result<LogView, ApiError> {
-    let quorum = ctx.sealing.quorum_current().ok_or_else(|| {
-        ApiError::new(Code::QuorumDisabled, "the registry needs a quorum section")
-    })?;
+    // The quorum's current administrators, read again (see `Sealing::quorum_for_approvals`).
+    let quorum = ctx
+        .sealing
+        .quorum_for_approvals()
+        .map_err(super::quorum::refusal)?;
     let state = with_store(ctx.sealing, |store| {
         let state = registry::load(store)?;
         let head = state.head();
@@ -82,16 +88,25 @@ pub(super) fn change(ctx: &RegistryCtx<'_>, r: ChangeRequest) -> Result<LogView,
     ctx.registry.set_head(state.head());
     Ok(LogView {
         head: Hex(state.head()),
-        entries: state.log().to_vec(),
+        total: state.log().len() as u64,
+        entries: state.log().last().cloned().into_iter().collect(),
     })
 }
 
-pub(super) fn log(ctx: &RegistryCtx<'_>, _r: LogRequest) -> Result<LogView, ApiError> {
+pub(super) fn log(ctx: &RegistryCtx<'_>, r: LogRequest) -> Result<LogView, ApiError> {
     let state = with_store(ctx.sealing, registry::load)?;
     ctx.registry.set_head(state.head());
+    let from = usize::try_from(r.from)
+        .unwrap_or(usize::MAX)
+        .min(state.log().len());
     Ok(LogView {
         head: Hex(state.head()),
-        entries: state.log().to_vec(),
+        total: state.log().len() as u64,
+        entries: state.log()[from..]
+            .iter()
+            .take(MAX_LOG_PAGE)
+            .cloned()
+            .collect(),
     })
 }
 
@@ -127,12 +142,7 @@ pub(super) fn register(
         .and_then(|n| n.try_into().ok())
         .ok_or_else(|| refused("the document carries no 32-byte nonce".into()))?;
     // Consumed before anything else is checked: a challenge answers one registration.
-    if !ctx.registry.consume(&nonce, now) {
-        return Err(ApiError::new(
-            Code::UnknownChallenge,
-            "the document's nonce is no live challenge of this registry (ask registry/challenge)",
-        ));
-    }
+    ctx.registry.consume(&nonce, now).map_err(refusal)?;
     let instance_key: [u8; 32] = doc
         .public_key
         .as_deref()
@@ -148,7 +158,12 @@ pub(super) fn register(
     })?;
     let json = wire::to_json_secret(&provision)
         .map_err(|e| ApiError::new(Code::InternalError, e.to_string()))?;
-    let (enc, ct) = seal_base(&instance_key, &provision_info(&nonce), &[], &json)
+    // Auth mode: only the instance can open it, and it opens only as sealed by this
+    // registry's attested key. Threat: whoever relays the answer (the parent, a coordinator)
+    // swapping in a provision of its own (its CA, configuration, secrets).
+    let (enc, ct) = ctx
+        .key
+        .seal_auth(&instance_key, &provision_info(&nonce), &[], &json)
         .map_err(|e| refused(format!("sealing to the instance's key: {e}")))?;
     crate::log::info(format_args!(
         "registry: provisioned an instance of {} as {}",

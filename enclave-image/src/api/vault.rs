@@ -155,7 +155,10 @@ pub fn put(sealing: &Sealing, owners: &OwnerCheck, req: PutRequest) -> Result<Wr
                     format!("the current version is {current}, the request expects {expected}"),
                 )));
             }
-            s.put_sealed(Kind::Secret, &name, &plain).map(Ok)
+            // Over the version read: another enclave on a shared store that wrote meanwhile
+            // makes this a version conflict, not a lost update.
+            s.put_sealed_at(Kind::Secret, &name, current, &plain)
+                .map(Ok)
         })
         .map_err(sealing_refusal)??;
     Ok(Written {
@@ -247,7 +250,8 @@ pub fn delete(
                 )));
             }
             // The tombstone replaces the value in the store (the shim overwrites the file).
-            s.put_sealed(Kind::Secret, &name, &TOMBSTONE).map(Ok)
+            s.put_sealed_at(Kind::Secret, &name, version, &TOMBSTONE)
+                .map(Ok)
         })
         .map_err(sealing_refusal)??;
     Ok(Written {

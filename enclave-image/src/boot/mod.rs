@@ -137,7 +137,9 @@ pub fn prepare(
         .with_admission(trust.admission)
         .with_peers(trust.peers);
     if let Some(r) = trust.registry {
-        app = app.with_registry(r);
+        app = app
+            .with_registry(r)
+            .map_err(|e| BootError::Peers(format!("registry: {e}")))?;
     }
     if let Some(crs) = crs {
         app = app.with_crs(crs);

@@ -2,9 +2,11 @@
 //! `sigil_protocol::registry` for the protocol).
 //!
 //! State, all in the sealed store: the registry record (`config`/`registry`: the allow-list,
-//! each application's CA, configuration and secret references, the change log) and
-//! content-addressed objects (`config`/`registry-object-<sha256>`: configuration templates and
-//! secret values, each checked against its hash when read).
+//! each application's CA, configuration and secret references, the change log),
+//! content-addressed configuration templates (`config`/`registry-object-<sha256>`, checked
+//! against their hash when read) and secret values under random names
+//! (`config`/`registry-secret-<random>`). Threat: a secret named by its hash would let the
+//! parent, which sees every blob name, confirm guesses of its value.
 //!
 //! Threats and where they are met:
 //! - An instance that is not on the allow-list (another image, a debug enclave, a simulator
@@ -40,8 +42,9 @@ use crate::seal::{Kind, SealedStore, SealedStoreError};
 
 /// The sealed record's id.
 const STATE_ID: &str = "registry";
-/// Most challenges outstanding, and how long each lives.
-const MAX_CHALLENGES: usize = 1024;
+/// Most registrations remembered (their challenges used, until they expire), and how long a
+/// challenge lives.
+const MAX_USED_CHALLENGES: usize = 65_536;
 pub const CHALLENGE_SECS: u64 = 120;
 /// How deep `$config` references may nest.
 const MAX_DEPTH: usize = 4;
@@ -61,7 +64,8 @@ pub struct Allowed {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SecretRef {
-    hash: Hex32,
+    /// The random id of the sealed blob holding the value.
+    object: Hex<16>,
     roles: Vec<String>,
 }
 
@@ -118,9 +122,12 @@ pub enum RegistryError {
     Approvals(String),
     #[error("the instance's PCRs match no entry of the registry's allow-list")]
     NotAllowed,
-    /// A table is full (challenges in flight).
+    /// A table is full (registrations in the last minutes).
     #[error("{0}")]
     Busy(String),
+    /// A registration's nonce is no live challenge.
+    #[error("{0}")]
+    Challenge(String),
     #[error(transparent)]
     Store(#[from] SealedStoreError),
     #[error("{0}")]
@@ -135,21 +142,52 @@ fn object_id(hash: &[u8; 32]) -> String {
     format!("registry-object-{}", hex::encode(hash))
 }
 
+fn secret_id(object: &[u8; 16]) -> String {
+    format!("registry-secret-{}", hex::encode(object))
+}
+
 /// Reads the registry record (an empty one before the first change).
 pub fn load(store: &mut SealedStore<sigil_sys::Stream>) -> Result<State, RegistryError> {
+    load_versioned(store).map(|(_, s)| s)
+}
+
+/// The record and the version it was read at (0: none yet).
+fn load_versioned(
+    store: &mut SealedStore<sigil_sys::Stream>,
+) -> Result<(u64, State), RegistryError> {
     match store.get_sealed(Kind::Config, STATE_ID) {
-        Ok((_, bytes)) => serde_json::from_slice(&bytes)
+        Ok((v, bytes)) => serde_json::from_slice(&bytes)
+            .map(|s| (v, s))
             .map_err(|e| RegistryError::Internal(format!("the registry record: {e}"))),
-        Err(SealedStoreError::Store(crate::seal::StoreError::NotFound)) => Ok(State::default()),
+        Err(SealedStoreError::Store(crate::seal::StoreError::NotFound)) => {
+            Ok((0, State::default()))
+        }
         Err(e) => Err(e.into()),
     }
 }
 
-fn save(store: &mut SealedStore<sigil_sys::Stream>, state: &State) -> Result<(), RegistryError> {
+/// Writes the record over the version it was read at. Threat: two registry enclaves on one
+/// store (a cluster) each applying a change to the state it read; the later write would drop
+/// the earlier change (a revocation undone). The compare-and-swap makes the later one fail
+/// with a conflict instead, to be approved again at the new head.
+fn save(
+    store: &mut SealedStore<sigil_sys::Stream>,
+    version: u64,
+    state: &State,
+) -> Result<(), RegistryError> {
     let bytes = sigil_protocol::wire::to_json_secret(state)
         .map_err(|e| RegistryError::Internal(e.to_string()))?;
-    store.put_sealed(Kind::Config, STATE_ID, &bytes)?;
-    Ok(())
+    match store.put_sealed_at(Kind::Config, STATE_ID, version, &bytes) {
+        Ok(_) => Ok(()),
+        Err(SealedStoreError::Store(crate::seal::StoreError::VersionConflict { .. })) => {
+            Err(RegistryError::Stale(
+                "another enclave changed the registry meanwhile: approve the change again at \
+                 the new head"
+                    .into(),
+            ))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Stores `bytes` by their SHA-256 (idempotent) and returns the hash.
@@ -192,7 +230,9 @@ pub fn apply(
     boot_key: &[u8; 32],
     now: u64,
 ) -> Result<State, RegistryError> {
-    let mut state = load(store)?;
+    let (version, mut state) = load_versioned(store)?;
+    // A secret's value replaced by this change: its blob goes once the new state is saved.
+    let mut replaced: Option<[u8; 16]> = None;
     if state.log.len() >= MAX_LOG {
         return Err(bad(format!("the log holds {MAX_LOG} entries, its limit")));
     }
@@ -288,15 +328,20 @@ pub fn apply(
             if count >= MAX_SECRETS && !exists {
                 return Err(bad(format!("the registry holds {MAX_SECRETS} secrets")));
             }
-            let hash = put_object(store, value.expose())?;
-            if let Some(a) = state.apps.get_mut(app) {
-                a.secrets.insert(
+            let mut object = [0u8; 16];
+            getrandom::fill(&mut object)
+                .map_err(|e| RegistryError::Internal(format!("randomness: {e}")))?;
+            store.put_sealed_at(Kind::Config, &secret_id(&object), 0, value.expose())?;
+            if let Some(a) = state.apps.get_mut(app)
+                && let Some(old) = a.secrets.insert(
                     name.clone(),
                     SecretRef {
-                        hash: Hex(hash),
+                        object: Hex(object),
                         roles: roles.clone(),
                     },
-                );
+                )
+            {
+                replaced = Some(old.object.0);
             }
         }
     }
@@ -311,7 +356,11 @@ pub fn apply(
     };
     entry.hash = Hex(entry_hash(&entry));
     state.log.push(entry);
-    save(store, &state)?;
+    save(store, version, &state)?;
+    if let Some(old) = replaced {
+        // Best effort: a leftover blob is unreachable and holds nothing the state names.
+        let _ = store.delete_sealed(Kind::Config, &secret_id(&old));
+    }
     Ok(state)
 }
 
@@ -368,7 +417,7 @@ pub fn provision(
     let mut secrets = BTreeMap::new();
     for (name, s) in &app.secrets {
         if s.roles.contains(&allowed.role) {
-            let value = get_object(store, &s.hash.0)?;
+            let (_, value) = store.get_sealed(Kind::Config, &secret_id(&s.object.0))?;
             secrets.insert(name.clone(), SecretBase64::new(value));
         }
     }
@@ -461,37 +510,83 @@ fn resolve(
     })
 }
 
-/// The registry's in-memory part: live challenges and the log head for attestation.
-#[derive(Default)]
+/// The registry's in-memory part: the key of its challenges, the challenges used, and the log
+/// head for attestation.
+///
+/// Challenges are stateless: `random (16) || expiry (8, big-endian seconds) || HMAC-SHA256
+/// (per-boot key, both)[..8]`. Threat: anyone may ask for challenges, so a table of issued
+/// ones could be filled to refuse every registration. Only the challenges actually used are
+/// kept (until they expire), and using one takes a document that verifies to the trusted root.
 pub struct Registry {
-    challenges: Mutex<BTreeMap<[u8; 32], u64>>,
+    mac: ring::hmac::Key,
+    used: Mutex<BTreeMap<[u8; 32], u64>>,
     head: Mutex<Option<[u8; 32]>>,
 }
 
 impl Registry {
+    pub fn new() -> Result<Registry, RegistryError> {
+        let mut key = Zeroizing::new([0u8; 32]);
+        getrandom::fill(&mut key[..])
+            .map_err(|e| RegistryError::Internal(format!("randomness: {e}")))?;
+        Ok(Registry {
+            mac: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &key[..]),
+            used: Mutex::new(BTreeMap::new()),
+            head: Mutex::new(None),
+        })
+    }
+
+    fn tag(&self, body: &[u8]) -> [u8; 8] {
+        let t = ring::hmac::sign(&self.mac, body);
+        let mut out = [0u8; 8];
+        out.copy_from_slice(&t.as_ref()[..8]);
+        out
+    }
+
     /// A fresh challenge, valid [`CHALLENGE_SECS`].
     pub fn challenge(&self, now: u64) -> Result<[u8; 32], RegistryError> {
-        let mut c = self.challenges.lock().unwrap_or_else(|p| p.into_inner());
-        c.retain(|_, exp| *exp > now);
-        if c.len() >= MAX_CHALLENGES {
-            return Err(RegistryError::Busy(format!(
-                "{MAX_CHALLENGES} registrations are in flight; retry when one ends or expires"
-            )));
-        }
         let mut nonce = [0u8; 32];
-        getrandom::fill(&mut nonce)
+        getrandom::fill(&mut nonce[..16])
             .map_err(|e| RegistryError::Internal(format!("randomness: {e}")))?;
-        c.insert(nonce, now + CHALLENGE_SECS);
+        nonce[16..24].copy_from_slice(&(now + CHALLENGE_SECS).to_be_bytes());
+        let tag = self.tag(&nonce[..24]);
+        nonce[24..].copy_from_slice(&tag);
         Ok(nonce)
     }
 
-    /// Consumes a challenge: true if it was live.
-    pub fn consume(&self, nonce: &[u8], now: u64) -> bool {
-        let Ok(nonce) = <[u8; 32]>::try_from(nonce) else {
-            return false;
+    /// Uses a challenge: Ok if this registry issued it, it has not expired and it was not
+    /// used before.
+    pub fn consume(&self, nonce: &[u8], now: u64) -> Result<(), RegistryError> {
+        let unknown = || {
+            RegistryError::Challenge(
+                "the document's nonce is no live challenge of this registry (unknown, used or \
+                 expired: ask registry/challenge)"
+                    .into(),
+            )
         };
-        let mut c = self.challenges.lock().unwrap_or_else(|p| p.into_inner());
-        c.remove(&nonce).is_some_and(|exp| exp > now)
+        let nonce: [u8; 32] = nonce.try_into().map_err(|_| unknown())?;
+        // The truncated tag compared without an early exit (no timing oracle to forge one).
+        let t = self.tag(&nonce[..24]);
+        let mac_ok = t
+            .iter()
+            .zip(&nonce[24..])
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
+        let expiry = u64::from_be_bytes(nonce[16..24].try_into().unwrap_or_default());
+        if !mac_ok || expiry <= now || expiry > now + CHALLENGE_SECS {
+            return Err(unknown());
+        }
+        let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
+        used.retain(|_, exp| *exp > now);
+        if used.contains_key(&nonce) {
+            return Err(unknown());
+        }
+        if used.len() >= MAX_USED_CHALLENGES {
+            return Err(RegistryError::Busy(format!(
+                "{MAX_USED_CHALLENGES} registrations in the last {CHALLENGE_SECS} s; retry shortly"
+            )));
+        }
+        used.insert(nonce, expiry);
+        Ok(())
     }
 
     pub fn head(&self) -> Option<[u8; 32]> {

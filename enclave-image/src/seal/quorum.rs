@@ -41,11 +41,13 @@ use crate::boot::config::QuorumConfig;
 
 /// Blob-store name of the genesis record (not sealed: see the module comment).
 pub const RECORD_NAME: &str = "quorum/genesis";
-/// A record of 16 administrators is under 8 KiB of JSON.
-const MAX_RECORD: usize = 64 * 1024;
+/// A record of 16 administrators is under 8 KiB of JSON; each re-share it keeps adds up to
+/// about 6 KiB (the new administrators and the approvals).
+const MAX_RECORD: usize = 1024 * 1024;
 const WRAP_SALT: &[u8] = b"sigil quorum wrap v1";
-/// Re-shares a record keeps (each is a few KiB at most).
-pub const MAX_LINEAGE: usize = 8;
+/// Re-shares a record keeps (each a few KiB at most): administrators can be rotated this
+/// many times before the state needs a new genesis.
+pub const MAX_LINEAGE: usize = 128;
 
 /// What is stored under [`RECORD_NAME`].
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -499,5 +501,57 @@ mod tests {
         let mut other = config.clone();
         other.threshold = 3;
         assert!(GenesisRecord::parse(&record.to_bytes(), &other).is_err());
+    }
+
+    /// A re-share link signed by the measured administrators, for `new`.
+    fn link(from: [u8; 32], new: &QuorumConfig, signers: &[u8]) -> Reshare {
+        let boot = [5u8; 32];
+        let message = sigil_protocol::wire::owner_message(
+            &boot,
+            &reshare_digest(&from, &config_digest(new.threshold, &new.admins)),
+        );
+        let approvals = signers
+            .iter()
+            .map(|i| {
+                let key = k256::schnorr::SigningKey::from_bytes(&[*i; 32]).unwrap();
+                Approval {
+                    admin: *i,
+                    signature: Hex(key.sign_raw(&message, &[0; 32]).unwrap().to_bytes()),
+                }
+            })
+            .collect();
+        Reshare {
+            from_genesis: Hex(from),
+            threshold: new.threshold,
+            admins: new.admins.clone(),
+            boot_key: Hex(boot),
+            approvals,
+        }
+    }
+
+    #[test]
+    fn a_lineage_is_checked_back_to_the_measured_administrators() {
+        let measured = QuorumConfig {
+            threshold: 2,
+            admins: (1..=3).map(|i| admin(i).1).collect(),
+        };
+        let new = QuorumConfig {
+            threshold: 2,
+            admins: (4..=6).map(|i| admin(i).1).collect(),
+        };
+        let data = DataKey::from_bytes([9; 32]);
+        let good = vec![link([1; 32], &new, &[1, 3])];
+        let (record, _) = genesis(&new, &data, good).unwrap();
+        GenesisRecord::parse(&record.to_bytes(), &measured).expect("approved by 2 of 3");
+        // One approval is not enough.
+        let (one, _) = genesis(&new, &data, vec![link([1; 32], &new, &[2])]).unwrap();
+        let e = GenesisRecord::parse(&one.to_bytes(), &measured).unwrap_err();
+        assert!(e.to_string().contains("re-share 1"), "{e}");
+        // Administrators of the parent's choosing, approving themselves: refused.
+        let (forged, _) = genesis(&new, &data, vec![link([1; 32], &new, &[4, 5])]).unwrap();
+        assert!(GenesisRecord::parse(&forged.to_bytes(), &measured).is_err());
+        // A record naming new administrators with no lineage at all: refused.
+        let (bare, _) = genesis(&new, &data, Vec::new()).unwrap();
+        assert!(GenesisRecord::parse(&bare.to_bytes(), &measured).is_err());
     }
 }

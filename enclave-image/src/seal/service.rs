@@ -71,6 +71,9 @@ struct QuorumState {
     refused_version: Option<u64>,
     received: BTreeMap<u8, Share>,
     root: Option<Zeroizing<[u8; 32]>>,
+    /// The open state has a quorum marker: it had a genesis (so a missing record is not a
+    /// licence for a new one).
+    marked: bool,
 }
 
 impl QuorumState {
@@ -98,6 +101,10 @@ pub enum QuorumCallError {
     WrongGenesis(String),
     /// A forwarded root that does not open or does not match.
     Refused(String),
+    /// A bound is reached.
+    Limit(String),
+    /// The parent served a quorum record older than the state's (see [`Marker`]).
+    Stale(String),
 }
 
 /// What `GET /v1/health` shows of the sealing.
@@ -227,6 +234,7 @@ impl Sealing {
                     refused_version: None,
                     received: BTreeMap::new(),
                     root: None,
+                    marked: false,
                 })
             }),
         });
@@ -293,8 +301,15 @@ impl Sealing {
             };
             let started = std::time::Instant::now();
             match attempt_once(config, nsm, mode, services) {
-                Ok((store, origin, node, key)) => {
-                    self.check_quorum_record(&key);
+                Ok((mut store, origin, node, key)) => {
+                    if let Err(e) = self.check_quorum_record(&key, &mut store) {
+                        log::warn(format_args!(
+                            "sealing attempt {attempt}: checking the quorum record: {e}; \
+                             retrying in {} ms",
+                            delay.as_millis()
+                        ));
+                        return ControlFlow::Continue(());
+                    }
                     let _ = self.node.set(node);
                     log::info(format_args!(
                         "sealed state ready: data key {} in {} ms (KMS key {}, region {})",
@@ -517,6 +532,55 @@ impl From<StoreError> for SealingError {
     }
 }
 
+/// The sealed marker of the state's quorum (kind `config`, id [`MARKER_ID`]): the genesis and
+/// the number of re-shares the state has seen. Threat: a parent that serves an older quorum
+/// record (before a re-share) so that administrators who were removed can unlock the state,
+/// or that deletes the record so one measured administrator can run genesis again. The marker
+/// is sealed under the data key, so a record that does not descend from it is refused once
+/// the state is open, and genesis is refused while it exists. (A parent that rolls back the
+/// marker too, across a reboot, meets the sealed store's general limit: see the README.)
+const MARKER_ID: &str = "quorum-marker";
+
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Marker {
+    genesis: sigil_protocol::wire::Hex32,
+    generation: u32,
+}
+
+impl Marker {
+    fn of(r: &GenesisRecord) -> Marker {
+        Marker {
+            genesis: r.id,
+            generation: r.lineage.len() as u32,
+        }
+    }
+
+    /// Whether `r` is the marked genesis or a re-share of it (a re-share stored before its
+    /// marker was: a crash between the two writes).
+    fn admits(&self, r: &GenesisRecord) -> bool {
+        r.lineage.len() as u32 >= self.generation
+            && (r.id == self.genesis || r.lineage.iter().any(|l| l.from_genesis == self.genesis))
+    }
+
+    fn read(store: &mut SealedStore<Stream>) -> Result<Option<Marker>, SealedStoreError> {
+        match store.get_sealed(crate::seal::Kind::Config, MARKER_ID) {
+            Ok((_, bytes)) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+                SealedStoreError::Store(StoreError::Protocol(format!("the quorum marker: {e}")))
+            }),
+            Err(SealedStoreError::Store(StoreError::NotFound)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn write(&self, store: &mut SealedStore<Stream>) -> Result<(), SealedStoreError> {
+        let bytes = serde_json::to_vec(self).unwrap_or_default();
+        store
+            .put_sealed(crate::seal::Kind::Config, MARKER_ID, &bytes)
+            .map(|_| ())
+    }
+}
+
 /// The quorum's state as `quorum/status` names it.
 fn quorum_state(q: &QuorumState, ready: bool, awaiting: bool) -> &'static str {
     match (&q.record, ready) {
@@ -543,7 +607,10 @@ impl std::fmt::Display for QuorumCallError {
             QuorumCallError::Unavailable(m) => write!(f, "sealed state is not available: {m}"),
             QuorumCallError::Quorum(e) => write!(f, "{e}"),
             QuorumCallError::Store(e) => write!(f, "blob store: {e}"),
-            QuorumCallError::WrongGenesis(m) | QuorumCallError::Refused(m) => f.write_str(m),
+            QuorumCallError::WrongGenesis(m)
+            | QuorumCallError::Refused(m)
+            | QuorumCallError::Limit(m)
+            | QuorumCallError::Stale(m) => f.write_str(m),
         }
     }
 }
@@ -577,6 +644,56 @@ impl Sealing {
     /// The current quorum (the last re-share's, or the measured one).
     pub fn quorum_current(&self) -> Option<QuorumConfig> {
         self.quorum().ok().map(|q| q.current())
+    }
+
+    /// The quorum whose approvals count now: the record's, read again from the store first.
+    /// Threat: an enclave of a cluster still holding the record from before another enclave's
+    /// re-share, and so accepting the approvals of administrators who were removed. Without a
+    /// record there is no quorum to approve anything (never the measured fallback: a parent
+    /// that hides the record must not bring removed administrators back).
+    pub fn quorum_for_approvals(&self) -> Result<QuorumConfig, QuorumCallError> {
+        let mut q = self.quorum()?;
+        self.refresh_record(&mut q)?;
+        q.record
+            .as_ref()
+            .map(GenesisRecord::quorum)
+            .ok_or(QuorumCallError::NoGenesis)
+    }
+
+    /// Reads the record again; a newer one that parses and descends from the state's marker
+    /// replaces the one in memory (a re-share by another enclave on the same store).
+    fn refresh_record(&self, q: &mut QuorumState) -> Result<(), QuorumCallError> {
+        let Some(addr) = self.blobs.clone() else {
+            return Ok(());
+        };
+        let mut blobs = BlobClient::connect(&addr, TIMEOUT)?;
+        let (version, bytes) = match blobs.get(quorum::RECORD_NAME) {
+            Ok(v) => v,
+            Err(StoreError::NotFound) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        if version == q.record_version && q.record.is_some() {
+            return Ok(());
+        }
+        let Ok(record) = GenesisRecord::parse(&bytes, &q.measured) else {
+            return Ok(());
+        };
+        if self.ready().is_ok() {
+            let marker = self
+                .with_store(Marker::read)
+                .map_err(|e| QuorumCallError::Unavailable(e.to_string()))?;
+            if marker.is_some_and(|m| !m.admits(&record)) {
+                return Ok(());
+            }
+        }
+        if q.record.as_ref().is_none_or(|r| r.id != record.id) {
+            // Another root: the one in memory (if any) no longer opens this record.
+            q.root = None;
+            q.received.clear();
+        }
+        q.record = Some(record);
+        q.record_version = version;
+        Ok(())
     }
 
     /// Reads the genesis record once (it needs only the blob store); a missing one is not an
@@ -615,9 +732,13 @@ impl Sealing {
     /// A state opened by KMS checks that the record wraps its own key. Threat: a parent
     /// that swaps in a record of its own making (its root, a data key it knows), for the
     /// administrators to fetch shares of and later unlock a state it can read.
-    fn check_quorum_record(&self, key: &DataKey) {
+    fn check_quorum_record(
+        &self,
+        key: &DataKey,
+        store: &mut SealedStore<Stream>,
+    ) -> Result<(), SealedStoreError> {
         let Ok(mut q) = self.quorum() else {
-            return;
+            return Ok(());
         };
         if let Some(r) = &q.record
             && !r.wraps(key)
@@ -630,6 +751,24 @@ impl Sealing {
             q.record = None;
             q.refused_version = Some(q.record_version);
         }
+        let marker = Marker::read(store)?;
+        match (&q.record, &marker) {
+            (Some(r), Some(m)) if !m.admits(r) => {
+                log::warn(format_args!(
+                    "quorum: the record {} is older than this state's quorum (genesis {}, \
+                     {} re-share(s)): the parent served an old record; refusing it",
+                    hex::encode(r.id.0),
+                    hex::encode(m.genesis.0),
+                    m.generation
+                ));
+                q.record = None;
+                q.refused_version = Some(q.record_version);
+            }
+            (Some(r), _) => Marker::of(r).write(store)?,
+            (None, _) => {}
+        }
+        q.marked = marker.is_some() || q.record.is_some();
+        Ok(())
     }
 
     /// Quorum only: a stored genesis means locked; no state at all means awaiting genesis;
@@ -750,6 +889,13 @@ impl Sealing {
                     hex::encode(r.id.0)
                 )));
             }
+            if q.marked {
+                return Err(QuorumCallError::GenesisExists(
+                    "this state had a genesis, whose record the parent no longer serves (or \
+                     served an older one): restore the record instead"
+                        .into(),
+                ));
+            }
             // The state lock is taken after the quorum's, here as everywhere.
             let (key, fresh) = {
                 let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
@@ -790,13 +936,18 @@ impl Sealing {
                 record.admins.len(),
                 started.elapsed().as_millis()
             ));
+            if fresh {
+                self.open_with(key, blobs, Origin::Generated, &record)?;
+            } else {
+                let marker = Marker::of(&record);
+                self.with_store(|s| marker.write(s))
+                    .map_err(|e| QuorumCallError::Unavailable(e.to_string()))?;
+            }
             q.record = Some(record);
             q.record_version = expected + 1;
             q.refused_version = None;
             q.root = Some(root);
-            if fresh {
-                self.open_with(key, blobs, Origin::Generated)?;
-            }
+            q.marked = true;
         }
         self.quorum_view()
     }
@@ -819,24 +970,16 @@ impl Sealing {
                 let root = quorum::combine(&record, &shares)?;
                 drop(shares);
                 let key = record.unwrap_key(&root)?;
-                q.root = Some(root);
                 log::info(format_args!(
                     "quorum: root rebuilt from {} shares in {} ms",
                     record.threshold,
                     started.elapsed().as_millis()
                 ));
-                Some(key)
+                Some((key, root, record))
             }
         };
-        if let Some(key) = unlocked
-            && self.ready().is_err()
-        {
-            let addr = self
-                .blobs
-                .clone()
-                .ok_or_else(|| QuorumCallError::Unavailable("no blob store".into()))?;
-            let blobs = BlobClient::connect(&addr, TIMEOUT)?;
-            self.open_with(key, blobs, Origin::Quorum)?;
+        if let Some((key, root, record)) = unlocked {
+            self.open_and_keep(key, root, &record, Origin::Quorum)?;
         }
         self.quorum_view()
     }
@@ -857,6 +1000,7 @@ impl Sealing {
             .ok_or_else(|| QuorumCallError::Unavailable("no blob store".into()))?;
         {
             let mut q = self.quorum()?;
+            self.refresh_record(&mut q)?;
             let record = q.record.clone().ok_or(QuorumCallError::NoGenesis)?;
             quorum::check_approvals(
                 record.threshold,
@@ -877,7 +1021,7 @@ impl Sealing {
             let key = record.unwrap_key(root)?;
             let mut lineage = record.lineage.clone();
             if lineage.len() >= quorum::MAX_LINEAGE {
-                return Err(QuorumCallError::GenesisExists(format!(
+                return Err(QuorumCallError::Limit(format!(
                     "the record keeps at most {} re-shares; run genesis on a new state",
                     quorum::MAX_LINEAGE
                 )));
@@ -910,6 +1054,9 @@ impl Sealing {
                 next.admins.len(),
                 started.elapsed().as_millis()
             ));
+            let marker = Marker::of(&next);
+            self.with_store(|s| marker.write(s))
+                .map_err(|e| QuorumCallError::Unavailable(e.to_string()))?;
             q.record = Some(next);
             q.record_version = version;
             q.root = Some(root);
@@ -998,30 +1145,71 @@ impl Sealing {
             sigil_quorum::check_root(&root, &record.commitments())
                 .map_err(|e| QuorumCallError::Refused(format!("the forwarded root: {e}")))?;
             let data_key = record.unwrap_key(&root)?;
-            q.root = Some(root);
             q.received.clear();
-            data_key
+            (data_key, root, record)
         };
+        self.open_and_keep(opened.0, opened.1, &opened.2, Origin::Forwarded)?;
+        self.quorum_view()
+    }
+
+    /// A root rebuilt or received for `record`: the state opens under `key` if it is not
+    /// open yet (the record checked against the state's marker first), and the root is kept
+    /// for re-shares and forwarding; a refused record leaves nothing behind.
+    fn open_and_keep(
+        &self,
+        key: DataKey,
+        root: Zeroizing<[u8; 32]>,
+        record: &GenesisRecord,
+        origin: Origin,
+    ) -> Result<(), QuorumCallError> {
         if self.ready().is_err() {
             let addr = self
                 .blobs
                 .clone()
                 .ok_or_else(|| QuorumCallError::Unavailable("no blob store".into()))?;
             let blobs = BlobClient::connect(&addr, TIMEOUT)?;
-            self.open_with(opened, blobs, Origin::Forwarded)?;
+            self.open_with(key, blobs, origin, record)?;
         }
-        self.quorum_view()
+        let mut q = self.quorum()?;
+        if q.record.as_ref().map(|r| r.id) == Some(record.id) {
+            q.root = Some(root);
+            q.marked = true;
+        }
+        Ok(())
     }
 
-    /// Opens the state under `key` (genesis or unlock).
+    /// Opens the state under `key` (genesis, unlock or a forwarded root), after checking
+    /// `record` against the state's quorum marker (written if the state has none yet).
     fn open_with(
         &self,
         key: DataKey,
         blobs: BlobClient<Stream>,
         origin: Origin,
+        record: &GenesisRecord,
     ) -> Result<(), QuorumCallError> {
         let node = super::node::identity(&key).map_err(QuorumCallError::Unavailable)?;
-        let store = SealedStore::new(blobs, key.clone(), EPOCH, RollbackGuard::new());
+        let mut store = SealedStore::new(blobs, key.clone(), EPOCH, RollbackGuard::new());
+        match Marker::read(&mut store) {
+            Ok(Some(m)) if !m.admits(record) => {
+                return Err(QuorumCallError::Stale(format!(
+                    "the quorum record (genesis {}) is older than this state's quorum (genesis \
+                     {}, {} re-share(s)): the parent served an old record; the state stays \
+                     locked",
+                    hex::encode(record.id.0),
+                    hex::encode(m.genesis.0),
+                    m.generation
+                )));
+            }
+            Ok(Some(_)) => {}
+            Ok(None) => Marker::of(record)
+                .write(&mut store)
+                .map_err(|e| QuorumCallError::Unavailable(format!("the quorum marker: {e}")))?,
+            Err(e) => {
+                return Err(QuorumCallError::Unavailable(format!(
+                    "reading the quorum marker: {e}"
+                )));
+            }
+        }
         if self.become_ready(store, origin, key) {
             let _ = self.node.set(node);
             log::info(format_args!(

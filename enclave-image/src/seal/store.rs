@@ -663,12 +663,39 @@ impl<S: Read + Write> SealedStore<S> {
         id: &str,
         plaintext: &[u8],
     ) -> Result<u64, SealedStoreError> {
+        self.put_sealed_with(kind, id, plaintext, None)
+    }
+
+    /// As [`SealedStore::put_sealed`], but only over `expected` (the version the caller read,
+    /// 0 = must not exist): a conflict is returned, not retried. For read-modify-write
+    /// callers whose store other enclaves share (a cluster on one S3 bucket): a write based
+    /// on a stale read fails instead of dropping the other enclave's write.
+    pub fn put_sealed_at(
+        &mut self,
+        kind: Kind,
+        id: &str,
+        expected: u64,
+        plaintext: &[u8],
+    ) -> Result<u64, SealedStoreError> {
+        self.put_sealed_with(kind, id, plaintext, Some(expected))
+    }
+
+    fn put_sealed_with(
+        &mut self,
+        kind: Kind,
+        id: &str,
+        plaintext: &[u8],
+        expected: Option<u64>,
+    ) -> Result<u64, SealedStoreError> {
         let name = blob_name(kind, id)?;
         self.resolve(kind, id, &name)?;
-        let mut current = match self.client.get(&name) {
-            Ok((v, _)) => v,
-            Err(StoreError::NotFound) => 0,
-            Err(e) => return Err(e.into()),
+        let mut current = match expected {
+            Some(v) => v,
+            None => match self.client.get(&name) {
+                Ok((v, _)) => v,
+                Err(StoreError::NotFound) => 0,
+                Err(e) => return Err(e.into()),
+            },
         };
         if current == 0 {
             self.room_for(kind)?;
@@ -700,7 +727,9 @@ impl<S: Read + Write> SealedStore<S> {
                     }
                     return Ok(v);
                 }
-                Err(StoreError::VersionConflict { current: c }) if attempt == 0 => {
+                Err(StoreError::VersionConflict { current: c })
+                    if attempt == 0 && expected.is_none() =>
+                {
                     if c == 0 {
                         // The name vanished between the read and the write: this is a
                         // creation after all.
