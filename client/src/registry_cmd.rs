@@ -79,7 +79,10 @@ pub fn run(endpoint: &str, trust: &Trust, cmd: RegistryCmd) -> Result<serde_json
                             .and_then(|h| hex::decode(h).ok())
                             .and_then(|b| b.try_into().ok())
                             .ok_or_else(|| Failure::Usage(format!("--pin {pin}: no head")))?;
-                        Some((v["entries"].as_u64().unwrap_or(0), head))
+                        let entries = v["entries"].as_u64().ok_or_else(|| {
+                            Failure::Usage(format!("--pin {pin}: no entry count"))
+                        })?;
+                        Some((entries, head))
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
                     Err(e) => return Err(Failure::Usage(format!("--pin {pin}: {e}"))),

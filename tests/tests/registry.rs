@@ -72,15 +72,12 @@ fn the_registry_provisions_an_allowed_instance_and_its_log_verifies() {
         (nonce, doc.clone(), c.registry_register(&e, doc))
     };
 
-    // Not on the allow-list: refused, and the challenge is spent.
+    // Not on the allow-list: refused (as often as it is sent).
     let (_, doc, refused) = register(0x11);
     let (status, code, _) = api_error(refused.unwrap_err());
     assert_eq!((status, code.as_str()), (403, "instance_not_allowed"));
     let (_, code, _) = api_error(c.registry_register(&e, doc).unwrap_err());
-    assert_eq!(
-        code, "unknown_challenge",
-        "a challenge answers one registration"
-    );
+    assert_eq!(code, "instance_not_allowed");
 
     // Changes need two of the three administrators.
     let allow = Change::Allow {
@@ -168,9 +165,18 @@ fn the_registry_provisions_an_allowed_instance_and_its_log_verifies() {
 
     // Now allowed: provisioned, sealed to the instance's key.
     let t = Instant::now();
-    let (nonce, _, provisioned) = register(0x11);
+    let (nonce, doc, provisioned) = register(0x11);
     let provisioned = provisioned.unwrap();
     let register_ms = t.elapsed().as_millis();
+    let (_, code, _) = api_error(c.registry_register(&e, doc).unwrap_err());
+    assert_eq!(
+        code, "unknown_challenge",
+        "a challenge answers one registration"
+    );
+    // A nonce the registry did not issue is refused.
+    let forged = instance_document(&issuer, 0x11, 0x22, &instance, &[7; 32]);
+    let (_, code, _) = api_error(c.registry_register(&e, forged).unwrap_err());
+    assert_eq!(code, "unknown_challenge");
     assert_eq!(
         (provisioned.app.as_str(), provisioned.role.as_str()),
         ("web", "server")

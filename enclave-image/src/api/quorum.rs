@@ -71,6 +71,7 @@ pub(super) fn unlock(
     boot_key: &[u8; 32],
     r: UnlockRequest,
 ) -> Result<QuorumView, ApiError> {
+    sealing.quorum_refresh().map_err(refusal)?;
     let config = sealing
         .quorum_current()
         .ok_or_else(|| refusal(QuorumCallError::Disabled))?;
@@ -157,6 +158,7 @@ pub(super) fn receive(
     let peer = policy
         .verify_same_image(&r.document.0, now)
         .map_err(super::peers::peer_refusal)?;
+    sealing.quorum_refresh().map_err(refusal)?;
     sealing
         .quorum_receive(key, &peer.public_key, &r.forwarded)
         .map_err(refusal)

@@ -74,6 +74,16 @@ pub(super) fn change(ctx: &RegistryCtx<'_>, r: ChangeRequest) -> Result<LogView,
         let state = registry::load(store)?;
         let head = state.head();
         if r.head.0 != head {
+            // This very change, approved at `r.head`, is the last entry already: its write
+            // landed and the answer was lost (an I/O retry, or the administrators' client
+            // sending it again). Reported done, never applied twice.
+            if let Some(last) = state.log().last()
+                && last.prev == r.head
+                && last.change_hash.0 == r.change.hash()
+                && last.approvals == r.approvals
+            {
+                return Ok(state);
+            }
             return Err(RegistryError::Stale(format!(
                 "the log's head is {}, not {}: approve the change at the current head",
                 hex::encode(head),
@@ -141,8 +151,6 @@ pub(super) fn register(
         .as_deref()
         .and_then(|n| n.try_into().ok())
         .ok_or_else(|| refused("the document carries no 32-byte nonce".into()))?;
-    // Consumed before anything else is checked: a challenge answers one registration.
-    ctx.registry.consume(&nonce, now).map_err(refusal)?;
     let instance_key: [u8; 32] = doc
         .public_key
         .as_deref()
@@ -154,6 +162,10 @@ pub(super) fn register(
             .lookup(&doc.pcrs)
             .cloned()
             .ok_or(RegistryError::NotAllowed)?;
+        // Used once the instance is known to be allowed (a document that is not allowed gets
+        // nothing however often it is sent, and cannot fill the table of used challenges);
+        // before anything is issued, so a challenge answers one registration.
+        ctx.registry.consume(&nonce, now)?;
         registry::provision(store, &state, &allowed, &instance_key, now)
     })?;
     let json = wire::to_json_secret(&provision)

@@ -20,7 +20,13 @@
 //!   commitments when they fetch their share and refuse to post it to an enclave that shows
 //!   another genesis (`sigil admin unlock`). A record for another quorum configuration is
 //!   refused outright.
-//! - Delete it: the quorum root is gone (KMS still works); genesis can be run again.
+//! - Delete it, or serve an older one (from before a re-share): the state's sealed quorum
+//!   marker (`seal::service`) refuses a record that does not descend from it once the state
+//!   is open, and refuses a second genesis while it exists.
+//! - Keep a copy of an old record: removed administrators who kept their share files could,
+//!   with it and k of them, rebuild the old root and the data key offline. A re-share does
+//!   not rotate the data key (yet), so it protects against lost or departed administrators
+//!   going forward, not against k old shares already exposed.
 
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use ring::hkdf::{HKDF_SHA256, Salt};

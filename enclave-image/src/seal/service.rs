@@ -532,7 +532,7 @@ impl From<StoreError> for SealingError {
     }
 }
 
-/// The sealed marker of the state's quorum (kind `config`, id [`MARKER_ID`]): the genesis and
+/// The sealed marker of the state's quorum (kind `counter`, id [`MARKER_ID`]): the genesis and
 /// the number of re-shares the state has seen. Threat: a parent that serves an older quorum
 /// record (before a re-share) so that administrators who were removed can unlock the state,
 /// or that deletes the record so one measured administrator can run genesis again. The marker
@@ -540,6 +540,9 @@ impl From<StoreError> for SealingError {
 /// the state is open, and genesis is refused while it exists. (A parent that rolls back the
 /// marker too, across a reboot, meets the sealed store's general limit: see the README.)
 const MARKER_ID: &str = "quorum-marker";
+/// The marker is a rollback-detection record: the `counter` kind, whose names nothing else
+/// fills (the registry's objects are `config`).
+const MARKER_KIND: crate::seal::Kind = crate::seal::Kind::Counter;
 
 #[derive(serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -564,7 +567,7 @@ impl Marker {
     }
 
     fn read(store: &mut SealedStore<Stream>) -> Result<Option<Marker>, SealedStoreError> {
-        match store.get_sealed(crate::seal::Kind::Config, MARKER_ID) {
+        match store.get_sealed(MARKER_KIND, MARKER_ID) {
             Ok((_, bytes)) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
                 SealedStoreError::Store(StoreError::Protocol(format!("the quorum marker: {e}")))
             }),
@@ -573,11 +576,36 @@ impl Marker {
         }
     }
 
-    fn write(&self, store: &mut SealedStore<Stream>) -> Result<(), SealedStoreError> {
-        let bytes = serde_json::to_vec(self).unwrap_or_default();
-        store
-            .put_sealed(crate::seal::Kind::Config, MARKER_ID, &bytes)
-            .map(|_| ())
+    /// Writes the marker if it moves the state's quorum forward (none yet, or a higher
+    /// re-share count), over the version read: a marker never goes back, whoever races to
+    /// write it (two enclaves of a cluster, a stale record served to one of them).
+    fn advance(&self, store: &mut SealedStore<Stream>) -> Result<(), SealedStoreError> {
+        for _ in 0..2 {
+            let (version, current) = match store.get_sealed(MARKER_KIND, MARKER_ID) {
+                Ok((v, bytes)) => (
+                    v,
+                    Some(serde_json::from_slice::<Marker>(&bytes).map_err(|e| {
+                        SealedStoreError::Store(StoreError::Protocol(format!(
+                            "the quorum marker: {e}"
+                        )))
+                    })?),
+                ),
+                Err(SealedStoreError::Store(StoreError::NotFound)) => (0, None),
+                Err(e) => return Err(e),
+            };
+            if current.is_some_and(|m| m.generation >= self.generation) {
+                return Ok(());
+            }
+            let bytes = serde_json::to_vec(self).unwrap_or_default();
+            match store.put_sealed_at(MARKER_KIND, MARKER_ID, version, &bytes) {
+                Ok(_) => return Ok(()),
+                Err(SealedStoreError::Store(StoreError::VersionConflict { .. })) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(SealedStoreError::Store(StoreError::Protocol(
+            "the quorum marker keeps changing under us".into(),
+        )))
     }
 }
 
@@ -652,18 +680,29 @@ impl Sealing {
     /// record there is no quorum to approve anything (never the measured fallback: a parent
     /// that hides the record must not bring removed administrators back).
     pub fn quorum_for_approvals(&self) -> Result<QuorumConfig, QuorumCallError> {
-        let mut q = self.quorum()?;
-        self.refresh_record(&mut q)?;
-        q.record
+        self.refresh_record()?;
+        self.quorum()?
+            .record
             .as_ref()
             .map(GenesisRecord::quorum)
             .ok_or(QuorumCallError::NoGenesis)
     }
 
-    /// Reads the record again; a newer one that parses and descends from the state's marker
-    /// replaces the one in memory (a re-share by another enclave on the same store).
-    fn refresh_record(&self, q: &mut QuorumState) -> Result<(), QuorumCallError> {
-        let Some(addr) = self.blobs.clone() else {
+    /// Reads the record again before a share or a forwarded root is taken (a re-share by
+    /// another enclave of the cluster since this one read it).
+    pub fn quorum_refresh(&self) -> Result<(), QuorumCallError> {
+        self.refresh_record()
+    }
+
+    /// Reads the record again; a newer one replaces the one in memory (a re-share by another
+    /// enclave on the same store) if it is acceptable: with the state open, it must wrap this
+    /// state's data key and descend from the state's marker (threat: the parent planting a
+    /// record of its own making, with the real id copied, for administrators to fetch shares
+    /// of from a trusted enclave); with the state locked, it is what a boot would read, and
+    /// the marker is checked when the state opens. The I/O happens without the quorum's lock
+    /// held, so `/v1/health` never waits on the parent.
+    fn refresh_record(&self) -> Result<(), QuorumCallError> {
+        let (Some(addr), measured) = (self.blobs.clone(), self.quorum()?.measured.clone()) else {
             return Ok(());
         };
         let mut blobs = BlobClient::connect(&addr, TIMEOUT)?;
@@ -672,24 +711,42 @@ impl Sealing {
             Err(StoreError::NotFound) => return Ok(()),
             Err(e) => return Err(e.into()),
         };
-        if version == q.record_version && q.record.is_some() {
-            return Ok(());
-        }
-        let Ok(record) = GenesisRecord::parse(&bytes, &q.measured) else {
+        let Ok(record) = GenesisRecord::parse(&bytes, &measured) else {
             return Ok(());
         };
-        if self.ready().is_ok() {
+        let key = {
+            let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            match &*st {
+                State::Ready { key, .. } => Some(key.clone()),
+                _ => None,
+            }
+        };
+        if let Some(key) = &key {
+            if !record.wraps(key) {
+                return Ok(());
+            }
             let marker = self
                 .with_store(Marker::read)
                 .map_err(|e| QuorumCallError::Unavailable(e.to_string()))?;
-            if marker.is_some_and(|m| !m.admits(&record)) {
+            if marker.as_ref().is_some_and(|m| !m.admits(&record)) {
                 return Ok(());
             }
+        }
+        let mut q = self.quorum()?;
+        if version <= q.record_version && q.record.is_some() {
+            return Ok(());
         }
         if q.record.as_ref().is_none_or(|r| r.id != record.id) {
             // Another root: the one in memory (if any) no longer opens this record.
             q.root = None;
             q.received.clear();
+        } else if q
+            .record
+            .as_ref()
+            .is_some_and(|r| r.to_bytes() != record.to_bytes())
+        {
+            // The same id with other content: not a re-share of ours; keep what we have.
+            return Ok(());
         }
         q.record = Some(record);
         q.record_version = version;
@@ -764,7 +821,7 @@ impl Sealing {
                 q.record = None;
                 q.refused_version = Some(q.record_version);
             }
-            (Some(r), _) => Marker::of(r).write(store)?,
+            (Some(r), _) => Marker::of(r).advance(store)?,
             (None, _) => {}
         }
         q.marked = marker.is_some() || q.record.is_some();
@@ -940,7 +997,7 @@ impl Sealing {
                 self.open_with(key, blobs, Origin::Generated, &record)?;
             } else {
                 let marker = Marker::of(&record);
-                self.with_store(|s| marker.write(s))
+                self.with_store(|s| marker.advance(s))
                     .map_err(|e| QuorumCallError::Unavailable(e.to_string()))?;
             }
             q.record = Some(record);
@@ -999,8 +1056,8 @@ impl Sealing {
             .clone()
             .ok_or_else(|| QuorumCallError::Unavailable("no blob store".into()))?;
         {
+            self.refresh_record()?;
             let mut q = self.quorum()?;
-            self.refresh_record(&mut q)?;
             let record = q.record.clone().ok_or(QuorumCallError::NoGenesis)?;
             quorum::check_approvals(
                 record.threshold,
@@ -1055,7 +1112,7 @@ impl Sealing {
                 started.elapsed().as_millis()
             ));
             let marker = Marker::of(&next);
-            self.with_store(|s| marker.write(s))
+            self.with_store(|s| marker.advance(s))
                 .map_err(|e| QuorumCallError::Unavailable(e.to_string()))?;
             q.record = Some(next);
             q.record_version = version;
@@ -1169,6 +1226,22 @@ impl Sealing {
                 .ok_or_else(|| QuorumCallError::Unavailable("no blob store".into()))?;
             let blobs = BlobClient::connect(&addr, TIMEOUT)?;
             self.open_with(key, blobs, origin, record)?;
+        } else {
+            // Already open: the root is kept only for a record the state's marker admits
+            // (threat: removed administrators' shares of an older record, served to an enclave
+            // that still held it, putting the old root in memory to re-share or forward).
+            let marker = self
+                .with_store(Marker::read)
+                .map_err(|e| QuorumCallError::Unavailable(e.to_string()))?;
+            if let Some(m) = marker.filter(|m| !m.admits(record)) {
+                return Err(QuorumCallError::Stale(format!(
+                    "the quorum record (genesis {}) is older than this state's quorum (genesis \
+                     {}, {} re-share(s))",
+                    hex::encode(record.id.0),
+                    hex::encode(m.genesis.0),
+                    m.generation
+                )));
+            }
         }
         let mut q = self.quorum()?;
         if q.record.as_ref().map(|r| r.id) == Some(record.id) {
@@ -1200,9 +1273,9 @@ impl Sealing {
                     m.generation
                 )));
             }
-            Ok(Some(_)) => {}
-            Ok(None) => Marker::of(record)
-                .write(&mut store)
+            // Admitted: moved forward if this record is a later re-share than it says.
+            Ok(Some(_)) | Ok(None) => Marker::of(record)
+                .advance(&mut store)
                 .map_err(|e| QuorumCallError::Unavailable(format!("the quorum marker: {e}")))?,
             Err(e) => {
                 return Err(QuorumCallError::Unavailable(format!(
