@@ -254,10 +254,19 @@ impl Deployment {
     /// the shim restarts to reach it. A running enclave keeps its data key; the next boot is
     /// refused.
     pub fn refuse_kms(&mut self) {
+        self.restart_kms(Some(&"ee".repeat(48)));
+    }
+
+    /// Gives the enclave its KMS access back (the policy that admits any debug image).
+    pub fn admit_kms(&mut self) {
+        self.restart_kms(None);
+    }
+
+    fn restart_kms(&mut self, pcr0_policy: Option<&str>) {
         if let Some(k) = self._kms.take() {
             k.shutdown();
         }
-        self.start_kms(Some(&"ee".repeat(48)));
+        self.start_kms(pcr0_policy);
         self.kill_shim();
         self.start_shim();
     }

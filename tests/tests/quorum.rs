@@ -709,3 +709,59 @@ fn a_hidden_record_does_not_let_one_administrator_start_a_new_genesis() {
     assert_eq!((status, code.as_str()), (409, "conflict"), "{message}");
     assert!(message.contains("had a genesis"), "{message}");
 }
+
+#[test]
+fn a_state_unlocked_from_a_foreign_record_stops_when_kms_answers_with_another_key() {
+    let base = dir("foreign-record");
+    let (keys, quorum) = admins(&base.join("admins"));
+    // Two states of one image and one quorum, each with its own KMS key.
+    let mut a = quorum_deployment(base.join("a"), quorum.clone(), false);
+    a.wait_sealing(true);
+    let (c, e) = attest(&a);
+    c.quorum_genesis(&e, &keys[0]).unwrap();
+    let b = quorum_deployment(base.join("b"), quorum, false);
+    b.wait_sealing(true);
+    let (cb, eb) = attest(&b);
+    cb.quorum_genesis(&eb, &keys[0]).unwrap();
+
+    // A's parent blocks KMS, serves B's record and hides A's marker; administrators who do
+    // not pin their genesis fetch fresh shares and unlock A, which opens under B's key.
+    a.kill_enclave();
+    a.refuse_kms();
+    let state = a.dir.join("state");
+    std::fs::copy(
+        b.dir.join("state").join("b_quorum~genesis"),
+        state.join("b_quorum~genesis"),
+    )
+    .unwrap();
+    std::fs::remove_file(state.join("b_seal~counter~quorum-marker")).unwrap();
+    a.kill_shim();
+    a.start_shim();
+    a.start_enclave();
+    a.wait_sealing_state("locked");
+    let shares = fetch_shares(&a, &keys);
+    let (c, e) = attest(&a);
+    c.quorum_unlock(&e, &keys[0], &shares[0]).unwrap();
+    c.quorum_unlock(&e, &keys[1], &shares[1]).unwrap();
+    assert_eq!(a.wait_sealing(true)["origin"], "quorum");
+
+    // KMS answers again with A's real key: the sealed state stops for good.
+    a.admit_kms();
+    let start = Instant::now();
+    let sealing = loop {
+        let s = a.health()["sealing"].clone();
+        if s["state"] == "failed" {
+            break s;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(120),
+            "never stopped: {s}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert_eq!(sealing["error_code"], "keys_disagree", "{sealing}");
+    let owner = OwnerKey::generate().unwrap();
+    let (c, e) = attest(&a);
+    let (_, code, _) = api_error(c.vault_put(&e, &owner, "x", b"y", 0).unwrap_err());
+    assert_eq!(code, "sealing_unavailable");
+}

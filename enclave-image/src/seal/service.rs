@@ -194,6 +194,9 @@ pub struct Sealing {
     node: std::sync::OnceLock<[u8; 32]>,
     /// The quorum root, when the configuration has one.
     quorum: Option<Mutex<QuorumState>>,
+    /// Set when KMS, answering after the quorum opened the state, gives another key: every
+    /// call that needs state is refused from then on.
+    poisoned: std::sync::OnceLock<String>,
 }
 
 impl Sealing {
@@ -205,6 +208,7 @@ impl Sealing {
             blobs: None,
             node: std::sync::OnceLock::new(),
             quorum: None,
+            poisoned: std::sync::OnceLock::new(),
         })
     }
 
@@ -226,6 +230,7 @@ impl Sealing {
             state: Mutex::new(starting),
             blobs: Some(services.blobs.clone()),
             node: std::sync::OnceLock::new(),
+            poisoned: std::sync::OnceLock::new(),
             quorum: quorum.map(|measured| {
                 Mutex::new(QuorumState {
                     measured,
@@ -262,6 +267,15 @@ impl Sealing {
         *st = s;
     }
 
+    /// The origin and data key of the open state.
+    fn ready_key(&self) -> Option<(Origin, DataKey)> {
+        let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        match &*st {
+            State::Ready { origin, key, .. } => Some((*origin, key.clone())),
+            _ => None,
+        }
+    }
+
     /// Opens the state once: the first of KMS and the quorum wins; a later one (the same key)
     /// is dropped, so the store's rollback tracking is never reset.
     fn become_ready(&self, store: SealedStore<Stream>, origin: Origin, key: DataKey) -> bool {
@@ -281,9 +295,36 @@ impl Sealing {
 
     fn run(&self, kms: Option<&KmsConfig>, nsm: &dyn Nsm, mode: Mode, services: &ParentServices) {
         retry_with_backoff(|attempt, delay| {
-            if self.ready().is_ok() {
-                // The administrators unlocked it meanwhile.
-                return ControlFlow::Break(());
+            if let Some((origin, key)) = self.ready_key() {
+                // Opened by the administrators (or a forwarded root) meanwhile. With KMS
+                // configured, KMS is still asked, once it answers, and must give the same key.
+                // Threat: a parent that blocked KMS and served a record of its own making
+                // which administrators who had not pinned their genesis unlocked: the state
+                // would be sealed under a key the parent knows. A disagreement stops the
+                // sealed state for good (fail closed).
+                let Some(config) =
+                    kms.filter(|_| matches!(origin, Origin::Quorum | Origin::Forwarded))
+                else {
+                    return ControlFlow::Break(());
+                };
+                return match attempt_once(config, nsm, mode, services) {
+                    Ok((_, _, _, kms_key)) if kms_key.expose() == key.expose() => {
+                        log::info(format_args!(
+                            "KMS answers again and agrees with the key the quorum opened"
+                        ));
+                        ControlFlow::Break(())
+                    }
+                    Ok(_) => {
+                        let m = "KMS's data key differs from the one the quorum's record \
+                                 unwrapped: the record was not this state's; the sealed state is \
+                                 stopped"
+                            .to_string();
+                        log::warn(format_args!("{m}"));
+                        let _ = self.poisoned.set(m);
+                        ControlFlow::Break(())
+                    }
+                    Err(_) => ControlFlow::Continue(()),
+                };
             }
             if let Err(e) = self.load_quorum_record(services) {
                 log::warn(format_args!(
@@ -357,6 +398,7 @@ impl Sealing {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
+
         if let Some(q) = &self.quorum {
             let q = q.lock().unwrap_or_else(|p| p.into_inner());
             let state = quorum_state(&q, s.state == "ready", s.state == "awaiting_genesis");
@@ -372,6 +414,12 @@ impl Sealing {
                 genesis: q.record.as_ref().map(|r| hex::encode(r.id.0)),
             });
         }
+        // Last: nothing else may paint over a stopped state.
+        if let Some(m) = self.poisoned.get() {
+            s.state = "failed";
+            s.error_code = Some("keys_disagree");
+            s.error = Some(m.clone());
+        }
         s
     }
 
@@ -379,6 +427,9 @@ impl Sealing {
     /// would answer. The API checks it before it decodes a request for an endpoint that needs
     /// sealed state, so such a request is refused at once, whatever it holds.
     pub fn ready(&self) -> Result<(), SealingError> {
+        if let Some(m) = self.poisoned.get() {
+            return Err(SealingError::Unavailable(m.clone()));
+        }
         let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         match &*st {
             State::Disabled => Err(SealingError::Disabled),
