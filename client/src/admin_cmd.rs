@@ -7,7 +7,7 @@ use std::time::Instant;
 use clap::Subcommand;
 use sigil_client::quorum::{AdminKey, ShareFile};
 
-use super::{Failure, Trust, client_failure, connect};
+use super::{Failure, Trust, client_failure, connect, json};
 
 #[derive(Subcommand)]
 pub enum AdminKeyCmd {
@@ -227,8 +227,4 @@ pub fn run(endpoint: &str, trust: &Trust, cmd: AdminCmd) -> Result<serde_json::V
             )
         }
     }
-}
-
-fn json<T: serde::Serialize>(v: &T) -> Result<serde_json::Value, Failure> {
-    serde_json::to_value(v).map_err(|e| Failure::Check(e.to_string()))
 }

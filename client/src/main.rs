@@ -563,6 +563,11 @@ fn warn_if_test_root(v: &Verified) {
     }
 }
 
+/// A printable answer as JSON.
+fn json<T: serde::Serialize>(v: &T) -> Result<serde_json::Value, Failure> {
+    serde_json::to_value(v).map_err(|e| Failure::Check(e.to_string()))
+}
+
 fn client_failure(e: ClientError) -> Failure {
     match e {
         ClientError::Verify(v) => Failure::Check(format!("attestation rejected: {v}")),

@@ -9,7 +9,7 @@ use sigil_client::registry::open_provision;
 use sigil_protocol::encap::ServerKey;
 use sigil_protocol::registry::Change;
 
-use super::{Failure, Trust, client_failure, connect};
+use super::{Failure, Trust, client_failure, connect, json};
 
 #[derive(Subcommand)]
 pub enum RegistryCmd {
@@ -189,8 +189,4 @@ fn write_provision(dir: &str, p: &sigil_protocol::registry::Provision) -> Result
     write(&dir.join("tls.key"), p.tls_key_pem.as_bytes(), true)?;
     write(&dir.join("tls.crt"), p.tls_cert_pem.as_bytes(), false)?;
     write(&dir.join("ca.crt"), p.ca_cert_pem.as_bytes(), false)
-}
-
-fn json<T: serde::Serialize>(v: &T) -> Result<serde_json::Value, Failure> {
-    serde_json::to_value(v).map_err(|e| Failure::Check(e.to_string()))
 }

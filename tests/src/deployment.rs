@@ -34,6 +34,29 @@ pub fn kms_policy(pcr0: Option<&str>) -> String {
     )
 }
 
+/// Waits (up to 120 s) until the enclave at `endpoint` (`http://HOST:PORT`) reports the
+/// sealing state `state` in `/v1/health`; returns the health's `sealing` object. An enclave
+/// that does not answer yet (booting, restarting) is waited for too.
+pub fn wait_sealing_state(endpoint: &str, state: &str) -> serde_json::Value {
+    let start = Instant::now();
+    loop {
+        let h: serde_json::Value = ureq::get(format!("{endpoint}/v1/health"))
+            .call()
+            .ok()
+            .and_then(|mut r| r.body_mut().read_to_string().ok())
+            .and_then(|b| serde_json::from_str(&b).ok())
+            .unwrap_or_default();
+        if h["sealing"]["state"] == state {
+            return h["sealing"].clone();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "sealing never became {state}: {h}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// `sigil-enclave` as a local process on a free TCP port; killed (SIGKILL) on drop.
 pub struct LocalEnclave {
     child: Child,
@@ -425,18 +448,7 @@ impl Deployment {
     /// Waits until the sealing's state is `state` (`locked`, `awaiting_genesis`, ...).
     /// Returns the health's `sealing` object.
     pub fn wait_sealing_state(&self, state: &str) -> serde_json::Value {
-        let start = Instant::now();
-        loop {
-            let h = self.health();
-            if h["sealing"]["state"] == state {
-                return h["sealing"].clone();
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(120),
-                "sealing never became {state}: {h}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        wait_sealing_state(&self.endpoint(), state)
     }
 
     /// Waits until the sealing settles: "ready", or (unless `want_ready`) an error that has

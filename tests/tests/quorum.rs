@@ -490,27 +490,6 @@ fn a_reshare_to_new_administrators_voids_the_old_shares() {
     eprintln!("quorum re-share (debug build): {reshare_ms} ms");
 }
 
-/// The sealing state an enclave's `/v1/health` reports, waited for.
-fn wait_state(endpoint: &str, state: &str) -> serde_json::Value {
-    let start = Instant::now();
-    loop {
-        let h: serde_json::Value = ureq::get(format!("{endpoint}/v1/health"))
-            .call()
-            .ok()
-            .and_then(|mut r| r.body_mut().read_to_string().ok())
-            .and_then(|b| serde_json::from_str(&b).ok())
-            .unwrap_or_default();
-        if h["sealing"]["state"] == state {
-            return h["sealing"].clone();
-        }
-        assert!(
-            start.elapsed() < std::time::Duration::from_secs(120),
-            "never {state}: {h}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-}
-
 #[test]
 fn a_second_enclave_of_the_image_joins_by_key_forwarding_and_another_image_is_refused() {
     let base = dir("forward");
@@ -535,13 +514,16 @@ fn a_second_enclave_of_the_image_joins_by_key_forwarding_and_another_image_is_re
     // A second enclave of the image on the same store starts locked, and is let in by the
     // first without any administrator.
     let b = d.start_another_enclave(None);
-    wait_state(&b.endpoint(), "locked");
+    sigil_e2e::deployment::wait_sealing_state(&b.endpoint(), "locked");
     let (cb, eb) = common::attest_local(&b.endpoint());
     let t = Instant::now();
     let view = sigil_client::quorum::forward((&c, &e), (&cb, &eb)).unwrap();
     let forward_ms = t.elapsed().as_millis();
     assert_eq!(view.state, "unlocked");
-    assert_eq!(wait_state(&b.endpoint(), "ready")["origin"], "forwarded");
+    assert_eq!(
+        sigil_e2e::deployment::wait_sealing_state(&b.endpoint(), "ready")["origin"],
+        "forwarded"
+    );
     let (cb, eb) = common::attest_local(&b.endpoint());
     assert_eq!(eb.image.node, e.image.node, "one state, one node");
     assert_eq!(
@@ -551,7 +533,7 @@ fn a_second_enclave_of_the_image_joins_by_key_forwarding_and_another_image_is_re
 
     // An enclave of another image (it claims the published PCRs) is refused both ways.
     let other = d.start_another_enclave(Some(workspace().join("pcr-manifest.json")));
-    wait_state(&other.endpoint(), "locked");
+    sigil_e2e::deployment::wait_sealing_state(&other.endpoint(), "locked");
     let (co, eo) = common::attest_local(&other.endpoint());
     let (status, code, message) =
         api_error(sigil_client::quorum::forward((&c, &e), (&co, &eo)).unwrap_err());
@@ -567,7 +549,7 @@ fn a_second_enclave_of_the_image_joins_by_key_forwarding_and_another_image_is_re
     // A root sealed to B does not open at another enclave of the image (C, locked), and an
     // enclave without the root in memory has nothing to forward.
     let c3 = d.start_another_enclave(None);
-    wait_state(&c3.endpoint(), "locked");
+    sigil_e2e::deployment::wait_sealing_state(&c3.endpoint(), "locked");
     let (cc, ec) = common::attest_local(&c3.endpoint());
     let mut nonce = [0u8; 32];
     nonce[0] = 1;
@@ -598,7 +580,7 @@ fn a_second_enclave_of_the_image_joins_by_key_forwarding_and_another_image_is_re
         api_error(sigil_client::quorum::forward((&cc, &ec), (&co, &eo)).unwrap_err());
     assert_eq!(code, "peer_not_allowed");
     let c4 = d.start_another_enclave(None);
-    wait_state(&c4.endpoint(), "locked");
+    sigil_e2e::deployment::wait_sealing_state(&c4.endpoint(), "locked");
     let (c4c, c4e) = common::attest_local(&c4.endpoint());
     let (_, code, _) =
         api_error(sigil_client::quorum::forward((&cc, &ec), (&c4c, &c4e)).unwrap_err());
