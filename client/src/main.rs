@@ -139,6 +139,10 @@ enum Cmd {
         /// bb's verifier target: default (noir-recursive), evm, noir-recursive, ...
         #[arg(long, default_value = "default")]
         target: String,
+        /// Which bb version proves it (one the attestation lists, e.g. 4.1.2); default: the
+        /// enclave's default version.
+        #[arg(long)]
+        bb_version: Option<String>,
         /// Longest wait for the proof, seconds.
         #[arg(long, default_value_t = 1800)]
         timeout: u64,
@@ -815,6 +819,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             ivc_inputs,
             out,
             target,
+            bb_version,
             timeout,
         } => {
             let read = |f: &str| std::fs::read(f).map_err(|e| Failure::Usage(format!("{f}: {e}")));
@@ -841,8 +846,12 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let (client, enclave) = connect(&endpoint, &trust, 300)?;
             let t = Instant::now();
             let job = match &inputs {
-                Inputs::UltraHonk(c, w) => client.prove_submit(&enclave, c, w, &target),
-                Inputs::Chonk(ivc) => client.prove_submit_chonk(&enclave, ivc),
+                Inputs::UltraHonk(c, w) => {
+                    client.prove_submit_with(&enclave, c, w, &target, bb_version.as_deref())
+                }
+                Inputs::Chonk(ivc) => {
+                    client.prove_submit_chonk_with(&enclave, ivc, bb_version.as_deref())
+                }
             }
             .map_err(client_failure)?;
             eprintln!("job {} submitted", job.submitted.id);

@@ -48,6 +48,19 @@ impl Client {
         witness: &[u8],
         target: &str,
     ) -> Result<Job, ClientError> {
+        self.prove_submit_with(enclave, circuit, witness, target, None)
+    }
+
+    /// As [`Client::prove_submit`], proved by the bb version named `bb_version` (one the
+    /// attestation's user_data lists; `None`: the enclave's default).
+    pub fn prove_submit_with(
+        &self,
+        enclave: &AttestedEnclave,
+        circuit: &[u8],
+        witness: &[u8],
+        target: &str,
+        bb_version: Option<&str>,
+    ) -> Result<Job, ClientError> {
         let key = fresh_result_key()?;
         let req = ProveRequest {
             scheme: Scheme::UltraHonk.into(),
@@ -58,6 +71,7 @@ impl Client {
             target: target
                 .parse::<Target>()
                 .map_or_else(|_| Open::Unknown(target.into()), Open::Known),
+            bb_version: bb_version.map(str::to_string),
             result_key: SecretBase64::copy_of(&key[..]),
         };
         self.prove_send(enclave, req, key, inputs_sha256(circuit, witness))
@@ -70,6 +84,16 @@ impl Client {
         enclave: &AttestedEnclave,
         ivc_inputs: &[u8],
     ) -> Result<Job, ClientError> {
+        self.prove_submit_chonk_with(enclave, ivc_inputs, None)
+    }
+
+    /// As [`Client::prove_submit_chonk`], proved by the bb version named `bb_version`.
+    pub fn prove_submit_chonk_with(
+        &self,
+        enclave: &AttestedEnclave,
+        ivc_inputs: &[u8],
+        bb_version: Option<&str>,
+    ) -> Result<Job, ClientError> {
         let key = fresh_result_key()?;
         let req = ProveRequest {
             scheme: Scheme::Chonk.into(),
@@ -77,6 +101,7 @@ impl Client {
             witness: SecretBase64::default(),
             ivc_inputs: Some(SecretBase64::copy_of(ivc_inputs)),
             target: Target::Default.into(),
+            bb_version: bb_version.map(str::to_string),
             result_key: SecretBase64::copy_of(&key[..]),
         };
         self.prove_send(enclave, req, key, chonk_inputs_sha256(ivc_inputs))

@@ -131,7 +131,7 @@ fn local_services(
 }
 
 fn run(cfg: args::Config) -> Result<(), String> {
-    let file = match &cfg.config_file {
+    let mut file = match &cfg.config_file {
         Some(path) => {
             if !std::path::Path::new(path).exists() {
                 return Err(format!("--config {path}: no such file"));
@@ -140,6 +140,11 @@ fn run(cfg: args::Config) -> Result<(), String> {
         }
         None => MeasuredConfig::default(),
     };
+    if !cfg.cors_origins.is_empty() {
+        // Local mode only: PID 1 takes its origins from the measured configuration alone.
+        let cors = file.cors.get_or_insert_with(Default::default);
+        cors.origins.extend(cfg.cors_origins.iter().cloned());
+    }
     let nsm = open_nsm(cfg.simulated_pcrs.as_deref())?;
     let mode = nsm.mode();
     let sealing_services = local_services(&cfg, &file)?;

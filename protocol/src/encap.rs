@@ -438,6 +438,21 @@ impl ResponseSealer {
         self.seal_with_nonce(route, status, plaintext, &response_nonce)
     }
 
+    /// Test vectors only (the `test-vectors` feature): [`ResponseSealer::seal`] with a given
+    /// response nonce instead of a fresh random one. A repeated nonce for one request would
+    /// reuse the response key: never in production.
+    #[cfg(feature = "test-vectors")]
+    #[doc(hidden)]
+    pub fn seal_with_response_nonce(
+        self,
+        route: &str,
+        status: u16,
+        plaintext: &[u8],
+        response_nonce: &[u8; RESPONSE_NONCE_LEN],
+    ) -> Result<Vec<u8>, EncapError> {
+        self.seal_with_nonce(route, status, plaintext, response_nonce)
+    }
+
     fn seal_with_nonce(
         &self,
         route: &str,
@@ -506,6 +521,54 @@ fn seal_request_with_rng<R: CheckedRng>(
     body.extend_from_slice(&ct);
     Ok((body, ResponseOpener { secret, enc }))
 }
+
+/// Test vectors only (the `test-vectors` feature, which only this crate's own tests enable):
+/// [`seal_request`] with the ephemeral key derived from `ephemeral_seed` (RFC 9180 §7.1.3
+/// DeriveKeyPair, exactly what hpke does with the 32 bytes it draws). A fixed ephemeral key
+/// makes every request sealed with it readable to whoever knows the seed: never in production.
+#[cfg(feature = "test-vectors")]
+#[doc(hidden)]
+pub fn seal_request_with_ephemeral_seed(
+    server_public_key: &[u8],
+    route: &str,
+    plaintext: &[u8],
+    ephemeral_seed: &[u8; 32],
+) -> Result<(Vec<u8>, ResponseOpener), EncapError> {
+    let mut rng = SeedRng {
+        seed: Some(*ephemeral_seed),
+        failed: false,
+    };
+    let sealed = seal_request_with_rng(server_public_key, route, plaintext, &mut rng)?;
+    // hpke draws exactly Nsk = 32 bytes; anything else would not be the seed's key.
+    if rng.seed.is_some() {
+        return Err(EncapError::Internal);
+    }
+    Ok(sealed)
+}
+
+/// Yields its 32-byte seed once, then flags every further read (see
+/// [`seal_request_with_ephemeral_seed`]).
+#[cfg(feature = "test-vectors")]
+struct SeedRng {
+    seed: Option<[u8; 32]>,
+    failed: bool,
+}
+
+#[cfg(feature = "test-vectors")]
+impl SeedRng {
+    fn fill_or_flag(&mut self, dst: &mut [u8]) {
+        match self.seed.take() {
+            Some(seed) if dst.len() == seed.len() => dst.copy_from_slice(&seed),
+            _ => {
+                self.failed = true;
+                dst.fill(0);
+            }
+        }
+    }
+}
+
+#[cfg(feature = "test-vectors")]
+checked_rng!(SeedRng);
 
 /// One message to `recipient`'s X25519 key in HPKE base mode (RFC 9180 §5.1.1): only the
 /// holder of that key can open it ([`ServerKey::open_base`]); it says nothing about who

@@ -159,6 +159,7 @@ codes! {
     ProverDisabled = "prover_disabled", [503], "this enclave is configured without a prover";
     BadScheme = "bad_scheme", [400], "the proving scheme is unknown";
     BadTarget = "bad_target", [400], "the verifier target is unknown or not for this scheme";
+    UnknownBbVersion = "unknown_bb_version", [400], "the image does not serve the bb version the request names (the message lists the versions it serves)";
     BadInput = "bad_input", [400, 413], "the circuit, witness, inputs or result key are malformed (400) or too large (413)";
     QueueFull = "queue_full", [503], "the proving queue is full";
     SourceQuota = "source_quota", [429], "this client address already has its share of proving jobs queued or running; retry when one ends";

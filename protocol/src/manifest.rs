@@ -61,6 +61,9 @@ pub struct ManifestInputs {
     pub kernel: Option<KernelInput>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bb: Option<BbInput>,
+    /// Every bb version the image serves, the default first (`bb` repeats the default).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bb_versions: Vec<BbVersionInput>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_sha256: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -81,6 +84,30 @@ pub struct KernelInput {
 pub struct BbInput {
     pub version: String,
     pub sha256: String,
+}
+
+/// One bb version in the image, as the attestation's user_data lists it under `bbs`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BbVersionInput {
+    /// The name requests use.
+    pub name: String,
+    /// What its `bb --version` prints.
+    pub version: String,
+    pub sha256: String,
+    /// Where the image holds it.
+    pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<RuntimeInput>,
+}
+
+/// A bb's own C/C++ runtime: each file's sha256 and the digest of that list that user_data
+/// carries (see `crate::user_data`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeInput {
+    pub sha256: String,
+    pub files: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -168,6 +195,19 @@ impl PcrManifest {
         if let Some(b) = &i.bb {
             check_text("inputs.bb.version", &b.version)?;
             check_sha256_opt("inputs.bb.sha256", Some(&b.sha256))?;
+        }
+        for b in &i.bb_versions {
+            check_text("inputs.bb_versions.name", &b.name)?;
+            check_text("inputs.bb_versions.version", &b.version)?;
+            check_text("inputs.bb_versions.path", &b.path)?;
+            check_sha256_opt("inputs.bb_versions.sha256", Some(&b.sha256))?;
+            if let Some(r) = &b.runtime {
+                check_sha256_opt("inputs.bb_versions.runtime.sha256", Some(&r.sha256))?;
+                for (name, sum) in &r.files {
+                    check_text("inputs.bb_versions.runtime.files", name)?;
+                    check_sha256_opt("inputs.bb_versions.runtime.files", Some(sum))?;
+                }
+            }
         }
         Ok(())
     }

@@ -107,9 +107,17 @@ pub struct ProveRequest {
     /// Kept as given when unknown, so the enclave refuses it with `bad_target`.
     #[serde(default = "default_target")]
     pub target: Open<Target>,
+    /// Which bb version proves it, by the name the attestation's `user_data` lists under
+    /// `bbs` (e.g. "4.1.2", "5.0.0"); absent: the image's default version (older clients).
+    /// A version the image does not serve is refused with `unknown_bb_version`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bb_version: Option<String>,
     /// 32 random bytes (base64) the result is sealed under; never reuse one.
     pub result_key: SecretBase64,
 }
+
+/// Longest `bb_version` name accepted (the user_data's string bound).
+pub const MAX_BB_VERSION_NAME: usize = 64;
 
 fn default_target() -> Open<Target> {
     Open::Known(Target::Default)

@@ -2,9 +2,18 @@
 //! and build it runs, in which mode, with which capabilities.
 //!
 //! ```text
-//! { ? "bb": { "sha256": text, "version": text }, ? "log": bytes .size 32, "mode": text,
-//!   ? "node": bytes .size 32, "sigil": text, "protocol": uint, "capabilities": [* text] }
+//! { ? "bb": { "sha256": text, "version": text }, ? "bbs": [* served-bb],
+//!   ? "log": bytes .size 32, "mode": text, ? "node": bytes .size 32, "sigil": text,
+//!   "protocol": uint, "capabilities": [* text] }
+//! served-bb = { "name": text, "sha256": text, ? "runtime": text, "version": text }
 //! ```
+//!
+//! `bb` is the default prover (what a request that names no version gets; older clients read
+//! only this). `bbs` lists every bb version the image serves, the default first: `name` is what
+//! a proving request gives as `bb_version`, `version` what that bb's `--version` prints,
+//! `sha256` the binary's hash and `runtime`, for a bb that brings its own C/C++ runtime, the
+//! sha256 of the lines `"<file> <sha256 hex>\n"` of that runtime's files sorted by name (each
+//! file's hash is listed in `pcr-manifest.json`; PCR1 measures the files themselves).
 //!
 //! `log` is the head of the registry's hash-chained change log, when the enclave runs a
 //! registry (see `crate::registry`): a client that checks the log it fetched against the head a
@@ -45,6 +54,12 @@ const KEY_NODE: &str = "node";
 const KEY_LOG: &str = "log";
 const KEY_BB_VERSION: &str = "version";
 const KEY_BB_SHA256: &str = "sha256";
+const KEY_BBS: &str = "bbs";
+const KEY_BB_NAME: &str = "name";
+const KEY_BB_RUNTIME: &str = "runtime";
+
+/// Most bb versions listed in `bbs`.
+pub const MAX_BB_SERVED: usize = 8;
 
 /// What the enclave image says about itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +73,8 @@ pub struct ImageInfo {
     pub capabilities: Vec<String>,
     /// The prover the image runs, when it has one (the same binary PCR0/PCR1 measure).
     pub bb: Option<BbInfo>,
+    /// Every bb version the image serves, the default first (empty: only `bb`, as before).
+    pub bb_served: Vec<ServedBb>,
     /// The node identity (x-only public key), once the enclave's sealed state is open.
     pub node: Option<[u8; 32]>,
     /// The registry's log head, when the enclave runs a registry with its state open.
@@ -71,6 +88,19 @@ pub struct BbInfo {
     pub sha256: String,
 }
 
+/// One bb version the image serves (see the module docs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServedBb {
+    /// The name a proving request uses (`ProveRequest::bb_version`), e.g. "4.1.2".
+    pub name: String,
+    /// What its `bb --version` prints.
+    pub version: String,
+    /// sha256 (hex) of the binary.
+    pub sha256: String,
+    /// sha256 (hex) of its own runtime's file list, when it brings one.
+    pub runtime: Option<String>,
+}
+
 /// Why `user_data` was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UserDataError {
@@ -80,6 +110,7 @@ pub enum UserDataError {
     DuplicateKey(&'static str),
     StringTooLong,
     TooManyCapabilities,
+    TooManyBbs,
     TooManyEntries,
     TrailingBytes,
 }
@@ -101,6 +132,9 @@ impl fmt::Display for UserDataError {
             }
             UserDataError::TooManyCapabilities => {
                 write!(f, "user_data has more than {MAX_CAPABILITIES} capabilities")
+            }
+            UserDataError::TooManyBbs => {
+                write!(f, "user_data lists more than {MAX_BB_SERVED} bb versions")
             }
             UserDataError::TooManyEntries => {
                 write!(f, "user_data map has more than {MAX_ENTRIES} entries")
@@ -125,10 +159,18 @@ impl ImageInfo {
         if self.capabilities.len() > MAX_CAPABILITIES {
             return Err(UserDataError::TooManyCapabilities);
         }
+        if self.bb_served.len() > MAX_BB_SERVED {
+            return Err(UserDataError::TooManyBbs);
+        }
         let strings = [&self.sigil_version, &self.mode]
             .into_iter()
             .chain(self.capabilities.iter())
-            .chain(self.bb.iter().flat_map(|b| [&b.version, &b.sha256]));
+            .chain(self.bb.iter().flat_map(|b| [&b.version, &b.sha256]))
+            .chain(self.bb_served.iter().flat_map(|b| {
+                [&b.name, &b.version, &b.sha256]
+                    .into_iter()
+                    .chain(&b.runtime)
+            }));
         for s in strings {
             if s.len() > MAX_STRING_LEN {
                 return Err(UserDataError::StringTooLong);
@@ -152,10 +194,12 @@ impl ImageInfo {
     }
 
     fn encode(&self, e: &mut Encoder<Vec<u8>>) -> Result<(), minicbor::encode::Error<Infallible>> {
-        // RFC 8949 §4.2.1 order: shorter encoded key first ("bb" < "log" < "mode" < "node" <
-        // "sigil" < "protocol" < "capabilities"; inside bb, "sha256" < "version").
+        // RFC 8949 §4.2.1 order: shorter encoded key first ("bb" < "bbs" < "log" < "mode" <
+        // "node" < "sigil" < "protocol" < "capabilities"; inside bb, "sha256" < "version";
+        // inside a bbs entry, "name" < "sha256" < "runtime" < "version").
         e.map(
             4 + u64::from(self.bb.is_some())
+                + u64::from(!self.bb_served.is_empty())
                 + u64::from(self.node.is_some())
                 + u64::from(self.registry_log.is_some()),
         )?;
@@ -163,6 +207,18 @@ impl ImageInfo {
             e.str(KEY_BB)?.map(2)?;
             e.str(KEY_BB_SHA256)?.str(&bb.sha256)?;
             e.str(KEY_BB_VERSION)?.str(&bb.version)?;
+        }
+        if !self.bb_served.is_empty() {
+            e.str(KEY_BBS)?.array(self.bb_served.len() as u64)?;
+            for b in &self.bb_served {
+                e.map(3 + u64::from(b.runtime.is_some()))?;
+                e.str(KEY_BB_NAME)?.str(&b.name)?;
+                e.str(KEY_BB_SHA256)?.str(&b.sha256)?;
+                if let Some(r) = &b.runtime {
+                    e.str(KEY_BB_RUNTIME)?.str(r)?;
+                }
+                e.str(KEY_BB_VERSION)?.str(&b.version)?;
+            }
         }
         if let Some(log) = &self.registry_log {
             e.str(KEY_LOG)?.bytes(log)?;
@@ -202,6 +258,7 @@ impl ImageInfo {
         let mut mode = None;
         let mut capabilities = None;
         let mut bb = None;
+        let mut bb_served = None;
         let mut node = None;
         let mut registry_log = None;
         for _ in 0..entries {
@@ -214,6 +271,7 @@ impl ImageInfo {
                     set_once(&mut capabilities, KEY_CAPABILITIES, decode_caps(&mut d)?)?
                 }
                 KEY_BB => set_once(&mut bb, KEY_BB, decode_bb(&mut d)?)?,
+                KEY_BBS => set_once(&mut bb_served, KEY_BBS, decode_bbs(&mut d)?)?,
                 KEY_NODE => set_once(&mut node, KEY_NODE, decode_32(&mut d, KEY_NODE)?)?,
                 KEY_LOG => set_once(&mut registry_log, KEY_LOG, decode_32(&mut d, KEY_LOG)?)?,
                 // Forward compatibility. minicbor's skip is iterative (no recursion, so no
@@ -231,6 +289,7 @@ impl ImageInfo {
             mode: mode.ok_or(UserDataError::MissingKey(KEY_MODE))?,
             capabilities: capabilities.ok_or(UserDataError::MissingKey(KEY_CAPABILITIES))?,
             bb,
+            bb_served: bb_served.unwrap_or_default(),
             node,
             registry_log,
         })
@@ -246,6 +305,21 @@ impl ImageInfo {
         });
         if let Some(b) = &self.bb {
             v["bb"] = serde_json::json!({"version": b.version, "sha256": b.sha256});
+        }
+        if !self.bb_served.is_empty() {
+            v["bbs"] = self
+                .bb_served
+                .iter()
+                .map(|b| {
+                    let mut e = serde_json::json!({
+                        "name": b.name, "version": b.version, "sha256": b.sha256,
+                    });
+                    if let Some(r) = &b.runtime {
+                        e["runtime"] = serde_json::Value::String(r.clone());
+                    }
+                    e
+                })
+                .collect();
         }
         if let Some(n) = &self.node {
             v["node"] = serde_json::Value::String(hex::encode(n));
@@ -279,6 +353,51 @@ fn decode_bb(d: &mut Decoder<'_>) -> Result<BbInfo, UserDataError> {
         version: version.ok_or(UserDataError::MissingKey(KEY_BB_VERSION))?,
         sha256: sha256.ok_or(UserDataError::MissingKey(KEY_BB_SHA256))?,
     })
+}
+
+/// `[* {"name", "sha256", ? "runtime", "version"}]`: bounded in count, strict in keys.
+fn decode_bbs(d: &mut Decoder<'_>) -> Result<Vec<ServedBb>, UserDataError> {
+    let n = d
+        .array()?
+        .ok_or_else(|| UserDataError::Malformed("indefinite-length bbs array".into()))?;
+    // Count checked before allocating.
+    if n > MAX_BB_SERVED as u64 {
+        return Err(UserDataError::TooManyBbs);
+    }
+    let mut out = Vec::with_capacity(n as usize);
+    for _ in 0..n {
+        let fields = d
+            .map()?
+            .ok_or_else(|| UserDataError::Malformed("indefinite-length bbs entry".into()))?;
+        if !(3..=4).contains(&fields) {
+            return Err(UserDataError::Malformed(
+                "a bbs entry holds name, sha256, version and optionally runtime".into(),
+            ));
+        }
+        let (mut name, mut version, mut sha256, mut runtime) = (None, None, None, None);
+        for _ in 0..fields {
+            let key = bounded_str(d)?;
+            let value = bounded_str(d)?.to_owned();
+            match key {
+                KEY_BB_NAME => set_once(&mut name, KEY_BB_NAME, value)?,
+                KEY_BB_VERSION => set_once(&mut version, KEY_BB_VERSION, value)?,
+                KEY_BB_SHA256 => set_once(&mut sha256, KEY_BB_SHA256, value)?,
+                KEY_BB_RUNTIME => set_once(&mut runtime, KEY_BB_RUNTIME, value)?,
+                _ => {
+                    return Err(UserDataError::Malformed(
+                        "unknown key in a bbs entry".into(),
+                    ));
+                }
+            }
+        }
+        out.push(ServedBb {
+            name: name.ok_or(UserDataError::MissingKey(KEY_BB_NAME))?,
+            version: version.ok_or(UserDataError::MissingKey(KEY_BB_VERSION))?,
+            sha256: sha256.ok_or(UserDataError::MissingKey(KEY_BB_SHA256))?,
+            runtime,
+        });
+    }
+    Ok(out)
 }
 
 /// Exactly 32 bytes (a definite-length byte string).
@@ -342,9 +461,60 @@ mod tests {
             mode: "nitro".into(),
             capabilities: vec!["encap-hpke-x25519-aes256gcm".into(), "ping".into()],
             bb: None,
+            bb_served: Vec::new(),
             node: None,
             registry_log: None,
         }
+    }
+
+    #[test]
+    fn served_bb_versions_round_trip_and_old_documents_still_decode() {
+        let mut info = sample();
+        info.bb = Some(BbInfo {
+            version: "5.0.0-nightly.20260710".into(),
+            sha256: "c3".repeat(32),
+        });
+        let old = info.to_cbor();
+        info.bb_served = vec![
+            ServedBb {
+                name: "5.0.0".into(),
+                version: "5.0.0-nightly.20260710".into(),
+                sha256: "c3".repeat(32),
+                runtime: None,
+            },
+            ServedBb {
+                name: "4.1.2".into(),
+                version: "4.1.2".into(),
+                sha256: "51".repeat(32),
+                runtime: Some("8f".repeat(32)),
+            },
+        ];
+        let cbor = info.to_cbor();
+        assert_eq!(ImageInfo::from_cbor(&cbor).unwrap(), info);
+        assert!(info.validate().is_ok());
+        let at = |k: &[u8]| cbor.windows(k.len()).position(|w| w == k).unwrap();
+        assert!(at(b"bbs") < at(b"mode"));
+        assert_eq!(info.to_json()["bbs"][1]["runtime"], "8f".repeat(32));
+        // A document without "bbs" (older images) decodes with an empty list.
+        assert!(ImageInfo::from_cbor(&old).unwrap().bb_served.is_empty());
+        // An unknown key in an entry is refused, like in bb.
+        let mut bad = cbor.clone();
+        let at = bad.windows(7).position(|w| w == b"runtime").unwrap();
+        bad[at..at + 7].copy_from_slice(b"runtimx");
+        assert!(ImageInfo::from_cbor(&bad).is_err());
+        // Too many entries are refused before they are read (short ones, under the size bound).
+        let short = ServedBb {
+            name: "x".into(),
+            version: "x".into(),
+            sha256: "x".into(),
+            runtime: None,
+        };
+        info.bb_served = vec![short; MAX_BB_SERVED + 1];
+        assert_eq!(info.validate(), Err(UserDataError::TooManyBbs));
+        assert_eq!(
+            ImageInfo::from_cbor(&info.to_cbor()),
+            Err(UserDataError::TooManyBbs)
+        );
     }
 
     #[test]

@@ -101,6 +101,7 @@ fn main() {
         mode: "local".into(),
         capabilities: vec!["attestation".into(), "encapsulated-ping".into()],
         bb: None,
+        bb_served: Vec::new(),
         node: None,
         registry_log: None,
     };

@@ -160,6 +160,8 @@ pub struct Deployment {
     pub quorum: Option<String>,
     /// The measured configuration's `registry` member, a JSON object (absent when `None`).
     pub registry: Option<String>,
+    /// The measured configuration's `cors` member, a JSON object (absent when `None`).
+    pub cors: Option<String>,
     /// Leave the `kms` section out (the quorum is then the only root).
     pub without_kms: bool,
     enclave_bin: PathBuf,
@@ -232,6 +234,7 @@ impl Deployment {
             peers: None,
             quorum: None,
             registry: None,
+            cors: None,
             without_kms: false,
             enclave_bin,
             shim_bin,
@@ -378,6 +381,7 @@ impl Deployment {
                     .as_ref()
                     .map(|r| format!(r#", "registry": {r}"#)),
             )
+            .chain(self.cors.as_ref().map(|c| format!(r#", "cors": {c}"#)))
             .collect::<String>();
         let kms = if self.without_kms {
             String::new()

@@ -86,3 +86,41 @@ fn the_pinned_crs_is_loaded_and_anything_else_refused() {
     let want = format!("has only {total} points");
     assert!(err.contains(&want) && err.contains("--crs"), "{err}");
 }
+
+/// A large generated CRS (2^20 points, 64 chunks: the bench loads 2^23) goes through the shim
+/// into the enclave with its hash checked; one byte flipped in one stored chunk (a parent
+/// tampering with its store after the import) is refused, with the hash found and the pin.
+#[test]
+fn a_large_generated_crs_loads_and_a_flipped_byte_is_refused() {
+    const POINTS: u64 = 1 << 20;
+    let gen_dir = common::fresh_dir("test-crs", "large-gen");
+    let file = gen_dir.join("bn254_g1.dat");
+    let sha = sigil_insecure_crs::write_file(POINTS, &file).expect("generate the CRS");
+    let (dir, shim) = common::crs_shim_with("test-crs", "large", file.clone());
+    let s = Setup { dir, _shim: shim };
+    // The generated file is in the store now; only the store's copy is read from here on.
+    std::fs::remove_dir_all(&gen_dir).unwrap();
+
+    let e = s.enclave(&sha, POINTS as usize);
+    let st = crs_status(&e, false);
+    assert_eq!(st["state"], "ready", "{st}");
+    assert_eq!(st["points"], POINTS);
+    drop(e);
+
+    // Chunk 37's file in the shim's store: a 24-byte header, then the points.
+    let chunk = s.dir.join("state").join("b_crs~bn254_g1~00037");
+    let mut bytes = std::fs::read(&chunk).expect("the stored chunk");
+    assert_eq!(bytes.len(), 24 + (1 << 20));
+    bytes[24 + 5000] ^= 0x01;
+    std::fs::write(&chunk, &bytes).unwrap();
+
+    let e = s.enclave(&sha, POINTS as usize);
+    let st = crs_status(&e, true);
+    assert_eq!(st["state"], "loading", "{st}");
+    let err = st["error"].as_str().unwrap();
+    assert!(
+        err.contains("refused") && err.contains(&sha) && err.contains("SHA-256"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&s.dir);
+}

@@ -227,6 +227,39 @@ fn the_image_proves_with_its_measured_bb() {
             ring::digest::digest(&ring::digest::SHA256, &bb_bytes).as_ref()
         ))
     );
+    // The image also serves Aztec's release, bb 4.1.2, with its own loader and C/C++ runtime:
+    // listed with its hashes, and it runs in the image's sandbox. It cannot read Noir
+    // beta.26's bytecode, so the tiny fixture fails as a circuit it does not understand: that
+    // message can only come from bb 4.1.2 itself having started and parsed the input.
+    let served: Vec<&str> = enclave
+        .image
+        .bb_served
+        .iter()
+        .map(|b| b.name.as_str())
+        .collect();
+    assert_eq!(served, ["5.0.0", "4.1.2"]);
+    let bb4 = std::fs::read(common::target_dir().join("bb/4.1.2/bb")).unwrap();
+    assert_eq!(
+        enclave.image.bb_served[1].sha256,
+        hex::encode(ring::digest::digest(&ring::digest::SHA256, &bb4).as_ref())
+    );
+    let job = client
+        .prove_submit_with(
+            &enclave,
+            &std::fs::read(fixtures.join("target.json")).unwrap(),
+            &std::fs::read(fixtures.join("witness.gz")).unwrap(),
+            "default",
+            Some("4.1.2"),
+        )
+        .unwrap();
+    match client.prove_wait(&job, std::time::Duration::from_secs(300), |_| {}) {
+        Err(sigil_client::ClientError::Api { code, message, .. }) => {
+            assert_eq!(code, "bad_circuit", "{message}\n{}", h.console_tail(40));
+            assert!(message.contains("current_witness_index"), "{message}");
+        }
+        Err(e) => panic!("bb 4.1.2 in the image: {e}\n{}", h.console_tail(40)),
+        Ok(_) => panic!("bb 4.1.2 proved beta.26 bytecode: update this test"),
+    }
     // Bad inputs fail with their codes inside the image too.
     let fixtures_bad = fixtures.join("../unsatisfied");
     for (circuit, witness, want) in [

@@ -150,6 +150,7 @@ fn submit_from(
         witness: SecretBase64::copy_of(&read("witness.gz")),
         ivc_inputs: None,
         target: Target::Default.into(),
+        bb_version: None,
         result_key: SecretBase64::copy_of(&[7u8; 32]),
     };
     let plain = sigil_protocol::wire::to_json_secret(&req).unwrap();

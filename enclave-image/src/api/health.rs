@@ -30,7 +30,7 @@ pub(super) fn health(app: &App) -> HealthResponse {
         prover: app.prover.as_ref().map(|p| {
             let (queued, running) = p.load();
             ProverHealth {
-                bb_version: p.settings().bb_version.clone(),
+                bb_version: p.default_bb().version.clone(),
                 queued,
                 running,
             }

@@ -392,6 +392,15 @@ impl Handler for App {
         })
     }
 
+    /// From the endpoint table: what a CORS preflight for `path` may ask for.
+    fn methods(&self, path: &str) -> Option<String> {
+        match ep::lookup("OPTIONS", path) {
+            Lookup::MethodNotAllowed { allow } => Some(allow),
+            Lookup::Found(e, _) => Some(e.method.as_str().to_string()),
+            Lookup::NotFound => None,
+        }
+    }
+
     fn handle(&self, req: Request) -> Response {
         match ep::lookup(req.method.as_str(), &req.path) {
             Lookup::Found(info, param) => self.dispatch(info, param, &req),

@@ -82,6 +82,10 @@ pub fn submit(
             ));
         }
     };
+    // Named by the client, checked here: an unknown one never reaches the queue.
+    let bb = prover
+        .bb_by_name(r.bb_version.as_deref())
+        .map_err(|m| ApiError::new(Code::UnknownBbVersion, m))?;
     let ProveRequest {
         circuit,
         witness,
@@ -127,7 +131,14 @@ pub fn submit(
         Ok((work, key))
     })();
     let (work, result_key) = fields.map_err(|(status, m)| bad_input(status, m))?;
-    Ok(prover.submit(Input { work, result_key }, source)?)
+    Ok(prover.submit(
+        Input {
+            work,
+            bb,
+            result_key,
+        },
+        source,
+    )?)
 }
 
 /// `GET /v1/prove/{id}` (the router checked the id's form).

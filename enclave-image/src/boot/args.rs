@@ -22,7 +22,13 @@ usage: sigil-enclave --listen ADDR [options]
   --egress ADDR            the shim's egress proxy (needed with a kms section)
   --credentials ADDR       the shim's credentials service (needed with a kms section)
   --simulated-pcrs FILE    claim the PCRs of this pcr-manifest.json in simulated documents
-  --bb PATH                the prover binary (instead of the configuration's bb_path)
+  --bb [VERSION=]PATH      a prover binary: PATH alone replaces the configuration's bb_path
+                           (the default version); VERSION=PATH replaces or adds the version
+                           requests name VERSION (a bb with ld-linux-x86-64.so.2 beside it
+                           runs under that runtime); repeatable
+  --cors-origin ORIGIN     let pages of this exact origin (https://host[:port]) read the
+                           answers in a browser; repeatable, added to the configuration's
+                           cors.origins (default: none, no CORS headers)
   --help, --version
 
 Without /dev/nsm the enclave runs in local mode: a simulated NSM signs its attestation
@@ -39,7 +45,10 @@ pub struct Config {
     pub egress: Option<Addr>,
     pub credentials: Option<Addr>,
     pub simulated_pcrs: Option<String>,
-    pub bb: Option<std::path::PathBuf>,
+    /// `--bb` flags: (version name, binary); no name: the default version.
+    pub bb: crate::prover::BbOverride,
+    /// Origins whose pages may read answers (CORS), added to the configuration's.
+    pub cors_origins: Vec<String>,
 }
 
 #[derive(Debug, Default)]
@@ -92,6 +101,8 @@ pub enum ArgsError {
     Unknown(String),
     #[error("--listen ADDR is required")]
     ListenRequired,
+    #[error("--cors-origin: {0}")]
+    CorsOrigin(String),
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -103,8 +114,9 @@ pub enum Parsed {
 pub fn parse(args: &[String]) -> Result<Result<Config, Parsed>, ArgsError> {
     let mut listen = None;
     let mut limits = LimitFlags::default();
-    let (mut config_file, mut simulated_pcrs, mut bb) = (None, None, None);
+    let (mut config_file, mut simulated_pcrs, mut bb) = (None, None, Vec::new());
     let (mut blob_store, mut egress, mut credentials) = (None, None, None);
+    let mut cors_origins = Vec::new();
     let mut it = args.iter();
     while let Some(flag) = it.next() {
         let mut value = |name: &str| {
@@ -152,7 +164,21 @@ pub fn parse(args: &[String]) -> Result<Result<Config, Parsed>, ArgsError> {
             }
             "--config" => config_file = Some(value(flag)?),
             "--simulated-pcrs" => simulated_pcrs = Some(value(flag)?),
-            "--bb" => bb = Some(std::path::PathBuf::from(value(flag)?)),
+            "--bb" => {
+                let v = value(flag)?;
+                // A path may hold '=' too: only a valid version name before it is one.
+                bb.push(match v.split_once('=') {
+                    Some((name, path)) if crate::boot::config::valid_bb_name(name) => {
+                        (Some(name.to_string()), std::path::PathBuf::from(path))
+                    }
+                    _ => (None, std::path::PathBuf::from(v)),
+                });
+            }
+            "--cors-origin" => {
+                let o = value(flag)?;
+                crate::http::cors::check_origin(&o).map_err(ArgsError::CorsOrigin)?;
+                cors_origins.push(o);
+            }
             "--blob-store" | "--egress" | "--credentials" => {
                 let a = value(flag)?
                     .parse::<Addr>()
@@ -179,6 +205,7 @@ pub fn parse(args: &[String]) -> Result<Result<Config, Parsed>, ArgsError> {
         credentials,
         simulated_pcrs,
         bb,
+        cors_origins,
     }))
 }
 
@@ -203,6 +230,15 @@ mod tests {
         assert_eq!(l.request_timeout, Duration::from_secs(5));
         assert_eq!(l.idle_timeout, Limits::default().idle_timeout);
         assert_eq!(parse(&args("--help")).unwrap().unwrap_err(), Parsed::Help);
+        let c = parse(&args(
+            "--listen tcp:127.0.0.1:0 --cors-origin https://a.example --cors-origin http://127.0.0.1:8080",
+        ))
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            c.cors_origins,
+            ["https://a.example", "http://127.0.0.1:8080"]
+        );
     }
 
     #[test]
@@ -213,6 +249,11 @@ mod tests {
             ("--listen nope", "scheme"),
             ("--listen tcp:a:1 --max-connections 0", "positive"),
             ("--bogus", "unknown argument"),
+            ("--listen tcp:a:1 --cors-origin *", "exact origins"),
+            (
+                "--listen tcp:a:1 --cors-origin https://a.example/",
+                "without path",
+            ),
         ] {
             let e = parse(&args(argv)).unwrap_err().to_string();
             assert!(e.contains(needle), "{argv}: {e}");

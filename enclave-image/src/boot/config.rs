@@ -48,6 +48,8 @@ pub enum ConfigError {
     ApiPort { src: String, port: u32 },
     #[error("{src}: prover.crs_sha256 must be 64 hex digits")]
     CrsSha256 { src: String },
+    #[error("{src}: prover.bb_versions: {message}")]
+    BbVersions { src: String, message: String },
     #[error("{src}: prover.{field} must be 1..={max}")]
     ProverRange {
         src: String,
@@ -66,6 +68,8 @@ pub enum ConfigError {
     Peers { src: String, reason: String },
     #[error("{src}: quorum: {reason}")]
     Quorum { src: String, reason: String },
+    #[error("{src}: cors: {reason}")]
+    Cors { src: String, reason: String },
 }
 
 #[derive(Debug, Deserialize, PartialEq, Eq)]
@@ -107,6 +111,32 @@ pub struct MeasuredConfig {
     /// administrators approve every change. Absent: no registry.
     #[serde(default, deserialize_with = "present_registry")]
     pub registry: Option<RegistryConfig>,
+    /// Which web origins' pages may read the API's answers in a browser (see
+    /// `crate::http::cors`). Absent: none, and no CORS header is ever sent.
+    #[serde(default, deserialize_with = "present_cors")]
+    pub cors: Option<CorsConfig>,
+}
+
+fn present_cors<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<CorsConfig>, D::Error> {
+    CorsConfig::deserialize(d).map(Some)
+}
+
+/// `{"origins": ["https://wallet.example", ...]}`: exact origins (scheme, host, port as
+/// browsers send them), 1..=32 of them; no wildcard.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CorsConfig {
+    pub origins: Vec<String>,
+}
+
+impl CorsConfig {
+    /// The policy this section describes.
+    pub fn policy(&self) -> Result<crate::http::cors::Cors, String> {
+        if self.origins.is_empty() {
+            return Err("origins is empty; leave the section out to allow none".into());
+        }
+        crate::http::cors::Cors::new(&self.origins)
+    }
 }
 
 fn present_registry<'de, D: serde::Deserializer<'de>>(
@@ -405,7 +435,34 @@ pub struct ProverConfig {
     /// Address-space limit of bb, MiB (default 8192).
     #[serde(default)]
     pub memory_limit_mib: Option<u64>,
+    /// The name requests use for the `bb_path` binary, the default version (e.g. "5.0.0");
+    /// absent: what its `bb --version` prints, up to the first `-`.
+    #[serde(default)]
+    pub bb_version: Option<String>,
+    /// Further bb versions the image serves, chosen per request by name.
+    #[serde(default)]
+    pub bb_versions: Vec<BbVersionConfig>,
 }
+
+/// One more bb version. A bb whose directory holds `ld-linux-x86-64.so.2` brings its own
+/// C/C++ runtime (every `*.so*` file of that directory) and is started through that loader.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct BbVersionConfig {
+    /// The name requests use (`bb_version`), e.g. "4.1.2".
+    pub version: String,
+    /// The binary (in the image: `/usr/lib/sigil/bb-<version>/bb`).
+    pub path: String,
+    /// SHA-256 (hex) the binary must have; a different one stops the prover at start.
+    #[serde(default)]
+    pub sha256: Option<String>,
+    /// SHA-256 (hex) its runtime's file list must have (see `sigil_protocol::user_data`).
+    #[serde(default)]
+    pub runtime_sha256: Option<String>,
+}
+
+/// Most bb versions one image serves (the attestation's user_data lists them all).
+pub const MAX_BB_VERSIONS: usize = sigil_protocol::user_data::MAX_BB_SERVED;
 
 fn default_bb_path() -> String {
     "/usr/lib/sigil/bb".into()
@@ -438,8 +495,51 @@ impl ProverConfig {
                 max: MAX_CRS_POINTS,
             });
         }
+        self.check_bb_versions(src)
+    }
+
+    fn check_bb_versions(&self, src: &str) -> Result<(), ConfigError> {
+        let bad = |message: String| ConfigError::BbVersions {
+            src: src.into(),
+            message,
+        };
+        if self.bb_versions.len() + 1 > MAX_BB_VERSIONS {
+            return Err(bad(format!("at most {MAX_BB_VERSIONS} versions in all")));
+        }
+        let names = self
+            .bb_version
+            .iter()
+            .chain(self.bb_versions.iter().map(|v| &v.version));
+        let mut seen = std::collections::BTreeSet::new();
+        for name in names {
+            if !valid_bb_name(name) {
+                return Err(bad(format!(
+                    "{name:?} is not a version name (1 to 64 of A-Z a-z 0-9 . - _ +)"
+                )));
+            }
+            if !seen.insert(name) {
+                return Err(bad(format!("{name:?} is named twice")));
+            }
+        }
+        for v in &self.bb_versions {
+            for (field, h) in [("sha256", &v.sha256), ("runtime_sha256", &v.runtime_sha256)] {
+                if let Some(h) = h
+                    && (h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()))
+                {
+                    return Err(bad(format!("{}: {field} is not 64 hex digits", v.version)));
+                }
+            }
+        }
         Ok(())
     }
+}
+
+/// A name a request may give as `bb_version`.
+pub fn valid_bb_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-_+".contains(&b))
 }
 
 /// Which KMS key seals the enclave's state. Measured, so the parent cannot point the enclave
@@ -537,6 +637,7 @@ impl Default for MeasuredConfig {
             peers: None,
             quorum: None,
             registry: None,
+            cors: None,
         }
     }
 }
@@ -599,6 +700,12 @@ impl MeasuredConfig {
         }
         if let Some(q) = &c.quorum {
             q.check(src)?;
+        }
+        if let Some(cors) = &c.cors {
+            cors.policy().map_err(|reason| ConfigError::Cors {
+                src: src.into(),
+                reason,
+            })?;
         }
         if let Some(r) = &c.registry {
             if c.quorum.is_none() {
@@ -700,6 +807,20 @@ mod tests {
     }
 
     #[test]
+    fn cors_origins() {
+        assert_eq!(MeasuredConfig::parse(b"{}").unwrap().cors, None);
+        let c = MeasuredConfig::parse(
+            br#"{"cors": {"origins": ["https://wallet.example", "http://127.0.0.1:8080"]}}"#,
+        )
+        .unwrap();
+        let policy = c.cors.unwrap().policy().unwrap();
+        assert_eq!(
+            policy.origins().collect::<Vec<_>>(),
+            ["http://127.0.0.1:8080", "https://wallet.example"]
+        );
+    }
+
+    #[test]
     fn owner_admission() {
         assert_eq!(
             MeasuredConfig::parse(b"{}").unwrap().admission(),
@@ -752,6 +873,11 @@ mod tests {
             (br#"{"peers": {"images": [{"pcr2": "00"}]}}"#, "missing field"),
             (br#"{"peers": null}"#, "expected struct PeersConfig"),
             (br#"{"peers": {"images": ["me"]}}"#, "\"self\" or an object"),
+            (br#"{"cors": null}"#, "expected struct CorsConfig"),
+            (br#"{"cors": {"origins": []}}"#, "origins is empty"),
+            (br#"{"cors": {"origins": ["*"]}}"#, "exact origins"),
+            (br#"{"cors": {"origins": ["https://a.example/"]}}"#, "without path"),
+            (br#"{"cors": {"origin": ["https://a.example"]}}"#, "unknown field"),
         ] {
             let e = MeasuredConfig::parse(bad).unwrap_err().to_string();
             assert!(e.contains(why), "{e}");

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use sigil_protocol::encap::ServerKey;
-use sigil_protocol::user_data::{BbInfo, ImageInfo, PROTOCOL_VERSION};
+use sigil_protocol::user_data::{BbInfo, ImageInfo, PROTOCOL_VERSION, ServedBb};
 
 use crate::api::App;
 use crate::http::{Limits, Server};
@@ -69,6 +69,8 @@ pub enum BootError {
     Serve(#[source] std::io::Error),
     #[error("{0}")]
     Peers(String),
+    #[error("cors: {0}")]
+    Cors(String),
 }
 
 /// What this build can do; goes into every attestation's user_data.
@@ -91,6 +93,7 @@ pub fn image_info(nsm: &dyn Nsm, bb: Option<BbInfo>) -> ImageInfo {
         sigil_version: env!("CARGO_PKG_VERSION").to_string(),
         mode: nsm.mode().as_str().to_string(),
         capabilities: CAPABILITIES.iter().map(|c| c.to_string()).collect(),
+        bb_served: Vec::new(),
         // Filled in per document, once the sealed state (which holds the node key) is open.
         node: None,
         registry_log: None,
@@ -118,10 +121,23 @@ pub fn prepare(
     // The per-boot key: generated here, never leaves memory, gone at power-off.
     let key = ServerKey::generate().map_err(BootError::ServerKey)?;
     let bb = prover.as_ref().map(|p| BbInfo {
-        version: p.settings().bb_version.clone(),
-        sha256: p.settings().bb_sha256.clone(),
+        version: p.default_bb().version.clone(),
+        sha256: p.default_bb().sha256.clone(),
     });
-    let info = image_info(nsm.as_ref(), bb);
+    let mut info = image_info(nsm.as_ref(), bb);
+    if let Some(p) = &prover {
+        info.bb_served = p
+            .settings()
+            .bbs
+            .iter()
+            .map(|b| ServedBb {
+                name: b.name.clone(),
+                version: b.version.clone(),
+                sha256: b.sha256.clone(),
+                runtime: b.runtime_sha256.clone(),
+            })
+            .collect();
+    }
     let mut limits = limits;
     if prover.is_some() {
         // Submissions carry whole circuits; every other route keeps its own smaller limit.
@@ -163,8 +179,8 @@ pub struct Parts {
     pub blobs: Option<Addr>,
     /// Where the CRS and the proving jobs' directories go (tmpfs in the image).
     pub state_dir: PathBuf,
-    /// A prover binary that replaces the configuration's `bb_path` (local mode only).
-    pub bb: Option<PathBuf>,
+    /// Prover binaries that replace or add to the configuration's (local mode only).
+    pub bb: crate::prover::BbOverride,
     /// Mount a bounded tmpfs of their own for the proving jobs' directories (PID 1).
     pub jobs_fs: bool,
 }
@@ -216,7 +232,7 @@ pub fn assemble(parts: Parts) -> Result<(Server, Arc<App>), BootError> {
             p,
             c.clone(),
             &state_dir.join("jobs"),
-            bb,
+            &bb,
             jobs_fs,
         )?),
         _ => None,
@@ -259,7 +275,19 @@ pub fn assemble(parts: Parts) -> Result<(Server, Arc<App>), BootError> {
         }
         r => r,
     };
-    prepare(
+    let cors = match &config.cors {
+        Some(c) => {
+            let policy = c.policy().map_err(BootError::Cors)?;
+            let origins: Vec<&str> = policy.origins().collect();
+            log::info(format_args!(
+                "cors: pages of {} may read answers in a browser",
+                origins.join(", ")
+            ));
+            policy
+        }
+        None => crate::http::cors::Cors::none(),
+    };
+    let (server, app) = prepare(
         nsm,
         listener,
         limits,
@@ -271,5 +299,6 @@ pub fn assemble(parts: Parts) -> Result<(Server, Arc<App>), BootError> {
             peers,
             registry,
         },
-    )
+    )?;
+    Ok((server.with_cors(cors), app))
 }

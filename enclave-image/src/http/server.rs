@@ -5,7 +5,8 @@
 //! heads and bodies (refused before they are buffered), junk (a JSON 400 and the connection
 //! closed), and a handler that panics (a JSON 500; the service keeps serving). Each connection
 //! first has its client's source read (the shim's PROXY header, see [`super::source`]), which
-//! handlers get in [`Request::source`] for per-client shares of capacity.
+//! handlers get in [`Request::source`] for per-client shares of capacity. Browsers' cross-origin
+//! requests are answered as the measured configuration's [`Cors`] says (see [`super::cors`]).
 
 use std::convert::Infallible;
 use std::io::{self, Write};
@@ -27,6 +28,7 @@ use serde::Serialize;
 use sigil_protocol::api::{ErrorBody, ErrorDetail};
 use sigil_sys::{Listener, ShutdownHandle, Stream};
 
+use super::cors::{self, Cors};
 use super::exec::{Abandoned, HyperIo, IoInterest, block_on};
 use super::head::{HeadError, read_head_after};
 use super::source::{self, ReadError};
@@ -151,6 +153,12 @@ pub trait Handler: Send + Sync + 'static {
     fn body_limit(&self, _method: &http::Method, _path: &str) -> Option<usize> {
         None
     }
+
+    /// The methods `path` takes (`"GET"`, `"POST"`), or `None` if it is no route: CORS
+    /// preflights are answered for routes only.
+    fn methods(&self, _path: &str) -> Option<String> {
+        None
+    }
 }
 
 /// Request body bytes held at once, across connections. Threat: the per-route limits bound one
@@ -217,6 +225,7 @@ pub struct Server {
     stop: Arc<AtomicBool>,
     active: Arc<AtomicUsize>,
     bodies: Bodies,
+    cors: Arc<Cors>,
 }
 
 /// The two body budgets. Threat: two slow uploads of proving-sized bodies holding the whole
@@ -258,7 +267,14 @@ impl Server {
                 small: BodyBudget::new(limits.max_body_bytes_in_flight),
                 large: BodyBudget::new(limits.max_large_body_bytes_in_flight),
             },
+            cors: Arc::new(Cors::none()),
         }
+    }
+
+    /// Answers browsers' cross-origin requests from `cors`'s origins (none by default).
+    pub fn with_cors(mut self, cors: Cors) -> Server {
+        self.cors = Arc::new(cors);
+        self
     }
 
     pub fn stopper(&self) -> Stopper {
@@ -294,12 +310,13 @@ impl Server {
             let handler = handler.clone();
             let limits = self.limits;
             let bodies = self.bodies.clone();
+            let cors = self.cors.clone();
             let spawned = thread::Builder::new()
                 .name("sigil-conn".into())
                 .stack_size(256 * 1024)
                 .spawn(move || {
                     let _slot = slot;
-                    connection(stream, handler, limits, bodies);
+                    connection(stream, handler, limits, bodies, cors);
                 });
             if let Err(e) = spawned {
                 log::warn(format_args!("could not start a connection thread: {e}"));
@@ -335,7 +352,13 @@ fn linger(stream: &Stream) {
     stream.linger(MAX_LINGER, MAX_DRAIN);
 }
 
-fn connection(mut stream: Stream, handler: Arc<dyn Handler>, limits: Limits, bodies: Bodies) {
+fn connection(
+    mut stream: Stream,
+    handler: Arc<dyn Handler>,
+    limits: Limits,
+    bodies: Bodies,
+    cors: Arc<Cors>,
+) {
     let deadline = Instant::now() + limits.request_timeout;
     if stream.set_nonblocking(true).is_err() {
         return;
@@ -403,10 +426,17 @@ fn connection(mut stream: Stream, handler: Arc<dyn Handler>, limits: Limits, bod
     let service = service_fn(move |req| {
         let handler = handler.clone();
         let bodies = bodies.clone();
+        let cors = cors.clone();
         async move {
-            Ok::<_, Infallible>(
-                dispatch(req, handler, limits.max_body_bytes, &bodies, source).await,
-            )
+            // Decided before anything else, so errors (413, 503 busy) are readable too.
+            let origin = cors.allowed(req.headers());
+            let max_body = limits.max_body_bytes;
+            let mut resp =
+                dispatch(req, handler, max_body, &bodies, source, origin.is_some()).await;
+            if let Some(origin) = origin {
+                cors::expose(resp.headers_mut(), origin);
+            }
+            Ok::<_, Infallible>(resp)
         }
     });
     let conn = http1::Builder::new()
@@ -454,6 +484,8 @@ async fn dispatch(
     max_body: usize,
     bodies: &Bodies,
     source: Source,
+    // The request comes from an origin the CORS policy allows.
+    cross_origin: bool,
 ) -> hyper::Response<Full<Bytes>> {
     let max_body = handler
         .body_limit(req.method(), req.uri().path())
@@ -487,10 +519,22 @@ async fn dispatch(
         ));
     };
     let r = match read_request(req, max_body, source).await {
-        Ok(req) => catch_unwind(AssertUnwindSafe(|| handler.handle(req))).unwrap_or_else(|_| {
-            log::warn(format_args!("a request handler panicked"));
-            Response::error(500, "internal_error", "internal error")
-        }),
+        Ok(req) => {
+            // A preflight is read like any request first, so the limits hold (OPTIONS is no
+            // route: no body). One from an origin not allowed, or for a path that is no
+            // route, gets what every OPTIONS gets (405 or 404) without CORS headers, and the
+            // browser then refuses to send the real request.
+            if cross_origin
+                && cors::is_preflight(&req.method, &req.headers)
+                && let Some(methods) = handler.methods(&req.path)
+            {
+                return cors::preflight(&methods);
+            }
+            catch_unwind(AssertUnwindSafe(|| handler.handle(req))).unwrap_or_else(|_| {
+                log::warn(format_args!("a request handler panicked"));
+                Response::error(500, "internal_error", "internal error")
+            })
+        }
         Err(r) => r,
     };
     to_hyper(r)

@@ -124,7 +124,7 @@ fn boot(sigchld: Result<SignalSet, BootError>) -> Result<(), BootError> {
         sealing_services: Some(services),
         // tmpfs: memory-backed, gone at power-off.
         state_dir: std::path::PathBuf::from("/run/sigil"),
-        bb: None,
+        bb: Vec::new(),
         jobs_fs: true,
     })?;
     // The listener is bound before the heartbeat: once nitro-cli (or the harness) sees the

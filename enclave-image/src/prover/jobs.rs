@@ -60,15 +60,54 @@ const STDERR_TAIL: usize = 2048;
 /// recently served first, so one client's backlog never stands before another's next job.
 pub const MAX_JOBS_PER_SOURCE: usize = 4;
 
+/// One bb version the prover serves.
+#[derive(Clone, Debug)]
+pub struct BbBinary {
+    /// The name requests use (`bb_version`), e.g. "4.1.2".
+    pub name: String,
+    /// The binary (an absolute path without symbolic links: the sandbox shows its directory
+    /// at the same path).
+    pub path: PathBuf,
+    /// Its own C/C++ runtime (the binary's directory), when the image's libc is not the one
+    /// it needs: it then runs as `DIR/ld-linux-x86-64.so.2 --library-path DIR bb ...`.
+    pub runtime: Option<PathBuf>,
+    /// What `bb --version` prints, reported in results (and in the attestation's user_data).
+    pub version: String,
+    /// SHA-256 (hex) of the binary, in the attestation's user_data.
+    pub sha256: String,
+    /// SHA-256 (hex) of its runtime's file list, in the attestation's user_data.
+    pub runtime_sha256: Option<String>,
+}
+
+impl BbBinary {
+    /// The command that starts this bb (arguments follow).
+    pub fn command(&self) -> Command {
+        match &self.runtime {
+            Some(dir) => {
+                // Its ELF interpreter is the system's loader, which goes with the system's
+                // (older) libc: run the loader of its own runtime, which finds only the
+                // libraries beside it (no cache, no system paths for what it lists).
+                let mut cmd = Command::new(dir.join(super::RUNTIME_LOADER));
+                cmd.arg("--inhibit-cache")
+                    .arg("--library-path")
+                    .arg(dir)
+                    .arg(&self.path);
+                cmd
+            }
+            None => Command::new(&self.path),
+        }
+    }
+
+    /// The directory holding bb (and its runtime), shown read-only in the sandbox.
+    pub fn dir(&self) -> &Path {
+        self.path.parent().unwrap_or(Path::new("/"))
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Settings {
-    /// The `bb` binary (an absolute path without symbolic links: the sandbox shows its
-    /// directory at the same path).
-    pub bb: PathBuf,
-    /// Its version, reported in results (and in the attestation's user_data).
-    pub bb_version: String,
-    /// SHA-256 (hex) of the binary, in the attestation's user_data.
-    pub bb_sha256: String,
+    /// The bb versions served, the default first (never empty once started).
+    pub bbs: Vec<BbBinary>,
     /// Job directories go here (tmpfs in the image).
     pub work_dir: PathBuf,
     pub workers: usize,
@@ -84,6 +123,8 @@ pub struct Settings {
 /// What a client submits (decoded and bounded by the API).
 pub struct Input {
     pub work: Work,
+    /// Which of [`Settings::bbs`] proves it.
+    pub bb: usize,
     pub result_key: Zeroizing<[u8; 32]>,
 }
 
@@ -196,6 +237,38 @@ impl Prover {
 
     pub fn settings(&self) -> &Settings {
         &self.settings
+    }
+
+    /// The bb version of that name, or what the versions served are.
+    pub fn bb_by_name(&self, name: Option<&str>) -> Result<usize, String> {
+        match name {
+            None => Ok(0),
+            Some(n) => self
+                .settings
+                .bbs
+                .iter()
+                .position(|b| b.name == n)
+                .ok_or_else(|| {
+                    let served: Vec<&str> =
+                        self.settings.bbs.iter().map(|b| b.name.as_str()).collect();
+                    format!(
+                        "bb version {n:?} is not served here; this image serves {} (default {})",
+                        served.join(", "),
+                        served.first().copied().unwrap_or("none")
+                    )
+                }),
+        }
+    }
+
+    /// The version a request that names none gets.
+    pub fn default_bb(&self) -> &BbBinary {
+        self.bb(0)
+    }
+
+    /// Index `i` of the versions served (the default if out of range: indices come from
+    /// [`Prover::bb_by_name`]).
+    fn bb(&self, i: usize) -> &BbBinary {
+        &self.settings.bbs[i.min(self.settings.bbs.len().saturating_sub(1))]
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -378,7 +451,7 @@ impl Prover {
                 circuit_size: None,
                 queued_ms: queued.as_millis() as u64,
                 prove_ms,
-                bb_version: self.settings.bb_version.clone(),
+                bb_version: self.bb(input.bb).version.clone(),
             };
             let failed = match outcome {
                 Ok(out) => {
@@ -431,13 +504,14 @@ impl Prover {
                 .and_then(|_| hand_over(&dir))
                 .map_err(|e| Failure::internal(format!("job directory: {e}")))?;
             let crs = self.job_crs_dir(&dir)?;
+            let bb = self.bb(input.bb);
             match &input.work {
                 Work::UltraHonk {
                     circuit,
                     witness,
                     target,
-                } => self.prove_ultra_honk(&dir, &crs, circuit, witness, target),
-                Work::Chonk { ivc_inputs } => self.prove_chonk(&dir, &crs, ivc_inputs),
+                } => self.prove_ultra_honk(bb, &dir, &crs, circuit, witness, target),
+                Work::Chonk { ivc_inputs } => self.prove_chonk(bb, &dir, &crs, ivc_inputs),
             }
         })();
         if let Err(e) = std::fs::remove_dir_all(&dir)
@@ -470,6 +544,7 @@ impl Prover {
 
     fn prove_ultra_honk(
         &self,
+        bb: &BbBinary,
         dir: &Path,
         crs: &Path,
         circuit: &[u8],
@@ -486,7 +561,7 @@ impl Prover {
         let witness_path = dir.join("witness.gz");
         write_private(&witness_path, witness)?;
 
-        let size = self.gates(dir, &circuit_path)?;
+        let size = self.gates(bb, dir, &circuit_path)?;
         let needed = size.map(points_needed);
         let have = self.crs.status().points;
         if let Some(n) = needed
@@ -503,7 +578,7 @@ impl Prover {
             });
         }
         let out = dir.join("out");
-        let mut cmd = Command::new(&self.settings.bb);
+        let mut cmd = bb.command();
         cmd.arg("prove")
             .args(["--scheme", "ultra_honk"])
             .arg("-b")
@@ -516,13 +591,13 @@ impl Prover {
             .arg("--write_vk")
             .arg("-c")
             .arg(crs);
-        self.run(&mut cmd, dir, "prove").map_err(|mut f| {
+        self.run(bb, &mut cmd, dir, "prove").map_err(|mut f| {
             f.circuit_size = size;
             f
         })?;
         // bb proves an unsatisfying witness without complaint (its proof just does not
         // verify), so every proof is verified here before it is returned.
-        let mut cmd = Command::new(&self.settings.bb);
+        let mut cmd = bb.command();
         cmd.arg("verify")
             .args(["--scheme", "ultra_honk"])
             .arg("-p")
@@ -534,7 +609,7 @@ impl Prover {
             .args(["--verifier_target", target])
             .arg("-c")
             .arg(crs);
-        if let Err(f) = self.run(&mut cmd, dir, "verify") {
+        if let Err(f) = self.run(bb, &mut cmd, dir, "verify") {
             return Err(Failure {
                 code: "unsatisfied",
                 message: format!(
@@ -556,7 +631,13 @@ impl Prover {
 
     /// A chonk proof of a stack of circuits. bb checks the proof it made before writing it
     /// (an unsatisfied step fails there); it is verified once more here, as for UltraHonk.
-    fn prove_chonk(&self, dir: &Path, crs: &Path, ivc_inputs: &[u8]) -> Result<Output, Failure> {
+    fn prove_chonk(
+        &self,
+        bb: &BbBinary,
+        dir: &Path,
+        crs: &Path,
+        ivc_inputs: &[u8],
+    ) -> Result<Output, Failure> {
         let have = self.crs.status().points;
         if have < CHONK_MIN_CRS_POINTS {
             return Err(Failure {
@@ -571,7 +652,7 @@ impl Prover {
         let inputs = dir.join("ivc-inputs.msgpack");
         write_private(&inputs, ivc_inputs)?;
         let out = dir.join("out");
-        let mut cmd = Command::new(&self.settings.bb);
+        let mut cmd = bb.command();
         cmd.arg("prove")
             .args(["--scheme", "chonk"])
             .arg("--ivc_inputs_path")
@@ -581,8 +662,8 @@ impl Prover {
             .arg("--write_vk")
             .arg("-c")
             .arg(crs);
-        self.run(&mut cmd, dir, "prove")?;
-        let mut cmd = Command::new(&self.settings.bb);
+        self.run(bb, &mut cmd, dir, "prove")?;
+        let mut cmd = bb.command();
         cmd.arg("verify")
             .args(["--scheme", "chonk"])
             .arg("-p")
@@ -591,7 +672,7 @@ impl Prover {
             .arg(out.join("vk"))
             .arg("-c")
             .arg(crs);
-        if let Err(f) = self.run(&mut cmd, dir, "verify") {
+        if let Err(f) = self.run(bb, &mut cmd, dir, "verify") {
             return Err(Failure {
                 code: "unsatisfied",
                 message: format!("the chonk proof bb made does not verify ({})", f.message),
@@ -614,13 +695,13 @@ impl Prover {
 
     /// `bb gates`: the circuit's size, checked against the CRS before proving. `None` if bb's
     /// answer cannot be read (proving then says what is wrong).
-    fn gates(&self, dir: &Path, circuit: &Path) -> Result<Option<u64>, Failure> {
-        let mut cmd = Command::new(&self.settings.bb);
+    fn gates(&self, bb: &BbBinary, dir: &Path, circuit: &Path) -> Result<Option<u64>, Failure> {
+        let mut cmd = bb.command();
         cmd.arg("gates")
             .args(["--scheme", "ultra_honk"])
             .arg("-b")
             .arg(circuit);
-        let stdout = self.run(&mut cmd, dir, "gates")?;
+        let stdout = self.run(bb, &mut cmd, dir, "gates")?;
         let v: serde_json::Value = match serde_json::from_slice(&stdout) {
             Ok(v) => v,
             Err(_) => return Ok(None),
@@ -629,9 +710,15 @@ impl Prover {
     }
 
     /// Runs a bb subcommand in the sandbox with the limits; returns its stdout.
-    fn run(&self, cmd: &mut Command, dir: &Path, what: &str) -> Result<Vec<u8>, Failure> {
+    fn run(
+        &self,
+        bb: &BbBinary,
+        cmd: &mut Command,
+        dir: &Path,
+        what: &str,
+    ) -> Result<Vec<u8>, Failure> {
         let crs = self.crs.path();
-        let mut read_only = vec![self.bb_dir()];
+        let mut read_only = vec![bb.dir()];
         read_only.extend(crs.as_deref());
         let (stdout, stderr) = (
             self.output_file(dir, what, "stdout")?,
@@ -670,11 +757,6 @@ impl Prover {
                 Err(f)
             }
         }
-    }
-
-    /// The directory holding bb, shown read-only in the sandbox.
-    fn bb_dir(&self) -> &Path {
-        self.settings.bb.parent().unwrap_or(Path::new("/"))
     }
 
     /// A file for bb's stdout or stderr in the job directory; the enclave keeps its own

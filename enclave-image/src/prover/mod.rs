@@ -13,7 +13,7 @@ use sigil_sys::sandbox::{SANDBOX_GID, SANDBOX_UID, Sandbox, SandboxError};
 
 use crate::boot::config::ProverConfig;
 use crs::CrsService;
-use jobs::{Prover, Settings};
+use jobs::{BbBinary, Prover, Settings};
 
 /// Why the prover could not start.
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +27,9 @@ pub enum ProverError {
     },
     #[error("{} --version failed", .0.display())]
     VersionFailed(PathBuf),
+    /// A bb or its runtime is not what the configuration pins, or versions clash.
+    #[error("prover: {0}")]
+    Pin(String),
     #[error("prover worker: {0}")]
     Worker(#[source] std::io::Error),
     #[error("prover sandbox: {0}")]
@@ -80,22 +83,27 @@ fn warn_if_memory_is_short(config: &ProverConfig, workers: usize) {
     }
 }
 
-/// Starts the proving jobs for `config`, with job directories under `work_dir`. `bb` (the
-/// configured path unless overridden in local mode) must answer `--version` in the sandbox
-/// first: a prover that cannot run is reported at once, not at the first job. Without the
-/// sandbox (not root) the prover does not start: bb never runs unsandboxed. With `own_fs`
-/// (PID 1), `work_dir` gets its own bounded tmpfs ([`jobs_fs_options`]); local mode's job
-/// directories are on the host's file system, where the host's limits apply.
+/// A local-mode replacement of the configured binaries: `(None, path)` replaces the default
+/// version's `bb_path`; `(Some(name), path)` replaces the version of that name, or adds it.
+pub type BbOverride = Vec<(Option<String>, PathBuf)>;
+
+/// The loader a bb that brings its own runtime has beside it (see [`runtime_of`]).
+pub const RUNTIME_LOADER: &str = "ld-linux-x86-64.so.2";
+
+/// Starts the proving jobs for `config`, with job directories under `work_dir`. Every bb
+/// version (the configured paths unless overridden in local mode) must answer `--version` in
+/// the sandbox first: a prover that cannot run is reported at once, not at the first job.
+/// Without the sandbox (not root) the prover does not start: bb never runs unsandboxed. With
+/// `own_fs` (PID 1), `work_dir` gets its own bounded tmpfs ([`jobs_fs_options`]); local
+/// mode's job directories are on the host's file system, where the host's limits apply.
 pub fn start(
     config: &ProverConfig,
     crs: Arc<CrsService>,
     work_dir: &Path,
-    bb_override: Option<PathBuf>,
+    bb_override: &BbOverride,
     own_fs: bool,
 ) -> Result<Arc<Prover>, ProverError> {
-    let bb = bb_override.unwrap_or_else(|| PathBuf::from(&config.bb_path));
-    // The sandbox shows bb's directory at its own path: no link may lead elsewhere.
-    let bb = std::fs::canonicalize(&bb).map_err(io_at(&bb))?;
+    let wanted = wanted_bbs(config, bb_override);
     let sandbox = Sandbox::new()?;
     std::fs::create_dir_all(work_dir).map_err(io_at(work_dir))?;
     let workers = config.workers.unwrap_or(1);
@@ -104,9 +112,7 @@ pub fn start(
         warn_if_memory_is_short(config, workers);
     }
     let mut settings = Settings {
-        bb: bb.clone(),
-        bb_sha256: String::new(),
-        bb_version: String::new(),
+        bbs: Vec::new(),
         work_dir: work_dir.to_path_buf(),
         workers,
         max_queue: config.max_queue.unwrap_or(8),
@@ -114,32 +120,174 @@ pub fn start(
         memory_limit: config.memory_limit_mib.unwrap_or(8192) << 20,
         sandbox,
     };
-    let version = bb_version(&settings)?;
-    // The hash of what will run, for the attestation's user_data (PCR0/PCR1 measure the same
-    // bytes in the image; in local mode it is the only record of which bb ran).
-    let bb_sha256 = {
-        use std::io::Read;
-        let mut f = std::fs::File::open(&bb).map_err(io_at(&bb))?;
-        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let n = f.read(&mut buf).map_err(io_at(&bb))?;
-            if n == 0 {
-                break;
-            }
-            ctx.update(&buf[..n]);
+    for w in wanted {
+        let bb = load_bb(&settings, w)?;
+        if settings.bbs.iter().any(|b| b.name == bb.name) {
+            return Err(ProverError::Pin(format!(
+                "bb version {:?} is served twice",
+                bb.name
+            )));
         }
-        hex::encode(ctx.finish().as_ref())
-    };
-    settings.bb_sha256 = bb_sha256;
-    settings.bb_version = version.chars().take(64).collect();
+        settings.bbs.push(bb);
+    }
     Prover::start(settings, crs)
+}
+
+/// One bb to start: its name (None: from `--version`), binary and pins.
+struct Wanted {
+    name: Option<String>,
+    path: PathBuf,
+    sha256: Option<String>,
+    runtime_sha256: Option<String>,
+}
+
+/// The configured versions, the default first, with local mode's replacements. A replaced
+/// binary loses its pins (local mode reports the hashes of what it runs instead).
+fn wanted_bbs(config: &ProverConfig, bb_override: &BbOverride) -> Vec<Wanted> {
+    let mut wanted = vec![Wanted {
+        name: config.bb_version.clone(),
+        path: PathBuf::from(&config.bb_path),
+        sha256: None,
+        runtime_sha256: None,
+    }];
+    wanted.extend(config.bb_versions.iter().map(|v| Wanted {
+        name: Some(v.version.clone()),
+        path: PathBuf::from(&v.path),
+        sha256: v.sha256.clone(),
+        runtime_sha256: v.runtime_sha256.clone(),
+    }));
+    for (name, path) in bb_override {
+        let at = match name {
+            None => Some(0),
+            Some(n) => wanted.iter().position(|w| w.name.as_ref() == Some(n)),
+        };
+        let w = Wanted {
+            name: name.clone().or_else(|| config.bb_version.clone()),
+            path: path.clone(),
+            sha256: None,
+            runtime_sha256: None,
+        };
+        match at {
+            Some(i) => wanted[i] = w,
+            None => wanted.push(w),
+        }
+    }
+    wanted
+}
+
+/// Checks one bb against its pins, runs its `--version` and hashes what will run.
+///
+/// Threat: a bb binary or runtime library other than the pinned one (a wrong file put in the
+/// image, or one changed after the build). The image's PCRs measure the files; the pins in the
+/// measured configuration make the prover itself refuse to start with anything else.
+fn load_bb(settings: &Settings, w: Wanted) -> Result<BbBinary, ProverError> {
+    // The sandbox shows bb's directory at its own path: no link may lead elsewhere.
+    let path = std::fs::canonicalize(&w.path).map_err(io_at(&w.path))?;
+    let dir = path.parent().unwrap_or(Path::new("/")).to_path_buf();
+    let sha256 = sha256_file(&path)?;
+    if let Some(pin) = &w.sha256
+        && !pin.eq_ignore_ascii_case(&sha256)
+    {
+        return Err(ProverError::Pin(format!(
+            "{} has sha256 {sha256}, not the pinned {pin}",
+            path.display()
+        )));
+    }
+    let (runtime, runtime_sha256) = match runtime_of(&dir)? {
+        Some(digest) => (Some(dir.clone()), Some(digest)),
+        None => (None, None),
+    };
+    match (&w.runtime_sha256, &runtime_sha256) {
+        (Some(pin), Some(have)) if !pin.eq_ignore_ascii_case(have) => {
+            return Err(ProverError::Pin(format!(
+                "the runtime beside {} has sha256 {have}, not the pinned {pin}",
+                path.display()
+            )));
+        }
+        (Some(_), None) => {
+            return Err(ProverError::Pin(format!(
+                "{} is pinned with a runtime, but no {RUNTIME_LOADER} is beside it",
+                path.display()
+            )));
+        }
+        _ => {}
+    }
+    let mut bb = BbBinary {
+        name: String::new(),
+        path,
+        runtime,
+        version: String::new(),
+        sha256,
+        runtime_sha256,
+    };
+    let version: String = bb_version(settings, &bb)?.chars().take(64).collect();
+    bb.name = match w.name {
+        Some(n) => n,
+        // "5.0.0-nightly.20260710" is served as "5.0.0".
+        None => version.split('-').next().unwrap_or_default().to_string(),
+    };
+    if !crate::boot::config::valid_bb_name(&bb.name) {
+        return Err(ProverError::Pin(format!(
+            "{}: {:?} is no version name",
+            bb.path.display(),
+            bb.name
+        )));
+    }
+    bb.version = version;
+    Ok(bb)
+}
+
+fn sha256_file(path: &Path) -> Result<String, ProverError> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).map_err(io_at(path))?;
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).map_err(io_at(path))?;
+        if n == 0 {
+            break;
+        }
+        ctx.update(&buf[..n]);
+    }
+    Ok(hex::encode(ctx.finish().as_ref()))
+}
+
+/// When `dir` holds [`RUNTIME_LOADER`], the bb in it brings its own C/C++ runtime (every
+/// `*.so*` file of `dir`, which must be regular files) and runs through that loader; the
+/// answer is the sha256 of the lines `"<file> <sha256 hex>\n"` sorted by name, as the
+/// attestation's user_data lists it.
+fn runtime_of(dir: &Path) -> Result<Option<String>, ProverError> {
+    if !dir.join(RUNTIME_LOADER).exists() {
+        return Ok(None);
+    }
+    let mut files = Vec::new();
+    for e in std::fs::read_dir(dir).map_err(io_at(dir))? {
+        let e = e.map_err(io_at(dir))?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.contains(".so") {
+            continue;
+        }
+        let kind = e.file_type().map_err(io_at(&e.path()))?;
+        if !kind.is_file() {
+            return Err(ProverError::Pin(format!(
+                "{}: a runtime library must be a regular file",
+                e.path().display()
+            )));
+        }
+        files.push(name);
+    }
+    files.sort();
+    let mut list = String::new();
+    for f in &files {
+        list.push_str(&format!("{f} {}\n", sha256_file(&dir.join(f))?));
+    }
+    let digest = ring::digest::digest(&ring::digest::SHA256, list.as_bytes());
+    Ok(Some(hex::encode(digest.as_ref())))
 }
 
 /// `bb --version`, run in the sandbox like every job (so a bb that cannot run there is
 /// reported at start).
-fn bb_version(settings: &Settings) -> Result<String, ProverError> {
-    let bb = &settings.bb;
+fn bb_version(settings: &Settings, bb: &BbBinary) -> Result<String, ProverError> {
     let root = jobs::sandbox_root(&settings.work_dir);
     std::fs::create_dir_all(&root).map_err(io_at(&root))?;
     let dir = settings.work_dir.join("version");
@@ -154,9 +302,9 @@ fn bb_version(settings: &Settings) -> Result<String, ProverError> {
             .write(true)
             .create_new(true)
             .open(&out_path)?;
-        let mut cmd = std::process::Command::new(bb);
+        let mut cmd = bb.command();
         cmd.arg("--version");
-        let read_only = [bb.parent().unwrap_or(Path::new("/"))];
+        let read_only = [bb.dir()];
         let mut settings = settings.clone();
         settings.time_limit = Duration::from_secs(30);
         let status = jobs::run_sandboxed(&settings, &mut cmd, &dir, &read_only, &out, &out)?;
@@ -167,9 +315,9 @@ fn bb_version(settings: &Settings) -> Result<String, ProverError> {
     };
     let result = run();
     let _ = std::fs::remove_dir_all(&dir);
-    let (status, version) = result.map_err(io_at(bb))?;
+    let (status, version) = result.map_err(io_at(&bb.path))?;
     if !matches!(status, jobs::Exit::Code(0)) {
-        return Err(ProverError::VersionFailed(bb.clone()));
+        return Err(ProverError::VersionFailed(bb.path.clone()));
     }
     Ok(version.trim().to_string())
 }

@@ -17,7 +17,7 @@ use sigil_fuzz::targets::{api_json, encap, kms, parent_frames, sealed_blob};
 use sigil_kms::cms;
 use sigil_protocol::endpoint::ENDPOINTS;
 use sigil_protocol::parent::{Refusal, blobs, credentials, egress};
-use sigil_protocol::user_data::{BbInfo, ImageInfo, PROTOCOL_VERSION};
+use sigil_protocol::user_data::{BbInfo, ImageInfo, PROTOCOL_VERSION, ServedBb};
 use zeroize::Zeroizing;
 
 /// Writes one target's seeds into the folder it is given.
@@ -71,6 +71,20 @@ fn image_info() -> ImageInfo {
             version: "5.0.0".into(),
             sha256: "ab".repeat(32),
         }),
+        bb_served: vec![
+            ServedBb {
+                name: "5.0.0".into(),
+                version: "5.0.0".into(),
+                sha256: "ab".repeat(32),
+                runtime: None,
+            },
+            ServedBb {
+                name: "4.1.2".into(),
+                version: "4.1.2".into(),
+                sha256: "cd".repeat(32),
+                runtime: Some("ef".repeat(32)),
+            },
+        ],
         node: Some([0x4e; 32]),
         registry_log: None,
     }

@@ -41,8 +41,12 @@ fn require(p: PathBuf) -> PathBuf {
     p
 }
 
-/// The enclave binary under test: the static product build when present.
+/// The enclave binary under test: `SIGIL_TEST_ENCLAVE` when set (to test a change before the
+/// static build is redone), else the static product build when present.
 pub fn enclave_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("SIGIL_TEST_ENCLAVE") {
+        return require(PathBuf::from(p));
+    }
     let s = static_enclave();
     if s.exists() {
         s

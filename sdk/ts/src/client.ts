@@ -1,0 +1,321 @@
+// SigilClient: attest once (fresh nonce, full verification), then every encapsulated call is
+// sealed to the attested per-boot key and only its sealed answer is believed.
+
+import { verifyAttestation, type VerifiedAttestation, type VerifyOptions } from "./attestation/verify.js";
+import { b64, fromUtf8, hex, randomBytes, unb64, unhex, utf8 } from "./bytes.js";
+import { sealRequest, MAX_ENCAPSULATED_RESPONSE } from "./encap.js";
+import { ProveError, SigilError } from "./errors.js";
+import { OwnerKey } from "./owner.js";
+import { checkName, vaultDigest } from "./vault.js";
+import * as m2 from "./musig2.js";
+import { chonkInputsSha256, inputsSha256, openResult, type JobResult, type JobStatus, type ProveResult, type Submitted } from "./prove.js";
+
+export const ENCAPSULATED_CONTENT_TYPE = "application/sigil-encapsulated";
+/** Largest response body read (as the Rust client). */
+export const MAX_RESPONSE = 4 << 20;
+
+export interface ProveRequest {
+  scheme: "ultra_honk" | "chonk";
+  circuit?: Uint8Array;
+  witness?: Uint8Array;
+  ivcInputs?: Uint8Array;
+  target?: string;
+  /** The bb version to prove with (the image may serve several); sent only when given. */
+  bbVersion?: string;
+}
+
+export interface ProveOptions {
+  onProgress?: (s: JobStatus) => void;
+  signal?: AbortSignal;
+  /** First poll interval (doubles up to 2 s). */
+  pollMs?: number;
+  /** Give up after this long (default 10 minutes). */
+  timeoutMs?: number;
+}
+
+/** A job this client submitted: its id and the key its result is sealed under. */
+export interface Job {
+  submitted: Submitted;
+  key: Uint8Array;
+  inputsSha256: string;
+}
+
+async function readLimited(resp: Response, limit: number): Promise<Uint8Array> {
+  const len = Number(resp.headers.get("content-length") ?? "0");
+  if (len > limit) throw new SigilError("transport", `response of ${len} bytes exceeds the ${limit}-byte limit`);
+  const b = new Uint8Array(await resp.arrayBuffer());
+  if (b.length > limit) throw new SigilError("transport", `response exceeds the ${limit}-byte limit`);
+  return b;
+}
+
+function apiError(status: number, body: Uint8Array): SigilError {
+  try {
+    const e = JSON.parse(fromUtf8(body)).error;
+    if (typeof e?.code === "string") return new SigilError(e.code, String(e.message), status);
+  } catch {
+    // not an error body
+  }
+  return new SigilError("unknown", new TextDecoder().decode(body.subarray(0, 200)), status);
+}
+
+const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve, reject) => {
+    if (signal?.aborted) return reject(new SigilError("aborted", "aborted"));
+    const t = setTimeout(resolve, ms);
+    signal?.addEventListener("abort", () => {
+      clearTimeout(t);
+      reject(new SigilError("aborted", "aborted"));
+    }, { once: true });
+  });
+
+export class SigilClient {
+  readonly base: string;
+  readonly attestation: VerifiedAttestation;
+  /** The attestation document as received. */
+  readonly document: Uint8Array;
+  private readonly f: typeof fetch;
+
+  private constructor(base: string, attestation: VerifiedAttestation, document: Uint8Array, f: typeof fetch) {
+    this.base = base;
+    this.attestation = attestation;
+    this.document = document;
+    this.f = f;
+  }
+
+  /** GET /v1/attestation?nonce=<32 fresh bytes>, verify it (the nonce included), keep the key. */
+  static async connect(endpoint: string, opts: VerifyOptions & { fetch?: typeof fetch } = {}): Promise<SigilClient> {
+    const base = endpoint.replace(/\/+$/, "");
+    const f = opts.fetch ?? globalThis.fetch.bind(globalThis);
+    const nonce = randomBytes(32);
+    const resp = await f(`${base}/v1/attestation?nonce=${hex(nonce)}`, { redirect: "error" }).catch((e: Error) => {
+      throw new SigilError("transport", `${base}: ${e.message}`);
+    });
+    const body = await readLimited(resp, MAX_RESPONSE);
+    if (!resp.ok) throw apiError(resp.status, body);
+    const doc = unb64(JSON.parse(fromUtf8(body)).document);
+    // A fresh nonce proves the document was made for this connection (no replayed document).
+    const attestation = await verifyAttestation(doc, { ...opts, nonce });
+    return new SigilClient(base, attestation, doc, f);
+  }
+
+  /** Sends `plaintext` sealed for `route` (e.g. "POST /v1/ping") to `path`; returns the sealed
+   * answer's plaintext. Only the sealed status counts: the HTTP status line is the relay's. */
+  async callRaw(route: string, path: string, plaintext: Uint8Array, signal?: AbortSignal): Promise<Uint8Array> {
+    const { body, opener } = await sealRequest(this.attestation.publicKey, route, plaintext);
+    const resp = await this.f(this.base + path, {
+      method: "POST",
+      headers: { "content-type": ENCAPSULATED_CONTENT_TYPE },
+      body: body as BodyInit,
+      redirect: "error",
+      ...(signal ? { signal } : {}),
+    }).catch((e: Error) => {
+      throw new SigilError("transport", `${route}: ${e.message}`);
+    });
+    const answer = await readLimited(resp, MAX_RESPONSE);
+    if (resp.headers.get("content-type") !== ENCAPSULATED_CONTENT_TYPE) {
+      // Refused before it was opened (too large, ...), or not from the enclave: never a success.
+      const e = apiError(resp.status, answer);
+      if (resp.ok) throw new SigilError("protocol", `${route}: the answer (HTTP ${resp.status}) is not sealed to this request`);
+      throw e;
+    }
+    if (answer.length > MAX_ENCAPSULATED_RESPONSE) throw new SigilError("encap_too_large", "sealed answer too large");
+    const { status, plaintext: plain } = await opener.open(answer);
+    if (status >= 200 && status < 300) return plain;
+    throw apiError(status, plain);
+  }
+
+  async call<T>(route: string, request: unknown, signal?: AbortSignal): Promise<T> {
+    const [, path] = route.split(" ");
+    const plain = await this.callRaw(route, path!, utf8(JSON.stringify(request)), signal);
+    try {
+      return JSON.parse(fromUtf8(plain)) as T;
+    } catch (e) {
+      throw new SigilError("protocol", `${route} answer: ${(e as Error).message}`);
+    }
+  }
+
+  private async getJson<T>(path: string): Promise<T> {
+    const resp = await this.f(this.base + path, { redirect: "error" }).catch((e: Error) => {
+      throw new SigilError("transport", `${path}: ${e.message}`);
+    });
+    const body = await readLimited(resp, MAX_RESPONSE);
+    if (!resp.ok) throw apiError(resp.status, body);
+    return JSON.parse(fromUtf8(body)) as T;
+  }
+
+  /** Liveness, mode, version, sealing and proving state (in the clear: informational only). */
+  health(): Promise<any> {
+    return this.getJson("/v1/health");
+  }
+
+  async ping(message: string): Promise<{ message: string; enclaveTimeMs: number }> {
+    const r = await this.call<{ message: string; enclave_time_ms: number }>("POST /v1/ping", { message });
+    if (r.message !== message) throw new SigilError("protocol", "ping echoed a different message");
+    return { message: r.message, enclaveTimeMs: r.enclave_time_ms };
+  }
+
+  private get key(): Uint8Array {
+    return this.attestation.publicKey;
+  }
+
+  readonly vault = {
+    /** Stores `value` under `name` owned by `owner` (create: expectedVersion 0). */
+    put: async (owner: OwnerKey, name: string, value: Uint8Array, opts: { expectedVersion?: number } = {}): Promise<{ name: string; version: number }> => {
+      checkName(name);
+      const ev = opts.expectedVersion ?? 0;
+      const notAfter = owner.notAfter();
+      const d = vaultDigest("put", name, ev, value, owner.xOnly, notAfter);
+      return this.call("POST /v1/vault/put", { name, value: b64(value), owner: hex(owner.xOnly), expected_version: ev, not_after: notAfter, signature: hex(owner.signFor(this.key, d)) });
+    },
+    get: async (owner: OwnerKey, name: string): Promise<{ value: Uint8Array; version: number }> => {
+      checkName(name);
+      const notAfter = owner.notAfter();
+      const d = vaultDigest("get", name, 0, undefined, undefined, notAfter);
+      const e = await this.call<{ name: string; value: string; owner: string; version: number }>("POST /v1/vault/get", { name, expected_version: 0, not_after: notAfter, signature: hex(owner.signFor(this.key, d)) });
+      if (e.name !== name || e.owner !== hex(owner.xOnly)) throw new SigilError("protocol", "the vault answered for another entry");
+      return { value: unb64(e.value), version: e.version };
+    },
+    delete: async (owner: OwnerKey, name: string, opts: { expectedVersion?: number } = {}): Promise<{ name: string; version: number }> => {
+      checkName(name);
+      const ev = opts.expectedVersion ?? 0;
+      const notAfter = owner.notAfter();
+      const d = vaultDigest("delete", name, ev, undefined, undefined, notAfter);
+      return this.call("POST /v1/vault/delete", { name, expected_version: ev, not_after: notAfter, signature: hex(owner.signFor(this.key, d)) });
+    },
+  };
+
+  private signRequest(owner: OwnerKey, op: m2.Op, fields: Uint8Array[]): { not_after: number; signature: string } {
+    const notAfter = owner.notAfter();
+    return { not_after: notAfter, signature: hex(owner.signFor(this.key, m2.requestDigest(op, fields, notAfter))) };
+  }
+
+  readonly musig2 = {
+    generateKey: async (owner: OwnerKey): Promise<m2.KeyView> => {
+      const requestId = randomBytes(16);
+      const k = await this.call<m2.KeyView>("POST /v1/musig2/keys/generate", { owner: hex(owner.xOnly), request_id: hex(requestId), ...this.signRequest(owner, "key/generate", [owner.xOnly, requestId]) });
+      if (k.owner !== hex(owner.xOnly)) throw new SigilError("protocol", "the key was created for another owner");
+      if (k.id !== hex(m2.keyIdForRequest(owner.xOnly, requestId))) throw new SigilError("protocol", "the enclave named the key with an id its request does not derive");
+      return k;
+    },
+    listKeys: async (owner: OwnerKey): Promise<string[]> =>
+      (await this.call<{ ids: string[] }>("POST /v1/musig2/keys/list", { owner: hex(owner.xOnly), ...this.signRequest(owner, "key/list", [owner.xOnly]) })).ids,
+    deleteKey: async (owner: OwnerKey, id: string): Promise<void> => {
+      await this.call("POST /v1/musig2/keys/delete", { id, ...this.signRequest(owner, "key/delete", [unhex(id, 16)]) });
+    },
+    createAggregate: async (owner: OwnerKey, spec: { participants: m2.ParticipantSpec[]; order?: "as_given" | "sorted"; tweaks?: m2.TweakSpec[] }): Promise<m2.AggregateView> => {
+      const order = spec.order ?? "as_given";
+      const tweaks = spec.tweaks ?? [];
+      const signed = m2.aggregateSignedSpec(spec.participants, order, tweaks);
+      return this.call("POST /v1/musig2/aggregates/create", { participants: spec.participants, order, tweaks, owner: hex(owner.xOnly), ...this.signRequest(owner, "aggregate/create", [owner.xOnly, signed]) });
+    },
+    createSession: async (owner: OwnerKey, spec: { aggregate: string; messages: m2.MessageView[]; adaptorPoint?: string; expiresAt: number }): Promise<m2.SessionView> => {
+      const signed = m2.sessionSignedSpec(spec.aggregate, spec.messages, spec.adaptorPoint, spec.expiresAt);
+      const v = await this.call<m2.SessionView>("POST /v1/musig2/sessions/create", {
+        aggregate: spec.aggregate, messages: spec.messages, ...(spec.adaptorPoint ? { adaptor_point: spec.adaptorPoint } : {}), expires_at: spec.expiresAt,
+        owner: hex(owner.xOnly), ...this.signRequest(owner, "session/create", [owner.xOnly, signed]),
+      });
+      if (JSON.stringify(v.messages) !== JSON.stringify(spec.messages) || v.aggregate !== spec.aggregate) throw new SigilError("protocol", "the session was created for another request");
+      if (hex(m2.sessionDigest(v)) !== v.digest) throw new SigilError("protocol", "the session's digest does not match its description");
+      return v;
+    },
+    session: (session: string): Promise<m2.SessionView> => this.call("POST /v1/musig2/sessions/status", { session }),
+    /** The owner's approval: a BIP-340 signature over the session digest, recomputed here from
+     * the description (never the digest the enclave states). */
+    approve: async (owner: OwnerKey, view: m2.SessionView): Promise<m2.StatusView> => {
+      const d = m2.sessionDigest(view);
+      if (hex(d) !== view.digest) throw new SigilError("protocol", "the session's digest does not match its description");
+      return this.call("POST /v1/musig2/sessions/approve", { session: view.id, owner: hex(owner.xOnly), signature: hex(owner.sign(d)) });
+    },
+    nonces: (session: string): Promise<m2.NoncesView> => this.call("POST /v1/musig2/sessions/nonces", { session }),
+    submitNonces: (session: string, index: number, nonces: Uint8Array[]): Promise<m2.StatusView> =>
+      this.call("POST /v1/musig2/sessions/nonces/submit", { session, index, nonces: nonces.map(hex) }),
+    round: (session: string): Promise<m2.RoundView> => this.call("POST /v1/musig2/sessions/round", { session }),
+    submitPartialSignatures: (session: string, roundId: string, index: number, sigs: Uint8Array[]): Promise<m2.StatusView> =>
+      this.call("POST /v1/musig2/sessions/partial-signatures", { session, round_id: roundId, index, partial_signatures: sigs.map(hex) }),
+    abort: async (owner: OwnerKey, session: string): Promise<m2.StatusView> =>
+      this.call("POST /v1/musig2/sessions/abort", { session, owner: hex(owner.xOnly), ...this.signRequest(owner, "session/abort", [unhex(session, 32), owner.xOnly]) }),
+    /** Takes part as an external signer: nonces, wait for the round, check it, sign. */
+    participate: async (signer: m2.SignerKey, view: m2.SessionView, opts: { pollMs?: number; timeoutMs?: number } = {}): Promise<m2.StatusView> => {
+      const part = signer.join(view);
+      await this.musig2.submitNonces(view.id, part.index, part.publicNonces);
+      const deadline = Date.now() + (opts.timeoutMs ?? 60_000);
+      let round: m2.RoundView;
+      for (;;) {
+        try {
+          round = await this.musig2.round(view.id);
+          break;
+        } catch (e) {
+          if (!(e instanceof SigilError && e.code === "wrong_state")) throw e;
+        }
+        if (Date.now() > deadline) throw new SigilError("timeout", "timed out waiting for the other participants");
+        await sleep(opts.pollMs ?? 200);
+      }
+      part.checkRound(await this.musig2.nonces(view.id), round);
+      return this.musig2.submitPartialSignatures(view.id, round.round_id, part.index, part.sign(round));
+    },
+  };
+
+  /** Queues a proving job with a fresh result key; checks the enclave acknowledged our inputs. */
+  async submit(req: ProveRequest): Promise<Job> {
+    const key = randomBytes(32);
+    let mine: Uint8Array;
+    const body: Record<string, unknown> = { scheme: req.scheme, target: req.target ?? "default", result_key: b64(key) };
+    if (req.scheme === "chonk") {
+      const ivc = req.ivcInputs ?? new Uint8Array();
+      body.circuit = "";
+      body.witness = "";
+      body.ivc_inputs = b64(ivc);
+      mine = chonkInputsSha256(ivc);
+    } else {
+      const c = req.circuit ?? new Uint8Array();
+      const w = req.witness ?? new Uint8Array();
+      body.circuit = b64(c);
+      body.witness = b64(w);
+      mine = inputsSha256(c, w);
+    }
+    if (req.bbVersion !== undefined) body.bb_version = req.bbVersion;
+    const submitted = await this.call<Submitted>("POST /v1/prove", body);
+    if (submitted.inputs_sha256 !== hex(mine)) throw new SigilError("protocol", "the enclave acknowledged other inputs than the ones sent");
+    return { submitted, key, inputsSha256: hex(mine) };
+  }
+
+  /** A job's state, in the clear (its result inside is sealed). */
+  status(id: string): Promise<JobStatus> {
+    if (!/^[0-9a-f]{32}$/.test(id)) throw new TypeError("a job id is 32 lowercase hex characters");
+    return this.getJson(`/v1/prove/${id}`);
+  }
+
+  /** Polls until the job ends, then opens and checks its sealed result. Throws ProveError for a
+   * failed job (its code and bb's message). Abort with `signal` (the job itself runs on). */
+  async wait(job: Job, opts: ProveOptions = {}): Promise<ProveResult> {
+    const start = Date.now();
+    let delay = opts.pollMs ?? 100;
+    let s: JobStatus;
+    for (;;) {
+      if (opts.signal?.aborted) throw new SigilError("aborted", "aborted");
+      s = await this.status(job.submitted.id);
+      opts.onProgress?.(s);
+      if (s.sealed) break;
+      if (s.state === "ended") throw new SigilError("protocol", `job ${s.id} ended without a sealed result`);
+      if (Date.now() - start > (opts.timeoutMs ?? 600_000)) throw new SigilError("timeout", `job ${s.id} still ${s.state}`);
+      await sleep(delay, opts.signal);
+      delay = Math.min(delay * 2, 2000);
+    }
+    const plain = await openResult(job.key, job.submitted.id, unb64(s.sealed!));
+    const result = JSON.parse(fromUtf8(plain)) as JobResult;
+    if (result.id !== job.submitted.id || result.inputs_sha256 !== job.inputsSha256) throw new SigilError("protocol", "the sealed result is for another job or other inputs");
+    if (result.error) throw new ProveError(result.error.code, result.error.message, result.id);
+    return {
+      proof: unb64(result.proof ?? ""),
+      publicInputs: unb64(result.public_inputs ?? ""),
+      vk: unb64(result.vk ?? ""),
+      vkHash: unhex(result.vk_hash ?? ""),
+      result,
+    };
+  }
+
+  async prove(req: ProveRequest, opts: ProveOptions = {}): Promise<ProveResult> {
+    return this.wait(await this.submit(req), opts);
+  }
+}
+

@@ -1,0 +1,90 @@
+// Delegated proving (protocol/src/prove.rs): a job's inputs travel sealed to the enclave; its
+// result comes back sealed under a 32-byte key only this client and the enclave know:
+//   sealed = nonce (12) || AES-256-GCM(result_key, nonce, aad = "sigil prove result v1 " || id, JSON)
+// so the parent relaying the status can neither read the result nor forge one.
+
+import { sha256 } from "@noble/hashes/sha2.js";
+import { buf, concat, u64be, utf8 } from "./bytes.js";
+import { SigilError } from "./errors.js";
+
+export const MAX_PROVE_INPUT = 64 << 20;
+export const MAX_CIRCUIT = MAX_PROVE_INPUT / 2;
+export const MAX_WITNESS = MAX_PROVE_INPUT / 2;
+export const MAX_IVC_INPUTS = MAX_CIRCUIT + MAX_WITNESS;
+export const RESULT_AAD = "sigil prove result v1 ";
+
+export type Scheme = "ultra_honk" | "chonk";
+
+/** Where a job is, as anyone who knows its id sees it (nothing about how it ended). */
+export interface JobStatus {
+  id: string;
+  state: "queued" | "running" | "ended";
+  queue_position?: number;
+  elapsed_ms?: number;
+  sealed?: string;
+}
+
+export interface Submitted {
+  id: string;
+  queue_position: number;
+  inputs_sha256: string;
+}
+
+/** The sealed result's JSON. */
+export interface JobResult {
+  id: string;
+  inputs_sha256: string;
+  state: "done" | "failed" | "queued" | "running";
+  error?: { code: string; message: string };
+  proof?: string;
+  public_inputs?: string;
+  vk?: string;
+  vk_hash?: string;
+  circuit_size?: number;
+  queued_ms: number;
+  prove_ms: number;
+  bb_version: string;
+}
+
+export interface ProveResult {
+  proof: Uint8Array;
+  /** Empty for chonk (its public inputs are inside the proof). */
+  publicInputs: Uint8Array;
+  vk: Uint8Array;
+  vkHash: Uint8Array;
+  result: JobResult;
+}
+
+/** SHA-256(len(circuit) u64 BE || circuit || witness). */
+export function inputsSha256(circuit: Uint8Array, witness: Uint8Array): Uint8Array {
+  return sha256(concat(u64be(circuit.length), circuit, witness));
+}
+
+/** SHA-256(u64::MAX || ivc_inputs): the length field no circuit can have, so never equal to
+ * an UltraHonk digest. Hashed incrementally (a stack is up to 64 MiB). */
+export function chonkInputsSha256(ivcInputs: Uint8Array): Uint8Array {
+  return sha256.create().update(u64be(0xffffffffffffffffn)).update(ivcInputs).digest();
+}
+
+export function resultAad(id: string): Uint8Array {
+  return utf8(RESULT_AAD + id);
+}
+
+async function aesKey(key: Uint8Array): Promise<CryptoKey> {
+  return globalThis.crypto.subtle.importKey("raw", buf(key), "AES-GCM", false, ["encrypt", "decrypt"]);
+}
+
+export async function sealResult(key: Uint8Array, id: string, nonce: Uint8Array, plain: Uint8Array): Promise<Uint8Array> {
+  const ct = await globalThis.crypto.subtle.encrypt({ name: "AES-GCM", iv: buf(nonce), additionalData: buf(resultAad(id)) }, await aesKey(key), buf(plain));
+  return concat(nonce, new Uint8Array(ct));
+}
+
+export async function openResult(key: Uint8Array, id: string, sealed: Uint8Array): Promise<Uint8Array> {
+  if (sealed.length < 12 + 16) throw new SigilError("protocol", "sealed result is truncated");
+  try {
+    const pt = await globalThis.crypto.subtle.decrypt({ name: "AES-GCM", iv: buf(sealed.subarray(0, 12)), additionalData: buf(resultAad(id)) }, await aesKey(key), buf(sealed.subarray(12)));
+    return new Uint8Array(pt);
+  } catch {
+    throw new SigilError("protocol", "the result does not open under this job's key (tampered or another job)");
+  }
+}
