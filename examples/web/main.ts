@@ -9,6 +9,8 @@ import {
   SigilClient,
   SigilError,
   hex,
+  pcrPinsFromManifest,
+  requirePinnedImage,
   unb64,
   verifyAttestation,
   type JobStatus,
@@ -50,8 +52,21 @@ function trustTestRoot(): boolean {
   return $<HTMLInputElement>("trust-test-root").checked;
 }
 
+function anyImage(): boolean {
+  return $<HTMLInputElement>("any-image").checked;
+}
+
+/** PCR0..2 from the pasted pcr-manifest.json (none when the field is empty). A genuine AWS
+ * document proves only that some enclave answered: without PCR0 pinned, anyone's image on AWS
+ * hardware would be trusted with this page's proving inputs. */
+function pcrPins(): Record<number, string> | undefined {
+  const text = $<HTMLTextAreaElement>("pcr-manifest").value.trim();
+  return text ? pcrPinsFromManifest(text) : undefined;
+}
+
 function verifyOptions(): VerifyOptions {
-  return { trustTestRoot: trustTestRoot(), maxAgeMs: MAX_AGE_MS };
+  const pcrs = pcrPins();
+  return { trustTestRoot: trustTestRoot(), maxAgeMs: MAX_AGE_MS, ...(pcrs ? { pcrs } : {}) };
 }
 
 /** The last document this page verified, for the tamper demonstration and the benchmark. */
@@ -99,8 +114,11 @@ async function attest(): Promise<void> {
     }
     const doc = unb64(body.document);
     const t0 = performance.now();
-    const v = await verifyAttestation(doc, { ...verifyOptions(), nonce });
+    const opts = verifyOptions();
+    const v = await verifyAttestation(doc, { ...opts, nonce });
     const ms = performance.now() - t0;
+    // What SigilClient.connect refuses too: an AWS enclave whose image is not pinned.
+    requirePinnedImage(v, { ...opts, anyImage: anyImage() });
     last = { document: doc, nonce };
     $<HTMLButtonElement>("tamper").disabled = false;
     show(v, nonce, ms);
@@ -145,7 +163,7 @@ async function prove(): Promise<void> {
       readInput("witness-file", "fixtures/tiny/witness.gz"),
     ]);
     // The client attests again, with its own nonce, and seals the inputs to that key.
-    const client = await SigilClient.connect(endpoint(), verifyOptions());
+    const client = await SigilClient.connect(endpoint(), { ...verifyOptions(), anyImage: anyImage() });
     const t0 = performance.now();
     const r = await client.prove({ scheme: "ultra_honk", circuit, witness }, { onProgress: progress });
     const ms = performance.now() - t0;
@@ -239,6 +257,9 @@ async function benchVerify(n = 20): Promise<{ runs: number; median: number; min:
 
 $("trust-test-root").addEventListener("change", () => {
   $("test-root-warning").hidden = !trustTestRoot();
+});
+$("any-image").addEventListener("change", () => {
+  $("any-image-warning").hidden = !anyImage();
 });
 $("attest").addEventListener("click", () => void attest());
 $("prove").addEventListener("click", () => void prove());

@@ -166,7 +166,13 @@ async function main() {
   await page.waitForSelector("body[data-ready='1']", { timeout: 30_000 });
 
   try {
-    // 1. Attest and verify in the browser.
+    // 0. "any image" is loud about what it gives up.
+    assert.equal(await page.isVisible("#any-image-warning"), false);
+    await page.check("#any-image");
+    assert.ok(await page.isVisible("#any-image-warning"), "the no-pin warning is not shown");
+    await page.uncheck("#any-image");
+
+    // 1. Attest and verify in the browser (a simulated document: no image pin needed).
     step("attesting in the browser");
     await page.click("#attest");
     const a = await waitState(page, "attest-status", 60_000);

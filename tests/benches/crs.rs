@@ -31,8 +31,8 @@ use ring::digest::{SHA256, digest};
 use sigil_enclave::seal::BlobClient;
 
 mod release;
-use release::{enclave_bin, missing, profile_dir, shim_bin, workspace_target};
-use sigil_e2e::workspace;
+use release::{bb_bin, enclave_bin, env_count, load_average, profile_dir, shim_bin};
+use sigil_e2e::deployment;
 
 const CHUNK: usize = 1 << 20;
 
@@ -55,21 +55,6 @@ impl Drop for Proc {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn bb_bin() -> PathBuf {
-    let mut looked = Vec::new();
-    for root in workspace_target()
-        .into_iter()
-        .chain([workspace().join("target")])
-    {
-        let p = root.join("bb/bb");
-        if p.exists() {
-            return p;
-        }
-        looked.push(p);
-    }
-    missing("bb", &looked, "fetch it first: scripts/fetch-bb")
 }
 
 fn ms(d: Duration) -> String {
@@ -168,11 +153,7 @@ fn enclave_load(enclave: &Path, config: &Path, sock: &Path, bb: &Path, tmp: &Pat
         }
     });
     let total = loop {
-        let health: Option<serde_json::Value> = ureq::get(format!("http://{addr}/v1/health"))
-            .call()
-            .ok()
-            .and_then(|mut r| r.body_mut().read_to_string().ok())
-            .and_then(|b| serde_json::from_str(&b).ok());
+        let health = deployment::health(&format!("http://{addr}"));
         if let Some(h) = &health
             && h["crs"]["state"] == "ready"
         {
@@ -223,21 +204,14 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1 << 23);
-    let runs: usize = std::env::var("SIGIL_BENCH_RUNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|&n| n > 0)
-        .unwrap_or(3);
+    let runs: usize = env_count("SIGIL_BENCH_RUNS", 3);
     let (enclave, enclave_kind) = enclave_bin();
     let shim = shim_bin();
     let bb = bb_bin();
     let bytes = points * 64;
     let chunks = bytes.div_ceil(CHUNK as u64);
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let load = std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|l| l.split_whitespace().next().map(str::to_string))
-        .unwrap_or_else(|| "?".into());
+    let load = load_average();
 
     let dir = profile_dir()
         .join("bench-crs")

@@ -29,11 +29,13 @@ use std::time::{Duration, Instant};
 
 use sigil_client::prove::{Job, Proof};
 use sigil_client::{AttestedEnclave, Client};
-use sigil_e2e::deployment::LocalEnclave;
+use sigil_e2e::deployment::{LocalEnclave, health};
 use sigil_e2e::shim::{Shim, ShimSetup};
 
 mod release;
-use release::{attest, enclave_bin, missing, profile_dir, shim_bin, workspace_target};
+use release::{
+    attest, bb_bin, enclave_bin, env_count, load_average, missing, profile_dir, shim_bin,
+};
 use sigil_e2e::{fixture, workspace};
 
 /// Measured runs per fixture (after one warm-up run each).
@@ -47,22 +49,6 @@ const TARGET: &str = "noir-recursive";
 
 // ---------------------------------------------------------------------------------------------
 // Locating the binaries and files.
-
-/// `target/bb/bb`, as `scripts/fetch-bb` installs it.
-fn bb_bin() -> PathBuf {
-    let mut looked = Vec::new();
-    for root in workspace_target()
-        .into_iter()
-        .chain([workspace().join("target")])
-    {
-        let p = root.join("bb/bb");
-        if p.exists() {
-            return p;
-        }
-        looked.push(p);
-    }
-    missing("bb", &looked, "fetch it first: scripts/fetch-bb")
-}
 
 fn shared_crs() -> PathBuf {
     let p = workspace().join("../shared/crs/bn254_g1.dat");
@@ -252,11 +238,7 @@ impl Deployment {
     fn wait_crs_ready(&self) {
         let start = Instant::now();
         loop {
-            let h: Option<serde_json::Value> = ureq::get(format!("{}/v1/health", self.endpoint()))
-                .call()
-                .ok()
-                .and_then(|mut r| r.body_mut().read_to_string().ok())
-                .and_then(|b| serde_json::from_str(&b).ok());
+            let h = health(&self.endpoint());
             if let Some(h) = &h
                 && h["crs"]["state"] == "ready"
             {
@@ -415,19 +397,12 @@ struct FixtureResult {
 }
 
 fn main() {
-    let submissions: usize = std::env::var("SIGIL_BENCH_SUBMISSIONS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|&n| n > 0)
-        .unwrap_or(20);
+    let submissions: usize = env_count("SIGIL_BENCH_SUBMISSIONS", 20);
     let (enclave_bin, enclave_kind) = enclave_bin();
     let shim_bin = shim_bin();
     let bb = bb_bin();
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let load = std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|l| l.split_whitespace().next().map(str::to_string))
-        .unwrap_or_else(|| "?".into());
+    let load = load_average();
 
     let dir = profile_dir()
         .join("bench-prove")

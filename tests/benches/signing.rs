@@ -36,7 +36,7 @@ use sigil_signing::{
 };
 
 mod release;
-use release::{attest, enclave_bin, profile_dir, shim_bin};
+use release::{attest, enclave_bin, env_count, profile_dir, shim_bin};
 
 /// Sessions through the API live this long (seconds, so 2 to 3 s). A completed session frees
 /// its slot at once (the enclave keeps at most `MAX_FINISHED_SESSIONS` results), so the wait
@@ -413,11 +413,7 @@ fn concurrent<S: Sync>(
 }
 
 fn main() {
-    let n: u64 = std::env::var("SIGIL_BENCH_SESSIONS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|&n| n > 0)
-        .unwrap_or(100);
+    let n: u64 = env_count("SIGIL_BENCH_SESSIONS", 100);
     let (enclave_bin, enclave_kind) = enclave_bin();
     let shim_bin = shim_bin();
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());

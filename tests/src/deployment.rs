@@ -34,18 +34,23 @@ pub fn kms_policy(pcr0: Option<&str>) -> String {
     )
 }
 
+/// The `/v1/health` of the enclave at `endpoint` (`http://HOST:PORT`), or `None` while it
+/// does not answer with JSON (booting, restarting).
+pub fn health(endpoint: &str) -> Option<serde_json::Value> {
+    ureq::get(format!("{endpoint}/v1/health"))
+        .call()
+        .ok()
+        .and_then(|mut r| r.body_mut().read_to_string().ok())
+        .and_then(|b| serde_json::from_str(&b).ok())
+}
+
 /// Waits (up to 120 s) until the enclave at `endpoint` (`http://HOST:PORT`) reports the
 /// sealing state `state` in `/v1/health`; returns the health's `sealing` object. An enclave
 /// that does not answer yet (booting, restarting) is waited for too.
 pub fn wait_sealing_state(endpoint: &str, state: &str) -> serde_json::Value {
     let start = Instant::now();
     loop {
-        let h: serde_json::Value = ureq::get(format!("{endpoint}/v1/health"))
-            .call()
-            .ok()
-            .and_then(|mut r| r.body_mut().read_to_string().ok())
-            .and_then(|b| serde_json::from_str(&b).ok())
-            .unwrap_or_default();
+        let h = health(endpoint).unwrap_or_default();
         if h["sealing"]["state"] == state {
             return h["sealing"].clone();
         }

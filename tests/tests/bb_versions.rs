@@ -9,7 +9,7 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Enclave, target_dir};
+use common::{Enclave, enclave_bin, target_dir};
 use sigil_client::{Client, ClientError};
 use sigil_e2e::fixture;
 
@@ -145,4 +145,135 @@ fn a_request_names_its_bb_version_and_an_unknown_one_is_refused_by_name() {
         Ok(_) => panic!("9.9.9 was accepted"),
         Err(other) => panic!("9.9.9: {other}"),
     }
+    // Names and targets the body limit allows to be megabytes long are refused without being
+    // echoed whole: the sealed refusal stays small (a whole echo would not even seal).
+    let long = "9".repeat(2 << 20);
+    for (target, version, want) in [
+        ("default", long.as_str(), "unknown_bb_version"),
+        (long.as_str(), "4.1.2", "bad_target"),
+    ] {
+        match c.prove_submit_with(&e, &circuit, &witness, target, Some(version)) {
+            Err(ClientError::Api {
+                status,
+                code,
+                message,
+            }) => {
+                assert_eq!(
+                    (status, code.to_string().as_str()),
+                    (400, want),
+                    "{message}"
+                );
+                assert!(message.len() < 512, "{} bytes", message.len());
+            }
+            Ok(_) => panic!("a {want} request was accepted"),
+            Err(other) => panic!("{want}: {other}"),
+        }
+    }
+}
+
+/// Starts local mode with `prover` as the configuration's prover section (the CRS pinned as the
+/// shared one's first points) and returns what it said when it refused to start.
+fn refused_at_start(dir: &Path, prover: serde_json::Value) -> String {
+    let points = 32_769;
+    let mut prover = prover;
+    prover["crs_sha256"] = common::sha256_of_crs_points(points).into();
+    prover["crs_points"] = points.into();
+    let config = dir.join("enclave.json");
+    std::fs::write(&config, serde_json::json!({ "prover": prover }).to_string()).unwrap();
+    let blobs = format!("unix:{}", dir.join("blobs.sock").display());
+    let out = std::process::Command::new(enclave_bin())
+        .args(["--listen", "tcp:127.0.0.1:0", "--blob-store", &blobs])
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("listening"),
+        "{err}"
+    );
+    err
+}
+
+/// The measured configuration pins every bb: a binary or runtime other than the pinned one, an
+/// unpinned runtime, or a runtime missing a library bb needs stops the enclave at start with
+/// the reason (never a prover running something else than what was pinned).
+#[test]
+fn a_bb_other_than_the_pinned_one_stops_the_prover_at_start() {
+    let bb5 = common::bb();
+    let bb4 = target_dir().join("bb/4.1.2/bb");
+    assert!(
+        bb4.exists(),
+        "{} is missing: scripts/fetch-bb --version 4.1.2",
+        bb4.display()
+    );
+    let dir = common::fresh_dir("test-bb-versions", "pins");
+    let sha5 = sha256_hex(&std::fs::read(&bb5).unwrap());
+    let sha4 = sha256_hex(&std::fs::read(&bb4).unwrap());
+    let runtime4 = runtime_digest(bb4.parent().unwrap());
+    let wrong = "0".repeat(64);
+    let prover = |bb_sha256: &str, v4: serde_json::Value| {
+        serde_json::json!({
+            "bb_path": bb5,
+            "bb_version": "5.0.0",
+            "bb_sha256": bb_sha256,
+            "bb_versions": [v4],
+        })
+    };
+    let v4 = |path: &Path, sha256: &str, runtime: Option<&str>| {
+        let mut v = serde_json::json!({ "version": "4.1.2", "path": path, "sha256": sha256 });
+        if let Some(r) = runtime {
+            v["runtime_sha256"] = r.into();
+        }
+        v
+    };
+    let bb5_shown = std::fs::canonicalize(&bb5).unwrap().display().to_string();
+    let bb4_shown = std::fs::canonicalize(&bb4).unwrap().display().to_string();
+
+    // The default's pin.
+    let err = refused_at_start(&dir, prover(&wrong, v4(&bb4, &sha4, Some(&runtime4))));
+    assert!(
+        err.contains(&format!(
+            "{bb5_shown} has sha256 {sha5}, not the pinned {wrong}"
+        )),
+        "{err}"
+    );
+    // A further version's pin.
+    let err = refused_at_start(&dir, prover(&sha5, v4(&bb4, &wrong, Some(&runtime4))));
+    assert!(
+        err.contains(&format!(
+            "{bb4_shown} has sha256 {sha4}, not the pinned {wrong}"
+        )),
+        "{err}"
+    );
+    // Its runtime's pin: wrong, or absent while a runtime is there.
+    let err = refused_at_start(&dir, prover(&sha5, v4(&bb4, &sha4, Some(&wrong))));
+    assert!(
+        err.contains(&format!("has sha256 {runtime4}, not the pinned {wrong}")),
+        "{err}"
+    );
+    let err = refused_at_start(&dir, prover(&sha5, v4(&bb4, &sha4, None)));
+    assert!(err.contains("needs runtime_sha256"), "{err}");
+
+    // A runtime without one of the libraries bb needs (pinned as it is): the loader would take
+    // the system's copy, so the prover refuses it, naming the library.
+    let partial = dir.join("partial");
+    std::fs::create_dir_all(&partial).unwrap();
+    for e in std::fs::read_dir(bb4.parent().unwrap()).unwrap() {
+        let e = e.unwrap();
+        if e.file_name() != "libm.so.6" {
+            std::fs::hard_link(e.path(), partial.join(e.file_name()))
+                .or_else(|_| std::fs::copy(e.path(), partial.join(e.file_name())).map(|_| ()))
+                .unwrap();
+        }
+    }
+    let partial_bb = partial.join("bb");
+    let digest = runtime_digest(&partial);
+    let err = refused_at_start(&dir, prover(&sha5, v4(&partial_bb, &sha4, Some(&digest))));
+    assert!(
+        err.contains("needs libm.so.6") && err.contains("lacks"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -52,20 +52,8 @@ fn send(addr: &str, request: &str) -> Answer {
     s.write_all(request.as_bytes()).unwrap();
     let mut raw = Vec::new();
     let _ = s.read_to_end(&mut raw);
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .unwrap_or_else(|| panic!("not an HTTP response: {text:?}"));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no status in {head:?}"));
-    Answer {
-        status,
-        head: head.to_string(),
-        body: body.to_string(),
-    }
+    let (head, status, body) = common::split_response(&raw);
+    Answer { status, head, body }
 }
 
 fn preflight(addr: &str, path: &str, origin: &str, method: &str) -> Answer {

@@ -8,14 +8,14 @@
 
 use sigil_protocol::error::{ApiError, Code};
 use sigil_protocol::prove::{
-    JobRef, JobStatus, MAX_CIRCUIT, MAX_IVC_INPUTS, MAX_WITNESS, ProveRequest, Scheme, Submitted,
-    Target,
+    JobRef, JobStatus, MAX_BB_VERSION_NAME, MAX_CIRCUIT, MAX_IVC_INPUTS, MAX_WITNESS, ProveRequest,
+    Scheme, Submitted, Target,
 };
 use sigil_protocol::wire::SecretBase64;
 use zeroize::Zeroizing;
 
 use crate::http::Source;
-use crate::prover::jobs::{Input, Prover, SubmitError, Work};
+use crate::prover::jobs::{Input, Prover, SubmitError, Work, quoted};
 
 impl From<SubmitError> for ApiError {
     fn from(e: SubmitError) -> Self {
@@ -57,7 +57,11 @@ pub fn submit(
     let scheme = r.scheme.known().map_err(|other| {
         ApiError::new(
             Code::BadScheme,
-            format!("scheme {other:?}: one of {}", Scheme::NAMES.join(", ")),
+            format!(
+                "scheme {}: one of {}",
+                quoted(other),
+                Scheme::NAMES.join(", ")
+            ),
         )
     })?;
     let chonk = scheme == Scheme::Chonk;
@@ -69,8 +73,8 @@ pub fn submit(
             return Err(ApiError::new(
                 Code::BadTarget,
                 format!(
-                    "verifier target {:?}: chonk proofs take only default",
-                    t.map_or_else(str::to_string, |t| t.to_string())
+                    "verifier target {}: chonk proofs take only default",
+                    quoted(&t.map_or_else(str::to_string, |t| t.to_string()))
                 ),
             ));
         }
@@ -78,11 +82,30 @@ pub fn submit(
         (false, Err(t)) => {
             return Err(ApiError::new(
                 Code::BadTarget,
-                format!("verifier target {t:?}: one of {}", Target::NAMES.join(", ")),
+                format!(
+                    "verifier target {}: one of {}",
+                    quoted(t),
+                    Target::NAMES.join(", ")
+                ),
             ));
         }
     };
     // Named by the client, checked here: an unknown one never reaches the queue.
+    //
+    // Threat: a name as long as the body allows (tens of MiB) echoed into the refusal, which
+    // costs memory and makes the sealed error too large to seal (the client then gets an
+    // unsealed 500). No served name is longer than the bound: refused without echoing it.
+    if let Some(n) = r.bb_version.as_deref()
+        && n.len() > MAX_BB_VERSION_NAME
+    {
+        return Err(ApiError::new(
+            Code::UnknownBbVersion,
+            format!(
+                "bb_version is {} bytes long; version names are at most {MAX_BB_VERSION_NAME}",
+                n.len()
+            ),
+        ));
+    }
     let bb = prover
         .bb_by_name(r.bb_version.as_deref())
         .map_err(|m| ApiError::new(Code::UnknownBbVersion, m))?;

@@ -435,6 +435,10 @@ pub struct ProverConfig {
     /// Address-space limit of bb, MiB (default 8192).
     #[serde(default)]
     pub memory_limit_mib: Option<u64>,
+    /// SHA-256 (hex) the `bb_path` binary must have; a different one stops the prover at
+    /// start. Absent: not pinned here (the image's PCRs still measure it).
+    #[serde(default)]
+    pub bb_sha256: Option<String>,
     /// The name requests use for the `bb_path` binary, the default version (e.g. "5.0.0");
     /// absent: what its `bb --version` prints, up to the first `-`.
     #[serde(default)]
@@ -454,9 +458,10 @@ pub struct BbVersionConfig {
     /// The binary (in the image: `/usr/lib/sigil/bb-<version>/bb`).
     pub path: String,
     /// SHA-256 (hex) the binary must have; a different one stops the prover at start.
-    #[serde(default)]
-    pub sha256: Option<String>,
+    pub sha256: String,
     /// SHA-256 (hex) its runtime's file list must have (see `sigil_protocol::user_data`).
+    /// Required when the binary's directory holds a runtime: the prover does not start with
+    /// an unpinned one.
     #[serde(default)]
     pub runtime_sha256: Option<String>,
 }
@@ -521,16 +526,41 @@ impl ProverConfig {
                 return Err(bad(format!("{name:?} is named twice")));
             }
         }
+        let is_hex = |h: &str| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit());
+        if let Some(h) = &self.bb_sha256
+            && !is_hex(h)
+        {
+            return Err(bad("bb_sha256 is not 64 hex digits".into()));
+        }
         for v in &self.bb_versions {
-            for (field, h) in [("sha256", &v.sha256), ("runtime_sha256", &v.runtime_sha256)] {
+            let pins = [Some(&v.sha256), v.runtime_sha256.as_ref()];
+            for (field, h) in ["sha256", "runtime_sha256"].into_iter().zip(pins) {
                 if let Some(h) = h
-                    && (h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()))
+                    && !is_hex(h)
                 {
                     return Err(bad(format!("{}: {field} is not 64 hex digits", v.version)));
                 }
             }
         }
-        Ok(())
+        crate::boot::check_user_data_room(self.worst_case_served()).map_err(bad)
+    }
+
+    /// The largest `bbs` list this configuration can put in user_data, as far as it says:
+    /// its names (an unnamed default as long as a name may be), a runtime for every version,
+    /// each `--version` string as long as its name. The prover checks again with the strings
+    /// its binaries print ([`crate::prover::start`]).
+    fn worst_case_served(&self) -> Vec<sigil_protocol::user_data::ServedBb> {
+        let longest = "x".repeat(sigil_protocol::user_data::MAX_STRING_LEN);
+        let default = self.bb_version.clone().unwrap_or(longest);
+        std::iter::once(default)
+            .chain(self.bb_versions.iter().map(|v| v.version.clone()))
+            .map(|name| sigil_protocol::user_data::ServedBb {
+                version: name.clone(),
+                name,
+                sha256: "f".repeat(64),
+                runtime: Some("f".repeat(64)),
+            })
+            .collect()
     }
 }
 
@@ -840,6 +870,88 @@ mod tests {
         assert!(e.to_string().contains("entry 1 repeats"), "{e}");
     }
 
+    fn prover_with(extra: &str) -> Result<MeasuredConfig, ConfigError> {
+        let zero = "0".repeat(64);
+        let text = format!(r#"{{"prover": {{"crs_sha256": "{zero}", "crs_points": 1{extra}}}}}"#);
+        MeasuredConfig::parse(text.as_bytes())
+    }
+
+    fn version_entry(name: &str, runtime: bool) -> String {
+        let pin = "a".repeat(64);
+        let runtime = if runtime {
+            format!(r#", "runtime_sha256": "{pin}""#)
+        } else {
+            String::new()
+        };
+        format!(r#"{{"version": "{name}", "path": "/b/{name}/bb", "sha256": "{pin}"{runtime}}}"#)
+    }
+
+    #[test]
+    fn every_further_bb_version_is_pinned() {
+        let pin = "a".repeat(64);
+        let entry = version_entry("4.1.2", true);
+        let c = prover_with(&format!(
+            r#", "bb_sha256": "{pin}", "bb_versions": [{entry}]"#
+        ))
+        .unwrap();
+        let p = c.prover.unwrap();
+        assert_eq!(p.bb_sha256.as_deref(), Some(pin.as_str()));
+        assert_eq!(p.bb_versions[0].sha256, pin);
+        for (extra, why) in [
+            (
+                r#", "bb_versions": [{"version": "4.1.2", "path": "/b/bb"}]"#.to_string(),
+                "missing field `sha256`",
+            ),
+            (
+                r#", "bb_versions": [{"version": "4.1.2", "path": "/b/bb", "sha256": "ab"}]"#
+                    .to_string(),
+                "4.1.2: sha256 is not 64 hex",
+            ),
+            (
+                r#", "bb_sha256": "xyz""#.to_string(),
+                "bb_sha256 is not 64 hex",
+            ),
+        ] {
+            let e = prover_with(&extra).unwrap_err().to_string();
+            assert!(e.contains(why), "{extra}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_configuration_whose_user_data_would_overflow_is_refused() {
+        // The image's own configuration fits, with room to spare for its node and log head.
+        let image = include_bytes!("../../../reproducible-build/config/enclave.json");
+        MeasuredConfig::parse(image).unwrap();
+        // Eight versions are allowed by count, but with their runtimes, the node and the log
+        // head, user_data would pass its 1024 bytes: refused when the configuration is read,
+        // not when the first attestation after the sealed state opens fails.
+        let entries = |n: usize| {
+            (0..n)
+                .map(|i| version_entry(&format!("4.1.{i}"), true))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let e = prover_with(&format!(
+            r#", "bb_version": "5.0.0", "bb_versions": [{}]"#,
+            entries(MAX_BB_VERSIONS - 1)
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("user_data would not fit"), "{e}");
+        // The largest number that fits is accepted.
+        let fits = (1..MAX_BB_VERSIONS)
+            .rev()
+            .find(|&n| {
+                prover_with(&format!(
+                    r#", "bb_version": "5.0.0", "bb_versions": [{}]"#,
+                    entries(n)
+                ))
+                .is_ok()
+            })
+            .unwrap();
+        assert!(fits >= 2, "{fits}");
+    }
+
     #[test]
     fn refuses_what_it_does_not_understand() {
         for (bad, why) in [
@@ -878,6 +990,10 @@ mod tests {
             (br#"{"cors": {"origins": ["*"]}}"#, "exact origins"),
             (br#"{"cors": {"origins": ["https://a.example/"]}}"#, "without path"),
             (br#"{"cors": {"origin": ["https://a.example"]}}"#, "unknown field"),
+            (
+                br#"{"cors": {"origins": ["http://wallet.example"]}}"#,
+                "must be loopback",
+            ),
         ] {
             let e = MeasuredConfig::parse(bad).unwrap_err().to_string();
             assert!(e.contains(why), "{e}");

@@ -100,6 +100,48 @@ pub fn image_info(nsm: &dyn Nsm, bb: Option<BbInfo>) -> ImageInfo {
     }
 }
 
+/// Whether the attestation's user_data still fits its bound when it is largest: every
+/// version in `served` (the default first), the node and the registry's log head present, the
+/// longest mode.
+///
+/// Threat (availability): a configuration whose user_data grows past
+/// [`sigil_protocol::user_data::MAX_USER_DATA_LEN`] once the sealed state opens (the node key)
+/// or a registry has a log head: the enclave would boot, then fail every attestation. Checked
+/// with the configured names when the configuration is read, and with what each bb prints
+/// when the prover starts.
+pub fn check_user_data_room(served: Vec<ServedBb>) -> Result<(), String> {
+    let mode = [
+        crate::nsm::Mode::Nitro,
+        crate::nsm::Mode::Harness,
+        crate::nsm::Mode::Local,
+    ]
+    .into_iter()
+    .map(crate::nsm::Mode::as_str)
+    .max_by_key(|m| m.len())
+    .unwrap_or("harness");
+    let count = served.len();
+    let info = ImageInfo {
+        protocol: PROTOCOL_VERSION,
+        sigil_version: env!("CARGO_PKG_VERSION").to_string(),
+        mode: mode.to_string(),
+        capabilities: CAPABILITIES.iter().map(|c| c.to_string()).collect(),
+        bb: served.first().map(|b| BbInfo {
+            version: b.version.clone(),
+            sha256: b.sha256.clone(),
+        }),
+        bb_served: served,
+        node: Some([0xff; 32]),
+        registry_log: Some([0xff; 32]),
+    };
+    info.validate().map_err(|e| {
+        format!(
+            "the attestation's user_data would not fit with these {count} bb versions once the \
+             node key and the registry's log head are in it ({e}); serve fewer versions or \
+             shorter names"
+        )
+    })
+}
+
 /// Whom the measured configuration trusts: which owners, which peer enclaves.
 pub struct Trust {
     pub admission: crate::api::owner::Admission,
@@ -126,17 +168,7 @@ pub fn prepare(
     });
     let mut info = image_info(nsm.as_ref(), bb);
     if let Some(p) = &prover {
-        info.bb_served = p
-            .settings()
-            .bbs
-            .iter()
-            .map(|b| ServedBb {
-                name: b.name.clone(),
-                version: b.version.clone(),
-                sha256: b.sha256.clone(),
-                runtime: b.runtime_sha256.clone(),
-            })
-            .collect();
+        info.bb_served = crate::prover::served(&p.settings().bbs);
     }
     let mut limits = limits;
     if prover.is_some() {

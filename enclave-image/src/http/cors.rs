@@ -118,11 +118,22 @@ pub fn preflight(methods: &str) -> hyper::Response<Full<Bytes>> {
 
 /// Lets the page of `origin` read this answer (errors included, so it can show why). No
 /// `Access-Control-Expose-Headers`: the SDK reads only the status and `content-type`, which
-/// browsers always expose.
+/// browsers always expose. The `Vary` header is [`vary`]'s.
 pub fn expose(headers: &mut HeaderMap, origin: HeaderValue) {
     headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin);
-    // The answer depends on the request's Origin: a cache must not serve it to another.
-    headers.append(VARY, HeaderValue::from_static("origin"));
+}
+
+/// Marks an answer as depending on the request's `Origin`, whoever asked, whenever the policy
+/// lists any origin.
+///
+/// Threat: a shared cache between browsers and the enclave storing an answer given to a
+/// request without an allowed `Origin` (no CORS header) and serving that copy to a page of an
+/// allowed origin (which the browser then keeps from its script), or the other way round. With
+/// `Vary: origin` on every answer, a cache keys each copy by the origin it was made for.
+pub fn vary(cors: &Cors, headers: &mut HeaderMap) {
+    if !cors.is_empty() {
+        headers.append(VARY, HeaderValue::from_static("origin"));
+    }
 }
 
 /// An origin as browsers send it: `http` or `https`, `://`, a lowercase host (a name, an
@@ -187,6 +198,15 @@ pub fn check_origin(o: &str) -> Result<(), String> {
             return bad("browsers leave the scheme's default port out");
         }
     }
+    // Threat: a page served over plain HTTP can be replaced by anyone on its network path,
+    // whose script would then drive the enclave from the user's browser as that origin. Only
+    // a loopback page (this machine, for development) may be http.
+    if scheme == "http" && !matches!(host, "127.0.0.1" | "localhost" | "[::1]") {
+        return bad(
+            "an http:// origin must be loopback (127.0.0.1, localhost or [::1]); \
+             pages of other hosts need https://",
+        );
+    }
     Ok(())
 }
 
@@ -209,7 +229,11 @@ mod tests {
             "http://127.0.0.1:8080",
             "https://a-b.example.co:8443",
             "http://[::1]:3000",
+            "http://[::1]",
             "http://localhost",
+            "http://localhost:5173",
+            "http://127.0.0.1",
+            "https://10.0.0.1:8443",
         ] {
             check_origin(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
         }
@@ -232,6 +256,12 @@ mod tests {
             ("https://", "no host"),
             ("http://[::1", "unclosed"),
             ("http://[zz]:1", "IPv6"),
+            ("http://wallet.example", "must be loopback"),
+            ("http://wallet.example:8080", "must be loopback"),
+            ("http://10.0.0.1:8080", "must be loopback"),
+            ("http://127.0.0.2:8080", "must be loopback"),
+            ("http://localhost.example", "must be loopback"),
+            ("http://[::2]:3000", "must be loopback"),
         ] {
             let e = check_origin(bad).unwrap_err();
             assert!(e.contains(why), "{bad}: {e}");
@@ -287,6 +317,20 @@ mod tests {
         assert_eq!(h[ACCESS_CONTROL_ALLOW_METHODS], "POST");
         assert_eq!(h[ACCESS_CONTROL_ALLOW_HEADERS], "content-type");
         assert_eq!(h[ACCESS_CONTROL_MAX_AGE], "600");
+    }
+
+    #[test]
+    fn every_answer_varies_by_origin_once_an_origin_is_listed() {
+        let cors = Cors::new(["https://wallet.example"]).unwrap();
+        // An answer to a request without an allowed origin varies too: a cache must not hand
+        // its header-less copy to the allowed page.
+        let mut h = HeaderMap::new();
+        vary(&cors, &mut h);
         assert_eq!(h[VARY], "origin");
+        assert!(!h.contains_key(ACCESS_CONTROL_ALLOW_ORIGIN));
+        // No origin listed: no CORS header at all.
+        let mut h = HeaderMap::new();
+        vary(&Cors::none(), &mut h);
+        assert!(h.is_empty());
     }
 }

@@ -436,6 +436,7 @@ fn connection(
             if let Some(origin) = origin {
                 cors::expose(resp.headers_mut(), origin);
             }
+            cors::vary(&cors, resp.headers_mut());
             Ok::<_, Infallible>(resp)
         }
     });

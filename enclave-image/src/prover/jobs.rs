@@ -60,6 +60,26 @@ const STDERR_TAIL: usize = 2048;
 /// recently served first, so one client's backlog never stands before another's next job.
 pub const MAX_JOBS_PER_SOURCE: usize = 4;
 
+/// Longest part of a client's text quoted back in an error message.
+pub const MAX_QUOTED: usize = 64;
+
+/// `s` quoted (as `{:?}` does) for an error message, cut to [`MAX_QUOTED`] bytes with `...`
+/// after the quote when cut.
+///
+/// Threat: a request field the body limit allows to be megabytes long, echoed whole into an
+/// error: memory, and a sealed error too large to seal. Only a bounded prefix is echoed.
+pub fn quoted(s: &str) -> String {
+    let mut end = s.len().min(MAX_QUOTED);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    if end < s.len() {
+        format!("{:?}...", &s[..end])
+    } else {
+        format!("{s:?}")
+    }
+}
+
 /// One bb version the prover serves.
 #[derive(Clone, Debug)]
 pub struct BbBinary {
@@ -85,8 +105,10 @@ impl BbBinary {
         match &self.runtime {
             Some(dir) => {
                 // Its ELF interpreter is the system's loader, which goes with the system's
-                // (older) libc: run the loader of its own runtime, which finds only the
-                // libraries beside it (no cache, no system paths for what it lists).
+                // (older) libc: run the loader of its own runtime, which looks beside it first
+                // (no cache). A library not found there would still be taken from the system's
+                // directories: the prover checks at start that the runtime holds every
+                // library bb and its libraries name (`prover::runtime_has_every_library`).
                 let mut cmd = Command::new(dir.join(super::RUNTIME_LOADER));
                 cmd.arg("--inhibit-cache")
                     .arg("--library-path")
@@ -252,7 +274,8 @@ impl Prover {
                     let served: Vec<&str> =
                         self.settings.bbs.iter().map(|b| b.name.as_str()).collect();
                     format!(
-                        "bb version {n:?} is not served here; this image serves {} (default {})",
+                        "bb version {} is not served here; this image serves {} (default {})",
+                        quoted(n),
                         served.join(", "),
                         served.first().copied().unwrap_or("none")
                     )
@@ -1156,6 +1179,22 @@ fn pad_result(json: Zeroizing<Vec<u8>>, unit: usize) -> Zeroizing<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quoted_client_text_is_bounded() {
+        assert_eq!(quoted("9.9.9"), "\"9.9.9\"");
+        let long = "x".repeat(10 << 20);
+        let q = quoted(&long);
+        assert_eq!(q, format!("\"{}\"...", "x".repeat(MAX_QUOTED)));
+        // Cut on a character boundary, never inside one.
+        let wide = "é".repeat(MAX_QUOTED);
+        assert_eq!(
+            quoted(&wide),
+            format!("\"{}\"...", "é".repeat(MAX_QUOTED / 2))
+        );
+        let exact = "y".repeat(MAX_QUOTED);
+        assert_eq!(quoted(&exact), format!("{exact:?}"));
+    }
 
     /// A job with no input, `sealed` its result (ended when it has one).
     fn test_job(state: State, source: Source, sealed: Option<Vec<u8>>) -> Job {

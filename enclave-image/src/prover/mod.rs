@@ -3,6 +3,7 @@
 //! proving jobs ([`jobs`]): a bounded queue, workers, and `bb` as a limited child process.
 
 pub mod crs;
+pub mod elf;
 pub mod jobs;
 
 use std::path::{Path, PathBuf};
@@ -130,7 +131,21 @@ pub fn start(
         }
         settings.bbs.push(bb);
     }
+    // The configuration was checked with its names; this is the exact list user_data carries.
+    crate::boot::check_user_data_room(served(&settings.bbs)).map_err(ProverError::Pin)?;
     Prover::start(settings, crs)
+}
+
+/// The versions as the attestation's user_data lists them (`bbs`), the default first.
+pub fn served(bbs: &[BbBinary]) -> Vec<sigil_protocol::user_data::ServedBb> {
+    bbs.iter()
+        .map(|b| sigil_protocol::user_data::ServedBb {
+            name: b.name.clone(),
+            version: b.version.clone(),
+            sha256: b.sha256.clone(),
+            runtime: b.runtime_sha256.clone(),
+        })
+        .collect()
 }
 
 /// One bb to start: its name (None: from `--version`), binary and pins.
@@ -139,6 +154,8 @@ struct Wanted {
     path: PathBuf,
     sha256: Option<String>,
     runtime_sha256: Option<String>,
+    /// A configured further version: a runtime beside it must be pinned.
+    runtime_pin_required: bool,
 }
 
 /// The configured versions, the default first, with local mode's replacements. A replaced
@@ -147,14 +164,16 @@ fn wanted_bbs(config: &ProverConfig, bb_override: &BbOverride) -> Vec<Wanted> {
     let mut wanted = vec![Wanted {
         name: config.bb_version.clone(),
         path: PathBuf::from(&config.bb_path),
-        sha256: None,
+        sha256: config.bb_sha256.clone(),
         runtime_sha256: None,
+        runtime_pin_required: false,
     }];
     wanted.extend(config.bb_versions.iter().map(|v| Wanted {
         name: Some(v.version.clone()),
         path: PathBuf::from(&v.path),
-        sha256: v.sha256.clone(),
+        sha256: Some(v.sha256.clone()),
         runtime_sha256: v.runtime_sha256.clone(),
+        runtime_pin_required: true,
     }));
     for (name, path) in bb_override {
         let at = match name {
@@ -166,6 +185,7 @@ fn wanted_bbs(config: &ProverConfig, bb_override: &BbOverride) -> Vec<Wanted> {
             path: path.clone(),
             sha256: None,
             runtime_sha256: None,
+            runtime_pin_required: false,
         };
         match at {
             Some(i) => wanted[i] = w,
@@ -210,7 +230,17 @@ fn load_bb(settings: &Settings, w: Wanted) -> Result<BbBinary, ProverError> {
                 path.display()
             )));
         }
+        (None, Some(have)) if w.runtime_pin_required => {
+            return Err(ProverError::Pin(format!(
+                "the runtime beside {} (sha256 {have}) is not pinned: its bb_versions entry \
+                 needs runtime_sha256",
+                path.display()
+            )));
+        }
         _ => {}
+    }
+    if runtime.is_some() {
+        runtime_has_every_library(&path, &dir)?;
     }
     let mut bb = BbBinary {
         name: String::new(),
@@ -285,6 +315,45 @@ fn runtime_of(dir: &Path) -> Result<Option<String>, ProverError> {
     Ok(Some(hex::encode(digest.as_ref())))
 }
 
+/// Every library bb names (`DT_NEEDED`), and every library those name in turn, is a regular
+/// file of its runtime directory `dir`.
+///
+/// Threat: `ld.so --library-path DIR` looks in DIR first but falls back to the system's
+/// directories for a library it does not find there: a runtime that misses one would load the
+/// image's own copy (another version, not in the runtime's pinned digest) without a word.
+/// Checked at start, so a runtime that is not whole stops the prover instead.
+fn runtime_has_every_library(bb: &Path, dir: &Path) -> Result<(), ProverError> {
+    let refuse = |m: String| ProverError::Pin(m);
+    let mut seen = std::collections::BTreeSet::new();
+    let mut todo = vec![bb.to_path_buf()];
+    while let Some(file) = todo.pop() {
+        let names = elf::needed(&file)
+            .map_err(|e| refuse(format!("{}: reading its libraries: {e}", file.display())))?;
+        for name in names {
+            if name.contains('/') || name == "." || name == ".." {
+                return Err(refuse(format!(
+                    "{} names the library {name:?} by path, outside its runtime",
+                    file.display()
+                )));
+            }
+            let lib = dir.join(&name);
+            let regular = std::fs::symlink_metadata(&lib).is_ok_and(|m| m.is_file());
+            if !regular {
+                return Err(refuse(format!(
+                    "{} needs {name}, which its runtime {} lacks (the loader would take the \
+                     system's)",
+                    file.display(),
+                    dir.display()
+                )));
+            }
+            if seen.insert(name) {
+                todo.push(lib);
+            }
+        }
+    }
+    Ok(())
+}
+
 /// `bb --version`, run in the sandbox like every job (so a bb that cannot run there is
 /// reported at start).
 fn bb_version(settings: &Settings, bb: &BbBinary) -> Result<String, ProverError> {
@@ -325,6 +394,74 @@ fn bb_version(settings: &Settings, bb: &BbBinary) -> Result<String, ProverError>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A directory beside the test binary (hard links need the same file system).
+    fn scratch(name: &str) -> PathBuf {
+        let exe = std::env::current_exe().unwrap();
+        let dir = exe
+            .parent()
+            .unwrap()
+            .join(format!("prover-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn a_runtime_must_hold_every_library_bb_names() {
+        let exe = std::env::current_exe().unwrap();
+        let needed = elf::needed(&exe).unwrap();
+        assert!(!needed.is_empty(), "the test binary links dynamically");
+        let dir = scratch("runtime");
+        let bb = dir.join("bb");
+        std::fs::hard_link(&exe, &bb).unwrap();
+        // Every library present (each a copy of an ELF naming the same ones): accepted.
+        for n in &needed {
+            std::fs::hard_link(&exe, dir.join(n)).unwrap();
+        }
+        runtime_has_every_library(&bb, &dir).unwrap();
+        // One missing: the loader would fall back to the system's copy; refused, by name.
+        let gone = needed.last().unwrap();
+        std::fs::remove_file(dir.join(gone)).unwrap();
+        let e = runtime_has_every_library(&bb, &dir)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(&format!("needs {gone}")) && e.contains("lacks"),
+            "{e}"
+        );
+        // A symbolic link is no runtime file.
+        std::os::unix::fs::symlink(&exe, dir.join(gone)).unwrap();
+        assert!(runtime_has_every_library(&bb, &dir).is_err());
+        // Transitively: a library present but itself needing one that is absent.
+        std::fs::remove_file(dir.join(gone)).unwrap();
+        let dir2 = scratch("runtime-deep");
+        let lib = dir2.join("libonly.so");
+        std::fs::hard_link(&exe, &lib).unwrap();
+        let e = runtime_has_every_library(&lib, &dir2)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("lacks"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::remove_dir_all(&dir2);
+    }
+
+    #[test]
+    fn elf_reading_is_bounded_and_refuses_junk() {
+        let dir = scratch("elf");
+        let junk = dir.join("junk");
+        std::fs::write(&junk, b"#!/bin/sh\n").unwrap();
+        assert!(elf::needed(&junk).is_err());
+        // A header cut short, and one claiming a huge table: errors, no panic.
+        let exe = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        std::fs::write(&junk, &exe[..40]).unwrap();
+        assert!(elf::needed(&junk).is_err());
+        let mut big = exe[..64].to_vec();
+        big[0x38..0x3a].copy_from_slice(&u16::MAX.to_le_bytes());
+        std::fs::write(&junk, &big).unwrap();
+        assert!(elf::needed(&junk).unwrap_err().contains("program headers"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn the_jobs_file_system_grows_with_the_workers() {

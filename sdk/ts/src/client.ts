@@ -2,9 +2,9 @@
 // sealed to the attested per-boot key and only its sealed answer is believed.
 
 import { verifyAttestation, type VerifiedAttestation, type VerifyOptions } from "./attestation/verify.js";
-import { b64, fromUtf8, hex, randomBytes, unb64, unhex, utf8 } from "./bytes.js";
+import { b64, concat, fromUtf8, hex, randomBytes, unb64, unhex, utf8 } from "./bytes.js";
 import { sealRequest, MAX_ENCAPSULATED_RESPONSE } from "./encap.js";
-import { ProveError, SigilError } from "./errors.js";
+import { AttestationError, ProveError, SigilError } from "./errors.js";
 import { OwnerKey } from "./owner.js";
 import { checkName, vaultDigest } from "./vault.js";
 import * as m2 from "./musig2.js";
@@ -40,12 +40,58 @@ export interface Job {
   inputsSha256: string;
 }
 
-async function readLimited(resp: Response, limit: number): Promise<Uint8Array> {
-  const len = Number(resp.headers.get("content-length") ?? "0");
-  if (len > limit) throw new SigilError("transport", `response of ${len} bytes exceeds the ${limit}-byte limit`);
-  const b = new Uint8Array(await resp.arrayBuffer());
-  if (b.length > limit) throw new SigilError("transport", `response exceeds the ${limit}-byte limit`);
-  return b;
+/** The body of `resp`, refused (and the transfer cancelled) once more than `limit` bytes
+ * arrive: the parent relays every answer, and a missing or lying content-length must not
+ * make the client buffer gigabytes. */
+export async function readLimited(resp: Response, limit: number): Promise<Uint8Array> {
+  const tooLarge = (what: string) => new SigilError("transport", `response ${what} exceeds the ${limit}-byte limit`);
+  const stated = resp.headers.get("content-length");
+  if (stated !== null && Number(stated) > limit) {
+    await resp.body?.cancel().catch(() => undefined);
+    throw tooLarge(`of ${stated} bytes`);
+  }
+  if (!resp.body) return new Uint8Array();
+  const reader = resp.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    let r: ReadableStreamReadResult<Uint8Array>;
+    try {
+      r = await reader.read();
+    } catch (e) {
+      throw new SigilError("transport", `reading the response: ${(e as Error).message}`);
+    }
+    if (r.done) break;
+    total += r.value.length;
+    if (total > limit) {
+      await reader.cancel().catch(() => undefined);
+      throw tooLarge("body");
+    }
+    chunks.push(r.value);
+  }
+  return concat(...chunks);
+}
+
+export interface ConnectOptions extends VerifyOptions {
+  fetch?: typeof fetch;
+  /** Talk to a genuine Nitro enclave whatever image it runs (no PCR0 pinned). This gives no
+   * protection: anyone can run their own image on AWS hardware and would receive vault
+   * values, owner-signed requests and proving inputs. Default false. */
+  anyImage?: boolean;
+}
+
+/** After verification, before anything is sent: a genuine AWS document proves only that
+ * *some* enclave answered; which image it runs is what PCR0 says. Refuses (check "pcr") an
+ * AWS-rooted document when no PCR0 is pinned, unless `anyImage` (Rust CLI
+ * `require_pinned_image`). Simulated (test-root) documents need no pin: they are accepted
+ * only with trustTestRoot and prove nothing about the image anyway. */
+export function requirePinnedImage(attestation: Pick<VerifiedAttestation, "rootName">, opts: Pick<ConnectOptions, "pcrs" | "anyImage">): void {
+  if (attestation.rootName === "aws" && !opts.pcrs?.[0] && opts.anyImage !== true) {
+    throw new AttestationError(
+      "pcr",
+      "no image pinned: pass pcrs: pcrPinsFromManifest(pcr-manifest.json) (or pcrs: { 0: hex }), or anyImage: true, which trusts whatever image answers",
+    );
+  }
 }
 
 function apiError(status: number, body: Uint8Array): SigilError {
@@ -82,8 +128,9 @@ export class SigilClient {
     this.f = f;
   }
 
-  /** GET /v1/attestation?nonce=<32 fresh bytes>, verify it (the nonce included), keep the key. */
-  static async connect(endpoint: string, opts: VerifyOptions & { fetch?: typeof fetch } = {}): Promise<SigilClient> {
+  /** GET /v1/attestation?nonce=<32 fresh bytes>, verify it (the nonce included), require a
+   * pinned image (PCR0, see `requirePinnedImage`), keep the key. */
+  static async connect(endpoint: string, opts: ConnectOptions = {}): Promise<SigilClient> {
     const base = endpoint.replace(/\/+$/, "");
     const f = opts.fetch ?? globalThis.fetch.bind(globalThis);
     const nonce = randomBytes(32);
@@ -95,6 +142,7 @@ export class SigilClient {
     const doc = unb64(JSON.parse(fromUtf8(body)).document);
     // A fresh nonce proves the document was made for this connection (no replayed document).
     const attestation = await verifyAttestation(doc, { ...opts, nonce });
+    requirePinnedImage(attestation, opts);
     return new SigilClient(base, attestation, doc, f);
   }
 
@@ -219,12 +267,12 @@ export class SigilClient {
       return v;
     },
     session: (session: string): Promise<m2.SessionView> => this.call("POST /v1/musig2/sessions/status", { session }),
-    /** The owner's approval: a BIP-340 signature over the session digest, recomputed here from
-     * the description (never the digest the enclave states). */
-    approve: async (owner: OwnerKey, view: m2.SessionView): Promise<m2.StatusView> => {
-      const d = m2.sessionDigest(view);
-      if (hex(d) !== view.digest) throw new SigilError("protocol", "the session's digest does not match its description");
-      return this.call("POST /v1/musig2/sessions/approve", { session: view.id, owner: hex(owner.xOnly), signature: hex(owner.sign(d)) });
+    /** The owner's approval of `view`, if it is the session `expected` describes
+     * (`checkSession`: throws SessionMismatchError naming the first field that differs): a
+     * BIP-340 signature over the digest computed from `expected`, never the one stated. */
+    approve: async (owner: OwnerKey, view: m2.SessionView, expected: m2.ExpectedSession): Promise<m2.StatusView> => {
+      const checked = m2.checkSession(view, expected);
+      return this.call("POST /v1/musig2/sessions/approve", { session: view.id, owner: hex(owner.xOnly), signature: hex(owner.sign(checked.digest)) });
     },
     nonces: (session: string): Promise<m2.NoncesView> => this.call("POST /v1/musig2/sessions/nonces", { session }),
     submitNonces: (session: string, index: number, nonces: Uint8Array[]): Promise<m2.StatusView> =>
@@ -234,8 +282,10 @@ export class SigilClient {
       this.call("POST /v1/musig2/sessions/partial-signatures", { session, round_id: roundId, index, partial_signatures: sigs.map(hex) }),
     abort: async (owner: OwnerKey, session: string): Promise<m2.StatusView> =>
       this.call("POST /v1/musig2/sessions/abort", { session, owner: hex(owner.xOnly), ...this.signRequest(owner, "session/abort", [unhex(session, 32), owner.xOnly]) }),
-    /** Takes part as an external signer: nonces, wait for the round, check it, sign. */
-    participate: async (signer: m2.SignerKey, view: m2.SessionView, opts: { pollMs?: number; timeoutMs?: number } = {}): Promise<m2.StatusView> => {
+    /** Takes part as an external signer, if `view` is the session `expected` describes
+     * (`checkSession`): nonces, wait for the round, check it, sign. */
+    participate: async (signer: m2.SignerKey, view: m2.SessionView, expected: m2.ExpectedSession, opts: { pollMs?: number; timeoutMs?: number } = {}): Promise<m2.StatusView> => {
+      m2.checkSession(view, expected);
       const part = signer.join(view);
       await this.musig2.submitNonces(view.id, part.index, part.publicNonces);
       const deadline = Date.now() + (opts.timeoutMs ?? 60_000);

@@ -74,25 +74,37 @@ export class ResponseOpener {
   async open(body: Uint8Array): Promise<{ status: number; plaintext: Uint8Array }> {
     if (this.#used) throw new EncapError("encap_internal", "this opener was already used");
     this.#used = true;
-    // Size first: a hostile server cannot make the client buffer or decrypt much.
-    if (body.length > MAX_ENCAPSULATED_RESPONSE) throw new EncapError("encap_too_large", `body too large (limit ${MAX_ENCAPSULATED_RESPONSE} bytes)`);
-    if (body.length < RESPONSE_NONCE_LEN + TAG_LEN) throw new EncapError("encap_malformed", "body too short");
-    const { key, iv } = await responseCipher(this.secret, this.enc, body.subarray(0, RESPONSE_NONCE_LEN));
     let pt: Uint8Array;
     try {
-      pt = new Uint8Array(await globalThis.crypto.subtle.decrypt({ name: "AES-GCM", iv: buf(iv), additionalData: buf(utf8(this.route)) }, key, buf(body.subarray(RESPONSE_NONCE_LEN))));
-    } catch {
-      throw decryptFailed();
+      // Size first: a hostile server cannot make the client buffer or decrypt much.
+      if (body.length > MAX_ENCAPSULATED_RESPONSE) throw new EncapError("encap_too_large", `body too large (limit ${MAX_ENCAPSULATED_RESPONSE} bytes)`);
+      if (body.length < RESPONSE_NONCE_LEN + TAG_LEN) throw new EncapError("encap_malformed", "body too short");
+      const { key, iv } = await responseCipher(this.secret, this.enc, body.subarray(0, RESPONSE_NONCE_LEN));
+      try {
+        pt = new Uint8Array(await globalThis.crypto.subtle.decrypt({ name: "AES-GCM", iv: buf(iv), additionalData: buf(utf8(this.route)) }, key, buf(body.subarray(RESPONSE_NONCE_LEN))));
+      } catch {
+        throw decryptFailed();
+      }
+    } finally {
+      // The exported secret opens (and forges) this one answer: with the opener used, nothing
+      // needs it. Overwriting it is best effort in JS (WebCrypto and the engine may keep
+      // copies), but no reference of ours keeps it readable.
+      this.secret.fill(0);
     }
     if (pt.length < 2) throw new EncapError("encap_malformed", "body too short");
     return { status: (pt[0]! << 8) | pt[1]!, plaintext: pt.subarray(2) };
   }
 }
 
-/** Seals `plaintext` for `route` to the attested enclave key. `ephemeralSeed` (32 bytes, fed
- * to DeriveKeyPair) exists for test vectors only: a fixed ephemeral key makes every request
- * to one enclave readable to whoever knows the seed. */
-export async function sealRequest(serverPublicKey: Uint8Array, route: string, plaintext: Uint8Array, ephemeralSeed?: Uint8Array): Promise<{ body: Uint8Array; opener: ResponseOpener }> {
+/** Seals `plaintext` for `route` to the attested enclave key, with a fresh ephemeral key. */
+export function sealRequest(serverPublicKey: Uint8Array, route: string, plaintext: Uint8Array): Promise<{ body: Uint8Array; opener: ResponseOpener }> {
+  return sealRequestInternal(serverPublicKey, route, plaintext, undefined);
+}
+
+/** @internal `sealRequest` with an optional fixed ephemeral seed (32 bytes, fed to
+ * DeriveKeyPair). Not exported by the package: only `src/testing.ts` (vectors) passes a seed,
+ * since a fixed ephemeral key makes every request to one enclave readable to whoever knows it. */
+export async function sealRequestInternal(serverPublicKey: Uint8Array, route: string, plaintext: Uint8Array, ephemeralSeed: Uint8Array | undefined): Promise<{ body: Uint8Array; opener: ResponseOpener }> {
   checkRoute(route);
   if (plaintext.length + REQUEST_OVERHEAD > MAX_ENCAPSULATED_REQUEST) {
     throw new EncapError("encap_too_large", `body too large (limit ${MAX_ENCAPSULATED_REQUEST} bytes)`);
@@ -168,14 +180,21 @@ export class ResponseSealer {
     readonly enc: Uint8Array,
   ) {}
 
-  /** `responseNonce` is for vectors only; the default is fresh randomness (RFC 9458 §4.4). */
-  async seal(route: string, status: number, plaintext: Uint8Array, responseNonce: Uint8Array = randomBytes(RESPONSE_NONCE_LEN)): Promise<Uint8Array> {
-    checkRoute(route);
-    if (plaintext.length + RESPONSE_OVERHEAD > MAX_ENCAPSULATED_RESPONSE) throw new EncapError("encap_too_large", `body too large (limit ${MAX_ENCAPSULATED_RESPONSE} bytes)`);
-    const { key, iv } = await responseCipher(this.secret, this.enc, responseNonce);
-    const ct = new Uint8Array(
-      await globalThis.crypto.subtle.encrypt({ name: "AES-GCM", iv: buf(iv), additionalData: buf(utf8(route)) }, key, buf(concat(Uint8Array.of(status >> 8, status & 255), plaintext))),
-    );
-    return concat(responseNonce, ct);
+  /** Seals the answer under a fresh response nonce (RFC 9458 §4.4). */
+  seal(route: string, status: number, plaintext: Uint8Array): Promise<Uint8Array> {
+    return sealResponseInternal(this, route, status, plaintext, randomBytes(RESPONSE_NONCE_LEN));
   }
+}
+
+/** @internal `ResponseSealer.seal` with a given response nonce. Not exported by the package:
+ * only `src/testing.ts` (vectors) fixes the nonce. */
+export async function sealResponseInternal(sealer: ResponseSealer, route: string, status: number, plaintext: Uint8Array, responseNonce: Uint8Array): Promise<Uint8Array> {
+  checkRoute(route);
+  if (responseNonce.length !== RESPONSE_NONCE_LEN) throw new EncapError("encap_internal", `the response nonce is ${RESPONSE_NONCE_LEN} bytes`);
+  if (plaintext.length + RESPONSE_OVERHEAD > MAX_ENCAPSULATED_RESPONSE) throw new EncapError("encap_too_large", `body too large (limit ${MAX_ENCAPSULATED_RESPONSE} bytes)`);
+  const { key, iv } = await responseCipher(sealer["secret"], sealer.enc, responseNonce);
+  const ct = new Uint8Array(
+    await globalThis.crypto.subtle.encrypt({ name: "AES-GCM", iv: buf(iv), additionalData: buf(utf8(route)) }, key, buf(concat(Uint8Array.of(status >> 8, status & 255), plaintext))),
+  );
+  return concat(responseNonce, ct);
 }

@@ -124,6 +124,165 @@ export function aggregateOutputXonly(publicKeys: Uint8Array[], tweaks: TweakSpec
   return musig.keyAggExport(musig.keyAggregate(publicKeys, c.tweaks, c.isXonly));
 }
 
+/** The key a session must sign with: an aggregate of the enclave's by id, with its untweaked
+ * key as the enclave describes it (`AggregateView.internal_key`); or the key signatures verify
+ * under (the aggregate's key after its tweaks, before any per-message tweak), x-only (64 hex)
+ * or compressed (66 hex). */
+export type ExpectedKey = { aggregate: string; internalKey: string } | { outputKey: string };
+
+/** Everything an approval (or an external signer's partial signature) commits to, as the owner
+ * or signer intends it (client/src/musig2/expected.rs `ExpectedSession`). Anyone may create a
+ * session, so the one offered may be a counterparty's second session on the same message:
+ * without the adaptor point, on another aggregate or tweak, or living longer than agreed. */
+export interface ExpectedSession {
+  /** The session id (64 hex). */
+  session: string;
+  key: ExpectedKey;
+  /** The aggregate's tweaks, in order (none: an untweaked aggregate). */
+  tweaks: TweakSpec[];
+  /** The messages, in order, each with its per-message tweak. */
+  messages: MessageView[];
+  /** Absent: plain signatures, no adaptor point. */
+  adaptorPoint?: string;
+  /** The latest acceptable expiry (Unix seconds): an approval is good until the session
+   * expires, so its lifetime is the owner's to bound. */
+  expiresBy: number;
+}
+
+/** Exactly what `request` asked for on `aggregate` (as the enclave describes it): what the
+ * creator of session `session` expects of it (Rust `ExpectedSession::of_request`). */
+export function expectedOfRequest(
+  session: string,
+  aggregate: Pick<AggregateView, "id" | "internal_key" | "tweaks">,
+  request: { messages: MessageView[]; adaptorPoint?: string; expiresAt: number },
+): ExpectedSession {
+  return {
+    session,
+    key: { aggregate: aggregate.id, internalKey: aggregate.internal_key },
+    tweaks: aggregate.tweaks.map((t) => ({ ...t })),
+    messages: request.messages.map((m) => ({ ...m })),
+    ...(request.adaptorPoint !== undefined ? { adaptorPoint: request.adaptorPoint } : {}),
+    expiresBy: request.expiresAt,
+  };
+}
+
+/** A session refused because it is not the one expected: `field` names the first input of the
+ * approval that differs ("session id", "aggregate", "internal key", "output key", "tweaks",
+ * "number of messages", "message N", "message N tweak", "adaptor point", "expiry",
+ * "output key of message N", "digest"). */
+export class SessionMismatchError extends SigilError {
+  readonly field: string;
+  readonly expected: string;
+  readonly found: string;
+  constructor(field: string, expected: string, found: string) {
+    super("session_mismatch", `refusing the session: ${field}: expected ${expected}, the session has ${found}`);
+    this.name = "SessionMismatchError";
+    this.field = field;
+    this.expected = expected;
+    this.found = found;
+  }
+}
+
+/** A session that matched what its approver expects. */
+export interface CheckedSession {
+  /** The approval digest, computed from the expected description. */
+  digest: Uint8Array;
+  /** Per message, the x-only key its signature will verify under (computed here). */
+  outputKeys: Uint8Array[];
+}
+
+const tweakText = (t: TweakSpec) => (t.value !== undefined ? `${t.kind}:${t.value}` : t.kind);
+const tweaksText = (ts: TweakSpec[]) => (ts.length ? ts.map(tweakText).join(", ") : "none");
+const optTweakText = (t?: TweakSpec) => (t ? tweakText(t) : "none");
+const expiryText = (at: number, now: number) => (at >= now ? `${at} (in ${at - now} s)` : `${at} (${now - at} s ago)`);
+/** Hex in one spelling (lowercase), refusing what is not hex of whole bytes. */
+function hexOf(s: string, what: string, len?: number): string {
+  try {
+    return hex(unhex(String(s).toLowerCase(), len));
+  } catch (e) {
+    throw new SigilError("protocol", `${what}: ${(e as Error).message}`);
+  }
+}
+/** A tweak's engine form (kind || 32-byte body), so two spellings of one tweak compare equal. */
+const tweakBytes = (t: TweakSpec) => hex(encodeTweak({ kind: t.kind, ...(t.value !== undefined ? { value: hexOf(t.value, "tweak value", 32) } : {}) }));
+const sameTweaks = (a: TweakSpec[], b: TweakSpec[]) => a.length === b.length && a.every((t, i) => tweakBytes(t) === tweakBytes(b[i]!));
+const sameOptTweak = (a?: TweakSpec, b?: TweakSpec) => (a === undefined || b === undefined ? a === b : tweakBytes(a) === tweakBytes(b));
+const optPoint = (p?: string) => (p === undefined ? "none" : hexOf(p, "adaptor point", 33));
+
+/** Compares every input of the approval digest in `view` with `expected` at `now` (Unix
+ * seconds), refusing the first difference by name (SessionMismatchError), and returns the
+ * digest computed from `expected`, never the `digest` the session came with (Rust
+ * `check_session`). */
+export function checkSession(view: SessionView, expected: ExpectedSession, now = Math.floor(Date.now() / 1000)): CheckedSession {
+  const mismatch = (field: string, want: unknown, got: unknown) => new SessionMismatchError(field, String(want), String(got));
+  if (hexOf(view.id, "session id", 32) !== hexOf(expected.session, "expected session id", 32)) throw mismatch("session id", expected.session, view.id);
+
+  // The participants, in signer order, must aggregate to the key the session names.
+  const participants = [...view.participants].sort((a, b) => a.index - b.index);
+  if (participants.length === 0 || participants.some((p, i) => p.index !== i)) throw new SigilError("protocol", "the session's participants are not numbered 0..n");
+  const keys = participants.map((p) => unhex(hexOf(p.public_key, "participant key", 33), 33));
+  let internal: string;
+  let base: { tweaks: Uint8Array[]; isXonly: boolean[] };
+  let output: Uint8Array;
+  try {
+    internal = hex(musig.keyAggregate(keys).aggPublicKey.toBytes(true));
+    base = tweakChain(keys, expected.tweaks);
+    output = musig.keyAggregate(keys, base.tweaks, base.isXonly).aggPublicKey.toBytes(true);
+  } catch (e) {
+    if (e instanceof SigilError) throw e;
+    throw new SigilError("protocol", `the session's participants: ${(e as Error).message}`);
+  }
+  const viewInternal = hexOf(view.internal_key, "internal key", 33);
+  if (internal !== viewInternal) throw mismatch("internal key", `the aggregate of the session's participants, ${internal}`, view.internal_key);
+
+  // The aggregate, or the key after its tweaks.
+  if ("aggregate" in expected.key) {
+    if (hexOf(view.aggregate, "aggregate", 16) !== hexOf(expected.key.aggregate, "expected aggregate", 16)) throw mismatch("aggregate", expected.key.aggregate, view.aggregate);
+    if (viewInternal !== hexOf(expected.key.internalKey, "expected internal key", 33)) throw mismatch("internal key", expected.key.internalKey, view.internal_key);
+  } else {
+    const k = expected.key.outputKey.toLowerCase();
+    if (k.length !== 64 && !(k.length === 66 && /^0[23]/.test(k))) throw new SigilError("protocol", "expected output key: 64 hex characters (x-only) or 66 (compressed, 02/03)");
+    const matches = k.length === 64 ? hex(output.subarray(1)) === hexOf(k, "expected output key", 32) : hex(output) === hexOf(k, "expected output key", 33);
+    // With the expected tweaks on the session's key: a different tweak is named below.
+    if (!matches) throw mismatch("output key", expected.key.outputKey, `${hex(output.subarray(1))} (its key after the tweaks ${tweaksText(expected.tweaks)})`);
+  }
+  if (!sameTweaks(view.tweaks, expected.tweaks)) throw mismatch("tweaks", tweaksText(expected.tweaks), tweaksText(view.tweaks));
+
+  if (view.messages.length !== expected.messages.length) throw mismatch("number of messages", expected.messages.length, view.messages.length);
+  for (const [i, want] of expected.messages.entries()) {
+    const got = view.messages[i]!;
+    if (hexOf(got.message, `message ${i}`) !== hexOf(want.message, `expected message ${i}`)) throw mismatch(`message ${i}`, want.message, got.message);
+    if (!sameOptTweak(got.tweak, want.tweak)) throw mismatch(`message ${i} tweak`, optTweakText(want.tweak), optTweakText(got.tweak));
+  }
+
+  if (optPoint(view.adaptor_point) !== optPoint(expected.adaptorPoint)) throw mismatch("adaptor point", optPoint(expected.adaptorPoint), optPoint(view.adaptor_point));
+
+  if (!Number.isSafeInteger(view.expires_at) || view.expires_at > expected.expiresBy) throw mismatch("expiry", `at most ${expiryText(expected.expiresBy, now)}`, expiryText(view.expires_at, now));
+  if (view.expires_at <= now) throw mismatch("expiry", "a time to come", expiryText(view.expires_at, now));
+
+  // What each message's signature will verify under, computed here (the enclave's own list
+  // must agree: an external signer checks its partial signatures against these).
+  const outputKeys: Uint8Array[] = [];
+  for (const [i, m] of expected.messages.entries()) {
+    const key = aggregateOutputXonly(keys, m.tweak ? [...expected.tweaks, m.tweak] : expected.tweaks);
+    const listed = view.output_keys[i];
+    if (listed === undefined || listed.toLowerCase() !== hex(key)) throw mismatch(`output key of message ${i}`, hex(key), listed ?? "none");
+    outputKeys.push(key);
+  }
+
+  // The digest from the expected description (the expiry is the session's, within the bound).
+  const digest = sessionDigest({
+    id: hexOf(expected.session, "session id", 32),
+    internal_key: internal,
+    tweaks: expected.tweaks.map((t) => ({ kind: t.kind, ...(t.value !== undefined ? { value: hexOf(t.value, "tweak value", 32) } : {}) })),
+    messages: expected.messages.map((m) => ({ message: hexOf(m.message, "message"), ...(m.tweak ? { tweak: { kind: m.tweak.kind, ...(m.tweak.value !== undefined ? { value: hexOf(m.tweak.value, "tweak value", 32) } : {}) } } : {}) })),
+    ...(expected.adaptorPoint !== undefined ? { adaptor_point: hexOf(expected.adaptorPoint, "adaptor point", 33) } : {}),
+    expires_at: view.expires_at,
+  });
+  if (String(view.digest).toLowerCase() !== hex(digest)) throw mismatch("digest", hex(digest), `${view.digest} (the enclave would refuse this approval)`);
+  return { digest, outputKeys };
+}
+
 /** An external co-signer's key (a secp256k1 secret), kept client-side. */
 export class SignerKey {
   readonly #secret: Uint8Array;
@@ -214,11 +373,18 @@ export class Participation {
     const secnonces = this.#secnonces;
     if (!secnonces) throw new SigilError("protocol", "this participation has already signed");
     this.#secnonces = undefined;
-    if (round.aggregated_nonces.length !== this.#perMessage.length) throw new SigilError("protocol", "one aggregated nonce per message expected");
-    return this.#perMessage.map((m, mi) => {
-      const s = new musig.Session(unhex(round.aggregated_nonces[mi]!, 66), this.#keys, m.message, m.tweaks, m.isXonly);
-      return s.sign(secnonces[mi]!, this.#secret);
-    });
+    try {
+      if (round.aggregated_nonces.length !== this.#perMessage.length) throw new SigilError("protocol", "one aggregated nonce per message expected");
+      return this.#perMessage.map((m, mi) => {
+        const s = new musig.Session(unhex(round.aggregated_nonces[mi]!, 66), this.#keys, m.message, m.tweaks, m.isXonly);
+        return s.sign(secnonces[mi]!, this.#secret);
+      });
+    } finally {
+      // A secret nonce used twice (or left for a heap dump to find) leaks the signing key.
+      // Overwriting the arrays is best effort in JS: the engine may hold copies made while
+      // computing (and strings, BigInts are immutable), but no reference of ours keeps them.
+      for (const n of secnonces) n.fill(0);
+    }
   }
 }
 

@@ -7,8 +7,8 @@
 // four circuits and fails only its last pairing check; the unsatisfied stack fails earlier.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { spawnSync, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Unpackr } from "msgpackr";
@@ -19,8 +19,8 @@ import { ProveError, SigilClient, SigilError } from "../src/index.js";
 import type { JobStatus } from "../src/prove.js";
 import { SigilAztecProver, servedBbVersions } from "../src/aztec/index.js";
 import { readBytes, readJson, repoRoot } from "./paths.js";
+import { checkPrerequisites, startLocal } from "./local.js";
 
-const bin = join(repoRoot, "target/debug/sigil-local");
 const bb412 = join(repoRoot, "target/bb/4.1.2/bb");
 const makeCrs = join(repoRoot, "scripts/insecure-test-crs");
 const fixtures = join(repoRoot, "fixtures/chonk-4.1.2/test-crs");
@@ -35,17 +35,12 @@ function steps(name: string): PrivateExecutionStep[] {
 }
 
 before(async () => {
-  for (const [p, how] of [
-    [bin, "cargo build --workspace --bins"],
-    [join(repoRoot, "target/debug/sigil-enclave"), "cargo build --workspace --bins"],
-    [join(repoRoot, "target/debug/sigil-shim"), "cargo build --workspace --bins"],
+  checkPrerequisites([
     [join(repoRoot, "target/bb/bb"), "scripts/fetch-bb"],
     [bb412, "scripts/fetch-bb --version 4.1.2"],
     [join(repoRoot, "target/bb/4.1.2/ld-linux-x86-64.so.2"), "scripts/fetch-bb --version 4.1.2 (bb 4.1.2's runtime)"],
     [join(fixtures, "ivc-inputs.msgpack"), "scripts/make-fixtures chonk-4.1.2"],
-  ] as const) {
-    assert.ok(existsSync(p), `${p} is missing: ${how}`);
-  }
+  ]);
   // The insecure CRS, made afresh (3 s) and checked against the one the fixtures' vks used.
   const crs = join(work, "bn254_g1.dat");
   const made = spawnSync(makeCrs, ["--points", "131072", "--out", crs], { encoding: "utf8" });
@@ -53,24 +48,7 @@ before(async () => {
   const want = readJson(join(fixtures, "crs.json"));
   assert.equal(JSON.parse(made.stdout).crs_sha256, want.crs_sha256, "the insecure CRS is not the fixtures'");
 
-  proc = spawn(bin, ["--dir", join(work, "deployment"), "--prover-crs", crs, "--prover-crs-points", "131072", "--bb-version", `4.1.2=${bb412}`], { stdio: ["ignore", "pipe", "pipe"] });
-  let stderr = "";
-  proc.stderr!.on("data", (d) => {
-    stderr += d;
-  });
-  endpoint = await new Promise<string>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`sigil-local did not get ready in 120 s:\n${stderr.slice(-2000)}`)), 120_000);
-    let out = "";
-    proc!.stdout!.on("data", (d) => {
-      out += d;
-      const m = /ready (http:\/\/\S+)/.exec(out);
-      if (m) {
-        clearTimeout(t);
-        resolve(m[1]!);
-      }
-    });
-    proc!.on("exit", (code) => reject(new Error(`sigil-local exited (${code}):\n${stderr.slice(-2000)}`)));
-  });
+  ({ proc, endpoint } = await startLocal(["--dir", join(work, "deployment"), "--prover-crs", crs, "--prover-crs-points", "131072", "--bb-version", `4.1.2=${bb412}`]));
   client = await SigilClient.connect(endpoint, { trustTestRoot: true, maxAgeMs: 600_000 });
   for (let i = 0; ; i++) {
     const h = await client.health();

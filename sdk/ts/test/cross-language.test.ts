@@ -9,7 +9,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { fromUtf8, hex, unb64, unhex, utf8 } from "../src/bytes.js";
-import { sealRequest, ServerKey } from "../src/encap.js";
+import { ServerKey } from "../src/encap.js";
+import { sealRequestWithSeed, sealResponseWithNonce } from "../src/testing.js";
 import { EncapError } from "../src/errors.js";
 import { SigilClient } from "../src/client.js";
 import { OwnerKey, ownerMessage, verifyBip340 } from "../src/owner.js";
@@ -18,6 +19,7 @@ import * as m2 from "../src/musig2.js";
 import { chonkInputsSha256, inputsSha256, openResult, sealResult } from "../src/prove.js";
 import { decodeImageInfo, encodeImageInfo } from "../src/userData.js";
 import { makeTsVectors, RUST_MADE, TS_MADE, vectorsText } from "./make-ts-vectors.js";
+import { describe, key } from "./musig2-sessions.js";
 
 const rust = JSON.parse(readFileSync(RUST_MADE, "utf8"));
 
@@ -70,7 +72,7 @@ for (const e of rust.encap) {
     const body = unhex(e.request);
     const { plaintext } = await server.openRequest(e.route, body, e.max_body);
     assert.equal(fromUtf8(plaintext), e.request_plaintext);
-    const again = await sealRequest(server.publicKey, e.route, utf8(e.request_plaintext), unhex(e.ephemeral_seed, 32));
+    const again = await sealRequestWithSeed(server.publicKey, e.route, utf8(e.request_plaintext), unhex(e.ephemeral_seed, 32));
     assert.equal(hex(again.body), e.request);
     // Bound to its route: no other endpoint opens it.
     await assert.rejects(server.openRequest("POST /v1/other", body), (err: unknown) => err instanceof EncapError && err.code === "encap_decrypt_failed");
@@ -94,7 +96,7 @@ for (const e of rust.encap) {
   for (const [i, a] of e.answers.entries()) {
     test(`rust-made ${e.name} answer ${i} (${a.status}): opens as the client opens it, and seals again to the same bytes`, async () => {
       const server = await ServerKey.fromSeed(unhex(rust.server.seed));
-      const { opener } = await sealRequest(server.publicKey, e.route, utf8(e.request_plaintext), unhex(e.ephemeral_seed, 32));
+      const { opener } = await sealRequestWithSeed(server.publicKey, e.route, utf8(e.request_plaintext), unhex(e.ephemeral_seed, 32));
       const opened = await opener.open(unhex(a.response));
       assert.equal(opened.status, a.status);
       assert.equal(fromUtf8(opened.plaintext), a.plaintext);
@@ -104,12 +106,12 @@ for (const e of rust.encap) {
         assert.equal(typeof answer.error.message, "string");
       }
       const { sealer } = await server.openRequest(e.route, unhex(e.request), e.max_body);
-      const sealed = await sealer.seal(e.route, a.status, utf8(a.plaintext), unhex(a.response_nonce, 32));
+      const sealed = await sealResponseWithNonce(sealer, e.route, a.status, utf8(a.plaintext), unhex(a.response_nonce, 32));
       assert.equal(hex(sealed), a.response);
       // A changed answer does not open.
       const t = unhex(a.response);
       t[t.length - 1]! ^= 1;
-      const { opener: o2 } = await sealRequest(server.publicKey, e.route, utf8(e.request_plaintext), unhex(e.ephemeral_seed, 32));
+      const { opener: o2 } = await sealRequestWithSeed(server.publicKey, e.route, utf8(e.request_plaintext), unhex(e.ephemeral_seed, 32));
       await assert.rejects(o2.open(t), (err: unknown) => err instanceof EncapError && err.code === "encap_decrypt_failed");
     });
   }
@@ -198,8 +200,8 @@ test("ts-made requests have the fields, in the order, that the SDK's client send
   await quiet(client.vault.get(owner, "ts.entry-2"));
   await quiet(client.vault.delete(owner, "ts.entry-2", { expectedVersion: 4 }));
   await quiet(client.musig2.generateKey(owner));
-  const session = ts.digests.find((d: any) => d.kind === "session_digest").session;
-  await quiet(client.musig2.approve(owner, { ...session, digest: hex(m2.sessionDigest(session)) }));
+  const approved = describe({ id: "01".repeat(32), aggregate: "02".repeat(16), keys: [key(), key()], tweaks: [], messages: [{ message: "a0".repeat(32) }], expiresAt: Math.floor(Date.now() / 1000) + 300 });
+  await quiet(client.musig2.approve(owner, approved, { session: approved.id, key: { aggregate: approved.aggregate, internalKey: approved.internal_key }, tweaks: [], messages: approved.messages, expiresBy: approved.expires_at }));
   await quiet(client.submit({ scheme: "ultra_honk", circuit: Uint8Array.of(1), witness: Uint8Array.of(2), bbVersion: "4.1.2" }));
   await quiet(client.submit({ scheme: "chonk", ivcInputs: Uint8Array.of(3) }));
   for (const e of ts.encap) {

@@ -3,8 +3,8 @@
 // the test with the command that builds them: never a silent skip.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { spawnSync, type ChildProcess } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AttestationError, OwnerKey, ProveError, SigilClient, SigilError, SignerKey, verifyAttestation } from "../src/index.js";
@@ -12,8 +12,8 @@ import { MAX_IVC_INPUTS, type JobStatus } from "../src/prove.js";
 import { schnorr } from "@noble/curves/secp256k1.js";
 import { hex, randomBytes, unhex } from "../src/bytes.js";
 import { readBytes, repoRoot, shared } from "./paths.js";
+import { checkPrerequisites, startLocal } from "./local.js";
 
-const bin = join(repoRoot, "target/debug/sigil-local");
 const bb = join(repoRoot, "target/bb/bb");
 const crs = join(shared, "crs/bn254_g1.dat");
 let proc: ChildProcess | undefined;
@@ -22,33 +22,11 @@ let client: SigilClient;
 const work = mkdtempSync(join(tmpdir(), "sigil-sdk-"));
 
 before(async () => {
-  for (const [p, how] of [
-    [bin, "cargo build --workspace --bins"],
-    [join(repoRoot, "target/debug/sigil-enclave"), "cargo build --workspace --bins"],
-    [join(repoRoot, "target/debug/sigil-shim"), "cargo build --workspace --bins"],
+  checkPrerequisites([
     [bb, "scripts/fetch-bb"],
     [crs, "the shared directory beside the checkout"],
-  ] as const) {
-    assert.ok(existsSync(p), `${p} is missing: ${how}`);
-  }
-  proc = spawn(bin, ["--dir", join(work, "deployment"), "--prover-crs", crs], { stdio: ["ignore", "pipe", "pipe"] });
-  let stderr = "";
-  proc.stderr!.on("data", (d) => {
-    stderr += d;
-  });
-  endpoint = await new Promise<string>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`sigil-local did not get ready in 120 s:\n${stderr.slice(-2000)}`)), 120_000);
-    let out = "";
-    proc!.stdout!.on("data", (d) => {
-      out += d;
-      const m = /ready (http:\/\/\S+)/.exec(out);
-      if (m) {
-        clearTimeout(t);
-        resolve(m[1]!);
-      }
-    });
-    proc!.on("exit", (code) => reject(new Error(`sigil-local exited (${code}):\n${stderr.slice(-2000)}`)));
-  });
+  ]);
+  ({ proc, endpoint } = await startLocal(["--dir", join(work, "deployment"), "--prover-crs", crs]));
   client = await SigilClient.connect(endpoint, { trustTestRoot: true, maxAgeMs: 300_000 });
 });
 
@@ -107,10 +85,17 @@ test("MuSig2: an enclave-held key and a TypeScript external signer sign together
   const signer = SignerKey.generate();
   const agg = await client.musig2.createAggregate(owner, { participants: [{ key_id: held.id }, { public_key: hex(signer.publicKey) }], order: "sorted" });
   const message = hex(randomBytes(32));
-  const view = await client.musig2.createSession(owner, { aggregate: agg.id, messages: [{ message }], expiresAt: Math.floor(Date.now() / 1000) + 300 });
+  const expiresAt = Math.floor(Date.now() / 1000) + 300;
+  const view = await client.musig2.createSession(owner, { aggregate: agg.id, messages: [{ message }], expiresAt });
   assert.equal(view.output_keys[0], agg.output_xonly);
-  await client.musig2.approve(owner, view);
-  const status = await client.musig2.participate(signer, view);
+  // What each means to sign: the owner names the aggregate, the signer the key it signs for.
+  const intended = { session: view.id, tweaks: [], messages: [{ message }], expiresBy: expiresAt };
+  await assert.rejects(
+    client.musig2.approve(owner, view, { ...intended, key: { aggregate: agg.id, internalKey: agg.internal_key }, messages: [{ message: hex(randomBytes(32)) }] }),
+    (e: unknown) => e instanceof SigilError && e.code === "session_mismatch" && /message 0/.test(e.message),
+  );
+  await client.musig2.approve(owner, view, { ...intended, key: { aggregate: agg.id, internalKey: agg.internal_key } });
+  const status = await client.musig2.participate(signer, view, { ...intended, key: { outputKey: agg.output_xonly } });
   let done = status;
   for (let i = 0; done.state !== "completed" && i < 50; i++) {
     await new Promise((r) => setTimeout(r, 100));

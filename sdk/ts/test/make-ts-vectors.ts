@@ -3,14 +3,15 @@
 // `npm run vectors:ts` writes it; cross-language.test.ts checks that this code still makes
 // exactly the committed file.
 //
-// Determinism comes from inputs production never fixes: the ephemeral HPKE key (sealRequest's
-// test-only seed), the response nonce (ResponseSealer.seal's test-only nonce), the BIP-340
+// Determinism comes from inputs production never fixes: the ephemeral HPKE key and the
+// response nonce (src/testing.ts, which the package does not export), the BIP-340
 // auxiliary randomness and the proving result's nonce.
 
 import { writeFileSync } from "node:fs";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { b64, equal, hex, unhex, utf8 } from "../src/bytes.js";
-import { sealRequest, ServerKey } from "../src/encap.js";
+import { ServerKey } from "../src/encap.js";
+import { sealRequestWithSeed, sealResponseWithNonce } from "../src/testing.js";
 import { OwnerKey, ownerMessage, verifyBip340 } from "../src/owner.js";
 import { vaultDigest } from "../src/vault.js";
 import * as m2 from "../src/musig2.js";
@@ -87,13 +88,13 @@ export async function makeTsVectors(): Promise<any> {
     let body: Uint8Array | undefined;
     const out: any[] = [];
     for (const [i, [status, answer]] of answers.entries()) {
-      const sealed = await sealRequest(pk, r, utf8(plaintext), seed);
+      const sealed = await sealRequestWithSeed(pk, r, utf8(plaintext), seed);
       check(!body || equal(body, sealed.body), `${name}: one seed, one request`);
       body = sealed.body;
       const { plaintext: opened, sealer } = await server.openRequest(r, sealed.body, MAX_BODY[r]);
       check(equal(opened, utf8(plaintext)), `${name}: request opens`);
       const nonce = fixed(`ts response nonce ${name} ${i}`);
-      const response = await sealer.seal(r, status, utf8(answer), nonce);
+      const response = await sealResponseWithNonce(sealer, r, status, utf8(answer), nonce);
       const back = await sealed.opener.open(response);
       check(back.status === status && equal(back.plaintext, utf8(answer)), `${name}: answer opens`);
       out.push({ status, response_nonce: hex(nonce), plaintext: answer, response: hex(response) });

@@ -1,5 +1,5 @@
 //! Shared by the benches that run a local deployment: locating the release binaries of this
-//! bench's target directory, and attesting the local enclave.
+//! bench's target directory and bb, attesting the local enclave, and describing the machine.
 
 #![allow(dead_code)]
 
@@ -73,6 +73,40 @@ pub fn shim_bin() -> PathBuf {
         missing("sigil-shim binary", &[p], BUILD_HINT);
     }
     p
+}
+
+/// `target/bb/bb`, as `scripts/fetch-bb` installs it: under the nearest directory named
+/// `target` above this bench, else the workspace's.
+pub fn bb_bin() -> PathBuf {
+    let mut looked = Vec::new();
+    for root in workspace_target()
+        .into_iter()
+        .chain([sigil_e2e::workspace().join("target")])
+    {
+        let p = root.join("bb/bb");
+        if p.exists() {
+            return p;
+        }
+        looked.push(p);
+    }
+    missing("bb", &looked, "fetch it first: scripts/fetch-bb")
+}
+
+/// The positive number in the environment variable `name`, else `default`.
+pub fn env_count<T: std::str::FromStr + PartialOrd + Default>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > T::default())
+        .unwrap_or(default)
+}
+
+/// The machine's 1-minute load average (`?` where there is no `/proc/loadavg`).
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "?".into())
 }
 
 /// A client of the local enclave at `endpoint`, attested against the test root (debug

@@ -169,7 +169,18 @@ fn prover(
         if !path.exists() {
             return Err(format!("{} is missing", path.display()));
         }
-        served.push(serde_json::json!({ "version": name, "path": path }));
+        // The configuration pins every further version (the enclave refuses one unpinned):
+        // the binary, and the runtime beside it when it brings one.
+        let mut entry = serde_json::json!({
+            "version": name,
+            "path": path,
+            "sha256": sha256_file(&path)?,
+        });
+        let dir = path.parent().ok_or("a bb path has a directory")?;
+        if dir.join("ld-linux-x86-64.so.2").exists() {
+            entry["runtime_sha256"] = runtime_sha256(dir)?.into();
+        }
+        served.push(entry);
     }
     let bb = match bb {
         Some(b) => std::path::PathBuf::from(b),
@@ -200,4 +211,33 @@ fn prover(
         })
         .to_string(),
     })
+}
+
+fn sha256_file(path: &std::path::Path) -> Result<String, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(hex::encode(
+        ring::digest::digest(&ring::digest::SHA256, &bytes).as_ref(),
+    ))
+}
+
+/// The runtime's digest as the enclave computes it: sha256 of the lines
+/// `"<file> <sha256 hex>\n"` of the directory's `*.so*` files, sorted by name.
+fn runtime_sha256(dir: &std::path::Path) -> Result<String, String> {
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut names = Vec::new();
+    for e in entries {
+        let e = e.map_err(|e| format!("{}: {e}", dir.display()))?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.contains(".so") {
+            names.push(name);
+        }
+    }
+    names.sort();
+    let mut list = String::new();
+    for n in &names {
+        list.push_str(&format!("{n} {}\n", sha256_file(&dir.join(n))?));
+    }
+    Ok(hex::encode(
+        ring::digest::digest(&ring::digest::SHA256, list.as_bytes()).as_ref(),
+    ))
 }

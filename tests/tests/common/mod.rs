@@ -125,8 +125,8 @@ pub fn sigil_json(args: &[&str]) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).expect("JSON on stdout")
 }
 
-/// Splits a raw HTTP response into (status, body as JSON).
-pub fn parse_response(raw: &[u8]) -> (u16, serde_json::Value) {
+/// Splits a raw HTTP response into (head, status, body); panics if it is not one.
+pub fn split_response(raw: &[u8]) -> (String, u16, String) {
     let text = String::from_utf8_lossy(raw);
     let (head, body) = text
         .split_once("\r\n\r\n")
@@ -136,7 +136,13 @@ pub fn parse_response(raw: &[u8]) -> (u16, serde_json::Value) {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("no status in {head:?}"));
-    let json = serde_json::from_str(body).unwrap_or_else(|e| panic!("body of {head:?}: {e}"));
+    (head.to_string(), status, body.to_string())
+}
+
+/// Splits a raw HTTP response into (status, body as JSON).
+pub fn parse_response(raw: &[u8]) -> (u16, serde_json::Value) {
+    let (head, status, body) = split_response(raw);
+    let json = serde_json::from_str(&body).unwrap_or_else(|e| panic!("body of {head:?}: {e}"));
     (status, json)
 }
 
@@ -196,11 +202,7 @@ pub fn api_error(e: sigil_client::ClientError) -> (u16, String, String) {
 pub fn wait_sealing_ready(endpoint: &str, context: impl Fn() -> String) -> serde_json::Value {
     let start = std::time::Instant::now();
     loop {
-        let h: Option<serde_json::Value> = ureq::get(format!("{endpoint}/v1/health"))
-            .call()
-            .ok()
-            .and_then(|mut r| r.body_mut().read_to_string().ok())
-            .and_then(|b| serde_json::from_str(&b).ok());
+        let h = sigil_e2e::deployment::health(endpoint);
         if let Some(h) = &h
             && h["sealing"]["state"] == "ready"
         {

@@ -73,8 +73,13 @@ function basicConstraints(c: Cert): BasicConstraints | undefined {
   const out: BasicConstraints = { critical: e.critical, ca };
   const pl = f[k];
   if (pl) {
-    if (pl.tag !== 0x02 || pl.value.length > 2 || f.length !== k + 1) chainErr(`${c.label} has a malformed extension BasicConstraints`);
+    // A non-negative INTEGER of at most 32 bits, as the Rust verifier reads it: a negative one
+    // must not pass as a large limit.
+    if (pl.tag !== 0x02 || pl.value.length === 0 || pl.value.length > 5 || (pl.value[0]! & 0x80) !== 0 || f.length !== k + 1) {
+      chainErr(`${c.label} has a malformed extension BasicConstraints`);
+    }
     out.pathLength = pl.value.reduce((a, b) => a * 256 + b, 0);
+    if (out.pathLength > 0xffffffff) chainErr(`${c.label} has a malformed extension BasicConstraints`);
   }
   return out;
 }
@@ -143,7 +148,13 @@ async function checkLink(i: number, child: Cert, issuer: Cert): Promise<void> {
     chainErr(`${child.label} issuer does not match the subject of certificate ${i + 1}`);
   }
   const subtle = globalThis.crypto.subtle;
-  const key = await subtle.importKey("raw", buf(issuer.parts.spkiKey.subarray(1)), { name: "ECDSA", namedCurve: "P-384" }, false, ["verify"]);
+  let key: CryptoKey;
+  try {
+    key = await subtle.importKey("raw", buf(issuer.parts.spkiKey.subarray(1)), { name: "ECDSA", namedCurve: "P-384" }, false, ["verify"]);
+  } catch {
+    // WebCrypto refuses a point not on the curve (DataError): a chain failure, by name.
+    return chainErr(`${issuer.label} public key is not a valid P-384 point`);
+  }
   let ok = false;
   try {
     ok = await subtle.verify({ name: "ECDSA", hash: "SHA-384" }, key, buf(ecdsaDerToRaw(child.parts.signature, 48)), buf(child.parts.tbs));

@@ -62,7 +62,14 @@ export function sigStructure(protectedHdr: Uint8Array, payload: Uint8Array): Uin
 /** The leaf key (a 97-byte uncompressed P-384 point) signed exactly these bytes. */
 export async function verifyEs384(cose: CoseSign1, leafPoint: Uint8Array): Promise<void> {
   const subtle = globalThis.crypto.subtle;
-  const key = await subtle.importKey("raw", buf(leafPoint), { name: "ECDSA", namedCurve: "P-384" }, false, ["verify"]);
+  let key: CryptoKey;
+  try {
+    key = await subtle.importKey("raw", buf(leafPoint), { name: "ECDSA", namedCurve: "P-384" }, false, ["verify"]);
+  } catch {
+    // WebCrypto refuses a point not on the curve (DataError); the Rust verifier names this
+    // the signature check too (ring rejects the key when verifying).
+    throw new AttestationError("cose_signature", "the leaf certificate's public key is not a valid P-384 point");
+  }
   const ok = await subtle.verify(
     { name: "ECDSA", hash: "SHA-384" },
     key,

@@ -13,10 +13,10 @@ import type { CircuitSimulator } from "@aztec/simulator/client";
 import { serializePrivateExecutionSteps, type PrivateExecutionStep } from "@aztec/stdlib/kernel";
 import { ChonkProofWithPublicInputs } from "@aztec/stdlib/proofs";
 
-import type { VerifiedAttestation, VerifyOptions } from "../attestation/verify.js";
-import type { ProveOptions, ProveRequest } from "../client.js";
+import type { VerifiedAttestation } from "../attestation/verify.js";
+import type { ConnectOptions, ProveOptions, ProveRequest } from "../client.js";
 import { SigilClient } from "../client.js";
-import { ProveError, SigilError } from "../errors.js";
+import { AttestationError, ProveError, SigilError } from "../errors.js";
 import type { JobStatus, ProveResult } from "../prove.js";
 
 /** The bb version @aztec/bb-prover 4.1.2 (this package's peer) proves with. */
@@ -33,8 +33,10 @@ export interface SigilAztecProverOptions extends BBPrivateKernelProverOptions {
   /** A connected client; or give `endpoint` (and `verify`) to connect on first use. */
   client?: ChonkProvingClient;
   endpoint?: string;
-  /** How the enclave's attestation is checked when connecting to `endpoint`. */
-  verify?: VerifyOptions & { fetch?: typeof fetch };
+  /** How the enclave's attestation is checked when connecting to `endpoint`: `pcrs` (PCR0 at
+   * least, e.g. `pcrPinsFromManifest(manifest)`) is required for an AWS enclave, unless
+   * `anyImage: true` (which trusts whatever image answers with the witnesses). */
+  verify?: ConnectOptions;
   /** The bb version the enclave proves with (default: the one @aztec/bb-prover 4.1.2 uses). */
   bbVersion?: string;
   /** Each poll of the job's state. */
@@ -97,13 +99,19 @@ export class SigilAztecProver extends BBLazyPrivateKernelProver {
     const { client, endpoint, verify, bbVersion, onProgress, signal, timeoutMs, ...bbOptions } = options;
     super(simulator, bbOptions);
     if (!client && !endpoint) throw new TypeError("SigilAztecProver needs a client or an endpoint");
+    // The private execution's witnesses go to whichever image answers at `endpoint`: pin it.
+    // (A simulated enclave, trustTestRoot, is pinned by nothing; connect still refuses an AWS
+    // document without PCR0 then.)
+    if (!client && !verify?.pcrs?.[0] && verify?.anyImage !== true && verify?.trustTestRoot !== true) {
+      throw new AttestationError("pcr", "SigilAztecProver: no image pinned: pass verify.pcrs (pcrPinsFromManifest(pcr-manifest.json)), a connected client, or verify.anyImage: true, which trusts whatever image answers");
+    }
     this.sigil = options;
   }
 
   /** The connected client (connecting, and verifying the attestation, on first use). */
   client(): Promise<ChonkProvingClient> {
     if (this.sigil.client) return Promise.resolve(this.sigil.client);
-    this.connecting ??= SigilClient.connect(this.sigil.endpoint!, this.sigil.verify ?? {}).catch((e) => {
+    this.connecting ??= SigilClient.connect(this.sigil.endpoint!, this.sigil.verify!).catch((e) => {
       this.connecting = undefined; // let a later call try again
       throw e;
     });
