@@ -143,7 +143,7 @@ enum Cmd {
         /// enclave's default version.
         #[arg(long)]
         bb_version: Option<String>,
-        /// Longest wait for the proof, seconds.
+        /// Longest wait for the proof, seconds; then the job is cancelled in the enclave.
         #[arg(long, default_value_t = 1800)]
         timeout: u64,
     },
@@ -868,7 +868,16 @@ fn run(cli: Cli) -> Result<(), Failure> {
                         last = line;
                     }
                 })
-                .map_err(client_failure)?;
+                .map_err(|e| {
+                    // Giving up (the timeout) would leave bb running in the enclave and the
+                    // job holding its place: cancel it, best effort.
+                    if matches!(e, ClientError::Transport(_))
+                        && client.prove_cancel(&enclave, &job).is_ok()
+                    {
+                        eprintln!("job {} cancelled", job.submitted.id);
+                    }
+                    client_failure(e)
+                })?;
             std::fs::create_dir_all(&out).map_err(|e| Failure::Usage(format!("{out}: {e}")))?;
             // A chonk proof comes without public_inputs and vk_hash files, as bb writes it.
             for (name, bytes) in [

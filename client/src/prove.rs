@@ -1,12 +1,13 @@
 //! Delegated proving from the client's side: submit encapsulated, poll, open the sealed
-//! result with the key only this client holds, and check it is for its own inputs.
+//! result with the key only this client holds, and check it is for its own inputs; or
+//! cancel the job with the token derived from that key.
 
 use std::time::{Duration, Instant};
 
 use sigil_protocol::endpoint as ep;
 use sigil_protocol::prove::{
-    JobProgress, JobRef, JobResult, JobStatus, ProveRequest, Scheme, Submitted, Target,
-    chonk_inputs_sha256, inputs_sha256, open_result,
+    CancelRequest, JobProgress, JobRef, JobResult, JobStatus, ProveRequest, Scheme, Submitted,
+    Target, cancel_token, chonk_inputs_sha256, inputs_sha256, open_result,
 };
 use sigil_protocol::wire::{Hex32, Id, Open, SecretBase64};
 use zeroize::Zeroizing;
@@ -133,8 +134,28 @@ impl Client {
         self.call_plain::<ep::ProveStatus>(&JobRef { id: *id })
     }
 
+    /// Cancels a job this client submitted: a queued job leaves the queue, a running one's bb
+    /// is stopped, and it ends with the failure `cancelled` (which [`Client::prove_wait`]
+    /// then reports). Answers its status (`ended` once the enclave has stopped it). A job
+    /// that has ended already is refused with `job_ended`; the enclave answers
+    /// `unknown_job` for a job it does not know. Encapsulated: the token, derived from the
+    /// job's result key, is what lets only this client cancel it.
+    pub fn prove_cancel(
+        &self,
+        enclave: &AttestedEnclave,
+        job: &Job,
+    ) -> Result<JobStatus, ClientError> {
+        let req = CancelRequest {
+            id: job.submitted.id,
+            token: cancel_token(&job.key),
+        };
+        self.call::<ep::ProveCancel>(enclave, &req)
+    }
+
     /// Polls until the job ends (calling `progress` on every poll), then opens its result.
-    /// A failed job is an `Api` error with bb's reason.
+    /// A failed job is an `Api` error with bb's reason (`cancelled` for one cancelled with
+    /// [`Client::prove_cancel`]). Giving up here (the `limit`) leaves the job running in the
+    /// enclave: cancel it to free its place.
     pub fn prove_wait(
         &self,
         job: &Job,

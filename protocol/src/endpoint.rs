@@ -31,7 +31,8 @@ use crate::peers::{
     PeerPingSend, PeerView, VerifyPeerRequest,
 };
 use crate::prove::{
-    JobRef, JobStatus, MAX_CIRCUIT, MAX_PROVE_INPUT, MAX_WITNESS, ProveRequest, Submitted,
+    CancelRequest, JobRef, JobStatus, MAX_CIRCUIT, MAX_PROVE_INPUT, MAX_WITNESS, ProveRequest,
+    Submitted,
 };
 use crate::quorum::{
     ForwardRequest, Forwarded, GenesisRequest, QuorumView, ReceiveRequest, ReshareRequest,
@@ -220,6 +221,9 @@ pub const MAX_REGISTRY_BODY: usize = 64 * 1024;
 pub const MAX_PROVE_BODY: usize = MAX_PROVE_INPUT.div_ceil(3) * 4 + 64 * 1024;
 const _: () = assert!(MAX_PROVE_BODY <= crate::encap::MAX_ENCAPSULATED_REQUEST);
 const _: () = assert!(MAX_CIRCUIT + MAX_WITNESS <= MAX_PROVE_INPUT);
+/// Largest encapsulated cancellation: a job id and a token in hex, with JSON and HPKE
+/// overhead.
+pub const MAX_PROVE_CANCEL_BODY: usize = 1024;
 
 fn fixed_path<R>(path: &'static str) -> impl Fn(&R) -> String {
     move |_| path.to_string()
@@ -573,6 +577,13 @@ endpoints! {
     RegistryRegister = Post "/v1/registry/register", RegisterRequest => Provisioned {
         max_body: MAX_PEER_BODY, encapsulated: true, sealed_state: true, success: 200,
         param: None, target: fixed_path(RegistryRegister::PATH),
+    }
+    /// Cancel a proving job (its client's token derived from the result key): a queued job
+    /// leaves the queue, a running one's bb is stopped; it ends as `cancelled`. (Last in the
+    /// table so the fuzz seeds' selectors of the others stay put.)
+    ProveCancel = Post "/v1/prove/cancel", CancelRequest => JobStatus {
+        max_body: MAX_PROVE_CANCEL_BODY, encapsulated: true, sealed_state: false, success: 200,
+        param: None, target: fixed_path(ProveCancel::PATH),
     }
 }
 

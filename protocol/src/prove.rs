@@ -11,6 +11,10 @@
 //!   AES-256-GCM with the client's `result_key`, which only the client and the enclave know:
 //!   the parent can neither read the result nor forge one.
 //!
+//! - `POST /v1/prove/cancel` (encapsulated [`CancelRequest`]) ends a queued or running job
+//!   with the failure `cancelled` (sealed like any result) and answers its [`JobStatus`].
+//!   The request carries the job's [`cancel_token`], derived from its `result_key`.
+//!
 //! The job id is 16 random bytes; a proxy that times out loses nothing, the client polls.
 
 use serde::{Deserialize, Serialize};
@@ -33,6 +37,8 @@ pub const MAX_WITNESS: usize = MAX_PROVE_INPUT / 2;
 pub const MAX_IVC_INPUTS: usize = MAX_CIRCUIT + MAX_WITNESS;
 /// AAD prefix of the sealed result: the job id follows.
 pub const RESULT_AAD: &str = "sigil prove result v1 ";
+/// Prefix hashed before the `result_key` into a job's [`cancel_token`].
+pub const CANCEL_TOKEN_PREFIX: &str = "sigil prove cancel v1";
 
 wire_enum! {
     /// The proof system.
@@ -159,6 +165,31 @@ pub struct JobStatus {
     pub sealed: Option<Base64Bytes>,
 }
 
+/// `POST /v1/prove/cancel`: ends the job `id` (queued: taken out of the queue; running: its
+/// bb stopped) with the failure `cancelled`. Answered with the job's [`JobStatus`].
+///
+/// Threat: the parent sees every job id (they travel in the clear in status paths) and could
+/// cancel every client's jobs if the id were enough. `token` is [`cancel_token`] of the job's
+/// `result_key`, which only the submitter and the enclave know; an unknown id and a wrong
+/// token get the same answer (`unknown_job`), so the refusal does not tell them apart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CancelRequest {
+    pub id: Id,
+    /// [`cancel_token`] of the job's `result_key`, hex.
+    pub token: Hex32,
+}
+
+/// The capability to cancel a job: `SHA-256("sigil prove cancel v1" || result_key)`. It
+/// reveals nothing about the key (a one-way hash under its own prefix), so sending it does not
+/// weaken the seal of the result; only who holds the key can compute it.
+pub fn cancel_token(result_key: &[u8; 32]) -> Hex32 {
+    let mut h = Sha256::new();
+    h.update(CANCEL_TOKEN_PREFIX.as_bytes());
+    h.update(result_key);
+    Hex(h.finalize().into())
+}
+
 /// What the sealed result holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobResult {
@@ -168,8 +199,9 @@ pub struct JobResult {
     /// `done` or `failed`.
     pub state: JobState,
     /// When failed: a stable code (`unsatisfied`, `bad_circuit`, `crs_too_small`,
-    /// `time_limit`, `memory_limit`, `prover_failed`, or `displaced`: taken out of a full
-    /// queue for another client's job, bb never ran) and bb's explanation.
+    /// `time_limit`, `memory_limit`, `prover_failed`, `displaced`: taken out of a full
+    /// queue for another client's job, bb never ran, or `cancelled`: its client cancelled it
+    /// with `POST /v1/prove/cancel`) and bb's explanation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<JobFailure>,
     /// bb's output files, base64: `proof`, `public_inputs`, `vk`, and the vk hash (hex).
@@ -314,6 +346,25 @@ mod tests {
         assert!(
             serde_json::from_str::<ProveRequest>(r#"{"scheme":"chonk","result_key":"!"}"#).is_err()
         );
+    }
+
+    #[test]
+    fn cancel_tokens_are_the_documented_hash_of_the_key() {
+        let key = [0x11u8; 32];
+        let mut h = Sha256::new();
+        h.update(b"sigil prove cancel v1");
+        h.update(key);
+        let want: [u8; 32] = h.finalize().into();
+        assert_eq!(cancel_token(&key), want);
+        assert_ne!(cancel_token(&key), cancel_token(&[0x12; 32]));
+        let json = format!(
+            r#"{{"id":"{}","token":"{}"}}"#,
+            "ab".repeat(16),
+            "cd".repeat(32)
+        );
+        let r: CancelRequest = serde_json::from_str(&json).unwrap();
+        assert_eq!(serde_json::to_string(&r).unwrap(), json);
+        assert!(serde_json::from_str::<CancelRequest>(r#"{"id":"00"}"#).is_err());
     }
 
     #[test]

@@ -737,3 +737,135 @@ fn slow_large_uploads_do_not_lock_the_small_routes_out() {
     let (c, e) = attest(&s.endpoint());
     assert_eq!(c.ping(&e, "still here").unwrap().message, "still here");
 }
+
+// ----- cancellation --------------------------------------------------------------------------
+
+/// The job's sealed result, opened: `cancelled` is a failure like any other.
+fn failure_code(c: &Client, job: &sigil_client::prove::Job) -> String {
+    match c.prove_wait(job, Duration::from_secs(60), |_| {}) {
+        Err(ClientError::Api { code, .. }) => code.to_string(),
+        Ok(_) => "done".into(),
+        Err(other) => panic!("{other}"),
+    }
+}
+
+fn api_code<T>(r: Result<T, ClientError>) -> (u16, String) {
+    match r {
+        Err(ClientError::Api { status, code, .. }) => (status, code.to_string()),
+        Ok(_) => panic!("accepted"),
+        Err(other) => panic!("{other}"),
+    }
+}
+
+#[test]
+fn a_client_cancels_its_queued_and_running_jobs_and_no_one_else_can() {
+    // One worker, one place in the queue; `large` goes to a bb that stalls, so it runs until
+    // it is cancelled (the time limit is far away).
+    let sha = common::sha256_of_crs_points(32_769);
+    let stall = format!("70.{}", std::process::id());
+    let s = Setup::with_bb(
+        "cancel",
+        common::shared_crs(),
+        32_769,
+        &sha,
+        r#""time_limit_secs": 300, "workers": 1, "max_queue": 1"#,
+        |dir| common::stalling_bb(dir, &stall),
+    );
+    s.wait_crs(true);
+    let (c, e) = attest(&s.endpoint());
+    let read = |n: &str, f: &str| std::fs::read(fixture(n, f)).unwrap();
+    let submit = |name: &str| {
+        c.prove_submit(
+            &e,
+            &read(name, "target.json"),
+            &read(name, "witness.gz"),
+            "default",
+        )
+    };
+
+    let running = submit("large").unwrap();
+    let start = Instant::now();
+    while stalled_processes(&stall) == 0 {
+        assert!(start.elapsed() < Duration::from_secs(60), "bb never ran");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let queued = submit("tiny").unwrap();
+    assert_eq!(
+        c.prove_status(&queued.submitted.id).unwrap().state,
+        "queued"
+    );
+    assert_eq!(api_code(submit("tiny")), (503, "queue_full".into()));
+
+    // A wrong token and an unknown id get the same answer; the job is untouched.
+    use sigil_protocol::endpoint::ProveCancel;
+    use sigil_protocol::prove::CancelRequest;
+    use sigil_protocol::wire::Hex;
+    let wrong = CancelRequest {
+        id: queued.submitted.id,
+        token: Hex([7; 32]),
+    };
+    let unknown = CancelRequest {
+        id: Hex([9; 16]),
+        token: Hex([7; 32]),
+    };
+    let refusal = |r: &CancelRequest| match c.call::<ProveCancel>(&e, r) {
+        Err(ClientError::Api {
+            status,
+            code,
+            message,
+        }) => (status, code.to_string(), message),
+        other => panic!("{:?}", other.map(|s| s.state)),
+    };
+    let (a, b) = (refusal(&wrong), refusal(&unknown));
+    assert_eq!(a, b);
+    assert_eq!((a.0, a.1.as_str()), (404, "unknown_job"));
+    // Another job's token is as wrong.
+    let theirs = CancelRequest {
+        id: queued.submitted.id,
+        token: sigil_protocol::prove::cancel_token(&[0; 32]),
+    };
+    assert_eq!(refusal(&theirs), a);
+    assert_eq!(
+        c.prove_status(&queued.submitted.id).unwrap().state,
+        "queued"
+    );
+
+    // The queued job: out of the queue at once, its place free for the next.
+    let st = c.prove_cancel(&e, &queued).unwrap();
+    assert_eq!(st.state, "ended");
+    assert!(st.sealed.is_some());
+    assert_eq!(failure_code(&c, &queued), "cancelled");
+    let next = submit("tiny").unwrap();
+    assert_eq!(c.prove_status(&next.submitted.id).unwrap().state, "queued");
+
+    // The running job: its bb is killed (the stalled program itself, as at the time limit),
+    // its directory removed, and it ends as cancelled.
+    let t = Instant::now();
+    let st = c.prove_cancel(&e, &running).unwrap();
+    assert_eq!(st.state, "ended", "{st:?}");
+    assert!(t.elapsed() < Duration::from_secs(15), "{:?}", t.elapsed());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while stalled_processes(&stall) > 0 {
+        assert!(Instant::now() < deadline, "the cancelled bb runs on");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(failure_code(&c, &running), "cancelled");
+
+    // An ended job cannot be cancelled again; its result stays.
+    assert_eq!(
+        api_code(c.prove_cancel(&e, &running)),
+        (409, "job_ended".into())
+    );
+    assert_eq!(failure_code(&c, &running), "cancelled");
+
+    // The worker is free: the job queued after the cancellation proves.
+    let p = c
+        .prove_wait(&next, Duration::from_secs(120), |_| {})
+        .unwrap();
+    assert!(!p.proof.is_empty());
+    assert!(s.leftover_job_dirs().is_empty());
+    assert_eq!(
+        api_code(c.prove_cancel(&e, &next)),
+        (409, "job_ended".into())
+    );
+}

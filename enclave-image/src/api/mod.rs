@@ -4,7 +4,8 @@
 //! `Handler`), the body limits and the method check (405 with `Allow`) come from that table.
 //! Every encapsulated endpoint runs through [`pipeline::sealed`] around a typed handler, every
 //! plain one through [`pipeline::plain`]: [`health`], [`attestation`] and [`prove`]'s status
-//! are plain; [`ping`], [`vault`], [`musig2`] and [`prove`]'s submission are encapsulated.
+//! are plain; [`ping`], [`vault`], [`musig2`] and [`prove`]'s submission and cancellation
+//! are encapsulated.
 //! Errors are `sigil_protocol::error::ApiError`s: a code from the registry and its status.
 //!
 //! Encapsulated bodies are HPKE-sealed to the per-boot key that the attestation document
@@ -255,6 +256,9 @@ impl App {
                     .and_then(|id| prove::status(self.prover.as_deref(), JobRef { id }));
                 pipeline::plain::<ep::ProveStatus>(answer)
             }
+            ep::ProveCancel::ROUTE => pipeline::sealed::<ep::ProveCancel>(self, req, |r| {
+                prove::cancel(self.prover.as_deref(), r)
+            }),
             ep::PeersVerify::ROUTE => pipeline::sealed::<ep::PeersVerify>(self, req, |r| {
                 peers::verify(&self.peers, r, now)
             }),

@@ -1,21 +1,21 @@
-//! `POST /v1/prove` and `GET /v1/prove/{id}` (formats in `sigil_protocol::prove`, the
+//! `POST /v1/prove`, `GET /v1/prove/{id}` and `POST /v1/prove/cancel` (formats in `sigil_protocol::prove`, the
 //! endpoints in `sigil_protocol::endpoint`).
 //!
 //! The submission is encapsulated: circuit and witness (or a chonk input stack) and the
 //! client's result key reach only the attested enclave. The status is in the clear except the
 //! result, which is sealed under the client's key: the parent relays it but cannot read or
-//! forge it.
+//! forge it. A cancellation is encapsulated too: its token is the job's capability.
 
 use sigil_protocol::error::{ApiError, Code};
 use sigil_protocol::prove::{
-    JobRef, JobStatus, MAX_BB_VERSION_NAME, MAX_CIRCUIT, MAX_IVC_INPUTS, MAX_WITNESS, ProveRequest,
-    Scheme, Submitted, Target,
+    CancelRequest, JobRef, JobStatus, MAX_BB_VERSION_NAME, MAX_CIRCUIT, MAX_IVC_INPUTS,
+    MAX_WITNESS, ProveRequest, Scheme, Submitted, Target,
 };
 use sigil_protocol::wire::SecretBase64;
 use zeroize::Zeroizing;
 
 use crate::http::Source;
-use crate::prover::jobs::{Input, Prover, SubmitError, Work, quoted};
+use crate::prover::jobs::{CancelError, Input, Prover, SubmitError, Work, quoted};
 
 impl From<SubmitError> for ApiError {
     fn from(e: SubmitError) -> Self {
@@ -177,5 +177,28 @@ pub fn status(prover: Option<&Prover>, r: JobRef) -> Result<JobStatus, ApiError>
             Code::UnknownJob,
             "no such job (never submitted, or its result expired after an hour, or the enclave restarted)",
         )
+    })
+}
+
+/// `POST /v1/prove/cancel`, opened: the job ended as `cancelled`, and its status.
+pub fn cancel(prover: Option<&Prover>, r: CancelRequest) -> Result<JobStatus, ApiError> {
+    let Some(prover) = prover else {
+        return Err(ApiError::new(
+            Code::ProverDisabled,
+            "this enclave has no prover",
+        ));
+    };
+    prover.cancel(&r.id, &r.token).map_err(|e| match e {
+        // Threat: the parent probing which ids are live jobs with made-up tokens. An unknown
+        // id and a wrong token get the same code and the same words.
+        CancelError::Unknown => ApiError::new(
+            Code::UnknownJob,
+            "no such job with this token (never submitted, its result expired, or the \
+             enclave restarted)",
+        ),
+        CancelError::Ended => ApiError::new(
+            Code::JobEnded,
+            "the job has ended already; its result is unchanged",
+        ),
     })
 }

@@ -9,19 +9,24 @@
 //! Results are sealed under the client's `result_key` (see `sigil_protocol::prove`) as soon
 //! as the job ends; the enclave then forgets the key and keeps only the sealed bytes until
 //! they expire ([`RESULT_TTL`]) or are pushed out ([`MAX_FINISHED`]).
+//!
+//! A client may cancel its job ([`Prover::cancel`], with the token derived from its key): a
+//! queued job leaves the queue, a running one's bb is killed as at the time limit; either
+//! ends with the sealed failure `cancelled`.
 
 use std::collections::{HashMap, VecDeque};
 use std::io::Read;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use sigil_protocol::parent::source::Source;
 use sigil_protocol::prove::{
     JobFailure, JobProgress, JobResult, JobState, JobStatus, RESULT_PAD, RESULT_PAD_CHONK,
-    Submitted, chonk_inputs_sha256, inputs_sha256, seal_result,
+    Submitted, cancel_token, chonk_inputs_sha256, inputs_sha256, seal_result,
 };
 use sigil_protocol::wire::{Base64Bytes, Hex, Hex32, HexBytes, Id};
 use sigil_sys::process::{self, Rlimit};
@@ -45,6 +50,9 @@ pub const MAX_FINISHED_BYTES: usize = 64 << 20;
 const MAX_OUTPUT: u64 = 4 << 20;
 /// Largest file bb may write (RLIMIT_FSIZE): its outputs, with room to spare.
 const MAX_BB_FILE: u64 = 64 << 20;
+/// How long a cancellation waits for a running job's bb to be stopped and its result sealed,
+/// so that it can answer `ended` (the kill itself waits at most 5 s for the process).
+const CANCEL_WAIT: Duration = Duration::from_secs(10);
 /// How much of bb's stderr is kept for the error message.
 const STDERR_TAIL: usize = 2048;
 /// Most jobs one client (its source address as the shim reports it, keyed like the shim's
@@ -192,6 +200,15 @@ impl std::fmt::Display for SubmitError {
     }
 }
 
+/// Why a job was not cancelled.
+#[derive(Debug, PartialEq, Eq)]
+pub enum CancelError {
+    /// No such job, or the token is not its own: the two are one answer.
+    Unknown,
+    /// The job has ended already (its result stays as it was).
+    Ended,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
     Queued,
@@ -211,6 +228,11 @@ struct Job {
     started: Option<Instant>,
     ended: Option<Instant>,
     sealed: Option<Vec<u8>>,
+    /// [`cancel_token`] of the job's result key, computed at submission: the key itself
+    /// leaves with the input when a worker takes the job, and is forgotten when it ends.
+    cancel_token: Zeroizing<[u8; 32]>,
+    /// Set by [`Prover::cancel`] while the job runs: the worker's bb is killed.
+    cancel: Arc<AtomicBool>,
 }
 
 #[derive(Default)]
@@ -230,6 +252,8 @@ pub struct Prover {
     crs: Arc<CrsService>,
     inner: Mutex<Inner>,
     wake: Condvar,
+    /// Notified whenever a running job ends (a cancellation waits for it).
+    ended: Condvar,
 }
 
 impl Prover {
@@ -246,6 +270,7 @@ impl Prover {
             crs,
             inner: Mutex::new(Inner::default()),
             wake: Condvar::new(),
+            ended: Condvar::new(),
         });
         for i in 0..p.settings.workers.max(1) {
             let me = p.clone();
@@ -314,6 +339,7 @@ impl Prover {
             } => inputs_sha256(circuit, witness),
             Work::Chonk { ivc_inputs } => chonk_inputs_sha256(ivc_inputs),
         };
+        let token = Zeroizing::new(cancel_token(&input.result_key).0);
         let mut inner = self.lock();
         expire(&mut inner);
         // Refused before anything is queued: the other sources' jobs are not touched.
@@ -337,6 +363,8 @@ impl Prover {
                 started: None,
                 ended: None,
                 sealed: None,
+                cancel_token: token,
+                cancel: Arc::new(AtomicBool::new(false)),
             },
         );
         inner.queue.push_back(id);
@@ -373,6 +401,48 @@ impl Prover {
         })
     }
 
+    /// Cancels job `id` for the client presenting `token` ([`cancel_token`] of the job's
+    /// result key): a queued job is taken out of the queue, a running one's bb is killed
+    /// (waiting up to [`CANCEL_WAIT`] for it to end); either ends with the sealed failure
+    /// `cancelled`. Answers the job's status after that.
+    pub fn cancel(&self, id: &Id, token: &Hex32) -> Result<JobStatus, CancelError> {
+        let mut inner = self.lock();
+        expire(&mut inner);
+        let Some(job) = inner.jobs.get(id) else {
+            return Err(CancelError::Unknown);
+        };
+        // Threat: the parent knows every job id (status paths are in the clear) and would
+        // cancel other clients' jobs; only the submitter, who holds the result key, knows the
+        // token. Compared in constant time, so timing does not reveal how much of a guess
+        // matched, and a wrong token is answered as an unknown id.
+        if !bool::from(subtle::ConstantTimeEq::ct_eq(
+            &job.cancel_token[..],
+            &token.0[..],
+        )) {
+            return Err(CancelError::Unknown);
+        }
+        let (state, flag) = (job.state, job.cancel.clone());
+        match state {
+            State::Done | State::Failed => return Err(CancelError::Ended),
+            State::Queued => self.end_queued(&mut inner, *id, Failure::cancelled()),
+            State::Running => {
+                flag.store(true, Ordering::Release);
+                let (guard, _) = self
+                    .ended
+                    .wait_timeout_while(inner, CANCEL_WAIT, |inner| {
+                        inner
+                            .jobs
+                            .get(id)
+                            .is_some_and(|j| j.state == State::Running)
+                    })
+                    .unwrap_or_else(|p| p.into_inner());
+                inner = guard;
+            }
+        }
+        drop(inner);
+        self.status(id).ok_or(CancelError::Unknown)
+    }
+
     /// Jobs waiting and running (for health).
     pub fn load(&self) -> (usize, usize) {
         let inner = self.lock();
@@ -386,7 +456,7 @@ impl Prover {
 
     fn work(&self) {
         loop {
-            let (id, input, queued, inputs) = {
+            let (id, input, queued, inputs, cancel) = {
                 let mut inner = self.lock();
                 let id = loop {
                     if let Some(id) = next_fair(&mut inner) {
@@ -401,8 +471,9 @@ impl Prover {
                 job.started = Some(Instant::now());
                 let queued = job.submitted.elapsed();
                 let inputs = job.inputs_sha256;
+                let cancel = job.cancel.clone();
                 match job.input.take() {
-                    Some(input) => (id, input, queued, inputs),
+                    Some(input) => (id, input, queued, inputs, cancel),
                     None => continue,
                 }
             };
@@ -410,7 +481,7 @@ impl Prover {
             // A panic in one job (a bug) fails that job; the worker, the others' state and the
             // input's wiping survive it.
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                self.prove(&id.to_string(), &input)
+                self.prove(&id.to_string(), &input, &cancel)
             }))
             .unwrap_or_else(|_| {
                 Err(Failure {
@@ -420,25 +491,26 @@ impl Prover {
                 })
             });
             let prove_ms = started.elapsed().as_millis() as u64;
+            // Cancelled while it ran: cancelled, whatever bb managed before it was stopped
+            // (the client that cancelled gets the answer it asked for).
+            let outcome = if cancel.load(Ordering::Acquire) {
+                Err(Failure::cancelled())
+            } else {
+                outcome
+            };
             let (failed, sealed) = self.seal_outcome(id, inputs, input, outcome, queued, prove_ms);
             let mut inner = self.lock();
             end_job(&mut inner, id, failed, sealed);
             remember_finished(&mut inner, id);
             expire(&mut inner);
+            drop(inner);
+            self.ended.notify_all();
         }
     }
 
     /// Takes `victim` (a queued job) out of the queue and ends it as `displaced`, its result
     /// sealed to its client like any other.
     fn displace(&self, inner: &mut Inner, victim: Id) {
-        inner.queue.retain(|q| *q != victim);
-        let Some(job) = inner.jobs.get_mut(&victim) else {
-            return;
-        };
-        let (inputs, queued) = (job.inputs_sha256, job.submitted.elapsed());
-        let Some(input) = job.input.take() else {
-            return;
-        };
         let failure = Failure {
             code: "displaced",
             message: "displaced from the full queue by another client's job (this client held \
@@ -446,9 +518,23 @@ impl Prover {
                 .into(),
             circuit_size: None,
         };
-        let (failed, sealed) = self.seal_outcome(victim, inputs, input, Err(failure), queued, 0);
-        end_job(inner, victim, failed, sealed);
-        remember_finished(inner, victim);
+        self.end_queued(inner, victim, failure);
+    }
+
+    /// Takes `id` (a queued job) out of the queue, freeing its place, and ends it with
+    /// `failure` (bb never ran), its result sealed to its client like any other.
+    fn end_queued(&self, inner: &mut Inner, id: Id, failure: Failure) {
+        inner.queue.retain(|q| *q != id);
+        let Some(job) = inner.jobs.get_mut(&id) else {
+            return;
+        };
+        let (inputs, queued) = (job.inputs_sha256, job.submitted.elapsed());
+        let Some(input) = job.input.take() else {
+            return;
+        };
+        let (failed, sealed) = self.seal_outcome(id, inputs, input, Err(failure), queued, 0);
+        end_job(inner, id, failed, sealed);
+        remember_finished(inner, id);
     }
 
     /// The job's result, padded and sealed to its client's key; the inputs are dropped here.
@@ -517,8 +603,9 @@ impl Prover {
         }
     }
 
-    /// Runs bb for one job in its own directory, which is removed whatever happens.
-    fn prove(&self, id: &str, input: &Input) -> Result<Output, Failure> {
+    /// Runs bb for one job in its own directory, which is removed whatever happens; `cancel`
+    /// stops it (no further bb step starts, a running one is killed).
+    fn prove(&self, id: &str, input: &Input, cancel: &AtomicBool) -> Result<Output, Failure> {
         let dir = self.settings.work_dir.join(id);
         let result = (|| {
             std::fs::DirBuilder::new()
@@ -527,14 +614,18 @@ impl Prover {
                 .and_then(|_| hand_over(&dir))
                 .map_err(|e| Failure::internal(format!("job directory: {e}")))?;
             let crs = self.job_crs_dir(&dir)?;
-            let bb = self.bb(input.bb);
+            let job = Step {
+                bb: self.bb(input.bb),
+                dir: &dir,
+                cancel,
+            };
             match &input.work {
                 Work::UltraHonk {
                     circuit,
                     witness,
                     target,
-                } => self.prove_ultra_honk(bb, &dir, &crs, circuit, witness, target),
-                Work::Chonk { ivc_inputs } => self.prove_chonk(bb, &dir, &crs, ivc_inputs),
+                } => self.prove_ultra_honk(&job, &crs, circuit, witness, target),
+                Work::Chonk { ivc_inputs } => self.prove_chonk(&job, &crs, ivc_inputs),
             }
         })();
         if let Err(e) = std::fs::remove_dir_all(&dir)
@@ -567,13 +658,13 @@ impl Prover {
 
     fn prove_ultra_honk(
         &self,
-        bb: &BbBinary,
-        dir: &Path,
+        job: &Step,
         crs: &Path,
         circuit: &[u8],
         witness: &[u8],
         target: &str,
     ) -> Result<Output, Failure> {
+        let (bb, dir) = (job.bb, job.dir);
         // bb reads gzipped bytecode or Noir's program JSON from the same flag.
         let circuit_path = dir.join(if circuit.starts_with(&[0x1f, 0x8b]) {
             "circuit.gz"
@@ -584,7 +675,7 @@ impl Prover {
         let witness_path = dir.join("witness.gz");
         write_private(&witness_path, witness)?;
 
-        let size = self.gates(bb, dir, &circuit_path)?;
+        let size = self.gates(job, &circuit_path)?;
         let needed = size.map(points_needed);
         let have = self.crs.status().points;
         if let Some(n) = needed
@@ -614,7 +705,7 @@ impl Prover {
             .arg("--write_vk")
             .arg("-c")
             .arg(crs);
-        self.run(bb, &mut cmd, dir, "prove").map_err(|mut f| {
+        self.run(job, &mut cmd, "prove").map_err(|mut f| {
             f.circuit_size = size;
             f
         })?;
@@ -632,7 +723,7 @@ impl Prover {
             .args(["--verifier_target", target])
             .arg("-c")
             .arg(crs);
-        if let Err(f) = self.run(bb, &mut cmd, dir, "verify") {
+        if let Err(f) = self.run(job, &mut cmd, "verify") {
             return Err(Failure {
                 code: "unsatisfied",
                 message: format!(
@@ -654,13 +745,8 @@ impl Prover {
 
     /// A chonk proof of a stack of circuits. bb checks the proof it made before writing it
     /// (an unsatisfied step fails there); it is verified once more here, as for UltraHonk.
-    fn prove_chonk(
-        &self,
-        bb: &BbBinary,
-        dir: &Path,
-        crs: &Path,
-        ivc_inputs: &[u8],
-    ) -> Result<Output, Failure> {
+    fn prove_chonk(&self, job: &Step, crs: &Path, ivc_inputs: &[u8]) -> Result<Output, Failure> {
+        let (bb, dir) = (job.bb, job.dir);
         let have = self.crs.status().points;
         if have < CHONK_MIN_CRS_POINTS {
             return Err(Failure {
@@ -685,7 +771,7 @@ impl Prover {
             .arg("--write_vk")
             .arg("-c")
             .arg(crs);
-        self.run(bb, &mut cmd, dir, "prove")?;
+        self.run(job, &mut cmd, "prove")?;
         let mut cmd = bb.command();
         cmd.arg("verify")
             .args(["--scheme", "chonk"])
@@ -695,7 +781,7 @@ impl Prover {
             .arg(out.join("vk"))
             .arg("-c")
             .arg(crs);
-        if let Err(f) = self.run(bb, &mut cmd, dir, "verify") {
+        if let Err(f) = self.run(job, &mut cmd, "verify") {
             return Err(Failure {
                 code: "unsatisfied",
                 message: format!("the chonk proof bb made does not verify ({})", f.message),
@@ -718,13 +804,13 @@ impl Prover {
 
     /// `bb gates`: the circuit's size, checked against the CRS before proving. `None` if bb's
     /// answer cannot be read (proving then says what is wrong).
-    fn gates(&self, bb: &BbBinary, dir: &Path, circuit: &Path) -> Result<Option<u64>, Failure> {
-        let mut cmd = bb.command();
+    fn gates(&self, job: &Step, circuit: &Path) -> Result<Option<u64>, Failure> {
+        let mut cmd = job.bb.command();
         cmd.arg("gates")
             .args(["--scheme", "ultra_honk"])
             .arg("-b")
             .arg(circuit);
-        let stdout = self.run(bb, &mut cmd, dir, "gates")?;
+        let stdout = self.run(job, &mut cmd, "gates")?;
         let v: serde_json::Value = match serde_json::from_slice(&stdout) {
             Ok(v) => v,
             Err(_) => return Ok(None),
@@ -732,14 +818,13 @@ impl Prover {
         Ok(v["functions"][0]["circuit_size"].as_u64())
     }
 
-    /// Runs a bb subcommand in the sandbox with the limits; returns its stdout.
-    fn run(
-        &self,
-        bb: &BbBinary,
-        cmd: &mut Command,
-        dir: &Path,
-        what: &str,
-    ) -> Result<Vec<u8>, Failure> {
+    /// Runs a bb subcommand in the sandbox with the limits; returns its stdout. A cancelled
+    /// job starts no further step.
+    fn run(&self, job: &Step, cmd: &mut Command, what: &str) -> Result<Vec<u8>, Failure> {
+        let (bb, dir) = (job.bb, job.dir);
+        if job.cancel.load(Ordering::Acquire) {
+            return Err(Failure::cancelled());
+        }
         let crs = self.crs.path();
         let mut read_only = vec![bb.dir()];
         read_only.extend(crs.as_deref());
@@ -747,10 +832,18 @@ impl Prover {
             self.output_file(dir, what, "stdout")?,
             self.output_file(dir, what, "stderr")?,
         );
-        let status = run_sandboxed(&self.settings, cmd, dir, &read_only, &stdout, &stderr)
-            .map_err(|e| Failure::internal(format!("starting bb: {e}")))?;
+        let status = run_sandboxed(
+            &self.settings,
+            cmd,
+            dir,
+            &read_only,
+            (&stdout, &stderr),
+            Some(job.cancel),
+        )
+        .map_err(|e| Failure::internal(format!("starting bb: {e}")))?;
         let stderr = tail(&stderr);
         match status {
+            Exit::Cancelled => Err(Failure::cancelled()),
             Exit::TimedOut => Err(Failure {
                 code: "time_limit",
                 message: format!(
@@ -822,6 +915,13 @@ struct Output {
     circuit_size: Option<u64>,
 }
 
+/// One job's bb runs: which bb, its job directory, and its cancellation flag.
+struct Step<'a> {
+    bb: &'a BbBinary,
+    dir: &'a Path,
+    cancel: &'a AtomicBool,
+}
+
 struct Failure {
     code: &'static str,
     message: String,
@@ -829,6 +929,14 @@ struct Failure {
 }
 
 impl Failure {
+    fn cancelled() -> Failure {
+        Failure {
+            code: "cancelled",
+            message: "cancelled by its client (POST /v1/prove/cancel)".into(),
+            circuit_size: None,
+        }
+    }
+
     fn internal(message: String) -> Failure {
         Failure {
             code: "prover_failed",
@@ -1073,17 +1181,20 @@ pub(crate) enum Exit {
     Code(i32),
     Signal(i32),
     TimedOut,
+    /// Killed because its job was cancelled.
+    Cancelled,
 }
 
 /// Runs bb's `cmd` in the sandbox, in `dir` (its job directory, the only writable place),
-/// with `read_only` shown, the address-space limit and the time limit.
+/// with `read_only` shown, the address-space limit and the time limit; killed early when
+/// `cancel` is set.
 pub(crate) fn run_sandboxed(
     settings: &Settings,
     cmd: &mut Command,
     dir: &Path,
     read_only: &[&Path],
-    stdout: &std::fs::File,
-    stderr: &std::fs::File,
+    (stdout, stderr): (&std::fs::File, &std::fs::File),
+    cancel: Option<&AtomicBool>,
 ) -> std::io::Result<Exit> {
     cmd.current_dir(dir)
         .stdin(Stdio::null())
@@ -1113,7 +1224,7 @@ pub(crate) fn run_sandboxed(
             },
         )
         .map_err(std::io::Error::other)?;
-    run_with_limit(cmd, settings.time_limit)
+    run_with_limit(cmd, settings.time_limit, cancel)
 }
 
 /// The empty directory the sandbox's root is mounted on (in each run's own mount namespace),
@@ -1126,26 +1237,44 @@ pub(crate) fn sandbox_root(work_dir: &Path) -> PathBuf {
     work_dir.with_file_name(name)
 }
 
-/// Runs `cmd` to completion or kills it at `limit`. As PID 1 the reaper owns `waitpid`, so
-/// the child is registered with it; as an ordinary process the child is polled.
-pub(crate) fn run_with_limit(cmd: &mut Command, limit: Duration) -> std::io::Result<Exit> {
+/// How often a running bb's cancellation flag is looked at.
+const CANCEL_POLL: Duration = Duration::from_millis(50);
+
+/// Runs `cmd` to completion or kills it at `limit`, or as soon as `cancel` is set (the same
+/// kill). As PID 1 the reaper owns `waitpid`, so the child is registered with it; as an
+/// ordinary process the child is polled.
+pub(crate) fn run_with_limit(
+    cmd: &mut Command,
+    limit: Duration,
+    cancel: Option<&AtomicBool>,
+) -> std::io::Result<Exit> {
     let decode = |status| match process::Exit::from_wait_status(status) {
         process::Exit::Code(c) => Exit::Code(c),
         process::Exit::Signal(s) => Exit::Signal(s),
     };
+    let cancelled = || cancel.is_some_and(|c| c.load(Ordering::Acquire));
+    let end = Instant::now() + limit;
     if crate::init::reaper::running() {
         let pid = crate::init::reaper::spawn(cmd)?;
-        if let Some(status) = crate::init::reaper::wait(pid, limit) {
-            return Ok(decode(status));
-        }
+        let stopped = loop {
+            let left = end.saturating_duration_since(Instant::now());
+            if let Some(status) = crate::init::reaper::wait(pid, left.min(CANCEL_POLL)) {
+                return Ok(decode(status));
+            }
+            if cancelled() {
+                break Exit::Cancelled;
+            }
+            if Instant::now() >= end {
+                break Exit::TimedOut;
+            }
+        };
         // Our own child, registered with the reaper and not yet reaped (wait found no
         // status), so the pid cannot have been reused.
         let _ = process::signal(pid, signals::SIGKILL);
         let _ = crate::init::reaper::wait(pid, Duration::from_secs(5));
-        return Ok(Exit::TimedOut);
+        return Ok(stopped);
     }
     let mut child = cmd.spawn()?;
-    let end = Instant::now() + limit;
     loop {
         if let Some(st) = child.try_wait()? {
             use std::os::unix::process::ExitStatusExt;
@@ -1155,10 +1284,17 @@ pub(crate) fn run_with_limit(cmd: &mut Command, limit: Duration) -> std::io::Res
                 (None, None) => Exit::Code(-1),
             });
         }
-        if Instant::now() >= end {
+        let stopped = if cancelled() {
+            Some(Exit::Cancelled)
+        } else if Instant::now() >= end {
+            Some(Exit::TimedOut)
+        } else {
+            None
+        };
+        if let Some(stopped) = stopped {
             let _ = child.kill();
             let _ = child.wait();
-            return Ok(Exit::TimedOut);
+            return Ok(stopped);
         }
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -1207,7 +1343,26 @@ mod tests {
             started: None,
             ended: sealed.as_ref().map(|_| Instant::now()),
             sealed,
+            cancel_token: Zeroizing::new([0; 32]),
+            cancel: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    #[test]
+    fn a_cancelled_run_is_killed_at_once() {
+        let flag = Arc::new(AtomicBool::new(false));
+        let setter = flag.clone();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            setter.store(true, Ordering::Release);
+        });
+        let start = Instant::now();
+        let mut cmd = Command::new("sleep");
+        cmd.arg("30");
+        let exit = run_with_limit(&mut cmd, Duration::from_secs(30), Some(&flag)).unwrap();
+        t.join().unwrap();
+        assert!(matches!(exit, Exit::Cancelled));
+        assert!(start.elapsed() < Duration::from_secs(10));
     }
 
     #[test]

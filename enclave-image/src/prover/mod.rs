@@ -376,7 +376,8 @@ fn bb_version(settings: &Settings, bb: &BbBinary) -> Result<String, ProverError>
         let read_only = [bb.dir()];
         let mut settings = settings.clone();
         settings.time_limit = Duration::from_secs(30);
-        let status = jobs::run_sandboxed(&settings, &mut cmd, &dir, &read_only, &out, &out)?;
+        let status =
+            jobs::run_sandboxed(&settings, &mut cmd, &dir, &read_only, (&out, &out), None)?;
         Ok((
             status,
             std::fs::read_to_string(&out_path).unwrap_or_default(),

@@ -421,6 +421,7 @@ fn requests(dir: &Path) {
                 "target": "evm", "result_key": b64(&[0x11; 32]),
             }),
             "ProveStatus" => json!({ "id": id }),
+            "ProveCancel" => json!({ "id": id, "token": h("77", 32) }),
             "PeersVerify" => json!({ "document": b64(b"\xd2\x84\x44\xa1\x01\x38\x22\xa0") }),
             "PeersPingSend" => json!({
                 "recipient_document": b64(b"\xd2\x84"), "session": session, "text": "hello",

@@ -8,7 +8,8 @@ import { AttestationError, ProveError, SigilError } from "./errors.js";
 import { OwnerKey } from "./owner.js";
 import { checkName, vaultDigest } from "./vault.js";
 import * as m2 from "./musig2.js";
-import { chonkInputsSha256, inputsSha256, openResult, type JobResult, type JobStatus, type ProveResult, type Submitted } from "./prove.js";
+import { FrostCalls } from "./frost.js";
+import { cancelToken, chonkInputsSha256, inputsSha256, openResult, type JobResult, type JobStatus, type ProveResult, type Submitted } from "./prove.js";
 
 export const ENCAPSULATED_CONTENT_TYPE = "application/sigil-encapsulated";
 /** Largest response body read (as the Rust client). */
@@ -237,6 +238,10 @@ export class SigilClient {
     return { not_after: notAfter, signature: hex(owner.signFor(this.key, m2.requestDigest(op, fields, notAfter))) };
   }
 
+  /** The typed `/v1/frost/...` steps at this enclave; the coordinator (`frostKeygen`,
+   * `frostSign`, ...) runs them across the members and checks the answers. */
+  readonly frost: FrostCalls = new FrostCalls(this);
+
   readonly musig2 = {
     generateKey: async (owner: OwnerKey): Promise<m2.KeyView> => {
       const requestId = randomBytes(16);
@@ -335,8 +340,18 @@ export class SigilClient {
     return this.getJson(`/v1/prove/${id}`);
   }
 
+  /** Cancels a job this client submitted: a queued job leaves the queue, a running one's bb is
+   * stopped, and it ends with the failure `cancelled` (wait() then throws ProveError
+   * "cancelled"). Encapsulated, with the token derived from the job's result key, so only this
+   * client can. Answers the job's status (ended). Throws SigilError `job_ended` if it had ended
+   * already, `unknown_job` if the enclave does not know it. */
+  cancelProve(job: Job, signal?: AbortSignal): Promise<JobStatus> {
+    return this.call<JobStatus>("POST /v1/prove/cancel", { id: job.submitted.id, token: hex(cancelToken(job.key)) }, signal);
+  }
+
   /** Polls until the job ends, then opens and checks its sealed result. Throws ProveError for a
-   * failed job (its code and bb's message). Abort with `signal` (the job itself runs on). */
+   * failed job (its code and bb's message). Abort with `signal` (the job itself runs on here;
+   * prove() cancels it, or call cancelProve). */
   async wait(job: Job, opts: ProveOptions = {}): Promise<ProveResult> {
     const start = Date.now();
     let delay = opts.pollMs ?? 100;
@@ -364,8 +379,18 @@ export class SigilClient {
     };
   }
 
+  /** submit() and wait(). When `signal` aborts or the wait times out, the job is cancelled in
+   * the enclave (best effort: its bb stops and its place is freed) before the promise rejects. */
   async prove(req: ProveRequest, opts: ProveOptions = {}): Promise<ProveResult> {
-    return this.wait(await this.submit(req), opts);
+    const job = await this.submit(req);
+    try {
+      return await this.wait(job, opts);
+    } catch (e) {
+      if (e instanceof SigilError && !(e instanceof ProveError) && (e.code === "aborted" || e.code === "timeout")) {
+        await this.cancelProve(job).catch(() => undefined);
+      }
+      throw e;
+    }
   }
 }
 

@@ -1,7 +1,8 @@
 // Delegated proving (protocol/src/prove.rs): a job's inputs travel sealed to the enclave; its
 // result comes back sealed under a 32-byte key only this client and the enclave know:
 //   sealed = nonce (12) || AES-256-GCM(result_key, nonce, aad = "sigil prove result v1 " || id, JSON)
-// so the parent relaying the status can neither read the result nor forge one.
+// so the parent relaying the status can neither read the result nor forge one. Cancelling a
+// job takes a token derived from the same key (cancelToken), so only its submitter can.
 
 import { sha256 } from "@noble/hashes/sha2.js";
 import { buf, concat, u64be, utf8 } from "./bytes.js";
@@ -12,6 +13,7 @@ export const MAX_CIRCUIT = MAX_PROVE_INPUT / 2;
 export const MAX_WITNESS = MAX_PROVE_INPUT / 2;
 export const MAX_IVC_INPUTS = MAX_CIRCUIT + MAX_WITNESS;
 export const RESULT_AAD = "sigil prove result v1 ";
+export const CANCEL_TOKEN_PREFIX = "sigil prove cancel v1";
 
 export type Scheme = "ultra_honk" | "chonk";
 
@@ -64,6 +66,12 @@ export function inputsSha256(circuit: Uint8Array, witness: Uint8Array): Uint8Arr
  * an UltraHonk digest. Hashed incrementally (a stack is up to 64 MiB). */
 export function chonkInputsSha256(ivcInputs: Uint8Array): Uint8Array {
   return sha256.create().update(u64be(0xffffffffffffffffn)).update(ivcInputs).digest();
+}
+
+/** SHA-256("sigil prove cancel v1" || result_key): what POST /v1/prove/cancel takes. Job ids
+ * travel in the clear, so the id alone must not cancel a job; only the submitter holds the key. */
+export function cancelToken(resultKey: Uint8Array): Uint8Array {
+  return sha256(concat(utf8(CANCEL_TOKEN_PREFIX), resultKey));
 }
 
 export function resultAad(id: string): Uint8Array {

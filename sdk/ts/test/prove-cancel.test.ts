@@ -1,0 +1,134 @@
+// Cancelling proving jobs against a local deployment (target/debug/sigil-local) whose bb
+// stalls on the `large` fixture (as a stuck or hostile input would make it) and is the real bb
+// for everything else: a queued job and a running one are cancelled, and an aborted prove()
+// cancels its job in the enclave. Missing binaries fail the test with the command that builds
+// them.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { type ChildProcess } from "node:child_process";
+import { chmodSync, copyFileSync, linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ProveError, SigilClient, SigilError } from "../src/index.js";
+import { readBytes, repoRoot, shared } from "./paths.js";
+import { checkPrerequisites, startLocal } from "./local.js";
+
+const bb = join(repoRoot, "target/bb/bb");
+const crs = join(shared, "crs/bn254_g1.dat");
+// A duration no other process on the machine sleeps for, to find the stalled bb.
+const stall = `80.${process.pid}`;
+let proc: ChildProcess | undefined;
+let client: SigilClient;
+const work = mkdtempSync(join(tmpdir(), "sigil-sdk-cancel-"));
+
+/** The stand-in bb: the sandbox shows its directory read-only, so the wrapper, the real bb
+ * and the circuit it stalls on sit together (shell built-ins only: nothing may fork). */
+function stallingBb(): string {
+  chmodSync(work, 0o755);
+  const bin = join(work, "bin");
+  mkdirSync(bin, { mode: 0o755 });
+  const real = join(bin, "bb");
+  try {
+    linkSync(bb, real);
+  } catch {
+    copyFileSync(bb, real);
+  }
+  copyFileSync(join(repoRoot, "fixtures/large/target.json"), join(bin, "large.json"));
+  const wrapper = join(bin, "stalling-bb");
+  writeFileSync(
+    wrapper,
+    `#!/bin/sh\nif [ "$1" = prove ]; then\n  read -r a < "$5"; read -r b < '${join(bin, "large.json")}'\n  [ "$a" = "$b" ] && exec /bin/sleep ${stall}\nfi\nexec '${real}' "$@"\n`,
+    { mode: 0o755 },
+  );
+  return wrapper;
+}
+
+/** Processes of this machine running `sleep STALL`. */
+function stalled(): number {
+  const want = `/bin/sleep\0${stall}\0`;
+  let n = 0;
+  for (const pid of readdirSync("/proc")) {
+    try {
+      if (readFileSync(join("/proc", pid, "cmdline"), "latin1") === want) n++;
+    } catch {
+      // gone meanwhile, or not a process
+    }
+  }
+  return n;
+}
+
+async function until(what: string, ok: () => boolean | Promise<boolean>, ms = 60_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await ok())) {
+    if (Date.now() > end) assert.fail(`timed out waiting: ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+const fixture = (name: string) => ({
+  scheme: "ultra_honk" as const,
+  circuit: readBytes(join(repoRoot, `fixtures/${name}/target.json`)),
+  witness: readBytes(join(repoRoot, `fixtures/${name}/witness.gz`)),
+});
+
+before(async () => {
+  checkPrerequisites([
+    [bb, "scripts/fetch-bb"],
+    [crs, "the shared directory beside the checkout"],
+  ]);
+  let endpoint: string;
+  ({ proc, endpoint } = await startLocal(["--dir", join(work, "deployment"), "--prover-crs", crs, "--bb", stallingBb()]));
+  client = await SigilClient.connect(endpoint, { trustTestRoot: true, maxAgeMs: 300_000 });
+  await until("the CRS", async () => (await client.health()).crs?.state === "ready");
+});
+
+after(() => {
+  proc?.kill("SIGTERM");
+  rmSync(work, { recursive: true, force: true });
+});
+
+const cancelled = (e: unknown) => e instanceof ProveError && e.code === "cancelled";
+
+test("prove: cancelling a queued and a running job; only its client can, once", { timeout: 300_000 }, async () => {
+  // One worker: `large` runs (stalled), `tiny` waits behind it.
+  const running = await client.submit(fixture("large"));
+  await until("bb running", () => stalled() > 0);
+  const queued = await client.submit(fixture("tiny"));
+  assert.equal((await client.status(queued.submitted.id)).state, "queued");
+
+  // Another key's token is refused as an unknown job would be.
+  const other = { ...queued, key: new Uint8Array(32) };
+  await assert.rejects(client.cancelProve(other), (e: unknown) => e instanceof SigilError && e.code === "unknown_job" && e.status === 404);
+  assert.equal((await client.status(queued.submitted.id)).state, "queued");
+
+  const q = await client.cancelProve(queued);
+  assert.equal(q.state, "ended");
+  await assert.rejects(client.wait(queued), cancelled);
+
+  const r = await client.cancelProve(running);
+  assert.equal(r.state, "ended");
+  await until("the stalled bb killed", () => stalled() === 0, 10_000);
+  await assert.rejects(client.wait(running), cancelled);
+  await assert.rejects(client.cancelProve(running), (e: unknown) => e instanceof SigilError && e.code === "job_ended" && e.status === 409);
+
+  // The worker is free again.
+  const p = await client.prove(fixture("tiny"));
+  assert.ok(p.proof.length > 0);
+});
+
+test("prove: aborting prove() cancels its job in the enclave", { timeout: 300_000 }, async () => {
+  const ac = new AbortController();
+  let id = "";
+  const p = client.prove(fixture("large"), {
+    signal: ac.signal,
+    pollMs: 50,
+    onProgress: (s) => {
+      id = s.id;
+      if (s.state === "running" && stalled() > 0) ac.abort();
+    },
+  });
+  await assert.rejects(p, (e: unknown) => e instanceof SigilError && e.code === "aborted");
+  // Rejected only after the cancellation: the job has ended and its bb is gone.
+  assert.equal((await client.status(id)).state, "ended");
+  await until("the stalled bb killed", () => stalled() === 0, 10_000);
+});
