@@ -48,6 +48,10 @@ pub enum ClientError {
         code: ServerCode,
         message: String,
     },
+    /// A wait gave up: its time limit passed before what it waited for happened (the
+    /// operation may still be under way in the enclave).
+    #[error("timed out: {0}")]
+    Timeout(String),
     /// The answer was not what the protocol says.
     #[error("protocol: {0}")]
     Protocol(String),

@@ -869,12 +869,27 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     }
                 })
                 .map_err(|e| {
-                    // Giving up (the timeout) would leave bb running in the enclave and the
-                    // job holding its place: cancel it, best effort.
-                    if matches!(e, ClientError::Transport(_))
-                        && client.prove_cancel(&enclave, &job).is_ok()
-                    {
-                        eprintln!("job {} cancelled", job.submitted.id);
+                    // Giving up (the timeout; a lost connection is retried inside the wait)
+                    // would leave bb running in the enclave and the job holding its place:
+                    // cancel it, best effort. Any other error is the job's own end.
+                    if matches!(e, ClientError::Timeout(_)) {
+                        let id = job.submitted.id;
+                        match client.prove_cancel(&enclave, &job) {
+                            Ok(a)
+                                if a.cancelled
+                                    && a.state == sigil_protocol::prove::JobProgress::Cancelled =>
+                            {
+                                eprintln!("job {id} cancelled")
+                            }
+                            Ok(a) if a.cancelled => {
+                                eprintln!("job {id} cancelled (still {}, being stopped)", a.state)
+                            }
+                            Ok(a) => eprintln!(
+                                "job {id} not cancelled: it is {} (its result stays in its status)",
+                                a.state
+                            ),
+                            Err(c) => eprintln!("job {id} not cancelled: {c}"),
+                        }
                     }
                     client_failure(e)
                 })?;

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use sigil_protocol::endpoint as ep;
 use sigil_protocol::prove::{
-    CancelRequest, JobProgress, JobRef, JobResult, JobStatus, ProveRequest, Scheme, Submitted,
-    Target, cancel_token, chonk_inputs_sha256, inputs_sha256, open_result,
+    CancelAnswer, CancelRequest, JobProgress, JobRef, JobResult, JobStatus, ProveRequest, Scheme,
+    Submitted, Target, cancel_token, chonk_inputs_sha256, inputs_sha256, open_result,
 };
 use sigil_protocol::wire::{Hex32, Id, Open, SecretBase64};
 use zeroize::Zeroizing;
@@ -30,6 +30,10 @@ pub struct Proof {
     pub vk_hash: Vec<u8>,
     pub result: JobResult,
 }
+
+/// The first pause between status polls, doubled after each poll up to [`POLL_MAX`].
+const POLL_FIRST: Duration = Duration::from_millis(100);
+const POLL_MAX: Duration = Duration::from_secs(2);
 
 /// A new key for one job's result; never reused.
 fn fresh_result_key() -> Result<Zeroizing<[u8; 32]>, ClientError> {
@@ -135,16 +139,18 @@ impl Client {
     }
 
     /// Cancels a job this client submitted: a queued job leaves the queue, a running one's bb
-    /// is stopped, and it ends with the failure `cancelled` (which [`Client::prove_wait`]
-    /// then reports). Answers its status (`ended` once the enclave has stopped it). A job
-    /// that has ended already is refused with `job_ended`; the enclave answers
-    /// `unknown_job` for a job it does not know. Encapsulated: the token, derived from the
-    /// job's result key, is what lets only this client cancel it.
+    /// is stopped, and its status becomes `cancelled`, with no result (which
+    /// [`Client::prove_wait`] reports as the failure `cancelled`). The answer says whether it
+    /// is cancelled: `cancelled` false with `ended` means it finished first (its result is
+    /// in [`Client::prove_status`]); `running` with `cancelled` true, that it is still being
+    /// stopped. A job that had ended already is refused with `job_ended`; the enclave
+    /// answers `unknown_job` for a job it does not know. Encapsulated: the token, derived
+    /// from the job's result key, is what lets only this client cancel it.
     pub fn prove_cancel(
         &self,
         enclave: &AttestedEnclave,
         job: &Job,
-    ) -> Result<JobStatus, ClientError> {
+    ) -> Result<CancelAnswer, ClientError> {
         let req = CancelRequest {
             id: job.submitted.id,
             token: cancel_token(&job.key),
@@ -154,8 +160,10 @@ impl Client {
 
     /// Polls until the job ends (calling `progress` on every poll), then opens its result.
     /// A failed job is an `Api` error with bb's reason (`cancelled` for one cancelled with
-    /// [`Client::prove_cancel`]). Giving up here (the `limit`) leaves the job running in the
-    /// enclave: cancel it to free its place.
+    /// [`Client::prove_cancel`]). A poll that does not reach the enclave (a `Transport`
+    /// error: a reset connection, a relay restarting) is retried with backoff: the job goes
+    /// on regardless. Only when `limit` passes does it give up, with [`ClientError::Timeout`];
+    /// that leaves the job running in the enclave: cancel it to free its place.
     pub fn prove_wait(
         &self,
         job: &Job,
@@ -163,29 +171,42 @@ impl Client {
         mut progress: impl FnMut(&JobStatus),
     ) -> Result<Proof, ClientError> {
         let start = Instant::now();
-        let mut delay = Duration::from_millis(100);
+        let mut delay = POLL_FIRST;
         let status = loop {
-            let s = self.prove_status(&job.submitted.id)?;
-            progress(&s);
-            if s.sealed.is_some() {
-                break s;
-            }
-            if s.state == JobProgress::Ended {
-                return Err(ClientError::Protocol(format!(
-                    "job {} ended without a sealed result (the enclave could not seal it)",
-                    s.id
-                )));
-            }
+            let waited = match self.prove_status(&job.submitted.id) {
+                Ok(s) => {
+                    progress(&s);
+                    if s.sealed.is_some() {
+                        break s;
+                    }
+                    if s.state == JobProgress::Cancelled {
+                        // No result: the job was cancelled (with `prove_cancel`).
+                        return Err(ClientError::Api {
+                            status: 422,
+                            code: "cancelled".into(),
+                            message: format!("job {} was cancelled by its client", s.id),
+                        });
+                    }
+                    if s.state == JobProgress::Ended {
+                        return Err(ClientError::Protocol(format!(
+                            "job {} ended without a sealed result (the enclave could not seal it)",
+                            s.id
+                        )));
+                    }
+                    format!("still {}", s.state)
+                }
+                Err(ClientError::Transport(e)) => format!("its status unreachable ({e})"),
+                Err(e) => return Err(e),
+            };
             if start.elapsed() > limit {
-                return Err(ClientError::Transport(format!(
-                    "job {} still {} after {} s",
-                    s.id,
-                    s.state,
+                return Err(ClientError::Timeout(format!(
+                    "job {} {waited} after {} s",
+                    job.submitted.id,
                     limit.as_secs()
                 )));
             }
             std::thread::sleep(delay);
-            delay = (delay * 2).min(Duration::from_secs(2));
+            delay = (delay * 2).min(POLL_MAX);
         };
         let sealed = status.sealed.unwrap_or_default();
         let plain = Zeroizing::new(
@@ -214,5 +235,119 @@ impl Client {
             vk_hash: result.vk_hash.clone().unwrap_or_default().0,
             result,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use sigil_protocol::prove::{JobState, seal_result};
+    use sigil_protocol::wire::{Base64Bytes, Hex};
+
+    use super::*;
+
+    /// Reads one request's head (a status poll has no body).
+    fn read_head(s: &mut TcpStream) {
+        let mut buf = Vec::new();
+        let mut byte = [0u8; 1];
+        while !buf.ends_with(b"\r\n\r\n") && s.read(&mut byte).is_ok_and(|n| n == 1) {
+            buf.push(byte[0]);
+        }
+    }
+
+    /// A status endpoint that drops its first `drop_first` connections without an answer,
+    /// then answers every poll with `status`. Counts the connections it saw.
+    fn flaky_server(drop_first: usize, status: Vec<u8>) -> (String, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let seen = Arc::new(AtomicUsize::new(0));
+        let counter = seen.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut s) = conn else { continue };
+                let n = counter.fetch_add(1, Ordering::SeqCst);
+                read_head(&mut s);
+                if n < drop_first {
+                    continue; // dropped: the connection closes unanswered
+                }
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    status.len()
+                );
+                let _ = s.write_all(head.as_bytes());
+                let _ = s.write_all(&status);
+            }
+        });
+        (base, seen)
+    }
+
+    fn job_and_sealed_status() -> (Job, Vec<u8>) {
+        let key = Zeroizing::new([7u8; 32]);
+        let id: Id = Hex([3u8; 16]);
+        let mine = inputs_sha256(b"circuit", b"witness");
+        let result = JobResult {
+            id,
+            inputs_sha256: mine,
+            state: JobState::Done,
+            error: None,
+            proof: Some(Base64Bytes(b"proof".to_vec())),
+            public_inputs: None,
+            vk: None,
+            vk_hash: None,
+            circuit_size: None,
+            queued_ms: 0,
+            prove_ms: 1,
+            bb_version: "test".into(),
+        };
+        let plain = serde_json::to_vec(&result).unwrap();
+        let sealed = seal_result(&key, &id.to_string(), [1u8; 12], &plain).unwrap();
+        let status = JobStatus {
+            id,
+            state: JobProgress::Ended,
+            queue_position: None,
+            elapsed_ms: None,
+            sealed: Some(Base64Bytes(sealed)),
+        };
+        let job = Job {
+            submitted: Submitted {
+                id,
+                queue_position: 0,
+                inputs_sha256: mine,
+            },
+            key,
+            inputs_sha256: mine,
+        };
+        (job, serde_json::to_vec(&status).unwrap())
+    }
+
+    #[test]
+    fn a_lost_status_poll_is_retried_not_the_end_of_the_wait() {
+        let (job, status) = job_and_sealed_status();
+        let (base, seen) = flaky_server(3, status);
+        let client = Client::new(&base).unwrap();
+        let proof = client
+            .prove_wait(&job, Duration::from_secs(30), |_| {})
+            .expect("the wait outlives dropped connections");
+        assert_eq!(proof.proof, b"proof");
+        assert!(seen.load(Ordering::SeqCst) >= 4);
+    }
+
+    #[test]
+    fn only_the_time_limit_ends_a_wait_that_cannot_reach_the_enclave() {
+        let (job, status) = job_and_sealed_status();
+        let (base, seen) = flaky_server(usize::MAX, status);
+        let client = Client::new(&base).unwrap();
+        let t = Instant::now();
+        let err = client
+            .prove_wait(&job, Duration::from_millis(500), |_| {})
+            .err()
+            .expect("no answer ever came");
+        assert!(matches!(err, ClientError::Timeout(_)), "{err}");
+        assert!(t.elapsed() >= Duration::from_millis(500));
+        assert!(seen.load(Ordering::SeqCst) >= 2);
     }
 }

@@ -31,8 +31,8 @@ use crate::peers::{
     PeerPingSend, PeerView, VerifyPeerRequest,
 };
 use crate::prove::{
-    CancelRequest, JobRef, JobStatus, MAX_CIRCUIT, MAX_PROVE_INPUT, MAX_WITNESS, ProveRequest,
-    Submitted,
+    CancelAnswer, CancelRequest, JobRef, JobStatus, MAX_CIRCUIT, MAX_PROVE_INPUT, MAX_WITNESS,
+    ProveRequest, Submitted,
 };
 use crate::quorum::{
     ForwardRequest, Forwarded, GenesisRequest, QuorumView, ReceiveRequest, ReshareRequest,
@@ -579,9 +579,9 @@ endpoints! {
         param: None, target: fixed_path(RegistryRegister::PATH),
     }
     /// Cancel a proving job (its client's token derived from the result key): a queued job
-    /// leaves the queue, a running one's bb is stopped; it ends as `cancelled`. (Last in the
-    /// table so the fuzz seeds' selectors of the others stay put.)
-    ProveCancel = Post "/v1/prove/cancel", CancelRequest => JobStatus {
+    /// leaves the queue, a running one's bb is stopped; it ends as `cancelled`, with no result.
+    /// (Last in the table so the fuzz seeds' selectors of the others stay put.)
+    ProveCancel = Post "/v1/prove/cancel", CancelRequest => CancelAnswer {
         max_body: MAX_PROVE_CANCEL_BODY, encapsulated: true, sealed_state: false, success: 200,
         param: None, target: fixed_path(ProveCancel::PATH),
     }

@@ -165,7 +165,7 @@ codes! {
     SourceQuota = "source_quota", [429], "this client address already has its share of proving jobs queued or running; retry when one ends";
     CrsNotReady = "crs_not_ready", [503], "the CRS is not loaded (yet) or too small";
     UnknownJob = "unknown_job", [404], "no such job, or its result expired (cancel: or the token is not the job's)";
-    JobEnded = "job_ended", [409], "the job has ended already (done, failed or cancelled): nothing to cancel";
+    JobEnded = "job_ended", [409], "the job has ended already (done or failed): nothing to cancel";
 }
 
 impl Code {

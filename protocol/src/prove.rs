@@ -11,16 +11,21 @@
 //!   AES-256-GCM with the client's `result_key`, which only the client and the enclave know:
 //!   the parent can neither read the result nor forge one.
 //!
-//! - `POST /v1/prove/cancel` (encapsulated [`CancelRequest`]) ends a queued or running job
-//!   with the failure `cancelled` (sealed like any result) and answers its [`JobStatus`].
-//!   The request carries the job's [`cancel_token`], derived from its `result_key`.
+//! - `POST /v1/prove/cancel` (encapsulated [`CancelRequest`]) ends a queued or running job:
+//!   its status becomes `cancelled`, with no sealed result (the client that cancelled it
+//!   knows the outcome). Answered with a [`CancelAnswer`] (no result in it: a chonk result
+//!   would not fit an encapsulated response). The request carries the job's
+//!   [`cancel_token`], derived from its `result_key`.
 //!
 //! The job id is 16 random bytes; a proxy that times out loses nothing, the client polls.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
 
-use crate::wire::{Base64Bytes, Hex, Hex32, HexBytes, Id, Open, SecretBase64, wire_enum};
+use crate::wire::{
+    Base64Bytes, Hex, Hex32, HexBytes, Id, Open, SecretBase64, SecretHex, wire_enum,
+};
 
 /// Status path prefix: `/v1/prove/<32 hex>` (the endpoint is
 /// [`crate::endpoint::ProveStatus`]).
@@ -70,6 +75,10 @@ wire_enum! {
         Running = "running",
         /// Done or failed: which, and why, only the sealed result says.
         Ended = "ended",
+        /// Cancelled by its client (`POST /v1/prove/cancel`): no sealed result. Said in the
+        /// clear because the parent relays the cancel request and so knows it anyway; a job
+        /// that ends any other way is `ended`, whatever its outcome.
+        Cancelled = "cancelled",
     }
 }
 
@@ -166,7 +175,7 @@ pub struct JobStatus {
 }
 
 /// `POST /v1/prove/cancel`: ends the job `id` (queued: taken out of the queue; running: its
-/// bb stopped) with the failure `cancelled`. Answered with the job's [`JobStatus`].
+/// bb stopped); its status becomes `cancelled`. Answered with a [`CancelAnswer`].
 ///
 /// Threat: the parent sees every job id (they travel in the clear in status paths) and could
 /// cancel every client's jobs if the id were enough. `token` is [`cancel_token`] of the job's
@@ -176,18 +185,43 @@ pub struct JobStatus {
 #[serde(deny_unknown_fields)]
 pub struct CancelRequest {
     pub id: Id,
-    /// [`cancel_token`] of the job's `result_key`, hex.
-    pub token: Hex32,
+    /// [`cancel_token`] of the job's `result_key`, hex; wiped on drop (it is the job's
+    /// capability).
+    pub token: SecretHex<32>,
+}
+
+/// The answer to `POST /v1/prove/cancel`. It never carries the result: a chonk result is
+/// padded to a MiB and would not fit an encapsulated response; the client fetches a result
+/// (a job that ended before the cancel took effect) with `GET /v1/prove/{id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CancelAnswer {
+    pub id: Id,
+    /// The job's progress now: `cancelled`; `running` while its bb is still being stopped
+    /// (it becomes `cancelled`); `ended` if it finished before the cancel took effect (its
+    /// result is unchanged, in its status).
+    pub state: JobProgress,
+    /// Whether the job is cancelled (`state` is or will become `cancelled`): false only when
+    /// it ended first, so an `ended` job is not taken for a cancelled one.
+    pub cancelled: bool,
 }
 
 /// The capability to cancel a job: `SHA-256("sigil prove cancel v1" || result_key)`. It
 /// reveals nothing about the key (a one-way hash under its own prefix), so sending it does not
 /// weaken the seal of the result; only who holds the key can compute it.
-pub fn cancel_token(result_key: &[u8; 32]) -> Hex32 {
+///
+/// The key is hashed from a buffer wiped on drop, by a hasher that wipes its state on drop
+/// (sha2's `zeroize` feature), and the token is returned wiped on drop too.
+pub fn cancel_token(result_key: &[u8; 32]) -> SecretHex<32> {
+    const P: usize = CANCEL_TOKEN_PREFIX.len();
+    let mut message = Zeroizing::new([0u8; P + 32]);
+    message[..P].copy_from_slice(CANCEL_TOKEN_PREFIX.as_bytes());
+    message[P..].copy_from_slice(result_key);
     let mut h = Sha256::new();
-    h.update(CANCEL_TOKEN_PREFIX.as_bytes());
-    h.update(result_key);
-    Hex(h.finalize().into())
+    h.update(&message[..]);
+    let mut token = Zeroizing::new([0u8; 32]);
+    h.finalize_into((&mut *token).into());
+    SecretHex::new(token)
 }
 
 /// What the sealed result holds.
@@ -200,8 +234,8 @@ pub struct JobResult {
     pub state: JobState,
     /// When failed: a stable code (`unsatisfied`, `bad_circuit`, `crs_too_small`,
     /// `time_limit`, `memory_limit`, `prover_failed`, `displaced`: taken out of a full
-    /// queue for another client's job, bb never ran, or `cancelled`: its client cancelled it
-    /// with `POST /v1/prove/cancel`) and bb's explanation.
+    /// queue for another client's job, bb never ran) and bb's explanation. A cancelled job
+    /// has no result (its status says `cancelled`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<JobFailure>,
     /// bb's output files, base64: `proof`, `public_inputs`, `vk`, and the vk hash (hex).
@@ -355,7 +389,7 @@ mod tests {
         h.update(b"sigil prove cancel v1");
         h.update(key);
         let want: [u8; 32] = h.finalize().into();
-        assert_eq!(cancel_token(&key), want);
+        assert_eq!(cancel_token(&key).expose()[..], want);
         assert_ne!(cancel_token(&key), cancel_token(&[0x12; 32]));
         let json = format!(
             r#"{{"id":"{}","token":"{}"}}"#,
@@ -364,7 +398,39 @@ mod tests {
         );
         let r: CancelRequest = serde_json::from_str(&json).unwrap();
         assert_eq!(serde_json::to_string(&r).unwrap(), json);
+        assert!(!format!("{r:?}").contains(&"cd".repeat(32)));
         assert!(serde_json::from_str::<CancelRequest>(r#"{"id":"00"}"#).is_err());
+    }
+
+    /// The cancel answer is sealed to the client: even its largest form (every state name,
+    /// with the encapsulation's overhead) must fit the response limit, which a result
+    /// (a chonk one is padded to a MiB) would not.
+    #[test]
+    fn every_cancel_answer_fits_an_encapsulated_response() {
+        use crate::encap::{MAX_ENCAPSULATED_RESPONSE, RESPONSE_OVERHEAD};
+        for name in JobProgress::NAMES {
+            for cancelled in [false, true] {
+                let a = CancelAnswer {
+                    id: Hex([0xff; 16]),
+                    state: name.parse().unwrap(),
+                    cancelled,
+                };
+                let json = serde_json::to_vec(&a).unwrap();
+                assert!(json.len() + RESPONSE_OVERHEAD <= 256, "{}", json.len());
+                assert!(json.len() + RESPONSE_OVERHEAD <= MAX_ENCAPSULATED_RESPONSE);
+                assert_eq!(serde_json::from_slice::<CancelAnswer>(&json).unwrap(), a);
+            }
+        }
+        // Not even the smallest chonk result would have fitted.
+        let chonk = JobStatus {
+            id: Hex([0xff; 16]),
+            state: JobProgress::Ended,
+            queue_position: None,
+            elapsed_ms: None,
+            sealed: Some(Base64Bytes(vec![0; RESULT_PAD_CHONK])),
+        };
+        let json = serde_json::to_vec(&chonk).unwrap();
+        assert!(json.len() + RESPONSE_OVERHEAD > MAX_ENCAPSULATED_RESPONSE);
     }
 
     #[test]

@@ -254,7 +254,34 @@ fn a_bb_other_than_the_pinned_one_stops_the_prover_at_start() {
         "{err}"
     );
     let err = refused_at_start(&dir, prover(&sha5, v4(&bb4, &sha4, None)));
-    assert!(err.contains("needs runtime_sha256"), "{err}");
+    assert!(
+        err.contains("bb_versions entry's runtime_sha256 is needed"),
+        "{err}"
+    );
+    // The default's runtime: a default bb that brings one is pinned by bb_runtime_sha256.
+    let default4 = |runtime: Option<&str>| {
+        let mut p = serde_json::json!({
+            "bb_path": bb4,
+            "bb_version": "4.1.2",
+            "bb_sha256": sha4,
+        });
+        if let Some(r) = runtime {
+            p["bb_runtime_sha256"] = r.into();
+        }
+        p
+    };
+    let err = refused_at_start(&dir, default4(None));
+    assert!(
+        err.contains(&format!(
+            "(sha256 {runtime4}) is not pinned: prover.bb_runtime_sha256"
+        )),
+        "{err}"
+    );
+    let err = refused_at_start(&dir, default4(Some(&wrong)));
+    assert!(
+        err.contains(&format!("has sha256 {runtime4}, not the pinned {wrong}")),
+        "{err}"
+    );
 
     // A runtime without one of the libraries bb needs (pinned as it is): the loader would take
     // the system's copy, so the prover refuses it, naming the library.

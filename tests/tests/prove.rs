@@ -740,7 +740,8 @@ fn slow_large_uploads_do_not_lock_the_small_routes_out() {
 
 // ----- cancellation --------------------------------------------------------------------------
 
-/// The job's sealed result, opened: `cancelled` is a failure like any other.
+/// The job's sealed result, opened (a cancelled job, which has none, is the failure
+/// `cancelled` to the client).
 fn failure_code(c: &Client, job: &sigil_client::prove::Job) -> String {
     match c.prove_wait(job, Duration::from_secs(60), |_| {}) {
         Err(ClientError::Api { code, .. }) => code.to_string(),
@@ -800,13 +801,14 @@ fn a_client_cancels_its_queued_and_running_jobs_and_no_one_else_can() {
     use sigil_protocol::endpoint::ProveCancel;
     use sigil_protocol::prove::CancelRequest;
     use sigil_protocol::wire::Hex;
+    use sigil_protocol::wire::SecretHex;
     let wrong = CancelRequest {
         id: queued.submitted.id,
-        token: Hex([7; 32]),
+        token: SecretHex::new([7; 32].into()),
     };
     let unknown = CancelRequest {
         id: Hex([9; 16]),
-        token: Hex([7; 32]),
+        token: SecretHex::new([7; 32].into()),
     };
     let refusal = |r: &CancelRequest| match c.call::<ProveCancel>(&e, r) {
         Err(ClientError::Api {
@@ -830,10 +832,13 @@ fn a_client_cancels_its_queued_and_running_jobs_and_no_one_else_can() {
         "queued"
     );
 
-    // The queued job: out of the queue at once, its place free for the next.
+    // The queued job: out of the queue at once, its place free for the next; it keeps no
+    // result.
     let st = c.prove_cancel(&e, &queued).unwrap();
-    assert_eq!(st.state, "ended");
-    assert!(st.sealed.is_some());
+    assert_eq!((st.state.as_str(), st.cancelled), ("cancelled", true));
+    let status = c.prove_status(&queued.submitted.id).unwrap();
+    assert_eq!(status.state, "cancelled");
+    assert!(status.sealed.is_none());
     assert_eq!(failure_code(&c, &queued), "cancelled");
     let next = submit("tiny").unwrap();
     assert_eq!(c.prove_status(&next.submitted.id).unwrap().state, "queued");
@@ -842,7 +847,11 @@ fn a_client_cancels_its_queued_and_running_jobs_and_no_one_else_can() {
     // its directory removed, and it ends as cancelled.
     let t = Instant::now();
     let st = c.prove_cancel(&e, &running).unwrap();
-    assert_eq!(st.state, "ended", "{st:?}");
+    assert_eq!(
+        (st.state.as_str(), st.cancelled),
+        ("cancelled", true),
+        "{st:?}"
+    );
     assert!(t.elapsed() < Duration::from_secs(15), "{:?}", t.elapsed());
     let deadline = Instant::now() + Duration::from_secs(5);
     while stalled_processes(&stall) > 0 {
@@ -851,11 +860,11 @@ fn a_client_cancels_its_queued_and_running_jobs_and_no_one_else_can() {
     }
     assert_eq!(failure_code(&c, &running), "cancelled");
 
-    // An ended job cannot be cancelled again; its result stays.
-    assert_eq!(
-        api_code(c.prove_cancel(&e, &running)),
-        (409, "job_ended".into())
-    );
+    // Cancelling it again changes nothing and answers at once.
+    let t = Instant::now();
+    let again = c.prove_cancel(&e, &running).unwrap();
+    assert_eq!((again.state.as_str(), again.cancelled), ("cancelled", true));
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
     assert_eq!(failure_code(&c, &running), "cancelled");
 
     // The worker is free: the job queued after the cancellation proves.
@@ -864,8 +873,70 @@ fn a_client_cancels_its_queued_and_running_jobs_and_no_one_else_can() {
         .unwrap();
     assert!(!p.proof.is_empty());
     assert!(s.leftover_job_dirs().is_empty());
+    // A job that ended otherwise cannot be cancelled; its result stays.
     assert_eq!(
         api_code(c.prove_cancel(&e, &next)),
         (409, "job_ended".into())
     );
+    c.prove_wait(&next, Duration::from_secs(5), |_| {}).unwrap();
+}
+
+#[test]
+fn a_cancelled_chonk_job_is_answered_sealed_and_keeps_no_result() {
+    // A chonk result is padded to 1 MiB: an answer carrying it could not be sealed (the
+    // response limit), and keeping it would spend the finished results' byte budget on a job
+    // that never ran. One worker, stalled on `large`, so the chonk jobs wait in the queue.
+    let sha = common::sha256_of_crs_points(32_769);
+    let stall = format!("71.{}", std::process::id());
+    let s = Setup::with_bb(
+        "cancel-chonk",
+        common::shared_crs(),
+        32_769,
+        &sha,
+        r#""time_limit_secs": 300, "workers": 1, "max_queue": 4"#,
+        |dir| common::stalling_bb(dir, &stall),
+    );
+    s.wait_crs(true);
+    let (c, e) = attest(&s.endpoint());
+    let read = |n: &str, f: &str| std::fs::read(fixture(n, f)).unwrap();
+    let running = c
+        .prove_submit(
+            &e,
+            &read("large", "target.json"),
+            &read("large", "witness.gz"),
+            "default",
+        )
+        .unwrap();
+    let start = Instant::now();
+    while stalled_processes(&stall) == 0 {
+        assert!(start.elapsed() < Duration::from_secs(60), "bb never ran");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let stack = chonk_fixture("ivc-inputs.msgpack");
+    let queued: Vec<_> = (0..3)
+        .map(|_| c.prove_submit_chonk(&e, &stack).unwrap())
+        .collect();
+    for job in &queued {
+        let a = c.prove_cancel(&e, job).unwrap();
+        assert_eq!(a.id, job.submitted.id);
+        assert_eq!(
+            (a.state.as_str(), a.cancelled),
+            ("cancelled", true),
+            "{a:?}"
+        );
+        let st = c.prove_status(&job.submitted.id).unwrap();
+        assert_eq!(st.state, "cancelled");
+        assert!(st.sealed.is_none(), "a cancelled job keeps no result");
+        assert_eq!(failure_code(&c, job), "cancelled");
+        // Again: the same answer, at once.
+        let again = c.prove_cancel(&e, job).unwrap();
+        assert_eq!(again, a);
+    }
+    let a = c.prove_cancel(&e, &running).unwrap();
+    assert_eq!(
+        (a.state.as_str(), a.cancelled),
+        ("cancelled", true),
+        "{a:?}"
+    );
+    assert!(s.leftover_job_dirs().is_empty());
 }

@@ -8,8 +8,8 @@
 
 use sigil_protocol::error::{ApiError, Code};
 use sigil_protocol::prove::{
-    CancelRequest, JobRef, JobStatus, MAX_BB_VERSION_NAME, MAX_CIRCUIT, MAX_IVC_INPUTS,
-    MAX_WITNESS, ProveRequest, Scheme, Submitted, Target,
+    CancelAnswer, CancelRequest, JobRef, JobStatus, MAX_BB_VERSION_NAME, MAX_CIRCUIT,
+    MAX_IVC_INPUTS, MAX_WITNESS, ProveRequest, Scheme, Submitted, Target,
 };
 use sigil_protocol::wire::SecretBase64;
 use zeroize::Zeroizing;
@@ -180,8 +180,9 @@ pub fn status(prover: Option<&Prover>, r: JobRef) -> Result<JobStatus, ApiError>
     })
 }
 
-/// `POST /v1/prove/cancel`, opened: the job ended as `cancelled`, and its status.
-pub fn cancel(prover: Option<&Prover>, r: CancelRequest) -> Result<JobStatus, ApiError> {
+/// `POST /v1/prove/cancel`, opened: the job is cancelled (or is being stopped), or ended
+/// first; never its result (see [`CancelAnswer`]). The token is wiped when the request drops.
+pub fn cancel(prover: Option<&Prover>, r: CancelRequest) -> Result<CancelAnswer, ApiError> {
     let Some(prover) = prover else {
         return Err(ApiError::new(
             Code::ProverDisabled,

@@ -439,6 +439,11 @@ pub struct ProverConfig {
     /// start. Absent: not pinned here (the image's PCRs still measure it).
     #[serde(default)]
     pub bb_sha256: Option<String>,
+    /// SHA-256 (hex) the file list of the `bb_path` binary's runtime must have (see
+    /// [`BbVersionConfig::runtime_sha256`]). Required when that directory holds a runtime
+    /// (`ld-linux-x86-64.so.2`): the prover does not start with an unpinned one.
+    #[serde(default)]
+    pub bb_runtime_sha256: Option<String>,
     /// The name requests use for the `bb_path` binary, the default version (e.g. "5.0.0");
     /// absent: what its `bb --version` prints, up to the first `-`.
     #[serde(default)]
@@ -527,10 +532,15 @@ impl ProverConfig {
             }
         }
         let is_hex = |h: &str| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit());
-        if let Some(h) = &self.bb_sha256
-            && !is_hex(h)
-        {
-            return Err(bad("bb_sha256 is not 64 hex digits".into()));
+        for (field, h) in [
+            ("bb_sha256", &self.bb_sha256),
+            ("bb_runtime_sha256", &self.bb_runtime_sha256),
+        ] {
+            if let Some(h) = h
+                && !is_hex(h)
+            {
+                return Err(bad(format!("{field} is not 64 hex digits")));
+            }
         }
         for v in &self.bb_versions {
             let pins = [Some(&v.sha256), v.runtime_sha256.as_ref()];
@@ -897,6 +907,9 @@ mod tests {
         let p = c.prover.unwrap();
         assert_eq!(p.bb_sha256.as_deref(), Some(pin.as_str()));
         assert_eq!(p.bb_versions[0].sha256, pin);
+        assert_eq!(p.bb_runtime_sha256, None);
+        let c = prover_with(&format!(r#", "bb_runtime_sha256": "{pin}""#)).unwrap();
+        assert_eq!(c.prover.unwrap().bb_runtime_sha256, Some(pin.clone()));
         for (extra, why) in [
             (
                 r#", "bb_versions": [{"version": "4.1.2", "path": "/b/bb"}]"#.to_string(),
@@ -910,6 +923,10 @@ mod tests {
             (
                 r#", "bb_sha256": "xyz""#.to_string(),
                 "bb_sha256 is not 64 hex",
+            ),
+            (
+                r#", "bb_runtime_sha256": "ab""#.to_string(),
+                "bb_runtime_sha256 is not 64 hex",
             ),
         ] {
             let e = prover_with(&extra).unwrap_err().to_string();

@@ -104,3 +104,25 @@ pub fn wait(pid: u32, limit: Duration) -> Option<libc::c_int> {
         .ok()?;
     t.exited.remove(&pid)
 }
+
+/// Sends `sig` to a child from [`spawn`], only while it is registered and not yet reaped;
+/// returns whether it was sent.
+///
+/// Threat: signalling a pid that has been reaped and reused by another process (another
+/// job's bb). The table is locked across the check and the signal, and the reaper reaps only
+/// with the table locked: a registered pid is at worst a zombie, so it cannot be reused
+/// before the signal lands.
+pub fn kill(pid: u32, sig: libc::c_int) -> bool {
+    let (lock, _) = table();
+    let t = lock.lock().unwrap_or_else(|e| e.into_inner());
+    t.managed.contains(&pid) && process::signal(pid, sig).is_ok()
+}
+
+/// Forgets a child from [`spawn`] that its owner no longer waits for: its exit status, kept
+/// or to come, is dropped instead of piling up in the table.
+pub fn forget(pid: u32) {
+    let (lock, _) = table();
+    let mut t = lock.lock().unwrap_or_else(|e| e.into_inner());
+    t.managed.remove(&pid);
+    t.exited.remove(&pid);
+}

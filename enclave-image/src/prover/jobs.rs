@@ -12,8 +12,9 @@
 //!
 //! A client may cancel its job ([`Prover::cancel`], with the token derived from its key): a
 //! queued job leaves the queue, a running one's bb is killed as at the time limit; either
-//! ends with the sealed failure `cancelled`.
+//! ends `cancelled`, with no sealed result (see [`State::Cancelled`]).
 
+use std::cmp::Reverse;
 use std::collections::{HashMap, VecDeque};
 use std::io::Read;
 use std::os::unix::fs::DirBuilderExt;
@@ -25,10 +26,10 @@ use std::time::{Duration, Instant};
 
 use sigil_protocol::parent::source::Source;
 use sigil_protocol::prove::{
-    JobFailure, JobProgress, JobResult, JobState, JobStatus, RESULT_PAD, RESULT_PAD_CHONK,
-    Submitted, cancel_token, chonk_inputs_sha256, inputs_sha256, seal_result,
+    CancelAnswer, JobFailure, JobProgress, JobResult, JobState, JobStatus, RESULT_PAD,
+    RESULT_PAD_CHONK, Submitted, cancel_token, chonk_inputs_sha256, inputs_sha256, seal_result,
 };
-use sigil_protocol::wire::{Base64Bytes, Hex, Hex32, HexBytes, Id};
+use sigil_protocol::wire::{Base64Bytes, Hex, Hex32, HexBytes, Id, SecretHex};
 use sigil_sys::process::{self, Rlimit};
 use sigil_sys::sandbox::{self, Sandbox};
 use sigil_sys::signals;
@@ -40,18 +41,20 @@ use crate::log;
 
 /// How long a finished job's sealed result is kept for the client to fetch.
 pub const RESULT_TTL: Duration = Duration::from_secs(3600);
-/// Most finished jobs kept; older ones are forgotten first.
+/// Most finished jobs kept; when more finish, the source holding the most loses its oldest
+/// first (see [`remember_finished`]).
 pub const MAX_FINISHED: usize = 256;
 /// Most bytes of sealed results kept at once: results of large circuits (chonk proofs, padded
-/// to 64 KiB multiples) must not add up to the enclave's memory however many finish. The
-/// oldest are forgotten first; the newest is always kept.
+/// to 1 MiB multiples) must not add up to the enclave's memory however many finish. The
+/// source holding the most bytes loses its oldest first; the newest is always kept.
 pub const MAX_FINISHED_BYTES: usize = 64 << 20;
 /// Largest output file read back from bb (proofs and keys are tens of KiB).
 const MAX_OUTPUT: u64 = 4 << 20;
 /// Largest file bb may write (RLIMIT_FSIZE): its outputs, with room to spare.
 const MAX_BB_FILE: u64 = 64 << 20;
-/// How long a cancellation waits for a running job's bb to be stopped and its result sealed,
-/// so that it can answer `ended` (the kill itself waits at most 5 s for the process).
+/// How long the cancellation that stops a running job waits for its bb to be stopped, so
+/// that it can answer `cancelled` (the kill itself waits at most 5 s for the process). Only
+/// the request that sets the job's cancel flag waits; repeats answer at once.
 const CANCEL_WAIT: Duration = Duration::from_secs(10);
 /// How much of bb's stderr is kept for the error message.
 const STDERR_TAIL: usize = 2048;
@@ -215,6 +218,17 @@ enum State {
     Running,
     Done,
     Failed,
+    /// Cancelled by its client: ended with no sealed result, only this small record.
+    ///
+    /// Threat: submit-then-cancel round trips (bb never runs, and the job leaves the
+    /// per-source share at once) each leaving a padded result (a chonk one is 1 MiB), to push
+    /// every other client's unfetched results out of the byte budget. A cancelled job keeps
+    /// no result and weighs nothing there; in the count of finished jobs its source is the
+    /// first to lose (see [`remember_finished`]). Its status says `cancelled` in the clear:
+    /// the parent relays the cancel request and knows it anyway, and the client that
+    /// cancelled knows the outcome; every other job's status stays `ended`, whatever its
+    /// outcome.
+    Cancelled,
 }
 
 struct Job {
@@ -228,10 +242,12 @@ struct Job {
     started: Option<Instant>,
     ended: Option<Instant>,
     sealed: Option<Vec<u8>>,
-    /// [`cancel_token`] of the job's result key, computed at submission: the key itself
-    /// leaves with the input when a worker takes the job, and is forgotten when it ends.
-    cancel_token: Zeroizing<[u8; 32]>,
-    /// Set by [`Prover::cancel`] while the job runs: the worker's bb is killed.
+    /// [`cancel_token`] of the job's result key, computed at submission (the key itself
+    /// leaves with the input when a worker takes the job); dropped when the job ends, since
+    /// refusing to cancel an ended job needs only its state.
+    cancel_token: Option<Zeroizing<[u8; 32]>>,
+    /// Set by [`Prover::cancel`] while the job runs: the worker's bb is killed. Swapped, so
+    /// only the first cancellation waits for it.
     cancel: Arc<AtomicBool>,
 }
 
@@ -242,9 +258,9 @@ struct Inner {
     /// When each source with queued jobs was last served (a dispatch count; absent: never).
     served: HashMap<Source, u64>,
     dispatches: u64,
-    /// Finished jobs, oldest first: a fixed ring, so results kept for clients to fetch can
-    /// never pile up past [`MAX_FINISHED`], however fast jobs finish.
-    finished: heapless::Deque<Id, MAX_FINISHED>,
+    /// Finished jobs, oldest first, never more than [`MAX_FINISHED`], so results kept for
+    /// clients to fetch can never pile up, however fast jobs finish.
+    finished: VecDeque<Id>,
 }
 
 pub struct Prover {
@@ -339,7 +355,7 @@ impl Prover {
             } => inputs_sha256(circuit, witness),
             Work::Chonk { ivc_inputs } => chonk_inputs_sha256(ivc_inputs),
         };
-        let token = Zeroizing::new(cancel_token(&input.result_key).0);
+        let token = cancel_token(&input.result_key).expose().clone();
         let mut inner = self.lock();
         expire(&mut inner);
         // Refused before anything is queued: the other sources' jobs are not touched.
@@ -363,7 +379,7 @@ impl Prover {
                 started: None,
                 ended: None,
                 sealed: None,
-                cancel_token: token,
+                cancel_token: Some(token),
                 cancel: Arc::new(AtomicBool::new(false)),
             },
         );
@@ -381,52 +397,43 @@ impl Prover {
     pub fn status(&self, id: &Id) -> Option<JobStatus> {
         let mut inner = self.lock();
         expire(&mut inner);
-        let position = inner.queue.iter().position(|q| q == id);
-        let job = inner.jobs.get(id)?;
-        // While it runs only: how long a job took is the client's business (see JobStatus).
-        let elapsed = match (job.started, job.ended) {
-            (Some(s), None) => Some(s.elapsed().as_millis() as u64),
-            _ => None,
-        };
-        Some(JobStatus {
-            id: *id,
-            state: match job.state {
-                State::Queued => JobProgress::Queued,
-                State::Running => JobProgress::Running,
-                State::Done | State::Failed => JobProgress::Ended,
-            },
-            queue_position: position.map(|p| p as u32),
-            elapsed_ms: elapsed,
-            sealed: job.sealed.clone().map(Base64Bytes),
-        })
+        status_of(&inner, id)
     }
 
     /// Cancels job `id` for the client presenting `token` ([`cancel_token`] of the job's
     /// result key): a queued job is taken out of the queue, a running one's bb is killed
-    /// (waiting up to [`CANCEL_WAIT`] for it to end); either ends with the sealed failure
-    /// `cancelled`. Answers the job's status after that.
-    pub fn cancel(&self, id: &Id, token: &Hex32) -> Result<JobStatus, CancelError> {
+    /// (the request that sets its cancel flag waits up to [`CANCEL_WAIT`] for it to end;
+    /// repeats answer at once); either ends `cancelled`, with no result. The answer is made
+    /// under the same lock as the cancellation, so the job cannot be forgotten in between.
+    pub fn cancel(&self, id: &Id, token: &SecretHex<32>) -> Result<CancelAnswer, CancelError> {
         let mut inner = self.lock();
         expire(&mut inner);
         let Some(job) = inner.jobs.get(id) else {
             return Err(CancelError::Unknown);
         };
+        let Some(own) = &job.cancel_token else {
+            // Ended: its token is gone. Nothing here is secret: its status in the clear says
+            // as much to anyone who knows the id, and nothing changes.
+            return match job.state {
+                State::Cancelled => Ok(answer_of(&inner, id)),
+                _ => Err(CancelError::Ended),
+            };
+        };
         // Threat: the parent knows every job id (status paths are in the clear) and would
         // cancel other clients' jobs; only the submitter, who holds the result key, knows the
         // token. Compared in constant time, so timing does not reveal how much of a guess
         // matched, and a wrong token is answered as an unknown id.
-        if !bool::from(subtle::ConstantTimeEq::ct_eq(
-            &job.cancel_token[..],
-            &token.0[..],
-        )) {
+        if !bool::from(subtle::ConstantTimeEq::ct_eq(&own[..], &token.expose()[..])) {
             return Err(CancelError::Unknown);
         }
         let (state, flag) = (job.state, job.cancel.clone());
         match state {
-            State::Done | State::Failed => return Err(CancelError::Ended),
-            State::Queued => self.end_queued(&mut inner, *id, Failure::cancelled()),
-            State::Running => {
-                flag.store(true, Ordering::Release);
+            State::Done | State::Failed | State::Cancelled => return Err(CancelError::Ended),
+            State::Queued => end_cancelled_queued(&mut inner, *id),
+            // Threat: every repeat holding a connection and a handler thread for the whole
+            // wait. Only the request that sets the flag waits (bounded); repeats answer at
+            // once (`running`, cancelled: the worker is stopping it).
+            State::Running if !flag.swap(true, Ordering::AcqRel) => {
                 let (guard, _) = self
                     .ended
                     .wait_timeout_while(inner, CANCEL_WAIT, |inner| {
@@ -438,9 +445,9 @@ impl Prover {
                     .unwrap_or_else(|p| p.into_inner());
                 inner = guard;
             }
+            State::Running => {}
         }
-        drop(inner);
-        self.status(id).ok_or(CancelError::Unknown)
+        Ok(answer_of(&inner, id))
     }
 
     /// Jobs waiting and running (for health).
@@ -492,15 +499,18 @@ impl Prover {
             });
             let prove_ms = started.elapsed().as_millis() as u64;
             // Cancelled while it ran: cancelled, whatever bb managed before it was stopped
-            // (the client that cancelled gets the answer it asked for).
-            let outcome = if cancel.load(Ordering::Acquire) {
-                Err(Failure::cancelled())
+            // (the client that cancelled gets the answer it asked for), with no result.
+            let sealed = if cancel.load(Ordering::Acquire) {
+                drop(input);
+                None
             } else {
-                outcome
+                Some(self.seal_outcome(id, inputs, input, outcome, queued, prove_ms))
             };
-            let (failed, sealed) = self.seal_outcome(id, inputs, input, outcome, queued, prove_ms);
             let mut inner = self.lock();
-            end_job(&mut inner, id, failed, sealed);
+            match sealed {
+                Some((failed, sealed)) => end_job(&mut inner, id, failed, sealed),
+                None => end_cancelled(&mut inner, id),
+            }
             remember_finished(&mut inner, id);
             expire(&mut inner);
             drop(inner);
@@ -1053,6 +1063,7 @@ fn tail(mut f: &std::fs::File) -> String {
 fn end_job(inner: &mut Inner, id: Id, failed: bool, sealed: Result<Vec<u8>, String>) {
     if let Some(job) = inner.jobs.get_mut(&id) {
         job.ended = Some(Instant::now());
+        job.cancel_token = None;
         match sealed {
             Ok(s) => {
                 job.state = if failed { State::Failed } else { State::Done };
@@ -1063,6 +1074,74 @@ fn end_job(inner: &mut Inner, id: Id, failed: bool, sealed: Result<Vec<u8>, Stri
                 job.state = State::Failed;
             }
         }
+    }
+}
+
+/// Records that a job ended cancelled: no result, its input and token dropped.
+fn end_cancelled(inner: &mut Inner, id: Id) {
+    if let Some(job) = inner.jobs.get_mut(&id) {
+        job.state = State::Cancelled;
+        job.ended = Some(Instant::now());
+        job.input = None;
+        job.sealed = None;
+        job.cancel_token = None;
+    }
+}
+
+/// Takes `id` (a queued job) out of the queue, freeing its place, and ends it cancelled (bb
+/// never ran; its inputs and key are wiped as they drop).
+fn end_cancelled_queued(inner: &mut Inner, id: Id) {
+    inner.queue.retain(|q| *q != id);
+    end_cancelled(inner, id);
+    remember_finished(inner, id);
+}
+
+/// The job's status as anyone who knows its id sees it.
+fn status_of(inner: &Inner, id: &Id) -> Option<JobStatus> {
+    let job = inner.jobs.get(id)?;
+    // While it runs only: how long a job took is the client's business (see JobStatus).
+    let elapsed = match (job.started, job.ended) {
+        (Some(s), None) => Some(s.elapsed().as_millis() as u64),
+        _ => None,
+    };
+    Some(JobStatus {
+        id: *id,
+        state: progress(job.state),
+        queue_position: inner.queue.iter().position(|q| q == id).map(|p| p as u32),
+        elapsed_ms: elapsed,
+        sealed: job.sealed.clone().map(Base64Bytes),
+    })
+}
+
+fn progress(state: State) -> JobProgress {
+    match state {
+        State::Queued => JobProgress::Queued,
+        State::Running => JobProgress::Running,
+        State::Done | State::Failed => JobProgress::Ended,
+        State::Cancelled => JobProgress::Cancelled,
+    }
+}
+
+/// The answer to a cancellation of `id` (its token checked), from the job as it is now.
+fn answer_of(inner: &Inner, id: &Id) -> CancelAnswer {
+    let (state, cancelled) = match inner.jobs.get(id) {
+        Some(job) => (
+            progress(job.state),
+            match job.state {
+                State::Cancelled => true,
+                // Being stopped: the worker ends it cancelled.
+                State::Running => job.cancel.load(Ordering::Acquire),
+                State::Queued | State::Done | State::Failed => false,
+            },
+        ),
+        // A running job that ended and was forgotten while the cancellation waited (every
+        // finished place taken in between): how it ended is not known here any more.
+        None => (JobProgress::Ended, false),
+    };
+    CancelAnswer {
+        id: *id,
+        state,
+        cancelled,
     }
 }
 
@@ -1136,22 +1215,50 @@ fn over_share(inner: &Inner, source: Source) -> Option<usize> {
     (held >= MAX_JOBS_PER_SOURCE).then_some(held)
 }
 
-/// Keeps `id` among the finished jobs; when the ring is full the oldest finished job (and its
-/// sealed result) is forgotten to make room.
+/// Keeps `id` among the finished jobs. Past [`MAX_FINISHED`] jobs, or [`MAX_FINISHED_BYTES`]
+/// of sealed results, finished jobs are forgotten (with their results) to make room: the
+/// oldest of the source holding the most (jobs, or bytes), never `id` itself.
+///
+/// Threat: a client submitting many jobs and never fetching (or cancelling them), to push
+/// other clients' unfetched results out. It loses its own oldest first; a cancelled job has
+/// no result, so it weighs nothing against the byte budget.
 fn remember_finished(inner: &mut Inner, id: Id) {
-    if inner.finished.is_full()
-        && let Some(old) = inner.finished.pop_front()
-    {
+    inner.finished.push_back(id);
+    while inner.finished.len() > MAX_FINISHED && forget_one(inner, id, |_| 1) {}
+    while finished_bytes(inner) > MAX_FINISHED_BYTES
+        && forget_one(inner, id, |j| j.sealed.as_ref().map_or(0, Vec::len))
+    {}
+}
+
+/// Forgets one finished job other than `keep`, of weight above zero: the oldest of the source
+/// whose finished jobs weigh the most. False if there is none.
+fn forget_one(inner: &mut Inner, keep: Id, weight: impl Fn(&Job) -> usize) -> bool {
+    let mut held: HashMap<Source, usize> = HashMap::new();
+    for j in inner.finished.iter().filter_map(|id| inner.jobs.get(id)) {
+        *held.entry(j.source).or_insert(0) += weight(j);
+    }
+    let victim = inner
+        .finished
+        .iter()
+        .enumerate()
+        .filter(|(_, id)| **id != keep)
+        .filter_map(|(i, id)| match inner.jobs.get(id) {
+            // A finished id without its job (never so): forgotten first.
+            None => Some((usize::MAX, Reverse(i))),
+            Some(j) if weight(j) > 0 => {
+                Some((held.get(&j.source).copied().unwrap_or(0), Reverse(i)))
+            }
+            Some(_) => None,
+        })
+        .max()
+        .map(|(_, Reverse(i))| i);
+    let Some(i) = victim else {
+        return false;
+    };
+    if let Some(old) = inner.finished.remove(i) {
         inner.jobs.remove(&old);
     }
-    // Cannot fail: a slot was freed above when the ring was full.
-    let _ = inner.finished.push_back(id);
-    // Threat: a client submitting many jobs and never fetching, to fill memory with results.
-    while inner.finished.len() > 1 && finished_bytes(inner) > MAX_FINISHED_BYTES {
-        if let Some(old) = inner.finished.pop_front() {
-            inner.jobs.remove(&old);
-        }
-    }
+    true
 }
 
 fn finished_bytes(inner: &Inner) -> usize {
@@ -1268,10 +1375,15 @@ pub(crate) fn run_with_limit(
                 break Exit::TimedOut;
             }
         };
-        // Our own child, registered with the reaper and not yet reaped (wait found no
-        // status), so the pid cannot have been reused.
-        let _ = process::signal(pid, signals::SIGKILL);
-        let _ = crate::init::reaper::wait(pid, Duration::from_secs(5));
+        // The reaper may reap the child between the wait above and the kill: the signal is
+        // sent under its table's lock, and only while the pid is still registered and
+        // unreaped, so a reused pid is never signalled (`reaper::kill`).
+        crate::init::reaper::kill(pid, signals::SIGKILL);
+        if crate::init::reaper::wait(pid, Duration::from_secs(5)).is_none() {
+            // Not reaped in time: its status is not waited for any more, so it must not stay
+            // in the reaper's table.
+            crate::init::reaper::forget(pid);
+        }
         return Ok(stopped);
     }
     let mut child = cmd.spawn()?;
@@ -1343,7 +1455,7 @@ mod tests {
             started: None,
             ended: sealed.as_ref().map(|_| Instant::now()),
             sealed,
-            cancel_token: Zeroizing::new([0; 32]),
+            cancel_token: None,
             cancel: Arc::new(AtomicBool::new(false)),
         }
     }
@@ -1399,6 +1511,74 @@ mod tests {
         assert_eq!(inner.finished.len(), 3);
         assert_eq!(inner.jobs.len(), 3);
         assert_eq!(inner.finished.front(), Some(&id(7)));
+    }
+
+    #[test]
+    fn cancelled_jobs_keep_no_result_and_push_out_only_their_own_source() {
+        let mut inner = Inner::default();
+        let (a, b) = (
+            Source::Addr("127.0.0.2".parse().unwrap()),
+            Source::Addr("127.0.0.3".parse().unwrap()),
+        );
+        let id = |i: usize| Hex((i as u128).to_be_bytes());
+        // `b` has three large results waiting to be fetched.
+        for i in 0..3 {
+            inner.jobs.insert(
+                id(i),
+                test_job(State::Done, b, Some(vec![0; MAX_FINISHED_BYTES / 4])),
+            );
+            remember_finished(&mut inner, id(i));
+        }
+        // `a` submits and cancels, many times over.
+        for i in 100..100 + 2 * MAX_FINISHED {
+            let mut job = test_job(State::Queued, a, None);
+            job.cancel_token = Some(Zeroizing::new([1; 32]));
+            inner.jobs.insert(id(i), job);
+            inner.queue.push_back(id(i));
+            end_cancelled_queued(&mut inner, id(i));
+            let j = &inner.jobs[&id(i)];
+            assert_eq!(j.state, State::Cancelled);
+            assert!(j.sealed.is_none() && j.cancel_token.is_none());
+            assert!(inner.queue.is_empty());
+            assert!(inner.finished.len() <= MAX_FINISHED);
+        }
+        assert_eq!(finished_bytes(&inner), 3 * (MAX_FINISHED_BYTES / 4));
+        for i in 0..3 {
+            assert!(
+                inner.jobs.contains_key(&id(i)),
+                "b's result {i} was pushed out"
+            );
+        }
+        assert_eq!(progress(State::Cancelled), JobProgress::Cancelled);
+        let st = status_of(&inner, &id(100 + 2 * MAX_FINISHED - 1)).unwrap();
+        assert_eq!(st.state, JobProgress::Cancelled);
+        assert!(st.sealed.is_none());
+    }
+
+    #[test]
+    fn the_source_holding_the_most_bytes_loses_its_oldest_result_first() {
+        let mut inner = Inner::default();
+        let (a, b) = (
+            Source::Addr("127.0.0.2".parse().unwrap()),
+            Source::Addr("127.0.0.3".parse().unwrap()),
+        );
+        let id = |i: usize| Hex((i as u128).to_be_bytes());
+        let size = MAX_FINISHED_BYTES / 4;
+        let mut add = |i, source| {
+            inner
+                .jobs
+                .insert(id(i), test_job(State::Done, source, Some(vec![0; size])));
+            remember_finished(&mut inner, id(i));
+        };
+        // b's result is the oldest, a holds three after it; a fifth goes over the budget.
+        add(0, b);
+        add(1, a);
+        add(2, a);
+        add(3, a);
+        add(4, b);
+        assert!(inner.jobs.contains_key(&id(0)), "b's oldest was taken");
+        assert!(!inner.jobs.contains_key(&id(1)), "a's oldest stays");
+        assert_eq!(inner.finished.len(), 4);
     }
 
     #[test]

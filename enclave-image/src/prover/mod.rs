@@ -154,9 +154,13 @@ struct Wanted {
     path: PathBuf,
     sha256: Option<String>,
     runtime_sha256: Option<String>,
-    /// A configured further version: a runtime beside it must be pinned.
-    runtime_pin_required: bool,
+    /// A configured version (not a local-mode replacement): a runtime beside it must be
+    /// pinned, by the setting named here.
+    runtime_pin_setting: Option<&'static str>,
 }
+
+const DEFAULT_RUNTIME_PIN: &str = "prover.bb_runtime_sha256";
+const VERSION_RUNTIME_PIN: &str = "its bb_versions entry's runtime_sha256";
 
 /// The configured versions, the default first, with local mode's replacements. A replaced
 /// binary loses its pins (local mode reports the hashes of what it runs instead).
@@ -165,15 +169,15 @@ fn wanted_bbs(config: &ProverConfig, bb_override: &BbOverride) -> Vec<Wanted> {
         name: config.bb_version.clone(),
         path: PathBuf::from(&config.bb_path),
         sha256: config.bb_sha256.clone(),
-        runtime_sha256: None,
-        runtime_pin_required: false,
+        runtime_sha256: config.bb_runtime_sha256.clone(),
+        runtime_pin_setting: Some(DEFAULT_RUNTIME_PIN),
     }];
     wanted.extend(config.bb_versions.iter().map(|v| Wanted {
         name: Some(v.version.clone()),
         path: PathBuf::from(&v.path),
         sha256: Some(v.sha256.clone()),
         runtime_sha256: v.runtime_sha256.clone(),
-        runtime_pin_required: true,
+        runtime_pin_setting: Some(VERSION_RUNTIME_PIN),
     }));
     for (name, path) in bb_override {
         let at = match name {
@@ -185,7 +189,7 @@ fn wanted_bbs(config: &ProverConfig, bb_override: &BbOverride) -> Vec<Wanted> {
             path: path.clone(),
             sha256: None,
             runtime_sha256: None,
-            runtime_pin_required: false,
+            runtime_pin_setting: None,
         };
         match at {
             Some(i) => wanted[i] = w,
@@ -230,12 +234,13 @@ fn load_bb(settings: &Settings, w: Wanted) -> Result<BbBinary, ProverError> {
                 path.display()
             )));
         }
-        (None, Some(have)) if w.runtime_pin_required => {
-            return Err(ProverError::Pin(format!(
-                "the runtime beside {} (sha256 {have}) is not pinned: its bb_versions entry \
-                 needs runtime_sha256",
-                path.display()
-            )));
+        (None, Some(have)) => {
+            if let Some(setting) = w.runtime_pin_setting {
+                return Err(ProverError::Pin(format!(
+                    "the runtime beside {} (sha256 {have}) is not pinned: {setting} is needed",
+                    path.display()
+                )));
+            }
         }
         _ => {}
     }
@@ -315,21 +320,47 @@ fn runtime_of(dir: &Path) -> Result<Option<String>, ProverError> {
     Ok(Some(hex::encode(digest.as_ref())))
 }
 
+/// The library glibc loads at run time (`dlopen`, for thread cancellation and unwinding), which
+/// no `DT_NEEDED` names: a runtime must hold it too.
+pub const RUNTIME_UNWINDER: &str = "libgcc_s.so.1";
+
 /// Every library bb names (`DT_NEEDED`), and every library those name in turn, is a regular
-/// file of its runtime directory `dir`.
+/// file of its runtime directory `dir`, as are the loader and [`RUNTIME_UNWINDER`] (whose own
+/// libraries are checked likewise); none of these files names a search path (`DT_RPATH`,
+/// `DT_RUNPATH`).
 ///
 /// Threat: `ld.so --library-path DIR` looks in DIR first but falls back to the system's
 /// directories for a library it does not find there: a runtime that misses one would load the
-/// image's own copy (another version, not in the runtime's pinned digest) without a word.
+/// image's own copy (another version, not in the runtime's pinned digest) without a word. The
+/// loader searches a file's `DT_RPATH` even before DIR, and a `DT_RUNPATH` may name `$ORIGIN`
+/// or a directory outside the runtime: either could bring in libraries the pin does not cover.
 /// Checked at start, so a runtime that is not whole stops the prover instead.
 fn runtime_has_every_library(bb: &Path, dir: &Path) -> Result<(), ProverError> {
     let refuse = |m: String| ProverError::Pin(m);
     let mut seen = std::collections::BTreeSet::new();
     let mut todo = vec![bb.to_path_buf()];
+    for name in [RUNTIME_LOADER, RUNTIME_UNWINDER] {
+        let lib = dir.join(name);
+        if !std::fs::symlink_metadata(&lib).is_ok_and(|m| m.is_file()) {
+            return Err(refuse(format!(
+                "the runtime {} lacks {name} (a regular file)",
+                dir.display()
+            )));
+        }
+        seen.insert(name.to_string());
+        todo.push(lib);
+    }
     while let Some(file) = todo.pop() {
-        let names = elf::needed(&file)
+        let d = elf::dynamic(&file)
             .map_err(|e| refuse(format!("{}: reading its libraries: {e}", file.display())))?;
-        for name in names {
+        if let Some(path) = d.rpath.first().or(d.runpath.first()) {
+            return Err(refuse(format!(
+                "{} names the library search path {path:?} (DT_RPATH/DT_RUNPATH): a runtime \
+                 file may name none",
+                file.display()
+            )));
+        }
+        for name in d.needed {
             if name.contains('/') || name == "." || name == ".." {
                 return Err(refuse(format!(
                     "{} names the library {name:?} by path, outside its runtime",
@@ -408,43 +439,184 @@ mod tests {
         dir
     }
 
+    /// A minimal 64-bit ELF file whose dynamic segment names `needed`, and `search` as
+    /// (DT_RPATH or DT_RUNPATH tag, path).
+    fn synthetic_elf(path: &Path, needed: &[&str], search: &[(u64, &str)]) {
+        let entries: Vec<(u64, &str)> = needed
+            .iter()
+            .map(|n| (1u64, *n))
+            .chain(search.iter().copied())
+            .collect();
+        // header (64) | 2 program headers (112) | dynamic (entries + STRTAB, STRSZ, NULL) | strings
+        let dyn_off = 64 + 2 * 56;
+        let dyn_len = (entries.len() + 3) * 16;
+        let str_off = dyn_off + dyn_len;
+        let mut strings = vec![0u8];
+        let mut dynamic = Vec::new();
+        for (tag, name) in &entries {
+            dynamic.extend_from_slice(&tag.to_le_bytes());
+            dynamic.extend_from_slice(&(strings.len() as u64).to_le_bytes());
+            strings.extend_from_slice(name.as_bytes());
+            strings.push(0);
+        }
+        for (tag, val) in [(5u64, str_off as u64), (10, strings.len() as u64), (0, 0)] {
+            dynamic.extend_from_slice(&tag.to_le_bytes());
+            dynamic.extend_from_slice(&val.to_le_bytes());
+        }
+        let total = (str_off + strings.len()) as u64;
+        let mut f = vec![0u8; 64];
+        f[..7].copy_from_slice(b"\x7fELF\x02\x01\x01");
+        f[0x20..0x28].copy_from_slice(&64u64.to_le_bytes());
+        f[0x36..0x38].copy_from_slice(&56u16.to_le_bytes());
+        f[0x38..0x3a].copy_from_slice(&2u16.to_le_bytes());
+        // (type, offset, address, size): one loaded segment over the whole file, the dynamic one
+        for (kind, off, size) in [(1u32, 0u64, total), (2, dyn_off as u64, dyn_len as u64)] {
+            let mut ph = vec![0u8; 56];
+            ph[..4].copy_from_slice(&kind.to_le_bytes());
+            ph[8..16].copy_from_slice(&off.to_le_bytes());
+            ph[16..24].copy_from_slice(&off.to_le_bytes());
+            ph[32..40].copy_from_slice(&size.to_le_bytes());
+            ph[40..48].copy_from_slice(&size.to_le_bytes());
+            f.extend_from_slice(&ph);
+        }
+        f.extend_from_slice(&dynamic);
+        f.extend_from_slice(&strings);
+        std::fs::write(path, f).unwrap();
+    }
+
+    /// A runtime as bb 4.1.2's: bb, its libraries and what they need, the loader, libgcc_s.
+    fn whole_runtime(dir: &Path) -> PathBuf {
+        let ld = RUNTIME_LOADER;
+        let files: [(&str, &[&str]); 6] = [
+            ("bb", &["libstdc++.so.6", "libm.so.6", "libc.so.6", ld]),
+            (
+                "libstdc++.so.6",
+                &["libm.so.6", "libc.so.6", ld, RUNTIME_UNWINDER],
+            ),
+            ("libm.so.6", &["libc.so.6", ld]),
+            ("libc.so.6", &[ld]),
+            (RUNTIME_UNWINDER, &["libc.so.6", ld]),
+            (ld, &[]),
+        ];
+        for (name, needed) in files {
+            synthetic_elf(&dir.join(name), needed, &[]);
+        }
+        dir.join("bb")
+    }
+
     #[test]
     fn a_runtime_must_hold_every_library_bb_names() {
-        let exe = std::env::current_exe().unwrap();
-        let needed = elf::needed(&exe).unwrap();
-        assert!(!needed.is_empty(), "the test binary links dynamically");
         let dir = scratch("runtime");
-        let bb = dir.join("bb");
-        std::fs::hard_link(&exe, &bb).unwrap();
-        // Every library present (each a copy of an ELF naming the same ones): accepted.
-        for n in &needed {
-            std::fs::hard_link(&exe, dir.join(n)).unwrap();
-        }
-        runtime_has_every_library(&bb, &dir).unwrap();
-        // One missing: the loader would fall back to the system's copy; refused, by name.
-        let gone = needed.last().unwrap();
-        std::fs::remove_file(dir.join(gone)).unwrap();
-        let e = runtime_has_every_library(&bb, &dir)
-            .unwrap_err()
-            .to_string();
+        let bb = whole_runtime(&dir);
+        let check = || runtime_has_every_library(&bb, &dir).map_err(|e| e.to_string());
+        check().unwrap();
+        assert_eq!(
+            elf::dynamic(&bb).unwrap().needed,
+            ["libstdc++.so.6", "libm.so.6", "libc.so.6", RUNTIME_LOADER]
+        );
+        // One bb names missing: the loader would fall back to the system's copy; refused.
+        std::fs::remove_file(dir.join("libm.so.6")).unwrap();
+        let e = check().unwrap_err();
+        assert!(e.contains("needs libm.so.6") && e.contains("lacks"), "{e}");
+        // A symbolic link is no runtime file.
+        std::os::unix::fs::symlink(dir.join("libc.so.6"), dir.join("libm.so.6")).unwrap();
+        assert!(check().is_err());
+        std::fs::remove_file(dir.join("libm.so.6")).unwrap();
+        synthetic_elf(&dir.join("libm.so.6"), &["libc.so.6"], &[]);
+        check().unwrap();
+
+        // Transitively: every library bb names is there; one only a library needs is not.
+        synthetic_elf(
+            &dir.join("libc.so.6"),
+            &[RUNTIME_LOADER, "libdeep.so.1"],
+            &[],
+        );
+        let e = check().unwrap_err();
         assert!(
-            e.contains(&format!("needs {gone}")) && e.contains("lacks"),
+            e.contains("libc.so.6 needs libdeep.so.1") && e.contains("lacks"),
             "{e}"
         );
-        // A symbolic link is no runtime file.
-        std::os::unix::fs::symlink(&exe, dir.join(gone)).unwrap();
-        assert!(runtime_has_every_library(&bb, &dir).is_err());
-        // Transitively: a library present but itself needing one that is absent.
-        std::fs::remove_file(dir.join(gone)).unwrap();
-        let dir2 = scratch("runtime-deep");
-        let lib = dir2.join("libonly.so");
-        std::fs::hard_link(&exe, &lib).unwrap();
-        let e = runtime_has_every_library(&lib, &dir2)
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("lacks"), "{e}");
+        synthetic_elf(&dir.join("libdeep.so.1"), &[], &[]);
+        check().unwrap();
+
+        // libgcc_s, which glibc loads without naming it, even when nothing names it.
+        synthetic_elf(&dir.join("libstdc++.so.6"), &["libc.so.6"], &[]);
+        check().unwrap();
+        std::fs::remove_file(dir.join(RUNTIME_UNWINDER)).unwrap();
+        let e = check().unwrap_err();
+        assert!(e.contains(&format!("lacks {RUNTIME_UNWINDER}")), "{e}");
+        // ... and what it needs.
+        synthetic_elf(&dir.join(RUNTIME_UNWINDER), &["libunwind.so.8"], &[]);
+        let e = check().unwrap_err();
+        assert!(e.contains("needs libunwind.so.8"), "{e}");
+        synthetic_elf(&dir.join(RUNTIME_UNWINDER), &["libc.so.6"], &[]);
+        check().unwrap();
         let _ = std::fs::remove_dir_all(&dir);
-        let _ = std::fs::remove_dir_all(&dir2);
+    }
+
+    #[test]
+    fn no_runtime_file_may_name_a_search_path() {
+        const DT_RPATH: u64 = 15;
+        const DT_RUNPATH: u64 = 29;
+        let dir = scratch("rpath");
+        let bb = whole_runtime(&dir);
+        runtime_has_every_library(&bb, &dir).unwrap();
+        let d = elf::dynamic(&bb).unwrap();
+        assert!(d.rpath.is_empty() && d.runpath.is_empty());
+        let needs = ["libstdc++.so.6", "libm.so.6", "libc.so.6", RUNTIME_LOADER];
+        for (tag, file) in [
+            (DT_RPATH, "bb"),
+            (DT_RUNPATH, "bb"),
+            (DT_RPATH, "libm.so.6"),
+        ] {
+            let path = dir.join(file);
+            let own: &[&str] = if file == "bb" { &needs } else { &["libc.so.6"] };
+            synthetic_elf(&path, own, &[(tag, "$ORIGIN/../lib")]);
+            let d = elf::dynamic(&path).unwrap();
+            let named = if tag == DT_RPATH {
+                &d.rpath
+            } else {
+                &d.runpath
+            };
+            assert_eq!(named, &["$ORIGIN/../lib"]);
+            assert_eq!(d.needed, own);
+            let e = runtime_has_every_library(&bb, &dir)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("search path") && e.contains(file), "{e}");
+            synthetic_elf(&path, own, &[]);
+            runtime_has_every_library(&bb, &dir).unwrap();
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn every_configured_bb_runtime_needs_a_pin() {
+        let pin = "a".repeat(64);
+        let config: ProverConfig = serde_json::from_value(serde_json::json!({
+            "crs_sha256": "0".repeat(64),
+            "crs_points": 1,
+            "bb_runtime_sha256": pin,
+            "bb_versions": [{"version": "4.1.2", "path": "/b/bb", "sha256": pin}],
+        }))
+        .unwrap();
+        let w = wanted_bbs(&config, &Vec::new());
+        // The default as every further version: its runtime pin carried, one required.
+        assert_eq!(w[0].runtime_sha256.as_deref(), Some(pin.as_str()));
+        assert_eq!(w[0].runtime_pin_setting, Some(DEFAULT_RUNTIME_PIN));
+        assert_eq!(w[1].runtime_sha256, None);
+        assert_eq!(w[1].runtime_pin_setting, Some(VERSION_RUNTIME_PIN));
+        // Local mode's replacement runs unpinned (its hashes are reported instead).
+        let w = wanted_bbs(&config, &vec![(None, PathBuf::from("/local/bb"))]);
+        assert_eq!(w[0].runtime_sha256, None);
+        assert_eq!(w[0].runtime_pin_setting, None);
+    }
+
+    #[test]
+    fn the_real_test_binary_reads_as_elf() {
+        let exe = std::env::current_exe().unwrap();
+        let d = elf::dynamic(&exe).unwrap();
+        assert!(!d.needed.is_empty(), "the test binary links dynamically");
     }
 
     #[test]
@@ -452,15 +624,15 @@ mod tests {
         let dir = scratch("elf");
         let junk = dir.join("junk");
         std::fs::write(&junk, b"#!/bin/sh\n").unwrap();
-        assert!(elf::needed(&junk).is_err());
+        assert!(elf::dynamic(&junk).is_err());
         // A header cut short, and one claiming a huge table: errors, no panic.
         let exe = std::fs::read(std::env::current_exe().unwrap()).unwrap();
         std::fs::write(&junk, &exe[..40]).unwrap();
-        assert!(elf::needed(&junk).is_err());
+        assert!(elf::dynamic(&junk).is_err());
         let mut big = exe[..64].to_vec();
         big[0x38..0x3a].copy_from_slice(&u16::MAX.to_le_bytes());
         std::fs::write(&junk, &big).unwrap();
-        assert!(elf::needed(&junk).unwrap_err().contains("program headers"));
+        assert!(elf::dynamic(&junk).unwrap_err().contains("program headers"));
         let _ = std::fs::remove_dir_all(&dir);
     }
 

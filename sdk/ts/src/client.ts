@@ -9,7 +9,7 @@ import { OwnerKey } from "./owner.js";
 import { checkName, vaultDigest } from "./vault.js";
 import * as m2 from "./musig2.js";
 import { FrostCalls } from "./frost.js";
-import { cancelToken, chonkInputsSha256, inputsSha256, openResult, type JobResult, type JobStatus, type ProveResult, type Submitted } from "./prove.js";
+import { cancelToken, chonkInputsSha256, inputsSha256, openResult, type CancelAnswer, type JobResult, type JobStatus, type ProveResult, type Submitted } from "./prove.js";
 
 export const ENCAPSULATED_CONTENT_TYPE = "application/sigil-encapsulated";
 /** Largest response body read (as the Rust client). */
@@ -105,15 +105,25 @@ function apiError(status: number, body: Uint8Array): SigilError {
   return new SigilError("unknown", new TextDecoder().decode(body.subarray(0, 200)), status);
 }
 
-const sleep = (ms: number, signal?: AbortSignal) =>
+/** Waits `ms`, or rejects when `signal` aborts. The abort listener goes when the timer fires,
+ * so a long wait polling on one signal does not pile listeners up on it. */
+export const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve, reject) => {
     if (signal?.aborted) return reject(new SigilError("aborted", "aborted"));
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener("abort", () => {
+    const onAbort = () => {
       clearTimeout(t);
       reject(new SigilError("aborted", "aborted"));
-    }, { once: true });
+    };
+    const t = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener("abort", onAbort, { once: true });
   });
+
+/** How long prove() waits for the cancellation of a job it gives up on: a relay that never
+ * answers must not hold the caller's abort (or timeout) forever. */
+export const CANCEL_TIMEOUT_MS = 15_000;
 
 export class SigilClient {
   readonly base: string;
@@ -341,12 +351,13 @@ export class SigilClient {
   }
 
   /** Cancels a job this client submitted: a queued job leaves the queue, a running one's bb is
-   * stopped, and it ends with the failure `cancelled` (wait() then throws ProveError
+   * stopped, and its status becomes `cancelled`, with no result (wait() then throws ProveError
    * "cancelled"). Encapsulated, with the token derived from the job's result key, so only this
-   * client can. Answers the job's status (ended). Throws SigilError `job_ended` if it had ended
-   * already, `unknown_job` if the enclave does not know it. */
-  cancelProve(job: Job, signal?: AbortSignal): Promise<JobStatus> {
-    return this.call<JobStatus>("POST /v1/prove/cancel", { id: job.submitted.id, token: hex(cancelToken(job.key)) }, signal);
+   * client can. Answers whether it is cancelled (see CancelAnswer; never the result). Throws
+   * SigilError `job_ended` if it had ended already, `unknown_job` if the enclave does not know
+   * it. */
+  cancelProve(job: Job, signal?: AbortSignal): Promise<CancelAnswer> {
+    return this.call<CancelAnswer>("POST /v1/prove/cancel", { id: job.submitted.id, token: hex(cancelToken(job.key)) }, signal);
   }
 
   /** Polls until the job ends, then opens and checks its sealed result. Throws ProveError for a
@@ -361,6 +372,7 @@ export class SigilClient {
       s = await this.status(job.submitted.id);
       opts.onProgress?.(s);
       if (s.sealed) break;
+      if (s.state === "cancelled") throw new ProveError("cancelled", `job ${s.id} was cancelled by its client`, s.id);
       if (s.state === "ended") throw new SigilError("protocol", `job ${s.id} ended without a sealed result`);
       if (Date.now() - start > (opts.timeoutMs ?? 600_000)) throw new SigilError("timeout", `job ${s.id} still ${s.state}`);
       await sleep(delay, opts.signal);
@@ -380,14 +392,16 @@ export class SigilClient {
   }
 
   /** submit() and wait(). When `signal` aborts or the wait times out, the job is cancelled in
-   * the enclave (best effort: its bb stops and its place is freed) before the promise rejects. */
+   * the enclave (best effort: its bb stops and its place is freed) before the promise rejects,
+   * with the abort or timeout error (never the cancellation's). The cancellation gets
+   * CANCEL_TIMEOUT_MS: an answer that never comes does not hold the rejection longer. */
   async prove(req: ProveRequest, opts: ProveOptions = {}): Promise<ProveResult> {
     const job = await this.submit(req);
     try {
       return await this.wait(job, opts);
     } catch (e) {
       if (e instanceof SigilError && !(e instanceof ProveError) && (e.code === "aborted" || e.code === "timeout")) {
-        await this.cancelProve(job).catch(() => undefined);
+        await this.cancelProve(job, AbortSignal.timeout(CANCEL_TIMEOUT_MS)).catch(() => undefined);
       }
       throw e;
     }

@@ -17,13 +17,26 @@ export const CANCEL_TOKEN_PREFIX = "sigil prove cancel v1";
 
 export type Scheme = "ultra_honk" | "chonk";
 
-/** Where a job is, as anyone who knows its id sees it (nothing about how it ended). */
+/** Where a job is, as anyone who knows its id sees it (nothing about how it ended, except
+ * `cancelled`: a job its client cancelled, which keeps no sealed result). */
+export type JobProgress = "queued" | "running" | "ended" | "cancelled";
+
+/** Where a job is, as anyone who knows its id sees it. */
 export interface JobStatus {
   id: string;
-  state: "queued" | "running" | "ended";
+  state: JobProgress;
   queue_position?: number;
   elapsed_ms?: number;
   sealed?: string;
+}
+
+/** The answer to POST /v1/prove/cancel: never the result (fetch it with status() when the job
+ * ended first). `cancelled` says whether the job is cancelled: `running` with true means it is
+ * still being stopped; `ended` with false, that it finished before the cancel took effect. */
+export interface CancelAnswer {
+  id: string;
+  state: JobProgress;
+  cancelled: boolean;
 }
 
 export interface Submitted {

@@ -1,15 +1,17 @@
 // Cancelling proving jobs against a local deployment (target/debug/sigil-local) whose bb
 // stalls on the `large` fixture (as a stuck or hostile input would make it) and is the real bb
 // for everything else: a queued job and a running one are cancelled, and an aborted prove()
-// cancels its job in the enclave. Missing binaries fail the test with the command that builds
-// them.
+// cancels its job in the enclave, without waiting forever for a cancellation whose answer never
+// comes. Missing binaries fail the test with the command that builds them.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { type ChildProcess } from "node:child_process";
 import { chmodSync, copyFileSync, linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { getEventListeners } from "node:events";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ProveError, SigilClient, SigilError } from "../src/index.js";
+import { CANCEL_TIMEOUT_MS, sleep } from "../src/client.js";
 import { readBytes, repoRoot, shared } from "./paths.js";
 import { checkPrerequisites, startLocal } from "./local.js";
 
@@ -19,6 +21,7 @@ const crs = join(shared, "crs/bn254_g1.dat");
 const stall = `80.${process.pid}`;
 let proc: ChildProcess | undefined;
 let client: SigilClient;
+let endpoint: string;
 const work = mkdtempSync(join(tmpdir(), "sigil-sdk-cancel-"));
 
 /** The stand-in bb: the sandbox shows its directory read-only, so the wrapper, the real bb
@@ -76,7 +79,6 @@ before(async () => {
     [bb, "scripts/fetch-bb"],
     [crs, "the shared directory beside the checkout"],
   ]);
-  let endpoint: string;
   ({ proc, endpoint } = await startLocal(["--dir", join(work, "deployment"), "--prover-crs", crs, "--bb", stallingBb()]));
   client = await SigilClient.connect(endpoint, { trustTestRoot: true, maxAgeMs: 300_000 });
   await until("the CRS", async () => (await client.health()).crs?.state === "ready");
@@ -102,18 +104,22 @@ test("prove: cancelling a queued and a running job; only its client can, once", 
   assert.equal((await client.status(queued.submitted.id)).state, "queued");
 
   const q = await client.cancelProve(queued);
-  assert.equal(q.state, "ended");
+  assert.deepEqual([q.state, q.cancelled], ["cancelled", true]);
+  assert.equal((await client.status(queued.submitted.id)).sealed, undefined);
   await assert.rejects(client.wait(queued), cancelled);
 
   const r = await client.cancelProve(running);
-  assert.equal(r.state, "ended");
+  assert.deepEqual([r.state, r.cancelled], ["cancelled", true]);
   await until("the stalled bb killed", () => stalled() === 0, 10_000);
   await assert.rejects(client.wait(running), cancelled);
-  await assert.rejects(client.cancelProve(running), (e: unknown) => e instanceof SigilError && e.code === "job_ended" && e.status === 409);
+  // Again: answered at once, nothing changes.
+  assert.deepEqual(await client.cancelProve(running), r);
 
-  // The worker is free again.
-  const p = await client.prove(fixture("tiny"));
+  // The worker is free again. A job that ended otherwise cannot be cancelled.
+  const done = await client.submit(fixture("tiny"));
+  const p = await client.wait(done);
   assert.ok(p.proof.length > 0);
+  await assert.rejects(client.cancelProve(done), (e: unknown) => e instanceof SigilError && e.code === "job_ended" && e.status === 409);
 });
 
 test("prove: aborting prove() cancels its job in the enclave", { timeout: 300_000 }, async () => {
@@ -129,6 +135,52 @@ test("prove: aborting prove() cancels its job in the enclave", { timeout: 300_00
   });
   await assert.rejects(p, (e: unknown) => e instanceof SigilError && e.code === "aborted");
   // Rejected only after the cancellation: the job has ended and its bb is gone.
-  assert.equal((await client.status(id)).state, "ended");
+  assert.equal((await client.status(id)).state, "cancelled");
   await until("the stalled bb killed", () => stalled() === 0, 10_000);
+});
+
+test("prove: an abort is not held by a cancellation whose answer never comes", { timeout: 120_000 }, async () => {
+  // A relay that passes the cancellation on to the enclave and never answers it: it holds the
+  // request until the caller gives up (as fetch does, through its signal).
+  let cancels = 0;
+  const relay: typeof fetch = async (input, init) => {
+    if (!String(input).endsWith("/v1/prove/cancel")) return fetch(input, init);
+    cancels++;
+    await fetch(input, { ...init, signal: null });
+    return new Promise<Response>((_, reject) => {
+      const s = init?.signal;
+      if (s?.aborted) return reject(s.reason);
+      s?.addEventListener("abort", () => reject(s.reason), { once: true });
+    });
+  };
+  const c = await SigilClient.connect(endpoint, { trustTestRoot: true, maxAgeMs: 300_000, fetch: relay });
+  const ac = new AbortController();
+  let aborted = 0;
+  const p = c.prove(fixture("large"), {
+    signal: ac.signal,
+    pollMs: 50,
+    onProgress: (s) => {
+      if (s.state === "running" && stalled() > 0 && !aborted) {
+        aborted = Date.now();
+        ac.abort();
+      }
+    },
+  });
+  // The abort's error, not the cancellation's timeout, once the cancellation's time is up.
+  await assert.rejects(p, (e: unknown) => e instanceof SigilError && e.code === "aborted");
+  const held = Date.now() - aborted;
+  assert.equal(cancels, 1);
+  assert.ok(held >= CANCEL_TIMEOUT_MS - 1000 && held < CANCEL_TIMEOUT_MS + 10_000, `rejected ${held} ms after the abort`);
+  // The enclave did cancel it: the stalled bb is gone.
+  await until("the stalled bb killed", () => stalled() === 0, 10_000);
+});
+
+test("sleep: a timer that fires takes its abort listener with it", async () => {
+  const ac = new AbortController();
+  for (let i = 0; i < 5; i++) await sleep(1, ac.signal);
+  assert.equal(getEventListeners(ac.signal, "abort").length, 0);
+  const pending = sleep(60_000, ac.signal);
+  assert.equal(getEventListeners(ac.signal, "abort").length, 1);
+  ac.abort();
+  await assert.rejects(pending, (e: unknown) => e instanceof SigilError && e.code === "aborted");
 });
