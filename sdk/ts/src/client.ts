@@ -369,12 +369,24 @@ export class SigilClient {
     let s: JobStatus;
     for (;;) {
       if (opts.signal?.aborted) throw new SigilError("aborted", "aborted");
-      s = await this.status(job.submitted.id);
+      const timeout = opts.timeoutMs ?? 600_000;
+      try {
+        s = await this.status(job.submitted.id);
+      } catch (e) {
+        // A dropped status poll (a flaky relay, or one reset by someone on the path) is a
+        // missed poll, not the job's end: giving up here would make prove() cancel a proof
+        // that may have run for many minutes. Only the time limit ends the wait.
+        if (!(e instanceof SigilError) || e.code !== "transport") throw e;
+        if (Date.now() - start > timeout) throw new SigilError("timeout", `job ${job.submitted.id}: no status (${e.message})`);
+        await sleep(delay, opts.signal);
+        delay = Math.min(delay * 2, 2000);
+        continue;
+      }
       opts.onProgress?.(s);
       if (s.sealed) break;
       if (s.state === "cancelled") throw new ProveError("cancelled", `job ${s.id} was cancelled by its client`, s.id);
       if (s.state === "ended") throw new SigilError("protocol", `job ${s.id} ended without a sealed result`);
-      if (Date.now() - start > (opts.timeoutMs ?? 600_000)) throw new SigilError("timeout", `job ${s.id} still ${s.state}`);
+      if (Date.now() - start > timeout) throw new SigilError("timeout", `job ${s.id} still ${s.state}`);
       await sleep(delay, opts.signal);
       delay = Math.min(delay * 2, 2000);
     }

@@ -146,6 +146,35 @@ test("prove: the tiny fixture proves, and the host's bb verifies the proof", { t
   assert.ok(bad.message.length > 0);
 });
 
+test("prove: dropped status polls are retried, not taken for the job's end", { timeout: 600_000 }, async () => {
+  await waitCrs();
+  // A relay that drops the first three status polls: the wait goes on and gets the proof.
+  let dropped = 0;
+  const flaky: typeof fetch = async (input, init) => {
+    const url = String(input instanceof Request ? input.url : input);
+    if (url.includes("/v1/prove/") && (init?.method ?? "GET") === "GET" && dropped < 3) {
+      dropped++;
+      throw new TypeError("connection reset");
+    }
+    return fetch(input, init);
+  };
+  const c = await SigilClient.connect(endpoint, { trustTestRoot: true, fetch: flaky });
+  const circuit = readBytes(join(repoRoot, "fixtures/tiny/target.json"));
+  const witness = readBytes(join(repoRoot, "fixtures/tiny/witness.gz"));
+  const p = await c.prove({ scheme: "ultra_honk", circuit, witness }, { pollMs: 20 });
+  assert.equal(dropped, 3);
+  assert.ok(p.proof.length > 1000);
+  // A relay that never answers a poll: the wait ends at its time limit, as a timeout.
+  const dead: typeof fetch = async (input, init) => {
+    const url = String(input instanceof Request ? input.url : input);
+    if (url.includes("/v1/prove/") && (init?.method ?? "GET") === "GET") throw new TypeError("connection reset");
+    return fetch(input, init);
+  };
+  const d = await SigilClient.connect(endpoint, { trustTestRoot: true, fetch: dead });
+  const job = await d.submit({ scheme: "ultra_honk", circuit, witness });
+  await assert.rejects(d.wait(job, { pollMs: 20, timeoutMs: 500 }), (e: unknown) => e instanceof SigilError && e.code === "timeout" && /connection reset/.test(e.message));
+});
+
 test("prove: a 64 MiB submission is accepted, one byte more is refused", { timeout: 600_000 }, async () => {
   const stack = new Uint8Array(MAX_IVC_INPUTS).fill(0xc1);
   const job = await client.submit({ scheme: "chonk", ivcInputs: stack });
