@@ -53,12 +53,7 @@ fn wait_crs(endpoint: &str) {
 #[test]
 fn a_request_names_its_bb_version_and_an_unknown_one_is_refused_by_name() {
     let bb5 = common::bb();
-    let bb4 = target_dir().join("bb/4.1.2/bb");
-    assert!(
-        bb4.exists(),
-        "{} is missing: scripts/setup fetches it (scripts/fetch-bb --version 4.1.2)",
-        bb4.display()
-    );
+    let bb4 = bb412();
     let points = 32_769;
     let (dir, _shim) = common::crs_shim("test-bb-versions", "both");
     let config = dir.join("enclave.json");
@@ -202,12 +197,7 @@ fn refused_at_start(dir: &Path, prover: serde_json::Value) -> String {
 #[test]
 fn a_bb_other_than_the_pinned_one_stops_the_prover_at_start() {
     let bb5 = common::bb();
-    let bb4 = target_dir().join("bb/4.1.2/bb");
-    assert!(
-        bb4.exists(),
-        "{} is missing: scripts/fetch-bb --version 4.1.2",
-        bb4.display()
-    );
+    let bb4 = bb412();
     let dir = common::fresh_dir("test-bb-versions", "pins");
     let sha5 = sha256_hex(&std::fs::read(&bb5).unwrap());
     let sha4 = sha256_hex(&std::fs::read(&bb4).unwrap());
@@ -303,4 +293,16 @@ fn a_bb_other_than_the_pinned_one_stops_the_prover_at_start() {
         "{err}"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// bb 4.1.2 with its runtime beside it, as `scripts/fetch-bb --version 4.1.2` installs it (a
+/// missing one fails the test with the command that makes it).
+fn bb412() -> std::path::PathBuf {
+    let bb4 = target_dir().join("bb/4.1.2/bb");
+    assert!(
+        bb4.exists(),
+        "{} is missing: scripts/setup fetches it (scripts/fetch-bb --version 4.1.2)",
+        bb4.display()
+    );
+    bb4
 }

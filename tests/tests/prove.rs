@@ -36,6 +36,16 @@ impl Setup {
         Setup::with_bb(name, crs, points, sha, limits, |_| bb())
     }
 
+    /// The real CRS prefix and a bb that stalls when it proves `large` (as a hostile or stuck
+    /// input would make it); `stall` is a sleep duration no other process on the machine uses,
+    /// so the test can find (and count) the stalled process.
+    fn stalling(name: &str, stall: &str, limits: &str) -> Setup {
+        let sha = common::sha256_of_crs_points(32_769);
+        Setup::with_bb(name, common::shared_crs(), 32_769, &sha, limits, |dir| {
+            common::stalling_bb(dir, stall)
+        })
+    }
+
     /// As [`Setup::with_crs`], with the prover binary that `bb` makes in the test directory.
     fn with_bb(
         name: &str,
@@ -308,17 +318,9 @@ fn a_prover_over_its_time_limit_is_stopped_and_the_next_job_runs() {
     // A real proof can finish within any limit a fast machine gives it, so proving `large`
     // goes to a bb that stalls (as a hostile or stuck input would make it); every other call
     // is bb itself.
-    let sha = common::sha256_of_crs_points(32_769);
     // A duration no other process on the machine sleeps for, to find this one.
     let stall = format!("60.{}", std::process::id());
-    let s = Setup::with_bb(
-        "time",
-        common::shared_crs(),
-        32_769,
-        &sha,
-        r#""time_limit_secs": 1"#,
-        |dir| common::stalling_bb(dir, &stall),
-    );
+    let s = Setup::stalling("time", &stall, r#""time_limit_secs": 1"#);
     s.wait_crs(true);
     let start = Instant::now();
     let (code, m) = fail_with(&s, "large");
@@ -762,15 +764,11 @@ fn api_code<T>(r: Result<T, ClientError>) -> (u16, String) {
 fn a_client_cancels_its_queued_and_running_jobs_and_no_one_else_can() {
     // One worker, one place in the queue; `large` goes to a bb that stalls, so it runs until
     // it is cancelled (the time limit is far away).
-    let sha = common::sha256_of_crs_points(32_769);
     let stall = format!("70.{}", std::process::id());
-    let s = Setup::with_bb(
+    let s = Setup::stalling(
         "cancel",
-        common::shared_crs(),
-        32_769,
-        &sha,
+        &stall,
         r#""time_limit_secs": 300, "workers": 1, "max_queue": 1"#,
-        |dir| common::stalling_bb(dir, &stall),
     );
     s.wait_crs(true);
     let (c, e) = attest(&s.endpoint());
@@ -886,15 +884,11 @@ fn a_cancelled_chonk_job_is_answered_sealed_and_keeps_no_result() {
     // A chonk result is padded to 1 MiB: an answer carrying it could not be sealed (the
     // response limit), and keeping it would spend the finished results' byte budget on a job
     // that never ran. One worker, stalled on `large`, so the chonk jobs wait in the queue.
-    let sha = common::sha256_of_crs_points(32_769);
     let stall = format!("71.{}", std::process::id());
-    let s = Setup::with_bb(
+    let s = Setup::stalling(
         "cancel-chonk",
-        common::shared_crs(),
-        32_769,
-        &sha,
+        &stall,
         r#""time_limit_secs": 300, "workers": 1, "max_queue": 4"#,
-        |dir| common::stalling_bb(dir, &stall),
     );
     s.wait_crs(true);
     let (c, e) = attest(&s.endpoint());
