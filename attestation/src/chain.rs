@@ -20,6 +20,7 @@ use x509_parser::oid_registry::{
 };
 use x509_parser::x509::X509Version;
 
+use crate::cache::ChainCache;
 use crate::document::MAX_CABUNDLE_ENTRIES;
 use crate::text;
 use crate::verify::{TrustedRoot, VerifyError};
@@ -55,6 +56,41 @@ pub struct ValidatedChain {
     /// The leaf's uncompressed P-384 public key (`04 || x || y`), which must have signed the
     /// COSE message.
     pub leaf_public_key: Vec<u8>,
+}
+
+/// What validating the CA part of a path established, enough to validate another leaf under
+/// the same CAs without parsing or verifying them again (see [`crate::cache`]). Built only
+/// from a path that validated in full.
+#[derive(Debug)]
+pub(crate) struct CaFacts {
+    pub(crate) root: TrustedRoot,
+    /// The leaf's issuer (the last cabundle entry): subject DER, its text for messages, key.
+    issuer_subject: Vec<u8>,
+    issuer_subject_text: String,
+    issuer_key: Vec<u8>,
+    /// Each CA's validity window in path order (certificate 1 first, the root last): the one
+    /// CA check that depends on the verification time, so it is redone every time.
+    windows: Vec<Window>,
+}
+
+#[derive(Debug)]
+struct Window {
+    label: String,
+    not_before: i64,
+    not_after: i64,
+}
+
+#[cfg(test)]
+impl CaFacts {
+    pub(crate) fn for_tests(root: TrustedRoot) -> Self {
+        Self {
+            root,
+            issuer_subject: Vec::new(),
+            issuer_subject_text: String::new(),
+            issuer_key: Vec::new(),
+            windows: Vec::new(),
+        }
+    }
 }
 
 fn sha256(data: &[u8]) -> [u8; 32] {
@@ -187,19 +223,37 @@ fn check_link(
     child: &X509Certificate<'_>,
     issuer: &X509Certificate<'_>,
 ) -> Result<(), VerifyError> {
+    check_signed_by(
+        i,
+        child,
+        issuer.subject().as_raw(),
+        || issuer.subject().to_string(),
+        issuer.public_key().subject_public_key.data.as_ref(),
+    )
+}
+
+/// [`check_link`] against an issuer known by its subject DER, its subject text (only for the
+/// message) and its uncompressed P-384 key, as a cached chain keeps them.
+fn check_signed_by(
+    i: usize,
+    child: &X509Certificate<'_>,
+    issuer_subject: &[u8],
+    issuer_subject_text: impl FnOnce() -> String,
+    issuer_key: &[u8],
+) -> Result<(), VerifyError> {
     // Exact DER comparison: stricter than RFC 5280 name matching, and what AWS's chains
     // satisfy. It stops a certificate from claiming a different issuer than the one checked.
-    if child.issuer().as_raw() != issuer.subject().as_raw() {
+    if child.issuer().as_raw() != issuer_subject {
         return Err(chain_err(format!(
             "{} issuer \"{}\" does not match the subject of the next certificate \"{}\"",
             label(i, child),
             text::one_line(&child.issuer().to_string(), 96),
-            text::one_line(&issuer.subject().to_string(), 96)
+            text::one_line(&issuer_subject_text(), 96)
         )));
     }
     let key = ring::signature::UnparsedPublicKey::new(
         &ring::signature::ECDSA_P384_SHA384_ASN1,
-        issuer.public_key().subject_public_key.data.as_ref(),
+        issuer_key,
     );
     key.verify(
         child.tbs_certificate.as_ref(),
@@ -215,14 +269,27 @@ fn check_link(
 }
 
 fn check_validity(i: usize, cert: &X509Certificate<'_>, at: u64) -> Result<(), VerifyError> {
-    let t = i64::try_from(at).unwrap_or(i64::MAX);
     let validity = cert.validity();
-    let not_before = validity.not_before.timestamp();
-    let not_after = validity.not_after.timestamp();
+    check_window(
+        || label(i, cert),
+        validity.not_before.timestamp(),
+        validity.not_after.timestamp(),
+        at,
+    )
+}
+
+/// notBefore ≤ at ≤ notAfter; `who` names the certificate in the message.
+fn check_window(
+    who: impl Fn() -> String,
+    not_before: i64,
+    not_after: i64,
+    at: u64,
+) -> Result<(), VerifyError> {
+    let t = i64::try_from(at).unwrap_or(i64::MAX);
     if t < not_before {
         return Err(chain_err(format!(
             "{} is not valid before {} (verification time {})",
-            label(i, cert),
+            who(),
             text::rfc3339(not_before),
             text::rfc3339_u(at)
         )));
@@ -230,7 +297,7 @@ fn check_validity(i: usize, cert: &X509Certificate<'_>, at: u64) -> Result<(), V
     if t > not_after {
         return Err(chain_err(format!(
             "{} expired at {} (verification time {})",
-            label(i, cert),
+            who(),
             text::rfc3339(not_after),
             text::rfc3339_u(at)
         )));
@@ -348,13 +415,19 @@ fn check_extensions(i: usize, cert: &X509Certificate<'_>) -> Result<(), VerifyEr
 
 /// Validates `[certificate, cabundle[n-1], ..., cabundle[0]]` at `at_unix_seconds` and returns
 /// the root it ends in and the leaf key. The root pin is checked first, so a substituted root
-/// is reported as `root` rather than as a downstream chain failure.
+/// is reported as `root` rather than as a downstream chain failure. Uses no cache.
 pub fn validate(
     certificate: &[u8],
     cabundle: &[Vec<u8>],
     at_unix_seconds: u64,
     trust_test_root: bool,
 ) -> Result<ValidatedChain, VerifyError> {
+    let root = check_bundle(cabundle, trust_test_root)?;
+    validate_path(certificate, cabundle, root, at_unix_seconds, false).map(|(chain, _)| chain)
+}
+
+/// The bundle's size, then the root pin: the first checks, cached or not.
+fn check_bundle(cabundle: &[Vec<u8>], trust_test_root: bool) -> Result<TrustedRoot, VerifyError> {
     if cabundle.is_empty() || cabundle.len() > MAX_CABUNDLE_ENTRIES {
         return Err(chain_err(format!(
             "cabundle has {} certificates, allowed 1..={MAX_CABUNDLE_ENTRIES}",
@@ -364,25 +437,68 @@ pub fn validate(
     let Some(root_der) = cabundle.first() else {
         return Err(chain_err("cabundle is empty".into()));
     };
-    let root = pin_root(root_der, trust_test_root)?;
+    pin_root(root_der, trust_test_root)
+}
 
+/// [`validate`] with a cache of verified CA chains. On a hit only the leaf is parsed and
+/// checked (against its issuer's cached key) and each CA's cached validity window is checked
+/// at `at_unix_seconds`. On a miss the path is validated in full and what the cache needs is
+/// returned, for the caller to insert once the whole document has verified.
+///
+/// The result, error included, is the same as [`validate`]'s: the checks run in the same
+/// order, and those skipped on a hit are exactly the ones that passed before for these bytes
+/// and depend neither on the time nor on the leaf.
+pub(crate) fn validate_cached(
+    certificate: &[u8],
+    cabundle: &[Vec<u8>],
+    at_unix_seconds: u64,
+    trust_test_root: bool,
+    cache: &ChainCache,
+) -> Result<(ValidatedChain, Option<CaFacts>), VerifyError> {
+    let root = check_bundle(cabundle, trust_test_root)?;
+    match cache.get(root, trust_test_root, cabundle) {
+        Some(entry) => Ok((
+            validate_leaf(certificate, &entry.facts, at_unix_seconds)?,
+            None,
+        )),
+        None => validate_path(certificate, cabundle, root, at_unix_seconds, true),
+    }
+}
+
+fn parse_certificate(i: usize, der: &[u8]) -> Result<X509Certificate<'_>, VerifyError> {
+    // x509-parser does not check the outer tag, which no signature covers: without this, a
+    // certificate's bytes could be changed without breaking its chain (DER is one encoding).
+    if der.first() != Some(&0x30) {
+        return Err(chain_err(format!(
+            "certificate {i} is not a valid DER X.509 certificate: it does not start with a \
+             SEQUENCE tag"
+        )));
+    }
+    match x509_parser::parse_x509_certificate(der) {
+        Ok(([], cert)) => Ok(cert),
+        Ok((rest, _)) => Err(chain_err(format!(
+            "certificate {i} has {} trailing bytes after its DER",
+            rest.len()
+        ))),
+        Err(e) => Err(chain_err(format!(
+            "certificate {i} is not a valid DER X.509 certificate: {e}"
+        ))),
+    }
+}
+
+/// The full path validation; with `keep_facts`, also what a cache needs to skip the CAs next
+/// time.
+fn validate_path(
+    certificate: &[u8],
+    cabundle: &[Vec<u8>],
+    root: TrustedRoot,
+    at_unix_seconds: u64,
+    keep_facts: bool,
+) -> Result<(ValidatedChain, Option<CaFacts>), VerifyError> {
     let ders = std::iter::once(certificate).chain(cabundle.iter().rev().map(Vec::as_slice));
     let mut certs = Vec::with_capacity(cabundle.len().saturating_add(1));
     for (i, der) in ders.enumerate() {
-        match x509_parser::parse_x509_certificate(der) {
-            Ok(([], cert)) => certs.push(cert),
-            Ok((rest, _)) => {
-                return Err(chain_err(format!(
-                    "certificate {i} has {} trailing bytes after its DER",
-                    rest.len()
-                )));
-            }
-            Err(e) => {
-                return Err(chain_err(format!(
-                    "certificate {i} is not a valid DER X.509 certificate: {e}"
-                )));
-            }
-        }
+        certs.push(parse_certificate(i, der)?);
     }
     for (i, cert) in certs.iter().enumerate() {
         check_algorithms(i, cert)?;
@@ -402,9 +518,64 @@ pub fn validate(
         .first()
         .map(|leaf| leaf.public_key().subject_public_key.data.to_vec())
         .ok_or_else(|| chain_err("no leaf certificate".into()))?;
+    let facts = match (keep_facts, certs.get(1)) {
+        (true, Some(issuer)) => Some(CaFacts {
+            root,
+            issuer_subject: issuer.subject().as_raw().to_vec(),
+            issuer_subject_text: issuer.subject().to_string(),
+            issuer_key: issuer.public_key().subject_public_key.data.to_vec(),
+            windows: certs
+                .iter()
+                .enumerate()
+                .skip(1)
+                .map(|(i, cert)| Window {
+                    label: label(i, cert),
+                    not_before: cert.validity().not_before.timestamp(),
+                    not_after: cert.validity().not_after.timestamp(),
+                })
+                .collect(),
+        }),
+        _ => None,
+    };
+    Ok((
+        ValidatedChain {
+            root,
+            leaf_public_key,
+        },
+        facts,
+    ))
+}
+
+/// The checks of [`validate_path`] that a cached CA chain does not settle, in the same order
+/// (parse, algorithms, link, validity, extensions; leaf before CAs), so the first failure
+/// and its message are the same as on the full path.
+fn validate_leaf(
+    certificate: &[u8],
+    facts: &CaFacts,
+    at_unix_seconds: u64,
+) -> Result<ValidatedChain, VerifyError> {
+    let leaf = parse_certificate(0, certificate)?;
+    check_algorithms(0, &leaf)?;
+    check_signed_by(
+        0,
+        &leaf,
+        &facts.issuer_subject,
+        || facts.issuer_subject_text.clone(),
+        &facts.issuer_key,
+    )?;
+    check_validity(0, &leaf, at_unix_seconds)?;
+    for window in &facts.windows {
+        check_window(
+            || window.label.clone(),
+            window.not_before,
+            window.not_after,
+            at_unix_seconds,
+        )?;
+    }
+    check_extensions(0, &leaf)?;
     Ok(ValidatedChain {
-        root,
-        leaf_public_key,
+        root: facts.root,
+        leaf_public_key: leaf.public_key().subject_public_key.data.to_vec(),
     })
 }
 

@@ -14,6 +14,7 @@
     )
 )]
 
+pub mod cache;
 mod cbor;
 pub mod chain;
 pub mod cose;
@@ -24,8 +25,9 @@ pub mod verify;
 #[cfg(feature = "simulator")]
 pub mod simulator;
 
+pub use cache::ChainCache;
 pub use document::AttestationDocument;
-pub use verify::{Policy, TrustedRoot, Verified, VerifyError, verify};
+pub use verify::{Policy, TrustedRoot, Verified, VerifyError, verify, verify_with};
 
 /// Largest raw COSE_Sign1 accepted: a 16 KiB payload plus envelope overhead, with headroom.
 /// Defends against memory exhaustion by oversized input before any parsing starts.

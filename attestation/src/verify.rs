@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use crate::cache::ChainCache;
 use crate::chain;
 use crate::cose::CoseSign1;
 use crate::document::AttestationDocument;
@@ -232,7 +233,22 @@ impl Verified {
 /// Checks run from the outside in — envelope, payload syntax, root pin, chain, signature, then
 /// policy (debug, PCRs, nonce, freshness) — so a tampered byte is reported by the most
 /// specific check that notices it.
+///
+/// Verified CA chains are remembered in the process-wide [`ChainCache::global`], so the next
+/// document from the same host skips re-verifying its CAs; the result is the same as without
+/// it (see [`verify_with`]).
 pub fn verify(input: &[u8], policy: &Policy) -> Result<Verified, VerifyError> {
+    verify_with(input, policy, Some(ChainCache::global()))
+}
+
+/// [`verify`] with a chosen cache of verified CA chains, or none (`None`: every certificate is
+/// parsed and every signature verified). Every check that depends on the document or the
+/// time, each certificate's validity window included, runs either way.
+pub fn verify_with(
+    input: &[u8],
+    policy: &Policy,
+    cache: Option<&ChainCache>,
+) -> Result<Verified, VerifyError> {
     if input.len() > crate::MAX_INPUT_BYTES {
         return Err(VerifyError::Input(format!(
             "input of {} bytes exceeds the {}-byte limit",
@@ -242,12 +258,24 @@ pub fn verify(input: &[u8], policy: &Policy) -> Result<Verified, VerifyError> {
     }
     let cose = CoseSign1::parse(input)?;
     let document = AttestationDocument::from_cbor(cose.payload)?;
-    let chain = chain::validate(
-        &document.certificate,
-        &document.cabundle,
-        policy.at_unix_seconds,
-        policy.trust_test_root,
-    )?;
+    let (chain, new_chain) = match cache {
+        Some(cache) => chain::validate_cached(
+            &document.certificate,
+            &document.cabundle,
+            policy.at_unix_seconds,
+            policy.trust_test_root,
+            cache,
+        )?,
+        None => (
+            chain::validate(
+                &document.certificate,
+                &document.cabundle,
+                policy.at_unix_seconds,
+                policy.trust_test_root,
+            )?,
+            None,
+        ),
+    };
     // The chain vouches for the leaf key only; the payload is authentic only if the leaf
     // signed exactly these protected-header and payload bytes.
     cose.verify_es384(&chain.leaf_public_key)?;
@@ -264,6 +292,11 @@ pub fn verify(input: &[u8], policy: &Policy) -> Result<Verified, VerifyError> {
     check_nonce(&document, policy.nonce.as_deref())?;
     if let Some(max_age) = policy.max_age_seconds {
         check_freshness(document.timestamp_ms, policy.at_unix_seconds, max_age)?;
+    }
+    // Cached only now: a chain is remembered only from a document that verified in full,
+    // which a hostile sender cannot produce for a chain it made up or re-encoded.
+    if let (Some(cache), Some(facts)) = (cache, new_chain) {
+        cache.insert(policy.trust_test_root, &document.cabundle, facts);
     }
     Ok(Verified {
         document,

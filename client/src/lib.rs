@@ -27,6 +27,11 @@ pub mod registry;
 
 pub use musig2::SignerKey;
 
+/// Asks the enclave to keep the connection for the next request (it closes after each answer
+/// otherwise): a session's requests then share one connection, with no connect, PROXY header
+/// or connection thread per request.
+const KEEP_ALIVE: (&str, &str) = ("connection", "keep-alive");
+
 /// Largest response body the client reads.
 pub const MAX_RESPONSE: u64 = 4 << 20;
 
@@ -143,6 +148,9 @@ impl Client {
             .timeout_global(Some(Duration::from_secs(30)))
             .http_status_as_error(false)
             .max_redirects(0)
+            // Reused connections (see KEEP_ALIVE): idle ones are dropped before the enclave
+            // would close them (it keeps one 5 s, and says 4).
+            .max_idle_age(Duration::from_secs(3))
             .build()
             .into();
         Ok(Client { agent, base })
@@ -181,12 +189,17 @@ impl Client {
         }
         let url = format!("{}{}", self.base, E::target(request));
         let resp = match E::METHOD {
-            Method::Get => self.agent.get(&url).call(),
+            Method::Get => self
+                .agent
+                .get(&url)
+                .header(KEEP_ALIVE.0, KEEP_ALIVE.1)
+                .call(),
             Method::Post => {
                 let body = serde_json::to_vec(request)
                     .map_err(|e| ClientError::Protocol(e.to_string()))?;
                 self.agent
                     .post(&url)
+                    .header(KEEP_ALIVE.0, KEEP_ALIVE.1)
                     .header("content-type", "application/json")
                     .send(&body[..])
             }
@@ -244,6 +257,7 @@ impl Client {
         let resp = self
             .agent
             .post(&format!("{}{}", self.base, info.path))
+            .header(KEEP_ALIVE.0, KEEP_ALIVE.1)
             .header("content-type", ENCAPSULATED_CONTENT_TYPE)
             .config()
             .timeout_global(Some(timeout))

@@ -15,8 +15,8 @@ use sigil_protocol::musig2::{
     self as wire, AbortRequest, AggregateView, ApproveRequest, CreateAggregateRequest,
     CreateSessionRequest, DeleteAggregateRequest, DeleteKeyRequest, Deleted, GenerateKeyRequest,
     IdList, IdRequest, ImportKeyRequest, KeyOrder, KeyView, ListRequest, MessageView, NoncesView,
-    Op, PartialSignaturesRequest, ParticipantSpec, RoundView, SessionRef, SessionView, StatusView,
-    SubmitNoncesRequest, TweakSpec,
+    Op, PartialSignaturesRequest, ParticipantNoncesView, ParticipantSpec, RoundView, SessionRef,
+    SessionView, StatusView, SubmitNoncesRequest, TweakSpec,
 };
 use sigil_protocol::wire::{Hex, Hex32, Id, SecretHex, Signature};
 use sigil_signing::{DigestInput, MessageSpec, SessionId, Tweak, session_digest};
@@ -265,12 +265,17 @@ impl Participation {
     }
 
     /// When this is the only external participant, the aggregated nonce must be the sum of the
-    /// engine's nonces and ours: checks `round` against `engine` (from `sessions/nonces`).
-    pub fn check_round(&self, engine: &NoncesView, round: &RoundView) -> Result<(), ClientError> {
+    /// engine's nonces and ours: checks `round` against `engine` (the round's own `nonces`, or
+    /// what `sessions/nonces` answers).
+    pub fn check_round(
+        &self,
+        engine: &[ParticipantNoncesView],
+        round: &RoundView,
+    ) -> Result<(), ClientError> {
         if self.externals != 1 {
             return Ok(());
         }
-        let mut got: Vec<u32> = engine.participants.iter().map(|p| p.index).collect();
+        let mut got: Vec<u32> = engine.iter().map(|p| p.index).collect();
         got.sort();
         let mut want = self.held.clone();
         want.sort();
@@ -286,7 +291,7 @@ impl Participation {
                     .cloned()
                     .ok_or_else(|| proto("the round has more aggregated nonces than messages"))?,
             ];
-            for p in &engine.participants {
+            for p in engine {
                 let n = p
                     .nonces
                     .get(mi)
@@ -668,8 +673,13 @@ impl Client {
             }
             std::thread::sleep(poll);
         };
-        let engine = self.musig2_nonces(enclave, &view.id)?;
-        part.check_round(&engine, &round)?;
+        // The round carries the engine's nonces; an older enclave's does not.
+        if round.nonces.is_empty() {
+            let engine = self.musig2_nonces(enclave, &view.id)?;
+            part.check_round(&engine.participants, &round)?;
+        } else {
+            part.check_round(&round.nonces, &round)?;
+        }
         let psigs = part.sign(&round)?;
         self.musig2_submit_partial_signatures(
             enclave,
@@ -831,6 +841,7 @@ mod tests {
             session: view.id,
             round_id: Hex([0; 32]),
             aggregated_nonces: vec![Hex(agg)],
+            nonces: vec![],
         };
         let sa = pa.sign(&round).unwrap();
         let sb = pb.sign(&round).unwrap();

@@ -1,4 +1,4 @@
-//! Delegated proving from the client's side: submit encapsulated, poll, open the sealed
+//! Delegated proving from the client's side: submit encapsulated, long-poll, open the sealed
 //! result with the key only this client holds, and check it is for its own inputs; or
 //! cancel the job with the token derived from that key.
 
@@ -6,8 +6,9 @@ use std::time::{Duration, Instant};
 
 use sigil_protocol::endpoint as ep;
 use sigil_protocol::prove::{
-    CancelAnswer, CancelRequest, JobProgress, JobRef, JobResult, JobStatus, ProveRequest, Scheme,
-    Submitted, Target, cancel_token, chonk_inputs_sha256, inputs_sha256, open_result,
+    CancelAnswer, CancelRequest, JobProgress, JobRef, JobResult, JobStatus, MAX_STATUS_WAIT_SECS,
+    ProveRequest, Scheme, Submitted, Target, cancel_token, chonk_inputs_sha256, inputs_sha256,
+    open_result,
 };
 use sigil_protocol::wire::{Hex32, Id, Open, SecretBase64};
 use zeroize::Zeroizing;
@@ -31,7 +32,9 @@ pub struct Proof {
     pub result: JobResult,
 }
 
-/// The first pause between status polls, doubled after each poll up to [`POLL_MAX`].
+/// The first pause before the next status poll when one did not wait (it failed, or the
+/// enclave answered before the long-poll's time: an older enclave, or every waiting place
+/// taken), doubled after each such poll up to [`POLL_MAX`].
 const POLL_FIRST: Duration = Duration::from_millis(100);
 const POLL_MAX: Duration = Duration::from_secs(2);
 
@@ -135,7 +138,20 @@ impl Client {
 
     /// The job's state (no secrets: the result inside is sealed).
     pub fn prove_status(&self, id: &Id) -> Result<JobStatus, ClientError> {
-        self.call_plain::<ep::ProveStatus>(&JobRef { id: *id })
+        self.call_plain::<ep::ProveStatus>(&JobRef {
+            id: *id,
+            wait: None,
+        })
+    }
+
+    /// The job's state once it has ended, or after `wait_secs` (at most
+    /// [`MAX_STATUS_WAIT_SECS`]), whichever comes first: a long-poll. The enclave may answer
+    /// sooner with the job still running (its waiting places are bounded).
+    pub fn prove_status_wait(&self, id: &Id, wait_secs: u32) -> Result<JobStatus, ClientError> {
+        self.call_plain::<ep::ProveStatus>(&JobRef {
+            id: *id,
+            wait: Some(wait_secs),
+        })
     }
 
     /// Cancels a job this client submitted: a queued job leaves the queue, a running one's bb
@@ -158,12 +174,16 @@ impl Client {
         self.call::<ep::ProveCancel>(enclave, &req)
     }
 
-    /// Polls until the job ends (calling `progress` on every poll), then opens its result.
-    /// A failed job is an `Api` error with bb's reason (`cancelled` for one cancelled with
+    /// Long-polls until the job ends (`GET /v1/prove/{id}?wait=`, each poll waiting up to
+    /// [`MAX_STATUS_WAIT_SECS`] or what is left of `limit`, so the end is seen when it
+    /// happens), calling `progress` on every answer, then opens its result. A failed job is
+    /// an `Api` error with bb's reason (`cancelled` for one cancelled with
     /// [`Client::prove_cancel`]). A poll that does not reach the enclave (a `Transport`
-    /// error: a reset connection, a relay restarting) is retried with backoff: the job goes
-    /// on regardless. Only when `limit` passes does it give up, with [`ClientError::Timeout`];
-    /// that leaves the job running in the enclave: cancel it to free its place.
+    /// error: a reset connection, a relay restarting) is retried with backoff, and so is one
+    /// answered before its wait with the job still running (an enclave that does not
+    /// long-poll, or has no waiting place free): the job goes on regardless. Only when
+    /// `limit` passes does it give up, with [`ClientError::Timeout`]; that leaves the job
+    /// running in the enclave: cancel it to free its place.
     pub fn prove_wait(
         &self,
         job: &Job,
@@ -173,7 +193,11 @@ impl Client {
         let start = Instant::now();
         let mut delay = POLL_FIRST;
         let status = loop {
-            let waited = match self.prove_status(&job.submitted.id) {
+            let left = limit.saturating_sub(start.elapsed());
+            // Whole seconds (the query's unit), rounded down: never past `limit`.
+            let wait = left.as_secs().min(MAX_STATUS_WAIT_SECS.into()) as u32;
+            let asked = Instant::now();
+            let waited = match self.prove_status_wait(&job.submitted.id, wait) {
                 Ok(s) => {
                     progress(&s);
                     if s.sealed.is_some() {
@@ -193,11 +217,14 @@ impl Client {
                             s.id
                         )));
                     }
-                    format!("still {}", s.state)
+                    // The enclave held the poll for its whole wait: ask again at once.
+                    let held = wait > 0 && asked.elapsed() >= Duration::from_secs(wait.into());
+                    (format!("still {}", s.state), !held)
                 }
-                Err(ClientError::Transport(e)) => format!("its status unreachable ({e})"),
+                Err(ClientError::Transport(e)) => (format!("its status unreachable ({e})"), true),
                 Err(e) => return Err(e),
             };
+            let (waited, pause) = waited;
             if start.elapsed() > limit {
                 return Err(ClientError::Timeout(format!(
                     "job {} {waited} after {} s",
@@ -205,8 +232,12 @@ impl Client {
                     limit.as_secs()
                 )));
             }
-            std::thread::sleep(delay);
-            delay = (delay * 2).min(POLL_MAX);
+            if pause {
+                std::thread::sleep(delay.min(limit.saturating_sub(start.elapsed())));
+                delay = (delay * 2).min(POLL_MAX);
+            } else {
+                delay = POLL_FIRST;
+            }
         };
         let sealed = status.sealed.unwrap_or_default();
         let plain = Zeroizing::new(
@@ -242,38 +273,46 @@ impl Client {
 mod tests {
     use std::io::{Read, Write};
     use std::net::{TcpListener, TcpStream};
-    use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
 
     use sigil_protocol::prove::{JobState, seal_result};
     use sigil_protocol::wire::{Base64Bytes, Hex};
 
     use super::*;
 
-    /// Reads one request's head (a status poll has no body).
-    fn read_head(s: &mut TcpStream) {
+    /// Reads one request's head (a status poll has no body); returns its request line.
+    fn read_head(s: &mut TcpStream) -> String {
         let mut buf = Vec::new();
         let mut byte = [0u8; 1];
         while !buf.ends_with(b"\r\n\r\n") && s.read(&mut byte).is_ok_and(|n| n == 1) {
             buf.push(byte[0]);
         }
+        let head = String::from_utf8_lossy(&buf).into_owned();
+        head.lines().next().unwrap_or_default().to_string()
     }
 
-    /// A status endpoint that drops its first `drop_first` connections without an answer,
-    /// then answers every poll with `status`. Counts the connections it saw.
-    fn flaky_server(drop_first: usize, status: Vec<u8>) -> (String, Arc<AtomicUsize>) {
+    /// A status endpoint answering the `n`th connection (from 0) with `answer(n)`, at once;
+    /// `None` drops it unanswered. Keeps the request lines it saw.
+    fn status_server(
+        answer: impl Fn(usize) -> Option<Vec<u8>> + Send + 'static,
+    ) -> (String, Arc<Mutex<Vec<String>>>) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let seen = Arc::new(AtomicUsize::new(0));
-        let counter = seen.clone();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let lines = seen.clone();
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 let Ok(mut s) = conn else { continue };
-                let n = counter.fetch_add(1, Ordering::SeqCst);
-                read_head(&mut s);
-                if n < drop_first {
+                let line = read_head(&mut s);
+                let n = {
+                    let mut l = lines.lock().unwrap();
+                    l.push(line);
+                    l.len() - 1
+                };
+                let Some(status) = answer(n) else {
                     continue; // dropped: the connection closes unanswered
-                }
+                };
                 let head = format!(
                     "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
                     status.len()
@@ -281,6 +320,18 @@ mod tests {
                 let _ = s.write_all(head.as_bytes());
                 let _ = s.write_all(&status);
             }
+        });
+        (base, seen)
+    }
+
+    /// A status endpoint that drops its first `drop_first` connections without an answer,
+    /// then answers every poll with `status`. Counts the connections it saw.
+    fn flaky_server(drop_first: usize, status: Vec<u8>) -> (String, Arc<AtomicUsize>) {
+        let seen = Arc::new(AtomicUsize::new(0));
+        let counter = seen.clone();
+        let (base, _) = status_server(move |n| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            (n >= drop_first).then(|| status.clone())
         });
         (base, seen)
     }
@@ -334,6 +385,59 @@ mod tests {
             .expect("the wait outlives dropped connections");
         assert_eq!(proof.proof, b"proof");
         assert!(seen.load(Ordering::SeqCst) >= 4);
+    }
+
+    #[test]
+    fn every_poll_long_polls_and_one_answered_early_is_not_repeated_at_once() {
+        // An enclave that answers at once however long it is asked to wait (an older one, or
+        // one with every waiting place taken): the job runs for five polls, then has ended.
+        let (job, sealed) = job_and_sealed_status();
+        let running = serde_json::to_vec(&JobStatus {
+            id: job.submitted.id,
+            state: JobProgress::Running,
+            queue_position: None,
+            elapsed_ms: Some(1),
+            sealed: None,
+        })
+        .unwrap();
+        let (base, seen) = status_server(move |n| {
+            Some(if n < 5 {
+                running.clone()
+            } else {
+                sealed.clone()
+            })
+        });
+        let client = Client::new(&base).unwrap();
+        let mut answers = Vec::new();
+        let proof = client
+            .prove_wait(&job, Duration::from_secs(60), |s| answers.push(s.state))
+            .unwrap();
+        assert_eq!(proof.proof, b"proof");
+        // The progress callback saw every answer.
+        assert_eq!(answers.len(), 6);
+        assert_eq!(answers[0], JobProgress::Running);
+        assert_eq!(answers[5], JobProgress::Ended);
+        // Each poll asked to wait as long as a long-poll may (the limit is far off), and the
+        // early answers were followed by backoff, not by a busy loop: six polls in all.
+        let lines = seen.lock().unwrap();
+        assert_eq!(lines.len(), 6, "{lines:?}");
+        let want = format!(
+            "GET /v1/prove/{}?wait={MAX_STATUS_WAIT_SECS} HTTP/1.1",
+            job.submitted.id
+        );
+        assert!(lines.iter().all(|l| *l == want), "{lines:?}");
+    }
+
+    #[test]
+    fn a_long_poll_never_asks_to_wait_past_the_limit() {
+        let (job, sealed) = job_and_sealed_status();
+        let (base, seen) = status_server(move |_| Some(sealed.clone()));
+        let client = Client::new(&base).unwrap();
+        client
+            .prove_wait(&job, Duration::from_millis(3500), |_| {})
+            .unwrap();
+        let lines = seen.lock().unwrap();
+        assert!(lines[0].contains("?wait=3 "), "{lines:?}");
     }
 
     #[test]

@@ -7,7 +7,11 @@
 //!
 //! (a) bulk throughput: 256 MiB in total, over 1 and over 16 parallel connections; each
 //!     client writes its share and reads it back at the same time (a full-duplex echo), and
-//!     MB/s counts the payload once (bytes written by the clients / wall time).
+//!     MB/s counts the payload once (bytes written by the clients / wall time). Each shim row
+//!     also gives its percentage of the direct row of the same run, and the CPU time the
+//!     whole process (clients, echo server and shim) spent per GB: where all of them share
+//!     few cores the throughput ratio follows the CPU ratio, and the CPU figure depends much
+//!     less than MB/s on what else the machine is doing.
 //! (b) latency of a 64-byte request/response: on a persistent connection, and as
 //!     connect + request/response + orderly close per request.
 //! (c) the blob store over its Unix socket (`blobs::serve_conn`, as the tests run it):
@@ -15,7 +19,10 @@
 //!     values. Put includes both fsyncs (the file and the directory) before the reply.
 //!
 //! Set `SIGIL_BENCH_DIR` to put the blob store elsewhere (default: cargo's target tmp dir, so
-//! the fsyncs hit a real disk rather than a tmpfs `/tmp`).
+//! the fsyncs hit a real disk rather than a tmpfs `/tmp`). `SIGIL_BENCH_QUICK=1` runs every
+//! part briefly (16 MiB per bulk run, one run, a tenth of the round trips and blob
+//! operations: a smoke run for CI, numbers not meant to be compared); `SIGIL_BENCH_BULK_MIB`
+//! and `SIGIL_BENCH_BULK_REPS` set the bulk total and its number of runs (median) either way.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -35,16 +42,64 @@ mod common;
 use common::{random_bytes, serve_blobs};
 
 const MIB: usize = 1024 * 1024;
-const BULK_TOTAL: usize = 256 * MIB;
-const BULK_REPS: usize = 3;
 const CHUNK: usize = 64 * 1024;
 const SMALL: usize = 64;
-const PERSISTENT_N: usize = 20_000;
-const CONNECT_N: usize = 2_000;
-const BLOBS_PER_SIZE: usize = 200;
-const PUT_N: usize = 400;
-const GET_N: usize = 2_000;
-const LIST_N: usize = 500;
+
+/// How much each part runs (see the module comment for the environment variables).
+struct Sizes {
+    bulk_total: usize,
+    bulk_reps: usize,
+    persistent_n: usize,
+    connect_n: usize,
+    blobs_per_size: usize,
+    put_n: usize,
+    get_n: usize,
+    list_n: usize,
+}
+
+fn env_count(name: &str) -> Option<usize> {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+}
+
+impl Sizes {
+    fn from_env() -> Sizes {
+        let quick = std::env::var("SIGIL_BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0");
+        let full = Sizes {
+            bulk_total: 256 * MIB,
+            bulk_reps: 3,
+            persistent_n: 20_000,
+            connect_n: 2_000,
+            blobs_per_size: 200,
+            put_n: 400,
+            get_n: 2_000,
+            list_n: 500,
+        };
+        let mut s = if quick {
+            Sizes {
+                bulk_total: 16 * MIB,
+                bulk_reps: 1,
+                persistent_n: full.persistent_n / 10,
+                connect_n: full.connect_n / 10,
+                blobs_per_size: full.blobs_per_size / 10,
+                put_n: full.put_n / 10,
+                get_n: full.get_n / 10,
+                list_n: full.list_n / 10,
+            }
+        } else {
+            full
+        };
+        if let Some(mib) = env_count("SIGIL_BENCH_BULK_MIB") {
+            s.bulk_total = mib * MIB;
+        }
+        if let Some(reps) = env_count("SIGIL_BENCH_BULK_REPS") {
+            s.bulk_reps = reps;
+        }
+        s
+    }
+}
 
 // ---------------------------------------------------------------------------------------------
 // The echo servers (the enclave's stand-in) and the shim in front of them.
@@ -114,10 +169,32 @@ fn shim(upstream: Addr) -> String {
 // ---------------------------------------------------------------------------------------------
 // Measurements.
 
-/// Each of `conns` clients writes `BULK_TOTAL / conns` bytes and reads them back concurrently.
-/// Returns MB/s (10^6 bytes per second) of payload written.
-fn bulk(addr: &str, conns: usize, data: &Arc<Vec<u8>>) -> f64 {
-    let per = BULK_TOTAL / conns;
+/// CPU time (user + system) of this whole process so far, every thread counted, exited ones
+/// too: fields 14 and 15 of `/proc/self/stat`, in USER_HZ (100 per second on Linux).
+fn process_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The command name (field 2) may hold spaces: count fields after its closing parenthesis.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    Duration::from_millis(f.iter().sum::<u64>() * 10)
+}
+
+/// One bulk run's payload rate and the process's CPU time per GB of payload.
+struct Bulk {
+    mbps: f64,
+    cpu_per_gb: f64,
+}
+
+/// Each of `conns` clients writes `total / conns` bytes and reads them back concurrently.
+/// Returns MB/s (10^6 bytes per second) of payload written, and CPU seconds per 10^9 bytes.
+fn bulk(addr: &str, conns: usize, total: usize, data: &Arc<Vec<u8>>) -> Bulk {
+    let per = total / conns;
+    let cpu = process_cpu();
     let start = Instant::now();
     let handles: Vec<_> = (0..conns)
         .map(|_| {
@@ -155,7 +232,11 @@ fn bulk(addr: &str, conns: usize, data: &Arc<Vec<u8>>) -> f64 {
         h.join().unwrap();
     }
     let secs = start.elapsed().as_secs_f64();
-    BULK_TOTAL as f64 / secs / 1e6
+    let cpu = process_cpu().saturating_sub(cpu).as_secs_f64();
+    Bulk {
+        mbps: total as f64 / secs / 1e6,
+        cpu_per_gb: cpu / (total as f64 / 1e9),
+    }
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -198,12 +279,12 @@ fn timed(n: usize, mut f: impl FnMut(usize)) -> Stats {
     )
 }
 
-fn persistent_rtt(addr: &str) -> Stats {
+fn persistent_rtt(addr: &str, n: usize) -> Stats {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_nodelay(true).unwrap();
     let req = [0x5au8; SMALL];
     let mut resp = [0u8; SMALL];
-    timed(PERSISTENT_N, |_| {
+    timed(n, |_| {
         s.write_all(&req).unwrap();
         s.read_exact(&mut resp).unwrap();
     })
@@ -211,9 +292,9 @@ fn persistent_rtt(addr: &str) -> Stats {
 
 /// connect, 64 B out, 64 B back, shutdown(Write), read to EOF: the whole life of a
 /// one-request connection, including the shim's upstream connect and its teardown.
-fn connect_rtt(addr: &str) -> Stats {
+fn connect_rtt(addr: &str, n: usize) -> Stats {
     let req = [0xa5u8; SMALL];
-    timed(CONNECT_N, |_| {
+    timed(n, |_| {
         let mut s = TcpStream::connect(addr).unwrap();
         s.set_nodelay(true).unwrap();
         s.write_all(&req).unwrap();
@@ -253,11 +334,12 @@ struct BlobRows {
     list: Stats,
 }
 
-fn blob_bench(sock: &Path, size: usize) -> BlobRows {
+fn blob_bench(sock: &Path, size: usize, sz: &Sizes) -> BlobRows {
+    let blobs_per_size = sz.blobs_per_size;
     let mut s = UnixStream::connect(sock).unwrap();
     let prefix = format!("bench/{}k/", size / 1024);
     let data = random_bytes(size as u64, size);
-    let mut versions = vec![0u64; BLOBS_PER_SIZE];
+    let mut versions = vec![0u64; blobs_per_size];
     for (i, v) in versions.iter_mut().enumerate() {
         let r = call(
             &mut s,
@@ -271,8 +353,8 @@ fn blob_bench(sock: &Path, size: usize) -> BlobRows {
         *v = r.version.unwrap();
     }
     // Put: replace an existing blob (the common case: sealed state is rewritten), round robin.
-    let put = timed(PUT_N, |i| {
-        let k = i % BLOBS_PER_SIZE;
+    let put = timed(sz.put_n, |i| {
+        let k = i % blobs_per_size;
         let r = call(
             &mut s,
             &req(
@@ -284,19 +366,19 @@ fn blob_bench(sock: &Path, size: usize) -> BlobRows {
         );
         versions[k] = r.version.unwrap();
     });
-    let get = timed(GET_N, |i| {
-        let k = (i * 7919) % BLOBS_PER_SIZE;
+    let get = timed(sz.get_n, |i| {
+        let k = (i * 7919) % blobs_per_size;
         let r = call(
             &mut s,
             &req(Op::Get, Some(format!("{prefix}{k:04}")), None, None),
         );
         assert_eq!(r.data.as_ref().map(Vec::len), Some(size));
     });
-    let list = timed(LIST_N, |_| {
+    let list = timed(sz.list_n, |_| {
         let mut r = req(Op::List, None, None, None);
         r.prefix = Some(prefix.clone());
         let r = call(&mut s, &r);
-        assert_eq!(r.names.map(|n| n.len()), Some(BLOBS_PER_SIZE));
+        assert_eq!(r.names.map(|n| n.len()), Some(blobs_per_size));
     });
     BlobRows {
         size,
@@ -334,6 +416,7 @@ fn us(d: Duration) -> f64 {
 
 fn main() {
     let started = Instant::now();
+    let sz = Sizes::from_env();
     let cpus = thread::available_parallelism().map_or(0, |n| n.get());
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let load: Vec<&str> = load.split_whitespace().take(3).collect();
@@ -369,37 +452,81 @@ fn main() {
         ("shim TCP -> Unix echo", shim(Addr::Unix(unix_up.clone()))),
     ];
 
-    // (a) Throughput.
+    // (a) Throughput. The routes take turns within each round, so a change in the machine's
+    // load hits them alike; each shim run's ratio is to the direct run of the same round.
     let data = Arc::new(random_bytes(1, 4 * MIB));
     println!();
     println!(
-        "(a) bulk echo throughput, {} MiB total per run, median of {BULK_REPS} runs (MB/s = \
-         10^6 payload bytes/s, each byte also comes back)",
-        BULK_TOTAL / MIB
+        "(a) bulk echo throughput, {} MiB total per run, median of {} runs (MB/s = 10^6 payload \
+         bytes/s, each byte also comes back); % of direct = median over the rounds of shim / \
+         direct in the same round; CPU = CPU seconds of the whole process (clients, echo server \
+         and shim) per GB of payload",
+        sz.bulk_total / MIB,
+        sz.bulk_reps
     );
-    println!("{:<32} {:>14} {:>14}", "path", "1 conn", "16 conns");
-    for (name, addr) in &routes {
-        let mut cols = Vec::new();
-        for conns in [1, 16] {
-            let runs: Vec<f64> = (0..BULK_REPS).map(|_| bulk(addr, conns, &data)).collect();
-            cols.push(median(runs));
+    println!(
+        "{:<30} {:>9} {:>9} {:>7}   {:>9} {:>9} {:>7}",
+        "path", "1 conn", "% direct", "CPU s/GB", "16 conns", "% direct", "CPU s/GB"
+    );
+    let mut cells = vec![Vec::new(); routes.len()];
+    for conns in [1, 16] {
+        let rounds: Vec<Vec<Bulk>> = (0..sz.bulk_reps)
+            .map(|_| {
+                routes
+                    .iter()
+                    .map(|(_, addr)| bulk(addr, conns, sz.bulk_total, &data))
+                    .collect()
+            })
+            .collect();
+        for (r, cell) in cells.iter_mut().enumerate() {
+            let rate = median(rounds.iter().map(|round| round[r].mbps).collect());
+            let ratio = median(
+                rounds
+                    .iter()
+                    .map(|round| round[r].mbps / round[0].mbps)
+                    .collect(),
+            );
+            let cpu = median(rounds.iter().map(|round| round[r].cpu_per_gb).collect());
+            cell.push((rate, ratio, cpu));
         }
-        println!("{name:<32} {:>9.0} MB/s {:>9.0} MB/s", cols[0], cols[1]);
+    }
+    for (r, ((name, _), cell)) in routes.iter().zip(&cells).enumerate() {
+        let mut line = format!("{name:<30}");
+        for &(rate, ratio, cpu) in cell {
+            // The first route is the direct one, the reference.
+            let pct = if r == 0 {
+                String::new()
+            } else {
+                format!("{:.0} %", ratio * 100.0)
+            };
+            line += &format!(" {rate:>4.0} MB/s {pct:>9} {cpu:>8.2}  ");
+        }
+        println!("{}", line.trim_end());
+    }
+    // For scripts/bench's table (lower is better there: direct / shim; 90 % of direct is x1.11).
+    for ((name, _), cell) in routes.iter().zip(&cells).skip(1) {
+        for (&(_, ratio, _), conns) in cell.iter().zip([1, 16]) {
+            println!(
+                "ratio\t{:.2}\t<=x1.11\tbulk throughput, direct / {name}, {conns} conn(s)",
+                1.0 / ratio
+            );
+        }
     }
 
     // (b) Latency.
     println!();
     println!(
-        "(b) 64-byte request/response latency in microseconds (persistent: n={PERSISTENT_N} on \
-         one connection; per-connection: n={CONNECT_N} x connect, round trip, close)"
+        "(b) 64-byte request/response latency in microseconds (persistent: n={} on one \
+         connection; per-connection: n={} x connect, round trip, close)",
+        sz.persistent_n, sz.connect_n
     );
     println!(
         "{:<32} {:>9} {:>9} {:>9}   {:>9} {:>9} {:>9}",
         "path", "pers p50", "p99", "mean", "conn p50", "p99", "mean"
     );
     for (name, addr) in &routes {
-        let p = persistent_rtt(addr);
-        let c = connect_rtt(addr);
+        let p = persistent_rtt(addr, sz.persistent_n);
+        let c = connect_rtt(addr, sz.connect_n);
         println!(
             "{name:<32} {:>9.1} {:>9.1} {:>9.1}   {:>9.1} {:>9.1} {:>9.1}",
             us(p.p50),
@@ -419,7 +546,8 @@ fn main() {
     println!(
         "(c) blob store over its Unix socket, latency in microseconds, one client; put replaces \
          an existing blob and INCLUDES fsync of the file and of the directory; list returns \
-         {BLOBS_PER_SIZE} names; state dir on {}",
+         {} names; state dir on {}",
+        sz.blobs_per_size,
         fs_type(&state)
     );
     println!(
@@ -427,7 +555,7 @@ fn main() {
         "value", "op", "n", "p50", "p99", "mean"
     );
     for size in [1024, 64 * 1024] {
-        let rows = blob_bench(&sock, size);
+        let rows = blob_bench(&sock, size, &sz);
         for (op, s) in [("put", &rows.put), ("get", &rows.get), ("list", &rows.list)] {
             println!(
                 "{:<10} {op:<5} {:>6} {:>10.1} {:>10.1} {:>10.1}",

@@ -237,7 +237,11 @@ fn attestation_target(q: &crate::api::AttestationQuery) -> String {
 }
 
 fn prove_status_target(r: &JobRef) -> String {
-    format!("{}{}", crate::prove::PATH_PROVE_STATUS_PREFIX, r.id)
+    let path = format!("{}{}", crate::prove::PATH_PROVE_STATUS_PREFIX, r.id);
+    match r.wait {
+        Some(w) => format!("{path}?wait={w}"),
+        None => path,
+    }
 }
 
 macro_rules! method_str {
@@ -673,9 +677,17 @@ mod tests {
         );
         assert_eq!(
             ProveStatus::target(&JobRef {
-                id: crate::wire::Hex([0xab; 16])
+                id: crate::wire::Hex([0xab; 16]),
+                wait: None,
             }),
             format!("/v1/prove/{}", "ab".repeat(16))
+        );
+        assert_eq!(
+            ProveStatus::target(&JobRef {
+                id: crate::wire::Hex([0xab; 16]),
+                wait: Some(20),
+            }),
+            format!("/v1/prove/{}?wait=20", "ab".repeat(16))
         );
     }
 }

@@ -71,7 +71,7 @@ codes! {
     MalformedJson = "malformed_json", [400], "the (opened) body is not the endpoint's JSON request";
     InternalError = "internal_error", [500], "a bug: the answer could not be produced";
     // Attestation.
-    BadQuery = "bad_query", [400], "a query parameter other than one nonce";
+    BadQuery = "bad_query", [400], "a query parameter the endpoint does not take, or a bad value for one it does";
     BadNonce = "bad_nonce", [400], "the nonce is not hex";
     NonceTooLong = "nonce_too_long", [400], "the nonce exceeds the attestation limit";
     NsmFailed = "nsm_failed", [503], "the NSM did not produce a document";

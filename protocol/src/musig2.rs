@@ -696,12 +696,17 @@ pub struct NoncesView {
     pub participants: Vec<ParticipantNoncesView>,
 }
 
-/// The aggregated nonces (one per message) and the round id partial signatures cite.
+/// The aggregated nonces (one per message) and the round id partial signatures cite, with
+/// the public nonces of the participants this enclave holds (what `sessions/nonces` answers):
+/// an external signer checks the aggregate against them without a second request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoundView {
     pub session: Hex32,
     pub round_id: Hex32,
     pub aggregated_nonces: Vec<Nonce>,
+    /// Absent from enclaves older than this field: fetch `sessions/nonces` then.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nonces: Vec<ParticipantNoncesView>,
 }
 
 /// The peer-message protocol name of MuSig2 sessions that span enclaves.

@@ -4,12 +4,14 @@
 //! - `POST /v1/prove` (encapsulated [`ProveRequest`]) queues a job and answers (sealed) with
 //!   a [`Submitted`]: the job id, and how many CRS points the circuit needs.
 //! - `GET /v1/prove/{id}` answers a [`JobStatus`] in the clear (queued, running or ended,
-//!   queue position, time running: nothing about the inputs or the outcome). Once the job has
-//!   ended, `sealed` carries the [`JobResult`] (done or failed; proof, public inputs,
-//!   verification key, timings, or the failure), padded to [`RESULT_PAD`] (chonk:
-//!   [`RESULT_PAD_CHONK`]), under
-//!   AES-256-GCM with the client's `result_key`, which only the client and the enclave know:
-//!   the parent can neither read the result nor forge one.
+//!   queue position, time running: nothing about the inputs or the outcome); with
+//!   `?wait=SECONDS` (a long-poll, see [`JobRef::wait`]) only once the job has ended or the
+//!   seconds have passed, so a client learns of the end at once instead of at its next poll.
+//!   Once the job has ended, `sealed` carries the [`JobResult`] (done or failed; proof,
+//!   public inputs, verification key, timings, or the failure), padded to [`RESULT_PAD`]
+//!   (chonk: [`RESULT_PAD_CHONK`]), under AES-256-GCM with the client's `result_key`, which
+//!   only the client and the enclave know: the parent can neither read the result nor forge
+//!   one.
 //!
 //! - `POST /v1/prove/cancel` (encapsulated [`CancelRequest`]) ends a queued or running job:
 //!   its status becomes `cancelled`, with no sealed result (the client that cancelled it
@@ -149,11 +151,24 @@ pub struct Submitted {
     pub inputs_sha256: Hex32,
 }
 
-/// What `GET /v1/prove/{id}` asks for: the job id travels in the path.
+/// What `GET /v1/prove/{id}[?wait=SECONDS]` asks for: the job id travels in the path, the
+/// long-poll in the query.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobRef {
     pub id: Id,
+    /// Long-poll: the enclave answers when the job has ended (`ended` or `cancelled`) or when
+    /// this many seconds have passed, whichever comes first; absent or 0, at once. At most
+    /// [`MAX_STATUS_WAIT_SECS`] (more is refused with `bad_query`). The answer is the same
+    /// [`JobStatus`] either way; an enclave short of waiting places answers at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait: Option<u32>,
 }
+
+/// Longest long-poll of `GET /v1/prove/{id}?wait=SECONDS`. Below the enclave's default
+/// whole-request deadline (30 s, `Limits::request_timeout`), leaving 10 s to send a result,
+/// below the client library's 30 s request timeout, and far below the shim's default idle
+/// timeout (300 s), so neither cuts a long-poll.
+pub const MAX_STATUS_WAIT_SECS: u32 = 20;
 
 /// `GET /v1/prove/{id}`. Threat: the parent reads every status (it relays them in the
 /// clear); it must not learn whether a witness satisfied its circuit, nor how long bb took.

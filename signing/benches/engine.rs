@@ -10,8 +10,11 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
+use musig2::secp::{Point, Scalar};
+use musig2::{AggNonce, KeyAggContext, PartialSignature, SecNonce};
 use sigil_signing::{
     AggregateInfo, AggregateSpec, Engine, KeyOrder, MemoryRecords, ParticipantSpec, SessionState,
+    verify_bip340,
 };
 
 struct Timing {
@@ -114,6 +117,98 @@ fn one(
     }
 }
 
+/// The curve work one session cannot avoid, done directly with the engine's own libraries
+/// (musig2 on secp256k1, k256 for BIP-340) and nothing else: no records, no session table, no
+/// digests or encodings. What the engine must do per session: aggregate the three keys and
+/// apply the taproot tweak (create), verify the two owners' BIP-340 approvals, generate a
+/// nonce pair for each held key (BIP-327 NonceGen, two base-point multiplications each), sum
+/// the three public nonces, sign for each held key (the musig2 crate verifies each partial
+/// signature it makes), verify the external participant's partial signature, aggregate and
+/// verify the final BIP-340 signature. The external signer's own work is outside the timing.
+struct Floor {
+    held: [Scalar; 2],
+    points: Vec<Point>,
+    owners: [Owner; 2],
+    ext: Scalar,
+}
+
+impl Floor {
+    fn new() -> Floor {
+        let held = [
+            Scalar::try_from(bytes32("floor-held", 1)).unwrap(),
+            Scalar::try_from(bytes32("floor-held", 2)).unwrap(),
+        ];
+        let ext = Scalar::try_from(bytes32("floor-ext", 3)).unwrap();
+        let points = vec![
+            held[0].base_point_mul(),
+            held[1].base_point_mul(),
+            ext.base_point_mul(),
+        ];
+        Floor {
+            held,
+            points,
+            owners: [Owner::new(11), Owner::new(12)],
+            ext,
+        }
+    }
+
+    fn session(&self, i: u64) -> Duration {
+        let msg = bytes32("floor-sighash", i);
+        let digest = bytes32("floor-digest", i);
+        let approvals = [
+            self.owners[0].approve(&digest),
+            self.owners[1].approve(&digest),
+        ];
+        let owner_keys = [self.owners[0].xonly(), self.owners[1].xonly()];
+        let mut timed = Duration::ZERO;
+
+        let t = Instant::now();
+        let ctx = KeyAggContext::new(self.points.clone())
+            .unwrap()
+            .with_unspendable_taproot_tweak()
+            .unwrap();
+        for (k, sig) in owner_keys.iter().zip(&approvals) {
+            assert!(verify_bip340(k, &digest, sig));
+        }
+        let output: Point = ctx.aggregated_pubkey();
+        let secnonces: Vec<SecNonce> = (0..2)
+            .map(|j| {
+                SecNonce::build_with_seckey(
+                    bytes32("floor-nonce", i * 2 + j),
+                    self.held[j as usize],
+                )
+                .with_aggregated_pubkey(output)
+                .with_message(&msg)
+                .build()
+            })
+            .collect();
+        let mut pubnonces: Vec<_> = secnonces.iter().map(SecNonce::public_nonce).collect();
+        timed += t.elapsed();
+
+        // The external signer's nonce and partial signature (its own work, not timed).
+        let ext_secnonce =
+            SecNonce::build_with_seckey(bytes32("floor-ext-nonce", i), self.ext).build();
+        let ext_pubnonce = ext_secnonce.public_nonce();
+        pubnonces.push(ext_pubnonce.clone());
+        let agg = AggNonce::sum(&pubnonces);
+        let ext_psig: PartialSignature =
+            musig2::sign_partial(&ctx, self.ext, ext_secnonce, &agg, msg).unwrap();
+
+        let t = Instant::now();
+        let agg = AggNonce::sum(&pubnonces);
+        let mut psigs: Vec<PartialSignature> = secnonces
+            .into_iter()
+            .zip(&self.held)
+            .map(|(n, k)| musig2::sign_partial(&ctx, *k, n, &agg, msg).unwrap())
+            .collect();
+        musig2::verify_partial(&ctx, ext_psig, &agg, self.points[2], &ext_pubnonce, msg).unwrap();
+        psigs.push(ext_psig);
+        let sig: [u8; 64] = musig2::aggregate_partial_signatures(&ctx, &agg, psigs, msg).unwrap();
+        assert!(verify_bip340(&output.serialize_xonly(), &msg, &sig));
+        timed + t.elapsed()
+    }
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i]
@@ -169,6 +264,25 @@ fn main() {
     println!(
         "sequential throughput: {:.1} sessions/s end to end",
         n as f64 / wall.as_secs_f64()
+    );
+
+    // The floor, measured in the same run: the curve operations alone.
+    let floor = Floor::new();
+    for i in 0..20 {
+        floor.session(i);
+    }
+    let floors: Vec<Duration> = (0..n).map(|i| floor.session(1000 + i)).collect();
+    let mut engine_only: Vec<Duration> = timings.iter().map(|t| t.engine).collect();
+    engine_only.sort();
+    let mut sorted_floor = floors.clone();
+    sorted_floor.sort();
+    report("floor: the curve operations alone", floors);
+    let over_floor =
+        percentile(&engine_only, 0.5).as_secs_f64() / percentile(&sorted_floor, 0.5).as_secs_f64();
+    println!("engine / floor (p50): x{over_floor:.2}");
+    // For scripts/bench's table.
+    println!(
+        "ratio\t{over_floor:.2}\t<=x1.5\tMuSig2 engine time per session / its curve operations (p50)"
     );
 
     // Two threads sharing one engine (the machine has 2 cores): sessions on different threads

@@ -1,7 +1,7 @@
 #![doc = include_str!("../README.md")]
 // The point of this crate: the system calls that need `unsafe` (AF_VSOCK, poll, signal masks,
-// rlimits before exec) are written once here, each block with its SAFETY argument, so every
-// other crate can deny `unsafe_code`.
+// rlimits before exec, splice) are written once here, each block with its SAFETY argument, so
+// every other crate can deny `unsafe_code`.
 #![allow(unsafe_code)]
 
 /// `AsFd` through the descriptor in field `$field`, and `AsRawFd` through `AsFd`.
@@ -51,6 +51,7 @@ pub mod poll;
 pub mod process;
 pub mod sandbox;
 pub mod signals;
+pub mod splice;
 pub mod vsock;
 
 pub use addr::{Addr, AddrError, VsockAddr};

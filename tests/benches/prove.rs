@@ -15,13 +15,17 @@
 //! the host with `bb verify`.
 //!
 //! The end-to-end time is given twice: with the client library's `prove_wait` (what the
-//! `sigil` CLI sees: polls back off 100 ms, 200 ms, 400 ms, ... up to 2 s, so the result is
-//! noticed late), and with status polls every 10 ms (what the service itself costs).
+//! `sigil` CLI sees: long-polls, `GET /v1/prove/{id}?wait=20`, which the enclave answers when
+//! the job ends), and with status polls every 10 ms (what the service itself costs). Both are
+//! compared with bare `bb prove` for each fixture, and the summary at the end puts the CLI's
+//! (library's) ratios for tiny and large side by side.
 //!
 //! Needs release binaries of the same target directory as this bench and bb:
 //! `scripts/fetch-bb`, `cargo build --release -p sigil-enclave -p sigil-shim`, then
-//! `cargo bench -p sigil-e2e --bench prove`. `SIGIL_BENCH_SUBMISSIONS` sets the number of
-//! measured tiny submissions for the job API latencies (default 20).
+//! `cargo bench -p sigil-e2e --bench prove`. `SIGIL_BENCH_RUNS` sets the measured runs per
+//! fixture and side (default 5 for tiny, 3 for large), `SIGIL_BENCH_SUBMISSIONS` the number of
+//! measured tiny submissions for the job API latencies (default 20): a brief run (CI) is
+//! `SIGIL_BENCH_RUNS=1 SIGIL_BENCH_SUBMISSIONS=1`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -38,7 +42,7 @@ use release::{
 };
 use sigil_e2e::{fixture, workspace};
 
-/// Measured runs per fixture (after one warm-up run each).
+/// Measured runs per fixture (after one warm-up run each), unless `SIGIL_BENCH_RUNS` says.
 const FIXTURES: &[(&str, usize)] = &[("tiny", 5), ("large", 3)];
 /// Status poll interval of the "tight" end-to-end measurement.
 const POLL: Duration = Duration::from_millis(10);
@@ -312,7 +316,8 @@ fn finish(
     }
 }
 
-/// A job as the client library runs it: submit, `prove_wait` (backing-off polls), open.
+/// A job as the client library (and so the CLI) runs it: submit, `prove_wait` (long-polls),
+/// open.
 fn job_client_wait(c: &Client, e: &AttestedEnclave, inputs: &Inputs) -> JobTiming {
     let start = Instant::now();
     let (job, submit) = submit(c, e, inputs);
@@ -398,6 +403,7 @@ struct FixtureResult {
 
 fn main() {
     let submissions: usize = env_count("SIGIL_BENCH_SUBMISSIONS", 20);
+    let runs_override: usize = env_count("SIGIL_BENCH_RUNS", 0);
     let (enclave_bin, enclave_kind) = enclave_bin();
     let shim_bin = shim_bin();
     let bb = bb_bin();
@@ -428,7 +434,8 @@ fn main() {
     );
     println!(
         "service: sigil-shim (CRS in its blob store) + sigil-enclave --bb; HPKE-sealed POST \
-         /v1/prove, GET /v1/prove/{{id}} polls, result opened;\n         prove_ms is the \
+         /v1/prove, GET /v1/prove/{{id}} polls (10 ms) or long-polls (prove_wait, as the CLI), \
+         result opened;\n         prove_ms is the \
          enclave's own time for bb gates + prove + verify;\n         one warm-up run per \
          fixture and side, then the sides take turns in each round"
     );
@@ -442,6 +449,11 @@ fn main() {
 
     let mut results = Vec::new();
     for &(name, runs) in FIXTURES {
+        let runs = if runs_override > 0 {
+            runs_override
+        } else {
+            runs
+        };
         let inputs = Inputs::read(name);
         // Warm-up of both sides (CRS in the page cache), the service's proof checked on the
         // host.
@@ -521,7 +533,7 @@ fn main() {
         let tight: Vec<Duration> = r.tight.iter().map(|j| j.total).collect();
         row_med("service end to end, polls every 10 ms", &tight);
         let wait: Vec<Duration> = r.wait.iter().map(|j| j.total).collect();
-        row_med("service end to end, client prove_wait (backoff)", &wait);
+        row_med("service end to end, client prove_wait (long-poll)", &wait);
         let bare_p = ms(median(&r.bare.prove));
         println!(
             "  ratio service / bare prove (medians): x{:.2} with 10 ms polls, x{:.2} with \
@@ -536,6 +548,21 @@ fn main() {
         );
         println!();
     }
+
+    println!(
+        "-- summary: proving through the CLI (client library prove_wait, long-poll) vs bare bb \
+         prove, medians --"
+    );
+    for r in &results {
+        let wait: Vec<Duration> = r.wait.iter().map(|j| j.total).collect();
+        let (cli, bare) = (ms(median(&wait)), ms(median(&r.bare.prove)));
+        println!(
+            "  {:<6} CLI {cli:>9.1} ms   bare bb {bare:>9.1} ms   x{:.2}",
+            r.name,
+            cli / bare
+        );
+    }
+    println!();
 
     println!("-- job API latency (tiny; each job finished before the next submission) --");
     println!(

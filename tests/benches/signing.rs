@@ -10,7 +10,7 @@
 //! The in-process side runs the same session shape on an `Engine<MemoryRecords>` in this
 //! process, with the same owner keys and the external participant signing with the musig2
 //! crate directly. The ratio of the two is what the service costs on top of the MuSig2 work:
-//! HPKE-encapsulated requests over loopback HTTP (one connection per request), JSON, the
+//! HPKE-encapsulated requests over loopback HTTP (one kept-alive connection per client), JSON, the
 //! attested client's checks.
 //!
 //! Needs release binaries of the same target directory as this bench:
@@ -132,14 +132,33 @@ fn setup_http(c: &Client, e: &AttestedEnclave, p: &Parties) -> AggregateView {
     .expect("create the aggregate")
 }
 
-/// One session through the API, start to verified signature; returns its latency.
+/// The requests of one session through the API, in order: each step's time is recorded.
+const STEPS: [&str; 6] = [
+    "create",
+    "external nonces",
+    "approve (1st)",
+    "approve (2nd: engine nonces)",
+    "round (with engine nonces)",
+    "partial sig (-> final sig)",
+];
+
+/// One session through the API, start to verified signature: its latency and each request's.
 fn http_session(
     c: &Client,
     e: &AttestedEnclave,
     p: &Parties,
     agg: &AggregateView,
     msg: [u8; 32],
-) -> Duration {
+) -> (Duration, [Duration; 6]) {
+    let mut steps = [Duration::ZERO; 6];
+    let mut step = 0;
+    let mut last = Instant::now();
+    let mut mark = || {
+        let now = Instant::now();
+        steps[step] = now - last;
+        step += 1;
+        last = now;
+    };
     let msg_hex = HexBytes(msg.to_vec());
     let start = Instant::now();
     let request = sigil_client::musig2::SessionSpec {
@@ -154,29 +173,33 @@ fn http_session(
     let s: SessionView = c
         .musig2_create_session(e, &p.alice, &request)
         .expect("create a session");
+    mark();
     // The external signer joins (fresh nonces) and sends its nonces.
     let mut part = p.external.join(&s).expect("join");
     c.musig2_submit_nonces(e, &s.id, part.index(), &part.public_nonces())
         .expect("submit nonces");
+    mark();
     // Each owner checks the session against what it asked for and approves (the digest is
     // computed client-side from that).
     let expected = ExpectedSession::of_request(s.id, agg, &request);
     for owner in [&p.alice, &p.bob] {
         c.musig2_approve(e, owner, &s, &expected).expect("approve");
+        mark();
     }
+    // The engine's nonces come with the round: checked against it and ours.
     let round = c.musig2_round(e, &s.id).expect("round");
-    let engine_nonces = c.musig2_nonces(e, &s.id).expect("engine nonces");
-    part.check_round(&engine_nonces, &round)
+    mark();
+    part.check_round(&round.nonces, &round)
         .expect("round check");
     let psigs = part.sign(&round).expect("partial signatures");
     let st = c
         .musig2_submit_partial_signatures(e, &s.id, &round.round_id, part.index(), &psigs)
         .expect("submit partial signatures");
     assert_eq!(st.state, "completed", "{st:?}");
-    // The final signature, fetched and verified.
-    let view = c.musig2_session(e, &s.id).expect("session");
+    mark();
+    // The final signature comes with the last partial signature's answer: verified.
     let elapsed = start.elapsed();
-    let s0 = &view.status.signatures[0];
+    let s0 = &st.signatures[0];
     assert_eq!(s0.output_key, agg.output_xonly);
     let key = s0.output_key.0;
     let sig = s0.signature.expect("a BIP-340 signature").0;
@@ -184,7 +207,7 @@ fn http_session(
         verify_bip340(&key, &msg, &sig),
         "the final signature verifies"
     );
-    elapsed
+    (elapsed, steps)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -427,12 +450,12 @@ fn main() {
     println!("shim:    {}", shim_bin.display());
     println!(
         "session: 3-party MuSig2 (2 held keys, owners approve + 1 external signer), taproot \
-         output, 1 message;\n         create -> ext nonces -> 2 approvals -> round + engine \
-         nonces -> partial sig -> final sig fetched + verified"
+         output, 1 message;\n         create -> ext nonces -> 2 approvals -> round (with engine \
+         nonces) -> partial sig (answer holds the final sig, verified)"
     );
     println!(
         "service: KMS (dev) + sigil-shim + sigil-enclave, HPKE-sealed requests over loopback \
-         HTTP, one connection per request"
+         HTTP, one kept-alive connection per client"
     );
     println!();
 
@@ -471,9 +494,9 @@ fn main() {
         http_session(&client, &enclave, &parties, &agg, message(98, i));
     }
     let start = Instant::now();
-    let http: Vec<Duration> = (0..n_http)
+    let (http, steps): (Vec<Duration>, Vec<[Duration; 6]>) = (0..n_http)
         .map(|i| http_session(&client, &enclave, &parties, &agg, message(1, i)))
-        .collect();
+        .unzip();
     let http_seq_tput = n_http as f64 / start.elapsed().as_secs_f64();
     let http_seq = stats(http);
 
@@ -503,12 +526,18 @@ fn main() {
         1.0 / local_engine.mean.as_secs_f64(),
     );
 
+    println!("  per request (p50 ms):");
+    for (i, name) in STEPS.iter().enumerate() {
+        let s = stats(steps.iter().map(|s| s[i]).collect());
+        println!("    {name:<40} {:>9.3}", ms(s.p50));
+    }
+
     let mut ratios = vec![(
         "1".to_string(),
         ms(http_seq.p50) / ms(local_total.p50),
         local_seq_tput / http_seq_tput,
     )];
-    for threads in [2u64, 3, 4] {
+    for threads in [2u64, 4, 8] {
         println!("-- {threads} concurrent clients --");
         drain_sessions();
         let per_thread = n_http / threads;
@@ -516,7 +545,7 @@ fn main() {
             threads,
             per_thread,
             |_| attest(&endpoint),
-            |(c, e), t, i| http_session(c, e, &parties, &agg, message(10 * threads + t, i)),
+            |(c, e), t, i| http_session(c, e, &parties, &agg, message(10 * threads + t, i)).0,
         );
         let h = stats(lat);
         row(
@@ -553,6 +582,18 @@ fn main() {
     }
 
     println!();
+    for (clients, lat, tput) in &ratios {
+        release::ratio(
+            *lat,
+            Some(1.3),
+            &format!("MuSig2 session p50 latency, HTTP API / in-process, {clients} client(s)"),
+        );
+        release::ratio(
+            *tput,
+            Some(1.3),
+            &format!("MuSig2 sessions/s, in-process / HTTP API, {clients} client(s)"),
+        );
+    }
     println!("service overhead (HTTP API / in-process):");
     for (clients, lat, tput) in &ratios {
         println!(
@@ -561,7 +602,7 @@ fn main() {
         );
     }
     println!(
-        "  HTTP p50 minus in-process p50 (sequential): {:.3} ms per session (8 requests)",
+        "  HTTP p50 minus in-process p50 (sequential): {:.3} ms per session (6 requests)",
         ms(http_seq.p50) - ms(local_total.p50)
     );
     drop(deployment);

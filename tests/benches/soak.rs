@@ -417,8 +417,7 @@ fn session(c: &Client, e: &AttestedEnclave, s: &Signing, msg: [u8; 32]) -> Resul
         c.musig2_approve(e, owner, &view, &expected).map_err(err)?;
     }
     let round = c.musig2_round(e, &view.id).map_err(err)?;
-    let engine_nonces = c.musig2_nonces(e, &view.id).map_err(err)?;
-    part.check_round(&engine_nonces, &round).map_err(err)?;
+    part.check_round(&round.nonces, &round).map_err(err)?;
     let psigs = part.sign(&round).map_err(err)?;
     let st = c
         .musig2_submit_partial_signatures(e, &view.id, &round.round_id, part.index(), &psigs)

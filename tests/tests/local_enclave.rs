@@ -471,3 +471,95 @@ fn request_bodies_in_flight_share_one_budget() {
         thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// Reads one HTTP response (head and `Content-Length` body) from `s`: (status, head, body).
+fn read_one(s: &mut TcpStream) -> (u16, String, Vec<u8>) {
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        assert_eq!(
+            s.read(&mut byte).expect("read a head"),
+            1,
+            "closed mid-head"
+        );
+        buf.push(byte[0]);
+    }
+    let head = String::from_utf8(buf).unwrap().to_ascii_lowercase();
+    let status = head[9..12].parse().unwrap();
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length: "))
+        .map_or(0, |v| v.trim().parse().unwrap());
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body).unwrap();
+    (status, head, body)
+}
+
+/// The connection is closed by the enclave: EOF, nothing more.
+fn closed(s: &mut TcpStream) -> bool {
+    let mut rest = Vec::new();
+    matches!(s.read_to_end(&mut rest), Ok(0))
+}
+
+#[test]
+fn keep_alive_serves_requests_in_turn_and_closes_when_it_must() {
+    let e = Enclave::start(&["--max-body", "4096"]);
+    let connect = || {
+        let s = TcpStream::connect(&e.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        s
+    };
+    const HEALTH: &[u8] = b"GET /v1/health HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n";
+    const JUNK_PING: &[u8] = b"POST /v1/ping HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\nContent-Type: application/sigil-encapsulated\r\nContent-Length: 5\r\n\r\nhello";
+
+    // Asked for: one connection carries request after request, errors included, each
+    // answered in order and told how long the connection is kept.
+    let mut s = connect();
+    for _ in 0..3 {
+        s.write_all(HEALTH).unwrap();
+        let (status, head, body) = read_one(&mut s);
+        assert_eq!(status, 200);
+        assert!(head.contains("keep-alive: timeout="), "{head}");
+        assert!(!head.contains("connection: close"), "{head}");
+        assert!(String::from_utf8_lossy(&body).contains("\"ok\""));
+        s.write_all(JUNK_PING).unwrap();
+        let (status, _, body) = read_one(&mut s);
+        assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
+    }
+    // Pipelined: three requests in one write get three answers, in order.
+    s.write_all(&[HEALTH, JUNK_PING, HEALTH].concat()).unwrap();
+    let statuses: Vec<u16> = (0..3).map(|_| read_one(&mut s).0).collect();
+    assert_eq!(statuses, [200, 400, 200]);
+    // A bad head on a kept connection: its error, then the connection ends.
+    s.write_all(b"GET\r\n\r\n").unwrap();
+    let (status, _, _) = read_one(&mut s);
+    assert_eq!(status, 400);
+    assert!(closed(&mut s));
+
+    // Not asked for (a script reading to the end), or asked to close: one answer, then EOF.
+    for head in [
+        &b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n"[..],
+        b"GET /v1/health HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, close\r\n\r\n",
+        b"GET /v1/health HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+    ] {
+        let mut s = connect();
+        s.write_all(head).unwrap();
+        assert_eq!(read_one(&mut s).0, 200);
+        assert!(closed(&mut s), "{}", String::from_utf8_lossy(head));
+    }
+
+    // A body refused before it was read leaves the connection out of step: after the 413
+    // the enclave closes instead of reading the rest of the body as the next request.
+    let mut s = connect();
+    s.write_all(b"POST /v1/ping HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\nContent-Type: application/sigil-encapsulated\r\nContent-Length: 100000\r\n\r\nGET /v1/health HTTP/1.1\r\n\r\n").unwrap();
+    assert_eq!(read_one(&mut s).0, 413);
+    assert!(closed(&mut s));
+
+    // The Rust client reuses its connection: many calls, all answered.
+    let client = Client::new(&e.endpoint()).unwrap();
+    let enclave = client.attest(test_root_policy()).unwrap();
+    for i in 0..20 {
+        let r = client.ping(&enclave, &format!("ping {i}")).unwrap();
+        assert_eq!(r.message, format!("ping {i}"));
+    }
+}

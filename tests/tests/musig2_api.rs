@@ -247,8 +247,10 @@ fn three_party_sessions_through_the_api_and_the_cli() {
     assert_eq!(st.missing_partial_signatures, vec![2]);
 
     let round = c.musig2_round(&e, &s.id).unwrap();
+    // The round carries what sessions/nonces answers.
     let engine_nonces = c.musig2_nonces(&e, &s.id).unwrap();
-    part.check_round(&engine_nonces, &round).unwrap();
+    assert_eq!(round.nonces, engine_nonces.participants);
+    part.check_round(&round.nonces, &round).unwrap();
     let psigs = part.sign(&round).unwrap();
     // Spent nonces cannot sign again.
     assert!(part.sign(&round).is_err());

@@ -934,3 +934,188 @@ fn a_cancelled_chonk_job_is_answered_sealed_and_keeps_no_result() {
     );
     assert!(s.leftover_job_dirs().is_empty());
 }
+
+/// `GET /v1/prove/{id}?wait=SECONDS` as it comes back: HTTP status, the JSON, and how long it
+/// took.
+fn long_poll(endpoint: &str, id: &str, query: &str) -> (u16, serde_json::Value, Duration) {
+    let t = Instant::now();
+    let mut resp = ureq::get(format!("{endpoint}/v1/prove/{id}?{query}"))
+        .config()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .call()
+        .unwrap();
+    let status = resp.status().as_u16();
+    let body = resp.body_mut().read_to_string().unwrap();
+    (status, serde_json::from_str(&body).unwrap(), t.elapsed())
+}
+
+#[test]
+fn a_long_poll_answers_when_the_job_ends_or_when_its_wait_runs_out() {
+    // One worker, stalled on `large` until it is cancelled; `tiny` waits behind it.
+    let stall = format!("72.{}", std::process::id());
+    let s = Setup::stalling(
+        "long-poll",
+        &stall,
+        r#""time_limit_secs": 300, "workers": 1, "max_queue": 2"#,
+    );
+    s.wait_crs(true);
+    let endpoint = s.endpoint();
+    let (c, e) = attest(&endpoint);
+    let read = |n: &str, f: &str| std::fs::read(fixture(n, f)).unwrap();
+    let submit = |name: &str| {
+        c.prove_submit(
+            &e,
+            &read(name, "target.json"),
+            &read(name, "witness.gz"),
+            "default",
+        )
+        .unwrap()
+    };
+    let running = submit("large");
+    let start = Instant::now();
+    while stalled_processes(&stall) == 0 {
+        assert!(start.elapsed() < Duration::from_secs(60), "bb never ran");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let queued = submit("tiny");
+    let (run_id, queued_id) = (
+        running.submitted.id.to_string(),
+        queued.submitted.id.to_string(),
+    );
+
+    // A bad wait is refused, with its code; so is any other parameter.
+    for q in [
+        "wait=21",
+        "wait=abc",
+        "wait=-1",
+        "wait=",
+        "wait=1&wait=1",
+        "until=5",
+    ] {
+        let (status, body, _) = long_poll(&endpoint, &run_id, q);
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (400, Some("bad_query")),
+            "{q}: {body}"
+        );
+    }
+    // An unknown job is answered at once, as without a wait.
+    let (status, body, took) = long_poll(&endpoint, &"ab".repeat(16), "wait=20");
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("unknown_job"))
+    );
+    assert!(took < Duration::from_secs(20), "{took:?}");
+
+    // The wait runs out first: the job as it is, still running.
+    let (status, body, took) = long_poll(&endpoint, &run_id, "wait=1");
+    assert_eq!(
+        (status, body["state"].as_str()),
+        (200, Some("running")),
+        "{body}"
+    );
+    assert!(took >= Duration::from_secs(1), "{took:?}");
+    assert!(body.get("sealed").is_none());
+
+    // A long-poll of each job: the running one's answers when the job is cancelled, the
+    // queued one's once `tiny` has proved after the cancellation freed the worker (ended,
+    // with the result sealed to its client); both long before their wait.
+    let poll = |id: &str| {
+        let (endpoint, id) = (endpoint.clone(), id.to_string());
+        std::thread::spawn(move || long_poll(&endpoint, &id, "wait=20"))
+    };
+    let (run_poll, queued_poll) = (poll(&run_id), poll(&queued_id));
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(c.prove_cancel(&e, &running).unwrap().cancelled);
+    let (status, body, took) = run_poll.join().unwrap();
+    assert_eq!(
+        (status, body["state"].as_str()),
+        (200, Some("cancelled")),
+        "{body}"
+    );
+    assert!(took < Duration::from_secs(20), "{took:?}");
+    let (status, body, took) = queued_poll.join().unwrap();
+    assert_eq!(
+        (status, body["state"].as_str()),
+        (200, Some("ended")),
+        "{body}"
+    );
+    assert!(body["sealed"].is_string(), "{body}");
+    assert!(took < Duration::from_secs(20), "{took:?}");
+    // The long-poll's answer is the status: the client opens the same result from it.
+    let p = c
+        .prove_wait(&queued, Duration::from_secs(60), |_| {})
+        .unwrap();
+    assert!(!p.proof.is_empty());
+    // An ended job's long-poll is answered at once.
+    let (status, body, took) = long_poll(&endpoint, &queued_id, "wait=20");
+    assert_eq!((status, body["state"].as_str()), (200, Some("ended")));
+    assert!(took < Duration::from_secs(20), "{took:?}");
+
+    // Waiting places are bounded: five long-polls of a running job from one client, which
+    // has four (MAX_WAITERS_PER_SOURCE; every connection here is of the same unknown source).
+    // The fifth to come is answered at once, still running; the four others when the job
+    // ends.
+    let stalled = submit("large");
+    let start = Instant::now();
+    while stalled_processes(&stall) == 0 {
+        assert!(start.elapsed() < Duration::from_secs(60), "bb never ran");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    for _ in 0..5 {
+        let (tx, endpoint, id) = (
+            tx.clone(),
+            endpoint.clone(),
+            stalled.submitted.id.to_string(),
+        );
+        std::thread::spawn(move || tx.send(long_poll(&endpoint, &id, "wait=20")).unwrap());
+    }
+    let (status, body, took) = rx
+        .recv_timeout(Duration::from_secs(15))
+        .expect("one answered at once");
+    assert_eq!(
+        (status, body["state"].as_str()),
+        (200, Some("running")),
+        "{body}"
+    );
+    assert!(took < Duration::from_secs(15), "{took:?}");
+    assert!(c.prove_cancel(&e, &stalled).unwrap().cancelled);
+    for _ in 0..4 {
+        let (status, body, took) = rx.recv_timeout(Duration::from_secs(30)).unwrap();
+        assert_eq!(
+            (status, body["state"].as_str()),
+            (200, Some("cancelled")),
+            "{body}"
+        );
+        assert!(took < Duration::from_secs(20), "{took:?}");
+    }
+    assert!(s.leftover_job_dirs().is_empty());
+}
+
+#[test]
+fn the_client_long_polls_and_sees_the_end_when_it_happens() {
+    // `sigil prove` and `prove_wait` long-poll: a job that ends is seen at once, not at the
+    // next poll. The progress callback gets every answer.
+    let s = Setup::new("long-poll-client", 32_769, None);
+    s.wait_crs(true);
+    let (c, e) = attest(&s.endpoint());
+    let read = |f: &str| std::fs::read(fixture("tiny", f)).unwrap();
+    let job = c
+        .prove_submit(&e, &read("target.json"), &read("witness.gz"), "default")
+        .unwrap();
+    let t = Instant::now();
+    let first = c.prove_status_wait(&job.submitted.id, 20).unwrap();
+    assert_eq!(first.state, "ended");
+    assert!(first.sealed.is_some());
+    assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
+    let mut seen = Vec::new();
+    let p = c
+        .prove_wait(&job, Duration::from_secs(60), |s| seen.push(s.state))
+        .unwrap();
+    assert!(!p.proof.is_empty());
+    assert_eq!(seen, ["ended"]);
+    assert_proves(&s, "tiny");
+}

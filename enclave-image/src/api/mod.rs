@@ -253,7 +253,10 @@ impl App {
                     .map(Id::parse)
                     .and_then(Result::ok)
                     .ok_or_else(|| ApiError::new(Code::NotFound, "no such endpoint"))
-                    .and_then(|id| prove::status(self.prover.as_deref(), JobRef { id }));
+                    .and_then(|id| {
+                        let wait = prove::status_query(req.query.as_deref())?;
+                        prove::status(self.prover.as_deref(), req.source, JobRef { id, wait })
+                    });
                 pipeline::plain::<ep::ProveStatus>(answer)
             }
             ep::ProveCancel::ROUTE => pipeline::sealed::<ep::ProveCancel>(self, req, |r| {

@@ -126,8 +126,54 @@ impl Entropy for NsmEntropy {
 /// invented names fail when they are opened), and, across a reboot, replay a deleted record.
 /// Within one boot the engine refuses ids it deleted and the store's rollback guard refuses
 /// older versions.
+///
+/// Opened records are kept in [`RecordCache`]: a session opens the same aggregate, key and
+/// owner-index records at each step, and each open is a round trip to the parent plus an
+/// unseal. This process is the records' only writer, so what it last wrote or read is what
+/// the store holds (a blob the parent swaps in later is refused by the rollback guard anyway).
 pub struct SealedRecords {
     sealing: Arc<Sealing>,
+    cache: RecordCache,
+}
+
+/// Most records kept open. A key record is under 200 bytes and an owner index a few KiB at
+/// most, so this stays within a few MiB whatever names the callers ask for.
+const RECORD_CACHE_ENTRIES: usize = 1024;
+
+/// Opened records by engine name: filled by reads and writes, emptied of a name before it is
+/// deleted or when a write's outcome is unknown, so it never answers for a record the store
+/// no longer holds. Plaintexts are zeroized when they leave. Threat: a caller cycling
+/// through many names to grow enclave memory; the bound evicts (any entry: a miss costs one
+/// store read, never a wrong answer).
+struct RecordCache(Mutex<HashMap<String, Zeroizing<Vec<u8>>>>);
+
+impl RecordCache {
+    fn new() -> Self {
+        RecordCache(Mutex::new(HashMap::new()))
+    }
+
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Zeroizing<Vec<u8>>>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn get(&self, name: &str) -> Option<Zeroizing<Vec<u8>>> {
+        self.map().get(name).cloned()
+    }
+
+    fn insert(&self, name: &str, record: &[u8]) {
+        let mut map = self.map();
+        if map.len() >= RECORD_CACHE_ENTRIES && !map.contains_key(name) {
+            let victim = map.keys().next().cloned();
+            if let Some(v) = victim {
+                map.remove(&v);
+            }
+        }
+        map.insert(name.to_owned(), Zeroizing::new(record.to_vec()));
+    }
+
+    fn forget(&self, name: &str) {
+        self.map().remove(name);
+    }
 }
 
 fn blob_of(name: &str) -> Result<(Kind, &str), RecordStoreError> {
@@ -156,16 +202,28 @@ fn record_error(e: SealingError) -> RecordStoreError {
 impl RecordStore for SealedRecords {
     fn put(&self, name: &str, record: &[u8]) -> Result<(), RecordStoreError> {
         let (kind, id) = blob_of(name)?;
+        // Out first: if the write fails its outcome may be unknown, and the next read must
+        // ask the store.
+        self.cache.forget(name);
         self.sealing
             .with_store(|s| s.put_sealed(kind, id, record))
-            .map(|_| ())
-            .map_err(record_error)
+            .map_err(record_error)?;
+        self.cache.insert(name, record);
+        Ok(())
     }
 
     fn get(&self, name: &str) -> Result<Option<Zeroizing<Vec<u8>>>, RecordStoreError> {
         let (kind, id) = blob_of(name)?;
+        // The state must still be open (a revoked data key refuses every call, cached or not).
+        self.sealing.ready().map_err(record_error)?;
+        if let Some(plain) = self.cache.get(name) {
+            return Ok(Some(plain));
+        }
         match self.sealing.with_store(|s| s.get_sealed(kind, id)) {
-            Ok((_, plain)) => Ok(Some(plain)),
+            Ok((_, plain)) => {
+                self.cache.insert(name, &plain);
+                Ok(Some(plain))
+            }
             Err(SealingError::Store(SealedStoreError::Store(StoreError::NotFound))) => Ok(None),
             Err(e) => Err(record_error(e)),
         }
@@ -173,6 +231,7 @@ impl RecordStore for SealedRecords {
 
     fn delete(&self, name: &str) -> Result<bool, RecordStoreError> {
         let (kind, id) = blob_of(name)?;
+        self.cache.forget(name);
         match self.sealing.with_store(|s| s.delete_sealed(kind, id)) {
             Ok(()) => Ok(true),
             Err(SealingError::Store(SealedStoreError::Store(StoreError::NotFound))) => Ok(false),
@@ -227,6 +286,7 @@ impl Musig2Api {
     pub fn new(nsm: Arc<dyn Nsm>, sealing: Arc<Sealing>, owners: OwnerCheck) -> Musig2Api {
         let records = SealedRecords {
             sealing: sealing.clone(),
+            cache: RecordCache::new(),
         };
         Musig2Api {
             engine: Engine::new(records, NsmEntropy(nsm)),
@@ -357,19 +417,27 @@ impl Musig2Api {
         SessionRef { session }: SessionRef,
         now: u64,
     ) -> Result<NoncesView, ApiError> {
+        Ok(NoncesView {
+            session,
+            participants: self.held_nonces(&session, now)?,
+        })
+    }
+
+    /// The public nonces of the participants this enclave holds.
+    fn held_nonces(
+        &self,
+        session: &Hex32,
+        now: u64,
+    ) -> Result<Vec<ParticipantNoncesView>, ApiError> {
         let id = SessionId(session.0);
         let n = self.engine.public_nonces(&id, now);
         let n = self.session_result(&id, n)?;
-        Ok(NoncesView {
-            session,
-            participants: n
-                .iter()
-                .map(|p| ParticipantNoncesView {
-                    index: p.index,
-                    nonces: p.nonces.iter().copied().map(Hex).collect(),
-                })
-                .collect(),
-        })
+        Ok(n.iter()
+            .map(|p| ParticipantNoncesView {
+                index: p.index,
+                nonces: p.nonces.iter().copied().map(Hex).collect(),
+            })
+            .collect())
     }
 
     pub fn submit_nonces(&self, r: SubmitNoncesRequest, now: u64) -> Result<StatusView, ApiError> {
@@ -393,6 +461,7 @@ impl Musig2Api {
             session,
             round_id: Hex(round.round_id),
             aggregated_nonces: round.aggregated.iter().copied().map(Hex).collect(),
+            nonces: self.held_nonces(&session, now)?,
         })
     }
 
@@ -832,5 +901,26 @@ mod tests {
         assert_eq!(blob_of("keyinfo/02").unwrap(), (Kind::KeyInfo, "02"));
         assert_eq!(blob_of("owner/03").unwrap(), (Kind::OwnerIndex, "03"));
         assert!(blob_of("session/01").is_err());
+    }
+
+    #[test]
+    fn the_record_cache_is_bounded_and_forgets_what_it_is_told() {
+        let c = RecordCache::new();
+        for i in 0..RECORD_CACHE_ENTRIES + 50 {
+            c.insert(&format!("key/{i:04x}"), &[i as u8; 8]);
+            assert!(c.map().len() <= RECORD_CACHE_ENTRIES);
+        }
+        let last = format!("key/{:04x}", RECORD_CACHE_ENTRIES + 49);
+        assert_eq!(
+            c.get(&last).as_deref().map(|v| v.to_vec()),
+            Some(vec![(RECORD_CACHE_ENTRIES + 49) as u8; 8])
+        );
+        c.insert(&last, b"new");
+        assert_eq!(
+            c.get(&last).as_deref().map(|v| v.to_vec()),
+            Some(b"new".to_vec())
+        );
+        c.forget(&last);
+        assert!(c.get(&last).is_none());
     }
 }

@@ -1,5 +1,5 @@
-//! `POST /v1/prove`, `GET /v1/prove/{id}` and `POST /v1/prove/cancel` (formats in `sigil_protocol::prove`, the
-//! endpoints in `sigil_protocol::endpoint`).
+//! `POST /v1/prove`, `GET /v1/prove/{id}[?wait=SECONDS]` and `POST /v1/prove/cancel` (formats
+//! in `sigil_protocol::prove`, the endpoints in `sigil_protocol::endpoint`).
 //!
 //! The submission is encapsulated: circuit and witness (or a chonk input stack) and the
 //! client's result key reach only the attested enclave. The status is in the clear except the
@@ -7,9 +7,11 @@
 //! forge it. A cancellation is encapsulated too: its token is the job's capability.
 
 use sigil_protocol::error::{ApiError, Code};
+use std::time::Duration;
+
 use sigil_protocol::prove::{
     CancelAnswer, CancelRequest, JobRef, JobStatus, MAX_BB_VERSION_NAME, MAX_CIRCUIT,
-    MAX_IVC_INPUTS, MAX_WITNESS, ProveRequest, Scheme, Submitted, Target,
+    MAX_IVC_INPUTS, MAX_STATUS_WAIT_SECS, MAX_WITNESS, ProveRequest, Scheme, Submitted, Target,
 };
 use sigil_protocol::wire::SecretBase64;
 use zeroize::Zeroizing;
@@ -164,15 +166,66 @@ pub fn submit(
     )?)
 }
 
-/// `GET /v1/prove/{id}` (the router checked the id's form).
-pub fn status(prover: Option<&Prover>, r: JobRef) -> Result<JobStatus, ApiError> {
+/// The query of `GET /v1/prove/{id}`: `wait=SECONDS` (0 to [`MAX_STATUS_WAIT_SECS`], digits
+/// only) or nothing. Anything else is refused with `bad_query`, not ignored: a misspelt
+/// `wait` would otherwise turn every long-poll into a busy poll without a word.
+pub fn status_query(query: Option<&str>) -> Result<Option<u32>, ApiError> {
+    let Some(q) = query.filter(|q| !q.is_empty()) else {
+        return Ok(None);
+    };
+    let mut wait = None;
+    for pair in q.split('&') {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        if k != "wait" {
+            return Err(ApiError::new(
+                Code::BadQuery,
+                format!(
+                    "unknown query parameter {}; only wait=SECONDS is accepted",
+                    quoted(k)
+                ),
+            ));
+        }
+        if wait.is_some() {
+            return Err(ApiError::new(Code::BadQuery, "wait given twice"));
+        }
+        // Digits only: `u32::from_str` would take a sign too.
+        let secs = (!v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| v.parse::<u32>().ok())
+            .flatten()
+            .filter(|s| *s <= MAX_STATUS_WAIT_SECS)
+            .ok_or_else(|| {
+                ApiError::new(
+                    Code::BadQuery,
+                    format!(
+                        "wait is a whole number of seconds from 0 to {MAX_STATUS_WAIT_SECS}, \
+                         not {}",
+                        quoted(v)
+                    ),
+                )
+            })?;
+        wait = Some(secs);
+    }
+    Ok(wait)
+}
+
+/// `GET /v1/prove/{id}[?wait=SECONDS]` (the router checked the id's form): the status at once,
+/// or, with `wait`, once the job has ended or the seconds have passed (see
+/// [`Prover::status_wait`]: the request holds its connection meanwhile, within bounded
+/// places; `source` is whose share of them it takes). The answer is the same either way: in
+/// the clear, with the result sealed to the client once the job has ended.
+///
+/// Threat: the parent sees the job id and may long-poll it; that tells it nothing beyond
+/// what an immediate status already does (the state, and when it changed, which the parent
+/// sees as the answers it relays change).
+pub fn status(prover: Option<&Prover>, source: Source, r: JobRef) -> Result<JobStatus, ApiError> {
     let Some(prover) = prover else {
         return Err(ApiError::new(
             Code::ProverDisabled,
             "this enclave has no prover",
         ));
     };
-    prover.status(&r.id).ok_or_else(|| {
+    let wait = Duration::from_secs(r.wait.unwrap_or(0).min(MAX_STATUS_WAIT_SECS).into());
+    prover.status_wait(&r.id, wait, source).ok_or_else(|| {
         ApiError::new(
             Code::UnknownJob,
             "no such job (never submitted, or its result expired after an hour, or the enclave restarted)",
@@ -202,4 +255,43 @@ pub fn cancel(prover: Option<&Prover>, r: CancelRequest) -> Result<CancelAnswer,
             "the job has ended already; its result is unchanged",
         ),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_query_parsing() {
+        assert_eq!(status_query(None).unwrap(), None);
+        assert_eq!(status_query(Some("")).unwrap(), None);
+        assert_eq!(status_query(Some("wait=0")).unwrap(), Some(0));
+        assert_eq!(status_query(Some("wait=7")).unwrap(), Some(7));
+        let max = format!("wait={MAX_STATUS_WAIT_SECS}");
+        assert_eq!(
+            status_query(Some(&max)).unwrap(),
+            Some(MAX_STATUS_WAIT_SECS)
+        );
+        let over = format!("wait={}", MAX_STATUS_WAIT_SECS + 1);
+        for q in [
+            over.as_str(),
+            "wait=",
+            "wait",
+            "wait=abc",
+            "wait=+5",
+            "wait=-1",
+            "wait=1.5",
+            "wait=%205",
+            "wait=99999999999999999999",
+            "wait=1&wait=2",
+            "wiat=5",
+            "wait=5&nonce=00",
+        ] {
+            let e = status_query(Some(q)).unwrap_err();
+            assert_eq!((e.status, e.code), (400, Code::BadQuery), "{q}");
+        }
+        // The refusal quotes a bounded part of what was sent.
+        let long = format!("wait={}", "9".repeat(10_000));
+        assert!(status_query(Some(&long)).unwrap_err().message.len() < 200);
+    }
 }

@@ -111,6 +111,10 @@ impl IoInterest {
 
 /// A non-blocking stream presented to hyper, with bytes already read (the request head that
 /// was checked before hyper saw it) replayed first.
+///
+/// With a limit ([`HyperIo::limited`]) it reads no more than one request's bytes from the
+/// socket and then reports end of input: hyper serves exactly that request and stops, and
+/// the connection loop checks the next request's head itself before hyper sees it.
 pub struct HyperIo {
     // Shared with the connection handler, which waits on, answers on and lingers on the same
     // socket while hyper owns this.
@@ -118,6 +122,8 @@ pub struct HyperIo {
     prefix: Vec<u8>,
     prefix_pos: usize,
     interest: IoInterest,
+    /// Bytes still to read from the socket after the prefix; `None` reads to the end.
+    left: Option<usize>,
 }
 
 impl HyperIo {
@@ -127,7 +133,21 @@ impl HyperIo {
             prefix,
             prefix_pos: 0,
             interest,
+            left: None,
         }
+    }
+
+    /// As [`HyperIo::new`], reading at most `more` bytes from the socket after the prefix.
+    pub fn limited(stream: Rc<Stream>, prefix: Vec<u8>, more: usize, interest: IoInterest) -> Self {
+        HyperIo {
+            left: Some(more),
+            ..HyperIo::new(stream, prefix, interest)
+        }
+    }
+
+    /// True once every byte this was allowed to read has been handed to hyper.
+    pub fn delivered_all(&self) -> bool {
+        self.prefix_pos == self.prefix.len() && self.left == Some(0)
     }
 
     fn want(&self, bit: u8) {
@@ -149,12 +169,21 @@ impl hyper::rt::Read for HyperIo {
             this.prefix_pos += n;
             return Poll::Ready(Ok(()));
         }
+        if this.left == Some(0) {
+            return Poll::Ready(Ok(())); // this request's bytes are all read: end of input
+        }
         let mut tmp = [0u8; 16 * 1024];
-        let want = tmp.len().min(buf.remaining());
+        let want = tmp
+            .len()
+            .min(buf.remaining())
+            .min(this.left.unwrap_or(usize::MAX));
         loop {
             match (&*this.stream).read(&mut tmp[..want]) {
                 Ok(n) => {
                     buf.put_slice(&tmp[..n]);
+                    if let Some(left) = &mut this.left {
+                        *left -= n;
+                    }
                     return Poll::Ready(Ok(()));
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,

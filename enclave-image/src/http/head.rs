@@ -29,7 +29,7 @@ pub enum HeadError {
 /// byte read, which may include the start of the body. `idle` bounds each silence, `deadline`
 /// the whole head: a client that sends nothing loses its slot after `idle`.
 pub fn read_head(
-    stream: &mut Stream,
+    stream: &Stream,
     max_head: usize,
     deadline: Instant,
     idle: Duration,
@@ -40,7 +40,7 @@ pub fn read_head(
 /// As [`read_head`], the connection's first bytes `early` having been read already (after
 /// the shim's PROXY header: see [`super::source`]).
 pub fn read_head_after(
-    stream: &mut Stream,
+    stream: &Stream,
     early: Vec<u8>,
     max_head: usize,
     deadline: Instant,
@@ -52,7 +52,7 @@ pub fn read_head_after(
     }
     let mut chunk = [0u8; 4096];
     loop {
-        match stream.read(&mut chunk) {
+        match { stream }.read(&mut chunk) {
             Ok(0) => return Err(HeadError::Closed),
             Ok(n) => {
                 if push(&mut buf, &chunk[..n], max_head)? {
@@ -105,6 +105,63 @@ pub(super) fn wait_readable(stream: &Stream, deadline: Instant) -> Result<(), He
     }
 }
 
+/// How a checked request is framed on its connection, for keep-alive.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Framing {
+    /// Bytes of the head, terminator included.
+    pub head_len: usize,
+    /// The body's length when the head fixes it (`Content-Length`, or no body at all).
+    pub body_len: Option<usize>,
+    /// No request may follow on this connection: the client did not ask for keep-alive, or
+    /// the body's end cannot be known without decoding it (chunked, or a length hyper will
+    /// refuse).
+    ///
+    /// Keep-alive is the client's choice, by `Connection: keep-alive` (Node's fetch,
+    /// browsers and the Rust client send it): scripts and tools that read an answer to the
+    /// end of the connection keep working as they did.
+    pub last: bool,
+}
+
+/// The framing of the complete head at the start of `buf` (as [`push`] accepted it).
+pub fn framing(buf: &[u8]) -> Result<Framing, HeadError> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    let head_len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Err(HeadError::Malformed("incomplete".into())),
+        Err(e) => return Err(HeadError::Malformed(e.to_string())),
+    };
+    let (mut keep, mut close) = (false, req.version != Some(1));
+    let mut lengths = 0;
+    let mut body_len = Some(0);
+    for h in req.headers.iter() {
+        if h.name.eq_ignore_ascii_case("connection") {
+            for t in h.value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+                keep |= t.eq_ignore_ascii_case(b"keep-alive");
+                close |= t.eq_ignore_ascii_case(b"close");
+            }
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            body_len = None;
+        } else if h.name.eq_ignore_ascii_case("content-length") {
+            lengths += 1;
+            let n = std::str::from_utf8(h.value)
+                .ok()
+                .and_then(|v| v.trim().parse::<usize>().ok());
+            if body_len.is_some() {
+                body_len = n;
+            }
+        }
+    }
+    if lengths > 1 {
+        body_len = None;
+    }
+    Ok(Framing {
+        head_len,
+        body_len,
+        last: close || !keep || body_len.is_none(),
+    })
+}
+
 fn parse(head: &[u8]) -> Result<httparse::Status<usize>, HeadError> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
@@ -137,15 +194,40 @@ mod tests {
     /// What `read_head` (16 KiB limit) makes of `sent`, the client still connected, or gone
     /// once it sent it if `then_close`.
     fn head_of(sent: &[u8], then_close: bool) -> Result<Vec<u8>, HeadError> {
-        let (mut c, mut s) = pair();
+        let (mut c, s) = pair();
         c.write_all(sent).unwrap();
         if then_close {
             drop(c);
-            return read_head(&mut s, 16384, soon(), IDLE);
+            return read_head(&s, 16384, soon(), IDLE);
         }
-        let head = read_head(&mut s, 16384, soon(), IDLE);
+        let head = read_head(&s, 16384, soon(), IDLE);
         drop(c);
         head
+    }
+
+    fn framing_of(head: &str) -> Framing {
+        framing(head.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn keep_alive_only_when_asked_and_the_body_length_is_known() {
+        let f = framing_of(
+            "POST /a HTTP/1.1\r\nConnection: keep-alive\r\nContent-Length: 7\r\n\r\nabc",
+        );
+        assert_eq!((f.head_len, f.body_len, f.last), (63, Some(7), false));
+        let f = framing_of("GET /a HTTP/1.1\r\nconnection: Keep-Alive\r\n\r\n");
+        assert_eq!((f.body_len, f.last), (Some(0), false));
+        // Not asked, asked to close, HTTP/1.0, or a body whose end needs decoding: last.
+        for head in [
+            "GET /a HTTP/1.1\r\nHost: x\r\n\r\n",
+            "GET /a HTTP/1.1\r\nConnection: keep-alive, close\r\n\r\n",
+            "GET /a HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+            "POST /a HTTP/1.1\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "POST /a HTTP/1.1\r\nConnection: keep-alive\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n",
+            "POST /a HTTP/1.1\r\nConnection: keep-alive\r\nContent-Length: -1\r\n\r\n",
+        ] {
+            assert!(framing_of(head).last, "{head}");
+        }
     }
 
     #[test]
@@ -160,14 +242,14 @@ mod tests {
 
     #[test]
     fn head_split_across_many_writes() {
-        let (mut c, mut s) = pair();
+        let (mut c, s) = pair();
         let t = std::thread::spawn(move || {
             for b in b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n" {
                 c.write_all(&[*b]).unwrap();
             }
             c
         });
-        let got = read_head(&mut s, 16384, soon(), IDLE).unwrap();
+        let got = read_head(&s, 16384, soon(), IDLE).unwrap();
         assert_eq!(got, b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n");
         drop(t.join());
     }
@@ -182,7 +264,7 @@ mod tests {
 
     #[test]
     fn oversized_head() {
-        let (mut c, mut s) = pair();
+        let (mut c, s) = pair();
         let mut req = b"GET / HTTP/1.1\r\n".to_vec();
         // 20 headers (under MAX_HEADERS) of 80 bytes: too large, not too many.
         req.extend(
@@ -191,16 +273,16 @@ mod tests {
         );
         c.write_all(&req).unwrap();
         assert_eq!(
-            read_head(&mut s, 1024, soon(), IDLE),
+            read_head(&s, 1024, soon(), IDLE),
             Err(HeadError::TooLarge(1024))
         );
         // Also when the whole oversized head (terminator included) arrives before it is read.
-        let (mut c, mut s) = pair();
+        let (mut c, s) = pair();
         req.extend_from_slice(b"\r\n");
         c.write_all(&req).unwrap();
         std::thread::sleep(Duration::from_millis(50));
         assert_eq!(
-            read_head(&mut s, 1024, soon(), IDLE),
+            read_head(&s, 1024, soon(), IDLE),
             Err(HeadError::TooLarge(1024))
         );
     }
@@ -222,11 +304,11 @@ mod tests {
 
     #[test]
     fn truncated_and_silent_times_out() {
-        let (mut c, mut s) = pair();
+        let (mut c, s) = pair();
         c.write_all(b"GET /v1/hea").unwrap();
         let deadline = Instant::now() + Duration::from_millis(100);
         assert_eq!(
-            read_head(&mut s, 16384, deadline, IDLE),
+            read_head(&s, 16384, deadline, IDLE),
             Err(HeadError::Timeout)
         );
     }
@@ -238,11 +320,11 @@ mod tests {
 
     #[test]
     fn a_silent_client_loses_its_slot_after_the_idle_timeout() {
-        let (_c, mut s) = pair();
+        let (_c, s) = pair();
         let start = Instant::now();
         let far = Instant::now() + Duration::from_secs(30);
         assert_eq!(
-            read_head(&mut s, 16384, far, Duration::from_millis(100)),
+            read_head(&s, 16384, far, Duration::from_millis(100)),
             Err(HeadError::Timeout)
         );
         assert!(start.elapsed() < Duration::from_secs(5));

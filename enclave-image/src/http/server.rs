@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
+use hyper::header::HeaderName;
 use hyper::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -311,12 +312,13 @@ impl Server {
             let limits = self.limits;
             let bodies = self.bodies.clone();
             let cors = self.cors.clone();
+            let active = self.active.clone();
             let spawned = thread::Builder::new()
                 .name("sigil-conn".into())
                 .stack_size(256 * 1024)
                 .spawn(move || {
                     let _slot = slot;
-                    connection(stream, handler, limits, bodies, cors);
+                    connection(stream, handler, limits, bodies, cors, active);
                 });
             if let Err(e) = spawned {
                 log::warn(format_args!("could not start a connection thread: {e}"));
@@ -333,14 +335,17 @@ fn refuse_busy(mut stream: Stream) {
     let _ = stream.write_all(&r.to_raw());
 }
 
-fn send_raw(stream: &mut Stream, r: &Response, deadline: Instant) {
+/// `Keep-Alive` (not among hyper's named headers).
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+
+fn send_raw(stream: &Stream, r: &Response, deadline: Instant) {
     let _ = stream.set_nonblocking(false);
     let left = deadline
         .checked_duration_since(Instant::now())
         .unwrap_or(Duration::from_millis(100))
         .max(Duration::from_millis(100));
     let _ = stream.set_timeouts(Some(left));
-    let _ = stream.write_all(&r.to_raw());
+    let _ = { stream }.write_all(&r.to_raw());
     linger(stream);
 }
 
@@ -352,12 +357,35 @@ fn linger(stream: &Stream) {
     stream.linger(MAX_LINGER, MAX_DRAIN);
 }
 
+/// Longest a kept-alive connection waits for its next request. Short, and shorter still when
+/// connections are scarce: threat, idle kept-alive clients holding every connection slot so
+/// that new clients get 503. Clients are told it (`Keep-Alive: timeout`) and reuse a
+/// connection only within it.
+const KEEP_ALIVE_IDLE: Duration = Duration::from_secs(5);
+/// The wait once three quarters of the connection slots are taken.
+const KEEP_ALIVE_IDLE_BUSY: Duration = Duration::from_millis(200);
+
+fn keep_alive_idle(active: &AtomicUsize, limits: &Limits) -> Duration {
+    let busy = active.load(Ordering::Acquire) * 4 >= limits.max_connections * 3;
+    let idle = if busy {
+        KEEP_ALIVE_IDLE_BUSY
+    } else {
+        KEEP_ALIVE_IDLE
+    };
+    idle.min(limits.idle_timeout)
+}
+
+/// One connection: requests one after another (HTTP/1.1 keep-alive), each one's head read and
+/// checked here before hyper sees it, each with its own deadline. Hyper is handed exactly one
+/// request's bytes at a time (see [`HyperIo::limited`]); whatever the client sent beyond them
+/// (a pipelined next request) waits for the next turn of the loop.
 fn connection(
     mut stream: Stream,
     handler: Arc<dyn Handler>,
     limits: Limits,
     bodies: Bodies,
     cors: Arc<Cors>,
+    active: Arc<AtomicUsize>,
 ) {
     let deadline = Instant::now() + limits.request_timeout;
     if stream.set_nonblocking(true).is_err() {
@@ -369,7 +397,7 @@ fn connection(
         Ok((source, early)) => (
             source,
             read_head_after(
-                &mut stream,
+                &stream,
                 early,
                 limits.max_head_bytes,
                 deadline,
@@ -385,44 +413,125 @@ fn connection(
             return;
         }
     };
-    let head = match head {
-        Ok(h) => h,
-        Err(HeadError::Closed) | Err(HeadError::Io(_)) => return,
-        Err(e) => {
-            let r = match e {
-                HeadError::Timeout => Response::error(
-                    408,
-                    "request_timeout",
-                    format!(
-                        "request head not received within {} s",
-                        limits.request_timeout.as_secs()
-                    ),
-                ),
-                HeadError::TooLarge(n) => Response::error(
-                    431,
-                    "headers_too_large",
-                    format!("request line and headers exceed {n} bytes"),
-                ),
-                HeadError::TooManyHeaders => Response::error(
-                    431,
-                    "too_many_headers",
-                    format!("more than {} headers", super::head::MAX_HEADERS),
-                ),
-                HeadError::Malformed(m) => Response::error(
-                    400,
-                    "malformed_request",
-                    format!("not a valid HTTP/1.1 request head: {m}"),
-                ),
-                HeadError::Closed | HeadError::Io(_) => return,
-            };
-            send_raw(&mut stream, &r, deadline);
+    let stream = Rc::new(stream);
+    let mut head = head;
+    let mut deadline = deadline;
+    loop {
+        let bytes = match head {
+            Ok(h) => h,
+            Err(e) => return answer_bad_head(&stream, e, &limits, deadline),
+        };
+        let framing = match super::head::framing(&bytes) {
+            Ok(f) => f,
+            Err(e) => return answer_bad_head(&stream, e, &limits, deadline),
+        };
+        // This request's bytes, and what the client already sent after them.
+        let (this, rest, more) = match framing.body_len {
+            Some(body) if !framing.last => {
+                let end = framing.head_len.saturating_add(body);
+                if bytes.len() > end {
+                    let mut this = bytes;
+                    let rest = this.split_off(end);
+                    (this, rest, 0)
+                } else {
+                    let more = end - bytes.len();
+                    (bytes, Vec::new(), more)
+                }
+            }
+            _ => (bytes, Vec::new(), usize::MAX),
+        };
+        let keep_alive = !framing.last;
+        let Some(reusable) = exchange(
+            &stream,
+            this,
+            (keep_alive && more != usize::MAX).then_some(more),
+            keep_alive,
+            deadline,
+            &handler,
+            &limits,
+            &bodies,
+            &cors,
+            source,
+        ) else {
+            return;
+        };
+        if !reusable {
+            linger(&stream);
             return;
         }
-    };
+        // The next request: its own deadline, and a short wait for its first byte.
+        deadline = Instant::now() + limits.request_timeout;
+        let idle = keep_alive_idle(&active, &limits);
+        if rest.is_empty() {
+            let first = Instant::now() + idle;
+            match super::head::wait_readable(&stream, first.min(deadline)) {
+                Ok(()) => {}
+                // Nothing came: the client is done with the connection.
+                Err(_) => return,
+            }
+        }
+        head = match read_head_after(&stream, rest, limits.max_head_bytes, deadline, idle) {
+            // A client closing between requests, or going quiet, ends the connection
+            // without an answer: the answer could be taken for the next request's.
+            Err(HeadError::Closed | HeadError::Io(_) | HeadError::Timeout) => return,
+            other => other,
+        };
+    }
+}
 
+/// Answers a head that failed its checks (or does nothing when the client is gone).
+fn answer_bad_head(stream: &Stream, e: HeadError, limits: &Limits, deadline: Instant) {
+    let r = match e {
+        HeadError::Timeout => Response::error(
+            408,
+            "request_timeout",
+            format!(
+                "request head not received within {} s",
+                limits.request_timeout.as_secs()
+            ),
+        ),
+        HeadError::TooLarge(n) => Response::error(
+            431,
+            "headers_too_large",
+            format!("request line and headers exceed {n} bytes"),
+        ),
+        HeadError::TooManyHeaders => Response::error(
+            431,
+            "too_many_headers",
+            format!("more than {} headers", super::head::MAX_HEADERS),
+        ),
+        HeadError::Malformed(m) => Response::error(
+            400,
+            "malformed_request",
+            format!("not a valid HTTP/1.1 request head: {m}"),
+        ),
+        HeadError::Closed | HeadError::Io(_) => return,
+    };
+    send_raw(stream, &r, deadline);
+}
+
+/// Serves one request with hyper: `prefix` holds its head (and the start of its body), and
+/// `more` (when known) the bytes of it still to come. `Some(true)` when the connection can
+/// carry another request: every byte of this one was read, and hyper kept none unparsed.
+#[allow(clippy::too_many_arguments)]
+fn exchange(
+    stream: &Rc<Stream>,
+    prefix: Vec<u8>,
+    more: Option<usize>,
+    keep_alive: bool,
+    deadline: Instant,
+    handler: &Arc<dyn Handler>,
+    limits: &Limits,
+    bodies: &Bodies,
+    cors: &Arc<Cors>,
+    source: Source,
+) -> Option<bool> {
     let interest = IoInterest::default();
-    let stream = Rc::new(stream);
-    let io = HyperIo::new(stream.clone(), head, interest.clone());
+    let io = match more {
+        Some(more) => HyperIo::limited(stream.clone(), prefix, more, interest.clone()),
+        None => HyperIo::new(stream.clone(), prefix, interest.clone()),
+    };
+    let (handler, bodies, cors, limits) = (handler.clone(), bodies.clone(), cors.clone(), *limits);
     let service = service_fn(move |req| {
         let handler = handler.clone();
         let bodies = bodies.clone();
@@ -437,29 +546,35 @@ fn connection(
                 cors::expose(resp.headers_mut(), origin);
             }
             cors::vary(&cors, resp.headers_mut());
+            if keep_alive {
+                resp.headers_mut()
+                    .insert(KEEP_ALIVE, HeaderValue::from_static(KEEP_ALIVE_HINT));
+            }
             Ok::<_, Infallible>(resp)
         }
     });
     let conn = http1::Builder::new()
-        // One request per connection: every request gets its head checked above.
-        .keep_alive(false)
+        // Hyper serves one request per call (the loop in `connection` reads the next head):
+        // keep-alive only decides what the answer says about the connection.
+        .keep_alive(keep_alive)
         // A client may shut its sending side once the request is out (`nc -N`, scripts); it
         // still reads the answer, so a read EOF must not abort the exchange.
         .half_close(true)
         .max_buf_size(limits.max_head_bytes.max(8192) + 1024)
-        .serve_connection(io, service);
+        .serve_connection(io, service)
+        .without_shutdown();
     let mut conn = pin!(conn);
     match block_on(
         conn.as_mut(),
         &interest,
-        &stream,
+        stream,
         deadline,
         limits.idle_timeout,
     ) {
-        Ok(Ok(())) => linger(&stream),
+        Ok(Ok(parts)) => Some(keep_alive && parts.io.delivered_all() && parts.read_buf.is_empty()),
         Ok(Err(e)) => {
             log::debug(format_args!("connection ended with an error: {e}"));
-            linger(&stream);
+            Some(false)
         }
         Err(why) => {
             if !interest.wrote() {
@@ -469,15 +584,21 @@ fn connection(
                     Abandoned::Deadline | Abandoned::Idle => {
                         Response::error(408, "request_timeout", "request not completed in time")
                     }
-                    Abandoned::Poll(_) => return,
+                    Abandoned::Poll(_) => return None,
                 };
                 // One best-effort send that never blocks: the client has stalled.
                 let _ = stream.send_nowait(&r.to_raw());
-                linger(&stream);
+                linger(stream);
             }
+            None
         }
     }
 }
+
+/// What kept-alive answers tell the client (RFC 9112's `Keep-Alive: timeout`, honoured by
+/// browsers and Node's fetch): one second under the server's wait, so a client never sends
+/// on a connection the server is closing.
+const KEEP_ALIVE_HINT: &str = "timeout=4";
 
 async fn dispatch(
     req: hyper::Request<Incoming>,

@@ -71,6 +71,22 @@ const STDERR_TAIL: usize = 2048;
 /// recently served first, so one client's backlog never stands before another's next job.
 pub const MAX_JOBS_PER_SOURCE: usize = 4;
 
+/// Most status requests long-polling at once (`GET /v1/prove/{id}?wait=`, see
+/// [`Prover::status_wait`]), and most of them from one source (as [`MAX_JOBS_PER_SOURCE`]:
+/// one waiter for each job it may have). Past either, a request is answered at once, as
+/// without `wait` (the client then polls with backoff).
+///
+/// Threat: long-polls filling the server's connections. Each waiting request holds its
+/// connection and that connection's thread (256 KiB of stack, nothing else) for up to
+/// `MAX_STATUS_WAIT_SECS`; the server serves at most `Limits::max_connections` (64 by
+/// default) and answers the rest `503 busy`. Waiters never take more than a quarter of the
+/// default connections, so every other route keeps at least 48 however many clients (or
+/// the parent, which sees every job id) long-poll; a deployment that lowers
+/// `max_connections` well below 64 gives waiters a larger share of it.
+pub const MAX_WAITERS: usize = 16;
+/// Most long-polls of one source at once (see [`MAX_WAITERS`]).
+pub const MAX_WAITERS_PER_SOURCE: usize = MAX_JOBS_PER_SOURCE;
+
 /// Longest part of a client's text quoted back in an error message.
 pub const MAX_QUOTED: usize = 64;
 
@@ -261,6 +277,8 @@ struct Inner {
     /// Finished jobs, oldest first, never more than [`MAX_FINISHED`], so results kept for
     /// clients to fetch can never pile up, however fast jobs finish.
     finished: VecDeque<Id>,
+    /// Status requests long-polling now, by source (see [`MAX_WAITERS`]); none is kept at 0.
+    waiting: HashMap<Source, usize>,
 }
 
 pub struct Prover {
@@ -268,7 +286,9 @@ pub struct Prover {
     crs: Arc<CrsService>,
     inner: Mutex<Inner>,
     wake: Condvar,
-    /// Notified whenever a running job ends (a cancellation waits for it).
+    /// Notified whenever a job ends, however (a worker finished or stopped it, it was
+    /// cancelled or displaced from the queue): a cancellation and the status long-polls wait
+    /// on it.
     ended: Condvar,
 }
 
@@ -367,6 +387,8 @@ impl Prover {
                 return Err(SubmitError::QueueFull(inner.queue.len()));
             };
             self.displace(&mut inner, victim);
+            // The displaced job has ended: its long-polls answer now.
+            self.ended.notify_all();
         }
         inner.jobs.insert(
             id,
@@ -395,8 +417,42 @@ impl Prover {
     }
 
     pub fn status(&self, id: &Id) -> Option<JobStatus> {
+        self.status_wait(id, Duration::ZERO, Source::Unknown)
+    }
+
+    /// The status of `id` once it has ended (done, failed or cancelled), or after `wait`,
+    /// whichever comes first (a long-poll: the client learns of the end when it happens, not
+    /// at its next poll). An ended or unknown job, a zero `wait`, and a request over
+    /// [`MAX_WAITERS`] or [`MAX_WAITERS_PER_SOURCE`] are answered at once. The wait is on
+    /// the `ended` condition variable, notified whenever any job ends; no polling.
+    ///
+    /// Threat: the parent sees the job id (it travels in the clear) and could long-poll any
+    /// job. It learns nothing new: the answer is the status anyone with the id reads at
+    /// once, and when the job ended is visible to it already (the status changes then, and it
+    /// relays the answer whose timing it sees either way). The waiting places are bounded so
+    /// that long-polls, its own included, cannot take the connections other requests need
+    /// (see [`MAX_WAITERS`]).
+    pub fn status_wait(&self, id: &Id, wait: Duration, source: Source) -> Option<JobStatus> {
         let mut inner = self.lock();
         expire(&mut inner);
+        let pending = |inner: &mut Inner| {
+            inner
+                .jobs
+                .get(id)
+                .is_some_and(|j| matches!(j.state, State::Queued | State::Running))
+        };
+        if wait.is_zero() || !pending(&mut inner) {
+            return status_of(&inner, id);
+        }
+        if !take_waiting_place(&mut inner, source) {
+            return status_of(&inner, id);
+        }
+        // Poisoning is recovered from (as everywhere here), so the place is always given back.
+        let (mut inner, _) = self
+            .ended
+            .wait_timeout_while(inner, wait, pending)
+            .unwrap_or_else(|p| p.into_inner());
+        give_back_waiting_place(&mut inner, source);
         status_of(&inner, id)
     }
 
@@ -429,7 +485,11 @@ impl Prover {
         let (state, flag) = (job.state, job.cancel.clone());
         match state {
             State::Done | State::Failed | State::Cancelled => return Err(CancelError::Ended),
-            State::Queued => end_cancelled_queued(&mut inner, *id),
+            State::Queued => {
+                end_cancelled_queued(&mut inner, *id);
+                // Ended: its long-polls answer (once this lock is released).
+                self.ended.notify_all();
+            }
             // Threat: every repeat holding a connection and a handler thread for the whole
             // wait. Only the request that sets the flag waits (bounded); repeats answer at
             // once (`running`, cancelled: the worker is stopping it).
@@ -1096,6 +1156,27 @@ fn end_cancelled_queued(inner: &mut Inner, id: Id) {
     remember_finished(inner, id);
 }
 
+/// Takes one of the long-polls' places for `source`, if one is free (see [`MAX_WAITERS`]).
+fn take_waiting_place(inner: &mut Inner, source: Source) -> bool {
+    let total: usize = inner.waiting.values().sum();
+    let mine = inner.waiting.get(&source).copied().unwrap_or(0);
+    if total >= MAX_WAITERS || mine >= MAX_WAITERS_PER_SOURCE {
+        return false;
+    }
+    *inner.waiting.entry(source).or_insert(0) += 1;
+    true
+}
+
+/// Gives back a place [`take_waiting_place`] took.
+fn give_back_waiting_place(inner: &mut Inner, source: Source) {
+    if let Some(n) = inner.waiting.get_mut(&source) {
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            inner.waiting.remove(&source);
+        }
+    }
+}
+
 /// The job's status as anyone who knows its id sees it.
 fn status_of(inner: &Inner, id: &Id) -> Option<JobStatus> {
     let job = inner.jobs.get(id)?;
@@ -1387,6 +1468,7 @@ pub(crate) fn run_with_limit(
         return Ok(stopped);
     }
     let mut child = cmd.spawn()?;
+    let started = Instant::now();
     loop {
         if let Some(st) = child.try_wait()? {
             use std::os::unix::process::ExitStatusExt;
@@ -1408,9 +1490,16 @@ pub(crate) fn run_with_limit(
             let _ = child.wait();
             return Ok(stopped);
         }
-        std::thread::sleep(Duration::from_millis(10));
+        // Polled (this thread owns the child, so it is never reaped behind a kill's back),
+        // often while it is young: most of bb's steps take milliseconds, and a fixed 10 ms
+        // would add about 5 ms to each of a job's three. Longer runs back off to 10 ms.
+        std::thread::sleep((started.elapsed() / 32).clamp(LOCAL_POLL_MIN, LOCAL_POLL_MAX));
     }
 }
+
+/// The pauses between looks at a child in local mode (see [`run_with_limit`]).
+const LOCAL_POLL_MIN: Duration = Duration::from_millis(1);
+const LOCAL_POLL_MAX: Duration = Duration::from_millis(10);
 
 /// The result's JSON padded with whitespace (still the same JSON) to a multiple of
 /// `unit` ([`RESULT_PAD`], or [`RESULT_PAD_CHONK`] for chonk), and to at least one unit: the
@@ -1475,6 +1564,33 @@ mod tests {
         t.join().unwrap();
         assert!(matches!(exit, Exit::Cancelled));
         assert!(start.elapsed() < Duration::from_secs(10));
+    }
+
+    #[test]
+    fn long_polls_take_bounded_places_per_source_and_in_all() {
+        let mut inner = Inner::default();
+        let source = |i: u8| Source::Addr(std::net::IpAddr::from([10, 0, 0, i]));
+        // One source: its share, then no more.
+        for _ in 0..MAX_WAITERS_PER_SOURCE {
+            assert!(take_waiting_place(&mut inner, source(0)));
+        }
+        assert!(!take_waiting_place(&mut inner, source(0)));
+        // Others fill the rest, then everyone is answered at once.
+        let mut i = 1;
+        while inner.waiting.values().sum::<usize>() < MAX_WAITERS {
+            assert!(take_waiting_place(&mut inner, source(i)));
+            i += 1;
+        }
+        assert!(!take_waiting_place(&mut inner, source(200)));
+        // A place given back is free again, and an emptied source leaves no entry behind.
+        give_back_waiting_place(&mut inner, source(1));
+        assert!(!inner.waiting.contains_key(&source(1)));
+        assert!(take_waiting_place(&mut inner, source(200)));
+        give_back_waiting_place(&mut inner, source(0));
+        assert_eq!(inner.waiting[&source(0)], MAX_WAITERS_PER_SOURCE - 1);
+        // Giving back what was never taken changes nothing.
+        give_back_waiting_place(&mut inner, source(99));
+        assert!(!inner.waiting.contains_key(&source(99)));
     }
 
     #[test]

@@ -9,7 +9,7 @@ import { OwnerKey } from "./owner.js";
 import { checkName, vaultDigest } from "./vault.js";
 import * as m2 from "./musig2.js";
 import { FrostCalls } from "./frost.js";
-import { cancelToken, chonkInputsSha256, inputsSha256, openResult, type CancelAnswer, type JobResult, type JobStatus, type ProveResult, type Submitted } from "./prove.js";
+import { cancelToken, chonkInputsSha256, inputsSha256, MAX_STATUS_WAIT_S, openResult, type CancelAnswer, type JobResult, type JobStatus, type ProveResult, type Submitted } from "./prove.js";
 
 export const ENCAPSULATED_CONTENT_TYPE = "application/sigil-encapsulated";
 /** Largest response body read (as the Rust client). */
@@ -28,7 +28,10 @@ export interface ProveRequest {
 export interface ProveOptions {
   onProgress?: (s: JobStatus) => void;
   signal?: AbortSignal;
-  /** First poll interval (doubles up to 2 s). */
+  /** Each status request is a long-poll (answered when the job ends, or after up to
+   * MAX_STATUS_WAIT_S); after one that did not wait (it failed, or the enclave answered early
+   * with the job still running: an older enclave, or no waiting place free) the next waits
+   * this long first, doubling up to 2 s. */
   pollMs?: number;
   /** Give up after this long (default 10 minutes). */
   timeoutMs?: number;
@@ -193,8 +196,10 @@ export class SigilClient {
     }
   }
 
-  private async getJson<T>(path: string): Promise<T> {
-    const resp = await this.f(this.base + path, { redirect: "error" }).catch((e: Error) => {
+  private async getJson<T>(path: string, signal?: AbortSignal): Promise<T> {
+    const resp = await this.f(this.base + path, { redirect: "error", ...(signal ? { signal } : {}) }).catch((e: Error) => {
+      // The caller's abort is not a dropped request (which a wait retries).
+      if (signal?.aborted) throw new SigilError("aborted", "aborted");
       throw new SigilError("transport", `${path}: ${e.message}`);
     });
     const body = await readLimited(resp, MAX_RESPONSE);
@@ -315,7 +320,9 @@ export class SigilClient {
         if (Date.now() > deadline) throw new SigilError("timeout", "timed out waiting for the other participants");
         await sleep(opts.pollMs ?? 200);
       }
-      part.checkRound(await this.musig2.nonces(view.id), round);
+      // The round carries the engine's nonces; an older enclave's does not.
+      const engine = round.nonces?.length ? { session: round.session, participants: round.nonces } : await this.musig2.nonces(view.id);
+      part.checkRound(engine, round);
       return this.musig2.submitPartialSignatures(view.id, round.round_id, part.index, part.sign(round));
     },
   };
@@ -344,10 +351,16 @@ export class SigilClient {
     return { submitted, key, inputsSha256: hex(mine) };
   }
 
-  /** A job's state, in the clear (its result inside is sealed). */
-  status(id: string): Promise<JobStatus> {
+  /** A job's state, in the clear (its result inside is sealed). With `waitS` (whole seconds, at
+   * most MAX_STATUS_WAIT_S), a long-poll: answered once the job has ended, or after that long
+   * (sooner, still running, if the enclave has no waiting place free). `signal` aborts it. */
+  status(id: string, opts: { waitS?: number; signal?: AbortSignal } = {}): Promise<JobStatus> {
     if (!/^[0-9a-f]{32}$/.test(id)) throw new TypeError("a job id is 32 lowercase hex characters");
-    return this.getJson(`/v1/prove/${id}`);
+    const w = opts.waitS;
+    if (w !== undefined && !(Number.isInteger(w) && w >= 0 && w <= MAX_STATUS_WAIT_S)) {
+      throw new RangeError(`waitS is a whole number of seconds from 0 to ${MAX_STATUS_WAIT_S}`);
+    }
+    return this.getJson(`/v1/prove/${id}${w === undefined ? "" : `?wait=${w}`}`, opts.signal);
   }
 
   /** Cancels a job this client submitted: a queued job leaves the queue, a running one's bb is
@@ -360,26 +373,36 @@ export class SigilClient {
     return this.call<CancelAnswer>("POST /v1/prove/cancel", { id: job.submitted.id, token: hex(cancelToken(job.key)) }, signal);
   }
 
-  /** Polls until the job ends, then opens and checks its sealed result. Throws ProveError for a
-   * failed job (its code and bb's message). Abort with `signal` (the job itself runs on here;
-   * prove() cancels it, or call cancelProve). */
+  /** Long-polls until the job ends (each status request waits up to MAX_STATUS_WAIT_S, or what
+   * is left of the time limit, for the job to end, so its end is seen when it happens; onProgress
+   * gets every answer), then opens and checks its sealed result. Throws ProveError for a failed
+   * job (its code and bb's message). Abort with `signal`: it also ends a long-poll in flight
+   * (the job itself runs on here; prove() cancels it, or call cancelProve). */
   async wait(job: Job, opts: ProveOptions = {}): Promise<ProveResult> {
     const start = Date.now();
-    let delay = opts.pollMs ?? 100;
+    const first = opts.pollMs ?? 100;
+    const timeout = opts.timeoutMs ?? 600_000;
+    let delay = first;
+    // After a poll that did not wait: a pause (doubling), never past the time limit.
+    const pause = async () => {
+      await sleep(Math.max(0, Math.min(delay, timeout - (Date.now() - start))), opts.signal);
+      delay = Math.min(delay * 2, 2000);
+    };
     let s: JobStatus;
     for (;;) {
       if (opts.signal?.aborted) throw new SigilError("aborted", "aborted");
-      const timeout = opts.timeoutMs ?? 600_000;
+      // Whole seconds, rounded down: never past the time limit.
+      const waitS = Math.max(0, Math.min(MAX_STATUS_WAIT_S, Math.floor((timeout - (Date.now() - start)) / 1000)));
+      const asked = Date.now();
       try {
-        s = await this.status(job.submitted.id);
+        s = await this.status(job.submitted.id, { waitS, ...(opts.signal ? { signal: opts.signal } : {}) });
       } catch (e) {
         // A dropped status poll (a flaky relay, or one reset by someone on the path) is a
         // missed poll, not the job's end: giving up here would make prove() cancel a proof
         // that may have run for many minutes. Only the time limit ends the wait.
         if (!(e instanceof SigilError) || e.code !== "transport") throw e;
         if (Date.now() - start > timeout) throw new SigilError("timeout", `job ${job.submitted.id}: no status (${e.message})`);
-        await sleep(delay, opts.signal);
-        delay = Math.min(delay * 2, 2000);
+        await pause();
         continue;
       }
       opts.onProgress?.(s);
@@ -387,8 +410,12 @@ export class SigilClient {
       if (s.state === "cancelled") throw new ProveError("cancelled", `job ${s.id} was cancelled by its client`, s.id);
       if (s.state === "ended") throw new SigilError("protocol", `job ${s.id} ended without a sealed result`);
       if (Date.now() - start > timeout) throw new SigilError("timeout", `job ${s.id} still ${s.state}`);
-      await sleep(delay, opts.signal);
-      delay = Math.min(delay * 2, 2000);
+      if (waitS > 0 && Date.now() - asked >= waitS * 1000) {
+        // The enclave held the poll for its whole wait: ask again at once.
+        delay = first;
+      } else {
+        await pause();
+      }
     }
     const plain = await openResult(job.key, job.submitted.id, unb64(s.sealed!));
     const result = JSON.parse(fromUtf8(plain)) as JobResult;

@@ -8,7 +8,7 @@ export { OwnerKey, ownerMessage, taggedDigest, verifyBip340 } from "./owner.js";
 export { vaultDigest } from "./vault.js";
 export * as musig2 from "./musig2.js";
 export { SignerKey, SessionMismatchError, checkSession, expectedOfRequest, type ExpectedSession, type ExpectedKey, type CheckedSession } from "./musig2.js";
-export { inputsSha256, chonkInputsSha256, cancelToken, sealResult, openResult, type JobStatus, type JobProgress, type CancelAnswer, type JobResult, type ProveResult } from "./prove.js";
+export { inputsSha256, chonkInputsSha256, cancelToken, sealResult, openResult, MAX_STATUS_WAIT_S, type JobStatus, type JobProgress, type CancelAnswer, type JobResult, type ProveResult } from "./prove.js";
 export { hex, unhex, b64, unb64 } from "./bytes.js";
 export * as frost from "./frost.js";
 export {

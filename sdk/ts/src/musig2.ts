@@ -38,8 +38,10 @@ export interface SessionView {
   adaptor_point?: string; expires_at: number; approvers: string[]; participants: ParticipantView[]; output_keys: string[];
   status: StatusView;
 }
-export interface NoncesView { session: string; participants: { index: number; nonces: string[] }[] }
-export interface RoundView { session: string; round_id: string; aggregated_nonces: string[] }
+export interface ParticipantNonces { index: number; nonces: string[] }
+export interface NoncesView { session: string; participants: ParticipantNonces[] }
+/** `nonces`: the enclave's held participants' public nonces (absent from older enclaves). */
+export interface RoundView { session: string; round_id: string; aggregated_nonces: string[]; nonces?: ParticipantNonces[] }
 
 /** tagged_digest(REQUEST_TAG, [op, ...fields, not_after u64 BE]). */
 export function requestDigest(op: Op, fields: Uint8Array[], notAfter: number | bigint): Uint8Array {

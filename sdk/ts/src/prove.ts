@@ -14,6 +14,9 @@ export const MAX_WITNESS = MAX_PROVE_INPUT / 2;
 export const MAX_IVC_INPUTS = MAX_CIRCUIT + MAX_WITNESS;
 export const RESULT_AAD = "sigil prove result v1 ";
 export const CANCEL_TOKEN_PREFIX = "sigil prove cancel v1";
+/** Longest long-poll of GET /v1/prove/{id}?wait=SECONDS (the enclave refuses more with
+ * bad_query): the status is answered once the job has ended, or after that many seconds. */
+export const MAX_STATUS_WAIT_S = 20;
 
 export type Scheme = "ultra_honk" | "chonk";
 

@@ -164,6 +164,14 @@ test("prove: dropped status polls are retried, not taken for the job's end", { t
   const p = await c.prove({ scheme: "ultra_honk", circuit, witness }, { pollMs: 20 });
   assert.equal(dropped, 3);
   assert.ok(p.proof.length > 1000);
+  // A long-poll on a job that ends answers when it ends, well before its wait.
+  const job0 = await client.submit({ scheme: "ultra_honk", circuit, witness });
+  const t = Date.now();
+  const s0 = await client.status(job0.submitted.id, { waitS: 20 });
+  assert.equal(s0.state, "ended");
+  assert.ok(s0.sealed);
+  assert.ok(Date.now() - t < 20_000, `answered after ${Date.now() - t} ms`);
+  assert.ok(p.proof.length > 1000);
   // A relay that never answers a poll: the wait ends at its time limit, as a timeout.
   const dead: typeof fetch = async (input, init) => {
     const url = String(input instanceof Request ? input.url : input);

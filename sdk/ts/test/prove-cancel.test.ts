@@ -103,13 +103,28 @@ test("prove: cancelling a queued and a running job; only its client can, once", 
   await assert.rejects(client.cancelProve(other), (e: unknown) => e instanceof SigilError && e.code === "unknown_job" && e.status === 404);
   assert.equal((await client.status(queued.submitted.id)).state, "queued");
 
+  // A long-poll on each: the running one's runs out first and says so; the queued one's
+  // answers as soon as its job is cancelled, long before its wait.
+  let t = Date.now();
+  assert.equal((await client.status(running.submitted.id, { waitS: 1 })).state, "running");
+  assert.ok(Date.now() - t >= 1000, `answered after ${Date.now() - t} ms`);
+  t = Date.now();
+  const polled = client.status(queued.submitted.id, { waitS: 20 });
+  await sleep(200);
   const q = await client.cancelProve(queued);
   assert.deepEqual([q.state, q.cancelled], ["cancelled", true]);
+  assert.equal((await polled).state, "cancelled");
+  assert.ok(Date.now() - t < 20_000, `answered after ${Date.now() - t} ms`);
   assert.equal((await client.status(queued.submitted.id)).sealed, undefined);
   await assert.rejects(client.wait(queued), cancelled);
 
+  t = Date.now();
+  const polledRunning = client.status(running.submitted.id, { waitS: 20 });
+  await sleep(200);
   const r = await client.cancelProve(running);
   assert.deepEqual([r.state, r.cancelled], ["cancelled", true]);
+  assert.equal((await polledRunning).state, "cancelled");
+  assert.ok(Date.now() - t < 20_000, `answered after ${Date.now() - t} ms`);
   await until("the stalled bb killed", () => stalled() === 0, 10_000);
   await assert.rejects(client.wait(running), cancelled);
   // Again: answered at once, nothing changes.
@@ -137,6 +152,53 @@ test("prove: aborting prove() cancels its job in the enclave", { timeout: 300_00
   // Rejected only after the cancellation: the job has ended and its bb is gone.
   assert.equal((await client.status(id)).state, "cancelled");
   await until("the stalled bb killed", () => stalled() === 0, 10_000);
+});
+
+test("prove: an abort ends the long-poll in flight, and the job is cancelled", { timeout: 300_000 }, async () => {
+  // The status polls are seen on their way, to know the job (no answer comes before the abort:
+  // the first long-poll waits on a job that never ends).
+  let id = "";
+  let polls = 0;
+  const seeing: typeof fetch = async (input, init) => {
+    const m = /\/v1\/prove\/([0-9a-f]{32})\?wait=(\d+)$/.exec(String(input));
+    if (m) {
+      id = m[1]!;
+      polls++;
+      assert.ok(Number(m[2]) > 1, `a long-poll asks to wait: ${String(input)}`);
+    }
+    return fetch(input, init);
+  };
+  const c = await SigilClient.connect(endpoint, { trustTestRoot: true, maxAgeMs: 300_000, fetch: seeing });
+  const ac = new AbortController();
+  let answers = 0;
+  const p = c.prove(fixture("large"), { signal: ac.signal, onProgress: () => answers++ });
+  await until("bb running and polled", () => stalled() > 0 && polls > 0);
+  const t = Date.now();
+  ac.abort();
+  await assert.rejects(p, (e: unknown) => e instanceof SigilError && e.code === "aborted");
+  // Not held by the long-poll (20 s) it interrupted.
+  assert.ok(Date.now() - t < 15_000, `rejected ${Date.now() - t} ms after the abort`);
+  assert.equal(answers, 0);
+  assert.equal((await c.status(id)).state, "cancelled");
+  await until("the stalled bb killed", () => stalled() === 0, 10_000);
+});
+
+test("prove: a bad wait is refused by the enclave (bad_query) and by the client", async () => {
+  const job = await client.submit(fixture("tiny"));
+  const p = await client.wait(job);
+  assert.ok(p.proof.length > 0);
+  for (const q of ["wait=21", "wait=abc", "wait=-1", "wait=1&wait=2", "wiat=5"]) {
+    const resp = await fetch(`${endpoint}/v1/prove/${job.submitted.id}?${q}`);
+    assert.equal(resp.status, 400, q);
+    assert.equal((await resp.json()).error.code, "bad_query", q);
+  }
+  // An ended job's long-poll answers at once, with its sealed result.
+  const ended = await client.status(job.submitted.id, { waitS: 20 });
+  assert.equal(ended.state, "ended");
+  assert.ok(ended.sealed);
+  for (const waitS of [21, -1, 1.5]) {
+    assert.throws(() => client.status(job.submitted.id, { waitS }), RangeError);
+  }
 });
 
 test("prove: an abort is not held by a cancellation whose answer never comes", { timeout: 120_000 }, async () => {

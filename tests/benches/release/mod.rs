@@ -123,3 +123,10 @@ pub fn attest(endpoint: &str) -> (Client, AttestedEnclave) {
     let enclave = client.attest(policy).expect("attest the local enclave");
     (client, enclave)
 }
+
+/// Reports a ratio measured in this run for `scripts/bench`'s table: one line
+/// `ratio<TAB>VALUE<TAB>TARGET<TAB>WHAT` (TARGET `-` when none was set).
+pub fn ratio(value: f64, target: Option<f64>, what: &str) {
+    let target = target.map_or("-".to_string(), |t| format!("<=x{t}"));
+    println!("ratio\t{value:.2}\t{target}\t{what}");
+}
