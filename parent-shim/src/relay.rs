@@ -402,7 +402,10 @@ fn pump_spliced(
     let chunk = pipe.capacity().min(PIPE_SIZE);
     loop {
         let n = match sys_splice::splice(from.as_fd(), pipe.write_end(), chunk, flags) {
-            Ok(0) => return Ok(Spliced::Eof),
+            Ok(0) if at_end(from) => return Ok(Spliced::Eof),
+            // Not the end: TCP urgent data at the head of the queue stops a splice (it
+            // returns 0) but not a read. The pipe is empty: the copy loop takes over.
+            Ok(0) => return Ok(Spliced::Unsupported),
             Ok(n) => n,
             // The pipe is empty: switching to copying loses nothing.
             Err(e) if sys_splice::unsupported(&e) => return Ok(Spliced::Unsupported),
@@ -431,6 +434,18 @@ fn pump_spliced(
                 Err(e) => return Err(stalled(e, idle.limit)),
             }
         }
+    }
+}
+
+/// After a splice from `from` returned 0: whether that was its end of stream. Threat: a
+/// client sending one TCP urgent byte would otherwise have the shim half-close its upstream
+/// connection as if it had finished (only its own connection, but silently truncated).
+fn at_end(from: &Stream) -> bool {
+    match from {
+        // A peek sees the end of stream as 0 too, but reads past an urgent byte.
+        Stream::Tcp(t) => matches!(t.peek(&mut [0u8; 1]), Ok(0)),
+        // No urgent data on Unix and vsock sockets: 0 is the end.
+        _ => true,
     }
 }
 

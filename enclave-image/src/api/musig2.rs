@@ -127,10 +127,13 @@ impl Entropy for NsmEntropy {
 /// Within one boot the engine refuses ids it deleted and the store's rollback guard refuses
 /// older versions.
 ///
-/// Opened records are kept in [`RecordCache`]: a session opens the same aggregate, key and
-/// owner-index records at each step, and each open is a round trip to the parent plus an
-/// unseal. This process is the records' only writer, so what it last wrote or read is what
-/// the store holds (a blob the parent swaps in later is refused by the rollback guard anyway).
+/// Records written once (keys, their public facts, aggregates) are kept open in
+/// [`RecordCache`]: a session opens the same aggregate and key records at each step, and each
+/// open is a round trip to the parent plus an unseal. Owner indexes are never kept: enclaves
+/// of one cluster share a store, and the index is what says a key or aggregate still exists
+/// (another member may have deleted one, or added one this member must not write over). A
+/// cached key whose owner's index no longer lists it is refused ([`Engine`]'s anchoring), so
+/// a deletion elsewhere takes effect at once here too.
 pub struct SealedRecords {
     sealing: Arc<Sealing>,
     cache: RecordCache,
@@ -141,27 +144,55 @@ pub struct SealedRecords {
 const RECORD_CACHE_ENTRIES: usize = 1024;
 
 /// Opened records by engine name: filled by reads and writes, emptied of a name before it is
-/// deleted or when a write's outcome is unknown, so it never answers for a record the store
-/// no longer holds. Plaintexts are zeroized when they leave. Threat: a caller cycling
-/// through many names to grow enclave memory; the bound evicts (any entry: a miss costs one
-/// store read, never a wrong answer).
-struct RecordCache(Mutex<HashMap<String, Zeroizing<Vec<u8>>>>);
+/// deleted or when a write's outcome is unknown. Plaintexts are zeroized when they leave.
+/// Threats: a caller cycling through many names to grow enclave memory (the bound evicts
+/// any entry: a miss costs one store read, never a wrong answer); a read that raced a
+/// write or delete putting back what the store no longer holds (each forget moves the
+/// generation on, and a read fills the cache only if none happened since it began).
+struct RecordCache(Mutex<Records>);
+
+/// The kept records, and the generation [`RecordCache::forget`] moves on.
+type Records = (HashMap<String, Zeroizing<Vec<u8>>>, u64);
+
+/// Only records that are never rewritten are kept (see [`SealedRecords`]).
+fn cacheable(kind: Kind) -> bool {
+    matches!(kind, Kind::Key | Kind::KeyInfo | Kind::AggregateKey)
+}
 
 impl RecordCache {
     fn new() -> Self {
-        RecordCache(Mutex::new(HashMap::new()))
+        RecordCache(Mutex::new((HashMap::new(), 0)))
     }
 
-    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Zeroizing<Vec<u8>>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Records> {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.lock().0.len()
+    }
+
     fn get(&self, name: &str) -> Option<Zeroizing<Vec<u8>>> {
-        self.map().get(name).cloned()
+        self.lock().0.get(name).cloned()
+    }
+
+    /// The generation a read starts at (see [`RecordCache::fill`]).
+    fn generation(&self) -> u64 {
+        self.lock().1
+    }
+
+    /// Keeps what a read that began at `generation` found, unless something was forgotten
+    /// since.
+    fn fill(&self, name: &str, record: &[u8], generation: u64) {
+        if self.lock().1 == generation {
+            self.insert(name, record);
+        }
     }
 
     fn insert(&self, name: &str, record: &[u8]) {
-        let mut map = self.map();
+        let mut guard = self.lock();
+        let map = &mut guard.0;
         if map.len() >= RECORD_CACHE_ENTRIES && !map.contains_key(name) {
             let victim = map.keys().next().cloned();
             if let Some(v) = victim {
@@ -172,7 +203,9 @@ impl RecordCache {
     }
 
     fn forget(&self, name: &str) {
-        self.map().remove(name);
+        let mut guard = self.lock();
+        guard.0.remove(name);
+        guard.1 += 1;
     }
 }
 
@@ -208,7 +241,9 @@ impl RecordStore for SealedRecords {
         self.sealing
             .with_store(|s| s.put_sealed(kind, id, record))
             .map_err(record_error)?;
-        self.cache.insert(name, record);
+        if cacheable(kind) {
+            self.cache.insert(name, record);
+        }
         Ok(())
     }
 
@@ -219,9 +254,12 @@ impl RecordStore for SealedRecords {
         if let Some(plain) = self.cache.get(name) {
             return Ok(Some(plain));
         }
+        let generation = self.cache.generation();
         match self.sealing.with_store(|s| s.get_sealed(kind, id)) {
             Ok((_, plain)) => {
-                self.cache.insert(name, &plain);
+                if cacheable(kind) {
+                    self.cache.fill(name, &plain, generation);
+                }
                 Ok(Some(plain))
             }
             Err(SealingError::Store(SealedStoreError::Store(StoreError::NotFound))) => Ok(None),
@@ -908,7 +946,7 @@ mod tests {
         let c = RecordCache::new();
         for i in 0..RECORD_CACHE_ENTRIES + 50 {
             c.insert(&format!("key/{i:04x}"), &[i as u8; 8]);
-            assert!(c.map().len() <= RECORD_CACHE_ENTRIES);
+            assert!(c.len() <= RECORD_CACHE_ENTRIES);
         }
         let last = format!("key/{:04x}", RECORD_CACHE_ENTRIES + 49);
         assert_eq!(
@@ -922,5 +960,18 @@ mod tests {
         );
         c.forget(&last);
         assert!(c.get(&last).is_none());
+        // A read that began before a forget does not put back what it found.
+        let before = c.generation();
+        c.forget("key/0001");
+        c.fill("key/0001", b"stale", before);
+        assert!(c.get("key/0001").is_none());
+        c.fill("key/0001", b"fresh", c.generation());
+        assert_eq!(
+            c.get("key/0001").as_deref().map(|v| v.to_vec()),
+            Some(b"fresh".to_vec())
+        );
+        // Owner indexes are never kept.
+        assert!(!cacheable(Kind::OwnerIndex));
+        assert!(cacheable(Kind::Key) && cacheable(Kind::AggregateKey));
     }
 }

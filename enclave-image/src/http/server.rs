@@ -22,7 +22,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper::header::HeaderName;
-use hyper::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
+use hyper::header::{CACHE_CONTROL, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use serde::Serialize;
@@ -357,22 +357,18 @@ fn linger(stream: &Stream) {
     stream.linger(MAX_LINGER, MAX_DRAIN);
 }
 
-/// Longest a kept-alive connection waits for its next request. Short, and shorter still when
-/// connections are scarce: threat, idle kept-alive clients holding every connection slot so
-/// that new clients get 503. Clients are told it (`Keep-Alive: timeout`) and reuse a
-/// connection only within it.
+/// Longest a kept-alive connection waits for its next request. Short: threat, idle kept-alive
+/// clients holding every connection slot so that new clients get 503. Once three quarters of
+/// the slots are taken, answers close their connection instead. Clients are told the wait
+/// (`Keep-Alive: timeout`, a second under it) and reuse a connection only within it.
 const KEEP_ALIVE_IDLE: Duration = Duration::from_secs(5);
-/// The wait once three quarters of the connection slots are taken.
-const KEEP_ALIVE_IDLE_BUSY: Duration = Duration::from_millis(200);
 
-fn keep_alive_idle(active: &AtomicUsize, limits: &Limits) -> Duration {
+/// How long the connection will wait for the next request after this answer, decided before
+/// the answer is sent (it says so); `None`: it will not, the answer closes it.
+fn keep_alive_idle(active: &AtomicUsize, limits: &Limits) -> Option<Duration> {
     let busy = active.load(Ordering::Acquire) * 4 >= limits.max_connections * 3;
-    let idle = if busy {
-        KEEP_ALIVE_IDLE_BUSY
-    } else {
-        KEEP_ALIVE_IDLE
-    };
-    idle.min(limits.idle_timeout)
+    let idle = KEEP_ALIVE_IDLE.min(limits.idle_timeout);
+    (!busy && idle >= Duration::from_secs(2)).then_some(idle)
 }
 
 /// One connection: requests one after another (HTTP/1.1 keep-alive), each one's head read and
@@ -440,12 +436,16 @@ fn connection(
             }
             _ => (bytes, Vec::new(), usize::MAX),
         };
-        let keep_alive = !framing.last;
+        let idle = if framing.last {
+            None
+        } else {
+            keep_alive_idle(&active, &limits)
+        };
         let Some(reusable) = exchange(
             &stream,
             this,
-            (keep_alive && more != usize::MAX).then_some(more),
-            keep_alive,
+            (idle.is_some() && more != usize::MAX).then_some(more),
+            idle,
             deadline,
             &handler,
             &limits,
@@ -459,9 +459,9 @@ fn connection(
             linger(&stream);
             return;
         }
-        // The next request: its own deadline, and a short wait for its first byte.
+        // The next request: its own deadline, and the wait the answer announced.
+        let Some(idle) = idle else { return };
         deadline = Instant::now() + limits.request_timeout;
-        let idle = keep_alive_idle(&active, &limits);
         if rest.is_empty() {
             let first = Instant::now() + idle;
             match super::head::wait_readable(&stream, first.min(deadline)) {
@@ -511,14 +511,16 @@ fn answer_bad_head(stream: &Stream, e: HeadError, limits: &Limits, deadline: Ins
 }
 
 /// Serves one request with hyper: `prefix` holds its head (and the start of its body), and
-/// `more` (when known) the bytes of it still to come. `Some(true)` when the connection can
-/// carry another request: every byte of this one was read, and hyper kept none unparsed.
+/// `more` (when known) the bytes of it still to come; `keep` is how long the connection will
+/// wait for another request (`None`: the answer closes it). `Some(true)` when the connection
+/// can carry another request: every byte of this one was read (its body by the handler too),
+/// and hyper kept none unparsed.
 #[allow(clippy::too_many_arguments)]
 fn exchange(
     stream: &Rc<Stream>,
     prefix: Vec<u8>,
     more: Option<usize>,
-    keep_alive: bool,
+    keep: Option<Duration>,
     deadline: Instant,
     handler: &Arc<dyn Handler>,
     limits: &Limits,
@@ -532,23 +534,47 @@ fn exchange(
         None => HyperIo::new(stream.clone(), prefix, interest.clone()),
     };
     let (handler, bodies, cors, limits) = (handler.clone(), bodies.clone(), cors.clone(), *limits);
+    let keep_alive = keep.is_some();
+    // Set once the handler has the whole body: an answer given without reading it (too
+    // large, no room) leaves the rest of the body on the connection, which must then close
+    // rather than read it as the next request.
+    let body_read = Rc::new(std::cell::Cell::new(false));
+    let read_flag = body_read.clone();
     let service = service_fn(move |req| {
         let handler = handler.clone();
         let bodies = bodies.clone();
         let cors = cors.clone();
+        let read_flag = read_flag.clone();
         async move {
             // Decided before anything else, so errors (413, 503 busy) are readable too.
             let origin = cors.allowed(req.headers());
             let max_body = limits.max_body_bytes;
-            let mut resp =
-                dispatch(req, handler, max_body, &bodies, source, origin.is_some()).await;
+            let mut resp = dispatch(
+                req,
+                handler,
+                max_body,
+                &bodies,
+                source,
+                origin.is_some(),
+                &read_flag,
+            )
+            .await;
             if let Some(origin) = origin {
                 cors::expose(resp.headers_mut(), origin);
             }
             cors::vary(&cors, resp.headers_mut());
-            if keep_alive {
-                resp.headers_mut()
-                    .insert(KEEP_ALIVE, HeaderValue::from_static(KEEP_ALIVE_HINT));
+            match keep {
+                Some(idle) if read_flag.get() => {
+                    let hint = format!("timeout={}", idle.as_secs().saturating_sub(1));
+                    if let Ok(v) = HeaderValue::from_str(&hint) {
+                        resp.headers_mut().insert(KEEP_ALIVE, v);
+                    }
+                }
+                Some(_) => {
+                    resp.headers_mut()
+                        .insert(CONNECTION, HeaderValue::from_static("close"));
+                }
+                None => {}
             }
             Ok::<_, Infallible>(resp)
         }
@@ -571,7 +597,9 @@ fn exchange(
         deadline,
         limits.idle_timeout,
     ) {
-        Ok(Ok(parts)) => Some(keep_alive && parts.io.delivered_all() && parts.read_buf.is_empty()),
+        Ok(Ok(parts)) => Some(
+            keep_alive && body_read.get() && parts.io.delivered_all() && parts.read_buf.is_empty(),
+        ),
         Ok(Err(e)) => {
             log::debug(format_args!("connection ended with an error: {e}"));
             Some(false)
@@ -595,11 +623,6 @@ fn exchange(
     }
 }
 
-/// What kept-alive answers tell the client (RFC 9112's `Keep-Alive: timeout`, honoured by
-/// browsers and Node's fetch): one second under the server's wait, so a client never sends
-/// on a connection the server is closing.
-const KEEP_ALIVE_HINT: &str = "timeout=4";
-
 async fn dispatch(
     req: hyper::Request<Incoming>,
     handler: Arc<dyn Handler>,
@@ -608,6 +631,8 @@ async fn dispatch(
     source: Source,
     // The request comes from an origin the CORS policy allows.
     cross_origin: bool,
+    // Set once the whole body is read.
+    body_read: &std::cell::Cell<bool>,
 ) -> hyper::Response<Full<Bytes>> {
     let max_body = handler
         .body_limit(req.method(), req.uri().path())
@@ -642,6 +667,7 @@ async fn dispatch(
     };
     let r = match read_request(req, max_body, source).await {
         Ok(req) => {
+            body_read.set(true);
             // A preflight is read like any request first, so the limits hold (OPTIONS is no
             // route: no body). One from an origin not allowed, or for a path that is no
             // route, gets what every OPTIONS gets (405 or 404) without CORS headers, and the
