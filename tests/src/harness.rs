@@ -23,13 +23,27 @@ use crate::shim::{Shim, ShimSetup};
 /// Longest a KVM boot may take before the harness falls back to TCG.
 const KVM_ATTEMPT: Duration = Duration::from_secs(30);
 
+/// Longest a KVM boot may go without the kernel's first console line: a KVM that cannot run
+/// this kernel (a nested one here) hangs before it, in the firmware, and every boot used to
+/// wait the whole [`KVM_ATTEMPT`] before falling back.
+const KVM_FIRST_OUTPUT: Duration = Duration::from_secs(10);
+
+/// Set once KVM failed to boot in this process: later boots go to TCG at once.
+static KVM_FAILED: AtomicBool = AtomicBool::new(false);
+
 /// The guest's CID in the harness.
 pub const GUEST_CID: u32 = 4;
+
+/// The kernel's CONFIG_HZ (reproducible-build/kernel: tinyconfig's default), for `lpj=`.
+const KERNEL_HZ: u64 = 250;
 
 /// Words the harness appends to the EIF's command line under TCG, and only there. They change
 /// nothing the enclave does: on a busy host the emulated TSC fails the kernel's calibration
 /// against the PIT and the boot hangs, so the guest is told the rate (the host's, which TCG's
-/// TSC follows) and not to second-guess it (see reproducible-build/kernel/README.md).
+/// TSC follows) and not to second-guess it (see reproducible-build/kernel/README.md). `lpj=`
+/// (TSC cycles per tick, what the boot CPU computes from that rate) spares the second vCPU its
+/// delay-loop calibration, about 60 ms under TCG: TCG's CPU model lacks the invariant-TSC flag
+/// that lets the kernel reuse the boot CPU's value (on Nitro it has it).
 pub fn tcg_cmdline_additions() -> String {
     let khz = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -41,7 +55,10 @@ pub fn tcg_cmdline_additions() -> String {
         })
         .map(|mhz| (mhz * 1000.0) as u64);
     match khz {
-        Some(k) if k > 0 => format!("tsc_early_khz={k} tsc=reliable"),
+        Some(k) if k > 0 => format!(
+            "tsc_early_khz={k} tsc=reliable lpj={}",
+            k * 1000 / KERNEL_HZ
+        ),
         _ => String::new(),
     }
 }
@@ -84,6 +101,11 @@ pub struct Options {
     /// egress proxy and credentials on the guest's parent ports. Without it, a minimal
     /// forwarder serves the API and the enclave has no parent services.
     pub shim: Option<ShimOptions>,
+    /// Collect a boot timeline (see [`Timeline`]): the kernel prints its timestamps
+    /// (`printk.time=1`, a harness-only addition), the console is watched as it grows, and
+    /// after the heartbeat the harness asks the API for its health once (and, with a shim,
+    /// until sealing is ready or failed).
+    pub timeline: bool,
 }
 
 /// The parent shim in the harness.
@@ -112,6 +134,7 @@ impl Options {
             verbose: false,
             heartbeat_reply: HEARTBEAT_BYTE,
             shim: None,
+            timeline: false,
         }
     }
 }
@@ -136,6 +159,8 @@ pub struct Harness {
     pub accel: Accel,
     /// Time from starting QEMU to the heartbeat.
     pub boot_time: Duration,
+    /// The boot's phases, when [`Options::timeline`] asked for them.
+    pub timeline: Option<Timeline>,
     qemu: Child,
     backend: Child,
     dir: PathBuf,
@@ -327,19 +352,26 @@ fn serve_api(l: TcpListener, uds: PathBuf, stop: Arc<AtomicBool>) {
 fn qemu_command(
     files: &Files,
     accel: Accel,
-    memory_mib: u32,
+    opts: &Options,
     vhost_sock: &Path,
     console: &Path,
 ) -> Command {
+    let memory_mib = opts.memory_mib;
     let mut cmdline = files.cmdline.clone();
-    let extra = if accel == Accel::Tcg {
+    let mut extra = if accel == Accel::Tcg {
         tcg_cmdline_additions()
     } else {
         String::new()
     };
+    if opts.timeline {
+        // printk times on the console place the kernel's messages on the harness's clock; the
+        // parameter exists whatever CONFIG_PRINTK_TIME says.
+        extra.push_str(" printk.time=1");
+    }
+    let extra = extra.trim();
     if !extra.is_empty() {
         cmdline.push(' ');
-        cmdline.push_str(&extra);
+        cmdline.push_str(extra);
     }
     let mut c = Command::new(tool("qemu-system-x86_64"));
     let accel_arg = match accel {
@@ -350,7 +382,20 @@ fn qemu_command(
     // (PID 1's answer to a fatal error) ends QEMU; with acpi=off the guest would only halt.
     c.args(["-M", "microvm,acpi=on,memory-backend=mem"])
         .args(["-accel", accel_arg])
-        .args(["-cpu", if accel == Accel::Kvm { "host" } else { "max" }])
+        // TCG: every feature TCG has (RDRAND among them, see reproducible-build/kernel/README.md)
+        // except the fast-string flags: with them the kernel and libc copy with `rep movsb`,
+        // which TCG runs a byte at a time, and unpacking the 100 MB initramfs took twice as long.
+        .args([
+            "-cpu",
+            if accel == Accel::Kvm {
+                "host"
+            } else {
+                "max,-erms,-fsrm"
+            },
+        ])
+        // qboot instead of microvm's default SeaBIOS: it only loads the kernel, a few hundred
+        // ms sooner under TCG. Firmware is not part of the image (Nitro has none of either).
+        .args(["-bios", "qboot.rom"])
         .args(["-smp", "2"])
         .args(["-m", &format!("{memory_mib}M")])
         .args([
@@ -379,7 +424,9 @@ impl Harness {
     /// Boots the EIF and returns once the enclave has sent its heartbeat (its API is bound).
     pub fn boot(opts: &Options) -> Result<Harness, String> {
         let accels: &[Accel] = match opts.accel {
-            Accel::Auto if kvm_usable() => &[Accel::Kvm, Accel::Tcg],
+            Accel::Auto if kvm_usable() && !KVM_FAILED.load(Ordering::Relaxed) => {
+                &[Accel::Kvm, Accel::Tcg]
+            }
             Accel::Auto | Accel::Tcg => &[Accel::Tcg],
             Accel::Kvm => &[Accel::Kvm],
         };
@@ -391,6 +438,9 @@ impl Harness {
                     if opts.verbose {
                         eprintln!("sigil-harness: boot with {accel:?} failed: {e}");
                     }
+                    if accel == Accel::Kvm && opts.accel == Accel::Auto {
+                        KVM_FAILED.store(true, Ordering::Relaxed);
+                    }
                     last = e;
                 }
             }
@@ -399,7 +449,9 @@ impl Harness {
     }
 
     fn boot_with(opts: &Options, accel: Accel) -> Result<Harness, String> {
+        let prep = Instant::now();
         let files = unpack(&opts.eif)?;
+        let unpacked = prep.elapsed();
         let dir = files.dir.clone();
         let vhost_sock = dir.join("vhost.sock");
         let uds = dir.join("vsock.sock");
@@ -433,6 +485,7 @@ impl Harness {
             let _ = backend.wait();
             return Err("vhost-device-vsock did not create its socket".into());
         }
+        let backend_up = prep.elapsed();
 
         // The shim's ingress port: picked free here, then handed to the shim.
         let mut shim = None;
@@ -470,8 +523,7 @@ impl Harness {
         }
 
         let started = Instant::now();
-        let qemu = match qemu_command(&files, accel, opts.memory_mib, &vhost_sock, &console).spawn()
-        {
+        let qemu = match qemu_command(&files, accel, opts, &vhost_sock, &console).spawn() {
             Ok(q) => q,
             Err(e) => {
                 let _ = backend.kill();
@@ -479,10 +531,14 @@ impl Harness {
                 return Err(format!("qemu-system-x86_64: {e}"));
             }
         };
+        let tap = opts
+            .timeline
+            .then(|| ConsoleTap::start(console.clone(), started));
         let mut h = Harness {
             endpoint: String::new(),
             accel,
             boot_time: Duration::ZERO,
+            timeline: None,
             qemu,
             backend,
             dir,
@@ -524,17 +580,76 @@ impl Harness {
                     h.console_tail(30)
                 ));
             }
+            if accel == Accel::Kvm
+                && started.elapsed() > KVM_FIRST_OUTPUT
+                && !std::fs::read_to_string(&h.console)
+                    .unwrap_or_default()
+                    .contains("Linux version")
+            {
+                return Err(format!(
+                    "KVM: no kernel output within {} s",
+                    KVM_FIRST_OUTPUT.as_secs()
+                ));
+            }
         }
         h.boot_time = started.elapsed();
 
         if let Some(port) = shim_api {
             h.endpoint = format!("http://{port}");
-            return Ok(h);
+        } else {
+            let api =
+                TcpListener::bind(&opts.api_listen).map_err(|e| format!("API listener: {e}"))?;
+            h.endpoint = format!("http://{}", api.local_addr().map_err(|e| e.to_string())?);
+            serve_api(api, uds, h.stop.clone());
         }
-        let api = TcpListener::bind(&opts.api_listen).map_err(|e| format!("API listener: {e}"))?;
-        h.endpoint = format!("http://{}", api.local_addr().map_err(|e| e.to_string())?);
-        serve_api(api, uds, h.stop.clone());
+        if let Some(tap) = tap {
+            let before = vec![
+                ("EIF unpacked to files".to_string(), ms(unpacked)),
+                ("vsock backend and shim up".to_string(), ms(backend_up)),
+            ];
+            h.timeline = Some(h.collect_timeline(started, tap, before, opts.shim.is_some()));
+        }
         Ok(h)
+    }
+
+    /// Builds the timeline once the heartbeat is in: the harness's own events, the kernel's
+    /// landmarks from the console and PID 1's phases from its timeline line.
+    fn collect_timeline(
+        &self,
+        started: Instant,
+        tap: ConsoleTap,
+        before_qemu: Vec<(String, f64)>,
+        sealing: bool,
+    ) -> Timeline {
+        let heartbeat = ms(self.boot_time);
+        let mut own = vec![("harness: heartbeat received".to_string(), heartbeat)];
+        let health = wait_health(&self.endpoint, started, Duration::from_secs(10), |_| true);
+        match &health {
+            Some((at, state)) => {
+                own.push((format!("harness: health answered (sealing {state})"), *at))
+            }
+            None => own.push(("harness: health did not answer".to_string(), f64::NAN)),
+        }
+        if sealing {
+            // Sealing needs KMS through the shim: it ends after the boot, in the background.
+            let done = |state: &str| state != "starting";
+            if let Some((at, state)) =
+                wait_health(&self.endpoint, started, Duration::from_secs(60), done)
+            {
+                own.push((format!("harness: sealing {state}"), at));
+            }
+        }
+        // PID 1 logs its phases right after the heartbeat.
+        let end = Instant::now() + Duration::from_secs(5);
+        let mut pid1 = None;
+        while pid1.is_none() && Instant::now() < end {
+            pid1 = self.logs().iter().find_map(|l| parse_pid1_line(l));
+            if pid1.is_none() {
+                thread::sleep(Duration::from_millis(10));
+            }
+        }
+        let console = tap.stop();
+        Timeline::assemble(before_qemu, &console, pid1.unwrap_or_default(), own)
     }
 
     /// The last `n` lines the guest printed on its serial console.
@@ -607,4 +722,307 @@ fn kvm_usable() -> bool {
         .write(true)
         .open("/dev/kvm")
         .is_ok()
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// What PID 1 logs after the heartbeat (`enclave-image/src/init/timeline.rs`): its phases in
+/// milliseconds of `CLOCK_BOOTTIME`.
+const PID1_TIMELINE: &str = "boot timeline (ms since kernel start):";
+
+fn parse_pid1_line(line: &str) -> Option<Vec<(String, f64)>> {
+    let (_, rest) = line.split_once(PID1_TIMELINE)?;
+    Some(
+        rest.split_whitespace()
+            .filter_map(|kv| {
+                let (k, v) = kv.split_once('=')?;
+                Some((k.to_string(), v.parse().ok()?))
+            })
+            .collect(),
+    )
+}
+
+/// Kernel messages worth a row: (what the line contains, the row's name). Only the first
+/// line that matches counts.
+const KERNEL_LANDMARKS: &[(&str, &str)] = &[
+    ("random: crng init done", "kernel: crng ready (entropy)"),
+    (
+        "printk: legacy console [ttyS0] enabled",
+        "kernel: serial console on",
+    ),
+    ("smp: Brought up", "kernel: second CPU up"),
+    ("Unpacking initramfs", "kernel: initramfs unpacking starts"),
+    ("Freeing initrd memory", "kernel: initramfs unpacked"),
+    ("Freeing unused kernel image", "kernel: init memory freed"),
+    ("Run /init as init process", "kernel: exec /init"),
+];
+
+/// Splits `[   1.234567] message` into seconds and the message.
+fn printk_time(line: &str) -> Option<(f64, &str)> {
+    let rest = line.strip_prefix('[')?;
+    let (t, msg) = rest.split_once(']')?;
+    Some((t.trim().parse().ok()?, msg.trim_start()))
+}
+
+/// Watches the console file as QEMU writes it and stamps each line with the harness's clock
+/// (ms since QEMU was started). Polls every millisecond: the file backend has no notification,
+/// and a millisecond is well below what the boot's phases take.
+struct ConsoleTap {
+    stop: Arc<AtomicBool>,
+    thread: thread::JoinHandle<Vec<(f64, String)>>,
+}
+
+impl ConsoleTap {
+    fn start(path: PathBuf, t0: Instant) -> ConsoleTap {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = thread::spawn(move || {
+            let mut lines = Vec::new();
+            let mut file = None;
+            let mut partial = Vec::new();
+            let mut buf = vec![0u8; 64 * 1024];
+            // One last read after the stop, so nothing written before it is missed.
+            let mut last = false;
+            loop {
+                if file.is_none() {
+                    file = std::fs::File::open(&path).ok();
+                }
+                if let Some(f) = file.as_mut() {
+                    while let Ok(n) = f.read(&mut buf) {
+                        if n == 0 {
+                            break;
+                        }
+                        let at = ms(t0.elapsed());
+                        partial.extend_from_slice(&buf[..n]);
+                        while let Some(i) = partial.iter().position(|&b| b == b'\n') {
+                            let line: Vec<u8> = partial.drain(..=i).collect();
+                            let line = String::from_utf8_lossy(&line).trim_end().to_string();
+                            // Bounded: a runaway console must not grow the harness.
+                            if lines.len() < 10_000 {
+                                lines.push((at, line));
+                            }
+                        }
+                    }
+                }
+                if last {
+                    return lines;
+                }
+                last = flag.load(Ordering::Acquire);
+                thread::sleep(Duration::from_millis(1));
+            }
+        });
+        ConsoleTap { stop, thread }
+    }
+
+    /// Stops watching; the console lines with the time each was first seen.
+    fn stop(self) -> Vec<(f64, String)> {
+        self.stop.store(true, Ordering::Release);
+        self.thread.join().unwrap_or_default()
+    }
+}
+
+/// Asks `GET /v1/health` on `endpoint` every 10 ms (at once the first time) until the answer's
+/// sealing state satisfies `done`, for at most `limit`. Returns when (ms since `t0`) and the
+/// state.
+fn wait_health(
+    endpoint: &str,
+    t0: Instant,
+    limit: Duration,
+    done: impl Fn(&str) -> bool,
+) -> Option<(f64, String)> {
+    let addr = endpoint.strip_prefix("http://")?;
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        let got = health_once(addr);
+        if let Some(state) = got
+            && done(&state)
+        {
+            return Some((ms(t0.elapsed()), state));
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+    None
+}
+
+/// One health request; the sealing state when the answer is 200. The answer ends where its
+/// Content-Length says, not at the connection's close, which comes later (about a second
+/// later through the harness's forwarder) and is no part of the enclave being ready.
+fn health_once(addr: &str) -> Option<String> {
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    s.write_all(b"GET /v1/health HTTP/1.1\r\nHost: enclave\r\nConnection: close\r\n\r\n")
+        .ok()?;
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = s.read(&mut buf).ok()?;
+        if n == 0 {
+            return None;
+        }
+        raw.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&raw);
+        let Some((head, body)) = text.split_once("\r\n\r\n") else {
+            continue;
+        };
+        let len = head.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse::<usize>().ok())?
+        })?;
+        if body.len() < len {
+            continue;
+        }
+        if !head.starts_with("HTTP/1.1 200") {
+            return None;
+        }
+        let v: serde_json::Value = serde_json::from_str(body.trim()).ok()?;
+        return Some(v["sealing"]["state"].as_str().unwrap_or("?").to_string());
+    }
+}
+
+/// One row: what happened, and when (ms since QEMU was started).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Phase {
+    pub name: String,
+    pub at_ms: f64,
+}
+
+/// A boot's timeline on the harness's clock: QEMU started at 0. Kernel and PID-1 times
+/// (guest clock, since the kernel started) are moved onto it by the smallest difference
+/// between a console line's arrival and its printk time: a line cannot arrive before it was
+/// printed, so that difference is the latest possible kernel start, and usually within a
+/// millisecond or two of it.
+#[derive(Clone, Debug, Default)]
+pub struct Timeline {
+    /// The harness's own work before QEMU starts: (what, ms since the boot was asked for).
+    pub before_qemu: Vec<(String, f64)>,
+    /// Every row, in time order.
+    pub phases: Vec<Phase>,
+}
+
+impl Timeline {
+    fn assemble(
+        before_qemu: Vec<(String, f64)>,
+        console: &[(f64, String)],
+        pid1: Vec<(String, f64)>,
+        own: Vec<(String, f64)>,
+    ) -> Timeline {
+        let mut phases = vec![Phase {
+            name: "harness: QEMU started".into(),
+            at_ms: 0.0,
+        }];
+        if let Some((at, _)) = console.first() {
+            phases.push(Phase {
+                name: "console: first output (firmware)".into(),
+                at_ms: *at,
+            });
+        }
+        let stamped: Vec<(f64, f64, &str)> = console
+            .iter()
+            .filter_map(|(at, l)| printk_time(l).map(|(t, m)| (*at, t * 1000.0, m)))
+            .collect();
+        let lower = |lines: &[(f64, f64, &str)]| {
+            lines
+                .iter()
+                .map(|(at, t, _)| at - t)
+                .fold(f64::INFINITY, f64::min)
+        };
+        // The kernel's clock only settles once it runs on the TSC: before that it may stand
+        // still for a while (over 100 ms under TCG), so only later lines place it. Lines before
+        // that are placed by the early clock while the console is not on yet (they arrive
+        // together when it comes on), and by their arrival after.
+        let settled = stamped
+            .iter()
+            .position(|(_, _, m)| m.contains("clocksource: Switched to clocksource"))
+            .unwrap_or(0);
+        let console_on = stamped
+            .iter()
+            .position(|(_, _, m)| m.contains("console [") && m.contains("enabled"))
+            .unwrap_or(0);
+        let offset = lower(&stamped[settled..]);
+        if let Some((at, _, _)) = stamped.first() {
+            phases.push(Phase {
+                name: "console: first kernel line".into(),
+                at_ms: *at,
+            });
+        }
+        if offset.is_finite() {
+            let early = lower(&stamped[..settled]).min(offset);
+            phases.push(Phase {
+                name: "kernel: start (printk 0, early clock)".into(),
+                at_ms: early,
+            });
+            for (needle, name) in KERNEL_LANDMARKS {
+                let hit = stamped.iter().position(|(_, _, m)| m.contains(needle));
+                if let Some(i) = hit {
+                    let (arrived, t, _) = stamped[i];
+                    let at = if i >= settled {
+                        offset + t
+                    } else if i >= console_on {
+                        arrived
+                    } else {
+                        early + t
+                    };
+                    phases.push(Phase {
+                        name: (*name).into(),
+                        at_ms: at,
+                    });
+                }
+            }
+            for (name, t) in pid1 {
+                phases.push(Phase {
+                    name: format!("pid1: {name}"),
+                    at_ms: offset + t,
+                });
+            }
+        }
+        for (name, at) in own {
+            phases.push(Phase { name, at_ms: at });
+        }
+        phases.retain(|p| p.at_ms.is_finite());
+        phases.sort_by(|a, b| a.at_ms.total_cmp(&b.at_ms));
+        Timeline {
+            before_qemu,
+            phases,
+        }
+    }
+
+    /// The table: phase, at (ms since QEMU started), took (ms since the row before).
+    pub fn table(&self) -> String {
+        let rows: Vec<(String, f64)> = self
+            .phases
+            .iter()
+            .map(|p| (p.name.clone(), p.at_ms))
+            .collect();
+        format_table(&self.before_qemu, &rows)
+    }
+
+    /// `{"before_qemu": [[what, ms], ...], "phases": [[name, at_ms], ...]}`.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "before_qemu": self.before_qemu.iter().map(|(n, t)| serde_json::json!([n, t])).collect::<Vec<_>>(),
+            "phases": self.phases.iter().map(|p| serde_json::json!([p.name, p.at_ms])).collect::<Vec<_>>(),
+        })
+    }
+}
+
+/// Renders rows of (phase, at) as the timeline table.
+pub fn format_table(before_qemu: &[(String, f64)], rows: &[(String, f64)]) -> String {
+    let width = rows.iter().map(|(n, _)| n.len()).max().unwrap_or(5).max(5);
+    let mut out = String::new();
+    for (what, at) in before_qemu {
+        out.push_str(&format!("before QEMU: {what} after {at:.0} ms\n"));
+    }
+    out.push_str(&format!(
+        "{:<width$} {:>8} {:>8}\n",
+        "phase", "at ms", "took ms"
+    ));
+    let mut prev = 0.0;
+    for (name, at) in rows {
+        out.push_str(&format!("{name:<width$} {at:>8.1} {:>8.1}\n", at - prev));
+        prev = *at;
+    }
+    out
 }

@@ -252,6 +252,7 @@ pub fn assemble(parts: Parts) -> Result<(Server, Arc<App>), BootError> {
             return Err(BootError::NoParentServices);
         }
     };
+    crate::init::timeline::mark("sealing-started");
     let crs = match (config.prover.clone(), blobs) {
         (None, _) => None,
         (Some(_), None) => {
@@ -269,6 +270,7 @@ pub fn assemble(parts: Parts) -> Result<(Server, Arc<App>), BootError> {
         )?),
         _ => None,
     };
+    crate::init::timeline::mark("prover");
     let admission = config.admission();
     if admission == crate::api::owner::Admission::Any {
         log::info(format_args!(
@@ -332,5 +334,6 @@ pub fn assemble(parts: Parts) -> Result<(Server, Arc<App>), BootError> {
             registry,
         },
     )?;
+    crate::init::timeline::mark("assembled");
     Ok((server.with_cors(cors), app))
 }

@@ -12,6 +12,7 @@ mod heartbeat;
 mod logs;
 pub mod reaper;
 mod system;
+pub mod timeline;
 
 pub use heartbeat::HeartbeatError;
 
@@ -32,6 +33,7 @@ use crate::parent::ParentServices;
 
 /// Runs as PID 1. Never returns: the machine powers off when serving ends or fails.
 pub fn run() -> ! {
+    timeline::mark("pid1");
     // Before any thread exists, so every thread inherits the mask and only the reaper
     // takes SIGCHLD.
     let sigchld = reaper::block_sigchld();
@@ -51,6 +53,7 @@ fn boot(sigchld: Result<SignalSet, BootError>) -> Result<(), BootError> {
             mount_errors.push(e.to_string());
         }
     }
+    timeline::mark("mounted");
     let console = system::open_console().ok();
     let ring = log::use_ring(console);
     // A panic anywhere is logged through the ring (stderr goes nowhere from here on).
@@ -77,6 +80,7 @@ fn boot(sigchld: Result<SignalSet, BootError>) -> Result<(), BootError> {
         return Err(BootError::Mount(mount_errors.join("; ")));
     }
     reaper::start(sigchld?)?;
+    timeline::mark("locked-down");
 
     let (nsm, parent_cid): (Arc<dyn Nsm>, u32) = if std::path::Path::new(hardware_device()).exists()
     {
@@ -93,8 +97,10 @@ fn boot(sigchld: Result<SignalSet, BootError>) -> Result<(), BootError> {
         let nsm = SimulatedNsm::new(Mode::Harness)?;
         (Arc::new(nsm), ports::HARNESS_HOST_CID)
     };
+    timeline::mark("nsm");
 
     let config = MeasuredConfig::load()?;
+    timeline::mark("config");
     logs::start(
         ring,
         VsockAddr {
@@ -103,6 +109,7 @@ fn boot(sigchld: Result<SignalSet, BootError>) -> Result<(), BootError> {
         },
     )?;
     let waited = system::wait_for_entropy(Duration::from_secs(60))?;
+    timeline::mark("entropy");
     log::info(format_args!(
         "kernel entropy ready after {} ms",
         waited.as_millis()
@@ -113,6 +120,7 @@ fn boot(sigchld: Result<SignalSet, BootError>) -> Result<(), BootError> {
         port: config.api_port,
     });
     let listener = Listener::bind(&addr).map_err(BootError::Listen)?;
+    timeline::mark("listening");
     let limits = config.limits();
     let services = ParentServices::vsock(parent_cid);
     let (server, app) = boot::assemble(boot::Parts {
@@ -130,8 +138,10 @@ fn boot(sigchld: Result<SignalSet, BootError>) -> Result<(), BootError> {
     // The listener is bound before the heartbeat: once nitro-cli (or the harness) sees the
     // heartbeat, connections to the API are accepted.
     heartbeat::send(parent_cid)?;
+    timeline::mark("heartbeat");
     log::info(format_args!(
         "heartbeat acknowledged by CID {parent_cid}; serving on {addr}"
     ));
+    log::info(format_args!("{}", timeline::line()));
     server.serve(app).map_err(BootError::Serve)
 }

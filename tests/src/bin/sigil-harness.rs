@@ -10,7 +10,7 @@ use sigil_sys::signals::{self, SignalSet};
 
 const USAGE: &str = "\
 usage: sigil-harness --eif FILE [--listen HOST:PORT] [--memory MIB] [--accel auto|kvm|tcg]
-                     [--boot-timeout SECS] [--parent DIR [--crs FILE]] [--quiet]
+                     [--boot-timeout SECS] [--parent DIR [--crs FILE]] [--timeline] [--quiet]
 
 Boots the EIF's own kernel, command line and ramdisks under qemu-system-x86_64 -M microvm,
 answers the enclave's heartbeat, prints its log stream, and once it is ready prints
@@ -21,7 +21,13 @@ this binary) serves the API, the blob store (files in DIR/blobs), the egress pro
 credentials, and a development KMS (the committed dev CA; its master key kept in
 DIR/devkms-master-key) stands in for AWS KMS. The enclave's sealed state then survives
 reboots that reuse DIR. --crs FILE gives the shim the prover's CRS (bn254_g1.dat) for the
-enclave to load. Development only: nothing here is secret.";
+enclave to load. Development only: nothing here is secret.
+
+--timeline prints the boot's timeline to stderr once the enclave is ready: the harness's own
+work before QEMU, the kernel's landmarks (by their printk times), PID 1's phases, the
+heartbeat and the first health answer (and with --parent, sealing ready), each at ms since
+QEMU was started and the ms it took after the row before; then the same as one JSON line
+starting `timeline-json ` (scripts/bench-image reads it).";
 
 /// The development KMS key the default image's configuration names.
 const DEV_KEY_ID: &str = "sigil-dev";
@@ -120,6 +126,7 @@ fn main() -> ExitCode {
                         Duration::from_secs(val()?.parse().map_err(|_| "--boot-timeout: seconds")?)
                 }
                 "--quiet" => opts.verbose = false,
+                "--timeline" => opts.timeline = true,
                 "--parent" => parent = Some(std::path::PathBuf::from(val()?)),
                 "--crs" => crs = Some(std::path::PathBuf::from(val()?)),
                 "--help" | "-h" => {
@@ -174,6 +181,14 @@ fn main() -> ExitCode {
         h.boot_time.as_millis(),
         h.accel
     );
+    if let Some(t) = &h.timeline {
+        eprint!(
+            "sigil-harness: boot timeline ({:?})\n{}",
+            h.accel,
+            t.table()
+        );
+        eprintln!("timeline-json {}", t.to_json());
+    }
     println!("ready {}", h.endpoint);
     let _ = set.wait();
     eprintln!("sigil-harness: stopping the VM");
