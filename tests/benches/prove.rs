@@ -561,6 +561,15 @@ fn main() {
             r.name,
             cli / bare
         );
+        let target = if r.name == "tiny" { 1.3 } else { 1.05 };
+        release::ratio(
+            cli / bare,
+            Some(target),
+            &format!(
+                "proving {} through the CLI / bare bb prove (medians)",
+                r.name
+            ),
+        );
     }
     println!();
 
