@@ -131,6 +131,12 @@ pub struct ProverHealth {
     pub bb_version: String,
     pub queued: usize,
     pub running: usize,
+    /// `checking` (its bb binaries are being held to their pins: jobs wait), `ready` or
+    /// `failed` (no job runs this boot: `error` says why). Absent from older enclaves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// Body of `GET /v1/attestation`.

@@ -164,6 +164,7 @@ codes! {
     QueueFull = "queue_full", [503], "the proving queue is full";
     SourceQuota = "source_quota", [429], "this client address already has its share of proving jobs queued or running; retry when one ends";
     CrsNotReady = "crs_not_ready", [503], "the CRS is not loaded (yet) or too small";
+    ProverUnavailable = "prover_unavailable", [503], "a bb binary of the image failed its start check against the measured pins (the message says which): the prover runs no job this boot";
     UnknownJob = "unknown_job", [404], "no such job, or its result expired (cancel: or the token is not the job's)";
     JobEnded = "job_ended", [409], "the job has ended already (done or failed): nothing to cancel";
 }

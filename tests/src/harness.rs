@@ -623,19 +623,39 @@ impl Harness {
     ) -> Timeline {
         let heartbeat = ms(self.boot_time);
         let mut own = vec![("harness: heartbeat received".to_string(), heartbeat)];
+        let sealing_state =
+            |h: &serde_json::Value| h["sealing"]["state"].as_str().map(str::to_owned);
         let health = wait_health(&self.endpoint, started, Duration::from_secs(10), |_| true);
+        let prover = health
+            .as_ref()
+            .is_some_and(|(_, h)| h["prover"].is_object());
         match &health {
-            Some((at, state)) => {
-                own.push((format!("harness: health answered (sealing {state})"), *at))
-            }
+            Some((at, h)) => own.push((
+                format!(
+                    "harness: health answered (sealing {})",
+                    sealing_state(h).unwrap_or_default()
+                ),
+                *at,
+            )),
             None => own.push(("harness: health did not answer".to_string(), f64::NAN)),
+        }
+        if prover {
+            // A pinned prover holds its bb binaries to their pins after the boot (jobs wait).
+            let done = |h: &serde_json::Value| h["prover"]["state"] != "checking";
+            if let Some((at, h)) =
+                wait_health(&self.endpoint, started, Duration::from_secs(60), done)
+            {
+                let state = h["prover"]["state"].as_str().unwrap_or("?").to_owned();
+                own.push((format!("harness: prover {state}"), at));
+            }
         }
         if sealing {
             // Sealing needs KMS through the shim: it ends after the boot, in the background.
-            let done = |state: &str| state != "starting";
-            if let Some((at, state)) =
+            let done = |h: &serde_json::Value| h["sealing"]["state"] != "starting";
+            if let Some((at, h)) =
                 wait_health(&self.endpoint, started, Duration::from_secs(60), done)
             {
+                let state = sealing_state(&h).unwrap_or_default();
                 own.push((format!("harness: sealing {state}"), at));
             }
         }
@@ -823,33 +843,31 @@ impl ConsoleTap {
     }
 }
 
-/// Asks `GET /v1/health` on `endpoint` every 10 ms (at once the first time) until the answer's
-/// sealing state satisfies `done`, for at most `limit`. Returns when (ms since `t0`) and the
-/// state.
+/// Asks `GET /v1/health` on `endpoint` every 10 ms (at once the first time) until the answer
+/// satisfies `done`, for at most `limit`. Returns when (ms since `t0`) and the answer.
 fn wait_health(
     endpoint: &str,
     t0: Instant,
     limit: Duration,
-    done: impl Fn(&str) -> bool,
-) -> Option<(f64, String)> {
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> Option<(f64, serde_json::Value)> {
     let addr = endpoint.strip_prefix("http://")?;
     let end = Instant::now() + limit;
     while Instant::now() < end {
-        let got = health_once(addr);
-        if let Some(state) = got
-            && done(&state)
+        if let Some(answer) = health_once(addr)
+            && done(&answer)
         {
-            return Some((ms(t0.elapsed()), state));
+            return Some((ms(t0.elapsed()), answer));
         }
         thread::sleep(Duration::from_millis(10));
     }
     None
 }
 
-/// One health request; the sealing state when the answer is 200. The answer ends where its
+/// One health request; the answer when it is 200. The answer ends where its
 /// Content-Length says, not at the connection's close, which comes later (about a second
 /// later through the harness's forwarder) and is no part of the enclave being ready.
-fn health_once(addr: &str) -> Option<String> {
+fn health_once(addr: &str) -> Option<serde_json::Value> {
     let mut s = std::net::TcpStream::connect(addr).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     s.write_all(b"GET /v1/health HTTP/1.1\r\nHost: enclave\r\nConnection: close\r\n\r\n")
@@ -877,8 +895,7 @@ fn health_once(addr: &str) -> Option<String> {
         if !head.starts_with("HTTP/1.1 200") {
             return None;
         }
-        let v: serde_json::Value = serde_json::from_str(body.trim()).ok()?;
-        return Some(v["sealing"]["state"].as_str().unwrap_or("?").to_string());
+        return serde_json::from_str(body.trim()).ok();
     }
 }
 

@@ -32,7 +32,8 @@ fn runtime_digest(dir: &Path) -> String {
     sha256_hex(list.as_bytes())
 }
 
-fn wait_crs(endpoint: &str) {
+/// Health's answer once `done` holds for it (within a minute).
+fn wait_health(endpoint: &str, done: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
     let start = Instant::now();
     loop {
         let body = ureq::get(format!("{endpoint}/v1/health"))
@@ -42,12 +43,16 @@ fn wait_crs(endpoint: &str) {
             .read_to_string()
             .unwrap();
         let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-        if v["crs"]["state"] == "ready" {
-            return;
+        if done(&v) {
+            return v;
         }
-        assert!(start.elapsed() < Duration::from_secs(60), "CRS: {v}");
-        std::thread::sleep(Duration::from_millis(100));
+        assert!(start.elapsed() < Duration::from_secs(60), "health: {v}");
+        std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+fn wait_crs(endpoint: &str) {
+    wait_health(endpoint, |v| v["crs"]["state"] == "ready");
 }
 
 #[test]
@@ -305,4 +310,133 @@ fn bb412() -> std::path::PathBuf {
         bb4.display()
     );
     bb4
+}
+
+/// Health's `prover` section once its start check has ended (`ready` or `failed`).
+fn wait_prover_checked(endpoint: &str) -> serde_json::Value {
+    wait_health(endpoint, |v| v["prover"]["state"] != "checking")["prover"].clone()
+}
+
+/// A configuration that pins all the attestation says of each bb (name, hashes and what
+/// `--version` prints) lets the service start before the binaries are checked: the attestation
+/// lists the pins at once, a proof submitted meanwhile waits for the check, and a bb that does
+/// not match its pins stops the prover only (health says why, and so does every submission),
+/// never letting a job run.
+#[test]
+fn a_fully_pinned_prover_is_checked_after_the_service_starts() {
+    let bb5 = common::bb();
+    let bb4 = bb412();
+    let points = 32_769;
+    let (dir, _shim) = common::crs_shim("test-bb-versions", "pinned");
+    let sha5 = sha256_hex(&std::fs::read(&bb5).unwrap());
+    let sha4 = sha256_hex(&std::fs::read(&bb4).unwrap());
+    let runtime4 = runtime_digest(bb4.parent().unwrap());
+    let out = std::process::Command::new(&bb5)
+        .arg("--version")
+        .output()
+        .unwrap();
+    let prints5 = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(prints5.starts_with("5.0.0"), "{prints5}");
+    let config = |prints4: &str, sha4: &str| {
+        serde_json::json!({ "prover": {
+            "crs_sha256": common::sha256_of_crs_points(points),
+            "crs_points": points,
+            "time_limit_secs": 120,
+            "bb_path": bb5,
+            "bb_version": "5.0.0",
+            "bb_sha256": sha5,
+            "bb_version_output": prints5,
+            "bb_versions": [{
+                "version": "4.1.2",
+                "path": bb4,
+                "sha256": sha4,
+                "runtime_sha256": runtime4,
+                "version_output": prints4,
+            }],
+        }})
+    };
+    let start = |config: serde_json::Value| {
+        let path = dir.join("enclave.json");
+        std::fs::write(&path, config.to_string()).unwrap();
+        let blobs = format!("unix:{}", dir.join("blobs.sock").display());
+        Enclave::start(&["--config", path.to_str().unwrap(), "--blob-store", &blobs])
+    };
+    let circuit = std::fs::read(fixture("tiny", "target.json")).unwrap();
+    let witness = std::fs::read(fixture("tiny", "witness.gz")).unwrap();
+
+    // Pinned as they are: attested from the pins, then checked; the proof runs after the check.
+    let enclave = start(config("4.1.2", &sha4));
+    let c = Client::new(&enclave.endpoint()).unwrap();
+    let e = c.attest(common::test_root_policy()).unwrap();
+    let served = &e.image.bb_served;
+    assert_eq!(served.len(), 2, "{served:?}");
+    assert_eq!(
+        (served[0].name.as_str(), served[0].version.as_str()),
+        ("5.0.0", prints5.as_str())
+    );
+    assert_eq!(
+        (served[0].sha256.as_str(), served[0].runtime.as_deref()),
+        (sha5.as_str(), None)
+    );
+    assert_eq!(
+        (
+            served[1].name.as_str(),
+            served[1].version.as_str(),
+            served[1].sha256.as_str()
+        ),
+        ("4.1.2", "4.1.2", sha4.as_str())
+    );
+    assert_eq!(served[1].runtime.as_deref(), Some(runtime4.as_str()));
+    wait_crs(&enclave.endpoint());
+    let job = c
+        .prove_submit_with(&e, &circuit, &witness, "default", None)
+        .unwrap();
+    let p = c
+        .prove_wait(&job, Duration::from_secs(120), |_| {})
+        .unwrap();
+    assert_eq!(p.result.bb_version, prints5);
+    let prover = wait_prover_checked(&enclave.endpoint());
+    assert_eq!(prover["state"], "ready", "{prover}");
+    drop(enclave);
+
+    // A pin its file does not match (what it prints, or its hash): the service runs, the
+    // prover does not, and both health and the refusal name the mismatch.
+    let bb4_shown = std::fs::canonicalize(&bb4).unwrap().display().to_string();
+    let wrong = "0".repeat(64);
+    for (cfg, want) in [
+        (
+            config("4.1.3", &sha4),
+            format!("{bb4_shown} --version prints \"4.1.2\", not the pinned \"4.1.3\""),
+        ),
+        (
+            config("4.1.2", &wrong),
+            format!("{bb4_shown} has sha256 {sha4}, not the pinned {wrong}"),
+        ),
+    ] {
+        let enclave = start(cfg);
+        let prover = wait_prover_checked(&enclave.endpoint());
+        assert_eq!(prover["state"], "failed", "{prover}");
+        let error = prover["error"].as_str().unwrap_or_default();
+        assert!(error.contains(&want), "{error}");
+        wait_crs(&enclave.endpoint());
+        let c = Client::new(&enclave.endpoint()).unwrap();
+        let e = c.attest(common::test_root_policy()).unwrap();
+        match c.prove_submit_with(&e, &circuit, &witness, "default", None) {
+            Err(ClientError::Api {
+                status,
+                code,
+                message,
+            }) => {
+                assert_eq!(
+                    (status, code.to_string().as_str()),
+                    (503, "prover_unavailable"),
+                    "{message}"
+                );
+                assert!(message.contains(&want), "{message}");
+            }
+            Ok(_) => panic!("a prover that failed its check took a job"),
+            Err(other) => panic!("{other}"),
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -29,10 +29,13 @@ pub(super) fn health(app: &App) -> HealthResponse {
         }),
         prover: app.prover.as_ref().map(|p| {
             let (queued, running) = p.load();
+            let (state, error) = p.state();
             ProverHealth {
                 bb_version: p.default_bb().version.clone(),
                 queued,
                 running,
+                state: Some(state.into()),
+                error,
             }
         }),
     }

@@ -25,6 +25,7 @@ impl From<SubmitError> for ApiError {
             SubmitError::QueueFull(_) => Code::QueueFull,
             SubmitError::SourceQuota(_) => Code::SourceQuota,
             SubmitError::CrsNotReady(_) => Code::CrsNotReady,
+            SubmitError::Unavailable(_) => Code::ProverUnavailable,
         };
         ApiError::new(code, e.to_string())
     }

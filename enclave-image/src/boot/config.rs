@@ -448,6 +448,11 @@ pub struct ProverConfig {
     /// absent: what its `bb --version` prints, up to the first `-`.
     #[serde(default)]
     pub bb_version: Option<String>,
+    /// What the `bb_path` binary's `bb --version` prints. With it, a name and the binary's
+    /// pins (and those of every further version), the prover is checked after the service is
+    /// ready instead of before ([`crate::prover::start`]).
+    #[serde(default)]
+    pub bb_version_output: Option<String>,
     /// Further bb versions the image serves, chosen per request by name.
     #[serde(default)]
     pub bb_versions: Vec<BbVersionConfig>,
@@ -469,6 +474,9 @@ pub struct BbVersionConfig {
     /// an unpinned one.
     #[serde(default)]
     pub runtime_sha256: Option<String>,
+    /// What its `bb --version` prints (see [`ProverConfig::bb_version_output`]).
+    #[serde(default)]
+    pub version_output: Option<String>,
 }
 
 /// Most bb versions one image serves (the attestation's user_data lists them all).
@@ -540,6 +548,26 @@ impl ProverConfig {
                 && !is_hex(h)
             {
                 return Err(bad(format!("{field} is not 64 hex digits")));
+            }
+        }
+        let outputs = std::iter::once(("bb_version_output", &self.bb_version_output)).chain(
+            self.bb_versions
+                .iter()
+                .map(|v| ("version_output", &v.version_output)),
+        );
+        for (field, out) in outputs {
+            // Attested as user_data text, like what an unpinned bb prints (cut to this length).
+            if let Some(o) = out
+                && (o.is_empty()
+                    || o.len() > sigil_protocol::user_data::MAX_STRING_LEN
+                    || o.trim() != o
+                    || o.chars().any(char::is_control))
+            {
+                return Err(bad(format!(
+                    "{field} {o:?} is not a --version line (1 to {} characters, trimmed, no \
+                     control characters)",
+                    sigil_protocol::user_data::MAX_STRING_LEN
+                )));
             }
         }
         for v in &self.bb_versions {
@@ -927,6 +955,19 @@ mod tests {
             (
                 r#", "bb_runtime_sha256": "ab""#.to_string(),
                 "bb_runtime_sha256 is not 64 hex",
+            ),
+            (
+                r#", "bb_version_output": "5.0.0\n""#.to_string(),
+                "bb_version_output \"5.0.0\\n\" is not a --version line",
+            ),
+            (
+                format!(r#", "bb_version_output": "{}""#, "5".repeat(65)),
+                "is not a --version line (1 to 64 characters",
+            ),
+            (
+                r#", "bb_versions": [{"version": "4.1.2", "path": "/b/bb", "sha256": "PIN", "version_output": ""}]"#
+                    .replace("PIN", &pin),
+                "version_output \"\" is not a --version line",
             ),
         ] {
             let e = prover_with(&extra).unwrap_err().to_string();

@@ -201,6 +201,8 @@ pub enum SubmitError {
     /// The client's source already has this many jobs queued or running.
     SourceQuota(usize),
     CrsNotReady(String),
+    /// A bb failed its check against the pins: no job runs this boot.
+    Unavailable(String),
 }
 
 impl std::fmt::Display for SubmitError {
@@ -215,6 +217,9 @@ impl std::fmt::Display for SubmitError {
                  {MAX_JOBS_PER_SOURCE}); submit again when one has ended"
             ),
             SubmitError::CrsNotReady(m) => write!(f, "the prover's CRS is not ready: {m}"),
+            SubmitError::Unavailable(m) => {
+                write!(f, "the prover failed its start check and runs no job: {m}")
+            }
         }
     }
 }
@@ -267,8 +272,24 @@ struct Job {
     cancel: Arc<AtomicBool>,
 }
 
+/// The checks of the bb binaries a pinned start runs after the service is ready (see
+/// `prover::start`): `Err` says which bb failed and why.
+pub type Check = Box<dyn FnOnce() -> Result<(), String> + Send>;
+
+/// Where those checks are.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+enum Checked {
+    Running,
+    /// Passed, or checked before the prover started.
+    #[default]
+    Passed,
+    Failed(String),
+}
+
 #[derive(Default)]
 struct Inner {
+    /// No job runs before this is `Passed`.
+    checked: Checked,
     jobs: HashMap<Id, Job>,
     queue: VecDeque<Id>,
     /// When each source with queued jobs was last served (a dispatch count; absent: never).
@@ -293,8 +314,13 @@ pub struct Prover {
 }
 
 impl Prover {
-    /// Starts `settings.workers` worker threads.
-    pub fn start(settings: Settings, crs: Arc<CrsService>) -> Result<Arc<Prover>, ProverError> {
+    /// Starts `settings.workers` worker threads, and `check` (when given) beside them: until it
+    /// passes, jobs wait in the queue; if it fails, queued jobs fail and new ones are refused.
+    pub fn start(
+        settings: Settings,
+        crs: Arc<CrsService>,
+        check: Option<Check>,
+    ) -> Result<Arc<Prover>, ProverError> {
         let root = sandbox_root(&settings.work_dir);
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -304,10 +330,42 @@ impl Prover {
         let p = Arc::new(Prover {
             settings,
             crs,
-            inner: Mutex::new(Inner::default()),
+            inner: Mutex::new(Inner {
+                checked: match check {
+                    Some(_) => Checked::Running,
+                    None => Checked::Passed,
+                },
+                ..Inner::default()
+            }),
             wake: Condvar::new(),
             ended: Condvar::new(),
         });
+        if let Some(check) = check {
+            let me = p.clone();
+            std::thread::Builder::new()
+                .name("sigil-prover-check".into())
+                .spawn(move || {
+                    let started = Instant::now();
+                    let outcome = check();
+                    let ms = started.elapsed().as_millis();
+                    let checked = match outcome {
+                        Ok(()) => {
+                            log::info(format_args!(
+                                "prover: every bb matched its pins and answered --version \
+                                 ({ms} ms)"
+                            ));
+                            Checked::Passed
+                        }
+                        Err(e) => {
+                            log::warn(format_args!("{e}: the prover runs no job this boot"));
+                            Checked::Failed(e)
+                        }
+                    };
+                    me.lock().checked = checked;
+                    me.wake.notify_all();
+                })
+                .map_err(ProverError::Worker)?;
+        }
         for i in 0..p.settings.workers.max(1) {
             let me = p.clone();
             std::thread::Builder::new()
@@ -320,6 +378,15 @@ impl Prover {
 
     pub fn settings(&self) -> &Settings {
         &self.settings
+    }
+
+    /// For health: `checking`, `ready` or `failed`, with the failure.
+    pub fn state(&self) -> (&'static str, Option<String>) {
+        match &self.lock().checked {
+            Checked::Running => ("checking", None),
+            Checked::Passed => ("ready", None),
+            Checked::Failed(e) => ("failed", Some(e.clone())),
+        }
     }
 
     /// The bb version of that name, or what the versions served are.
@@ -377,6 +444,9 @@ impl Prover {
         };
         let token = cancel_token(&input.result_key).expose().clone();
         let mut inner = self.lock();
+        if let Checked::Failed(e) = &inner.checked {
+            return Err(SubmitError::Unavailable(e.clone()));
+        }
         expire(&mut inner);
         // Refused before anything is queued: the other sources' jobs are not touched.
         if let Some(held) = over_share(&inner, source) {
@@ -523,13 +593,19 @@ impl Prover {
 
     fn work(&self) {
         loop {
-            let (id, input, queued, inputs, cancel) = {
+            let (id, input, queued, inputs, cancel, refused) = {
                 let mut inner = self.lock();
                 let id = loop {
-                    if let Some(id) = next_fair(&mut inner) {
+                    if inner.checked != Checked::Running
+                        && let Some(id) = next_fair(&mut inner)
+                    {
                         break id;
                     }
                     inner = self.wake.wait(inner).unwrap_or_else(|p| p.into_inner());
+                };
+                let refused = match &inner.checked {
+                    Checked::Failed(e) => Some(e.clone()),
+                    _ => None,
                 };
                 let Some(job) = inner.jobs.get_mut(&id) else {
                     continue;
@@ -540,23 +616,30 @@ impl Prover {
                 let inputs = job.inputs_sha256;
                 let cancel = job.cancel.clone();
                 match job.input.take() {
-                    Some(input) => (id, input, queued, inputs, cancel),
+                    Some(input) => (id, input, queued, inputs, cancel, refused),
                     None => continue,
                 }
             };
             let started = Instant::now();
             // A panic in one job (a bug) fails that job; the worker, the others' state and the
             // input's wiping survive it.
-            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                self.prove(&id.to_string(), &input, &cancel)
-            }))
-            .unwrap_or_else(|_| {
-                Err(Failure {
+            let outcome = match refused {
+                Some(e) => Err(Failure {
                     code: "prover_failed",
-                    message: "internal error while running the prover".into(),
+                    message: format!("the prover failed its start check and runs no job: {e}"),
                     circuit_size: None,
-                })
-            });
+                }),
+                None => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    self.prove(&id.to_string(), &input, &cancel)
+                }))
+                .unwrap_or_else(|_| {
+                    Err(Failure {
+                        code: "prover_failed",
+                        message: "internal error while running the prover".into(),
+                        circuit_size: None,
+                    })
+                }),
+            };
             let prove_ms = started.elapsed().as_millis() as u64;
             // Cancelled while it ran: cancelled, whatever bb managed before it was stopped
             // (the client that cancelled gets the answer it asked for), with no result.

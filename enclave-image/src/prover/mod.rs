@@ -92,11 +92,19 @@ pub type BbOverride = Vec<(Option<String>, PathBuf)>;
 pub const RUNTIME_LOADER: &str = "ld-linux-x86-64.so.2";
 
 /// Starts the proving jobs for `config`, with job directories under `work_dir`. Every bb
-/// version (the configured paths unless overridden in local mode) must answer `--version` in
-/// the sandbox first: a prover that cannot run is reported at once, not at the first job.
-/// Without the sandbox (not root) the prover does not start: bb never runs unsandboxed. With
-/// `own_fs` (PID 1), `work_dir` gets its own bounded tmpfs ([`jobs_fs_options`]); local
-/// mode's job directories are on the host's file system, where the host's limits apply.
+/// version (the configured paths unless overridden in local mode) is checked against its pins
+/// and must answer `--version` in the sandbox before any job runs: a prover that cannot run is
+/// reported, not found out at the first job. Without the sandbox (not root) the prover does
+/// not start: bb never runs unsandboxed. With `own_fs` (PID 1), `work_dir` gets its own
+/// bounded tmpfs ([`jobs_fs_options`]); local mode's job directories are on the host's file
+/// system, where the host's limits apply.
+///
+/// When the configuration pins everything the attestation says of each version (its name, its
+/// hashes and what its `--version` prints), those checks run after the service is ready: they
+/// hash about 100 MB and start bb twice, which is most of the boot under an emulated CPU.
+/// Jobs submitted meanwhile wait in the queue; a check that fails stops the prover (health
+/// and every submission say why) and never lets a job run. Otherwise they run here, before the
+/// service starts, and a failure stops the boot.
 pub fn start(
     config: &ProverConfig,
     crs: Arc<CrsService>,
@@ -121,19 +129,112 @@ pub fn start(
         memory_limit: config.memory_limit_mib.unwrap_or(8192) << 20,
         sandbox,
     };
-    for w in wanted {
-        let bb = load_bb(&settings, w)?;
-        if settings.bbs.iter().any(|b| b.name == bb.name) {
-            return Err(ProverError::Pin(format!(
-                "bb version {:?} is served twice",
-                bb.name
-            )));
+    let pinned: Option<Vec<BbBinary>> = wanted.iter().map(pinned_bb).collect();
+    let check = match pinned {
+        Some(bbs) => {
+            settings.bbs = bbs;
+            let names = settings.bbs.iter().map(|b| b.name.as_str());
+            refuse_twice_served(names)?;
+            let (settings, promised) = (settings.clone(), settings.bbs.clone());
+            Some(Box::new(move || check_pinned(&settings, wanted, &promised)) as jobs::Check)
         }
-        settings.bbs.push(bb);
-    }
+        None => {
+            for (i, w) in wanted.into_iter().enumerate() {
+                settings.bbs.push(load_bb(&settings, w, i)?);
+                refuse_twice_served(settings.bbs.iter().map(|b| b.name.as_str()))?;
+            }
+            None
+        }
+    };
     // The configuration was checked with its names; this is the exact list user_data carries.
     crate::boot::check_user_data_room(served(&settings.bbs)).map_err(ProverError::Pin)?;
-    Prover::start(settings, crs)
+    Prover::start(settings, crs, check)
+}
+
+fn refuse_twice_served<'a>(names: impl Iterator<Item = &'a str>) -> Result<(), ProverError> {
+    let mut seen = std::collections::BTreeSet::new();
+    for name in names {
+        if !seen.insert(name) {
+            return Err(ProverError::Pin(format!(
+                "bb version {name:?} is served twice"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The bb as its pins describe it, when they say all the attestation shows of it (name,
+/// binary hash, `--version` output, and the runtime's hash when a runtime is beside it).
+/// Nothing is read but the directory: [`check_pinned`] holds the files to these words.
+fn pinned_bb(w: &Wanted) -> Option<BbBinary> {
+    let (name, sha256, version) = (
+        w.name.clone()?,
+        w.sha256.clone()?,
+        w.version_output.clone()?,
+    );
+    let path = std::fs::canonicalize(&w.path).ok()?;
+    let dir = path.parent().unwrap_or(Path::new("/")).to_path_buf();
+    let runtime = dir.join(RUNTIME_LOADER).exists().then_some(dir);
+    if runtime.is_some() && w.runtime_sha256.is_none() {
+        // Refused by load_bb at once, with the setting that is missing.
+        return None;
+    }
+    Some(BbBinary {
+        name,
+        path,
+        runtime_sha256: runtime.as_ref().and(w.runtime_sha256.clone()),
+        runtime,
+        version,
+        sha256: sha256.to_ascii_lowercase(),
+    })
+}
+
+/// Checks each bb against the pins the service already attests ([`pinned_bb`]), in parallel:
+/// the same checks as an unpinned start ([`load_bb`]) and then that each matches, word for
+/// word, what was promised. The first failure is the answer.
+fn check_pinned(
+    settings: &Settings,
+    wanted: Vec<Wanted>,
+    promised: &[BbBinary],
+) -> Result<(), String> {
+    std::thread::scope(|scope| {
+        let checks: Vec<_> = wanted
+            .into_iter()
+            .zip(promised)
+            .enumerate()
+            .map(|(i, (w, p))| scope.spawn(move || check_one(settings, w, p, i)))
+            .collect();
+        checks
+            .into_iter()
+            .map(|c| c.join().unwrap_or_else(|_| Err("internal error".into())))
+            .collect::<Result<Vec<()>, String>>()
+            .map(|_| ())
+    })
+}
+
+fn check_one(settings: &Settings, w: Wanted, promised: &BbBinary, i: usize) -> Result<(), String> {
+    let have = load_bb(settings, w, i).map_err(|e| e.to_string())?;
+    if have.version != promised.version {
+        return Err(format!(
+            "prover: {} --version prints {:?}, not the pinned {:?}",
+            have.path.display(),
+            have.version,
+            promised.version
+        ));
+    }
+    // load_bb held the hashes to the same pins; the paths and runtime come from the same files.
+    let same = have.name == promised.name
+        && have.path == promised.path
+        && have.runtime == promised.runtime
+        && have.sha256 == promised.sha256
+        && have.runtime_sha256 == promised.runtime_sha256;
+    if !same {
+        return Err(format!(
+            "prover: {} is not what its pins describe",
+            have.path.display()
+        ));
+    }
+    Ok(())
 }
 
 /// The versions as the attestation's user_data lists them (`bbs`), the default first.
@@ -157,6 +258,8 @@ struct Wanted {
     /// A configured version (not a local-mode replacement): a runtime beside it must be
     /// pinned, by the setting named here.
     runtime_pin_setting: Option<&'static str>,
+    /// What its `--version` must print, when pinned.
+    version_output: Option<String>,
 }
 
 const DEFAULT_RUNTIME_PIN: &str = "prover.bb_runtime_sha256";
@@ -171,6 +274,7 @@ fn wanted_bbs(config: &ProverConfig, bb_override: &BbOverride) -> Vec<Wanted> {
         sha256: config.bb_sha256.clone(),
         runtime_sha256: config.bb_runtime_sha256.clone(),
         runtime_pin_setting: Some(DEFAULT_RUNTIME_PIN),
+        version_output: config.bb_version_output.clone(),
     }];
     wanted.extend(config.bb_versions.iter().map(|v| Wanted {
         name: Some(v.version.clone()),
@@ -178,6 +282,7 @@ fn wanted_bbs(config: &ProverConfig, bb_override: &BbOverride) -> Vec<Wanted> {
         sha256: Some(v.sha256.clone()),
         runtime_sha256: v.runtime_sha256.clone(),
         runtime_pin_setting: Some(VERSION_RUNTIME_PIN),
+        version_output: v.version_output.clone(),
     }));
     for (name, path) in bb_override {
         let at = match name {
@@ -190,6 +295,7 @@ fn wanted_bbs(config: &ProverConfig, bb_override: &BbOverride) -> Vec<Wanted> {
             sha256: None,
             runtime_sha256: None,
             runtime_pin_setting: None,
+            version_output: None,
         };
         match at {
             Some(i) => wanted[i] = w,
@@ -204,7 +310,7 @@ fn wanted_bbs(config: &ProverConfig, bb_override: &BbOverride) -> Vec<Wanted> {
 /// Threat: a bb binary or runtime library other than the pinned one (a wrong file put in the
 /// image, or one changed after the build). The image's PCRs measure the files; the pins in the
 /// measured configuration make the prover itself refuse to start with anything else.
-fn load_bb(settings: &Settings, w: Wanted) -> Result<BbBinary, ProverError> {
+fn load_bb(settings: &Settings, w: Wanted, i: usize) -> Result<BbBinary, ProverError> {
     // The sandbox shows bb's directory at its own path: no link may lead elsewhere.
     let path = std::fs::canonicalize(&w.path).map_err(io_at(&w.path))?;
     let dir = path.parent().unwrap_or(Path::new("/")).to_path_buf();
@@ -255,7 +361,7 @@ fn load_bb(settings: &Settings, w: Wanted) -> Result<BbBinary, ProverError> {
         sha256,
         runtime_sha256,
     };
-    let version: String = bb_version(settings, &bb)?.chars().take(64).collect();
+    let version: String = bb_version(settings, &bb, i)?.chars().take(64).collect();
     bb.name = match w.name {
         Some(n) => n,
         // "5.0.0-nightly.20260710" is served as "5.0.0".
@@ -387,10 +493,11 @@ fn runtime_has_every_library(bb: &Path, dir: &Path) -> Result<(), ProverError> {
 
 /// `bb --version`, run in the sandbox like every job (so a bb that cannot run there is
 /// reported at start).
-fn bb_version(settings: &Settings, bb: &BbBinary) -> Result<String, ProverError> {
+fn bb_version(settings: &Settings, bb: &BbBinary, i: usize) -> Result<String, ProverError> {
     let root = jobs::sandbox_root(&settings.work_dir);
     std::fs::create_dir_all(&root).map_err(io_at(&root))?;
-    let dir = settings.work_dir.join("version");
+    // One directory per version: the pinned start checks them side by side.
+    let dir = settings.work_dir.join(format!("version-{i}"));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir(&dir).map_err(io_at(&dir))?;
     // Through a file, not a pipe: as PID 1 the reaper owns waitpid (see jobs::run_with_limit).
