@@ -135,6 +135,39 @@ pub struct Client {
     base: String,
 }
 
+/// ureq resolves the endpoint's host before every request, kept-alive connection or not, and
+/// with a timeout set (always, here) its resolver spawns a thread for each lookup. An
+/// endpoint given as an IP address (`http://127.0.0.1:8443`, `http://[::1]:8443`) needs no
+/// lookup: its address is parsed here, without a thread. Other hosts go to ureq's resolver.
+#[derive(Debug, Default)]
+struct LiteralResolver(ureq::unversioned::resolver::DefaultResolver);
+
+impl ureq::unversioned::resolver::Resolver for LiteralResolver {
+    fn resolve(
+        &self,
+        uri: &ureq::http::Uri,
+        config: &ureq::config::Config,
+        timeout: ureq::unversioned::transport::NextTimeout,
+    ) -> Result<ureq::unversioned::resolver::ResolvedSocketAddrs, ureq::Error> {
+        let literal = uri.authority().and_then(|a| {
+            let host = a.host();
+            let host = host
+                .strip_prefix('[')
+                .and_then(|h| h.strip_suffix(']'))
+                .unwrap_or(host);
+            Some(std::net::SocketAddr::new(host.parse().ok()?, a.port_u16()?))
+        });
+        match literal {
+            Some(addr) => {
+                let mut addrs = self.empty();
+                addrs.push(addr);
+                Ok(addrs)
+            }
+            None => self.0.resolve(uri, config, timeout),
+        }
+    }
+}
+
 impl Client {
     /// `endpoint` is `http://HOST:PORT`.
     pub fn new(endpoint: &str) -> Result<Client, ClientError> {
@@ -144,15 +177,19 @@ impl Client {
                 "endpoint {endpoint:?} must start with http:// (the channel's security comes from attestation and HPKE, not TLS)"
             )));
         }
-        let agent = ureq::Agent::config_builder()
+        let config = ureq::Agent::config_builder()
             .timeout_global(Some(Duration::from_secs(30)))
             .http_status_as_error(false)
             .max_redirects(0)
             // Reused connections (see KEEP_ALIVE): idle ones are dropped before the enclave
             // would close them (it keeps one 5 s, and says 4).
             .max_idle_age(Duration::from_secs(3))
-            .build()
-            .into();
+            .build();
+        let agent = ureq::Agent::with_parts(
+            config,
+            ureq::unversioned::transport::DefaultConnector::default(),
+            LiteralResolver::default(),
+        );
         Ok(Client { agent, base })
     }
 

@@ -233,7 +233,27 @@ impl<V: RecordStore> Engine<V> {
         name: &str,
         listed: impl FnOnce(&OwnerIndex) -> bool,
     ) -> Result<(), Error> {
-        if listed(&self.owner_index(owner)?) {
+        self.anchored_in(&mut Vec::new(), owner, name, listed)
+    }
+
+    /// As [`Engine::anchored`], with the owner indexes one call has already read: each owner's
+    /// index is read at most once per call (a session's creation checks the aggregate and its
+    /// held keys, often of one owner). Never kept beyond the call: see [`Engine::forget`].
+    fn anchored_in(
+        &self,
+        read: &mut Vec<OwnerIndex>,
+        owner: &[u8; 32],
+        name: &str,
+        listed: impl FnOnce(&OwnerIndex) -> bool,
+    ) -> Result<(), Error> {
+        let index = match read.iter().position(|i| i.owner == *owner) {
+            Some(at) => &read[at],
+            None => {
+                read.push(self.owner_index(owner)?);
+                &read[read.len() - 1]
+            }
+        };
+        if listed(index) {
             Ok(())
         } else {
             Err(Error::Deleted(name.to_owned()))
@@ -414,11 +434,17 @@ impl<V: RecordStore> Engine<V> {
 
     /// A key's public facts, from its public record (the secret one stays closed).
     fn key_info(&self, id: &KeyId) -> Result<KeyInfo, Error> {
+        self.key_info_in(&mut Vec::new(), id)
+    }
+
+    /// As [`Engine::key_info`], with the owner indexes this call has read (see
+    /// [`Engine::anchored_in`]).
+    fn key_info_in(&self, read: &mut Vec<OwnerIndex>, id: &KeyId) -> Result<KeyInfo, Error> {
         let bytes = self.live_record(&key_info_record_name(id), || {
             Error::UnknownKey(id.to_string())
         })?;
         let info = KeyInfo::from_record(&bytes, id)?;
-        self.anchored(&info.owner, &key_info_record_name(id), |i| {
+        self.anchored_in(read, &info.owner, &key_info_record_name(id), |i| {
             i.keys.contains(id)
         })?;
         Ok(info)
@@ -517,10 +543,22 @@ impl<V: RecordStore> Engine<V> {
     }
 
     fn load_aggregate(&self, id: &AggregateId) -> Result<AggregateRecord, Error> {
+        self.load_aggregate_in(&mut Vec::new(), id)
+    }
+
+    /// As [`Engine::load_aggregate`], with the owner indexes this call has read (see
+    /// [`Engine::anchored_in`]).
+    fn load_aggregate_in(
+        &self,
+        read: &mut Vec<OwnerIndex>,
+        id: &AggregateId,
+    ) -> Result<AggregateRecord, Error> {
         let name = aggregate_record_name(id);
         let bytes = self.live_record(&name, || Error::UnknownAggregate(id.to_string()))?;
         let rec = AggregateRecord::from_record(&bytes, id)?;
-        self.anchored(&rec.info().creator, &name, |i| i.aggregates.contains(id))?;
+        self.anchored_in(read, &rec.info().creator, &name, |i| {
+            i.aggregates.contains(id)
+        })?;
         Ok(rec)
     }
 
@@ -673,7 +711,9 @@ impl<V: RecordStore> Engine<V> {
             ),
         };
 
-        let aggregate = self.load_aggregate(&request.aggregate)?;
+        // The owner indexes that anchor the aggregate and its held keys, each read once.
+        let mut indexes = Vec::new();
+        let aggregate = self.load_aggregate_in(&mut indexes, &request.aggregate)?;
         let info = aggregate.info();
         let mut participants = Vec::with_capacity(info.participants.len());
         for p in &info.participants {
@@ -682,7 +722,7 @@ impl<V: RecordStore> Engine<V> {
                 None => Role::External,
                 Some(key_id) => {
                     // The public record only: the secret is opened once every owner approved.
-                    let key = self.key_info(&key_id)?;
+                    let key = self.key_info_in(&mut indexes, &key_id)?;
                     if key.public_key != p.public_key {
                         return Err(Error::InvalidRecord {
                             kind: "key",
@@ -764,6 +804,8 @@ impl<V: RecordStore> Engine<V> {
             id,
             digest,
             aggregate: request.aggregate,
+            internal_key: info.keys.internal_key,
+            tweaks: info.tweaks.clone(),
             approvers: session.approvers(),
             participants: info.participants.clone(),
             output_keys: session.output_keys(),

@@ -180,6 +180,10 @@ pub struct SessionInfo {
     /// [`crate::session_digest`] for how to recompute it.
     pub digest: [u8; 32],
     pub aggregate: AggregateId,
+    /// The aggregate's internal (untweaked) key and tweaks, as the digest binds them: what a
+    /// description of the session needs from the aggregate, without reading it again.
+    pub internal_key: [u8; 33],
+    pub tweaks: Vec<Tweak>,
     /// Owner keys that must approve, each once.
     pub approvers: Vec<[u8; 32]>,
     pub participants: Vec<ParticipantInfo>,
@@ -475,16 +479,25 @@ impl Session {
         }
         self.approvers[pos].1 = true;
         if self.approvers.iter().all(|(_, ok)| *ok) {
-            self.generate_nonces(env)?;
+            let keys = self.generate_nonces(env)?;
             self.phase = Phase::Nonces;
-            self.try_sign(env)?;
+            // In this same call the keys just loaded sign too (if every nonce is in): a
+            // second load would only read the same records and owner indexes again.
+            self.try_sign_with(env, Some(keys))?;
         }
         Ok(self.status())
     }
 
-    fn generate_nonces(&mut self, env: &dyn SessionEnv) -> Result<(), Error> {
+    /// Draws the held participants' secret nonces; returns the keys it loaded, by participant
+    /// position (`None` for an external participant).
+    fn generate_nonces(
+        &mut self,
+        env: &dyn SessionEnv,
+    ) -> Result<Vec<Option<(KeyId, HeldKey)>>, Error> {
+        let mut keys = Vec::with_capacity(self.participants.len());
         for pi in 0..self.participants.len() {
-            let Some((_, held)) = self.load_held(env, pi)? else {
+            let Some((key, held)) = self.load_held(env, pi)? else {
+                keys.push(None);
                 continue;
             };
             let index = self.participants[pi].info.index;
@@ -511,8 +524,9 @@ impl Session {
             let p = &mut self.participants[pi];
             p.pubnonces = Some(slots.iter().map(|s| s.public().clone()).collect());
             p.slots = slots;
+            keys.push(Some((key, held)));
         }
-        Ok(())
+        Ok(keys)
     }
 
     /// The answer to an external participant who already submitted `existing`, if it did:
@@ -647,6 +661,16 @@ impl Session {
     /// Once every public nonce is known: fix the aggregated nonces and the round id, then spend
     /// every held secret nonce to produce the engine's partial signatures, in this one call.
     fn try_sign(&mut self, env: &dyn SessionEnv) -> Result<(), Error> {
+        self.try_sign_with(env, None)
+    }
+
+    /// As [`Session::try_sign`], with the held keys this same call has loaded, by participant
+    /// position (see [`Session::generate_nonces`]); `None` loads them.
+    fn try_sign_with(
+        &mut self,
+        env: &dyn SessionEnv,
+        mut loaded: Option<Vec<Option<(KeyId, HeldKey)>>>,
+    ) -> Result<(), Error> {
         if !matches!(self.phase, Phase::Nonces)
             || self.participants.iter().any(|p| p.pubnonces.is_none())
         {
@@ -665,8 +689,13 @@ impl Session {
         let id = round_id(&self.id, &per_message);
 
         for pi in 0..self.participants.len() {
-            // Reloaded here so that a key deleted after approval is not used.
-            let Some((key, held)) = self.load_held(env, pi)? else {
+            // Reloaded here, unless this call loaded it already, so that a key deleted after
+            // approval is not used.
+            let held = match loaded.as_mut().and_then(|keys| keys.get_mut(pi)) {
+                Some(key) => key.take(),
+                None => self.load_held(env, pi)?,
+            };
+            let Some((key, held)) = held else {
                 continue;
             };
             let index = self.participants[pi].info.index;

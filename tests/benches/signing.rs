@@ -13,6 +13,14 @@
 //! HPKE-encapsulated requests over loopback HTTP (one kept-alive connection per client), JSON, the
 //! attested client's checks.
 //!
+//! Beside them, the transport floor of the same run: the p50 of the cheapest HPKE-sealed
+//! request the API has (`POST /v1/ping`, which opens, decodes, echoes and seals, with no
+//! sealed state), sent by the same client over its kept-alive connection to the enclave's
+//! own listener, as the sessions are; and the same ping through the shim's ingress (the
+//! parent's public port, which relays to that listener), to show what the shim's hop adds.
+//! The floor a session cannot go below under the design's per-request HPKE is the
+//! in-process session plus six such requests.
+//!
 //! Needs release binaries of the same target directory as this bench:
 //! `cargo build --release -p sigil-enclave -p sigil-shim`, then
 //! `cargo bench -p sigil-e2e --bench signing`. `SIGIL_BENCH_SESSIONS` sets the number of
@@ -25,7 +33,7 @@ use musig2::secp::{MaybeScalar, Point, Scalar};
 use musig2::{AggNonce, BinaryEncoding, KeyAggContext, PubNonce, SecNonce};
 use sigil_client::musig2::{ExpectedSession, verify_bip340};
 use sigil_client::{AttestedEnclave, Client, OwnerKey, SignerKey};
-use sigil_e2e::deployment::Deployment;
+use sigil_e2e::deployment::{Deployment, Options};
 use sigil_protocol::musig2::{
     AggregateView, MessageView, ParticipantSpec, SessionView, TweakKind, TweakSpec,
 };
@@ -56,21 +64,44 @@ fn drain_sessions() {
 // The deployment: development KMS + sigil-shim + sigil-enclave, in local mode.
 
 /// The shared fixture, started with sealed state ready; its directory goes when it ends.
-struct BenchDeployment(Deployment);
+/// The sessions are sent to the enclave's own listener; the shim's ingress relays to it too
+/// (only the floor's pings use it).
+struct BenchDeployment(Deployment, String);
+
+/// A free TCP port on 127.0.0.1 (free when asked; the deployment binds it right after).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
 
 impl BenchDeployment {
     fn start(enclave_bin: &Path, shim_bin: PathBuf) -> BenchDeployment {
         let dir = profile_dir()
             .join("bench-signing")
             .join(std::process::id().to_string());
-        let mut d = Deployment::new(dir, enclave_bin.to_path_buf(), shim_bin, None);
+        let (enclave_port, ingress_port) = (free_port(), free_port());
+        let options = Options {
+            enclave_listen: Some(format!("tcp:127.0.0.1:{enclave_port}")),
+            ingress_listen: Some(format!("tcp:127.0.0.1:{ingress_port}")),
+            ..Options::default()
+        };
+        let mut d =
+            Deployment::with_options(dir, enclave_bin.to_path_buf(), shim_bin, None, options);
         d.start_enclave();
         d.wait_sealing(true);
-        BenchDeployment(d)
+        BenchDeployment(d, format!("http://127.0.0.1:{ingress_port}"))
     }
 
+    /// The enclave's own listener.
     fn endpoint(&self) -> String {
         self.0.endpoint()
+    }
+
+    /// The shim's ingress, relaying to [`BenchDeployment::endpoint`].
+    fn ingress(&self) -> &str {
+        &self.1
     }
 }
 
@@ -208,6 +239,21 @@ fn http_session(
         "the final signature verifies"
     );
     (elapsed, steps)
+}
+
+/// `n` encapsulated pings (the cheapest sealed request) by `c` over its kept-alive
+/// connection, after a few unmeasured ones: each one's latency.
+fn sealed_pings(c: &Client, e: &AttestedEnclave, n: u64) -> Vec<Duration> {
+    for _ in 0..10 {
+        c.ping(e, "floor").expect("ping");
+    }
+    (0..n)
+        .map(|_| {
+            let start = Instant::now();
+            c.ping(e, "floor").expect("ping");
+            start.elapsed()
+        })
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -500,6 +546,18 @@ fn main() {
     let http_seq_tput = n_http as f64 / start.elapsed().as_secs_f64();
     let http_seq = stats(http);
 
+    // --- the transport floor: the cheapest sealed request, same client and connection, and
+    // through the shim's ingress (its own client, attested through the shim) ---
+    let (via_shim, via_shim_enclave) = attest(deployment.ingress());
+    let (mut direct_pings, mut shim_pings) = (Vec::new(), Vec::new());
+    // Alternating blocks, so that both see the same load.
+    for _ in 0..4 {
+        direct_pings.extend(sealed_pings(&client, &enclave, n));
+        shim_pings.extend(sealed_pings(&via_shim, &via_shim_enclave, n));
+    }
+    let ping_direct = stats(direct_pings);
+    let ping_shim = stats(shim_pings);
+
     println!(
         "(deployment start + sealing ready + 2 key generations + aggregate: {:.2} s, not counted)",
         setup_time.as_secs_f64()
@@ -526,11 +584,37 @@ fn main() {
         1.0 / local_engine.mean.as_secs_f64(),
     );
 
-    println!("  per request (p50 ms):");
+    println!("  per request (p50 ms; above the sealed ping's p50):");
     for (i, name) in STEPS.iter().enumerate() {
         let s = stats(steps.iter().map(|s| s[i]).collect());
-        println!("    {name:<40} {:>9.3}", ms(s.p50));
+        println!(
+            "    {name:<40} {:>9.3} {:>+9.3}",
+            ms(s.p50),
+            ms(s.p50) - ms(ping_direct.p50)
+        );
     }
+    println!("-- the transport floor: encapsulated ping (latency per request) --");
+    row(
+        "sealed ping, enclave's listener (as above)",
+        &ping_direct,
+        1.0 / ping_direct.mean.as_secs_f64(),
+    );
+    row(
+        "sealed ping, through the shim's ingress",
+        &ping_shim,
+        1.0 / ping_shim.mean.as_secs_f64(),
+    );
+    let floor = ms(local_total.p50) + 6.0 * ms(ping_direct.p50);
+    println!(
+        "floor: in-process + 6 x sealed request = {:.3} + 6 x {:.3} = {floor:.3} ms \
+         (HTTP API p50 {:.3} ms: {:.3} ms above it; through the shim's ingress the floor \
+         would be {:.3} ms)",
+        ms(local_total.p50),
+        ms(ping_direct.p50),
+        ms(http_seq.p50),
+        ms(http_seq.p50) - floor,
+        ms(local_total.p50) + 6.0 * ms(ping_shim.p50),
+    );
 
     let mut ratios = vec![(
         "1".to_string(),
@@ -582,6 +666,16 @@ fn main() {
     }
 
     println!();
+    release::ratio(
+        ms(http_seq.p50) / floor,
+        None,
+        "MuSig2 session p50, HTTP API / (in-process + 6 sealed requests), 1 client",
+    );
+    release::ratio(
+        ms(ping_shim.p50) / ms(ping_direct.p50),
+        None,
+        "sealed ping p50, through the shim's ingress / to the enclave's listener",
+    );
     for (clients, lat, tput) in &ratios {
         release::ratio(
             *lat,

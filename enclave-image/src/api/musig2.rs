@@ -696,7 +696,8 @@ impl Musig2Api {
             now,
         )?;
         self.need_sealing()?;
-        let agg = self.engine.describe_aggregate(&aggregate)?;
+        // The session's description takes what it needs of the aggregate from the engine's
+        // answer: the engine has just read the aggregate (and anchored it), once.
         let info = self.engine.create_session(
             &SessionRequest {
                 aggregate,
@@ -711,8 +712,8 @@ impl Musig2Api {
             id: Hex(info.id.0),
             digest: Hex(info.digest),
             aggregate: r.aggregate,
-            internal_key: Hex(agg.keys.internal_key),
-            tweaks: agg.tweaks.iter().map(TweakSpec::from).collect(),
+            internal_key: Hex(info.internal_key),
+            tweaks: info.tweaks.iter().map(TweakSpec::from).collect(),
             messages: r.messages,
             adaptor_point: r.adaptor_point,
             expires_at: info.expires_at,
