@@ -12,6 +12,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use musig2::KeyAggContext;
 use musig2::secp::Point as CurvePoint;
 use sigil_protocol::musig2::{AggregateView, MessageView, SessionView, TweakSpec};
 use sigil_protocol::wire::{Hex32, Id, Point};
@@ -185,6 +186,41 @@ fn message_tweak(m: &MessageView) -> Result<Option<Tweak>, ClientError> {
     m.tweak.as_ref().map(tweak_of).transpose()
 }
 
+/// Most key aggregations [`aggregated_keys`] remembers.
+const KEY_AGG_CACHE: usize = 64;
+
+/// Key aggregations already computed, by their inputs' bytes, the most recent last.
+static KEY_AGGS: std::sync::Mutex<Vec<(Vec<u8>, KeyAggContext)>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// The key aggregation context of `keys` (in signer order) with `tweaks`.
+///
+/// An owner checks every session it approves against the aggregate's participants, and key
+/// aggregation (a hash and a multiplication per key, then the tweaks) was most of that check.
+/// It is a pure function of public bytes, so a result is reused for the same exact inputs:
+/// nothing an enclave or a parent sends can change what given inputs aggregate to, and the
+/// cache is bounded (the oldest entry goes).
+fn key_agg_context(keys: &[[u8; 33]], tweaks: &[Tweak]) -> Result<KeyAggContext, ClientError> {
+    let mut id = Vec::with_capacity(4 + 33 * (keys.len() + tweaks.len()));
+    id.extend_from_slice(&(keys.len() as u32).to_be_bytes());
+    keys.iter().for_each(|k| id.extend_from_slice(k));
+    tweaks
+        .iter()
+        .for_each(|t| id.extend_from_slice(&t.encode()));
+    let lock = || KEY_AGGS.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, ctx)) = lock().iter().find(|(k, _)| *k == id) {
+        return Ok(ctx.clone());
+    }
+    let ctx = sigil_signing::aggregate::key_agg_context(keys, tweaks)
+        .map_err(|e| ClientError::Protocol(format!("the session's participants: {e}")))?;
+    let mut cache = lock();
+    if cache.len() >= KEY_AGG_CACHE {
+        cache.remove(0);
+    }
+    cache.push((id, ctx.clone()));
+    Ok(ctx)
+}
+
 /// Compares every input of the approval digest in `view` with `expected` at time `now` (Unix
 /// seconds), refusing the first difference by name, and returns the digest computed from
 /// `expected`.
@@ -211,8 +247,7 @@ pub fn check_session(
     }
     let keys: Vec<[u8; 33]> = participants.iter().map(|p| p.public_key.0).collect();
     let want_tweaks = tweaks_of(&expected.tweaks)?;
-    let base = sigil_signing::aggregate::key_agg_context(&keys, &want_tweaks)
-        .map_err(|e| ClientError::Protocol(format!("the session's participants: {e}")))?;
+    let base = key_agg_context(&keys, &want_tweaks)?;
     let internal: CurvePoint = base.aggregated_pubkey_untweaked();
     if internal.serialize() != view.internal_key.0 {
         return Err(mismatch(
