@@ -236,9 +236,9 @@ impl<V: RecordStore> Engine<V> {
         self.anchored_in(&mut Vec::new(), owner, name, listed)
     }
 
-    /// As [`Engine::anchored`], with the owner indexes one call has already read: each owner's
-    /// index is read at most once per call (a session's creation checks the aggregate and its
-    /// held keys, often of one owner). Never kept beyond the call: see [`Engine::forget`].
+    /// As [`Engine::anchored`], with the owner indexes this call has already read: a session's
+    /// creation checks the aggregate and its held keys, often of one owner, and reads each
+    /// owner's index once. Never kept beyond the call: see [`Engine::forget`].
     fn anchored_in(
         &self,
         read: &mut Vec<OwnerIndex>,

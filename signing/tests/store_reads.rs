@@ -1,6 +1,8 @@
 //! How often a session's steps read owner indexes: never cached across calls (a cluster's
-//! enclaves share one store, and the index is what says a key or aggregate still exists),
-//! but read at most once per owner within one call.
+//! enclaves share one store, and the index is what says a key or aggregate still exists).
+//! Session creation reads each owner's index once for the aggregate and all its held keys;
+//! the approval that loads the held keys reads each key's owner index once, for drawing the
+//! nonces and signing alike.
 
 mod common;
 

@@ -68,12 +68,13 @@ fn drain_sessions() {
 /// (only the floor's pings use it).
 struct BenchDeployment(Deployment, String);
 
-/// A free TCP port on 127.0.0.1 (free when asked; the deployment binds it right after).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
+/// Two distinct free TCP ports on 127.0.0.1 (free when asked; the deployment binds them
+/// right after).
+fn free_ports() -> (u16, u16) {
+    let bind = || std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let (a, b) = (bind(), bind());
+    let port = |l: &std::net::TcpListener| l.local_addr().expect("its address").port();
+    (port(&a), port(&b))
 }
 
 impl BenchDeployment {
@@ -81,7 +82,7 @@ impl BenchDeployment {
         let dir = profile_dir()
             .join("bench-signing")
             .join(std::process::id().to_string());
-        let (enclave_port, ingress_port) = (free_port(), free_port());
+        let (enclave_port, ingress_port) = free_ports();
         let options = Options {
             enclave_listen: Some(format!("tcp:127.0.0.1:{enclave_port}")),
             ingress_listen: Some(format!("tcp:127.0.0.1:{ingress_port}")),

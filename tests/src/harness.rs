@@ -639,25 +639,40 @@ impl Harness {
             )),
             None => own.push(("harness: health did not answer".to_string(), f64::NAN)),
         }
+        // Both end after the boot, in the background: a pinned prover's check of its bb
+        // binaries, and sealing (KMS through the shim). Each is timed when first seen done.
+        let prover_done = |h: &serde_json::Value| {
+            (h["prover"]["state"] != "checking").then(|| {
+                let state = h["prover"]["state"].as_str().unwrap_or("?");
+                format!("harness: prover {state}")
+            })
+        };
+        let sealing_done = |h: &serde_json::Value| {
+            sealing_state(h)
+                .filter(|s| s != "starting")
+                .map(|s| format!("harness: sealing {s}"))
+        };
+        let mut pending: Vec<&HealthDone<'_>> = Vec::new();
         if prover {
-            // A pinned prover holds its bb binaries to their pins after the boot (jobs wait).
-            let done = |h: &serde_json::Value| h["prover"]["state"] != "checking";
-            if let Some((at, h)) =
-                wait_health(&self.endpoint, started, Duration::from_secs(60), done)
-            {
-                let state = h["prover"]["state"].as_str().unwrap_or("?").to_owned();
-                own.push((format!("harness: prover {state}"), at));
-            }
+            pending.push(&prover_done);
         }
         if sealing {
-            // Sealing needs KMS through the shim: it ends after the boot, in the background.
-            let done = |h: &serde_json::Value| h["sealing"]["state"] != "starting";
-            if let Some((at, h)) =
-                wait_health(&self.endpoint, started, Duration::from_secs(60), done)
-            {
-                let state = sealing_state(&h).unwrap_or_default();
-                own.push((format!("harness: sealing {state}"), at));
+            pending.push(&sealing_done);
+        }
+        let end = Instant::now() + Duration::from_secs(60);
+        let addr = self.endpoint.strip_prefix("http://").unwrap_or_default();
+        while !pending.is_empty() && Instant::now() < end {
+            if let Some(h) = health_once(addr) {
+                let at = ms(started.elapsed());
+                pending.retain(|done| match done(&h) {
+                    Some(phase) => {
+                        own.push((phase, at));
+                        false
+                    }
+                    None => true,
+                });
             }
+            thread::sleep(Duration::from_millis(10));
         }
         // PID 1 logs its phases right after the heartbeat.
         let end = Instant::now() + Duration::from_secs(5);
@@ -842,6 +857,9 @@ impl ConsoleTap {
         self.thread.join().unwrap_or_default()
     }
 }
+
+/// What a health answer says has ended after the boot (a phase of the timeline), if it has.
+type HealthDone<'a> = dyn Fn(&serde_json::Value) -> Option<String> + 'a;
 
 /// Asks `GET /v1/health` on `endpoint` every 10 ms (at once the first time) until the answer
 /// satisfies `done`, for at most `limit`. Returns when (ms since `t0`) and the answer.

@@ -248,6 +248,17 @@ fn a_bb_other_than_the_pinned_one_stops_the_prover_at_start() {
         err.contains(&format!("has sha256 {runtime4}, not the pinned {wrong}")),
         "{err}"
     );
+    // What it prints, pinned while another version is not pinned whole (so checked before
+    // the service starts): held all the same.
+    let mut printed = v4(&bb4, &sha4, Some(&runtime4));
+    printed["version_output"] = "4.1.3".into();
+    let err = refused_at_start(&dir, prover(&sha5, printed));
+    assert!(
+        err.contains(&format!(
+            "{bb4_shown} --version prints \"4.1.2\", not the pinned \"4.1.3\""
+        )),
+        "{err}"
+    );
     let err = refused_at_start(&dir, prover(&sha5, v4(&bb4, &sha4, None)));
     assert!(
         err.contains("bb_versions entry's runtime_sha256 is needed"),
@@ -350,7 +361,8 @@ fn a_fully_pinned_prover_is_checked_after_the_service_starts() {
                 "version": "4.1.2",
                 "path": bb4,
                 "sha256": sha4,
-                "runtime_sha256": runtime4,
+                // Hex pins are case-blind; the attestation shows them lowercase.
+                "runtime_sha256": runtime4.to_uppercase(),
                 "version_output": prints4,
             }],
         }})

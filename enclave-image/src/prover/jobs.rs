@@ -346,7 +346,11 @@ impl Prover {
                 .name("sigil-prover-check".into())
                 .spawn(move || {
                     let started = Instant::now();
-                    let outcome = check();
+                    // A panic in the check (a bug) is a failed check, never one left running.
+                    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(check))
+                        .unwrap_or_else(|_| {
+                            Err("prover: internal error while checking the bb binaries".into())
+                        });
                     let ms = started.elapsed().as_millis();
                     let checked = match outcome {
                         Ok(()) => {
@@ -427,6 +431,8 @@ impl Prover {
     }
 
     pub fn submit(&self, input: Input, source: Source) -> Result<Submitted, SubmitError> {
+        // Permanent for this boot, so said before the CRS's (retryable) state.
+        refuse_if_failed(&self.lock())?;
         if self.crs.path().is_none() {
             let st = self.crs.status();
             return Err(SubmitError::CrsNotReady(
@@ -444,9 +450,7 @@ impl Prover {
         };
         let token = cancel_token(&input.result_key).expose().clone();
         let mut inner = self.lock();
-        if let Checked::Failed(e) = &inner.checked {
-            return Err(SubmitError::Unavailable(e.clone()));
-        }
+        refuse_if_failed(&inner)?;
         expire(&mut inner);
         // Refused before anything is queued: the other sources' jobs are not touched.
         if let Some(held) = over_share(&inner, source) {
@@ -595,17 +599,11 @@ impl Prover {
         loop {
             let (id, input, queued, inputs, cancel, refused) = {
                 let mut inner = self.lock();
-                let id = loop {
-                    if inner.checked != Checked::Running
-                        && let Some(id) = next_fair(&mut inner)
-                    {
-                        break id;
+                let (id, refused) = loop {
+                    if let Some(next) = next_runnable(&mut inner) {
+                        break next;
                     }
                     inner = self.wake.wait(inner).unwrap_or_else(|p| p.into_inner());
-                };
-                let refused = match &inner.checked {
-                    Checked::Failed(e) => Some(e.clone()),
-                    _ => None,
                 };
                 let Some(job) = inner.jobs.get_mut(&id) else {
                     continue;
@@ -1239,6 +1237,25 @@ fn end_cancelled_queued(inner: &mut Inner, id: Id) {
     remember_finished(inner, id);
 }
 
+/// The next job a worker takes, and the failed check that refuses it (bb does not run): none
+/// while the check runs, whatever is queued.
+fn next_runnable(inner: &mut Inner) -> Option<(Id, Option<String>)> {
+    let refused = match &inner.checked {
+        Checked::Running => return None,
+        Checked::Passed => None,
+        Checked::Failed(e) => Some(e.clone()),
+    };
+    next_fair(inner).map(|id| (id, refused))
+}
+
+/// A submission to a prover whose check failed is refused, with the reason.
+fn refuse_if_failed(inner: &Inner) -> Result<(), SubmitError> {
+    match &inner.checked {
+        Checked::Failed(e) => Err(SubmitError::Unavailable(e.clone())),
+        _ => Ok(()),
+    }
+}
+
 /// Takes one of the long-polls' places for `source`, if one is free (see [`MAX_WAITERS`]).
 fn take_waiting_place(inner: &mut Inner, source: Source) -> bool {
     let total: usize = inner.waiting.values().sum();
@@ -1837,6 +1854,39 @@ mod tests {
             .map(|id| u128::from_be_bytes(id.0))
             .collect();
         assert_eq!(order, vec![1, 4, 6, 2, 3, 5]);
+    }
+
+    /// The pinned start's invariant: while the bb check runs no queued job is taken; after a
+    /// failed one every job is taken only to be refused (bb never runs) and submissions are
+    /// refused with the reason; after a passed one jobs run.
+    #[test]
+    fn no_job_runs_before_the_bb_check_passes() {
+        let a = Source::Unknown;
+        let mut inner = queued_inner(&[(1, a), (2, a)]);
+        inner.checked = Checked::Running;
+        assert_eq!(next_runnable(&mut inner), None);
+        assert_eq!(inner.queue.len(), 2, "nothing left the queue");
+        assert!(
+            refuse_if_failed(&inner).is_ok(),
+            "submissions queue meanwhile"
+        );
+
+        inner.checked = Checked::Failed("bb --version prints x, not the pinned y".into());
+        let (id, refused) = next_runnable(&mut inner).unwrap();
+        assert_eq!(u128::from_be_bytes(id.0), 1);
+        assert_eq!(
+            refused.as_deref(),
+            Some("bb --version prints x, not the pinned y")
+        );
+        match refuse_if_failed(&inner) {
+            Err(SubmitError::Unavailable(m)) => assert!(m.contains("not the pinned y"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+
+        inner.checked = Checked::Passed;
+        let (id, refused) = next_runnable(&mut inner).unwrap();
+        assert_eq!((u128::from_be_bytes(id.0), refused), (2, None));
+        assert!(refuse_if_failed(&inner).is_ok());
     }
 
     #[test]

@@ -182,7 +182,9 @@ fn pinned_bb(w: &Wanted) -> Option<BbBinary> {
     Some(BbBinary {
         name,
         path,
-        runtime_sha256: runtime.as_ref().and(w.runtime_sha256.clone()),
+        runtime_sha256: runtime
+            .as_ref()
+            .and(w.runtime_sha256.as_ref().map(|h| h.to_ascii_lowercase())),
         runtime,
         version,
         sha256: sha256.to_ascii_lowercase(),
@@ -204,26 +206,24 @@ fn check_pinned(
             .enumerate()
             .map(|(i, (w, p))| scope.spawn(move || check_one(settings, w, p, i)))
             .collect();
-        checks
+        // Every check is joined (a panicked one too) before the first failure is answered.
+        let outcomes: Vec<Result<(), String>> = checks
             .into_iter()
-            .map(|c| c.join().unwrap_or_else(|_| Err("internal error".into())))
-            .collect::<Result<Vec<()>, String>>()
-            .map(|_| ())
+            .map(|c| {
+                c.join()
+                    .unwrap_or_else(|_| Err("prover: internal error while checking a bb".into()))
+            })
+            .collect();
+        outcomes.into_iter().collect()
     })
 }
 
 fn check_one(settings: &Settings, w: Wanted, promised: &BbBinary, i: usize) -> Result<(), String> {
     let have = load_bb(settings, w, i).map_err(|e| e.to_string())?;
-    if have.version != promised.version {
-        return Err(format!(
-            "prover: {} --version prints {:?}, not the pinned {:?}",
-            have.path.display(),
-            have.version,
-            promised.version
-        ));
-    }
-    // load_bb held the hashes to the same pins; the paths and runtime come from the same files.
-    let same = have.name == promised.name
+    // load_bb held the hashes and what --version prints to the same pins; the paths and the
+    // runtime come from the same files.
+    let same = have.version == promised.version
+        && have.name == promised.name
         && have.path == promised.path
         && have.runtime == promised.runtime
         && have.sha256 == promised.sha256
@@ -362,6 +362,16 @@ fn load_bb(settings: &Settings, w: Wanted, i: usize) -> Result<BbBinary, ProverE
         runtime_sha256,
     };
     let version: String = bb_version(settings, &bb, i)?.chars().take(64).collect();
+    // Threat: a measured configuration that says one thing of a bb while the attestation says
+    // another (what it prints is attested, so a pin on it is held whichever way it starts).
+    if let Some(pin) = &w.version_output
+        && *pin != version
+    {
+        return Err(ProverError::Pin(format!(
+            "{} --version prints {version:?}, not the pinned {pin:?}",
+            bb.path.display()
+        )));
+    }
     bb.name = match w.name {
         Some(n) => n,
         // "5.0.0-nightly.20260710" is served as "5.0.0".
