@@ -32,6 +32,19 @@ fn runtime_digest(dir: &Path) -> String {
     sha256_hex(list.as_bytes())
 }
 
+/// The status, code and message of a refusal (`what` names the request in a panic).
+fn refusal<T>(r: Result<T, ClientError>, what: &str) -> (u16, String, String) {
+    match r {
+        Err(ClientError::Api {
+            status,
+            code,
+            message,
+        }) => (status, code.to_string(), message),
+        Ok(_) => panic!("{what} was accepted"),
+        Err(other) => panic!("{what}: {other}"),
+    }
+}
+
 /// Health's answer once `done` holds for it (within a minute).
 fn wait_health(endpoint: &str, done: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
     let start = Instant::now();
@@ -127,24 +140,13 @@ fn a_request_names_its_bb_version_and_an_unknown_one_is_refused_by_name() {
         Err(other) => panic!("bb 4.1.2 on beta.26 bytecode: {other}"),
     }
     // An unknown version is refused at submission, by name, listing what is served.
-    match c.prove_submit_with(&e, &circuit, &witness, "default", Some("9.9.9")) {
-        Err(ClientError::Api {
-            status,
-            code,
-            message,
-        }) => {
-            assert_eq!(
-                (status, code.to_string().as_str()),
-                (400, "unknown_bb_version")
-            );
-            assert!(
-                message.contains("\"9.9.9\"") && message.contains("5.0.0, 4.1.2"),
-                "{message}"
-            );
-        }
-        Ok(_) => panic!("9.9.9 was accepted"),
-        Err(other) => panic!("9.9.9: {other}"),
-    }
+    let unknown = c.prove_submit_with(&e, &circuit, &witness, "default", Some("9.9.9"));
+    let (status, code, message) = refusal(unknown, "9.9.9");
+    assert_eq!((status, code.as_str()), (400, "unknown_bb_version"));
+    assert!(
+        message.contains("\"9.9.9\"") && message.contains("5.0.0, 4.1.2"),
+        "{message}"
+    );
     // Names and targets the body limit allows to be megabytes long are refused without being
     // echoed whole: the sealed refusal stays small (a whole echo would not even seal).
     let long = "9".repeat(2 << 20);
@@ -152,22 +154,10 @@ fn a_request_names_its_bb_version_and_an_unknown_one_is_refused_by_name() {
         ("default", long.as_str(), "unknown_bb_version"),
         (long.as_str(), "4.1.2", "bad_target"),
     ] {
-        match c.prove_submit_with(&e, &circuit, &witness, target, Some(version)) {
-            Err(ClientError::Api {
-                status,
-                code,
-                message,
-            }) => {
-                assert_eq!(
-                    (status, code.to_string().as_str()),
-                    (400, want),
-                    "{message}"
-                );
-                assert!(message.len() < 512, "{} bytes", message.len());
-            }
-            Ok(_) => panic!("a {want} request was accepted"),
-            Err(other) => panic!("{want}: {other}"),
-        }
+        let r = c.prove_submit_with(&e, &circuit, &witness, target, Some(version));
+        let (status, code, message) = refusal(r, &format!("a {want} request"));
+        assert_eq!((status, code.as_str()), (400, want), "{message}");
+        assert!(message.len() < 512, "{} bytes", message.len());
     }
 }
 
@@ -433,22 +423,14 @@ fn a_fully_pinned_prover_is_checked_after_the_service_starts() {
         wait_crs(&enclave.endpoint());
         let c = Client::new(&enclave.endpoint()).unwrap();
         let e = c.attest(common::test_root_policy()).unwrap();
-        match c.prove_submit_with(&e, &circuit, &witness, "default", None) {
-            Err(ClientError::Api {
-                status,
-                code,
-                message,
-            }) => {
-                assert_eq!(
-                    (status, code.to_string().as_str()),
-                    (503, "prover_unavailable"),
-                    "{message}"
-                );
-                assert!(message.contains(&want), "{message}");
-            }
-            Ok(_) => panic!("a prover that failed its check took a job"),
-            Err(other) => panic!("{other}"),
-        }
+        let r = c.prove_submit_with(&e, &circuit, &witness, "default", None);
+        let (status, code, message) = refusal(r, "a job for a prover that failed its check");
+        assert_eq!(
+            (status, code.as_str()),
+            (503, "prover_unavailable"),
+            "{message}"
+        );
+        assert!(message.contains(&want), "{message}");
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -431,7 +431,8 @@ impl Prover {
     }
 
     pub fn submit(&self, input: Input, source: Source) -> Result<Submitted, SubmitError> {
-        // Permanent for this boot, so said before the CRS's (retryable) state.
+        // Permanent for this boot, so said before the CRS's (retryable) state. A check that
+        // fails after this point fails the queued job instead (see `next_runnable`).
         refuse_if_failed(&self.lock())?;
         if self.crs.path().is_none() {
             let st = self.crs.status();
@@ -450,7 +451,6 @@ impl Prover {
         };
         let token = cancel_token(&input.result_key).expose().clone();
         let mut inner = self.lock();
-        refuse_if_failed(&inner)?;
         expire(&mut inner);
         // Refused before anything is queued: the other sources' jobs are not touched.
         if let Some(held) = over_share(&inner, source) {

@@ -133,19 +133,17 @@ pub fn start(
     let check = match pinned {
         Some(bbs) => {
             settings.bbs = bbs;
-            let names = settings.bbs.iter().map(|b| b.name.as_str());
-            refuse_twice_served(names)?;
             let (settings, promised) = (settings.clone(), settings.bbs.clone());
             Some(Box::new(move || check_pinned(&settings, wanted, &promised)) as jobs::Check)
         }
         None => {
             for (i, w) in wanted.into_iter().enumerate() {
                 settings.bbs.push(load_bb(&settings, w, i)?);
-                refuse_twice_served(settings.bbs.iter().map(|b| b.name.as_str()))?;
             }
             None
         }
     };
+    refuse_twice_served(settings.bbs.iter().map(|b| b.name.as_str()))?;
     // The configuration was checked with its names; this is the exact list user_data carries.
     crate::boot::check_user_data_room(served(&settings.bbs)).map_err(ProverError::Pin)?;
     Prover::start(settings, crs, check)
